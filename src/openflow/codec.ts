@@ -1,0 +1,112 @@
+import { OFP_HEADER_LEN, OFP_MAX_MESSAGE_LEN, OFP_VERSION, OFPT } from './constants';
+import { OfDecodeError, OfEncodeError } from './errors';
+import type { OfMessage, OfMessageOf, OfMessageType } from './message';
+import { Reader, Writer } from './wire';
+
+/**
+ * One codec unit per message type, Ryu-style: decode and encode of the body
+ * (everything after the 8-byte header) side by side.
+ */
+export interface MessageCodec<T extends OfMessageType> {
+  readonly type: T;
+  /** `r` is a window over the body; it must be consumed exactly. */
+  decode(r: Reader, xid: number): OfMessageOf<T>;
+  encode(w: Writer, msg: OfMessageOf<T>): void;
+}
+
+export type AnyMessageCodec = { [T in OfMessageType]: MessageCodec<T> }[OfMessageType];
+
+const byCode: (AnyMessageCodec | undefined)[] = [];
+
+/** Each message family registers its codecs once at module load. */
+export function registerCodecs(codecs: readonly AnyMessageCodec[]): void {
+  for (const c of codecs) byCode[OFPT[c.type]] = c;
+}
+
+export type DecodeResult = { ok: true; message: OfMessage } | { ok: false; error: OfDecodeError };
+
+export interface OfHeader {
+  version: number;
+  type: number;
+  length: number;
+  xid: number;
+}
+
+export function readHeader(buf: Buffer, at = 0): OfHeader {
+  if (buf.length - at < OFP_HEADER_LEN) {
+    throw new OfDecodeError('truncated', `header: need 8 bytes, have ${buf.length - at}`, { offset: 0 });
+  }
+  return { version: buf[at]!, type: buf[at + 1]!, length: buf.readUInt16BE(at + 2), xid: buf.readUInt32BE(at + 4) };
+}
+
+/**
+ * Decodes exactly one message occupying `buf[at .. at+length)`.
+ * Never throws: every failure is returned as a typed OfDecodeError carrying offset, type and xid.
+ */
+export function decodeMessage(buf: Buffer, at = 0): DecodeResult {
+  let header: OfHeader | undefined;
+  try {
+    header = readHeader(buf, at);
+    const ctx = { msgType: header.type, xid: header.xid, offset: 0 };
+    if (header.version !== OFP_VERSION) {
+      return fail(new OfDecodeError('bad_version', `version 0x${header.version.toString(16)} is not OpenFlow 1.3`, ctx));
+    }
+    if (header.length < OFP_HEADER_LEN) {
+      return fail(new OfDecodeError('bad_length', `header length ${header.length} < 8`, ctx));
+    }
+    if (header.length > buf.length - at) {
+      return fail(new OfDecodeError('truncated', `header length ${header.length} > ${buf.length - at} bytes available`, ctx));
+    }
+    const codec = byCode[header.type];
+    if (!codec) return fail(new OfDecodeError('unknown_type', `unknown message type ${header.type}`, ctx));
+    const r = new Reader(buf, at + OFP_HEADER_LEN, at + header.length, at);
+    const message = codec.decode(r, header.xid);
+    if (r.remaining !== 0) {
+      throw new OfDecodeError('bad_length', `${codec.type}: ${r.remaining} trailing bytes`, { offset: r.offset });
+    }
+    return { ok: true, message };
+  } catch (e) {
+    const ctx = header ? { msgType: header.type, xid: header.xid } : {};
+    if (e instanceof OfDecodeError) return fail(e.withContext(ctx));
+    // A codec bug must still surface as a typed error, never as a crash of the caller.
+    return fail(new OfDecodeError('bad_value', `internal decode failure: ${(e as Error)?.message ?? String(e)}`, ctx));
+  }
+}
+
+function fail(error: OfDecodeError): DecodeResult {
+  return { ok: false, error };
+}
+
+/** Decodes one message, throwing the typed OfDecodeError on failure. */
+export function decodeMessageOrThrow(buf: Buffer, at = 0): OfMessage {
+  const res = decodeMessage(buf, at);
+  if (!res.ok) throw res.error;
+  return res.message;
+}
+
+/** Encodes a message into `w` (appending); lengths are computed, never taken from the object. */
+export function encodeMessageInto(w: Writer, msg: OfMessage): void {
+  const code = OFPT[msg.type];
+  const codec = byCode[code] as MessageCodec<OfMessageType> | undefined;
+  if (!codec) throw new OfEncodeError(`no codec for message type ${msg.type}`, { msgType: code, xid: msg.xid });
+  const start = w.pos;
+  w.u8(OFP_VERSION).u8(code).u16(0).u32(msg.xid);
+  try {
+    codec.encode(w, msg);
+  } catch (e) {
+    if (e instanceof OfEncodeError) throw new OfEncodeError(e.message, { msgType: code, xid: msg.xid, ...e.context });
+    throw e;
+  }
+  const len = w.pos - start;
+  if (len > OFP_MAX_MESSAGE_LEN) {
+    throw new OfEncodeError(`${msg.type} is ${len} bytes, over the 65535-byte OpenFlow limit`, { msgType: code, xid: msg.xid });
+  }
+  w.patchU16(start + 2, len);
+}
+
+/** Encodes one message into a fresh Buffer. */
+export function encodeMessage(msg: OfMessage): Buffer {
+  const w = new Writer(64);
+  encodeMessageInto(w, msg);
+  return Buffer.from(w.finish());
+}

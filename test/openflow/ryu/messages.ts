@@ -1,0 +1,6 @@
+// Owner: messages helper. Returns undefined for messages this family does not convert.
+import type { OfMessage } from '../../../src/openflow';
+
+export function basicToRyu(_msg: OfMessage): unknown {
+  return undefined;
+}
