@@ -1,0 +1,56 @@
+import { createHash } from 'node:crypto';
+
+export function parseIpv4(text: string): number | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (!m) return undefined;
+  const octets = m.slice(1).map(Number);
+  if (octets.some((o) => o > 255)) return undefined;
+  return ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
+}
+
+export interface Ipv4Cidr {
+  network: number;
+  prefix: number;
+}
+
+export function parseCidr(text: string): Ipv4Cidr | undefined {
+  const [addr, len] = text.split('/');
+  const ip = parseIpv4(addr ?? '');
+  const prefix = Number(len);
+  if (ip === undefined || len === undefined || !/^\d{1,2}$/.test(len) || prefix > 32) return undefined;
+  const mask = prefixMask(prefix);
+  if ((ip & mask) >>> 0 !== ip) return undefined; // host bits set: ambiguous, reject
+  return { network: ip, prefix };
+}
+
+export function prefixMask(prefix: number): number {
+  return prefix === 0 ? 0 : (0xffffffff << (32 - prefix)) >>> 0;
+}
+
+export function cidrContains(c: Ipv4Cidr, ip: number): boolean {
+  return ((ip & prefixMask(c.prefix)) >>> 0) === c.network;
+}
+
+export function cidrsOverlap(a: Ipv4Cidr, b: Ipv4Cidr): boolean {
+  const p = Math.min(a.prefix, b.prefix);
+  const m = prefixMask(p);
+  return ((a.network & m) >>> 0) === ((b.network & m) >>> 0);
+}
+
+export const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
+
+/**
+ * A subnet's router MAC, derived from its VPC and subnet names: locally administered, unicast,
+ * identical on every hypervisor and after every restart.
+ */
+export function routerMac(vpc: string, subnet: string): string {
+  const h = createHash('sha256').update(`zonemesh-router:${vpc}/${subnet}`).digest();
+  const bytes = [0x0a, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
+/** A datapath id derived from the hypervisor name, for models that do not pin one. */
+export function derivedDatapathId(hypervisor: string): bigint {
+  const h = createHash('sha256').update(`zonemesh-dpid:${hypervisor}`).digest();
+  return h.readBigUInt64BE(0) & 0x0000ffffffffffffn;
+}

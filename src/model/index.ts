@@ -1,0 +1,5 @@
+export * from './types';
+export * from './errors';
+export * from './addressing';
+export * from './validate';
+export * from './store';

@@ -1,0 +1,87 @@
+import { type FSWatcher, readFileSync, watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { BehaviorSubject, type Observable, Subject } from 'rxjs';
+import { parse as parseYaml } from 'yaml';
+import { ModelValidationError } from './errors';
+import type { NetworkModel } from './types';
+import { validateModel } from './validate';
+
+/**
+ * Where the desired network comes from. The file store is the default; a distributed store
+ * only has to offer the same two streams.
+ */
+export interface ModelStore {
+  /** the current valid model, then every accepted change */
+  readonly model$: Observable<NetworkModel>;
+  /** rejected changes; the running model stays as it was */
+  readonly rejected$: Observable<ModelValidationError>;
+  current(): NetworkModel;
+}
+
+/** Reads and validates a YAML or JSON model document. */
+export function loadModelFile(path: string): NetworkModel {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ModelValidationError(path, [{ path: '(file)', problem: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` }]);
+  }
+  let doc: unknown;
+  try {
+    doc = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw new ModelValidationError(path, [{ path: '(syntax)', problem: (e as Error).message.split('\n')[0]! }]);
+  }
+  return validateModel(doc, path);
+}
+
+/** A model file, validated on load and on every change; invalid edits are rejected whole. */
+export class FileModelStore implements ModelStore {
+  private readonly subject: BehaviorSubject<NetworkModel>;
+  private readonly rejectedSubject = new Subject<ModelValidationError>();
+  private watcher?: FSWatcher;
+  private debounce?: NodeJS.Timeout;
+  readonly model$: Observable<NetworkModel>;
+  readonly rejected$ = this.rejectedSubject.asObservable();
+
+  /** throws ModelValidationError when the initial file is invalid */
+  constructor(readonly path: string) {
+    this.subject = new BehaviorSubject(loadModelFile(path));
+    this.model$ = this.subject.asObservable();
+  }
+
+  current(): NetworkModel {
+    return this.subject.value;
+  }
+
+  /** Re-reads the file now; returns whether the new model was accepted. */
+  reload(): boolean {
+    try {
+      this.subject.next(loadModelFile(this.path));
+      return true;
+    } catch (e) {
+      if (!(e instanceof ModelValidationError)) throw e;
+      this.rejectedSubject.next(e);
+      return false;
+    }
+  }
+
+  /** Watch the file's directory (editors replace files by rename), debounced. */
+  watch(debounceMs = 100): this {
+    if (this.watcher) return this;
+    const name = basename(this.path);
+    this.watcher = watch(dirname(this.path), (_event, file) => {
+      if (file !== null && file !== name) return;
+      clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.reload(), debounceMs);
+    });
+    return this;
+  }
+
+  close(): void {
+    clearTimeout(this.debounce);
+    this.watcher?.close();
+    this.subject.complete();
+    this.rejectedSubject.complete();
+  }
+}

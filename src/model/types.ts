@@ -1,0 +1,76 @@
+/** The network model: the desired state every app compiles into flows. Plain, immutable data. */
+
+export interface Zone {
+  name: string;
+  /** the zone's underlay subnet, e.g. 172.16.1.0/24 */
+  underlay: string;
+}
+
+export interface Hypervisor {
+  name: string;
+  zone: string;
+  /** this hypervisor's tunnel endpoint on the underlay */
+  tunnelIp: string;
+  /** OpenFlow datapath id of its integration bridge */
+  datapathId: bigint;
+  /** integration bridge name (default br-int) */
+  bridge: string;
+}
+
+export interface Subnet {
+  name: string;
+  vpc: string;
+  cidr: string;
+  gateway: string;
+  /** derived from (vpc, subnet) names, so restarts and failovers never change it */
+  routerMac: string;
+}
+
+export interface Vpc {
+  name: string;
+  /** tunnel key (VXLAN VNI / Geneve VNI) carried by every packet of this VPC */
+  vni: number;
+}
+
+export interface VmPort {
+  name: string;
+  vpc: string;
+  subnet: string;
+  mac: string;
+  ip: string;
+  hypervisor: string;
+  /** OVS interface name on the hypervisor's integration bridge */
+  interface: string;
+  /** OpenFlow port number, when pinned with ofport_request */
+  ofport?: number;
+}
+
+export type AclProtocol = 'any' | 'tcp' | 'udp' | 'icmp';
+
+/** An ordered security rule. Within a VPC, list order is evaluation order (first match wins). */
+export interface AclRule {
+  name: string;
+  vpc: string;
+  /** the tier the rule protects (ingress) or constrains (egress) */
+  subnet: string;
+  /** optionally only this port of the tier */
+  port?: string;
+  direction: 'ingress' | 'egress';
+  action: 'allow' | 'deny';
+  protocol: AclProtocol;
+  /** inclusive destination port range for tcp/udp */
+  ports?: { from: number; to: number };
+  /** the other side: another tier of the VPC or a CIDR */
+  remote: { subnet: string } | { cidr: string };
+}
+
+export interface NetworkModel {
+  zones: readonly Zone[];
+  hypervisors: readonly Hypervisor[];
+  vpcs: readonly Vpc[];
+  subnets: readonly Subnet[];
+  ports: readonly VmPort[];
+  acls: readonly AclRule[];
+}
+
+export const EMPTY_MODEL: NetworkModel = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: [] };

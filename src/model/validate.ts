@@ -1,0 +1,238 @@
+import { MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
+import { ModelValidationError, type ModelIssue } from './errors';
+import type { AclProtocol, AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
+
+type Obj = Record<string, unknown>;
+
+/** Collects every problem in a document, so a user fixes them in one pass. */
+class Checker {
+  readonly issues: ModelIssue[] = [];
+
+  problem(path: string, problem: string): void {
+    this.issues.push({ path, problem });
+  }
+
+  list(o: Obj, key: string, path: string, required = true): Obj[] {
+    const v = o[key];
+    if (v === undefined && !required) return [];
+    if (!Array.isArray(v)) {
+      this.problem(`${path}${key}`, v === undefined ? 'is required (a list)' : 'must be a list');
+      return [];
+    }
+    return v.map((item, i) => {
+      if (!item || typeof item !== 'object' || Array.isArray(item)) {
+        this.problem(`${path}${key}[${i}]`, 'must be an object');
+        return {};
+      }
+      return item as Obj;
+    });
+  }
+
+  str(o: Obj, key: string, path: string, pattern?: { re: RegExp; what: string }): string {
+    const v = o[key];
+    if (typeof v !== 'string' || v === '') {
+      this.problem(`${path}.${key}`, v === undefined ? 'is required' : 'must be a non-empty string');
+      return '';
+    }
+    if (pattern && !pattern.re.test(v)) this.problem(`${path}.${key}`, `'${v}' is not ${pattern.what}`);
+    return v;
+  }
+
+  optStr(o: Obj, key: string, path: string): string | undefined {
+    return o[key] === undefined ? undefined : this.str(o, key, path);
+  }
+
+  int(o: Obj, key: string, path: string, min: number, max: number): number {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      this.problem(`${path}.${key}`, v === undefined ? 'is required' : `must be an integer in ${min}..${max}`);
+      return min;
+    }
+    return v;
+  }
+
+  oneOf<T extends string>(o: Obj, key: string, path: string, options: readonly T[], fallback?: T): T {
+    const v = o[key];
+    if (v === undefined && fallback !== undefined) return fallback;
+    if (typeof v !== 'string' || !options.includes(v as T)) {
+      this.problem(`${path}.${key}`, `must be one of ${options.join(', ')}`);
+      return options[0]!;
+    }
+    return v as T;
+  }
+
+  unique<T>(items: readonly T[], key: (t: T) => string, path: (i: number) => string, what: string): void {
+    const seen = new Map<string, number>();
+    items.forEach((t, i) => {
+      const k = key(t);
+      if (k === '') return;
+      const first = seen.get(k);
+      if (first !== undefined) this.problem(path(i), `duplicate ${what} '${k}' (first at ${path(first)})`);
+      else seen.set(k, i);
+    });
+  }
+}
+
+const IPV4 = { re: /^\d{1,3}(\.\d{1,3}){3}$/, what: 'an IPv4 address' };
+const MAC = { re: MAC_RE, what: 'a lower-case MAC address' };
+const PROTOCOLS: readonly AclProtocol[] = ['any', 'tcp', 'udp', 'icmp'];
+
+function datapathId(c: Checker, o: Obj, path: string, name: string): bigint {
+  const v = o.datapathId;
+  if (v === undefined) return derivedDatapathId(name);
+  if ((typeof v === 'string' && /^(0x[0-9a-f]{1,16}|\d+)$/i.test(v)) || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) {
+    return BigInt(v);
+  }
+  c.problem(`${path}.datapathId`, 'must be a number or a hex string such as "0x1a"');
+  return 0n;
+}
+
+function portRange(c: Checker, o: Obj, path: string): AclRule['ports'] {
+  const v = o.ports;
+  if (v === undefined) return undefined;
+  const m = typeof v === 'number' ? [String(v), String(v)] : typeof v === 'string' ? /^(\d+)(?:-(\d+))?$/.exec(v)?.slice(1) : undefined;
+  const from = Number(m?.[0]);
+  const to = Number(m?.[1] ?? m?.[0]);
+  if (!m || !(from >= 1 && to <= 65535 && from <= to)) {
+    c.problem(`${path}.ports`, `'${String(v)}' is not a port or range such as 8080 or "8000-8080"`);
+    return undefined;
+  }
+  return { from, to };
+}
+
+/** Validates a parsed document (YAML or JSON) and returns the model; throws ModelValidationError naming every problem. */
+export function validateModel(doc: unknown, source: string): NetworkModel {
+  const c = new Checker();
+  if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new ModelValidationError(source, [{ path: '(root)', problem: 'must be an object' }]);
+  const root = doc as Obj;
+
+  const zones: Zone[] = c.list(root, 'zones', '').map((z, i) => {
+    const p = `zones[${i}]`;
+    const underlay = c.str(z, 'underlay', p);
+    if (underlay && !parseCidr(underlay)) c.problem(`${p}.underlay`, `'${underlay}' is not an IPv4 CIDR with no host bits`);
+    return { name: c.str(z, 'name', p), underlay };
+  });
+  c.unique(zones, (z) => z.name, (i) => `zones[${i}].name`, 'zone');
+
+  const hypervisors: Hypervisor[] = c.list(root, 'hypervisors', '').map((h, i) => {
+    const p = `hypervisors[${i}]`;
+    const name = c.str(h, 'name', p);
+    const zone = c.str(h, 'zone', p);
+    const tunnelIp = c.str(h, 'tunnelIp', p, IPV4);
+    const z = zones.find((x) => x.name === zone);
+    if (zone && !z) c.problem(`${p}.zone`, `unknown zone '${zone}'`);
+    const zc = z && parseCidr(z.underlay);
+    const tip = parseIpv4(tunnelIp);
+    if (zc && tip !== undefined && !cidrContains(zc, tip)) c.problem(`${p}.tunnelIp`, `${tunnelIp} is outside zone ${zone}'s underlay ${z!.underlay}`);
+    return { name, zone, tunnelIp, datapathId: datapathId(c, h, p, name), bridge: c.optStr(h, 'bridge', p) ?? 'br-int' };
+  });
+  c.unique(hypervisors, (h) => h.name, (i) => `hypervisors[${i}].name`, 'hypervisor');
+  c.unique(hypervisors, (h) => h.tunnelIp, (i) => `hypervisors[${i}].tunnelIp`, 'tunnel IP');
+  c.unique(hypervisors, (h) => h.datapathId.toString(), (i) => `hypervisors[${i}].datapathId`, 'datapath id');
+
+  const vpcs: Vpc[] = [];
+  const subnets: Subnet[] = [];
+  const acls: AclRule[] = [];
+  const vpcDocs = c.list(root, 'vpcs', '');
+  vpcDocs.forEach((v, i) => {
+    const p = `vpcs[${i}]`;
+    const vpc = c.str(v, 'name', p);
+    vpcs.push({ name: vpc, vni: c.int(v, 'vni', p, 1, 0xffffff) });
+    const mine: { s: Subnet; path: string }[] = [];
+    c.list(v, 'subnets', `${p}.`).forEach((s, j) => {
+      const sp = `${p}.subnets[${j}]`;
+      const name = c.str(s, 'name', sp);
+      const cidr = c.str(s, 'cidr', sp);
+      const gateway = c.str(s, 'gateway', sp, IPV4);
+      const pc = cidr ? parseCidr(cidr) : undefined;
+      if (cidr && !pc) c.problem(`${sp}.cidr`, `'${cidr}' is not an IPv4 CIDR with no host bits`);
+      const gw = parseIpv4(gateway);
+      if (pc && gw !== undefined && !cidrContains(pc, gw)) c.problem(`${sp}.gateway`, `${gateway} is outside ${cidr}`);
+      for (const other of mine) {
+        const oc = parseCidr(other.s.cidr);
+        if (pc && oc && cidrsOverlap(pc, oc)) c.problem(`${sp}.cidr`, `${cidr} overlaps ${other.s.cidr} (${other.path}) in the same VPC`);
+      }
+      const subnet = { name, vpc, cidr, gateway, routerMac: routerMac(vpc, name) };
+      mine.push({ s: subnet, path: sp });
+      subnets.push(subnet);
+    });
+    c.unique(mine, (m) => m.s.name, (j) => `${p}.subnets[${j}].name`, 'subnet');
+    c.list(v, 'acls', `${p}.`, false).forEach((a, j) => {
+      const ap = `${p}.acls[${j}]`;
+      const subnet = c.str(a, 'subnet', ap);
+      if (subnet && !mine.some((m) => m.s.name === subnet)) c.problem(`${ap}.subnet`, `unknown subnet '${subnet}' in VPC ${vpc}`);
+      const protocol = c.oneOf(a, 'protocol', ap, PROTOCOLS, 'any');
+      const ports = portRange(c, a, ap);
+      if (ports && protocol !== 'tcp' && protocol !== 'udp') c.problem(`${ap}.ports`, `ports need protocol tcp or udp, not ${protocol}`);
+      const remoteDoc = a.remote as Obj | undefined;
+      let remote: AclRule['remote'] = { cidr: '0.0.0.0/0' };
+      if (remoteDoc !== undefined) {
+        if (typeof remoteDoc !== 'object' || remoteDoc === null || ('subnet' in remoteDoc) === ('cidr' in remoteDoc)) {
+          c.problem(`${ap}.remote`, 'must be { subnet: NAME } or { cidr: A.B.C.D/N }');
+        } else if ('subnet' in remoteDoc) {
+          const rs = c.str(remoteDoc, 'subnet', `${ap}.remote`);
+          if (rs && !mine.some((m) => m.s.name === rs)) c.problem(`${ap}.remote.subnet`, `unknown subnet '${rs}' in VPC ${vpc}`);
+          remote = { subnet: rs };
+        } else {
+          const rc = c.str(remoteDoc, 'cidr', `${ap}.remote`);
+          if (rc && !parseCidr(rc)) c.problem(`${ap}.remote.cidr`, `'${rc}' is not an IPv4 CIDR with no host bits`);
+          remote = { cidr: rc };
+        }
+      }
+      const port = c.optStr(a, 'port', ap);
+      acls.push({
+        name: c.optStr(a, 'name', ap) ?? `${vpc}-acl-${j}`,
+        vpc,
+        subnet,
+        ...(port === undefined ? {} : { port }),
+        direction: c.oneOf(a, 'direction', ap, ['ingress', 'egress'] as const),
+        action: c.oneOf(a, 'action', ap, ['allow', 'deny'] as const),
+        protocol,
+        ...(ports ? { ports } : {}),
+        remote,
+      });
+    });
+  });
+  c.unique(vpcs, (v) => v.name, (i) => `vpcs[${i}].name`, 'VPC');
+  c.unique(vpcs, (v) => String(v.vni), (i) => `vpcs[${i}].vni`, 'VNI');
+
+  const ports: VmPort[] = c.list(root, 'ports', '').map((o, i) => {
+    const p = `ports[${i}]`;
+    const name = c.str(o, 'name', p);
+    const vpc = c.str(o, 'vpc', p);
+    const subnetName = c.str(o, 'subnet', p);
+    const ip = c.str(o, 'ip', p, IPV4);
+    const hypervisor = c.str(o, 'hypervisor', p);
+    const subnet = subnets.find((s) => s.vpc === vpc && s.name === subnetName);
+    if (vpc && !vpcs.some((v) => v.name === vpc)) c.problem(`${p}.vpc`, `unknown VPC '${vpc}'`);
+    else if (subnetName && !subnet) c.problem(`${p}.subnet`, `unknown subnet '${subnetName}' in VPC ${vpc}`);
+    const sc = subnet && parseCidr(subnet.cidr);
+    const ipn = parseIpv4(ip);
+    if (sc && ipn !== undefined && !cidrContains(sc, ipn)) c.problem(`${p}.ip`, `${ip} is outside subnet ${subnetName} (${subnet!.cidr})`);
+    if (subnet && ip === subnet.gateway) c.problem(`${p}.ip`, `${ip} is the gateway of ${subnetName}`);
+    if (hypervisor && !hypervisors.some((h) => h.name === hypervisor)) c.problem(`${p}.hypervisor`, `unknown hypervisor '${hypervisor}'`);
+    const ofport = o.ofport === undefined ? undefined : c.int(o, 'ofport', p, 1, 0xfeff);
+    return {
+      name,
+      vpc,
+      subnet: subnetName,
+      mac: c.str(o, 'mac', p, MAC),
+      ip,
+      hypervisor,
+      interface: c.optStr(o, 'interface', p) ?? name,
+      ...(ofport === undefined ? {} : { ofport }),
+    };
+  });
+  c.unique(ports, (p) => p.name, (i) => `ports[${i}].name`, 'port');
+  c.unique(ports, (p) => `${p.vpc}/${p.ip}`, (i) => `ports[${i}].ip`, 'IP in the VPC');
+  c.unique(ports, (p) => `${p.vpc}/${p.mac}`, (i) => `ports[${i}].mac`, 'MAC in the VPC');
+  c.unique(ports, (p) => `${p.hypervisor}/${p.interface}`, (i) => `ports[${i}].interface`, 'interface on the hypervisor');
+  acls.forEach((a, i) => {
+    if (a.port && !ports.some((p) => p.name === a.port && p.vpc === a.vpc && p.subnet === a.subnet)) {
+      c.problem(`acl ${a.name} (#${i})`, `port '${a.port}' is not a port of ${a.vpc}/${a.subnet}`);
+    }
+  });
+
+  if (c.issues.length) throw new ModelValidationError(source, c.issues);
+  return { zones, hypervisors, vpcs, subnets, ports, acls };
+}

@@ -1,0 +1,125 @@
+import test from 'ava';
+import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { firstValueFrom } from 'rxjs';
+import { stringify } from 'yaml';
+import { FileModelStore, ModelValidationError, loadModelFile, routerMac, validateModel } from '../../src/model';
+import { REPO_ROOT } from '../helpers/paths';
+
+const DEFAULT_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
+
+function minimal() {
+  return {
+    zones: [{ name: 'a', underlay: '172.16.1.0/24' }],
+    hypervisors: [{ name: 'hv1', zone: 'a', tunnelIp: '172.16.1.11', datapathId: '0x11' }],
+    vpcs: [{ name: 'v', vni: 7, subnets: [{ name: 's', cidr: '10.0.0.0/24', gateway: '10.0.0.1' }] }],
+    ports: [{ name: 'p1', vpc: 'v', subnet: 's', mac: '02:00:00:00:00:01', ip: '10.0.0.5', hypervisor: 'hv1' }],
+  };
+}
+
+function issuesOf(doc: unknown): string[] {
+  try {
+    validateModel(doc, 'model.yaml');
+    return [];
+  } catch (e) {
+    if (!(e instanceof ModelValidationError)) throw e;
+    return e.issues.map((i) => `${i.path}: ${i.problem}`);
+  }
+}
+
+test('the default demo model is valid and has the advertised layout', (t) => {
+  const m = loadModelFile(DEFAULT_MODEL);
+  t.is(m.zones.length, 2);
+  t.is(m.hypervisors.length, 4);
+  t.deepEqual(m.vpcs.map((v) => v.name), ['blue', 'red']);
+  t.is(m.subnets.filter((s) => s.vpc === 'blue').length, 3);
+  t.is(m.hypervisors[0]!.datapathId, 0x11n);
+  // overlapping CIDRs across VPCs are legal
+  t.truthy(m.subnets.find((s) => s.vpc === 'red' && s.cidr === '10.1.1.0/24'));
+});
+
+test('router MACs are derived from names: stable, unicast, locally administered, distinct per subnet', (t) => {
+  const a = routerMac('blue', 'web');
+  t.is(a, routerMac('blue', 'web'));
+  t.not(a, routerMac('red', 'web'));
+  const first = parseInt(a.slice(0, 2), 16);
+  t.is(first & 1, 0);
+  t.is(first & 2, 2);
+});
+
+test('a valid minimal model passes', (t) => {
+  t.deepEqual(issuesOf(minimal()), []);
+});
+
+test('errors name the path and the problem, all of them at once', (t) => {
+  const doc = minimal();
+  doc.ports[0]!.ip = '10.9.9.9';
+  doc.ports[0]!.hypervisor = 'nowhere';
+  doc.vpcs[0]!.subnets.push({ name: 's2', cidr: '10.0.0.128/25', gateway: '10.0.0.129' });
+  const issues = issuesOf(doc);
+  t.true(issues.includes('ports[0].ip: 10.9.9.9 is outside subnet s (10.0.0.0/24)'), issues.join('\n'));
+  t.true(issues.includes("ports[0].hypervisor: unknown hypervisor 'nowhere'"));
+  t.true(issues.some((i) => i.startsWith('vpcs[0].subnets[1].cidr: 10.0.0.128/25 overlaps 10.0.0.0/24')));
+});
+
+test('bad values are rejected with what was expected', (t) => {
+  const doc = minimal() as any;
+  doc.ports[0].mac = 'zz';
+  doc.vpcs[0].vni = 0;
+  doc.hypervisors[0].tunnelIp = '10.0.0.1';
+  doc.vpcs[0].acls = [{ subnet: 's', direction: 'sideways', action: 'allow', protocol: 'icmp', ports: 80 }];
+  const issues = issuesOf(doc);
+  t.true(issues.includes("ports[0].mac: 'zz' is not a lower-case MAC address"));
+  t.true(issues.includes('vpcs[0].vni: must be an integer in 1..16777215'));
+  t.true(issues.includes("hypervisors[0].tunnelIp: 10.0.0.1 is outside zone a's underlay 172.16.1.0/24"));
+  t.true(issues.includes('vpcs[0].acls[0].direction: must be one of ingress, egress'));
+  t.true(issues.includes('vpcs[0].acls[0].ports: ports need protocol tcp or udp, not icmp'));
+});
+
+test('duplicate IPs in one VPC are rejected', (t) => {
+  const doc = minimal();
+  doc.ports.push({ ...doc.ports[0]!, name: 'p2', mac: '02:00:00:00:00:02' });
+  t.true(issuesOf(doc).includes("ports[1].ip: duplicate IP in the VPC 'v/10.0.0.5' (first at ports[0].ip)"));
+});
+
+test('syntax errors and missing files name the file', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-model-'));
+  const bad = join(dir, 'bad.yaml');
+  writeFileSync(bad, 'zones: [\n');
+  const e = t.throws(() => loadModelFile(bad), { instanceOf: ModelValidationError });
+  t.is(e?.source, bad);
+  t.is(e?.issues[0]?.path, '(syntax)');
+  const missing = t.throws(() => loadModelFile(join(dir, 'none.yaml')), { instanceOf: ModelValidationError });
+  t.regex(missing?.message ?? '', /none\.yaml: \(file\): cannot read: ENOENT/);
+});
+
+test('the file store applies valid edits and rejects invalid ones whole, keeping the running model', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-model-'));
+  const file = join(dir, 'model.yaml');
+  writeFileSync(file, stringify(minimal()));
+  const store = new FileModelStore(file).watch(20);
+  t.teardown(() => store.close());
+
+  const rejected = firstValueFrom(store.rejected$);
+  const broken = minimal();
+  broken.ports[0]!.subnet = 'missing';
+  writeFileSync(`${file}.tmp`, stringify(broken));
+  renameSync(`${file}.tmp`, file); // editors replace by rename
+  const err = await rejected;
+  t.regex(err.message, /ports\[0\]\.subnet: unknown subnet 'missing'/);
+  t.is(store.current().ports[0]!.subnet, 's');
+
+  const moved = minimal();
+  moved.ports[0]!.ip = '10.0.0.6';
+  const next = new Promise<string>((resolve) => {
+    const sub = store.model$.subscribe((m) => {
+      if (m.ports[0]!.ip === '10.0.0.6') {
+        sub.unsubscribe();
+        resolve(m.ports[0]!.ip);
+      }
+    });
+  });
+  writeFileSync(file, stringify(moved));
+  t.is(await next, '10.0.0.6');
+});
