@@ -1,0 +1,133 @@
+import type { Action, Instruction, Match } from '../openflow';
+import { OFPFF_SEND_FLOW_REM } from '../openflow';
+import { FlowBuildError } from './errors';
+import { type MatchSpec, matchFromSpec, matchKey } from './match';
+import type { Pipeline, RealizedTable } from './pipeline';
+import { missingPrerequisite } from './prerequisites';
+
+/** A desired flow: plain data, compared by the reconciler against what the switch holds. */
+export interface Flow {
+  tableId: number;
+  /** the pipeline table's name, for text output and errors */
+  table: string;
+  priority: number;
+  match: Match;
+  instructions: Instruction[];
+  cookie: bigint;
+  idleTimeout: number;
+  hardTimeout: number;
+  flags: number;
+}
+
+/** Flows with equal keys occupy the same slot in a switch (OpenFlow's identity: table, priority, match). */
+export function flowKey(f: Pick<Flow, 'tableId' | 'priority' | 'match'>): string {
+  return `${f.tableId}/${f.priority}/${matchKey(f.match)}`;
+}
+
+/**
+ * Builds one flow and checks it against its table's schema when `build()` is called:
+ * only declared match fields, masks only where the table allows them, OpenFlow prerequisites present,
+ * gotos only to a later table the schema lists.
+ */
+export class FlowBuilder {
+  private prio = 0;
+  private matchSpec: MatchSpec = {};
+  private applied: Action[] = [];
+  private written: Action[] = [];
+  private metadata?: { value: bigint; mask: bigint };
+  private gotoName?: string;
+  private idle = 0;
+  private hard = 0;
+  private flagBits = 0;
+
+  constructor(
+    private readonly pipeline: Pipeline,
+    private readonly table: RealizedTable,
+    private readonly cookie: bigint,
+  ) {}
+
+  priority(p: number): this {
+    if (!Number.isInteger(p) || p < 0 || p > 0xffff) throw new FlowBuildError(`priority ${p} outside 0..65535`, { table: this.table.name });
+    this.prio = p;
+    return this;
+  }
+
+  match(spec: MatchSpec): this {
+    this.matchSpec = { ...this.matchSpec, ...spec };
+    return this;
+  }
+
+  apply(...actions: Action[]): this {
+    this.applied.push(...actions);
+    return this;
+  }
+
+  write(...actions: Action[]): this {
+    this.written.push(...actions);
+    return this;
+  }
+
+  writeMetadata(value: bigint, mask = 0xffffffffffffffffn): this {
+    this.metadata = { value, mask };
+    return this;
+  }
+
+  goto(table: string): this {
+    this.gotoName = table;
+    return this;
+  }
+
+  idleTimeout(seconds: number): this {
+    this.idle = seconds;
+    return this;
+  }
+
+  hardTimeout(seconds: number): this {
+    this.hard = seconds;
+    return this;
+  }
+
+  notifyOnRemoval(): this {
+    this.flagBits |= OFPFF_SEND_FLOW_REM;
+    return this;
+  }
+
+  build(): Flow {
+    const t = this.table;
+    const err = (msg: string, field?: string) => new FlowBuildError(msg, { table: t.name, field });
+    const match = matchFromSpec(this.matchSpec);
+    for (const tlv of match) {
+      if (!t.matches.includes(tlv.field as never)) throw err(`field ${tlv.field} is not in the table's schema`, tlv.field);
+      if (tlv.field !== 'unknown' && tlv.mask !== undefined && !(t.maskable ?? []).includes(tlv.field)) {
+        throw err(`field ${tlv.field} may not be masked here`, tlv.field);
+      }
+    }
+    const missing = missingPrerequisite(match);
+    if (missing) throw err(`field ${missing.field} needs ${missing.needs} in the match`, missing.field);
+    for (const [name, v] of [['idle_timeout', this.idle], ['hard_timeout', this.hard]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw err(`${name} ${v} outside 0..65535`);
+    }
+
+    const instructions: Instruction[] = [];
+    if (this.applied.length) instructions.push({ type: 'apply_actions', actions: this.applied });
+    if (this.written.length) instructions.push({ type: 'write_actions', actions: this.written });
+    if (this.metadata) instructions.push({ type: 'write_metadata', metadata: this.metadata.value, metadataMask: this.metadata.mask });
+    if (this.gotoName !== undefined) {
+      const next = this.pipeline.table(this.gotoName);
+      if (next.id <= t.id) throw err(`goto ${next.name} (id ${next.id}) is not a later table`);
+      if (t.next && !t.next.includes(next.name)) throw err(`goto ${next.name} is not among the table's next tables (${t.next.join(', ')})`);
+      instructions.push({ type: 'goto_table', tableId: next.id });
+    }
+    return {
+      tableId: t.id,
+      table: t.name,
+      priority: this.prio,
+      match,
+      instructions,
+      cookie: this.cookie,
+      idleTimeout: this.idle,
+      hardTimeout: this.hard,
+      flags: this.flagBits,
+    };
+  }
+}

@@ -1,0 +1,91 @@
+import type { Match, OxmFieldName, OxmTlv, OxmValueTypes } from '../openflow';
+import { formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
+import { FlowBuildError } from './errors';
+
+type Masked<V> = { value: V; mask: V };
+/** Ergonomic match input: `{ eth_type: 0x0800, ipv4_dst: cidr('10.0.1.0/24') }` */
+export type MatchSpec = { [F in OxmFieldName]?: OxmValueTypes[F] | Masked<OxmValueTypes[F]> };
+
+export function cidr(text: string): Masked<string> {
+  const [addr, lenText] = text.split('/');
+  const v6 = addr!.includes(':');
+  const bits = v6 ? 128 : 32;
+  const len = lenText === undefined ? bits : Number(lenText);
+  if (!Number.isInteger(len) || len < 0 || len > bits) throw new FlowBuildError(`bad prefix length in '${text}'`);
+  const mask = Buffer.alloc(bits / 8);
+  for (let i = 0; i < len; i++) mask[i >> 3]! |= 0x80 >> (i & 7);
+  return { value: addr!, mask: v6 ? formatIpv6(mask) : formatIpv4(mask) };
+}
+
+/** Which address form a string value has, so masks can be applied bytewise. */
+function addrCodec(v: string): { parse(s: string): Buffer; format(b: Buffer): string } {
+  if (v.includes(':') && v.length === 17 && !v.includes('::')) return { parse: parseMac, format: (b) => formatMac(b) };
+  if (v.includes(':')) return { parse: parseIpv6, format: (b) => formatIpv6(b) };
+  return { parse: parseIpv4, format: (b) => formatIpv4(b) };
+}
+
+type Scalar = number | bigint | string;
+
+/**
+ * Put a value/mask pair in the form OVS reports it back: value bits outside the mask zeroed,
+ * an all-ones mask dropped, and an all-zero mask meaning "no match on this field" (null).
+ */
+function canonicalPair(field: string, value: Scalar, mask: Scalar | undefined): { value: Scalar; mask?: Scalar } | null {
+  if (mask === undefined) return { value };
+  if (typeof value === 'string' && typeof mask === 'string') {
+    const codec = addrCodec(value);
+    const v = codec.parse(value);
+    const m = codec.parse(mask);
+    if (m.every((b) => b === 0)) return null;
+    for (let i = 0; i < v.length; i++) v[i]! &= m[i]!;
+    return m.every((b) => b === 0xff) ? { value: codec.format(v) } : { value: codec.format(v), mask: codec.format(m) };
+  }
+  if (typeof value === 'bigint' && typeof mask === 'bigint') {
+    if (mask === 0n) return null;
+    return { value: value & mask, mask };
+  }
+  if (typeof value === 'number' && typeof mask === 'number') {
+    if (mask === 0) return null;
+    return { value: (value & mask) >>> 0, mask };
+  }
+  throw new FlowBuildError(`value and mask of ${field} have different types`, { field });
+}
+
+/** Match TLVs from a spec, canonical as above, in a stable (field name) order. */
+export function matchFromSpec(spec: MatchSpec): Match {
+  const out: OxmTlv[] = [];
+  for (const field of Object.keys(spec).sort() as OxmFieldName[]) {
+    const raw = spec[field];
+    if (raw === undefined) continue;
+    const masked = typeof raw === 'object' && raw !== null && 'mask' in raw;
+    const pair = masked ? canonicalPair(field, raw.value, raw.mask) : { value: raw as Scalar };
+    if (pair) out.push({ field, ...pair } as OxmTlv);
+  }
+  return out;
+}
+
+function scalarText(v: unknown): string {
+  if (Buffer.isBuffer(v)) return v.toString('hex');
+  return String(v);
+}
+
+/** A key equal for two matches exactly when OVS treats them as the same match. */
+export function matchKey(m: Match): string {
+  const parts: string[] = [];
+  for (const tlv of m) {
+    if (tlv.field === 'unknown') {
+      parts.push(`?${tlv.oxmClass}:${tlv.oxmField}:${tlv.experimenter ?? ''}=${tlv.payload.toString('hex')}`);
+      continue;
+    }
+    const pair = canonicalPair(tlv.field, tlv.value as Scalar, tlv.mask as Scalar | undefined);
+    if (!pair) continue;
+    parts.push(pair.mask === undefined ? `${tlv.field}=${scalarText(pair.value)}` : `${tlv.field}=${scalarText(pair.value)}/${scalarText(pair.mask)}`);
+  }
+  return parts.sort().join(',');
+}
+
+/** value of a field in a match, if matched exactly */
+export function matchValue<F extends OxmFieldName>(m: Match, field: F): OxmValueTypes[F] | undefined {
+  for (const tlv of m) if (tlv.field === field && tlv.mask === undefined) return tlv.value as OxmValueTypes[F];
+  return undefined;
+}

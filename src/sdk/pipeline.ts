@@ -1,0 +1,78 @@
+import type { OxmFieldName } from '../openflow';
+import { OFPTT_MAX } from '../openflow';
+import { PipelineError } from './errors';
+
+/**
+ * Coarse pipeline stages, in packet order. Apps place tables in a stage; ids are assigned when the
+ * pipeline is realized (stage order, then registration order), so apps compose without clashing.
+ */
+export const STAGES = ['classify', 'spoofguard', 'arp', 'acl', 'l3', 'l2', 'egress', 'output'] as const;
+export type Stage = (typeof STAGES)[number];
+
+/** What a packet that matches no flow of the table does. */
+export type MissBehaviour = 'drop' | 'controller' | 'next';
+
+export interface TableSpec {
+  /** unique, dotted by app: 'l2.learn', 'acl.egress' */
+  name: string;
+  stage: Stage;
+  miss: MissBehaviour;
+  /** fields a flow in this table may match on */
+  matches: readonly OxmFieldName[];
+  /** fields that may carry a mask (a subset of `matches`) */
+  maskable?: readonly OxmFieldName[];
+  /** tables a flow here may goto (all must come later in the pipeline) */
+  next?: readonly string[];
+}
+
+export interface RealizedTable extends TableSpec {
+  id: number;
+}
+
+/** The pipeline after id assignment: every table's id, schema and its successor. */
+export class Pipeline {
+  private readonly byName = new Map<string, RealizedTable>();
+  readonly tables: readonly RealizedTable[];
+
+  constructor(specs: readonly TableSpec[], firstTableId = 0) {
+    const ordered = specs
+      .map((spec, i) => ({ spec, i }))
+      .sort((a, b) => STAGES.indexOf(a.spec.stage) - STAGES.indexOf(b.spec.stage) || a.i - b.i)
+      .map(({ spec }, k) => ({ ...spec, id: firstTableId + k }));
+    if (ordered.length && ordered[ordered.length - 1]!.id > OFPTT_MAX) {
+      throw new PipelineError(`${ordered.length} tables do not fit below table id ${OFPTT_MAX}`);
+    }
+    for (const t of ordered) {
+      if (this.byName.has(t.name)) throw new PipelineError(`table '${t.name}' is declared twice`);
+      this.byName.set(t.name, t);
+    }
+    for (const t of ordered) {
+      for (const n of t.next ?? []) {
+        const target = this.byName.get(n);
+        if (!target) throw new PipelineError(`table '${t.name}' names unknown next table '${n}'`);
+        if (target.id <= t.id) throw new PipelineError(`table '${t.name}' (id ${t.id}) cannot goto earlier table '${n}' (id ${target.id})`);
+      }
+    }
+    this.tables = ordered;
+  }
+
+  table(name: string): RealizedTable {
+    const t = this.byName.get(name);
+    if (!t) throw new PipelineError(`no table '${name}' in the pipeline (known: ${[...this.byName.keys()].join(', ')})`);
+    return t;
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  /** the table right after `t`, for 'next' miss behaviour */
+  successor(t: RealizedTable): RealizedTable | undefined {
+    return this.tables[this.tables.indexOf(t) + 1];
+  }
+
+  /** one line per table, for docs and `zonemesh flows` */
+  describe(): string {
+    return this.tables.map((t) => `table ${t.id} ${t.name} [${t.stage}] miss=${t.miss}`).join('\n');
+  }
+}
