@@ -105,6 +105,10 @@ export class Reader {
   }
 }
 
+function outOfRange(v: unknown, bits: number): OfEncodeError {
+  return new OfEncodeError(`value ${String(v)} does not fit an unsigned ${bits}-bit field`);
+}
+
 /** Growable big-endian writer. `patchU16` fills in lengths once a structure is complete. */
 export class Writer {
   buf: Buffer;
@@ -124,12 +128,14 @@ export class Writer {
   }
 
   u8(v: number): this {
+    if (!(v >= 0 && v <= 0xff) || v % 1 !== 0) throw outOfRange(v, 8);
     this.ensure(1);
     this.buf[this.pos++] = v & 0xff;
     return this;
   }
 
   u16(v: number): this {
+    if (!(v >= 0 && v <= 0xffff) || v % 1 !== 0) throw outOfRange(v, 16);
     this.ensure(2);
     this.buf[this.pos++] = (v >>> 8) & 0xff;
     this.buf[this.pos++] = v & 0xff;
@@ -137,15 +143,17 @@ export class Writer {
   }
 
   u32(v: number): this {
+    if (!(v >= 0 && v <= 0xffffffff) || v % 1 !== 0) throw outOfRange(v, 32);
     this.ensure(4);
-    this.buf.writeUInt32BE(v >>> 0, this.pos);
+    this.buf.writeUInt32BE(v, this.pos);
     this.pos += 4;
     return this;
   }
 
   u64(v: bigint): this {
+    if (typeof v !== 'bigint' || v < 0n || v > 0xffffffffffffffffn) throw outOfRange(v, 64);
     this.ensure(8);
-    this.buf.writeBigUInt64BE(BigInt.asUintN(64, v), this.pos);
+    this.buf.writeBigUInt64BE(v, this.pos);
     this.pos += 8;
     return this;
   }

@@ -1,0 +1,229 @@
+import type { Action, FieldRef, Instruction, OxmTlv } from '../openflow';
+import { OFPP, ValueKind, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
+import type { InstalledFlow } from '../controller/reconcile/diff';
+
+/**
+ * A fake multi-table switch that evaluates our flows, Faucet-style: for unit tests that ask
+ * "where does this packet go?" without OVS. It covers what our apps use: match (with masks),
+ * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack),
+ * output. Anything else is an explicit SimUnsupportedError, never a silent guess.
+ */
+
+/** Packet header fields by canonical name ('eth_dst', 'ipv4_src', 'reg0', 'tunnel_id', 'tun_ipv4_dst', 'ip_ttl'…) */
+export type SimPacket = Record<string, number | bigint | string>;
+
+export interface SimOutput {
+  port: number;
+  packet: SimPacket;
+}
+
+export interface SimResult {
+  outputs: SimOutput[];
+  /** tables visited, in order, with the priority of the flow hit (undefined: miss) */
+  trace: { tableId: number; priority?: number }[];
+  /** why nothing more happened: 'miss' in a table, 'ttl' expired, or 'done' */
+  end: 'miss' | 'ttl' | 'done';
+}
+
+export class SimUnsupportedError extends Error {
+  override readonly name = 'SimUnsupportedError';
+}
+
+/** NXM aliases address the same packet field as their standard twin. */
+const ALIASES: Record<string, string> = {
+  nxm_of_ip_src: 'ipv4_src',
+  nxm_of_ip_dst: 'ipv4_dst',
+  nxm_of_icmp_type: 'icmpv4_type',
+  nxm_of_icmp_code: 'icmpv4_code',
+  nxm_nx_tun_id: 'tunnel_id',
+};
+
+export function canonicalField(name: string): string {
+  return ALIASES[name] ?? name.replace(/^nxm_(of|nx)_/, '');
+}
+
+const MAX_RESUBMIT_DEPTH = 64;
+
+function kindOf(field: string): ValueKind {
+  const spec = fieldSpec(field);
+  if (!spec) throw new SimUnsupportedError(`unknown field ${field}`);
+  return spec.kind;
+}
+
+function toBits(field: string, v: number | bigint | string | undefined): bigint {
+  if (v === undefined) return 0n;
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number') return BigInt(v);
+  const kind = kindOf(field);
+  const bytes = kind === ValueKind.Mac ? parseMac(v) : kind === ValueKind.Ipv4 ? parseIpv4(v) : parseIpv6(v);
+  return BigInt(`0x${bytes.toString('hex')}`);
+}
+
+function fromBits(field: string, bits: bigint): number | bigint | string {
+  const kind = kindOf(field);
+  const hex = (n: number) => Buffer.from(bits.toString(16).padStart(n * 2, '0'), 'hex');
+  switch (kind) {
+    case ValueKind.Mac:
+      return formatMac(hex(6));
+    case ValueKind.Ipv4:
+      return formatIpv4(hex(4));
+    case ValueKind.Ipv6:
+      return formatIpv6(hex(16));
+    case ValueKind.U64:
+    case ValueKind.U128:
+      return bits;
+    default:
+      return Number(bits);
+  }
+}
+
+function matches(pkt: SimPacket, tlv: OxmTlv): boolean {
+  if (tlv.field === 'unknown') throw new SimUnsupportedError('unknown OXM in a match');
+  const field = canonicalField(tlv.field);
+  const have = pkt[field];
+  if (have === undefined) return false;
+  const mask = tlv.mask === undefined ? -1n : toBits(field, tlv.mask);
+  return (toBits(field, have) & mask) === (toBits(field, tlv.value) & mask);
+}
+
+function bitRange(nBits: number, ofs: number): bigint {
+  return ((1n << BigInt(nBits)) - 1n) << BigInt(ofs);
+}
+
+function readRef(pkt: SimPacket, ref: FieldRef, ofs: number, nBits: number): bigint {
+  const f = canonicalField(ref.name);
+  return (toBits(f, pkt[f]) >> BigInt(ofs)) & ((1n << BigInt(nBits)) - 1n);
+}
+
+function writeRef(pkt: SimPacket, ref: FieldRef, ofs: number, nBits: number, value: bigint): void {
+  const f = canonicalField(ref.name);
+  const range = bitRange(nBits, ofs);
+  pkt[f] = fromBits(f, (toBits(f, pkt[f]) & ~range) | ((value << BigInt(ofs)) & range));
+}
+
+/** 5-tuple key, the same for both directions of a connection */
+function connKey(p: SimPacket, zone: number): { key: string; reply: boolean } {
+  const a = `${p.ipv4_src}:${p.tcp_src ?? p.udp_src ?? ''}`;
+  const b = `${p.ipv4_dst}:${p.tcp_dst ?? p.udp_dst ?? ''}`;
+  return { key: `${zone}|${p.ip_proto}|${[a, b].sort().join('|')}`, reply: a > b };
+}
+
+const CS_NEW = 0x01;
+const CS_EST = 0x02;
+const CS_RPL = 0x08;
+const CS_TRK = 0x20;
+
+export class FlowTableSim {
+  private readonly tables = new Map<number, InstalledFlow[]>();
+  /** committed connections: key → the direction that opened it */
+  private readonly conntrack = new Map<string, boolean>();
+
+  constructor(flows: readonly InstalledFlow[]) {
+    for (const f of flows) {
+      const list = this.tables.get(f.tableId) ?? [];
+      list.push(f);
+      this.tables.set(f.tableId, list);
+    }
+    for (const list of this.tables.values()) list.sort((a, b) => b.priority - a.priority);
+  }
+
+  /** Send a packet in on `inPort` and follow it through the pipeline from table 0. */
+  inject(packet: SimPacket, inPort: number): SimResult {
+    const result: SimResult = { outputs: [], trace: [], end: 'done' };
+    const pkt: SimPacket = { ...packet, in_port: inPort, metadata: packet.metadata ?? 0n };
+    this.runTable(pkt, 0, result, 0);
+    return result;
+  }
+
+  private lookup(pkt: SimPacket, tableId: number): InstalledFlow | undefined {
+    return this.tables.get(tableId)?.find((f) => f.match.every((t) => matches(pkt, t)));
+  }
+
+  private runTable(pkt: SimPacket, tableId: number, result: SimResult, depth: number): boolean {
+    if (depth > MAX_RESUBMIT_DEPTH) throw new SimUnsupportedError('resubmit depth exceeded (a loop?)');
+    const flow = this.lookup(pkt, tableId);
+    result.trace.push({ tableId, priority: flow?.priority });
+    if (!flow) {
+      result.end = 'miss';
+      return false;
+    }
+    return this.runInstructions(pkt, flow.instructions, result, depth);
+  }
+
+  private runInstructions(pkt: SimPacket, insts: readonly Instruction[], result: SimResult, depth: number): boolean {
+    let next: number | undefined;
+    for (const inst of insts) {
+      switch (inst.type) {
+        case 'apply_actions':
+          if (!this.runActions(pkt, inst.actions, result, depth)) return false;
+          break;
+        case 'write_metadata':
+          pkt.metadata = ((pkt.metadata as bigint) & ~inst.metadataMask) | (inst.metadata & inst.metadataMask);
+          break;
+        case 'goto_table':
+          next = inst.tableId;
+          break;
+        default:
+          throw new SimUnsupportedError(`instruction ${inst.type}`);
+      }
+    }
+    return next === undefined ? true : this.runTable(pkt, next, result, depth + 1);
+  }
+
+  private runActions(pkt: SimPacket, actions: readonly Action[], result: SimResult, depth: number): boolean {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'output':
+          result.outputs.push({ port: a.port === OFPP.IN_PORT ? (pkt.in_port as number) : a.port, packet: { ...pkt } });
+          break;
+        case 'set_field': {
+          if (a.field.field === 'unknown') throw new SimUnsupportedError('set_field of an unknown OXM');
+          pkt[canonicalField(a.field.field)] = a.field.value;
+          break;
+        }
+        case 'reg_move':
+          writeRef(pkt, a.dst, a.dstOfs, a.nBits, readRef(pkt, a.src, a.srcOfs, a.nBits));
+          break;
+        case 'reg_load':
+          writeRef(pkt, a.dst, a.ofs, a.nBits, a.value);
+          break;
+        case 'dec_ttl':
+        case 'dec_nw_ttl': {
+          const ttl = Number(pkt.ip_ttl ?? 64);
+          if (ttl <= 1) {
+            result.end = 'ttl';
+            return false;
+          }
+          pkt.ip_ttl = ttl - 1;
+          break;
+        }
+        case 'resubmit':
+        case 'resubmit_table': {
+          const table = a.type === 'resubmit_table' && a.tableId !== 255 ? a.tableId : undefined;
+          if (table === undefined) throw new SimUnsupportedError('resubmit without a table');
+          this.runTable({ ...pkt }, table, result, depth + 1);
+          break;
+        }
+        case 'ct':
+          if (a.actions.length) throw new SimUnsupportedError('ct with nested actions (nat, exec)');
+          this.conntrackStep(pkt, a);
+          if (a.recircTable !== 255) {
+            this.runTable({ ...pkt }, a.recircTable, result, depth + 1);
+            return false; // recirculation: the original packet stops here
+          }
+          break;
+        default:
+          throw new SimUnsupportedError(`action ${a.type}`);
+      }
+    }
+    return true;
+  }
+
+  private conntrackStep(pkt: SimPacket, ct: Extract<Action, { type: 'ct' }>): void {
+    const zone = typeof ct.zone === 'number' ? ct.zone : Number(readRef(pkt, ct.zone.field, ct.zone.ofs, ct.zone.nBits));
+    const { key, reply } = connKey(pkt, zone);
+    const opener = this.conntrack.get(key);
+    if ((ct.flags & 1) !== 0 && opener === undefined) this.conntrack.set(key, reply); // commit
+    pkt.ct_state = opener === undefined ? CS_TRK | CS_NEW : CS_TRK | CS_EST | (opener !== reply ? CS_RPL : 0);
+  }
+}
