@@ -22,3 +22,8 @@ export * from './messages/flow';
 export * from './messages/multipart';
 export * from './messages/group-meter-queue';
 export { Reader, Writer } from './wire';
+export * from './messages/bundle';
+export * from './messages/error-reply';
+export * from './text/messages';
+export * from './text/match';
+export * from './text/actions';

@@ -9,7 +9,21 @@ import { loadVectors, normalize, parseRyuJson } from './ryu/vectors';
 /** Vectors we knowingly do not match, each with its reason. Target: empty. */
 const EXCEPTIONS: Record<string, string> = {};
 
-const vectors = loadVectors();
+/**
+ * One vector's JSON holds Ryu's packet-library decode of the PACKET_OUT frame instead of its bytes
+ * (see the conformance README). Compare that payload with the frame bytes taken straight from the
+ * vector (after the 24-byte fixed part and the actions), not with anything our decoder produced.
+ */
+function withFrameBytes(name: string, bytes: Buffer, expected: unknown): unknown {
+  const po = (expected as { OFPPacketOut?: { data?: unknown } }).OFPPacketOut;
+  if (!po || typeof po.data !== 'object' || po.data === null || !('Packet' in po.data)) return expected;
+  const actionsLen = bytes.readUInt16BE(16);
+  const frame = bytes.subarray(24 + actionsLen);
+  if (frame.length < 14) throw new Error(`${name}: PACKET_OUT frame of ${frame.length} bytes is not Ethernet`);
+  return { OFPPacketOut: { ...po, data: frame.toString('base64') } };
+}
+
+const vectors = loadVectors().map((v) => ({ ...v, expected: withFrameBytes(v.name, v.bytes, v.expected) }));
 
 test('the corpus has all 104 OF1.3 pairs', (t) => {
   t.is(vectors.length, 104);

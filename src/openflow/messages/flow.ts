@@ -1,9 +1,12 @@
-// Owner: messages helper. Types below are the agreed API for the runtime; codecs to be implemented.
-import type { AnyMessageCodec } from '../codec';
-import type { Action } from '../actions';
-import type { Instruction } from '../instructions';
-import type { Match } from '../oxm';
-import type { Port } from '../port';
+// Owner: messages helper. Flow-table and datapath messages: flow_mod, packet_in/out, flow_removed, port_status.
+import { decodeActions, encodeActions, type Action } from '../actions';
+import type { AnyMessageCodec, MessageCodec } from '../codec';
+import { OFPFC } from '../constants';
+import { OfDecodeError, OfEncodeError } from '../errors';
+import { decodeInstructions, encodeInstructions, type Instruction } from '../instructions';
+import { decodeMatch, encodeMatch, type Match } from '../oxm';
+import { decodePort, encodePort, OFP_PORT_LEN, type Port } from '../port';
+import { expectBodyLength, expectMinBodyLength } from './basic';
 
 export type FlowModCommand = 'add' | 'modify' | 'modify_strict' | 'delete' | 'delete_strict';
 
@@ -75,4 +78,145 @@ export interface PortStatus {
 
 export type FlowMessage = FlowMod | PacketIn | PacketOut | FlowRemoved | PortStatus;
 
-export const flowCodecs: readonly AnyMessageCodec[] = [];
+
+// Fixed parts of the bodies (after the 8-byte header), from the OF1.3 structs.
+export const OFP_FLOW_MOD_FIXED_LEN = 40;
+export const OFP_PACKET_IN_FIXED_LEN = 16;
+export const OFP_FLOW_REMOVED_FIXED_LEN = 40;
+export const OFP_PORT_STATUS_BODY_LEN = 8 + OFP_PORT_LEN;
+export const OFP_PACKET_OUT_FIXED_LEN = 16;
+/** the smallest ofp_match: an empty OXM list padded to 8 bytes */
+export const OFP_MATCH_MIN_LEN = 8;
+
+/** Indexed by OFPFC code. */
+const FLOW_MOD_COMMANDS: readonly FlowModCommand[] = ['add', 'modify', 'modify_strict', 'delete', 'delete_strict'];
+
+export function flowModCommandCode(command: FlowModCommand): OFPFC {
+  const code = FLOW_MOD_COMMANDS.indexOf(command);
+  if (code < 0) throw new OfEncodeError(`unknown flow_mod command '${String(command)}'`, { field: 'command' });
+  return code;
+}
+
+const flowModCodec: MessageCodec<'FLOW_MOD'> = {
+  type: 'FLOW_MOD',
+  decode(r, xid) {
+    expectMinBodyLength(r, OFP_FLOW_MOD_FIXED_LEN + OFP_MATCH_MIN_LEN, 'ofp_flow_mod');
+    const cookie = r.u64();
+    const cookieMask = r.u64();
+    const tableId = r.u8();
+    const commandAt = r.offset;
+    const commandCode = r.u8();
+    const command = FLOW_MOD_COMMANDS[commandCode];
+    if (command === undefined) {
+      throw new OfDecodeError('bad_value', `flow_mod command ${commandCode} is not an OFPFC_* code`, { offset: commandAt });
+    }
+    const idleTimeout = r.u16();
+    const hardTimeout = r.u16();
+    const priority = r.u16();
+    const bufferId = r.u32();
+    const outPort = r.u32();
+    const outGroup = r.u32();
+    const flags = r.u16();
+    r.skip(2);
+    const match = decodeMatch(r);
+    const instructions = decodeInstructions(r.sub(r.remaining, 'flow_mod instructions'));
+    return {
+      type: 'FLOW_MOD', xid, cookie, cookieMask, tableId, command, idleTimeout, hardTimeout, priority,
+      bufferId, outPort, outGroup, flags, match, instructions,
+    };
+  },
+  encode(w, msg) {
+    w.u64(msg.cookie).u64(msg.cookieMask).u8(msg.tableId).u8(flowModCommandCode(msg.command));
+    w.u16(msg.idleTimeout).u16(msg.hardTimeout).u16(msg.priority);
+    w.u32(msg.bufferId).u32(msg.outPort).u32(msg.outGroup).u16(msg.flags).zeros(2);
+    encodeMatch(w, msg.match);
+    encodeInstructions(w, msg.instructions);
+  },
+};
+
+const packetInCodec: MessageCodec<'PACKET_IN'> = {
+  type: 'PACKET_IN',
+  decode(r, xid) {
+    expectMinBodyLength(r, OFP_PACKET_IN_FIXED_LEN + OFP_MATCH_MIN_LEN + 2, 'ofp_packet_in');
+    const bufferId = r.u32();
+    const totalLen = r.u16();
+    const reason = r.u8();
+    const tableId = r.u8();
+    const cookie = r.u64();
+    const match = decodeMatch(r);
+    // Two pad bytes align the Ethernet payload's IP header on a 4-byte boundary.
+    r.skip(2);
+    return { type: 'PACKET_IN', xid, bufferId, totalLen, reason, tableId, cookie, match, data: r.copy(r.remaining) };
+  },
+  encode(w, msg) {
+    w.u32(msg.bufferId).u16(msg.totalLen).u8(msg.reason).u8(msg.tableId).u64(msg.cookie);
+    encodeMatch(w, msg.match);
+    w.zeros(2).bytes(msg.data);
+  },
+};
+
+const flowRemovedCodec: MessageCodec<'FLOW_REMOVED'> = {
+  type: 'FLOW_REMOVED',
+  decode(r, xid) {
+    expectMinBodyLength(r, OFP_FLOW_REMOVED_FIXED_LEN + OFP_MATCH_MIN_LEN, 'ofp_flow_removed');
+    const cookie = r.u64();
+    const priority = r.u16();
+    const reason = r.u8();
+    const tableId = r.u8();
+    const durationSec = r.u32();
+    const durationNsec = r.u32();
+    const idleTimeout = r.u16();
+    const hardTimeout = r.u16();
+    const packetCount = r.u64();
+    const byteCount = r.u64();
+    const match = decodeMatch(r);
+    return {
+      type: 'FLOW_REMOVED', xid, cookie, priority, reason, tableId, durationSec, durationNsec,
+      idleTimeout, hardTimeout, packetCount, byteCount, match,
+    };
+  },
+  encode(w, msg) {
+    w.u64(msg.cookie).u16(msg.priority).u8(msg.reason).u8(msg.tableId);
+    w.u32(msg.durationSec).u32(msg.durationNsec).u16(msg.idleTimeout).u16(msg.hardTimeout);
+    w.u64(msg.packetCount).u64(msg.byteCount);
+    encodeMatch(w, msg.match);
+  },
+};
+
+const portStatusCodec: MessageCodec<'PORT_STATUS'> = {
+  type: 'PORT_STATUS',
+  decode(r, xid) {
+    expectBodyLength(r, OFP_PORT_STATUS_BODY_LEN, 'ofp_port_status');
+    const reason = r.u8();
+    r.skip(7);
+    return { type: 'PORT_STATUS', xid, reason, desc: decodePort(r) };
+  },
+  encode(w, msg) {
+    w.u8(msg.reason).zeros(7);
+    encodePort(w, msg.desc);
+  },
+};
+
+const packetOutCodec: MessageCodec<'PACKET_OUT'> = {
+  type: 'PACKET_OUT',
+  decode(r, xid) {
+    expectMinBodyLength(r, OFP_PACKET_OUT_FIXED_LEN, 'ofp_packet_out');
+    const bufferId = r.u32();
+    const inPort = r.u32();
+    const actionsLen = r.u16();
+    r.skip(6);
+    const actions = decodeActions(r.sub(actionsLen, 'packet_out actions'));
+    return { type: 'PACKET_OUT', xid, bufferId, inPort, actions, data: r.copy(r.remaining) };
+  },
+  encode(w, msg) {
+    w.u32(msg.bufferId).u32(msg.inPort);
+    const actionsLenAt = w.pos;
+    w.u16(0).zeros(6);
+    const actionsStart = w.pos;
+    encodeActions(w, msg.actions);
+    w.patchU16(actionsLenAt, w.pos - actionsStart);
+    w.bytes(msg.data);
+  },
+};
+
+export const flowCodecs: readonly AnyMessageCodec[] = [flowModCodec, packetInCodec, flowRemovedCodec, portStatusCodec, packetOutCodec];
