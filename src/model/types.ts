@@ -28,7 +28,7 @@ export interface Subnet {
 
 export interface Vpc {
   name: string;
-  /** tunnel key (VXLAN VNI / Geneve VNI) carried by every packet of this VPC */
+  /** the VPC's 12-bit key: the high half of every tunnel key its packets carry */
   vni: number;
 }
 

@@ -137,7 +137,8 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
   vpcDocs.forEach((v, i) => {
     const p = `vpcs[${i}]`;
     const vpc = c.str(v, 'name', p);
-    vpcs.push({ name: vpc, vni: c.int(v, 'vni', p, 1, 0xffffff) });
+    // 12 bits: the tunnel key is VNI << 12 | egress key (see docs/pipeline.md)
+    vpcs.push({ name: vpc, vni: c.int(v, 'vni', p, 1, 0xfff) });
     const mine: { s: Subnet; path: string }[] = [];
     c.list(v, 'subnets', `${p}.`).forEach((s, j) => {
       const sp = `${p}.subnets[${j}]`;

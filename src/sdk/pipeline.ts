@@ -6,7 +6,7 @@ import { PipelineError } from './errors';
  * Coarse pipeline stages, in packet order. Apps place tables in a stage; ids are assigned when the
  * pipeline is realized (stage order, then registration order), so apps compose without clashing.
  */
-export const STAGES = ['classify', 'spoofguard', 'arp', 'acl', 'l3', 'l2', 'egress', 'output'] as const;
+export const STAGES = ['classify', 'spoofguard', 'arp', 'l3', 'l2', 'acl', 'output'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** What a packet that matches no flow of the table does. */

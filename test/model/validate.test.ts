@@ -71,7 +71,7 @@ test('bad values are rejected with what was expected', (t) => {
   doc.vpcs[0].acls = [{ subnet: 's', direction: 'sideways', action: 'allow', protocol: 'icmp', ports: 80 }];
   const issues = issuesOf(doc);
   t.true(issues.includes("ports[0].mac: 'zz' is not a lower-case MAC address"));
-  t.true(issues.includes('vpcs[0].vni: must be an integer in 1..16777215'));
+  t.true(issues.includes('vpcs[0].vni: must be an integer in 1..4095'));
   t.true(issues.includes("hypervisors[0].tunnelIp: 10.0.0.1 is outside zone a's underlay 172.16.1.0/24"));
   t.true(issues.includes('vpcs[0].acls[0].direction: must be one of ingress, egress'));
   t.true(issues.includes('vpcs[0].acls[0].ports: ports need protocol tcp or udp, not icmp'));

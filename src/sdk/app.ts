@@ -1,0 +1,53 @@
+import type { Logger } from 'pino';
+import type { Observable } from 'rxjs';
+import type { OfMessage } from '../openflow';
+import type { FlowRemovedEvent, PacketInEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';
+import type { Flow, FlowBuilder } from './flow';
+import type { Pipeline, TableSpec } from './pipeline';
+
+/**
+ * An app: a named set of tables plus the logic that fills them. Apps are inversify classes
+ * (bound under APP), so one app can depend on another through a DI token.
+ */
+export interface ZonemeshApp {
+  /** config name, e.g. 'l2-learning' */
+  readonly name: string;
+  /** 2..255, stable: it is the top byte of every cookie the app writes (1 is the pipeline's own) */
+  readonly appId: number;
+  /** tables the app owns; ids are assigned when the pipeline is realized */
+  readonly tables: readonly TableSpec[];
+  /** Called once, after the pipeline is realized. Subscriptions end when `ctx.stopped$` emits. */
+  start(ctx: AppContext): void;
+}
+
+/** The events every app can subscribe to; filter one switch with `forSwitch(dpid)`. */
+export interface AppEvents {
+  readonly switchUp$: Observable<SwitchUpEvent>;
+  readonly switchDown$: Observable<SwitchDownEvent>;
+  readonly packetIn$: Observable<PacketInEvent>;
+  readonly portStatus$: Observable<PortStatusEvent>;
+  readonly flowRemoved$: Observable<FlowRemovedEvent>;
+}
+
+/** What the runtime gives an app: the realized pipeline, events, desired state and a reactive send. */
+export interface AppContext {
+  readonly app: ZonemeshApp;
+  readonly pipeline: Pipeline;
+  readonly log: Logger;
+  readonly events: AppEvents;
+  readonly stopped$: Observable<void>;
+  /** the app's cookie for an owner object ('port:web1', 'mac:02:..') */
+  cookie(owner: string, opts?: { ephemeral?: boolean }): bigint;
+  /** a flow builder for one of the pipeline's tables, carrying this app's cookie for `owner` */
+  flow(table: string, owner: string, opts?: { ephemeral?: boolean }): FlowBuilder;
+  /**
+   * Desired state: the flows `owner` wants on `dpid`, replacing what it wanted before.
+   * The runtime diffs and sends only the difference, now if the switch is up, else on connect.
+   */
+  setFlows(dpid: bigint, owner: string, flows: readonly Flow[]): void;
+  /** Reactive path (learned flows, packet-outs): sent now, not reconciled. */
+  send(dpid: bigint, msg: OfMessage): void;
+}
+
+/** DI token under which every enabled app is bound (multi-inject). */
+export const APP = Symbol.for('zonemesh.app');
