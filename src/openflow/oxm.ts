@@ -70,7 +70,13 @@ interface FieldDef<N extends string = string, K extends ValueKind = ValueKind> {
 
 type Options = Partial<Pick<FieldDef, 'bits' | 'refBits' | 'maskable' | 'experimenter' | 'expType'>>;
 
-function def<N extends string, K extends ValueKind>(oxmClass: number, oxmField: number, name: N, kind: K, opts: Options = {}): FieldDef<N, K> {
+function def<N extends string, K extends ValueKind>(
+  oxmClass: number,
+  oxmField: number,
+  name: N,
+  kind: K,
+  opts: Options = {},
+): FieldDef<N, K> {
   return { name, oxmClass, oxmField, kind, bits: KIND_BYTES[kind] * 8, maskable: false, ...opts };
 }
 
@@ -256,7 +262,8 @@ export interface FieldSpec extends FieldDef<OxmFieldName> {
 function makeSpec(d: FieldDef): FieldSpec {
   const bytes = KIND_BYTES[d.kind];
   const prefixBytes = d.experimenter === undefined ? 0 : d.expType === undefined ? 4 : 6;
-  return { ...d, name: d.name as OxmFieldName, bytes, prefixBytes, maxNumber: 2 ** d.bits - 1, header: oxmHeader(d.oxmClass, d.oxmField, false, prefixBytes + bytes) };
+  const header = oxmHeader(d.oxmClass, d.oxmField, false, prefixBytes + bytes);
+  return { ...d, name: d.name as OxmFieldName, bytes, prefixBytes, maxNumber: 2 ** d.bits - 1, header };
 }
 
 export function oxmHeader(oxmClass: number, oxmField: number, hasMask: boolean, length: number): number {
@@ -456,7 +463,8 @@ export function encodeOxm(w: Writer, tlv: OxmTlv): void {
   // OF1.3 requires value bits under a 0 mask bit to be 0 and switches reject the TLV otherwise
   // (OFPBMC_BAD_WILDCARDS); refusing it here tells the caller which field is wrong.
   if (hasBitsOutsideMask(w.buf, valueAt, spec.bytes)) {
-    throw new OfEncodeError(`${spec.name}: value ${describe(tlv.value)} has bits set outside mask ${describe(tlv.mask)}`, { field: spec.name });
+    const why = `value ${describe(tlv.value)} has bits set outside mask ${describe(tlv.mask)}`;
+    throw new OfEncodeError(`${spec.name}: ${why}`, { field: spec.name });
   }
 }
 
@@ -470,14 +478,18 @@ function encodeUnknown(w: Writer, tlv: UnknownOxm): void {
   const isExperimenter = tlv.oxmClass === OFPXMC_EXPERIMENTER;
   const length = (isExperimenter ? 4 : 0) + tlv.payload.length;
   const what = `OXM class 0x${tlv.oxmClass.toString(16)} field ${tlv.oxmField}`;
-  if (!isUint(tlv.oxmClass, 0xffff) || !isUint(tlv.oxmField, 0x7f)) throw new OfEncodeError(`${what}: class or field out of range`, { field: 'unknown' });
+  if (!isUint(tlv.oxmClass, 0xffff) || !isUint(tlv.oxmField, 0x7f)) {
+    throw new OfEncodeError(`${what}: class or field out of range`, { field: 'unknown' });
+  }
   if (length > 0xff) throw new OfEncodeError(`${what}: payload of ${length} bytes exceeds 255`, { field: 'unknown' });
   if (isExperimenter !== (tlv.experimenter !== undefined)) {
     throw new OfEncodeError(`${what}: an experimenter id goes with class 0xffff and only with it`, { field: 'unknown' });
   }
   w.u32(oxmHeader(tlv.oxmClass, tlv.oxmField, tlv.hasMask, length));
   if (tlv.experimenter !== undefined) {
-    if (!isUint(tlv.experimenter, 0xffffffff)) throw new OfEncodeError(`${what}: bad experimenter id ${tlv.experimenter}`, { field: 'unknown' });
+    if (!isUint(tlv.experimenter, 0xffffffff)) {
+      throw new OfEncodeError(`${what}: bad experimenter id ${tlv.experimenter}`, { field: 'unknown' });
+    }
     w.u32(tlv.experimenter);
   }
   w.bytes(tlv.payload);
@@ -515,11 +527,17 @@ function writeValue(w: Writer, spec: FieldSpec, v: unknown, what: 'value' | 'mas
   }
 }
 
-const ADDRESS_NAMES: Partial<Record<ValueKind, string>> = { [ValueKind.Mac]: 'a MAC', [ValueKind.Ipv4]: 'an IPv4', [ValueKind.Ipv6]: 'an IPv6' };
+const ADDRESS_NAMES: Partial<Record<ValueKind, string>> = {
+  [ValueKind.Mac]: 'a MAC',
+  [ValueKind.Ipv4]: 'an IPv4',
+  [ValueKind.Ipv6]: 'an IPv6',
+};
 
 function parseAddress(spec: FieldSpec, what: 'value' | 'mask', v: unknown): Buffer {
   try {
-    if (typeof v === 'string') return spec.kind === ValueKind.Mac ? parseMac(v) : spec.kind === ValueKind.Ipv4 ? parseIpv4(v) : parseIpv6(v);
+    if (typeof v === 'string') {
+      return spec.kind === ValueKind.Mac ? parseMac(v) : spec.kind === ValueKind.Ipv4 ? parseIpv4(v) : parseIpv6(v);
+    }
   } catch (e) {
     if (!(e instanceof OfEncodeError)) throw e;
   }

@@ -455,7 +455,9 @@ function formatVlan(o: Out, tci: Masked | undefined): void {
   const vidMask = tci.m & VLAN_VID_MASK;
   const pcpMask = tci.m & VLAN_PCP_MASK;
   const hex4 = (v: bigint) => `0x${v.toString(16).padStart(4, '0')}`;
-  if (tci.m & VLAN_CFI && tci.v & VLAN_CFI && (!vidMask || vidMask === VLAN_VID_MASK) && (!pcpMask || pcpMask === VLAN_PCP_MASK) && (vidMask || pcpMask)) {
+  // dl_vlan / dl_vlan_pcp only when a tag is required and VID and PCP are each fully matched or not at all
+  const wholeParts = (!vidMask || vidMask === VLAN_VID_MASK) && (!pcpMask || pcpMask === VLAN_PCP_MASK) && (vidMask || pcpMask);
+  if (tci.m & VLAN_CFI && tci.v & VLAN_CFI && wholeParts) {
     if (vidMask) o.put(`dl_vlan=${tci.v & VLAN_VID_MASK}`);
     if (pcpMask) o.put(`dl_vlan_pcp=${(tci.v & VLAN_PCP_MASK) >> 13n}`);
   } else {

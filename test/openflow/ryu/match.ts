@@ -14,15 +14,19 @@ function ryuName(name: string): string {
   return RYU_NAMES[name] ?? name;
 }
 
-/** Ryu names an OXM it does not know 'field_<n>' and keeps its bytes; only our registry gaps reach this. */
-function unknownName(tlv: Extract<OxmTlv, { field: 'unknown' }>): string {
-  return `field_${(tlv.oxmClass << 7) | tlv.oxmField}`;
+/**
+ * Ryu names a basic-class OXM it does not know 'field_<class << 7 | field>' and shows its value and
+ * mask as base64. No vector has one; Ryu's naming of unknown experimenter OXMs is not reproduced.
+ */
+function unknownToRyu(tlv: Extract<OxmTlv, { field: 'unknown' }>): unknown {
+  const half = tlv.hasMask ? tlv.payload.length / 2 : tlv.payload.length;
+  const value = tlv.payload.subarray(0, half).toString('base64');
+  const mask = tlv.hasMask ? tlv.payload.subarray(half).toString('base64') : null;
+  return { OXMTlv: { field: `field_${(tlv.oxmClass << 7) | tlv.oxmField}`, mask, value } };
 }
 
 export function oxmToRyu(tlv: OxmTlv): unknown {
-  if (tlv.field === 'unknown') {
-    return { OXMTlv: { field: unknownName(tlv), mask: null, value: tlv.payload.toString('base64') } };
-  }
+  if (tlv.field === 'unknown') return unknownToRyu(tlv);
   return { OXMTlv: { field: ryuName(tlv.field), mask: tlv.mask ?? null, value: tlv.value } };
 }
 
