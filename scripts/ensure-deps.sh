@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what the build and the tests need: npm packages, and the Debian packages for the
+# OVS, Mininet and tshark tests. Idempotent, and a no-op taking well under a second when
+# everything is present. Installing Debian packages needs root, as in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# npm writes node_modules/.package-lock.json on every install: older than the lock file
+# means the lock file changed since.
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "ensure-deps: npm ci"
+  npm ci --no-audit --no-fund
+fi
+
+# ethtool: netns hosts on the userspace datapath need `ethtool -K eth0 tx off` for TCP to work
+apt_packages=(
+  openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
+  python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool
+)
+missing=()
+for p in "${apt_packages[@]}"; do
+  [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "ensure-deps: apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark's wireshark-common asks whether non-root users may capture; answer before it asks.
+  echo 'wireshark-common wireshark-common/install-setuid boolean false' | debconf-set-selections
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
