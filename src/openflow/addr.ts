@@ -1,10 +1,18 @@
 import { OfEncodeError } from './errors';
 
-const HEX2 = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const HEX_CODES = Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+const COLON = 0x3a;
+/** reused: formatMac builds 17 char codes without intermediate strings (it runs per packet-in) */
+const macCodes = new Array<number>(17).fill(COLON);
 
 /** 6 bytes to 'aa:bb:cc:dd:ee:ff' */
 export function formatMac(b: Uint8Array, at = 0): string {
-  return `${HEX2[b[at]!]}:${HEX2[b[at + 1]!]}:${HEX2[b[at + 2]!]}:${HEX2[b[at + 3]!]}:${HEX2[b[at + 4]!]}:${HEX2[b[at + 5]!]}`;
+  for (let i = 0; i < 6; i++) {
+    const v = b[at + i]!;
+    macCodes[i * 3] = HEX_CODES[v >> 4]!;
+    macCodes[i * 3 + 1] = HEX_CODES[v & 15]!;
+  }
+  return String.fromCharCode.apply(null, macCodes);
 }
 
 const MAC_RE = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i;
