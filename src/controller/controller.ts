@@ -1,0 +1,141 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Observable } from 'rxjs';
+import { resolveConfig, type ControllerConfig, type ControllerOptions } from './config';
+import { formatDpid, type ControllerError } from './errors';
+import {
+  EventHub,
+  type FlowRemovedEvent,
+  type OtherMessageEvent,
+  type PacketInEvent,
+  type PortStatusEvent,
+  type SwitchDownEvent,
+  type SwitchUpEvent,
+} from './events';
+import { SwitchSession, type CloseInfo, type SessionHost, type SessionOrigin } from './session';
+import { Dialer, startListener, type DialOptions, type ListenSpec, type Listener } from './transport';
+
+/**
+ * The OpenFlow 1.3 runtime: accepts switches (TCP, TLS, Unix sockets) and dials switches'
+ * passive listeners, runs one SwitchSession per connection, and publishes what the switches
+ * say as RxJS streams. Filter per switch with `forSwitch(dpid)`.
+ */
+export class Controller {
+  /** a switch reached READY; a reconnecting dpid replaces its previous session (which goes down with 'replaced' first) */
+  readonly switchUp$: Observable<SwitchUpEvent>;
+  /** a READY switch's session ended */
+  readonly switchDown$: Observable<SwitchDownEvent>;
+  readonly packetIn$: Observable<PacketInEvent>;
+  readonly portStatus$: Observable<PortStatusEvent>;
+  readonly flowRemoved$: Observable<FlowRemovedEvent>;
+  /** messages no request awaited and no stream above carries (late replies, experimenter messages) */
+  readonly otherMessages$: Observable<OtherMessageEvent>;
+  /** every error the runtime saw: switch errors for unawaited xids, malformed input, handshake and transport failures */
+  readonly errors$: Observable<ControllerError>;
+
+  readonly config: ControllerConfig;
+  private readonly log: Logger;
+  private readonly hub = new EventHub();
+  private readonly host: SessionHost;
+  private readonly listeners = new Set<Listener>();
+  private readonly dialers = new Set<Dialer>();
+  /** every open session, READY or not */
+  private readonly sessions = new Set<SwitchSession>();
+  private readonly byDpid = new Map<bigint, SwitchSession>();
+  private closing = false;
+
+  constructor(options: ControllerOptions = {}) {
+    this.config = resolveConfig(options);
+    this.log = this.config.logger;
+    this.switchUp$ = this.hub.switchUp.asObservable();
+    this.switchDown$ = this.hub.switchDown.asObservable();
+    this.packetIn$ = this.hub.packetIn.asObservable();
+    this.portStatus$ = this.hub.portStatus.asObservable();
+    this.flowRemoved$ = this.hub.flowRemoved.asObservable();
+    this.otherMessages$ = this.hub.otherMessages.asObservable();
+    this.errors$ = this.hub.errors.asObservable();
+    this.host = {
+      config: this.config,
+      hub: this.hub,
+      sessionReady: (s) => this.onSessionReady(s),
+      sessionClosed: (s, info) => this.onSessionClosed(s, info),
+    };
+  }
+
+  /** READY switches by datapath id */
+  get switches(): ReadonlyMap<bigint, SwitchSession> {
+    return this.byDpid;
+  }
+
+  session(dpid: bigint): SwitchSession | undefined {
+    return this.byDpid.get(dpid);
+  }
+
+  /** Accepts switches; default TCP on 0.0.0.0:6653. Port 0 picks a free port (see `Listener.port`). */
+  async listen(spec: ListenSpec = { transport: 'tcp' }): Promise<Listener> {
+    const listener = await startListener(
+      spec,
+      (socket, remote) => this.attach(socket, 'accepted', remote),
+      (e) => this.reportError(e),
+      this.config.handshakeTimeoutMs,
+      this.log,
+    );
+    this.listeners.add(listener);
+    return listener;
+  }
+
+  /** Connects to a switch's passive listener ('unix:/var/run/openvswitch/br-int.mgmt', 'tcp:10.0.0.5:6653') and keeps reconnecting. */
+  dial(target: string, options: DialOptions = {}): Dialer {
+    const dialer = new Dialer(
+      target,
+      (socket, remote) => this.attach(socket, 'dialed', remote),
+      (e) => this.reportError(e),
+      this.config.handshakeTimeoutMs,
+      this.log,
+      options,
+    );
+    this.dialers.add(dialer);
+    return dialer;
+  }
+
+  /** Stops listening and dialing, closes every session (switchDown$ with 'controller_shutdown') and completes the streams. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    for (const d of this.dialers) d.stop('controller_shutdown');
+    for (const s of [...this.sessions]) s.close('controller_shutdown');
+    await Promise.all([...this.listeners].map((l) => l.close()));
+    this.hub.complete();
+  }
+
+  private attach(socket: Socket, origin: SessionOrigin, remote: string): SwitchSession {
+    const session = new SwitchSession(socket, origin, remote, this.host);
+    this.sessions.add(session);
+    if (this.closing) session.close('controller_shutdown');
+    return session;
+  }
+
+  private onSessionReady(session: SwitchSession): void {
+    const dpid = session.dpid!;
+    const previous = this.byDpid.get(dpid);
+    if (previous) {
+      this.log.info({ dpid: formatDpid(dpid), previous: previous.id, current: session.id }, 'switch reconnected; replacing its old session');
+      previous.close('replaced');
+    }
+    this.byDpid.set(dpid, session);
+    this.hub.switchUp.next({ dpid, session, features: session.features!, ports: [...session.ports.values()] });
+  }
+
+  private onSessionClosed(session: SwitchSession, info: CloseInfo): void {
+    this.sessions.delete(session);
+    if (!info.wasReady) return;
+    const dpid = session.dpid!;
+    if (this.byDpid.get(dpid) === session) this.byDpid.delete(dpid);
+    this.hub.switchDown.next({ dpid, session, reason: info.reason, error: info.error });
+  }
+
+  private reportError(e: ControllerError): void {
+    this.log.warn({ err: e }, e.message);
+    this.hub.errors.next(e);
+  }
+}

@@ -1,0 +1,19 @@
+/** zonemesh OpenFlow 1.3 runtime: connections, handshake, keepalive, request/reply, events. */
+export { Controller } from './controller';
+export { silentLogger, type ControllerOptions, type ControllerConfig } from './config';
+export * from './errors';
+export * from './events';
+export {
+  SwitchSession,
+  type BarrierResult,
+  type CloseInfo,
+  type MultipartReplyFor,
+  type ReplyTo,
+  type RequestMessage,
+  type RequestOptions,
+  type RequestType,
+  type SessionOrigin,
+  type SessionState,
+  type SessionStats,
+} from './session';
+export { Dialer, OPENFLOW_PORT, parseDialTarget, type DialOptions, type DialTarget, type Listener, type ListenSpec } from './transport';

@@ -1,0 +1,602 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { defer, type Observable } from 'rxjs';
+import {
+  Framer,
+  OFP_VERSION,
+  OFPMPF_REPLY_MORE,
+  OFPT,
+  OfDecodeError,
+  decodeMessage,
+  mergeMultipartReplies,
+  type BarrierReply,
+  type EchoReply,
+  type ErrorMsg,
+  type Experimenter,
+  type FeaturesReply,
+  type FlowRemoved,
+  type GetAsyncReply,
+  type GetConfigReply,
+  type MultipartReply,
+  type MultipartReplyBody,
+  type MultipartRequestBody,
+  type OfMessage,
+  type OfMessageOf,
+  type OfMessageType,
+  type PacketIn,
+  type Port,
+  type PortStatus,
+  type QueueGetConfigReply,
+  type RoleReply,
+} from '../openflow';
+import { errorReplyFor, helloFailed } from '../openflow/messages/error-reply';
+import type { ControllerConfig } from './config';
+import {
+  ConnectionError,
+  ControllerError,
+  HandshakeError,
+  InternalError,
+  MalformedMessageError,
+  MultipartOverflowError,
+  OfSwitchError,
+  RequestTimeoutError,
+  SendBufferFullError,
+  SessionClosedError,
+  XidInUseError,
+  formatDpid,
+  messageTypeName,
+  type CloseReason,
+  type SessionErrorContext,
+} from './errors';
+import type { EventHub } from './events';
+import { negotiateVersion } from './negotiation';
+import { OutboundQueue } from './outbound';
+
+/** HELLO → FEATURES → PORT_DESC → READY; any state → CLOSED. */
+export type SessionState = 'HELLO' | 'FEATURES' | 'PORT_DESC' | 'READY' | 'CLOSED';
+/** whether the switch connected to us or we dialed it */
+export type SessionOrigin = 'accepted' | 'dialed';
+
+export interface CloseInfo {
+  readonly reason: CloseReason;
+  readonly error: Error | undefined;
+  /** the session had reached READY (so switchUp$ and switchDown$ were emitted for it) */
+  readonly wasReady: boolean;
+}
+
+/** What a session needs from the controller that owns it. */
+export interface SessionHost {
+  readonly config: ControllerConfig;
+  readonly hub: EventHub;
+  sessionReady(session: SwitchSession): void;
+  sessionClosed(session: SwitchSession, info: CloseInfo): void;
+}
+
+/** The reply each request type gets. Requests without a reply (FLOW_MOD …) are sent with `send` and checked with `barrier`. */
+interface ReplyTypes {
+  FEATURES_REQUEST: FeaturesReply;
+  MULTIPART_REQUEST: MultipartReply;
+  BARRIER_REQUEST: BarrierReply;
+  ECHO_REQUEST: EchoReply;
+  ROLE_REQUEST: RoleReply;
+  GET_CONFIG_REQUEST: GetConfigReply;
+  GET_ASYNC_REQUEST: GetAsyncReply;
+  QUEUE_GET_CONFIG_REQUEST: QueueGetConfigReply;
+  /** experimenter requests (bundle control …) are answered by an experimenter message with their xid */
+  EXPERIMENTER: Experimenter;
+}
+export type RequestType = keyof ReplyTypes;
+export type RequestMessage = OfMessageOf<RequestType>;
+export type ReplyTo<T extends RequestMessage> = ReplyTypes[T['type']];
+/** The reply body matching a multipart request body. */
+export type MultipartReplyFor<B extends MultipartRequestBody> = Extract<MultipartReplyBody, { mpType: B['mpType'] }>;
+
+const REPLY_TYPE: { readonly [K in RequestType]: ReplyTypes[K]['type'] } = {
+  FEATURES_REQUEST: 'FEATURES_REPLY',
+  MULTIPART_REQUEST: 'MULTIPART_REPLY',
+  BARRIER_REQUEST: 'BARRIER_REPLY',
+  ECHO_REQUEST: 'ECHO_REPLY',
+  ROLE_REQUEST: 'ROLE_REPLY',
+  GET_CONFIG_REQUEST: 'GET_CONFIG_REPLY',
+  GET_ASYNC_REQUEST: 'GET_ASYNC_REPLY',
+  QUEUE_GET_CONFIG_REQUEST: 'QUEUE_GET_CONFIG_REPLY',
+  EXPERIMENTER: 'EXPERIMENTER',
+};
+
+export interface RequestOptions {
+  /** overrides the controller's requestTimeoutMs */
+  timeoutMs?: number;
+}
+
+/** What a barrier reply proves: everything sent before it was processed, with these errors. */
+export interface BarrierResult {
+  /** OFPT_ERRORs for messages not awaited with `request`, received while this barrier was outstanding */
+  readonly errors: readonly OfSwitchError[];
+}
+
+interface PendingRequest {
+  readonly xid: number;
+  readonly requestType: RequestType;
+  readonly replyType: OfMessageType;
+  /** for multipart requests, the body type the reply must carry */
+  readonly mpType: string | undefined;
+  readonly timeoutMs: number;
+  readonly timer: NodeJS.Timeout;
+  readonly resolve: (reply: OfMessage) => void;
+  readonly reject: (error: Error) => void;
+  /** REPLY_MORE parts received so far */
+  parts: MultipartReply[] | undefined;
+  partBytes: number;
+}
+
+/** Counters, cheap enough to keep on the hot path. */
+export interface SessionStats {
+  messagesReceived: number;
+  /** messages dropped because they arrived in a state whose handlers do not take them */
+  droppedForState: number;
+  malformed: number;
+}
+
+type Handler = { readonly runsIn: ReadonlySet<SessionState>; readonly handle: (session: SwitchSession, msg: OfMessage) => void };
+function handler<T extends OfMessageType>(runsIn: ReadonlySet<SessionState>, handle: (s: SwitchSession, m: OfMessageOf<T>) => void): Handler {
+  return { runsIn, handle: handle as Handler['handle'] };
+}
+
+const AFTER_HELLO: ReadonlySet<SessionState> = new Set(['FEATURES', 'PORT_DESC', 'READY']);
+const READY_ONLY: ReadonlySet<SessionState> = new Set(['READY']);
+/** a peer that ends this way has nothing more to read, so nothing is flushed */
+const ABRUPT: ReadonlySet<CloseReason> = new Set(['socket_error', 'echo_timeout', 'peer_closed']);
+const CLOSE_GRACE_MS = 1_000;
+const OFPPR_DELETE = 1;
+const EMPTY = Buffer.alloc(0);
+
+let nextSessionId = 1;
+
+/**
+ * One OpenFlow 1.3 connection to a switch, accepted or dialed. Drives the handshake, keeps the
+ * switch alive with echoes, correlates replies with requests by xid, reassembles multipart
+ * replies and batches outbound messages per event-loop turn with bounded memory.
+ */
+export class SwitchSession {
+  /** process-unique, for logs */
+  readonly id = nextSessionId++;
+  readonly stats: SessionStats = { messagesReceived: 0, droppedForState: 0, malformed: 0 };
+  /** resolves (never rejects) when the session ends */
+  readonly closed: Promise<CloseInfo>;
+
+  private _state: SessionState = 'HELLO';
+  private closeReason: CloseReason | undefined;
+  private _dpid: bigint | undefined;
+  private _features: FeaturesReply | undefined;
+  private readonly _ports = new Map<number, Port>();
+  private log: Logger;
+  private readonly framer = new Framer();
+  private readonly outbound: OutboundQueue;
+  private readonly pending = new Map<number, PendingRequest>();
+  private xidCounter = 0;
+  /** echoes sent since the switch last sent anything */
+  private echoesUnanswered = 0;
+  private echoTimer: NodeJS.Timeout | undefined;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private outstandingBarriers = 0;
+  private errorsForBarrier: OfSwitchError[] = [];
+  /** length of the frame being dispatched, for multipart size accounting */
+  private frameLength = 0;
+  private resolveClosed!: (info: CloseInfo) => void;
+
+  constructor(
+    private readonly socket: Socket,
+    readonly origin: SessionOrigin,
+    /** 'host:port' or 'unix:/path' */
+    readonly remote: string,
+    private readonly host: SessionHost,
+  ) {
+    const config = host.config;
+    this.log = config.logger.child({ session: this.id, remote, origin });
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.outbound = new OutboundQueue(socket, config.highWaterMarkBytes);
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('end', () => this.close('peer_closed'));
+    socket.on('close', () => this.close('peer_closed'));
+    socket.on('error', (e) => this.fail('socket_error', new ConnectionError(`socket error: ${e.message}`, this.context(), e)));
+    this.handshakeTimer = setTimeout(() => {
+      const error = new HandshakeError('timeout', `not READY after ${config.handshakeTimeoutMs} ms (state ${this._state})`, this.context());
+      this.fail('handshake_timeout', error);
+    }, config.handshakeTimeoutMs);
+    this.log.debug('connected');
+    this.enqueue({ type: 'HELLO', xid: 0, elements: [{ type: 'versionbitmap', versions: [OFP_VERSION] }] }, this.nextXid());
+  }
+
+  get state(): SessionState {
+    return this._state;
+  }
+  private get ended(): boolean {
+    return this.closeReason !== undefined;
+  }
+  /** known from FEATURES on; always set for READY sessions */
+  get dpid(): bigint | undefined {
+    return this._dpid;
+  }
+  get features(): FeaturesReply | undefined {
+    return this._features;
+  }
+  /** the switch's ports by number, from PORT_DESC and kept current by PORT_STATUS */
+  get ports(): ReadonlyMap<number, Port> {
+    return this._ports;
+  }
+  /** bytes queued for this switch that the kernel has not taken yet */
+  get bufferedBytes(): number {
+    return this.outbound.bufferedBytes;
+  }
+  /** socket writes, messages and bytes sent so far */
+  get sendStats(): { readonly socketWrites: number; readonly messages: number; readonly bytesWritten: number } {
+    return this.outbound;
+  }
+
+  /** A fresh xid (never 0), for callers that correlate replies or errors themselves. */
+  nextXid(): number {
+    this.xidCounter = this.xidCounter === 0xffffffff ? 1 : this.xidCounter + 1;
+    return this.xidCounter;
+  }
+
+  /**
+   * Queues a message (an xid is assigned when `msg.xid` is 0; `msg` is never modified).
+   * Returns false once the queued bytes exceed highWaterMarkBytes: the caller should then
+   * `await drained()`. Throws SendBufferFullError past maxBufferedBytes, SessionClosedError
+   * on a closed session and OfEncodeError for a message that cannot be encoded.
+   */
+  send(msg: OfMessage): boolean {
+    this.enqueue(msg, msg.xid === 0 ? this.nextXid() : msg.xid);
+    return this.outbound.belowHighWaterMark;
+  }
+
+  /** Sends every message, waiting for the queue to drain whenever it is above the high-water mark. */
+  async sendAll(messages: Iterable<OfMessage>): Promise<void> {
+    for (const msg of messages) if (!this.send(msg)) await this.drained();
+  }
+
+  /** Resolves when the queued bytes fall below the high-water mark; rejects with SessionClosedError if the session ends first. */
+  drained(): Promise<void> {
+    return this.outbound.drained();
+  }
+
+  /**
+   * Sends a request and resolves with its reply (multipart replies reassembled into one).
+   * Rejects with OfSwitchError when the switch answers OFPT_ERROR, RequestTimeoutError,
+   * SessionClosedError, or the error `send` would throw. Never throws synchronously.
+   */
+  request<T extends RequestMessage>(msg: T, options: RequestOptions = {}): Promise<ReplyTo<T>> {
+    return new Promise<OfMessage>((resolve, reject) => this.startRequest(msg, options, resolve, reject)) as Promise<ReplyTo<T>>;
+  }
+
+  /** `request` as a cold Observable: the request is sent on subscription. */
+  request$<T extends RequestMessage>(msg: T, options: RequestOptions = {}): Observable<ReplyTo<T>> {
+    return defer(() => this.request(msg, options));
+  }
+
+  /** Sends a multipart request with `body` and resolves with the whole reply body (all parts merged). */
+  async multipart<B extends MultipartRequestBody>(body: B, options: RequestOptions = {}): Promise<MultipartReplyFor<B>> {
+    const reply = await this.request({ type: 'MULTIPART_REQUEST', xid: 0, flags: 0, body }, options);
+    return reply.body as MultipartReplyFor<B>;
+  }
+
+  /**
+   * Sends BARRIER_REQUEST; resolves once the switch has processed everything sent before it,
+   * with the OFPT_ERRORs that arrived meanwhile for messages not awaited through `request`
+   * (for a batch sent right before the barrier: exactly that batch's errors).
+   */
+  barrier(options: RequestOptions = {}): Promise<BarrierResult> {
+    return new Promise((resolve, reject) =>
+      this.startRequest(
+        { type: 'BARRIER_REQUEST', xid: 0 },
+        options,
+        // Runs synchronously when the reply is dispatched, so later errors cannot slip in.
+        () => resolve({ errors: this.takeBarrierErrors() }),
+        reject,
+      ),
+    );
+  }
+
+  /** Ends the session; queued messages are flushed first. */
+  close(reason: CloseReason = 'closed_by_controller', error?: Error): void {
+    if (this.ended) return;
+    const wasReady = this._state === 'READY';
+    this.closeReason = reason;
+    this.transition('CLOSED', { reason, ...(error && { err: error }) });
+    clearTimeout(this.handshakeTimer);
+    clearInterval(this.echoTimer);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new SessionClosedError(reason, this.context(p.xid, p.requestType)));
+    }
+    this.pending.clear();
+    const graceful = !ABRUPT.has(reason);
+    this.outbound.close(new SessionClosedError(reason, this.context()), graceful);
+    if (graceful) {
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+    } else {
+      this.socket.destroy();
+    }
+    const info: CloseInfo = { reason, error, wasReady };
+    this.host.sessionClosed(this, info);
+    this.resolveClosed(info);
+  }
+
+  // ---- outbound ----
+
+  /** Queues `msg` with exactly `xid` (replies must echo the peer's xid, even 0). */
+  private enqueue(msg: OfMessage, xid: number): void {
+    if (this.closeReason) throw new SessionClosedError(this.closeReason, this.context(xid, msg.type));
+    const queued = this.outbound.bufferedBytes;
+    const limit = this.host.config.maxBufferedBytes;
+    if (queued >= limit) throw new SendBufferFullError(queued, limit, this.context(xid, msg.type));
+    this.outbound.enqueue(msg, xid);
+  }
+
+  private startRequest(msg: RequestMessage, options: RequestOptions, resolve: (reply: OfMessage) => void, reject: (e: Error) => void): void {
+    const xid = msg.xid === 0 ? this.nextXid() : msg.xid;
+    if (this.pending.has(xid)) return reject(new XidInUseError(this.context(xid, msg.type)));
+    try {
+      this.enqueue(msg, xid);
+    } catch (e) {
+      return reject(e as Error);
+    }
+    const timeoutMs = options.timeoutMs ?? this.host.config.requestTimeoutMs;
+    const pending: PendingRequest = {
+      xid,
+      requestType: msg.type,
+      replyType: REPLY_TYPE[msg.type],
+      mpType: msg.type === 'MULTIPART_REQUEST' ? msg.body.mpType : undefined,
+      timeoutMs,
+      timer: setTimeout(this.onRequestTimeout, timeoutMs, xid),
+      resolve,
+      reject,
+      parts: undefined,
+      partBytes: 0,
+    };
+    this.pending.set(xid, pending);
+    if (msg.type === 'BARRIER_REQUEST') this.outstandingBarriers++;
+  }
+
+  private readonly onRequestTimeout = (xid: number): void => {
+    const p = this.takePending(xid);
+    if (p) p.reject(new RequestTimeoutError(p.timeoutMs, this.context(xid, p.requestType)));
+  };
+
+  private takePending(xid: number): PendingRequest | undefined {
+    const p = this.pending.get(xid);
+    if (!p) return undefined;
+    this.pending.delete(xid);
+    clearTimeout(p.timer);
+    if (p.requestType === 'BARRIER_REQUEST') this.outstandingBarriers--;
+    return p;
+  }
+
+  private takeBarrierErrors(): OfSwitchError[] {
+    const errors = this.errorsForBarrier;
+    this.errorsForBarrier = [];
+    return errors;
+  }
+
+  // ---- inbound ----
+
+  private onData(chunk: Buffer): void {
+    if (this.ended) return;
+    this.echoesUnanswered = 0;
+    let frames: Buffer[];
+    try {
+      frames = this.framer.push(chunk);
+    } catch (e) {
+      const decodeError = e instanceof OfDecodeError ? e : new OfDecodeError('bad_length', String(e));
+      this.stats.malformed++;
+      this.fail('framing_error', new MalformedMessageError(decodeError, true, this.context(decodeError.context.xid)));
+      return;
+    }
+    for (let i = 0; i < frames.length && !this.ended; i++) {
+      try {
+        this.onFrame(frames[i]!);
+      } catch (e) {
+        // e.g. an echo or error reply refused by a full send buffer; never let it escape into the socket's emitter
+        const error = e instanceof ControllerError ? e : new InternalError(e, this.context());
+        this.log.error({ err: error }, 'failed to handle a message from the switch');
+        this.host.hub.errors.next(error);
+      }
+    }
+  }
+
+  private onFrame(frame: Buffer): void {
+    this.stats.messagesReceived++;
+    if (this._state === 'HELLO') return this.onHello(frame);
+    const res = decodeMessage(frame);
+    if (!res.ok) return this.onMalformed(res.error, frame);
+    const msg = res.message;
+    const h = SwitchSession.handlers[msg.type] ?? SwitchSession.replyHandler;
+    if (!h.runsIn.has(this._state)) {
+      this.stats.droppedForState++;
+      this.log.debug({ type: msg.type, xid: msg.xid, state: this._state }, 'message not handled in this state; dropped');
+      return;
+    }
+    this.frameLength = frame.length;
+    h.handle(this, msg);
+  }
+
+  /** Inbound handlers and the states they run in; every type not listed is a reply (see replyHandler). */
+  private static readonly handlers: { readonly [T in OfMessageType]?: Handler } = {
+    ERROR: handler<'ERROR'>(AFTER_HELLO, (s, m) => s.onSwitchError(m)),
+    ECHO_REQUEST: handler<'ECHO_REQUEST'>(AFTER_HELLO, (s, m) => s.enqueue({ type: 'ECHO_REPLY', xid: m.xid, data: m.data }, m.xid)),
+    // Before READY nobody can know the switch yet. A PORT_STATUS dropped then is already reflected in the PORT_DESC reply.
+    PACKET_IN: handler<'PACKET_IN'>(READY_ONLY, (s, m) => s.onPacketIn(m)),
+    PORT_STATUS: handler<'PORT_STATUS'>(READY_ONLY, (s, m) => s.onPortStatus(m)),
+    FLOW_REMOVED: handler<'FLOW_REMOVED'>(READY_ONLY, (s, m) => s.onFlowRemoved(m)),
+  };
+  private static readonly replyHandler: Handler = handler(AFTER_HELLO, (s, m) => s.onReply(m));
+
+  private onHello(frame: Buffer): void {
+    const negotiation = negotiateVersion(frame);
+    if (negotiation.ok) {
+      this.log.debug('version 1.3 negotiated');
+      this.runHandshake().catch((e: unknown) => this.onHandshakeFailure(e));
+      return;
+    }
+    const xid = frame.readUInt32BE(4);
+    if (frame[1] === OFPT.ERROR) {
+      // The peer refused our HELLO; an error is never answered with an error.
+      const error = new HandshakeError('version_mismatch', 'peer answered our HELLO with OFPT_ERROR', this.context(xid));
+      return this.fail('version_mismatch', error);
+    }
+    const failure = frame[1] === OFPT.HELLO ? 'version_mismatch' : 'not_hello';
+    this.enqueue(helloFailed(xid, negotiation.reason), xid);
+    this.fail(failure === 'version_mismatch' ? 'version_mismatch' : 'handshake_failed', new HandshakeError(failure, negotiation.reason, this.context(xid)));
+  }
+
+  private async runHandshake(): Promise<void> {
+    this.transition('FEATURES');
+    const features = await this.request({ type: 'FEATURES_REQUEST', xid: 0 });
+    if (this.ended) return;
+    if (features.auxiliaryId !== 0) {
+      // OVS never opens auxiliary connections; accepting one would let it replace the main session of its dpid.
+      const error = new HandshakeError('auxiliary_rejected', `auxiliary connection ${features.auxiliaryId} is not supported`, {
+        ...this.context(features.xid, 'FEATURES_REPLY'),
+        dpid: features.datapathId,
+      });
+      return this.fail('auxiliary_rejected', error);
+    }
+    this._features = features;
+    this._dpid = features.datapathId;
+    this.log = this.log.child({ dpid: formatDpid(features.datapathId) });
+    this.transition('PORT_DESC');
+    const portDesc = await this.multipart({ mpType: 'PORT_DESC' });
+    if (this.ended) return;
+    for (const port of portDesc.ports) this._ports.set(port.portNo, port);
+    clearTimeout(this.handshakeTimer);
+    this.transition('READY', { ports: this._ports.size });
+    this.echoTimer = setInterval(this.onEchoTick, this.host.config.echoIntervalMs);
+    this.host.sessionReady(this);
+  }
+
+  private onHandshakeFailure(e: unknown): void {
+    if (this.ended) return; // the close already said why
+    const error = new HandshakeError('request_failed', (e as Error)?.message ?? String(e), this.context(), e);
+    this.fail('handshake_failed', error);
+  }
+
+  private readonly onEchoTick = (): void => {
+    if (this.echoesUnanswered >= this.host.config.maxMissedEchoes) {
+      const error = new ConnectionError(
+        `no traffic for ${this.echoesUnanswered} echo intervals of ${this.host.config.echoIntervalMs} ms`,
+        this.context(),
+      );
+      return this.fail('echo_timeout', error);
+    }
+    this.echoesUnanswered++;
+    if (this.outbound.bufferedBytes >= this.host.config.maxBufferedBytes) return; // not reading: the count decides
+    this.send({ type: 'ECHO_REQUEST', xid: 0, data: EMPTY });
+  };
+
+  private onPacketIn(message: PacketIn): void {
+    const subject = this.host.hub.packetIn;
+    if (subject.observed) subject.next({ dpid: this._dpid!, session: this, message });
+  }
+
+  private onPortStatus(message: PortStatus): void {
+    // ADD and MODIFY carry the port's new description.
+    if (message.reason === OFPPR_DELETE) this._ports.delete(message.desc.portNo);
+    else this._ports.set(message.desc.portNo, message.desc);
+    this.host.hub.portStatus.next({ dpid: this._dpid!, session: this, message });
+  }
+
+  private onFlowRemoved(message: FlowRemoved): void {
+    this.host.hub.flowRemoved.next({ dpid: this._dpid!, session: this, message });
+  }
+
+  private onSwitchError(msg: ErrorMsg): void {
+    const p = this.takePending(msg.xid);
+    if (p) return p.reject(new OfSwitchError(msg, this.context(msg.xid, p.requestType)));
+    const offendingType = msg.data.length >= 2 ? messageTypeName(msg.data[1]!) : undefined;
+    const error = new OfSwitchError(msg, this.context(msg.xid, offendingType));
+    if (this.outstandingBarriers > 0) this.errorsForBarrier.push(error);
+    this.log.warn({ err: error, errType: error.errType, code: error.code, xid: msg.xid }, 'switch reported an error');
+    this.host.hub.errors.next(error);
+  }
+
+  private onReply(msg: OfMessage): void {
+    const p = this.pending.get(msg.xid);
+    if (!p || p.replyType !== msg.type || (msg.type === 'MULTIPART_REPLY' && msg.body.mpType !== p.mpType)) {
+      return this.onUnclaimed(msg);
+    }
+    if (msg.type !== 'MULTIPART_REPLY') {
+      this.takePending(msg.xid);
+      return p.resolve(msg);
+    }
+    p.partBytes += this.frameLength;
+    if (p.partBytes > this.host.config.maxMultipartReplyBytes) {
+      this.takePending(msg.xid);
+      return p.reject(new MultipartOverflowError(p.partBytes, this.host.config.maxMultipartReplyBytes, this.context(msg.xid, p.requestType)));
+    }
+    if (msg.flags & OFPMPF_REPLY_MORE) {
+      (p.parts ??= []).push(msg);
+      p.timer.refresh(); // a long reply that keeps coming is not timed out
+      return;
+    }
+    this.takePending(msg.xid);
+    if (!p.parts) return p.resolve(msg);
+    p.parts.push(msg);
+    try {
+      p.resolve(mergeMultipartReplies(p.parts));
+    } catch (e) {
+      const decodeError = e instanceof OfDecodeError ? e : new OfDecodeError('bad_value', String(e));
+      p.reject(new MalformedMessageError(decodeError, false, this.context(msg.xid, 'MULTIPART_REPLY')));
+    }
+  }
+
+  private onUnclaimed(msg: OfMessage): void {
+    if (msg.type === 'ECHO_REPLY') return; // our keepalive; any traffic already counted as liveness
+    this.log.debug({ type: msg.type, xid: msg.xid }, 'message claimed by no request');
+    if (this._state === 'READY') this.host.hub.otherMessages.next({ dpid: this._dpid!, session: this, message: msg });
+  }
+
+  /** A message that does not decode while the framing holds: report it, answer OFPT_ERROR, keep the session. */
+  private onMalformed(decodeError: OfDecodeError, frame: Buffer): void {
+    this.stats.malformed++;
+    const xid = frame.readUInt32BE(4);
+    const typeCode = frame[1]!;
+    const error = new MalformedMessageError(decodeError, false, this.context(xid, messageTypeName(typeCode)));
+    this.log.warn({ err: error, xid, msgType: typeCode, kind: decodeError.kind }, 'malformed message from switch');
+    this.host.hub.errors.next(error);
+    // An awaited reply that cannot be decoded fails its request instead of timing out.
+    const p = this.pending.get(xid);
+    if (p && OFPT[p.replyType] === typeCode) {
+      this.takePending(xid);
+      p.reject(error);
+    }
+    if (typeCode !== OFPT.ERROR) this.enqueue(errorReplyFor(decodeError, frame), xid);
+  }
+
+  // ---- state ----
+
+  private transition(to: SessionState, details: Record<string, unknown> = {}): void {
+    const from = this._state;
+    this._state = to;
+    const level = to === 'READY' || to === 'CLOSED' ? 'info' : 'debug';
+    this.log[level]({ from, to, ...details }, `session ${from} -> ${to}`);
+  }
+
+  /** Reports `error` (log and errors$) and closes the session. */
+  private fail(reason: CloseReason, error: ControllerError): void {
+    if (this.ended) return;
+    this.log.warn({ err: error, reason }, 'closing session');
+    this.host.hub.errors.next(error);
+    this.close(reason, error);
+  }
+
+  private context(xid?: number, msgType?: OfMessageType): SessionErrorContext {
+    return {
+      ...(this._dpid !== undefined && { dpid: this._dpid }),
+      ...(xid !== undefined && { xid }),
+      ...(msgType !== undefined && { msgType }),
+      remote: this.remote,
+    };
+  }
+}

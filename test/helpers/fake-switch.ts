@@ -1,0 +1,594 @@
+/**
+ * An in-process fake OpenFlow 1.3 switch speaking our codec over a real socket, for runtime tests
+ * (and later reconciliation tests): scriptable handshake, echo, errors, split multipart replies,
+ * raw bytes, and a flow table with Open vSwitch's FLOW_MOD semantics that answers flow stats.
+ */
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import {
+  Framer,
+  OFP_MAX_MESSAGE_LEN,
+  OFPBRC,
+  OFPET,
+  OFPFF_CHECK_OVERLAP,
+  OFPFF_RESET_COUNTS,
+  OFPFF_SEND_FLOW_REM,
+  OFPG_ANY,
+  OFPP,
+  OFPT,
+  OFPTT_ALL,
+  Writer,
+  decodeMessage,
+  encodeMessage,
+  encodeOxm,
+  fieldSpec,
+  splitMultipartReply,
+  type Action,
+  type FlowMod,
+  type FlowStats,
+  type Instruction,
+  type Match,
+  type MultipartReplyBody,
+  type MultipartRequest,
+  type OfDecodeError,
+  type OfMessage,
+  type OfMessageOf,
+  type OfMessageType,
+  type OxmTlv,
+  type Port,
+} from '../../src/openflow';
+
+// ---------------------------------------------------------------------------------------------
+// Flow table
+// ---------------------------------------------------------------------------------------------
+
+/** OFPFMFC_* codes the table reports */
+export const OFPFMFC_BAD_TABLE_ID = 2;
+export const OFPFMFC_OVERLAP = 3;
+/** OFPRR_DELETE */
+const OFPRR_DELETE = 2;
+
+/** One match field as OVS compares it: value and mask (all ones when the TLV has none). */
+interface CanonicalField {
+  value: Buffer;
+  mask: Buffer;
+}
+
+/** A match normalized so that field order and explicit all-ones or all-zero masks do not matter. */
+class CanonicalMatch {
+  readonly fields = new Map<string, CanonicalField>();
+  readonly key: string;
+
+  constructor(match: Match) {
+    for (const tlv of match) {
+      const [id, field] = canonicalField(tlv);
+      if (field.mask.some((b) => b !== 0)) this.fields.set(id, field); // an all-zero mask matches anything
+    }
+    this.key = [...this.fields.entries()]
+      .map(([id, f]) => `${id}=${f.value.toString('hex')}/${f.mask.toString('hex')}`)
+      .sort()
+      .join(',');
+  }
+
+  /** OVS's loose match: the flow is at least as specific as `criteria` and agrees with it where `criteria` looks. */
+  isSelectedBy(criteria: CanonicalMatch): boolean {
+    for (const [id, c] of criteria.fields) {
+      const f = this.fields.get(id);
+      if (!f) return false;
+      for (let i = 0; i < c.mask.length; i++) {
+        if ((c.mask[i]! & ~f.mask[i]!) !== 0 || (f.value[i]! & c.mask[i]!) !== c.value[i]) return false;
+      }
+    }
+    return true;
+  }
+
+  /** Some packet could match both (CHECK_OVERLAP): every field both constrain agrees on the bits both look at. */
+  overlaps(other: CanonicalMatch): boolean {
+    for (const [id, a] of this.fields) {
+      const b = other.fields.get(id);
+      if (!b) continue;
+      for (let i = 0; i < a.mask.length; i++) {
+        const common = a.mask[i]! & b.mask[i]!;
+        if ((a.value[i]! & common) !== (b.value[i]! & common)) return false;
+      }
+    }
+    return true;
+  }
+}
+
+function canonicalField(tlv: OxmTlv): [string, CanonicalField] {
+  const w = new Writer(64);
+  encodeOxm(w, tlv);
+  const bytes = w.finish();
+  const header = bytes.readUInt32BE(0);
+  const hasMask = (header & 0x100) !== 0;
+  const length = header & 0xff;
+  const prefix = header >>> 16 !== 0xffff ? 0 : tlv.field === 'unknown' ? 4 : fieldSpec(tlv.field)!.prefixBytes;
+  const id = `${((header & ~0x1ff) >>> 0).toString(16)}:${bytes.subarray(4, 4 + prefix).toString('hex')}`;
+  const payload = bytes.subarray(4 + prefix, 4 + length);
+  const n = hasMask ? payload.length / 2 : payload.length;
+  const mask = hasMask ? Buffer.from(payload.subarray(n)) : Buffer.alloc(n, 0xff);
+  // The codec refuses value bits outside the mask, so value and mask are already canonical.
+  return [id, { value: Buffer.from(payload.subarray(0, n)), mask }];
+}
+
+export interface FakeFlow {
+  tableId: number;
+  priority: number;
+  cookie: bigint;
+  idleTimeout: number;
+  hardTimeout: number;
+  flags: number;
+  match: Match;
+  instructions: Instruction[];
+  /** process.hrtime.bigint() at install or replacement */
+  installedAt: bigint;
+  readonly canonical: CanonicalMatch;
+}
+
+/** Which flows a delete, modify or stats request selects. */
+export interface FlowSelector {
+  tableId: number;
+  cookie: bigint;
+  cookieMask: bigint;
+  outPort: number;
+  outGroup: number;
+  match: Match;
+  /** strict: same match and priority; otherwise OVS's loose match */
+  strict?: { priority: number };
+}
+
+export type FlowModOutcome =
+  | { ok: true; removed: FakeFlow[] }
+  | { ok: false; errType: number; code: number };
+
+function actionsOf(insts: readonly Instruction[]): Action[] {
+  return insts.flatMap((i) => (i.type === 'apply_actions' || i.type === 'write_actions' ? i.actions : []));
+}
+
+/**
+ * Flow tables with Open vSwitch's OF1.3 FLOW_MOD semantics: add replaces a flow with the same
+ * match and priority; modify changes only instructions and never adds; delete and stats select
+ * by table (OFPTT_ALL for all), cookie/mask, out_port/out_group and a loose match; the strict
+ * variants need the same match and priority.
+ */
+export class FakeFlowTable {
+  /** table id → (priority|match key) → flow */
+  private readonly tables = new Map<number, Map<string, FakeFlow>>();
+
+  constructor(readonly nTables: number) {}
+
+  get size(): number {
+    let n = 0;
+    for (const t of this.tables.values()) n += t.size;
+    return n;
+  }
+
+  flows(): FakeFlow[] {
+    return [...this.tables.values()].flatMap((t) => [...t.values()]);
+  }
+
+  apply(fm: FlowMod): FlowModOutcome {
+    const deleting = fm.command === 'delete' || fm.command === 'delete_strict';
+    if ((fm.tableId === OFPTT_ALL && !deleting) || (fm.tableId !== OFPTT_ALL && fm.tableId >= this.nTables)) {
+      return { ok: false, errType: OFPET.FLOW_MOD_FAILED, code: OFPFMFC_BAD_TABLE_ID };
+    }
+    switch (fm.command) {
+      case 'add':
+        return this.add(fm);
+      case 'modify':
+      case 'modify_strict':
+        // out_port/out_group filter only deletes (OF1.3 §7.3.4.1, OVS alike)
+        for (const f of this.select({ ...fm, outPort: OFPP.ANY, outGroup: OFPG_ANY, ...(fm.command === 'modify_strict' && { strict: { priority: fm.priority } }) })) {
+          f.instructions = fm.instructions;
+          if (fm.flags & OFPFF_RESET_COUNTS) f.installedAt = process.hrtime.bigint();
+        }
+        return { ok: true, removed: [] };
+      case 'delete':
+      case 'delete_strict': {
+        const removed = this.select({ ...fm, ...(fm.command === 'delete_strict' && { strict: { priority: fm.priority } }) });
+        for (const f of removed) this.tables.get(f.tableId)!.delete(flowKey(f.priority, f.canonical));
+        return { ok: true, removed };
+      }
+    }
+  }
+
+  select(s: FlowSelector): FakeFlow[] {
+    const criteria = new CanonicalMatch(s.match);
+    const out: FakeFlow[] = [];
+    const tables = s.tableId === OFPTT_ALL ? [...this.tables.values()] : [this.tables.get(s.tableId) ?? new Map<string, FakeFlow>()];
+    for (const table of tables) {
+      for (const f of table.values()) {
+        if ((f.cookie & s.cookieMask) !== (s.cookie & s.cookieMask)) continue;
+        if (s.strict ? f.priority !== s.strict.priority || f.canonical.key !== criteria.key : !f.canonical.isSelectedBy(criteria)) continue;
+        if (s.outPort !== OFPP.ANY && !actionsOf(f.instructions).some((a) => a.type === 'output' && a.port === s.outPort)) continue;
+        if (s.outGroup !== OFPG_ANY && !actionsOf(f.instructions).some((a) => a.type === 'group' && a.groupId === s.outGroup)) continue;
+        out.push(f);
+      }
+    }
+    return out;
+  }
+
+  private add(fm: FlowMod): FlowModOutcome {
+    const canonical = new CanonicalMatch(fm.match);
+    let table = this.tables.get(fm.tableId);
+    if (!table) this.tables.set(fm.tableId, (table = new Map()));
+    const key = flowKey(fm.priority, canonical);
+    if (fm.flags & OFPFF_CHECK_OVERLAP) {
+      for (const f of table.values()) {
+        if (f.priority === fm.priority && f.canonical.key !== canonical.key && f.canonical.overlaps(canonical)) {
+          return { ok: false, errType: OFPET.FLOW_MOD_FAILED, code: OFPFMFC_OVERLAP };
+        }
+      }
+    }
+    table.set(key, {
+      tableId: fm.tableId,
+      priority: fm.priority,
+      cookie: fm.cookie,
+      idleTimeout: fm.idleTimeout,
+      hardTimeout: fm.hardTimeout,
+      flags: fm.flags,
+      match: fm.match,
+      instructions: fm.instructions,
+      installedAt: process.hrtime.bigint(),
+      canonical,
+    });
+    return { ok: true, removed: [] };
+  }
+}
+
+function flowKey(priority: number, m: CanonicalMatch): string {
+  return `${priority}|${m.key}`;
+}
+
+function flowStats(f: FakeFlow): FlowStats {
+  const age = process.hrtime.bigint() - f.installedAt;
+  return {
+    tableId: f.tableId,
+    durationSec: Number(age / 1_000_000_000n),
+    durationNsec: Number(age % 1_000_000_000n),
+    priority: f.priority,
+    idleTimeout: f.idleTimeout,
+    hardTimeout: f.hardTimeout,
+    flags: f.flags,
+    cookie: f.cookie,
+    packetCount: 0n,
+    byteCount: 0n,
+    match: f.match,
+    instructions: f.instructions,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Switch
+// ---------------------------------------------------------------------------------------------
+
+export function fakePort(portNo: number, name = `p${portNo}`): Port {
+  const mac = `02:00:00:00:${((portNo >> 8) & 0xff).toString(16).padStart(2, '0')}:${(portNo & 0xff).toString(16).padStart(2, '0')}`;
+  return { portNo, hwAddr: mac, name, config: 0, state: 0, curr: 0, advertised: 0, supported: 0, peer: 0, currSpeed: 10_000_000, maxSpeed: 10_000_000 };
+}
+
+export interface FakeSwitchOptions {
+  dpid?: bigint;
+  ports?: Port[];
+  nTables?: number;
+  /** non-zero makes this an auxiliary connection */
+  auxiliaryId?: number;
+  /** bytes sent instead of our OF1.3 HELLO (e.g. an OF1.0 HELLO) */
+  helloBytes?: Buffer;
+  /** request types this switch never answers */
+  unanswered?: Iterable<OfMessageType>;
+  /** answer a message with OFPT_ERROR instead of processing it */
+  errorFor?: (msg: OfMessage) => { errType: number; code: number } | undefined;
+  /** multipart replies are split into messages of at most this many bytes, REPLY_MORE on all but the last */
+  maxReplyBytes?: number;
+  /** keep every received message in `received` (default true; turn off for load tests) */
+  record?: boolean;
+}
+
+export type FakeConnectTarget =
+  | { transport: 'tcp'; port: number; host?: string }
+  | { transport: 'unix'; path: string }
+  | { transport: 'tls'; options: ConnectionOptions };
+
+export type FakeListenTarget = { transport: 'tcp'; port?: number; host?: string } | { transport: 'unix'; path: string };
+
+interface Waiter {
+  predicate: (m: OfMessage) => boolean;
+  resolve: (m: OfMessage) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export class FakeSwitch {
+  readonly dpid: bigint;
+  readonly ports: Port[];
+  readonly flowTable: FakeFlowTable;
+  readonly unanswered: Set<OfMessageType>;
+  errorFor: FakeSwitchOptions['errorFor'];
+  maxReplyBytes: number;
+  /** decoded messages from the controller, in order (when recording) */
+  readonly received: OfMessage[] = [];
+  readonly decodeErrors: OfDecodeError[] = [];
+  /** messages received per type, always counted */
+  readonly counts = new Map<OfMessageType, number>();
+  /** 'data' events on the current connection: how many pieces the controller's bytes arrived in */
+  receivedChunks = 0;
+  /** connections accepted or made so far */
+  connections = 0;
+
+  private readonly options: FakeSwitchOptions;
+  private socket: Socket | undefined;
+  private framer = new Framer();
+  private server: Server | undefined;
+  private waiters: Waiter[] = [];
+  private closeWaiters: Array<() => void> = [];
+
+  constructor(options: FakeSwitchOptions = {}) {
+    this.options = options;
+    this.dpid = options.dpid ?? 1n;
+    this.ports = options.ports ?? [fakePort(1), fakePort(2)];
+    this.flowTable = new FakeFlowTable(options.nTables ?? 254);
+    this.unanswered = new Set(options.unanswered ?? []);
+    this.errorFor = options.errorFor;
+    this.maxReplyBytes = options.maxReplyBytes ?? OFP_MAX_MESSAGE_LEN;
+  }
+
+  /** Connects to a controller (the switch's active mode); resolves once the socket is up. */
+  async connect(target: FakeConnectTarget): Promise<this> {
+    const socket = await new Promise<Socket>((resolve, reject) => {
+      const s =
+        target.transport === 'tls'
+          ? tlsConnect(target.options, () => resolve(s))
+          : target.transport === 'unix'
+            ? netConnect(target.path, () => resolve(s))
+            : netConnect(target.port, target.host ?? '127.0.0.1', () => resolve(s));
+      s.once('error', reject);
+    });
+    this.attach(socket);
+    return this;
+  }
+
+  /** Listens for a controller (passive mode, like OVS's br-int.mgmt); a new connection replaces the current one. Returns the TCP port. */
+  async listen(target: FakeListenTarget): Promise<number | undefined> {
+    const server = createServer((s) => {
+      this.socket?.destroy();
+      this.attach(s);
+    });
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      if (target.transport === 'unix') server.listen(target.path, resolve);
+      else server.listen(target.port ?? 0, target.host ?? '127.0.0.1', resolve);
+    });
+    const address = server.address();
+    return typeof address === 'object' && address ? address.port : undefined;
+  }
+
+  get connected(): boolean {
+    return this.socket !== undefined && !this.socket.destroyed;
+  }
+
+  /** Resolves when the current connection closes (at once if there is none). */
+  waitClosed(timeoutMs = 5_000): Promise<void> {
+    if (!this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`fake switch ${this.dpid}: connection still open after ${timeoutMs} ms`)), timeoutMs);
+      this.closeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Resolves with the first received message (already received or arriving) of `type` that satisfies `predicate`. */
+  waitFor<T extends OfMessageType>(type: T, predicate: (m: OfMessageOf<T>) => boolean = () => true, timeoutMs = 5_000): Promise<OfMessageOf<T>> {
+    const matches = (m: OfMessage): boolean => m.type === type && predicate(m as OfMessageOf<T>);
+    const seen = this.received.find(matches);
+    if (seen) return Promise.resolve(seen as OfMessageOf<T>);
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        predicate: matches,
+        resolve: resolve as (m: OfMessage) => void,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters = this.waiters.filter((w) => w !== waiter);
+          reject(new Error(`fake switch ${this.dpid}: no ${type} within ${timeoutMs} ms`));
+        }, timeoutMs),
+      };
+      this.waiters.push(waiter);
+    });
+  }
+
+  count(type: OfMessageType): number {
+    return this.counts.get(type) ?? 0;
+  }
+
+  send(msg: OfMessage): void {
+    this.sendRaw(encodeMessage(msg));
+  }
+
+  /** Writes bytes as they are: malformed input, pre-encoded bursts. */
+  sendRaw(bytes: Buffer): void {
+    this.socket?.write(bytes);
+  }
+
+  /** Stops reading the socket so the controller's writes back up (backpressure tests). */
+  pauseReading(): void {
+    this.socket?.pause();
+  }
+
+  resumeReading(): void {
+    this.socket?.resume();
+  }
+
+  /** Drops the current connection (a switch that goes away without a goodbye). */
+  disconnect(): void {
+    this.socket?.destroy();
+  }
+
+  /** Closes the connection and any listener (the switch process ends). */
+  async close(): Promise<void> {
+    this.socket?.destroy();
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new Error(`fake switch ${this.dpid} closed`));
+    }
+    this.waiters = [];
+    const server = this.server;
+    this.server = undefined;
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  private attach(socket: Socket): void {
+    this.socket = socket;
+    this.connections++;
+    this.framer = new Framer();
+    this.receivedChunks = 0;
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('error', () => undefined); // a reset by the controller is a normal end here
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = undefined;
+      const waiters = this.closeWaiters;
+      this.closeWaiters = [];
+      for (const w of waiters) w();
+    });
+    this.sendRaw(this.options.helloBytes ?? encodeMessage({ type: 'HELLO', xid: 1, elements: [{ type: 'versionbitmap', versions: [4] }] }));
+  }
+
+  private onData(chunk: Buffer): void {
+    this.receivedChunks++;
+    let frames: Buffer[];
+    try {
+      frames = this.framer.push(chunk);
+    } catch (e) {
+      this.decodeErrors.push(e as OfDecodeError);
+      this.socket?.destroy();
+      return;
+    }
+    for (const frame of frames) {
+      const res = decodeMessage(frame);
+      if (!res.ok) {
+        this.decodeErrors.push(res.error);
+        continue;
+      }
+      this.onMessage(res.message, frame);
+    }
+  }
+
+  private onMessage(msg: OfMessage, frame: Buffer): void {
+    this.counts.set(msg.type, (this.counts.get(msg.type) ?? 0) + 1);
+    if (this.options.record !== false) this.received.push(msg);
+    if (this.waiters.length > 0) {
+      const still: Waiter[] = [];
+      for (const w of this.waiters) {
+        if (w.predicate(msg)) {
+          clearTimeout(w.timer);
+          w.resolve(msg);
+        } else {
+          still.push(w);
+        }
+      }
+      this.waiters = still;
+    }
+    if (this.unanswered.has(msg.type)) return;
+    const scripted = this.errorFor?.(msg);
+    if (scripted) return this.replyError(msg.xid, scripted.errType, scripted.code, frame);
+    this.respond(msg, frame);
+  }
+
+  private respond(msg: OfMessage, frame: Buffer): void {
+    switch (msg.type) {
+      case 'ECHO_REQUEST':
+        return this.send({ type: 'ECHO_REPLY', xid: msg.xid, data: msg.data });
+      case 'FEATURES_REQUEST':
+        return this.send({
+          type: 'FEATURES_REPLY',
+          xid: msg.xid,
+          datapathId: this.dpid,
+          nBuffers: 0,
+          nTables: this.flowTable.nTables,
+          auxiliaryId: this.options.auxiliaryId ?? 0,
+          capabilities: 0x4f,
+          reserved: 0,
+        });
+      case 'BARRIER_REQUEST':
+        return this.send({ type: 'BARRIER_REPLY', xid: msg.xid });
+      case 'ROLE_REQUEST':
+        return this.send({ type: 'ROLE_REPLY', xid: msg.xid, role: msg.role, generationId: msg.generationId });
+      case 'GET_CONFIG_REQUEST':
+        return this.send({ type: 'GET_CONFIG_REPLY', xid: msg.xid, flags: 0, missSendLen: 128 });
+      case 'MULTIPART_REQUEST':
+        return this.respondMultipart(msg, frame);
+      case 'FLOW_MOD': {
+        const outcome = this.flowTable.apply(msg);
+        if (!outcome.ok) return this.replyError(msg.xid, outcome.errType, outcome.code, frame);
+        for (const f of outcome.removed) {
+          if (!(f.flags & OFPFF_SEND_FLOW_REM)) continue;
+          const s = flowStats(f);
+          this.send({
+            type: 'FLOW_REMOVED',
+            xid: 0,
+            cookie: s.cookie,
+            priority: s.priority,
+            reason: OFPRR_DELETE,
+            tableId: s.tableId,
+            durationSec: s.durationSec,
+            durationNsec: s.durationNsec,
+            idleTimeout: s.idleTimeout,
+            hardTimeout: s.hardTimeout,
+            packetCount: 0n,
+            byteCount: 0n,
+            match: s.match,
+          });
+        }
+        return;
+      }
+      default:
+        return; // HELLO, ERROR, ECHO_REPLY, PACKET_OUT, SET_CONFIG …: recorded only
+    }
+  }
+
+  private respondMultipart(req: MultipartRequest, frame: Buffer): void {
+    let body: MultipartReplyBody;
+    switch (req.body.mpType) {
+      case 'DESC':
+        body = { mpType: 'DESC', mfrDesc: 'zonemesh', hwDesc: 'fake switch', swDesc: 'test', serialNum: '0', dpDesc: `fake ${this.dpid}` };
+        break;
+      case 'PORT_DESC':
+        body = { mpType: 'PORT_DESC', ports: this.ports };
+        break;
+      case 'FLOW':
+        body = { mpType: 'FLOW', flows: this.flowTable.select(req.body).map(flowStats) };
+        break;
+      default:
+        return this.replyError(req.xid, OFPET.BAD_REQUEST, OFPBRC.BAD_MULTIPART, frame);
+    }
+    for (const part of splitMultipartReply({ type: 'MULTIPART_REPLY', xid: req.xid, flags: 0, body }, this.maxReplyBytes)) this.send(part);
+  }
+
+  private replyError(xid: number, errType: number, code: number, offending: Buffer): void {
+    this.send({ type: 'ERROR', xid, errType, code, data: Buffer.from(offending.subarray(0, 64)) });
+  }
+}
+
+/** An OF1.0 HELLO: what a switch that cannot speak 1.3 sends. */
+export function of10Hello(xid = 1): Buffer {
+  const b = Buffer.alloc(8);
+  b[0] = 0x01;
+  b[1] = OFPT.HELLO;
+  b.writeUInt16BE(8, 2);
+  b.writeUInt32BE(xid, 4);
+  return b;
+}
+
+/** A header-only message with any version/type/length, for malformed-input tests. */
+export function rawHeader(type: number, length: number, xid: number, version = 0x04): Buffer {
+  const b = Buffer.alloc(Math.max(length, 8));
+  b[0] = version;
+  b[1] = type;
+  b.writeUInt16BE(length, 2);
+  b.writeUInt32BE(xid, 4);
+  return b;
+}
