@@ -78,14 +78,8 @@ export class OpenFlowStreams {
     }
     if (d.broken) return;
     for (const chunk of d.reassembler.push(seg)) {
-      let messages: Buffer[];
-      try {
-        messages = d.framer.push(chunk);
-      } catch (e) {
-        if (e instanceof OfDecodeError) return this.breakOff(d, at, e);
-        throw e;
-      }
-      for (const bytes of messages) this.emit({ kind: 'message', stream: d.ends, at, bytes });
+      for (const bytes of d.framer.push(chunk)) this.emit({ kind: 'message', stream: d.ends, at, bytes });
+      if (d.framer.error) return this.breakOff(d, at, d.framer.error);
     }
     if (d.reassembler.heldBytes > MAX_HELD_BYTES) {
       this.breakOff(d, at, this.holeError(d));

@@ -81,15 +81,11 @@ function decodeRawFile(file: string, out: LinePrinter): void {
   const bytes = readFileSync(file);
   const framer = new Framer();
   let offset = 0;
-  try {
-    for (const msg of framer.push(bytes)) {
-      out.message({ offset }, msg);
-      offset += msg.length;
-    }
-  } catch (e) {
-    if (!(e instanceof OfDecodeError)) throw e;
-    return out.error({ offset }, e);
+  for (const msg of framer.push(bytes)) {
+    out.message({ offset }, msg);
+    offset += msg.length;
   }
+  if (framer.error) return out.error({ offset }, framer.error);
   if (framer.buffered > 0) {
     const len = bytes.length - offset >= 4 ? bytes.readUInt16BE(offset + 2) : undefined;
     out.error({ offset }, new OfDecodeError('truncated', `the file ends inside a message: ${framer.buffered} of ${len ?? '?'} bytes`, { msgType: bytes[offset + 1] }));

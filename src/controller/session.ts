@@ -385,15 +385,7 @@ export class SwitchSession {
   private onData(chunk: Buffer): void {
     if (this.ended) return;
     this.echoesUnanswered = 0;
-    let frames: Buffer[];
-    try {
-      frames = this.framer.push(chunk);
-    } catch (e) {
-      const decodeError = e instanceof OfDecodeError ? e : new OfDecodeError('bad_length', String(e));
-      this.stats.malformed++;
-      this.fail('framing_error', new MalformedMessageError(decodeError, true, this.context(decodeError.context.xid)));
-      return;
-    }
+    const frames = this.framer.push(chunk);
     for (let i = 0; i < frames.length && !this.ended; i++) {
       try {
         this.onFrame(frames[i]!);
@@ -403,6 +395,11 @@ export class SwitchSession {
         this.log.error({ err: error }, 'failed to handle a message from the switch');
         this.host.hub.errors.next(error);
       }
+    }
+    const framingError = this.framer.error;
+    if (framingError && !this.ended) {
+      this.stats.malformed++;
+      this.fail('framing_error', new MalformedMessageError(framingError, true, this.context(framingError.context.xid)));
     }
   }
 

@@ -4,14 +4,19 @@ import { OfDecodeError } from './errors';
 /**
  * Splits a byte stream into whole OpenFlow messages, whatever the chunking.
  * Memory is bounded: at most one partial message (< 64 KiB) is held between pushes.
- * A length field < 8 makes the stream unrecoverable (no resync is possible), so the
- * framer reports a typed error and refuses further input.
+ * A length field < 8 makes the stream unrecoverable (no resync is possible): `push` still
+ * returns the messages framed before it, sets `error`, and throws that error on any later push.
  */
 export class Framer {
   private pending: Buffer | null = null;
   private failed: OfDecodeError | null = null;
   /** stream offset of the first byte in `pending`, for error reports */
   private streamOffset = 0;
+
+  /** the framing error that ended the stream, if any; check it after each push */
+  get error(): OfDecodeError | null {
+    return this.failed;
+  }
 
   /** Returns the complete messages in this chunk (each a standalone Buffer slice). */
   push(chunk: Buffer): Buffer[] {
@@ -28,7 +33,7 @@ export class Framer {
           xid: buf.readUInt32BE(at + 4),
         });
         this.pending = null;
-        throw this.failed;
+        return out;
       }
       if (buf.length - at < len) break;
       out.push(buf.subarray(at, at + len));

@@ -139,7 +139,7 @@ function encodeVersionBitmap(w: Writer, versions: readonly number[]): void {
   const words = new Array<number>(Math.floor(Math.max(...versions) / 32) + 1).fill(0);
   for (const v of versions) {
     if (!Number.isInteger(v) || v < 0 || v > 0x7f) throw new OfEncodeError(`hello version ${v} out of range`, { field: 'versions' });
-    words[v >> 5]! |= 1 << (v & 31);
+    words[v >> 5] = (words[v >> 5]! | (1 << (v & 31))) >>> 0;
   }
   for (const word of words) w.u32(word);
 }
