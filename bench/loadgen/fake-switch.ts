@@ -73,6 +73,7 @@ export function addCounters(a: Counters, b: Counters): Counters {
 }
 
 const BROADCAST = 0xffffffffffff;
+const LEARN_WINDOW_LATENCY = 16;
 
 export class FakeSwitch {
   phase: Phase = 'connecting';
@@ -92,6 +93,7 @@ export class FakeSwitch {
   private lastRx = 0;
   private sentAt = 0;
   private onPhase: ((p: Phase) => void) | undefined;
+  private readonly distinctPorts: boolean;
 
   constructor(
     readonly o: SwitchOptions,
@@ -101,6 +103,7 @@ export class FakeSwitch {
     this.tplLen = tpl.bytes.length;
     this.inPortAt = tpl.inPortAt;
     this.dstAt = tpl.dstAt;
+    this.distinctPorts = o.ports > 1 && o.macs > o.ports;
     this.rng = (o.seed ^ (o.dpid * 0x9e3779b1)) >>> 0 || 1;
   }
 
@@ -178,8 +181,9 @@ export class FakeSwitch {
     const o = this.o;
     let n: number;
     if (this.phase === 'learning') {
-      n = Math.min(o.mode === 'latency' ? 1 : o.window, o.macs - this.learnNext) - this.outstanding;
       if (this.learnNext >= o.macs && this.outstanding <= 0) return this.setPhase('learned');
+      // learning is not measured: a few packet-ins in flight even in latency mode
+      n = Math.min((o.mode === 'latency' ? LEARN_WINDOW_LATENCY : o.window) - this.outstanding, o.macs - this.learnNext);
     } else if (this.phase === 'running') {
       n = (o.mode === 'latency' ? 1 : o.window) - this.outstanding;
       // refill in chunks: fewer, larger writes
@@ -203,9 +207,9 @@ export class FakeSwitch {
       } else {
         src = this.rand() % o.macs;
         dst = this.rand() % o.macs;
-        // another port than the source's: an L2 switch may drop a frame whose output is its input
-        if (o.ports > 1 && dst % o.ports === src % o.ports) dst = (dst + 1) % o.macs;
-        if (o.macs > 1 && dst === src) dst = (dst + 1) % o.macs;
+        // another host on another port: an L2 switch may drop a frame whose output is its input
+        if (this.distinctPorts) while (dst % o.ports === src % o.ports) dst = (dst + 1) % o.macs;
+        else if (o.macs > 1 && dst === src) dst = (dst + 1) % o.macs;
       }
       buf.writeUInt32BE(1 + (src % o.ports), off + this.inPortAt);
       const d = off + this.dstAt;

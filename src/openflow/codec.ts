@@ -69,7 +69,7 @@ export function decodeMessage(buf: Buffer, at = 0): DecodeResult {
     const ctx = header ? { msgType: header.type, xid: header.xid } : {};
     if (e instanceof OfDecodeError) return fail(e.withContext(ctx));
     // A codec bug must still surface as a typed error, never as a crash of the caller.
-    return fail(new OfDecodeError('bad_value', `internal decode failure: ${(e as Error)?.message ?? String(e)}`, ctx));
+    return fail(new OfDecodeError('bad_value', `internal decode failure: ${(e as Error)?.message ?? String(e)}`, ctx, { cause: e }));
   }
 }
 

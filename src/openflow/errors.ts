@@ -26,13 +26,14 @@ export class OfDecodeError extends Error {
     readonly kind: DecodeErrorKind,
     message: string,
     readonly context: ErrorContext = {},
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 
   /** A copy with more context (outer layers know the message type and xid, inner ones the offset). */
   withContext(extra: ErrorContext): OfDecodeError {
-    return new OfDecodeError(this.kind, this.message, { ...extra, ...this.context });
+    return new OfDecodeError(this.kind, this.message, { ...extra, ...this.context }, { cause: this.cause });
   }
 
   override toString(): string {
