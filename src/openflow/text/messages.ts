@@ -16,7 +16,6 @@ import {
   OFPHFC,
   OFPP,
   OFPT,
-  OFPTT_ALL,
 } from '../constants';
 import { OfDecodeError } from '../errors';
 import type { OfMessage, OfMessageOf } from '../message';
@@ -25,32 +24,9 @@ import type { MultipartMessage } from '../messages/multipart';
 import { bundleErrorCode, decodeBundle, isBundle, OFPBF_ATOMIC, OFPBF_ORDERED, OFPBFC, type Bundle } from '../messages/bundle';
 import { OFPPS_BLOCKED, OFPPS_LINK_DOWN, OFPPS_LIVE, OFPPC_NO_FWD, OFPPC_NO_PACKET_IN, OFPPC_NO_RECV, OFPPC_PORT_DOWN, type Port } from '../port';
 import { formatActions, formatInstructions } from './actions';
+import { bitNames, hex, portName, tableName } from './common';
 import { formatMatch } from './match';
 import { formatBucket, formatMeterBand, formatMultipart, formatQueueProp } from './multipart';
-
-const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
-
-/** Names of the set bits of `value`, then any unnamed remainder in hex; `none` when 0. */
-function bitNames(value: number, names: readonly [number, string][]): string {
-  const out: string[] = [];
-  let rest = value;
-  for (const [bit, name] of names) {
-    if (value & bit) {
-      out.push(name);
-      rest &= ~bit;
-    }
-  }
-  if (rest) out.push(hex(rest >>> 0));
-  return out.length ? out.join(',') : 'none';
-}
-
-function portName(port: number): string {
-  return port >= OFPP.MAX && OFPP[port] !== undefined ? OFPP[port]! : String(port);
-}
-
-function tableName(tableId: number): string {
-  return tableId === OFPTT_ALL ? 'all' : String(tableId);
-}
 
 /** OpenFlow wire version to its name: 4 → '1.3'. */
 function versionName(v: number): string {

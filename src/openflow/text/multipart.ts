@@ -1,6 +1,6 @@
 // Owner: multipart helper. One-line, ovs-ofctl-like rendering of multipart messages and of the
 // buckets, meter bands and queue properties they share with GROUP_MOD, METER_MOD and QUEUE_GET_CONFIG_REPLY.
-import { OFPG_ALL, OFPG_ANY, OFPM_ALL, OFPMPF_REPLY_MORE, OFPP, OFPQ_ALL, OFPTT_ALL, ONF_VENDOR_ID } from '../constants';
+import { OFPG_ALL, OFPG_ANY, OFPM_ALL, OFPMPF_REPLY_MORE, OFPP, OFPQ_ALL, ONF_VENDOR_ID } from '../constants';
 import {
   OFPMF_BURST,
   OFPMF_KBPS,
@@ -20,19 +20,13 @@ import {
   type MultipartType,
 } from '../messages/multipart';
 import { formatActions, formatInstructions } from './actions';
+import { bitNames, hex, portName, tableName } from './common';
 import { formatMatch } from './match';
 
 /** Lists longer than this are summarized by their count alone, to keep the line short. */
 const ENTRIES_SHOWN_MAX = 4;
 
-const hex = (v: number | bigint): string => `0x${v.toString(16)}`;
-
-function portName(port: number): string {
-  return port >= OFPP.MAX && OFPP[port] !== undefined ? OFPP[port]! : String(port);
-}
-
 const idOrAll = (id: number, all: number): string => (id === all ? 'ALL' : String(id));
-const tableName = (tableId: number): string => (tableId === OFPTT_ALL ? 'all' : String(tableId));
 const duration = (sec: number, nsec: number): string => `${sec}.${String(nsec).padStart(9, '0')}s`;
 const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
 
@@ -54,12 +48,7 @@ const METER_FLAG_NAMES: readonly [number, string][] = [
   [OFPMF_STATS, 'stats'],
 ];
 
-function meterFlags(flags: number): string {
-  const names = METER_FLAG_NAMES.filter(([bit]) => flags & bit).map(([, name]) => name);
-  const rest = METER_FLAG_NAMES.reduce((acc, [bit]) => acc & ~bit, flags);
-  if (rest) names.push(hex(rest >>> 0));
-  return names.length ? names.join(',') : 'none';
-}
+const meterFlags = (flags: number): string => bitNames(flags, METER_FLAG_NAMES);
 
 export function formatBucket(b: Bucket): string {
   const parts = [`weight:${b.weight}`];
