@@ -1,0 +1,1 @@
+"""zonemesh's Mininet scenario: model reader, layout (names and paths), node classes, scenario, probes."""

@@ -1,0 +1,316 @@
+/**
+ * The controller-driven overlay on the Mininet scenario (models/two-zones.yaml): the ping
+ * matrix matches the model, tunnelled packets take the direct path between hypervisors in the
+ * VPC's key, no ARP crosses a tunnel, ACLs hold (denied traffic never enters a tunnel), VPCs with
+ * overlapping addresses stay apart, and the overlay follows a VM that moves.
+ *
+ * Each test copies the model into its own directory (the VM-move test edits it), brings the
+ * scenario up, starts the controller on the copy with startController (test/helpers/overlay.ts),
+ * waits until the overlay has converged, probes, and tears everything down.
+ *
+ * Expectations come from the model through `allowed` below: same VPC only; within a tier
+ * everything; between tiers, the first matching egress rule of the source tier may deny, and
+ * then the first matching ingress rule of the destination tier must allow (no match: denied).
+ * ACLs are stateful: replies of an allowed flow pass.
+ */
+import test from 'ava';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isMap, isSeq, parseDocument } from 'yaml';
+import { cidrContains, loadModelFile, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
+import { TcpFlag } from '../../src/packet';
+import {
+  TWO_ZONES_MODEL,
+  innerFlow,
+  innerLayer,
+  overlayUp,
+  startController,
+  waitFor,
+  type OverlayScenario,
+  type OverlayState,
+  type PingMatrix,
+  type PingResult,
+  type RunningController,
+  type TunnelFrame,
+} from '../helpers/overlay';
+import { TEST_STATE_DIR } from '../helpers/run';
+
+const CONVERGE_MS = 30_000;
+
+// ---- what the model allows ----
+
+type Proto = 'icmp' | 'tcp' | 'udp';
+
+function remoteMatches(rule: AclRule, peer: VmPort): boolean {
+  if ('subnet' in rule.remote) return rule.remote.subnet === peer.subnet;
+  const cidr = parseCidr(rule.remote.cidr);
+  const ip = parseIpv4(peer.ip);
+  return cidr !== undefined && ip !== undefined && cidrContains(cidr, ip);
+}
+
+function protoMatches(rule: AclRule, proto: Proto, port?: number): boolean {
+  if (rule.protocol !== 'any' && rule.protocol !== proto) return false;
+  return !rule.ports || (port !== undefined && port >= rule.ports.from && port <= rule.ports.to);
+}
+
+/** Whether the model lets `src` open a `proto` flow (to `port`) to `dst`. */
+function allowed(model: NetworkModel, src: VmPort, dst: VmPort, proto: Proto, port?: number): boolean {
+  if (src.vpc !== dst.vpc) return false;
+  if (src.subnet === dst.subnet) return true;
+  const rules = model.acls.filter((a) => a.vpc === src.vpc);
+  const egress = rules.find(
+    (a) => a.direction === 'egress' && a.subnet === src.subnet && (a.port === undefined || a.port === src.name) && remoteMatches(a, dst) && protoMatches(a, proto, port),
+  );
+  if (egress?.action === 'deny') return false;
+  const ingress = rules.find(
+    (a) => a.direction === 'ingress' && a.subnet === dst.subnet && (a.port === undefined || a.port === dst.name) && remoteMatches(a, src) && protoMatches(a, proto, port),
+  );
+  return ingress?.action === 'allow';
+}
+
+function port(model: NetworkModel, name: string): VmPort {
+  const p = model.ports.find((x) => x.name === name);
+  if (!p) throw new Error(`no port ${name} in the model`);
+  return p;
+}
+
+/** A ping reaches `target` (the owner of the IP in the source's VPC); pinging oneself always works. */
+function expectedPing(model: NetworkModel, r: PingResult): boolean {
+  return r.target === 'self' || allowed(model, port(model, r.src), port(model, r.target), 'icmp');
+}
+
+function matrixMismatches(model: NetworkModel, m: PingMatrix): string[] {
+  return m.pairs
+    .filter((r) => r.ok !== expectedPing(model, r))
+    .map((r) => `${r.src}->${r.dst}(${r.ip}${r.target !== r.dst ? ` = ${r.target}` : ''}): ${r.ok ? 'reachable' : 'unreachable'}, model says ${r.ok ? 'no' : 'yes'}`);
+}
+
+async function converged(scenario: OverlayScenario, model: NetworkModel): Promise<PingMatrix> {
+  return waitFor(
+    'the ping matrix matches the model',
+    () => scenario.pingMatrix({ count: 3 }),
+    (m) => matrixMismatches(model, m).length === 0,
+    { timeoutMs: CONVERGE_MS, intervalMs: 1000, describe: (m) => matrixMismatches(model, m).join('; ') },
+  );
+}
+
+// ---- the fixture ----
+
+interface Ctx {
+  scenario: OverlayScenario;
+  state: OverlayState;
+  modelFile: string;
+  model: NetworkModel;
+  controller: RunningController;
+}
+
+async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>): Promise<void> {
+  const dir = join(TEST_STATE_DIR, name);
+  mkdirSync(dir, { recursive: true });
+  const modelFile = join(dir, 'model.yaml');
+  copyFileSync(TWO_ZONES_MODEL, modelFile);
+  const model = loadModelFile(modelFile);
+  const scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmo' });
+  let controller: RunningController | undefined;
+  try {
+    controller = await startController(modelFile, scenario.hypervisorsJson);
+    await converged(scenario, model);
+    await fn({ scenario, state: scenario.state(), modelFile, model, controller });
+  } finally {
+    try {
+      await controller?.stop();
+    } finally {
+      await scenario.down();
+    }
+  }
+}
+
+/** Moves a port to another hypervisor in the model file, atomically (the controller watches the file). */
+function setPortHypervisor(modelFile: string, portName: string, hypervisor: string): void {
+  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
+  const ports = doc.get('ports');
+  if (!isSeq(ports)) throw new Error('model has no ports list');
+  const entry = ports.items.find((item) => isMap(item) && item.get('name') === portName);
+  if (!isMap(entry)) throw new Error(`no port ${portName} in ${modelFile}`);
+  entry.set('hypervisor', hypervisor);
+  writeFileSync(`${modelFile}.tmp`, doc.toString());
+  renameSync(`${modelFile}.tmp`, modelFile);
+}
+
+/** The VM a tunnelled frame's inner IPv4 header comes from and goes to, resolved in the VPC of its key. */
+function frameEnds(model: NetworkModel, f: TunnelFrame): { vpc: string; src?: VmPort; dst?: VmPort } | undefined {
+  const ip = innerLayer(f, 'ipv4');
+  if (!ip) return undefined;
+  // the tunnel key is VPC VNI << 12 | egress key (src/model/validate.ts, docs/pipeline.md)
+  const vpc = model.vpcs.find((v) => v.vni === f.vni >>> 12);
+  if (!vpc) throw new Error(`tunnel key 0x${f.vni.toString(16)} at ${f.at} names no VPC`);
+  const inVpc = model.ports.filter((p) => p.vpc === vpc.name);
+  return { vpc: vpc.name, src: inVpc.find((p) => p.ip === ip.src), dst: inVpc.find((p) => p.ip === ip.dst) };
+}
+
+function describeFrame(f: TunnelFrame): string {
+  const ip = innerLayer(f, 'ipv4');
+  return `${f.at}#${f.index} ${f.outerSrc}->${f.outerDst} key 0x${f.vni.toString(16)} inner ${ip ? `${ip.src}->${ip.dst}` : f.inner[0]?.type}`;
+}
+
+// ---- the tests ----
+
+test('the ping matrix matches the model: VPC isolation, tiers, ACLs', async (t) => {
+  await withOverlay('overlay-matrix', async ({ scenario, model }) => {
+    const m = await scenario.pingMatrix({ count: 3 });
+    t.deepEqual(matrixMismatches(model, m), []);
+    // the model has both kinds of pair, so the matrix proves something either way
+    t.true(m.pairs.some((r) => r.ok) && m.pairs.some((r) => !r.ok));
+    const ok = (src: string, dst: string) => m.pairs.find((r) => r.src === src && r.dst === dst)?.ok;
+    t.true(ok('web1', 'web2'), 'same tier across zones');
+    t.true(ok('web1', 'app2'), 'web -> app icmp allowed, across zones');
+    t.false(ok('web1', 'db1'), 'web -> db denied');
+    t.false(ok('red1', 'app1'), 'red has no route into blue');
+  });
+});
+
+test('tunnelled packets go straight from the source hypervisor to the destination, in the VPC key', async (t) => {
+  await withOverlay('overlay-direct', async ({ scenario, state, model }) => {
+    const capture = await scenario.startCapture('direct', { filter: 'udp port 6081' });
+    const m = await scenario.pingMatrix({ count: 3, pairs: 'vpc' });
+    await capture.stop();
+    const frames = capture.tunnelFrames();
+    t.true(frames.length > 0, 'Geneve frames on the underlay');
+    const tip = (hv: string) => state.hypervisors[hv]!.tunnelIp;
+    for (const f of frames) {
+      t.is(f.kind, 'geneve');
+      const ends = frameEnds(model, f);
+      if (!ends?.src || !ends.dst) {
+        t.fail(`frame with no VM at one end: ${describeFrame(f)}`);
+        continue;
+      }
+      const [src, dst] = [ends.src, ends.dst];
+      t.not(src.hypervisor, dst.hypervisor, `same-hypervisor traffic stays local: ${describeFrame(f)}`);
+      t.is(f.outerSrc, tip(src.hypervisor), `outer source is ${src.name}'s hypervisor: ${describeFrame(f)}`);
+      t.is(f.outerDst, tip(dst.hypervisor), `outer destination is ${dst.name}'s hypervisor: ${describeFrame(f)}`);
+      t.true(f.at === src.hypervisor || f.at === dst.hypervisor, `seen only on the two uplinks: ${describeFrame(f)}`);
+    }
+    // every reachable pair on different hypervisors left its hypervisor and arrived at the other
+    for (const r of m.pairs.filter((x) => x.ok && x.target === x.dst)) {
+      const [a, b] = [port(model, r.src), port(model, r.dst)];
+      if (a.hypervisor === b.hypervisor) {
+        t.is(innerFlow(frames, a.ip, b.ip, true).filter((f) => frameEnds(model, f)?.vpc === a.vpc).length, 0, `${r.src}<->${r.dst} on one hypervisor never tunnelled`);
+        continue;
+      }
+      const flow = innerFlow(frames, a.ip, b.ip).filter((f) => frameEnds(model, f)?.vpc === a.vpc);
+      t.true(flow.some((f) => f.at === a.hypervisor), `${r.src}->${r.dst} on ${a.hypervisor}'s uplink`);
+      t.true(flow.some((f) => f.at === b.hypervisor), `${r.src}->${r.dst} on ${b.hypervisor}'s uplink`);
+    }
+  });
+});
+
+test('no ARP crosses a tunnel: neighbours are answered on the local hypervisor', async (t) => {
+  await withOverlay('overlay-noarp', async ({ scenario, state }) => {
+    for (const vm of Object.keys(state.vms)) {
+      const r = await scenario.exec(vm, ['ip', 'neigh', 'flush', 'all']);
+      t.is(r.code, 0, r.stderr);
+    }
+    const capture = await scenario.startCapture('noarp', { filter: 'udp port 6081 or arp' });
+    const m = await scenario.pingMatrix({ count: 2, pairs: 'vpc' });
+    await capture.stop();
+    t.true(m.pairs.some((r) => r.ok), 'the pings needed fresh neighbour entries');
+    const frames = capture.tunnelFrames();
+    t.true(frames.length > 0);
+    const arp = frames.filter((f) => innerLayer(f, 'arp'));
+    t.deepEqual(arp.map(describeFrame), [], 'no decapsulated frame is ARP');
+    t.true(frames.every((f) => f.inner[0]?.type === 'ethernet'));
+  });
+});
+
+test('ACL: allowed TCP connects, denied TCP is dropped before it enters a tunnel', async (t) => {
+  await withOverlay('overlay-acl', async ({ scenario, state, model }) => {
+    const checks: { src: string; dst: string; port: number }[] = [
+      { src: 'web1', dst: 'app1', port: 8080 }, // web-to-app-http
+      { src: 'web2', dst: 'app2', port: 8080 },
+      { src: 'web1', dst: 'app1', port: 9090 }, // not the allowed port
+      { src: 'app1', dst: 'db1', port: 5432 }, // app-to-db-sql
+      { src: 'web1', dst: 'db1', port: 5432 }, // db admits app only
+      { src: 'app2', dst: 'web2', port: 8080 }, // web admits nothing from other tiers
+      { src: 'web1', dst: 'web2', port: 9090 }, // same tier: everything
+    ];
+    const expected = checks.map((c) => allowed(model, port(model, c.src), port(model, c.dst), 'tcp', c.port));
+    t.deepEqual(expected, [true, true, false, true, false, false, true], 'the model says');
+    const listeners = new Set(checks.map((c) => `${c.dst}:${c.port}`));
+    for (const l of listeners) {
+      const [vm, p] = l.split(':');
+      await scenario.ncListen(vm!, Number(p));
+    }
+    const capture = await scenario.startCapture('acl', { filter: 'udp port 6081' });
+    const results = await Promise.all(checks.map((c) => scenario.ncCheck(c.src, c.dst, c.port, 3)));
+    await capture.stop();
+    checks.forEach((c, i) => t.is(results[i]!.ok, expected[i], `${c.src} -> ${c.dst}:${c.port}`));
+    // a denied SYN never shows up inside a tunnel
+    const frames = capture.tunnelFrames();
+    checks.forEach((c, i) => {
+      if (expected[i]) return;
+      const [a, b] = [state.vms[c.src]!, state.vms[c.dst]!];
+      const syns = innerFlow(frames, a.ip, b.ip).filter((f) => {
+        const tcp = innerLayer(f, 'tcp');
+        return tcp?.dstPort === c.port && (tcp.flags & TcpFlag.SYN) !== 0;
+      });
+      t.deepEqual(syns.map(describeFrame), [], `denied ${c.src} -> ${c.dst}:${c.port} is not tunnelled`);
+    });
+    // and an allowed cross-hypervisor connection is
+    const web1 = state.vms.web1!;
+    const app1 = state.vms.app1!;
+    t.true(innerFlow(frames, web1.ip, app1.ip).some((f) => innerLayer(f, 'tcp')?.dstPort === 8080));
+    await scenario.ncStop();
+  });
+});
+
+test('VPCs that reuse addresses stay apart: red reaches red, never blue', async (t) => {
+  await withOverlay('overlay-vpcs', async ({ scenario, state, model }) => {
+    const red2 = state.vms.red2!;
+    const web2 = state.vms.web2!;
+    t.is(red2.ip, web2.ip, 'the model reuses the address');
+    const capture = await scenario.startCapture('vpcs', { filter: 'udp port 6081' });
+    const r = await scenario.ping('red1', red2.ip);
+    await capture.stop();
+    t.true(r.ok, 'red1 reaches red2');
+    const frames = innerFlow(capture.tunnelFrames(), state.vms.red1!.ip, red2.ip);
+    t.true(frames.length > 0);
+    const red = model.vpcs.find((v) => v.name === 'red')!;
+    for (const f of frames) {
+      t.is(f.vni >>> 12, red.vni, `red's key: ${describeFrame(f)}`);
+      t.is(f.outerDst, state.hypervisors[red2.hypervisor]!.tunnelIp, `to red2's hypervisor, not web2's: ${describeFrame(f)}`);
+      t.not(f.at, web2.hypervisor);
+    }
+    t.false((await scenario.ping('red1', state.vms.app1!.ip, 2)).ok, 'blue-only subnet unreachable from red');
+  });
+});
+
+test('VM move: the overlay follows a VM to another hypervisor when the model says so', async (t) => {
+  await withOverlay('overlay-move', async ({ scenario, modelFile }) => {
+    const before = scenario.state();
+    t.is(before.vms.app2!.hypervisor, 'hv4');
+    // the topology moves the VM, the model file tells the controller
+    await scenario.move('app2', 'hv1');
+    setPortHypervisor(modelFile, 'app2', 'hv1');
+    const model = loadModelFile(modelFile);
+    t.is(port(model, 'app2').hypervisor, 'hv1');
+    await converged(scenario, model);
+
+    const state = scenario.state();
+    const capture = await scenario.startCapture('move', { filter: 'udp port 6081' });
+    const fromApp1 = await scenario.ping('app1', 'app2'); // hv2 -> hv1, same tier
+    const fromWeb2 = await scenario.ping('web2', 'app2'); // hv3 -> hv1, web -> app
+    const fromWeb1 = await scenario.ping('web1', 'app2'); // both on hv1 now
+    await capture.stop();
+    t.true(fromApp1.ok && fromWeb2.ok && fromWeb1.ok);
+    const frames = capture.tunnelFrames();
+    const [app1, app2, web1, web2] = [state.vms.app1!, state.vms.app2!, state.vms.web1!, state.vms.web2!];
+    const newHome = state.hypervisors.hv1!.tunnelIp;
+    for (const [src, name] of [[app1, 'app1'], [web2, 'web2']] as const) {
+      const toApp2 = innerFlow(frames, src.ip, app2.ip);
+      t.true(toApp2.length > 0, `${name} -> app2 is tunnelled`);
+      for (const f of toApp2) t.is(f.outerDst, newHome, `to app2's new hypervisor: ${describeFrame(f)}`);
+    }
+    t.false(frames.some((f) => f.at === 'hv4'), 'nothing goes to app2\'s old hypervisor');
+    t.is(innerFlow(frames, web1.ip, app2.ip, true).length, 0, 'web1 and app2 share hv1: nothing tunnelled');
+  });
+});
