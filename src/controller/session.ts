@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { defer, type Observable } from 'rxjs';
 import {
   Framer,
+  OFPCML_NO_BUFFER,
   OFP_VERSION,
   OFPMPF_REPLY_MORE,
   OFPT,
@@ -463,6 +464,9 @@ export class SwitchSession {
     this._features = features;
     this._dpid = features.datapathId;
     this.log = this.log.child({ dpid: formatDpid(features.datapathId) });
+    // Whole packets on table miss and `controller` actions. OVS sends a service connection
+    // (a dialed br-int.mgmt) no asynchronous messages at all until miss_send_len is non-zero.
+    this.send({ type: 'SET_CONFIG', xid: 0, flags: 0, missSendLen: OFPCML_NO_BUFFER });
     this.transition('PORT_DESC');
     const portDesc = await this.multipart({ mpType: 'PORT_DESC' });
     if (this.ended) return;

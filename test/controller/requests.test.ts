@@ -137,13 +137,20 @@ test('an error for a fire-and-forget message goes to errors$ with context and to
 test('send assigns an xid when it is 0 and keeps the caller\'s otherwise', async (t) => {
   const { controller, port } = await startController(t);
   const { sw, session } = await connectSwitch(t, controller, port);
-  session.send({ type: 'SET_CONFIG', xid: 0, flags: 0, missSendLen: 0xffff });
-  session.send({ type: 'SET_CONFIG', xid: 777, flags: 0, missSendLen: 0xffff });
+  session.send({ type: 'SET_CONFIG', xid: 0, flags: 0, missSendLen: 128 });
+  session.send({ type: 'SET_CONFIG', xid: 777, flags: 0, missSendLen: 128 });
   await session.barrier();
-  const sets = sw.received.filter((m) => m.type === 'SET_CONFIG');
+  const sets = sw.received.filter((m) => m.type === 'SET_CONFIG' && m.missSendLen === 128);
   t.is(sets.length, 2);
   t.not(sets[0]!.xid, 0);
   t.is(sets[1]!.xid, 777);
+});
+
+test('the handshake asks for whole packets on miss (a dialed OVS service connection sends nothing otherwise)', async (t) => {
+  const { controller, port } = await startController(t);
+  const { sw } = await connectSwitch(t, controller, port);
+  const set = sw.received.find((m) => m.type === 'SET_CONFIG');
+  t.is(set?.type === 'SET_CONFIG' ? set.missSendLen : undefined, 0xffff);
 });
 
 test('request$ is a cold observable that sends on subscription', async (t) => {
