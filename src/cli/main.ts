@@ -1,10 +1,14 @@
 #!/usr/bin/env node
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { decodeCommand } from './decode';
+import { flowsCommand } from './flows';
+import { runCommand } from './run';
 
 /** Subcommands by name; each lives in its own module. */
 const commands: Record<string, Command> = {
   decode: decodeCommand,
+  run: runCommand,
+  flows: flowsCommand,
 };
 
 function help(): string {

@@ -45,9 +45,21 @@ export interface AppContext {
    * The runtime diffs and sends only the difference, now if the switch is up, else on connect.
    */
   setFlows(dpid: bigint, owner: string, flows: readonly Flow[]): void;
-  /** Reactive path (learned flows, packet-outs): sent now, not reconciled. */
+  /** Reactive path (learned flows, packet-outs): sent now, not reconciled; dropped (and logged) when the switch is down. */
   send(dpid: bigint, msg: OfMessage): void;
+  /**
+   * Runs `handler` for every event of `source` until the app stops. An exception in the handler is
+   * logged with the app, switch and event type, and the subscription goes on.
+   */
+  on<T>(source: Observable<T>, handler: (event: T) => void): void;
 }
 
 /** DI token under which every enabled app is bound (multi-inject). */
 export const APP = Symbol.for('zonemesh.app');
+/** DI token of the runtime's pino Logger (apps get a child logger as `ctx.log`). */
+export const LOGGER = Symbol.for('zonemesh.logger');
+/** DI token of the ModelStore, bound when the run config names a model file. */
+export const MODEL_STORE = Symbol.for('zonemesh.model-store');
+/** DI token of the run config's `settings`: app name → that app's own settings, unvalidated. */
+export const APP_SETTINGS = Symbol.for('zonemesh.app-settings');
+export type AppSettings = Readonly<Record<string, unknown>>;

@@ -1,5 +1,6 @@
-import type { Action, Instruction, Match } from '../openflow';
-import { OFPFF_SEND_FLOW_REM } from '../openflow';
+import type { Action, FlowMod, Instruction, Match } from '../openflow';
+import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP, OFPTT_ALL } from '../openflow';
+import { PIPELINE_APP_ID, makeCookie } from './cookie';
 import { FlowBuildError } from './errors';
 import { type MatchSpec, matchFromSpec, matchKey } from './match';
 import type { Pipeline, RealizedTable } from './pipeline';
@@ -22,6 +23,36 @@ export interface Flow {
 /** Flows with equal keys occupy the same slot in a switch (OpenFlow's identity: table, priority, match). */
 export function flowKey(f: Pick<Flow, 'tableId' | 'priority' | 'match'>): string {
   return `${f.tableId}/${f.priority}/${matchKey(f.match)}`;
+}
+
+/**
+ * The FLOW_MOD that puts `f` in (add, modify) or takes it out of (delete) a switch.
+ * `cookieMask` selects by cookie for modify and delete; deletes carry no instructions.
+ */
+export function flowMod(command: FlowMod['command'], f: Omit<Flow, 'table'>, cookieMask = 0n): FlowMod {
+  return {
+    type: 'FLOW_MOD',
+    xid: 0,
+    cookie: f.cookie,
+    cookieMask,
+    tableId: f.tableId,
+    command,
+    idleTimeout: f.idleTimeout,
+    hardTimeout: f.hardTimeout,
+    priority: f.priority,
+    bufferId: OFP_NO_BUFFER,
+    outPort: OFPP.ANY,
+    outGroup: OFPG_ANY,
+    flags: f.flags,
+    match: f.match,
+    instructions: command === 'delete' || command === 'delete_strict' ? [] : f.instructions,
+  };
+}
+
+/** One non-strict delete of every flow carrying exactly this cookie, in every table. */
+export function deleteByCookie(cookie: bigint): FlowMod {
+  const everywhere = { tableId: OFPTT_ALL, priority: 0, match: [], instructions: [], cookie, idleTimeout: 0, hardTimeout: 0, flags: 0 };
+  return flowMod('delete', everywhere, 0xffffffffffffffffn);
 }
 
 /**
@@ -130,4 +161,20 @@ export class FlowBuilder {
       flags: this.flagBits,
     };
   }
+}
+
+/**
+ * Every table's miss behaviour as an explicit priority-0 flow with an empty match (owner 'table-miss'
+ * of the pipeline's app id): OpenFlow 1.3 drops misses by default, 'next' and 'controller' need a flow,
+ * and a flow counts the packets that missed.
+ */
+export function tableMissFlows(pipeline: Pipeline): Flow[] {
+  const cookie = makeCookie(PIPELINE_APP_ID, 'table-miss');
+  return pipeline.tables.map((t) => {
+    const b = new FlowBuilder(pipeline, t, cookie).priority(0);
+    const next = pipeline.successor(t);
+    if (t.miss === 'controller') b.apply({ type: 'output', port: OFPP.CONTROLLER, maxLen: OFPCML_NO_BUFFER });
+    else if (t.miss === 'next' && next) b.goto(next.name);
+    return b.build();
+  });
 }

@@ -1,5 +1,5 @@
 import type { Match, OxmFieldName, OxmTlv, OxmValueTypes } from '../openflow';
-import { formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
+import { allFieldSpecs, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import { FlowBuildError } from './errors';
 
 type Masked<V> = { value: V; mask: V };
@@ -51,10 +51,17 @@ function canonicalPair(field: string, value: Scalar, mask: Scalar | undefined): 
   throw new FlowBuildError(`value and mask of ${field} have different types`, { field });
 }
 
-/** Match TLVs from a spec, canonical as above, in a stable (field name) order. */
+/** Registry order is OXM field-number order, which puts every prerequisite (eth_type, ip_proto) first. */
+const FIELD_ORDER = new Map(allFieldSpecs().map((s, i) => [s.name as string, i]));
+
+/**
+ * Match TLVs from a spec, canonical as above, in registry order: OVS checks prerequisites while it
+ * parses a match, so `arp_op` before `eth_type` is refused (OFPBMC_BAD_PREREQ).
+ */
 export function matchFromSpec(spec: MatchSpec): Match {
   const out: OxmTlv[] = [];
-  for (const field of Object.keys(spec).sort() as OxmFieldName[]) {
+  const fields = (Object.keys(spec) as OxmFieldName[]).sort((a, b) => FIELD_ORDER.get(a)! - FIELD_ORDER.get(b)!);
+  for (const field of fields) {
     const raw = spec[field];
     if (raw === undefined) continue;
     const masked = typeof raw === 'object' && raw !== null && 'mask' in raw;

@@ -1,6 +1,7 @@
-import type { FlowMod, Instruction } from '../../openflow';
-import { OFP_NO_BUFFER, OFPG_ANY, OFPP, OFPTT_ALL, Writer, encodeInstructions } from '../../openflow';
-import { type Flow, flowKey } from '../../sdk/flow';
+import type { FieldRef, FlowMod, Instruction } from '../../openflow';
+import { Writer, encodeInstructions, fieldSpec } from '../../openflow';
+import { canonicalField } from '../../sdk/sim';
+import { type Flow, deleteByCookie, flowKey, flowMod } from '../../sdk/flow';
 import { appOfCookie, isEphemeral } from '../../sdk/cookie';
 
 /** What the switch reports for one flow (a FlowStats entry carries all of these). */
@@ -21,32 +22,28 @@ export function instructionsKey(insts: readonly Instruction[]): string {
   return w.finish().toString('hex');
 }
 
-const FULL_COOKIE_MASK = 0xffffffffffffffffn;
+const isFieldRef = (v: object): v is FieldRef => typeof (v as FieldRef).name === 'string' && typeof (v as FieldRef).header === 'number';
 
-function flowMod(command: FlowMod['command'], f: InstalledFlow, cookieMask = 0n): FlowMod {
-  return {
-    type: 'FLOW_MOD',
-    xid: 0,
-    cookie: f.cookie,
-    cookieMask,
-    tableId: f.tableId,
-    command,
-    idleTimeout: f.idleTimeout,
-    hardTimeout: f.hardTimeout,
-    priority: f.priority,
-    bufferId: OFP_NO_BUFFER,
-    outPort: OFPP.ANY,
-    outGroup: OFPG_ANY,
-    flags: f.flags,
-    match: f.match,
-    instructions: command === 'delete' || command === 'delete_strict' ? [] : f.instructions,
-  };
+/** The same instructions with every field reference by its standard header (NXM_OF_ETH_SRC → eth_src). */
+function withStandardFieldRefs<T>(v: T): T {
+  if (typeof v !== 'object' || v === null || Buffer.isBuffer(v)) return v;
+  if (Array.isArray(v)) return v.map(withStandardFieldRefs) as T;
+  if (isFieldRef(v)) {
+    const spec = fieldSpec(canonicalField(v.name));
+    return (spec && spec.experimenter === undefined ? { name: spec.name, header: spec.header } : v) as T;
+  }
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, withStandardFieldRefs(x)])) as T;
 }
 
-/** one non-strict delete of every flow carrying this exact cookie, in any table */
-export function deleteByCookie(cookie: bigint): FlowMod {
-  const everywhere = { tableId: OFPTT_ALL, priority: 0, match: [], instructions: [], cookie, idleTimeout: 0, hardTimeout: 0, flags: 0 };
-  return flowMod('delete', everywhere, FULL_COOKIE_MASK);
+/**
+ * Whether a switch's instructions are the ones we desire. OVS reports a reg_move, output_reg or ct
+ * zone with the NXM header of a field that has one, whichever header we sent (an OXM eth_src comes
+ * back as NXM_OF_ETH_SRC), so field references are compared by field, not by header.
+ */
+export function sameInstructions(a: readonly Instruction[], b: readonly Instruction[]): boolean {
+  const ka = instructionsKey(a);
+  const kb = instructionsKey(b);
+  return ka === kb || (ka.length === kb.length && instructionsKey(withStandardFieldRefs(a)) === instructionsKey(withStandardFieldRefs(b)));
 }
 
 /**
@@ -73,7 +70,7 @@ export function diffFlows(desired: readonly Flow[], installed: readonly Installe
       present.add(key);
       if (d.cookie !== f.cookie || d.idleTimeout !== f.idleTimeout || d.hardTimeout !== f.hardTimeout || d.flags !== f.flags) {
         diff.adds.push(flowMod('add', d));
-      } else if (instructionsKey(d.instructions) !== instructionsKey(f.instructions)) {
+      } else if (!sameInstructions(d.instructions, f.instructions)) {
         diff.modifies.push(flowMod('modify_strict', d));
       }
       continue;

@@ -1,0 +1,82 @@
+/**
+ * Example app for docs/writing-apps.md: only allowlisted source MACs may send on a port.
+ *
+ *   zonemesh run --apps port-allowlist,l2-learning   (with the settings below in the run config)
+ *
+ *   settings:
+ *     port-allowlist:
+ *       ports:
+ *         web1: ['02:00:00:00:00:01']
+ *         web2: ['02:00:00:00:00:02', '02:00:00:00:00:03']
+ *
+ * Ports are named as the switch names them (OVS interface names). A packet from an allowlisted
+ * (port, MAC) pair goes on to the next table of the pipeline; anything else is dropped.
+ */
+import type { SwitchUpEvent } from '../../src/controller';
+import type { Port } from '../../src/openflow';
+import { APP_SETTINGS, inject, injectable, type AppContext, type AppSettings, type Flow, type TableSpec, type ZonemeshApp } from '../../src/sdk';
+
+export const ALLOWLIST_TABLE = 'port-allowlist.check';
+const ALLOWED_PRIORITY = 100;
+const OFPPR_DELETE = 1;
+
+/** port name → MACs allowed to send on it */
+export type Allowlist = ReadonlyMap<string, readonly string[]>;
+
+/** Reads `settings.port-allowlist`; throws a plain Error naming the bad entry. */
+export function parseAllowlist(raw: unknown): Allowlist {
+  const ports = (raw as { ports?: unknown } | undefined)?.ports ?? {};
+  if (typeof ports !== 'object' || ports === null || Array.isArray(ports)) throw new Error('port-allowlist: ports must map port names to MAC lists');
+  return new Map(
+    Object.entries(ports).map(([port, macs]) => {
+      if (!Array.isArray(macs) || !macs.every((m) => typeof m === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(m))) {
+        throw new Error(`port-allowlist: ports.${port} must be a list of MAC addresses`);
+      }
+      return [port, macs.map((m: string) => m.toLowerCase())];
+    }),
+  );
+}
+
+/**
+ * The flows one port wants: plain data, computed from the port and the allowlist only.
+ * Allowed packets continue in the table after ours, if there is one.
+ */
+export function portFlows(ctx: Pick<AppContext, 'flow' | 'pipeline'>, port: Port, macs: readonly string[]): Flow[] {
+  const next = ctx.pipeline.successor(ctx.pipeline.table(ALLOWLIST_TABLE));
+  return macs.map((mac) => {
+    const b = ctx.flow(ALLOWLIST_TABLE, ownerOf(port.name)).priority(ALLOWED_PRIORITY).match({ in_port: port.portNo, eth_src: mac });
+    return (next ? b.goto(next.name) : b).build();
+  });
+}
+
+/** one owner (so one cookie) per port: its flows are replaced or removed together */
+const ownerOf = (portName: string): string => `port:${portName}`;
+
+@injectable()
+export class PortAllowlistApp implements ZonemeshApp {
+  readonly name = 'port-allowlist';
+  readonly appId = 50;
+  readonly tables: readonly TableSpec[] = [{ name: ALLOWLIST_TABLE, stage: 'spoofguard', miss: 'drop', matches: ['in_port', 'eth_src'] }];
+  private readonly allowlist: Allowlist;
+
+  constructor(@inject(APP_SETTINGS) settings: AppSettings) {
+    this.allowlist = parseAllowlist(settings[this.name]);
+  }
+
+  start(ctx: AppContext): void {
+    ctx.on(ctx.events.switchUp$, (e) => this.onSwitchUp(ctx, e));
+    ctx.on(ctx.events.portStatus$, ({ dpid, message }) => {
+      const macs = this.allowlist.get(message.desc.name);
+      if (!macs) return;
+      // A deleted port wants nothing; an added or renumbered one wants flows for its number.
+      ctx.setFlows(dpid, ownerOf(message.desc.name), message.reason === OFPPR_DELETE ? [] : portFlows(ctx, message.desc, macs));
+    });
+  }
+
+  private onSwitchUp(ctx: AppContext, { dpid, ports }: SwitchUpEvent): void {
+    for (const port of ports) {
+      const macs = this.allowlist.get(port.name);
+      if (macs) ctx.setFlows(dpid, ownerOf(port.name), portFlows(ctx, port, macs));
+    }
+  }
+}

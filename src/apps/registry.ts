@@ -1,0 +1,23 @@
+import { Controller } from '../controller';
+import type { AppRegistry, Container, ResolutionContext } from '../sdk';
+import { ArpResponderApp } from './arp-responder';
+import { DistributedRouterApp } from './distributed-router';
+import { L2LearningApp } from './l2-learning';
+import { PORT_PLACEMENT, SwitchPortPlacement } from './overlay';
+import { StaticFlowsApp } from './static-flows';
+import { TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
+
+/** Every app `zonemesh run --apps` can name. */
+export const APP_REGISTRY: AppRegistry = {
+  'l2-learning': L2LearningApp,
+  'static-flows': StaticFlowsApp,
+  'tunnel-mesh': TunnelMeshApp,
+  'arp-responder': ArpResponderApp,
+  'distributed-router': DistributedRouterApp,
+};
+
+/** Services the apps share; bound lazily, so only what an enabled app injects is built. */
+export function bindAppServices(container: Container): void {
+  container.bind(PORT_PLACEMENT).toDynamicValue((ctx: ResolutionContext) => new SwitchPortPlacement(ctx.get(Controller)));
+  container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
+}

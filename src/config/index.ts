@@ -1,0 +1,2 @@
+/** The run config of `zonemesh run`: apps, listeners, dial targets, model, control socket, app settings. */
+export * from './run-config';

@@ -1,0 +1,350 @@
+import type { Logger } from 'pino';
+import { Subject, type Observable, type Subscription } from 'rxjs';
+import {
+  OFPBF_ATOMIC,
+  OFPBF_ORDERED,
+  OFPG_ANY,
+  OFPP,
+  OFPTT_ALL,
+  OfEncodeError,
+  bundleAdd,
+  bundleControl,
+  decodeBundle,
+  formatMessage,
+  type BundleCtrlType,
+  type FlowMod,
+  type FlowStats,
+  type OfMessage,
+} from '../../openflow';
+import { ControllerError, OfSwitchError, RequestTimeoutError, SessionClosedError, formatDpid } from '../errors';
+import type { SwitchDownEvent, SwitchUpEvent } from '../events';
+import type { SwitchSession } from '../session';
+import type { DesiredChange, DesiredState } from './desired-state';
+import { diffFlows, type FlowDiff } from './diff';
+
+/** What the reconciler needs from the controller (the Controller itself, or a test double). */
+export interface ReconcilerSwitches {
+  readonly switchUp$: Observable<SwitchUpEvent>;
+  readonly switchDown$: Observable<SwitchDownEvent>;
+  readonly errors$: Observable<ControllerError>;
+}
+
+export interface ReconcilerOptions {
+  /** apps whose stale flows may be deleted: the running apps and the pipeline (app id 1) */
+  ownedApps: ReadonlySet<number>;
+  log: Logger;
+  /** use OF1.3 bundles when the switch supports them (default true) */
+  bundles?: boolean;
+  /**
+   * Batches with more flow-mods go without a bundle (default 4096). A bundle is committed in one
+   * step: the switch holds the whole batch in memory and stops answering while it commits, which for
+   * tens of thousands of flows outlasts echo timeouts (ovn#261). Big batches are initial installs,
+   * where there is no running state for atomicity to protect.
+   */
+  maxBundleMessages?: number;
+  /** how long the first bundle open of a session may take before bundles count as unsupported (default 3000) */
+  bundleProbeTimeoutMs?: number;
+}
+
+export type SyncKind = 'full' | 'incremental';
+
+/** One batch sent to one switch (or not: `via: 'none'` when the diff was empty). */
+export interface SyncReport {
+  readonly dpid: bigint;
+  readonly kind: SyncKind;
+  readonly deletes: number;
+  readonly modifies: number;
+  readonly adds: number;
+  readonly via: 'bundle' | 'barrier' | 'none';
+  /** flow-mods the switch rejected, and batch failures (commit, timeout) */
+  readonly errors: number;
+  readonly ms: number;
+}
+
+/** A flow-mod the switch rejected, or a sync that failed; carries the switch, xid and the flow as text. */
+export class ReconcileError extends ControllerError {
+  override readonly name = 'ReconcileError';
+  constructor(
+    message: string,
+    readonly kind: SyncKind,
+    /** the rejected flow-mod as text, when one flow-mod is to blame */
+    readonly flow: string | undefined,
+    context: { dpid: bigint; xid?: number; remote?: string },
+    cause?: unknown,
+  ) {
+    super(flow ? `${message}: ${flow}` : message, { ...context, ...(flow && { msgType: 'FLOW_MOD' as const }) }, cause === undefined ? undefined : { cause });
+  }
+}
+
+/** The switch answered a bundle control request with something other than its reply. */
+export class BundleReplyError extends ControllerError {
+  override readonly name = 'BundleReplyError';
+}
+
+const BUNDLE_FLAGS = OFPBF_ORDERED | OFPBF_ATOMIC;
+
+/** a flow-mod the switch refused, or that could not even be encoded */
+interface Rejected {
+  error: OfSwitchError | OfEncodeError;
+  mod: FlowMod;
+}
+
+/** One switch's sync state. Everything sent to a switch goes through its one worker, in order. */
+interface SwitchSync {
+  readonly dpid: bigint;
+  session: SwitchSession | undefined;
+  /** the next run re-reads the switch; changes until then are part of that read */
+  full: boolean;
+  /** owner cookie → the change since the last batch (first `before`, last `after`) */
+  readonly pending: Map<bigint, { before: DesiredChange['before']; after: DesiredChange['after'] }>;
+  /** after a failed batch the next change re-reads the switch once; a failed retry is not retried */
+  retry: 'none' | 'armed' | 'retrying' | 'exhausted';
+  running: Promise<void> | undefined;
+}
+
+/** Every flow of every table, with its counters: what a full sync compares with. */
+export async function readInstalledFlows(session: SwitchSession): Promise<FlowStats[]> {
+  const reply = await session.multipart({ mpType: 'FLOW', tableId: OFPTT_ALL, outPort: OFPP.ANY, outGroup: OFPG_ANY, cookie: 0n, cookieMask: 0n, match: [] });
+  return reply.flows;
+}
+
+/**
+ * Keeps each switch's flows equal to DesiredState without flushing: on every switch-up it reads the
+ * switch's flows and sends only the difference (deletes, then modifies, then adds); afterwards each
+ * desired-state change is diffed against the owner's previous flows and sent the same way. Batches go
+ * in an ordered, atomic bundle when the switch supports one, else as pipelined flow-mods and a barrier.
+ */
+export class Reconciler {
+  private readonly syncs = new Map<bigint, SwitchSync>();
+  private readonly bundleSupport = new WeakMap<SwitchSession, boolean>();
+  private readonly errorSubject = new Subject<ReconcileError>();
+  private readonly reportSubject = new Subject<SyncReport>();
+  private readonly subscriptions: Subscription[] = [];
+  private readonly log: Logger;
+  private readonly maxBundleMessages: number;
+  private nextBundleId = 1;
+
+  /** rejected flow-mods and failed syncs, each also logged */
+  readonly errors$ = this.errorSubject.asObservable();
+  /** one report per batch, including empty full syncs */
+  readonly synced$ = this.reportSubject.asObservable();
+
+  constructor(
+    private readonly switches: ReconcilerSwitches,
+    private readonly desired: DesiredState,
+    private readonly options: ReconcilerOptions,
+  ) {
+    this.log = options.log.child({ component: 'reconciler' });
+    this.maxBundleMessages = options.maxBundleMessages ?? 4096;
+  }
+
+  start(): void {
+    this.subscriptions.push(
+      this.switches.switchUp$.subscribe((e) => this.onSwitchUp(e)),
+      this.switches.switchDown$.subscribe((e) => this.onSwitchDown(e)),
+      this.desired.changes$.subscribe((c) => this.onChange(c)),
+    );
+  }
+
+  stop(): void {
+    for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    this.errorSubject.complete();
+    this.reportSubject.complete();
+  }
+
+  /** Resolves when nothing is being sent to `dpid` (for tests and the control endpoint). */
+  async settled(dpid: bigint): Promise<void> {
+    for (let s = this.syncs.get(dpid); s?.running; s = this.syncs.get(dpid)) await s.running;
+  }
+
+  private onSwitchUp(e: SwitchUpEvent): void {
+    const sync: SwitchSync = this.syncs.get(e.dpid) ?? { dpid: e.dpid, session: undefined, full: true, pending: new Map(), retry: 'none', running: undefined };
+    sync.session = e.session;
+    sync.full = true;
+    sync.pending.clear();
+    sync.retry = 'none';
+    this.syncs.set(e.dpid, sync);
+    this.kick(sync);
+  }
+
+  private onSwitchDown(e: SwitchDownEvent): void {
+    const sync = this.syncs.get(e.dpid);
+    if (sync?.session === e.session) sync.session = undefined;
+  }
+
+  private onChange(c: DesiredChange): void {
+    const sync = this.syncs.get(c.dpid);
+    // A switch that is down, or whose full sync has not read it yet, gets this change with that read.
+    if (!sync?.session || sync.full) return;
+    if (sync.retry === 'armed') {
+      sync.retry = 'retrying';
+      sync.full = true;
+      sync.pending.clear();
+    } else {
+      const earlier = sync.pending.get(c.cookie);
+      sync.pending.set(c.cookie, { before: earlier?.before ?? c.before, after: c.after });
+    }
+    this.kick(sync);
+  }
+
+  private kick(sync: SwitchSync): void {
+    if (sync.running) return;
+    sync.running = this.run(sync).finally(() => (sync.running = undefined));
+  }
+
+  private async run(sync: SwitchSync): Promise<void> {
+    while (sync.session && (sync.full || sync.pending.size > 0)) {
+      const session = sync.session;
+      const kind: SyncKind = sync.full ? 'full' : 'incremental';
+      try {
+        if (kind === 'full') await this.fullSync(sync, session);
+        else await this.incrementalSync(sync, session);
+      } catch (e) {
+        if (e instanceof SessionClosedError || sync.session !== session) {
+          this.log.debug({ dpid: formatDpid(sync.dpid), kind }, 'switch went away during sync; its next session syncs from scratch');
+          if (sync.session === session) return;
+          continue; // replaced by a new session, whose switch-up asked for a full sync
+        }
+        sync.full = false; // no immediate re-run: the retry waits for the next change
+        this.settle(sync, 1);
+        this.report(new ReconcileError(`${kind} sync failed: ${(e as Error)?.message ?? String(e)}`, kind, undefined, { dpid: sync.dpid, remote: session.remote }, e));
+      }
+    }
+  }
+
+  /** Updates the retry state after a batch: a failure arms one retry, a failed retry gives up until reconnect. */
+  private settle(sync: SwitchSync, failures: number): void {
+    const retrying = sync.retry === 'retrying';
+    if (failures === 0) {
+      if (retrying) sync.retry = 'none';
+    } else if (retrying || sync.retry === 'exhausted') {
+      sync.retry = 'exhausted';
+      this.log.error({ dpid: formatDpid(sync.dpid) }, 'sync failed again after a retry; not retrying until the switch reconnects');
+    } else {
+      sync.retry = 'armed';
+      this.log.warn({ dpid: formatDpid(sync.dpid) }, 'sync had errors; the next change re-reads the switch and retries once');
+    }
+  }
+
+  /** Reads the switch, diffs it with everything desired for it, sends the difference. */
+  private async fullSync(sync: SwitchSync, session: SwitchSession): Promise<void> {
+    const installed = await readInstalledFlows(session);
+    if (sync.session !== session) throw new SessionClosedError('replaced', { dpid: sync.dpid });
+    // Snapshot now: every change so far is in it, every later one comes as an incremental diff.
+    sync.full = false;
+    sync.pending.clear();
+    const diff = diffFlows(this.desired.flows(sync.dpid), installed, this.options.ownedApps);
+    await this.apply(sync, session, 'full', diff, installed.length);
+  }
+
+  private async incrementalSync(sync: SwitchSync, session: SwitchSession): Promise<void> {
+    const changes = [...sync.pending.values()];
+    sync.pending.clear();
+    const diff: FlowDiff = { deletes: [], modifies: [], adds: [] };
+    for (const { before, after } of changes) {
+      const d = diffFlows(after, before, this.options.ownedApps);
+      diff.deletes.push(...d.deletes);
+      diff.modifies.push(...d.modifies);
+      diff.adds.push(...d.adds);
+    }
+    await this.apply(sync, session, 'incremental', diff);
+  }
+
+  private async apply(sync: SwitchSync, session: SwitchSession, kind: SyncKind, diff: FlowDiff, installedCount?: number): Promise<void> {
+    const started = Date.now();
+    const mods = [...diff.deletes, ...diff.modifies, ...diff.adds];
+    const counts = { deletes: diff.deletes.length, modifies: diff.modifies.length, adds: diff.adds.length };
+    const logContext = { dpid: formatDpid(sync.dpid), kind, ...counts, ...(installedCount !== undefined && { installed: installedCount }) };
+    if (mods.length === 0) {
+      this.log[kind === 'full' ? 'info' : 'debug'](logContext, 'in sync; nothing to send');
+      this.settle(sync, 0);
+      this.reportSubject.next({ dpid: sync.dpid, kind, ...counts, via: 'none', errors: 0, ms: Date.now() - started });
+      return;
+    }
+    if (this.log.isLevelEnabled('debug')) for (const m of mods) this.log.debug({ dpid: logContext.dpid, kind }, formatMessage(m));
+    const { via, rejected, failure } = await this.send(session, mods);
+    for (const { error, mod } of rejected) {
+      const what = error instanceof OfEncodeError ? 'flow-mod cannot be encoded' : 'switch rejected a flow-mod';
+      this.report(new ReconcileError(`${what} (${error.message})`, kind, formatMessage(mod), { dpid: sync.dpid, xid: mod.xid, remote: session.remote }, error));
+    }
+    if (failure) this.report(new ReconcileError(`${kind} sync: ${failure.message}`, kind, undefined, { dpid: sync.dpid, xid: failure.xid, remote: session.remote }, failure));
+    const errors = rejected.length + (failure ? 1 : 0);
+    const ms = Date.now() - started;
+    this.log[errors ? 'warn' : 'info']({ ...logContext, via, errors, ms }, 'sent the difference');
+    this.settle(sync, errors);
+    this.reportSubject.next({ dpid: sync.dpid, kind, ...counts, via, errors, ms });
+  }
+
+  /**
+   * Sends one batch and waits until the switch has processed it. Each flow-mod gets its own xid, so
+   * an OFPT_ERROR names the flow-mod it is about. A flow-mod that cannot be encoded is reported as
+   * rejected and the rest of the batch still goes.
+   */
+  private async send(session: SwitchSession, batch: readonly FlowMod[]): Promise<{ via: 'bundle' | 'barrier'; rejected: Rejected[]; failure: OfSwitchError | undefined }> {
+    const mods = batch.map((m) => ({ ...m, xid: session.nextXid() }));
+    const byXid = new Map(mods.map((m) => [m.xid, m]));
+    const rejected: Rejected[] = [];
+    const watch = this.switches.errors$.subscribe((e) => {
+      if (!(e instanceof OfSwitchError) || e.dpid !== session.dpid || e.xid === undefined) return;
+      const mod = byXid.get(e.xid);
+      if (mod) rejected.push({ error: e, mod });
+    });
+    try {
+      const bundleId = mods.length <= this.maxBundleMessages ? await this.openBundle(session) : undefined;
+      const wrap = (m: FlowMod): OfMessage => (bundleId === undefined ? m : bundleAdd(m.xid, bundleId, BUNDLE_FLAGS, m));
+      for (const m of mods) {
+        try {
+          if (!session.send(wrap(m))) await session.drained();
+        } catch (e) {
+          if (!(e instanceof OfEncodeError)) throw e;
+          rejected.push({ error: e, mod: m });
+        }
+      }
+      if (bundleId === undefined) {
+        await session.barrier();
+        return { via: 'barrier', rejected, failure: undefined };
+      }
+      try {
+        await this.bundleRequest(session, bundleId, 'commit_request', 'commit_reply');
+      } catch (e) {
+        if (!(e instanceof OfSwitchError)) throw e;
+        return { via: 'bundle', rejected, failure: e };
+      }
+      return { via: 'bundle', rejected, failure: undefined };
+    } finally {
+      watch.unsubscribe();
+    }
+  }
+
+  /** Opens a bundle, or returns undefined when this session cannot use one (found out once per session). */
+  private async openBundle(session: SwitchSession): Promise<number | undefined> {
+    if (this.options.bundles === false || this.bundleSupport.get(session) === false) return undefined;
+    const bundleId = this.nextBundleId;
+    this.nextBundleId = this.nextBundleId === 0xffffffff ? 1 : this.nextBundleId + 1;
+    const probing = !this.bundleSupport.has(session);
+    try {
+      await this.bundleRequest(session, bundleId, 'open_request', 'open_reply', probing ? this.options.bundleProbeTimeoutMs ?? 3_000 : undefined);
+    } catch (e) {
+      if (!probing || !(e instanceof OfSwitchError || e instanceof RequestTimeoutError)) throw e;
+      this.bundleSupport.set(session, false);
+      this.log.info({ dpid: formatDpid(session.dpid!), reason: e.message }, 'switch does not take bundles; sending flow-mods with a barrier');
+      return undefined;
+    }
+    this.bundleSupport.set(session, true);
+    return bundleId;
+  }
+
+  private async bundleRequest(session: SwitchSession, bundleId: number, request: BundleCtrlType, expected: BundleCtrlType, timeoutMs?: number): Promise<void> {
+    const reply = await session.request(bundleControl(0, bundleId, request, BUNDLE_FLAGS), timeoutMs === undefined ? {} : { timeoutMs });
+    const decoded = decodeBundle(reply);
+    if (!('kind' in decoded) || decoded.kind !== 'control' || decoded.ctlType !== expected || decoded.bundleId !== bundleId) {
+      const got = 'kind' in decoded && decoded.kind === 'control' ? `${decoded.ctlType} for bundle ${decoded.bundleId}` : String(decoded);
+      throw new BundleReplyError(`bundle ${request}: expected ${expected} for bundle ${bundleId}, got ${got}`, { dpid: session.dpid!, xid: reply.xid, msgType: 'EXPERIMENTER', remote: session.remote });
+    }
+  }
+
+  private report(error: ReconcileError): void {
+    this.log.error({ err: error, dpid: formatDpid(error.dpid!), xid: error.xid, flow: error.flow }, error.message);
+    this.errorSubject.next(error);
+  }
+}

@@ -1,0 +1,83 @@
+import type { Logger } from 'pino';
+import { takeUntil, type Observable } from 'rxjs';
+import { formatDpid, type SwitchSession } from '../../controller';
+import type { DesiredState } from '../../controller/reconcile/desired-state';
+import type { OfMessage } from '../../openflow';
+import type { AppContext, AppEvents, ZonemeshApp } from '../app';
+import { makeCookie } from '../cookie';
+import { FlowBuilder, type Flow } from '../flow';
+import type { Pipeline } from '../pipeline';
+import { AppHandlerError } from './errors';
+
+/** What one app's context needs from the runtime. */
+export interface ContextHost {
+  readonly pipeline: Pipeline;
+  readonly events: AppEvents;
+  readonly desired: DesiredState;
+  readonly stopped$: Observable<void>;
+  session(dpid: bigint): SwitchSession | undefined;
+  handlerFailed(error: AppHandlerError): void;
+}
+
+/** The kind of event a handler was given, for error reports. */
+function eventName(e: unknown): string {
+  if (typeof e !== 'object' || e === null) return typeof e;
+  if ('message' in e && typeof (e.message as { type?: unknown })?.type === 'string') return (e.message as OfMessage).type;
+  if ('features' in e) return 'SWITCH_UP';
+  if ('reason' in e && 'session' in e) return 'SWITCH_DOWN';
+  return 'event';
+}
+
+/** One app's view of the runtime: its cookies, its flows, its events, its log. */
+export class RuntimeAppContext implements AppContext {
+  readonly pipeline: Pipeline;
+  readonly events: AppEvents;
+  readonly stopped$: Observable<void>;
+
+  constructor(
+    readonly app: ZonemeshApp,
+    readonly log: Logger,
+    private readonly host: ContextHost,
+  ) {
+    this.pipeline = host.pipeline;
+    this.events = host.events;
+    this.stopped$ = host.stopped$;
+  }
+
+  cookie(owner: string, opts: { ephemeral?: boolean } = {}): bigint {
+    return makeCookie(this.app.appId, owner, opts.ephemeral);
+  }
+
+  flow(table: string, owner: string, opts: { ephemeral?: boolean } = {}): FlowBuilder {
+    return new FlowBuilder(this.pipeline, this.pipeline.table(table), this.cookie(owner, opts));
+  }
+
+  setFlows(dpid: bigint, owner: string, flows: readonly Flow[]): void {
+    this.host.desired.set(dpid, this.cookie(owner), flows);
+  }
+
+  send(dpid: bigint, msg: OfMessage): void {
+    const session = this.host.session(dpid);
+    if (!session) {
+      this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'switch not connected; message dropped');
+      return;
+    }
+    try {
+      session.send(msg);
+    } catch (e) {
+      // a full send buffer or a session closing under us: the reactive path drops, the switch asks again
+      this.log.warn({ err: e, dpid: formatDpid(dpid), msgType: msg.type }, 'message dropped');
+    }
+  }
+
+  on<T>(source: Observable<T>, handler: (event: T) => void): void {
+    source.pipe(takeUntil(this.stopped$)).subscribe((event) => {
+      try {
+        handler(event);
+      } catch (e) {
+        const dpid = (event as { dpid?: unknown } | null)?.dpid;
+        this.host.handlerFailed(new AppHandlerError(this.app.name, typeof dpid === 'bigint' ? dpid : undefined, eventName(event), e));
+      }
+    });
+  }
+}

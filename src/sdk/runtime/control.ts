@@ -1,0 +1,173 @@
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { lstatSync, unlinkSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { formatDpid, type SwitchSession } from '../../controller';
+import type { DesiredState } from '../../controller/reconcile/desired-state';
+import { diffFlows } from '../../controller/reconcile/diff';
+import { readInstalledFlows } from '../../controller/reconcile/reconciler';
+import { OFPFF_SEND_FLOW_REM, formatInstructions, formatMatch, type FlowStats } from '../../openflow';
+import type { Flow } from '../flow';
+import type { Pipeline } from '../pipeline';
+
+/**
+ * The control endpoint: a Unix socket on which `zonemesh run` answers questions about the running
+ * controller. One JSON request line in, one JSON response line out, then the connection closes.
+ */
+export type ControlRequest = { op: 'flows'; /** see parseDpid; all switches when absent */ dpid?: string };
+
+export interface SwitchFlows {
+  dpid: string;
+  /** `table 0 l2-learning.mac [l2] miss=controller`, one per pipeline table */
+  tables: string[];
+  /** ovs-ofctl-like lines, table order then priority high to low */
+  desired: string[];
+  installed: string[];
+  /** what a full sync would send now */
+  diff: { deletes: number; modifies: number; adds: number };
+}
+
+export type ControlResponse = { ok: true; switches: SwitchFlows[] } | { ok: false; error: string };
+
+/** What the endpoint reads from the runtime. */
+export interface ControlSource {
+  readonly switches: ReadonlyMap<bigint, SwitchSession>;
+  readonly desired: DesiredState;
+  readonly pipeline: Pipeline;
+  readonly ownedApps: ReadonlySet<number>;
+}
+
+const MAX_REQUEST_BYTES = 4096;
+
+/** ovs-ofctl dump-flows style: ` cookie=0x…, duration=1.5s, table=0, n_packets=3, n_bytes=180, priority=100,in_port=1 actions=output:2` */
+export function formatFlowLine(f: Omit<Flow, 'table'> & Partial<Pick<FlowStats, 'durationSec' | 'durationNsec' | 'packetCount' | 'byteCount'>>): string {
+  const parts = [`cookie=0x${f.cookie.toString(16)}`];
+  if (f.durationSec !== undefined) parts.push(`duration=${f.durationSec}.${String(Math.floor((f.durationNsec ?? 0) / 1e6)).padStart(3, '0')}s`);
+  parts.push(`table=${f.tableId}`);
+  if (f.packetCount !== undefined) parts.push(`n_packets=${f.packetCount}`, `n_bytes=${f.byteCount ?? 0n}`);
+  if (f.idleTimeout) parts.push(`idle_timeout=${f.idleTimeout}`);
+  if (f.hardTimeout) parts.push(`hard_timeout=${f.hardTimeout}`);
+  const match = formatMatch(f.match);
+  const flags = f.flags & OFPFF_SEND_FLOW_REM ? 'send_flow_rem ' : '';
+  return ` ${parts.join(', ')}, ${flags}priority=${f.priority}${match ? `,${match}` : ''} actions=${formatInstructions(f.instructions)}`;
+}
+
+function sortedLines<T extends { tableId: number; priority: number }>(flows: readonly T[], format: (f: T) => string): string[] {
+  return [...flows].sort((a, b) => a.tableId - b.tableId || b.priority - a.priority).map(format);
+}
+
+async function switchFlows(source: ControlSource, dpid: bigint, session: SwitchSession): Promise<SwitchFlows> {
+  const installed = await readInstalledFlows(session);
+  const desired = source.desired.flows(dpid);
+  const diff = diffFlows(desired, installed, source.ownedApps);
+  return {
+    dpid: formatDpid(dpid),
+    tables: source.pipeline.describe().split('\n').filter(Boolean),
+    desired: sortedLines(desired, formatFlowLine),
+    installed: sortedLines(installed, formatFlowLine),
+    diff: { deletes: diff.deletes.length, modifies: diff.modifies.length, adds: diff.adds.length },
+  };
+}
+
+/** '0x1f', 16 hex digits as ovs-ofctl prints them, or decimal. */
+export function parseDpid(text: string): bigint | undefined {
+  try {
+    return BigInt(/^[0-9a-f]{16}$/i.test(text) ? `0x${text}` : text);
+  } catch {
+    return undefined;
+  }
+}
+
+async function answer(source: ControlSource, request: unknown): Promise<ControlResponse> {
+  const req = request as Partial<ControlRequest> | null;
+  if (req?.op !== 'flows') return { ok: false, error: `unknown request ${JSON.stringify(req?.op)}; known: flows` };
+  let targets = [...source.switches.entries()];
+  if (req.dpid !== undefined) {
+    const dpid = parseDpid(String(req.dpid));
+    if (dpid === undefined) return { ok: false, error: `'${req.dpid}' is not a datapath id` };
+    targets = targets.filter(([d]) => d === dpid);
+    if (targets.length === 0) return { ok: false, error: `switch ${formatDpid(dpid)} is not connected (connected: ${[...source.switches.keys()].map(formatDpid).join(', ') || 'none'})` };
+  }
+  return { ok: true, switches: await Promise.all(targets.map(([dpid, session]) => switchFlows(source, dpid, session))) };
+}
+
+/** A stale socket file (no one listening) is replaced; a live one is left alone and listen fails. */
+function removeStaleSocket(path: string): void {
+  try {
+    if (lstatSync(path).isSocket()) unlinkSync(path);
+  } catch {
+    // nothing there
+  }
+}
+
+export class ControlServer {
+  private constructor(
+    private readonly server: Server,
+    readonly path: string,
+  ) {}
+
+  static async listen(path: string, source: ControlSource, log: Logger): Promise<ControlServer> {
+    removeStaleSocket(path);
+    const server = createServer((socket) => serve(socket, source, log));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    log.info({ control: path }, 'control endpoint listening');
+    return new ControlServer(server, path);
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+function serve(socket: Socket, source: ControlSource, log: Logger): void {
+  let buffered = '';
+  socket.setEncoding('utf8');
+  socket.on('error', () => undefined); // a client that goes away early is no concern of ours
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    const end = buffered.indexOf('\n');
+    if (end < 0 && buffered.length < MAX_REQUEST_BYTES) return;
+    socket.removeAllListeners('data');
+    let request: unknown;
+    try {
+      request = JSON.parse(end < 0 ? buffered : buffered.slice(0, end));
+    } catch {
+      return void socket.end(`${JSON.stringify({ ok: false, error: 'request is not one line of JSON' })}\n`);
+    }
+    answer(source, request)
+      .catch((e: unknown): ControlResponse => {
+        log.warn({ err: e }, 'control request failed');
+        return { ok: false, error: (e as Error)?.message ?? String(e) };
+      })
+      .then((response) => socket.end(`${JSON.stringify(response)}\n`));
+  });
+}
+
+/** Sends one request to a control endpoint and resolves with its response. */
+export function queryControl(path: string, request: ControlRequest, timeoutMs = 15_000): Promise<ControlResponse> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    let text = '';
+    const timer = setTimeout(() => socket.destroy(new Error(`no answer from ${path} within ${timeoutMs} ms`)), timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('connect', () => socket.write(`${JSON.stringify(request)}\n`));
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    socket.on('end', () => {
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(text) as ControlResponse);
+      } catch {
+        reject(new Error(`${path} answered something that is not JSON: ${text.slice(0, 200)}`));
+      }
+    });
+  });
+}

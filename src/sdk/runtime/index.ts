@@ -1,0 +1,6 @@
+/** The runtime that makes apps run: DI wiring, pipeline realization, app contexts, control endpoint. */
+export * from './di';
+export * from './errors';
+export { RuntimeAppContext, type ContextHost } from './context';
+export { ControlServer, formatFlowLine, parseDpid, queryControl, type ControlRequest, type ControlResponse, type ControlSource, type SwitchFlows } from './control';
+export { Runtime, type AppRegistry, type RuntimeOptions } from './runtime';

@@ -1,0 +1,223 @@
+import pino, { type Logger } from 'pino';
+import { Subject, config as rxjsConfig } from 'rxjs';
+import type { RunConfig } from '../../config';
+import { Controller, formatDpid, type ControllerOptions, type Listener } from '../../controller';
+import { DesiredState } from '../../controller/reconcile/desired-state';
+import { Reconciler, type ReconcilerOptions } from '../../controller/reconcile/reconciler';
+import { FileModelStore, type ModelStore } from '../../model';
+import { APP, APP_SETTINGS, LOGGER, MODEL_STORE, type AppEvents, type ZonemeshApp } from '../app';
+import { PIPELINE_APP_ID } from '../cookie';
+import { tableMissFlows, type Flow } from '../flow';
+import { Pipeline } from '../pipeline';
+import { RuntimeAppContext, type ContextHost } from './context';
+import { ControlServer } from './control';
+import { Container, type Newable } from './di';
+import { AppHandlerError, AppStartError, AppWiringError } from './errors';
+
+/** App name → app class: which apps `apps: [...]` can name. */
+export type AppRegistry = Readonly<Record<string, Newable<ZonemeshApp>>>;
+
+export interface RuntimeOptions {
+  config: RunConfig;
+  registry: AppRegistry;
+  /** default: pino on stdout at config.logLevel */
+  logger?: Logger;
+  controller?: Omit<ControllerOptions, 'logger'>;
+  reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log'>;
+  /** default: a watched FileModelStore of config.model, when set */
+  modelStore?: ModelStore;
+  /** binds services apps inject besides the runtime's own (bound lazily: only what an enabled app asks for is built) */
+  bindServices?: (container: Container) => void;
+}
+
+const MIN_APP_ID = PIPELINE_APP_ID + 1;
+const MAX_APP_ID = 255;
+
+/**
+ * RxJS reports an error no subscriber handles through one process-wide hook; every running runtime
+ * logs it (there is one in production; tests run several).
+ */
+const running = new Set<Runtime>();
+let handlerBeforeUs: typeof rxjsConfig.onUnhandledError = null;
+
+function watchUnhandledErrors(runtime: Runtime): void {
+  if (running.size === 0) {
+    handlerBeforeUs = rxjsConfig.onUnhandledError;
+    rxjsConfig.onUnhandledError = (err) => {
+      for (const r of running) r.log.error({ err }, 'unhandled error in an event stream; that subscription has ended');
+    };
+  }
+  running.add(runtime);
+}
+
+function unwatchUnhandledErrors(runtime: Runtime): void {
+  if (running.delete(runtime) && running.size === 0) rxjsConfig.onUnhandledError = handlerBeforeUs;
+}
+
+/**
+ * Makes apps run. Construction wires everything (DI container, apps, pipeline, reconciler) and throws
+ * AppWiringError for any problem, before a switch is touched; `start()` starts the apps and then
+ * accepts switches, so the first switch-up already sees every app's desired flows.
+ */
+export class Runtime {
+  readonly container: Container;
+  readonly controller: Controller;
+  readonly desired = new DesiredState();
+  readonly log: Logger;
+  readonly apps: readonly ZonemeshApp[];
+  readonly pipeline: Pipeline;
+  readonly reconciler: Reconciler;
+  /** app ids whose flows the reconciler manages: the running apps' and the pipeline's */
+  readonly ownedApps: ReadonlySet<number>;
+  readonly modelStore: ModelStore | undefined;
+  /** the pipeline's own flows, desired on every switch */
+  private readonly missFlows: readonly Flow[];
+  private readonly handlerErrors = new Subject<AppHandlerError>();
+  /** exceptions in app handlers, each also logged */
+  readonly appErrors$ = this.handlerErrors.asObservable();
+  private readonly stoppedSubject = new Subject<void>();
+  private readonly listeners: Listener[] = [];
+  private control: ControlServer | undefined;
+  private state: 'new' | 'started' | 'stopped' = 'new';
+
+  constructor(private readonly options: RuntimeOptions) {
+    const { config } = options;
+    this.log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
+    this.controller = new Controller({ ...options.controller, logger: this.log });
+    this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model).watch());
+    try {
+      const container = new Container({ defaultScope: 'Singleton', autobind: true }); // helper classes resolve without ceremony
+      container.bind(Controller).toConstantValue(this.controller);
+      container.bind(DesiredState).toConstantValue(this.desired);
+      container.bind(LOGGER).toConstantValue(this.log);
+      container.bind(APP_SETTINGS).toConstantValue(config.settings);
+      if (this.modelStore) container.bind(MODEL_STORE).toConstantValue(this.modelStore);
+      options.bindServices?.(container);
+      this.container = container;
+
+      this.apps = this.resolveApps(config.apps);
+      this.ownedApps = new Set([PIPELINE_APP_ID, ...this.apps.map((a) => a.appId)]);
+      try {
+        // stage order, then the config's app order, then each app's declaration order
+        this.pipeline = new Pipeline(this.apps.flatMap((a) => a.tables));
+        this.missFlows = tableMissFlows(this.pipeline);
+      } catch (e) {
+        throw new AppWiringError(`the enabled apps' tables do not form a pipeline: ${(e as Error).message}`, {}, { cause: e });
+      }
+      container.bind(Pipeline).toConstantValue(this.pipeline);
+      this.reconciler = new Reconciler(this.controller, this.desired, { ...options.reconciler, ownedApps: this.ownedApps, log: this.log });
+      container.bind(Reconciler).toConstantValue(this.reconciler);
+    } catch (e) {
+      // a watched model file would keep the process alive
+      if (!options.modelStore && this.modelStore instanceof FileModelStore) this.modelStore.close();
+      throw e;
+    }
+  }
+
+  private resolveApps(names: readonly string[]): ZonemeshApp[] {
+    const { registry } = this.options;
+    // An app injecting an app that is not enabled must fail, not get an instance that never starts.
+    for (const [name, cls] of Object.entries(registry)) {
+      if (names.includes(name)) continue;
+      this.container.bind(cls).toDynamicValue(() => {
+        throw new AppWiringError(`app '${name}' is not enabled`);
+      });
+    }
+    const classes = names.map((name) => {
+      const cls = registry[name];
+      if (!cls) throw new AppWiringError(`no app named '${name}' (known: ${Object.keys(registry).sort().join(', ')})`);
+      this.container.bind(cls).toSelf();
+      this.container.bind(APP).toService(cls);
+      return cls;
+    });
+    const apps = classes.map((cls, i) => {
+      try {
+        return this.container.get<ZonemeshApp>(cls);
+      } catch (e) {
+        throw new AppWiringError(`cannot be constructed: ${(e as Error).message}`, { app: names[i] }, { cause: e });
+      }
+    });
+    const byId = new Map<number, string>();
+    apps.forEach((app, i) => {
+      const context = { app: names[i] };
+      if (app.name !== names[i]) throw new AppWiringError(`registered as '${names[i]}' but calls itself '${app.name}'`, context);
+      if (!Number.isInteger(app.appId) || app.appId < MIN_APP_ID || app.appId > MAX_APP_ID) {
+        throw new AppWiringError(`app id ${app.appId} outside ${MIN_APP_ID}..${MAX_APP_ID}`, context);
+      }
+      const clash = byId.get(app.appId);
+      if (clash) throw new AppWiringError(`app id ${app.appId} is also ${clash}'s; cookies would mix`, context);
+      byId.set(app.appId, app.name);
+    });
+    return apps;
+  }
+
+  /** Starts the apps, then listens, dials and opens the control endpoint the config names. */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new Error(`runtime already ${this.state}`);
+    this.state = 'started';
+    // Our last line of defence: an error nothing handled ends that subscription but never the process.
+    watchUnhandledErrors(this);
+
+    this.reconciler.start();
+    const missFlows = this.missFlows;
+    if (missFlows.length) this.controller.switchUp$.subscribe((e) => this.desired.set(e.dpid, missFlows[0]!.cookie, missFlows));
+    const host: ContextHost = {
+      pipeline: this.pipeline,
+      events: this.events(),
+      desired: this.desired,
+      stopped$: this.stoppedSubject.asObservable(),
+      session: (dpid) => this.controller.session(dpid),
+      handlerFailed: (error) => {
+        this.log.error({ err: error.cause, app: error.app, dpid: error.dpid === undefined ? undefined : formatDpid(error.dpid), event: error.event }, error.message);
+        this.handlerErrors.next(error);
+      },
+    };
+    for (const app of this.apps) {
+      try {
+        app.start(new RuntimeAppContext(app, this.log.child({ app: app.name }), host));
+      } catch (e) {
+        await this.stop();
+        throw new AppStartError(app.name, e);
+      }
+    }
+    this.log.info({ apps: this.apps.map((a) => `${a.name}#${a.appId}`), tables: this.pipeline.tables.length }, 'apps started');
+    this.log.debug(`pipeline:\n${this.pipeline.describe()}`);
+
+    const { config } = this.options;
+    for (const spec of config.listen) this.listeners.push(await this.controller.listen(spec));
+    for (const target of config.dial) this.controller.dial(target);
+    if (config.control !== undefined) {
+      this.control = await ControlServer.listen(config.control, {
+        switches: this.controller.switches,
+        desired: this.desired,
+        pipeline: this.pipeline,
+        ownedApps: this.ownedApps,
+      }, this.log);
+    }
+  }
+
+  /** the listeners `start()` opened, in config order (their `port` after listening on port 0) */
+  get listening(): readonly Listener[] {
+    return this.listeners;
+  }
+
+  /** Stops apps, closes listeners and sessions. Switches keep their flows (fail_mode=secure). */
+  async stop(): Promise<void> {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.stoppedSubject.next();
+    this.stoppedSubject.complete();
+    this.reconciler.stop();
+    await this.control?.close();
+    await this.controller.close();
+    if (!this.options.modelStore && this.modelStore instanceof FileModelStore) this.modelStore.close();
+    this.handlerErrors.complete();
+    unwatchUnhandledErrors(this);
+    this.log.info('stopped');
+  }
+
+  private events(): AppEvents {
+    const c = this.controller;
+    return { switchUp$: c.switchUp$, switchDown$: c.switchDown$, packetIn$: c.packetIn$, portStatus$: c.portStatus$, flowRemoved$: c.flowRemoved$ };
+  }
+}

@@ -1,0 +1,349 @@
+import test, { type ExecutionContext } from 'ava';
+import { DesiredState } from '../../src/controller/reconcile/desired-state';
+import { ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/controller/reconcile/reconciler';
+import { silentLogger } from '../../src/controller';
+import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type OfMessage } from '../../src/openflow';
+import { FlowBuilder, Pipeline, flowKey, flowMod, makeCookie, type Flow, type MatchSpec } from '../../src/sdk';
+import { FakeFlowTable, FakeSwitch, type FakeSwitchOptions } from '../helpers/fake-switch';
+import { next, startController, until } from './util';
+
+const DPID = 0xabn;
+const APP_ID = 10;
+const pipeline = new Pipeline([
+  { name: 't.in', stage: 'classify', miss: 'next', matches: ['in_port', 'eth_dst'], next: ['t.out'] },
+  { name: 't.out', stage: 'output', miss: 'drop', matches: ['eth_dst'] },
+]);
+
+const cookie = (owner: string, appId = APP_ID, ephemeral = false) => makeCookie(appId, owner, ephemeral);
+function flow(owner: string, match: MatchSpec, port: number, o: { table?: string; priority?: number; appId?: number; ephemeral?: boolean } = {}): Flow {
+  const table = pipeline.table(o.table ?? 't.in');
+  return new FlowBuilder(pipeline, table, cookie(owner, o.appId, o.ephemeral))
+    .priority(o.priority ?? 100)
+    .match(match)
+    .apply({ type: 'output', port, maxLen: 0 })
+    .build();
+}
+
+/** Every flow-mod the switch received, bundled or not. */
+function flowModsReceived(sw: FakeSwitch): FlowMod[] {
+  return sw.received.flatMap((m): FlowMod[] => {
+    if (m.type === 'FLOW_MOD') return [m];
+    if (m.type !== 'EXPERIMENTER') return [];
+    const b = decodeBundle(m);
+    return !(b instanceof OfDecodeError) && b.kind === 'add' && b.message.type === 'FLOW_MOD' ? [b.message] : [];
+  });
+}
+
+function copyOf(table: FakeFlowTable): FakeFlowTable {
+  const copy = new FakeFlowTable(table.nTables);
+  for (const f of table.flows()) copy.apply({ ...flowMod('add', f), flags: f.flags });
+  return copy;
+}
+
+/**
+ * Makes a FakeSwitch take OF1.3 bundles as OVS does: open, adds held until commit, commit applied
+ * in order and atomically (a failing flow-mod is reported with its own xid and nothing is applied).
+ */
+function acceptBundles(sw: FakeSwitch): void {
+  const open = new Map<number, FlowMod[]>();
+  sw.errorFor = (msg) => {
+    if (msg.type !== 'EXPERIMENTER') return undefined;
+    const b = decodeBundle(msg);
+    if (b instanceof OfDecodeError) return { errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_EXP_TYPE };
+    if (b.kind === 'add') {
+      open.get(b.bundleId)!.push({ ...(b.message as FlowMod), xid: b.xid });
+      return undefined;
+    }
+    const reply = (ctl: 'open_reply' | 'commit_reply') => sw.send(bundleControl(msg.xid, b.bundleId, ctl, b.flags));
+    if (b.ctlType === 'open_request') {
+      open.set(b.bundleId, []);
+      reply('open_reply');
+      return undefined;
+    }
+    if (b.ctlType !== 'commit_request') return { errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_EXP_TYPE };
+    const mods = open.get(b.bundleId)!;
+    open.delete(b.bundleId);
+    const trial = copyOf(sw.flowTable);
+    for (const m of mods) {
+      const outcome = trial.apply(m);
+      if (!outcome.ok) {
+        sw.send({ type: 'ERROR', xid: m.xid, errType: outcome.errType, code: outcome.code, data: Buffer.alloc(0) });
+        return { errType: OFPET.BAD_REQUEST, code: OFPBRC.EPERM };
+      }
+    }
+    for (const m of mods) sw.flowTable.apply(m);
+    reply('commit_reply');
+    return undefined;
+  };
+}
+
+/** A switch without bundles, as a switch that does not know the ONF extension answers. */
+const noBundles = (msg: OfMessage) => (msg.type === 'EXPERIMENTER' ? { errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_EXPERIMENTER } : undefined);
+
+interface Setup {
+  sw: FakeSwitch;
+  port: number;
+  /** full syncs' flow reads stay unanswered until turned off again */
+  holdFlowReads(on: boolean): void;
+  /** stops holding and answers the last read with an empty table */
+  answerFlowRead(): void;
+  desired: DesiredState;
+  reconciler: Reconciler;
+  reports: SyncReport[];
+  errors: ReconcileError[];
+  /** connects (again) and resolves with the full sync's report */
+  connect(): Promise<SyncReport>;
+  /** resolves with the next report */
+  nextReport(): Promise<SyncReport>;
+}
+
+async function setup(
+  t: ExecutionContext,
+  o: { bundles?: boolean; switch?: FakeSwitchOptions; installed?: Flow[]; reconciler?: Partial<ReconcilerOptions>; highWaterMarkBytes?: number } = {},
+): Promise<Setup> {
+  const { controller, port } = await startController(t, o.highWaterMarkBytes ? { highWaterMarkBytes: o.highWaterMarkBytes } : {});
+  const desired = new DesiredState();
+  const reconciler = new Reconciler(controller, desired, { ownedApps: new Set([1, APP_ID]), log: silentLogger(), ...o.reconciler });
+  reconciler.start();
+  t.teardown(() => reconciler.stop());
+  const reports: SyncReport[] = [];
+  const errors: ReconcileError[] = [];
+  reconciler.synced$.subscribe((r) => reports.push(r));
+  reconciler.errors$.subscribe((e) => errors.push(e));
+  const sw = new FakeSwitch({ dpid: DPID, ...o.switch });
+  t.teardown(() => sw.close());
+  if (o.bundles === false) sw.errorFor = noBundles;
+  else acceptBundles(sw);
+  for (const f of o.installed ?? []) sw.flowTable.apply(flowMod('add', f));
+  const nextReport = () => next(reconciler.synced$);
+  let hold = false;
+  // the handshake's PORT_DESC must be answered; only the reconciler's read, right after switch-up, is held
+  controller.switchUp$.subscribe(() => hold && sw.unanswered.add('MULTIPART_REQUEST'));
+  return {
+    sw,
+    port,
+    holdFlowReads: (on) => {
+      hold = on;
+      if (!on) sw.unanswered.clear();
+    },
+    answerFlowRead: () => {
+      hold = false;
+      sw.unanswered.clear();
+      const read = sw.received.filter((m) => m.type === 'MULTIPART_REQUEST' && m.body.mpType === 'FLOW').at(-1)!;
+      sw.send({ type: 'MULTIPART_REPLY', xid: read.xid, flags: 0, body: { mpType: 'FLOW', flows: [] } });
+    },
+    desired,
+    reconciler,
+    reports,
+    errors,
+    nextReport,
+    connect: async () => {
+      const report = nextReport();
+      if (sw.connected) {
+        sw.disconnect();
+        await until(() => !sw.connected);
+      }
+      await sw.connect({ transport: 'tcp', port });
+      return report;
+    },
+  };
+}
+
+/** The switch's flows as comparable text: slot, cookie and instructions. */
+const tableOf = (sw: FakeSwitch) => sw.flowTable.flows().map((f) => `${flowKey(f)} ${f.cookie.toString(16)} ${JSON.stringify(f.instructions)}`).sort();
+const desiredOf = (flows: Flow[]) => flows.map((f) => `${flowKey(f)} ${f.cookie.toString(16)} ${JSON.stringify(f.instructions)}`).sort();
+
+const A1 = flow('a', { in_port: 1 }, 2);
+const A2 = flow('a', { in_port: 2 }, 1);
+const B1 = flow('b', { eth_dst: '02:00:00:00:00:01' }, 3, { table: 't.out' });
+
+test('the first sync installs what is desired in one bundle; a reconnect with the same desired state sends no flow-mod', async (t) => {
+  const s = await setup(t);
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  s.desired.set(DPID, B1.cookie, [B1]);
+  t.like(await s.connect(), { kind: 'full', adds: 3, deletes: 0, modifies: 0, via: 'bundle', errors: 0 });
+  t.deepEqual(tableOf(s.sw), desiredOf([A1, A2, B1]));
+
+  const before = flowModsReceived(s.sw).length;
+  const bundleMessages = s.sw.count('EXPERIMENTER');
+  const installedAt = s.sw.flowTable.flows().map((f) => f.installedAt);
+  t.like(await s.connect(), { kind: 'full', adds: 0, deletes: 0, modifies: 0, via: 'none' });
+  await s.reconciler.settled(DPID);
+  t.is(flowModsReceived(s.sw).length, before, 'nothing was sent');
+  t.is(s.sw.count('EXPERIMENTER'), bundleMessages, 'not even a bundle was opened');
+  t.deepEqual(s.sw.flowTable.flows().map((f) => f.installedAt), installedAt, 'every flow kept its age');
+});
+
+test('a full sync deletes stale flows, modifies changed ones in place and adds missing ones, deletes first', async (t) => {
+  const changed = flow('a', { in_port: 2 }, 9); // A2's slot, other output
+  const staleOfA = flow('a', { in_port: 3 }, 1);
+  const staleOwner = flow('gone', { in_port: 4 }, 1);
+  const s = await setup(t, { installed: [A1, changed, staleOfA, staleOwner] });
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  s.desired.set(DPID, B1.cookie, [B1]);
+  const before = s.sw.flowTable.flows().find((f) => f.cookie === A2.cookie && f.priority === 100 && JSON.stringify(f.instructions) === JSON.stringify(changed.instructions))!;
+  t.like(await s.connect(), { deletes: 2, modifies: 1, adds: 1, errors: 0 });
+  t.deepEqual(tableOf(s.sw), desiredOf([A1, A2, B1]));
+  const mods = flowModsReceived(s.sw);
+  t.deepEqual(
+    mods.map((m) => m.command),
+    ['delete_strict', 'delete', 'modify_strict', 'add'],
+    "deletes first: a per-flow delete for the owner still desired, one delete by cookie for the owner gone",
+  );
+  t.is(mods[1]!.cookie, staleOwner.cookie);
+  t.is(mods[1]!.cookieMask, 0xffffffffffffffffn);
+  const modified = s.sw.flowTable.flows().find((f) => flowKey(f) === flowKey(A2))!;
+  t.is(modified.installedAt, before.installedAt, 'modify_strict kept the flow (and its counters)');
+});
+
+test("flows of apps that are not running, the pipeline's unknown cookies and ephemeral flows are never touched", async (t) => {
+  const foreign = flow('x', { in_port: 5 }, 1, { appId: 99 });
+  const ephemeral = flow('port:1', { eth_dst: '02:00:00:00:00:09' }, 1, { table: 't.out', ephemeral: true });
+  const noCookie: Flow = { ...flow('y', { in_port: 6 }, 1), cookie: 0n };
+  const s = await setup(t, { installed: [foreign, ephemeral, noCookie] });
+  s.desired.set(DPID, A1.cookie, [A1]);
+  t.like(await s.connect(), { deletes: 0, modifies: 0, adds: 1 });
+  t.deepEqual(tableOf(s.sw), desiredOf([A1, foreign, ephemeral, noCookie]));
+});
+
+test("a change to one owner's flows sends only that owner's difference", async (t) => {
+  const s = await setup(t);
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  s.desired.set(DPID, B1.cookie, [B1]);
+  await s.connect();
+  const before = flowModsReceived(s.sw).length;
+
+  const report = s.nextReport();
+  const A3 = flow('a', { in_port: 3 }, 2);
+  s.desired.set(DPID, A1.cookie, [A1, A3]);
+  t.like(await report, { kind: 'incremental', deletes: 1, modifies: 0, adds: 1, via: 'bundle' });
+  const sent = flowModsReceived(s.sw).slice(before);
+  t.deepEqual(sent.map((m) => [m.command, m.cookie]), [['delete_strict', A1.cookie], ['add', A1.cookie]]);
+  t.deepEqual(tableOf(s.sw), desiredOf([A1, A3, B1]));
+
+  const cleared = s.nextReport();
+  s.desired.clear(DPID, B1.cookie);
+  t.like(await cleared, { kind: 'incremental', deletes: 1, adds: 0 });
+  t.deepEqual(tableOf(s.sw), desiredOf([A1, A3]));
+});
+
+test('changes made while a full sync reads the switch are part of it, not sent twice', async (t) => {
+  const s = await setup(t);
+  s.desired.set(DPID, A1.cookie, [A1]);
+  s.holdFlowReads(true);
+  const report = s.connect();
+  await s.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW');
+  s.desired.set(DPID, B1.cookie, [B1]); // the read is still outstanding
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  s.answerFlowRead();
+  t.like(await report, { kind: 'full', adds: 3 });
+  await s.reconciler.settled(DPID);
+  t.is(s.reports.length, 1, 'no incremental batch followed');
+  t.is(flowModsReceived(s.sw).length, 3);
+});
+
+test('a switch without bundles gets pipelined flow-mods and a barrier; the probe happens once per session', async (t) => {
+  const s = await setup(t, { bundles: false });
+  s.desired.set(DPID, A1.cookie, [A1]);
+  t.like(await s.connect(), { adds: 1, via: 'barrier', errors: 0 });
+  const report = s.nextReport();
+  s.desired.set(DPID, B1.cookie, [B1]);
+  t.like(await report, { adds: 1, via: 'barrier' });
+  t.deepEqual(tableOf(s.sw), desiredOf([A1, B1]));
+  t.is(s.sw.count('EXPERIMENTER'), 1, 'one refused open, then no more tries');
+  t.is(s.sw.count('FLOW_MOD'), 2);
+  t.true(s.sw.count('BARRIER_REQUEST') >= 2);
+});
+
+test('batches above maxBundleMessages go without a bundle', async (t) => {
+  const s = await setup(t, { reconciler: { maxBundleMessages: 2 } });
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  s.desired.set(DPID, B1.cookie, [B1]);
+  t.like(await s.connect(), { adds: 3, via: 'barrier' });
+  t.is(s.sw.count('EXPERIMENTER'), 0);
+  const report = s.nextReport();
+  s.desired.clear(DPID, B1.cookie);
+  t.like(await report, { deletes: 1, via: 'bundle' });
+});
+
+test('a rejected flow-mod is reported with switch, xid and flow; the next change re-reads and retries once, then never again', async (t) => {
+  let refuse = true;
+  const s = await setup(t, { bundles: false });
+  s.sw.errorFor = (m) => noBundles(m) ?? (refuse && m.type === 'FLOW_MOD' && m.priority === 7 ? { errType: OFPET.FLOW_MOD_FAILED, code: 5 } : undefined);
+  const bad = flow('bad', { in_port: 7 }, 1, { priority: 7 });
+  s.desired.set(DPID, A1.cookie, [A1]);
+  s.desired.set(DPID, bad.cookie, [bad]);
+  t.like(await s.connect(), { adds: 2, errors: 1 });
+  t.is(s.errors.length, 1);
+  const e = s.errors[0]!;
+  t.is(e.dpid, DPID);
+  t.is(e.msgType, 'FLOW_MOD');
+  t.is(e.kind, 'full');
+  t.truthy(e.xid);
+  t.regex(e.flow!, /priority=7 in_port=7 actions=output:1/);
+  t.regex(e.message, /switch rejected a flow-mod/);
+
+  const reads = () => s.sw.received.filter((m) => m.type === 'MULTIPART_REQUEST' && m.body.mpType === 'FLOW').length;
+  t.is(reads(), 1);
+  let report = s.nextReport();
+  s.desired.set(DPID, B1.cookie, [B1]);
+  t.like(await report, { kind: 'full', adds: 2, errors: 1 }, 'the retry re-read the switch and sent the missing flow again with the change');
+  t.is(reads(), 2);
+
+  report = s.nextReport();
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  t.like(await report, { kind: 'incremental', adds: 1, errors: 0 }, 'after a failed retry, changes go on incrementally');
+  t.is(reads(), 2, 'no further re-read');
+  t.is(s.errors.length, 2);
+
+  refuse = false;
+  t.like(await s.connect(), { kind: 'full', adds: 1, errors: 0 }, 'a reconnect syncs everything again');
+  t.deepEqual(tableOf(s.sw), desiredOf([A1, A2, B1, bad]));
+});
+
+test('a bundle whose commit fails applies nothing and reports the flow-mod and the commit', async (t) => {
+  const s = await setup(t, { switch: { nTables: 1 } }); // t.out (table 1) does not exist on this switch
+  s.desired.set(DPID, A1.cookie, [A1]);
+  s.desired.set(DPID, B1.cookie, [B1]);
+  t.like(await s.connect(), { adds: 2, via: 'bundle', errors: 2 });
+  t.is(s.sw.flowTable.size, 0, 'atomic: nothing of the batch was applied');
+  t.true(s.errors.some((e) => e.flow !== undefined && /table=1/.test(e.flow)));
+  t.true(s.errors.some((e) => /full sync: switch answered/.test(e.message)));
+});
+
+test('a big batch respects backpressure: every flow arrives, none is refused for a full buffer', async (t) => {
+  const s = await setup(t, { highWaterMarkBytes: 4096, reconciler: { maxBundleMessages: 100 }, switch: { record: false } });
+  const flows = Array.from({ length: 3000 }, (_, i) => flow('many', { in_port: i + 1 }, 1));
+  s.desired.set(DPID, flows[0]!.cookie, flows);
+  t.like(await s.connect(), { adds: 3000, via: 'barrier', errors: 0 });
+  t.is(s.sw.flowTable.size, 3000);
+});
+
+test('a switch that goes away during a sync is synced from scratch when it comes back', async (t) => {
+  const s = await setup(t);
+  s.desired.set(DPID, A1.cookie, [A1]);
+  s.holdFlowReads(true);
+  void s.connect();
+  await s.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW');
+  s.holdFlowReads(false); // the first session's read is never answered: it ends with its session
+  t.like(await s.connect(), { kind: 'full', adds: 1 });
+  t.is(s.errors.length, 0, 'a session lost mid-sync is no error');
+  t.deepEqual(tableOf(s.sw), desiredOf([A1]));
+});
+
+test('a switch whose new connection replaces the one being synced is synced on the new one', async (t) => {
+  const s = await setup(t);
+  s.desired.set(DPID, A1.cookie, [A1]);
+  s.holdFlowReads(true);
+  const { port } = s;
+  await s.sw.connect({ transport: 'tcp', port });
+  await s.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW'); // the first session's read hangs
+  const twin = new FakeSwitch({ dpid: DPID });
+  t.teardown(() => twin.close());
+  acceptBundles(twin);
+  const report = s.nextReport();
+  await twin.connect({ transport: 'tcp', port }); // same dpid: the controller replaces the first session
+  t.like(await report, { kind: 'full', adds: 1 });
+  t.deepEqual(tableOf(twin), desiredOf([A1]));
+  t.is(s.errors.length, 0);
+});

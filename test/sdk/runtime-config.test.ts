@@ -1,0 +1,107 @@
+import test from 'ava';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseStaticFlowsSettings } from '../../src/apps/static-flows';
+import { RunConfigError, loadRunConfig, parseListenTarget, validateRunConfig } from '../../src/config';
+import { OFPP } from '../../src/openflow';
+import { parseDpid } from '../../src/sdk';
+
+function problems(f: () => unknown): string[] {
+  try {
+    f();
+    return [];
+  } catch (e) {
+    if (!(e instanceof RunConfigError)) throw e;
+    return e.issues.map((i) => `${i.path}: ${i.problem}`);
+  }
+}
+
+test('a run config file is read, checked and completed with defaults', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-config-'));
+  const path = join(dir, 'run.yaml');
+  writeFileSync(path, "apps: [l2-learning]\nlisten: ['tcp:127.0.0.1:6653', ':6633', 'unix:/run/zm.sock', '[::1]:6653']\ndial: ['unix:/var/run/openvswitch/br0.mgmt']\n");
+  t.deepEqual(loadRunConfig(path), {
+    apps: ['l2-learning'],
+    listen: [
+      { transport: 'tcp', host: '127.0.0.1', port: 6653 },
+      { transport: 'tcp', port: 6633 },
+      { transport: 'unix', path: '/run/zm.sock' },
+      { transport: 'tcp', host: '::1', port: 6653 },
+    ],
+    dial: ['unix:/var/run/openvswitch/br0.mgmt'],
+    logLevel: 'info',
+    settings: {},
+  });
+  t.deepEqual(validateRunConfig(undefined, 'empty.yaml'), { apps: [], listen: [], dial: [], logLevel: 'info', settings: {} });
+});
+
+test('every problem of a run config is reported at once, with its path', (t) => {
+  const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
+  t.deepEqual(problems(() => validateRunConfig(doc, 'run.yaml')), [
+    'colour: unknown key (known: apps, listen, dial, model, control, logLevel, settings)',
+    'apps[2]: must be a non-empty string',
+    "apps[1]: 'a' is listed twice",
+    "listen[0]: 'nowhere' is not 'unix:PATH' or '[tcp:]HOST:PORT'",
+    "dial[0]: dial target 'tcp:host' is not 'unix:/path' or 'tcp:host:port'",
+    "logLevel: 'loud' is not one of trace, debug, info, warn, error, fatal, silent",
+    'settings: must be a mapping of app name to settings',
+  ]);
+  const missing = join(tmpdir(), 'no-such-zonemesh.yaml');
+  t.throws(() => loadRunConfig(missing), { instanceOf: RunConfigError, message: `${missing}: (file): cannot read: ENOENT` });
+});
+
+test('listen targets and datapath ids parse the ways users write them', (t) => {
+  t.deepEqual(parseListenTarget('0.0.0.0:6653'), { transport: 'tcp', host: '0.0.0.0', port: 6653 });
+  t.is(parseListenTarget('unix:'), "'unix:' names no socket path");
+  t.is(parseListenTarget('tcp:1.2.3.4:70000'), "'tcp:1.2.3.4:70000' is not 'unix:PATH' or '[tcp:]HOST:PORT'");
+  t.is(parseDpid('00000000000000ff'), 255n, '16 hex digits, as ovs-ofctl prints them');
+  t.is(parseDpid('0xff'), 255n);
+  t.is(parseDpid('255'), 255n);
+  t.is(parseDpid('zz'), undefined);
+});
+
+test('static-flows settings become match specs and actions', (t) => {
+  const settings = parseStaticFlowsSettings({
+    miss: 'next',
+    flows: [
+      { name: 'web', dpid: '0x7', priority: 10, match: { eth_type: '0x0800', ipv4_dst: '10.0.0.0/24', tcp_dst: 80, ip_proto: 6 }, actions: [{ output: 'controller' }] },
+      { name: 'mark', match: { eth_src: '02:00:00:00:00:00/ff:00:00:00:00:00', metadata: '0x10' }, actions: [{ set_field: { reg0: 5 } }, { output: 3 }] },
+      { name: 'drop' },
+    ],
+  });
+  t.is(settings.miss, 'next');
+  t.deepEqual(settings.flows[0], {
+    name: 'web',
+    dpid: 7n,
+    priority: 10,
+    match: { eth_type: 0x800, ipv4_dst: { value: '10.0.0.0', mask: '255.255.255.0' }, tcp_dst: 80, ip_proto: 6 },
+    actions: [{ type: 'output', port: OFPP.CONTROLLER, maxLen: 0xffff }],
+  });
+  t.deepEqual(settings.flows[1]!.match, { eth_src: { value: '02:00:00:00:00:00', mask: 'ff:00:00:00:00:00' }, metadata: 0x10n });
+  t.deepEqual(settings.flows[1]!.actions, [{ type: 'set_field', field: { field: 'reg0', value: 5 } }, { type: 'output', port: 3, maxLen: 0 }]);
+  t.deepEqual(settings.flows[2], { name: 'drop', priority: 0x8000, match: {}, actions: [] });
+});
+
+test('static-flows settings report every bad flow with its path', (t) => {
+  const bad = {
+    miss: 'flood',
+    flows: [
+      { name: 'x', match: { eth_src: 'not-a-mac', in_port: -1, bogus: 1 }, actions: [{ output: 'nowhere' }, { set_field: { ipv4_dst: '10.0.0.0/8' } }] },
+      { name: 'x', priority: 70000, dpid: 'seven' },
+      'flow',
+    ],
+  };
+  t.deepEqual(problems(() => parseStaticFlowsSettings(bad)), [
+    "miss: 'flood' is not one of drop, controller, next",
+    "flows[0].match.eth_src: eth_src: 'not-a-mac' is not an address",
+    'flows[0].match.in_port: in_port must be an integer 0..4294967295',
+    "flows[0].match.bogus: unknown field 'bogus'",
+    "flows[0].actions[0]: output: 'nowhere' is not a port number or one of in_port, controller, flood, all, local, normal",
+    'flows[0].actions[1]: set_field ipv4_dst: a masked value cannot be set',
+    "flows[1].name: 'x' is used twice",
+    'flows[1].priority: must be an integer 0..65535',
+    "flows[1].dpid: dpid must be an integer, '0x…' or 16 hex digits",
+    'flows[2]: must be a mapping',
+  ]);
+});
