@@ -1,5 +1,6 @@
 import { Controller } from '../controller';
 import type { AppRegistry, Container, ResolutionContext } from '../sdk';
+import { AclApp } from './acl';
 import { ArpResponderApp } from './arp-responder';
 import { DistributedRouterApp } from './distributed-router';
 import { L2LearningApp } from './l2-learning';
@@ -14,6 +15,7 @@ export const APP_REGISTRY: AppRegistry = {
   'tunnel-mesh': TunnelMeshApp,
   'arp-responder': ArpResponderApp,
   'distributed-router': DistributedRouterApp,
+  acl: AclApp,
 };
 
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */

@@ -3,3 +3,4 @@ export * from './errors';
 export * from './addressing';
 export * from './validate';
 export * from './store';
+export * from './derived';

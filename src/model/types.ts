@@ -15,6 +15,8 @@ export interface Hypervisor {
   datapathId: bigint;
   /** integration bridge name (default br-int) */
   bridge: string;
+  /** where this hypervisor's OVSDB listens ('unix:/run/zm/hv1/db.sock'), for provisioning its tunnel port */
+  ovsdb?: string;
 }
 
 export interface Subnet {
@@ -43,6 +45,8 @@ export interface VmPort {
   interface: string;
   /** OpenFlow port number, when pinned with ofport_request */
   ofport?: number;
+  /** the port's egress key in its VPC's tunnel keys (1..0xeff), when pinned; otherwise derived from the name */
+  tunnelKey?: number;
 }
 
 export type AclProtocol = 'any' | 'tcp' | 'udp' | 'icmp';

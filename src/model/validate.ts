@@ -1,4 +1,5 @@
 import { MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
+import { FLOOD_KEYS, PORT_KEYS, TUNNEL_OFPORT } from './derived';
 import { ModelValidationError, type ModelIssue } from './errors';
 import type { AclProtocol, AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
 
@@ -74,6 +75,7 @@ class Checker {
 }
 
 const IPV4 = { re: /^\d{1,3}(\.\d{1,3}){3}$/, what: 'an IPv4 address' };
+const OVSDB_TARGET = { re: /^(unix:\/.+|tcp:.+:\d+|ssl:.+:\d+)$/, what: "an OVSDB target such as 'unix:/run/zm/hv1/db.sock'" };
 const MAC = { re: MAC_RE, what: 'a lower-case MAC address' };
 const PROTOCOLS: readonly AclProtocol[] = ['any', 'tcp', 'udp', 'icmp'];
 
@@ -124,7 +126,15 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     const zc = z && parseCidr(z.underlay);
     const tip = parseIpv4(tunnelIp);
     if (zc && tip !== undefined && !cidrContains(zc, tip)) c.problem(`${p}.tunnelIp`, `${tunnelIp} is outside zone ${zone}'s underlay ${z!.underlay}`);
-    return { name, zone, tunnelIp, datapathId: datapathId(c, h, p, name), bridge: c.optStr(h, 'bridge', p) ?? 'br-int' };
+    const ovsdb = h.ovsdb === undefined ? undefined : c.str(h, 'ovsdb', p, OVSDB_TARGET);
+    return {
+      name,
+      zone,
+      tunnelIp,
+      datapathId: datapathId(c, h, p, name),
+      bridge: c.optStr(h, 'bridge', p) ?? 'br-int',
+      ...(ovsdb === undefined ? {} : { ovsdb }),
+    };
   });
   c.unique(hypervisors, (h) => h.name, (i) => `hypervisors[${i}].name`, 'hypervisor');
   c.unique(hypervisors, (h) => h.tunnelIp, (i) => `hypervisors[${i}].tunnelIp`, 'tunnel IP');
@@ -158,6 +168,8 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
       subnets.push(subnet);
     });
     c.unique(mine, (m) => m.s.name, (j) => `${p}.subnets[${j}].name`, 'subnet');
+    const floodKeys = FLOOD_KEYS.max - FLOOD_KEYS.min + 1;
+    if (mine.length > floodKeys) c.problem(`${p}.subnets`, `${mine.length} subnets exceed the ${floodKeys} a VPC's tunnel keys can flood`);
     c.list(v, 'acls', `${p}.`, false).forEach((a, j) => {
       const ap = `${p}.acls[${j}]`;
       const subnet = c.str(a, 'subnet', ap);
@@ -213,6 +225,11 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     if (subnet && ip === subnet.gateway) c.problem(`${p}.ip`, `${ip} is the gateway of ${subnetName}`);
     if (hypervisor && !hypervisors.some((h) => h.name === hypervisor)) c.problem(`${p}.hypervisor`, `unknown hypervisor '${hypervisor}'`);
     const ofport = o.ofport === undefined ? undefined : c.int(o, 'ofport', p, 1, 0xfeff);
+    if (ofport === TUNNEL_OFPORT) c.problem(`${p}.ofport`, `${TUNNEL_OFPORT} is reserved for the tunnel port`);
+    const tunnelKey = o.tunnelKey === undefined ? undefined : c.int(o, 'tunnelKey', p, PORT_KEYS.min, PORT_KEYS.max);
+    const iface = c.optStr(o, 'interface', p) ?? name;
+    // switches report port names of at most 15 bytes (IFNAMSIZ); a longer one could never be placed
+    if (Buffer.byteLength(iface) > 15) c.problem(`${p}.${o.interface === undefined ? 'name' : 'interface'}`, `interface name '${iface}' is longer than 15 bytes`);
     return {
       name,
       vpc,
@@ -220,14 +237,22 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
       mac: c.str(o, 'mac', p, MAC),
       ip,
       hypervisor,
-      interface: c.optStr(o, 'interface', p) ?? name,
+      interface: iface,
       ...(ofport === undefined ? {} : { ofport }),
+      ...(tunnelKey === undefined ? {} : { tunnelKey }),
     };
   });
   c.unique(ports, (p) => p.name, (i) => `ports[${i}].name`, 'port');
   c.unique(ports, (p) => `${p.vpc}/${p.ip}`, (i) => `ports[${i}].ip`, 'IP in the VPC');
   c.unique(ports, (p) => `${p.vpc}/${p.mac}`, (i) => `ports[${i}].mac`, 'MAC in the VPC');
   c.unique(ports, (p) => `${p.hypervisor}/${p.interface}`, (i) => `ports[${i}].interface`, 'interface on the hypervisor');
+  c.unique(ports, (p) => (p.tunnelKey === undefined ? '' : `${p.vpc}/${p.tunnelKey}`), (i) => `ports[${i}].tunnelKey`, 'tunnel key in the VPC');
+  const portKeys = PORT_KEYS.max - PORT_KEYS.min + 1;
+  const portsPerVpc = new Map<string, number>();
+  for (const p of ports) portsPerVpc.set(p.vpc, (portsPerVpc.get(p.vpc) ?? 0) + 1);
+  for (const [vpc, n] of portsPerVpc) {
+    if (n > portKeys) c.problem('ports', `VPC ${vpc} has ${n} ports; its tunnel keys address at most ${portKeys}`);
+  }
   acls.forEach((a, i) => {
     if (a.port && !ports.some((p) => p.name === a.port && p.vpc === a.vpc && p.subnet === a.subnet)) {
       c.problem(`acl ${a.name} (#${i})`, `port '${a.port}' is not a port of ${a.vpc}/${a.subnet}`);

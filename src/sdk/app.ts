@@ -62,4 +62,11 @@ export const LOGGER = Symbol.for('zonemesh.logger');
 export const MODEL_STORE = Symbol.for('zonemesh.model-store');
 /** DI token of the run config's `settings`: app name → that app's own settings, unvalidated. */
 export const APP_SETTINGS = Symbol.for('zonemesh.app-settings');
+/**
+ * DI token of an `Observable<AppSettings>`: the run config's settings each time they change while the
+ * controller runs (`zonemesh run --config FILE` watches FILE). It never emits when nothing is watched.
+ * An app that can apply new settings live subscribes with `ctx.on` in `start()`; the rest keep the
+ * settings they were constructed with.
+ */
+export const APP_SETTINGS_CHANGES = Symbol.for('zonemesh.app-settings-changes');
 export type AppSettings = Readonly<Record<string, unknown>>;

@@ -9,16 +9,32 @@ export const EPHEMERAL_BIT = 1n << 55n;
 const OWNER_MASK = (1n << 55n) - 1n;
 
 export const APP_MASK = 0xffn << APP_SHIFT;
+/** the app id of flows the pipeline itself owns (table-miss flows) */
+export const PIPELINE_APP_ID = 1;
 export const OWNER_COOKIE_MASK = APP_MASK | EPHEMERAL_BIT | OWNER_MASK;
 
-/** FNV-1a 64-bit, truncated to 55 bits: stable across restarts and processes. */
+/**
+ * FNV-1a 64-bit, truncated to 55 bits: stable across restarts and processes. Computed in four
+ * 16-bit limbs (every product stays exact in a double): the runtime hashes an owner per flow change.
+ */
 export function ownerHash(key: string): bigint {
-  let h = 0xcbf29ce484222325n;
+  let h0 = 0x2325;
+  let h1 = 0x8422;
+  let h2 = 0x9ce4;
+  let h3 = 0xcbf2;
   for (let i = 0; i < key.length; i++) {
-    h ^= BigInt(key.charCodeAt(i));
-    h = (h * 0x100000001b3n) & 0xffffffffffffffffn;
+    h0 ^= key.charCodeAt(i);
+    // × 0x100000001b3 = × 0x1b3 + (× 0x100 << 32), mod 2^64
+    const r0 = h0 * 0x1b3;
+    const r1 = h1 * 0x1b3 + (r0 >>> 16);
+    const r2 = h2 * 0x1b3 + h0 * 0x100 + (r1 >>> 16);
+    const r3 = h3 * 0x1b3 + h1 * 0x100 + Math.floor(r2 / 0x10000);
+    h0 = r0 & 0xffff;
+    h1 = r1 & 0xffff;
+    h2 = r2 & 0xffff;
+    h3 = r3 & 0xffff;
   }
-  return h & OWNER_MASK;
+  return (BigInt((h3 & 0x7f) * 0x10000 + h2) << 32n) | BigInt(h1 * 0x10000 + h0);
 }
 
 export function makeCookie(appId: number, owner: string, ephemeral = false): bigint {

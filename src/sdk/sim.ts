@@ -9,7 +9,7 @@ import type { InstalledFlow } from '../controller/reconcile/diff';
  * output. Anything else is an explicit SimUnsupportedError, never a silent guess.
  */
 
-/** Packet header fields by canonical name ('eth_dst', 'ipv4_src', 'reg0', 'tunnel_id', 'tun_ipv4_dst', 'ip_ttl'…) */
+/** Packet header fields by canonical name ('eth_dst', 'ipv4_src', 'reg0', 'tunnel_id', 'tun_ipv4_dst', 'nw_ttl'…) */
 export type SimPacket = Record<string, number | bigint | string>;
 
 export interface SimOutput {
@@ -77,10 +77,13 @@ function fromBits(field: string, bits: bigint): number | bigint | string {
   }
 }
 
+/** pipeline fields every packet has, zero until set (headers a packet lacks never match) */
+const ZERO_UNTIL_SET = /^(x?reg\d+|metadata|tunnel_id|ct_state|ct_zone|pkt_mark)$/;
+
 function matches(pkt: SimPacket, tlv: OxmTlv): boolean {
   if (tlv.field === 'unknown') throw new SimUnsupportedError('unknown OXM in a match');
   const field = canonicalField(tlv.field);
-  const have = pkt[field];
+  const have = pkt[field] ?? (ZERO_UNTIL_SET.test(field) ? 0 : undefined);
   if (have === undefined) return false;
   const mask = tlv.mask === undefined ? -1n : toBits(field, tlv.mask);
   return (toBits(field, have) & mask) === (toBits(field, tlv.value) & mask);
@@ -174,7 +177,9 @@ export class FlowTableSim {
     for (const a of actions) {
       switch (a.type) {
         case 'output':
-          result.outputs.push({ port: a.port === OFPP.IN_PORT ? (pkt.in_port as number) : a.port, packet: { ...pkt } });
+          // OpenFlow never sends a packet back where it came from unless told so with IN_PORT
+          if (a.port === OFPP.IN_PORT) result.outputs.push({ port: pkt.in_port as number, packet: { ...pkt } });
+          else if (a.port !== pkt.in_port) result.outputs.push({ port: a.port, packet: { ...pkt } });
           break;
         case 'set_field': {
           if (a.field.field === 'unknown') throw new SimUnsupportedError('set_field of an unknown OXM');
@@ -189,12 +194,12 @@ export class FlowTableSim {
           break;
         case 'dec_ttl':
         case 'dec_nw_ttl': {
-          const ttl = Number(pkt.ip_ttl ?? 64);
+          const ttl = Number(pkt.nw_ttl ?? 64);
           if (ttl <= 1) {
             result.end = 'ttl';
             return false;
           }
-          pkt.ip_ttl = ttl - 1;
+          pkt.nw_ttl = ttl - 1;
           break;
         }
         case 'resubmit':
@@ -206,10 +211,13 @@ export class FlowTableSim {
         }
         case 'ct':
           if (a.actions.length) throw new SimUnsupportedError('ct with nested actions (nat, exec)');
-          this.conntrackStep(pkt, a);
-          if (a.recircTable !== 255) {
-            this.runTable({ ...pkt }, a.recircTable, result, depth + 1);
-            return false; // recirculation: the original packet stops here
+          {
+            const state = this.conntrackStep(pkt, a);
+            // only a recirculated copy sees the new ct_state; without table= the packet goes on as it was
+            if (a.recircTable !== 255) {
+              this.runTable({ ...pkt, ct_state: state }, a.recircTable, result, depth + 1);
+              return false; // recirculation: the original packet stops here
+            }
           }
           break;
         default:
@@ -219,11 +227,12 @@ export class FlowTableSim {
     return true;
   }
 
-  private conntrackStep(pkt: SimPacket, ct: Extract<Action, { type: 'ct' }>): void {
+  /** the ct_state conntrack gives the packet; commits it when asked */
+  private conntrackStep(pkt: SimPacket, ct: Extract<Action, { type: 'ct' }>): number {
     const zone = typeof ct.zone === 'number' ? ct.zone : Number(readRef(pkt, ct.zone.field, ct.zone.ofs, ct.zone.nBits));
     const { key, reply } = connKey(pkt, zone);
     const opener = this.conntrack.get(key);
     if ((ct.flags & 1) !== 0 && opener === undefined) this.conntrack.set(key, reply); // commit
-    pkt.ct_state = opener === undefined ? CS_TRK | CS_NEW : CS_TRK | CS_EST | (opener !== reply ? CS_RPL : 0);
+    return opener === undefined ? CS_TRK | CS_NEW : CS_TRK | CS_EST | (opener !== reply ? CS_RPL : 0);
   }
 }

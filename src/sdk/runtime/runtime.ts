@@ -1,11 +1,11 @@
 import pino, { type Logger } from 'pino';
-import { Subject, config as rxjsConfig } from 'rxjs';
+import { NEVER, Subject, config as rxjsConfig, type Observable } from 'rxjs';
 import type { RunConfig } from '../../config';
 import { Controller, formatDpid, type ControllerOptions, type Listener } from '../../controller';
 import { DesiredState } from '../../controller/reconcile/desired-state';
 import { Reconciler, type ReconcilerOptions } from '../../controller/reconcile/reconciler';
 import { FileModelStore, type ModelStore } from '../../model';
-import { APP, APP_SETTINGS, LOGGER, MODEL_STORE, type AppEvents, type ZonemeshApp } from '../app';
+import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../app';
 import { PIPELINE_APP_ID } from '../cookie';
 import { tableMissFlows, type Flow } from '../flow';
 import { Pipeline } from '../pipeline';
@@ -26,6 +26,8 @@ export interface RuntimeOptions {
   reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log'>;
   /** default: a watched FileModelStore of config.model, when set */
   modelStore?: ModelStore;
+  /** the run config's settings whenever they change at runtime (a watched config file); apps inject it as APP_SETTINGS_CHANGES */
+  settingsChanges?: Observable<AppSettings>;
   /** binds services apps inject besides the runtime's own (bound lazily: only what an enabled app asks for is built) */
   bindServices?: (container: Container) => void;
 }
@@ -91,6 +93,7 @@ export class Runtime {
       container.bind(DesiredState).toConstantValue(this.desired);
       container.bind(LOGGER).toConstantValue(this.log);
       container.bind(APP_SETTINGS).toConstantValue(config.settings);
+      container.bind(APP_SETTINGS_CHANGES).toConstantValue(options.settingsChanges ?? NEVER);
       if (this.modelStore) container.bind(MODEL_STORE).toConstantValue(this.modelStore);
       options.bindServices?.(container);
       this.container = container;

@@ -1,0 +1,264 @@
+/**
+ * Compile benchmark for the overlay apps: full compile of every switch's desired flows for large
+ * generated models, then the latency of single-port adds (compile + per-owner diff into FLOW_MODs).
+ *
+ *   npx tsc -p . && npm run bench:compile   # -- --sizes 100,1000,3000 --adds 200
+ *
+ * Model per size H (a multiple of 4): H hypervisors in 10 zones, 10 ports each; H/4 VPCs of 40 ports,
+ * each spread over 8 hypervisors (5 ports on each, so every hypervisor serves 2 VPCs); 3 tiers per
+ * VPC with the same CIDRs in every VPC; 5 ACL rules per VPC (one a port range). Port adds go to
+ * VPCs in turn, each on one of the VPC's hypervisors; after 20 unmeasured warm-up adds, each add is
+ * timed from the new model to the FLOW_MODs: overlay view, the four engines, the runtime's
+ * DesiredState, and diffFlows per changed (owner, switch) as the reconciler does it.
+ */
+import { cpus, loadavg } from 'node:os';
+import { parseArgs } from 'node:util';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { ACL_APP_ID, ACL_TABLES, aclGroups } from '../src/apps/acl';
+import { ARP_RESPONDER_APP_ID, ARP_RESPONDER_TABLES, arpResponderGroups } from '../src/apps/arp-responder';
+import { DISTRIBUTED_ROUTER_APP_ID, DISTRIBUTED_ROUTER_TABLES, distributedRouterGroups } from '../src/apps/distributed-router';
+import { type OverlayView, type Placement, buildOverlayView } from '../src/apps/overlay';
+import { TUNNEL_MESH_APP_ID, TUNNEL_MESH_TABLES, tunnelMeshGroups } from '../src/apps/tunnel-mesh';
+import { DesiredState } from '../src/controller/reconcile/desired-state';
+import { diffFlows } from '../src/controller/reconcile/diff';
+import { type AclRule, type Hypervisor, type NetworkModel, type Subnet, type VmPort, routerMac, validateModel } from '../src/model';
+import { makeCookie } from '../src/sdk/cookie';
+import { type FlowsChange, IncrementalCompiler, type OwnerGroup } from '../src/sdk/incremental';
+import { Pipeline } from '../src/sdk/pipeline';
+
+setFlagsFromString('--expose_gc');
+const gc = runInNewContext('gc') as () => void;
+
+const APPS: { name: string; appId: number; groups: (p: Pipeline, v: OverlayView) => OwnerGroup[] }[] = [
+  { name: 'tunnel-mesh', appId: TUNNEL_MESH_APP_ID, groups: tunnelMeshGroups },
+  { name: 'arp-responder', appId: ARP_RESPONDER_APP_ID, groups: arpResponderGroups },
+  { name: 'distributed-router', appId: DISTRIBUTED_ROUTER_APP_ID, groups: distributedRouterGroups },
+  { name: 'acl', appId: ACL_APP_ID, groups: aclGroups },
+];
+const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES]);
+const OWNED = new Set(APPS.map((a) => a.appId));
+const ZONES = 10;
+const PORTS_PER_HV = 10;
+const HVS_PER_VPC = 8;
+const TIERS = ['web', 'app', 'db'] as const;
+/** adds run first and not measured, so the JIT has compiled the add path */
+const WARMUP = 20;
+
+const hex2 = (n: number) => (n & 0xff).toString(16).padStart(2, '0');
+
+function generate(hvCount: number): { model: NetworkModel; placement: Map<bigint, Map<string, number>> } {
+  if (hvCount % 4) throw new Error('sizes must be multiples of 4');
+  const zones = Array.from({ length: ZONES }, (_, z) => ({ name: `zone${z}`, underlay: `172.${16 + z}.0.0/16` }));
+  const hypervisors: Hypervisor[] = Array.from({ length: hvCount }, (_, h) => {
+    const n = Math.floor(h / ZONES) + 1;
+    return { name: `hv${h}`, zone: `zone${h % ZONES}`, tunnelIp: `172.${16 + (h % ZONES)}.${n >> 8}.${n & 0xff}`, datapathId: BigInt(h + 1), bridge: 'br-int' };
+  });
+  const vpcCount = hvCount / 4;
+  const vpcs = Array.from({ length: vpcCount }, (_, v) => ({ name: `vpc${v}`, vni: v + 1 }));
+  const subnets: Subnet[] = vpcs.flatMap((v) =>
+    TIERS.map((tier, i) => ({ name: tier, vpc: v.name, cidr: `10.0.${i + 1}.0/24`, gateway: `10.0.${i + 1}.1`, routerMac: routerMac(v.name, tier) })),
+  );
+  const ports: VmPort[] = [];
+  const placement = new Map<bigint, Map<string, number>>();
+  const perHv = PORTS_PER_HV / 2;
+  for (const v of vpcs) {
+    for (let i = 0; i < HVS_PER_VPC * perHv; i++) {
+      const hv = hypervisors[((v.vni - 1) * 4 + Math.floor(i / perHv)) % hvCount]!;
+      const p = port(v.name, v.vni, i, hv);
+      ports.push(p);
+      plug(placement, hv, p);
+    }
+  }
+  const rule = (name: string, subnet: string, from: string, protocol: AclRule['protocol'], ports?: AclRule['ports']): Omit<AclRule, 'vpc'> => ({
+    name,
+    subnet,
+    direction: 'ingress',
+    action: 'allow',
+    protocol,
+    ...(ports ? { ports } : {}),
+    remote: { subnet: from },
+  });
+  const rules = [
+    rule('web-app-http', 'app', 'web', 'tcp', { from: 8080, to: 8080 }),
+    rule('web-app-ping', 'app', 'web', 'icmp'),
+    rule('app-db-sql', 'db', 'app', 'tcp', { from: 5432, to: 5432 }),
+    rule('app-db-ping', 'db', 'app', 'icmp'),
+    rule('web-app-range', 'app', 'web', 'udp', { from: 8000, to: 8100 }),
+  ];
+  const acls: AclRule[] = vpcs.flatMap((v) => rules.map((r) => ({ ...r, name: `${v.name}-${r.name}`, vpc: v.name })));
+  return { model: { zones, hypervisors, vpcs, subnets, ports, acls }, placement };
+}
+
+function port(vpc: string, vni: number, i: number, hv: Hypervisor, name = `${vpc}-p${i}`): VmPort {
+  const tier = i % 3;
+  const host = Math.floor(i / 3) + 10;
+  return { name, vpc, subnet: TIERS[tier]!, mac: `02:${hex2(vni >> 8)}:${hex2(vni)}:00:${hex2(tier + 1)}:${hex2(host)}`, ip: `10.0.${tier + 1}.${host}`, hypervisor: hv.name, interface: name };
+}
+
+function plug(placement: Map<bigint, Map<string, number>>, hv: Hypervisor, p: VmPort): void {
+  const ports = placement.get(hv.datapathId) ?? new Map<string, number>();
+  ports.set(p.interface, ports.size + 1);
+  placement.set(hv.datapathId, ports);
+}
+
+/** round trip through the model document format, to prove the generated model valid */
+function toDocument(m: NetworkModel): unknown {
+  return {
+    zones: m.zones,
+    hypervisors: m.hypervisors.map((h) => ({ ...h, datapathId: `0x${h.datapathId.toString(16)}` })),
+    vpcs: m.vpcs.map((v) => ({
+      ...v,
+      subnets: m.subnets.filter((s) => s.vpc === v.name).map(({ name, cidr, gateway }) => ({ name, cidr, gateway })),
+      acls: m.acls.filter((a) => a.vpc === v.name).map(({ vpc: _v, ports, ...a }) => ({ ...a, ...(ports ? { ports: `${ports.from}-${ports.to}` } : {}) })),
+    })),
+    ports: m.ports,
+  };
+}
+
+const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+
+interface Runtime {
+  view: OverlayView;
+  engines: IncrementalCompiler[];
+  desired: DesiredState;
+}
+
+/** what a running controller does with a model: view, per-app engines, desired state per owner */
+function apply(rt: Runtime, model: NetworkModel, placement: Placement): void {
+  rt.view = buildOverlayView(model, placement, rt.view);
+  APPS.forEach(({ appId, groups }, i) => {
+    for (const c of rt.engines[i]!.update(groups(PIPELINE, rt.view))) rt.desired.set(c.dpid, makeCookie(appId, c.owner), c.flows);
+  });
+}
+
+interface Compiled {
+  view: OverlayView;
+  engines: IncrementalCompiler[];
+  changes: { appId: number; changes: FlowsChange[] }[];
+  ms: number;
+  line: string;
+}
+
+/** what an app start does: every app's engine from empty to the whole model */
+function compileOnce(model: NetworkModel, placement: Placement): Compiled {
+  const cpu0 = process.cpuUsage();
+  const t0 = process.hrtime.bigint();
+  const view = buildOverlayView(model, placement);
+  const parts = [`view ${ms(t0).toFixed(0)} ms`];
+  const engines = APPS.map(() => new IncrementalCompiler());
+  const changes = APPS.map(({ name, appId, groups }, i) => {
+    const t = process.hrtime.bigint();
+    const c = engines[i]!.update(groups(PIPELINE, view));
+    parts.push(`${name} ${ms(t).toFixed(0)} ms`);
+    return { appId, changes: c };
+  });
+  const total = ms(t0);
+  const cpu = process.cpuUsage(cpu0);
+  // CPU time counts this process's GC helper threads too; wall time above it means waiting for a CPU
+  const cpuMs = (cpu.user + cpu.system) / 1000;
+  return { view, engines, changes, ms: total, line: `${total.toFixed(0)} ms (CPU ${cpuMs.toFixed(0)} ms) = ${parts.join(' + ')}` };
+}
+
+function fullCompile(hvCount: number, rounds: number): { rt: Runtime; model: NetworkModel; placement: Map<bigint, Map<string, number>> } {
+  const { model, placement } = generate(hvCount);
+  let t0 = process.hrtime.bigint();
+  validateModel(toDocument(model), `generated-${hvCount}`);
+  const validateMs = ms(t0);
+
+  const times: number[] = [];
+  let last: Compiled | undefined;
+  let before = process.memoryUsage();
+  for (let r = 0; r < rounds; r++) {
+    last = undefined; // the previous round's state goes before memory is measured
+    gc();
+    before = process.memoryUsage();
+    last = compileOnce(model, placement);
+    times.push(last.ms);
+  }
+  gc();
+  const after = process.memoryUsage();
+  const { view, engines, changes: compiled, line } = last!;
+  times.sort((a, b) => a - b);
+  let changes = 0;
+  let flows = 0;
+  for (const { changes: cs } of compiled) {
+    changes += cs.length;
+    for (const c of cs) flows += c.flows.length;
+  }
+
+  t0 = process.hrtime.bigint();
+  const desired = new DesiredState();
+  for (const { appId, changes: cs } of compiled) for (const c of cs) desired.set(c.dpid, makeCookie(appId, c.owner), c.flows);
+  const desiredMs = ms(t0);
+
+  const ports = model.ports.length;
+  console.log(`\n## ${hvCount} hypervisors, ${ports} ports, ${model.vpcs.length} VPCs`);
+  console.log(`model validation (not part of compile): ${validateMs.toFixed(0)} ms`);
+  console.log(`full compile, best of ${rounds}: ${times[0]!.toFixed(0)} ms (median ${pct(times, 50).toFixed(0)} ms); last round ${line}`);
+  console.log(`  ${flows.toLocaleString('en')} flows on ${hvCount} switches (${(flows / hvCount).toFixed(0)} per switch), ${changes.toLocaleString('en')} (owner, switch) sets`);
+  console.log(`  into the runtime's DesiredState: ${desiredMs.toFixed(0)} ms`);
+  console.log(`  memory held by the compiled state: heapUsed +${mb(after.heapUsed - before.heapUsed)}, rss ${mb(after.rss)}`);
+  return { rt: { view, engines, desired }, model, placement };
+}
+
+function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean): void {
+  const { rt, model: first, placement: firstPlacement } = fullCompile(hvCount, rounds);
+  let model = first;
+  let placement: Map<bigint, Map<string, number>> = firstPlacement;
+  let mods = 0;
+  rt.desired.changes$.subscribe((c) => {
+    const d = diffFlows(c.after, c.before, OWNED);
+    mods += d.deletes.length + d.modifies.length + d.adds.length;
+  });
+  const times: number[] = [];
+  const perAdd: number[] = [];
+  const addedTo = new Map<string, number>();
+  for (let i = 0; i < WARMUP + adds; i++) {
+    const vpc = model.vpcs[(i * 7) % model.vpcs.length]!;
+    const hv = model.hypervisors[((vpc.vni - 1) * 4 + (i % HVS_PER_VPC)) % hvCount]!;
+    const k = addedTo.get(vpc.name) ?? 0;
+    addedTo.set(vpc.name, k + 1);
+    const added = port(vpc.name, vpc.vni, HVS_PER_VPC * (PORTS_PER_HV / 2) + k, hv, `${vpc.name}-new${k}`);
+    const next = { ...model, ports: [...model.ports, added] };
+    const nextPlacement = new Map(placement);
+    nextPlacement.set(hv.datapathId, new Map(placement.get(hv.datapathId)));
+    plug(nextPlacement, hv, added);
+    // a re-read model file: every object new, equal ones included
+    const copy = <T extends object>(list: readonly T[]) => list.map((o) => ({ ...o }));
+    const input = reread ? { ...next, hypervisors: copy(next.hypervisors), vpcs: copy(next.vpcs), subnets: copy(next.subnets), ports: copy(next.ports), acls: copy(next.acls) } : next;
+    mods = 0;
+    const t0 = process.hrtime.bigint();
+    apply(rt, input, nextPlacement);
+    if (i >= WARMUP) {
+      times.push(ms(t0));
+      perAdd.push(mods);
+    }
+    model = next;
+    placement = nextPlacement;
+  }
+  times.sort((a, b) => a - b);
+  perAdd.sort((a, b) => a - b);
+  const how = reread ? 'model re-read (all objects new)' : 'model edited in memory (unchanged objects shared)';
+  console.log(`single-port add, ${how}, ${adds} adds: p50 ${pct(times, 50).toFixed(2)} ms, p99 ${pct(times, 99).toFixed(2)} ms, max ${times[times.length - 1]!.toFixed(2)} ms`);
+  console.log(`  FLOW_MODs per add: p50 ${pct(perAdd, 50)}, max ${perAdd[perAdd.length - 1]}`);
+}
+
+const { values } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '100,1000,3000' },
+    adds: { type: 'string', default: '200' },
+    rounds: { type: 'string', default: '3' },
+    /** sizes at which adds are also measured with a re-read model */
+    reread: { type: 'string', default: '1000' },
+  },
+});
+const adds = Number(values.adds);
+const rounds = Number(values.rounds);
+console.log(`# zonemesh compile benchmark (node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ${cpus().length} CPUs)`);
+for (const size of values.sizes.split(',').map(Number)) {
+  portAdds(size, adds, rounds, false);
+  if (values.reread.split(',').map(Number).includes(size)) portAdds(size, adds, 1, true);
+}

@@ -1,0 +1,128 @@
+import type { AclRule, Hypervisor } from '../../model';
+import { FlowBuildError } from '../../sdk/errors';
+import type { Flow } from '../../sdk/flow';
+import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
+import { type MatchSpec, cidr } from '../../sdk/match';
+import type { Pipeline, TableSpec } from '../../sdk/pipeline';
+import { ETH, IP_PROTO, type OverlayView, REG, type VpcView, ctCommit, ctTrack, nextTable, onHosts, ownerFlows } from '../overlay';
+
+/**
+ * Stateful security between the tiers (subnets) of a VPC, enforced on the source hypervisor before
+ * anything is tunnelled. Rules are ordered: rule i of a VPC gets priority RULE_TOP - i, so two rules
+ * never share a priority and the first match wins by construction. Then: within a tier allowed,
+ * between tiers denied. Allowed connections are committed to conntrack in zone = the VPC's vni;
+ * established and related packets pass before any rule, so replies need no rule of their own.
+ */
+export const ACL_APP_ID = 19;
+
+export const ACL_TABLES: readonly TableSpec[] = [
+  { name: 'acl.conntrack', stage: 'acl', miss: 'next', matches: ['metadata', 'eth_type'] },
+  {
+    name: 'acl.rules',
+    stage: 'acl',
+    miss: 'drop',
+    matches: ['metadata', 'ct_state', 'eth_type', 'ip_proto', 'ipv4_src', 'ipv4_dst', 'tcp_dst', 'udp_dst', REG.dstSubnet, REG.srcSubnet, REG.srcPort, REG.egress],
+    maskable: ['ct_state', 'ipv4_src', 'ipv4_dst', 'tcp_dst', 'udp_dst'],
+  },
+];
+
+/** ct_state bits (OVS) */
+const CT = { new: 0x01, est: 0x02, rel: 0x04, inv: 0x10, trk: 0x20 } as const;
+const RULE_TOP = 60_000;
+const PRIORITY = { invalid: 65_000, established: 64_000, track: 100, sameTierIp: 20, sameTier: 10 } as const;
+
+export function aclGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
+  return [
+    { key: 'global', token: view.hypervisors, owners: () => [conntrackOwner(pipeline, view.hypervisors)] },
+    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => [vpcOwner(pipeline, vpc)] })),
+  ];
+}
+
+export function compileAcl(pipeline: Pipeline, view: OverlayView) {
+  return compileOwners(aclGroups(pipeline, view));
+}
+
+/**
+ * Inclusive port range as value/mask blocks: each block is an aligned power of two, the largest
+ * that fits, so a range needs at most 2×16−2 flows (8000-8080 → 8000/0xffe0, 8032/0xfff0, 8048/0xfff0…).
+ * Conjunctive matches would only pay off when two dimensions expand at once; a rule has one range.
+ */
+export function portRangeMasks(from: number, to: number): { value: number; mask: number }[] {
+  const blocks: { value: number; mask: number }[] = [];
+  for (let lo = from; lo <= to; ) {
+    let size = lo & -lo || 0x10000;
+    while (lo + size - 1 > to) size >>= 1;
+    blocks.push({ value: lo, mask: 0xffff & ~(size - 1) });
+    lo += size;
+  }
+  return blocks;
+}
+
+function ctState(set: number): { value: number; mask: number } {
+  return { value: set, mask: set };
+}
+
+function conntrackOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): OwnerDef {
+  return {
+    key: 'conntrack',
+    signature: [hypervisors],
+    compile: () => {
+      const f = ownerFlows(pipeline, ACL_APP_ID, 'conntrack');
+      const pass = nextTable(pipeline, 'acl.rules');
+      return onHosts(hypervisors, [
+        f('acl.rules').priority(PRIORITY.invalid).match({ ct_state: ctState(CT.trk | CT.inv) }).build(),
+        f('acl.rules').priority(PRIORITY.established).match({ ct_state: ctState(CT.trk | CT.est) }).goto(pass).build(),
+        f('acl.rules').priority(PRIORITY.established).match({ ct_state: ctState(CT.trk | CT.rel) }).goto(pass).build(),
+      ]);
+    },
+  };
+}
+
+/** Depends on the rules, the tiers' keys, the keys of ports rules name and the hosts: not on every port. */
+function vpcOwner(pipeline: Pipeline, vpc: VpcView): OwnerDef {
+  const key = `vpc:${vpc.vpc.name}`;
+  const ruled = vpc.acls.flatMap((a) => (a.port === undefined ? [] : [vpc.portByName.get(a.port)!.key]));
+  const signature = [vpc.vpc, vpc.acls, vpc.hosts, ...vpc.subnets.flatMap((s) => [s.subnet, s.key]), ...ruled];
+  return { key, signature, compile: () => onHosts(vpc.hosts, vpcFlows(pipeline, key, vpc)) };
+}
+
+function vpcFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
+  const room = RULE_TOP - PRIORITY.sameTierIp;
+  if (vpc.acls.length >= room) throw new FlowBuildError(`VPC ${vpc.vpc.name} has ${vpc.acls.length} ACL rules; at most ${room - 1} fit their priorities`, { table: 'acl.rules' });
+  const f = ownerFlows(pipeline, ACL_APP_ID, owner);
+  const zone = vpc.vpc.vni;
+  const metadata = BigInt(zone);
+  const pass = nextTable(pipeline, 'acl.rules');
+  const flows = [f('acl.conntrack').priority(PRIORITY.track).match({ metadata, eth_type: ETH.ip }).apply(ctTrack(zone, pipeline.table('acl.rules').id)).build()];
+  vpc.acls.forEach((rule, i) => {
+    for (const match of ruleMatches(vpc, rule)) {
+      const flow = f('acl.rules').priority(RULE_TOP - i).match({ metadata, ...match });
+      flows.push(rule.action === 'allow' ? flow.apply(ctCommit(zone)).goto(pass).build() : flow.build());
+    }
+  });
+  for (const s of vpc.subnets) {
+    const sameTier = { metadata, [REG.srcSubnet]: s.key, [REG.dstSubnet]: s.key };
+    flows.push(f('acl.rules').priority(PRIORITY.sameTierIp).match({ ...sameTier, eth_type: ETH.ip }).apply(ctCommit(zone)).goto(pass).build());
+    flows.push(f('acl.rules').priority(PRIORITY.sameTier).match(sameTier).goto(pass).build());
+  }
+  return flows;
+}
+
+/**
+ * One match per port block. An ingress rule of tier X looks at traffic to X (the destination's
+ * registers, the remote as source); an egress rule at traffic from X (the remote as destination).
+ */
+function ruleMatches(vpc: VpcView, rule: AclRule): MatchSpec[] {
+  const tier = vpc.subnetByName.get(rule.subnet)!.key;
+  const port = rule.port === undefined ? undefined : vpc.portByName.get(rule.port)!.key;
+  const ingress = rule.direction === 'ingress';
+  const base: MatchSpec = { eth_type: ETH.ip, [ingress ? REG.dstSubnet : REG.srcSubnet]: tier };
+  if (port !== undefined) base[ingress ? REG.egress : REG.srcPort] = port;
+  if ('subnet' in rule.remote) base[ingress ? REG.srcSubnet : REG.dstSubnet] = vpc.subnetByName.get(rule.remote.subnet)!.key;
+  else base[ingress ? 'ipv4_src' : 'ipv4_dst'] = cidr(rule.remote.cidr);
+  if (rule.protocol === 'any') return [base];
+  base.ip_proto = IP_PROTO[rule.protocol];
+  if (!rule.ports || rule.protocol === 'icmp') return [base];
+  const field = rule.protocol === 'tcp' ? 'tcp_dst' : 'udp_dst';
+  return portRangeMasks(rule.ports.from, rule.ports.to).map((block) => ({ ...base, [field]: block }));
+}

@@ -1,0 +1,105 @@
+import type { Action } from '../../openflow';
+import { OFPP } from '../../openflow';
+import type { Hypervisor } from '../../model';
+import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
+import type { Pipeline, TableSpec } from '../../sdk/pipeline';
+import { BROADCAST, ETH, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows } from '../overlay';
+
+/**
+ * Answers broadcast ARP requests on the local bridge, for every VM and gateway of the asker's
+ * subnet. No broadcast ARP ever leaves the hypervisor: requests for unknown addresses are dropped.
+ * Unicast ARP (a cache refresh) goes on to L2 and reaches the owner, except for gateways, which
+ * have no owner: their requests are answered whatever the destination MAC.
+ */
+export const ARP_RESPONDER_APP_ID = 17;
+
+export const ARP_RESPONDER_TABLES: readonly TableSpec[] = [
+  {
+    name: 'arp.responder',
+    stage: 'arp',
+    miss: 'next',
+    matches: ['metadata', REG.srcSubnet, REG.srcPort, 'eth_type', 'arp_op', 'eth_dst', 'arp_tpa'],
+  },
+];
+
+const ARP_REQUEST = 1;
+const ARP_REPLY = 2;
+const PRIORITY = { ownAddress: 300, answer: 200, broadcast: 100 } as const;
+
+export function arpResponderGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
+  return [
+    { key: 'global', token: view.hypervisors, owners: () => [globalOwner(pipeline, view.hypervisors)] },
+    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => vpcOwners(pipeline, vpc) })),
+  ];
+}
+
+export function compileArpResponder(pipeline: Pipeline, view: OverlayView) {
+  return compileOwners(arpResponderGroups(pipeline, view));
+}
+
+// actions are immutable data: the ones every answer shares are built once
+const TO_ASKER = moveField('eth_src', 'eth_dst', 48);
+const AS_REPLY: Action = { type: 'set_field', field: { field: 'arp_op', value: ARP_REPLY } };
+const ASKER_MAC = moveField('arp_sha', 'arp_tha', 48);
+const ASKER_IP = moveField('arp_spa', 'arp_tpa', 32);
+const BACK = output(OFPP.IN_PORT);
+
+/** the reply, built in place from the request and sent back where it came from */
+export function arpAnswer(mac: string, ip: string): Action[] {
+  return [
+    TO_ASKER,
+    { type: 'set_field', field: { field: 'eth_src', value: mac } },
+    AS_REPLY,
+    ASKER_MAC,
+    ASKER_IP,
+    { type: 'set_field', field: { field: 'arp_sha', value: mac } },
+    { type: 'set_field', field: { field: 'arp_spa', value: ip } },
+    BACK,
+  ];
+}
+
+function globalOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): OwnerDef {
+  return {
+    key: 'global',
+    signature: [hypervisors],
+    compile: () => {
+      const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, 'global');
+      return onHosts(hypervisors, [f('arp.responder').priority(PRIORITY.broadcast).match({ eth_type: ETH.arp, eth_dst: BROADCAST }).build()]);
+    },
+  };
+}
+
+function* vpcOwners(pipeline: Pipeline, vpc: VpcView): Iterable<OwnerDef> {
+  for (const subnet of vpc.subnets) {
+    const key = `gateway:${vpc.vpc.name}/${subnet.subnet.name}`;
+    yield { key, signature: [subnet.subnet, subnet.vni, subnet.key, subnet.hosts], compile: () => gatewayFlows(pipeline, key, subnet) };
+    for (const port of subnet.ports) {
+      yield { key: `port:${port.port.name}`, signature: [port, subnet.hosts], compile: () => portFlows(pipeline, port, subnet.hosts) };
+    }
+  }
+}
+
+/** Every hypervisor of the subnet answers for the port; its own stays silent when the port asks for itself (DAD, announcements). */
+function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]) {
+  const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, `port:${p.port.name}`);
+  const request = { metadata: BigInt(p.vni), eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: p.port.ip };
+  const answer = f('arp.responder')
+    .priority(PRIORITY.answer)
+    .match({ ...request, [REG.srcSubnet]: p.subnetKey, eth_dst: BROADCAST })
+    .apply(...arpAnswer(p.port.mac, p.port.ip))
+    .build();
+  if (p.ofport === undefined) return onHosts(hosts, [answer]);
+  const ownAddress = f('arp.responder').priority(PRIORITY.ownAddress).match({ ...request, [REG.srcPort]: p.key }).build();
+  return onHosts(hosts, [answer], [[p.host.datapathId, [ownAddress, answer]]]);
+}
+
+function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
+  const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, owner);
+  const { gateway, routerMac } = s.subnet;
+  const answer = f('arp.responder')
+    .priority(PRIORITY.answer)
+    .match({ metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: gateway })
+    .apply(...arpAnswer(routerMac, gateway))
+    .build();
+  return onHosts(s.hosts, [answer]);
+}

@@ -1,0 +1,3 @@
+export * from './flows';
+export * from './announce';
+export * from './app';

@@ -1,0 +1,42 @@
+import type { Action } from '../../openflow';
+import { NX_CT_F_COMMIT, NX_CT_RECIRC_NONE } from '../../openflow';
+import type { Hypervisor } from '../../model';
+import { makeCookie } from '../../sdk/cookie';
+import { PipelineError } from '../../sdk/errors';
+import { type Flow, FlowBuilder } from '../../sdk/flow';
+import type { OwnerFlows } from '../../sdk/incremental';
+import type { Pipeline } from '../../sdk/pipeline';
+
+/** Flow builders for one owner: every flow carries the owner's cookie (computed once). */
+export function ownerFlows(pipeline: Pipeline, appId: number, owner: string): (table: string) => FlowBuilder {
+  const cookie = makeCookie(appId, owner);
+  return (table) => new FlowBuilder(pipeline, pipeline.table(table), cookie);
+}
+
+/**
+ * The table after `table`: where an app hands a packet on to whichever app comes next, so apps
+ * compose without naming each other's tables.
+ */
+export function nextTable(pipeline: Pipeline, table: string): string {
+  const next = pipeline.successor(pipeline.table(table));
+  if (!next) throw new PipelineError(`no table follows '${table}'`);
+  return next.name;
+}
+
+/** one flow list on every hypervisor of `hosts` (shared, not copied), then per-switch lists that replace it */
+export function onHosts(hosts: readonly Hypervisor[], flows: readonly Flow[], overrides: readonly [bigint, readonly Flow[]][] = []): OwnerFlows {
+  const out = new Map<bigint, readonly Flow[]>();
+  for (const h of hosts) out.set(h.datapathId, flows);
+  for (const [dpid, own] of overrides) out.set(dpid, own);
+  return out;
+}
+
+/** commit the connection in the VPC's conntrack zone; the packet goes on */
+export function ctCommit(zone: number): Action {
+  return { type: 'ct', flags: NX_CT_F_COMMIT, zone, recircTable: NX_CT_RECIRC_NONE, alg: 0, actions: [] };
+}
+
+/** send the packet through conntrack in `zone` and continue it, tracked, in table `tableId` */
+export function ctTrack(zone: number, tableId: number): Action {
+  return { type: 'ct', flags: 0, zone, recircTable: tableId, alg: 0, actions: [] };
+}

@@ -1,0 +1,154 @@
+import type { Action } from '../../openflow';
+import type { Hypervisor } from '../../model';
+import { TUNNEL_OFPORT, tunnelKey } from '../../model';
+import type { Flow } from '../../sdk/flow';
+import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
+import type { Pipeline, TableSpec } from '../../sdk/pipeline';
+import {
+  ETH,
+  MULTICAST,
+  type OverlayView,
+  type PortView,
+  REG,
+  type SubnetView,
+  type VpcView,
+  ctCommit,
+  moveField,
+  nextTable,
+  onHosts,
+  output,
+  ownerFlows,
+  setReg,
+} from '../overlay';
+
+/**
+ * The L2 overlay: which VPC a packet belongs to, whether its sender may send it, where its
+ * destination MAC lives, and the Geneve tunnel that takes it there. Receiving hypervisors
+ * deliver by tunnel key alone.
+ */
+export const TUNNEL_MESH_APP_ID = 16;
+
+export const TUNNEL_MESH_TABLES: readonly TableSpec[] = [
+  { name: 'classify', stage: 'classify', miss: 'drop', matches: ['in_port'] },
+  { name: 'spoofguard', stage: 'spoofguard', miss: 'drop', matches: ['in_port', 'eth_src', 'eth_type', 'ipv4_src', 'arp_spa', 'arp_sha'] },
+  { name: 'l2.lookup', stage: 'l2', miss: 'drop', matches: ['metadata', 'eth_dst'], maskable: ['eth_dst'] },
+  { name: 'output', stage: 'output', miss: 'drop', matches: ['metadata', REG.egress] },
+  { name: 'tunnel.in', stage: 'output', miss: 'drop', matches: ['tunnel_id', 'eth_type'] },
+];
+
+const PRIORITY = { exact: 100, ipFirst: 100, other: 90, flood: 50 } as const;
+
+export function tunnelMeshGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
+  return [
+    { key: 'global', token: view.hypervisors, owners: () => [globalOwner(pipeline, view.hypervisors)] },
+    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => vpcOwners(pipeline, vpc) })),
+  ];
+}
+
+/** every owner's flows, for tests, benchmarks and `zonemesh flows` */
+export function compileTunnelMesh(pipeline: Pipeline, view: OverlayView) {
+  return compileOwners(tunnelMeshGroups(pipeline, view));
+}
+
+function globalOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): OwnerDef {
+  return {
+    key: 'global',
+    signature: [hypervisors],
+    compile: () => {
+      const f = ownerFlows(pipeline, TUNNEL_MESH_APP_ID, 'global');
+      const flows = [
+        f('classify').priority(PRIORITY.exact).match({ in_port: TUNNEL_OFPORT }).goto('tunnel.in').build(),
+        // broadcast and multicast stay in the sender's subnet: its flood key becomes the egress key
+        f('l2.lookup').priority(PRIORITY.flood).match({ eth_dst: MULTICAST }).apply(moveField(REG.srcSubnet, REG.egress, 32)).goto('output').build(),
+      ];
+      return onHosts(hypervisors, flows);
+    },
+  };
+}
+
+function* vpcOwners(pipeline: Pipeline, vpc: VpcView): Iterable<OwnerDef> {
+  for (const port of vpc.ports) {
+    yield { key: `port:${port.port.name}`, signature: [port, vpc.hosts], compile: () => portFlows(pipeline, port, vpc.hosts) };
+  }
+  for (const subnet of vpc.subnets) {
+    const key = `flood:${vpc.vpc.name}/${subnet.subnet.name}`;
+    yield { key, signature: [subnet], compile: () => floodFlows(pipeline, key, subnet) };
+  }
+}
+
+function toTunnel(vni: number, egressKey: number, remote: Hypervisor): Action[] {
+  return [{ type: 'set_field', field: { field: 'tunnel_id', value: tunnelKey(vni, egressKey) } }, ...toHost(remote)];
+}
+
+const TO_TUNNEL = output(TUNNEL_OFPORT);
+
+function toHost(remote: Hypervisor): Action[] {
+  return [{ type: 'set_field', field: { field: 'tun_ipv4_dst', value: remote.tunnelIp } }, TO_TUNNEL];
+}
+
+/**
+ * A port's flows. Every hypervisor of the VPC learns its MAC (l2) and how to reach it (a tunnel);
+ * its own hypervisor, once the interface exists, also classifies, guards and delivers to it.
+ */
+function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]) {
+  const f = ownerFlows(pipeline, TUNNEL_MESH_APP_ID, `port:${p.port.name}`);
+  const vpc = BigInt(p.vni);
+  const l2 = f('l2.lookup')
+    .priority(PRIORITY.exact)
+    .match({ metadata: vpc, eth_dst: p.port.mac })
+    .apply(setReg(REG.egress, p.key), setReg(REG.dstSubnet, p.subnetKey))
+    .goto(nextTable(pipeline, 'l2.lookup'))
+    .build();
+  const tunnelled = f('output').priority(PRIORITY.exact).match({ metadata: vpc, [REG.egress]: p.key }).apply(...toTunnel(p.vni, p.key, p.host));
+  const remote = [l2, tunnelled.build()];
+  if (p.ofport === undefined) return onHosts(hosts.filter((h) => h !== p.host), remote);
+
+  const { mac, ip } = p.port;
+  const port = p.ofport;
+  const tunnelIn = (match: { eth_type?: number }) => f('tunnel.in').match({ tunnel_id: tunnelKey(p.vni, p.key), ...match });
+  const local: Flow[] = [
+    f('classify')
+      .priority(PRIORITY.exact)
+      .match({ in_port: port })
+      .writeMetadata(vpc)
+      .apply(setReg(REG.srcSubnet, p.subnetKey), setReg(REG.srcPort, p.key))
+      .goto('spoofguard')
+      .build(),
+    f('spoofguard').priority(PRIORITY.exact).match({ in_port: port, eth_src: mac, eth_type: ETH.ip, ipv4_src: ip }).goto(nextTable(pipeline, 'spoofguard')).build(),
+    f('spoofguard')
+      .priority(PRIORITY.exact)
+      .match({ in_port: port, eth_src: mac, eth_type: ETH.arp, arp_spa: ip, arp_sha: mac })
+      .goto(nextTable(pipeline, 'spoofguard'))
+      .build(),
+    l2,
+    f('output').priority(PRIORITY.exact).match({ metadata: vpc, [REG.egress]: p.key }).apply(output(port)).build(),
+    // policy ran at the source; committing here lets the replies pass this hypervisor's conntrack
+    tunnelIn({ eth_type: ETH.ip }).priority(PRIORITY.ipFirst).apply(ctCommit(p.vni), output(port)).build(),
+    tunnelIn({}).priority(PRIORITY.other).apply(output(port)).build(),
+  ];
+  return onHosts(hosts, remote, [[p.host.datapathId, local]]);
+}
+
+/**
+ * A subnet's flood domain on each hypervisor hosting it: its local ports, plus one tunnelled copy
+ * to each other hypervisor hosting the subnet. A hypervisor without a present port gets nothing.
+ */
+function floodFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
+  const f = ownerFlows(pipeline, TUNNEL_MESH_APP_ID, owner);
+  const out = new Map<bigint, Flow[]>();
+  for (const host of s.hosts) {
+    const local = s.ports.filter((p) => p.host === host && p.ofport !== undefined).map((p) => output(p.ofport!));
+    if (local.length === 0) continue;
+    const others = s.hosts.filter((h) => h !== host);
+    const copies = others.length ? toTunnel(s.vni, s.key, others[0]!).concat(others.slice(1).flatMap(toHost)) : [];
+    out.set(host.datapathId, [
+      f('output')
+        .priority(PRIORITY.exact)
+        .match({ metadata: BigInt(s.vni), [REG.egress]: s.key })
+        .apply(...local, ...copies)
+        .build(),
+      f('tunnel.in').priority(PRIORITY.exact).match({ tunnel_id: tunnelKey(s.vni, s.key) }).apply(...local).build(),
+    ]);
+  }
+  return out;
+}

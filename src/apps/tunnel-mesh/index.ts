@@ -1,0 +1,3 @@
+export * from './flows';
+export * from './tunnel-port';
+export * from './app';

@@ -1,0 +1,35 @@
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tableMissFlows } from '../../src/sdk/flow';
+import { REPO_ROOT } from '../helpers/paths';
+import { COMPILERS, PIPELINE, flowText, ownersText, twoZones, viewOf } from './helpers';
+
+/**
+ * Every app's flows for the demo model (models/two-zones.yaml, ports numbered 1, 2, … per
+ * hypervisor), as dump-flows text with table names, one block per owner and switch. A change shows
+ * up as a readable diff; after reviewing it, `UPDATE_GOLDEN=1 npx ava dist/test/apps/golden.test.js`.
+ */
+const GOLDEN_DIR = join(REPO_ROOT, 'test', 'apps', 'golden');
+
+function golden(name: string, actual: string): { expected: string; actual: string } {
+  const file = join(GOLDEN_DIR, `${name}.txt`);
+  if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
+  return { expected: readFileSync(file, 'utf8'), actual };
+}
+
+const model = twoZones();
+const view = viewOf(model);
+const hvName = (dpid: bigint) => model.hypervisors.find((h) => h.datapathId === dpid)!.name;
+
+for (const [app, compile] of Object.entries(COMPILERS)) {
+  test(`${app}: golden flows for the two-zone demo`, (t) => {
+    const { expected, actual } = golden(app, ownersText(compile(PIPELINE, view), hvName));
+    t.is(actual, expected);
+  });
+}
+
+test('pipeline: table layout and miss flows', (t) => {
+  const { expected, actual } = golden('pipeline', `${PIPELINE.describe()}\n${tableMissFlows(PIPELINE).map(flowText).join('\n')}\n`);
+  t.is(actual, expected);
+});

@@ -1,0 +1,169 @@
+import { join } from 'node:path';
+import { ACL_TABLES, compileAcl } from '../../src/apps/acl';
+import { ARP_RESPONDER_TABLES, compileArpResponder } from '../../src/apps/arp-responder';
+import { DISTRIBUTED_ROUTER_TABLES, compileDistributedRouter } from '../../src/apps/distributed-router';
+import { type OverlayView, type Placement, type PortView, buildOverlayView } from '../../src/apps/overlay';
+import { TUNNEL_MESH_TABLES, compileTunnelMesh } from '../../src/apps/tunnel-mesh';
+import { type NetworkModel, TUNNEL_OFPORT, loadModelFile, validateModel } from '../../src/model';
+import { type FlowMod, OFPTT_ALL, formatInstructions, formatMatch } from '../../src/openflow';
+import { type Flow, tableMissFlows } from '../../src/sdk/flow';
+import type { OwnerFlows } from '../../src/sdk/incremental';
+import { Pipeline } from '../../src/sdk/pipeline';
+import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
+import { REPO_ROOT } from '../helpers/paths';
+
+export const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES]);
+
+export const COMPILERS = {
+  'tunnel-mesh': compileTunnelMesh,
+  'arp-responder': compileArpResponder,
+  'distributed-router': compileDistributedRouter,
+  acl: compileAcl,
+} as const;
+
+export function twoZones(): NetworkModel {
+  return loadModelFile(join(REPO_ROOT, 'models', 'two-zones.yaml'));
+}
+
+/** every port of the model present, numbered 1, 2, … per hypervisor in model order */
+export function placeAll(model: NetworkModel): Placement {
+  const byHv = new Map<bigint, Map<string, number>>();
+  for (const p of model.ports) {
+    const dpid = model.hypervisors.find((h) => h.name === p.hypervisor)!.datapathId;
+    const ports = byHv.get(dpid) ?? new Map<string, number>();
+    ports.set(p.interface, ports.size + 1);
+    byHv.set(dpid, ports);
+  }
+  return byHv;
+}
+
+export function viewOf(model: NetworkModel, placement = placeAll(model), previous?: OverlayView): OverlayView {
+  return buildOverlayView(model, placement, previous);
+}
+
+/** a model document edited and validated again */
+export function edit(model: NetworkModel, change: (doc: any) => void): NetworkModel {
+  const doc = toDoc(model);
+  change(doc);
+  return validateModel(doc, 'test');
+}
+
+/** the model back as a document validateModel accepts */
+export function toDoc(m: NetworkModel): any {
+  return {
+    zones: m.zones.map((z) => ({ ...z })),
+    hypervisors: m.hypervisors.map((h) => ({ ...h, datapathId: `0x${h.datapathId.toString(16)}` })),
+    vpcs: m.vpcs.map((v) => ({
+      name: v.name,
+      vni: v.vni,
+      subnets: m.subnets.filter((s) => s.vpc === v.name).map(({ name, cidr, gateway }) => ({ name, cidr, gateway })),
+      acls: m.acls
+        .filter((a) => a.vpc === v.name)
+        .map(({ vpc: _vpc, ports, ...a }) => ({ ...a, ...(ports ? { ports: `${ports.from}-${ports.to}` } : {}) })),
+    })),
+    ports: m.ports.map((p) => ({ ...p })),
+  };
+}
+
+/** One flow as `ovs-ofctl dump-flows` prints it, with table names instead of numbers. */
+export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instructions'>): string {
+  const name = (id: string) => PIPELINE.tables.find((t) => t.id === Number(id))?.name ?? id;
+  const match = formatMatch(f.match);
+  const actions = formatInstructions(f.instructions)
+    .replace(/goto_table:(\d+)/g, (_, id: string) => `goto_table:${name(id)}`)
+    .replace(/table=(\d+)/g, (_, id: string) => `table=${name(id)}`);
+  return `table=${f.table}, priority=${f.priority}${match ? `,${match}` : ''} actions=${actions}`;
+}
+
+/** an app's compiled owners as text: one block per owner and switch, in a stable order */
+export function ownersText(owners: ReadonlyMap<string, OwnerFlows>, hvName: (dpid: bigint) => string): string {
+  const blocks: string[] = [];
+  for (const [owner, perSwitch] of [...owners].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [dpid, flows] of [...perSwitch].sort(([a], [b]) => (hvName(a) < hvName(b) ? -1 : 1))) {
+      blocks.push(`# ${owner} @ ${hvName(dpid)}\n${flows.map(flowText).join('\n')}`);
+    }
+  }
+  return `${blocks.join('\n')}\n`;
+}
+
+/** all apps' flows plus table-miss flows, per switch */
+export function switchFlows(view: OverlayView): Map<bigint, Flow[]> {
+  const out = new Map<bigint, Flow[]>(view.hypervisors.map((h) => [h.datapathId, [...tableMissFlows(PIPELINE)]]));
+  for (const compile of Object.values(COMPILERS)) {
+    for (const perSwitch of compile(PIPELINE, view).values()) for (const [dpid, flows] of perSwitch) out.get(dpid)!.push(...flows);
+  }
+  return out;
+}
+
+export interface Delivery {
+  hv: string;
+  port: number;
+  packet: SimPacket;
+}
+
+/** The whole overlay as one fake network: a packet leaving by the tunnel port arrives at the hypervisor owning its tun_dst. */
+export class Fabric {
+  private readonly sims = new Map<string, FlowTableSim>();
+  private readonly byTunnelIp = new Map<string, string>();
+  /** where the last inject's packets left the overlay (VM ports), and every tunnel hop */
+  tunnelled: { from: string; to: string; tunId: bigint }[] = [];
+
+  constructor(readonly view: OverlayView) {
+    const flows = switchFlows(view);
+    for (const h of view.hypervisors) {
+      this.sims.set(h.name, new FlowTableSim(flows.get(h.datapathId)!));
+      this.byTunnelIp.set(h.tunnelIp, h.name);
+    }
+  }
+
+  vm(name: string): PortView {
+    for (const vpc of this.view.vpcs) {
+      const p = vpc.portByName.get(name);
+      if (p) return p;
+    }
+    throw new Error(`no port ${name}`);
+  }
+
+  /** where a VM port's packets arrive */
+  at(name: string): { hv: string; port: number } {
+    const p = this.vm(name);
+    return { hv: p.host.name, port: p.ofport! };
+  }
+
+  /** send `packet` from VM port `from`; returns every delivery to a VM port, in order */
+  send(from: string, packet: SimPacket): Delivery[] {
+    this.tunnelled = [];
+    const { hv, port } = this.at(from);
+    return this.inject(hv, port, packet, 0);
+  }
+
+  private inject(hv: string, inPort: number, packet: SimPacket, hops: number): Delivery[] {
+    if (hops > 2) throw new Error('tunnel loop');
+    const result = this.sims.get(hv)!.inject(packet, inPort);
+    const out: Delivery[] = [];
+    for (const o of result.outputs) {
+      if (o.port !== TUNNEL_OFPORT) {
+        out.push({ hv, port: o.port, packet: headers(o.packet) });
+        continue;
+      }
+      const to = this.byTunnelIp.get(String(o.packet.tun_ipv4_dst))!;
+      this.tunnelled.push({ from: hv, to, tunId: BigInt(o.packet.tunnel_id!) });
+      out.push(...this.inject(to, TUNNEL_OFPORT, { ...headers(o.packet), tunnel_id: o.packet.tunnel_id! }, hops + 1));
+    }
+    return out;
+  }
+}
+
+/** what travels on the wire: pipeline state (registers, metadata, conntrack, tunnel) stripped */
+function headers(p: SimPacket): SimPacket {
+  const out: SimPacket = {};
+  for (const [k, v] of Object.entries(p)) if (!/^(x?reg\d+|metadata|ct_state|ct_zone|in_port|tunnel_id|tun_ipv4_dst)$/.test(k)) out[k] = v;
+  return out;
+}
+
+/** a FLOW_MOD as one line: command, then the flow as dump-flows prints it (deletes by cookie say so) */
+export function flowModText(fm: FlowMod): string {
+  if (fm.command === 'delete' && fm.tableId === OFPTT_ALL) return `delete cookie=0x${fm.cookie.toString(16)}/-1`;
+  const table = PIPELINE.tables.find((t) => t.id === fm.tableId)!.name;
+  return `${fm.command} ${flowText({ ...fm, table, instructions: fm.instructions })}`;
+}

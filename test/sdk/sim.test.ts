@@ -1,0 +1,48 @@
+import test from 'ava';
+import { NX_CT_F_COMMIT, OFPP } from '../../src/openflow';
+import { makeCookie } from '../../src/sdk/cookie';
+import { FlowBuilder } from '../../src/sdk/flow';
+import { Pipeline } from '../../src/sdk/pipeline';
+import { FlowTableSim } from '../../src/sdk/sim';
+
+const pipeline = new Pipeline([
+  { name: 'in', stage: 'classify', miss: 'drop', matches: ['in_port', 'reg0', 'eth_type', 'nw_ttl'] },
+  { name: 'track', stage: 'acl', miss: 'drop', matches: ['ct_state', 'eth_type'], maskable: ['ct_state'] },
+]);
+const cookie = makeCookie(2, 'sim');
+const b = (table: string) => new FlowBuilder(pipeline, pipeline.table(table), cookie);
+const out = (port: number) => ({ type: 'output' as const, port, maxLen: 0 });
+const ip = { eth_type: 0x0800, ipv4_src: '10.0.0.1', ipv4_dst: '10.0.0.2', ip_proto: 6, tcp_src: 1000, tcp_dst: 80 };
+
+test('output never returns a packet to its in_port unless told IN_PORT, as in OpenFlow', (t) => {
+  const sim = new FlowTableSim([b('in').priority(1).apply(out(1), out(2), out(OFPP.IN_PORT)).build()]);
+  t.deepEqual(sim.inject({}, 1).outputs.map((o) => o.port), [2, 1]);
+});
+
+test('registers and metadata read as zero until written', (t) => {
+  const sim = new FlowTableSim([b('in').priority(1).match({ reg0: 0 }).apply(out(5)).build()]);
+  t.is(sim.inject({}, 1).outputs.length, 1);
+});
+
+test('dec_ttl works on nw_ttl, the field flows match, and stops at 1', (t) => {
+  const sim = new FlowTableSim([b('in').priority(1).apply({ type: 'dec_ttl' }, out(2)).build()]);
+  t.is(sim.inject({ ...ip, nw_ttl: 9 }, 1).outputs[0]!.packet.nw_ttl, 8);
+  t.is(sim.inject({ ...ip, nw_ttl: 1 }, 1).end, 'ttl');
+});
+
+test('ct: the recirculated copy sees the state; committed connections are established both ways; commit without table= goes on untouched', (t) => {
+  const track = { type: 'ct' as const, flags: 0, zone: 7, recircTable: pipeline.table('track').id, alg: 0, actions: [] };
+  const commit = { type: 'ct' as const, flags: NX_CT_F_COMMIT, zone: 7, recircTable: 255, alg: 0, actions: [] };
+  const sim = new FlowTableSim([
+    b('in').priority(2).match({ in_port: 3 }).apply(commit, out(9)).build(),
+    b('in').priority(1).apply(track).build(),
+    b('track').priority(2).match({ ct_state: { value: 0x22, mask: 0x22 } }).apply(out(2)).build(),
+    b('track').priority(1).match({ ct_state: { value: 0x21, mask: 0x21 } }).apply(out(4)).build(),
+  ]);
+  t.deepEqual(sim.inject(ip, 1).outputs.map((o) => o.port), [4], 'new');
+  const committed = sim.inject(ip, 3);
+  t.deepEqual(committed.outputs.map((o) => o.port), [9]);
+  t.false('ct_state' in committed.outputs[0]!.packet, 'no recirculation, no new ct_state');
+  const reply = { ...ip, ipv4_src: ip.ipv4_dst, ipv4_dst: ip.ipv4_src, tcp_src: 80, tcp_dst: 1000 };
+  t.deepEqual(sim.inject(reply, 1).outputs.map((o) => o.port), [2], 'established reply');
+});
