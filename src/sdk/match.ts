@@ -96,3 +96,16 @@ export function matchValue<F extends OxmFieldName>(m: Match, field: F): OxmValue
   for (const tlv of m) if (tlv.field === field && tlv.mask === undefined) return tlv.value as OxmValueTypes[F];
   return undefined;
 }
+
+/** NXM aliases address the same packet field as their standard twin. */
+const ALIASES: Record<string, string> = {
+  nxm_of_ip_src: 'ipv4_src',
+  nxm_of_ip_dst: 'ipv4_dst',
+  nxm_of_icmp_type: 'icmpv4_type',
+  nxm_of_icmp_code: 'icmpv4_code',
+  nxm_nx_tun_id: 'tunnel_id',
+};
+
+export function canonicalField(name: string): string {
+  return ALIASES[name] ?? name.replace(/^nxm_(of|nx)_/, '');
+}

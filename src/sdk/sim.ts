@@ -1,6 +1,7 @@
 import type { Action, FieldRef, Instruction, OxmTlv } from '../openflow';
 import { OFPP, ValueKind, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import type { InstalledFlow } from '../controller/reconcile/diff';
+import { canonicalField } from './match';
 
 /**
  * A fake multi-table switch that evaluates our flows, Faucet-style: for unit tests that ask
@@ -27,19 +28,6 @@ export interface SimResult {
 
 export class SimUnsupportedError extends Error {
   override readonly name = 'SimUnsupportedError';
-}
-
-/** NXM aliases address the same packet field as their standard twin. */
-const ALIASES: Record<string, string> = {
-  nxm_of_ip_src: 'ipv4_src',
-  nxm_of_ip_dst: 'ipv4_dst',
-  nxm_of_icmp_type: 'icmpv4_type',
-  nxm_of_icmp_code: 'icmpv4_code',
-  nxm_nx_tun_id: 'tunnel_id',
-};
-
-export function canonicalField(name: string): string {
-  return ALIASES[name] ?? name.replace(/^nxm_(of|nx)_/, '');
 }
 
 const MAX_RESUBMIT_DEPTH = 64;

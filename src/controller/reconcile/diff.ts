@@ -1,6 +1,6 @@
 import type { FieldRef, FlowMod, Instruction } from '../../openflow';
 import { Writer, encodeInstructions, fieldSpec } from '../../openflow';
-import { canonicalField } from '../../sdk/sim';
+import { canonicalField } from '../../sdk/match';
 import { type Flow, deleteByCookie, flowKey, flowMod } from '../../sdk/flow';
 import { appOfCookie, isEphemeral } from '../../sdk/cookie';
 
