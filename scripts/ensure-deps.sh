@@ -13,9 +13,10 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 
 # ethtool: netns hosts on the userspace datapath need `ethtool -K eth0 tx off` for TCP to work
+# python3-yaml: mininet/zonemesh_net.py reads the model files
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
-  python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool
+  python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml
 )
 missing=()
 for p in "${apt_packages[@]}"; do

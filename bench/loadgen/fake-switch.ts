@@ -24,7 +24,7 @@ import {
   type OfMessage,
   type Port,
 } from '../../src/openflow';
-import { T, type PacketInTemplate } from './templates';
+import { PACKET_IN_TABLE_ID_AT, T, type PacketInTemplate } from './templates';
 
 export type Mode = 'throughput' | 'latency';
 export type Phase = 'connecting' | 'handshake' | 'ready' | 'learning' | 'learned' | 'running' | 'closed';
@@ -99,7 +99,7 @@ export class FakeSwitch {
     readonly o: SwitchOptions,
     tpl: PacketInTemplate,
   ) {
-    this.tpl = tpl.bytes;
+    this.tpl = Buffer.from(tpl.bytes); // own copy: its table_id follows this switch's table-miss flow
     this.tplLen = tpl.bytes.length;
     this.inPortAt = tpl.inPortAt;
     this.dstAt = tpl.dstAt;
@@ -245,7 +245,10 @@ export class FakeSwitch {
       if (len < 8) return this.fail(new Error(`controller sent a message of length ${len}`));
       if (end - off < len) break;
       const type = buf[off + 1]!;
-      if (type === T.FLOW_MOD) c.flowMods++;
+      if (type === T.FLOW_MOD) {
+        c.flowMods++;
+        if (this.phase === 'handshake' || this.phase === 'ready') this.onEarlyFlowMod(buf.subarray(off, off + len));
+      }
       else if (type === T.PACKET_OUT) c.packetOuts++;
       else this.onControl(buf.subarray(off, off + len));
       if (type === ackType) acked++;
@@ -270,6 +273,20 @@ export class FakeSwitch {
       this.rttHist[b < RTT_BUCKETS ? b : RTT_BUCKETS - 1]!++;
     }
     this.pump();
+  }
+
+  /**
+   * Before the learning phase: a table-miss flow sending packets to the controller tells which
+   * table the controller expects its packet-ins from (an app may ignore those of other tables).
+   */
+  private onEarlyFlowMod(frame: Buffer): void {
+    const res = decodeMessage(frame);
+    if (!res.ok || res.message.type !== 'FLOW_MOD') return;
+    const fm = res.message;
+    const toController = fm.instructions.some(
+      (i) => i.type === 'apply_actions' && i.actions.some((a) => a.type === 'output' && a.port === OFPP.CONTROLLER),
+    );
+    if (fm.command === 'add' && fm.priority === 0 && fm.match.length === 0 && toController) this.tpl[PACKET_IN_TABLE_ID_AT] = fm.tableId;
   }
 
   /** Everything but FLOW_MOD and PACKET_OUT: handshake, echo, barrier, errors. Decoded with our codec. */

@@ -74,6 +74,9 @@ export interface PacketInTemplate {
   dstAt: number;
 }
 
+/** ofp_packet_in: header 8, buffer_id 4, total_len 2, reason 1, then table_id (checked below) */
+export const PACKET_IN_TABLE_ID_AT = 15;
+
 export function packetInTemplate(): PacketInTemplate {
   const msg: PacketIn = {
     type: 'PACKET_IN',
@@ -86,6 +89,7 @@ export function packetInTemplate(): PacketInTemplate {
     match: [{ field: 'in_port', value: SENTINEL_PORT }],
     data: templateFrame(),
   };
+  if (encodeMessage({ ...msg, tableId: 0xab })[PACKET_IN_TABLE_ID_AT] !== 0xab) throw new Error('template: table_id offset');
   const bytes = encodeMessage(msg);
   const inPortAt = find(bytes, u32(SENTINEL_PORT), 'in_port');
   const dstAt = find(bytes, mac(SENTINEL_DST), 'eth_dst');

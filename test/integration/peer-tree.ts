@@ -1,0 +1,153 @@
+/**
+ * Harness for the Mininet tree tests (peer-*.test.ts, l2-*.test.ts): runs mininet/tree.py
+ * against a controller, tracks every process it starts, and removes only its own switches.
+ * Not a test file itself.
+ */
+import type { ChildProcess } from 'node:child_process';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
+import { REPO_ROOT } from '../helpers/paths';
+import { run, spawnTracked } from '../helpers/run';
+
+/** Mininet imports only under the Debian python. */
+export const MININET_PYTHON = '/usr/bin/python3';
+export const TREE_PY = join(REPO_ROOT, 'mininet', 'tree.py');
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on 127.0.0.1:port. */
+export async function waitListening(port: number, timeoutMs = 15_000, child?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child && child.exitCode !== null) throw new Error(`the controller exited (status ${child.exitCode}) before listening on ${port}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Output of a process, collected as it runs. */
+export interface Collected {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+export function spawnCollected(command: string, args: readonly string[], env?: NodeJS.ProcessEnv): Collected {
+  const child = spawnTracked(command, args, env ? { env: { ...process.env, ...env } } : {});
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => {
+    err += d.toString();
+    if (err.length > 1 << 20) err = err.slice(-(1 << 19));
+  });
+  const exited = new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once('exit', (code) => resolve(code));
+    child.once('error', () => resolve(-1));
+  });
+  return { child, stdout: () => out, stderr: () => err, exited };
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+export async function stopProcess(p: Collected, graceMs = 5_000): Promise<void> {
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
+  p.child.kill('SIGTERM');
+  const timer = setTimeout(() => p.child.kill('SIGKILL'), graceMs);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+export interface TreeOptions {
+  controller: string;
+  depth?: number;
+  fanout?: number;
+  /** switch name prefix, zm + letters (switches PREFIX1..n) */
+  prefix: string;
+  hostPrefix: string;
+  rounds?: number;
+  timeoutMs?: number;
+}
+
+export interface TreeRound {
+  sent: number;
+  received: number;
+  loss_pct: number;
+  flows: Record<string, number>;
+  lost: string[];
+}
+
+export interface TreeResult {
+  connected: boolean;
+  loss_pct: number;
+  sent: number;
+  received: number;
+  rounds: TreeRound[];
+  flows_after_connect?: Record<string, number>;
+  controller_targets?: Record<string, string>;
+  controller_targets_end?: Record<string, string>;
+  error?: string;
+}
+
+export interface TreeRun {
+  status: number | null;
+  result: TreeResult | undefined;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs mininet/tree.py to completion (SIGTERM at the timeout, which still stops Mininet). */
+export async function runTree(o: TreeOptions): Promise<TreeRun> {
+  const args = [
+    TREE_PY,
+    '--controller', o.controller,
+    '--depth', String(o.depth ?? 2),
+    '--fanout', String(o.fanout ?? 3),
+    '--prefix', o.prefix,
+    '--host-prefix', o.hostPrefix,
+    '--rounds', String(o.rounds ?? 1),
+  ];
+  const p = spawnCollected(MININET_PYTHON, args);
+  const timer = setTimeout(() => void stopProcess(p, 15_000), o.timeoutMs ?? 120_000);
+  const status = await p.exited;
+  clearTimeout(timer);
+  const line = p
+    .stdout()
+    .split('\n')
+    .find((l) => l.startsWith('ZM_RESULT '));
+  const result = line ? (JSON.parse(line.slice('ZM_RESULT '.length)) as TreeResult) : undefined;
+  return { status, result, stdout: p.stdout(), stderr: p.stderr() };
+}
+
+/** Deletes the bridges PREFIX<n> and links PREFIX<n>-eth<k> a killed run may have left, and nothing else. */
+export async function cleanupTree(prefix: string): Promise<void> {
+  await run(MININET_PYTHON, [TREE_PY, '--cleanup', '--prefix', prefix], { timeoutMs: 60_000 });
+}
+
+/** Bridges on the system OVS whose names are PREFIX<digits>. */
+export async function bridgesWithPrefix(prefix: string): Promise<string[]> {
+  const { stdout } = await run('ovs-vsctl', ['--timeout=10', 'list-br']);
+  const re = new RegExp(`^${prefix}\\d+$`);
+  return stdout.split('\n').filter((b) => re.test(b));
+}
