@@ -2,9 +2,10 @@ import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { Subject } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import { DEFAULT_LISTEN, RunConfigError, loadRunConfig, validateRunConfig, type RunConfig } from '../config';
-import { Runtime } from '../sdk';
+import { DEFAULT_LISTEN, RunConfigError, RunConfigFile, loadRunConfig, validateRunConfig, type RunConfig } from '../config';
+import { Runtime, type AppSettings } from '../sdk';
 import { CliError, EXIT, UsageError, type Command } from './command';
 
 /** Where `run` opens its control endpoint and `flows` looks for it, unless told otherwise. */
@@ -17,21 +18,24 @@ export function controlPath(text: string): string {
 
 export const runCommand: Command = {
   usage: 'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|unix:PATH ...] [--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE] [--control unix:PATH] [--log-level LEVEL]',
-  summary: `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows`,
+  summary: `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live`,
   run: async (args) => {
-    const { config: wanted, explicitControl } = runConfig(args);
+    const { config: wanted, explicitControl, file, fileConfig } = runConfig(args);
     // Another controller on this machine holds the default control socket: run without one.
     const defaultTaken = !explicitControl && (await socketIsLive(wanted.control!));
     const config: RunConfig = defaultTaken ? { ...wanted, control: undefined } : wanted;
+    const settingsChanges = new Subject<AppSettings>();
     let runtime: Runtime;
     try {
-      runtime = new Runtime({ config, registry: APP_REGISTRY, bindServices: bindAppServices });
+      runtime = new Runtime({ config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges });
     } catch (e) {
       throw new CliError((e as Error).message);
     }
+    const watched = file === undefined ? undefined : new RunConfigFile(file);
     const stopped = new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals) => {
         runtime.log.info({ signal }, 'stopping');
+        watched?.close();
         void runtime.stop().then(resolve);
       };
       process.once('SIGINT', stop);
@@ -45,10 +49,30 @@ export const runCommand: Command = {
       throw new CliError((e as Error).message);
     }
     runtime.log.info({ listen: runtime.listening.map((l) => l.port ?? l.spec), dial: config.dial, control: config.control }, 'running');
+    if (watched) watchSettings(watched, fileConfig!, settingsChanges, runtime);
     await stopped;
     return EXIT.ok;
   },
 };
+
+/** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
+const RESTART_KEYS = ['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel'] as const;
+
+/** Hands every edit of the config file's settings to the apps, and says what an edit cannot change. */
+function watchSettings(file: RunConfigFile, loaded: RunConfig, changes: Subject<AppSettings>, runtime: Runtime): void {
+  let settings = JSON.stringify(loaded.settings);
+  file.rejected$.subscribe((e) => runtime.log.error({ err: e, config: file.path }, 'config change rejected; running as before'));
+  file.changes$.subscribe((next) => {
+    const ignored = RESTART_KEYS.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(loaded[k]));
+    if (ignored.length) runtime.log.warn({ config: file.path, keys: ignored }, 'these config changes take a restart; ignored until then');
+    const text = JSON.stringify(next.settings);
+    if (text === settings) return;
+    settings = text;
+    runtime.log.info({ config: file.path }, 'settings changed; handing them to the apps');
+    changes.next(next.settings);
+  });
+  file.watch();
+}
 
 function socketIsLive(path: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -61,7 +85,7 @@ function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
-function runConfig(args: string[]): { config: RunConfig; explicitControl: boolean } {
+function runConfig(args: string[]): { config: RunConfig; explicitControl: boolean; file?: string; fileConfig?: RunConfig } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -103,7 +127,7 @@ function runConfig(args: string[]): { config: RunConfig; explicitControl: boolea
       ...(values['log-level'] && { logLevel: flags.logLevel }),
       control: values.control ? controlPath(values.control) : (base.control ?? DEFAULT_CONTROL_PATH),
     };
-    return { config, explicitControl: values.control !== undefined || base.control !== undefined };
+    return { config, explicitControl: values.control !== undefined || base.control !== undefined, ...(values.config && { file: values.config, fileConfig: base }) };
   } catch (e) {
     if (e instanceof RunConfigError) throw new CliError(e.message);
     throw e;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { OPENFLOW_PORT, parseDialTarget, type ListenSpec } from '../controller';
+import { OVSDB_TARGET, type HypervisorAccess } from '../model';
 
 /** How `zonemesh run` runs: which apps, where switches connect, and each app's settings. */
 export interface RunConfig {
@@ -12,6 +13,11 @@ export interface RunConfig {
   readonly dial: readonly string[];
   /** network model file (YAML or JSON), watched for changes */
   readonly model?: string;
+  /**
+   * hypervisor name → how this deployment reaches it (`ovsdb`), merged into the model's hypervisor
+   * of that name: the model stays the desired network, free of one site's socket paths
+   */
+  readonly hypervisors?: Readonly<Record<string, HypervisorAccess>>;
   /** Unix socket of the control endpoint that `zonemesh flows` asks */
   readonly control?: string;
   readonly logLevel: LogLevel;
@@ -64,7 +70,7 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'dial', 'model', 'control', 'logLevel', 'settings']);
+  const known = new Set(['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'settings']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, `unknown key (known: ${[...known].join(', ')})`);
 
   const strings = (key: string): string[] => {
@@ -109,6 +115,7 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
   if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) problem('settings', 'must be a mapping of app name to settings');
   const model = optionalString('model');
   const control = optionalString('control');
+  const hypervisors = hypervisorAccess(o.hypervisors, problem);
 
   if (issues.length) throw new RunConfigError(source, issues);
   return {
@@ -116,10 +123,38 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
     listen,
     dial,
     ...(model !== undefined && { model }),
+    ...(hypervisors !== undefined && { hypervisors }),
     ...(control !== undefined && { control }),
     logLevel: logLevel as LogLevel,
     settings: settings as Record<string, unknown>,
   };
+}
+
+/** `hypervisors: { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' } }` */
+function hypervisorAccess(v: unknown, problem: (path: string, text: string) => void): Record<string, HypervisorAccess> | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    problem('hypervisors', 'must be a mapping of hypervisor name to { ovsdb }');
+    return undefined;
+  }
+  const out: Record<string, HypervisorAccess> = {};
+  for (const [name, entry] of Object.entries(v)) {
+    const path = `hypervisors.${name}`;
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+      problem(path, 'must be a mapping such as { ovsdb: unix:/run/zm/hv1/db.sock }');
+      continue;
+    }
+    const e = entry as Obj;
+    for (const key of Object.keys(e)) if (key !== 'ovsdb') problem(`${path}.${key}`, 'unknown key (known: ovsdb)');
+    if (e.ovsdb === undefined) {
+      out[name] = {};
+    } else if (typeof e.ovsdb !== 'string' || !OVSDB_TARGET.re.test(e.ovsdb)) {
+      problem(`${path}.ovsdb`, `${JSON.stringify(e.ovsdb)} is not ${OVSDB_TARGET.what}`);
+    } else {
+      out[name] = { ovsdb: e.ovsdb };
+    }
+  }
+  return out;
 }
 
 /** Reads a YAML or JSON run config file. */

@@ -39,7 +39,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(problems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, dial, model, control, logLevel, settings)',
+    'colour: unknown key (known: apps, listen, dial, model, hypervisors, control, logLevel, settings)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
     "listen[0]: 'nowhere' is not 'unix:PATH' or '[tcp:]HOST:PORT'",
@@ -49,6 +49,18 @@ test('every problem of a run config is reported at once, with its path', (t) => 
   ]);
   const missing = join(tmpdir(), 'no-such-zonemesh.yaml');
   t.throws(() => loadRunConfig(missing), { instanceOf: RunConfigError, message: `${missing}: (file): cannot read: ENOENT` });
+});
+
+test("hypervisors: each hypervisor's OVSDB target for this deployment, checked like the model's", (t) => {
+  const ok = validateRunConfig({ hypervisors: { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' }, hv2: { ovsdb: 'tcp:10.0.0.2:6640' }, hv3: {} } }, 'run.yaml');
+  t.deepEqual(ok.hypervisors, { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' }, hv2: { ovsdb: 'tcp:10.0.0.2:6640' }, hv3: {} });
+  t.false('hypervisors' in validateRunConfig({}, 'run.yaml'));
+  t.deepEqual(problems(() => validateRunConfig({ hypervisors: { hv1: { ovsdb: '/run/db.sock', dial: 'x' }, hv2: 'unix:/x' } }, 'run.yaml')), [
+    'hypervisors.hv1.dial: unknown key (known: ovsdb)',
+    `hypervisors.hv1.ovsdb: "/run/db.sock" is not an OVSDB target such as 'unix:/run/zm/hv1/db.sock'`,
+    'hypervisors.hv2: must be a mapping such as { ovsdb: unix:/run/zm/hv1/db.sock }',
+  ]);
+  t.deepEqual(problems(() => validateRunConfig({ hypervisors: ['hv1'] }, 'run.yaml')), ['hypervisors: must be a mapping of hypervisor name to { ovsdb }']);
 });
 
 test('listen targets and datapath ids parse the ways users write them', (t) => {

@@ -189,7 +189,11 @@ export class Reconciler {
 
   private kick(sync: SwitchSync): void {
     if (sync.running) return;
-    sync.running = this.run(sync).finally(() => (sync.running = undefined));
+    // Start after the current task: the changes an app makes in one go (one handler calling
+    // setFlows for several owners) then leave in one batch, one atomic bundle, not the first alone.
+    sync.running = Promise.resolve()
+      .then(() => this.run(sync))
+      .finally(() => (sync.running = undefined));
   }
 
   private async run(sync: SwitchSync): Promise<void> {

@@ -24,7 +24,7 @@ export interface RuntimeOptions {
   logger?: Logger;
   controller?: Omit<ControllerOptions, 'logger'>;
   reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log'>;
-  /** default: a watched FileModelStore of config.model, when set */
+  /** default: a watched FileModelStore of config.model (with config.hypervisors merged in), when set */
   modelStore?: ModelStore;
   /** the run config's settings whenever they change at runtime (a watched config file); apps inject it as APP_SETTINGS_CHANGES */
   settingsChanges?: Observable<AppSettings>;
@@ -86,7 +86,7 @@ export class Runtime {
     const { config } = options;
     this.log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
     this.controller = new Controller({ ...options.controller, logger: this.log });
-    this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model).watch());
+    this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors }).watch());
     try {
       const container = new Container({ defaultScope: 'Singleton', autobind: true }); // helper classes resolve without ceremony
       container.bind(Controller).toConstantValue(this.controller);
