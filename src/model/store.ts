@@ -3,7 +3,7 @@ import { basename, dirname } from 'node:path';
 import { BehaviorSubject, type Observable, Subject } from 'rxjs';
 import { parse as parseYaml } from 'yaml';
 import { ModelValidationError } from './errors';
-import type { NetworkModel } from './types';
+import type { HypervisorAccess, NetworkModel } from './types';
 import { validateModel } from './validate';
 
 /**
@@ -35,6 +35,20 @@ export function loadModelFile(path: string): NetworkModel {
   return validateModel(doc, path);
 }
 
+/**
+ * The model with each hypervisor's access settings merged in (those of hypervisors the model does
+ * not have wait until it does). Hypervisors that get nothing keep their object.
+ */
+export function withHypervisorAccess(model: NetworkModel, access: Readonly<Record<string, HypervisorAccess>> | undefined): NetworkModel {
+  if (!access || !model.hypervisors.some((h) => Object.hasOwn(access, h.name))) return model;
+  return { ...model, hypervisors: model.hypervisors.map((h) => (Object.hasOwn(access, h.name) ? { ...h, ...access[h.name] } : h)) };
+}
+
+export interface FileModelStoreOptions {
+  /** hypervisor name → how this deployment reaches it, merged into every version of the model read */
+  hypervisors?: Readonly<Record<string, HypervisorAccess>>;
+}
+
 /** A model file, validated on load and on every change; invalid edits are rejected whole. */
 export class FileModelStore implements ModelStore {
   private readonly subject: BehaviorSubject<NetworkModel>;
@@ -45,8 +59,11 @@ export class FileModelStore implements ModelStore {
   readonly rejected$ = this.rejectedSubject.asObservable();
 
   /** throws ModelValidationError when the initial file is invalid */
-  constructor(readonly path: string) {
-    this.subject = new BehaviorSubject(loadModelFile(path));
+  constructor(
+    readonly path: string,
+    private readonly options: FileModelStoreOptions = {},
+  ) {
+    this.subject = new BehaviorSubject(this.load());
     this.model$ = this.subject.asObservable();
   }
 
@@ -54,10 +71,14 @@ export class FileModelStore implements ModelStore {
     return this.subject.value;
   }
 
+  private load(): NetworkModel {
+    return withHypervisorAccess(loadModelFile(this.path), this.options.hypervisors);
+  }
+
   /** Re-reads the file now; returns whether the new model was accepted. */
   reload(): boolean {
     try {
-      this.subject.next(loadModelFile(this.path));
+      this.subject.next(this.load());
       return true;
     } catch (e) {
       if (!(e instanceof ModelValidationError)) throw e;

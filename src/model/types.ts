@@ -19,6 +19,14 @@ export interface Hypervisor {
   ovsdb?: string;
 }
 
+/**
+ * How this deployment reaches a hypervisor, when the model does not say (the run config's
+ * `hypervisors`): merged into the model's hypervisor of that name, over what the model has.
+ */
+export interface HypervisorAccess {
+  ovsdb?: string;
+}
+
 export interface Subnet {
   name: string;
   vpc: string;

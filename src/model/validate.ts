@@ -75,7 +75,8 @@ class Checker {
 }
 
 const IPV4 = { re: /^\d{1,3}(\.\d{1,3}){3}$/, what: 'an IPv4 address' };
-const OVSDB_TARGET = { re: /^(unix:\/.+|tcp:.+:\d+|ssl:.+:\d+)$/, what: "an OVSDB target such as 'unix:/run/zm/hv1/db.sock'" };
+/** what a hypervisor's `ovsdb` may be (also in the run config's `hypervisors`) */
+export const OVSDB_TARGET = { re: /^(unix:\/.+|tcp:.+:\d+|ssl:.+:\d+)$/, what: "an OVSDB target such as 'unix:/run/zm/hv1/db.sock'" };
 const MAC = { re: MAC_RE, what: 'a lower-case MAC address' };
 const PROTOCOLS: readonly AclProtocol[] = ['any', 'tcp', 'udp', 'icmp'];
 

@@ -1,5 +1,5 @@
 import type { Match, OxmFieldName, OxmTlv, OxmValueTypes } from '../openflow';
-import { allFieldSpecs, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
+import { allFieldSpecs, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import { FlowBuildError } from './errors';
 
 type Masked<V> = { value: V; mask: V };
@@ -40,19 +40,24 @@ function canonicalPair(field: string, value: Scalar, mask: Scalar | undefined): 
     for (let i = 0; i < v.length; i++) v[i]! &= m[i]!;
     return m.every((b) => b === 0xff) ? { value: codec.format(v) } : { value: codec.format(v), mask: codec.format(m) };
   }
+  // all ones over the field's width (its meaningful bits or its whole bytes): OVS reports an exact match
+  const spec = fieldSpec(field);
   if (typeof value === 'bigint' && typeof mask === 'bigint') {
     if (mask === 0n) return null;
-    return { value: value & mask, mask };
+    const full = spec && ((1n << BigInt(spec.bits)) - 1n === mask || (1n << BigInt(spec.bytes * 8)) - 1n === mask);
+    return full ? { value } : { value: value & mask, mask };
   }
   if (typeof value === 'number' && typeof mask === 'number') {
     if (mask === 0) return null;
-    return { value: (value & mask) >>> 0, mask };
+    const full = spec && (spec.maxNumber === mask || 2 ** (spec.bytes * 8) - 1 === mask);
+    return full ? { value } : { value: (value & mask) >>> 0, mask };
   }
   throw new FlowBuildError(`value and mask of ${field} have different types`, { field });
 }
 
 /** Registry order is OXM field-number order, which puts every prerequisite (eth_type, ip_proto) first. */
 const FIELD_ORDER = new Map(allFieldSpecs().map((s, i) => [s.name as string, i]));
+const inFieldOrder = (a: string, b: string): number => FIELD_ORDER.get(a)! - FIELD_ORDER.get(b)!;
 
 /**
  * Match TLVs from a spec, canonical as above, in registry order: OVS checks prerequisites while it
@@ -60,12 +65,15 @@ const FIELD_ORDER = new Map(allFieldSpecs().map((s, i) => [s.name as string, i])
  */
 export function matchFromSpec(spec: MatchSpec): Match {
   const out: OxmTlv[] = [];
-  const fields = (Object.keys(spec) as OxmFieldName[]).sort((a, b) => FIELD_ORDER.get(a)! - FIELD_ORDER.get(b)!);
+  const fields = (Object.keys(spec) as OxmFieldName[]).sort(inFieldOrder);
   for (const field of fields) {
     const raw = spec[field];
     if (raw === undefined) continue;
-    const masked = typeof raw === 'object' && raw !== null && 'mask' in raw;
-    const pair = masked ? canonicalPair(field, raw.value, raw.mask) : { value: raw as Scalar };
+    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) {
+      out.push({ field, value: raw } as OxmTlv);
+      continue;
+    }
+    const pair = canonicalPair(field, raw.value, raw.mask);
     if (pair) out.push({ field, ...pair } as OxmTlv);
   }
   return out;

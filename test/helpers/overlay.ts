@@ -5,9 +5,12 @@
  * leaves running has a pidfile under the scenario's state directory, which lies under
  * TEST_STATE_DIR: scripts/test.sh kills it whatever way a test ends, and deletes the zm* netns.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { cidrContains, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
 import { findLayer, tryParsePacket, type Layer, type ParsedPacket } from '../../src/packet';
+import { queryControl, type SwitchFlows } from '../../src/sdk';
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
 import { CommandError, TEST_STATE_DIR, spawnTracked } from './run';
@@ -283,6 +286,22 @@ export class OverlayScenario {
     return scriptJson(this.args('move', port, hypervisor), 30_000);
   }
 
+  /**
+   * Starts `ping -D -i intervalMs` from a VM to another VM's IP (or an IP) and resolves once the
+   * first reply is in (or after 5 s); stop() it to get the longest gap between replies.
+   */
+  async startPing(src: string, target: string, intervalMs = 50): Promise<ContinuousPing> {
+    const st = this.state();
+    const vm = st.vms[src];
+    if (!vm) throw new Error(`no VM ${src}`);
+    const ip = st.vms[target]?.ip ?? target;
+    const child = spawnTracked('ip', ['netns', 'exec', vm.netns, 'ping', '-n', '-D', '-i', String(intervalMs / 1000), ip]);
+    const ping = new ContinuousPing(child, src, ip, intervalMs);
+    const deadline = Date.now() + 5_000;
+    while (ping.received === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return ping;
+  }
+
   /** Runs a command in a node's namespace (a hypervisor gets OVS_RUNDIR of its own OVS). */
   async exec(node: string, command: readonly string[], timeoutMs = 30_000): Promise<ScriptResult> {
     return runScript(this.args('exec', node, ...command), timeoutMs);
@@ -315,19 +334,417 @@ export function readHypervisorsJson(path: string): HypervisorsJson {
 
 // ---- the controller ----
 
+/** The overlay apps, in pipeline order within their stages (docs/pipeline.md). */
+export const OVERLAY_APPS = ['tunnel-mesh', 'arp-responder', 'distributed-router', 'acl'] as const;
+
+/** The compiled command line; `npm run build` (tsc) makes it. */
+export const ZONEMESH_MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
+
+export interface ControllerOptions {
+  /** where the run config, log, pidfile and control socket go (default: the scenario's state directory + /controller) */
+  dir?: string;
+  apps?: readonly string[];
+  logLevel?: 'debug' | 'info' | 'warn';
+  /** keep running after this process exits (the demo): own process group, not waited for */
+  detached?: boolean;
+  /** how long to wait until every switch is connected and in sync and every tunnel port is ready (default 30 s) */
+  syncTimeoutMs?: number;
+}
+
 export interface RunningController {
+  readonly pid: number;
+  /** the model file the controller watches: edit it (atomically) to change the network */
+  readonly modelFile: string;
+  /** the run config written for it: apps, model, dial/listen targets, each hypervisor's ovsdb, control socket */
+  readonly configFile: string;
+  /** `zonemesh flows --control unix:PATH` asks it */
+  readonly controlSocket: string;
+  /** its JSON log (stdout and stderr) */
+  readonly logFile: string;
+  readonly pidFile: string;
+  /** desired and installed flows of every connected switch, from the control socket */
+  flows(): Promise<SwitchFlows[]>;
+  /** Resolves once every switch of hypervisors.json is connected and in sync (throws after timeoutMs). */
+  waitInSync(timeoutMs?: number): Promise<SyncStatus>;
+  /** SIGTERM, then SIGKILL after 5 s; idempotent */
   stop(): Promise<void>;
 }
 
+export interface SyncStatus {
+  /** dpid ('0x…' as in hypervisors.json) → connected and nothing to send */
+  switches: Record<string, { connected: boolean; inSync: boolean; desired: number; installed: number }>;
+  /** hypervisors whose tunnel port the controller reported ready */
+  tunnelPorts: string[];
+  elapsedMs: number;
+}
+
+/** The run config for the overlay on a scenario: every hypervisor's OpenFlow target and OVSDB socket from hypervisors.json. */
+export function overlayRunConfig(modelFile: string, hypervisors: HypervisorsJson, control: string, apps: readonly string[] = OVERLAY_APPS, logLevel = 'info') {
+  const eps = Object.values(hypervisors);
+  return {
+    apps: [...apps],
+    model: resolve(modelFile),
+    // dial mode: connect to each bridge's br-int.mgmt; listen mode: each bridge connects to us
+    dial: eps.filter((h) => h.mode === 'dial').map((h) => h.openflow),
+    listen: eps.filter((h) => h.mode === 'listen').map((h) => `unix:${h.socket}`),
+    hypervisors: Object.fromEntries(Object.entries(hypervisors).map(([name, h]) => [name, { ovsdb: h.ovsdb }])),
+    control,
+    logLevel,
+  };
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function logTail(file: string, lines = 15): string {
+  try {
+    return readFileSync(file, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(no log)';
+  }
+}
+
+/** The hypervisors whose tunnel port the controller's log reports ready (the tunnel-mesh app provisions them through OVSDB). */
+export function tunnelPortsReady(logFile: string): string[] {
+  const ready = new Set<string>();
+  let text = '';
+  try {
+    text = readFileSync(logFile, 'utf8');
+  } catch {
+    return [];
+  }
+  for (const line of text.split('\n')) {
+    if (!line.includes('tunnel port ready')) continue;
+    try {
+      const hv = (JSON.parse(line) as { hypervisor?: string }).hypervisor;
+      if (hv) ready.add(hv);
+    } catch {
+      // a line cut by a concurrent write: read again on the next poll
+    }
+  }
+  return [...ready].sort();
+}
+
 /**
- * Starts zonemesh's controller on a model file, connected to every hypervisor listed in
- * hypervisors.json (dial: connect to `openflow`; listen: listen on `socket`), with its apps
- * (tunnel mesh through `ovsdb`, L2/L3, ARP responder, ACL).
+ * Starts zonemesh's controller (`node dist/src/cli/main.js run --config …`) on a model file with the
+ * overlay apps, connected to every hypervisor listed in hypervisors.json (dial: connect to its
+ * `openflow` target, the bridge's br-int.mgmt; listen: listen on its `socket`), each hypervisor's
+ * `ovsdb` socket handed over through the run config's `hypervisors` (the model file stays the
+ * user's desired state, and the controller watches it). Resolves once every switch is connected
+ * and in sync and every tunnel port is provisioned. The process has a pidfile in `dir`.
  */
-export async function startController(modelFile: string, hypervisorsJson: string): Promise<RunningController> {
-  void modelFile;
-  void hypervisorsJson;
-  throw new Error('controller wiring not available');
+export async function startController(modelFile: string, hypervisorsJson: string, opts: ControllerOptions = {}): Promise<RunningController> {
+  const hypervisors = readHypervisorsJson(hypervisorsJson);
+  const dir = opts.dir ?? join(dirname(hypervisorsJson), 'controller');
+  mkdirSync(dir, { recursive: true });
+  const configFile = join(dir, 'run.json');
+  const logFile = join(dir, 'zonemesh.log');
+  const pidFile = join(dir, 'zonemesh.pid');
+  const controlSocket = join(dir, 'control.sock');
+  const config = overlayRunConfig(modelFile, hypervisors, controlSocket, opts.apps, opts.logLevel);
+  writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
+  const log = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [ZONEMESH_MAIN, 'run', '--config', configFile], {
+    stdio: ['ignore', log, log],
+    detached: opts.detached ?? false,
+    cwd: REPO_ROOT,
+  });
+  closeSync(log);
+  if (child.pid === undefined) {
+    const error = await new Promise<Error>((r) => child.once('error', r));
+    throw new Error(`cannot start the controller: ${error.message}`);
+  }
+  const pid = child.pid;
+  writeFileSync(pidFile, `${pid}\n`);
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+    rmSync(pidFile, { force: true });
+  });
+  if (opts.detached) child.unref();
+
+  const handle: RunningController = {
+    pid,
+    modelFile: config.model,
+    configFile,
+    controlSocket,
+    logFile,
+    pidFile,
+    async flows() {
+      const r = await queryControl(controlSocket, { op: 'flows' });
+      if (!r.ok) throw new Error(`controller: ${r.error}`);
+      return r.switches;
+    },
+    async waitInSync(timeoutMs = opts.syncTimeoutMs ?? 30_000) {
+      const t0 = Date.now();
+      const wanted = Object.values(hypervisors).map((h) => BigInt(h.datapathId));
+      const withOvsdb = Object.keys(hypervisors).sort();
+      return waitFor(
+        'every switch connected and in sync, every tunnel port ready',
+        async (): Promise<SyncStatus> => {
+          if (exited || !alive(pid)) throw new Error(`the controller exited; its log ends:\n${logTail(logFile)}`);
+          let switches: SwitchFlows[] = [];
+          if (existsSync(controlSocket)) switches = await handle.flows().catch(() => []);
+          const status: SyncStatus = { switches: {}, tunnelPorts: tunnelPortsReady(logFile), elapsedMs: Date.now() - t0 };
+          for (const dpid of wanted) {
+            const s = switches.find((x) => BigInt(`0x${x.dpid}`) === dpid);
+            const inSync = s !== undefined && s.diff.adds + s.diff.modifies + s.diff.deletes === 0;
+            status.switches[`0x${dpid.toString(16).padStart(16, '0')}`] = { connected: s !== undefined, inSync, desired: s?.desired.length ?? 0, installed: s?.installed.length ?? 0 };
+          }
+          return status;
+        },
+        (st) => Object.values(st.switches).every((s) => s.inSync && s.desired > 0) && withOvsdb.every((hv) => st.tunnelPorts.includes(hv)),
+        { timeoutMs, intervalMs: 200, describe: (st) => `${JSON.stringify(st)}; log:\n${logTail(logFile)}` },
+      );
+    },
+    async stop() {
+      if (exited || !alive(pid)) return;
+      const gone = new Promise<void>((r) => (exited ? r() : child.once('exit', () => r())));
+      process.kill(pid, 'SIGTERM');
+      const timer = setTimeout(() => alive(pid) && process.kill(pid, 'SIGKILL'), 5_000);
+      await gone;
+      clearTimeout(timer);
+    },
+  };
+  try {
+    await handle.waitInSync();
+  } catch (e) {
+    await handle.stop();
+    throw e;
+  }
+  return handle;
+}
+
+// ---- what the model allows ----
+
+export type Proto = 'icmp' | 'tcp' | 'udp';
+
+function remoteMatches(rule: AclRule, peer: VmPort): boolean {
+  if ('subnet' in rule.remote) return rule.remote.subnet === peer.subnet;
+  const cidr = parseCidr(rule.remote.cidr);
+  const ip = parseIpv4(peer.ip);
+  return cidr !== undefined && ip !== undefined && cidrContains(cidr, ip);
+}
+
+function protoMatches(rule: AclRule, proto: Proto, port?: number): boolean {
+  if (rule.protocol !== 'any' && rule.protocol !== proto) return false;
+  return !rule.ports || (port !== undefined && port >= rule.ports.from && port <= rule.ports.to);
+}
+
+/**
+ * Whether the model lets `src` open a `proto` flow (to `port`) to `dst`: same VPC only; within a
+ * tier everything; between tiers, the first matching egress rule of the source tier may deny, and
+ * then the first matching ingress rule of the destination tier must allow (no match: denied).
+ * ACLs are stateful: replies of an allowed flow pass.
+ */
+export function allowed(model: NetworkModel, src: VmPort, dst: VmPort, proto: Proto, port?: number): boolean {
+  if (src.vpc !== dst.vpc) return false;
+  if (src.subnet === dst.subnet) return true;
+  const rules = model.acls.filter((a) => a.vpc === src.vpc);
+  const egress = rules.find(
+    (a) => a.direction === 'egress' && a.subnet === src.subnet && (a.port === undefined || a.port === src.name) && remoteMatches(a, dst) && protoMatches(a, proto, port),
+  );
+  if (egress?.action === 'deny') return false;
+  const ingress = rules.find(
+    (a) => a.direction === 'ingress' && a.subnet === dst.subnet && (a.port === undefined || a.port === dst.name) && remoteMatches(a, src) && protoMatches(a, proto, port),
+  );
+  return ingress?.action === 'allow';
+}
+
+export function modelPort(model: NetworkModel, name: string): VmPort {
+  const p = model.ports.find((x) => x.name === name);
+  if (!p) throw new Error(`no port ${name} in the model`);
+  return p;
+}
+
+/** A ping reaches `target` (the owner of the IP in the source's VPC); pinging oneself always works. */
+export function expectedPing(model: NetworkModel, r: PingResult): boolean {
+  return r.target === 'self' || allowed(model, modelPort(model, r.src), modelPort(model, r.target), 'icmp');
+}
+
+/** Every pair whose reachability differs from what the model says, described. */
+export function matrixMismatches(model: NetworkModel, m: PingMatrix): string[] {
+  return m.pairs
+    .filter((r) => r.ok !== expectedPing(model, r))
+    .map((r) => `${r.src}->${r.dst}(${r.ip}${r.target !== r.dst ? ` = ${r.target}` : ''}): ${r.ok ? 'reachable' : 'unreachable'}, model says ${r.ok ? 'no' : 'yes'}`);
+}
+
+// ---- continuous ping ----
+
+export interface PingRun {
+  src: string;
+  ip: string;
+  intervalMs: number;
+  sent: number;
+  received: number;
+  /** the longest time between two consecutive replies (ms): the interruption, plus one interval */
+  longestGapMs: number;
+  /** the echo sequence numbers that got no reply (the last one sent excepted) */
+  lost: number[];
+  /** the gap's ends, seconds since the epoch (ping -D) */
+  gap?: { from: number; to: number };
+}
+
+/** ping -D output: '[1795444486.123456] 64 bytes from 10.1.2.12: icmp_seq=5 ttl=63 time=0.51 ms' */
+export function analysePing(output: string, src: string, ip: string, intervalMs: number): PingRun {
+  const replies = new Map<number, number>();
+  for (const m of output.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from [^:]+: icmp_seq=(\d+) /gm)) {
+    const seq = Number(m[2]);
+    if (!replies.has(seq)) replies.set(seq, Number(m[1]));
+  }
+  const stats = /(\d+) packets transmitted, (\d+) received/.exec(output);
+  const sent = stats ? Number(stats[1]) : Math.max(0, ...replies.keys());
+  const times = [...replies.entries()].sort((a, b) => a[0] - b[0]).map(([, at]) => at);
+  let longest = 0;
+  let gap: PingRun['gap'];
+  for (let i = 1; i < times.length; i++) {
+    const d = times[i]! - times[i - 1]!;
+    if (d * 1000 > longest) {
+      longest = d * 1000;
+      gap = { from: times[i - 1]!, to: times[i]! };
+    }
+  }
+  // the last request may still have been on its way when ping was stopped: not lost
+  const lost: number[] = [];
+  for (let seq = 1; seq < sent; seq++) if (!replies.has(seq)) lost.push(seq);
+  return { src, ip, intervalMs, sent, received: replies.size, longestGapMs: Math.round(longest), lost, ...(gap && { gap }) };
+}
+
+/** A ping running in a VM until stopped (SIGINT), then analysed. */
+export class ContinuousPing {
+  private output = '';
+  private readonly done: Promise<void>;
+
+  constructor(
+    private readonly child: ChildProcess,
+    readonly src: string,
+    readonly ip: string,
+    readonly intervalMs: number,
+  ) {
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (this.output += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (this.output += d));
+    this.done = new Promise((r) => child.once('close', () => r()));
+  }
+
+  /** ping's output so far */
+  get text(): string {
+    return this.output;
+  }
+
+  /** replies so far */
+  get received(): number {
+    return (this.output.match(/ bytes from /g) ?? []).length;
+  }
+
+  async stop(): Promise<PingRun> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGINT');
+    await this.done;
+    return analysePing(this.output, this.src, this.ip, this.intervalMs);
+  }
+}
+
+// ---- the underlay check ----
+
+/** One echo request or reply of a ping, as captured inside tunnels. */
+interface EchoSighting {
+  frame: TunnelFrame;
+  kind: 'request' | 'reply';
+  seq: number;
+  ttl: number;
+}
+
+function echoes(frames: readonly TunnelFrame[], a: string, b: string, vni: number, identifierOk: (id: number) => boolean = () => true): EchoSighting[] {
+  return innerFlow(frames, a, b, true).flatMap((frame) => {
+    const ip = innerLayer(frame, 'ipv4')!;
+    const icmp = innerLayer(frame, 'icmp');
+    const echo = innerLayer(frame, 'icmp-echo');
+    if (!icmp || !echo || frame.vni >>> 12 !== vni || !identifierOk(echo.identifier)) return [];
+    if (icmp.icmpType !== 8 && icmp.icmpType !== 0) return [];
+    return [{ frame, kind: icmp.icmpType === 8 ? 'request' : 'reply', seq: echo.sequence, ttl: ip.ttl } as EchoSighting];
+  });
+}
+
+export interface DirectPathReport {
+  src: string;
+  dst: string;
+  /** echo requests sent and replies received by ping */
+  sent: number;
+  received: number;
+  /** each problem found; empty = every request and reply went once, directly, from the source hypervisor's tunnel IP to the destination's */
+  problems: string[];
+  /** 'hv1 172.16.1.11 -> 172.16.2.14 (seen on hv1, hv4), 3 requests, TTL 63' */
+  summary: string[];
+}
+
+/**
+ * Checks a routed cross-hypervisor ping in a capture of every uplink: each echo request appears
+ * exactly once on the source hypervisor's uplink and once on the destination's, nowhere else,
+ * outer source = the source hypervisor's tunnel IP, outer destination = the destination's, in the
+ * VPC's key, already routed (TTL 63); the replies the same way back.
+ */
+export function directPathCheck(state: OverlayState, model: NetworkModel, frames: readonly TunnelFrame[], src: string, dst: string, ping: PingResult): DirectPathReport {
+  const [a, b] = [modelPort(model, src), modelPort(model, dst)];
+  const vni = model.vpcs.find((v) => v.name === a.vpc)!.vni;
+  const tip = (hv: string) => state.hypervisors[hv]!.tunnelIp;
+  const problems: string[] = [];
+  const summary: string[] = [];
+  const seen = echoes(frames, a.ip, b.ip, vni);
+  const legs = [
+    { kind: 'request' as const, from: a, to: b, expected: ping.sent },
+    { kind: 'reply' as const, from: b, to: a, expected: ping.received },
+  ];
+  for (const leg of legs) {
+    const mine = seen.filter((e) => e.kind === leg.kind && innerLayer(e.frame, 'ipv4')!.src === leg.from.ip);
+    const seqs = [...new Set(mine.map((e) => e.seq))].sort((x, y) => x - y);
+    if (seqs.length !== leg.expected) problems.push(`${leg.expected} echo ${leg.kind}s ${leg.from.name} -> ${leg.to.name} expected in tunnels, saw ${seqs.length} (seq ${seqs.join(',')})`);
+    for (const seq of seqs) {
+      const copies = mine.filter((e) => e.seq === seq);
+      const where = copies.map((e) => e.frame.at).sort();
+      const want = [leg.from.hypervisor, leg.to.hypervisor].sort();
+      if (where.join() !== want.join()) problems.push(`${leg.kind} seq ${seq} seen on ${where.join(', ')}; expected once on ${want.join(' and ')}`);
+      for (const e of copies) {
+        const f = e.frame;
+        if (f.outerSrc !== tip(leg.from.hypervisor) || f.outerDst !== tip(leg.to.hypervisor)) {
+          problems.push(`${leg.kind} seq ${seq} at ${f.at}: ${f.outerSrc} -> ${f.outerDst}, expected ${tip(leg.from.hypervisor)} -> ${tip(leg.to.hypervisor)}`);
+        }
+        if (e.ttl !== 63) problems.push(`${leg.kind} seq ${seq} at ${f.at}: inner TTL ${e.ttl}, expected 63 (routed once, at the source)`);
+        if (f.kind !== 'geneve') problems.push(`${leg.kind} seq ${seq} at ${f.at}: ${f.kind}, expected geneve`);
+      }
+    }
+    summary.push(
+      `${leg.kind === 'request' ? 'requests' : 'replies '} ${leg.from.name}@${leg.from.hypervisor} ${tip(leg.from.hypervisor)} -> ${leg.to.name}@${leg.to.hypervisor} ${tip(leg.to.hypervisor)}: ` +
+        `${seqs.length} in tunnels, ${mine.length} sightings on ${[...new Set(mine.map((e) => e.frame.at))].sort().join(' + ') || 'no uplink'}, key 0x${vni.toString(16)}xxx, inner TTL ${[...new Set(mine.map((e) => e.ttl))].join('/') || '-'}`,
+    );
+  }
+  return { src, dst, sent: ping.sent, received: ping.received, problems, summary };
+}
+
+/** Tunnelled frames whose inner packet is ARP. */
+export function arpInTunnels(frames: readonly TunnelFrame[]): TunnelFrame[] {
+  return frames.filter((f) => innerLayer(f, 'arp') !== undefined);
+}
+
+/**
+ * Denied same-VPC pings of a matrix whose echo requests nevertheless show up in a tunnel (in the
+ * source's VPC key): the ACL drops at the source, so there must be none.
+ */
+export function deniedInTunnels(model: NetworkModel, matrix: PingMatrix, frames: readonly TunnelFrame[]): string[] {
+  const found: string[] = [];
+  for (const r of matrix.pairs) {
+    if (r.target === 'self' || expectedPing(model, r)) continue;
+    const [a, b] = [modelPort(model, r.src), modelPort(model, r.target)];
+    if (a.vpc !== b.vpc) continue;
+    const vni = model.vpcs.find((v) => v.name === a.vpc)!.vni;
+    const requests = echoes(frames, a.ip, b.ip, vni).filter((e) => e.kind === 'request' && innerLayer(e.frame, 'ipv4')!.src === a.ip);
+    for (const e of requests) found.push(`${r.src} -> ${r.target} echo request seq ${e.seq} at ${e.frame.at} (${e.frame.outerSrc} -> ${e.frame.outerDst})`);
+  }
+  return found;
 }
 
 // ---- captures ----

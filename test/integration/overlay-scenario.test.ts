@@ -5,10 +5,12 @@
  * overlapping addresses stay apart, and the overlay follows a VM that moves.
  *
  * Each test copies the model into its own directory (the VM-move test edits it), brings the
- * scenario up, starts the controller on the copy with startController (test/helpers/overlay.ts),
- * waits until the overlay has converged, probes, and tears everything down.
+ * scenario up, starts the real controller process on the copy with startController
+ * (test/helpers/overlay.ts: it dials every br-int.mgmt, hands over each hypervisor's OVSDB socket
+ * and waits until every switch is in sync), waits until the ping matrix matches the model,
+ * probes, and tears everything down.
  *
- * Expectations come from the model through `allowed` below: same VPC only; within a tier
+ * Expectations come from the model through `allowed` (test/helpers/overlay.ts): same VPC only; within a tier
  * everything; between tiers, the first matching egress rule of the source tier may deny, and
  * then the first matching ingress rule of the destination tier must allow (no match: denied).
  * ACLs are stateful: replies of an allowed flow pass.
@@ -17,73 +19,30 @@ import test from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
-import { cidrContains, loadModelFile, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
+import { loadModelFile, type NetworkModel, type VmPort } from '../../src/model';
 import { TcpFlag } from '../../src/packet';
 import {
   TWO_ZONES_MODEL,
+  allowed,
+  arpInTunnels,
+  deniedInTunnels,
+  directPathCheck,
   innerFlow,
   innerLayer,
+  matrixMismatches,
+  modelPort,
   overlayUp,
   startController,
   waitFor,
   type OverlayScenario,
   type OverlayState,
   type PingMatrix,
-  type PingResult,
   type RunningController,
   type TunnelFrame,
 } from '../helpers/overlay';
 import { TEST_STATE_DIR } from '../helpers/run';
 
 const CONVERGE_MS = 30_000;
-
-// ---- what the model allows ----
-
-type Proto = 'icmp' | 'tcp' | 'udp';
-
-function remoteMatches(rule: AclRule, peer: VmPort): boolean {
-  if ('subnet' in rule.remote) return rule.remote.subnet === peer.subnet;
-  const cidr = parseCidr(rule.remote.cidr);
-  const ip = parseIpv4(peer.ip);
-  return cidr !== undefined && ip !== undefined && cidrContains(cidr, ip);
-}
-
-function protoMatches(rule: AclRule, proto: Proto, port?: number): boolean {
-  if (rule.protocol !== 'any' && rule.protocol !== proto) return false;
-  return !rule.ports || (port !== undefined && port >= rule.ports.from && port <= rule.ports.to);
-}
-
-/** Whether the model lets `src` open a `proto` flow (to `port`) to `dst`. */
-function allowed(model: NetworkModel, src: VmPort, dst: VmPort, proto: Proto, port?: number): boolean {
-  if (src.vpc !== dst.vpc) return false;
-  if (src.subnet === dst.subnet) return true;
-  const rules = model.acls.filter((a) => a.vpc === src.vpc);
-  const egress = rules.find(
-    (a) => a.direction === 'egress' && a.subnet === src.subnet && (a.port === undefined || a.port === src.name) && remoteMatches(a, dst) && protoMatches(a, proto, port),
-  );
-  if (egress?.action === 'deny') return false;
-  const ingress = rules.find(
-    (a) => a.direction === 'ingress' && a.subnet === dst.subnet && (a.port === undefined || a.port === dst.name) && remoteMatches(a, src) && protoMatches(a, proto, port),
-  );
-  return ingress?.action === 'allow';
-}
-
-function port(model: NetworkModel, name: string): VmPort {
-  const p = model.ports.find((x) => x.name === name);
-  if (!p) throw new Error(`no port ${name} in the model`);
-  return p;
-}
-
-/** A ping reaches `target` (the owner of the IP in the source's VPC); pinging oneself always works. */
-function expectedPing(model: NetworkModel, r: PingResult): boolean {
-  return r.target === 'self' || allowed(model, port(model, r.src), port(model, r.target), 'icmp');
-}
-
-function matrixMismatches(model: NetworkModel, m: PingMatrix): string[] {
-  return m.pairs
-    .filter((r) => r.ok !== expectedPing(model, r))
-    .map((r) => `${r.src}->${r.dst}(${r.ip}${r.target !== r.dst ? ` = ${r.target}` : ''}): ${r.ok ? 'reachable' : 'unreachable'}, model says ${r.ok ? 'no' : 'yes'}`);
-}
 
 async function converged(scenario: OverlayScenario, model: NetworkModel): Promise<PingMatrix> {
   return waitFor(
@@ -93,6 +52,8 @@ async function converged(scenario: OverlayScenario, model: NetworkModel): Promis
     { timeoutMs: CONVERGE_MS, intervalMs: 1000, describe: (m) => matrixMismatches(model, m).join('; ') },
   );
 }
+
+const port = modelPort;
 
 // ---- the fixture ----
 
@@ -137,6 +98,21 @@ function setPortHypervisor(modelFile: string, portName: string, hypervisor: stri
   renameSync(`${modelFile}.tmp`, modelFile);
 }
 
+/** ms from `since` (epoch ms) to the last incremental flow change the controller's log reports after it */
+function sentSince(logFile: string, since: number): number | undefined {
+  const times = readFileSync(logFile, 'utf8')
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        const j = JSON.parse(l) as { time: number; kind?: string; msg?: string };
+        return j.msg === 'sent the difference' && j.kind === 'incremental' && j.time >= since ? [j.time - since] : [];
+      } catch {
+        return [];
+      }
+    });
+  return times.length ? Math.max(...times) : undefined;
+}
+
 /** The VM a tunnelled frame's inner IPv4 header comes from and goes to, resolved in the VPC of its key. */
 function frameEnds(model: NetworkModel, f: TunnelFrame): { vpc: string; src?: VmPort; dst?: VmPort } | undefined {
   const ip = innerLayer(f, 'ipv4');
@@ -171,10 +147,23 @@ test('the ping matrix matches the model: VPC isolation, tiers, ACLs', async (t) 
 
 test('tunnelled packets go straight from the source hypervisor to the destination, in the VPC key', async (t) => {
   await withOverlay('overlay-direct', async ({ scenario, state, model }) => {
+    // a routed cross-zone ping alone first: web1 (web, hv1, zone-a) -> app2 (app, hv4, zone-b)
+    t.not(state.hypervisors[port(model, 'web1').hypervisor]!.zone, state.hypervisors[port(model, 'app2').hypervisor]!.zone);
+    const routed = await scenario.startCapture('routed', { filter: 'udp port 6081' });
+    const ping = await scenario.ping('web1', 'app2', 5);
+    await routed.stop();
+    t.true(ping.ok && ping.received === ping.sent, `web1 -> app2: ${ping.received}/${ping.sent}`);
+    const direct = directPathCheck(state, model, routed.tunnelFrames(), 'web1', 'app2', ping);
+    t.log(direct.summary.join('\n'));
+    t.deepEqual(direct.problems, [], 'each request and reply once, straight between the two hypervisors, routed at the source');
+
     const capture = await scenario.startCapture('direct', { filter: 'udp port 6081' });
     const m = await scenario.pingMatrix({ count: 3, pairs: 'vpc' });
     await capture.stop();
     const frames = capture.tunnelFrames();
+    t.deepEqual(matrixMismatches(model, m), []);
+    t.deepEqual(deniedInTunnels(model, m, frames), [], 'denied pings never enter a tunnel');
+    t.true(m.pairs.some((r) => r.target !== 'self' && !r.ok && port(model, r.src).hypervisor !== port(model, r.target).hypervisor), 'the matrix has denied cross-hypervisor pairs');
     t.true(frames.length > 0, 'Geneve frames on the underlay');
     const tip = (hv: string) => state.hypervisors[hv]!.tunnelIp;
     for (const f of frames) {
@@ -205,7 +194,7 @@ test('tunnelled packets go straight from the source hypervisor to the destinatio
 });
 
 test('no ARP crosses a tunnel: neighbours are answered on the local hypervisor', async (t) => {
-  await withOverlay('overlay-noarp', async ({ scenario, state }) => {
+  await withOverlay('overlay-noarp', async ({ scenario, state, model }) => {
     for (const vm of Object.keys(state.vms)) {
       const r = await scenario.exec(vm, ['ip', 'neigh', 'flush', 'all']);
       t.is(r.code, 0, r.stderr);
@@ -216,9 +205,13 @@ test('no ARP crosses a tunnel: neighbours are answered on the local hypervisor',
     t.true(m.pairs.some((r) => r.ok), 'the pings needed fresh neighbour entries');
     const frames = capture.tunnelFrames();
     t.true(frames.length > 0);
-    const arp = frames.filter((f) => innerLayer(f, 'arp'));
-    t.deepEqual(arp.map(describeFrame), [], 'no decapsulated frame is ARP');
+    t.deepEqual(arpInTunnels(frames).map(describeFrame), [], 'no decapsulated frame is ARP');
     t.true(frames.every((f) => f.inner[0]?.type === 'ethernet'));
+    // and yet the VMs resolved their neighbours again, to the right MACs: answered on their own hypervisor
+    const neigh = async (vm: string, ip: string) => (await scenario.exec(vm, ['ip', '-4', 'neigh', 'show', ip])).stdout;
+    const [web1, web2] = [state.vms.web1!, state.vms.web2!];
+    t.regex(await neigh('web1', web2.ip), new RegExp(`lladdr ${web2.mac}`), 'web1 resolved web2 (on another hypervisor)');
+    t.regex(await neigh('web1', web1.gateway), new RegExp(`lladdr ${model.subnets.find((x) => x.vpc === 'blue' && x.name === 'web')!.routerMac}`), "web1 resolved its gateway to the router MAC");
   });
 });
 
@@ -244,6 +237,10 @@ test('ACL: allowed TCP connects, denied TCP is dropped before it enters a tunnel
     const results = await Promise.all(checks.map((c) => scenario.ncCheck(c.src, c.dst, c.port, 3)));
     await capture.stop();
     checks.forEach((c, i) => t.is(results[i]!.ok, expected[i], `${c.src} -> ${c.dst}:${c.port}`));
+    // ICMP between the same VMs is allowed by its own rule, while 9090 is not
+    t.true(allowed(model, port(model, 'web1'), port(model, 'app1'), 'icmp'));
+    t.true((await scenario.ping('web1', 'app1', 2)).ok, 'web1 -> app1 ping');
+    t.true((await scenario.ping('app1', 'db1', 2)).ok, 'app1 -> db1 ping');
     // a denied SYN never shows up inside a tunnel
     const frames = capture.tunnelFrames();
     checks.forEach((c, i) => {
@@ -285,15 +282,40 @@ test('VPCs that reuse addresses stay apart: red reaches red, never blue', async 
 });
 
 test('VM move: the overlay follows a VM to another hypervisor when the model says so', async (t) => {
-  await withOverlay('overlay-move', async ({ scenario, modelFile }) => {
+  await withOverlay('overlay-move', async ({ scenario, modelFile, controller }) => {
     const before = scenario.state();
     t.is(before.vms.app2!.hypervisor, 'hv4');
+    // pings every 50 ms across the move: app1 (hv2) -> app2 switched, web2 (hv3) -> app2 routed
+    const pings = [await scenario.startPing('app1', 'app2', 50), await scenario.startPing('web2', 'app2', 50)];
+    await new Promise((r) => setTimeout(r, 500));
+    const t0 = Date.now();
     // the topology moves the VM, the model file tells the controller
     await scenario.move('app2', 'hv1');
+    const movedMs = Date.now() - t0;
+    const edited = Date.now();
     setPortHypervisor(modelFile, 'app2', 'hv1');
     const model = loadModelFile(modelFile);
     t.is(port(model, 'app2').hypervisor, 'hv1');
+    // the controller's reaction: flow changes sent after the edit, then every switch in sync.
+    // (Only then the ping matrix: app2's own pings would ARP before its new port has flows, and
+    // Linux retries ARP after 1 s, holding app2's replies meanwhile: that measures the probe.)
+    const appliedMs = await waitFor('flow changes for the model edit', async () => sentSince(controller.logFile, edited), (ms) => ms !== undefined, { timeoutMs: 10_000, intervalMs: 50 });
+    await controller.waitInSync();
+    await new Promise((r) => setTimeout(r, 1000));
+    const runs = await Promise.all(pings.map((p) => p.stop()));
+    pings.forEach((p) => writeFileSync(join(TEST_STATE_DIR, 'overlay-move', `ping-${p.src}.txt`), p.text));
     await converged(scenario, model);
+    const report = runs.map((r) => ({ ...r, lost: r.lost.length }));
+    writeFileSync(join(TEST_STATE_DIR, 'overlay-move', 'interruption.json'), `${JSON.stringify({ movedMs, appliedMs, runs: report }, null, 2)}\n`);
+    for (const r of runs) {
+      t.log(
+        `${r.src} -> app2 (${r.ip}) every ${r.intervalMs} ms across the move: ${r.received}/${r.sent} replies, ${r.lost.length} lost, ` +
+          `longest gap between replies ${r.longestGapMs} ms (moving the VM took ${movedMs} ms, the controller's flows were out ${appliedMs} ms after the model edit)`,
+      );
+      t.true(r.received > 0 && r.lost.length > 0, `${r.src}: the move interrupted the pings (or the measurement measures nothing)`);
+      t.true(r.lost.every((seq) => seq < r.sent - 10), `${r.src}: replies came back after the move: lost ${r.lost.join(',')} of ${r.sent}`);
+      t.true(r.longestGapMs < 10_000, `${r.src}: interruption ${r.longestGapMs} ms`);
+    }
 
     const state = scenario.state();
     const capture = await scenario.startCapture('move', { filter: 'udp port 6081' });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { firstValueFrom } from 'rxjs';
 import { stringify } from 'yaml';
-import { FileModelStore, ModelValidationError, loadModelFile, routerMac, validateModel } from '../../src/model';
+import { FileModelStore, ModelValidationError, loadModelFile, routerMac, validateModel, type NetworkModel } from '../../src/model';
 import { REPO_ROOT } from '../helpers/paths';
 
 const DEFAULT_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
@@ -122,4 +122,28 @@ test('the file store applies valid edits and rejects invalid ones whole, keeping
   });
   writeFileSync(file, stringify(moved));
   t.is(await next, '10.0.0.6');
+});
+
+test("the file store merges this deployment's hypervisor access into every version of the model", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-model-'));
+  const file = join(dir, 'model.yaml');
+  const doc = minimal();
+  doc.hypervisors.push({ name: 'hv2', zone: 'a', tunnelIp: '172.16.1.12', datapathId: '0x12' });
+  writeFileSync(file, stringify(doc));
+  const store = new FileModelStore(file, { hypervisors: { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' }, hv9: { ovsdb: 'unix:/run/zm/hv9/db.sock' } } }).watch(20);
+  t.teardown(() => store.close());
+  t.deepEqual(store.current().hypervisors.map((h) => [h.name, h.ovsdb]), [['hv1', 'unix:/run/zm/hv1/db.sock'], ['hv2', undefined]]);
+  t.false(store.current().hypervisors.some((h) => h.name === 'hv9'), 'access for a hypervisor the model lacks adds none');
+
+  const next = new Promise<NetworkModel>((resolve) => {
+    const sub = store.model$.subscribe((m) => {
+      if (m.hypervisors.some((h) => h.name === 'hv9')) {
+        sub.unsubscribe();
+        resolve(m);
+      }
+    });
+  });
+  doc.hypervisors.push({ name: 'hv9', zone: 'a', tunnelIp: '172.16.1.19', datapathId: '0x19' });
+  writeFileSync(file, stringify(doc));
+  t.deepEqual((await next).hypervisors.map((h) => h.ovsdb), ['unix:/run/zm/hv1/db.sock', undefined, 'unix:/run/zm/hv9/db.sock']);
 });
