@@ -39,7 +39,8 @@ maybe('l2-learning: tree,depth=2,fanout=3 pingall loses nothing and the learned 
     t.truthy(r, `tree.py printed no ZM_RESULT (status ${run.status})\n${run.stdout}\n${run.stderr.slice(-4000)}`);
     if (!r) return;
     t.log(run.stdout.split('\n').filter((l) => l.startsWith('ZM_') && !l.startsWith('ZM_RESULT')).join('\n'));
-    t.is(r.error, undefined);
+    if (run.bringUpRetries) t.log(`Mininet bring-up hung and was restarted ${run.bringUpRetries}×`);
+    t.is(r.error, undefined, `tree.py: ${r.error}\n${run.stdout}\n${run.stderr.slice(-4000)}`);
     t.true(r.connected, 'every switch connected to zonemesh');
     t.is(r.sent, 72);
     t.is(r.rounds[0]!.loss_pct, 0, `first pingall lost ${r.rounds[0]!.lost.join(' ')}\ncontroller log:\n${ctl.stdout().slice(-4000)}`);

@@ -117,8 +117,25 @@ export interface TreeRun {
   stderr: string;
 }
 
-/** Runs mininet/tree.py to completion (SIGTERM at the timeout, which still stops Mininet). */
-export async function runTree(o: TreeOptions): Promise<TreeRun> {
+/** Mininet builds 9 hosts and 4 switches in a few seconds; past this it is stuck, not slow. */
+const BRING_UP_LIMIT_MS = 45_000;
+
+/**
+ * Runs mininet/tree.py to completion (SIGTERM at the timeout, which still stops Mininet).
+ * Mininet's own bring-up has been seen to hang on this shared machine before any switch exists
+ * (no ZM_TOPO line); such a run is stopped and started once more, and `bringUpRetries` says so.
+ * Nothing after bring-up is ever retried.
+ */
+export async function runTree(o: TreeOptions): Promise<TreeRun & { bringUpRetries: number }> {
+  for (let retries = 0; ; retries++) {
+    const run = await runTreeOnce(o);
+    const stuckInBringUp = run.result?.error?.startsWith('terminated') === true && !run.stdout.includes('ZM_TOPO');
+    if (!stuckInBringUp || retries === 1) return { ...run, bringUpRetries: retries };
+    await cleanupTree(o.prefix);
+  }
+}
+
+async function runTreeOnce(o: TreeOptions): Promise<TreeRun> {
   const args = [
     TREE_PY,
     '--controller', o.controller,
@@ -129,8 +146,12 @@ export async function runTree(o: TreeOptions): Promise<TreeRun> {
     '--rounds', String(o.rounds ?? 1),
   ];
   const p = spawnCollected(MININET_PYTHON, args);
+  const bringUp = setTimeout(() => {
+    if (!p.stdout().includes('ZM_TOPO')) void stopProcess(p, 15_000);
+  }, BRING_UP_LIMIT_MS);
   const timer = setTimeout(() => void stopProcess(p, 15_000), o.timeoutMs ?? 120_000);
   const status = await p.exited;
+  clearTimeout(bringUp);
   clearTimeout(timer);
   const line = p
     .stdout()
