@@ -22,12 +22,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Controller, silentLogger, type SwitchSession } from '../src/controller';
 import { OFP_NO_BUFFER, OFPG_ANY, OFPP, encodeMessage, type FlowMod } from '../src/openflow';
 import { OVS_LAB_DIR } from '../test/helpers/paths';
+import { tcpOpen } from './tcp-open';
 
 const BRIDGE = 'zm-bench';
 const OVS_RUNDIR = process.env.OVS_RUNDIR ?? '/var/run/openvswitch';
@@ -132,16 +132,6 @@ async function waitFor(what: string, probe: () => Promise<boolean> | boolean, ti
   }
 }
 
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 async function freshBridge(port: number): Promise<void> {
   must('ovs-vsctl', [

@@ -17,11 +17,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync, mkdirSync, openSync, closeSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { REPO_ROOT } from '../../test/helpers/paths';
 import type { LoadgenResult } from './loadgen';
+import { tcpOpen } from '../tcp-open';
 
 const STATE_DIR = process.env.ZONEMESH_BENCH_STATE ?? '/tmp/zonemesh-bench';
 const NODE = process.execPath;
@@ -112,16 +112,6 @@ function parseArgs(argv: string[]): Options {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function tcpOpen(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 /** utime+stime of a process, in clock ticks (100/s on Linux) */
 function cpuTicks(pid: number): number {

@@ -1,7 +1,7 @@
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { Subject } from 'rxjs';
 import { RunConfigError, loadRunConfig, type RunConfig } from './run-config';
+import { type FileWatch, watchFile } from '../util/watch-file';
 
 /**
  * A run config file watched for edits. Every valid edit is emitted whole on `changes$`; an invalid
@@ -12,8 +12,7 @@ import { RunConfigError, loadRunConfig, type RunConfig } from './run-config';
 export class RunConfigFile {
   private readonly changeSubject = new Subject<RunConfig>();
   private readonly rejectedSubject = new Subject<RunConfigError>();
-  private watcher?: FSWatcher;
-  private debounce?: NodeJS.Timeout;
+  private watcher?: FileWatch;
   private closed = false;
   readonly changes$ = this.changeSubject.asObservable();
   readonly rejected$ = this.rejectedSubject.asObservable();
@@ -39,21 +38,15 @@ export class RunConfigFile {
     this.changeSubject.next(config);
   }
 
-  /** Watch the file's directory (editors replace files by rename), debounced. */
+  /** Watch the file (debounced); each burst of changes re-reads it. */
   watch(debounceMs = 100): this {
     if (this.watcher || this.closed) return this;
-    const name = basename(this.path);
-    this.watcher = watch(dirname(this.path), (_event, file) => {
-      if (file !== null && file !== name) return;
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.reload(), debounceMs);
-    });
+    this.watcher = watchFile(this.path, debounceMs, () => this.reload());
     return this;
   }
 
   close(): void {
     this.closed = true;
-    clearTimeout(this.debounce);
     this.watcher?.close();
     this.changeSubject.complete();
     this.rejectedSubject.complete();

@@ -1,10 +1,10 @@
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { BehaviorSubject, type Observable, Subject } from 'rxjs';
 import { parse as parseYaml } from 'yaml';
 import { ModelValidationError } from './errors';
 import type { HypervisorAccess, NetworkModel } from './types';
 import { validateModel } from './validate';
+import { type FileWatch, watchFile } from '../util/watch-file';
 
 /**
  * Where the desired network comes from. The file store is the default; a distributed store
@@ -53,8 +53,7 @@ export interface FileModelStoreOptions {
 export class FileModelStore implements ModelStore {
   private readonly subject: BehaviorSubject<NetworkModel>;
   private readonly rejectedSubject = new Subject<ModelValidationError>();
-  private watcher?: FSWatcher;
-  private debounce?: NodeJS.Timeout;
+  private watcher?: FileWatch;
   readonly model$: Observable<NetworkModel>;
   readonly rejected$ = this.rejectedSubject.asObservable();
 
@@ -87,20 +86,14 @@ export class FileModelStore implements ModelStore {
     }
   }
 
-  /** Watch the file's directory (editors replace files by rename), debounced. */
+  /** Watch the file (debounced); each burst of changes re-reads it. */
   watch(debounceMs = 100): this {
     if (this.watcher) return this;
-    const name = basename(this.path);
-    this.watcher = watch(dirname(this.path), (_event, file) => {
-      if (file !== null && file !== name) return;
-      clearTimeout(this.debounce);
-      this.debounce = setTimeout(() => this.reload(), debounceMs);
-    });
+    this.watcher = watchFile(this.path, debounceMs, () => this.reload());
     return this;
   }
 
   close(): void {
-    clearTimeout(this.debounce);
     this.watcher?.close();
     this.subject.complete();
     this.rejectedSubject.complete();
