@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Subject } from 'rxjs';
 import { RunConfigError, loadRunConfig, type RunConfig } from './run-config';
-import { type FileWatch, watchFile } from '../util/watch-file';
+import { type FileWatch, watchFile } from '../model/watch-file';
 
 /**
  * A run config file watched for edits. Every valid edit is emitted whole on `changes$`; an invalid

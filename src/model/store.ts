@@ -4,7 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { ModelValidationError } from './errors';
 import type { HypervisorAccess, NetworkModel } from './types';
 import { validateModel } from './validate';
-import { type FileWatch, watchFile } from '../util/watch-file';
+import { type FileWatch, watchFile } from './watch-file';
 
 /**
  * Where the desired network comes from. The file store is the default; a distributed store
