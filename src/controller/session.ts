@@ -8,7 +8,6 @@ import {
   OFPMPF_REPLY_MORE,
   OFPT,
   OfDecodeError,
-  decodeMessage,
   mergeMultipartReplies,
   type BarrierReply,
   type EchoReply,
@@ -30,6 +29,8 @@ import {
   type QueueGetConfigReply,
   type RoleReply,
 } from '../openflow';
+// decodeMessage runs for every message: taken from its module, not through the index's getters (see outbound.ts)
+import { decodeMessage } from '../openflow/codec';
 import { errorReplyFor, helloFailed } from '../openflow/messages/error-reply';
 import type { ControllerConfig } from './config';
 import {

@@ -15,27 +15,64 @@ export function formatMac(b: Uint8Array, at = 0): string {
   return String.fromCharCode.apply(null, macCodes);
 }
 
-const MAC_RE = /^([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/i;
+/** value of the hex digit with char code `c` (either case), -1 for any other character */
+function hexDigit(c: number): number {
+  if (c >= 0x30 && c <= 0x39) return c - 0x30;
+  const lower = c | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
+}
+
+/**
+ * Writes the 6 bytes of 'aa:bb:cc:dd:ee:ff' (hex digits of either case) to `b[at..at+6)`.
+ * Returns false, with `b` possibly part written, when `s` is not such a MAC. Char codes, not a
+ * regex: encoders parse a MAC for every flow they send.
+ */
+export function writeMac(s: string, b: Uint8Array, at: number): boolean {
+  if (s.length !== 17) return false;
+  for (let i = 0; i < 6; i++) {
+    const hi = hexDigit(s.charCodeAt(3 * i));
+    const lo = hexDigit(s.charCodeAt(3 * i + 1));
+    if (hi < 0 || lo < 0 || (i < 5 && s.charCodeAt(3 * i + 2) !== COLON)) return false;
+    b[at + i] = (hi << 4) | lo;
+  }
+  return true;
+}
 
 export function parseMac(s: string): Buffer {
-  const m = MAC_RE.exec(s);
-  if (!m) throw new OfEncodeError(`bad MAC address '${s}'`);
-  return Buffer.from(m.slice(1).map((h) => parseInt(h, 16)));
+  const b = Buffer.allocUnsafe(6);
+  if (!writeMac(s, b, 0)) throw new OfEncodeError(`bad MAC address '${s}'`);
+  return b;
 }
 
 export function formatIpv4(b: Uint8Array, at = 0): string {
   return `${b[at]}.${b[at + 1]}.${b[at + 2]}.${b[at + 3]}`;
 }
 
+const DOT = 0x2e;
+
+/** 'a.b.c.d', each part 1 to 3 decimal digits and at most 255, as a 32-bit number */
 export function ipv4ToNumber(s: string): number {
-  const parts = s.split('.');
-  if (parts.length !== 4) throw new OfEncodeError(`bad IPv4 address '${s}'`);
   let v = 0;
-  for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) throw new OfEncodeError(`bad IPv4 address '${s}'`);
-    v = v * 256 + Number(p);
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === DOT && digits > 0 && dots < 3) {
+      v = v * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 0x30 && c <= 0x39 && digits < 3) {
+      part = part * 10 + (c - 0x30);
+      digits++;
+    } else {
+      throw new OfEncodeError(`bad IPv4 address '${s}'`);
+    }
+    if (part > 255) throw new OfEncodeError(`bad IPv4 address '${s}'`);
   }
-  return v;
+  if (dots !== 3 || digits === 0) throw new OfEncodeError(`bad IPv4 address '${s}'`);
+  return v * 256 + part;
 }
 
 export function parseIpv4(s: string): Buffer {

@@ -47,18 +47,17 @@ export function decodeMessage(buf: Buffer, at = 0): DecodeResult {
   let header: OfHeader | undefined;
   try {
     header = readHeader(buf, at);
-    const ctx = { msgType: header.type, xid: header.xid, offset: 0 };
     if (header.version !== OFP_VERSION) {
-      return fail(new OfDecodeError('bad_version', `version 0x${header.version.toString(16)} is not OpenFlow 1.3`, ctx));
+      return fail(new OfDecodeError('bad_version', `version 0x${header.version.toString(16)} is not OpenFlow 1.3`, headerContext(header)));
     }
     if (header.length < OFP_HEADER_LEN) {
-      return fail(new OfDecodeError('bad_length', `header length ${header.length} < 8`, ctx));
+      return fail(new OfDecodeError('bad_length', `header length ${header.length} < 8`, headerContext(header)));
     }
     if (header.length > buf.length - at) {
-      return fail(new OfDecodeError('truncated', `header length ${header.length} > ${buf.length - at} bytes available`, ctx));
+      return fail(new OfDecodeError('truncated', `header length ${header.length} > ${buf.length - at} bytes available`, headerContext(header)));
     }
     const codec = byCode[header.type];
-    if (!codec) return fail(new OfDecodeError('unknown_type', `unknown message type ${header.type}`, ctx));
+    if (!codec) return fail(new OfDecodeError('unknown_type', `unknown message type ${header.type}`, headerContext(header)));
     const r = new Reader(buf, at + OFP_HEADER_LEN, at + header.length, at);
     const message = codec.decode(r, header.xid);
     if (r.remaining !== 0) {
@@ -73,6 +72,11 @@ export function decodeMessage(buf: Buffer, at = 0): DecodeResult {
   }
 }
 
+/** built only on failure: decodeMessage runs for every message received */
+function headerContext(header: OfHeader): { msgType: number; xid: number; offset: number } {
+  return { msgType: header.type, xid: header.xid, offset: 0 };
+}
+
 function fail(error: OfDecodeError): DecodeResult {
   return { ok: false, error };
 }
@@ -83,6 +87,9 @@ export function decodeMessageOrThrow(buf: Buffer, at = 0): OfMessage {
   if (!res.ok) throw res.error;
   return res.message;
 }
+
+/** fits most messages a controller sends (flow_mod, packet_out) without the writer growing */
+const ENCODE_INITIAL_BYTES = 256;
 
 /** Encodes a message into `w` (appending); lengths are computed, never taken from the object. */
 export function encodeMessageInto(w: Writer, msg: OfMessage): void {
@@ -106,7 +113,8 @@ export function encodeMessageInto(w: Writer, msg: OfMessage): void {
 
 /** Encodes one message into a fresh Buffer. */
 export function encodeMessage(msg: OfMessage): Buffer {
-  const w = new Writer(64);
+  const w = new Writer(ENCODE_INITIAL_BYTES);
   encodeMessageInto(w, msg);
-  return Buffer.from(w.finish());
+  // the writer is ours alone, so its bytes need no copy
+  return w.finish();
 }

@@ -1,6 +1,6 @@
 // OXM TLVs and ofp_match (OpenFlow 1.3 §7.2.2), with the Nicira NXM classes and ONF experimenter fields
 // that Open vSwitch speaks. One registry table drives decoding, encoding, field references and names.
-import { formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from './addr';
+import { formatIpv4, formatIpv6, formatMac, ipv4ToNumber, parseIpv6, writeMac } from './addr';
 import { ONF_VENDOR_ID } from './constants';
 import { OfDecodeError, OfEncodeError } from './errors';
 import type { Reader, Writer } from './wire';
@@ -255,6 +255,8 @@ export interface FieldSpec extends FieldDef<OxmFieldName> {
   readonly prefixBytes: number;
   /** largest value (and mask) that fits `bits`, for the number-valued kinds */
   readonly maxNumber: number;
+  /** the same for the bigint-valued kinds (u64, u128) */
+  readonly maxBigint: bigint;
   /** the 32-bit header with hasmask=0 */
   readonly header: number;
 }
@@ -263,7 +265,8 @@ function makeSpec(d: FieldDef): FieldSpec {
   const bytes = KIND_BYTES[d.kind];
   const prefixBytes = d.experimenter === undefined ? 0 : d.expType === undefined ? 4 : 6;
   const header = oxmHeader(d.oxmClass, d.oxmField, false, prefixBytes + bytes);
-  return { ...d, name: d.name as OxmFieldName, bytes, prefixBytes, maxNumber: 2 ** d.bits - 1, header };
+  const maxBigint = (1n << BigInt(d.bits)) - 1n;
+  return { ...d, name: d.name as OxmFieldName, bytes, prefixBytes, maxNumber: 2 ** d.bits - 1, maxBigint, header };
 }
 
 export function oxmHeader(oxmClass: number, oxmField: number, hasMask: boolean, length: number): number {
@@ -513,35 +516,35 @@ function writeValue(w: Writer, spec: FieldSpec, v: unknown, what: 'value' | 'mas
       return;
     case ValueKind.U64:
     case ValueKind.U128:
-      if (typeof v !== 'bigint' || v < 0n || v >> BigInt(spec.bits) !== 0n) {
+      if (typeof v !== 'bigint' || v < 0n || v > spec.maxBigint) {
         throw badValue(spec, what, v, `is not a bigint of ${spec.bits} bits`);
       }
       if (spec.kind === ValueKind.U128) w.u64(v >> 64n).u64(v & 0xffffffffffffffffn);
       else w.u64(v);
       return;
-    case ValueKind.Mac:
+    case ValueKind.Mac: {
+      if (typeof v !== 'string') throw badValue(spec, what, v, 'is not a MAC address');
+      // parsed straight into the writer: reactive flows match on MACs
+      const at = w.claim(6);
+      if (!writeMac(v, w.buf, at)) throw badValue(spec, what, v, 'is not a MAC address');
+      return;
+    }
     case ValueKind.Ipv4:
+      w.u32(parseAddress(spec, what, v, ipv4ToNumber));
+      return;
     case ValueKind.Ipv6:
-      w.bytes(parseAddress(spec, what, v));
+      w.bytes(parseAddress(spec, what, v, parseIpv6));
       return;
   }
 }
 
-const ADDRESS_NAMES: Partial<Record<ValueKind, string>> = {
-  [ValueKind.Mac]: 'a MAC',
-  [ValueKind.Ipv4]: 'an IPv4',
-  [ValueKind.Ipv6]: 'an IPv6',
-};
-
-function parseAddress(spec: FieldSpec, what: 'value' | 'mask', v: unknown): Buffer {
+function parseAddress<T>(spec: FieldSpec, what: 'value' | 'mask', v: unknown, parse: (s: string) => T): T {
   try {
-    if (typeof v === 'string') {
-      return spec.kind === ValueKind.Mac ? parseMac(v) : spec.kind === ValueKind.Ipv4 ? parseIpv4(v) : parseIpv6(v);
-    }
+    if (typeof v === 'string') return parse(v);
   } catch (e) {
     if (!(e instanceof OfEncodeError)) throw e;
   }
-  throw badValue(spec, what, v, `is not ${ADDRESS_NAMES[spec.kind]} address`);
+  throw badValue(spec, what, v, `is not ${spec.kind === ValueKind.Ipv4 ? 'an IPv4' : 'an IPv6'} address`);
 }
 
 function badValue(spec: FieldSpec, what: 'value' | 'mask', v: unknown, why: string): OfEncodeError {

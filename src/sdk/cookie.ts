@@ -14,10 +14,16 @@ export const PIPELINE_APP_ID = 1;
 export const OWNER_COOKIE_MASK = APP_MASK | EPHEMERAL_BIT | OWNER_MASK;
 
 /**
- * FNV-1a 64-bit, truncated to 55 bits: stable across restarts and processes. Computed in four
- * 16-bit limbs (every product stays exact in a double): the runtime hashes an owner per flow change.
+ * The cookie's 8 bytes, big-endian. Hash and cookie are assembled here and become a bigint in one
+ * step: BigInt shifts and ors allocate, and the runtime makes a cookie for every flow it builds.
  */
-export function ownerHash(key: string): bigint {
+const cookieBytes = new DataView(new ArrayBuffer(8));
+
+/**
+ * FNV-1a 64-bit, truncated to 55 bits, into cookieBytes: stable across restarts and processes.
+ * Computed in four 16-bit limbs (every product stays exact in a double).
+ */
+function hashIntoCookieBytes(key: string): void {
   let h0 = 0x2325;
   let h1 = 0x8422;
   let h2 = 0x9ce4;
@@ -34,12 +40,25 @@ export function ownerHash(key: string): bigint {
     h2 = r2 & 0xffff;
     h3 = r3 & 0xffff;
   }
-  return (BigInt((h3 & 0x7f) * 0x10000 + h2) << 32n) | BigInt(h1 * 0x10000 + h0);
+  cookieBytes.setUint16(0, h3 & 0x7f);
+  cookieBytes.setUint16(2, h2);
+  cookieBytes.setUint16(4, h1);
+  cookieBytes.setUint16(6, h0);
+}
+
+/** The owner id of `key`: FNV-1a 64-bit truncated to 55 bits. */
+export function ownerHash(key: string): bigint {
+  hashIntoCookieBytes(key);
+  return cookieBytes.getBigUint64(0);
 }
 
 export function makeCookie(appId: number, owner: string, ephemeral = false): bigint {
   if (!Number.isInteger(appId) || appId < 1 || appId > 255) throw new RangeError(`app id ${appId} outside 1..255`);
-  return (BigInt(appId) << APP_SHIFT) | (ephemeral ? EPHEMERAL_BIT : 0n) | ownerHash(owner);
+  hashIntoCookieBytes(owner);
+  // the app id is byte 0 (bits 63..56), the ephemeral bit the top bit of byte 1 (bit 55)
+  cookieBytes.setUint8(0, appId);
+  if (ephemeral) cookieBytes.setUint8(1, cookieBytes.getUint8(1) | 0x80);
+  return cookieBytes.getBigUint64(0);
 }
 
 export function appOfCookie(cookie: bigint): number {
