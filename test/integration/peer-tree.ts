@@ -3,6 +3,7 @@
  * against a controller, tracks every process it starts, and removes only its own switches.
  * Not a test file itself.
  */
+import type { ExecutionContext } from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { connect, createServer } from 'node:net';
 import { join } from 'node:path';
@@ -159,6 +160,20 @@ async function runTreeOnce(o: TreeOptions): Promise<TreeRun> {
     .find((l) => l.startsWith('ZM_RESULT '));
   const result = line ? (JSON.parse(line.slice('ZM_RESULT '.length)) as TreeResult) : undefined;
   return { status, result, stdout: p.stdout(), stderr: p.stderr() };
+}
+
+/**
+ * The checks every tree test starts with: tree.py reported a result without error. Logs its
+ * ZM_ lines (and any bring-up restart); returns the result, or undefined after a failed check.
+ */
+export function treeResult(t: ExecutionContext, run: TreeRun & { bringUpRetries: number }): TreeResult | undefined {
+  const r = run.result;
+  t.truthy(r, `tree.py printed no ZM_RESULT (status ${run.status})\n${run.stdout}\n${run.stderr.slice(-4000)}`);
+  if (!r) return undefined;
+  t.log(run.stdout.split('\n').filter((l) => l.startsWith('ZM_') && !l.startsWith('ZM_RESULT')).join('\n'));
+  if (run.bringUpRetries) t.log(`Mininet bring-up hung and was restarted ${run.bringUpRetries}×`);
+  t.is(r.error, undefined, `tree.py: ${r.error}\n${run.stdout}\n${run.stderr.slice(-4000)}`);
+  return r;
 }
 
 /** Deletes the bridges PREFIX<n> and links PREFIX<n>-eth<k> a killed run may have left, and nothing else. */
