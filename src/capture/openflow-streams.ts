@@ -78,7 +78,7 @@ export class OpenFlowStreams {
     }
     if (d.broken) return;
     for (const chunk of d.reassembler.push(seg)) {
-      for (const bytes of d.framer.push(chunk)) this.emit({ kind: 'message', stream: d.ends, at, bytes });
+      for (const bytes of d.framer.messages(chunk)) this.emit({ kind: 'message', stream: d.ends, at, bytes });
       if (d.framer.error) return this.breakOff(d, at, d.framer.error);
     }
     if (d.reassembler.heldBytes > MAX_HELD_BYTES) {

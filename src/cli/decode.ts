@@ -81,7 +81,7 @@ function decodeRawFile(file: string, out: LinePrinter): void {
   const bytes = readFileSync(file);
   const framer = new Framer();
   let offset = 0;
-  for (const msg of framer.push(bytes)) {
+  for (const msg of framer.messages(bytes)) {
     out.message({ offset }, msg);
     offset += msg.length;
   }

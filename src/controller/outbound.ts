@@ -62,12 +62,11 @@ export class OutboundQueue {
     const w = this.batch;
     const start = w.pos;
     try {
-      encodeMessageInto(w, msg);
+      encodeMessageInto(w, msg, xid);
     } catch (e) {
       w.pos = start;
       throw e;
     }
-    if (xid !== msg.xid) w.buf.writeUInt32BE(xid, start + 4);
     this.messages++;
     if (w.pos >= FLUSH_BYTES) {
       this.write();

@@ -387,17 +387,7 @@ export class SwitchSession {
   private onData(chunk: Buffer): void {
     if (this.ended) return;
     this.echoesUnanswered = 0;
-    const frames = this.framer.push(chunk);
-    for (let i = 0; i < frames.length && !this.ended; i++) {
-      try {
-        this.onFrame(frames[i]!);
-      } catch (e) {
-        // e.g. an echo or error reply refused by a full send buffer; never let it escape into the socket's emitter
-        const error = e instanceof ControllerError ? e : new InternalError(e, this.context());
-        this.log.error({ err: error }, 'failed to handle a message from the switch');
-        this.host.hub.errors.next(error);
-      }
-    }
+    this.framer.push(chunk, this.onFrame);
     const framingError = this.framer.error;
     if (framingError && !this.ended) {
       this.stats.malformed++;
@@ -405,11 +395,25 @@ export class SwitchSession {
     }
   }
 
-  private onFrame(frame: Buffer): void {
+  /** One framed message, `buf[at .. at+length)`. Bound once: the framer calls it for every message. */
+  private readonly onFrame = (buf: Buffer, at: number, length: number): boolean => {
+    if (this.ended) return false;
+    try {
+      this.dispatch(buf, at, length);
+    } catch (e) {
+      // e.g. an echo or error reply refused by a full send buffer; never let it escape into the socket's emitter
+      const error = e instanceof ControllerError ? e : new InternalError(e, this.context());
+      this.log.error({ err: error }, 'failed to handle a message from the switch');
+      this.host.hub.errors.next(error);
+    }
+    return !this.ended;
+  };
+
+  private dispatch(buf: Buffer, at: number, length: number): void {
     this.stats.messagesReceived++;
-    if (this._state === 'HELLO') return this.onHello(frame);
-    const res = decodeMessage(frame);
-    if (!res.ok) return this.onMalformed(res.error, frame);
+    if (this._state === 'HELLO') return this.onHello(buf.subarray(at, at + length));
+    const res = decodeMessage(buf, at);
+    if (!res.ok) return this.onMalformed(res.error, buf.subarray(at, at + length));
     const msg = res.message;
     const h = SwitchSession.handlers[msg.type] ?? SwitchSession.replyHandler;
     if (!h.runsIn.has(this._state)) {
@@ -417,7 +421,7 @@ export class SwitchSession {
       this.log.debug({ type: msg.type, xid: msg.xid, state: this._state }, 'message not handled in this state; dropped');
       return;
     }
-    this.frameLength = frame.length;
+    this.frameLength = length;
     h.handle(this, msg);
   }
 

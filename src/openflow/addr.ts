@@ -15,24 +15,45 @@ export function formatMac(b: Uint8Array, at = 0): string {
   return String.fromCharCode.apply(null, macCodes);
 }
 
-/** value of the hex digit with char code `c` (either case), -1 for any other character */
-function hexDigit(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  const lower = c | 0x20;
-  return lower >= 0x61 && lower <= 0x66 ? lower - 0x57 : -1;
+/** The 6 bytes at `at` as a 48-bit number: a Map key without formatting and hashing a string. */
+export function macToNumber(b: Uint8Array, at = 0): number {
+  return (b[at]! * 0x10000 + ((b[at + 1]! << 8) | b[at + 2]!)) * 0x1000000 + ((b[at + 3]! << 16) | (b[at + 4]! << 8) | b[at + 5]!);
+}
+
+const macBytes = Buffer.alloc(6);
+
+/** A 48-bit number (see macToNumber) as 'aa:bb:cc:dd:ee:ff'. */
+export function numberToMac(v: number): string {
+  const high = Math.floor(v / 0x1000000);
+  macBytes[0] = high >>> 16;
+  macBytes[1] = (high >>> 8) & 0xff;
+  macBytes[2] = high & 0xff;
+  macBytes[3] = (v >>> 16) & 0xff;
+  macBytes[4] = (v >>> 8) & 0xff;
+  macBytes[5] = v & 0xff;
+  return formatMac(macBytes);
+}
+
+/** hex digit value by char code (either case), -1 for any other character */
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let d = 0; d < 16; d++) {
+  HEX_VALUE['0123456789abcdef'.charCodeAt(d)] = d;
+  HEX_VALUE['0123456789ABCDEF'.charCodeAt(d)] = d;
 }
 
 /**
  * Writes the 6 bytes of 'aa:bb:cc:dd:ee:ff' (hex digits of either case) to `b[at..at+6)`.
- * Returns false, with `b` possibly part written, when `s` is not such a MAC. Char codes, not a
+ * Returns false, with `b` possibly part written, when `s` is not such a MAC. A table, not a
  * regex: encoders parse a MAC for every flow they send.
  */
 export function writeMac(s: string, b: Uint8Array, at: number): boolean {
   if (s.length !== 17) return false;
   for (let i = 0; i < 6; i++) {
-    const hi = hexDigit(s.charCodeAt(3 * i));
-    const lo = hexDigit(s.charCodeAt(3 * i + 1));
-    if (hi < 0 || lo < 0 || (i < 5 && s.charCodeAt(3 * i + 2) !== COLON)) return false;
+    const c0 = s.charCodeAt(3 * i);
+    const c1 = s.charCodeAt(3 * i + 1);
+    const hi = c0 < 128 ? HEX_VALUE[c0]! : -1;
+    const lo = c1 < 128 ? HEX_VALUE[c1]! : -1;
+    if ((hi | lo) < 0 || (i < 5 && s.charCodeAt(3 * i + 2) !== COLON)) return false;
     b[at + i] = (hi << 4) | lo;
   }
   return true;

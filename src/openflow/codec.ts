@@ -1,7 +1,7 @@
 import { OFP_HEADER_LEN, OFP_MAX_MESSAGE_LEN, OFP_VERSION, OFPT } from './constants';
 import { OfDecodeError, OfEncodeError } from './errors';
 import type { OfMessage, OfMessageOf, OfMessageType } from './message';
-import { Reader, Writer } from './wire';
+import { putU32, Reader, Writer } from './wire';
 
 /**
  * One codec unit per message type, Ryu-style: decode and encode of the body
@@ -25,56 +25,40 @@ export function registerCodecs(codecs: readonly AnyMessageCodec[]): void {
 
 export type DecodeResult = { ok: true; message: OfMessage } | { ok: false; error: OfDecodeError };
 
-export interface OfHeader {
-  version: number;
-  type: number;
-  length: number;
-  xid: number;
-}
-
-export function readHeader(buf: Buffer, at = 0): OfHeader {
-  if (buf.length - at < OFP_HEADER_LEN) {
-    throw new OfDecodeError('truncated', `header: need 8 bytes, have ${buf.length - at}`, { offset: 0 });
-  }
-  return { version: buf[at]!, type: buf[at + 1]!, length: buf.readUInt16BE(at + 2), xid: buf.readUInt32BE(at + 4) };
-}
-
 /**
  * Decodes exactly one message occupying `buf[at .. at+length)`.
  * Never throws: every failure is returned as a typed OfDecodeError carrying offset, type and xid.
  */
 export function decodeMessage(buf: Buffer, at = 0): DecodeResult {
-  let header: OfHeader | undefined;
+  if (buf.length - at < OFP_HEADER_LEN) {
+    return fail(new OfDecodeError('truncated', `header: need 8 bytes, have ${buf.length - at}`, { offset: 0 }));
+  }
+  // the header as locals, not an object: this runs for every message received
+  const version = buf[at]!;
+  const type = buf[at + 1]!;
+  const length = (buf[at + 2]! << 8) | buf[at + 3]!;
+  const xid = ((buf[at + 4]! << 24) | (buf[at + 5]! << 16) | (buf[at + 6]! << 8) | buf[at + 7]!) >>> 0;
+  if (version !== OFP_VERSION) {
+    return fail(new OfDecodeError('bad_version', `version 0x${version.toString(16)} is not OpenFlow 1.3`, { msgType: type, xid, offset: 0 }));
+  }
+  if (length < OFP_HEADER_LEN) return fail(new OfDecodeError('bad_length', `header length ${length} < 8`, { msgType: type, xid, offset: 0 }));
+  if (length > buf.length - at) {
+    return fail(new OfDecodeError('truncated', `header length ${length} > ${buf.length - at} bytes available`, { msgType: type, xid, offset: 0 }));
+  }
+  const codec = byCode[type];
+  if (!codec) return fail(new OfDecodeError('unknown_type', `unknown message type ${type}`, { msgType: type, xid, offset: 0 }));
   try {
-    header = readHeader(buf, at);
-    if (header.version !== OFP_VERSION) {
-      return fail(new OfDecodeError('bad_version', `version 0x${header.version.toString(16)} is not OpenFlow 1.3`, headerContext(header)));
-    }
-    if (header.length < OFP_HEADER_LEN) {
-      return fail(new OfDecodeError('bad_length', `header length ${header.length} < 8`, headerContext(header)));
-    }
-    if (header.length > buf.length - at) {
-      return fail(new OfDecodeError('truncated', `header length ${header.length} > ${buf.length - at} bytes available`, headerContext(header)));
-    }
-    const codec = byCode[header.type];
-    if (!codec) return fail(new OfDecodeError('unknown_type', `unknown message type ${header.type}`, headerContext(header)));
-    const r = new Reader(buf, at + OFP_HEADER_LEN, at + header.length, at);
-    const message = codec.decode(r, header.xid);
+    const r = new Reader(buf, at + OFP_HEADER_LEN, at + length, at);
+    const message = codec.decode(r, xid);
     if (r.remaining !== 0) {
       throw new OfDecodeError('bad_length', `${codec.type}: ${r.remaining} trailing bytes`, { offset: r.offset });
     }
     return { ok: true, message };
   } catch (e) {
-    const ctx = header ? { msgType: header.type, xid: header.xid } : {};
-    if (e instanceof OfDecodeError) return fail(e.withContext(ctx));
+    if (e instanceof OfDecodeError) return fail(e.withContext({ msgType: type, xid }));
     // A codec bug must still surface as a typed error, never as a crash of the caller.
-    return fail(new OfDecodeError('bad_value', `internal decode failure: ${(e as Error)?.message ?? String(e)}`, ctx, { cause: e }));
+    return fail(new OfDecodeError('bad_value', `internal decode failure: ${(e as Error)?.message ?? String(e)}`, { msgType: type, xid }, { cause: e }));
   }
-}
-
-/** built only on failure: decodeMessage runs for every message received */
-function headerContext(header: OfHeader): { msgType: number; xid: number; offset: number } {
-  return { msgType: header.type, xid: header.xid, offset: 0 };
 }
 
 function fail(error: OfDecodeError): DecodeResult {
@@ -91,22 +75,28 @@ export function decodeMessageOrThrow(buf: Buffer, at = 0): OfMessage {
 /** fits most messages a controller sends (flow_mod, packet_out) without the writer growing */
 const ENCODE_INITIAL_BYTES = 256;
 
-/** Encodes a message into `w` (appending); lengths are computed, never taken from the object. */
-export function encodeMessageInto(w: Writer, msg: OfMessage): void {
+/**
+ * Encodes a message into `w` (appending) with `xid` in its header (default: the message's own).
+ * Lengths are computed, never taken from the object.
+ */
+export function encodeMessageInto(w: Writer, msg: OfMessage, xid = msg.xid): void {
   const code = OFPT[msg.type];
   const codec = byCode[code] as MessageCodec<OfMessageType> | undefined;
-  if (!codec) throw new OfEncodeError(`no codec for message type ${msg.type}`, { msgType: code, xid: msg.xid });
-  const start = w.pos;
-  w.u8(OFP_VERSION).u8(code).u16(0).u32(msg.xid);
+  if (!codec) throw new OfEncodeError(`no codec for message type ${msg.type}`, { msgType: code, xid });
+  const start = w.claim(OFP_HEADER_LEN);
+  const b = w.buf;
+  b[start] = OFP_VERSION;
+  b[start + 1] = code;
+  putU32(b, start + 4, xid);
   try {
     codec.encode(w, msg);
   } catch (e) {
-    if (e instanceof OfEncodeError) throw new OfEncodeError(e.message, { msgType: code, xid: msg.xid, ...e.context });
+    if (e instanceof OfEncodeError) throw new OfEncodeError(e.message, { msgType: code, xid, ...e.context });
     throw e;
   }
   const len = w.pos - start;
   if (len > OFP_MAX_MESSAGE_LEN) {
-    throw new OfEncodeError(`${msg.type} is ${len} bytes, over the 65535-byte OpenFlow limit`, { msgType: code, xid: msg.xid });
+    throw new OfEncodeError(`${msg.type} is ${len} bytes, over the 65535-byte OpenFlow limit`, { msgType: code, xid });
   }
   w.patchU16(start + 2, len);
 }

@@ -2,10 +2,19 @@ import { OFP_HEADER_LEN } from './constants';
 import { OfDecodeError } from './errors';
 
 /**
+ * Receives one complete message: `buf[at .. at+length)`. The bytes are valid only during the
+ * call if `buf` is reused by its owner; sockets hand Node a fresh chunk per read, so views stay valid.
+ * Returning false stops the push (the rest of the chunk is dropped).
+ */
+export type FrameVisitor = (buf: Buffer, at: number, length: number) => boolean | void;
+
+/**
  * Splits a byte stream into whole OpenFlow messages, whatever the chunking.
+ * Messages are handed out as offsets into the chunk, not as slices: a Buffer view costs
+ * about as much as decoding a small message, and a controller frames every message it receives.
  * Memory is bounded: at most one partial message (< 64 KiB) is held between pushes.
  * A length field < 8 makes the stream unrecoverable (no resync is possible): `push` still
- * returns the messages framed before it, sets `error`, and throws that error on any later push.
+ * visits the messages framed before it, sets `error`, and throws that error on any later push.
  */
 export class Framer {
   private pending: Buffer | null = null;
@@ -18,30 +27,41 @@ export class Framer {
     return this.failed;
   }
 
-  /** Returns the complete messages in this chunk (each a standalone Buffer slice). */
-  push(chunk: Buffer): Buffer[] {
+  /** Visits the complete messages this chunk finishes, in stream order. */
+  push(chunk: Buffer, visit: FrameVisitor): void {
     if (this.failed) throw this.failed;
     const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    const out: Buffer[] = [];
+    this.pending = null;
     let at = 0;
     while (buf.length - at >= OFP_HEADER_LEN) {
-      const len = buf.readUInt16BE(at + 2);
+      const len = (buf[at + 2]! << 8) | buf[at + 3]!;
       if (len < OFP_HEADER_LEN) {
         this.failed = new OfDecodeError('bad_length', `framing: message length ${len} < 8`, {
           offset: this.streamOffset + at,
           msgType: buf[at + 1],
           xid: buf.readUInt32BE(at + 4),
         });
-        this.pending = null;
-        return out;
+        return;
       }
       if (buf.length - at < len) break;
-      out.push(buf.subarray(at, at + len));
+      const start = at;
       at += len;
+      if (visit(buf, start, len) === false) {
+        this.streamOffset += at;
+        return;
+      }
     }
     this.streamOffset += at;
     // Copy the tail so a retained partial message does not pin the caller's large chunk.
-    this.pending = at < buf.length ? Buffer.from(buf.subarray(at)) : null;
+    if (at < buf.length) this.pending = Buffer.from(buf.subarray(at));
+  }
+
+  /** Every complete message in the chunk as its own view: for tools, where convenience beats speed. */
+  messages(chunk: Buffer): Buffer[] {
+    const out: Buffer[] = [];
+    this.push(chunk, (buf, at, length) => {
+      out.push(buf.subarray(at, at + length));
+    });
     return out;
   }
 

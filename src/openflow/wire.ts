@@ -121,6 +121,50 @@ function outOfRange(v: unknown, bits: number): OfEncodeError {
   return new OfEncodeError(`value ${String(v)} does not fit an unsigned ${bits}-bit field`);
 }
 
+/**
+ * Stores at an absolute offset of a region the caller claimed (Writer.claim), with the same range
+ * checks as Writer's methods: fixed-size structs are written field by field without a bounds
+ * check per field, which the hot messages (flow_mod, packet_out) repay.
+ */
+export function putU8(b: Buffer, at: number, v: number): void {
+  if (typeof v !== 'number' || (v & 0xff) !== v) throw outOfRange(v, 8);
+  b[at] = v;
+}
+
+export function putU16(b: Buffer, at: number, v: number): void {
+  if (typeof v !== 'number' || (v & 0xffff) !== v) throw outOfRange(v, 16);
+  b[at] = v >>> 8;
+  b[at + 1] = v & 0xff;
+}
+
+export function putU32(b: Buffer, at: number, v: number): void {
+  if (typeof v !== 'number' || v >>> 0 !== v) throw outOfRange(v, 32);
+  b[at] = v >>> 24;
+  b[at + 1] = (v >>> 16) & 0xff;
+  b[at + 2] = (v >>> 8) & 0xff;
+  b[at + 3] = v & 0xff;
+}
+
+export function putU64(b: Buffer, at: number, v: bigint): void {
+  if (v === 0n) {
+    // most cookie masks, metadata masks and counters: no bigint arithmetic at all
+    for (let i = at; i < at + 8; i++) b[i] = 0;
+    return;
+  }
+  if (typeof v !== 'bigint' || v < 0n || v > 0xffffffffffffffffn) throw outOfRange(v, 64);
+  u64Halves.setBigUint64(0, v);
+  const high = u64Halves.getUint32(0);
+  const low = u64Halves.getUint32(4);
+  b[at] = high >>> 24;
+  b[at + 1] = (high >>> 16) & 0xff;
+  b[at + 2] = (high >>> 8) & 0xff;
+  b[at + 3] = high & 0xff;
+  b[at + 4] = low >>> 24;
+  b[at + 5] = (low >>> 16) & 0xff;
+  b[at + 6] = (low >>> 8) & 0xff;
+  b[at + 7] = low & 0xff;
+}
+
 /** Growable big-endian writer. `patchU16` fills in lengths once a structure is complete. */
 export class Writer {
   buf: Buffer;

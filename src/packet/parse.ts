@@ -1,4 +1,4 @@
-import { formatIpv4, formatIpv6, formatMac } from '../openflow/addr';
+import { formatIpv4, formatIpv6, formatMac, macToNumber } from '../openflow/addr';
 import {
   ARP_LEN,
   ETHERNET_HEADER_LEN,
@@ -51,18 +51,38 @@ export function findLayer<T extends LayerType>(packet: ParsedPacket, type: T, fr
   return undefined;
 }
 
-export interface EthernetHeader {
-  dst: string;
-  src: string;
-  /** the ethertype after any VLAN tags */
-  ethType: number;
-  /** VID of the outermost VLAN tag, if tagged */
-  vlan: number | undefined;
-  /** where the L3 packet starts */
-  payloadOffset: number;
+/**
+ * The hot-path view of a frame: addresses and ethertype only, without decoding the rest.
+ * Addresses come as 48-bit numbers (cheap Map keys); their text is formatted only when asked for.
+ */
+export class EthernetHeader {
+  constructor(
+    private readonly frame: Buffer,
+    /** the ethertype after any VLAN tags */
+    readonly ethType: number,
+    /** VID of the outermost VLAN tag, if tagged */
+    readonly vlan: number | undefined,
+    /** where the L3 packet starts */
+    readonly payloadOffset: number,
+    readonly dstKey = macToNumber(frame, 0),
+    readonly srcKey = macToNumber(frame, 6),
+  ) {}
+
+  get dst(): string {
+    return formatMac(this.frame, 0);
+  }
+
+  get src(): string {
+    return formatMac(this.frame, 6);
+  }
+
+  /** a group address (broadcast or multicast): the I/G bit of the first byte */
+  get srcIsGroup(): boolean {
+    return (this.frame[6]! & 1) !== 0;
+  }
 }
 
-/** The hot-path view of a frame: addresses and ethertype only, without decoding the rest. */
+/** Reads the Ethernet header of `buf`; throws PacketParseError on a truncated frame or VLAN tag. */
 export function ethernetHeader(buf: Buffer): EthernetHeader {
   need(buf, 'ethernet', 0, ETHERNET_HEADER_LEN, buf.length);
   let ethType = u16(buf, 12);
@@ -74,7 +94,7 @@ export function ethernetHeader(buf: Buffer): EthernetHeader {
     ethType = u16(buf, at + 2);
     at += VLAN_TAG_LEN;
   }
-  return { dst: formatMac(buf, 0), src: formatMac(buf, 6), ethType, vlan, payloadOffset: at };
+  return new EthernetHeader(buf, ethType, vlan, at);
 }
 
 function u16(buf: Buffer, at: number): number {

@@ -57,6 +57,9 @@ export function deleteByCookie(cookie: bigint): FlowMod {
   return flowMod('delete', everywhere, 0xffffffffffffffffn);
 }
 
+const NO_MATCH: MatchSpec = Object.freeze({});
+const NO_ACTIONS: readonly Action[] = Object.freeze([]);
+
 /**
  * Builds one flow and checks it against its table's schema when `build()` is called:
  * only declared match fields, masks only where the table allows them, OpenFlow prerequisites present,
@@ -64,9 +67,10 @@ export function deleteByCookie(cookie: bigint): FlowMod {
  */
 export class FlowBuilder {
   private prio = 0;
-  private matchSpec: MatchSpec = {};
-  private applied: Action[] = [];
-  private written: Action[] = [];
+  // shared empties until first use: reactive apps build a flow per packet-in
+  private matchSpec: MatchSpec = NO_MATCH;
+  private applied: readonly Action[] = NO_ACTIONS;
+  private written: readonly Action[] = NO_ACTIONS;
   private metadata?: { value: bigint; mask: bigint };
   private gotoName?: string;
   private idle = 0;
@@ -86,18 +90,18 @@ export class FlowBuilder {
   }
 
   match(spec: MatchSpec): this {
-    Object.assign(this.matchSpec, spec);
+    this.matchSpec = { ...this.matchSpec, ...spec };
     return this;
   }
 
-  // concat, not push: an array grown by push reserves 17 slots, and flows are built per packet-in
+  // the rest array is ours: a first call keeps it, later ones concat (push would reserve 17 slots)
   apply(...actions: Action[]): this {
-    this.applied = this.applied.concat(actions);
+    this.applied = this.applied.length ? this.applied.concat(actions) : actions;
     return this;
   }
 
   write(...actions: Action[]): this {
-    this.written = this.written.concat(actions);
+    this.written = this.written.length ? this.written.concat(actions) : actions;
     return this;
   }
 
@@ -141,8 +145,8 @@ export class FlowBuilder {
     this.checkTimeout('hard_timeout', this.hard);
 
     const instructions: Instruction[] = [];
-    if (this.applied.length) instructions.push({ type: 'apply_actions', actions: this.applied });
-    if (this.written.length) instructions.push({ type: 'write_actions', actions: this.written });
+    if (this.applied.length) instructions.push({ type: 'apply_actions', actions: this.applied as Action[] });
+    if (this.written.length) instructions.push({ type: 'write_actions', actions: this.written as Action[] });
     if (this.metadata) instructions.push({ type: 'write_metadata', metadata: this.metadata.value, metadataMask: this.metadata.mask });
     if (this.gotoName !== undefined) {
       const next = this.pipeline.table(this.gotoName);

@@ -8,3 +8,4 @@ export * from './pipeline';
 export * from './incremental';
 export * from './sim';
 export * from './runtime';
+export * from './mac-table';

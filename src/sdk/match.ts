@@ -65,7 +65,8 @@ const inFieldOrder = (a: string, b: string): number => FIELD_ORDER.get(a)! - FIE
  */
 export function matchFromSpec(spec: MatchSpec): Match {
   const out: OxmTlv[] = [];
-  const fields = (Object.keys(spec) as OxmFieldName[]).sort(inFieldOrder);
+  const fields = Object.keys(spec) as OxmFieldName[];
+  if (fields.length > 1) fields.sort(inFieldOrder);
   for (const field of fields) {
     const raw = spec[field];
     if (raw === undefined) continue;

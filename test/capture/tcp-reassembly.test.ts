@@ -16,7 +16,7 @@ function reassemble(start: number, segments: { seq: number; payload: Buffer; syn
 }
 
 function frame(bytes: Buffer): Buffer[] {
-  return new Framer().push(bytes);
+  return new Framer().messages(bytes);
 }
 
 test('in-order segments: a message split over segments and many messages per segment', (t) => {

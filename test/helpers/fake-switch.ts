@@ -461,7 +461,7 @@ export class FakeSwitch {
     this.receivedChunks++;
     let frames: Buffer[];
     try {
-      frames = this.framer.push(chunk);
+      frames = this.framer.messages(chunk);
     } catch (e) {
       this.decodeErrors.push(e as OfDecodeError);
       this.socket?.destroy();

@@ -110,7 +110,7 @@ export class OfTestClient {
     this.failed.catch(() => {}); // observed through within()
     socket.on('data', (chunk) => {
       try {
-        for (const bytes of this.framer.push(chunk)) this.dispatch({ bytes, decoded: decodeMessage(bytes) });
+        for (const bytes of this.framer.messages(chunk)) this.dispatch({ bytes, decoded: decodeMessage(bytes) });
       } catch (e) {
         this.fail(e as Error);
       }

@@ -24,7 +24,7 @@ function frameAt(cuts: number[]): { framed: Buffer[]; maxHeld: number; heldOk: b
   let heldOk = true;
   const bounds = [0, ...cuts, stream.length];
   for (let i = 1; i < bounds.length; i++) {
-    framed.push(...framer.push(stream.subarray(bounds[i - 1], bounds[i])));
+    framed.push(...framer.messages(stream.subarray(bounds[i - 1], bounds[i])));
     maxHeld = Math.max(maxHeld, framer.buffered);
     if (framer.buffered !== partialAt(bounds[i]!)) heldOk = false;
   }
@@ -82,11 +82,11 @@ for (let len = 0; len < 8; len++) {
   test(`a length field of ${len} is a typed bad_length error, and the framer then refuses input`, (t) => {
     const framer = new Framer();
     const first = messages[0]!;
-    t.deepEqual(framer.push(first), [first]);
+    t.deepEqual(framer.messages(first), [first]);
     // split inside the bad header: the error must not depend on the chunking
     const bad = header(len);
-    t.deepEqual(framer.push(bad.subarray(0, 3)), []);
-    t.deepEqual(framer.push(bad.subarray(3)), []);
+    t.deepEqual(framer.messages(bad.subarray(0, 3)), []);
+    t.deepEqual(framer.messages(bad.subarray(3)), []);
     const err = framer.error;
     t.true(err instanceof OfDecodeError);
     t.is(err?.kind, 'bad_length');
@@ -94,25 +94,25 @@ for (let len = 0; len < 8; len++) {
     t.is(err?.context.msgType, 14);
     t.is(err?.context.xid, 0x01020304);
     t.is(framer.buffered, 0);
-    const again = t.throws(() => framer.push(messages[1]!), { instanceOf: OfDecodeError });
+    const again = t.throws(() => framer.messages(messages[1]!), { instanceOf: OfDecodeError });
     t.is(again?.kind, 'bad_length');
   });
 }
 
 test('messages before a bad length field in the same chunk are still framed, then the stream is refused', (t) => {
   const framer = new Framer();
-  const framed = framer.push(Buffer.concat([messages[0]!, messages[1]!, header(4)]));
+  const framed = framer.messages(Buffer.concat([messages[0]!, messages[1]!, header(4)]));
   t.is(framed.length, 2);
   t.is(framer.error?.kind, 'bad_length');
-  t.throws(() => framer.push(messages[2]!), { instanceOf: OfDecodeError });
+  t.throws(() => framer.messages(messages[2]!), { instanceOf: OfDecodeError });
 });
 
 test('the largest possible message (65535 bytes) is held until complete, then framed', (t) => {
   const big = Buffer.concat([header(0xffff), Buffer.alloc(0xffff - 8)]);
   const framer = new Framer();
-  t.deepEqual(framer.push(big.subarray(0, 0xfffe)), []);
+  t.deepEqual(framer.messages(big.subarray(0, 0xfffe)), []);
   t.is(framer.buffered, 0xfffe);
-  const out = framer.push(Buffer.concat([big.subarray(0xfffe), messages[0]!]));
+  const out = framer.messages(Buffer.concat([big.subarray(0xfffe), messages[0]!]));
   t.is(out.length, 2);
   t.true(out[0]!.equals(big));
   t.is(framer.buffered, 0);
@@ -122,8 +122,25 @@ test('a held partial message survives the caller reusing its chunk buffer', (t) 
   const framer = new Framer();
   const m = messages[0]!;
   const chunk = Buffer.from(m.subarray(0, 5));
-  framer.push(chunk);
+  framer.messages(chunk);
   chunk.fill(0xff);
-  const [out] = framer.push(Buffer.from(m.subarray(5)));
+  const [out] = framer.messages(Buffer.from(m.subarray(5)));
   t.true(out?.equals(m));
+});
+
+test('push visits each message as an offset into the chunk, and stops when the visitor says so', (t) => {
+  const chunk = Buffer.concat([messages[0]!, messages[1]!, messages[2]!]);
+  const seen: [number, number][] = [];
+  new Framer().push(chunk, (buf, at, length) => {
+    t.is(buf, chunk, 'no copy and no slice of a whole chunk');
+    seen.push([at, length]);
+  });
+  t.deepEqual(seen, [
+    [0, messages[0]!.length],
+    [messages[0]!.length, messages[1]!.length],
+    [messages[0]!.length + messages[1]!.length, messages[2]!.length],
+  ]);
+  let visits = 0;
+  new Framer().push(chunk, () => ++visits < 2);
+  t.is(visits, 2, 'false from the visitor ends the push');
 });

@@ -1,7 +1,7 @@
 import { OFP_NO_BUFFER, OFPP, OFPPC_PORT_DOWN, OFPPS_LINK_DOWN, type Action } from '../../openflow';
 import { ethernetHeader } from '../../packet';
 import type { PacketInEvent, PortStatusEvent } from '../../controller';
-import { deleteByCookie, flowMod, injectable, matchValue, type AppContext, type TableSpec, type ZonemeshApp } from '../../sdk';
+import { deleteByCookie, flowMod, injectable, MacTable, matchValue, type AppContext, type TableSpec, type ZonemeshApp } from '../../sdk';
 
 export const L2_LEARNING_APP_ID = 2;
 export const L2_TABLE = 'l2-learning.mac';
@@ -28,7 +28,7 @@ export class L2LearningApp implements ZonemeshApp {
   readonly appId = L2_LEARNING_APP_ID;
   readonly tables: readonly TableSpec[] = [{ name: L2_TABLE, stage: 'l2', miss: 'controller', matches: ['eth_dst'] }];
   /** dpid → MAC → port */
-  private readonly macs = new Map<bigint, Map<string, number>>();
+  private readonly macs = new Map<bigint, MacTable>();
 
   start(ctx: AppContext): void {
     const tableId = ctx.pipeline.table(L2_TABLE).id;
@@ -39,7 +39,7 @@ export class L2LearningApp implements ZonemeshApp {
 
   /** the MAC table of a switch, for tests and debugging */
   learned(dpid: bigint): ReadonlyMap<string, number> {
-    return this.macs.get(dpid) ?? new Map();
+    return this.macs.get(dpid)?.entries() ?? new Map();
   }
 
   private onPacketIn(ctx: AppContext, { dpid, message: pin }: PacketInEvent): void {
@@ -47,14 +47,10 @@ export class L2LearningApp implements ZonemeshApp {
     if (inPort === undefined) return;
     const eth = ethernetHeader(pin.data);
     let table = this.macs.get(dpid);
-    if (!table) this.macs.set(dpid, (table = new Map()));
+    if (!table) this.macs.set(dpid, (table = new MacTable()));
 
-    const sourceIsUnicast = (pin.data[6]! & 1) === 0;
-    if (sourceIsUnicast && table.get(eth.src) !== inPort) {
-      table.set(eth.src, inPort);
-      this.install(ctx, dpid, eth.src, inPort);
-    }
-    const outPort = table.get(eth.dst);
+    if (!eth.srcIsGroup && table.set(pin.data, 6, inPort)) this.install(ctx, dpid, eth.src, inPort);
+    const outPort = table.get(pin.data, 0);
     if (outPort === inPort) return; // the destination sits behind the port the packet came in on
     if (outPort !== undefined) this.install(ctx, dpid, eth.dst, outPort);
     const buffered = pin.bufferId !== OFP_NO_BUFFER;
@@ -84,7 +80,6 @@ export class L2LearningApp implements ZonemeshApp {
     const gone = message.reason === OFPPR_DELETE || (config & OFPPC_PORT_DOWN) !== 0 || (state & OFPPS_LINK_DOWN) !== 0;
     if (!gone) return;
     ctx.send(dpid, deleteByCookie(ctx.cookie(portOwner(portNo), { ephemeral: true })));
-    const table = this.macs.get(dpid);
-    for (const [mac, port] of table ?? []) if (port === portNo) table!.delete(mac);
+    this.macs.get(dpid)?.forgetPort(portNo);
   }
 }

@@ -6,6 +6,7 @@ import { OfDecodeError, OfEncodeError } from '../errors';
 import { decodeInstructions, encodeInstructions, type Instruction } from '../instructions';
 import { decodeMatch, encodeMatch, type Match } from '../oxm';
 import { decodePort, encodePort, OFP_PORT_LEN, type Port } from '../port';
+import { putU16, putU32, putU64, putU8 } from '../wire';
 import { expectBodyLength, expectMinBodyLength } from './basic';
 
 export type FlowModCommand = 'add' | 'modify' | 'modify_strict' | 'delete' | 'delete_strict';
@@ -39,6 +40,10 @@ export interface PacketIn {
   tableId: number;
   cookie: bigint;
   match: Match;
+  /**
+   * The frame, as a view into the bytes the message was decoded from (no copy: packet-ins are the
+   * hot path). A handler that keeps it beyond its own run should copy it, or it pins the whole read.
+   */
   data: Buffer;
 }
 
@@ -126,9 +131,21 @@ const flowModCodec: MessageCodec<'FLOW_MOD'> = {
     };
   },
   encode(w, msg) {
-    w.u64(msg.cookie).u64(msg.cookieMask).u8(msg.tableId).u8(flowModCommandCode(msg.command));
-    w.u16(msg.idleTimeout).u16(msg.hardTimeout).u16(msg.priority);
-    w.u32(msg.bufferId).u32(msg.outPort).u32(msg.outGroup).u16(msg.flags).zeros(2);
+    const at = w.claim(OFP_FLOW_MOD_FIXED_LEN);
+    const b = w.buf;
+    putU64(b, at, msg.cookie);
+    putU64(b, at + 8, msg.cookieMask);
+    putU8(b, at + 16, msg.tableId);
+    b[at + 17] = flowModCommandCode(msg.command);
+    putU16(b, at + 18, msg.idleTimeout);
+    putU16(b, at + 20, msg.hardTimeout);
+    putU16(b, at + 22, msg.priority);
+    putU32(b, at + 24, msg.bufferId);
+    putU32(b, at + 28, msg.outPort);
+    putU32(b, at + 32, msg.outGroup);
+    putU16(b, at + 36, msg.flags);
+    b[at + 38] = 0;
+    b[at + 39] = 0;
     encodeMatch(w, msg.match);
     encodeInstructions(w, msg.instructions);
   },
@@ -146,7 +163,7 @@ const packetInCodec: MessageCodec<'PACKET_IN'> = {
     const match = decodeMatch(r);
     // Two pad bytes align the Ethernet payload's IP header on a 4-byte boundary.
     r.skip(2);
-    return { type: 'PACKET_IN', xid, bufferId, totalLen, reason, tableId, cookie, match, data: r.copy(r.remaining) };
+    return { type: 'PACKET_IN', xid, bufferId, totalLen, reason, tableId, cookie, match, data: r.bytes(r.remaining) };
   },
   encode(w, msg) {
     w.u32(msg.bufferId).u16(msg.totalLen).u8(msg.reason).u8(msg.tableId).u64(msg.cookie);
@@ -209,12 +226,13 @@ const packetOutCodec: MessageCodec<'PACKET_OUT'> = {
     return { type: 'PACKET_OUT', xid, bufferId, inPort, actions, data: r.copy(r.remaining) };
   },
   encode(w, msg) {
-    w.u32(msg.bufferId).u32(msg.inPort);
-    const actionsLenAt = w.pos;
-    w.u16(0).zeros(6);
-    const actionsStart = w.pos;
+    const at = w.claim(OFP_PACKET_OUT_FIXED_LEN);
+    const b = w.buf;
+    putU32(b, at, msg.bufferId);
+    putU32(b, at + 4, msg.inPort);
+    for (let i = at + 8; i < at + 16; i++) b[i] = 0;
     encodeActions(w, msg.actions);
-    w.patchU16(actionsLenAt, w.pos - actionsStart);
+    w.patchU16(at + 8, w.pos - at - OFP_PACKET_OUT_FIXED_LEN);
     w.bytes(msg.data);
   },
 };

@@ -19,6 +19,8 @@ export interface ContextHost {
   handlerFailed(error: AppHandlerError): void;
 }
 
+const COOKIE_MEMO_SIZE = 4096;
+
 /** The kind of event a handler was given, for error reports. */
 function eventName(e: unknown): string {
   if (typeof e !== 'object' || e === null) return typeof e;
@@ -33,6 +35,9 @@ export class RuntimeAppContext implements AppContext {
   readonly pipeline: Pipeline;
   readonly events: AppEvents;
   readonly stopped$: Observable<void>;
+  /** owner → cookie: hashing the owner per flow showed in the packet-in profile */
+  private readonly cookies = new Map<string, bigint>();
+  private readonly ephemeralCookies = new Map<string, bigint>();
 
   constructor(
     readonly app: ZonemeshApp,
@@ -45,7 +50,14 @@ export class RuntimeAppContext implements AppContext {
   }
 
   cookie(owner: string, opts: { ephemeral?: boolean } = {}): bigint {
-    return makeCookie(this.app.appId, owner, opts.ephemeral);
+    const memo = opts.ephemeral ? this.ephemeralCookies : this.cookies;
+    let cookie = memo.get(owner);
+    if (cookie === undefined) {
+      // bounded: owners come and go with the model, and a few thousand cover any one moment
+      if (memo.size >= COOKIE_MEMO_SIZE) memo.clear();
+      memo.set(owner, (cookie = makeCookie(this.app.appId, owner, opts.ephemeral)));
+    }
+    return cookie;
   }
 
   flow(table: string, owner: string, opts: { ephemeral?: boolean } = {}): FlowBuilder {
