@@ -1,12 +1,15 @@
+import cluster from 'node:cluster';
 import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import pino, { type Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import { DEFAULT_LISTEN, RunConfigError, RunConfigFile, loadRunConfig, validateRunConfig, type RunConfig } from '../config';
+import { DEFAULT_LISTEN, MAX_WORKERS, RunConfigError, RunConfigFile, loadRunConfig, validateRunConfig, type RunConfig } from '../config';
 import { Runtime, type AppSettings } from '../sdk';
 import { CliError, EXIT, UsageError, type Command } from './command';
+import { WORKER_ENV, runPrimary, runWorker } from './workers';
 
 /** Where `run` opens its control endpoint and `flows` looks for it, unless told otherwise. */
 export const DEFAULT_CONTROL_PATH = join(tmpdir(), `zonemesh-${userInfo().uid}.sock`);
@@ -17,14 +20,29 @@ export function controlPath(text: string): string {
 }
 
 export const runCommand: Command = {
-  usage: 'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|unix:PATH ...] [--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE] [--control unix:PATH] [--log-level LEVEL]',
-  summary: `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live`,
+  usage: 'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|unix:PATH ...] [--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE] [--control unix:PATH] [--log-level LEVEL] [--workers N]',
+  summary:
+    `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live. ` +
+    `--workers N (1..${MAX_WORKERS}, default 1) spreads the switches over N processes by connection (dial targets round-robin); each app instance sees only its own worker's switches, ` +
+    'so an app that correlates events across switches must run with 1; model-driven apps are fine (every worker loads the model); a worker that dies is started again',
   run: async (args) => {
+    if (cluster.isWorker && process.env[WORKER_ENV] !== undefined) return runWorker();
     const { config: wanted, explicitControl, file, fileConfig } = runConfig(args);
     // Another controller on this machine holds the default control socket: run without one.
     const defaultTaken = !explicitControl && (await socketIsLive(wanted.control!));
     const config: RunConfig = defaultTaken ? { ...wanted, control: undefined } : wanted;
     const settingsChanges = new Subject<AppSettings>();
+    if ((config.workers ?? 1) > 1) {
+      const log = pino({ name: 'zonemesh', level: config.logLevel }).child({ role: 'primary' });
+      if (defaultTaken) log.warn({ control: wanted.control }, 'the default control socket is in use; running without a control endpoint');
+      const watched = file === undefined ? undefined : new RunConfigFile(file);
+      if (watched) watchSettings(watched, fileConfig!, settingsChanges, log);
+      try {
+        return await runPrimary({ config, args, log, settingsChanges });
+      } finally {
+        watched?.close();
+      }
+    }
     let runtime: Runtime;
     try {
       runtime = new Runtime({ config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges });
@@ -49,26 +67,26 @@ export const runCommand: Command = {
       throw new CliError((e as Error).message);
     }
     runtime.log.info({ listen: runtime.listening.map((l) => l.port ?? l.spec), dial: config.dial, control: config.control }, 'running');
-    if (watched) watchSettings(watched, fileConfig!, settingsChanges, runtime);
+    if (watched) watchSettings(watched, fileConfig!, settingsChanges, runtime.log);
     await stopped;
     return EXIT.ok;
   },
 };
 
 /** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
-const RESTART_KEYS = ['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel'] as const;
+const RESTART_KEYS = ['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'workers'] as const;
 
 /** Hands every edit of the config file's settings to the apps, and says what an edit cannot change. */
-function watchSettings(file: RunConfigFile, loaded: RunConfig, changes: Subject<AppSettings>, runtime: Runtime): void {
+function watchSettings(file: RunConfigFile, loaded: RunConfig, changes: Subject<AppSettings>, log: Logger): void {
   let settings = JSON.stringify(loaded.settings);
-  file.rejected$.subscribe((e) => runtime.log.error({ err: e, config: file.path }, 'config change rejected; running as before'));
+  file.rejected$.subscribe((e) => log.error({ err: e, config: file.path }, 'config change rejected; running as before'));
   file.changes$.subscribe((next) => {
     const ignored = RESTART_KEYS.filter((k) => JSON.stringify(next[k]) !== JSON.stringify(loaded[k]));
-    if (ignored.length) runtime.log.warn({ config: file.path, keys: ignored }, 'these config changes take a restart; ignored until then');
+    if (ignored.length) log.warn({ config: file.path, keys: ignored }, 'these config changes take a restart; ignored until then');
     const text = JSON.stringify(next.settings);
     if (text === settings) return;
     settings = text;
-    runtime.log.info({ config: file.path }, 'settings changed; handing them to the apps');
+    log.info({ config: file.path }, 'settings changed; handing them to the apps');
     changes.next(next.settings);
   });
   file.watch();
@@ -98,6 +116,7 @@ function runConfig(args: string[]): { config: RunConfig; explicitControl: boolea
         model: { type: 'string' },
         control: { type: 'string' },
         'log-level': { type: 'string' },
+        workers: { type: 'string' },
       },
     }));
   } catch (e) {
@@ -113,6 +132,8 @@ function runConfig(args: string[]): { config: RunConfig; explicitControl: boolea
         ...(values.dial && { dial: values.dial }),
         ...(values.model && { model: values.model }),
         ...(values['log-level'] && { logLevel: values['log-level'] }),
+        // a number when it looks like one; validation names anything else
+        ...(values.workers !== undefined && { workers: /^\d+$/.test(values.workers) ? Number(values.workers) : values.workers }),
       },
       'command line',
     );
@@ -125,6 +146,7 @@ function runConfig(args: string[]): { config: RunConfig; explicitControl: boolea
       dial,
       ...(values.model && { model: flags.model }),
       ...(values['log-level'] && { logLevel: flags.logLevel }),
+      ...(values.workers !== undefined && { workers: flags.workers }),
       control: values.control ? controlPath(values.control) : (base.control ?? DEFAULT_CONTROL_PATH),
     };
     return { config, explicitControl: values.control !== undefined || base.control !== undefined, ...(values.config && { file: values.config, fileConfig: base }) };

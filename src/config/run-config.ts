@@ -21,9 +21,13 @@ export interface RunConfig {
   /** Unix socket of the control endpoint that `zonemesh flows` asks */
   readonly control?: string;
   readonly logLevel: LogLevel;
+  /** processes sharing the switches (`zonemesh run --workers`), 1..MAX_WORKERS; absent means 1: one process, no cluster */
+  readonly workers?: number;
   /** app name → that app's own settings; each app validates its part */
   readonly settings: Readonly<Record<string, unknown>>;
 }
+
+export const MAX_WORKERS = 64;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -70,7 +74,7 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'settings']);
+  const known = new Set(['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, `unknown key (known: ${[...known].join(', ')})`);
 
   const strings = (key: string): string[] => {
@@ -116,6 +120,10 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
   const model = optionalString('model');
   const control = optionalString('control');
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
+  const workers = o.workers;
+  if (workers !== undefined && !(Number.isInteger(workers) && (workers as number) >= 1 && (workers as number) <= MAX_WORKERS)) {
+    problem('workers', `${JSON.stringify(workers)} is not a whole number from 1 to ${MAX_WORKERS}`);
+  }
 
   if (issues.length) throw new RunConfigError(source, issues);
   return {
@@ -126,6 +134,7 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
     ...(hypervisors !== undefined && { hypervisors }),
     ...(control !== undefined && { control }),
     logLevel: logLevel as LogLevel,
+    ...(workers !== undefined && { workers: workers as number }),
     settings: settings as Record<string, unknown>,
   };
 }

@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer, type TLSSocket } from 'node:tls';
@@ -51,7 +52,9 @@ export async function startListener(
     sockets.add(s);
     s.once('close', () => sockets.delete(s));
   });
-  if (spec.transport === 'unix') await removeStaleSocket(spec.path);
+  // A cluster worker's listen shares the primary's socket, which another worker may hold live:
+  // the primary checks for a stale file before it forks.
+  if (spec.transport === 'unix' && !cluster.isWorker) await removeStaleSocket(spec.path);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     const onListening = () => {
@@ -111,7 +114,7 @@ function describeListen(spec: ListenSpec): string {
  * A daemon that died leaves its socket file behind, and listening on it fails with EADDRINUSE.
  * The file is removed only when nobody accepts connections on it.
  */
-async function removeStaleSocket(path: string): Promise<void> {
+export async function removeStaleSocket(path: string): Promise<void> {
   try {
     if (!lstatSync(path).isSocket()) return;
   } catch {

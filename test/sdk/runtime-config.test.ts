@@ -39,7 +39,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(problems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, dial, model, hypervisors, control, logLevel, settings)',
+    'colour: unknown key (known: apps, listen, dial, model, hypervisors, control, logLevel, settings, workers)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
     "listen[0]: 'nowhere' is not 'unix:PATH' or '[tcp:]HOST:PORT'",
@@ -49,6 +49,14 @@ test('every problem of a run config is reported at once, with its path', (t) => 
   ]);
   const missing = join(tmpdir(), 'no-such-zonemesh.yaml');
   t.throws(() => loadRunConfig(missing), { instanceOf: RunConfigError, message: `${missing}: (file): cannot read: ENOENT` });
+});
+
+test('workers: a whole number from 1 to 64; absent means one process', (t) => {
+  t.is(validateRunConfig({ workers: 4 }, 'run.yaml').workers, 4);
+  t.false('workers' in validateRunConfig({}, 'run.yaml'));
+  for (const bad of [0, 65, 1.5, '2', null]) {
+    t.deepEqual(problems(() => validateRunConfig({ workers: bad }, 'run.yaml')), [`workers: ${JSON.stringify(bad)} is not a whole number from 1 to 64`]);
+  }
 });
 
 test("hypervisors: each hypervisor's OVSDB target for this deployment, checked like the model's", (t) => {

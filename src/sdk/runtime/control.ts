@@ -77,17 +77,35 @@ export function parseDpid(text: string): bigint | undefined {
   }
 }
 
-async function answer(source: ControlSource, request: unknown): Promise<ControlResponse> {
+/** A request as the endpoint acts on it (the cluster primary too, before asking its workers). */
+export type CheckedControlRequest = { op: 'flows'; dpid?: bigint };
+
+/** Checks one request; a string says what is wrong with it. */
+export function checkControlRequest(request: unknown): CheckedControlRequest | string {
   const req = request as Partial<ControlRequest> | null;
-  if (req?.op !== 'flows') return { ok: false, error: `unknown request ${JSON.stringify(req?.op)}; known: flows` };
-  let targets = [...source.switches.entries()];
-  if (req.dpid !== undefined) {
-    const dpid = parseDpid(String(req.dpid));
-    if (dpid === undefined) return { ok: false, error: `'${req.dpid}' is not a datapath id` };
-    targets = targets.filter(([d]) => d === dpid);
-    if (targets.length === 0) return { ok: false, error: `switch ${formatDpid(dpid)} is not connected (connected: ${[...source.switches.keys()].map(formatDpid).join(', ') || 'none'})` };
-  }
-  return { ok: true, switches: await Promise.all(targets.map(([dpid, session]) => switchFlows(source, dpid, session))) };
+  if (req?.op !== 'flows') return `unknown request ${JSON.stringify(req?.op)}; known: flows`;
+  if (req.dpid === undefined) return { op: 'flows' };
+  const dpid = parseDpid(String(req.dpid));
+  return dpid === undefined ? `'${req.dpid}' is not a datapath id` : { op: 'flows', dpid };
+}
+
+/** The flows of this runtime's switches: all of them, or the one with `dpid` (none when it is not connected here). */
+export function localFlows(source: ControlSource, dpid?: bigint): Promise<SwitchFlows[]> {
+  const targets = [...source.switches.entries()].filter(([d]) => dpid === undefined || d === dpid);
+  return Promise.all(targets.map(([d, session]) => switchFlows(source, d, session)));
+}
+
+/** The answer to a request for a switch that is not there; `connected` lists those that are. */
+export function notConnected(dpid: bigint, connected: readonly string[]): string {
+  return `switch ${formatDpid(dpid)} is not connected (connected: ${connected.join(', ') || 'none'})`;
+}
+
+async function answer(source: ControlSource, request: unknown): Promise<ControlResponse> {
+  const req = checkControlRequest(request);
+  if (typeof req === 'string') return { ok: false, error: req };
+  const switches = await localFlows(source, req.dpid);
+  if (req.dpid !== undefined && switches.length === 0) return { ok: false, error: notConnected(req.dpid, [...source.switches.keys()].map(formatDpid)) };
+  return { ok: true, switches };
 }
 
 /** A stale socket file (no one listening) is replaced; a live one is left alone and listen fails. */
@@ -105,9 +123,14 @@ export class ControlServer {
     readonly path: string,
   ) {}
 
-  static async listen(path: string, source: ControlSource, log: Logger): Promise<ControlServer> {
+  static listen(path: string, source: ControlSource, log: Logger): Promise<ControlServer> {
+    return ControlServer.serve(path, (request) => answer(source, request), log);
+  }
+
+  /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. */
+  static async serve(path: string, respond: (request: unknown) => Promise<ControlResponse>, log: Logger): Promise<ControlServer> {
     removeStaleSocket(path);
-    const server = createServer((socket) => serve(socket, source, log));
+    const server = createServer((socket) => serve(socket, respond, log));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => {
@@ -124,7 +147,7 @@ export class ControlServer {
   }
 }
 
-function serve(socket: Socket, source: ControlSource, log: Logger): void {
+function serve(socket: Socket, respond: (request: unknown) => Promise<ControlResponse>, log: Logger): void {
   let buffered = '';
   socket.setEncoding('utf8');
   socket.on('error', () => undefined); // a client that goes away early is no concern of ours
@@ -139,7 +162,7 @@ function serve(socket: Socket, source: ControlSource, log: Logger): void {
     } catch {
       return void socket.end(`${JSON.stringify({ ok: false, error: 'request is not one line of JSON' })}\n`);
     }
-    answer(source, request)
+    respond(request)
       .catch((e: unknown): ControlResponse => {
         log.warn({ err: e }, 'control request failed');
         return { ok: false, error: (e as Error)?.message ?? String(e) };

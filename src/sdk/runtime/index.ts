@@ -2,5 +2,18 @@
 export * from './di';
 export * from './errors';
 export { RuntimeAppContext, type ContextHost } from './context';
-export { ControlServer, formatFlowLine, parseDpid, queryControl, type ControlRequest, type ControlResponse, type ControlSource, type SwitchFlows } from './control';
+export {
+  ControlServer,
+  checkControlRequest,
+  formatFlowLine,
+  localFlows,
+  notConnected,
+  parseDpid,
+  queryControl,
+  type CheckedControlRequest,
+  type ControlRequest,
+  type ControlResponse,
+  type ControlSource,
+  type SwitchFlows,
+} from './control';
 export { Runtime, type AppRegistry, type RuntimeOptions } from './runtime';

@@ -10,7 +10,7 @@ import { PIPELINE_APP_ID } from '../cookie';
 import { tableMissFlows, type Flow } from '../flow';
 import { Pipeline } from '../pipeline';
 import { RuntimeAppContext, type ContextHost } from './context';
-import { ControlServer } from './control';
+import { ControlServer, type ControlSource } from './control';
 import { Container, type Newable } from './di';
 import { AppHandlerError, AppStartError, AppWiringError } from './errors';
 
@@ -22,6 +22,8 @@ export interface RuntimeOptions {
   registry: AppRegistry;
   /** default: pino on stdout at config.logLevel */
   logger?: Logger;
+  /** fields on every log line (a cluster worker's `worker: k`) */
+  logBindings?: Readonly<Record<string, unknown>>;
   controller?: Omit<ControllerOptions, 'logger'>;
   reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log'>;
   /** default: a watched FileModelStore of config.model (with config.hypervisors merged in), when set */
@@ -84,7 +86,8 @@ export class Runtime {
 
   constructor(private readonly options: RuntimeOptions) {
     const { config } = options;
-    this.log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
+    const log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
+    this.log = options.logBindings ? log.child(options.logBindings) : log;
     this.controller = new Controller({ ...options.controller, logger: this.log });
     this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors }).watch());
     try {
@@ -190,13 +193,13 @@ export class Runtime {
     for (const spec of config.listen) this.listeners.push(await this.controller.listen(spec));
     for (const target of config.dial) this.controller.dial(target);
     if (config.control !== undefined) {
-      this.control = await ControlServer.listen(config.control, {
-        switches: this.controller.switches,
-        desired: this.desired,
-        pipeline: this.pipeline,
-        ownedApps: this.ownedApps,
-      }, this.log);
+      this.control = await ControlServer.listen(config.control, this.controlSource, this.log);
     }
+  }
+
+  /** what the control endpoint reads (a cluster worker answers its primary from it) */
+  get controlSource(): ControlSource {
+    return { switches: this.controller.switches, desired: this.desired, pipeline: this.pipeline, ownedApps: this.ownedApps };
   }
 
   /** the listeners `start()` opened, in config order (their `port` after listening on port 0) */
