@@ -11,12 +11,13 @@
  *
  * The controllers (edit CONTROLLERS to change a command; each is one line):
  *   zonemesh       the product: `zonemesh run --apps l2-learning` (src/cli/main.ts)
+ *   zonemesh-2w    the same with `--workers 2`, one process per core, on both cores (the generator's too)
  *   zonemesh-stub  bench/loadgen/stub-l2.ts: simple_switch_13 straight on src/controller
  *   os-ken         os-ken 2.5 (Debian python3-os-ken) running bench/osken_l2.py
  *   null           bench/loadgen/null-controller.ts: no decoding at all; the generator's ceiling
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, writeFileSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, mkdirSync, openSync, closeSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadavg } from 'node:os';
 import { REPO_ROOT } from '../../test/helpers/paths';
@@ -32,6 +33,8 @@ interface ControllerSpec {
   id: string;
   label: string;
   argv: (host: string, port: number) => string[];
+  /** CPUs the controller may use, when not the --cpu-controller one (a multi-process controller gets both) */
+  cpus?: string;
 }
 
 export const CONTROLLERS: ControllerSpec[] = [
@@ -39,6 +42,12 @@ export const CONTROLLERS: ControllerSpec[] = [
     id: 'zonemesh',
     label: 'zonemesh `run --apps l2-learning`',
     argv: (h, p) => [NODE, join(DIST, 'src/cli/main.js'), 'run', '--apps', 'l2-learning', '--listen', `${h}:${p}`],
+  },
+  {
+    id: 'zonemesh-2w',
+    label: 'zonemesh `run --workers 2 --apps l2-learning`, CPUs 0,1',
+    argv: (h, p) => [NODE, join(DIST, 'src/cli/main.js'), 'run', '--workers', '2', '--apps', 'l2-learning', '--listen', `${h}:${p}`],
+    cpus: '0,1',
   },
   {
     id: 'zonemesh-stub',
@@ -113,15 +122,29 @@ function parseArgs(argv: string[]): Options {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
-/** utime+stime of a process, in clock ticks (100/s on Linux) */
+/** utime+stime of a process and its live descendants (a multi-process controller's workers), in clock ticks (100/s on Linux) */
 function cpuTicks(pid: number): number {
-  try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return NaN;
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const f = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(entry), { ppid: Number(rest[1]), ticks: Number(rest[11]) + Number(rest[12]) });
+    } catch {
+      // the process ended while we looked
+    }
   }
+  if (!stats.has(pid)) return NaN;
+  let total = 0;
+  const tree = new Set([pid]);
+  // /proc lists parents before their children only by chance: repeat until the tree stops growing
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [p, st] of stats) if (!tree.has(p) && tree.has(st.ppid)) (tree.add(p), (grew = true));
+  }
+  for (const p of tree) total += stats.get(p)!.ticks;
+  return total;
 }
 
 interface Started {
@@ -135,7 +158,7 @@ function startController(spec: ControllerSpec, o: Options, mode: string, run: nu
   const fd = openSync(log, 'w');
   const argv = spec.argv('127.0.0.1', o.port);
   // taskset execs the controller, so child.pid is the controller's own pid
-  const child = spawn('taskset', ['-c', o.cpuController, ...argv], { stdio: ['ignore', fd, fd], cwd: REPO_ROOT });
+  const child = spawn('taskset', ['-c', spec.cpus ?? o.cpuController, ...argv], { stdio: ['ignore', fd, fd], cwd: REPO_ROOT });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => resolve(code));
@@ -227,7 +250,7 @@ const median = (xs: number[]) => {
 function table(rows: Row[], o: Options): string {
   const lines = [
     `Controller throughput: ${o.switches} fake switches, ${o.macs} MACs each, ${o.seconds} s after ${o.warmup} s warm-up, ` +
-      `controller on CPU ${o.cpuController}, generator on CPU ${o.cpuLoadgen}${o.runs > 1 ? `, median of ${o.runs} runs (best run in parentheses)` : ''}`,
+      `controller on CPU ${o.cpuController} (unless its row says otherwise), generator on CPU ${o.cpuLoadgen}${o.runs > 1 ? `, median of ${o.runs} runs (best run in parentheses)` : ''}`,
     '',
     '| controller | mode | responses/s (FLOW_MOD+PACKET_OUT) | packet-ins answered/s | per-second min–max answered/s | RTT µs p50 / p99 | controller CPU | generator CPU | lost |',
     '|---|---|---|---|---|---|---|---|---|',
