@@ -139,13 +139,15 @@ export interface SessionStats {
   malformed: number;
 }
 
-type Handler = { readonly runsIn: ReadonlySet<SessionState>; readonly handle: (session: SwitchSession, msg: OfMessage) => void };
-function handler<T extends OfMessageType>(runsIn: ReadonlySet<SessionState>, handle: (s: SwitchSession, m: OfMessageOf<T>) => void): Handler {
+/** Each state a bit, so that "may this message be handled now" is one AND per message. */
+const STATE_BIT: Readonly<Record<SessionState, number>> = { HELLO: 1, FEATURES: 2, PORT_DESC: 4, READY: 8, CLOSED: 16 };
+type Handler = { readonly runsIn: number; readonly handle: (session: SwitchSession, msg: OfMessage) => void };
+function handler<T extends OfMessageType>(runsIn: number, handle: (s: SwitchSession, m: OfMessageOf<T>) => void): Handler {
   return { runsIn, handle: handle as Handler['handle'] };
 }
 
-const AFTER_HELLO: ReadonlySet<SessionState> = new Set(['FEATURES', 'PORT_DESC', 'READY']);
-const READY_ONLY: ReadonlySet<SessionState> = new Set(['READY']);
+const AFTER_HELLO = STATE_BIT.FEATURES | STATE_BIT.PORT_DESC | STATE_BIT.READY;
+const READY_ONLY = STATE_BIT.READY;
 /** a peer that ends this way has nothing more to read, so nothing is flushed */
 const ABRUPT: ReadonlySet<CloseReason> = new Set(['socket_error', 'echo_timeout', 'peer_closed']);
 const CLOSE_GRACE_MS = 1_000;
@@ -167,6 +169,7 @@ export class SwitchSession {
   readonly closed: Promise<CloseInfo>;
 
   private _state: SessionState = 'HELLO';
+  private stateBit = STATE_BIT.HELLO;
   private closeReason: CloseReason | undefined;
   private _dpid: bigint | undefined;
   private _features: FeaturesReply | undefined;
@@ -415,8 +418,8 @@ export class SwitchSession {
     const res = decodeMessage(buf, at);
     if (!res.ok) return this.onMalformed(res.error, buf.subarray(at, at + length));
     const msg = res.message;
-    const h = SwitchSession.handlers[msg.type] ?? SwitchSession.replyHandler;
-    if (!h.runsIn.has(this._state)) {
+    const h = SwitchSession.handlerByCode[buf[at + 1]!] ?? SwitchSession.replyHandler;
+    if ((h.runsIn & this.stateBit) === 0) {
       this.stats.droppedForState++;
       this.log.debug({ type: msg.type, xid: msg.xid, state: this._state }, 'message not handled in this state; dropped');
       return;
@@ -435,6 +438,11 @@ export class SwitchSession {
     FLOW_REMOVED: handler<'FLOW_REMOVED'>(READY_ONLY, (s, m) => s.onFlowRemoved(m)),
   };
   private static readonly replyHandler: Handler = handler(AFTER_HELLO, (s, m) => s.onReply(m));
+  /** the handlers by message type code: an array index per message, not a property lookup by name */
+  private static readonly handlerByCode: readonly (Handler | undefined)[] = Object.entries(SwitchSession.handlers).reduce<(Handler | undefined)[]>(
+    (byCode, [type, h]) => ((byCode[OFPT[type as OfMessageType]] = h), byCode),
+    [],
+  );
 
   private onHello(frame: Buffer): void {
     const negotiation = negotiateVersion(frame);
@@ -585,6 +593,7 @@ export class SwitchSession {
   private transition(to: SessionState, details: Record<string, unknown> = {}): void {
     const from = this._state;
     this._state = to;
+    this.stateBit = STATE_BIT[to];
     const level = to === 'READY' || to === 'CLOSED' ? 'info' : 'debug';
     this.log[level]({ from, to, ...details }, `session ${from} -> ${to}`);
   }

@@ -12,7 +12,7 @@ import {
   type NiciraAction,
 } from './nicira';
 import { encodeOxm, type OxmTlv } from './oxm';
-import type { Reader, Writer } from './wire';
+import { putU16, putU32, type Reader, type Writer } from './wire';
 
 export {
   NXAST,
@@ -199,9 +199,19 @@ export function encodeActions(w: Writer, actions: readonly Action[]): void {
 
 function encodeAction(w: Writer, a: Action): void {
   switch (a.type) {
-    case 'output':
-      w.u16(OFPAT.OUTPUT).u16(OFP_ACTION_OUTPUT_LEN).u32(a.port).u16(a.maxLen).zeros(6);
+    case 'output': {
+      // the action nearly every flow and packet-out carries: one claim, no per-field bounds check
+      const at = w.claim(OFP_ACTION_OUTPUT_LEN);
+      const b = w.buf;
+      b[at] = 0;
+      b[at + 1] = OFPAT.OUTPUT;
+      b[at + 2] = 0;
+      b[at + 3] = OFP_ACTION_OUTPUT_LEN;
+      putU32(b, at + 4, a.port);
+      putU16(b, at + 8, a.maxLen);
+      for (let i = at + 10; i < at + OFP_ACTION_OUTPUT_LEN; i++) b[i] = 0;
       return;
+    }
     case 'copy_ttl_out':
       return emptyAction(w, OFPAT.COPY_TTL_OUT);
     case 'copy_ttl_in':

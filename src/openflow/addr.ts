@@ -15,14 +15,9 @@ export function formatMac(b: Uint8Array, at = 0): string {
   return String.fromCharCode.apply(null, macCodes);
 }
 
-/** The 6 bytes at `at` as a 48-bit number: a Map key without formatting and hashing a string. */
-export function macToNumber(b: Uint8Array, at = 0): number {
-  return (b[at]! * 0x10000 + ((b[at + 1]! << 8) | b[at + 2]!)) * 0x1000000 + ((b[at + 3]! << 16) | (b[at + 4]! << 8) | b[at + 5]!);
-}
-
 const macBytes = Buffer.alloc(6);
 
-/** A 48-bit number (see macToNumber) as 'aa:bb:cc:dd:ee:ff'. */
+/** A MAC held as a 48-bit number (the first byte most significant) as 'aa:bb:cc:dd:ee:ff'. */
 export function numberToMac(v: number): string {
   const high = Math.floor(v / 0x1000000);
   macBytes[0] = high >>> 16;

@@ -1,4 +1,4 @@
-import { formatIpv4, formatIpv6, formatMac, macToNumber } from '../openflow/addr';
+import { formatIpv4, formatIpv6, formatMac } from '../openflow/addr';
 import {
   ARP_LEN,
   ETHERNET_HEADER_LEN,
@@ -53,7 +53,7 @@ export function findLayer<T extends LayerType>(packet: ParsedPacket, type: T, fr
 
 /**
  * The hot-path view of a frame: addresses and ethertype only, without decoding the rest.
- * Addresses come as 48-bit numbers (cheap Map keys); their text is formatted only when asked for.
+ * The addresses' text is formatted only when asked for (a MacTable reads the bytes themselves).
  */
 export class EthernetHeader {
   constructor(
@@ -64,8 +64,6 @@ export class EthernetHeader {
     readonly vlan: number | undefined,
     /** where the L3 packet starts */
     readonly payloadOffset: number,
-    readonly dstKey = macToNumber(frame, 0),
-    readonly srcKey = macToNumber(frame, 6),
   ) {}
 
   get dst(): string {

@@ -90,7 +90,8 @@ export class FlowBuilder {
   }
 
   match(spec: MatchSpec): this {
-    this.matchSpec = { ...this.matchSpec, ...spec };
+    // the first spec is kept as given (build only reads it); a second one merges into a copy
+    this.matchSpec = this.matchSpec === NO_MATCH ? spec : { ...this.matchSpec, ...spec };
     return this;
   }
 
