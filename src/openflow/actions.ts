@@ -14,26 +14,6 @@ import {
 import { encodeOxm, type OxmTlv } from './oxm';
 import { putU16, putU32, type Reader, type Writer } from './wire';
 
-export {
-  NXAST,
-  NX_ACTION_SAMPLE_DEFAULT,
-  NX_ACTION_SAMPLE_EGRESS,
-  NX_ACTION_SAMPLE_INGRESS,
-  NX_CT_F_COMMIT,
-  NX_CT_F_FORCE,
-  NX_CT_RECIRC_NONE,
-  NX_LEARN_F_DELETE_LEARNED,
-  NX_LEARN_F_SEND_FLOW_REM,
-  NX_NAT_F_DST,
-  NX_NAT_F_PERSISTENT,
-  NX_NAT_F_PROTO_HASH,
-  NX_NAT_F_PROTO_RANDOM,
-  NX_NAT_F_SRC,
-  type LearnSource,
-  type LearnSpec,
-  type NiciraAction,
-} from './nicira';
-
 export enum OFPAT {
   OUTPUT = 0,
   COPY_TTL_OUT = 11,
@@ -194,24 +174,30 @@ function expectActionLen(len: number, expected: number, what: string, at: number
 }
 
 export function encodeActions(w: Writer, actions: readonly Action[]): void {
-  for (const a of actions) encodeAction(w, a);
+  for (let i = 0; i < actions.length; i++) {
+    const a = actions[i]!;
+    // output, which nearly every flow and packet-out carries, apart from the big switch below
+    if (a.type === 'output') encodeOutput(w, a.port, a.maxLen);
+    else encodeAction(w, a);
+  }
+}
+
+function encodeOutput(w: Writer, port: number, maxLen: number): void {
+  const at = w.claim(OFP_ACTION_OUTPUT_LEN);
+  const b = w.buf;
+  b[at] = 0;
+  b[at + 1] = OFPAT.OUTPUT;
+  b[at + 2] = 0;
+  b[at + 3] = OFP_ACTION_OUTPUT_LEN;
+  putU32(b, at + 4, port);
+  putU16(b, at + 8, maxLen);
+  for (let i = at + 10; i < at + OFP_ACTION_OUTPUT_LEN; i++) b[i] = 0;
 }
 
 function encodeAction(w: Writer, a: Action): void {
   switch (a.type) {
-    case 'output': {
-      // the action nearly every flow and packet-out carries: one claim, no per-field bounds check
-      const at = w.claim(OFP_ACTION_OUTPUT_LEN);
-      const b = w.buf;
-      b[at] = 0;
-      b[at + 1] = OFPAT.OUTPUT;
-      b[at + 2] = 0;
-      b[at + 3] = OFP_ACTION_OUTPUT_LEN;
-      putU32(b, at + 4, a.port);
-      putU16(b, at + 8, a.maxLen);
-      for (let i = at + 10; i < at + OFP_ACTION_OUTPUT_LEN; i++) b[i] = 0;
-      return;
-    }
+    case 'output':
+      return encodeOutput(w, a.port, a.maxLen);
     case 'copy_ttl_out':
       return emptyAction(w, OFPAT.COPY_TTL_OUT);
     case 'copy_ttl_in':

@@ -112,8 +112,11 @@ function encodeInstruction(w: Writer, inst: Instruction): void {
       return;
     case 'write_actions':
     case 'apply_actions': {
-      const start = w.pos;
-      w.u16(inst.type === 'apply_actions' ? OFPIT.APPLY_ACTIONS : OFPIT.WRITE_ACTIONS).u16(0).zeros(4);
+      const start = w.claim(8);
+      const b = w.buf;
+      b[start] = 0;
+      b[start + 1] = inst.type === 'apply_actions' ? OFPIT.APPLY_ACTIONS : OFPIT.WRITE_ACTIONS;
+      for (let i = start + 4; i < start + 8; i++) b[i] = 0;
       encodeActions(w, inst.actions);
       w.patchU16(start + 2, w.pos - start);
       return;

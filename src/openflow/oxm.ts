@@ -456,7 +456,14 @@ export function encodeOxm(w: Writer, tlv: OxmTlv): void {
   const hasMask = tlv.mask !== undefined;
   if (hasMask && !spec.maskable) throw new OfEncodeError(`${spec.name} cannot be masked`, { field: spec.name });
   const length = spec.prefixBytes + (hasMask ? 2 * spec.bytes : spec.bytes);
-  w.u32(oxmHeader(spec.oxmClass, spec.oxmField, hasMask, length));
+  // header (with any experimenter prefix) from the spec's precomputed one: no per-field checks
+  const at = w.claim(HEADER_BYTES);
+  const header = hasMask ? oxmHeader(spec.oxmClass, spec.oxmField, true, length) : spec.header;
+  const b = w.buf;
+  b[at] = header >>> 24;
+  b[at + 1] = (header >>> 16) & 0xff;
+  b[at + 2] = (header >>> 8) & 0xff;
+  b[at + 3] = header & 0xff;
   if (spec.experimenter !== undefined) w.u32(spec.experimenter);
   if (spec.expType !== undefined) w.u16(spec.expType);
   const valueAt = w.pos;
@@ -577,9 +584,10 @@ export function decodeMatch(r: Reader): Match {
 }
 
 export function encodeMatch(w: Writer, m: Match): void {
-  const start = w.pos;
-  w.u16(OFPMT_OXM).u16(0);
-  for (const tlv of m) encodeOxm(w, tlv);
+  const start = w.claim(MATCH_HEADER_BYTES);
+  w.buf[start] = OFPMT_OXM >>> 8;
+  w.buf[start + 1] = OFPMT_OXM & 0xff;
+  for (let i = 0; i < m.length; i++) encodeOxm(w, m[i]!);
   const length = w.pos - start;
   w.patchU16(start + 2, length);
   w.zeros(paddingAfter(length));

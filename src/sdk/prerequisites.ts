@@ -13,7 +13,7 @@ const ipProto = (proto: number, ...types: number[]): Check => (m) =>
 const icmpv6Type = (...t: number[]): Check => (m) => ipProto(58, IPV6)(m) && t.includes(matchValue(m, 'icmpv6_type') as number);
 
 /** OpenFlow 1.3 §7.2.3.8: the fields a match must also pin for a field to be legal. */
-const PREREQUISITES: Record<string, { check: Check; needs: string }> = {
+const PREREQUISITES = new Map<string, { check: Check; needs: string }>(Object.entries({
   vlan_pcp: { check: (m) => m.some((t) => t.field === 'vlan_vid'), needs: 'vlan_vid' },
   ip_dscp: { check: ethType(IPV4, IPV6), needs: 'eth_type=0x0800 or 0x86dd' },
   ip_ecn: { check: ethType(IPV4, IPV6), needs: 'eth_type=0x0800 or 0x86dd' },
@@ -46,12 +46,13 @@ const PREREQUISITES: Record<string, { check: Check; needs: string }> = {
   mpls_tc: { check: ethType(...MPLS), needs: 'eth_type=0x8847 or 0x8848' },
   mpls_bos: { check: ethType(...MPLS), needs: 'eth_type=0x8847 or 0x8848' },
   pbb_isid: { check: ethType(0x88e7), needs: 'eth_type=0x88e7' },
-};
+}));
 
 /** The first field whose prerequisite is missing, with what it needs; undefined when the match is legal. */
 export function missingPrerequisite(m: Match): { field: string; needs: string } | undefined {
   for (const tlv of m) {
-    const rule = PREREQUISITES[tlv.field];
+    // a Map: most fields have no rule, and a miss on an object literal walks its prototype chain
+    const rule = PREREQUISITES.get(tlv.field);
     if (rule && !rule.check(m)) return { field: tlv.field, needs: rule.needs };
   }
   return undefined;

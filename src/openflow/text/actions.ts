@@ -3,7 +3,7 @@
  * (OVS 3.1, lib/ofp-actions.c and lib/learn.c formatters), so golden tests read like dump-flows.
  * Actions OVS does not implement (copy_ttl_*, push/pop_pbb, raw experimenter) get names in the same style.
  */
-import type { Action, LearnSpec } from '../actions';
+import type { Action } from '../actions';
 import {
   NX_ACTION_SAMPLE_EGRESS,
   NX_ACTION_SAMPLE_INGRESS,
@@ -17,7 +17,8 @@ import {
   NX_NAT_F_PROTO_HASH,
   NX_NAT_F_PROTO_RANDOM,
   NX_NAT_F_SRC,
-} from '../actions';
+  type LearnSpec,
+} from '../nicira';
 import type { Instruction } from '../instructions';
 import { fieldBits, fieldSpec, type FieldRef, type OxmTlv } from '../oxm';
 
