@@ -38,6 +38,8 @@ export class RuntimeAppContext implements AppContext {
   /** owner → cookie: hashing the owner per flow showed in the packet-in profile */
   private readonly cookies = new Map<string, bigint>();
   private readonly ephemeralCookies = new Map<string, bigint>();
+  private lastDpid: bigint | undefined;
+  private lastSession: SwitchSession | undefined;
 
   constructor(
     readonly app: ZonemeshApp,
@@ -69,7 +71,13 @@ export class RuntimeAppContext implements AppContext {
   }
 
   send(dpid: bigint, msg: OfMessage): void {
-    const session = this.host.session(dpid);
+    // the last switch sent to: a reactive app answers runs of packet-ins from one switch
+    let session = this.lastSession;
+    if (session === undefined || this.lastDpid !== dpid || session.state === 'CLOSED') {
+      session = this.host.session(dpid);
+      this.lastDpid = dpid;
+      this.lastSession = session;
+    }
     if (!session) {
       this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'switch not connected; message dropped');
       return;
