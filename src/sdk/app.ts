@@ -45,8 +45,13 @@ export interface AppContext {
    * The runtime diffs and sends only the difference, now if the switch is up, else on connect.
    */
   setFlows(dpid: bigint, owner: string, flows: readonly Flow[]): void;
-  /** Reactive path (learned flows, packet-outs): sent now, not reconciled; dropped (and logged) when the switch is down. */
-  send(dpid: bigint, msg: OfMessage): void;
+  /**
+   * Reactive path (learned flows, packet-outs): sent now, not reconciled; dropped (and logged) when
+   * the switch is down or its send buffer is full. Returns false when the message was dropped or the
+   * switch's queue is above its high-water mark: a reactive app should then shed optional work
+   * (floods, refreshes) until sends return true again.
+   */
+  send(dpid: bigint, msg: OfMessage): boolean;
   /**
    * Runs `handler` for every event of `source` until the app stops. An exception in the handler is
    * logged with the app, switch and event type, and the subscription goes on.

@@ -32,11 +32,17 @@ function config(apps: string[], o: Partial<RunConfig> = {}): RunConfig {
 }
 
 /** A runtime on an ephemeral port, stopped when the test ends. */
-async function start(t: ExecutionContext, registry: AppRegistry, apps: string[], o: { config?: Partial<RunConfig>; logger?: pino.Logger; modelStore?: ModelStore } = {}) {
+async function start(
+  t: ExecutionContext,
+  registry: AppRegistry,
+  apps: string[],
+  o: { config?: Partial<RunConfig>; logger?: pino.Logger; modelStore?: ModelStore; controller?: { highWaterMarkBytes: number; maxBufferedBytes: number } } = {},
+) {
   const runtime = new Runtime({
     config: config(apps, o.config),
     registry,
     logger: o.logger ?? silentLogger(),
+    ...(o.controller && { controller: o.controller }),
     reconciler: { bundles: false },
     ...(o.modelStore && { modelStore: o.modelStore }),
   });
@@ -162,11 +168,37 @@ test('ctx.send reaches a connected switch and drops (logged) for one that is not
   const sw = await connect(t, runtime, port);
   const ctx = (runtime.apps[0] as OutputApp).context!;
   const out: PacketOut = { type: 'PACKET_OUT', xid: 0, bufferId: OFP_NO_BUFFER, inPort: OFPP.CONTROLLER, actions: [], data: Buffer.alloc(14) };
-  ctx.send(1n, out);
+  t.true(ctx.send(1n, out), 'queued with room to spare');
   await sw.waitFor('PACKET_OUT');
-  ctx.send(99n, out);
+  t.false(ctx.send(99n, out), 'dropped');
   t.true(lines.some((l) => l.msg === 'switch not connected; message dropped' && l.dpid === '0000000000000063' && l.app === 'output'));
   t.is(ctx.cookie('x') >> 56n, 20n);
+});
+
+test('ctx.send says when a switch falls behind: false above the high-water mark, and drops (logged) past the buffer limit', async (t) => {
+  const { logger, lines } = capturingLogger();
+  const highWaterMarkBytes = 16 * 1024;
+  const maxBufferedBytes = 64 * 1024;
+  const { runtime, port } = await start(t, REGISTRY, ['output'], { logger, controller: { highWaterMarkBytes, maxBufferedBytes } });
+  const sw = await connect(t, runtime, port);
+  const ctx = (runtime.apps[0] as OutputApp).context!;
+  sw.pauseReading(); // the switch stops reading: our writes back up in the kernel, then in the session
+  const out: PacketOut = { type: 'PACKET_OUT', xid: 0, bufferId: OFP_NO_BUFFER, inPort: OFPP.CONTROLLER, actions: [], data: Buffer.alloc(1000) };
+  let firstFalse = -1;
+  let sent = 0;
+  // one event-loop turn each, so the batches reach the socket and fill the kernel's buffers
+  for (let turn = 0; turn < 2000 && !lines.some((l) => l.msg === 'message dropped'); turn++) {
+    for (let i = 0; i < 16; i++, sent++) if (!ctx.send(1n, out) && firstFalse < 0) firstFalse = sent;
+    await delay(0);
+  }
+  t.true(firstFalse > 0, 'true at first, false once the queue passed the high-water mark');
+  const dropped = lines.find((l) => l.msg === 'message dropped');
+  t.truthy(dropped, 'past maxBufferedBytes the message is dropped and logged');
+  t.is(dropped?.dpid, '0000000000000001');
+  t.true(runtime.controller.session(1n)!.bufferedBytes <= maxBufferedBytes + 2 * 1024, 'memory stays bounded');
+  sw.resumeReading();
+  await until(() => runtime.controller.session(1n)!.bufferedBytes < highWaterMarkBytes);
+  t.true(ctx.send(1n, out), 'true again once the switch caught up');
 });
 
 test("an exception in an app's handler is reported with app, switch and event, and the app keeps handling", async (t) => {

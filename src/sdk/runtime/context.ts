@@ -70,7 +70,7 @@ export class RuntimeAppContext implements AppContext {
     this.host.desired.set(dpid, this.cookie(owner), flows);
   }
 
-  send(dpid: bigint, msg: OfMessage): void {
+  send(dpid: bigint, msg: OfMessage): boolean {
     // the last switch sent to: a reactive app answers runs of packet-ins from one switch
     let session = this.lastSession;
     if (session === undefined || this.lastDpid !== dpid || session.state === 'CLOSED') {
@@ -80,13 +80,14 @@ export class RuntimeAppContext implements AppContext {
     }
     if (!session) {
       this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'switch not connected; message dropped');
-      return;
+      return false;
     }
     try {
-      session.send(msg);
+      return session.send(msg);
     } catch (e) {
       // a full send buffer or a session closing under us: the reactive path drops, the switch asks again
       this.log.warn({ err: e, dpid: formatDpid(dpid), msgType: msg.type }, 'message dropped');
+      return false;
     }
   }
 
