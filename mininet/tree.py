@@ -18,6 +18,7 @@ Output (stdout), one `ZM_*` line per fact, the last one being JSON:
     ZM_CONNECTED 4/4 seconds=0.41
     ZM_PINGALL round=1 sent=72 received=72 loss=0.00%
     ZM_FLOWS round=1 zms1=9 zms2=7 ...          (flows per switch after each round)
+    (ZM_RESULT also carries every switch's dump-flows lines after the last round: flow_dumps)
     ZM_RESULT {"loss_pct": 0.0, "sent": 72, "received": 72, "connected": true, ...}
 Exit status: 0 when the (last) pingall lost nothing and every switch connected, 1 on loss,
 2 on bad usage, 3 when the network could not be built.
@@ -131,6 +132,15 @@ def flow_counts(switches):
     return out
 
 
+def flow_dumps(switches):
+    """Each switch's flows as dump-flows prints them (stats fields and all), one string a flow."""
+    out = {}
+    for s in switches:
+        r = sh('ovs-ofctl', '-O', 'OpenFlow13', 'dump-flows', s.name)
+        out[s.name] = [l.strip() for l in r.stdout.splitlines() if 'cookie=' in l]
+    return out
+
+
 def controller_targets(switches):
     return {s.name: sh('ovs-vsctl', '--timeout=10', 'get-controller', s.name).stdout.strip() for s in switches}
 
@@ -227,6 +237,8 @@ def main(argv):
             emit('ZM_FLOWS round=%d ' % rnd + ' '.join('%s=%d' % kv for kv in sorted(flows.items())))
             result['rounds'].append({'sent': sent, 'received': received, 'loss_pct': loss, 'flows': flows, 'lost': lost[:50]})
             result.update(sent=sent, received=received, loss_pct=loss)
+        # what the last round left installed: tests check whose cookies the flows carry
+        result['flow_dumps'] = flow_dumps(net.switches)
         # the bridges must still be the ones Mininet created, with their controller
         result['controller_targets_end'] = controller_targets(net.switches)
         status = 0 if result['connected'] and result['loss_pct'] == 0.0 else 1

@@ -106,6 +106,8 @@ export interface TreeResult {
   received: number;
   rounds: TreeRound[];
   flows_after_connect?: Record<string, number>;
+  /** every switch's `dump-flows` lines after the last round */
+  flow_dumps?: Record<string, string[]>;
   controller_targets?: Record<string, string>;
   controller_targets_end?: Record<string, string>;
   error?: string;
