@@ -59,6 +59,10 @@ clean_machine() {
     for br in $(ovs-vsctl --timeout=5 list-br | grep '^zm'); do
       ovs-vsctl --timeout=10 --if-exists del-br "$br"
     done
+    # the SSL configuration test/integration/ovs-tls.test.ts sets (its files are ours), never another
+    if ovs-vsctl --timeout=5 get-ssl | grep -qF "$ZONEMESH_TEST_STATE/"; then
+      ovs-vsctl --timeout=10 del-ssl
+    fi
   fi
 }
 

@@ -6,7 +6,7 @@ import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import { DEFAULT_LISTEN, MAX_WORKERS, RunConfigError, RunConfigFile, loadRunConfig, validateRunConfig, type RunConfig } from '../config';
+import { DEFAULT_LISTEN, MAX_WORKERS, RunConfigError, RunConfigFile, checkRunConfig, completeRunConfig, loadRunConfigDraft, type RunConfig, type RunConfigDraft } from '../config';
 import { Runtime, type AppSettings } from '../sdk';
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { WORKER_ENV, runPrimary, runWorker } from './workers';
@@ -20,14 +20,17 @@ export function controlPath(text: string): string {
 }
 
 export const runCommand: Command = {
-  usage: 'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|unix:PATH ...] [--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE] [--control unix:PATH] [--log-level LEVEL] [--workers N]',
+  usage:
+    'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|tls:HOST:PORT|unix:PATH ...] [--tls-key FILE --tls-cert FILE [--tls-ca FILE]] ' +
+    '[--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE] [--control unix:PATH] [--log-level LEVEL] [--workers N]',
   summary:
     `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live. ` +
+    'A tls: listener presents --tls-cert (PEM, with its --tls-key); with --tls-ca it accepts only switches whose certificate that CA signed, without it any switch (encrypted, not authenticated). ' +
     `--workers N (1..${MAX_WORKERS}, default 1) spreads the switches over N processes by connection (dial targets round-robin); each app instance sees only its own worker's switches, ` +
     'so an app that correlates events across switches must run with 1; model-driven apps are fine (every worker loads the model); a worker that dies is started again',
   run: async (args) => {
     if (cluster.isWorker && process.env[WORKER_ENV] !== undefined) return runWorker();
-    const { config: wanted, explicitControl, file, fileConfig } = runConfig(args);
+    const { config: wanted, explicitControl, file, load } = runConfig(args);
     // Another controller on this machine holds the default control socket: run without one.
     const defaultTaken = !explicitControl && (await socketIsLive(wanted.control!));
     const config: RunConfig = defaultTaken ? { ...wanted, control: undefined } : wanted;
@@ -35,8 +38,8 @@ export const runCommand: Command = {
     if ((config.workers ?? 1) > 1) {
       const log = pino({ name: 'zonemesh', level: config.logLevel }).child({ role: 'primary' });
       if (defaultTaken) log.warn({ control: wanted.control }, 'the default control socket is in use; running without a control endpoint');
-      const watched = file === undefined ? undefined : new RunConfigFile(file);
-      if (watched) watchSettings(watched, fileConfig!, settingsChanges, log);
+      const watched = file === undefined ? undefined : new RunConfigFile(file, load);
+      if (watched) watchSettings(watched, wanted, settingsChanges, log);
       try {
         return await runPrimary({ config, args, log, settingsChanges });
       } finally {
@@ -49,7 +52,7 @@ export const runCommand: Command = {
     } catch (e) {
       throw new CliError((e as Error).message);
     }
-    const watched = file === undefined ? undefined : new RunConfigFile(file);
+    const watched = file === undefined ? undefined : new RunConfigFile(file, load);
     const stopped = new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals) => {
         runtime.log.info({ signal }, 'stopping');
@@ -67,16 +70,19 @@ export const runCommand: Command = {
       throw new CliError((e as Error).message);
     }
     runtime.log.info({ listen: runtime.listening.map((l) => l.port ?? l.spec), dial: config.dial, control: config.control }, 'running');
-    if (watched) watchSettings(watched, fileConfig!, settingsChanges, runtime.log);
+    if (watched) watchSettings(watched, wanted, settingsChanges, runtime.log);
     await stopped;
     return EXIT.ok;
   },
 };
 
 /** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
-const RESTART_KEYS = ['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'workers'] as const;
+const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'workers'] as const;
 
-/** Hands every edit of the config file's settings to the apps, and says what an edit cannot change. */
+/**
+ * Hands every edit of the config file's settings to the apps, and says what an edit cannot change.
+ * `loaded` and each edit are the file completed with the command-line flags, as at startup.
+ */
 function watchSettings(file: RunConfigFile, loaded: RunConfig, changes: Subject<AppSettings>, log: Logger): void {
   let settings = JSON.stringify(loaded.settings);
   file.rejected$.subscribe((e) => log.error({ err: e, config: file.path }, 'config change rejected; running as before'));
@@ -103,7 +109,8 @@ function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
-function runConfig(args: string[]): { config: RunConfig; explicitControl: boolean; file?: string; fileConfig?: RunConfig } {
+/** The config of `run ARGS`: the --config file (or the defaults) with the flags over it. Exported for tests. */
+export function runConfig(args: string[]): { config: RunConfig; explicitControl: boolean; file?: string; load: (file: string) => RunConfig } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -112,6 +119,9 @@ function runConfig(args: string[]): { config: RunConfig; explicitControl: boolea
         config: { type: 'string' },
         apps: { type: 'string', multiple: true },
         listen: { type: 'string', multiple: true },
+        'tls-key': { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-ca': { type: 'string' },
         dial: { type: 'string', multiple: true },
         model: { type: 'string' },
         control: { type: 'string' },
@@ -122,34 +132,52 @@ function runConfig(args: string[]): { config: RunConfig; explicitControl: boolea
   } catch (e) {
     throw new UsageError((e as Error).message.split('. ')[0]!);
   }
-  let base: RunConfig;
+  const v = values;
+  const tlsFlags = { ...(v['tls-key'] !== undefined && { key: v['tls-key'] }), ...(v['tls-cert'] !== undefined && { cert: v['tls-cert'] }), ...(v['tls-ca'] !== undefined && { ca: v['tls-ca'] }) };
+  const flagsTls = Object.keys(tlsFlags).length > 0;
+  /** the file (or the defaults), with the flags over it: each flag replaces its key, each --tls-* flag its part of `tls` */
+  const combine = (base: RunConfigDraft, flags: RunConfigDraft, file: string | undefined): RunConfig => {
+    const listen = v.listen ? flags.listen : base.listen;
+    const dial = v.dial ? flags.dial : base.dial;
+    const tls = { ...base.tls, ...flags.tls };
+    const draft: RunConfigDraft = {
+      ...base,
+      ...(v.apps && { apps: flags.apps }),
+      listen: listen.length === 0 && dial.length === 0 ? [DEFAULT_LISTEN] : listen,
+      ...(Object.keys(tls).length > 0 && { tls }),
+      dial,
+      ...(v.model && { model: flags.model }),
+      ...(v['log-level'] && { logLevel: flags.logLevel }),
+      ...(v.workers !== undefined && { workers: flags.workers }),
+      control: v.control ? controlPath(v.control) : (base.control ?? DEFAULT_CONTROL_PATH),
+    };
+    // listen and tls are checked together: name where they came from
+    const source = file === undefined ? 'command line' : v.listen || flagsTls ? `${file} + command line` : file;
+    return completeRunConfig(draft, source);
+  };
   try {
-    base = values.config ? loadRunConfig(values.config) : validateRunConfig({}, '(defaults)');
-    const flags = validateRunConfig(
+    const base = v.config ? loadRunConfigDraft(v.config) : checkRunConfig({}, '(defaults)');
+    const flags = checkRunConfig(
       {
-        ...(values.apps && { apps: values.apps.flatMap((a) => a.split(',')).filter(Boolean) }),
-        ...(values.listen && { listen: values.listen }),
-        ...(values.dial && { dial: values.dial }),
-        ...(values.model && { model: values.model }),
-        ...(values['log-level'] && { logLevel: values['log-level'] }),
+        ...(v.apps && { apps: v.apps.flatMap((a) => a.split(',')).filter(Boolean) }),
+        ...(v.listen && { listen: v.listen }),
+        ...(flagsTls && { tls: tlsFlags }),
+        ...(v.dial && { dial: v.dial }),
+        ...(v.model && { model: v.model }),
+        ...(v['log-level'] && { logLevel: v['log-level'] }),
         // a number when it looks like one; validation names anything else
-        ...(values.workers !== undefined && { workers: /^\d+$/.test(values.workers) ? Number(values.workers) : values.workers }),
+        ...(v.workers !== undefined && { workers: /^\d+$/.test(v.workers) ? Number(v.workers) : v.workers }),
       },
       'command line',
     );
-    const listen = values.listen ? flags.listen : base.listen;
-    const dial = values.dial ? flags.dial : base.dial;
-    const config: RunConfig = {
-      ...base,
-      ...(values.apps && { apps: flags.apps }),
-      listen: listen.length === 0 && dial.length === 0 ? [DEFAULT_LISTEN] : listen,
-      dial,
-      ...(values.model && { model: flags.model }),
-      ...(values['log-level'] && { logLevel: flags.logLevel }),
-      ...(values.workers !== undefined && { workers: flags.workers }),
-      control: values.control ? controlPath(values.control) : (base.control ?? DEFAULT_CONTROL_PATH),
+    const config = combine(base, flags, v.config);
+    return {
+      config,
+      explicitControl: v.control !== undefined || base.control !== undefined,
+      ...(v.config && { file: v.config }),
+      // an edited file, completed as at startup (the --tls-* files are read again too)
+      load: (file) => combine(loadRunConfigDraft(file), flags, file),
     };
-    return { config, explicitControl: values.control !== undefined || base.control !== undefined, ...(values.config && { file: values.config, fileConfig: base }) };
   } catch (e) {
     if (e instanceof RunConfigError) throw new CliError(e.message);
     throw e;

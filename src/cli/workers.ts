@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Subject, type Observable } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import type { RunConfig } from '../config';
+import { formatListenTarget, type RunConfig } from '../config';
 import { formatDpid, removeStaleSocket } from '../controller';
 import { ControlServer, Runtime, checkControlRequest, localFlows, notConnected, parseDpid, type AppSettings, type CheckedControlRequest, type ControlResponse, type SwitchFlows } from '../sdk';
 import { CliError, EXIT } from './command';
@@ -169,7 +169,8 @@ class Primary {
         } else if (this.slots.every((s) => s.ready)) {
           this.running = true;
           const { listen, dial, control } = this.options.config;
-          this.log.info({ workers: this.n, workerPids: this.slots.map((s) => s.worker?.process.pid), listen, dial, control }, 'running');
+          // targets, not specs: a TLS spec holds the private key
+          this.log.info({ workers: this.n, workerPids: this.slots.map((s) => s.worker?.process.pid), listen: listen.map(formatListenTarget), dial, control }, 'running');
         }
         return;
       case 'failed':

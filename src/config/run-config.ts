@@ -1,3 +1,4 @@
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { OPENFLOW_PORT, parseDialTarget, type ListenSpec } from '../controller';
@@ -7,8 +8,13 @@ import { OVSDB_TARGET, type HypervisorAccess } from '../model';
 export interface RunConfig {
   /** app names, resolved through src/apps/registry.ts; order is table order within a stage */
   readonly apps: readonly string[];
-  /** where switches connect to us: 'tcp:0.0.0.0:6653', '127.0.0.1:6653', 'unix:/run/zm.sock' */
+  /**
+   * where switches connect to us: 'tcp:0.0.0.0:6653', '127.0.0.1:6653', 'unix:/run/zm.sock', 'tls::6653';
+   * a TLS listener carries the PEM contents of the `tls` files, as strings (the config crosses IPC as JSON)
+   */
   readonly listen: readonly ListenSpec[];
+  /** the files of the `tls:` listen targets, as given */
+  readonly tls?: TlsFiles;
   /** switches' passive listeners we connect to: 'unix:/var/run/openvswitch/br-int.mgmt', 'tcp:10.0.0.5:6653' */
   readonly dial: readonly string[];
   /** network model file (YAML or JSON), watched for changes */
@@ -28,6 +34,21 @@ export interface RunConfig {
 }
 
 export const MAX_WORKERS = 64;
+
+/** The PEM files of `tls:` listen targets. */
+export interface TlsFiles {
+  /** the controller's private key */
+  readonly key?: string;
+  /** the controller's certificate, presented to switches */
+  readonly cert?: string;
+  /**
+   * the CA(s) that sign switch certificates: a switch must present a certificate one of them signed.
+   * Without it no certificate is asked for: the connection is encrypted, the switch not authenticated.
+   */
+  readonly ca?: string;
+}
+
+const TLS_PARTS = ['key', 'cert', 'ca'] as const;
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -49,32 +70,85 @@ export class RunConfigError extends Error {
   }
 }
 
+/** A listen target as written: a `tls:` one gets its key, certificate and CA from the `tls` section. */
+export type ListenTarget = Exclude<ListenSpec, { transport: 'tls' }> | { transport: 'tls'; host?: string; port: number };
+
+const LISTEN_FORMS = "'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'";
+
 /**
- * 'unix:PATH', or '[tcp:]HOST:PORT' ('tcp:[::1]:6653'); a bare ':PORT' listens on every address.
- * Returns a problem text instead of throwing, so a config reports all its problems at once.
+ * 'unix:PATH', '[tcp:]HOST:PORT' ('tcp:[::1]:6653') or 'tls:HOST:PORT'; an empty HOST (':6653',
+ * 'tls::6653') listens on every address. Returns a problem text instead of throwing, so a config
+ * reports all its problems at once.
  */
-export function parseListenTarget(text: string): ListenSpec | string {
+export function parseListenTarget(text: string): ListenTarget | string {
   if (text.startsWith('unix:')) return text.length > 5 ? { transport: 'unix', path: text.slice(5) } : `'${text}' names no socket path`;
-  const m = /^(?:tcp:)?(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text);
+  const transport = text.startsWith('tls:') ? 'tls' : 'tcp';
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(text.replace(/^(?:tcp|tls):/, ''));
   const port = Number(m?.[3]);
-  if (!m || !(port >= 0 && port < 65536)) return `'${text}' is not 'unix:PATH' or '[tcp:]HOST:PORT'`;
+  if (!m || !(port >= 0 && port < 65536)) return `'${text}' is not ${LISTEN_FORMS}`;
   const host = m[1] ?? m[2];
-  return { transport: 'tcp', port, ...(host && { host }) };
+  return { transport, port, ...(host && { host }) };
+}
+
+/** A listen target or spec as `parseListenTarget` reads it ('tls:[::1]:6653'); never the key or certificates. */
+export function formatListenTarget(spec: ListenTarget | ListenSpec): string {
+  if (spec.transport === 'unix') return `unix:${spec.path}`;
+  const host = spec.host === undefined ? '' : spec.host.includes(':') ? `[${spec.host}]` : spec.host;
+  return `${spec.transport}:${host}:${spec.port ?? OPENFLOW_PORT}`;
 }
 
 /** The config of a run with no file and no flags: no apps, listening on every address at 6653. */
-export const DEFAULT_LISTEN: ListenSpec = { transport: 'tcp', port: OPENFLOW_PORT };
+export const DEFAULT_LISTEN: Extract<ListenSpec, { transport: 'tcp' }> = { transport: 'tcp', port: OPENFLOW_PORT };
 
 type Obj = Record<string, unknown>;
 
-/** Checks a parsed config document; `source` names it in errors (a file path, '--apps'). */
+/**
+ * A run config document checked by itself: its `tls:` listen targets do not have their key and
+ * certificates yet. A config given in parts (a file, then command-line flags over it) is checked part
+ * by part with `checkRunConfig`, merged, and completed once with `completeRunConfig`.
+ */
+export interface RunConfigDraft extends Omit<RunConfig, 'listen'> {
+  readonly listen: readonly ListenTarget[];
+}
+
+type Problem = (path: string, text: string) => void;
+
+/** Checks a parsed config document; `source` names it in errors (a file path, 'command line'). The whole check: see `RunConfigDraft` for configs given in parts. */
 export function validateRunConfig(doc: unknown, source: string): RunConfig {
   const issues: ConfigIssue[] = [];
-  const problem = (path: string, text: string) => issues.push({ path, problem: text });
+  const problem: Problem = (path, text) => issues.push({ path, problem: text });
+  const draft = checkDocument(doc, source, problem);
+  // a malformed tls section or listen list has been reported: no follow-on "missing" or "unused"
+  const config = completeDraft(draft, problem, { crossCheck: !issues.some((i) => /^(tls|listen)\b/.test(i.path)) });
+  if (issues.length) throw new RunConfigError(source, issues);
+  return config;
+}
+
+/** Checks one part of a config (a file, the command line's flags); throws a RunConfigError with every problem. */
+export function checkRunConfig(doc: unknown, source: string): RunConfigDraft {
+  const issues: ConfigIssue[] = [];
+  const draft = checkDocument(doc, source, (path, text) => issues.push({ path, problem: text }));
+  if (issues.length) throw new RunConfigError(source, issues);
+  return draft;
+}
+
+/**
+ * Gives the `tls:` listen targets of a checked (and merged) config their key, certificate and CA:
+ * reads the `tls` files, and refuses a `tls:` target without key or certificate, and `tls` files
+ * that no `tls:` target uses. Throws a RunConfigError with every problem.
+ */
+export function completeRunConfig(draft: RunConfigDraft, source: string): RunConfig {
+  const issues: ConfigIssue[] = [];
+  const config = completeDraft(draft, (path, text) => issues.push({ path, problem: text }), { crossCheck: true });
+  if (issues.length) throw new RunConfigError(source, issues);
+  return config;
+}
+
+function checkDocument(doc: unknown, source: string, problem: Problem): RunConfigDraft {
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, `unknown key (known: ${[...known].join(', ')})`);
 
   const strings = (key: string): string[] => {
@@ -99,7 +173,7 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
     if (seen.has(name)) problem(`apps[${i}]`, `'${name}' is listed twice`);
     seen.add(name);
   });
-  const listen: ListenSpec[] = [];
+  const listen: ListenTarget[] = [];
   strings('listen').forEach((text, i) => {
     const spec = parseListenTarget(text);
     if (typeof spec === 'string') problem(`listen[${i}]`, spec);
@@ -120,15 +194,16 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
   const model = optionalString('model');
   const control = optionalString('control');
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
+  const tls = tlsFiles(o.tls, problem);
   const workers = o.workers;
   if (workers !== undefined && !(Number.isInteger(workers) && (workers as number) >= 1 && (workers as number) <= MAX_WORKERS)) {
     problem('workers', `${JSON.stringify(workers)} is not a whole number from 1 to ${MAX_WORKERS}`);
   }
 
-  if (issues.length) throw new RunConfigError(source, issues);
   return {
     apps,
     listen,
+    ...(tls !== undefined && { tls }),
     dial,
     ...(model !== undefined && { model }),
     ...(hypervisors !== undefined && { hypervisors }),
@@ -136,6 +211,84 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
     logLevel: logLevel as LogLevel,
     ...(workers !== undefined && { workers: workers as number }),
     settings: settings as Record<string, unknown>,
+  };
+}
+
+/** `tls: { key: PATH, cert: PATH, ca: PATH }`, every part optional here: `completeDraft` says what is missing. */
+function tlsFiles(v: unknown, problem: Problem): TlsFiles | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    problem('tls', 'must be a mapping such as { key: ctl-privkey.pem, cert: ctl-cert.pem, ca: switchca/cacert.pem }');
+    return undefined;
+  }
+  const out: { -readonly [K in keyof TlsFiles]: string } = {};
+  for (const [part, path] of Object.entries(v)) {
+    if (!(TLS_PARTS as readonly string[]).includes(part)) problem(`tls.${part}`, `unknown key (known: ${TLS_PARTS.join(', ')})`);
+    else if (typeof path !== 'string' || path === '') problem(`tls.${part}`, 'must be the path of a PEM file');
+    else out[part as keyof TlsFiles] = path;
+  }
+  return out;
+}
+
+/** what each part of `tls` is, for messages */
+const TLS_PART: Record<keyof TlsFiles, { what: string; flag: string }> = {
+  key: { what: 'private key', flag: '--tls-key' },
+  cert: { what: 'certificate', flag: '--tls-cert' },
+  ca: { what: 'CA certificate', flag: '--tls-ca' },
+};
+
+/**
+ * Reads the `tls` files (as text: the config crosses to `--workers` processes as JSON) and hands
+ * them to the `tls:` listen targets. With `ca`, a switch must present a certificate the CA signed;
+ * without, no switch certificate is asked for. `crossCheck: false` skips the checks between `tls`
+ * and `listen`, for a document whose `tls` or `listen` is already reported broken.
+ */
+function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: { crossCheck: boolean }): RunConfig {
+  const files = draft.tls ?? {};
+  const pem: { -readonly [K in keyof TlsFiles]: string } = {};
+  const parsed: { key?: KeyObject; cert?: X509Certificate } = {};
+  for (const part of TLS_PARTS) {
+    const path = files[part];
+    if (path === undefined) continue;
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      problem(`tls.${part}`, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      continue;
+    }
+    try {
+      // checked here, so a bad file is named at startup rather than when the listener opens
+      if (part === 'key') parsed.key = createPrivateKey(text);
+      else if (part === 'cert') parsed.cert = new X509Certificate(text);
+      else new X509Certificate(text);
+    } catch {
+      // PKCS#8 and the traditional OpenSSL form; OpenSSL fails on them for want of a passphrase prompt
+      const encrypted = part === 'key' && /^-----BEGIN ENCRYPTED PRIVATE KEY-----$|^Proc-Type: 4,ENCRYPTED$/m.test(text);
+      problem(`tls.${part}`, encrypted ? `${path} is encrypted; zonemesh takes an unencrypted private key` : `${path} holds no PEM ${TLS_PART[part].what}`);
+      continue;
+    }
+    pem[part] = text;
+  }
+  if (parsed.key && parsed.cert && !parsed.cert.checkPrivateKey(parsed.key)) {
+    problem('tls.key', `${files.key} is not the private key of the certificate ${files.cert}`);
+  }
+  const tlsTargets = draft.listen.flatMap((l, i) => (l.transport === 'tls' ? [`listen[${i}] '${formatListenTarget(l)}'`] : []));
+  if (crossCheck && tlsTargets.length === 0) {
+    const unused = TLS_PARTS.filter((part) => files[part] !== undefined);
+    if (unused.length) problem('tls', `${unused.join(', ')} given, but no listen target is 'tls:HOST:PORT' to use ${unused.length > 1 ? 'them' : 'it'}`);
+  }
+  if (crossCheck && tlsTargets.length > 0) {
+    for (const part of ['key', 'cert'] as const) {
+      if (files[part] === undefined) problem(`tls.${part}`, `missing: ${tlsTargets.join(', ')} needs the controller's ${TLS_PART[part].what} (${TLS_PART[part].flag} FILE, or tls.${part} in the config file)`);
+    }
+  }
+  // by the ca named, not the ca read: fails closed even if a caller went on despite a problem
+  const verify = files.ca !== undefined ? { ca: pem.ca ?? '', requestCert: true, rejectUnauthorized: true } : { requestCert: false, rejectUnauthorized: false };
+  return {
+    ...draft,
+    // with a problem reported above the config is not to be used: '' stands in for what is missing
+    listen: draft.listen.map((l): ListenSpec => (l.transport === 'tls' ? { ...l, key: pem.key ?? '', cert: pem.cert ?? '', ...verify } : l)),
   };
 }
 
@@ -168,17 +321,24 @@ function hypervisorAccess(v: unknown, problem: (path: string, text: string) => v
 
 /** Reads a YAML or JSON run config file. */
 export function loadRunConfig(path: string): RunConfig {
+  return validateRunConfig(readRunConfigDocument(path), path);
+}
+
+/** Reads and checks a YAML or JSON run config file that other parts (command-line flags) complete: see `RunConfigDraft`. */
+export function loadRunConfigDraft(path: string): RunConfigDraft {
+  return checkRunConfig(readRunConfigDocument(path), path);
+}
+
+function readRunConfigDocument(path: string): unknown {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (e) {
     throw new RunConfigError(path, [{ path: '(file)', problem: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` }]);
   }
-  let doc: unknown;
   try {
-    doc = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+    return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {
     throw new RunConfigError(path, [{ path: '(syntax)', problem: (e as Error).message.split('\n')[0]! }]);
   }
-  return validateRunConfig(doc, path);
 }

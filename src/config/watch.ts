@@ -7,7 +7,8 @@ import { type FileWatch, watchFile } from '../model/watch-file';
  * A run config file watched for edits. Every valid edit is emitted whole on `changes$`; an invalid
  * one is reported on `rejected$` and changes nothing. An empty file (an editor that truncates before
  * it writes) is skipped: the watch fires again when the write lands. What a running controller may
- * take from a new config (today: `settings`) is its caller's business.
+ * take from a new config (today: `settings`) is its caller's business. `load` reads the file into a
+ * config: `zonemesh run` completes it with its command-line flags, as at startup.
  */
 export class RunConfigFile {
   private readonly changeSubject = new Subject<RunConfig>();
@@ -17,7 +18,10 @@ export class RunConfigFile {
   readonly changes$ = this.changeSubject.asObservable();
   readonly rejected$ = this.rejectedSubject.asObservable();
 
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    private readonly load: (path: string) => RunConfig = loadRunConfig,
+  ) {}
 
   /** Re-reads the file now. */
   reload(): void {
@@ -25,11 +29,11 @@ export class RunConfigFile {
     try {
       if (readFileSync(this.path, 'utf8').trim() === '') return;
     } catch {
-      // loadRunConfig reports why the file cannot be read
+      // `load` reports why the file cannot be read
     }
     let config: RunConfig;
     try {
-      config = loadRunConfig(this.path);
+      config = this.load(this.path);
     } catch (e) {
       if (!(e instanceof RunConfigError)) throw e;
       this.rejectedSubject.next(e);

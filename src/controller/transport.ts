@@ -89,16 +89,29 @@ function makeServer(spec: ListenSpec, accept: AcceptFn, reportError: (e: Control
   if (spec.transport === 'tcp') {
     return createServer((s) => accept(s, `${s.remoteAddress}:${s.remotePort}`));
   }
+  const requestCert = spec.requestCert ?? true;
+  const rejectUnauthorized = requestCert && (spec.rejectUnauthorized ?? true);
   const server = createTlsServer(
     {
       key: spec.key,
       cert: spec.cert,
       ...(spec.ca !== undefined && { ca: spec.ca }),
-      requestCert: spec.requestCert ?? true,
-      rejectUnauthorized: spec.rejectUnauthorized ?? true,
+      requestCert,
+      // Checked below instead: a socket that node:tls refuses is gone before anyone can say whose it was, or why.
+      rejectUnauthorized: false,
       handshakeTimeout: handshakeTimeoutMs,
     },
-    (s: TLSSocket) => accept(s, `${s.remoteAddress}:${s.remotePort}`),
+    (s: TLSSocket) => {
+      const remote = `${s.remoteAddress}:${s.remotePort}`;
+      if (rejectUnauthorized && !s.authorized) {
+        // a missing certificate reads UNABLE_TO_GET_ISSUER_CERT in authorizationError
+        const why = Object.keys(s.getPeerCertificate()).length === 0 ? 'the switch presented no certificate' : `the switch certificate is not trusted (${String(s.authorizationError)})`;
+        reportError(new ConnectionError(`TLS handshake failed: ${why}`, { remote }));
+        s.destroy();
+        return;
+      }
+      accept(s, remote);
+    },
   );
   server.on('tlsClientError', (e: Error, s: TLSSocket) => {
     reportError(new ConnectionError(`TLS handshake failed: ${e.message}`, { remote: `${s.remoteAddress}:${s.remotePort}` }, e));

@@ -255,7 +255,7 @@ export async function pingOnce(t: ExecutionContext, ns: string, dst: string, cou
 /** One line of pino's JSON log. */
 export type LogLine = Record<string, unknown> & { level: number; time: number; msg: string };
 
-/** `zonemesh run --config FILE` as a tracked child process, with its log parsed line by line. */
+/** `zonemesh run --config FILE` (or `zonemesh run ARGS`) as a tracked child process, with its log parsed line by line. */
 export class ControllerProcess {
   readonly child: ChildProcess;
   /** Date.now() just before the spawn */
@@ -264,9 +264,9 @@ export class ControllerProcess {
   private raw = '';
   private partial = '';
 
-  constructor(t: ExecutionContext, config: string) {
+  constructor(t: ExecutionContext, config: string | readonly string[]) {
     this.spawnedAt = Date.now();
-    this.child = spawnTracked(process.execPath, [CLI, 'run', '--config', config]);
+    this.child = spawnTracked(process.execPath, [CLI, 'run', ...(typeof config === 'string' ? ['--config', config] : config)]);
     t.teardown(() => this.kill('SIGKILL'));
     this.child.stdout!.on('data', (d: Buffer) => this.take(d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => (this.raw += d.toString()));

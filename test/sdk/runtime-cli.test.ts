@@ -134,7 +134,7 @@ test('zonemesh run refuses bad configs with one line saying why', async (t) => {
   t.regex(unknown.stderr, /^zonemesh run: no app named 'nope' \(known: .*l2-learning.*static-flows/);
   const listen = await cli('run', '--listen', 'bogus');
   t.is(listen.status, 3);
-  t.regex(listen.stderr, /command line: listen\[0\]: 'bogus' is not 'unix:PATH' or '\[tcp:\]HOST:PORT'/);
+  t.regex(listen.stderr, /command line: listen\[0\]: 'bogus' is not 'unix:PATH', '\[tcp:\]HOST:PORT' or 'tls:HOST:PORT'/);
   const flag = await cli('run', '--frobnicate');
   t.is(flag.status, 2);
   t.regex(flag.stderr, /Unknown option '--frobnicate'/);

@@ -39,10 +39,10 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(problems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, dial, model, hypervisors, control, logLevel, settings, workers)',
+    'colour: unknown key (known: apps, listen, tls, dial, model, hypervisors, control, logLevel, settings, workers)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
-    "listen[0]: 'nowhere' is not 'unix:PATH' or '[tcp:]HOST:PORT'",
+    "listen[0]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",
     "dial[0]: dial target 'tcp:host' is not 'unix:/path' or 'tcp:host:port'",
     "logLevel: 'loud' is not one of trace, debug, info, warn, error, fatal, silent",
     'settings: must be a mapping of app name to settings',
@@ -74,7 +74,7 @@ test("hypervisors: each hypervisor's OVSDB target for this deployment, checked l
 test('listen targets and datapath ids parse the ways users write them', (t) => {
   t.deepEqual(parseListenTarget('0.0.0.0:6653'), { transport: 'tcp', host: '0.0.0.0', port: 6653 });
   t.is(parseListenTarget('unix:'), "'unix:' names no socket path");
-  t.is(parseListenTarget('tcp:1.2.3.4:70000'), "'tcp:1.2.3.4:70000' is not 'unix:PATH' or '[tcp:]HOST:PORT'");
+  t.is(parseListenTarget('tcp:1.2.3.4:70000'), "'tcp:1.2.3.4:70000' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'");
   t.is(parseDpid('00000000000000ff'), 255n, '16 hex digits, as ovs-ofctl prints them');
   t.is(parseDpid('0xff'), 255n);
   t.is(parseDpid('255'), 255n);
