@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { FakeSwitch } from '../helpers/fake-switch';
 import { makePkiFiles, type PkiFiles } from '../helpers/pki';
 import { freePort } from '../helpers/restart';
 import { spawnTracked } from '../helpers/run';
-import { CLI } from './run-cli';
+import { CLI, runCliAsync } from './run-cli';
 
 /** `zonemesh run --listen tls:…` as a user runs it, with fake switches connecting over TLS. */
 
@@ -120,17 +120,10 @@ async function connectAndReconcile(t: ExecutionContext, dpid: bigint, options: C
   return sw;
 }
 
-function cli(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 /** the dpids `zonemesh flows` sees connected (READY sessions only) */
 async function connectedDpids(control: string): Promise<string[]> {
-  const r = await cli('flows', '--control', `unix:${control}`, '--json');
+  const r = await runCliAsync('flows', '--control', `unix:${control}`, '--json');
   if (r.status !== 0) throw new Error(`zonemesh flows: exit ${r.status}: ${r.stderr}${r.stdout}`);
   return (JSON.parse(r.stdout) as { dpid: string }[]).map((s) => s.dpid);
 }
@@ -202,7 +195,7 @@ test('--workers 2: the TLS listener reaches the workers intact, and no log line 
 });
 
 test('a tls: listener without key and certificate stops run at startup, exit 3, every problem named', async (t) => {
-  const r = await cli('run', '--listen', `tls:127.0.0.1:0`, '--tls-ca', join(dir, 'missing-ca.pem'));
+  const r = await runCliAsync('run', '--listen', `tls:127.0.0.1:0`, '--tls-ca', join(dir, 'missing-ca.pem'));
   t.is(r.status, 3);
   t.is(
     r.stderr,

@@ -1,5 +1,5 @@
 import test, { type ExecutionContext } from 'ava';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
@@ -12,7 +12,7 @@ import { until } from '../controller/util';
 import { FakeSwitch, type FakeConnectTarget } from '../helpers/fake-switch';
 import { freePort, writeAtomically } from '../helpers/restart';
 import { spawnTracked } from '../helpers/run';
-import { CLI } from './run-cli';
+import { CLI, runCliAsync } from './run-cli';
 
 /** `zonemesh run --workers N` as a user runs it: a primary, N worker processes, fake switches. */
 
@@ -37,19 +37,7 @@ function alive(pid: number): boolean {
   }
 }
 
-interface Cli {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function cli(...args: string[]): Promise<Cli> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 class Cluster {
   readonly lines: LogLine[] = [];
@@ -107,8 +95,8 @@ class Cluster {
     return [...this.lines.map((l) => JSON.stringify(l)), this.stderr].join('\n');
   }
 
-  async flows(...args: string[]): Promise<Cli & { dpids?: string[] }> {
-    const r = await cli('flows', '--control', this.control, ...args);
+  async flows(...args: string[]): Promise<Awaited<ReturnType<typeof runCliAsync>> & { dpids?: string[] }> {
+    const r = await runCliAsync('flows', '--control', this.control, ...args);
     if (r.status !== 0 || !args.includes('--json')) return r;
     return { ...r, dpids: (JSON.parse(r.stdout) as SwitchFlows[]).map((s) => s.dpid) };
   }
@@ -352,16 +340,16 @@ test('bad --workers values are refused with the reason', async (t) => {
     ['65', 'workers: 65 is not a whole number from 1 to 64'],
     ['x', 'workers: "x" is not a whole number from 1 to 64'],
   ] as const) {
-    const r = await cli('run', '--workers', value, '--listen', '127.0.0.1:0');
+    const r = await runCliAsync('run', '--workers', value, '--listen', '127.0.0.1:0');
     t.is(r.status, 3, value);
     t.is(r.stderr.trim(), `zonemesh run: command line: ${problem}`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'zm-workers-'));
   writeFileSync(join(dir, 'run.yaml'), 'workers: 1.5\n');
-  const file = await cli('run', '--config', join(dir, 'run.yaml'));
+  const file = await runCliAsync('run', '--config', join(dir, 'run.yaml'));
   t.is(file.status, 3);
   t.is(file.stderr.trim(), `zonemesh run: ${join(dir, 'run.yaml')}: workers: 1.5 is not a whole number from 1 to 64`);
-  const missing = await cli('run', '--workers');
+  const missing = await runCliAsync('run', '--workers');
   t.is(missing.status, 2);
   t.regex(missing.stderr, /--workers/);
 });

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Controller, ConnectionError, ControllerConfigError, forSwitch, parseDialTarget, silentLogger } from '../../src/controller';
 import { FakeSwitch } from '../helpers/fake-switch';
+import { makePkiFiles } from '../helpers/pki';
 import { next, nextWhere } from './util';
 
 function tempDir(t: { teardown(fn: () => void): void }): string {
@@ -97,31 +98,18 @@ test('listening on a Unix socket replaces a stale socket file but never a live o
   await t.notThrowsAsync(e.session.barrier());
 });
 
+/** the throwaway PKI's files, read as the TLS options take them */
 function makePki(dir: string): Record<'caCert' | 'serverKey' | 'serverCert' | 'clientKey' | 'clientCert' | 'rogueKey' | 'rogueCert', Buffer> {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-  const key = (name: string) => ssl('genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-out', `${name}.key`);
-  key('ca');
-  ssl('req', '-x509', '-new', '-key', 'ca.key', '-subj', '/CN=zonemesh test CA', '-days', '1', '-out', 'ca.crt');
-  key('rogue-ca');
-  ssl('req', '-x509', '-new', '-key', 'rogue-ca.key', '-subj', '/CN=rogue CA', '-days', '1', '-out', 'rogue-ca.crt');
-  const issue = (name: string, cn: string, ca: string, ext: string) => {
-    key(name);
-    ssl('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${cn}`, '-out', `${name}.csr`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.crt`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', '1', '-extfile', ext, '-out', `${name}.crt`);
-  };
-  execFileSync('sh', ['-c', 'printf "subjectAltName=DNS:localhost,IP:127.0.0.1\\n" > server.ext; printf "extendedKeyUsage=clientAuth\\n" > client.ext'], { cwd: dir });
-  issue('server', 'localhost', 'ca', 'server.ext');
-  issue('client', 'switch-1', 'ca', 'client.ext');
-  issue('rogue', 'switch-rogue', 'rogue-ca', 'client.ext');
-  const read = (f: string) => readFileSync(join(dir, f));
+  const files = makePkiFiles(dir);
+  const read = (path: string) => readFileSync(path);
   return {
-    caCert: read('ca.crt'),
-    serverKey: read('server.key'),
-    serverCert: read('server.crt'),
-    clientKey: read('client.key'),
-    clientCert: read('client.crt'),
-    rogueKey: read('rogue.key'),
-    rogueCert: read('rogue.crt'),
+    caCert: read(files.caCert),
+    serverKey: read(files.serverKey),
+    serverCert: read(files.serverCert),
+    clientKey: read(files.clientKey),
+    clientCert: read(files.clientCert),
+    rogueKey: read(files.rogueKey),
+    rogueCert: read(files.rogueCert),
   };
 }
 

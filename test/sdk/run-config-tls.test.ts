@@ -3,20 +3,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runConfig } from '../../src/cli/run';
-import { RunConfigError, RunConfigFile, formatListenTarget, loadRunConfig, parseListenTarget, validateRunConfig } from '../../src/config';
+import { RunConfigFile, formatListenTarget, loadRunConfig, parseListenTarget, validateRunConfig } from '../../src/config';
+import { configProblems } from '../helpers/config';
 import { makePkiFiles, type PkiFiles } from '../helpers/pki';
 
 /** TLS listeners in the run config: `tls:` listen targets, the `tls` section, the --tls-* flags. */
 
-function problems(f: () => unknown): string[] {
-  try {
-    f();
-    return [];
-  } catch (e) {
-    if (!(e instanceof RunConfigError)) throw e;
-    return e.issues.map((i) => `${i.path}: ${i.problem}`);
-  }
-}
 
 /** the message of what `f` throws (runConfig throws a CliError carrying the RunConfigError's message) */
 function thrown(f: () => unknown): string {
@@ -83,52 +75,52 @@ test('without ca, a tls: listener asks switches for no certificate', (t) => {
 });
 
 test('a tls: target without key or certificate is refused, naming the target and the flag', (t) => {
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tcp::6633', 'tls:127.0.0.1:6653'] }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tcp::6633', 'tls:127.0.0.1:6653'] }, 'run.yaml')), [
     "tls.key: missing: listen[1] 'tls:127.0.0.1:6653' needs the controller's private key (--tls-key FILE, or tls.key in the config file)",
     "tls.cert: missing: listen[1] 'tls:127.0.0.1:6653' needs the controller's certificate (--tls-cert FILE, or tls.cert in the config file)",
   ]);
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.serverKey, ca: pki.caCert } }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.serverKey, ca: pki.caCert } }, 'run.yaml')), [
     "tls.cert: missing: listen[0] 'tls::6653' needs the controller's certificate (--tls-cert FILE, or tls.cert in the config file)",
   ]);
 });
 
 test('tls files without a tls: listen target are refused rather than left unused', (t) => {
   // a user who names a CA expects switches to be verified: listening in the clear instead must not pass silently
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tcp::6653'], tls: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert } }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tcp::6653'], tls: { key: pki.serverKey, cert: pki.serverCert, ca: pki.caCert } }, 'run.yaml')), [
     "tls: key, cert, ca given, but no listen target is 'tls:HOST:PORT' to use them",
   ]);
-  t.deepEqual(problems(() => validateRunConfig({ tls: { ca: pki.caCert } }, 'run.yaml')), ["tls: ca given, but no listen target is 'tls:HOST:PORT' to use it"]);
+  t.deepEqual(configProblems(() => validateRunConfig({ tls: { ca: pki.caCert } }, 'run.yaml')), ["tls: ca given, but no listen target is 'tls:HOST:PORT' to use it"]);
   t.notThrows(() => validateRunConfig({ listen: ['tcp::6653'], tls: {} }, 'run.yaml'), 'an empty tls section names no file');
 });
 
 test('unreadable, non-PEM, encrypted and mismatched tls files are each reported with their path', (t) => {
   const missing = join(dir, 'no-such-key.pem');
   const notPem = writeConfig('not-pem.txt', 'hello\n');
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: missing, cert: dir, ca: notPem } }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: missing, cert: dir, ca: notPem } }, 'run.yaml')), [
     `tls.key: cannot read ${missing}: ENOENT`,
     `tls.cert: cannot read ${dir}: EISDIR`,
     `tls.ca: ${notPem} holds no PEM CA certificate`,
   ]);
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.serverCert, cert: pki.serverKey } }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.serverCert, cert: pki.serverKey } }, 'run.yaml')), [
     `tls.key: ${pki.serverCert} holds no PEM private key`,
     `tls.cert: ${pki.serverKey} holds no PEM certificate`,
   ]);
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.clientKey, cert: pki.serverCert } }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.clientKey, cert: pki.serverCert } }, 'run.yaml')), [
     `tls.key: ${pki.clientKey} is not the private key of the certificate ${pki.serverCert}`,
   ]);
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.encryptedKey, cert: pki.serverCert } }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tls::6653'], tls: { key: pki.encryptedKey, cert: pki.serverCert } }, 'run.yaml')), [
     `tls.key: ${pki.encryptedKey} is encrypted; zonemesh takes an unencrypted private key`,
   ]);
 });
 
 test('a malformed tls section is reported once, with every other problem of the document', (t) => {
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tls::6653', 'nowhere'], tls: { key: 7, pem: 'x.pem', cert: pki.serverCert }, logLevel: 'loud' }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tls::6653', 'nowhere'], tls: { key: 7, pem: 'x.pem', cert: pki.serverCert }, logLevel: 'loud' }, 'run.yaml')), [
     "listen[1]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",
     "logLevel: 'loud' is not one of trace, debug, info, warn, error, fatal, silent",
     'tls.key: must be the path of a PEM file',
     'tls.pem: unknown key (known: key, cert, ca)',
   ]);
-  t.deepEqual(problems(() => validateRunConfig({ listen: ['tls::6653'], tls: 'ctl.pem' }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ listen: ['tls::6653'], tls: 'ctl.pem' }, 'run.yaml')), [
     'tls: must be a mapping such as { key: ctl-privkey.pem, cert: ctl-cert.pem, ca: switchca/cacert.pem }',
   ]);
 });

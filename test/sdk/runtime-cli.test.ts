@@ -1,19 +1,18 @@
 import test, { type ExecutionContext } from 'ava';
-import { execFile, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowMod, makeCookie } from '../../src/sdk';
+import { CLI, runCliAsync } from '../cli/run-cli';
 import { FakeSwitch } from '../helpers/fake-switch';
-import { REPO_ROOT } from '../helpers/paths';
 import { spawnTracked } from '../helpers/run';
 import { until } from '../controller/util';
 
 /** `zonemesh run` and `zonemesh flows` as a user runs them, against a fake switch. */
 
-const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
 const CONFIG = `
 apps: [static-flows]
@@ -33,20 +32,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-interface Cli {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-/** Runs the CLI without blocking this process (the fake switch must keep answering). */
-function cli(...args: string[]): Promise<Cli> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
-    });
-  });
-}
 
 async function runController(t: ExecutionContext): Promise<{ child: ChildProcess; port: number; control: string; log: () => string }> {
   const dir = mkdtempSync(join(tmpdir(), 'zm-cli-'));
@@ -77,7 +63,7 @@ test('zonemesh flows prints desired and installed flows of each switch, ovs-ofct
   const { port, control } = await runController(t);
   await connectSwitch(t, port, 7n, 4);
   await connectSwitch(t, port, 8n, 3);
-  const r = await cli('flows', '--control', `unix:${control}`, '--dpid', '0000000000000007');
+  const r = await runCliAsync('flows', '--control', `unix:${control}`, '--dpid', '0000000000000007');
   t.is(r.status, 0, r.stderr);
   const lines = r.stdout.split('\n');
   t.is(lines[0], 'switch 0000000000000007: in sync');
@@ -88,7 +74,7 @@ test('zonemesh flows prints desired and installed flows of each switch, ovs-ofct
   t.true(lines.some((l) => new RegExp(`^ cookie=${cookie}, duration=\\d+\\.\\d{3}s, table=0, n_packets=0, n_bytes=0, priority=100,in_port=1 actions=output:2$`).test(l)), r.stdout);
   t.true(lines.some((l) => /priority=10,arp actions=FLOOD/.test(l)), 'the flow pinned to dpid 7 is there');
 
-  const all = await cli('flows', '--control', control, '--json');
+  const all = await runCliAsync('flows', '--control', control, '--json');
   t.is(all.status, 0);
   const switches = JSON.parse(all.stdout) as { dpid: string; desired: string[] }[];
   t.deepEqual(switches.map((s) => [s.dpid, s.desired.length]).sort(), [['0000000000000007', 4], ['0000000000000008', 3]]);
@@ -99,17 +85,17 @@ test('zonemesh flows exits 1 and says what differs when a switch is out of sync'
   const sw = await connectSwitch(t, port, 8n, 3);
   const stray = { tableId: 0, priority: 5, match: [], instructions: [], cookie: makeCookie(3, 'stray'), idleTimeout: 0, hardTimeout: 0, flags: 0 };
   sw.flowTable.apply(flowMod('add', stray));
-  const r = await cli('flows', '--control', control);
+  const r = await runCliAsync('flows', '--control', control);
   t.is(r.status, 1);
   t.regex(r.stdout, /^switch 0000000000000008: out of sync: 1 to delete, 0 to modify, 0 to add/);
 });
 
 test('zonemesh flows names what went wrong: unknown switch, no controller', async (t) => {
   const { control } = await runController(t);
-  const unknown = await cli('flows', '--control', control, '--dpid', '0x99');
+  const unknown = await runCliAsync('flows', '--control', control, '--dpid', '0x99');
   t.is(unknown.status, 3);
   t.regex(unknown.stderr, /switch 0000000000000099 is not connected \(connected: none\)/);
-  const none = await cli('flows', '--control', join(tmpdir(), 'no-such-zonemesh.sock'));
+  const none = await runCliAsync('flows', '--control', join(tmpdir(), 'no-such-zonemesh.sock'));
   t.is(none.status, 3);
   t.regex(none.stderr, /cannot ask the controller at .*no-such-zonemesh\.sock/);
 });
@@ -129,13 +115,13 @@ test('zonemesh run logs JSON on stdout and stops cleanly on SIGTERM, leaving the
 });
 
 test('zonemesh run refuses bad configs with one line saying why', async (t) => {
-  const unknown = await cli('run', '--apps', 'nope', '--listen', '127.0.0.1:0');
+  const unknown = await runCliAsync('run', '--apps', 'nope', '--listen', '127.0.0.1:0');
   t.is(unknown.status, 3);
   t.regex(unknown.stderr, /^zonemesh run: no app named 'nope' \(known: .*l2-learning.*static-flows/);
-  const listen = await cli('run', '--listen', 'bogus');
+  const listen = await runCliAsync('run', '--listen', 'bogus');
   t.is(listen.status, 3);
   t.regex(listen.stderr, /command line: listen\[0\]: 'bogus' is not 'unix:PATH', '\[tcp:\]HOST:PORT' or 'tls:HOST:PORT'/);
-  const flag = await cli('run', '--frobnicate');
+  const flag = await runCliAsync('run', '--frobnicate');
   t.is(flag.status, 2);
   t.regex(flag.stderr, /Unknown option '--frobnicate'/);
 });

@@ -4,18 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStaticFlowsSettings } from '../../src/apps/static-flows';
 import { RunConfigError, loadRunConfig, parseListenTarget, validateRunConfig } from '../../src/config';
+import { configProblems } from '../helpers/config';
 import { OFPP } from '../../src/openflow';
 import { parseDpid } from '../../src/sdk';
 
-function problems(f: () => unknown): string[] {
-  try {
-    f();
-    return [];
-  } catch (e) {
-    if (!(e instanceof RunConfigError)) throw e;
-    return e.issues.map((i) => `${i.path}: ${i.problem}`);
-  }
-}
 
 test('a run config file is read, checked and completed with defaults', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'zm-config-'));
@@ -38,7 +30,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
-  t.deepEqual(problems(() => validateRunConfig(doc, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig(doc, 'run.yaml')), [
     'colour: unknown key (known: apps, listen, tls, dial, model, hypervisors, control, logLevel, settings, workers)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
@@ -55,7 +47,7 @@ test('workers: a whole number from 1 to 64; absent means one process', (t) => {
   t.is(validateRunConfig({ workers: 4 }, 'run.yaml').workers, 4);
   t.false('workers' in validateRunConfig({}, 'run.yaml'));
   for (const bad of [0, 65, 1.5, '2', null]) {
-    t.deepEqual(problems(() => validateRunConfig({ workers: bad }, 'run.yaml')), [`workers: ${JSON.stringify(bad)} is not a whole number from 1 to 64`]);
+    t.deepEqual(configProblems(() => validateRunConfig({ workers: bad }, 'run.yaml')), [`workers: ${JSON.stringify(bad)} is not a whole number from 1 to 64`]);
   }
 });
 
@@ -63,12 +55,12 @@ test("hypervisors: each hypervisor's OVSDB target for this deployment, checked l
   const ok = validateRunConfig({ hypervisors: { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' }, hv2: { ovsdb: 'tcp:10.0.0.2:6640' }, hv3: {} } }, 'run.yaml');
   t.deepEqual(ok.hypervisors, { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' }, hv2: { ovsdb: 'tcp:10.0.0.2:6640' }, hv3: {} });
   t.false('hypervisors' in validateRunConfig({}, 'run.yaml'));
-  t.deepEqual(problems(() => validateRunConfig({ hypervisors: { hv1: { ovsdb: '/run/db.sock', dial: 'x' }, hv2: 'unix:/x' } }, 'run.yaml')), [
+  t.deepEqual(configProblems(() => validateRunConfig({ hypervisors: { hv1: { ovsdb: '/run/db.sock', dial: 'x' }, hv2: 'unix:/x' } }, 'run.yaml')), [
     'hypervisors.hv1.dial: unknown key (known: ovsdb)',
     `hypervisors.hv1.ovsdb: "/run/db.sock" is not an OVSDB target such as 'unix:/run/zm/hv1/db.sock'`,
     'hypervisors.hv2: must be a mapping such as { ovsdb: unix:/run/zm/hv1/db.sock }',
   ]);
-  t.deepEqual(problems(() => validateRunConfig({ hypervisors: ['hv1'] }, 'run.yaml')), ['hypervisors: must be a mapping of hypervisor name to { ovsdb }']);
+  t.deepEqual(configProblems(() => validateRunConfig({ hypervisors: ['hv1'] }, 'run.yaml')), ['hypervisors: must be a mapping of hypervisor name to { ovsdb }']);
 });
 
 test('listen targets and datapath ids parse the ways users write them', (t) => {
@@ -112,7 +104,7 @@ test('static-flows settings report every bad flow with its path', (t) => {
       'flow',
     ],
   };
-  t.deepEqual(problems(() => parseStaticFlowsSettings(bad)), [
+  t.deepEqual(configProblems(() => parseStaticFlowsSettings(bad)), [
     "miss: 'flood' is not one of drop, controller, next",
     "flows[0].match.eth_src: eth_src: 'not-a-mac' is not an address",
     'flows[0].match.in_port: in_port must be an integer 0..4294967295',
