@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { DesiredState } from '../../src/controller/reconcile/desired-state';
-import { ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/controller/reconcile/reconciler';
+import { FlowSlotConflictError, ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/controller/reconcile/reconciler';
 import { silentLogger } from '../../src/controller';
 import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type OfMessage } from '../../src/openflow';
 import { FlowBuilder, Pipeline, flowKey, flowMod, makeCookie, type Flow, type MatchSpec } from '../../src/sdk';
@@ -172,6 +172,28 @@ test('the first sync installs what is desired in one bundle; a reconnect with th
   t.is(flowModsReceived(s.sw).length, before, 'nothing was sent');
   t.is(s.sw.count('EXPERIMENTER'), bundleMessages, 'not even a bundle was opened');
   t.deepEqual(s.sw.flowTable.flows().map((f) => f.installedAt), installedAt, 'every flow kept its age');
+});
+
+test('two owners wanting one slot are reported with both cookies and the flow; the later is installed, the rest untouched', async (t) => {
+  const s = await setup(t);
+  const rival = flow('rival', { in_port: 1 }, 7); // A1's slot: table t.in, priority 100, in_port=1
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  s.desired.set(DPID, rival.cookie, [rival]);
+  t.like(await s.connect(), { kind: 'full', adds: 2, errors: 0 });
+  t.is(s.errors.length, 1);
+  const e = s.errors[0]!;
+  t.true(e instanceof FlowSlotConflictError);
+  t.is(e.dpid, DPID);
+  t.like((e as FlowSlotConflictError).conflict, { earlier: A1, later: rival });
+  t.regex(e.message, new RegExp(`table t\\.in priority 100: one slot wanted by cookies 0x${A1.cookie.toString(16)} \\(app 10\\) and 0x${rival.cookie.toString(16)} \\(app 10\\)`));
+  t.regex(e.flow ?? '', /in_port=1/);
+  t.deepEqual(tableOf(s.sw), desiredOf([rival, A2]), 'the later flow holds the slot');
+
+  // one owner listing a slot twice is the same mistake, and is caught on its own change
+  const twice = flow('b', { eth_dst: '02:00:00:00:00:09' }, 4, { table: 't.out' });
+  s.desired.set(DPID, B1.cookie, [B1, twice, flow('b', { eth_dst: '02:00:00:00:00:09' }, 5, { table: 't.out' })]);
+  await until(() => s.errors.length === 2);
+  t.regex(s.errors[1]!.message, new RegExp(`twice by cookie 0x${B1.cookie.toString(16)}`));
 });
 
 test('a full sync deletes stale flows, modifies changed ones in place and adds missing ones, deletes first', async (t) => {

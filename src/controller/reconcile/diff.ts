@@ -14,6 +14,14 @@ export interface FlowDiff {
   modifies: FlowMod[];
   /** missing flows, and flows whose cookie, timeouts or flags changed (an add replaces) */
   adds: FlowMod[];
+  /** desired flows in one slot (table, priority, match): the switch can hold one, the later is sent */
+  conflicts: SlotConflict[];
+}
+
+/** Two desired flows with one OpenFlow identity; `later` wins on the switch, `earlier` is lost. */
+export interface SlotConflict {
+  readonly earlier: Flow;
+  readonly later: Flow;
 }
 
 export function instructionsKey(insts: readonly Instruction[]): string {
@@ -49,17 +57,22 @@ export function sameInstructions(a: readonly Instruction[], b: readonly Instruct
 /**
  * Diff desired flows against installed ones. Installed flows that are not ours (app id 0 or not in
  * `ownedApps`) and ephemeral (reactive, idle-timed) flows are left alone. When every installed flow
- * of a cookie is stale, one delete by cookie replaces the per-flow deletes.
+ * of a cookie is stale, one delete by cookie replaces the per-flow deletes. Desired flows that share
+ * a slot are listed as conflicts (a key lookup the diff makes anyway).
  */
 export function diffFlows(desired: readonly Flow[], installed: readonly InstalledFlow[], ownedApps: ReadonlySet<number>): FlowDiff {
   const want = new Map<string, Flow>();
   const desiredCookies = new Set<bigint>();
+  const conflicts: SlotConflict[] = [];
   for (const f of desired) {
-    want.set(flowKey(f), f);
+    const key = flowKey(f);
+    const earlier = want.get(key);
+    if (earlier) conflicts.push({ earlier, later: f });
+    want.set(key, f);
     desiredCookies.add(f.cookie);
   }
 
-  const diff: FlowDiff = { deletes: [], modifies: [], adds: [] };
+  const diff: FlowDiff = { deletes: [], modifies: [], adds: [], conflicts };
   const staleByCookie = new Map<bigint, InstalledFlow[]>();
   const present = new Set<string>();
 

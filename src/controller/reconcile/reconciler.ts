@@ -20,7 +20,9 @@ import { ControllerError, OfSwitchError, RequestTimeoutError, SessionClosedError
 import type { SwitchDownEvent, SwitchUpEvent } from '../events';
 import type { SwitchSession } from '../session';
 import type { DesiredChange, DesiredState } from './desired-state';
-import { diffFlows, type FlowDiff } from './diff';
+import { appOfCookie } from '../../sdk/cookie';
+import { flowMod } from '../../sdk/flow';
+import { diffFlows, type FlowDiff, type SlotConflict } from './diff';
 
 /** What the reconciler needs from the controller (the Controller itself, or a test double). */
 export interface ReconcilerSwitches {
@@ -63,7 +65,7 @@ export interface SyncReport {
 
 /** A flow-mod the switch rejected, or a sync that failed; carries the switch, xid and the flow as text. */
 export class ReconcileError extends ControllerError {
-  override readonly name = 'ReconcileError';
+  override readonly name: string = 'ReconcileError';
   constructor(
     message: string,
     readonly kind: SyncKind,
@@ -75,6 +77,26 @@ export class ReconcileError extends ControllerError {
     super(flow ? `${message}: ${flow}` : message, { ...context, ...(flow && { msgType: 'FLOW_MOD' as const }) }, cause === undefined ? undefined : { cause });
   }
 }
+
+/**
+ * Two desired flows in one slot (table, priority, match), from two owners or twice from one: the
+ * switch holds one flow per slot, so the later is installed and the earlier lost. Found when a full
+ * sync diffs everything desired for a switch, and within one owner's change.
+ */
+export class FlowSlotConflictError extends ReconcileError {
+  override readonly name = 'FlowSlotConflictError';
+  constructor(
+    kind: SyncKind,
+    readonly conflict: SlotConflict,
+    dpid: bigint,
+  ) {
+    const { earlier, later } = conflict;
+    const owners = earlier.cookie === later.cookie ? `twice by cookie ${hex(later.cookie)}` : `by cookies ${hex(earlier.cookie)} (app ${appOfCookie(earlier.cookie)}) and ${hex(later.cookie)} (app ${appOfCookie(later.cookie)})`;
+    super(`table ${later.table} priority ${later.priority}: one slot wanted ${owners}; the later is installed`, kind, formatMessage(flowMod('add', later)), { dpid });
+  }
+}
+
+const hex = (cookie: bigint): string => `0x${cookie.toString(16)}`;
 
 /** The switch answered a bundle control request with something other than its reply. */
 export class BundleReplyError extends ControllerError {
@@ -244,18 +266,20 @@ export class Reconciler {
   private async incrementalSync(sync: SwitchSync, session: SwitchSession): Promise<void> {
     const changes = [...sync.pending.values()];
     sync.pending.clear();
-    const diff: FlowDiff = { deletes: [], modifies: [], adds: [] };
+    const diff: FlowDiff = { deletes: [], modifies: [], adds: [], conflicts: [] };
     for (const { before, after } of changes) {
       const d = diffFlows(after, before, this.options.ownedApps);
       diff.deletes.push(...d.deletes);
       diff.modifies.push(...d.modifies);
       diff.adds.push(...d.adds);
+      diff.conflicts.push(...d.conflicts);
     }
     await this.apply(sync, session, 'incremental', diff);
   }
 
   private async apply(sync: SwitchSync, session: SwitchSession, kind: SyncKind, diff: FlowDiff, installedCount?: number): Promise<void> {
     const started = Date.now();
+    for (const c of diff.conflicts) this.report(new FlowSlotConflictError(kind, c, sync.dpid));
     const mods = [...diff.deletes, ...diff.modifies, ...diff.adds];
     const counts = { deletes: diff.deletes.length, modifies: diff.modifies.length, adds: diff.adds.length };
     const logContext = { dpid: formatDpid(sync.dpid), kind, ...counts, ...(installedCount !== undefined && { installed: installedCount }) };
