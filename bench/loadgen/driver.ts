@@ -1,7 +1,7 @@
 /**
  * Controller throughput, cbench-style, zonemesh and its peers side by side in one run:
  *
- *   node dist/bench/loadgen/driver.js [--controllers zonemesh,zonemesh-stub,os-ken,null]
+ *   node dist/bench/loadgen/driver.js [--controllers zonemesh,zonemesh-2w,zonemesh-stub,os-ken,null]
  *        [--modes throughput,latency] [--seconds 10] [--warmup 3] [--switches 16] [--macs 1000]
  *        [--runs 1] [--cpu-controller 0] [--cpu-loadgen 1] [--summary FILE] [--json FILE]
  *
@@ -12,7 +12,7 @@
  * The controllers (edit CONTROLLERS to change a command; each is one line):
  *   zonemesh       the product: `zonemesh run --apps l2-learning` (src/cli/main.ts)
  *   zonemesh-2w    the same with `--workers 2`, one process per core, on both cores (the generator's too)
- *   zonemesh-stub  bench/loadgen/stub-l2.ts: simple_switch_13 straight on src/controller
+ *   zonemesh-stub  bench/loadgen/stub-l2.ts: l2-learning's logic straight on src/controller, without the SDK
  *   os-ken         os-ken 2.5 (Debian python3-os-ken) running bench/osken_l2.py
  *   null           bench/loadgen/null-controller.ts: no decoding at all; the generator's ceiling
  */

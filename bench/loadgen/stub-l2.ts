@@ -1,9 +1,8 @@
 /**
- * simple_switch_13 written directly on the zonemesh runtime (src/controller), for the
- * controller-throughput benchmark while the real l2-learning app and the `zonemesh run`
- * command are not there yet. It measures the runtime and the codec (decode of every
- * PACKET_IN, encode of every FLOW_MOD/PACKET_OUT, per-turn batched writes) under the same
- * logic as bench/osken_l2.py; it is NOT the product's l2-learning app.
+ * The l2-learning app's logic written straight on the zonemesh runtime (src/controller), without
+ * the SDK: the same MacTable, the same one-field learned flow (eth_dst -> output, idle 60 s), the
+ * same PACKET_OUT. Its distance to the product is what the SDK layer costs per packet-in (app
+ * wiring, RxJS, the flow builder and its checks, cookies); it is NOT the product.
  *
  *   node dist/bench/loadgen/stub-l2.js --listen 127.0.0.1:PORT
  */
@@ -17,6 +16,14 @@ import {
   type PacketOut,
 } from '../../src/openflow';
 import { Controller, silentLogger } from '../../src/controller';
+import { MacTable } from '../../src/sdk';
+
+const learned = (mac: string, port: number): FlowMod => ({
+  type: 'FLOW_MOD', xid: 0, cookie: 0n, cookieMask: 0n, tableId: 0, command: 'add', idleTimeout: 60, hardTimeout: 0,
+  priority: 100, bufferId: OFP_NO_BUFFER, outPort: OFPP.ANY, outGroup: OFPG_ANY, flags: 0,
+  match: [{ field: 'eth_dst', value: mac }],
+  instructions: [{ type: 'apply_actions', actions: [{ type: 'output', port, maxLen: 0 }] }],
+});
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -27,11 +34,10 @@ async function main(): Promise<void> {
     process.exit(2);
   }
   const controller = new Controller({ logger: silentLogger() });
-  /** per switch: MAC (48-bit number) -> port */
-  const tables = new Map<bigint, Map<number, number>>();
+  const tables = new Map<bigint, MacTable>();
 
   controller.switchUp$.subscribe(({ dpid, session }) => {
-    tables.set(dpid, new Map());
+    tables.set(dpid, new MacTable());
     const tableMiss: FlowMod = {
       type: 'FLOW_MOD', xid: 0, cookie: 0n, cookieMask: 0n, tableId: 0, command: 'add', idleTimeout: 0, hardTimeout: 0,
       priority: 0, bufferId: OFP_NO_BUFFER, outPort: OFPP.ANY, outGroup: OFPG_ANY, flags: 0, match: [],
@@ -47,29 +53,13 @@ async function main(): Promise<void> {
     const inPortTlv = message.match.find((t) => t.field === 'in_port');
     if (!inPortTlv) return;
     const inPort = inPortTlv.value as number;
-    if (data.readUInt16BE(12) === 0x88cc) return; // LLDP
     const table = tables.get(dpid);
     if (!table) return;
-    const dstKey = data.readUIntBE(0, 6);
-    const srcKey = data.readUIntBE(6, 6);
-    table.set(srcKey, inPort);
-    const out = table.get(dstKey);
-    const outPort = out ?? OFPP.FLOOD;
-    const actions = [{ type: 'output' as const, port: outPort, maxLen: 0 }];
-    if (out !== undefined) {
-      const fm: FlowMod = {
-        type: 'FLOW_MOD', xid: 0, cookie: 0n, cookieMask: 0n, tableId: 0, command: 'add', idleTimeout: 0, hardTimeout: 0,
-        priority: 1, bufferId: OFP_NO_BUFFER, outPort: OFPP.ANY, outGroup: OFPG_ANY, flags: 0,
-        match: [
-          { field: 'in_port', value: inPort },
-          { field: 'eth_dst', value: formatMac(data.subarray(0, 6)) },
-          { field: 'eth_src', value: formatMac(data.subarray(6, 12)) },
-        ],
-        instructions: [{ type: 'apply_actions', actions }],
-      };
-      session.send(fm);
-    }
-    const po: PacketOut = { type: 'PACKET_OUT', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions, data };
+    if ((data[6]! & 1) === 0 && table.set(data, 6, inPort)) session.send(learned(formatMac(data, 6), inPort));
+    const out = table.get(data, 0);
+    if (out === inPort) return;
+    if (out !== undefined) session.send(learned(formatMac(data, 0), out));
+    const po: PacketOut = { type: 'PACKET_OUT', xid: 0, bufferId: OFP_NO_BUFFER, inPort, actions: [{ type: 'output', port: out ?? OFPP.FLOOD, maxLen: 0 }], data };
     session.send(po);
   });
 
