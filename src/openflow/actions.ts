@@ -174,12 +174,7 @@ function expectActionLen(len: number, expected: number, what: string, at: number
 }
 
 export function encodeActions(w: Writer, actions: readonly Action[]): void {
-  for (let i = 0; i < actions.length; i++) {
-    const a = actions[i]!;
-    // output, which nearly every flow and packet-out carries, apart from the big switch below
-    if (a.type === 'output') encodeOutput(w, a.port, a.maxLen);
-    else encodeAction(w, a);
-  }
+  for (let i = 0; i < actions.length; i++) encodeAction(w, actions[i]!);
 }
 
 function encodeOutput(w: Writer, port: number, maxLen: number): void {
