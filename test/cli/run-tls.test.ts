@@ -10,8 +10,8 @@ import { PIPELINE_APP_ID, makeCookie } from '../../src/sdk';
 import { until } from '../controller/util';
 import { FakeSwitch } from '../helpers/fake-switch';
 import { makePkiFiles, type PkiFiles } from '../helpers/pki';
-import { freePort } from '../helpers/restart';
-import { spawnTracked } from '../helpers/run';
+import {  } from '../helpers/restart';
+import { freePort, spawnTracked } from '../helpers/run';
 import { CLI, runCliAsync } from './run-cli';
 
 /** `zonemesh run --listen tls:…` as a user runs it, with fake switches connecting over TLS. */

@@ -10,8 +10,8 @@ import { OFPP } from '../../src/openflow';
 import type { SwitchFlows } from '../../src/sdk';
 import { until } from '../controller/util';
 import { FakeSwitch, type FakeConnectTarget } from '../helpers/fake-switch';
-import { freePort, writeAtomically } from '../helpers/restart';
-import { spawnTracked } from '../helpers/run';
+import { writeAtomically } from '../helpers/restart';
+import { freePort, spawnTracked } from '../helpers/run';
 import { CLI, runCliAsync } from './run-cli';
 
 /** `zonemesh run --workers N` as a user runs it: a primary, N worker processes, fake switches. */

@@ -7,7 +7,6 @@ import type { ExecutionContext } from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { STATIC_FLOWS_APP_ID } from '../../src/apps/static-flows';
 import { PIPELINE_APP_ID, makeCookie } from '../../src/sdk';
@@ -34,13 +33,6 @@ export async function until<T>(what: string, timeoutMs: number, probe: () => Pro
   }
 }
 
-export async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 // ---------------------------------------------------------------- the flows
 

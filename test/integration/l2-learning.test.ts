@@ -13,7 +13,8 @@ import { L2_LEARNING_APP_ID } from '../../src/apps/l2-learning';
 import { makeCookie } from '../../src/sdk';
 import { assertOvsRunning } from '../helpers/ovs';
 import { REPO_ROOT } from '../helpers/paths';
-import { bridgesWithPrefix, cleanupTree, freePort, runTree, spawnCollected, stopProcess, treeResult, waitListening } from './peer-tree';
+import { bridgesWithPrefix, cleanupTree, runTree, spawnCollected, stopProcess, treeResult, waitListening } from './peer-tree';
+import { freePort } from '../helpers/run';
 
 const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 const PREFIX = 'zml';

@@ -14,7 +14,6 @@ import {
   createLab,
   dump,
   expectedRules,
-  freePort,
   pingOnce,
   quietDump,
   runConfigYaml,
@@ -25,6 +24,7 @@ import {
   type Dumped,
   type StaticFlow,
 } from '../helpers/restart';
+import { freePort } from '../helpers/run';
 
 const PREFIX = 'zm-cc';
 

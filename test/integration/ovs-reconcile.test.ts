@@ -1,7 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { filter, firstValueFrom, timeout } from 'rxjs';
 import pino from 'pino';
@@ -11,7 +10,7 @@ import { NX_CT_F_COMMIT, OFPCML_NO_BUFFER, OFPP, fieldRef, type Action } from '.
 import { APP_SETTINGS, Runtime, cidr, inject, injectable, type AppContext, type AppSettings, type Flow, type TableSpec, type ZonemeshApp } from '../../src/sdk';
 import { assertOvsRunning, ofctl, vsctl } from '../helpers/ovs';
 import { REPO_ROOT } from '../helpers/paths';
-import { TEST_STATE_DIR, spawnTracked } from '../helpers/run';
+import { freePort, spawnTracked, TEST_STATE_DIR } from '../helpers/run';
 
 /**
  * Restart safety against a real Open vSwitch: what we install must read back as what we desire (or a
@@ -115,13 +114,6 @@ class CanonApp implements ZonemeshApp {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The bridge and its controller in one transaction: a bridge's first controller flushes its flows. */
 async function createBridge(port: number): Promise<void> {

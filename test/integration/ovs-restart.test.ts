@@ -14,7 +14,6 @@ import {
   createLab,
   dump,
   expectedRules,
-  freePort,
   pingOnce,
   runConfigYaml,
   startPing,
@@ -23,6 +22,7 @@ import {
   zonemeshFlows,
   type Dumped,
 } from '../helpers/restart';
+import { freePort } from '../helpers/run';
 
 const PREFIX = 'zm-rs';
 /**

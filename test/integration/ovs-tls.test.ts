@@ -11,8 +11,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PIPELINE_APP_ID, makeCookie } from '../../src/sdk';
 import { assertOvsRunning, vsctl } from '../helpers/ovs';
-import { ControllerProcess, dump, freePort, testDir, until, zonemeshFlows } from '../helpers/restart';
-import { TEST_STATE_DIR, run } from '../helpers/run';
+import { ControllerProcess, dump, testDir, until, zonemeshFlows } from '../helpers/restart';
+import { freePort, run, TEST_STATE_DIR } from '../helpers/run';
 
 const BRIDGE = 'zm-tls';
 const ROGUE_BRIDGE = 'zm-tls-rogue';

@@ -7,8 +7,8 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { assertOvsRunning } from '../helpers/ovs';
-import { TEST_STATE_DIR } from '../helpers/run';
-import { bridgesWithPrefix, cleanupTree, freePort, runTree, spawnCollected, stopProcess, treeResult, waitListening } from './peer-tree';
+import { freePort, TEST_STATE_DIR } from '../helpers/run';
+import { bridgesWithPrefix, cleanupTree, runTree, spawnCollected, stopProcess, treeResult, waitListening } from './peer-tree';
 
 const PREFIX = 'zmpt';
 const HOST_PREFIX = 'zmph';

@@ -5,7 +5,7 @@
  */
 import type { ExecutionContext } from 'ava';
 import type { ChildProcess } from 'node:child_process';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../helpers/paths';
 import { run, spawnTracked } from '../helpers/run';
@@ -13,19 +13,6 @@ import { run, spawnTracked } from '../helpers/run';
 /** Mininet imports only under the Debian python. */
 export const MININET_PYTHON = '/usr/bin/python3';
 export const TREE_PY = join(REPO_ROOT, 'mininet', 'tree.py');
-
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves once something accepts TCP connections on 127.0.0.1:port. */
 export async function waitListening(port: number, timeoutMs = 15_000, child?: ChildProcess): Promise<void> {

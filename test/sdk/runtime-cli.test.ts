@@ -2,13 +2,12 @@ import test, { type ExecutionContext } from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowMod, makeCookie } from '../../src/sdk';
 import { CLI, runCliAsync } from '../cli/run-cli';
 import { FakeSwitch } from '../helpers/fake-switch';
-import { spawnTracked } from '../helpers/run';
+import { freePort, spawnTracked } from '../helpers/run';
 import { until } from '../controller/util';
 
 /** `zonemesh run` and `zonemesh flows` as a user runs them, against a fake switch. */
@@ -24,13 +23,6 @@ settings:
       - { name: only-on-7, dpid: 7, priority: 10, match: { eth_type: 0x0806 }, actions: [{ output: flood }] }
 `;
 
-async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 
 
