@@ -13,12 +13,11 @@
  * (port, MAC) pair goes on to the next table of the pipeline; anything else is dropped.
  */
 import type { SwitchUpEvent } from '../../src/controller';
-import type { Port } from '../../src/openflow';
+import { OFPPR, type Port } from '../../src/openflow';
 import { APP_SETTINGS, inject, injectable, type AppContext, type AppSettings, type Flow, type TableSpec, type ZonemeshApp } from '../../src/sdk';
 
 export const ALLOWLIST_TABLE = 'port-allowlist.check';
 const ALLOWED_PRIORITY = 100;
-const OFPPR_DELETE = 1;
 
 /** port name → MACs allowed to send on it */
 export type Allowlist = ReadonlyMap<string, readonly string[]>;
@@ -69,7 +68,7 @@ export class PortAllowlistApp implements ZonemeshApp {
       const macs = this.allowlist.get(message.desc.name);
       if (!macs) return;
       // A deleted port wants nothing; an added or renumbered one wants flows for its number.
-      ctx.setFlows(dpid, ownerOf(message.desc.name), message.reason === OFPPR_DELETE ? [] : portFlows(ctx, message.desc, macs));
+      ctx.setFlows(dpid, ownerOf(message.desc.name), message.reason === OFPPR.DELETE ? [] : portFlows(ctx, message.desc, macs));
     });
   }
 

@@ -6,6 +6,7 @@ import {
   OFPCML_NO_BUFFER,
   OFP_VERSION,
   OFPMPF_REPLY_MORE,
+  OFPPR,
   OFPT,
   OfDecodeError,
   mergeMultipartReplies,
@@ -151,7 +152,6 @@ const READY_ONLY = STATE_BIT.READY;
 /** a peer that ends this way has nothing more to read, so nothing is flushed */
 const ABRUPT: ReadonlySet<CloseReason> = new Set(['socket_error', 'echo_timeout', 'peer_closed']);
 const CLOSE_GRACE_MS = 1_000;
-const OFPPR_DELETE = 1;
 const EMPTY = Buffer.alloc(0);
 
 let nextSessionId = 1;
@@ -516,7 +516,7 @@ export class SwitchSession {
 
   private onPortStatus(message: PortStatus): void {
     // ADD and MODIFY carry the port's new description.
-    if (message.reason === OFPPR_DELETE) this._ports.delete(message.desc.portNo);
+    if (message.reason === OFPPR.DELETE) this._ports.delete(message.desc.portNo);
     else this._ports.set(message.desc.portNo, message.desc);
     this.host.hub.portStatus.next({ dpid: this._dpid!, session: this, message });
   }

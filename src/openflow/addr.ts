@@ -97,10 +97,6 @@ export function parseIpv4(s: string): Buffer {
   return b;
 }
 
-export function numberToIpv4(v: number): string {
-  return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
-}
-
 /** 16 bytes to RFC 5952 text (lower case, longest zero run compressed) */
 export function formatIpv6(b: Uint8Array, at = 0): string {
   const g: number[] = [];

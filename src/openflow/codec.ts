@@ -2,6 +2,10 @@ import { OFP_HEADER_LEN, OFP_MAX_MESSAGE_LEN, OFP_VERSION, OFPT } from './consta
 import { OfDecodeError, OfEncodeError } from './errors';
 import type { OfMessage, OfMessageOf, OfMessageType } from './message';
 import { putU32, Reader, Writer } from './wire';
+import { basicCodecs } from './messages/basic';
+import { flowCodecs } from './messages/flow';
+import { groupMeterQueueCodecs } from './messages/group-meter-queue';
+import { multipartCodecs } from './messages/multipart';
 
 /**
  * One codec unit per message type, Ryu-style: decode and encode of the body
@@ -16,12 +20,9 @@ export interface MessageCodec<T extends OfMessageType> {
 
 export type AnyMessageCodec = { [T in OfMessageType]: MessageCodec<T> }[OfMessageType];
 
+/** The registry, by OFPT code: owned here, so importing this module alone decodes every type. */
 const byCode: (AnyMessageCodec | undefined)[] = [];
-
-/** Each message family registers its codecs once at module load. */
-export function registerCodecs(codecs: readonly AnyMessageCodec[]): void {
-  for (const c of codecs) byCode[OFPT[c.type]] = c;
-}
+for (const c of [...basicCodecs, ...flowCodecs, ...multipartCodecs, ...groupMeterQueueCodecs]) byCode[OFPT[c.type]] = c;
 
 export type DecodeResult = { ok: true; message: OfMessage } | { ok: false; error: OfDecodeError };
 

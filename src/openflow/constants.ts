@@ -73,7 +73,6 @@ export enum OFPP {
 
 export const OFP_NO_BUFFER = 0xffffffff;
 export const OFPCML_NO_BUFFER = 0xffff;
-export const OFPCML_MAX = 0xffe5;
 export const OFPTT_MAX = 0xfe;
 export const OFPTT_ALL = 0xff;
 export const OFPG_ANY = 0xffffffff;

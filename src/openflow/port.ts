@@ -14,6 +14,8 @@ export const OFPPC_NO_PACKET_IN = 1 << 6;
 export const OFPPS_LINK_DOWN = 1 << 0;
 export const OFPPS_BLOCKED = 1 << 1;
 export const OFPPS_LIVE = 1 << 2;
+/** port-status reasons (enum ofp_port_reason) */
+export const OFPPR = { ADD: 0, DELETE: 1, MODIFY: 2 } as const;
 
 /** struct ofp_port */
 export interface Port {

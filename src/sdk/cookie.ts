@@ -6,12 +6,10 @@
  */
 export const APP_SHIFT = 56n;
 export const EPHEMERAL_BIT = 1n << 55n;
-const OWNER_MASK = (1n << 55n) - 1n;
 
 export const APP_MASK = 0xffn << APP_SHIFT;
 /** the app id of flows the pipeline itself owns (table-miss flows) */
 export const PIPELINE_APP_ID = 1;
-export const OWNER_COOKIE_MASK = APP_MASK | EPHEMERAL_BIT | OWNER_MASK;
 
 /**
  * The cookie's 8 bytes, big-endian. Hash and cookie are assembled here and become a bigint in one
@@ -69,7 +67,3 @@ export function isEphemeral(cookie: bigint): boolean {
   return (cookie & EPHEMERAL_BIT) !== 0n;
 }
 
-/** cookie/mask pair selecting every flow of one app */
-export function appCookieMatch(appId: number): { cookie: bigint; cookieMask: bigint } {
-  return { cookie: BigInt(appId) << APP_SHIFT, cookieMask: APP_MASK };
-}

@@ -1,4 +1,4 @@
-import { OFP_NO_BUFFER, OFPP, OFPPC_PORT_DOWN, OFPPS_LINK_DOWN, type Action } from '../../openflow';
+import { isPortUp, OFP_NO_BUFFER, OFPP, OFPPR, type Action } from '../../openflow';
 import { ethernetHeader } from '../../packet';
 import type { PacketInEvent, PortStatusEvent } from '../../controller';
 import { deleteByCookie, flowMod, injectable, MacTable, matchValue, type AppContext, type TableSpec, type ZonemeshApp } from '../../sdk';
@@ -8,7 +8,6 @@ export const L2_TABLE = 'l2-learning.mac';
 /** a learned MAC's flow goes away after this long without a packet to it */
 export const L2_IDLE_TIMEOUT_S = 60;
 const LEARNED_PRIORITY = 100;
-const OFPPR_DELETE = 1;
 const EMPTY = Buffer.alloc(0);
 
 const output = (port: number): Action => ({ type: 'output', port, maxLen: 0 });
@@ -76,9 +75,8 @@ export class L2LearningApp implements ZonemeshApp {
   }
 
   private onPortStatus(ctx: AppContext, { dpid, message }: PortStatusEvent): void {
-    const { portNo, config, state } = message.desc;
-    const gone = message.reason === OFPPR_DELETE || (config & OFPPC_PORT_DOWN) !== 0 || (state & OFPPS_LINK_DOWN) !== 0;
-    if (!gone) return;
+    const portNo = message.desc.portNo;
+    if (message.reason !== OFPPR.DELETE && isPortUp(message.desc)) return;
     ctx.send(dpid, deleteByCookie(ctx.cookie(portOwner(portNo), { ephemeral: true })));
     this.macs.get(dpid)?.forgetPort(portNo);
   }

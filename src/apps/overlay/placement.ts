@@ -1,4 +1,5 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
+import { OFPPR } from '../../openflow';
 import type { AppEvents } from '../../sdk/app';
 
 /** Which OpenFlow port each interface has on each switch: dpid → interface name → ofport. */
@@ -15,8 +16,6 @@ export interface PortPlacement {
 /** DI token for the PortPlacement the overlay apps share. */
 export const PORT_PLACEMENT = Symbol.for('zonemesh.portPlacement');
 
-const OFPPR_DELETE = 1;
-
 /** Placement learned from the switches: their port lists on connect, then port-status updates. */
 export class SwitchPortPlacement implements PortPlacement {
   private readonly subject = new BehaviorSubject<Placement>(new Map());
@@ -27,7 +26,7 @@ export class SwitchPortPlacement implements PortPlacement {
     events.portStatus$.subscribe((e) => {
       const { name, portNo } = e.message.desc;
       const known = this.subject.value.get(e.dpid);
-      const deleted = e.message.reason === OFPPR_DELETE;
+      const deleted = e.message.reason === OFPPR.DELETE;
       if (deleted ? !known?.has(name) : known?.get(name) === portNo) return; // link flaps change nothing here
       const ports = new Map(known);
       if (deleted) ports.delete(name);

@@ -1,4 +1,4 @@
-// Owner: messages helper. Switch-level messages: handshake, keepalive, configuration, role and async.
+// Switch-level messages: handshake, keepalive, configuration, role and async.
 import { parseMac, formatMac } from '../addr';
 import type { AnyMessageCodec, MessageCodec } from '../codec';
 import { OFPET } from '../constants';

@@ -1,4 +1,4 @@
-// Owner: messages helper. OpenFlow 1.3 bundles (ONF extension 230) as Open vSwitch speaks them:
+// OpenFlow 1.3 bundles (ONF extension 230) as Open vSwitch speaks them:
 // EXPERIMENTER messages with experimenter ONF and exp_type 2300 (control) or 2301 (add message).
 import { decodeMessage, encodeMessage } from '../codec';
 import { OFP_HEADER_LEN, OFPET, OFPT, ONF_VENDOR_ID } from '../constants';

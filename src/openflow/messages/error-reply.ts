@@ -1,4 +1,4 @@
-// Owner: messages helper. The OFPT_ERROR a controller sends back for a message it could not decode.
+// The OFPT_ERROR a controller sends back for a message it could not decode.
 import {
   OFP_HEADER_LEN,
   OFPBAC,

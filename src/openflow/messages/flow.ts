@@ -1,4 +1,4 @@
-// Owner: messages helper. Flow-table and datapath messages: flow_mod, packet_in/out, flow_removed, port_status.
+// Flow-table and datapath messages: flow_mod, packet_in/out, flow_removed, port_status.
 import { decodeActions, encodeActions, type Action } from '../actions';
 import type { AnyMessageCodec, MessageCodec } from '../codec';
 import { OFPFC } from '../constants';

@@ -1,4 +1,4 @@
-// Owner: multipart helper. GROUP_MOD, METER_MOD, QUEUE_GET_CONFIG_*, and the buckets, meter bands and
+// GROUP_MOD, METER_MOD, QUEUE_GET_CONFIG_*, and the buckets, meter bands and
 // queue properties that the multipart bodies (GROUP_DESC, METER_CONFIG) share with them.
 import { decodeActions, encodeActions, type Action } from '../actions';
 import type { AnyMessageCodec, MessageCodec } from '../codec';

@@ -1,4 +1,4 @@
-// Owner: multipart helper. MULTIPART_REQUEST / MULTIPART_REPLY: all OF1.3 multipart types plus experimenter.
+// MULTIPART_REQUEST / MULTIPART_REPLY: all OF1.3 multipart types plus experimenter.
 import type { AnyMessageCodec, MessageCodec } from '../codec';
 import { OFP_HEADER_LEN, OFP_MAX_MESSAGE_LEN, OFPMP, OFPMPF_REPLY_MORE } from '../constants';
 import { OfDecodeError, OfEncodeError } from '../errors';

@@ -1,4 +1,4 @@
-// Owner: multipart helper. struct ofp_table_features and its properties (OFPMP_TABLE_FEATURES bodies).
+// struct ofp_table_features and its properties (OFPMP_TABLE_FEATURES bodies).
 import { OfDecodeError, OfEncodeError } from '../errors';
 import type { Reader, Writer } from '../wire';
 import { decodeAll, patchLength, structReader } from './group-meter-queue';

@@ -1,4 +1,4 @@
-// Owner: messages helper. One-line, ovs-ofctl-like rendering of every OpenFlow 1.3 message, for logs and golden tests.
+// One-line, ovs-ofctl-like rendering of every OpenFlow 1.3 message, for logs and golden tests.
 import {
   OFP_HEADER_LEN,
   OFP_NO_BUFFER,

@@ -1,4 +1,4 @@
-// Owner: multipart helper. One-line, ovs-ofctl-like rendering of multipart messages and of the
+// One-line, ovs-ofctl-like rendering of multipart messages and of the
 // buckets, meter bands and queue properties they share with GROUP_MOD, METER_MOD and QUEUE_GET_CONFIG_REPLY.
 import { OFPG_ALL, OFPG_ANY, OFPM_ALL, OFPMPF_REPLY_MORE, OFPP, OFPQ_ALL, ONF_VENDOR_ID } from '../constants';
 import {
