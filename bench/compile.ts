@@ -20,8 +20,8 @@ import { ARP_RESPONDER_APP_ID, ARP_RESPONDER_TABLES, arpResponderGroups } from '
 import { DISTRIBUTED_ROUTER_APP_ID, DISTRIBUTED_ROUTER_TABLES, distributedRouterGroups } from '../src/apps/distributed-router';
 import { type OverlayView, type Placement, buildOverlayView } from '../src/apps/overlay';
 import { TUNNEL_MESH_APP_ID, TUNNEL_MESH_TABLES, tunnelMeshGroups } from '../src/apps/tunnel-mesh';
-import { DesiredState } from '../src/controller/reconcile/desired-state';
-import { diffFlows } from '../src/controller/reconcile/diff';
+import { DesiredState } from '../src/runtime/desired-state';
+import { diffFlows } from '../src/sdk/diff';
 import { type AclRule, type Hypervisor, type NetworkModel, type Subnet, type VmPort, routerMac, validateModel } from '../src/model';
 import { makeCookie } from '../src/sdk/cookie';
 import { type FlowsChange, IncrementalCompiler, type OwnerGroup } from '../src/sdk/incremental';

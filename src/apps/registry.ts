@@ -1,5 +1,6 @@
 import { Controller } from '../controller';
-import type { AppRegistry, Container, ResolutionContext } from '../sdk';
+import type { Container, ResolutionContext } from '../sdk';
+import type { AppRegistry } from '../runtime';
 import { AclApp } from './acl';
 import { ArpResponderApp } from './arp-responder';
 import { DistributedRouterApp } from './distributed-router';

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { queryControl, type SwitchFlows } from '../sdk';
+import { queryControl, type SwitchFlows } from '../runtime';
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { DEFAULT_CONTROL_PATH, controlPath } from './run';
 

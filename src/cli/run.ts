@@ -1,13 +1,13 @@
 import cluster from 'node:cluster';
-import { connect } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino, { type Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import { DEFAULT_LISTEN, MAX_WORKERS, RunConfigError, RunConfigFile, checkRunConfig, completeRunConfig, loadRunConfigDraft, type RunConfig, type RunConfigDraft } from '../config';
-import { Runtime, type AppSettings } from '../sdk';
+import { socketIsLive } from '../controller';
+import { DEFAULT_LISTEN, MAX_WORKERS, Runtime, RunConfigError, RunConfigFile, checkRunConfig, completeRunConfig, loadRunConfigDraft, type RunConfig, type RunConfigDraft } from '../runtime';
+import type { AppSettings } from '../sdk';
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { WORKER_ENV, runPrimary, runWorker } from './workers';
 
@@ -96,17 +96,6 @@ function watchSettings(file: RunConfigFile, loaded: RunConfig, changes: Subject<
     changes.next(next.settings);
   });
   file.watch();
-}
-
-function socketIsLive(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
 
 /** The config of `run ARGS`: the --config file (or the defaults) with the flags over it. Exported for tests. */

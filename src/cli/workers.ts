@@ -4,9 +4,9 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Subject, type Observable } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import { formatListenTarget, type RunConfig } from '../config';
 import { formatDpid, removeStaleSocket } from '../controller';
-import { ControlServer, Runtime, checkControlRequest, localFlows, notConnected, parseDpid, type AppSettings, type CheckedControlRequest, type ControlResponse, type SwitchFlows } from '../sdk';
+import type { AppSettings } from '../sdk';
+import { ControlServer, Runtime, checkControlRequest, formatListenTarget, localFlows, notConnected, parseDpid, type CheckedControlRequest, type ControlResponse, type RunConfig, type SwitchFlows } from '../runtime';
 import { CliError, EXIT } from './command';
 
 /**

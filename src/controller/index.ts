@@ -16,4 +16,4 @@ export {
   type SessionState,
   type SessionStats,
 } from './session';
-export { Dialer, OPENFLOW_PORT, parseDialTarget, removeStaleSocket, type DialOptions, type DialTarget, type Listener, type ListenSpec } from './transport';
+export { Dialer, OPENFLOW_PORT, parseDialTarget, removeStaleSocket, socketIsLive, type DialOptions, type DialTarget, type Listener, type ListenSpec } from './transport';

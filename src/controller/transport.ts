@@ -133,7 +133,13 @@ export async function removeStaleSocket(path: string): Promise<void> {
   } catch {
     return; // nothing there
   }
-  const live = await new Promise<boolean>((resolve) => {
+  if (await socketIsLive(path)) throw new ControllerConfigError(`${path} is in use by a live listener`);
+  unlinkSync(path);
+}
+
+/** True when something accepts connections on the Unix socket at `path`. */
+export function socketIsLive(path: string): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
     const probe = connect(path);
     probe.once('connect', () => {
       probe.destroy();
@@ -141,8 +147,6 @@ export async function removeStaleSocket(path: string): Promise<void> {
     });
     probe.once('error', () => resolve(false));
   });
-  if (live) throw new ControllerConfigError(`${path} is in use by a live listener`);
-  unlinkSync(path);
 }
 
 // ---- dialing ----

@@ -4,3 +4,4 @@ export * from './addressing';
 export * from './validate';
 export * from './store';
 export * from './derived';
+export * from './equal';

@@ -1,5 +1,5 @@
 import type { Observable } from 'rxjs';
-import { instructionsKey } from '../controller/reconcile/diff';
+import { instructionsKey } from './diff';
 import type { AppContext } from './app';
 import { type Flow, flowKey } from './flow';
 

@@ -7,5 +7,5 @@ export * from './match';
 export * from './pipeline';
 export * from './incremental';
 export * from './sim';
-export * from './runtime';
+export * from './di';
 export * from './mac-table';

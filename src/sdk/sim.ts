@@ -1,6 +1,6 @@
 import type { Action, FieldRef, Instruction, OxmTlv } from '../openflow';
 import { OFPP, ValueKind, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
-import type { InstalledFlow } from '../controller/reconcile/diff';
+import type { InstalledFlow } from './diff';
 import { canonicalField } from './match';
 
 /**

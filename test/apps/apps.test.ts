@@ -9,11 +9,12 @@ import { TUNNEL_PORTS, TunnelMeshApp, type TunnelPorts, tunnelPortCommand } from
 import type { Hypervisor, ModelStore, NetworkModel } from '../../src/model';
 import type { OfMessage } from '../../src/openflow';
 import type { SwitchSession } from '../../src/controller';
-import { DesiredState } from '../../src/controller/reconcile/desired-state';
+import { DesiredState } from '../../src/runtime/desired-state';
 import { MODEL_STORE, type ZonemeshApp } from '../../src/sdk/app';
 import { makeCookie } from '../../src/sdk/cookie';
 import type { Flow } from '../../src/sdk/flow';
-import { Container, type ContextHost, RuntimeAppContext } from '../../src/sdk/runtime';
+import { type ContextHost, RuntimeAppContext } from '../../src/runtime';
+import { Container } from '../../src/sdk';
 import { COMPILERS, PIPELINE, edit, placeAll, twoZones, viewOf } from './helpers';
 
 class FakeStore implements ModelStore {

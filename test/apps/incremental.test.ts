@@ -5,7 +5,7 @@ import { ARP_RESPONDER_APP_ID, arpResponderGroups, gratuitousArps } from '../../
 import { DISTRIBUTED_ROUTER_APP_ID, distributedRouterGroups } from '../../src/apps/distributed-router';
 import type { OverlayView } from '../../src/apps/overlay';
 import { TUNNEL_MESH_APP_ID, tunnelMeshGroups } from '../../src/apps/tunnel-mesh';
-import { diffFlows } from '../../src/controller/reconcile/diff';
+import { diffFlows } from '../../src/sdk/diff';
 import type { NetworkModel } from '../../src/model';
 import { formatMessage } from '../../src/openflow';
 import { type FlowsChange, IncrementalCompiler, type OwnerGroup, compileOwners } from '../../src/sdk/incremental';

@@ -3,7 +3,8 @@ import { L2LearningApp, L2_IDLE_TIMEOUT_S, L2_TABLE } from '../../src/apps/l2-le
 import { silentLogger } from '../../src/controller';
 import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, OFPPS_LINK_DOWN, type FlowMod, type OfMessageOf, type PacketIn } from '../../src/openflow';
 import { buildPacket } from '../../src/packet';
-import { FlowTableSim, Runtime, isEphemeral, makeCookie } from '../../src/sdk';
+import { FlowTableSim, isEphemeral, makeCookie } from '../../src/sdk';
+import { Runtime } from '../../src/runtime';
 import { FakeSwitch, fakePort } from '../helpers/fake-switch';
 import { next, until } from '../controller/util';
 

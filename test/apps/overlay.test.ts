@@ -63,6 +63,50 @@ test('views are interned: re-reading an unchanged model gives the very same view
   again.vpcs.forEach((v, i) => t.is(v, first.vpcs[i]));
 });
 
+/** a different value of the same kind, for any field of the model */
+function changed(value: unknown): unknown {
+  if (typeof value === 'string') return `${value}x`;
+  if (typeof value === 'number') return value + 1;
+  if (typeof value === 'bigint') return value + 1n;
+  if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, changed(v)]));
+  throw new Error(`no change for ${String(value)}`);
+}
+
+test('views: a change to any field of any model object is seen, without a list of fields to keep up to date', (t) => {
+  // every optional field set, so that each one is changed once below
+  const m = edit(twoZones(), (doc) => {
+    doc.hypervisors[0].ovsdb = 'unix:/run/zm/hv1/db.sock';
+    Object.assign(doc.ports[0], { ofport: 7, tunnelKey: 0x70 });
+    doc.vpcs[0].acls[0].port = 'app1';
+  });
+  const placement = placeAll(m);
+  const before = viewOf(m, placement);
+  const blue = before.vpcByName.get('blue')!;
+  // names and references group the objects: changing one is a rename or a move, tested elsewhere
+  const grouping = new Set(['name', 'vpc', 'subnet', 'hypervisor', 'zone', 'interface', 'port']);
+  const cases = {
+    hypervisors: (v: typeof before) => v.hypervisorByName.get('hv1'),
+    vpcs: (v: typeof before) => v.vpcByName.get('blue')!.vpc,
+    subnets: (v: typeof before) => v.vpcByName.get('blue')!.subnetByName.get('web')!.subnet,
+    ports: (v: typeof before) => v.vpcByName.get('blue')!.portByName.get('web1')!.port,
+    acls: (v: typeof before) => v.vpcByName.get('blue')!.acls[0],
+  } as const;
+  let fields = 0;
+  for (const [list, pick] of Object.entries(cases)) {
+    const original = pick(before) as unknown as Record<string, unknown>;
+    t.truthy(original, list);
+    for (const key of Object.keys(original).filter((k) => !grouping.has(k))) {
+      const objects = (m as unknown as Record<string, unknown[]>)[list]!;
+      const edited = { ...m, [list]: objects.map((o) => (o === original ? { ...original, [key]: changed(original[key]) } : o)) };
+      const after = buildOverlayView(edited, placement, before);
+      t.not(pick(after), original, `${list}[].${key} changed, yet the view kept the old object`);
+      fields++;
+    }
+  }
+  t.true(fields >= 15, `${fields} fields changed one at a time`);
+  t.is(blue.ports[0]!.port.ofport, 7, 'the optional fields are set');
+});
+
 test('views: a port added to one VPC leaves the other VPC and the untouched subnets as they were', (t) => {
   const m = twoZones();
   const first = viewOf(m);

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mergeFlows, type WorkerReply } from '../../src/cli/workers';
 import { OFPP } from '../../src/openflow';
-import type { SwitchFlows } from '../../src/sdk';
+import type { SwitchFlows } from '../../src/runtime';
 import { until } from '../controller/util';
 import { FakeSwitch, type FakeConnectTarget } from '../helpers/fake-switch';
 import { writeAtomically } from '../helpers/restart';

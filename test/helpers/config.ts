@@ -1,4 +1,4 @@
-import { RunConfigError } from '../../src/config';
+import { RunConfigError } from '../../src/runtime';
 
 /** Every problem a run-config call reports, as 'path: problem' lines; [] when it accepts. */
 export function configProblems(f: () => unknown): string[] {

@@ -10,7 +10,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { dirname, join, resolve } from 'node:path';
 import { cidrContains, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
 import { findLayer, tryParsePacket, type Layer, type ParsedPacket } from '../../src/packet';
-import { queryControl, type SwitchFlows } from '../../src/sdk';
+import { queryControl, type SwitchFlows } from '../../src/runtime';
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
 import { CommandError, TEST_STATE_DIR, spawnTracked } from './run';

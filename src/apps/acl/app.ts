@@ -1,6 +1,6 @@
 import type { AppContext, ZonemeshApp } from '../../sdk/app';
 import { runIncremental } from '../../sdk/incremental';
-import { inject, injectable } from '../../sdk/runtime/di';
+import { inject, injectable } from '../../sdk/di';
 import { OverlayViews } from '../overlay';
 import { ACL_APP_ID, ACL_TABLES, aclGroups } from './flows';
 

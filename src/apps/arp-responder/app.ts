@@ -1,7 +1,7 @@
 import { pairwise } from 'rxjs';
 import type { AppContext, ZonemeshApp } from '../../sdk/app';
 import { runIncremental } from '../../sdk/incremental';
-import { inject, injectable } from '../../sdk/runtime/di';
+import { inject, injectable } from '../../sdk/di';
 import { OverlayViews } from '../overlay';
 import { gratuitousArps } from './announce';
 import { ARP_RESPONDER_APP_ID, ARP_RESPONDER_TABLES, arpResponderGroups } from './flows';

@@ -1,6 +1,6 @@
 import type { AppContext, ZonemeshApp } from '../../sdk/app';
 import { runIncremental } from '../../sdk/incremental';
-import { inject, injectable } from '../../sdk/runtime/di';
+import { inject, injectable } from '../../sdk/di';
 import { OverlayViews } from '../overlay';
 import { DISTRIBUTED_ROUTER_APP_ID, DISTRIBUTED_ROUTER_TABLES, distributedRouterGroups } from './flows';
 

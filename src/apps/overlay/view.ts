@@ -1,5 +1,5 @@
 import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc } from '../../model';
-import { FLOOD_KEYS, PORT_KEYS, assignKeys } from '../../model';
+import { FLOOD_KEYS, PORT_KEYS, assignKeys, sameData } from '../../model';
 import type { Placement } from './placement';
 
 /**
@@ -86,7 +86,7 @@ function internHypervisors(fresh: readonly Hypervisor[], previous: OverlayView |
   const hypervisorByName = new Map<string, Hypervisor>();
   for (const h of fresh) {
     const old = previous?.hypervisorByName.get(h.name);
-    hypervisorByName.set(h.name, old && sameHypervisor(old, h) ? old : h);
+    hypervisorByName.set(h.name, old && sameData(old, h) ? old : h);
   }
   return { hypervisors: interned([...hypervisorByName.values()], previous?.hypervisors), hypervisorByName };
 }
@@ -161,14 +161,16 @@ function hostsUnchanged(before: VpcView, hypervisors: ReadonlyMap<string, Hyperv
 }
 
 function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>, placement: Placement, before?: VpcView): VpcView {
-  const vpc = before && sameVpc(before.vpc, input.vpc) ? before.vpc : input.vpc;
+  const vpc = before && sameData(before.vpc, input.vpc) ? before.vpc : input.vpc;
   const vni = vpc.vni;
   const subnetKeys = assignKeys(input.subnets, FLOOD_KEYS);
   const portKeys = assignKeys(input.ports.map((p) => ({ name: p.name, pinned: p.tunnelKey })), PORT_KEYS);
   const rawSubnets = new Map(input.subnets.map((s) => [s.name, s]));
 
   const portsBySubnet = new Map<string, PortView[]>(input.subnets.map((s) => [s.name, []]));
-  const ports = input.ports.map((port) => {
+  const ports = input.ports.map((raw) => {
+    const old = before?.portByName.get(raw.name);
+    const port = old && sameData(old.port, raw) ? old.port : raw;
     const host = hypervisors.get(port.hypervisor)!;
     const fresh: PortView = {
       port,
@@ -179,8 +181,7 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
       host,
       ofport: placement.get(host.datapathId)?.get(port.interface) ?? port.ofport,
     };
-    const old = before?.portByName.get(port.name);
-    const view = old && samePortView(old, fresh) ? old : fresh;
+    const view = old && sameFields(old, fresh) ? old : fresh;
     portsBySubnet.get(port.subnet)!.push(view);
     return view;
   });
@@ -189,21 +190,19 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
     const old = before?.subnetByName.get(subnet.name);
     const members = interned(portsBySubnet.get(subnet.name)!, old?.ports);
     const fresh: SubnetView = {
-      subnet: old && sameSubnet(old.subnet, subnet) ? old.subnet : subnet,
+      subnet: old && sameData(old.subnet, subnet) ? old.subnet : subnet,
       vni,
       key: subnetKeys.get(subnet.name)!,
       ports: members,
       hosts: interned(hostsOf(members), old?.hosts),
     };
-    return old && old.subnet === fresh.subnet && old.vni === vni && old.key === fresh.key && old.ports === members && old.hosts === fresh.hosts
-      ? old
-      : fresh;
+    return old && sameFields(old, fresh) ? old : fresh;
   });
 
   const acls = interned(
     input.acls.map((a, i) => {
       const old = before?.acls[i];
-      return old && sameAcl(old, a) ? old : a;
+      return old && sameData(old, a) ? old : a;
     }),
     before?.acls,
   );
@@ -237,63 +236,11 @@ function interned<T>(fresh: T[], old: readonly T[] | undefined): readonly T[] {
   return old && sameElements(fresh, old) ? old : fresh;
 }
 
-function sameHypervisor(a: Hypervisor, b: Hypervisor): boolean {
-  return (
-    a.name === b.name &&
-    a.zone === b.zone &&
-    a.tunnelIp === b.tunnelIp &&
-    a.datapathId === b.datapathId &&
-    a.bridge === b.bridge &&
-    a.ovsdb === b.ovsdb
-  );
-}
-
-function sameVpc(a: Vpc, b: Vpc): boolean {
-  return a.name === b.name && a.vni === b.vni;
-}
-
-function sameSubnet(a: Subnet, b: Subnet): boolean {
-  return a.name === b.name && a.vpc === b.vpc && a.cidr === b.cidr && a.gateway === b.gateway && a.routerMac === b.routerMac;
-}
-
-function samePort(a: VmPort, b: VmPort): boolean {
-  return (
-    a.name === b.name &&
-    a.vpc === b.vpc &&
-    a.subnet === b.subnet &&
-    a.mac === b.mac &&
-    a.ip === b.ip &&
-    a.hypervisor === b.hypervisor &&
-    a.interface === b.interface &&
-    a.ofport === b.ofport &&
-    a.tunnelKey === b.tunnelKey
-  );
-}
-
-function samePortView(a: PortView, b: PortView): boolean {
-  return (
-    (a.port === b.port || samePort(a.port, b.port)) &&
-    a.vni === b.vni &&
-    a.key === b.key &&
-    a.subnetKey === b.subnetKey &&
-    a.routerMac === b.routerMac &&
-    a.host === b.host &&
-    a.ofport === b.ofport
-  );
-}
-
-function sameAcl(a: AclRule, b: AclRule): boolean {
-  const remote = (r: AclRule['remote']) => ('subnet' in r ? `subnet:${r.subnet}` : `cidr:${r.cidr}`);
-  return (
-    a.name === b.name &&
-    a.vpc === b.vpc &&
-    a.subnet === b.subnet &&
-    a.port === b.port &&
-    a.direction === b.direction &&
-    a.action === b.action &&
-    a.protocol === b.protocol &&
-    a.ports?.from === b.ports?.from &&
-    a.ports?.to === b.ports?.to &&
-    remote(a.remote) === remote(b.remote)
-  );
+/** Every field the very same (===): a field added to a view type is compared without a change here. */
+function sameFields<T extends object>(a: T, b: T): boolean {
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  for (const k in x) if (x[k] !== y[k]) return false;
+  for (const k in y) if (!(k in x) && y[k] !== undefined) return false;
+  return true;
 }

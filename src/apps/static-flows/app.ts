@@ -1,4 +1,4 @@
-import { RunConfigError } from '../../config';
+import { RunConfigError } from '../../runtime';
 import type { Observable } from 'rxjs';
 import {
   APP_SETTINGS,

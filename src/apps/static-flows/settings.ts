@@ -1,4 +1,4 @@
-import { RunConfigError, type ConfigIssue } from '../../config';
+import { RunConfigError, type ConfigIssue } from '../../runtime';
 import { OFPP, ValueKind, allFieldSpecs, fieldSpec, parseIpv4, parseIpv6, parseMac, type Action, type OxmFieldName, type OxmTlv } from '../../openflow';
 import { cidr, type MatchSpec, type MissBehaviour } from '../../sdk';
 

@@ -1,7 +1,7 @@
 import type { Hypervisor } from '../../model';
 import type { AppContext, ZonemeshApp } from '../../sdk/app';
 import { runIncremental } from '../../sdk/incremental';
-import { inject, injectable } from '../../sdk/runtime/di';
+import { inject, injectable } from '../../sdk/di';
 import { OverlayViews } from '../overlay';
 import { TUNNEL_MESH_APP_ID, TUNNEL_MESH_TABLES, tunnelMeshGroups } from './flows';
 import { TUNNEL_PORTS, type TunnelPorts } from './tunnel-port';

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import type { Hypervisor } from '../../model';
 import { TUNNEL_OFPORT } from '../../model';
-import { injectable } from '../../sdk/runtime/di';
+import { injectable } from '../../sdk/di';
 
 /** The one flow-based Geneve port of every integration bridge. */
 export const TUNNEL_PORT_NAME = 'zm-tun';

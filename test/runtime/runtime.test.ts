@@ -2,28 +2,11 @@ import test, { type ExecutionContext } from 'ava';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { BehaviorSubject, Subject, map } from 'rxjs';
-import type { RunConfig } from '../../src/config';
 import { Controller, silentLogger } from '../../src/controller';
 import { EMPTY_MODEL, type ModelStore } from '../../src/model';
 import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, type PacketIn, type PacketOut } from '../../src/openflow';
-import {
-  APP,
-  APP_SETTINGS,
-  AppHandlerError,
-  AppStartError,
-  AppWiringError,
-  MODEL_STORE,
-  PIPELINE_APP_ID,
-  Runtime,
-  appOfCookie,
-  inject,
-  injectable,
-  type AppContext,
-  type AppRegistry,
-  type AppSettings,
-  type TableSpec,
-  type ZonemeshApp,
-} from '../../src/sdk';
+import { APP, APP_SETTINGS, MODEL_STORE, PIPELINE_APP_ID, appOfCookie, inject, injectable, type AppContext, type AppSettings, type TableSpec, type ZonemeshApp } from '../../src/sdk';
+import { AppHandlerError, AppStartError, AppWiringError, Runtime, type AppRegistry, type RunConfig } from '../../src/runtime';
 import { FakeSwitch } from '../helpers/fake-switch';
 import { delay, next, until } from '../controller/util';
 

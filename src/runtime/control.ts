@@ -1,13 +1,12 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { lstatSync, unlinkSync } from 'node:fs';
 import type { Logger } from 'pino';
-import { formatDpid, type SwitchSession } from '../../controller';
-import type { DesiredState } from '../../controller/reconcile/desired-state';
-import { diffFlows } from '../../controller/reconcile/diff';
-import { readInstalledFlows } from '../../controller/reconcile/reconciler';
-import { OFPFF_SEND_FLOW_REM, formatInstructions, formatMatch, type FlowStats } from '../../openflow';
-import type { Flow } from '../flow';
-import type { Pipeline } from '../pipeline';
+import { formatDpid, removeStaleSocket, type SwitchSession } from '../controller';
+import type { DesiredState } from './desired-state';
+import { diffFlows } from '../sdk/diff';
+import { readInstalledFlows } from './reconciler';
+import { OFPFF_SEND_FLOW_REM, formatInstructions, formatMatch, type FlowStats } from '../openflow';
+import type { Flow } from '../sdk/flow';
+import type { Pipeline } from '../sdk/pipeline';
 
 /**
  * The control endpoint: a Unix socket on which `zonemesh run` answers questions about the running
@@ -108,15 +107,6 @@ async function answer(source: ControlSource, request: unknown): Promise<ControlR
   return { ok: true, switches };
 }
 
-/** A stale socket file (no one listening) is replaced; a live one is left alone and listen fails. */
-function removeStaleSocket(path: string): void {
-  try {
-    if (lstatSync(path).isSocket()) unlinkSync(path);
-  } catch {
-    // nothing there
-  }
-}
-
 export class ControlServer {
   private constructor(
     private readonly server: Server,
@@ -129,7 +119,7 @@ export class ControlServer {
 
   /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. */
   static async serve(path: string, respond: (request: unknown) => Promise<ControlResponse>, log: Logger): Promise<ControlServer> {
-    removeStaleSocket(path);
+    await removeStaleSocket(path);
     const server = createServer((socket) => serve(socket, respond, log));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -1,12 +1,12 @@
 import type { Logger } from 'pino';
 import { takeUntil, type Observable } from 'rxjs';
-import { formatDpid, type SwitchSession } from '../../controller';
-import type { DesiredState } from '../../controller/reconcile/desired-state';
-import type { OfMessage } from '../../openflow';
-import type { AppContext, AppEvents, ZonemeshApp } from '../app';
-import { makeCookie } from '../cookie';
-import { FlowBuilder, type Flow } from '../flow';
-import type { Pipeline } from '../pipeline';
+import { formatDpid, type SwitchSession } from '../controller';
+import type { DesiredState } from './desired-state';
+import type { OfMessage } from '../openflow';
+import type { AppContext, AppEvents, ZonemeshApp } from '../sdk/app';
+import { makeCookie } from '../sdk/cookie';
+import { FlowBuilder, type Flow } from '../sdk/flow';
+import type { Pipeline } from '../sdk/pipeline';
 import { AppHandlerError } from './errors';
 
 /** What one app's context needs from the runtime. */

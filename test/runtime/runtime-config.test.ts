@@ -3,10 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStaticFlowsSettings } from '../../src/apps/static-flows';
-import { RunConfigError, loadRunConfig, parseListenTarget, validateRunConfig } from '../../src/config';
+import { RunConfigError, loadRunConfig, parseDpid, parseListenTarget, validateRunConfig } from '../../src/runtime';
 import { configProblems } from '../helpers/config';
 import { OFPP } from '../../src/openflow';
-import { parseDpid } from '../../src/sdk';
 
 
 test('a run config file is read, checked and completed with defaults', (t) => {

@@ -1,5 +1,7 @@
-/** The runtime that makes apps run: DI wiring, pipeline realization, app contexts, control endpoint. */
-export * from './di';
+/**
+ * The runtime hosts apps: DI wiring, pipeline realization, app contexts, desired state and the
+ * reconciler, the run config and its watcher, the control endpoint.
+ */
 export * from './errors';
 export { RuntimeAppContext, type ContextHost } from './context';
 export {
@@ -17,3 +19,7 @@ export {
   type SwitchFlows,
 } from './control';
 export { Runtime, type AppRegistry, type RuntimeOptions } from './runtime';
+export { DesiredState, type DesiredChange } from './desired-state';
+export * from './reconciler';
+export * from './run-config';
+export * from './run-config-watch';

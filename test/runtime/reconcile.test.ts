@@ -1,11 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
-import { DesiredState } from '../../src/controller/reconcile/desired-state';
-import { FlowSlotConflictError, ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/controller/reconcile/reconciler';
+import { DesiredState } from '../../src/runtime/desired-state';
+import { FlowSlotConflictError, ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/runtime/reconciler';
 import { silentLogger } from '../../src/controller';
 import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type OfMessage } from '../../src/openflow';
 import { FlowBuilder, Pipeline, flowKey, flowMod, makeCookie, type Flow, type MatchSpec } from '../../src/sdk';
 import { FakeFlowTable, FakeSwitch, type FakeSwitchOptions } from '../helpers/fake-switch';
-import { next, startController, until } from './util';
+import { next, startController, until } from '../controller/util';
 
 const DPID = 0xabn;
 const APP_ID = 10;

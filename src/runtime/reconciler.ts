@@ -15,14 +15,14 @@ import {
   type FlowMod,
   type FlowStats,
   type OfMessage,
-} from '../../openflow';
-import { ControllerError, OfSwitchError, RequestTimeoutError, SessionClosedError, formatDpid } from '../errors';
-import type { SwitchDownEvent, SwitchUpEvent } from '../events';
-import type { SwitchSession } from '../session';
+} from '../openflow';
+import { ControllerError, OfSwitchError, RequestTimeoutError, SessionClosedError, formatDpid } from '../controller/errors';
+import type { SwitchDownEvent, SwitchUpEvent } from '../controller/events';
+import type { SwitchSession } from '../controller/session';
 import type { DesiredChange, DesiredState } from './desired-state';
-import { appOfCookie } from '../../sdk/cookie';
-import { flowMod } from '../../sdk/flow';
-import { diffFlows, type FlowDiff, type SlotConflict } from './diff';
+import { appOfCookie } from '../sdk/cookie';
+import { flowMod } from '../sdk/flow';
+import { diffFlows, type FlowDiff, type SlotConflict } from '../sdk/diff';
 
 /** What the reconciler needs from the controller (the Controller itself, or a test double). */
 export interface ReconcilerSwitches {

@@ -1,17 +1,17 @@
 import pino, { type Logger } from 'pino';
 import { NEVER, Subject, config as rxjsConfig, type Observable } from 'rxjs';
-import type { RunConfig } from '../../config';
-import { Controller, formatDpid, type ControllerOptions, type Listener } from '../../controller';
-import { DesiredState } from '../../controller/reconcile/desired-state';
-import { Reconciler, type ReconcilerOptions } from '../../controller/reconcile/reconciler';
-import { FileModelStore, type ModelStore } from '../../model';
-import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../app';
-import { PIPELINE_APP_ID } from '../cookie';
-import { tableMissFlows, type Flow } from '../flow';
-import { Pipeline } from '../pipeline';
+import type { RunConfig } from '.';
+import { Controller, formatDpid, type ControllerOptions, type Listener } from '../controller';
+import { DesiredState } from './desired-state';
+import { Reconciler, type ReconcilerOptions } from './reconciler';
+import { FileModelStore, type ModelStore } from '../model';
+import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../sdk/app';
+import { PIPELINE_APP_ID } from '../sdk/cookie';
+import { tableMissFlows, type Flow } from '../sdk/flow';
+import { Pipeline } from '../sdk/pipeline';
 import { RuntimeAppContext, type ContextHost } from './context';
 import { ControlServer, type ControlSource } from './control';
-import { Container, type Newable } from './di';
+import { Container, type Newable } from '../sdk/di';
 import { AppHandlerError, AppStartError, AppWiringError } from './errors';
 
 /** App name → app class: which apps `apps: [...]` can name. */

@@ -1,8 +1,8 @@
-import type { FieldRef, FlowMod, Instruction } from '../../openflow';
-import { Writer, encodeInstructions, fieldSpec } from '../../openflow';
-import { canonicalField } from '../../sdk/match';
-import { type Flow, deleteByCookie, flowKey, flowMod } from '../../sdk/flow';
-import { appOfCookie, isEphemeral } from '../../sdk/cookie';
+import type { FieldRef, FlowMod, Instruction } from '../openflow';
+import { Writer, encodeInstructions, fieldSpec } from '../openflow';
+import { canonicalField } from './match';
+import { type Flow, deleteByCookie, flowKey, flowMod } from './flow';
+import { appOfCookie, isEphemeral } from './cookie';
 
 /** What the switch reports for one flow (a FlowStats entry carries all of these). */
 export type InstalledFlow = Omit<Flow, 'table'>;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runConfig } from '../../src/cli/run';
-import { RunConfigFile, formatListenTarget, loadRunConfig, parseListenTarget, validateRunConfig } from '../../src/config';
+import { RunConfigFile, formatListenTarget, loadRunConfig, parseListenTarget, validateRunConfig } from '../../src/runtime';
 import { configProblems } from '../helpers/config';
 import { makePkiFiles, type PkiFiles } from '../helpers/pki';
 

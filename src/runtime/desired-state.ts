@@ -1,5 +1,5 @@
 import { Subject } from 'rxjs';
-import type { Flow } from '../../sdk/flow';
+import type { Flow } from '../sdk/flow';
 
 /** One owner's flows on one switch changed from `before` to `after`. */
 export interface DesiredChange {
