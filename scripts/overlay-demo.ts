@@ -174,7 +174,9 @@ function printMatrix(p: Printer, model: NetworkModel, m: PingMatrix): boolean {
   say(bold(`Ping matrix: every VM pings every other VM's IP (${m.count} pings each, ${m.pairs.length} pairs, ${secs(m.elapsedMs)})`));
   say(dim(`  expected from the model: VPC, tier, ACL rules (stateful, first match wins); ${sharedAddressSpace(model)}`));
   const width = Math.max(...m.vms.map((v) => v.length)) + 2;
-  say(`  ${'src \\ dst'.padEnd(width)}${m.vms.map((v) => v.padStart(width)).join('')}`);
+  const corner = 'src \\ dst';
+  const first = Math.max(width, corner.length + 1);
+  say(`  ${corner.padEnd(first)}${m.vms.map((v) => v.padStart(width)).join('')}`);
   const cell = new Map(m.pairs.map((r) => [`${r.src}>${r.dst}`, r]));
   for (const s of m.vms) {
     const row = m.vms.map((d) => {
@@ -184,7 +186,7 @@ function printMatrix(p: Printer, model: NetworkModel, m: PingMatrix): boolean {
       const text = `${r.target !== r.dst ? '~' : ''}${r.ok ? 'yes' : 'no'}`.padStart(width);
       return r.ok === want ? (r.ok ? green(text) : text) : red(`${text.slice(1)}!`);
     });
-    say(`  ${s.padEnd(width)}${row.join('')}`);
+    say(`  ${s.padEnd(first)}${row.join('')}`);
   }
   say(dim("  yes/no = got a reply or not, as the model expects; ! = differs from the model; ~ = the IP is another VM's (or the source's own) in the source's VPC"));
   say();
@@ -361,6 +363,7 @@ function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: {
   const here = (path: string) => relative(process.cwd(), path) || path;
   const where = opts.prefix === DEFAULT_PREFIX && opts.stateDir === DEFAULT_STATE ? '' : ` --state ${opts.stateDir} --prefix ${opts.prefix}`;
   const net = `/usr/bin/python3 ${here(join(REPO_ROOT, 'mininet', 'zonemesh_net.py'))}${where}`;
+  const npm = `${where ? `ZM_STATE=${opts.stateDir} ZM_PREFIX=${opts.prefix} ` : ''}npm run demo --`;
   const hv = model.hypervisors[0];
   const routed = pickRoutedCrossZone(model);
   const [a, b] = 'pick' in routed ? routed.pick : (model.ports.flatMap((x) => model.ports.filter((y) => y !== x && pingAllowed(model, x, y)).map((y) => [x, y]))[0] ?? []);
@@ -370,8 +373,8 @@ function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: {
   p.say(`  flows        node ${here(ZONEMESH_MAIN)} flows --control unix:${ctl.controlSocket}${hv ? ` ${p.dim(`[--dpid 0x${hv.datapathId.toString(16)}]`)}` : ''}`);
   p.say(`  pings        ${net} pingmatrix${a && b ? `   ${p.dim('|')}   ${net} exec ${a.name} ping -c3 ${b.ip}` : ''}`);
   if (hv) p.say(`  a hypervisor ${net} exec ${hv.name} ovs-ofctl -O OpenFlow13 dump-flows ${hv.bridge}`);
-  p.say(`  checks again npm run demo -- check`);
-  p.say(p.bold(`Tear down:     npm run demo -- down`) + p.dim(`   (stops the controller and the hypervisors' OVS instances, deletes the demo's ${opts.prefix}* namespaces)`));
+  p.say(`  checks again ${npm} check`);
+  p.say(p.bold(`Tear down:     ${npm} down`) + p.dim(`   (stops the controller and the hypervisors' OVS instances, deletes the demo's ${opts.prefix}* namespaces)`));
 }
 
 /** Scenario up, controller up (left running, detached), checks. */

@@ -19,6 +19,8 @@ export const OVERLAY_SCRIPT = join(REPO_ROOT, 'mininet', 'zonemesh_net.py');
 /** Mininet imports only under the Debian python */
 export const MININET_PYTHON = '/usr/bin/python3';
 export const TWO_ZONES_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
+/** the second example: 3 zones, 3 VPCs, ACL rules of both directions */
+export const THREE_ZONES_MODEL = join(REPO_ROOT, 'models', 'three-zones.yaml');
 
 export type ControllerMode = 'dial' | 'listen';
 

@@ -10,10 +10,9 @@
  * and waits until every switch is in sync), waits until the ping matrix matches the model,
  * probes, and tears everything down.
  *
- * Expectations come from the model through `allowed` (test/helpers/overlay.ts): same VPC only; within a tier
- * everything; between tiers, the first matching egress rule of the source tier may deny, and
- * then the first matching ingress rule of the destination tier must allow (no match: denied).
- * ACLs are stateful: replies of an allowed flow pass.
+ * Expectations come from the model through `allowed` (test/helpers/overlay.ts): same VPC only; the
+ * VPC's rules in list order, and the first that matches decides, ingress or egress; no match:
+ * allowed within a tier, denied between tiers. ACLs are stateful: replies of an allowed flow pass.
  */
 import test from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
