@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `npm run demo`: the multi-zone VPC overlay of models/two-zones.yaml on real Open vSwitch.
+# `npm run demo`: the multi-zone VPC overlay of a model (default models/two-zones.yaml) on real Open vSwitch.
 #
 #   npm run demo                      install what is missing, build, bring the scenario up, start the
 #                                     controller, wait for sync, print the ping matrix (expected vs
@@ -9,7 +9,11 @@
 #   npm run demo -- check             the matrix and underlay check again, on the running demo
 #   npm run demo -- down              stop the controller, tear the scenario down
 #
-# Exit status: 0 when the ping matrix matches the model and every underlay check passes.
+# ZM_PREFIX (default zm) and ZM_STATE (default /tmp/zm/$ZM_PREFIX) name the demo's namespaces and
+# state directory; `check` and `down` need the same ones. The demo itself: scripts/overlay-demo.ts.
+#
+# Exit status: 0 when the ping matrix matches the model and no underlay check fails (a check the
+# model has no pair for is skipped).
 # Needs root (network namespaces, tcpdump). The scenario runs one private ovsdb-server and
 # ovs-vswitchd (userspace datapath) per hypervisor, so the system Open vSwitch is neither
 # needed nor touched; `npm run demo:l2` uses it.
@@ -29,7 +33,7 @@ case "${1:-}" in
   down | check)
     # nothing to install for these, and the build is there since `npm run demo` ran
     if [ -f dist/scripts/demo.js ]; then exec node dist/scripts/demo.js "$@"; fi
-    if [ "$1" = down ]; then exec /usr/bin/python3 mininet/zonemesh_net.py down; fi
+    if [ "$1" = down ]; then exec /usr/bin/python3 mininet/zonemesh_net.py --prefix "${ZM_PREFIX:-zm}" down; fi
     ;;
 esac
 

@@ -19,6 +19,8 @@ export const OVERLAY_SCRIPT = join(REPO_ROOT, 'mininet', 'zonemesh_net.py');
 /** Mininet imports only under the Debian python */
 export const MININET_PYTHON = '/usr/bin/python3';
 export const TWO_ZONES_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
+/** the second example: 3 zones, 3 VPCs, ACL rules of both directions */
+export const THREE_ZONES_MODEL = join(REPO_ROOT, 'models', 'three-zones.yaml');
 
 export type ControllerMode = 'dial' | 'listen';
 
@@ -532,29 +534,40 @@ function remoteMatches(rule: AclRule, peer: VmPort): boolean {
   return cidr !== undefined && ip !== undefined && cidrContains(cidr, ip);
 }
 
+/** The protocol and destination port part of a rule: port ranges apply to tcp and udp only (validation refuses them elsewhere). */
 function protoMatches(rule: AclRule, proto: Proto, port?: number): boolean {
   if (rule.protocol !== 'any' && rule.protocol !== proto) return false;
   return !rule.ports || (port !== undefined && port >= rule.ports.from && port <= rule.ports.to);
 }
 
+/** What decides whether `src` may open a flow to `dst`: the first matching rule, or the tier default. */
+export type AclDecision =
+  | { allowed: boolean; by: 'rule'; rule: AclRule }
+  | { allowed: boolean; by: 'same-tier' | 'no-rule' | 'other-vpc' };
+
 /**
- * Whether the model lets `src` open a `proto` flow (to `port`) to `dst`: same VPC only; within a
- * tier everything; between tiers, the first matching egress rule of the source tier may deny, and
- * then the first matching ingress rule of the destination tier must allow (no match: denied).
- * ACLs are stateful: replies of an allowed flow pass.
+ * Whether the model lets `src` open a `proto` flow (to `port`) to `dst`, as the acl app compiles
+ * it (src/apps/acl/flows.ts): same VPC only; the VPC's rules in list order, ingress and egress
+ * alike, and the first that matches decides (an ingress rule of the destination's tier with the
+ * source as remote, an egress rule of the source's tier with the destination as remote); no match:
+ * allowed within a tier, denied between tiers. ACLs are stateful: replies of an allowed flow pass.
  */
+export function aclDecision(model: NetworkModel, src: VmPort, dst: VmPort, proto: Proto, port?: number): AclDecision {
+  if (src.vpc !== dst.vpc) return { allowed: false, by: 'other-vpc' };
+  const rule = model.acls.find(
+    (a) =>
+      a.vpc === src.vpc &&
+      protoMatches(a, proto, port) &&
+      (a.direction === 'ingress'
+        ? a.subnet === dst.subnet && (a.port === undefined || a.port === dst.name) && remoteMatches(a, src)
+        : a.subnet === src.subnet && (a.port === undefined || a.port === src.name) && remoteMatches(a, dst)),
+  );
+  if (rule) return { allowed: rule.action === 'allow', by: 'rule', rule };
+  return src.subnet === dst.subnet ? { allowed: true, by: 'same-tier' } : { allowed: false, by: 'no-rule' };
+}
+
 export function allowed(model: NetworkModel, src: VmPort, dst: VmPort, proto: Proto, port?: number): boolean {
-  if (src.vpc !== dst.vpc) return false;
-  if (src.subnet === dst.subnet) return true;
-  const rules = model.acls.filter((a) => a.vpc === src.vpc);
-  const egress = rules.find(
-    (a) => a.direction === 'egress' && a.subnet === src.subnet && (a.port === undefined || a.port === src.name) && remoteMatches(a, dst) && protoMatches(a, proto, port),
-  );
-  if (egress?.action === 'deny') return false;
-  const ingress = rules.find(
-    (a) => a.direction === 'ingress' && a.subnet === dst.subnet && (a.port === undefined || a.port === dst.name) && remoteMatches(a, src) && protoMatches(a, proto, port),
-  );
-  return ingress?.action === 'allow';
+  return aclDecision(model, src, dst, proto, port).allowed;
 }
 
 export function modelPort(model: NetworkModel, name: string): VmPort {
@@ -731,18 +744,16 @@ export function arpInTunnels(frames: readonly TunnelFrame[]): TunnelFrame[] {
 }
 
 /**
- * Denied same-VPC pings of a matrix whose echo requests nevertheless show up in a tunnel (in the
- * source's VPC key): the ACL drops at the source, so there must be none.
+ * Echo requests of denied pings (each pair: a VM and the VM of its own VPC it pinged) found in a
+ * tunnel, in the source's VPC key: the ACL drops at the source, so there must be none.
  */
-export function deniedInTunnels(model: NetworkModel, matrix: PingMatrix, frames: readonly TunnelFrame[]): string[] {
+export function deniedInTunnels(model: NetworkModel, pairs: readonly { src: string; dst: string }[], frames: readonly TunnelFrame[]): string[] {
   const found: string[] = [];
-  for (const r of matrix.pairs) {
-    if (r.target === 'self' || expectedPing(model, r)) continue;
-    const [a, b] = [modelPort(model, r.src), modelPort(model, r.target)];
-    if (a.vpc !== b.vpc) continue;
+  for (const pair of pairs) {
+    const [a, b] = [modelPort(model, pair.src), modelPort(model, pair.dst)];
     const vni = model.vpcs.find((v) => v.name === a.vpc)!.vni;
     const requests = echoes(frames, a.ip, b.ip, vni).filter((e) => e.kind === 'request' && innerLayer(e.frame, 'ipv4')!.src === a.ip);
-    for (const e of requests) found.push(`${r.src} -> ${r.target} echo request seq ${e.seq} at ${e.frame.at} (${e.frame.outerSrc} -> ${e.frame.outerDst})`);
+    for (const e of requests) found.push(`${pair.src} -> ${pair.dst} echo request seq ${e.seq} at ${e.frame.at} (${e.frame.outerSrc} -> ${e.frame.outerDst})`);
   }
   return found;
 }
