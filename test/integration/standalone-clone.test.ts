@@ -48,9 +48,10 @@ test('a clone of HEAD alone in a fresh folder builds and passes the unit suite',
   // files in parallel at ava's default concurrency, as `npm test` runs them
   const ava = await run(process.execPath, [join(clone, 'node_modules', 'ava', 'entrypoints', 'cli.mjs'), '--tap', ...unit], clone);
   const count = (what: string) => Number(new RegExp(`^# ${what} (\\d+)$`, 'm').exec(ava.output)?.[1] ?? NaN);
-  const tail = ava.output.slice(-4000);
-  t.is(ava.code, 0, tail);
-  t.is(count('fail'), 0, tail);
-  t.true(count('pass') > 0, tail);
+  // each failed test with its diagnostics (up to the next result), or else the end of the output
+  const failures = ava.output.match(/^not ok .*\n(?:(?!(?:not )?ok \d).*\n)*/gm)?.join('') ?? ava.output.slice(-4000);
+  t.is(ava.code, 0, failures);
+  t.is(count('fail'), 0, failures);
+  t.true(count('pass') > 0, ava.output.slice(-4000));
   t.log(`${count('pass')} unit tests passed in the clone, from ${unit.length} files`);
 });
