@@ -11,7 +11,7 @@ function must(cmd: string, args: string[], cwd: string): string {
   return r.stdout;
 }
 
-/** exit code and combined output; async so ava's own process stays responsive meanwhile */
+/** exit code and combined output of a long run; async, so ava's own process stays responsive */
 function run(cmd: string, args: string[], cwd: string): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -38,7 +38,8 @@ test('a clone of HEAD alone in a fresh folder builds and passes the unit suite',
   // `npm ci` would download every package again, which is slow and needs the network; the
   // packages are not what this test is about, so the clone uses this checkout's node_modules.
   symlinkSync(join(REPO_ROOT, 'node_modules'), join(clone, 'node_modules'));
-  must(process.execPath, [join(clone, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], clone);
+  const build = await run(process.execPath, [join(clone, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], clone);
+  t.is(build.code, 0, build.output);
 
   // The unit phase of scripts/test.sh: never test/integration/, so never this test again.
   const unit = must('bash', ['scripts/test-files.sh', 'unit'], clone).split('\n').filter(Boolean);
