@@ -9,7 +9,7 @@ import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessage, type OfMessage } from '../src/openflow';
-import { OF13_DIR, OVS_LAB_DIR, REPO_ROOT } from '../test/helpers/paths';
+import { OVS_LAB_DIR, REPO_ROOT, RYU_OF13_DIR } from '../test/helpers/paths';
 
 interface Case {
   name: string;
@@ -18,20 +18,20 @@ interface Case {
 }
 
 function loadCases(): Case[] {
-  const flowMods = readFileSync(join(OVS_LAB_DIR, 'oracle', 'flowmods-hv3-stateful.tsv'), 'utf8')
+  const flowMods = readFileSync(join(OVS_LAB_DIR, 'flowmods-hv3-stateful.tsv'), 'utf8')
     .split('\n')
     .filter((line) => line.includes('\t'))
     .map((line) => Buffer.from(line.split('\t')[1]!, 'hex'));
   return [
     {
       name: 'flow_mod',
-      source: `the ${flowMods.length} OVS-encoded pipeline flow_mods of ovs-lab/oracle/flowmods-hv3-stateful.tsv, round-robin`,
+      source: `the ${flowMods.length} OVS-encoded pipeline flow_mods of test/fixtures/ovs-lab/flowmods-hv3-stateful.tsv, round-robin`,
       messages: flowMods,
     },
     {
       name: 'packet_in',
-      source: 'conformance/of13/4-4-ofp_packet_in.packet (ARP request, 9 OXMs, 42-byte frame)',
-      messages: [readFileSync(join(OF13_DIR, '4-4-ofp_packet_in.packet'))],
+      source: 'test/fixtures/ryu-of13/4-4-ofp_packet_in.packet (ARP request, 9 OXMs, 42-byte frame)',
+      messages: [readFileSync(join(RYU_OF13_DIR, '4-4-ofp_packet_in.packet'))],
     },
     {
       name: 'flow_stats_reply',

@@ -22,19 +22,18 @@ import {
   multipartCodecs,
   type AnyMessageCodec,
 } from '../src/openflow';
-import { OF13_DIR, OVS_LAB_DIR } from '../test/helpers/paths';
+import { OVS_LAB_DIR, RYU_OF13_DIR } from '../test/helpers/paths';
 
 /** Every Ryu vector plus the OVS-encoded pipeline flow_mods. */
 export function loadSeeds(): Buffer[] {
-  const ryu = readdirSync(OF13_DIR)
+  const ryu = readdirSync(RYU_OF13_DIR)
     .filter((f) => f.endsWith('.packet'))
     .sort()
-    .map((f) => readFileSync(join(OF13_DIR, f)));
-  const oracle = join(OVS_LAB_DIR, 'oracle');
-  const ovs = readdirSync(oracle)
+    .map((f) => readFileSync(join(RYU_OF13_DIR, f)));
+  const ovs = readdirSync(OVS_LAB_DIR)
     .filter((f) => f.startsWith('flowmods-') && f.endsWith('.tsv'))
     .sort()
-    .flatMap((f) => readFileSync(join(oracle, f), 'utf8').split('\n'))
+    .flatMap((f) => readFileSync(join(OVS_LAB_DIR, f), 'utf8').split('\n'))
     .map((line) => line.split('\t')[1])
     .filter((hex): hex is string => !!hex)
     .map((hex) => Buffer.from(hex, 'hex'));

@@ -6,7 +6,7 @@
  *
  * Flow i (of N): table=40,priority=100,metadata=0x1,dl_dst=02:00:<i as 4 bytes>,
  *                actions=set_field:101->tun_id,output:13
- * (the flows of /work/shared/ovs-lab/of13blast.py). Methods, each on a freshly created bridge
+ * (the flows of bench/of13blast.py). Methods, each on a freshly created bridge
  * zm-bench (datapath_type=netdev, OpenFlow13, fail_mode=secure, a passive ptcp controller
  * target set in the add-br transaction):
  *   ovs-ofctl --bundle  `ovs-ofctl --bundle add-flows zm-bench FILE` (one ONF bundle), wall clock
@@ -26,13 +26,13 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Controller, silentLogger, type SwitchSession } from '../src/controller';
 import { OFP_NO_BUFFER, OFPG_ANY, OFPP, encodeMessage, type FlowMod } from '../src/openflow';
-import { OVS_LAB_DIR } from '../test/helpers/paths';
+import { REPO_ROOT } from '../test/helpers/paths';
 import { tcpOpen } from './tcp-open';
 
 const BRIDGE = 'zm-bench';
 const OVS_RUNDIR = process.env.OVS_RUNDIR ?? '/var/run/openvswitch';
 const STATE_DIR = process.env.ZONEMESH_BENCH_STATE ?? '/tmp/zonemesh-bench';
-const OF13BLAST = join(OVS_LAB_DIR, 'of13blast.py');
+const OF13BLAST = join(REPO_ROOT, 'bench', 'of13blast.py');
 
 type Method = 'ofctl-bundle' | 'raw' | 'zonemesh-tcp' | 'zonemesh-unix';
 const METHODS: readonly Method[] = ['ofctl-bundle', 'raw', 'zonemesh-tcp', 'zonemesh-unix'];

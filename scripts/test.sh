@@ -7,6 +7,7 @@
 #   1. unit tests, files in parallel;
 #   2. system tests (files under test/integration/ and files named ovs-*.test.ts), which share
 #      the one system OVS and the zm* names, with --serial: one file, one test at a time.
+# scripts/test-files.sh unit|system lists the files of each.
 # Processes that tests start must leave a pidfile anywhere under $ZONEMESH_TEST_STATE
 # (test/helpers/run.ts spawnTracked does it); they are killed by pid at the end.
 set -uo pipefail
@@ -110,17 +111,8 @@ else
   started_ovs=1
 fi
 
-# Only compiled tests whose source still exists: dist/ may hold tests deleted since.
-unit=()
-system=()
-while IFS= read -r js; do
-  rel=${js#dist/}
-  [ -f "${rel%.js}.ts" ] || continue
-  case $rel in
-    test/integration/* | */ovs-*.test.js) system+=("$js") ;;
-    *) unit+=("$js") ;;
-  esac
-done < <(find dist/test -name '*.test.js' | sort)
+mapfile -t unit < <(bash scripts/test-files.sh unit)
+mapfile -t system < <(bash scripts/test-files.sh system)
 
 passed=0 failed=0 skipped=0 known=0 ava_failed=
 run_ava() {

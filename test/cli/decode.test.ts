@@ -24,7 +24,7 @@ function file(name: string, bytes: Buffer | string): string {
 
 const FIXTURES = join(REPO_ROOT, 'test', 'cli', 'fixtures');
 const of13Pcap = file('of13.pcap', gunzipSync(readFileSync(join(FIXTURES, 'of13.pcap.gz'))));
-/** "hex<TAB>ovs-ofctl ofp-print" per message, from shared/ovs-lab/of13hex.sh pcap */
+/** "hex<TAB>ovs-ofctl ofp-print" per message of of13.pcap (fixtures/capture-of13.sh made both) */
 const oracle = gunzipSync(readFileSync(join(FIXTURES, 'of13.oracle.tsv.gz')))
   .toString('utf8')
   .split('\n')

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 
 function findRepoRoot(from: string): string {
   let dir = from;
@@ -12,8 +12,9 @@ function findRepoRoot(from: string): string {
 }
 
 export const REPO_ROOT = findRepoRoot(__dirname);
-/** shared/ lies beside the repository, in CI as on a developer's machine */
-export const SHARED_DIR = process.env.ZONEMESH_SHARED ?? resolve(REPO_ROOT, '..', 'shared');
-export const CONFORMANCE_DIR = join(SHARED_DIR, 'conformance');
-export const OF13_DIR = join(CONFORMANCE_DIR, 'of13');
-export const OVS_LAB_DIR = join(SHARED_DIR, 'ovs-lab');
+/** Test data taken from elsewhere; test/fixtures/README.md says where each file came from. */
+const FIXTURES_DIR = join(REPO_ROOT, 'test', 'fixtures');
+/** Ryu's OF1.3 parser vectors: NAME.packet (the wire bytes) with NAME.packet.json (Ryu's decode) */
+export const RYU_OF13_DIR = join(FIXTURES_DIR, 'ryu-of13');
+/** OVS lab pipelines: flowmods-*.tsv ("flow text<TAB>OVS-encoded FLOW_MOD hex") and their dump-*.txt */
+export const OVS_LAB_DIR = join(FIXTURES_DIR, 'ovs-lab');

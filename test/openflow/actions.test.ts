@@ -286,14 +286,13 @@ for (const [what, action, subtype] of OVS_UNMODELED_ACTIONS) {
 }
 
 test('every FLOW_MOD of the OVS lab pipelines re-encodes exactly and prints as vswitchd dump-flows does', (t) => {
-  const oracle = join(OVS_LAB_DIR, 'oracle');
   // each flowmods table was installed on a bridge whose dump-flows output is the matching dump file
-  const pairs = readdirSync(oracle)
+  const pairs = readdirSync(OVS_LAB_DIR)
     .filter((f) => /^flowmods-(flow|mesh)-hv\d\.tsv$/.test(f))
     .map((f) => [f, f.replace(/^flowmods-/, 'dump-').replace(/\.tsv$/, '.txt')] as const);
   t.true(pairs.length >= 8);
   for (const [flowmods, dump] of pairs) {
-    const ours = readFileSync(join(oracle, flowmods), 'utf8')
+    const ours = readFileSync(join(OVS_LAB_DIR, flowmods), 'utf8')
       .split('\n')
       .filter(Boolean)
       .map((line) => {
@@ -304,7 +303,7 @@ test('every FLOW_MOD of the OVS lab pipelines re-encodes exactly and prints as v
         t.deepEqual(encInstructions(insts), msg.subarray(at), `${flowmods}: ${line.split('\t')[0]}`);
         return formatInstructions(insts);
       });
-    const dumped = readFileSync(join(oracle, dump), 'utf8')
+    const dumped = readFileSync(join(OVS_LAB_DIR, dump), 'utf8')
       .split('\n')
       .filter(Boolean)
       .map((line) => line.split(' actions=')[1]!);

@@ -25,7 +25,7 @@ import {
   type TableFeatures,
 } from '../../src/openflow';
 import { formatMultipart } from '../../src/openflow/text/multipart';
-import { OF13_DIR } from '../helpers/paths';
+import { RYU_OF13_DIR } from '../helpers/paths';
 
 function roundTrip(msg: OfMessage): OfMessage {
   return decodeMessageOrThrow(encodeMessage(msg));
@@ -173,7 +173,7 @@ test('GROUP_MOD, METER_MOD and QUEUE_GET_CONFIG_* round-trip', (t) => {
 });
 
 test('the unaligned experimenter queue properties of vector 4-36 decode and re-encode exactly', (t) => {
-  const bytes = readFileSync(join(OF13_DIR, '4-36-ofp_queue_get_config_reply.packet'));
+  const bytes = readFileSync(join(RYU_OF13_DIR, '4-36-ofp_queue_get_config_reply.packet'));
   const msg = decodeMessageOrThrow(bytes);
   if (msg.type !== 'QUEUE_GET_CONFIG_REPLY') return t.fail(msg.type);
   t.deepEqual(msg.queues.map((q) => q.properties.at(-1)), [
@@ -318,7 +318,7 @@ test('splitMultipartReply honours a small limit, keeps single bodies whole and r
 });
 
 test('the ONF flow monitor request of vector 4-63 decodes from experimenter data and re-encodes exactly', (t) => {
-  const msg = decodeMessageOrThrow(readFileSync(join(OF13_DIR, '4-63-onf_flow_monitor_request.packet')));
+  const msg = decodeMessageOrThrow(readFileSync(join(RYU_OF13_DIR, '4-63-onf_flow_monitor_request.packet')));
   if (msg.type !== 'MULTIPART_REQUEST' || msg.body.mpType !== 'EXPERIMENTER') return t.fail();
   const data = msg.body.data;
   const monitors = decodeOnfFlowMonitorRequests(data);

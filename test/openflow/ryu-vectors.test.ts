@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeMessage, encodeMessage } from '../../src/openflow';
-import { CONFORMANCE_DIR, OF13_DIR } from '../helpers/paths';
+import { RYU_OF13_DIR } from '../helpers/paths';
 import { toRyu } from './ryu/to-ryu';
 import { loadVectors, normalize, parseRyuJson } from './ryu/vectors';
 
@@ -48,10 +48,10 @@ for (const v of vectors) {
 }
 
 test('a flow_mod cut to its first 64 bytes is reported as truncated', (t) => {
-  const bytes = readFileSync(join(OF13_DIR, 'libofproto-OFP13-flow_mod.packet')).subarray(0, 64);
+  const bytes = readFileSync(join(RYU_OF13_DIR, 'libofproto-OFP13-flow_mod.packet')).subarray(0, 64);
   const res = decodeMessage(bytes);
   t.false(res.ok);
   if (!res.ok) t.is(res.error.kind, 'truncated');
   // Ryu's partial decode exists for reference; we refuse partial messages instead of returning them.
-  t.truthy(parseRyuJson(readFileSync(join(CONFORMANCE_DIR, 'of13-truncated', 'libofproto-OFP13-flow_mod.packet.truncated64.json'), 'utf8')));
+  t.truthy(parseRyuJson(readFileSync(join(RYU_OF13_DIR, 'truncated', 'libofproto-OFP13-flow_mod.packet.truncated64.json'), 'utf8')));
 });

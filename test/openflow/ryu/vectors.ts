@@ -1,7 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { isInteger, parse } from 'lossless-json';
-import { OF13_DIR } from '../../helpers/paths';
+import { RYU_OF13_DIR } from '../../helpers/paths';
 
 
 export interface Vector {
@@ -32,7 +32,7 @@ export function parseRyuJson(text: string): unknown {
   );
 }
 
-export function loadVectors(dir = OF13_DIR): Vector[] {
+export function loadVectors(dir = RYU_OF13_DIR): Vector[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.packet'))
     .sort()
