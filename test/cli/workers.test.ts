@@ -80,7 +80,8 @@ class Cluster {
     return new Map(this.lines.filter((l) => l.msg === 'sent the difference' && l.worker !== undefined).map((l) => [l.dpid!, l.worker!]));
   }
 
-  async waitFor(what: string, predicate: (l: LogLine) => boolean, ms = 15_000): Promise<LogLine> {
+  // generous: seven clusters of three processes start at once beside the rest of the unit suite on 2 cores
+  async waitFor(what: string, predicate: (l: LogLine) => boolean, ms = 60_000): Promise<LogLine> {
     try {
       await until(() => this.lines.some(predicate) || this.exited, ms);
     } catch {
@@ -139,7 +140,7 @@ async function connectSwitches(t: ExecutionContext, target: FakeConnectTarget, d
   t.teardown(() => Promise.all(switches.map((sw) => sw.close())));
   // one at a time: round-robin then gives each worker its share
   for (const sw of switches) await sw.connect(target);
-  await until(() => switches.every(hasTableMiss), 15_000);
+  await until(() => switches.every(hasTableMiss), 60_000);
   return switches;
 }
 
@@ -261,12 +262,12 @@ test("edits of the config file's settings reach every worker", async (t) => {
   const switches = [1n, 2n].map((dpid) => new FakeSwitch({ dpid }));
   t.teardown(() => Promise.all(switches.map((sw) => sw.close())));
   for (const sw of switches) await sw.connect({ transport: 'tcp', port });
-  await until(() => switches.every((sw) => sw.flowTable.size === 2), 15_000); // the flow and table 0's miss
+  await until(() => switches.every((sw) => sw.flowTable.size === 2), 60_000); // the flow and table 0's miss
   await until(() => cluster.owners().size === 2, 5_000);
   t.deepEqual([...new Set(cluster.owners().values())].sort(), [0, 1]);
 
   writeAtomically(config, yaml(flow('a-to-b', 1), flow('b-to-a', 2)));
-  await until(() => switches.every((sw) => sw.flowTable.size === 3), 15_000);
+  await until(() => switches.every((sw) => sw.flowTable.size === 3), 60_000);
   const r = await cluster.flows('--json');
   t.is(r.status, 0, 'both in sync');
   const listed = JSON.parse(r.stdout) as SwitchFlows[];
@@ -279,7 +280,7 @@ test('dial targets are shared out: target i is dialed by worker i % N only', asy
   t.teardown(() => Promise.all(switches.map((sw) => sw.close())));
   const ports = await Promise.all(switches.map((sw) => sw.listen({ transport: 'tcp' })));
   const cluster = await startCluster(t, ['--apps', 'l2-learning', ...ports.flatMap((p) => ['--dial', `tcp:127.0.0.1:${p}`])]);
-  await until(() => switches.every(hasTableMiss), 15_000);
+  await until(() => switches.every(hasTableMiss), 60_000);
   const running = cluster.lines.filter((l) => l.msg === 'worker running');
   t.deepEqual(running.map((l) => [l.worker, l.dial]).sort(), [
     [0, [`tcp:127.0.0.1:${ports[0]}`, `tcp:127.0.0.1:${ports[2]}`]],
