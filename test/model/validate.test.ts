@@ -147,3 +147,39 @@ test("the file store merges this deployment's hypervisor access into every versi
   writeFileSync(file, stringify(doc));
   t.deepEqual((await next).hypervisors.map((h) => h.ovsdb), ['unix:/run/zm/hv1/db.sock', undefined, 'unix:/run/zm/hv9/db.sock']);
 });
+
+test('addresses, prefixes and datapath ids out of range are refused, not passed on to fail every sync', (t) => {
+  const doc = minimal() as any;
+  doc.ports[0].ip = '10.1.2.300';
+  doc.vpcs[0].subnets[0].gateway = '10.0.0.256';
+  doc.hypervisors[0].tunnelIp = '172.16.1.011';
+  doc.zones[0].underlay = '172.16.1.0/33';
+  doc.hypervisors.push({ name: 'hv2', zone: 'a', tunnelIp: '172.16.1.12', datapathId: '18446744073709551616' });
+  doc.vpcs[0].acls = [{ subnet: 's', direction: 'ingress', action: 'allow', remote: { cidr: '10.0.0.0/40' } }];
+  const issues = issuesOf(doc);
+  t.true(issues.includes("ports[0].ip: '10.1.2.300' is not an IPv4 address"), issues.join('\n'));
+  t.true(issues.includes("vpcs[0].subnets[0].gateway: '10.0.0.256' is not an IPv4 address"));
+  t.true(issues.includes("hypervisors[0].tunnelIp: '172.16.1.011' is not an IPv4 address"));
+  t.true(issues.includes("zones[0].underlay: '172.16.1.0/33' is not an IPv4 CIDR with no host bits"));
+  t.true(issues.includes('hypervisors[1].datapathId: must be a 64-bit number or a hex string such as "0x1a"'));
+  t.true(issues.includes("vpcs[0].acls[0].remote.cidr: '10.0.0.0/40' is not an IPv4 CIDR with no host bits"));
+  const max = minimal();
+  max.hypervisors[0]!.datapathId = '0xffffffffffffffff';
+  t.deepEqual(issuesOf(max), []);
+});
+
+test('unknown keys are refused, with the key meant when one is near', (t) => {
+  const doc = minimal() as any;
+  doc.hypervisors[0].datapathID = doc.hypervisors[0].datapathId;
+  delete doc.hypervisors[0].datapathId;
+  doc.vpcs[0].subnets[0].gatway = '10.0.0.1';
+  doc.vpcs[0].acls = [{ subnet: 's', direction: 'ingress', action: 'allow', remote: { cidr: '10.0.0.0/8', port: 80 } }];
+  doc.port = [];
+  doc.ports[0].colour = 'blue';
+  const issues = issuesOf(doc);
+  t.true(issues.includes('hypervisors[0].datapathID: unknown key; did you mean datapathId?'), issues.join('\n'));
+  t.true(issues.includes('vpcs[0].subnets[0].gatway: unknown key; did you mean gateway?'));
+  t.true(issues.includes('vpcs[0].acls[0].remote.port: unknown key (known: subnet, cidr)'));
+  t.true(issues.includes('port: unknown key; did you mean ports?'));
+  t.true(issues.includes('ports[0].colour: unknown key (known: name, vpc, subnet, ip, hypervisor, ofport, tunnelKey, interface, mac)'));
+});
