@@ -118,4 +118,13 @@ test('unknown keys are refused, with the key meant when one is near', (t) => {
   t.true(issues.includes('vpcs[0].acls[0].remote.port: unknown key (known: subnet, cidr)'));
   t.true(issues.includes('port: unknown key; did you mean ports?'));
   t.true(issues.includes('ports[0].colour: unknown key (known: name, vpc, subnet, ip, hypervisor, ofport, tunnelKey, interface, mac)'));
+
+  const everyKey = minimalModel() as any;
+  Object.assign(everyKey.hypervisors[0], { bridge: 'br-x', ovsdb: 'unix:/run/db.sock' });
+  Object.assign(everyKey.ports[0], { interface: 'tap1', ofport: 7, tunnelKey: 9 });
+  everyKey.vpcs[0].acls = [
+    { name: 'a', subnet: 's', port: 'p1', direction: 'ingress', action: 'allow', protocol: 'tcp', ports: '80-90', remote: { cidr: '10.9.0.0/16' } },
+    { subnet: 's', direction: 'egress', action: 'deny', remote: { subnet: 's' } },
+  ];
+  t.deepEqual(issuesOf(everyKey), [], 'every key the model has, optional ones included, is known');
 });
