@@ -44,12 +44,17 @@ export function readFileCapped(path: string, maxBytes = Infinity): Buffer {
   try {
     const size = fstatSync(fd).size;
     if (size > maxBytes) throw new FileTooLargeError(path, size, maxBytes);
-    // one byte more than allowed, to see a file that grew since the stat
-    const buf = Buffer.allocUnsafe(Math.min(size, maxBytes) + 1);
+    // to the end, which may have moved since the stat; one byte past the cap is enough to refuse it
+    const chunks: Buffer[] = [];
     let length = 0;
-    for (let n; length < buf.length && (n = readSync(fd, buf, length, buf.length - length, null)) > 0; ) length += n;
-    if (length > maxBytes) throw new FileTooLargeError(path, length, maxBytes);
-    return buf.subarray(0, length);
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(Math.max(size - length, 64 * 1024), maxBytes + 1 - length));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return Buffer.concat(chunks, length);
+      chunks.push(chunk.subarray(0, n));
+      length += n;
+      if (length > maxBytes) throw new FileTooLargeError(path, length, maxBytes);
+    }
   } catch (e) {
     if (e instanceof FileReadError) throw e;
     throw new FileReadError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);

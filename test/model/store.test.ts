@@ -141,15 +141,20 @@ test('a half-written file that happens to be valid is not applied: only the fini
   t.deepEqual(applied, [1, 3]);
 });
 
-test("a model in a ConfigMap volume is followed through the kubelet's atomic ..data swaps", async (t) => {
-  const dir = tempDir((f) => t.teardown(f));
-  const publish = configMapVolume(dir, { 'model.yaml': stringify(minimalModel()) });
-  const store = watchedStore(t, join(dir, 'model.yaml'));
-  for (const ip of ['10.0.0.6', '10.0.0.7']) {
-    const doc = minimalModel();
-    doc.ports[0]!.ip = ip;
-    const applied = firstMatching(store.model$, (m) => m.ports[0]!.ip === ip, 5000);
-    publish({ 'model.yaml': stringify(doc) });
-    t.is((await applied).ports[0]!.ip, ip);
-  }
+const configMapModel = test.macro({
+  async exec(t, path: string) {
+    const dir = tempDir((f) => t.teardown(f));
+    const publish = configMapVolume(dir, { 'model.yaml': stringify(minimalModel()) });
+    const store = watchedStore(t, join(dir, path));
+    for (const ip of ['10.0.0.6', '10.0.0.7']) {
+      const doc = minimalModel();
+      doc.ports[0]!.ip = ip;
+      const applied = firstMatching(store.model$, (m) => m.ports[0]!.ip === ip, 5000);
+      publish({ 'model.yaml': stringify(doc) });
+      t.is((await applied).ports[0]!.ip, ip);
+    }
+  },
+  title: (_, path) => `a model in a ConfigMap volume, read as ${path}, is followed through the kubelet's atomic ..data swaps`,
 });
+test(configMapModel, 'model.yaml');
+test(configMapModel, '..data/model.yaml');
