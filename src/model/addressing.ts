@@ -1,10 +1,14 @@
 import { createHash } from 'node:crypto';
 
+/** 0..255 without leading zeros (some tools read `010` as octal) */
+const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+/** a dotted-quad IPv4 address, every octet in range */
+export const IPV4_RE = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
+
 export function parseIpv4(text: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  const m = IPV4_RE.exec(text);
   if (!m) return undefined;
   const octets = m.slice(1).map(Number);
-  if (octets.some((o) => o > 255)) return undefined;
   return ((octets[0]! << 24) | (octets[1]! << 16) | (octets[2]! << 8) | octets[3]!) >>> 0;
 }
 
@@ -17,7 +21,7 @@ export function parseCidr(text: string): Ipv4Cidr | undefined {
   const [addr, len] = text.split('/');
   const ip = parseIpv4(addr ?? '');
   const prefix = Number(len);
-  if (ip === undefined || len === undefined || !/^\d{1,2}$/.test(len) || prefix > 32) return undefined;
+  if (ip === undefined || len === undefined || !/^(3[0-2]|[12]?\d)$/.test(len)) return undefined;
   const mask = prefixMask(prefix);
   if ((ip & mask) >>> 0 !== ip) return undefined; // host bits set: ambiguous, reject
   return { network: ip, prefix };

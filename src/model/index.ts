@@ -3,5 +3,7 @@ export * from './errors';
 export * from './addressing';
 export * from './validate';
 export * from './store';
+export * from './parse';
+export * from './watch-file';
 export * from './derived';
 export * from './equal';

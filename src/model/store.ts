@@ -1,10 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { BehaviorSubject, type Observable, Subject } from 'rxjs';
-import { parse as parseYaml } from 'yaml';
 import { ModelValidationError } from './errors';
+import { parseModel, parseModelInWorker } from './parse';
 import type { HypervisorAccess, NetworkModel } from './types';
-import { validateModel } from './validate';
-import { type FileWatch, watchFile } from './watch-file';
+import { type FileContent, type FileWatch, FileReadError, FileTooLargeError, readFileCapped, watchFile } from './watch-file';
 
 /**
  * Where the desired network comes from. The file store is the default; a distributed store
@@ -18,21 +16,41 @@ export interface ModelStore {
   current(): NetworkModel;
 }
 
-/** Reads and validates a YAML or JSON model document. */
-export function loadModelFile(path: string): NetworkModel {
-  let text: string;
+/**
+ * The default cap on a model file's size. Parsed YAML takes about 90 times its size in memory and
+ * 10,000 ports take 1.1 MiB (BENCHMARKS.md, model load): the cap lets about 70,000 ports through,
+ * seven times that, while a parse stays under a gigabyte. `maxBytes` raises it.
+ */
+export const DEFAULT_MODEL_MAX_BYTES = 8 * 1024 * 1024;
+
+/** The heap a reload's parse may take: what a file of the cap's size needs (see above), with a margin. */
+function parseHeapMb(maxBytes: number): number {
+  return Math.ceil(64 + (128 * maxBytes) / (1024 * 1024));
+}
+
+/** A model file that cannot be read, as the model error users see: the cap and how to raise it named. */
+function modelReadError(e: FileReadError): ModelValidationError {
+  const raise = e instanceof FileTooLargeError ? ' (raise it with modelMaxBytes in the run config, or --model-max-bytes)' : '';
+  return new ModelValidationError(e.path, [{ path: '(file)', problem: `${e.problem}${raise}` }]);
+}
+
+function readModelFile(path: string, maxBytes: number): Buffer {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileCapped(path, maxBytes);
   } catch (e) {
-    throw new ModelValidationError(path, [{ path: '(file)', problem: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` }]);
+    throw e instanceof FileReadError ? modelReadError(e) : e;
   }
-  let doc: unknown;
-  try {
-    doc = path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (e) {
-    throw new ModelValidationError(path, [{ path: '(syntax)', problem: (e as Error).message.split('\n')[0]! }]);
-  }
-  return validateModel(doc, path);
+}
+
+/** Reads and validates a YAML or JSON model document, here on the calling thread. Throws ModelValidationError. */
+export function loadModelFile(path: string, maxBytes = DEFAULT_MODEL_MAX_BYTES): NetworkModel {
+  return parseModel(readModelFile(path, maxBytes).toString('utf8'), path);
+}
+
+/** How many objects of each kind a model has, for logs. */
+export function modelSize(model: NetworkModel): Record<keyof NetworkModel, number> {
+  const { zones, hypervisors, vpcs, subnets, ports, acls } = model;
+  return { zones: zones.length, hypervisors: hypervisors.length, vpcs: vpcs.length, subnets: subnets.length, ports: ports.length, acls: acls.length };
 }
 
 /**
@@ -47,12 +65,27 @@ export function withHypervisorAccess(model: NetworkModel, access: Readonly<Recor
 export interface FileModelStoreOptions {
   /** hypervisor name → how this deployment reaches it, merged into every version of the model read */
   hypervisors?: Readonly<Record<string, HypervisorAccess>>;
+  /** the largest model file read, in bytes (default DEFAULT_MODEL_MAX_BYTES); a larger one is refused, naming the cap */
+  maxBytes?: number;
+  /** how long an edited file must stay unchanged before it is applied (default 250 ms; see `watchFile`) */
+  settleMs?: number;
 }
 
-/** A model file, validated on load and on every change; invalid edits are rejected whole. */
+/**
+ * A model file, validated on load and on every change; invalid edits are rejected whole. The
+ * first load (at startup, before any switch is served) parses on the calling thread; every reload
+ * parses in a worker thread with a capped heap, so a large edit neither stalls the sessions nor
+ * takes the process's memory.
+ */
 export class FileModelStore implements ModelStore {
   private readonly subject: BehaviorSubject<NetworkModel>;
   private readonly rejectedSubject = new Subject<ModelValidationError>();
+  private readonly maxBytes: number;
+  /** the file as first read: the watch hands over only content that differs */
+  private readonly loadedContent: Buffer;
+  /** reloads run one at a time, in order */
+  private reloads: Promise<unknown> = Promise.resolve();
+  private readonly closing = new AbortController();
   private watcher?: FileWatch;
   readonly model$: Observable<NetworkModel>;
   readonly rejected$ = this.rejectedSubject.asObservable();
@@ -62,7 +95,9 @@ export class FileModelStore implements ModelStore {
     readonly path: string,
     private readonly options: FileModelStoreOptions = {},
   ) {
-    this.subject = new BehaviorSubject(this.load());
+    this.maxBytes = options.maxBytes ?? DEFAULT_MODEL_MAX_BYTES;
+    this.loadedContent = readModelFile(path, this.maxBytes);
+    this.subject = new BehaviorSubject(withHypervisorAccess(parseModel(this.loadedContent.toString('utf8'), path), options.hypervisors));
     this.model$ = this.subject.asObservable();
   }
 
@@ -70,30 +105,43 @@ export class FileModelStore implements ModelStore {
     return this.subject.value;
   }
 
-  private load(): NetworkModel {
-    return withHypervisorAccess(loadModelFile(this.path), this.options.hypervisors);
+  /** Re-reads the file now, after any reload under way; resolves to whether the new model was accepted. */
+  reload(): Promise<boolean> {
+    return this.apply(() => readFileCapped(this.path, this.maxBytes));
   }
 
-  /** Re-reads the file now; returns whether the new model was accepted. */
-  reload(): boolean {
-    try {
-      this.subject.next(this.load());
-      return true;
-    } catch (e) {
-      if (!(e instanceof ModelValidationError)) throw e;
-      this.rejectedSubject.next(e);
-      return false;
-    }
+  private apply(content: () => FileContent): Promise<boolean> {
+    const done = this.reloads.then(async () => {
+      if (this.closing.signal.aborted) return false;
+      try {
+        const bytes = content();
+        if (bytes instanceof FileReadError) throw bytes;
+        const model = await parseModelInWorker(bytes, this.path, parseHeapMb(this.maxBytes), this.closing.signal);
+        this.subject.next(withHypervisorAccess(model, this.options.hypervisors));
+        return true;
+      } catch (e) {
+        const error = e instanceof FileReadError ? modelReadError(e) : e;
+        if (!(error instanceof ModelValidationError)) throw error;
+        if (!this.closing.signal.aborted) this.rejectedSubject.next(error);
+        return false;
+      }
+    });
+    this.reloads = done.catch(() => undefined);
+    return done;
   }
 
-  /** Watch the file (debounced); each burst of changes re-reads it. */
+  /** Watch the file (see `watchFile`: debounced, applied once stable, symlinks followed). */
   watch(debounceMs = 100): this {
-    if (this.watcher) return this;
-    this.watcher = watchFile(this.path, debounceMs, () => this.reload());
+    if (this.watcher || this.closing.signal.aborted) return this;
+    const { settleMs } = this.options;
+    this.watcher = watchFile(this.path, { debounceMs, ...(settleMs !== undefined && { settleMs }), maxBytes: this.maxBytes, current: this.loadedContent }, async (content) => {
+      await this.apply(() => content);
+    });
     return this;
   }
 
   close(): void {
+    this.closing.abort();
     this.watcher?.close();
     this.subject.complete();
     this.rejectedSubject.complete();

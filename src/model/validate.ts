@@ -1,16 +1,49 @@
-import { MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
+import { IPV4_RE, MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
 import { FLOOD_KEYS, PORT_KEYS, TUNNEL_OFPORT } from './derived';
 import { ModelValidationError, type ModelIssue } from './errors';
+import { nearestWord } from './suggest';
 import type { AclProtocol, AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
 
 type Obj = Record<string, unknown>;
 
-/** Collects every problem in a document, so a user fixes them in one pass. */
+/**
+ * Collects every problem in a document, so a user fixes them in one pass. The keys an object may
+ * have are the keys the checks read from objects of its kind, so the checks are the one list of
+ * them: any other key is reported (a typo such as `gatway` would otherwise drop the setting).
+ */
 class Checker {
   readonly issues: ModelIssue[] = [];
+  /** object kind (its path without list indexes, `vpcs[].subnets[]`) → every key read from one */
+  private readonly keysRead = new Map<string, Set<string>>();
+  private readonly tracked: { raw: Obj; path: string; kind: string }[] = [];
 
   problem(path: string, problem: string): void {
     this.issues.push({ path, problem });
+  }
+
+  /** The object for the checks to read: each key read, present or not, becomes a key its kind knows. */
+  track(raw: Obj, path: string): Obj {
+    const kind = path.replace(/\[\d+\]/g, '[]');
+    let read = this.keysRead.get(kind);
+    if (!read) this.keysRead.set(kind, (read = new Set()));
+    this.tracked.push({ raw, path, kind });
+    const note = (key: string | symbol) => typeof key === 'string' && read.add(key);
+    return new Proxy(raw, {
+      get: (target, key) => (note(key), target[key as string]),
+      has: (target, key) => (note(key), key in target),
+    });
+  }
+
+  /** Reports every key of a tracked object that no check read; call once all checks have run. */
+  unknownKeys(): void {
+    for (const { raw, path, kind } of this.tracked) {
+      const known = this.keysRead.get(kind)!;
+      for (const key of Object.keys(raw)) {
+        if (known.has(key)) continue;
+        const near = nearestWord(key, known);
+        this.problem(path === '' ? key : `${path}.${key}`, near ? `unknown key; did you mean ${near}?` : `unknown key (known: ${[...known].join(', ')})`);
+      }
+    }
   }
 
   list(o: Obj, key: string, path: string, required = true): Obj[] {
@@ -25,7 +58,7 @@ class Checker {
         this.problem(`${path}${key}[${i}]`, 'must be an object');
         return {};
       }
-      return item as Obj;
+      return this.track(item as Obj, `${path}${key}[${i}]`);
     });
   }
 
@@ -74,19 +107,20 @@ class Checker {
   }
 }
 
-const IPV4 = { re: /^\d{1,3}(\.\d{1,3}){3}$/, what: 'an IPv4 address' };
+const IPV4 = { re: IPV4_RE, what: 'an IPv4 address' };
 /** what a hypervisor's `ovsdb` may be (also in the run config's `hypervisors`) */
 export const OVSDB_TARGET = { re: /^(unix:\/.+|tcp:.+:\d+|ssl:.+:\d+)$/, what: "an OVSDB target such as 'unix:/run/zm/hv1/db.sock'" };
 const MAC = { re: MAC_RE, what: 'a lower-case MAC address' };
 const PROTOCOLS: readonly AclProtocol[] = ['any', 'tcp', 'udp', 'icmp'];
 
+const MAX_DATAPATH_ID = 0xffff_ffff_ffff_ffffn;
+
 function datapathId(c: Checker, o: Obj, path: string, name: string): bigint {
   const v = o.datapathId;
   if (v === undefined) return derivedDatapathId(name);
-  if ((typeof v === 'string' && /^(0x[0-9a-f]{1,16}|\d+)$/i.test(v)) || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0)) {
-    return BigInt(v);
-  }
-  c.problem(`${path}.datapathId`, 'must be a number or a hex string such as "0x1a"');
+  if (typeof v === 'string' && /^(0x[0-9a-f]{1,16}|\d{1,20})$/i.test(v) && BigInt(v) <= MAX_DATAPATH_ID) return BigInt(v);
+  if (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+  c.problem(`${path}.datapathId`, 'must be a 64-bit number or a hex string such as "0x1a"');
   return 0n;
 }
 
@@ -107,7 +141,7 @@ function portRange(c: Checker, o: Obj, path: string): AclRule['ports'] {
 export function validateModel(doc: unknown, source: string): NetworkModel {
   const c = new Checker();
   if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new ModelValidationError(source, [{ path: '(root)', problem: 'must be an object' }]);
-  const root = doc as Obj;
+  const root = c.track(doc as Obj, '');
 
   const zones: Zone[] = c.list(root, 'zones', '').map((z, i) => {
     const p = `zones[${i}]`;
@@ -178,10 +212,11 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
       const protocol = c.oneOf(a, 'protocol', ap, PROTOCOLS, 'any');
       const ports = portRange(c, a, ap);
       if (ports && protocol !== 'tcp' && protocol !== 'udp') c.problem(`${ap}.ports`, `ports need protocol tcp or udp, not ${protocol}`);
-      const remoteDoc = a.remote as Obj | undefined;
+      const remoteValue = a.remote;
+      const remoteDoc = remoteValue && typeof remoteValue === 'object' && !Array.isArray(remoteValue) ? c.track(remoteValue as Obj, `${ap}.remote`) : undefined;
       let remote: AclRule['remote'] = { cidr: '0.0.0.0/0' };
-      if (remoteDoc !== undefined) {
-        if (typeof remoteDoc !== 'object' || remoteDoc === null || ('subnet' in remoteDoc) === ('cidr' in remoteDoc)) {
+      if (remoteValue !== undefined) {
+        if (remoteDoc === undefined || ('subnet' in remoteDoc) === ('cidr' in remoteDoc)) {
           c.problem(`${ap}.remote`, 'must be { subnet: NAME } or { cidr: A.B.C.D/N }');
         } else if ('subnet' in remoteDoc) {
           const rs = c.str(remoteDoc, 'subnet', `${ap}.remote`);
@@ -260,6 +295,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     }
   });
 
+  c.unknownKeys();
   if (c.issues.length) throw new ModelValidationError(source, c.issues);
   return { zones, hypervisors, vpcs, subnets, ports, acls };
 }

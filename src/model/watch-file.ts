@@ -1,27 +1,229 @@
-import { type FSWatcher, watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { type FSWatcher, closeSync, fstatSync, lstatSync, openSync, readSync, readlinkSync, realpathSync, watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 
-/** A debounced watch of one file, closed with `close()`. */
+/** A file that could not be read whole: missing, unreadable, or larger than its reader allows. */
+export class FileReadError extends Error {
+  override readonly name = 'FileReadError';
+  constructor(
+    readonly path: string,
+    /** what went wrong, without the path: 'cannot read: ENOENT' */
+    readonly problem: string,
+  ) {
+    super(`${path}: ${problem}`);
+  }
+}
+
+/** A file larger than the cap its reader was given. */
+export class FileTooLargeError extends FileReadError {
+  constructor(
+    path: string,
+    readonly size: number,
+    readonly maxBytes: number,
+  ) {
+    super(path, `is ${formatBytes(size)}, over the limit of ${formatBytes(maxBytes)}`);
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} bytes`;
+  const [value, unit] = n < 1024 ** 2 ? [n / 1024, 'KiB'] : n < 1024 ** 3 ? [n / 1024 ** 2, 'MiB'] : [n / 1024 ** 3, 'GiB'];
+  return `${Number(value.toFixed(1))} ${unit}`;
+}
+
+/**
+ * Reads a whole file, refusing one over `maxBytes` before reading it (and one that grows past the
+ * cap while being read). Throws FileReadError.
+ */
+export function readFileCapped(path: string, maxBytes = Infinity): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    throw new FileReadError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    if (size > maxBytes) throw new FileTooLargeError(path, size, maxBytes);
+    // to the end, which may have moved since the stat; one byte past the cap is enough to refuse it
+    const chunks: Buffer[] = [];
+    let length = 0;
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(Math.max(size - length, 64 * 1024), maxBytes + 1 - length));
+      const n = readSync(fd, chunk, 0, chunk.length, null);
+      if (n === 0) return Buffer.concat(chunks, length);
+      chunks.push(chunk.subarray(0, n));
+      length += n;
+      if (length > maxBytes) throw new FileTooLargeError(path, length, maxBytes);
+    }
+  } catch (e) {
+    if (e instanceof FileReadError) throw e;
+    throw new FileReadError(path, `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** What a watch hands over: the file's bytes, or why it could not be read. */
+export type FileContent = Buffer | FileReadError;
+
+function sameContent(a: FileContent | undefined, b: FileContent): boolean {
+  if (a instanceof FileReadError || b instanceof FileReadError) return a instanceof FileReadError && b instanceof FileReadError && a.problem === b.problem;
+  return a !== undefined && a.equals(b);
+}
+
+export interface WatchFileOptions {
+  /** quiet time after the last change event before the file is read (default 100 ms) */
+  debounceMs?: number;
+  /**
+   * a change is handed over only once two reads this far apart agree (default 250 ms): a file
+   * still being written (even one that is valid half-way) differs between them
+   */
+  settleMs?: number;
+  /** reads refuse a file larger than this (FileTooLargeError); default no cap */
+  maxBytes?: number;
+  /** what the caller has already, so that reading it again hands nothing over */
+  current?: FileContent;
+}
+
+/** A watch of one file, closed with `close()`. */
 export interface FileWatch {
   close(): void;
 }
 
 /**
- * Calls `onChange` once per burst of changes to `path`. Watches the directory, because editors
- * replace files by rename, which ends a watch on the file itself.
+ * The directories whose entries decide what `path` reads, keyed by their real path (what a watch
+ * follows), each with the entry names that matter: the file, every symlink on the way to it, and
+ * every symlinked directory above one of them (the `..data` a Kubernetes ConfigMap volume swaps).
  */
-export function watchFile(path: string, debounceMs: number, onChange: () => void): FileWatch {
-  const name = basename(path);
-  let timer: NodeJS.Timeout | undefined;
-  const watcher: FSWatcher = watch(dirname(path), (_event, file) => {
-    if (file !== null && file !== name) return;
-    clearTimeout(timer);
-    timer = setTimeout(onChange, debounceMs);
-  });
+function watchPoints(path: string): Map<string, Set<string>> {
+  const points = new Map<string, Set<string>>();
+  const isSymlink = (p: string) => {
+    try {
+      return lstatSync(p).isSymbolicLink();
+    } catch {
+      return false;
+    }
+  };
+  const add = (entry: string) => {
+    let dir: string;
+    try {
+      dir = realpathSync(dirname(entry));
+    } catch {
+      return; // the directory is gone: the watch above it sees it come back
+    }
+    const names = points.get(dir) ?? new Set<string>();
+    points.set(dir, names.add(basename(entry)));
+  };
+  let p = resolve(path);
+  // 40: the kernel's own limit on symlinks followed in one lookup
+  for (let hop = 0; hop < 40; hop++) {
+    add(p);
+    for (let d = dirname(p); d !== dirname(d); d = dirname(d)) if (isSymlink(d)) add(d);
+    if (!isSymlink(p)) break;
+    try {
+      p = resolve(dirname(p), readlinkSync(p));
+    } catch {
+      break; // swapped while we looked: the watch of its directory sees the swap
+    }
+  }
+  return points;
+}
+
+/**
+ * Hands `onChange` each new content of `path` once it is stable: change events are debounced, then
+ * the file is read until two reads `settleMs` apart agree, and handed over if it differs from the
+ * last content handed over. One change is handled at a time (`onChange`'s promise is awaited);
+ * events meanwhile lead to one more round. Watches directories, not the file: editors replace
+ * files by rename, which ends a watch on the file itself; and follows symlinks, so a swapped
+ * symlink on the way (Kubernetes ConfigMaps swap `..data`) counts as a change.
+ */
+export function watchFile(path: string, options: WatchFileOptions, onChange: (content: FileContent) => void | Promise<void>): FileWatch {
+  const { debounceMs = 100, settleMs = 250, maxBytes } = options;
+  let last = options.current;
+  let names = new Map<string, Set<string>>();
+  const watchers = new Map<string, FSWatcher>();
+  let debounce: NodeJS.Timeout | undefined;
+  let settle: NodeJS.Timeout | undefined;
+  let running = false;
+  let again = false;
+  let closed = false;
+
+  const changed = () => {
+    clearTimeout(debounce);
+    debounce = setTimeout(() => void handle(), debounceMs);
+  };
+  const rewatch = () => {
+    names = watchPoints(path);
+    for (const [dir, watcher] of watchers) {
+      if (names.has(dir)) continue;
+      watcher.close();
+      watchers.delete(dir);
+    }
+    for (const dir of names.keys()) {
+      if (watchers.has(dir)) continue;
+      try {
+        const watcher = watch(dir, (_event, file) => {
+          if (file === null || names.get(dir)?.has(file)) changed();
+        });
+        // a watched directory removed or unreadable: watch again from where the path leads now
+        watcher.on('error', () => {
+          watcher.close();
+          watchers.delete(dir);
+          changed();
+        });
+        watchers.set(dir, watcher);
+      } catch {
+        // gone between resolving and watching: the watch of its parent sees what replaces it
+      }
+    }
+  };
+  const read = (): FileContent => {
+    try {
+      return readFileCapped(path, maxBytes);
+    } catch (e) {
+      if (e instanceof FileReadError) return e;
+      throw e;
+    }
+  };
+  const readStable = async (): Promise<FileContent | undefined> => {
+    let previous = read();
+    for (;;) {
+      await new Promise((done) => (settle = setTimeout(done, settleMs)));
+      if (closed) return undefined;
+      const now = read();
+      if (sameContent(previous, now)) return now;
+      previous = now;
+    }
+  };
+  const handle = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        rewatch();
+        const content = await readStable();
+        if (content === undefined || closed) return;
+        if (sameContent(last, content)) continue;
+        last = content;
+        await onChange(content);
+      } while (again && !closed);
+    } finally {
+      running = false;
+    }
+  };
+
+  rewatch();
   return {
     close() {
-      clearTimeout(timer);
-      watcher.close();
+      closed = true;
+      clearTimeout(debounce);
+      clearTimeout(settle);
+      for (const watcher of watchers.values()) watcher.close();
+      watchers.clear();
     },
   };
 }

@@ -4,9 +4,10 @@ import { RunConfigError, loadRunConfig, type RunConfig } from './run-config';
 import { type FileWatch, watchFile } from '../model/watch-file';
 
 /**
- * A run config file watched for edits. Every valid edit is emitted whole on `changes$`; an invalid
- * one is reported on `rejected$` and changes nothing. An empty file (an editor that truncates before
- * it writes) is skipped: the watch fires again when the write lands. What a running controller may
+ * A run config file watched for edits, as the model is (`watchFile`: read once stable, symlinks
+ * followed). Every valid edit is emitted whole on `changes$`; an invalid one is reported on
+ * `rejected$` and changes nothing. An empty file (an editor that truncates before it writes) is
+ * skipped: the watch fires again when the write lands. What a running controller may
  * take from a new config (today: `settings`) is its caller's business. `load` reads the file into a
  * config: `zonemesh run` completes it with its command-line flags, as at startup.
  */
@@ -45,7 +46,7 @@ export class RunConfigFile {
   /** Watch the file (debounced); each burst of changes re-reads it. */
   watch(debounceMs = 100): this {
     if (this.watcher || this.closed) return this;
-    this.watcher = watchFile(this.path, debounceMs, () => this.reload());
+    this.watcher = watchFile(this.path, { debounceMs }, () => this.reload());
     return this;
   }
 

@@ -19,6 +19,8 @@ export interface RunConfig {
   readonly dial: readonly string[];
   /** network model file (YAML or JSON), watched for changes */
   readonly model?: string;
+  /** the largest model file read, in bytes (default DEFAULT_MODEL_MAX_BYTES); also '32MiB' in a file or flag */
+  readonly modelMaxBytes?: number;
   /**
    * hypervisor name → how this deployment reaches it (`ovsdb`), merged into the model's hypervisor
    * of that name: the model stays the desired network, free of one site's socket paths
@@ -148,7 +150,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, `unknown key (known: ${[...known].join(', ')})`);
 
   const strings = (key: string): string[] => {
@@ -192,6 +194,8 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   const settings = o.settings ?? {};
   if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) problem('settings', 'must be a mapping of app name to settings');
   const model = optionalString('model');
+  const modelMaxBytes = byteSize(o.modelMaxBytes);
+  if (modelMaxBytes === null) problem('modelMaxBytes', `${JSON.stringify(o.modelMaxBytes)} is not a size in bytes such as 16777216 or '16MiB'`);
   const control = optionalString('control');
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
   const tls = tlsFiles(o.tls, problem);
@@ -206,12 +210,21 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     ...(tls !== undefined && { tls }),
     dial,
     ...(model !== undefined && { model }),
+    ...(modelMaxBytes != null && { modelMaxBytes }),
     ...(hypervisors !== undefined && { hypervisors }),
     ...(control !== undefined && { control }),
     logLevel: logLevel as LogLevel,
     ...(workers !== undefined && { workers: workers as number }),
     settings: settings as Record<string, unknown>,
   };
+}
+
+/** A positive size: a whole number of bytes, or one of KiB, MiB or GiB ('16MiB'); null when it is none of these. */
+function byteSize(v: unknown): number | null | undefined {
+  if (v === undefined) return undefined;
+  const m = typeof v === 'number' ? [String(v), String(v), ''] : typeof v === 'string' ? /^(\d+)\s*(KiB|MiB|GiB)?$/.exec(v) : null;
+  const n = m ? Number(m[1]) * { '': 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] ?? '']! : NaN;
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
 }
 
 /** `tls: { key: PATH, cert: PATH, ca: PATH }`, every part optional here: `completeDraft` says what is missing. */

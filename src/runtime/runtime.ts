@@ -1,10 +1,10 @@
 import pino, { type Logger } from 'pino';
-import { NEVER, Subject, config as rxjsConfig, type Observable } from 'rxjs';
-import type { RunConfig } from '.';
+import { NEVER, Subject, config as rxjsConfig, takeUntil, type Observable } from 'rxjs';
+import type { RunConfig } from './run-config';
 import { Controller, formatDpid, type ControllerOptions, type Listener } from '../controller';
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
-import { FileModelStore, type ModelStore } from '../model';
+import { FileModelStore, modelSize, type ModelStore } from '../model';
 import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../sdk/app';
 import { PIPELINE_APP_ID } from '../sdk/cookie';
 import { tableMissFlows, type Flow } from '../sdk/flow';
@@ -89,7 +89,7 @@ export class Runtime {
     const log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
     this.log = options.logBindings ? log.child(options.logBindings) : log;
     this.controller = new Controller({ ...options.controller, logger: this.log });
-    this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors }).watch());
+    this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors, maxBytes: config.modelMaxBytes }).watch());
     try {
       const container = new Container({ defaultScope: 'Singleton', autobind: true }); // helper classes resolve without ceremony
       container.bind(Controller).toConstantValue(this.controller);
@@ -165,6 +165,11 @@ export class Runtime {
     watchUnhandledErrors(this);
 
     this.reconciler.start();
+    // every model version and every refused edit is logged: a refused one changes nothing else
+    this.modelStore?.model$.pipe(takeUntil(this.stoppedSubject)).subscribe((model) => this.log.info({ model: modelSize(model) }, 'model applied'));
+    this.modelStore?.rejected$.pipe(takeUntil(this.stoppedSubject)).subscribe((e) => {
+      this.log.error({ source: e.source, problems: e.issues.map((i) => `${i.path}: ${i.problem}`) }, 'model change refused; the running model stays');
+    });
     const missFlows = this.missFlows;
     if (missFlows.length) this.controller.switchUp$.subscribe((e) => this.desired.set(e.dpid, missFlows[0]!.cookie, missFlows));
     const host: ContextHost = {

@@ -1,22 +1,12 @@
 import test from 'ava';
-import { mkdtempSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { firstValueFrom } from 'rxjs';
-import { stringify } from 'yaml';
-import { FileModelStore, ModelValidationError, loadModelFile, routerMac, validateModel, type NetworkModel } from '../../src/model';
+import { ModelValidationError, loadModelFile, routerMac, validateModel } from '../../src/model';
+import { minimalModel } from '../helpers/model';
 import { REPO_ROOT } from '../helpers/paths';
 
 const DEFAULT_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
-
-function minimal() {
-  return {
-    zones: [{ name: 'a', underlay: '172.16.1.0/24' }],
-    hypervisors: [{ name: 'hv1', zone: 'a', tunnelIp: '172.16.1.11', datapathId: '0x11' }],
-    vpcs: [{ name: 'v', vni: 7, subnets: [{ name: 's', cidr: '10.0.0.0/24', gateway: '10.0.0.1' }] }],
-    ports: [{ name: 'p1', vpc: 'v', subnet: 's', mac: '02:00:00:00:00:01', ip: '10.0.0.5', hypervisor: 'hv1' }],
-  };
-}
 
 function issuesOf(doc: unknown): string[] {
   try {
@@ -49,11 +39,11 @@ test('router MACs are derived from names: stable, unicast, locally administered,
 });
 
 test('a valid minimal model passes', (t) => {
-  t.deepEqual(issuesOf(minimal()), []);
+  t.deepEqual(issuesOf(minimalModel()), []);
 });
 
 test('errors name the path and the problem, all of them at once', (t) => {
-  const doc = minimal();
+  const doc = minimalModel();
   doc.ports[0]!.ip = '10.9.9.9';
   doc.ports[0]!.hypervisor = 'nowhere';
   doc.vpcs[0]!.subnets.push({ name: 's2', cidr: '10.0.0.128/25', gateway: '10.0.0.129' });
@@ -64,7 +54,7 @@ test('errors name the path and the problem, all of them at once', (t) => {
 });
 
 test('bad values are rejected with what was expected', (t) => {
-  const doc = minimal() as any;
+  const doc = minimalModel() as any;
   doc.ports[0].mac = 'zz';
   doc.vpcs[0].vni = 0;
   doc.hypervisors[0].tunnelIp = '10.0.0.1';
@@ -78,7 +68,7 @@ test('bad values are rejected with what was expected', (t) => {
 });
 
 test('duplicate IPs in one VPC are rejected', (t) => {
-  const doc = minimal();
+  const doc = minimalModel();
   doc.ports.push({ ...doc.ports[0]!, name: 'p2', mac: '02:00:00:00:00:02' });
   t.true(issuesOf(doc).includes("ports[1].ip: duplicate IP in the VPC 'v/10.0.0.5' (first at ports[0].ip)"));
 });
@@ -94,56 +84,47 @@ test('syntax errors and missing files name the file', (t) => {
   t.regex(missing?.message ?? '', /none\.yaml: \(file\): cannot read: ENOENT/);
 });
 
-test('the file store applies valid edits and rejects invalid ones whole, keeping the running model', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-model-'));
-  const file = join(dir, 'model.yaml');
-  writeFileSync(file, stringify(minimal()));
-  const store = new FileModelStore(file).watch(20);
-  t.teardown(() => store.close());
-
-  const rejected = firstValueFrom(store.rejected$);
-  const broken = minimal();
-  broken.ports[0]!.subnet = 'missing';
-  writeFileSync(`${file}.tmp`, stringify(broken));
-  renameSync(`${file}.tmp`, file); // editors replace by rename
-  const err = await rejected;
-  t.regex(err.message, /ports\[0\]\.subnet: unknown subnet 'missing'/);
-  t.is(store.current().ports[0]!.subnet, 's');
-
-  const moved = minimal();
-  moved.ports[0]!.ip = '10.0.0.6';
-  const next = new Promise<string>((resolve) => {
-    const sub = store.model$.subscribe((m) => {
-      if (m.ports[0]!.ip === '10.0.0.6') {
-        sub.unsubscribe();
-        resolve(m.ports[0]!.ip);
-      }
-    });
-  });
-  writeFileSync(file, stringify(moved));
-  t.is(await next, '10.0.0.6');
+test('addresses, prefixes and datapath ids out of range are refused, not passed on to fail every sync', (t) => {
+  const doc = minimalModel() as any;
+  doc.ports[0].ip = '10.1.2.300';
+  doc.vpcs[0].subnets[0].gateway = '10.0.0.256';
+  doc.hypervisors[0].tunnelIp = '172.16.1.011';
+  doc.zones[0].underlay = '172.16.1.0/33';
+  doc.hypervisors.push({ name: 'hv2', zone: 'a', tunnelIp: '172.16.1.12', datapathId: '18446744073709551616' });
+  doc.vpcs[0].acls = [{ subnet: 's', direction: 'ingress', action: 'allow', remote: { cidr: '10.0.0.0/40' } }];
+  const issues = issuesOf(doc);
+  t.true(issues.includes("ports[0].ip: '10.1.2.300' is not an IPv4 address"), issues.join('\n'));
+  t.true(issues.includes("vpcs[0].subnets[0].gateway: '10.0.0.256' is not an IPv4 address"));
+  t.true(issues.includes("hypervisors[0].tunnelIp: '172.16.1.011' is not an IPv4 address"));
+  t.true(issues.includes("zones[0].underlay: '172.16.1.0/33' is not an IPv4 CIDR with no host bits"));
+  t.true(issues.includes('hypervisors[1].datapathId: must be a 64-bit number or a hex string such as "0x1a"'));
+  t.true(issues.includes("vpcs[0].acls[0].remote.cidr: '10.0.0.0/40' is not an IPv4 CIDR with no host bits"));
+  const max = minimalModel();
+  max.hypervisors[0]!.datapathId = '0xffffffffffffffff';
+  t.deepEqual(issuesOf(max), []);
 });
 
-test("the file store merges this deployment's hypervisor access into every version of the model", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-model-'));
-  const file = join(dir, 'model.yaml');
-  const doc = minimal();
-  doc.hypervisors.push({ name: 'hv2', zone: 'a', tunnelIp: '172.16.1.12', datapathId: '0x12' });
-  writeFileSync(file, stringify(doc));
-  const store = new FileModelStore(file, { hypervisors: { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' }, hv9: { ovsdb: 'unix:/run/zm/hv9/db.sock' } } }).watch(20);
-  t.teardown(() => store.close());
-  t.deepEqual(store.current().hypervisors.map((h) => [h.name, h.ovsdb]), [['hv1', 'unix:/run/zm/hv1/db.sock'], ['hv2', undefined]]);
-  t.false(store.current().hypervisors.some((h) => h.name === 'hv9'), 'access for a hypervisor the model lacks adds none');
+test('unknown keys are refused, with the key meant when one is near', (t) => {
+  const doc = minimalModel() as any;
+  doc.hypervisors[0].datapathID = doc.hypervisors[0].datapathId;
+  delete doc.hypervisors[0].datapathId;
+  doc.vpcs[0].subnets[0].gatway = '10.0.0.1';
+  doc.vpcs[0].acls = [{ subnet: 's', direction: 'ingress', action: 'allow', remote: { cidr: '10.0.0.0/8', port: 80 } }];
+  doc.port = [];
+  doc.ports[0].colour = 'blue';
+  const issues = issuesOf(doc);
+  t.true(issues.includes('hypervisors[0].datapathID: unknown key; did you mean datapathId?'), issues.join('\n'));
+  t.true(issues.includes('vpcs[0].subnets[0].gatway: unknown key; did you mean gateway?'));
+  t.true(issues.includes('vpcs[0].acls[0].remote.port: unknown key (known: subnet, cidr)'));
+  t.true(issues.includes('port: unknown key; did you mean ports?'));
+  t.true(issues.includes('ports[0].colour: unknown key (known: name, vpc, subnet, ip, hypervisor, ofport, tunnelKey, interface, mac)'));
 
-  const next = new Promise<NetworkModel>((resolve) => {
-    const sub = store.model$.subscribe((m) => {
-      if (m.hypervisors.some((h) => h.name === 'hv9')) {
-        sub.unsubscribe();
-        resolve(m);
-      }
-    });
-  });
-  doc.hypervisors.push({ name: 'hv9', zone: 'a', tunnelIp: '172.16.1.19', datapathId: '0x19' });
-  writeFileSync(file, stringify(doc));
-  t.deepEqual((await next).hypervisors.map((h) => h.ovsdb), ['unix:/run/zm/hv1/db.sock', undefined, 'unix:/run/zm/hv9/db.sock']);
+  const everyKey = minimalModel() as any;
+  Object.assign(everyKey.hypervisors[0], { bridge: 'br-x', ovsdb: 'unix:/run/db.sock' });
+  Object.assign(everyKey.ports[0], { interface: 'tap1', ofport: 7, tunnelKey: 9 });
+  everyKey.vpcs[0].acls = [
+    { name: 'a', subnet: 's', port: 'p1', direction: 'ingress', action: 'allow', protocol: 'tcp', ports: '80-90', remote: { cidr: '10.9.0.0/16' } },
+    { subnet: 's', direction: 'egress', action: 'deny', remote: { subnet: 's' } },
+  ];
+  t.deepEqual(issuesOf(everyKey), [], 'every key the model has, optional ones included, is known');
 });

@@ -3,8 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStaticFlowsSettings } from '../../src/apps/static-flows';
-import { RunConfigError, loadRunConfig, parseDpid, parseListenTarget, validateRunConfig } from '../../src/runtime';
+import { runConfig } from '../../src/cli/run';
+import { RunConfigError, RunConfigFile, loadRunConfig, parseDpid, parseListenTarget, validateRunConfig } from '../../src/runtime';
 import { configProblems } from '../helpers/config';
+import { configMapVolume, firstMatching, tempDir } from '../helpers/model';
 import { OFPP } from '../../src/openflow';
 
 
@@ -30,7 +32,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(configProblems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, tls, dial, model, hypervisors, control, logLevel, settings, workers)',
+    'colour: unknown key (known: apps, listen, tls, dial, model, modelMaxBytes, hypervisors, control, logLevel, settings, workers)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
     "listen[0]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",
@@ -115,4 +117,23 @@ test('static-flows settings report every bad flow with its path', (t) => {
     "flows[1].dpid: dpid must be an integer, '0x…' or 16 hex digits",
     'flows[2]: must be a mapping',
   ]);
+});
+
+test('modelMaxBytes: bytes, or KiB, MiB or GiB, in the file or as --model-max-bytes', (t) => {
+  t.is(validateRunConfig({ modelMaxBytes: 1000 }, 'run.yaml').modelMaxBytes, 1000);
+  t.is(validateRunConfig({ modelMaxBytes: '32MiB' }, 'run.yaml').modelMaxBytes, 32 * 1024 * 1024);
+  t.is(runConfig(['--model-max-bytes', '64KiB']).config.modelMaxBytes, 64 * 1024);
+  t.is(runConfig(['--model-max-bytes', '5000']).config.modelMaxBytes, 5000);
+  t.deepEqual(configProblems(() => validateRunConfig({ modelMaxBytes: 0 }, 'run.yaml')), ["modelMaxBytes: 0 is not a size in bytes such as 16777216 or '16MiB'"]);
+  t.deepEqual(configProblems(() => validateRunConfig({ modelMaxBytes: '16 MB' }, 'run.yaml')), ['modelMaxBytes: "16 MB" is not a size in bytes such as 16777216 or \'16MiB\'']);
+});
+
+test("a watched run config file is followed through a ConfigMap volume's atomic ..data swap, as the model is", async (t) => {
+  const dir = tempDir((f) => t.teardown(f));
+  const publish = configMapVolume(dir, { 'run.yaml': 'settings: { static-flows: { miss: drop } }\n' });
+  const file = new RunConfigFile(join(dir, 'run.yaml')).watch(20);
+  t.teardown(() => file.close());
+  const changed = firstMatching(file.changes$, (c) => JSON.stringify(c.settings) === '{"static-flows":{"miss":"controller"}}', 5000);
+  publish({ 'run.yaml': 'settings: { static-flows: { miss: controller } }\n' });
+  t.deepEqual((await changed).settings, { 'static-flows': { miss: 'controller' } });
 });

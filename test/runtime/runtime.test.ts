@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { BehaviorSubject, Subject, map } from 'rxjs';
 import { Controller, silentLogger } from '../../src/controller';
-import { EMPTY_MODEL, type ModelStore } from '../../src/model';
+import { EMPTY_MODEL, ModelValidationError, type ModelStore } from '../../src/model';
 import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, type PacketIn, type PacketOut } from '../../src/openflow';
 import { APP, APP_SETTINGS, MODEL_STORE, PIPELINE_APP_ID, appOfCookie, inject, injectable, type AppContext, type AppSettings, type TableSpec, type ZonemeshApp } from '../../src/sdk';
 import { AppHandlerError, AppStartError, AppWiringError, Runtime, type AppRegistry, type RunConfig } from '../../src/runtime';
@@ -266,4 +266,19 @@ test('the model store is bound under MODEL_STORE when there is one', async (t) =
   const { runtime } = await start(t, { output: ModelApp }, ['output'], { modelStore: store });
   t.is((runtime.apps[0] as ModelApp).store, store);
   await delay(0);
+});
+
+test('every model applied and every model change refused is logged, the refused one with its problems', async (t) => {
+  const model$ = new BehaviorSubject(EMPTY_MODEL);
+  const rejected$ = new Subject<ModelValidationError>();
+  const { logger, lines } = capturingLogger();
+  await start(t, { output: OutputApp }, ['output'], { logger, modelStore: { model$, rejected$, current: () => model$.value } });
+  model$.next({ ...EMPTY_MODEL, zones: [{ name: 'a', underlay: '172.16.1.0/24' }] });
+  rejected$.next(new ModelValidationError('model.yaml', [{ path: 'ports[0].ip', problem: "'10.1.2.300' is not an IPv4 address" }]));
+  const logged = lines.filter((l) => /^model /.test(l.msg as string)).map(({ msg, model, source, problems }) => ({ msg, model, source, problems }));
+  t.deepEqual(logged, [
+    { msg: 'model applied', model: { zones: 0, hypervisors: 0, vpcs: 0, subnets: 0, ports: 0, acls: 0 }, source: undefined, problems: undefined },
+    { msg: 'model applied', model: { zones: 1, hypervisors: 0, vpcs: 0, subnets: 0, ports: 0, acls: 0 }, source: undefined, problems: undefined },
+    { msg: 'model change refused; the running model stays', model: undefined, source: 'model.yaml', problems: ["ports[0].ip: '10.1.2.300' is not an IPv4 address"] },
+  ]);
 });
