@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
 import { socketIsLive } from '../controller';
-import { DEFAULT_LISTEN, MAX_WORKERS, Runtime, RunConfigError, RunConfigFile, checkRunConfig, completeRunConfig, loadRunConfigDraft, type RunConfig, type RunConfigDraft } from '../runtime';
+import { DEFAULT_LISTEN, MAX_WORKERS, Runtime, RunConfigError, RunConfigFile, checkRunConfig, completeRunConfig, loadRunConfigDraft, parseRunConfigDraft, type RunConfig, type RunConfigDraft } from '../runtime';
 import type { AppSettings } from '../sdk';
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { WORKER_ENV, runPrimary, runWorker } from './workers';
@@ -99,7 +99,7 @@ function watchSettings(file: RunConfigFile, loaded: RunConfig, changes: Subject<
 }
 
 /** The config of `run ARGS`: the --config file (or the defaults) with the flags over it. Exported for tests. */
-export function runConfig(args: string[]): { config: RunConfig; explicitControl: boolean; file?: string; load: (file: string) => RunConfig } {
+export function runConfig(args: string[]): { config: RunConfig; explicitControl: boolean; file?: string; load: (text: string, file: string) => RunConfig } {
   let values;
   try {
     ({ values } = parseArgs({
@@ -168,7 +168,7 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
       explicitControl: v.control !== undefined || base.control !== undefined,
       ...(v.config && { file: v.config }),
       // an edited file, completed as at startup (the --tls-* files are read again too)
-      load: (file) => combine(loadRunConfigDraft(file), flags, file),
+      load: (text, file) => combine(parseRunConfigDraft(text, file), flags, file),
     };
   } catch (e) {
     if (e instanceof RunConfigError) throw new CliError(e.message);

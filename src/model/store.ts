@@ -1,8 +1,8 @@
-import { BehaviorSubject, type Observable, Subject } from 'rxjs';
+import { BehaviorSubject, type Observable } from 'rxjs';
 import { ModelValidationError } from './errors';
 import { parseModel, parseModelInWorker } from './parse';
 import type { HypervisorAccess, NetworkModel } from './types';
-import { type FileContent, type FileWatch, FileReadError, FileTooLargeError, readFileCapped, watchFile } from './watch-file';
+import { FileReadError, FileTooLargeError, WatchedDocument, readFileCapped } from './watch-file';
 
 /**
  * Where the desired network comes from. The file store is the default; a distributed store
@@ -79,26 +79,28 @@ export interface FileModelStoreOptions {
  */
 export class FileModelStore implements ModelStore {
   private readonly subject: BehaviorSubject<NetworkModel>;
-  private readonly rejectedSubject = new Subject<ModelValidationError>();
-  private readonly maxBytes: number;
-  /** the file as first read: the watch hands over only content that differs */
-  private readonly loadedContent: Buffer;
-  /** reloads run one at a time, in order */
-  private reloads: Promise<unknown> = Promise.resolve();
-  private readonly closing = new AbortController();
-  private watcher?: FileWatch;
+  private readonly file: WatchedDocument<NetworkModel, ModelValidationError>;
   readonly model$: Observable<NetworkModel>;
-  readonly rejected$ = this.rejectedSubject.asObservable();
+  readonly rejected$: Observable<ModelValidationError>;
 
   /** throws ModelValidationError when the initial file is invalid */
   constructor(
     readonly path: string,
-    private readonly options: FileModelStoreOptions = {},
+    options: FileModelStoreOptions = {},
   ) {
-    this.maxBytes = options.maxBytes ?? DEFAULT_MODEL_MAX_BYTES;
-    this.loadedContent = readModelFile(path, this.maxBytes);
-    this.subject = new BehaviorSubject(withHypervisorAccess(parseModel(this.loadedContent.toString('utf8'), path), options.hypervisors));
+    const maxBytes = options.maxBytes ?? DEFAULT_MODEL_MAX_BYTES;
+    const loaded = readModelFile(path, maxBytes);
+    this.subject = new BehaviorSubject(withHypervisorAccess(parseModel(loaded.toString('utf8'), path), options.hypervisors));
     this.model$ = this.subject.asObservable();
+    this.file = new WatchedDocument(path, {
+      parse: (bytes, signal) => parseModelInWorker(bytes, path, parseHeapMb(maxBytes), signal),
+      rejection: (e) => (e instanceof FileReadError ? modelReadError(e) : e instanceof ModelValidationError ? e : undefined),
+      maxBytes,
+      current: loaded,
+      ...(options.settleMs !== undefined && { settleMs: options.settleMs }),
+    });
+    this.file.accepted$.subscribe((model) => this.subject.next(withHypervisorAccess(model, options.hypervisors)));
+    this.rejected$ = this.file.rejected$;
   }
 
   current(): NetworkModel {
@@ -107,43 +109,17 @@ export class FileModelStore implements ModelStore {
 
   /** Re-reads the file now, after any reload under way; resolves to whether the new model was accepted. */
   reload(): Promise<boolean> {
-    return this.apply(() => readFileCapped(this.path, this.maxBytes));
-  }
-
-  private apply(content: () => FileContent): Promise<boolean> {
-    const done = this.reloads.then(async () => {
-      if (this.closing.signal.aborted) return false;
-      try {
-        const bytes = content();
-        if (bytes instanceof FileReadError) throw bytes;
-        const model = await parseModelInWorker(bytes, this.path, parseHeapMb(this.maxBytes), this.closing.signal);
-        this.subject.next(withHypervisorAccess(model, this.options.hypervisors));
-        return true;
-      } catch (e) {
-        const error = e instanceof FileReadError ? modelReadError(e) : e;
-        if (!(error instanceof ModelValidationError)) throw error;
-        if (!this.closing.signal.aborted) this.rejectedSubject.next(error);
-        return false;
-      }
-    });
-    this.reloads = done.catch(() => undefined);
-    return done;
+    return this.file.reload();
   }
 
   /** Watch the file (see `watchFile`: debounced, applied once stable, symlinks followed). */
   watch(debounceMs = 100): this {
-    if (this.watcher || this.closing.signal.aborted) return this;
-    const { settleMs } = this.options;
-    this.watcher = watchFile(this.path, { debounceMs, ...(settleMs !== undefined && { settleMs }), maxBytes: this.maxBytes, current: this.loadedContent }, async (content) => {
-      await this.apply(() => content);
-    });
+    this.file.watch(debounceMs);
     return this;
   }
 
   close(): void {
-    this.closing.abort();
-    this.watcher?.close();
+    this.file.close();
     this.subject.complete();
-    this.rejectedSubject.complete();
   }
 }

@@ -1,5 +1,6 @@
 import { type FSWatcher, closeSync, fstatSync, lstatSync, openSync, readSync, readlinkSync, realpathSync, watch } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
+import { Subject } from 'rxjs';
 
 /** A file that could not be read whole: missing, unreadable, or larger than its reader allows. */
 export class FileReadError extends Error {
@@ -226,4 +227,83 @@ export function watchFile(path: string, options: WatchFileOptions, onChange: (co
       watchers.clear();
     },
   };
+}
+
+export interface WatchedDocumentOptions<T, E extends Error> {
+  /** the document in `content`; throws what `rejection` turns into a typed refusal */
+  parse(content: Buffer, signal: AbortSignal): T | Promise<T>;
+  /** the refusal for an error `parse` threw or a FileReadError; undefined for anything else, which is a bug and thrown on */
+  rejection(error: unknown): E | undefined;
+  /** the largest file read (default no cap) */
+  maxBytes?: number;
+  /** see WatchFileOptions.settleMs */
+  settleMs?: number;
+  /** what the owner has already read: the watch hands over only content that differs */
+  current?: Buffer;
+}
+
+/**
+ * A file that holds a document (the model, the run config): each stable new content is parsed and
+ * emitted whole on `accepted$`; content that cannot be read or parsed is emitted on `rejected$`
+ * and changes nothing. Reloads run one at a time, in order.
+ */
+export class WatchedDocument<T, E extends Error> {
+  private readonly acceptedSubject = new Subject<T>();
+  private readonly rejectedSubject = new Subject<E>();
+  private reloads: Promise<unknown> = Promise.resolve();
+  private readonly closing = new AbortController();
+  private watcher?: FileWatch;
+  readonly accepted$ = this.acceptedSubject.asObservable();
+  readonly rejected$ = this.rejectedSubject.asObservable();
+
+  constructor(
+    readonly path: string,
+    private readonly options: WatchedDocumentOptions<T, E>,
+  ) {}
+
+  /** Re-reads the file now, after any reload under way; resolves to whether its content was accepted. */
+  reload(): Promise<boolean> {
+    return this.apply(() => readFileCapped(this.path, this.options.maxBytes));
+  }
+
+  private apply(content: () => FileContent): Promise<boolean> {
+    const done = this.reloads.then(async () => {
+      if (this.closing.signal.aborted) return false;
+      let document: T;
+      try {
+        const bytes = content();
+        if (bytes instanceof FileReadError) throw bytes;
+        document = await this.options.parse(bytes, this.closing.signal);
+      } catch (e) {
+        const refusal = this.options.rejection(e);
+        if (refusal === undefined) throw e;
+        if (!this.closing.signal.aborted) this.rejectedSubject.next(refusal);
+        return false;
+      }
+      if (this.closing.signal.aborted) return false;
+      this.acceptedSubject.next(document);
+      return true;
+    });
+    this.reloads = done.catch(() => undefined);
+    return done;
+  }
+
+  /** Watch the file (see `watchFile`: debounced, applied once stable, symlinks followed). */
+  watch(debounceMs = 100): this {
+    if (this.watcher || this.closing.signal.aborted) return this;
+    const { settleMs, maxBytes, current } = this.options;
+    this.watcher = watchFile(
+      this.path,
+      { debounceMs, ...(settleMs !== undefined && { settleMs }), ...(maxBytes !== undefined && { maxBytes }), ...(current && { current }) },
+      async (content) => void (await this.apply(() => content)),
+    );
+    return this;
+  }
+
+  close(): void {
+    this.closing.abort();
+    this.watcher?.close();
+    this.acceptedSubject.complete();
+    this.rejectedSubject.complete();
+  }
 }

@@ -1,59 +1,43 @@
-import { readFileSync } from 'node:fs';
-import { Subject } from 'rxjs';
-import { RunConfigError, loadRunConfig, type RunConfig } from './run-config';
-import { type FileWatch, watchFile } from '../model/watch-file';
+import { FileReadError, WatchedDocument } from '../model/watch-file';
+import { RunConfigError, parseRunConfig, type RunConfig } from './run-config';
 
 /**
- * A run config file watched for edits, as the model is (`watchFile`: read once stable, symlinks
- * followed). Every valid edit is emitted whole on `changes$`; an invalid one is reported on
- * `rejected$` and changes nothing. An empty file (an editor that truncates before it writes) is
- * skipped: the watch fires again when the write lands. What a running controller may
- * take from a new config (today: `settings`) is its caller's business. `load` reads the file into a
- * config: `zonemesh run` completes it with its command-line flags, as at startup.
+ * A run config file watched for edits, as the model is (`WatchedDocument`: read once stable,
+ * symlinks followed). Every valid edit is emitted whole on `changes$`; an invalid one (an empty
+ * file too) is reported on `rejected$` and changes nothing. What a running controller may take
+ * from a new config (today: `settings`) is its caller's business. `parse` reads the file's text
+ * into a config: `zonemesh run` completes it with its command-line flags, as at startup.
  */
 export class RunConfigFile {
-  private readonly changeSubject = new Subject<RunConfig>();
-  private readonly rejectedSubject = new Subject<RunConfigError>();
-  private watcher?: FileWatch;
-  private closed = false;
-  readonly changes$ = this.changeSubject.asObservable();
-  readonly rejected$ = this.rejectedSubject.asObservable();
+  private readonly file: WatchedDocument<RunConfig, RunConfigError>;
+  readonly changes$;
+  readonly rejected$;
 
   constructor(
     readonly path: string,
-    private readonly load: (path: string) => RunConfig = loadRunConfig,
-  ) {}
-
-  /** Re-reads the file now. */
-  reload(): void {
-    if (this.closed) return;
-    try {
-      if (readFileSync(this.path, 'utf8').trim() === '') return;
-    } catch {
-      // `load` reports why the file cannot be read
-    }
-    let config: RunConfig;
-    try {
-      config = this.load(this.path);
-    } catch (e) {
-      if (!(e instanceof RunConfigError)) throw e;
-      this.rejectedSubject.next(e);
-      return;
-    }
-    this.changeSubject.next(config);
+    parse: (text: string, path: string) => RunConfig = parseRunConfig,
+  ) {
+    this.file = new WatchedDocument(path, {
+      parse: (bytes) => parse(bytes.toString('utf8'), path),
+      rejection: (e) =>
+        e instanceof RunConfigError ? e : e instanceof FileReadError ? new RunConfigError(path, [{ path: '(file)', problem: e.problem }]) : undefined,
+    });
+    this.changes$ = this.file.accepted$;
+    this.rejected$ = this.file.rejected$;
   }
 
-  /** Watch the file (debounced); each burst of changes re-reads it. */
+  /** Re-reads the file now. */
+  reload(): Promise<boolean> {
+    return this.file.reload();
+  }
+
+  /** Watch the file (debounced); each stable change is read again. */
   watch(debounceMs = 100): this {
-    if (this.watcher || this.closed) return this;
-    this.watcher = watchFile(this.path, { debounceMs }, () => this.reload());
+    this.file.watch(debounceMs);
     return this;
   }
 
   close(): void {
-    this.closed = true;
-    this.watcher?.close();
-    this.changeSubject.complete();
-    this.rejectedSubject.complete();
+    this.file.close();
   }
 }

@@ -334,21 +334,32 @@ function hypervisorAccess(v: unknown, problem: (path: string, text: string) => v
 
 /** Reads a YAML or JSON run config file. */
 export function loadRunConfig(path: string): RunConfig {
-  return validateRunConfig(readRunConfigDocument(path), path);
+  return parseRunConfig(readRunConfigText(path), path);
+}
+
+/** A run config document's text (YAML, or JSON when `path` ends in .json), checked whole. */
+export function parseRunConfig(text: string, path: string): RunConfig {
+  return validateRunConfig(parseRunConfigDocument(text, path), path);
 }
 
 /** Reads and checks a YAML or JSON run config file that other parts (command-line flags) complete: see `RunConfigDraft`. */
 export function loadRunConfigDraft(path: string): RunConfigDraft {
-  return checkRunConfig(readRunConfigDocument(path), path);
+  return parseRunConfigDraft(readRunConfigText(path), path);
 }
 
-function readRunConfigDocument(path: string): unknown {
-  let text: string;
+export function parseRunConfigDraft(text: string, path: string): RunConfigDraft {
+  return checkRunConfig(parseRunConfigDocument(text, path), path);
+}
+
+function readRunConfigText(path: string): string {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch (e) {
     throw new RunConfigError(path, [{ path: '(file)', problem: `cannot read: ${(e as NodeJS.ErrnoException).code ?? String(e)}` }]);
   }
+}
+
+function parseRunConfigDocument(text: string, path: string): unknown {
   try {
     return path.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (e) {

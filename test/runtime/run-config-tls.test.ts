@@ -157,7 +157,7 @@ test('run flags override the config file: --listen and each --tls-* flag its own
   t.regex(thrown(() => runConfig(['--config', target])), new RegExp(`^${target}: 2 problems\\n  tls.key: missing`), 'the file alone: its name only');
 });
 
-test("an edit of the config file is completed with the run's flags, as at startup", (t) => {
+test("an edit of the config file is completed with the run's flags, as at startup", async (t) => {
   const file = writeConfig('watched.yaml', "listen: ['tls::6653']\nsettings: { static-flows: { miss: drop } }\n");
   const { config, load } = runConfig(['--config', file, '--tls-key', pki.serverKey, '--tls-cert', pki.serverCert]);
   writeFileSync(file, "listen: ['tls::6653']\nsettings: { static-flows: { miss: controller } }\n");
@@ -166,14 +166,14 @@ test("an edit of the config file is completed with the run's flags, as at startu
   const watched = new RunConfigFile(file, load);
   watched.changes$.subscribe((c) => edits.push(c));
   watched.rejected$.subscribe((e) => rejected.push(e.message));
-  watched.reload();
+  t.true(await watched.reload());
   watched.close();
   t.deepEqual(rejected, []);
   t.deepEqual(edits, [{ ...config, settings: { 'static-flows': { miss: 'controller' } } }], 'the same listeners, the new settings');
   const alone: string[] = [];
   const plain = new RunConfigFile(file);
   plain.rejected$.subscribe((e) => alone.push(e.message));
-  plain.reload();
+  t.false(await plain.reload());
   plain.close();
   t.is(alone.length, 1, 'the file alone (without the flags) lacks the key and certificate');
 });
