@@ -3,9 +3,10 @@
 #   1. codec          npm run bench:codec            (bench/codec.ts, zonemesh vs os-ken codec)
 #   2. controller     node dist/bench/loadgen/driver.js   (cbench-style: zonemesh, os-ken, ceiling)
 #   3. install rate   node dist/bench/install-rate.js     (100k flows into OVS: zonemesh vs ovs-ofctl vs raw)
+#   4. hostile        node dist/bench/hostile.js          (multipart bombs, PACKET_IN floods: RSS, canary echo RTT)
 # Options are passed through environment variables:
-#   BENCH_ONLY="codec controller install"   subset to run
-#   BENCH_CONTROLLER_ARGS="--seconds 10 --warmup 3"   BENCH_INSTALL_ARGS="--runs 3"   BENCH_CODEC_ARGS=""
+#   BENCH_ONLY="codec controller install hostile"   subset to run
+#   BENCH_CONTROLLER_ARGS="--seconds 10 --warmup 3"   BENCH_INSTALL_ARGS="--runs 3"   BENCH_CODEC_ARGS=""   BENCH_HOSTILE_ARGS="--seconds 20"
 # Needs root (OVS bridge zm-bench, taskset). Starts the system OVS if it is down, and stops it again.
 # Tables and raw JSON go to $ZONEMESH_BENCH_STATE (default /tmp/zonemesh-bench).
 set -uo pipefail
@@ -13,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 export ZONEMESH_BENCH_STATE=${ZONEMESH_BENCH_STATE:-/tmp/zonemesh-bench}
 OUT=$ZONEMESH_BENCH_STATE
-ONLY=${BENCH_ONLY:-codec controller install}
+ONLY=${BENCH_ONLY:-codec controller install hostile}
 OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 mkdir -p "$OUT"
 rm -f "$OUT"/summary-*.md
@@ -59,6 +60,12 @@ if [[ " $ONLY " == *" install "* ]]; then
   fi
   # shellcheck disable=SC2086
   ovs_up && { node "$BD/bench/install-rate.js" --summary "$OUT/summary-3-install.md" --json "$OUT/install.json" ${BENCH_INSTALL_ARGS:-} || status=1; }
+fi
+
+if [[ " $ONLY " == *" hostile "* ]]; then
+  echo; echo "== hostile peers =="
+  # shellcheck disable=SC2086
+  node "$BD/bench/hostile.js" --cli "$BD/src/cli/main.js" --summary "$OUT/summary-4-hostile.md" ${BENCH_HOSTILE_ARGS:-} || status=1
 fi
 
 echo; echo "==================== summary ===================="

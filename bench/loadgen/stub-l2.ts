@@ -33,7 +33,7 @@ async function main(): Promise<void> {
     console.error('usage: stub-l2 --listen HOST:PORT');
     process.exit(2);
   }
-  const controller = new Controller({ logger: silentLogger() });
+  const controller = new Controller({ logger: silentLogger(), packetInRate: 1e8 }); // over the default limit, as the driver does for the product
   const tables = new Map<bigint, MacTable>();
 
   controller.switchUp$.subscribe(({ dpid, session }) => {

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Observable } from 'rxjs';
 import { resolveConfig, type ControllerConfig, type ControllerOptions } from './config';
-import { formatDpid, type ControllerError } from './errors';
+import { DpidInUseError, formatDpid, type ControllerError } from './errors';
 import {
   EventHub,
   type FlowRemovedEvent,
@@ -12,7 +12,7 @@ import {
   type SwitchDownEvent,
   type SwitchUpEvent,
 } from './events';
-import { SwitchSession, type CloseInfo, type SessionHost, type SessionOrigin } from './session';
+import { SwitchSession, type CloseInfo, type HeldTotals, type SessionHost, type SessionOrigin } from './session';
 import { Dialer, startListener, type DialOptions, type ListenSpec, type Listener } from './transport';
 
 /**
@@ -21,7 +21,10 @@ import { Dialer, startListener, type DialOptions, type ListenSpec, type Listener
  * say as RxJS streams. Filter per switch with `forSwitch(dpid)`.
  */
 export class Controller {
-  /** a switch reached READY; a reconnecting dpid replaces its previous session (which goes down with 'replaced' first) */
+  /**
+   * a switch reached READY. A connection claiming the dpid of a READY session first probes that session with
+   * an echo: if it answers, the newcomer is refused (DpidInUseError); if not, it goes down with 'replaced' first.
+   */
   readonly switchUp$: Observable<SwitchUpEvent>;
   /** a READY switch's session ended */
   readonly switchDown$: Observable<SwitchDownEvent>;
@@ -42,6 +45,8 @@ export class Controller {
   /** every open session, READY or not */
   private readonly sessions = new Set<SwitchSession>();
   private readonly byDpid = new Map<bigint, SwitchSession>();
+  /** what all sessions hold, against the maxTotal budgets */
+  private readonly held: HeldTotals = { bufferedBytes: 0, multipartBytes: 0, pendingRequests: 0 };
   private closing = false;
 
   constructor(options: ControllerOptions = {}) {
@@ -57,6 +62,8 @@ export class Controller {
     this.host = {
       config: this.config,
       hub: this.hub,
+      held: this.held,
+      admit: (s) => this.admit(s),
       sessionReady: (s) => this.onSessionReady(s),
       sessionClosed: (s, info) => this.onSessionClosed(s, info),
     };
@@ -115,10 +122,38 @@ export class Controller {
     return session;
   }
 
+  /** what all sessions hold now: queued bytes, multipart bytes and pending requests */
+  get totals(): Readonly<HeldTotals> {
+    return this.held;
+  }
+
+  /**
+   * A dpid stays with the session that holds it while that session answers echoes: on plain TCP anyone
+   * can claim any dpid (TLS with a switch CA is the real protection). A holder that does not answer
+   * within dpidProbeTimeoutMs is replaced.
+   */
+  private async admit(session: SwitchSession): Promise<void> {
+    const dpid = session.dpid!;
+    for (let holder = this.byDpid.get(dpid); holder; holder = this.byDpid.get(dpid)) {
+      const alive = await holder.answersEcho(this.config.dpidProbeTimeoutMs);
+      if (session.state === 'CLOSED') return; // the newcomer went meanwhile
+      if (alive) {
+        const error = new DpidInUseError(holder.remote, { dpid, remote: session.remote });
+        this.reportError(error);
+        return session.close('dpid_in_use', error);
+      }
+      if (this.byDpid.get(dpid) === holder) {
+        this.log.info({ dpid: formatDpid(dpid), previous: holder.id, current: session.id }, 'switch reconnected; its old session did not answer an echo and is replaced');
+        holder.close('replaced');
+      }
+    }
+  }
+
   private onSessionReady(session: SwitchSession): void {
     const dpid = session.dpid!;
     const previous = this.byDpid.get(dpid);
     if (previous) {
+      // two newcomers admitted while the same dead holder went: the later one wins
       this.log.info({ dpid: formatDpid(dpid), previous: previous.id, current: session.id }, 'switch reconnected; replacing its old session');
       previous.close('replaced');
     }

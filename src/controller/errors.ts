@@ -87,6 +87,8 @@ export type CloseReason =
   | 'auxiliary_rejected'
   | 'framing_error'
   | 'replaced'
+  | 'budget_exceeded'
+  | 'dpid_in_use'
   | 'closed_by_controller'
   | 'controller_shutdown';
 
@@ -147,15 +149,38 @@ export class ConnectionError extends ControllerError {
   }
 }
 
-/** A multipart reply grew past maxMultipartReplyBytes before its last part. */
-export class MultipartOverflowError extends ControllerError {
-  override readonly name = 'MultipartOverflowError';
+/** The per-session and controller-wide limits on what a switch can make us hold (see ControllerOptions). */
+export type BudgetName =
+  | 'maxMultipartBytes'
+  | 'maxTotalMultipartBytes'
+  | 'maxPendingRequests'
+  | 'maxTotalPendingRequests'
+  | 'maxBufferedBytes'
+  | 'maxTotalBufferedBytes';
+
+/** A session went over a memory budget and was closed; the controller and the other sessions go on. */
+export class SessionBudgetError extends ControllerError {
+  override readonly name = 'SessionBudgetError';
   constructor(
-    readonly bytes: number,
+    readonly budget: BudgetName,
     readonly limit: number,
+    /** what the session (or, for a maxTotal budget, all sessions) would hold */
+    readonly amount: number,
     context: SessionErrorContext,
   ) {
-    super(`multipart reply exceeds ${limit} bytes (${bytes} so far)`, context);
+    super(`over budget ${budget}: ${amount} > ${limit}`, context);
+  }
+}
+
+/** A connection claimed the dpid of a session that still answers echoes; the newcomer is refused. */
+export class DpidInUseError extends ControllerError {
+  override readonly name = 'DpidInUseError';
+  constructor(
+    /** the address of the live session that keeps the dpid */
+    readonly holder: string,
+    context: SessionErrorContext,
+  ) {
+    super(`dpid already connected from ${holder}, which answered an echo; refusing this connection`, context);
   }
 }
 

@@ -1,12 +1,13 @@
 /** zonemesh OpenFlow 1.3 runtime: connections, handshake, keepalive, request/reply, events. */
 export { Controller } from './controller';
-export { silentLogger, type ControllerOptions, type ControllerConfig } from './config';
+export { NUMERIC_OPTIONS, silentLogger, type ControllerOptions, type ControllerConfig, type NumericOption } from './config';
 export * from './errors';
 export * from './events';
 export {
   SwitchSession,
   type BarrierResult,
   type CloseInfo,
+  type HeldTotals,
   type MultipartReplyFor,
   type ReplyTo,
   type RequestMessage,

@@ -28,7 +28,8 @@ interface DrainWaiter {
  * buffer and handed to the socket with a single write on setImmediate, or every FLUSH_BYTES when
  * more is queued (per-message writes cost about 20x). Messages are encoded when queued, so an
  * encode error reaches the caller of `send`.
- * The owner bounds memory by refusing to enqueue past its limit (see SwitchSession.send).
+ * The owner bounds memory by refusing to enqueue past its limit (see SwitchSession.send); every
+ * queue keeps its share of `totals.bufferedBytes` current, for the controller-wide limit.
  */
 export class OutboundQueue {
   private batch = new Writer(MIN_BATCH_BYTES);
@@ -41,11 +42,18 @@ export class OutboundQueue {
   messages = 0;
   bytesWritten = 0;
 
+  /** this queue's bytes as last added to `totals.bufferedBytes` */
+  private counted = 0;
+
   constructor(
     private readonly socket: Socket,
     private readonly highWaterMark: number,
+    private readonly totals: { bufferedBytes: number },
   ) {
-    socket.on('drain', () => this.wakeDrainWaiters());
+    socket.on('drain', () => {
+      this.recount();
+      this.wakeDrainWaiters();
+    });
   }
 
   /** bytes not yet taken by the kernel: this turn's batch plus the socket's own buffer */
@@ -68,6 +76,7 @@ export class OutboundQueue {
       throw e;
     }
     this.messages++;
+    this.recount();
     if (w.pos >= FLUSH_BYTES) {
       this.write();
     } else if (!this.flushScheduled) {
@@ -90,9 +99,17 @@ export class OutboundQueue {
     this.batch = new Writer(Math.min(Math.max(2 * bytes.length, MIN_BATCH_BYTES), MAX_BATCH_BYTES));
     this.socketWrites++;
     this.bytesWritten += bytes.length;
-    this.socket.write(bytes);
+    this.socket.write(bytes, this.recount);
     if (this.drainWaiters.length > 0) this.wakeDrainWaiters();
   }
+
+  /** Brings `totals` up to date; runs when bytes are queued and when the kernel took some. Bound once: a write callback. */
+  private readonly recount = (): void => {
+    if (this.closed) return;
+    const now = this.bufferedBytes;
+    this.totals.bufferedBytes += now - this.counted;
+    this.counted = now;
+  };
 
   /** Resolves once the queued bytes are below the high-water mark. */
   drained(): Promise<void> {
@@ -106,6 +123,8 @@ export class OutboundQueue {
     if (this.closed) return;
     if (flush) this.flush();
     this.closed = true;
+    this.totals.bufferedBytes -= this.counted;
+    this.counted = 0;
     this.closeError = error;
     const waiters = this.drainWaiters;
     this.drainWaiters = [];

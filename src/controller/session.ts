@@ -5,6 +5,7 @@ import {
   Framer,
   OFPCML_NO_BUFFER,
   OFP_VERSION,
+  OFPMP,
   OFPMPF_REPLY_MORE,
   OFPPR,
   OFPT,
@@ -40,14 +41,15 @@ import {
   HandshakeError,
   InternalError,
   MalformedMessageError,
-  MultipartOverflowError,
   OfSwitchError,
   RequestTimeoutError,
   SendBufferFullError,
+  SessionBudgetError,
   SessionClosedError,
   XidInUseError,
   formatDpid,
   messageTypeName,
+  type BudgetName,
   type CloseReason,
   type SessionErrorContext,
 } from './errors';
@@ -67,10 +69,20 @@ export interface CloseInfo {
   readonly wasReady: boolean;
 }
 
+/** What all sessions of one controller hold together, checked against the maxTotal budgets. */
+export interface HeldTotals {
+  bufferedBytes: number;
+  multipartBytes: number;
+  pendingRequests: number;
+}
+
 /** What a session needs from the controller that owns it. */
 export interface SessionHost {
   readonly config: ControllerConfig;
   readonly hub: EventHub;
+  readonly held: HeldTotals;
+  /** Decides, once the handshake knows the dpid, whether this session may have it; closes the session if not. */
+  admit(session: SwitchSession): Promise<void>;
   sessionReady(session: SwitchSession): void;
   sessionClosed(session: SwitchSession, info: CloseInfo): void;
 }
@@ -121,14 +133,15 @@ interface PendingRequest {
   readonly xid: number;
   readonly requestType: RequestType;
   readonly replyType: OfMessageType;
-  /** for multipart requests, the body type the reply must carry */
+  /** for multipart requests, the body type the reply must carry, as name and as wire code */
   readonly mpType: string | undefined;
+  readonly mpCode: number | undefined;
   readonly timeoutMs: number;
   readonly timer: NodeJS.Timeout;
   readonly resolve: (reply: OfMessage) => void;
   readonly reject: (error: Error) => void;
-  /** REPLY_MORE parts received so far */
-  parts: MultipartReply[] | undefined;
+  /** REPLY_MORE parts received so far, as their wire bytes (a decoded part takes about 5 times as much) */
+  parts: Buffer[] | undefined;
   partBytes: number;
 }
 
@@ -138,6 +151,8 @@ export interface SessionStats {
   /** messages dropped because they arrived in a state whose handlers do not take them */
   droppedForState: number;
   malformed: number;
+  /** PACKET_INs over packetInRate, dropped undecoded */
+  packetInsDropped: number;
 }
 
 /** Each state a bit, so that "may this message be handled now" is one AND per message. */
@@ -153,6 +168,16 @@ const READY_ONLY = STATE_BIT.READY;
 const ABRUPT: ReadonlySet<CloseReason> = new Set(['socket_error', 'echo_timeout', 'peer_closed']);
 const CLOSE_GRACE_MS = 1_000;
 const EMPTY = Buffer.alloc(0);
+/**
+ * A session that has done this much work (a unit per message, and one more per 512 bytes of it) stops
+ * reading until the next event-loop turn, so that one switch's burst cannot hold up the others' (echoes
+ * included): libuv reads up to 32 chunks of 64 KiB from one socket per turn, over 14,000 small messages.
+ */
+const WORK_PER_YIELD = 256;
+const PACKET_IN_CODE = OFPT.PACKET_IN;
+const MULTIPART_REPLY_CODE = OFPT.MULTIPART_REPLY;
+/** ofp_multipart_reply's header: type, flags, pad */
+const MULTIPART_HEADER_LEN = 16;
 
 let nextSessionId = 1;
 
@@ -164,7 +189,7 @@ let nextSessionId = 1;
 export class SwitchSession {
   /** process-unique, for logs */
   readonly id = nextSessionId++;
-  readonly stats: SessionStats = { messagesReceived: 0, droppedForState: 0, malformed: 0 };
+  readonly stats: SessionStats = { messagesReceived: 0, droppedForState: 0, malformed: 0, packetInsDropped: 0 };
   /** resolves (never rejects) when the session ends */
   readonly closed: Promise<CloseInfo>;
 
@@ -185,8 +210,12 @@ export class SwitchSession {
   private handshakeTimer: NodeJS.Timeout | undefined;
   private outstandingBarriers = 0;
   private errorsForBarrier: OfSwitchError[] = [];
-  /** length of the frame being dispatched, for multipart size accounting */
-  private frameLength = 0;
+  /** wire bytes of unfinished multipart replies held, over all pending requests */
+  private multipartBytes = 0;
+  private packetInTokens: number;
+  private tokensRefilledAt = performance.now();
+  private workSinceYield = 0;
+  private yielding = false;
   private resolveClosed!: (info: CloseInfo) => void;
 
   constructor(
@@ -199,7 +228,8 @@ export class SwitchSession {
     const config = host.config;
     this.log = config.logger.child({ session: this.id, remote, origin });
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
-    this.outbound = new OutboundQueue(socket, config.highWaterMarkBytes);
+    this.outbound = new OutboundQueue(socket, config.highWaterMarkBytes, host.held);
+    this.packetInTokens = config.packetInBurst;
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('end', () => this.close('peer_closed'));
@@ -308,14 +338,13 @@ export class SwitchSession {
     if (this.ended) return;
     const wasReady = this._state === 'READY';
     this.closeReason = reason;
-    this.transition('CLOSED', { reason, ...(error && { err: error }) });
+    this.transition('CLOSED', { reason, ...(error && { err: error }), stats: this.stats });
     clearTimeout(this.handshakeTimer);
     clearInterval(this.echoTimer);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
+    for (const p of [...this.pending.values()]) {
+      this.takePending(p.xid);
       p.reject(new SessionClosedError(reason, this.context(p.xid, p.requestType)));
     }
-    this.pending.clear();
     const graceful = !ABRUPT.has(reason);
     this.outbound.close(new SessionClosedError(reason, this.context()), graceful);
     if (graceful) {
@@ -329,20 +358,59 @@ export class SwitchSession {
     this.resolveClosed(info);
   }
 
+  /** Whether the switch answers an echo within `timeoutMs`; any failure (timeout, close) counts as no. */
+  async answersEcho(timeoutMs: number): Promise<boolean> {
+    try {
+      await this.request({ type: 'ECHO_REQUEST', xid: 0, data: EMPTY }, { timeoutMs });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   // ---- outbound ----
 
-  /** Queues `msg` with exactly `xid` (replies must echo the peer's xid, even 0). */
+  /**
+   * Queues `msg` with exactly `xid` (replies must echo the peer's xid, even 0). Past maxBufferedBytes the
+   * caller is refused; past maxTotalBufferedBytes a session above its high-water mark is closed.
+   */
   private enqueue(msg: OfMessage, xid: number): void {
     if (this.closeReason) throw new SessionClosedError(this.closeReason, this.context(xid, msg.type));
     const queued = this.outbound.bufferedBytes;
-    const limit = this.host.config.maxBufferedBytes;
-    if (queued >= limit) throw new SendBufferFullError(queued, limit, this.context(xid, msg.type));
+    const config = this.host.config;
+    if (queued >= config.maxBufferedBytes) throw new SendBufferFullError(queued, config.maxBufferedBytes, this.context(xid, msg.type));
+    const total = this.host.held.bufferedBytes;
+    if (total > config.maxTotalBufferedBytes && queued >= config.highWaterMarkBytes) {
+      throw this.overBudget('maxTotalBufferedBytes', config.maxTotalBufferedBytes, total, xid, msg.type);
+    }
     this.outbound.enqueue(msg, xid);
+  }
+
+  /** Queues what the switch asked for (an echo or error reply): a switch that asks while not reading is closed. */
+  private answer(msg: OfMessage, xid: number): void {
+    const queued = this.outbound.bufferedBytes;
+    const limit = this.host.config.maxBufferedBytes;
+    if (queued >= limit) return void this.overBudget('maxBufferedBytes', limit, queued, xid, msg.type);
+    this.enqueue(msg, xid);
+  }
+
+  /** Closes the session for going over `budget`; returns the error for the caller to throw or reject with. */
+  private overBudget(budget: BudgetName, limit: number, amount: number, xid?: number, msgType?: OfMessageType): SessionBudgetError {
+    const error = new SessionBudgetError(budget, limit, amount, this.context(xid, msgType));
+    this.fail('budget_exceeded', error);
+    return error;
   }
 
   private startRequest(msg: RequestMessage, options: RequestOptions, resolve: (reply: OfMessage) => void, reject: (e: Error) => void): void {
     const xid = msg.xid === 0 ? this.nextXid() : msg.xid;
     if (this.pending.has(xid)) return reject(new XidInUseError(this.context(xid, msg.type)));
+    const { maxPendingRequests, maxTotalPendingRequests } = this.host.config;
+    if (this.pending.size >= maxPendingRequests) {
+      return reject(this.overBudget('maxPendingRequests', maxPendingRequests, this.pending.size + 1, xid, msg.type));
+    }
+    if (this.host.held.pendingRequests >= maxTotalPendingRequests) {
+      return reject(this.overBudget('maxTotalPendingRequests', maxTotalPendingRequests, this.host.held.pendingRequests + 1, xid, msg.type));
+    }
     try {
       this.enqueue(msg, xid);
     } catch (e) {
@@ -354,6 +422,7 @@ export class SwitchSession {
       requestType: msg.type,
       replyType: REPLY_TYPE[msg.type],
       mpType: msg.type === 'MULTIPART_REQUEST' ? msg.body.mpType : undefined,
+      mpCode: msg.type === 'MULTIPART_REQUEST' ? OFPMP[msg.body.mpType] : undefined,
       timeoutMs,
       timer: setTimeout(this.onRequestTimeout, timeoutMs, xid),
       resolve,
@@ -362,6 +431,7 @@ export class SwitchSession {
       partBytes: 0,
     };
     this.pending.set(xid, pending);
+    this.host.held.pendingRequests++;
     if (msg.type === 'BARRIER_REQUEST') this.outstandingBarriers++;
   }
 
@@ -375,6 +445,9 @@ export class SwitchSession {
     if (!p) return undefined;
     this.pending.delete(xid);
     clearTimeout(p.timer);
+    this.host.held.pendingRequests--;
+    this.multipartBytes -= p.partBytes;
+    this.host.held.multipartBytes -= p.partBytes;
     if (p.requestType === 'BARRIER_REQUEST') this.outstandingBarriers--;
     return p;
   }
@@ -390,17 +463,49 @@ export class SwitchSession {
   private onData(chunk: Buffer): void {
     if (this.ended) return;
     this.echoesUnanswered = 0;
+    this.readFrames(chunk);
+  }
+
+  /**
+   * Handles the messages in `chunk`, after those an earlier yield left. After WORK_PER_YIELD the
+   * socket is paused and reading goes on in the next event-loop turn.
+   */
+  private readFrames(chunk: Buffer): void {
+    const now = performance.now();
+    const { packetInRate, packetInBurst } = this.host.config;
+    this.packetInTokens = Math.min(packetInBurst, this.packetInTokens + ((now - this.tokensRefilledAt) * packetInRate) / 1000);
+    this.tokensRefilledAt = now;
     this.framer.push(chunk, this.onFrame);
     const framingError = this.framer.error;
     if (framingError && !this.ended) {
       this.stats.malformed++;
       this.fail('framing_error', new MalformedMessageError(framingError, true, this.context(framingError.context.xid)));
     }
+    if (this.ended) return;
+    if (this.workSinceYield >= WORK_PER_YIELD) {
+      this.workSinceYield = 0;
+      if (!this.yielding) this.socket.pause();
+      this.yielding = true;
+      setImmediate(this.readOn);
+    } else if (this.yielding) {
+      this.yielding = false;
+      this.socket.resume();
+    }
   }
+
+  /** Bound once: scheduled with setImmediate on every yield. */
+  private readonly readOn = (): void => {
+    if (!this.ended) this.readFrames(EMPTY);
+  };
 
   /** One framed message, `buf[at .. at+length)`. Bound once: the framer calls it for every message. */
   private readonly onFrame = (buf: Buffer, at: number, length: number): boolean => {
     if (this.ended) return false;
+    if (buf[at + 1] === PACKET_IN_CODE) {
+      // dropped undecoded: too cheap to count as work, so a flood over the limit costs no yields
+      if (this.packetInTokens < 1) return this.dropPacketIn();
+      this.packetInTokens--;
+    }
     try {
       this.dispatch(buf, at, length);
     } catch (e) {
@@ -409,12 +514,14 @@ export class SwitchSession {
       this.log.error({ err: error }, 'failed to handle a message from the switch');
       this.host.hub.errors.next(error);
     }
-    return !this.ended;
+    this.workSinceYield += 1 + (length >>> 9);
+    return !this.ended && this.workSinceYield < WORK_PER_YIELD;
   };
 
   private dispatch(buf: Buffer, at: number, length: number): void {
     this.stats.messagesReceived++;
     if (this._state === 'HELLO') return this.onHello(buf.subarray(at, at + length));
+    if (buf[at + 1] === MULTIPART_REPLY_CODE && this.heldAsPart(buf, at, length)) return;
     const res = decodeMessage(buf, at);
     if (!res.ok) return this.onMalformed(res.error, buf.subarray(at, at + length));
     const msg = res.message;
@@ -424,14 +531,47 @@ export class SwitchSession {
       this.log.debug({ type: msg.type, xid: msg.xid, state: this._state }, 'message not handled in this state; dropped');
       return;
     }
-    this.frameLength = length;
     h.handle(this, msg);
+  }
+
+  /**
+   * A REPLY_MORE part of an awaited multipart reply is held as its wire bytes, undecoded: the parts are
+   * decoded with the last one. Within maxMultipartBytes and maxTotalMultipartBytes, or the session closes.
+   */
+  private heldAsPart(buf: Buffer, at: number, length: number): boolean {
+    if (length < MULTIPART_HEADER_LEN || (buf[at + 11]! & OFPMPF_REPLY_MORE) === 0) return false;
+    const xid = buf.readUInt32BE(at + 4);
+    const p = this.pending.get(xid);
+    if (!p || p.mpCode !== buf.readUInt16BE(at + 8)) return false;
+    const { maxMultipartBytes, maxTotalMultipartBytes } = this.host.config;
+    const held = this.host.held;
+    if (this.multipartBytes + length > maxMultipartBytes) {
+      this.overBudget('maxMultipartBytes', maxMultipartBytes, this.multipartBytes + length, xid, 'MULTIPART_REPLY');
+    } else if (held.multipartBytes + length > maxTotalMultipartBytes) {
+      this.overBudget('maxTotalMultipartBytes', maxTotalMultipartBytes, held.multipartBytes + length, xid, 'MULTIPART_REPLY');
+    } else {
+      (p.parts ??= []).push(Buffer.from(buf.subarray(at, at + length)));
+      p.partBytes += length;
+      this.multipartBytes += length;
+      held.multipartBytes += length;
+      p.timer.refresh(); // a long reply that keeps coming is not timed out
+    }
+    return true;
+  }
+
+  private dropPacketIn(): true {
+    this.stats.messagesReceived++;
+    if (this.stats.packetInsDropped++ === 0) {
+      const { packetInRate, packetInBurst } = this.host.config;
+      this.log.warn({ packetInRate, packetInBurst }, 'switch sends PACKET_INs over the rate limit; the excess is dropped (stats.packetInsDropped)');
+    }
+    return true;
   }
 
   /** Inbound handlers and the states they run in; every type not listed is a reply (see replyHandler). */
   private static readonly handlers: { readonly [T in OfMessageType]?: Handler } = {
     ERROR: handler<'ERROR'>(AFTER_HELLO, (s, m) => s.onSwitchError(m)),
-    ECHO_REQUEST: handler<'ECHO_REQUEST'>(AFTER_HELLO, (s, m) => s.enqueue({ type: 'ECHO_REPLY', xid: m.xid, data: m.data }, m.xid)),
+    ECHO_REQUEST: handler<'ECHO_REQUEST'>(AFTER_HELLO, (s, m) => s.answer({ type: 'ECHO_REPLY', xid: m.xid, data: m.data }, m.xid)),
     // Before READY nobody can know the switch yet. A PORT_STATUS dropped then is already reflected in the PORT_DESC reply.
     PACKET_IN: handler<'PACKET_IN'>(READY_ONLY, (s, m) => s.onPacketIn(m)),
     PORT_STATUS: handler<'PORT_STATUS'>(READY_ONLY, (s, m) => s.onPortStatus(m)),
@@ -484,6 +624,8 @@ export class SwitchSession {
     const portDesc = await this.multipart({ mpType: 'PORT_DESC' });
     if (this.ended) return;
     for (const port of portDesc.ports) this._ports.set(port.portNo, port);
+    await this.host.admit(this);
+    if (this.ended) return;
     clearTimeout(this.handshakeTimer);
     this.transition('READY', { ports: this._ports.size });
     this.echoTimer = setInterval(this.onEchoTick, this.host.config.echoIntervalMs);
@@ -544,21 +686,17 @@ export class SwitchSession {
       this.takePending(msg.xid);
       return p.resolve(msg);
     }
-    p.partBytes += this.frameLength;
-    if (p.partBytes > this.host.config.maxMultipartReplyBytes) {
-      this.takePending(msg.xid);
-      return p.reject(new MultipartOverflowError(p.partBytes, this.host.config.maxMultipartReplyBytes, this.context(msg.xid, p.requestType)));
-    }
-    if (msg.flags & OFPMPF_REPLY_MORE) {
-      (p.parts ??= []).push(msg);
-      p.timer.refresh(); // a long reply that keeps coming is not timed out
-      return;
-    }
+    // REPLY_MORE parts were held before decoding (heldAsPart): this is the last part
     this.takePending(msg.xid);
     if (!p.parts) return p.resolve(msg);
-    p.parts.push(msg);
     try {
-      p.resolve(mergeMultipartReplies(p.parts));
+      const parts = p.parts.map((frame) => {
+        const res = decodeMessage(frame);
+        if (!res.ok) throw res.error;
+        return res.message as MultipartReply;
+      });
+      parts.push(msg);
+      p.resolve(mergeMultipartReplies(parts));
     } catch (e) {
       const decodeError = e instanceof OfDecodeError ? e : new OfDecodeError('bad_value', String(e));
       p.reject(new MalformedMessageError(decodeError, false, this.context(msg.xid, 'MULTIPART_REPLY')));
@@ -585,7 +723,7 @@ export class SwitchSession {
       this.takePending(xid);
       p.reject(error);
     }
-    if (typeCode !== OFPT.ERROR) this.enqueue(errorReplyFor(decodeError, frame), xid);
+    if (typeCode !== OFPT.ERROR) this.answer(errorReplyFor(decodeError, frame), xid);
   }
 
   // ---- state ----

@@ -4,7 +4,8 @@ import { OfDecodeError } from './errors';
 /**
  * Receives one complete message: `buf[at .. at+length)`. The bytes are valid only during the
  * call if `buf` is reused by its owner; sockets hand Node a fresh chunk per read, so views stay valid.
- * Returning false stops the push (the rest of the chunk is dropped).
+ * Returning false pauses the push: the rest of the chunk is kept, and the next push (an empty chunk
+ * will do) visits it first.
  */
 export type FrameVisitor = (buf: Buffer, at: number, length: number) => boolean | void;
 
@@ -12,7 +13,7 @@ export type FrameVisitor = (buf: Buffer, at: number, length: number) => boolean 
  * Splits a byte stream into whole OpenFlow messages, whatever the chunking.
  * Messages are handed out as offsets into the chunk, not as slices: a Buffer view costs
  * about as much as decoding a small message, and a controller frames every message it receives.
- * Memory is bounded: at most one partial message (< 64 KiB) is held between pushes.
+ * Memory is bounded: at most one partial message (< 64 KiB), or the rest of a paused chunk, is held between pushes.
  * A length field < 8 makes the stream unrecoverable (no resync is possible): `push` still
  * visits the messages framed before it, sets `error`, and throws that error on any later push.
  */
@@ -30,7 +31,7 @@ export class Framer {
   /** Visits the complete messages this chunk finishes, in stream order. */
   push(chunk: Buffer, visit: FrameVisitor): void {
     if (this.failed) throw this.failed;
-    const buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
+    const buf = this.pending ? (chunk.length === 0 ? this.pending : Buffer.concat([this.pending, chunk])) : chunk;
     this.pending = null;
     let at = 0;
     while (buf.length - at >= OFP_HEADER_LEN) {
@@ -48,6 +49,8 @@ export class Framer {
       at += len;
       if (visit(buf, start, len) === false) {
         this.streamOffset += at;
+        // a view, not a copy: a paused push is resumed right after (see SwitchSession)
+        if (at < buf.length) this.pending = buf.subarray(at);
         return;
       }
     }
@@ -65,7 +68,7 @@ export class Framer {
     return out;
   }
 
-  /** bytes held waiting for the rest of a message (always < 65536) */
+  /** bytes held waiting for the rest of a message (< 65536), or for a paused push to resume */
   get buffered(): number {
     return this.pending?.length ?? 0;
   }

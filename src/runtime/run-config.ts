@@ -1,7 +1,7 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { OPENFLOW_PORT, parseDialTarget, type ListenSpec } from '../controller';
+import { NUMERIC_OPTIONS, OPENFLOW_PORT, parseDialTarget, type ListenSpec, type NumericOption } from '../controller';
 import { OVSDB_TARGET, type HypervisorAccess } from '../model';
 
 /** How `zonemesh run` runs: which apps, where switches connect, and each app's settings. */
@@ -33,7 +33,11 @@ export interface RunConfig {
   readonly workers?: number;
   /** app name → that app's own settings; each app validates its part */
   readonly settings: Readonly<Record<string, unknown>>;
+  /** the controller's limits and timers (ControllerOptions: packetInRate, maxMultipartBytes …); each key replaces its default */
+  readonly controller?: ControllerSettings;
 }
+
+export type ControllerSettings = Readonly<Partial<Record<NumericOption, number>>>;
 
 export const MAX_WORKERS = 64;
 
@@ -150,7 +154,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, `unknown key (known: ${[...known].join(', ')})`);
 
   const strings = (key: string): string[] => {
@@ -199,6 +203,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   const control = optionalString('control');
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
   const tls = tlsFiles(o.tls, problem);
+  const controller = controllerSettings(o.controller, problem);
   const workers = o.workers;
   if (workers !== undefined && !(Number.isInteger(workers) && (workers as number) >= 1 && (workers as number) <= MAX_WORKERS)) {
     problem('workers', `${JSON.stringify(workers)} is not a whole number from 1 to ${MAX_WORKERS}`);
@@ -216,6 +221,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     logLevel: logLevel as LogLevel,
     ...(workers !== undefined && { workers: workers as number }),
     settings: settings as Record<string, unknown>,
+    ...(controller !== undefined && { controller }),
   };
 }
 
@@ -225,6 +231,22 @@ function byteSize(v: unknown): number | null | undefined {
   const m = typeof v === 'number' ? [String(v), String(v), ''] : typeof v === 'string' ? /^(\d+)\s*(KiB|MiB|GiB)?$/.exec(v) : null;
   const n = m ? Number(m[1]) * { '': 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[m[2] ?? '']! : NaN;
   return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+/** `controller: { packetInRate: 20000, maxMultipartBytes: 67108864 }`: numbers > 0 for ControllerOptions keys */
+function controllerSettings(v: unknown, problem: Problem): ControllerSettings | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    problem('controller', 'must be a mapping such as { packetInRate: 20000 }');
+    return undefined;
+  }
+  const out: Partial<Record<NumericOption, number>> = {};
+  for (const [key, value] of Object.entries(v)) {
+    if (!(NUMERIC_OPTIONS as readonly string[]).includes(key)) problem(`controller.${key}`, `unknown key (known: ${NUMERIC_OPTIONS.join(', ')})`);
+    else if (typeof value !== 'number' || !(value > 0)) problem(`controller.${key}`, `${JSON.stringify(value)} is not a number > 0`);
+    else out[key as NumericOption] = value;
+  }
+  return out;
 }
 
 /** `tls: { key: PATH, cert: PATH, ca: PATH }`, every part optional here: `completeDraft` says what is missing. */

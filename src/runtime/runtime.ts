@@ -24,6 +24,7 @@ export interface RuntimeOptions {
   logger?: Logger;
   /** fields on every log line (a cluster worker's `worker: k`) */
   logBindings?: Readonly<Record<string, unknown>>;
+  /** over config.controller */
   controller?: Omit<ControllerOptions, 'logger'>;
   reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log'>;
   /** default: a watched FileModelStore of config.model (with config.hypervisors merged in), when set */
@@ -88,7 +89,7 @@ export class Runtime {
     const { config } = options;
     const log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
     this.log = options.logBindings ? log.child(options.logBindings) : log;
-    this.controller = new Controller({ ...options.controller, logger: this.log });
+    this.controller = new Controller({ ...config.controller, ...options.controller, logger: this.log });
     this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors, maxBytes: config.modelMaxBytes }).watch());
     try {
       const container = new Container({ defaultScope: 'Singleton', autobind: true }); // helper classes resolve without ceremony

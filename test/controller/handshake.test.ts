@@ -90,20 +90,6 @@ test('auxiliary connections are rejected without disturbing the main connection'
   await t.notThrowsAsync(session.barrier());
 });
 
-test('a dpid that reconnects replaces its old session, which goes down with reason replaced', async (t) => {
-  const { controller, port } = await startController(t);
-  const first = await connectSwitch(t, controller, port, { dpid: 7n });
-  const down = next(controller.switchDown$);
-  const second = await connectSwitch(t, controller, port, { dpid: 7n });
-  const event = await down;
-  t.is(event.session, first.session);
-  t.is(event.reason, 'replaced');
-  t.is(controller.session(7n), second.session);
-  await first.sw.waitClosed();
-  t.is(second.session.state, 'READY');
-  t.is(controller.switches.size, 1);
-});
-
 test('a peer that never sends HELLO is dropped after handshakeTimeoutMs', async (t) => {
   const { controller, port } = await startController(t, { handshakeTimeoutMs: 150 });
   const failure = nextWhere(controller.errors$, (e) => e instanceof HandshakeError);

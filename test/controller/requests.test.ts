@@ -10,6 +10,7 @@ import {
 import {
   ConnectionError,
   OfSwitchError,
+  SessionBudgetError,
   RequestTimeoutError,
   SessionClosedError,
   XidInUseError,
@@ -101,15 +102,20 @@ test('multipart replies split with REPLY_MORE are reassembled into one reply', a
   t.is(sw.flowTable.size, 25);
 });
 
-test('a multipart reply that grows past maxMultipartReplyBytes fails its request', async (t) => {
-  const { controller, port } = await startController(t, { maxMultipartReplyBytes: 2_000 });
+test('a multipart reply that grows past maxMultipartBytes closes the session with SessionBudgetError', async (t) => {
+  const { controller, port } = await startController(t, { maxMultipartBytes: 2_000 });
   const ports = Array.from({ length: 40 }, (_, i) => fakePort(i + 1)); // 40 parts of 80 bytes
-  const handshakeFailed = nextWhere(controller.errors$, (e) => e.name === 'HandshakeError');
+  const overBudget = nextWhere(controller.errors$, (e) => e instanceof SessionBudgetError);
   const sw = new FakeSwitch({ ports, maxReplyBytes: 16 + 64 });
   t.teardown(() => sw.close());
   await sw.connect({ transport: 'tcp', port });
-  const e = await handshakeFailed;
-  t.regex(e.message, /multipart reply exceeds 2000 bytes/);
+  const e = (await overBudget) as SessionBudgetError;
+  t.is(e.budget, 'maxMultipartBytes');
+  t.is(e.limit, 2_000);
+  t.true(e.amount > 2_000 && e.amount <= 2_080, `held ${e.amount}`);
+  t.is(e.msgType, 'MULTIPART_REPLY');
+  await sw.waitClosed();
+  t.is(controller.totals.multipartBytes, 0, 'what the session held is released');
 });
 
 test('an error for a fire-and-forget message goes to errors$ with context and to the next barrier', async (t) => {

@@ -408,9 +408,22 @@ export class FakeSwitch {
     this.sendRaw(encodeMessage(msg));
   }
 
-  /** Writes bytes as they are: malformed input, pre-encoded bursts. */
-  sendRaw(bytes: Buffer): void {
-    this.socket?.write(bytes);
+  /** Writes bytes as they are: malformed input, pre-encoded bursts. False when the socket buffers them: see `writable`. */
+  sendRaw(bytes: Buffer): boolean {
+    return this.socket?.write(bytes) ?? false;
+  }
+
+  /** Resolves when the socket has taken what `sendRaw` buffered, or is gone. */
+  writable(): Promise<void> {
+    const socket = this.socket;
+    if (!socket || socket.destroyed || socket.writableLength === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        socket.off('drain', done).off('close', done);
+        resolve();
+      };
+      socket.on('drain', done).on('close', done);
+    });
   }
 
   /** Stops reading the socket so the controller's writes back up (backpressure tests). */

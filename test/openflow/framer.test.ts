@@ -140,7 +140,11 @@ test('push visits each message as an offset into the chunk, and stops when the v
     [messages[0]!.length, messages[1]!.length],
     [messages[0]!.length + messages[1]!.length, messages[2]!.length],
   ]);
-  let visits = 0;
-  new Framer().push(chunk, () => ++visits < 2);
-  t.is(visits, 2, 'false from the visitor ends the push');
+  const visited: number[] = [];
+  const framer = new Framer();
+  framer.push(chunk, (_buf, at) => (visited.push(at), visited.length < 2));
+  t.is(visited.length, 2, 'false from the visitor pauses the push');
+  t.is(framer.buffered, messages[2]!.length, 'and keeps the rest');
+  framer.push(Buffer.alloc(0), (_buf, at, length) => void visited.push(at, length));
+  t.deepEqual(visited, [0, messages[0]!.length, 0, messages[2]!.length], 'the next push visits the rest first');
 });

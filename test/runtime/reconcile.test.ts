@@ -360,11 +360,12 @@ test('a switch whose new connection replaces the one being synced is synced on t
   const { port } = s;
   await s.sw.connect({ transport: 'tcp', port });
   await s.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW'); // the first session's read hangs
+  s.sw.unanswered.add('ECHO_REQUEST'); // and the first connection is stale: the newcomer's echo probe gets no answer
   const twin = new FakeSwitch({ dpid: DPID });
   t.teardown(() => twin.close());
   acceptBundles(twin);
   const report = s.nextReport();
-  await twin.connect({ transport: 'tcp', port }); // same dpid: the controller replaces the first session
+  await twin.connect({ transport: 'tcp', port }); // same dpid: the controller probes, then replaces the first session
   t.like(await report, { kind: 'full', adds: 1 });
   t.deepEqual(tableOf(twin), desiredOf([A1]));
   t.is(s.errors.length, 0);
