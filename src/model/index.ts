@@ -7,3 +7,4 @@ export * from './parse';
 export * from './watch-file';
 export * from './derived';
 export * from './equal';
+export { unknownKeyProblem } from './suggest';

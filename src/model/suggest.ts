@@ -29,3 +29,9 @@ export function nearestWord(word: string, candidates: Iterable<string>): string 
   }
   return best;
 }
+
+/** The problem text for a key a document should not have: the near key it probably meant, or the known ones. */
+export function unknownKeyProblem(key: string, known: Iterable<string>): string {
+  const near = nearestWord(key, known);
+  return near ? `unknown key; did you mean ${near}?` : `unknown key (known: ${[...known].join(', ')})`;
+}

@@ -1,7 +1,7 @@
 import { IPV4_RE, MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
 import { FLOOD_KEYS, PORT_KEYS, TUNNEL_OFPORT } from './derived';
 import { ModelValidationError, type ModelIssue } from './errors';
-import { nearestWord } from './suggest';
+import { unknownKeyProblem } from './suggest';
 import type { AclProtocol, AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
 
 type Obj = Record<string, unknown>;
@@ -40,8 +40,7 @@ class Checker {
       const known = this.keysRead.get(kind)!;
       for (const key of Object.keys(raw)) {
         if (known.has(key)) continue;
-        const near = nearestWord(key, known);
-        this.problem(path === '' ? key : `${path}.${key}`, near ? `unknown key; did you mean ${near}?` : `unknown key (known: ${[...known].join(', ')})`);
+        this.problem(path === '' ? key : `${path}.${key}`, unknownKeyProblem(key, known));
       }
     }
   }

@@ -2,7 +2,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { NUMERIC_OPTIONS, OPENFLOW_PORT, parseDialTarget, type ListenSpec, type NumericOption } from '../controller';
-import { OVSDB_TARGET, type HypervisorAccess } from '../model';
+import { OVSDB_TARGET, unknownKeyProblem, type HypervisorAccess } from '../model';
 
 /** How `zonemesh run` runs: which apps, where switches connect, and each app's settings. */
 export interface RunConfig {
@@ -155,7 +155,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
   const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller']);
-  for (const key of Object.keys(o)) if (!known.has(key)) problem(key, `unknown key (known: ${[...known].join(', ')})`);
+  for (const key of Object.keys(o)) if (!known.has(key)) problem(key, unknownKeyProblem(key, known));
 
   const strings = (key: string): string[] => {
     const v = o[key];
@@ -242,7 +242,7 @@ function controllerSettings(v: unknown, problem: Problem): ControllerSettings | 
   }
   const out: Partial<Record<NumericOption, number>> = {};
   for (const [key, value] of Object.entries(v)) {
-    if (!(NUMERIC_OPTIONS as readonly string[]).includes(key)) problem(`controller.${key}`, `unknown key (known: ${NUMERIC_OPTIONS.join(', ')})`);
+    if (!(NUMERIC_OPTIONS as readonly string[]).includes(key)) problem(`controller.${key}`, unknownKeyProblem(key, NUMERIC_OPTIONS));
     else if (typeof value !== 'number' || !(value > 0)) problem(`controller.${key}`, `${JSON.stringify(value)} is not a number > 0`);
     else out[key as NumericOption] = value;
   }
@@ -258,7 +258,7 @@ function tlsFiles(v: unknown, problem: Problem): TlsFiles | undefined {
   }
   const out: { -readonly [K in keyof TlsFiles]: string } = {};
   for (const [part, path] of Object.entries(v)) {
-    if (!(TLS_PARTS as readonly string[]).includes(part)) problem(`tls.${part}`, `unknown key (known: ${TLS_PARTS.join(', ')})`);
+    if (!(TLS_PARTS as readonly string[]).includes(part)) problem(`tls.${part}`, unknownKeyProblem(part, TLS_PARTS));
     else if (typeof path !== 'string' || path === '') problem(`tls.${part}`, 'must be the path of a PEM file');
     else out[part as keyof TlsFiles] = path;
   }
@@ -342,7 +342,7 @@ function hypervisorAccess(v: unknown, problem: (path: string, text: string) => v
       continue;
     }
     const e = entry as Obj;
-    for (const key of Object.keys(e)) if (key !== 'ovsdb') problem(`${path}.${key}`, 'unknown key (known: ovsdb)');
+    for (const key of Object.keys(e)) if (key !== 'ovsdb') problem(`${path}.${key}`, unknownKeyProblem(key, ['ovsdb']));
     if (e.ovsdb === undefined) {
       out[name] = {};
     } else if (typeof e.ovsdb !== 'string' || !OVSDB_TARGET.re.test(e.ovsdb)) {

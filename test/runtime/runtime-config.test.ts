@@ -40,6 +40,11 @@ test('every problem of a run config is reported at once, with its path', (t) => 
     "logLevel: 'loud' is not one of trace, debug, info, warn, error, fatal, silent",
     'settings: must be a mapping of app name to settings',
   ]);
+  t.deepEqual(configProblems(() => validateRunConfig({ logLevl: 'info', tls: { cart: 'c.pem' }, controller: { packetInRat: 5 } }, 'run.yaml')), [
+    'logLevl: unknown key; did you mean logLevel?',
+    'tls.cart: unknown key; did you mean cert?',
+    'controller.packetInRat: unknown key; did you mean packetInRate?',
+  ]);
   const missing = join(tmpdir(), 'no-such-zonemesh.yaml');
   t.throws(() => loadRunConfig(missing), { instanceOf: RunConfigError, message: `${missing}: (file): cannot read: ENOENT` });
 });
