@@ -3,6 +3,7 @@ export { Controller } from './controller';
 export { silentLogger, type ControllerOptions, type ControllerConfig } from './config';
 export * from './errors';
 export * from './events';
+export * from './role';
 export {
   SwitchSession,
   type BarrierResult,
