@@ -1,10 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { GenerationIdError, NotMasterError, RoleRequestError, forSwitch, type Controller, type RoleLostEvent, type SwitchSession } from '../../src/controller';
 import { OFPCR_ROLE, OFPET, OFPP, OFPRRFC, OFP_NO_BUFFER, type PacketOut } from '../../src/openflow';
 import { DesiredState, ManualMastership, Reconciler, RoleCoordinator, StaticMastership, type Mastership, type SyncReport } from '../../src/runtime';
 import { FlowBuilder, Pipeline, flowMod, makeCookie, type Flow } from '../../src/sdk';
+import { capturingLogger } from '../helpers/log';
 import { FakeSwitch, type FakeSwitchOptions } from '../helpers/fake-switch';
 import { next, nextWhere, startController } from '../controller/util';
 
@@ -21,18 +20,6 @@ function flows(owner: string, n: number, port = 2): Flow[] {
       .apply({ type: 'output', port, maxLen: 0 })
       .build(),
   );
-}
-
-/** pino writing JSON lines into an array */
-function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
 }
 
 interface Setup {
@@ -53,7 +40,7 @@ interface Setup {
 /** Controller, coordinator and reconciler (flow-mods with barriers, no bundles) and one fake switch, with `installed` already on it. */
 async function setup(t: ExecutionContext, mastership: Mastership, o: { switch?: FakeSwitchOptions; installed?: Flow[]; desired?: Flow[] } = {}): Promise<Setup> {
   const { controller, port } = await startController(t);
-  const { logger, lines } = capturingLogger();
+  const { logger, lines } = capturingLogger('info');
   const desired = new DesiredState();
   desired.set(DPID, makeCookie(APP_ID, 'a'), o.desired ?? flows('a', 3));
   const coordinator = new RoleCoordinator(controller, mastership, logger);
