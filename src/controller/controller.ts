@@ -9,6 +9,8 @@ import {
   type OtherMessageEvent,
   type PacketInEvent,
   type PortStatusEvent,
+  type RoleLostEvent,
+  type RoleStatusEvent,
   type SwitchDownEvent,
   type SwitchUpEvent,
 } from './events';
@@ -35,6 +37,10 @@ export class Controller {
   readonly otherMessages$: Observable<OtherMessageEvent>;
   /** every error the runtime saw: switch errors for unawaited xids, malformed input, handshake and transport failures */
   readonly errors$: Observable<ControllerError>;
+  /** role status notifications from switches (another controller became master) */
+  readonly roleStatus$: Observable<RoleStatusEvent>;
+  /** a session that was master (or claimed it) learnt it is not: role status, IS_SLAVE, or a STALE refusal */
+  readonly roleLost$: Observable<RoleLostEvent>;
 
   readonly config: ControllerConfig;
   private readonly log: Logger;
@@ -59,6 +65,8 @@ export class Controller {
     this.flowRemoved$ = this.hub.flowRemoved.asObservable();
     this.otherMessages$ = this.hub.otherMessages.asObservable();
     this.errors$ = this.hub.errors.asObservable();
+    this.roleStatus$ = this.hub.roleStatus.asObservable();
+    this.roleLost$ = this.hub.roleLost.asObservable();
     this.host = {
       config: this.config,
       hub: this.hub,

@@ -3,6 +3,7 @@ export { Controller } from './controller';
 export { NUMERIC_OPTIONS, silentLogger, type ControllerOptions, type ControllerConfig, type NumericOption } from './config';
 export * from './errors';
 export * from './events';
+export * from './role';
 export {
   SwitchSession,
   type BarrierResult,

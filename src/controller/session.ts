@@ -10,6 +10,8 @@ import {
   OFPPR,
   OFPT,
   OfDecodeError,
+  decodeRoleStatus,
+  isRoleStatus,
   mergeMultipartReplies,
   type BarrierReply,
   type EchoReply,
@@ -54,6 +56,7 @@ import {
   type SessionErrorContext,
 } from './errors';
 import type { EventHub } from './events';
+import { NotMasterError, ROLE_CODE, RoleRequestError, RoleState, checkGenerationId, isSlaveError, isWrite, type ControllerRole, type RoleLossReason } from './role';
 import { negotiateVersion } from './negotiation';
 import { OutboundQueue } from './outbound';
 
@@ -217,6 +220,7 @@ export class SwitchSession {
   private workSinceYield = 0;
   private yielding = false;
   private resolveClosed!: (info: CloseInfo) => void;
+  private readonly roles = new RoleState((reason, generationId) => this.onRoleLost(reason, generationId));
 
   constructor(
     private readonly socket: Socket,
@@ -260,6 +264,14 @@ export class SwitchSession {
   get ports(): ReadonlyMap<number, Port> {
     return this._ports;
   }
+  /** this connection's role at the switch: EQUAL until a role request, SLAVE at once when one is sent */
+  get role(): ControllerRole {
+    return this.roles.role;
+  }
+  /** the switch's master election generation id, from its last role reply or status */
+  get generationId(): bigint | undefined {
+    return this.roles.generationId;
+  }
   /** bytes queued for this switch that the kernel has not taken yet */
   get bufferedBytes(): number {
     return this.outbound.bufferedBytes;
@@ -279,9 +291,11 @@ export class SwitchSession {
    * Queues a message (an xid is assigned when `msg.xid` is 0; `msg` is never modified).
    * Returns false once the queued bytes exceed highWaterMarkBytes: the caller should then
    * `await drained()`. Throws SendBufferFullError past maxBufferedBytes, SessionClosedError
-   * on a closed session and OfEncodeError for a message that cannot be encoded.
+   * on a closed session, NotMasterError for a write while SLAVE and OfEncodeError for a message
+   * that cannot be encoded.
    */
   send(msg: OfMessage): boolean {
+    this.checkWrite(msg);
     this.enqueue(msg, msg.xid === 0 ? this.nextXid() : msg.xid);
     return this.outbound.belowHighWaterMark;
   }
@@ -331,6 +345,37 @@ export class SwitchSession {
         reject,
       ),
     );
+  }
+
+  /**
+   * Asks the switch for `role` with `generationId`, which must come from an election (never 0:
+   * GenerationIdError). Resolves with the reply; rejects with RoleRequestError when the switch
+   * refuses (a STALE refusal of a MASTER claim also emits roleLost$). A request for anything but
+   * MASTER fences writes at once; MASTER allows them only once the switch has said yes.
+   */
+  requestRole(role: ControllerRole, generationId: bigint, options: RequestOptions = {}): Promise<RoleReply> {
+    return new Promise((resolve, reject) => {
+      try {
+        checkGenerationId(generationId, this.context(undefined, 'ROLE_REQUEST'));
+      } catch (e) {
+        return reject(e as Error);
+      }
+      this.roles.requested(role);
+      const request = { type: 'ROLE_REQUEST', xid: 0, role: ROLE_CODE[role], generationId } as const;
+      // Both callbacks run as the answer is dispatched, before any message behind it (a role status).
+      const accepted = (reply: OfMessage) => {
+        this.roles.replied(reply as RoleReply);
+        resolve(reply as RoleReply);
+      };
+      const refused = (e: Error) => {
+        if (!(e instanceof OfSwitchError)) return reject(e);
+        const error = new RoleRequestError(role, generationId, e, this.context(e.xid, 'ROLE_REQUEST'));
+        this.log.warn({ err: error, refusal: error.refusal }, 'switch refused the role request');
+        this.roles.refused(error);
+        reject(error);
+      };
+      this.startRequest(request, options, accepted, refused);
+    });
   }
 
   /** Ends the session; queued messages are flushed first. */
@@ -401,6 +446,11 @@ export class SwitchSession {
     return error;
   }
 
+  /** The switch would refuse a SLAVE's write (OFPBRC_IS_SLAVE); it is not even sent. */
+  private checkWrite(msg: OfMessage): void {
+    if (this.roles.role === 'slave' && isWrite(msg)) throw new NotMasterError(this.context(msg.xid || undefined, msg.type));
+  }
+
   private startRequest(msg: RequestMessage, options: RequestOptions, resolve: (reply: OfMessage) => void, reject: (e: Error) => void): void {
     const xid = msg.xid === 0 ? this.nextXid() : msg.xid;
     if (this.pending.has(xid)) return reject(new XidInUseError(this.context(xid, msg.type)));
@@ -412,6 +462,7 @@ export class SwitchSession {
       return reject(this.overBudget('maxTotalPendingRequests', maxTotalPendingRequests, this.host.held.pendingRequests + 1, xid, msg.type));
     }
     try {
+      this.checkWrite(msg);
       this.enqueue(msg, xid);
     } catch (e) {
       return reject(e as Error);
@@ -668,6 +719,7 @@ export class SwitchSession {
   }
 
   private onSwitchError(msg: ErrorMsg): void {
+    if (isSlaveError(msg)) this.roles.isSlave(); // before anyone hears of the error: no write follows it
     const p = this.takePending(msg.xid);
     if (p) return p.reject(new OfSwitchError(msg, this.context(msg.xid, p.requestType)));
     const offendingType = msg.data.length >= 2 ? messageTypeName(msg.data[1]!) : undefined;
@@ -705,8 +757,30 @@ export class SwitchSession {
 
   private onUnclaimed(msg: OfMessage): void {
     if (msg.type === 'ECHO_REPLY') return; // our keepalive; any traffic already counted as liveness
+    if (msg.type === 'EXPERIMENTER' && isRoleStatus(msg)) return this.onRoleStatus(msg);
     this.log.debug({ type: msg.type, xid: msg.xid }, 'message claimed by no request');
     if (this._state === 'READY') this.host.hub.otherMessages.next({ dpid: this._dpid!, session: this, message: msg });
+  }
+
+  private onRoleStatus(msg: Experimenter): void {
+    const status = decodeRoleStatus(msg);
+    if (status instanceof OfDecodeError) return this.onMalformedBody(status, msg);
+    this.log.debug({ role: status.role, reason: status.reason, generationId: String(status.generationId) }, 'role status');
+    this.roles.status(status);
+    if (this._state === 'READY') this.host.hub.roleStatus.next({ dpid: this._dpid!, session: this, message: status });
+  }
+
+  private onRoleLost(reason: RoleLossReason, generationId: bigint | undefined): void {
+    this.log.debug({ reason, generationId: generationId?.toString() }, 'no longer master');
+    if (this._state === 'READY') this.host.hub.roleLost.next({ dpid: this._dpid!, session: this, reason, generationId });
+  }
+
+  /** An experimenter body that does not decode: reported, the session kept. */
+  private onMalformedBody(decodeError: OfDecodeError, msg: OfMessage): void {
+    this.stats.malformed++;
+    const error = new MalformedMessageError(decodeError, false, this.context(msg.xid, msg.type));
+    this.log.warn({ err: error, xid: msg.xid, kind: decodeError.kind }, 'malformed message from switch');
+    this.host.hub.errors.next(error);
   }
 
   /** A message that does not decode while the framing holds: report it, answer OFPT_ERROR, keep the session. */

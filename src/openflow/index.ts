@@ -16,6 +16,7 @@ export * from './messages/multipart';
 export * from './messages/group-meter-queue';
 export { Reader, Writer } from './wire';
 export * from './messages/bundle';
+export * from './messages/role';
 export * from './messages/error-reply';
 export * from './text/messages';
 export * from './text/match';

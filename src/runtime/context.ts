@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { takeUntil, type Observable } from 'rxjs';
-import { formatDpid, type SwitchSession } from '../controller';
+import { formatDpid, isWrite, type SwitchSession } from '../controller';
 import type { DesiredState } from './desired-state';
 import type { OfMessage } from '../openflow';
 import type { AppContext, AppEvents, ZonemeshApp } from '../sdk/app';
@@ -16,6 +16,8 @@ export interface ContextHost {
   readonly desired: DesiredState;
   readonly stopped$: Observable<void>;
   session(dpid: bigint): SwitchSession | undefined;
+  /** this controller may write to the switch (its master, or EQUAL without an election) */
+  writable(dpid: bigint, session: SwitchSession): boolean;
   handlerFailed(error: AppHandlerError): void;
 }
 
@@ -80,6 +82,10 @@ export class RuntimeAppContext implements AppContext {
     }
     if (!session) {
       this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'switch not connected; message dropped');
+      return false;
+    }
+    if (!this.host.writable(dpid, session) && isWrite(msg)) {
+      this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'not master of the switch; message dropped');
       return false;
     }
     try {

@@ -21,5 +21,6 @@ export {
 export { Runtime, type AppRegistry, type RuntimeOptions } from './runtime';
 export { DesiredState, type DesiredChange } from './desired-state';
 export * from './reconciler';
+export * from './mastership';
 export * from './run-config';
 export * from './run-config-watch';

@@ -17,9 +17,11 @@ import {
   type OfMessage,
 } from '../openflow';
 import { ControllerError, OfSwitchError, RequestTimeoutError, SessionClosedError, formatDpid } from '../controller/errors';
+import { NotMasterError, isSlaveError } from '../controller/role';
 import type { SwitchDownEvent, SwitchUpEvent } from '../controller/events';
 import type { SwitchSession } from '../controller/session';
 import type { DesiredChange, DesiredState } from './desired-state';
+import type { WriteGate, WriteGateChange } from './mastership';
 import { appOfCookie } from '../sdk/cookie';
 import { flowMod } from '../sdk/flow';
 import { diffFlows, type FlowDiff, type SlotConflict } from '../sdk/diff';
@@ -46,6 +48,8 @@ export interface ReconcilerOptions {
   maxBundleMessages?: number;
   /** how long the first bundle open of a session may take before bundles count as unsupported (default 3000) */
   bundleProbeTimeoutMs?: number;
+  /** when set, a switch is written to only while its gate is open (this controller is its master); opening syncs it by diff */
+  gate?: WriteGate;
 }
 
 export type SyncKind = 'full' | 'incremental';
@@ -166,6 +170,7 @@ export class Reconciler {
       this.switches.switchDown$.subscribe((e) => this.onSwitchDown(e)),
       this.desired.changes$.subscribe((c) => this.onChange(c)),
     );
+    if (this.options.gate) this.subscriptions.push(this.options.gate.changes$.subscribe((c) => this.onGate(c)));
   }
 
   stop(): void {
@@ -194,6 +199,21 @@ export class Reconciler {
     if (sync?.session === e.session) sync.session = undefined;
   }
 
+  private mayWrite(sync: SwitchSync, session: SwitchSession): boolean {
+    return this.options.gate === undefined || this.options.gate.writable(sync.dpid, session);
+  }
+
+  /** Mastership won: a full sync by diff, as on connect. Lost: nothing more is sent; the next win re-reads the switch. */
+  private onGate(c: WriteGateChange): void {
+    const sync = this.syncs.get(c.dpid);
+    if (sync?.session !== c.session) return;
+    sync.full = true;
+    sync.pending.clear();
+    if (!c.writable) return;
+    sync.retry = 'none';
+    this.kick(sync);
+  }
+
   private onChange(c: DesiredChange): void {
     const sync = this.syncs.get(c.dpid);
     // A switch that is down, or whose full sync has not read it yet, gets this change with that read.
@@ -219,7 +239,7 @@ export class Reconciler {
   }
 
   private async run(sync: SwitchSync): Promise<void> {
-    while (sync.session && (sync.full || sync.pending.size > 0)) {
+    while (sync.session && (sync.full || sync.pending.size > 0) && this.mayWrite(sync, sync.session)) {
       const session = sync.session;
       const kind: SyncKind = sync.full ? 'full' : 'incremental';
       try {
@@ -230,6 +250,13 @@ export class Reconciler {
           this.log.debug({ dpid: formatDpid(sync.dpid), kind }, 'switch went away during sync; its next session syncs from scratch');
           if (sync.session === session) return;
           continue; // replaced by a new session, whose switch-up asked for a full sync
+        }
+        if (e instanceof NotMasterError || !this.mayWrite(sync, session)) {
+          // the loss is logged once where it was learnt; winning again re-reads the switch
+          this.log.debug({ dpid: formatDpid(sync.dpid), kind }, 'not master any more; stopped sending');
+          sync.full = true;
+          sync.pending.clear();
+          continue;
         }
         sync.full = false; // no immediate re-run: the retry waits for the next change
         this.settle(sync, 1);
@@ -291,6 +318,8 @@ export class Reconciler {
     }
     if (this.log.isLevelEnabled('debug')) for (const m of mods) this.log.debug({ dpid: logContext.dpid, kind }, formatMessage(m));
     const { via, rejected, failure } = await this.send(session, mods);
+    // IS_SLAVE errors cut the batch: a lost mastership, not rejected flows
+    if (session.role === 'slave') throw new NotMasterError({ dpid: sync.dpid, remote: session.remote });
     for (const { error, mod } of rejected) {
       const what = error instanceof OfEncodeError ? 'flow-mod cannot be encoded' : 'switch rejected a flow-mod';
       this.report(new ReconcileError(`${what} (${error.message})`, kind, formatMessage(mod), { dpid: sync.dpid, xid: mod.xid, remote: session.remote }, error));
@@ -313,7 +342,7 @@ export class Reconciler {
     const byXid = new Map(mods.map((m) => [m.xid, m]));
     const rejected: Rejected[] = [];
     const watch = this.switches.errors$.subscribe((e) => {
-      if (!(e instanceof OfSwitchError) || e.dpid !== session.dpid || e.xid === undefined) return;
+      if (!(e instanceof OfSwitchError) || e.dpid !== session.dpid || e.xid === undefined || isSlaveError(e)) return;
       const mod = byXid.get(e.xid);
       if (mod) rejected.push({ error: e, mod });
     });

@@ -31,6 +31,11 @@ export interface RunConfig {
   readonly logLevel: LogLevel;
   /** processes sharing the switches (`zonemesh run --workers`), 1..MAX_WORKERS; absent means 1: one process, no cluster */
   readonly workers?: number;
+  /**
+   * this controller's OpenFlow master generation id on every switch (ROLE_REQUEST MASTER), 1 or more;
+   * absent: no role request, EQUAL as a lone controller (see docs/mastership.md)
+   */
+  readonly generationId?: number;
   /** app name → that app's own settings; each app validates its part */
   readonly settings: Readonly<Record<string, unknown>>;
   /** the controller's limits and timers (ControllerOptions: packetInRate, maxMultipartBytes …); each key replaces its default */
@@ -154,7 +159,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, unknownKeyProblem(key, known));
 
   const strings = (key: string): string[] => {
@@ -208,6 +213,10 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (workers !== undefined && !(Number.isInteger(workers) && (workers as number) >= 1 && (workers as number) <= MAX_WORKERS)) {
     problem('workers', `${JSON.stringify(workers)} is not a whole number from 1 to ${MAX_WORKERS}`);
   }
+  const generationId = o.generationId;
+  if (generationId !== undefined && !(Number.isSafeInteger(generationId) && (generationId as number) >= 1)) {
+    problem('generationId', `${JSON.stringify(generationId)} is not a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (0 fences nobody)`);
+  }
 
   return {
     apps,
@@ -220,6 +229,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     ...(control !== undefined && { control }),
     logLevel: logLevel as LogLevel,
     ...(workers !== undefined && { workers: workers as number }),
+    ...(generationId !== undefined && { generationId: generationId as number }),
     settings: settings as Record<string, unknown>,
     ...(controller !== undefined && { controller }),
   };

@@ -4,6 +4,7 @@ import type { RunConfig } from './run-config';
 import { Controller, formatDpid, type ControllerOptions, type Listener } from '../controller';
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
+import { RoleCoordinator, StaticMastership, type Mastership } from './mastership';
 import { FileModelStore, modelSize, type ModelStore } from '../model';
 import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../sdk/app';
 import { PIPELINE_APP_ID } from '../sdk/cookie';
@@ -26,7 +27,9 @@ export interface RuntimeOptions {
   logBindings?: Readonly<Record<string, unknown>>;
   /** over config.controller */
   controller?: Omit<ControllerOptions, 'logger'>;
-  reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log'>;
+  reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log' | 'gate'>;
+  /** who is master of each switch; default StaticMastership(config.generationId): MASTER with it, or EQUAL without */
+  mastership?: Mastership;
   /** default: a watched FileModelStore of config.model (with config.hypervisors merged in), when set */
   modelStore?: ModelStore;
   /** the run config's settings whenever they change at runtime (a watched config file); apps inject it as APP_SETTINGS_CHANGES */
@@ -72,6 +75,8 @@ export class Runtime {
   readonly apps: readonly ZonemeshApp[];
   readonly pipeline: Pipeline;
   readonly reconciler: Reconciler;
+  /** asks switches for the Mastership's roles; the reconciler and packet-outs write only through its gate */
+  readonly roles: RoleCoordinator;
   /** app ids whose flows the reconciler manages: the running apps' and the pipeline's */
   readonly ownedApps: ReadonlySet<number>;
   readonly modelStore: ModelStore | undefined;
@@ -112,7 +117,9 @@ export class Runtime {
         throw new AppWiringError(`the enabled apps' tables do not form a pipeline: ${(e as Error).message}`, {}, { cause: e });
       }
       container.bind(Pipeline).toConstantValue(this.pipeline);
-      this.reconciler = new Reconciler(this.controller, this.desired, { ...options.reconciler, ownedApps: this.ownedApps, log: this.log });
+      const mastership = options.mastership ?? new StaticMastership(config.generationId === undefined ? undefined : BigInt(config.generationId));
+      this.roles = new RoleCoordinator(this.controller, mastership, this.log);
+      this.reconciler = new Reconciler(this.controller, this.desired, { ...options.reconciler, ownedApps: this.ownedApps, log: this.log, gate: this.roles });
       container.bind(Reconciler).toConstantValue(this.reconciler);
     } catch (e) {
       // a watched model file would keep the process alive
@@ -165,6 +172,7 @@ export class Runtime {
     // Our last line of defence: an error nothing handled ends that subscription but never the process.
     watchUnhandledErrors(this);
 
+    this.roles.start(); // before the reconciler: a switch-up opens an EQUAL switch's gate first
     this.reconciler.start();
     // every model version and every refused edit is logged: a refused one changes nothing else
     this.modelStore?.model$.pipe(takeUntil(this.stoppedSubject)).subscribe((model) => this.log.info({ model: modelSize(model) }, 'model applied'));
@@ -179,6 +187,7 @@ export class Runtime {
       desired: this.desired,
       stopped$: this.stoppedSubject.asObservable(),
       session: (dpid) => this.controller.session(dpid),
+      writable: (dpid, session) => this.roles.writable(dpid, session),
       handlerFailed: (error) => {
         this.log.error({ err: error.cause, app: error.app, dpid: error.dpid === undefined ? undefined : formatDpid(error.dpid), event: error.event }, error.message);
         this.handlerErrors.next(error);
@@ -220,6 +229,7 @@ export class Runtime {
     this.stoppedSubject.next();
     this.stoppedSubject.complete();
     this.reconciler.stop();
+    this.roles.stop();
     await this.control?.close();
     await this.controller.close();
     if (!this.options.modelStore && this.modelStore instanceof FileModelStore) this.modelStore.close();

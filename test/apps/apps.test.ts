@@ -58,6 +58,7 @@ class Harness {
       desired: this.desired,
       stopped$: this.stop.asObservable(),
       session: (dpid) => ({ send: (msg: OfMessage) => this.sent.push({ dpid, msg }) }) as unknown as SwitchSession,
+      writable: () => true,
       handlerFailed: (e) => {
         throw e;
       },

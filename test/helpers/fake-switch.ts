@@ -9,7 +9,10 @@ import {
   Framer,
   OFP_MAX_MESSAGE_LEN,
   OFPBRC,
+  OFPCR_ROLE,
+  OFPCRR,
   OFPET,
+  OFPRRFC,
   OFPFF_CHECK_OVERLAP,
   OFPFF_RESET_COUNTS,
   OFPFF_SEND_FLOW_REM,
@@ -22,6 +25,8 @@ import {
   encodeMessage,
   encodeOxm,
   fieldSpec,
+  isBundle,
+  roleStatus,
   splitMultipartReply,
   type Action,
   type FlowMod,
@@ -284,7 +289,13 @@ export interface FakeSwitchOptions {
   maxReplyBytes?: number;
   /** keep every received message in `received` (default true; turn off for load tests) */
   record?: boolean;
+  /** tell a demoted master with ONFT_ROLE_STATUS, as OVS does (default true); false: it learns from IS_SLAVE errors */
+  sendsRoleStatus?: boolean;
 }
+
+/** What OVS refuses from a SLAVE connection with OFPBRC_IS_SLAVE. */
+const SLAVE_REFUSED: ReadonlySet<OfMessageType> = new Set(['FLOW_MOD', 'GROUP_MOD', 'PORT_MOD', 'TABLE_MOD', 'METER_MOD', 'PACKET_OUT']);
+const U64_MAX = (1n << 64n) - 1n;
 
 export type FakeConnectTarget =
   | { transport: 'tcp'; port: number; host?: string }
@@ -316,6 +327,13 @@ export class FakeSwitch {
   receivedChunks = 0;
   /** connections accepted or made so far */
   connections = 0;
+  /** the current connection's role (OFPCR_ROLE); a new connection starts EQUAL */
+  role: OFPCR_ROLE = OFPCR_ROLE.EQUAL;
+  /** the switch's master election id, kept across connections as OVS keeps it per bridge */
+  electionId: bigint | undefined;
+  /** writes refused with IS_SLAVE, and role requests refused as STALE */
+  refusedWrites = 0;
+  staleRefusals = 0;
 
   private readonly options: FakeSwitchOptions;
   private socket: Socket | undefined;
@@ -435,6 +453,17 @@ export class FakeSwitch {
     this.socket?.resume();
   }
 
+  /**
+   * Another controller's ROLE_REQUEST MASTER with `generationId`, as OVS applies it: the election id
+   * moves on and a MASTER connection becomes SLAVE, told by ONFT_ROLE_STATUS (unless sendsRoleStatus is false).
+   */
+  otherControllerBecomesMaster(generationId: bigint): void {
+    this.electionId = generationId;
+    if (this.role !== OFPCR_ROLE.MASTER) return;
+    this.role = OFPCR_ROLE.SLAVE;
+    if (this.options.sendsRoleStatus !== false) this.send(roleStatus(0, OFPCR_ROLE.SLAVE, OFPCRR.MASTER_REQUEST, generationId));
+  }
+
   /** Drops the current connection (a switch that goes away without a goodbye). */
   disconnect(): void {
     this.socket?.destroy();
@@ -456,6 +485,7 @@ export class FakeSwitch {
   private attach(socket: Socket): void {
     this.socket = socket;
     this.connections++;
+    this.role = OFPCR_ROLE.EQUAL;
     this.framer = new Framer();
     this.receivedChunks = 0;
     socket.setNoDelay(true);
@@ -506,6 +536,10 @@ export class FakeSwitch {
       this.waiters = still;
     }
     if (this.unanswered.has(msg.type)) return;
+    if (this.role === OFPCR_ROLE.SLAVE && (SLAVE_REFUSED.has(msg.type) || (msg.type === 'EXPERIMENTER' && isBundle(msg)))) {
+      this.refusedWrites++;
+      return this.replyError(msg.xid, OFPET.BAD_REQUEST, OFPBRC.IS_SLAVE, frame);
+    }
     const scripted = this.errorFor?.(msg);
     if (scripted) return this.replyError(msg.xid, scripted.errType, scripted.code, frame);
     this.respond(msg, frame);
@@ -529,7 +563,7 @@ export class FakeSwitch {
       case 'BARRIER_REQUEST':
         return this.send({ type: 'BARRIER_REPLY', xid: msg.xid });
       case 'ROLE_REQUEST':
-        return this.send({ type: 'ROLE_REPLY', xid: msg.xid, role: msg.role, generationId: msg.generationId });
+        return this.onRoleRequest(msg, frame);
       case 'GET_CONFIG_REQUEST':
         return this.send({ type: 'GET_CONFIG_REPLY', xid: msg.xid, flags: 0, missSendLen: 128 });
       case 'MULTIPART_REQUEST':
@@ -561,6 +595,22 @@ export class FakeSwitch {
       default:
         return; // HELLO, ERROR, ECHO_REPLY, PACKET_OUT, SET_CONFIG …: recorded only
     }
+  }
+
+  /** OVS's handle_role_request: MASTER and SLAVE requests carry a generation that must not go back (wrapping compare). */
+  private onRoleRequest(msg: OfMessageOf<'ROLE_REQUEST'>, frame: Buffer): void {
+    if (msg.role > OFPCR_ROLE.SLAVE) return this.replyError(msg.xid, OFPET.ROLE_REQUEST_FAILED, OFPRRFC.BAD_ROLE, frame);
+    if (msg.role !== OFPCR_ROLE.NOCHANGE) {
+      if (msg.role !== OFPCR_ROLE.EQUAL) {
+        if (this.electionId !== undefined && BigInt.asIntN(64, msg.generationId - this.electionId) < 0n) {
+          this.staleRefusals++;
+          return this.replyError(msg.xid, OFPET.ROLE_REQUEST_FAILED, OFPRRFC.STALE, frame);
+        }
+        this.electionId = msg.generationId;
+      }
+      this.role = msg.role;
+    }
+    this.send({ type: 'ROLE_REPLY', xid: msg.xid, role: this.role, generationId: this.electionId ?? U64_MAX });
   }
 
   private respondMultipart(req: MultipartRequest, frame: Buffer): void {

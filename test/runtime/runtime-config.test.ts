@@ -32,7 +32,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(configProblems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, tls, dial, model, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller)',
+    'colour: unknown key (known: apps, listen, tls, dial, model, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
     "listen[0]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",
@@ -54,6 +54,16 @@ test('workers: a whole number from 1 to 64; absent means one process', (t) => {
   t.false('workers' in validateRunConfig({}, 'run.yaml'));
   for (const bad of [0, 65, 1.5, '2', null]) {
     t.deepEqual(configProblems(() => validateRunConfig({ workers: bad }, 'run.yaml')), [`workers: ${JSON.stringify(bad)} is not a whole number from 1 to 64`]);
+  }
+});
+
+test('generationId: the static OpenFlow master generation, 1 or more; absent means no role request', (t) => {
+  t.is(validateRunConfig({ generationId: 3 }, 'run.yaml').generationId, 3);
+  t.false('generationId' in validateRunConfig({}, 'run.yaml'));
+  for (const bad of [0, -1, 1.5, '2', 2 ** 53]) {
+    t.deepEqual(configProblems(() => validateRunConfig({ generationId: bad }, 'run.yaml')), [
+      `generationId: ${JSON.stringify(bad)} is not a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (0 fences nobody)`,
+    ]);
   }
 });
 

@@ -1,5 +1,4 @@
 import test, { type ExecutionContext } from 'ava';
-import { Writable } from 'node:stream';
 import pino from 'pino';
 import { BehaviorSubject, Subject, map } from 'rxjs';
 import { Controller, silentLogger } from '../../src/controller';
@@ -7,6 +6,7 @@ import { EMPTY_MODEL, ModelValidationError, type ModelStore } from '../../src/mo
 import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, type PacketIn, type PacketOut } from '../../src/openflow';
 import { APP, APP_SETTINGS, MODEL_STORE, PIPELINE_APP_ID, appOfCookie, inject, injectable, type AppContext, type AppSettings, type TableSpec, type ZonemeshApp } from '../../src/sdk';
 import { AppHandlerError, AppStartError, AppWiringError, Runtime, type AppRegistry, type RunConfig } from '../../src/runtime';
+import { capturingLogger } from '../helpers/log';
 import { FakeSwitch } from '../helpers/fake-switch';
 import { delay, next, until } from '../controller/util';
 
@@ -41,18 +41,6 @@ async function connect(t: ExecutionContext, runtime: Runtime, port: number, dpid
   await sw.connect({ transport: 'tcp', port });
   await synced;
   return sw;
-}
-
-/** pino writing JSON lines into an array */
-function capturingLogger(): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
 const table = (name: string, stage: TableSpec['stage'], miss: TableSpec['miss']): TableSpec => ({ name, stage, miss, matches: ['in_port', 'eth_dst'] });
