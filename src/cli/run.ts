@@ -2,10 +2,10 @@ import cluster from 'node:cluster';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import { socketIsLive } from '../controller';
+import { createLogger, socketIsLive } from '../controller';
 import { DEFAULT_LISTEN, MAX_WORKERS, Runtime, RunConfigError, RunConfigFile, checkRunConfig, completeRunConfig, loadRunConfigDraft, type RunConfig, type RunConfigDraft } from '../runtime';
 import type { AppSettings } from '../sdk';
 import { CliError, EXIT, UsageError, type Command } from './command';
@@ -36,7 +36,7 @@ export const runCommand: Command = {
     const config: RunConfig = defaultTaken ? { ...wanted, control: undefined } : wanted;
     const settingsChanges = new Subject<AppSettings>();
     if ((config.workers ?? 1) > 1) {
-      const log = pino({ name: 'zonemesh', level: config.logLevel }).child({ role: 'primary' });
+      const log = createLogger(config.logLevel).child({ role: 'primary' });
       if (defaultTaken) log.warn({ control: wanted.control }, 'the default control socket is in use; running without a control endpoint');
       const watched = file === undefined ? undefined : new RunConfigFile(file, load);
       if (watched) watchSettings(watched, wanted, settingsChanges, log);

@@ -3,6 +3,8 @@ export { Controller } from './controller';
 export { silentLogger, type ControllerOptions, type ControllerConfig } from './config';
 export * from './errors';
 export * from './events';
+export { LogLimiter, errorFields, type LogLimits } from './log-limiter';
+export { LOG_BUFFER_BYTES, createLogger } from './logger';
 export {
   SwitchSession,
   type BarrierResult,

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { takeUntil, type Observable } from 'rxjs';
-import { formatDpid, type SwitchSession } from '../controller';
+import { errorFields, formatDpid, type LogLimiter, type SwitchSession } from '../controller';
 import type { DesiredState } from './desired-state';
 import type { OfMessage } from '../openflow';
 import type { AppContext, AppEvents, ZonemeshApp } from '../sdk/app';
@@ -15,6 +15,8 @@ export interface ContextHost {
   readonly events: AppEvents;
   readonly desired: DesiredState;
   readonly stopped$: Observable<void>;
+  /** for lines an app's traffic can repeat per message */
+  readonly logLimiter: LogLimiter;
   session(dpid: bigint): SwitchSession | undefined;
   handlerFailed(error: AppHandlerError): void;
 }
@@ -79,14 +81,14 @@ export class RuntimeAppContext implements AppContext {
       this.lastSession = session;
     }
     if (!session) {
-      this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'switch not connected; message dropped');
+      this.host.logLimiter.log(this.log, 'debug', dpid, 'switch not connected; message dropped', { dpid: formatDpid(dpid), msgType: msg.type });
       return false;
     }
     try {
       return session.send(msg);
     } catch (e) {
       // a full send buffer or a session closing under us: the reactive path drops, the switch asks again
-      this.log.warn({ err: e, dpid: formatDpid(dpid), msgType: msg.type }, 'message dropped');
+      this.host.logLimiter.log(this.log, 'warn', dpid, 'message dropped', { ...errorFields(e), dpid: formatDpid(dpid), msgType: msg.type });
       return false;
     }
   }

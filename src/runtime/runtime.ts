@@ -1,7 +1,7 @@
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { NEVER, Subject, config as rxjsConfig, type Observable } from 'rxjs';
 import type { RunConfig } from '.';
-import { Controller, formatDpid, type ControllerOptions, type Listener } from '../controller';
+import { Controller, createLogger, formatDpid, type ControllerOptions, type Listener } from '../controller';
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
 import { FileModelStore, type ModelStore } from '../model';
@@ -20,7 +20,7 @@ export type AppRegistry = Readonly<Record<string, Newable<ZonemeshApp>>>;
 export interface RuntimeOptions {
   config: RunConfig;
   registry: AppRegistry;
-  /** default: pino on stdout at config.logLevel */
+  /** default: createLogger(config.logLevel), on stdout */
   logger?: Logger;
   /** fields on every log line (a cluster worker's `worker: k`) */
   logBindings?: Readonly<Record<string, unknown>>;
@@ -86,7 +86,7 @@ export class Runtime {
 
   constructor(private readonly options: RuntimeOptions) {
     const { config } = options;
-    const log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
+    const log = options.logger ?? createLogger(config.logLevel);
     this.log = options.logBindings ? log.child(options.logBindings) : log;
     this.controller = new Controller({ ...options.controller, logger: this.log });
     this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors }).watch());
@@ -172,9 +172,12 @@ export class Runtime {
       events: this.events(),
       desired: this.desired,
       stopped$: this.stoppedSubject.asObservable(),
+      logLimiter: this.controller.config.logLimiter,
       session: (dpid) => this.controller.session(dpid),
       handlerFailed: (error) => {
-        this.log.error({ err: error.cause, app: error.app, dpid: error.dpid === undefined ? undefined : formatDpid(error.dpid), event: error.event }, error.message);
+        // a bug in an app, so with its stack; but it may throw for every packet-in
+        const fields = { err: error.cause, app: error.app, dpid: error.dpid === undefined ? undefined : formatDpid(error.dpid), event: error.event };
+        this.controller.config.logLimiter.log(this.log, 'error', error.dpid ?? 'no switch', `handler of app ${error.app} threw`, fields, error.message);
         this.handlerErrors.next(error);
       },
     };
