@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { queryControl, type SwitchFlows } from '../runtime';
+import { ControlSocketError, queryControl, type SwitchFlows } from '../runtime';
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { DEFAULT_CONTROL_PATH, controlPath } from './run';
 
@@ -18,6 +18,7 @@ export const flowsCommand: Command = {
     try {
       response = await queryControl(path, { op: 'flows', ...(values.dpid !== undefined && { dpid: values.dpid }) });
     } catch (e) {
+      if (e instanceof ControlSocketError) throw new CliError(e.message);
       throw new CliError(`cannot ask the controller at ${path}: ${(e as Error).message} (is 'zonemesh run' running, with this --control?)`);
     }
     if (!response.ok) throw new CliError(response.error);

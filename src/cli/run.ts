@@ -1,18 +1,32 @@
 import cluster from 'node:cluster';
-import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, bindAppServices } from '../apps/registry';
-import { socketIsLive } from '../controller';
-import { DEFAULT_LISTEN, MAX_WORKERS, Runtime, RunConfigError, RunConfigFile, checkRunConfig, completeRunConfig, loadRunConfigDraft, parseRunConfigDraft, type RunConfig, type RunConfigDraft } from '../runtime';
+import { createLogger, socketIsLive } from '../controller';
+import {
+  ControlSocketError,
+  DEFAULT_LISTEN,
+  MAX_WORKERS,
+  Runtime,
+  RunConfigError,
+  RunConfigFile,
+  checkRunConfig,
+  completeRunConfig,
+  defaultControlDir,
+  loadRunConfigDraft,
+  parseRunConfigDraft,
+  prepareControlDir,
+  type RunConfig,
+  type RunConfigDraft,
+} from '../runtime';
 import type { AppSettings } from '../sdk';
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { WORKER_ENV, runPrimary, runWorker } from './workers';
 
 /** Where `run` opens its control endpoint and `flows` looks for it, unless told otherwise. */
-export const DEFAULT_CONTROL_PATH = join(tmpdir(), `zonemesh-${userInfo().uid}.sock`);
+export const DEFAULT_CONTROL_PATH = join(defaultControlDir(), 'control.sock');
 
 /** 'unix:PATH' or a bare path */
 export function controlPath(text: string): string {
@@ -32,12 +46,20 @@ export const runCommand: Command = {
   run: async (args) => {
     if (cluster.isWorker && process.env[WORKER_ENV] !== undefined) return runWorker();
     const { config: wanted, explicitControl, file, load } = runConfig(args);
-    // Another controller on this machine holds the default control socket: run without one.
-    const defaultTaken = !explicitControl && (await socketIsLive(wanted.control!));
+    const control = wanted.control!;
+    try {
+      prepareControlDir(control);
+    } catch (e) {
+      if (e instanceof ControlSocketError) throw new CliError(e.message);
+      throw e;
+    }
+    // Another controller holds the control socket: refuse one we were given, run without the default.
+    const defaultTaken = await socketIsLive(control);
+    if (defaultTaken && explicitControl) throw new CliError(`the control socket ${control} is in use by another 'zonemesh run'; stop that one or choose another --control`);
     const config: RunConfig = defaultTaken ? { ...wanted, control: undefined } : wanted;
     const settingsChanges = new Subject<AppSettings>();
     if ((config.workers ?? 1) > 1) {
-      const log = pino({ name: 'zonemesh', level: config.logLevel }).child({ role: 'primary' });
+      const log = createLogger(config.logLevel).child({ role: 'primary' });
       if (defaultTaken) log.warn({ control: wanted.control }, 'the default control socket is in use; running without a control endpoint');
       const watched = file === undefined ? undefined : new RunConfigFile(file, load);
       if (watched) watchSettings(watched, wanted, settingsChanges, log);

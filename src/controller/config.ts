@@ -1,8 +1,10 @@
 import pino, { type Logger } from 'pino';
 import { ControllerConfigError } from './errors';
+import { LogLimiter, type LogLimits } from './log-limiter';
+import { createLogger } from './logger';
 
 export interface ControllerOptions {
-  /** structured logger; defaults to pino at 'info' on stdout. Tests pass `silentLogger()`. */
+  /** structured logger; defaults to createLogger() (bounded, on stdout). Tests pass `silentLogger()`. */
   logger?: Logger;
   /** how often we send ECHO_REQUEST to a READY switch (default 5000) */
   echoIntervalMs?: number;
@@ -45,9 +47,14 @@ export interface ControllerOptions {
    * answers within this time (default 1500); otherwise it is replaced
    */
   dpidProbeTimeoutMs?: number;
+  /** how many lines a switch can make us log per kind and interval (see LogLimiter) */
+  logLimits?: LogLimits;
 }
 
-export type ControllerConfig = Required<ControllerOptions>;
+export type ControllerConfig = Required<Omit<ControllerOptions, 'logLimits'>> & {
+  /** shared by every session, and by the runtime for its own per-message lines */
+  readonly logLimiter: LogLimiter;
+};
 
 /** the numeric options (all but the logger): each must be > 0; the run config's `controller` section takes them */
 export const NUMERIC_OPTIONS = [
@@ -70,7 +77,7 @@ export type NumericOption = (typeof NUMERIC_OPTIONS)[number];
 
 export function resolveConfig(o: ControllerOptions): ControllerConfig {
   const config: ControllerConfig = {
-    logger: o.logger ?? pino({ name: 'zonemesh' }),
+    logger: o.logger ?? createLogger(),
     echoIntervalMs: o.echoIntervalMs ?? 5_000,
     maxMissedEchoes: o.maxMissedEchoes ?? 3,
     requestTimeoutMs: o.requestTimeoutMs ?? 10_000,
@@ -85,6 +92,7 @@ export function resolveConfig(o: ControllerOptions): ControllerConfig {
     packetInRate: o.packetInRate ?? 10_000,
     packetInBurst: o.packetInBurst ?? 5_000,
     dpidProbeTimeoutMs: o.dpidProbeTimeoutMs ?? 1_500,
+    logLimiter: new LogLimiter(o.logLimits),
   };
   for (const key of NUMERIC_OPTIONS) {
     if (!(config[key] > 0)) throw new ControllerConfigError(`${key} must be > 0, got ${config[key]}`);

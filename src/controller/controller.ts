@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Observable } from 'rxjs';
 import { resolveConfig, type ControllerConfig, type ControllerOptions } from './config';
 import { DpidInUseError, formatDpid, type ControllerError } from './errors';
+import { errorFields } from './log-limiter';
 import {
   EventHub,
   type FlowRemovedEvent,
@@ -121,6 +122,7 @@ export class Controller {
     for (const s of [...this.sessions]) s.close('controller_shutdown');
     await Promise.all([...this.listeners].map((l) => l.close()));
     this.hub.complete();
+    this.config.logLimiter.flush();
   }
 
   private attach(socket: Socket, origin: SessionOrigin, remote: string): SwitchSession {
@@ -178,7 +180,9 @@ export class Controller {
   }
 
   private reportError(e: ControllerError): void {
-    this.log.warn({ err: e }, e.message);
+    // a peer can open connection after connection: limited per address, whatever its port
+    const peer = e.remote?.replace(/:\d+$/, '') ?? 'listener';
+    this.config.logLimiter.log(this.log, 'warn', peer, e.name, errorFields(e), e.message);
     this.hub.errors.next(e);
   }
 }

@@ -4,6 +4,8 @@ export { NUMERIC_OPTIONS, silentLogger, type ControllerOptions, type ControllerC
 export * from './errors';
 export * from './events';
 export * from './role';
+export { LogLimiter, errorFields, type LogLimits } from './log-limiter';
+export { LOG_BUFFER_BYTES, createLogger } from './logger';
 export {
   SwitchSession,
   type BarrierResult,

@@ -57,6 +57,7 @@ import {
 } from './errors';
 import type { EventHub } from './events';
 import { NotMasterError, ROLE_CODE, RoleRequestError, RoleState, checkGenerationId, isSlaveError, isWrite, type ControllerRole, type RoleLossReason } from './role';
+import { errorFields } from './log-limiter';
 import { negotiateVersion } from './negotiation';
 import { OutboundQueue } from './outbound';
 
@@ -383,7 +384,7 @@ export class SwitchSession {
     if (this.ended) return;
     const wasReady = this._state === 'READY';
     this.closeReason = reason;
-    this.transition('CLOSED', { reason, ...(error && { err: error }), stats: this.stats });
+    this.transition('CLOSED', { reason, ...(error && errorFields(error)), stats: this.stats });
     clearTimeout(this.handshakeTimer);
     clearInterval(this.echoTimer);
     for (const p of [...this.pending.values()]) {
@@ -562,7 +563,7 @@ export class SwitchSession {
     } catch (e) {
       // e.g. an echo or error reply refused by a full send buffer; never let it escape into the socket's emitter
       const error = e instanceof ControllerError ? e : new InternalError(e, this.context());
-      this.log.error({ err: error }, 'failed to handle a message from the switch');
+      this.host.config.logLimiter.log(this.log, 'error', this._dpid ?? this.remote, 'failed to handle a message from the switch', errorFields(error));
       this.host.hub.errors.next(error);
     }
     this.workSinceYield += 1 + (length >>> 9);
@@ -579,7 +580,7 @@ export class SwitchSession {
     const h = SwitchSession.handlerByCode[buf[at + 1]!] ?? SwitchSession.replyHandler;
     if ((h.runsIn & this.stateBit) === 0) {
       this.stats.droppedForState++;
-      this.log.debug({ type: msg.type, xid: msg.xid, state: this._state }, 'message not handled in this state; dropped');
+      this.host.config.logLimiter.log(this.log, 'debug', this._dpid ?? this.remote, 'message not handled in this state; dropped', { type: msg.type, xid: msg.xid, state: this._state });
       return;
     }
     h.handle(this, msg);
@@ -725,7 +726,7 @@ export class SwitchSession {
     const offendingType = msg.data.length >= 2 ? messageTypeName(msg.data[1]!) : undefined;
     const error = new OfSwitchError(msg, this.context(msg.xid, offendingType));
     if (this.outstandingBarriers > 0) this.errorsForBarrier.push(error);
-    this.log.warn({ err: error, errType: error.errType, code: error.code, xid: msg.xid }, 'switch reported an error');
+    this.host.config.logLimiter.log(this.log, 'warn', this._dpid ?? this.remote, 'switch reported an error', { ...errorFields(error), errType: error.errType, code: error.code, xid: msg.xid });
     this.host.hub.errors.next(error);
   }
 
@@ -758,7 +759,7 @@ export class SwitchSession {
   private onUnclaimed(msg: OfMessage): void {
     if (msg.type === 'ECHO_REPLY') return; // our keepalive; any traffic already counted as liveness
     if (msg.type === 'EXPERIMENTER' && isRoleStatus(msg)) return this.onRoleStatus(msg);
-    this.log.debug({ type: msg.type, xid: msg.xid }, 'message claimed by no request');
+    this.host.config.logLimiter.log(this.log, 'debug', this._dpid ?? this.remote, 'message claimed by no request', { type: msg.type, xid: msg.xid });
     if (this._state === 'READY') this.host.hub.otherMessages.next({ dpid: this._dpid!, session: this, message: msg });
   }
 
@@ -789,7 +790,7 @@ export class SwitchSession {
     const xid = frame.readUInt32BE(4);
     const typeCode = frame[1]!;
     const error = new MalformedMessageError(decodeError, false, this.context(xid, messageTypeName(typeCode)));
-    this.log.warn({ err: error, xid, msgType: typeCode, kind: decodeError.kind }, 'malformed message from switch');
+    this.host.config.logLimiter.log(this.log, 'warn', this._dpid ?? this.remote, 'malformed message from switch', { ...errorFields(error), xid, msgType: typeCode, kind: decodeError.kind });
     this.host.hub.errors.next(error);
     // An awaited reply that cannot be decoded fails its request instead of timing out.
     const p = this.pending.get(xid);
@@ -813,7 +814,7 @@ export class SwitchSession {
   /** Reports `error` (log and errors$) and closes the session. */
   private fail(reason: CloseReason, error: ControllerError): void {
     if (this.ended) return;
-    this.log.warn({ err: error, reason }, 'closing session');
+    this.log.warn({ ...errorFields(error), reason }, 'closing session');
     this.host.hub.errors.next(error);
     this.close(reason, error);
   }

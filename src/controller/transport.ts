@@ -125,14 +125,17 @@ function describeListen(spec: ListenSpec): string {
 
 /**
  * A daemon that died leaves its socket file behind, and listening on it fails with EADDRINUSE.
- * The file is removed only when nobody accepts connections on it.
+ * The file is removed only when nobody accepts connections on it; anything else at the path is
+ * left alone and refused.
  */
 export async function removeStaleSocket(path: string): Promise<void> {
+  let isSocket;
   try {
-    if (!lstatSync(path).isSocket()) return;
+    isSocket = lstatSync(path).isSocket();
   } catch {
     return; // nothing there
   }
+  if (!isSocket) throw new ControllerConfigError(`${path} exists and is not a socket; remove it or choose another path`);
   if (await socketIsLive(path)) throw new ControllerConfigError(`${path} is in use by a live listener`);
   unlinkSync(path);
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { takeUntil, type Observable } from 'rxjs';
-import { formatDpid, isWrite, type SwitchSession } from '../controller';
+import { errorFields, formatDpid, isWrite, type LogLimiter, type SwitchSession } from '../controller';
 import type { DesiredState } from './desired-state';
 import type { OfMessage } from '../openflow';
 import type { AppContext, AppEvents, ZonemeshApp } from '../sdk/app';
@@ -15,6 +15,8 @@ export interface ContextHost {
   readonly events: AppEvents;
   readonly desired: DesiredState;
   readonly stopped$: Observable<void>;
+  /** for lines an app's traffic can repeat per message */
+  readonly logLimiter: LogLimiter;
   session(dpid: bigint): SwitchSession | undefined;
   /** this controller may write to the switch (its master, or EQUAL without an election) */
   writable(dpid: bigint, session: SwitchSession): boolean;
@@ -81,7 +83,7 @@ export class RuntimeAppContext implements AppContext {
       this.lastSession = session;
     }
     if (!session) {
-      this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'switch not connected; message dropped');
+      this.host.logLimiter.log(this.log, 'debug', dpid, 'switch not connected; message dropped', { dpid: formatDpid(dpid), msgType: msg.type });
       return false;
     }
     if (!this.host.writable(dpid, session) && isWrite(msg)) {
@@ -92,7 +94,7 @@ export class RuntimeAppContext implements AppContext {
       return session.send(msg);
     } catch (e) {
       // a full send buffer or a session closing under us: the reactive path drops, the switch asks again
-      this.log.warn({ err: e, dpid: formatDpid(dpid), msgType: msg.type }, 'message dropped');
+      this.host.logLimiter.log(this.log, 'warn', dpid, 'message dropped', { ...errorFields(e), dpid: formatDpid(dpid), msgType: msg.type });
       return false;
     }
   }

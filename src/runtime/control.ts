@@ -1,4 +1,7 @@
+import { chmodSync, lstatSync, mkdirSync } from 'node:fs';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir, userInfo } from 'node:os';
+import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatDpid, removeStaleSocket, type SwitchSession } from '../controller';
 import type { DesiredState } from './desired-state';
@@ -7,6 +10,7 @@ import { readInstalledFlows } from './reconciler';
 import { OFPFF_SEND_FLOW_REM, formatInstructions, formatMatch, type FlowStats } from '../openflow';
 import type { Flow } from '../sdk/flow';
 import type { Pipeline } from '../sdk/pipeline';
+import { ControlSocketError } from './errors';
 
 /**
  * The control endpoint: a Unix socket on which `zonemesh run` answers questions about the running
@@ -36,6 +40,55 @@ export interface ControlSource {
 }
 
 const MAX_REQUEST_BYTES = 4096;
+/** a client has this long to send its request line; then it is cut off */
+export const CONTROL_IDLE_TIMEOUT_MS = 5_000;
+
+/**
+ * The directory of the default control socket: one only this user can write to, since whoever
+ * can put a socket there answers `zonemesh flows`. `/run/zonemesh` for root,
+ * `$XDG_RUNTIME_DIR/zonemesh` (the user's private runtime directory) otherwise, else a
+ * `zonemesh-UID` directory under the temporary directory.
+ */
+export function defaultControlDir(uid = process.geteuid?.() ?? userInfo().uid, env: NodeJS.ProcessEnv = process.env): string {
+  if (uid === 0) return '/run/zonemesh';
+  if (env.XDG_RUNTIME_DIR) return join(env.XDG_RUNTIME_DIR, 'zonemesh');
+  return join(tmpdir(), `zonemesh-${uid}`);
+}
+
+/**
+ * Refuses the directory of a control socket unless only we (or root) can create or replace
+ * entries in it: it must be a real directory (not a symlink), owned by us or by root, and not
+ * group- or world-writable. Otherwise another local user could listen at the path first and
+ * answer for us, or put a file in the way.
+ */
+export function checkControlDir(socketPath: string): void {
+  const dir = dirname(socketPath);
+  let st;
+  try {
+    st = lstatSync(dir);
+  } catch (e) {
+    throw new ControlSocketError(`cannot use ${dir} for the control socket: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, socketPath);
+  }
+  const uid = process.geteuid?.() ?? userInfo().uid;
+  const mode = (st.mode & 0o777).toString(8).padStart(3, '0');
+  let problem: string | undefined;
+  if (!st.isDirectory()) problem = 'is not a directory';
+  else if (st.uid !== uid && st.uid !== 0) problem = `is owned by uid ${st.uid}, not by this user (uid ${uid}) or root`;
+  else if (st.mode & 0o022) problem = `is writable by other users (mode ${mode})`;
+  if (problem) throw new ControlSocketError(`refusing the control socket ${socketPath}: its directory ${dir} ${problem}`, socketPath);
+}
+
+/** Creates the control socket's directory (mode 0700) if it is missing, then checks it. */
+export function prepareControlDir(socketPath: string): void {
+  try {
+    mkdirSync(dirname(socketPath), { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
+      throw new ControlSocketError(`cannot create ${dirname(socketPath)} for the control socket: ${(e as Error).message}`, socketPath);
+    }
+  }
+  checkControlDir(socketPath);
+}
 
 /** ovs-ofctl dump-flows style: ` cookie=0x…, duration=1.5s, table=0, n_packets=3, n_bytes=180, priority=100,in_port=1 actions=output:2` */
 export function formatFlowLine(f: Omit<Flow, 'table'> & Partial<Pick<FlowStats, 'durationSec' | 'durationNsec' | 'packetCount' | 'byteCount'>>): string {
@@ -111,6 +164,8 @@ export class ControlServer {
   private constructor(
     private readonly server: Server,
     readonly path: string,
+    /** open client connections, which close() must not wait for */
+    private readonly clients: ReadonlySet<Socket>,
   ) {}
 
   static listen(path: string, source: ControlSource, log: Logger): Promise<ControlServer> {
@@ -118,9 +173,20 @@ export class ControlServer {
   }
 
   /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. */
+  /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. Throws ControlSocketError when the path cannot be ours. */
   static async serve(path: string, respond: (request: unknown) => Promise<ControlResponse>, log: Logger): Promise<ControlServer> {
-    await removeStaleSocket(path);
-    const server = createServer((socket) => serve(socket, respond, log));
+    prepareControlDir(path);
+    try {
+      await removeStaleSocket(path);
+    } catch (e) {
+      throw new ControlSocketError(`${(e as Error).message} (another 'zonemesh run' with this control socket?)`, path);
+    }
+    const clients = new Set<Socket>();
+    const server = createServer((socket) => {
+      clients.add(socket);
+      socket.once('close', () => clients.delete(socket));
+      serve(socket, respond, log);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(path, () => {
@@ -128,12 +194,17 @@ export class ControlServer {
         resolve();
       });
     });
+    // whatever the umask: the directory keeps others out already, the mode says so too
+    chmodSync(path, 0o600);
     log.info({ control: path }, 'control endpoint listening');
-    return new ControlServer(server, path);
+    return new ControlServer(server, path, clients);
   }
 
+  /** Stops listening and cuts off every client, answered or not. */
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.clients) socket.destroy();
+    return closed;
   }
 }
 
@@ -141,11 +212,13 @@ function serve(socket: Socket, respond: (request: unknown) => Promise<ControlRes
   let buffered = '';
   socket.setEncoding('utf8');
   socket.on('error', () => undefined); // a client that goes away early is no concern of ours
+  socket.setTimeout(CONTROL_IDLE_TIMEOUT_MS, () => socket.destroy());
   socket.on('data', (chunk: string) => {
     buffered += chunk;
     const end = buffered.indexOf('\n');
     if (end < 0 && buffered.length < MAX_REQUEST_BYTES) return;
     socket.removeAllListeners('data');
+    socket.setTimeout(0); // the answer may take a while: reading a switch's flows
     let request: unknown;
     try {
       request = JSON.parse(end < 0 ? buffered : buffered.slice(0, end));
@@ -161,9 +234,10 @@ function serve(socket: Socket, respond: (request: unknown) => Promise<ControlRes
   });
 }
 
-/** Sends one request to a control endpoint and resolves with its response. */
+/** Sends one request to a control endpoint and resolves with its response; rejects with ControlSocketError when the path's directory is not to be trusted (see checkControlDir). */
 export function queryControl(path: string, request: ControlRequest, timeoutMs = 15_000): Promise<ControlResponse> {
   return new Promise((resolve, reject) => {
+    checkControlDir(path);
     const socket = connect(path);
     let text = '';
     const timer = setTimeout(() => socket.destroy(new Error(`no answer from ${path} within ${timeoutMs} ms`)), timeoutMs);

@@ -35,3 +35,14 @@ export class AppHandlerError extends Error {
     super(`app ${app}: handler for ${event}${dpid === undefined ? '' : ` (dpid=${dpid.toString(16).padStart(16, '0')})`} threw: ${(cause as Error)?.message ?? String(cause)}`, { cause });
   }
 }
+
+/** The control socket cannot be opened or trusted at its path. */
+export class ControlSocketError extends Error {
+  override readonly name = 'ControlSocketError';
+  constructor(
+    message: string,
+    readonly path: string,
+  ) {
+    super(message);
+  }
+}

@@ -5,12 +5,16 @@
 export * from './errors';
 export { RuntimeAppContext, type ContextHost } from './context';
 export {
+  CONTROL_IDLE_TIMEOUT_MS,
   ControlServer,
+  checkControlDir,
   checkControlRequest,
+  defaultControlDir,
   formatFlowLine,
   localFlows,
   notConnected,
   parseDpid,
+  prepareControlDir,
   queryControl,
   type CheckedControlRequest,
   type ControlRequest,

@@ -16,8 +16,10 @@ import {
   type FlowStats,
   type OfMessage,
 } from '../openflow';
+import type { ControllerConfig } from '../controller/config';
 import { ControllerError, OfSwitchError, RequestTimeoutError, SessionClosedError, formatDpid } from '../controller/errors';
 import { NotMasterError, isSlaveError } from '../controller/role';
+import { errorFields } from '../controller/log-limiter';
 import type { SwitchDownEvent, SwitchUpEvent } from '../controller/events';
 import type { SwitchSession } from '../controller/session';
 import type { DesiredChange, DesiredState } from './desired-state';
@@ -31,6 +33,7 @@ export interface ReconcilerSwitches {
   readonly switchUp$: Observable<SwitchUpEvent>;
   readonly switchDown$: Observable<SwitchDownEvent>;
   readonly errors$: Observable<ControllerError>;
+  readonly config: Pick<ControllerConfig, 'logLimiter'>;
 }
 
 export interface ReconcilerOptions {
@@ -401,7 +404,9 @@ export class Reconciler {
   }
 
   private report(error: ReconcileError): void {
-    this.log.error({ err: error, dpid: formatDpid(error.dpid!), xid: error.xid, flow: error.flow }, error.message);
+    // one per flow the switch refused: a sync of many bad flows is many errors
+    const fields = { ...errorFields(error), dpid: formatDpid(error.dpid!), xid: error.xid, flow: error.flow };
+    this.switches.config.logLimiter.log(this.log, 'error', error.dpid!, error.name, fields, error.message);
     this.errorSubject.next(error);
   }
 }

@@ -1,7 +1,7 @@
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { NEVER, Subject, config as rxjsConfig, takeUntil, type Observable } from 'rxjs';
 import type { RunConfig } from './run-config';
-import { Controller, formatDpid, type ControllerOptions, type Listener } from '../controller';
+import { Controller, createLogger, formatDpid, type ControllerOptions, type Listener } from '../controller';
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
 import { RoleCoordinator, StaticMastership, type Mastership } from './mastership';
@@ -21,7 +21,7 @@ export type AppRegistry = Readonly<Record<string, Newable<ZonemeshApp>>>;
 export interface RuntimeOptions {
   config: RunConfig;
   registry: AppRegistry;
-  /** default: pino on stdout at config.logLevel */
+  /** default: createLogger(config.logLevel), on stdout */
   logger?: Logger;
   /** fields on every log line (a cluster worker's `worker: k`) */
   logBindings?: Readonly<Record<string, unknown>>;
@@ -92,7 +92,7 @@ export class Runtime {
 
   constructor(private readonly options: RuntimeOptions) {
     const { config } = options;
-    const log = options.logger ?? pino({ name: 'zonemesh', level: config.logLevel });
+    const log = options.logger ?? createLogger(config.logLevel);
     this.log = options.logBindings ? log.child(options.logBindings) : log;
     this.controller = new Controller({ ...config.controller, ...options.controller, logger: this.log });
     this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors, maxBytes: config.modelMaxBytes }).watch());
@@ -186,10 +186,13 @@ export class Runtime {
       events: this.events(),
       desired: this.desired,
       stopped$: this.stoppedSubject.asObservable(),
+      logLimiter: this.controller.config.logLimiter,
       session: (dpid) => this.controller.session(dpid),
       writable: (dpid, session) => this.roles.writable(dpid, session),
       handlerFailed: (error) => {
-        this.log.error({ err: error.cause, app: error.app, dpid: error.dpid === undefined ? undefined : formatDpid(error.dpid), event: error.event }, error.message);
+        // a bug in an app, so with its stack; but it may throw for every packet-in
+        const fields = { err: error.cause, app: error.app, dpid: error.dpid === undefined ? undefined : formatDpid(error.dpid), event: error.event };
+        this.controller.config.logLimiter.log(this.log, 'error', error.dpid ?? 'no switch', `handler of app ${error.app} threw`, fields, error.message);
         this.handlerErrors.next(error);
       },
     };

@@ -8,7 +8,7 @@ import { OverlayViews, PORT_PLACEMENT, type Placement, type PortPlacement } from
 import { TUNNEL_PORTS, TunnelMeshApp, type TunnelPorts, tunnelPortCommand } from '../../src/apps/tunnel-mesh';
 import type { Hypervisor, ModelStore, NetworkModel } from '../../src/model';
 import type { OfMessage } from '../../src/openflow';
-import type { SwitchSession } from '../../src/controller';
+import { LogLimiter, type SwitchSession } from '../../src/controller';
 import { DesiredState } from '../../src/runtime/desired-state';
 import { MODEL_STORE, type ZonemeshApp } from '../../src/sdk/app';
 import { makeCookie } from '../../src/sdk/cookie';
@@ -57,6 +57,7 @@ class Harness {
       events: { switchUp$: none, switchDown$: none, packetIn$: none, portStatus$: none, flowRemoved$: none },
       desired: this.desired,
       stopped$: this.stop.asObservable(),
+      logLimiter: new LogLimiter(),
       session: (dpid) => ({ send: (msg: OfMessage) => this.sent.push({ dpid, msg }) }) as unknown as SwitchSession,
       writable: () => true,
       handlerFailed: (e) => {

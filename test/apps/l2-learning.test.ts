@@ -1,9 +1,9 @@
 import test, { type ExecutionContext } from 'ava';
 import { L2LearningApp, L2_IDLE_TIMEOUT_S, L2_TABLE } from '../../src/apps/l2-learning';
 import { silentLogger } from '../../src/controller';
-import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, OFPPS_LINK_DOWN, type FlowMod, type OfMessageOf, type PacketIn } from '../../src/openflow';
+import { numberToMac, OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, OFPPS_LINK_DOWN, type FlowMod, type OfMessageOf, type PacketIn } from '../../src/openflow';
 import { buildPacket } from '../../src/packet';
-import { FlowTableSim, isEphemeral, makeCookie } from '../../src/sdk';
+import { DEFAULT_MAC_TABLE_SIZE, FlowTableSim, isEphemeral, makeCookie, type AppSettings } from '../../src/sdk';
 import { Runtime } from '../../src/runtime';
 import { FakeSwitch, fakePort } from '../helpers/fake-switch';
 import { next, until } from '../controller/util';
@@ -13,9 +13,9 @@ const B = '02:00:00:00:00:0b';
 const C = '02:00:00:00:00:0c';
 const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 
-async function start(t: ExecutionContext): Promise<{ runtime: Runtime; app: L2LearningApp; sw: FakeSwitch }> {
+async function start(t: ExecutionContext, settings: AppSettings = {}): Promise<{ runtime: Runtime; app: L2LearningApp; sw: FakeSwitch }> {
   const runtime = new Runtime({
-    config: { apps: ['l2-learning'], listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }], dial: [], logLevel: 'silent', settings: {} },
+    config: { apps: ['l2-learning'], listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }], dial: [], logLevel: 'silent', settings },
     registry: { 'l2-learning': L2LearningApp },
     logger: silentLogger(),
     reconciler: { bundles: false },
@@ -146,4 +146,25 @@ test('packet-ins from other tables are not ours', async (t) => {
   sw.send(packetIn(1, A, BROADCAST, { tableId: 9 }));
   await send(sw, [packetIn(2, B, BROADCAST)]);
   t.deepEqual([...app.learned(5n).keys()], [B]);
+});
+
+test('a flood of source MACs past macTableSize keeps the table at its bound; evicted MACs keep their flows until they idle out', async (t) => {
+  const { app, sw } = await start(t, { 'l2-learning': { macTableSize: 16 } });
+  t.is(app.macTableSize, 16);
+  const flood = Array.from({ length: 100 }, (_, i) => packetIn(1 + (i % 3), numberToMac(0x020000001000 + i), BROADCAST));
+  await send(sw, flood);
+  t.is(app.learned(5n).size, 16);
+  t.is(app.evictions(5n), 84);
+  await until(() => learned(sw).length === 100);
+  t.is(sw.received.filter((m) => m.type === 'FLOW_MOD' && m.command !== 'add').length, 0, 'no flow deleted for an eviction');
+  t.is(sw.flowTable.size, 101, 'every learned flow and the table miss');
+});
+
+test('macTableSize defaults to 8192 and is checked', (t) => {
+  t.is(new L2LearningApp({}).macTableSize, DEFAULT_MAC_TABLE_SIZE);
+  t.is(DEFAULT_MAC_TABLE_SIZE, 8192);
+  for (const bad of [0, 1.5, '100', 2 ** 25]) {
+    t.throws(() => new L2LearningApp({ 'l2-learning': { macTableSize: bad } }), { message: /macTableSize: must be an integer 1\.\.16777216/ });
+  }
+  t.throws(() => new L2LearningApp({ 'l2-learning': { macTablesize: 10 } }), { message: /macTablesize: is not a setting of l2-learning/ });
 });

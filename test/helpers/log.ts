@@ -1,14 +1,24 @@
-import { Writable } from 'node:stream';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 
-/** pino writing JSON lines into an array */
-export function capturingLogger(level: pino.LevelWithSilent = 'debug'): { logger: pino.Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) lines.push(JSON.parse(line));
-      done();
+type LogLine = Record<string, unknown>;
+
+/** A pino logger whose lines are kept for a test to read: as written (`text`) and parsed (`lines`), both live. */
+export function captureLog(level: pino.LevelWithSilent = 'debug'): { log: Logger; text: string[]; lines: LogLine[] } {
+  const text: string[] = [];
+  const lines: LogLine[] = [];
+  const log = pino(
+    { level },
+    {
+      write: (line: string) => {
+        text.push(line);
+        lines.push(JSON.parse(line) as LogLine);
+      },
     },
-  });
-  return { logger: pino({ level }, stream), lines };
+  );
+  return { log, text, lines };
 }
+
+/** a line with this message */
+export const ofKind = (msg: string) => (l: LogLine) => l.msg === msg;
+/** a LogLimiter summary of the lines of this kind */
+export const summaryOf = (kind: string) => (l: LogLine) => l.kind === kind && typeof l.suppressed === 'number';

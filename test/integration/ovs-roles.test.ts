@@ -15,7 +15,7 @@ import { RoleRequestError, type RoleLostEvent } from '../../src/controller';
 import { OFPBRC, OFPET, OFPRRFC, type OfMessage } from '../../src/openflow';
 import { ManualMastership, Runtime, parseRunConfig, type SyncReport } from '../../src/runtime';
 import type { AppSettings } from '../../src/sdk';
-import { capturingLogger } from '../helpers/log';
+import { captureLog } from '../helpers/log';
 import { OpenFlowTap, isWriteOnWire } from '../helpers/of-tap';
 import { assertOvsRunning, vsctl } from '../helpers/ovs';
 import { BASE_FLOWS, dump, expectedRules, runConfigYaml, testDir, until, type StaticFlow } from '../helpers/restart';
@@ -39,7 +39,7 @@ async function startController(t: ExecutionContext, name: string, mastership: Ma
   const dir = testDir(`ovs-roles-${name}`);
   const yaml = (f: readonly StaticFlow[]) => runConfigYaml(0, join(dir, 'control.sock'), f);
   const config = parseRunConfig(yaml(flows), `${name}.yaml`);
-  const { logger, lines } = capturingLogger('info');
+  const { log: logger, lines } = captureLog('info');
   const settings = new Subject<AppSettings>();
   const runtime = new Runtime({ config, registry: APP_REGISTRY, logger: logger.child({ controller: name }), mastership, settingsChanges: settings });
   t.teardown(() => runtime.stop());

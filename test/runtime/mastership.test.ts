@@ -3,7 +3,7 @@ import { GenerationIdError, NotMasterError, RoleRequestError, forSwitch, type Co
 import { OFPCR_ROLE, OFPET, OFPP, OFPRRFC, OFP_NO_BUFFER, type PacketOut } from '../../src/openflow';
 import { DesiredState, ManualMastership, Reconciler, RoleCoordinator, StaticMastership, type Mastership, type SyncReport } from '../../src/runtime';
 import { FlowBuilder, Pipeline, flowMod, makeCookie, type Flow } from '../../src/sdk';
-import { capturingLogger } from '../helpers/log';
+import { captureLog } from '../helpers/log';
 import { FakeSwitch, type FakeSwitchOptions } from '../helpers/fake-switch';
 import { next, nextWhere, startController } from '../controller/util';
 
@@ -40,7 +40,7 @@ interface Setup {
 /** Controller, coordinator and reconciler (flow-mods with barriers, no bundles) and one fake switch, with `installed` already on it. */
 async function setup(t: ExecutionContext, mastership: Mastership, o: { switch?: FakeSwitchOptions; installed?: Flow[]; desired?: Flow[] } = {}): Promise<Setup> {
   const { controller, port } = await startController(t);
-  const { logger, lines } = capturingLogger('info');
+  const { log: logger, lines } = captureLog('info');
   const desired = new DesiredState();
   desired.set(DPID, makeCookie(APP_ID, 'a'), o.desired ?? flows('a', 3));
   const coordinator = new RoleCoordinator(controller, mastership, logger);

@@ -87,7 +87,7 @@ test('zonemesh flows names what went wrong: unknown switch, no controller', asyn
   const unknown = await runCliAsync('flows', '--control', control, '--dpid', '0x99');
   t.is(unknown.status, 3);
   t.regex(unknown.stderr, /switch 0000000000000099 is not connected \(connected: none\)/);
-  const none = await runCliAsync('flows', '--control', join(tmpdir(), 'no-such-zonemesh.sock'));
+  const none = await runCliAsync('flows', '--control', join(control, '..', 'no-such-zonemesh.sock'));
   t.is(none.status, 3);
   t.regex(none.stderr, /cannot ask the controller at .*no-such-zonemesh\.sock/);
 });

@@ -6,7 +6,7 @@ import { EMPTY_MODEL, ModelValidationError, type ModelStore } from '../../src/mo
 import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, type PacketIn, type PacketOut } from '../../src/openflow';
 import { APP, APP_SETTINGS, MODEL_STORE, PIPELINE_APP_ID, appOfCookie, inject, injectable, type AppContext, type AppSettings, type TableSpec, type ZonemeshApp } from '../../src/sdk';
 import { AppHandlerError, AppStartError, AppWiringError, Runtime, type AppRegistry, type RunConfig } from '../../src/runtime';
-import { capturingLogger } from '../helpers/log';
+import { captureLog } from '../helpers/log';
 import { FakeSwitch } from '../helpers/fake-switch';
 import { delay, next, until } from '../controller/util';
 
@@ -134,7 +134,7 @@ test('every switch gets one table-miss flow per table, owned by the pipeline, an
 });
 
 test('ctx.send reaches a connected switch and drops (logged) for one that is not', async (t) => {
-  const { logger, lines } = capturingLogger();
+  const { log: logger, lines } = captureLog();
   const { runtime, port } = await start(t, REGISTRY, ['output'], { logger });
   const sw = await connect(t, runtime, port);
   const ctx = (runtime.apps[0] as OutputApp).context!;
@@ -147,7 +147,7 @@ test('ctx.send reaches a connected switch and drops (logged) for one that is not
 });
 
 test('ctx.send says when a switch falls behind: false above the high-water mark, and drops (logged) past the buffer limit', async (t) => {
-  const { logger, lines } = capturingLogger();
+  const { log: logger, lines } = captureLog();
   const highWaterMarkBytes = 16 * 1024;
   const maxBufferedBytes = 64 * 1024;
   const { runtime, port } = await start(t, REGISTRY, ['output'], { logger, controller: { highWaterMarkBytes, maxBufferedBytes } });
@@ -173,7 +173,7 @@ test('ctx.send says when a switch falls behind: false above the high-water mark,
 });
 
 test("an exception in an app's handler is reported with app, switch and event, and the app keeps handling", async (t) => {
-  const { logger, lines } = capturingLogger();
+  const { log: logger, lines } = captureLog();
   const { runtime, port } = await start(t, REGISTRY, ['fragile'], { logger });
   const failures: AppHandlerError[] = [];
   runtime.appErrors$.subscribe((e) => failures.push(e));
@@ -259,7 +259,7 @@ test('the model store is bound under MODEL_STORE when there is one', async (t) =
 test('every model applied and every model change refused is logged, the refused one with its problems', async (t) => {
   const model$ = new BehaviorSubject(EMPTY_MODEL);
   const rejected$ = new Subject<ModelValidationError>();
-  const { logger, lines } = capturingLogger();
+  const { log: logger, lines } = captureLog();
   await start(t, { output: OutputApp }, ['output'], { logger, modelStore: { model$, rejected$, current: () => model$.value } });
   model$.next({ ...EMPTY_MODEL, zones: [{ name: 'a', underlay: '172.16.1.0/24' }] });
   rejected$.next(new ModelValidationError('model.yaml', [{ path: 'ports[0].ip', problem: "'10.1.2.300' is not an IPv4 address" }]));

@@ -1,7 +1,22 @@
 import { isPortUp, OFP_NO_BUFFER, OFPP, OFPPR, type Action } from '../../openflow';
 import { ethernetHeader } from '../../packet';
-import type { PacketInEvent, PortStatusEvent } from '../../controller';
-import { deleteByCookie, flowMod, injectable, MacTable, matchValue, type AppContext, type TableSpec, type ZonemeshApp } from '../../sdk';
+import { formatDpid, type PacketInEvent, type PortStatusEvent } from '../../controller';
+import { RunConfigError } from '../../runtime';
+import {
+  APP_SETTINGS,
+  DEFAULT_MAC_TABLE_SIZE,
+  deleteByCookie,
+  flowMod,
+  inject,
+  injectable,
+  MacTable,
+  matchValue,
+  MAX_MAC_TABLE_SIZE,
+  type AppContext,
+  type AppSettings,
+  type TableSpec,
+  type ZonemeshApp,
+} from '../../sdk';
 
 export const L2_LEARNING_APP_ID = 2;
 export const L2_TABLE = 'l2-learning.mac';
@@ -20,20 +35,41 @@ const portOwner = (port: number): string => `port:${port}`;
  * source and (a miss proves its flow is gone) the known destination, and sends the packet on:
  * to the learned port, or flooded. Learned flows idle out and carry the ephemeral cookie bit, so the
  * reconciler never touches them.
+ *
+ * Each switch's MAC table holds at most `macTableSize` MACs (settings, default 8192), evicting the
+ * least recently used (approximately: see MacTable). An evicted MAC's flow stays on the switch: it
+ * still forwards correctly and idles out within L2_IDLE_TIMEOUT_S once unused, and deleting it would
+ * cost the switch a FLOW_MOD per eviction when a flood is already loading it. The first eviction on
+ * a switch is logged, and the count when the switch leaves.
+ *
+ * ```yaml
+ * settings:
+ *   l2-learning: { macTableSize: 8192 }
+ * ```
  */
 @injectable()
 export class L2LearningApp implements ZonemeshApp {
   readonly name = 'l2-learning';
   readonly appId = L2_LEARNING_APP_ID;
   readonly tables: readonly TableSpec[] = [{ name: L2_TABLE, stage: 'l2', miss: 'controller', matches: ['eth_dst'] }];
+  /** the bound of each switch's MAC table */
+  readonly macTableSize: number;
   /** dpid → MAC → port */
   private readonly macs = new Map<bigint, MacTable>();
+
+  constructor(@inject(APP_SETTINGS) settings: AppSettings) {
+    this.macTableSize = parseMacTableSize(settings[this.name]);
+  }
 
   start(ctx: AppContext): void {
     const tableId = ctx.pipeline.table(L2_TABLE).id;
     ctx.on(ctx.events.packetIn$, (e) => e.message.tableId === tableId && this.onPacketIn(ctx, e));
     ctx.on(ctx.events.portStatus$, (e) => this.onPortStatus(ctx, e));
-    ctx.on(ctx.events.switchDown$, (e) => this.macs.delete(e.dpid));
+    ctx.on(ctx.events.switchDown$, (e) => {
+      const evictions = this.macs.get(e.dpid)?.evictions ?? 0;
+      if (evictions > 0) ctx.log.info({ dpid: formatDpid(e.dpid), evictions, macTableSize: this.macTableSize }, 'switch left; its MAC table had evicted MACs');
+      this.macs.delete(e.dpid);
+    });
   }
 
   /** the MAC table of a switch, for tests and debugging */
@@ -41,14 +77,22 @@ export class L2LearningApp implements ZonemeshApp {
     return this.macs.get(dpid)?.entries() ?? new Map();
   }
 
+  /** MACs evicted from a switch's full table since it connected */
+  evictions(dpid: bigint): number {
+    return this.macs.get(dpid)?.evictions ?? 0;
+  }
+
   private onPacketIn(ctx: AppContext, { dpid, message: pin }: PacketInEvent): void {
     const inPort = matchValue(pin.match, 'in_port');
     if (inPort === undefined) return;
     const eth = ethernetHeader(pin.data);
     let table = this.macs.get(dpid);
-    if (!table) this.macs.set(dpid, (table = new MacTable()));
+    if (!table) this.macs.set(dpid, (table = new MacTable(this.macTableSize)));
 
-    if (!eth.srcIsGroup && table.set(pin.data, 6, inPort)) this.install(ctx, dpid, eth.src, inPort);
+    if (!eth.srcIsGroup && table.set(pin.data, 6, inPort)) {
+      if (table.evictions === 1) ctx.log.warn({ dpid: formatDpid(dpid), macTableSize: this.macTableSize }, 'MAC table full; least recently used MACs are evicted from now on');
+      this.install(ctx, dpid, eth.src, inPort);
+    }
     const outPort = table.get(pin.data, 0);
     if (outPort === inPort) return; // the destination sits behind the port the packet came in on
     if (outPort !== undefined) this.install(ctx, dpid, eth.dst, outPort);
@@ -80,4 +124,18 @@ export class L2LearningApp implements ZonemeshApp {
     ctx.send(dpid, deleteByCookie(ctx.cookie(portOwner(portNo), { ephemeral: true })));
     this.macs.get(dpid)?.forgetPort(portNo);
   }
+}
+
+/** `settings.l2-learning.macTableSize`: an integer 1..MAX_MAC_TABLE_SIZE, DEFAULT_MAC_TABLE_SIZE when absent */
+function parseMacTableSize(raw: unknown): number {
+  const source = 'settings.l2-learning';
+  if (raw === undefined) return DEFAULT_MAC_TABLE_SIZE;
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new RunConfigError(source, [{ path: '(settings)', problem: 'must be a mapping' }]);
+  const { macTableSize = DEFAULT_MAC_TABLE_SIZE, ...unknown } = raw as Record<string, unknown>;
+  const issues = Object.keys(unknown).map((key) => ({ path: key, problem: 'is not a setting of l2-learning (known: macTableSize)' }));
+  if (typeof macTableSize !== 'number' || !Number.isInteger(macTableSize) || macTableSize < 1 || macTableSize > MAX_MAC_TABLE_SIZE) {
+    issues.push({ path: 'macTableSize', problem: `must be an integer 1..${MAX_MAC_TABLE_SIZE}` });
+  }
+  if (issues.length) throw new RunConfigError(source, issues);
+  return macTableSize as number;
 }
