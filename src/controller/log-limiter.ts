@@ -101,5 +101,11 @@ export class LogLimiter {
  * stack trace says nothing about them. Anything else is a bug here, and keeps its stack.
  */
 export function errorFields(e: unknown): Record<string, unknown> {
-  return e instanceof ControllerError ? { errorType: e.name, error: e.message } : { err: e };
+  if (!(e instanceof ControllerError)) return { err: e };
+  // the error's own plain fields (a budget's name and limit, a switch error's type and code) stay queryable
+  const fields: Record<string, unknown> = { errorType: e.name, error: e.message };
+  for (const [key, value] of Object.entries(e)) {
+    if (key !== 'name' && (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean')) fields[key] = value;
+  }
+  return fields;
 }

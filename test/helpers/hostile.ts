@@ -175,7 +175,7 @@ export function summarize(values: readonly number[]): RttSummary {
 interface LogLine {
   msg: string;
   reason?: string;
-  err?: { type?: string; budget?: string };
+  budget?: string;
   stats?: { packetInsDropped?: number };
 }
 
@@ -232,7 +232,7 @@ export class ControllerProcess {
   budgetCloses(): Record<string, number> {
     const out: Record<string, number> = {};
     for (const l of this.lines) {
-      if (l.reason === 'budget_exceeded' && l.msg === 'closing session') out[l.err?.budget ?? '?'] = (out[l.err?.budget ?? '?'] ?? 0) + 1;
+      if (l.reason === 'budget_exceeded' && l.msg === 'closing session') out[l.budget ?? '?'] = (out[l.budget ?? '?'] ?? 0) + 1;
     }
     return out;
   }
