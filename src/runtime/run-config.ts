@@ -2,7 +2,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { OPENFLOW_PORT, parseDialTarget, type ListenSpec } from '../controller';
-import { OVSDB_TARGET, type HypervisorAccess } from '../model';
+import { OVSDB_TARGET, parseEtcdUrl, type HypervisorAccess } from '../model';
 
 /** How `zonemesh run` runs: which apps, where switches connect, and each app's settings. */
 export interface RunConfig {
@@ -19,6 +19,8 @@ export interface RunConfig {
   readonly dial: readonly string[];
   /** network model file (YAML or JSON), watched for changes */
   readonly model?: string;
+  /** the model in etcd instead of a file: 'etcd://HOST:PORT[,HOST:PORT...]' (docs/etcd-store.md) */
+  readonly store?: string;
   /**
    * hypervisor name → how this deployment reaches it (`ovsdb`), merged into the model's hypervisor
    * of that name: the model stays the desired network, free of one site's socket paths
@@ -148,7 +150,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'hypervisors', 'control', 'logLevel', 'settings', 'workers']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, `unknown key (known: ${[...known].join(', ')})`);
 
   const strings = (key: string): string[] => {
@@ -192,6 +194,9 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   const settings = o.settings ?? {};
   if (typeof settings !== 'object' || settings === null || Array.isArray(settings)) problem('settings', 'must be a mapping of app name to settings');
   const model = optionalString('model');
+  const store = optionalString('store');
+  const endpoints = store === undefined ? undefined : parseEtcdUrl(store);
+  if (typeof endpoints === 'string') problem('store', endpoints);
   const control = optionalString('control');
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
   const tls = tlsFiles(o.tls, problem);
@@ -206,6 +211,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     ...(tls !== undefined && { tls }),
     dial,
     ...(model !== undefined && { model }),
+    ...(store !== undefined && { store }),
     ...(hypervisors !== undefined && { hypervisors }),
     ...(control !== undefined && { control }),
     logLevel: logLevel as LogLevel,
@@ -283,6 +289,7 @@ function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: 
       if (files[part] === undefined) problem(`tls.${part}`, `missing: ${tlsTargets.join(', ')} needs the controller's ${TLS_PART[part].what} (${TLS_PART[part].flag} FILE, or tls.${part} in the config file)`);
     }
   }
+  if (draft.model !== undefined && draft.store !== undefined) problem('store', `the model comes from one place: model ${draft.model} or store ${draft.store}, not both`);
   // by the ca named, not the ca read: fails closed even if a caller went on despite a problem
   const verify = files.ca !== undefined ? { ca: pem.ca ?? '', requestCert: true, rejectUnauthorized: true } : { requestCert: false, rejectUnauthorized: false };
   return {
