@@ -22,7 +22,7 @@ export class EtcdUnreachableError extends Error {
 }
 
 /** the first line of an error's message: gRPC errors carry their whole status */
-export const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!;
+export const reasonOf = (e: unknown): string => (e instanceof Error ? e.message : String(e)).split('\n')[0]!.replace(/\.?\s*Resolution note:.*$/, '');
 
 /**
  * A client for the endpoints. A host that failed 3 calls in a row is skipped for a second (the

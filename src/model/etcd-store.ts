@@ -100,7 +100,7 @@ export class EtcdModelStore implements ModelStore {
       w.request.start_revision = String(this.applied + 1);
       this.unreachable(err);
     });
-    w.on('error', (err: Error) => this.watchCanceled(w, err));
+    w.on('error', (err: Error) => void this.watchCanceled(w, err));
   }
 
   /** Applies each revision's events as one change, in order; those at or below `applied` are ones we have. */
@@ -143,14 +143,29 @@ export class EtcdModelStore implements ModelStore {
     this.subject.next(model);
   }
 
-  private watchCanceled(w: Watcher, err: Error): void {
+  /**
+   * etcd ended the watch: mostly because its start revision was compacted, which etcd says in ways
+   * that vary by version, so a read at that revision tells. Otherwise the watch starts again there.
+   */
+  private async watchCanceled(w: Watcher, err: Error): Promise<void> {
     if (this.closed || this.watcher !== w) return;
     this.watcher = undefined;
-    // etcd ends a watch whose start revision was compacted with this reason
-    if (/compacted/i.test(err.message)) void this.readAgain(`revision ${this.applied + 1} was compacted`);
-    else {
-      this.options.log?.warn({ reason: reasonOf(err), revision: this.applied }, 'etcd ended the model watch; watching again');
-      void sleep(1000).then(() => this.closed || this.watcher || this.watch());
+    const from = this.applied + 1;
+    for (let delay = 100; !this.closed; delay = Math.min(2 * delay, 2000)) {
+      try {
+        await this.client.kv.range({ key: Buffer.from(CURRENT_KEY), revision: from, count_only: true });
+      } catch (e) {
+        if (/compacted/i.test(reasonOf(e))) return this.readAgain(`revision ${from} was compacted`);
+        // a revision not written yet is no loss
+        if (!/future revision/i.test(reasonOf(e))) {
+          this.unreachable(e);
+          await sleep(delay);
+          continue;
+        }
+      }
+      this.options.log?.warn({ reason: reasonOf(err), from }, 'etcd ended the model watch; watching again');
+      this.watch();
+      return;
     }
   }
 
