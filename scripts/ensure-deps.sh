@@ -14,9 +14,10 @@ fi
 
 # ethtool: netns hosts on the userspace datapath need `ethtool -K eth0 tx off` for TCP to work
 # python3-yaml: mininet/zonemesh_net.py reads the model files
+# etcd-server: /usr/bin/etcd, which test/integration/etcd-store.test.ts and bench/etcd-store.ts start
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
-  python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml
+  python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml etcd-server
 )
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -2,6 +2,7 @@
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { decodeCommand } from './decode';
 import { flowsCommand } from './flows';
+import { modelCommand } from './model';
 import { runCommand } from './run';
 
 /** Subcommands by name; each lives in its own module. */
@@ -9,6 +10,7 @@ const commands: Record<string, Command> = {
   decode: decodeCommand,
   run: runCommand,
   flows: flowsCommand,
+  model: modelCommand,
 };
 
 function help(): string {

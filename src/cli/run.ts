@@ -36,7 +36,7 @@ export function controlPath(text: string): string {
 export const runCommand: Command = {
   usage:
     'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|tls:HOST:PORT|unix:PATH ...] [--tls-key FILE --tls-cert FILE [--tls-ca FILE]] ' +
-    '[--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE] [--model-max-bytes N|NMiB] [--control unix:PATH] [--log-level LEVEL] [--workers N] [--packet-in-rate N]',
+    '[--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE | --store etcd://HOST:PORT[,...]] [--model-max-bytes N|NMiB] [--control unix:PATH] [--log-level LEVEL] [--workers N] [--packet-in-rate N]',
   summary:
     `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live. ` +
     'A tls: listener presents --tls-cert (PEM, with its --tls-key); with --tls-ca it accepts only switches whose certificate that CA signed, without it any switch (encrypted, not authenticated). ' +
@@ -71,7 +71,7 @@ export const runCommand: Command = {
     }
     let runtime: Runtime;
     try {
-      runtime = new Runtime({ config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges });
+      runtime = await Runtime.create({ config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges });
     } catch (e) {
       throw new CliError((e as Error).message);
     }
@@ -100,7 +100,7 @@ export const runCommand: Command = {
 };
 
 /** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
-const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller'] as const;
+const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller', 'generationId'] as const;
 
 /**
  * Hands every edit of the config file's settings to the apps, and says what an edit cannot change.
@@ -137,6 +137,7 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
         dial: { type: 'string', multiple: true },
         model: { type: 'string' },
         'model-max-bytes': { type: 'string' },
+        store: { type: 'string' },
         control: { type: 'string' },
         'log-level': { type: 'string' },
         workers: { type: 'string' },
@@ -162,6 +163,7 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
       dial,
       ...(v.model && { model: flags.model }),
       ...(v['model-max-bytes'] !== undefined && { modelMaxBytes: flags.modelMaxBytes }),
+      ...(v.store && { store: flags.store }),
       ...(v['log-level'] && { logLevel: flags.logLevel }),
       ...(v.workers !== undefined && { workers: flags.workers }),
       ...(flags.controller && { controller: { ...base.controller, ...flags.controller } }),
@@ -181,6 +183,7 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
         ...(v.dial && { dial: v.dial }),
         ...(v.model && { model: v.model }),
         ...(v['model-max-bytes'] !== undefined && { modelMaxBytes: v['model-max-bytes'] }),
+        ...(v.store && { store: v.store }),
         ...(v['log-level'] && { logLevel: v['log-level'] }),
         // a number when it looks like one; validation names anything else
         ...(v.workers !== undefined && { workers: /^\d+$/.test(v.workers) ? Number(v.workers) : v.workers }),

@@ -304,7 +304,7 @@ export async function runWorker(): Promise<number> {
     const first = await Promise.race([start, signalled]);
     if (typeof first === 'string') return EXIT.ok;
     try {
-      runtime = new Runtime({ config: first.config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges, logBindings: { worker: index } });
+      runtime = await Runtime.create({ config: first.config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges, logBindings: { worker: index } });
     } catch (e) {
       await send({ zm: 'failed', error: (e as Error).message });
       return EXIT.failed;

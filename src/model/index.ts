@@ -8,3 +8,8 @@ export * from './watch-file';
 export * from './derived';
 export * from './equal';
 export { unknownKeyProblem } from './suggest';
+export * from './document';
+export * from './etcd-layout';
+export * from './etcd-url';
+// The etcd store (etcd-store.ts, etcd-transfer.ts) is imported by path, and lazily: its client takes
+// half a second to load, which no command without --store etcd:// should pay.

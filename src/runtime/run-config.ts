@@ -2,7 +2,7 @@ import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { NUMERIC_OPTIONS, OPENFLOW_PORT, parseDialTarget, type ListenSpec, type NumericOption } from '../controller';
-import { OVSDB_TARGET, unknownKeyProblem, type HypervisorAccess } from '../model';
+import { OVSDB_TARGET, parseEtcdUrl, unknownKeyProblem, type HypervisorAccess } from '../model';
 
 /** How `zonemesh run` runs: which apps, where switches connect, and each app's settings. */
 export interface RunConfig {
@@ -21,6 +21,8 @@ export interface RunConfig {
   readonly model?: string;
   /** the largest model file read, in bytes (default DEFAULT_MODEL_MAX_BYTES); also '32MiB' in a file or flag */
   readonly modelMaxBytes?: number;
+  /** the model in etcd instead of a file: 'etcd://HOST:PORT[,HOST:PORT...]' (docs/etcd-store.md) */
+  readonly store?: string;
   /**
    * hypervisor name → how this deployment reaches it (`ovsdb`), merged into the model's hypervisor
    * of that name: the model stays the desired network, free of one site's socket paths
@@ -159,7 +161,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, unknownKeyProblem(key, known));
 
   const strings = (key: string): string[] => {
@@ -205,6 +207,9 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   const model = optionalString('model');
   const modelMaxBytes = byteSize(o.modelMaxBytes);
   if (modelMaxBytes === null) problem('modelMaxBytes', `${JSON.stringify(o.modelMaxBytes)} is not a size in bytes such as 16777216 or '16MiB'`);
+  const store = optionalString('store');
+  const endpoints = store === undefined ? undefined : parseEtcdUrl(store);
+  if (typeof endpoints === 'string') problem('store', endpoints);
   const control = optionalString('control');
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
   const tls = tlsFiles(o.tls, problem);
@@ -225,6 +230,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     dial,
     ...(model !== undefined && { model }),
     ...(modelMaxBytes != null && { modelMaxBytes }),
+    ...(store !== undefined && { store }),
     ...(hypervisors !== undefined && { hypervisors }),
     ...(control !== undefined && { control }),
     logLevel: logLevel as LogLevel,
@@ -328,6 +334,7 @@ function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: 
       if (files[part] === undefined) problem(`tls.${part}`, `missing: ${tlsTargets.join(', ')} needs the controller's ${TLS_PART[part].what} (${TLS_PART[part].flag} FILE, or tls.${part} in the config file)`);
     }
   }
+  if (draft.model !== undefined && draft.store !== undefined) problem('store', `the model comes from one place: model ${draft.model} or store ${draft.store}, not both`);
   // by the ca named, not the ca read: fails closed even if a caller went on despite a problem
   const verify = files.ca !== undefined ? { ca: pem.ca ?? '', requestCert: true, rejectUnauthorized: true } : { requestCert: false, rejectUnauthorized: false };
   return {

@@ -5,7 +5,7 @@ import { Controller, createLogger, formatDpid, type ControllerOptions, type List
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
 import { RoleCoordinator, StaticMastership, type Mastership } from './mastership';
-import { FileModelStore, modelSize, type ModelStore } from '../model';
+import { FileModelStore, modelSize, parseEtcdUrl, type ModelStore } from '../model';
 import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../sdk/app';
 import { PIPELINE_APP_ID } from '../sdk/cookie';
 import { tableMissFlows, type Flow } from '../sdk/flow';
@@ -30,12 +30,21 @@ export interface RuntimeOptions {
   reconciler?: Omit<ReconcilerOptions, 'ownedApps' | 'log' | 'gate'>;
   /** who is master of each switch; default StaticMastership(config.generationId): MASTER with it, or EQUAL without */
   mastership?: Mastership;
-  /** default: a watched FileModelStore of config.model (with config.hypervisors merged in), when set */
+  /**
+   * default: a watched FileModelStore of config.model, or (Runtime.create) an EtcdModelStore of
+   * config.store, with config.hypervisors merged in
+   */
   modelStore?: ModelStore;
   /** the run config's settings whenever they change at runtime (a watched config file); apps inject it as APP_SETTINGS_CHANGES */
   settingsChanges?: Observable<AppSettings>;
   /** binds services apps inject besides the runtime's own (bound lazily: only what an enabled app asks for is built) */
   bindServices?: (container: Container) => void;
+}
+
+/** createLogger at the config's level, unless the options bring a logger; with the options' bindings */
+function loggerOf(options: RuntimeOptions): Logger {
+  const log = options.logger ?? createLogger(options.config.logLevel);
+  return options.logBindings ? log.child(options.logBindings) : log;
 }
 
 const MIN_APP_ID = PIPELINE_APP_ID + 1;
@@ -90,12 +99,38 @@ export class Runtime {
   private control: ControlServer | undefined;
   private state: 'new' | 'started' | 'stopped' = 'new';
 
-  constructor(private readonly options: RuntimeOptions) {
+  /** the model store this runtime opened, closed when it stops */
+  private readonly ownedStore: (ModelStore & { close(): void | Promise<void> }) | undefined;
+
+  /**
+   * Opens the model store the config names first when that takes I/O (an etcd store reads the
+   * model); throws EtcdUnreachableError or ModelValidationError then, and AppWiringError as the constructor.
+   */
+  static async create(options: RuntimeOptions): Promise<Runtime> {
     const { config } = options;
-    const log = options.logger ?? createLogger(config.logLevel);
-    this.log = options.logBindings ? log.child(options.logBindings) : log;
+    if (options.modelStore || config.store === undefined) return new Runtime(options);
+    const log = loggerOf(options);
+    // loaded only here: the etcd client takes half a second to load
+    const { EtcdModelStore } = await import('../model/etcd-store');
+    const store = await EtcdModelStore.open(parseEtcdUrl(config.store) as string[], { hypervisors: config.hypervisors, log });
+    try {
+      return new Runtime({ ...options, logger: log, logBindings: undefined }, store);
+    } catch (e) {
+      await store.close();
+      throw e;
+    }
+  }
+
+  constructor(
+    private readonly options: RuntimeOptions,
+    openedStore?: ModelStore & { close(): Promise<void> },
+  ) {
+    const { config } = options;
+    this.log = loggerOf(options);
     this.controller = new Controller({ ...config.controller, ...options.controller, logger: this.log });
-    this.modelStore = options.modelStore ?? (config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors, maxBytes: config.modelMaxBytes }).watch());
+    if (config.store !== undefined && !options.modelStore && !openedStore) throw new AppWiringError(`the model store ${config.store} is opened by Runtime.create`);
+    this.ownedStore = openedStore ?? (options.modelStore || config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors, maxBytes: config.modelMaxBytes }).watch());
+    this.modelStore = options.modelStore ?? this.ownedStore;
     try {
       const container = new Container({ defaultScope: 'Singleton', autobind: true }); // helper classes resolve without ceremony
       container.bind(Controller).toConstantValue(this.controller);
@@ -122,8 +157,8 @@ export class Runtime {
       this.reconciler = new Reconciler(this.controller, this.desired, { ...options.reconciler, ownedApps: this.ownedApps, log: this.log, gate: this.roles });
       container.bind(Reconciler).toConstantValue(this.reconciler);
     } catch (e) {
-      // a watched model file would keep the process alive
-      if (!options.modelStore && this.modelStore instanceof FileModelStore) this.modelStore.close();
+      // a watched model file or an etcd watch would keep the process alive
+      void this.ownedStore?.close();
       throw e;
     }
   }
@@ -235,7 +270,7 @@ export class Runtime {
     this.roles.stop();
     await this.control?.close();
     await this.controller.close();
-    if (!this.options.modelStore && this.modelStore instanceof FileModelStore) this.modelStore.close();
+    await this.ownedStore?.close();
     this.handlerErrors.complete();
     unwatchUnhandledErrors(this);
     this.log.info('stopped');

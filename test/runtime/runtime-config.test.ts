@@ -32,7 +32,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(configProblems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, tls, dial, model, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId)',
+    'colour: unknown key (known: apps, listen, tls, dial, model, store, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
     "listen[0]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",
@@ -47,6 +47,13 @@ test('every problem of a run config is reported at once, with its path', (t) => 
   ]);
   const missing = join(tmpdir(), 'no-such-zonemesh.yaml');
   t.throws(() => loadRunConfig(missing), { instanceOf: RunConfigError, message: `${missing}: (file): cannot read: ENOENT` });
+});
+
+test('store: an etcd:// URL of HOST:PORT endpoints, and not together with model', (t) => {
+  t.is(validateRunConfig({ store: 'etcd://127.0.0.1:2379,etcd-2.local:2379,[::1]:2379' }, 'run.yaml').store, 'etcd://127.0.0.1:2379,etcd-2.local:2379,[::1]:2379');
+  t.deepEqual(configProblems(() => validateRunConfig({ store: 'http://127.0.0.1:2379' }, 'run.yaml')), ["store: 'http://127.0.0.1:2379' is not etcd://HOST:PORT[,HOST:PORT...]"]);
+  t.deepEqual(configProblems(() => validateRunConfig({ store: 'etcd://a:1,b' }, 'run.yaml')), ["store: 'b' in etcd://a:1,b is not HOST:PORT"]);
+  t.deepEqual(configProblems(() => validateRunConfig({ store: 'etcd://a:1', model: 'm.yaml' }, 'run.yaml')), ['store: the model comes from one place: model m.yaml or store etcd://a:1, not both']);
 });
 
 test('workers: a whole number from 1 to 64; absent means one process', (t) => {

@@ -1,0 +1,96 @@
+import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
+
+/** A model document's parts, in the shape of models/*.yaml: what validateModel reads back. */
+export interface ZoneDoc {
+  name: string;
+  underlay: string;
+}
+export interface HypervisorDoc {
+  name: string;
+  zone: string;
+  tunnelIp: string;
+  datapathId: string;
+  bridge: string;
+  ovsdb?: string;
+}
+export interface SubnetDoc {
+  name: string;
+  cidr: string;
+  gateway: string;
+}
+export interface AclDoc {
+  name: string;
+  subnet: string;
+  port?: string;
+  direction: AclRule['direction'];
+  action: AclRule['action'];
+  protocol: AclRule['protocol'];
+  ports?: number | string;
+  remote: AclRule['remote'];
+}
+export interface VpcDoc {
+  name: string;
+  vni: number;
+  subnets: SubnetDoc[];
+  acls?: AclDoc[];
+}
+export type PortDoc = VmPort;
+export interface ModelDocument {
+  zones: ZoneDoc[];
+  hypervisors: HypervisorDoc[];
+  vpcs: VpcDoc[];
+  ports: PortDoc[];
+}
+
+export const zoneDoc = (z: Zone): ZoneDoc => ({ name: z.name, underlay: z.underlay });
+
+export function hypervisorDoc(h: Hypervisor): HypervisorDoc {
+  return {
+    name: h.name,
+    zone: h.zone,
+    tunnelIp: h.tunnelIp,
+    datapathId: `0x${h.datapathId.toString(16)}`,
+    bridge: h.bridge,
+    ...(h.ovsdb === undefined ? {} : { ovsdb: h.ovsdb }),
+  };
+}
+
+export const vpcDoc = (v: Vpc): Pick<VpcDoc, 'name' | 'vni'> => ({ name: v.name, vni: v.vni });
+
+/** routerMac is derived and the VPC is the subnet's parent: neither is written */
+export const subnetDoc = (s: Subnet): SubnetDoc => ({ name: s.name, cidr: s.cidr, gateway: s.gateway });
+
+export function aclDoc(a: AclRule): AclDoc {
+  return {
+    name: a.name,
+    subnet: a.subnet,
+    ...(a.port === undefined ? {} : { port: a.port }),
+    direction: a.direction,
+    action: a.action,
+    protocol: a.protocol,
+    ...(a.ports === undefined ? {} : { ports: a.ports.from === a.ports.to ? a.ports.from : `${a.ports.from}-${a.ports.to}` }),
+    remote: a.remote,
+  };
+}
+
+export const portDoc = (p: VmPort): PortDoc => ({ ...p });
+
+/**
+ * The document of a valid model: validateModel(documentOf(m)) equals m. Defaults the file left out
+ * (bridge, interface, ACL names) are written out; derived values (router MACs) are not.
+ */
+export function documentOf(model: NetworkModel): ModelDocument {
+  return {
+    zones: model.zones.map(zoneDoc),
+    hypervisors: model.hypervisors.map(hypervisorDoc),
+    vpcs: model.vpcs.map((v) => {
+      const acls = model.acls.filter((a) => a.vpc === v.name).map(aclDoc);
+      return {
+        ...vpcDoc(v),
+        subnets: model.subnets.filter((s) => s.vpc === v.name).map(subnetDoc),
+        ...(acls.length ? { acls } : {}),
+      };
+    }),
+    ports: model.ports.map(portDoc),
+  };
+}

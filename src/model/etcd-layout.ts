@@ -1,0 +1,195 @@
+/**
+ * The model's layout in etcd (docs/etcd-store.md): one key per object, JSON values, under a
+ * generation that one pointer key selects, so that an import of any size switches over in one
+ * transaction and a single object can be written with a compare on its mod_revision.
+ *
+ *   /zonemesh/v1/current                          the generation in force (its id, as text)
+ *   /zonemesh/v1/g/GEN/zones/NAME                 { name, underlay }
+ *   /zonemesh/v1/g/GEN/hypervisors/NAME           { name, zone, tunnelIp, datapathId, bridge, ovsdb? }
+ *   /zonemesh/v1/g/GEN/vpcs/NAME                  { name, vni }
+ *   /zonemesh/v1/g/GEN/subnets/VPC/NAME           { name, cidr, gateway }
+ *   /zonemesh/v1/g/GEN/acls/VPC                   [ rule, ... ]   (one ordered list per VPC)
+ *   /zonemesh/v1/g/GEN/ports/NAME                 { name, vpc, subnet, mac, ip, hypervisor, ... }
+ *
+ * Names are URI-encoded in keys. Keys under /zonemesh/v1/ outside these are not the model's.
+ */
+import type { IKeyValue } from 'etcd3';
+import { type ModelDocument, documentOf } from './document';
+import { type ModelIssue, ModelValidationError } from './errors';
+import type { NetworkModel } from './types';
+import { validateModel } from './validate';
+
+export const ETCD_ROOT = '/zonemesh/v1/';
+export const CURRENT_KEY = `${ETCD_ROOT}current`;
+export const GENERATIONS = `${ETCD_ROOT}g/`;
+/** the source named in the store's ModelValidationErrors */
+export const ETCD_SOURCE = 'etcd';
+
+export const generationPrefix = (generation: string): string => `${GENERATIONS}${generation}/`;
+
+/** the generation a key belongs to; undefined for a key outside every generation */
+export function generationOfKey(key: string): string | undefined {
+  if (!key.startsWith(GENERATIONS)) return undefined;
+  const end = key.indexOf('/', GENERATIONS.length);
+  return end < 0 ? undefined : key.slice(GENERATIONS.length, end);
+}
+
+const seg = encodeURIComponent;
+
+/** Every key and JSON value of a valid model, under a generation. */
+export function entriesOf(model: NetworkModel, generation: string): Map<string, string> {
+  const doc = documentOf(model);
+  const g = generationPrefix(generation);
+  const out = new Map<string, string>();
+  const put = (key: string, value: unknown) => out.set(g + key, JSON.stringify(value));
+  for (const z of doc.zones) put(`zones/${seg(z.name)}`, z);
+  for (const h of doc.hypervisors) put(`hypervisors/${seg(h.name)}`, h);
+  for (const { subnets, acls, ...vpc } of doc.vpcs) {
+    put(`vpcs/${seg(vpc.name)}`, vpc);
+    for (const s of subnets) put(`subnets/${seg(vpc.name)}/${seg(s.name)}`, s);
+    if (acls) put(`acls/${seg(vpc.name)}`, acls);
+  }
+  for (const p of doc.ports) put(`ports/${seg(p.name)}`, p);
+  return out;
+}
+
+/** A value as read from etcd: its JSON, or why it is not JSON. */
+export type StoredValue = { readonly json: unknown } | { readonly syntaxError: string };
+
+export function parseStoredValue(bytes: Buffer): StoredValue {
+  try {
+    return { json: JSON.parse(bytes.toString('utf8')) };
+  } catch (e) {
+    return { syntaxError: (e as Error).message };
+  }
+}
+
+/** The generation pointer and every generation's objects, as of one revision. */
+export interface Contents {
+  generation: string | undefined;
+  entries: Map<string, StoredValue>;
+}
+
+export function readContents(kvs: readonly IKeyValue[]): Contents {
+  const contents: Contents = { generation: undefined, entries: new Map() };
+  for (const kv of kvs) putContents(contents, kv);
+  return contents;
+}
+
+export function putContents(c: Contents, kv: IKeyValue): void {
+  const key = kv.key.toString();
+  if (key === CURRENT_KEY) c.generation = kv.value.toString().trim() || undefined;
+  else if (key.startsWith(GENERATIONS)) c.entries.set(key, parseStoredValue(kv.value));
+}
+
+export function deleteContents(c: Contents, key: string): void {
+  if (key === CURRENT_KEY) c.generation = undefined;
+  else c.entries.delete(key);
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+interface Assembled {
+  doc: ModelDocument;
+  issues: ModelIssue[];
+  /** document path of an object (`ports[3]`, `vpcs[0].subnets[1]`, `vpcs[0].acls`) → its key */
+  places: Map<string, string>;
+}
+
+/** One generation's entries as a model document, in key order, with the problems of its keys. */
+function assemble(entries: Iterable<readonly [string, StoredValue]>, generation: string): Assembled {
+  const prefix = generationPrefix(generation);
+  const issues: ModelIssue[] = [];
+  const problem = (key: string, what: string) => issues.push({ path: key, problem: what });
+  const mine = [...entries].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const lists: Record<'zones' | 'hypervisors' | 'ports', [string, Obj][]> = { zones: [], hypervisors: [], ports: [] };
+  const vpcs = new Map<string, { key?: string; value?: Obj; subnets: [string, Obj][]; acls?: [string, unknown] }>();
+  const vpcOf = (name: string) => vpcs.get(name) ?? vpcs.set(name, { subnets: [] }).get(name)!;
+  /** the value as an object whose name is the key's, or undefined (with the problem noted) */
+  const named = (key: string, value: unknown, name: string): Obj | undefined => {
+    if (!isObj(value)) return problem(key, 'must be a JSON object'), undefined;
+    if (value.name !== undefined && value.name !== name) problem(`${key}: name`, `'${String(value.name)}' is not the key's name '${name}'`);
+    return { ...value, name };
+  };
+
+  for (const [key, stored] of mine) {
+    if ('syntaxError' in stored) {
+      problem(`${key}: (syntax)`, `not JSON: ${stored.syntaxError}`);
+      continue;
+    }
+    let names: string[];
+    const [kind, ...encoded] = key.slice(prefix.length).split('/');
+    try {
+      names = encoded.map(decodeURIComponent);
+    } catch {
+      problem(key, 'a name in the key is not URI-encoded text');
+      continue;
+    }
+    const value = stored.json;
+    if ((kind === 'zones' || kind === 'hypervisors' || kind === 'ports') && names.length === 1) {
+      const o = named(key, value, names[0]!);
+      if (o) lists[kind].push([key, o]);
+    } else if (kind === 'vpcs' && names.length === 1) {
+      const o = named(key, value, names[0]!);
+      if (o && ('subnets' in o || 'acls' in o)) problem(key, `subnets and acls are keys of their own (${prefix}subnets/VPC/NAME, ${prefix}acls/VPC)`);
+      else if (o) Object.assign(vpcOf(names[0]!), { key, value: o });
+    } else if (kind === 'subnets' && names.length === 2) {
+      const o = named(key, value, names[1]!);
+      if (o) vpcOf(names[0]!).subnets.push([key, o]);
+    } else if (kind === 'acls' && names.length === 1) {
+      if (Array.isArray(value)) vpcOf(names[0]!).acls = [key, value];
+      else problem(key, 'must be a JSON list of rules');
+    } else {
+      problem(key, 'not a key of the model layout (zones/NAME, hypervisors/NAME, vpcs/NAME, subnets/VPC/NAME, acls/VPC, ports/NAME)');
+    }
+  }
+
+  const places = new Map<string, string>();
+  const listed = (kind: keyof typeof lists) =>
+    lists[kind].map(([key, o], i) => {
+      places.set(`${kind}[${i}]`, key);
+      return o;
+    });
+  const docVpcs: Obj[] = [];
+  for (const [name, v] of [...vpcs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    if (!v.key) {
+      for (const [key] of [...v.subnets, ...(v.acls ? [v.acls] : [])]) problem(key, `VPC '${name}' has no key ${prefix}vpcs/${seg(name)}`);
+      continue;
+    }
+    const i = docVpcs.length;
+    places.set(`vpcs[${i}]`, v.key);
+    v.subnets.forEach(([key], j) => places.set(`vpcs[${i}].subnets[${j}]`, key));
+    if (v.acls) places.set(`vpcs[${i}].acls`, v.acls[0]);
+    docVpcs.push({ ...v.value, subnets: v.subnets.map(([, o]) => o), ...(v.acls ? { acls: v.acls[1] } : {}) });
+  }
+  const doc = { zones: listed('zones'), hypervisors: listed('hypervisors'), vpcs: docVpcs, ports: listed('ports') };
+  return { doc: doc as unknown as ModelDocument, issues, places };
+}
+
+/** `ports[3].ip` → `KEY: ip`, `vpcs[0].acls[2].subnet` → `KEY[2]: subnet`, wherever such a path appears in the text */
+const PLACE_RE = /((?:zones|hypervisors|ports|vpcs)\[\d+\](?:\.subnets\[\d+\]|\.acls(?=\[))?)(\[\d+\])?((?:\.[A-Za-z]+)*)/g;
+
+function atKeys(text: string, places: ReadonlyMap<string, string>): string {
+  return text.replace(PLACE_RE, (all, place: string, index: string | undefined, fields: string) => {
+    const key = places.get(place);
+    return key === undefined ? all : `${key}${index ?? ''}${fields ? `: ${fields.slice(1)}` : ''}`;
+  });
+}
+
+/**
+ * The model of one generation of stored entries, validated as a model file is; every problem is
+ * reported at its key (`/zonemesh/v1/g/GEN/ports/web1: ip`). No generation: the empty model.
+ */
+export function modelOfEntries(entries: Iterable<readonly [string, StoredValue]>, generation: string | undefined): NetworkModel {
+  if (generation === undefined) return validateModel({ zones: [], hypervisors: [], vpcs: [], ports: [] }, ETCD_SOURCE);
+  const { doc, issues, places } = assemble(entries, generation);
+  try {
+    const model = validateModel(doc, ETCD_SOURCE);
+    if (!issues.length) return model;
+  } catch (e) {
+    if (!(e instanceof ModelValidationError)) throw e;
+    issues.push(...e.issues.map((i) => ({ path: atKeys(i.path, places), problem: atKeys(i.problem, places) })));
+  }
+  throw new ModelValidationError(ETCD_SOURCE, issues);
+}
