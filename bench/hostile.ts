@@ -13,12 +13,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Canary, ControllerProcess, attackFromChild, type AttackKind } from '../test/helpers/hostile';
+import { ATTACK_KINDS, Canary, ControllerProcess, attackFromChild, type AttackKind } from '../test/helpers/hostile';
 import { freePort } from '../test/helpers/run';
 
 const { values } = parseArgs({
   options: {
-    attacks: { type: 'string', default: 'bomb,flood' },
+    attacks: { type: 'string', default: ATTACK_KINDS.join(',') },
     peers: { type: 'string', default: '4' },
     seconds: { type: 'string', default: '20' },
     cli: { type: 'string' },
@@ -44,8 +44,11 @@ async function measure(kind: AttackKind): Promise<string> {
     const closes = Object.entries(proc.budgetCloses()).map(([budget, n]) => `${n} ${budget}`).join(', ') || '0';
     const crashed = /heap out of memory/.test(proc.stderr) ? ' (heap out of memory)' : '';
     const ms = (v: number | undefined) => (v === undefined || Number.isNaN(v) ? 'n/a' : v.toFixed(1));
-    const load = kind === 'bomb' ? `${(result.bytesSent / 2 ** 20 / seconds).toFixed(0)} MiB/s of REPLY_MORE parts` : `${Math.round(result.messagesSent / seconds).toLocaleString('en-US')} PACKET_INs/s`;
-    const row = `| ${kind} | ${peers} | ${seconds} | ${load} | ${result.connections} | ${up ? 'yes' : `no${crashed}`} | ${(proc.peakRssKb / 1024).toFixed(0)} | ${ms(rtt?.p50)} / ${ms(rtt?.p99)} / ${ms(rtt?.max)} (${rtt?.samples ?? 0}) | ${proc.packetInsDropped().toLocaleString('en-US')} | ${closes} |`;
+    const rate = Math.round(result.messagesSent / seconds).toLocaleString('en-US');
+    const load = kind === 'bomb' ? `${(result.bytesSent / 2 ** 20 / seconds).toFixed(0)} MiB/s of REPLY_MORE parts` : kind === 'malformed' ? `${rate} malformed messages/s` : `${rate} PACKET_INs/s`;
+    const logKb = (proc.logBytes / 1024).toFixed(0);
+    const stopMs = (await proc.stop()).toFixed(0);
+    const row = `| ${kind} | ${peers} | ${seconds} | ${load} | ${result.connections} | ${up ? 'yes' : `no${crashed}`} | ${(proc.peakRssKb / 1024).toFixed(0)} | ${ms(rtt?.p50)} / ${ms(rtt?.p99)} / ${ms(rtt?.max)} (${rtt?.samples ?? 0}) | ${proc.packetInsDropped().toLocaleString('en-US')} | ${closes} | ${logKb} | ${stopMs} |`;
     console.log(row);
     return row;
   } finally {
@@ -58,8 +61,8 @@ async function measure(kind: AttackKind): Promise<string> {
 async function main(): Promise<void> {
   console.log(`hostile peers against ${values.cli ?? 'dist/src/cli/main.js'}: ${peers} per attack, ${seconds} s each; load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   const header = [
-    '| attack | peers | seconds | attack load | attacking connections | controller up | peak RSS MB | canary echo RTT ms p50 / p99 / max (samples) | PACKET_INs dropped | sessions closed by budget |',
-    '|---|---:|---:|---|---:|---|---:|---|---:|---|',
+    '| attack | peers | seconds | attack load | attacking connections | controller up | peak RSS MB | canary echo RTT ms p50 / p99 / max (samples) | PACKET_INs dropped | sessions closed by budget | log KiB | SIGTERM ms |',
+    '|---|---:|---:|---|---:|---|---:|---|---:|---|---:|---:|',
   ];
   console.log(header.join('\n'));
   const rows: string[] = [];

@@ -22,6 +22,13 @@ const RSS_BOUND_KB = 300 * 1024;
 const CANARY_P50_BOUND_MS = 50;
 const CANARY_P99_BOUND_MS = 250;
 const ATTACK_SECONDS = 3;
+/**
+ * What the controller may log during one attack: about 10 lines per switch, kind and 10 s plus the
+ * connection lines (before issue 9's fix a malformed flood wrote 1.5-3.3 KB per message, megabytes a second).
+ */
+const LOG_BOUND_BYTES = 256 * 1024;
+/** the issue's bound on SIGTERM after an attack (it took 16-29 s) */
+const STOP_BOUND_MS = 2_000;
 
 const FLOW_DUMP: FlowStatsRequestBody = { mpType: 'FLOW', tableId: OFPTT_ALL, outPort: OFPP.ANY, outGroup: OFPG_ANY, cookie: 0n, cookieMask: 0n, match: [] };
 
@@ -201,6 +208,33 @@ for (const kind of ['bomb', 'flood'] as const) {
     } else {
       t.true(proc.packetInsDropped() > result.messagesSent / 2, `${proc.packetInsDropped()} of ${result.messagesSent} PACKET_INs dropped`);
     }
+  });
+}
+
+for (const kind of ['deaf', 'malformed'] as const) {
+  const what = kind === 'deaf' ? 'PACKET_INs from switches that never read' : 'messages of no known type';
+  test.serial(`zonemesh run under a flood of ${what}: RSS, canary echoes and log volume bounded; SIGTERM done within 2 s`, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'zm-hostile-'));
+    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+    const port = await freePort();
+    const proc = await ControllerProcess.start(port, join(dir, 'control.sock'));
+    t.teardown(() => proc.stop());
+    const canary = new Canary();
+    t.teardown(() => canary.stop());
+    await canary.connect(port);
+    canary.start();
+    const logBefore = proc.logBytes;
+    const result = await attackFromChild(kind, port, 4, ATTACK_SECONDS);
+    const rtt = await canary.stop();
+    const logged = proc.logBytes - logBefore;
+    const stopMs = await proc.stop();
+    t.log(`${kind}: ${JSON.stringify(result)}; peak RSS ${(proc.peakRssKb / 1024).toFixed(0)} MB; canary RTT p50 ${rtt.p50.toFixed(1)} p99 ${rtt.p99.toFixed(1)} ms; logged ${logged} bytes; SIGTERM took ${stopMs.toFixed(0)} ms`);
+    t.true(result.messagesSent > 100_000, `${result.messagesSent} messages sent`);
+    t.true(proc.peakRssKb > 0 && proc.peakRssKb < RSS_BOUND_KB, `peak RSS ${proc.peakRssKb} kB`);
+    t.true(rtt.samples >= 50 && rtt.p50 < CANARY_P50_BOUND_MS && rtt.p99 < CANARY_P99_BOUND_MS, `canary echo RTT p50 ${rtt.p50.toFixed(1)} ms, p99 ${rtt.p99.toFixed(1)} ms over ${rtt.samples}`);
+    t.true(logged < LOG_BOUND_BYTES, `${logged} bytes logged during the attack`);
+    t.false(proc.lines.some((l) => JSON.stringify(l).includes('"stack"')), 'no stack trace in the log');
+    t.true(stopMs < STOP_BOUND_MS, `SIGTERM took ${stopMs.toFixed(0)} ms`);
   });
 }
 

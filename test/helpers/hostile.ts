@@ -1,10 +1,11 @@
 /**
  * Hostile peers for the controller (issue 9), shared by test/controller/hostile.test.ts and
- * bench/hostile.ts: multipart bombs, PACKET_IN floods, a canary switch timing its echoes, and a
+ * bench/hostile.ts: multipart bombs, PACKET_IN floods (from a switch that reads what it is sent, and
+ * from one that never does), malformed-message floods, a canary switch timing its echoes, and a
  * `zonemesh run` child process whose RSS is sampled. Run as a script, it attacks from its own
  * process, so the attackers' CPU does not delay the canary's measurements:
  *
- *   node dist/test/helpers/hostile.js bomb|flood --port P [--peers 4] [--seconds 3]
+ *   node dist/test/helpers/hostile.js bomb|flood|deaf|malformed --port P [--peers 4] [--seconds 3]
  *
  * and prints its AttackResult as one JSON line when done.
  */
@@ -17,7 +18,9 @@ import { FakeSwitch } from './fake-switch';
 import { REPO_ROOT } from './paths';
 import { spawnTracked } from './run';
 
-export type AttackKind = 'bomb' | 'flood';
+export const ATTACK_KINDS = ['bomb', 'flood', 'deaf', 'malformed'] as const;
+/** bomb: endless multipart parts; flood: PACKET_INs; deaf: PACKET_INs from a switch that never reads; malformed: messages of no known type */
+export type AttackKind = (typeof ATTACK_KINDS)[number];
 
 export interface AttackResult {
   kind: AttackKind;
@@ -25,7 +28,7 @@ export interface AttackResult {
   connections: number;
   /** connections the controller closed during the attack */
   closedByController: number;
-  /** PACKET_INs (flood) or REPLY_MORE parts (bomb) written */
+  /** PACKET_INs (flood, deaf), REPLY_MORE parts (bomb) or malformed messages written */
   messagesSent: number;
   bytesSent: number;
 }
@@ -48,6 +51,19 @@ export function packetInBatch(count = 400): Buffer {
   return Buffer.concat(Array.from({ length: count }, () => one));
 }
 
+/** 400 messages of a type OpenFlow 1.3 does not have, each answered with an OFPT_ERROR and logged. */
+export function malformedBatch(count = 400): Buffer {
+  const one = Buffer.from([4, 0x63, 0, 16, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0]);
+  return Buffer.concat(Array.from({ length: count }, () => one));
+}
+
+const PAYLOADS: Record<AttackKind, () => { bytes: Buffer; messages: number }> = {
+  bomb: () => ({ bytes: bombPart(), messages: 1 }),
+  flood: () => ({ bytes: packetInBatch(), messages: 400 }),
+  deaf: () => ({ bytes: packetInBatch(), messages: 400 }),
+  malformed: () => ({ bytes: malformedBatch(), messages: 400 }),
+};
+
 /** Writes `bytes` again and again while the socket takes them, until `deadline` or the connection ends; returns the writes. */
 async function pump(sw: FakeSwitch, bytes: Buffer, deadline: number): Promise<number> {
   let writes = 0;
@@ -64,8 +80,7 @@ async function pump(sw: FakeSwitch, bytes: Buffer, deadline: number): Promise<nu
  * the connection, and connects again, until `deadline`.
  */
 async function attackPeer(kind: AttackKind, port: number, dpid: bigint, deadline: number, result: AttackResult): Promise<void> {
-  const payload = kind === 'bomb' ? bombPart() : packetInBatch();
-  const perWrite = kind === 'bomb' ? 1 : 400;
+  const { bytes: payload, messages: perWrite } = PAYLOADS[kind]();
   while (Date.now() < deadline) {
     const sw = new FakeSwitch({ dpid, record: false });
     try {
@@ -80,6 +95,8 @@ async function attackPeer(kind: AttackKind, port: number, dpid: bigint, deadline
         payload.writeUInt32BE((await flowDump).xid, 4);
       }
       result.connections++;
+      // the controller's answers (flooded PACKET_OUTs, echo requests) back up in its send queue
+      if (kind === 'deaf') sw.pauseReading();
       const writes = await pump(sw, payload, deadline);
       result.messagesSent += writes * perWrite;
       result.bytesSent += writes * payload.length;
@@ -183,12 +200,15 @@ interface LogLine {
 export class ControllerProcess {
   readonly lines: LogLine[] = [];
   peakRssKb = 0;
+  /** bytes the controller has written to stdout, its log */
+  logBytes = 0;
   private partial = '';
   private raw = '';
   private readonly sampler: NodeJS.Timeout;
 
   private constructor(readonly child: ChildProcess) {
     child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+      this.logBytes += Buffer.byteLength(chunk);
       const parts = (this.partial + chunk).split('\n');
       this.partial = parts.pop()!;
       for (const line of parts) if (line.startsWith('{')) this.lines.push(JSON.parse(line) as LogLine);
@@ -242,12 +262,15 @@ export class ControllerProcess {
     return this.lines.reduce((sum, l) => sum + (l.stats?.packetInsDropped ?? 0), 0);
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM; resolves with the milliseconds until the process exited (0 when it was not running). */
+  async stop(): Promise<number> {
     clearInterval(this.sampler);
-    if (!this.running) return;
+    if (!this.running) return 0;
     const exited = new Promise((r) => this.child.once('exit', r));
+    const sent = performance.now();
     this.child.kill('SIGTERM');
     await exited;
+    return performance.now() - sent;
   }
 }
 
@@ -257,9 +280,9 @@ if (require.main === module) {
     options: { port: { type: 'string' }, peers: { type: 'string', default: '4' }, seconds: { type: 'string', default: '3' } },
   });
   const kind = positionals[0];
-  if ((kind !== 'bomb' && kind !== 'flood') || values.port === undefined) {
-    process.stderr.write('usage: hostile.js bomb|flood --port P [--peers N] [--seconds S]\n');
+  if (!(ATTACK_KINDS as readonly string[]).includes(kind ?? '') || values.port === undefined) {
+    process.stderr.write(`usage: hostile.js ${ATTACK_KINDS.join('|')} --port P [--peers N] [--seconds S]\n`);
     process.exit(2);
   }
-  void attack(kind, Number(values.port), Number(values.peers), Number(values.seconds)).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
+  void attack(kind as AttackKind, Number(values.port), Number(values.peers), Number(values.seconds)).then((r) => process.stdout.write(`${JSON.stringify(r)}\n`));
 }
