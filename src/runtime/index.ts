@@ -23,3 +23,6 @@ export { DesiredState, type DesiredChange } from './desired-state';
 export * from './reconciler';
 export * from './run-config';
 export * from './run-config-watch';
+export * from './metrics';
+export * from './metrics-server';
+export * from './stats-poller';
