@@ -210,10 +210,11 @@ test('every metric the Grafana dashboard queries is in the exposition', async (t
   t.true(queried.size >= 20, `${queried.size} metrics queried`);
   t.deepEqual([...queried].filter((name) => !declared.has(name)), []);
   // and every metric docs/metrics.md documents is declared, and every declared one documented
-  const documented = new Set(readFileSync(join(REPO_ROOT, 'docs', 'metrics.md'), 'utf8').match(/zonemesh_[a-z0-9_]+/g));
+  // (zonemesh_process_* and zonemesh_nodejs_* stand for prom-client's default metrics)
+  const documented = new Set(readFileSync(join(REPO_ROOT, 'docs', 'metrics.md'), 'utf8').match(/zonemesh_[a-z0-9_]*[a-z0-9]/g));
   const ours = [...declared].filter((n) => !/_(bucket|sum|count)$/.test(n) || !declared.has(n.replace(/_(bucket|sum|count)$/, '')));
   t.deepEqual(ours.filter((n) => !documented.has(n) && !/^zonemesh_(process|nodejs)_/.test(n)), []);
-  t.deepEqual([...documented].filter((n) => !declared.has(n)), []);
+  t.deepEqual([...documented].filter((n) => !declared.has(n) && !/^zonemesh_(process|nodejs)$/.test(n)), []);
 });
 
 test('config: a bad address, a bad interval and --workers with metrics are refused; a port in use is one clear error', async (t) => {
@@ -229,7 +230,7 @@ test('config: a bad address, a bad interval and --workers with metrics are refus
     'metrics: needs workers: 1 (workers is 2): each worker sees only its own switches; run one process to serve metrics',
   ]);
   t.is(runConfig(['--metrics', '[::1]:9464']).config.metrics?.listen, '[::1]:9464');
-  t.throws(() => runConfig(['--metrics', '127.0.0.1:99999']), { message: /--metrics|metrics: '127.0.0.1:99999' is not/ });
+  t.throws(() => runConfig(['--metrics', '127.0.0.1:99999']), { message: "command line: metrics.listen: '127.0.0.1:99999' is not 'HOST:PORT', '[IPv6]:PORT' or ':PORT'" });
 
   const taken = createServer();
   await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
