@@ -83,6 +83,11 @@ export class Controller {
     return this.byDpid;
   }
 
+  /** every open session, READY or still in its handshake */
+  get openSessions(): ReadonlySet<SwitchSession> {
+    return this.sessions;
+  }
+
   session(dpid: bigint): SwitchSession | undefined {
     return this.byDpid.get(dpid);
   }

@@ -155,6 +155,8 @@ export interface SessionStats {
   /** messages dropped because they arrived in a state whose handlers do not take them */
   droppedForState: number;
   malformed: number;
+  /** PACKET_INs within packetInRate, decoded and handed on */
+  packetIns: number;
   /** PACKET_INs over packetInRate, dropped undecoded */
   packetInsDropped: number;
 }
@@ -193,7 +195,7 @@ let nextSessionId = 1;
 export class SwitchSession {
   /** process-unique, for logs */
   readonly id = nextSessionId++;
-  readonly stats: SessionStats = { messagesReceived: 0, droppedForState: 0, malformed: 0, packetInsDropped: 0 };
+  readonly stats: SessionStats = { messagesReceived: 0, droppedForState: 0, malformed: 0, packetIns: 0, packetInsDropped: 0 };
   /** resolves (never rejects) when the session ends */
   readonly closed: Promise<CloseInfo>;
 
@@ -557,6 +559,7 @@ export class SwitchSession {
       // dropped undecoded: too cheap to count as work, so a flood over the limit costs no yields
       if (this.packetInTokens < 1) return this.dropPacketIn();
       this.packetInTokens--;
+      this.stats.packetIns++;
     }
     try {
       this.dispatch(buf, at, length);

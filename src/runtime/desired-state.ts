@@ -41,6 +41,13 @@ export class DesiredState {
     return owners ? [...owners.values()].flat() : [];
   }
 
+  /** how many flows are desired on a switch */
+  count(dpid: bigint): number {
+    let n = 0;
+    for (const flows of this.bySwitch.get(dpid)?.values() ?? []) n += flows.length;
+    return n;
+  }
+
   owned(dpid: bigint, cookie: bigint): readonly Flow[] {
     return this.bySwitch.get(dpid)?.get(cookie) ?? [];
   }

@@ -28,3 +28,6 @@ export * from './reconciler';
 export * from './mastership';
 export * from './run-config';
 export * from './run-config-watch';
+export * from './metrics';
+export * from './metrics-server';
+export * from './stats-poller';

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { NUMERIC_OPTIONS, OPENFLOW_PORT, parseDialTarget, type ListenSpec, type NumericOption } from '../controller';
 import { OVSDB_TARGET, parseEtcdUrl, unknownKeyProblem, type HypervisorAccess } from '../model';
+import { parseMetricsAddress } from './metrics-server';
 
 /** How `zonemesh run` runs: which apps, where switches connect, and each app's settings. */
 export interface RunConfig {
@@ -42,6 +43,15 @@ export interface RunConfig {
   readonly settings: Readonly<Record<string, unknown>>;
   /** the controller's limits and timers (ControllerOptions: packetInRate, maxMultipartBytes …); each key replaces its default */
   readonly controller?: ControllerSettings;
+  /** serve Prometheus metrics (`zonemesh run --metrics HOST:PORT`); only with one worker */
+  readonly metrics?: MetricsSettings;
+}
+
+export interface MetricsSettings {
+  /** 'HOST:PORT', '[IPv6]:PORT' or ':PORT' (every address) */
+  readonly listen: string;
+  /** mean time between two stats polls of one switch (default 15000) */
+  readonly pollIntervalMs?: number;
 }
 
 export type ControllerSettings = Readonly<Partial<Record<NumericOption, number>>>;
@@ -161,7 +171,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId', 'metrics']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, unknownKeyProblem(key, known));
 
   const strings = (key: string): string[] => {
@@ -214,6 +224,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
   const tls = tlsFiles(o.tls, problem);
   const controller = controllerSettings(o.controller, problem);
+  const metrics = metricsSettings(o.metrics, problem);
   const workers = o.workers;
   if (workers !== undefined && !(Number.isInteger(workers) && (workers as number) >= 1 && (workers as number) <= MAX_WORKERS)) {
     problem('workers', `${JSON.stringify(workers)} is not a whole number from 1 to ${MAX_WORKERS}`);
@@ -238,7 +249,31 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     ...(generationId !== undefined && { generationId: generationId as number }),
     settings: settings as Record<string, unknown>,
     ...(controller !== undefined && { controller }),
+    ...(metrics !== undefined && { metrics }),
   };
+}
+
+const METRICS_KEYS = ['listen', 'pollIntervalMs'] as const;
+/** polls closer than this would cost switches more than they tell */
+const MIN_POLL_INTERVAL_MS = 1_000;
+
+/** `metrics: { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }` */
+function metricsSettings(v: unknown, problem: Problem): MetricsSettings | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    problem('metrics', "must be a mapping such as { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }");
+    return undefined;
+  }
+  const m = v as Obj;
+  for (const key of Object.keys(m)) if (!(METRICS_KEYS as readonly string[]).includes(key)) problem(`metrics.${key}`, unknownKeyProblem(key, METRICS_KEYS));
+  const address = typeof m.listen === 'string' ? parseMetricsAddress(m.listen) : 'missing: the HOST:PORT to serve /metrics on';
+  if (typeof address === 'string') problem('metrics.listen', address);
+  const interval = m.pollIntervalMs;
+  if (interval !== undefined && !(typeof interval === 'number' && Number.isInteger(interval) && interval >= MIN_POLL_INTERVAL_MS)) {
+    problem('metrics.pollIntervalMs', `${JSON.stringify(interval)} is not a whole number of milliseconds >= ${MIN_POLL_INTERVAL_MS}`);
+  }
+  if (typeof address === 'string') return undefined;
+  return { listen: m.listen as string, ...(typeof interval === 'number' && { pollIntervalMs: interval }) };
 }
 
 /** A positive size: a whole number of bytes, or one of KiB, MiB or GiB ('16MiB'); null when it is none of these. */
@@ -335,6 +370,10 @@ function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: 
     }
   }
   if (draft.model !== undefined && draft.store !== undefined) problem('store', `the model comes from one place: model ${draft.model} or store ${draft.store}, not both`);
+  if (crossCheck && draft.metrics !== undefined && (draft.workers ?? 1) > 1) {
+    // each worker would count only its own switches, and summing them breaks on a worker restart: see docs/metrics.md
+    problem('metrics', `needs workers: 1 (workers is ${draft.workers}): each worker sees only its own switches; run one process to serve metrics`);
+  }
   // by the ca named, not the ca read: fails closed even if a caller went on despite a problem
   const verify = files.ca !== undefined ? { ca: pem.ca ?? '', requestCert: true, rejectUnauthorized: true } : { requestCert: false, rejectUnauthorized: false };
   return {

@@ -14,6 +14,8 @@ import { RuntimeAppContext, type ContextHost } from './context';
 import { ControlServer, type ControlSource } from './control';
 import { Container, type Newable } from '../sdk/di';
 import { AppHandlerError, AppStartError, AppWiringError } from './errors';
+import { RuntimeMetrics, type MetricsOptions } from './metrics';
+import { MetricsServer, MetricsServerError, parseMetricsAddress } from './metrics-server';
 
 /** App name → app class: which apps `apps: [...]` can name. */
 export type AppRegistry = Readonly<Record<string, Newable<ZonemeshApp>>>;
@@ -37,6 +39,8 @@ export interface RuntimeOptions {
   modelStore?: ModelStore;
   /** the run config's settings whenever they change at runtime (a watched config file); apps inject it as APP_SETTINGS_CHANGES */
   settingsChanges?: Observable<AppSettings>;
+  /** over config.metrics (the stats poll's timing); metrics exist only when config.metrics names where to serve them */
+  metrics?: Omit<MetricsOptions, 'pollIntervalMs'>;
   /** binds services apps inject besides the runtime's own (bound lazily: only what an enabled app asks for is built) */
   bindServices?: (container: Container) => void;
 }
@@ -89,6 +93,8 @@ export class Runtime {
   /** app ids whose flows the reconciler manages: the running apps' and the pipeline's */
   readonly ownedApps: ReadonlySet<number>;
   readonly modelStore: ModelStore | undefined;
+  /** the Prometheus metrics, when config.metrics is set */
+  readonly metrics: RuntimeMetrics | undefined;
   /** the pipeline's own flows, desired on every switch */
   private readonly missFlows: readonly Flow[];
   private readonly handlerErrors = new Subject<AppHandlerError>();
@@ -97,6 +103,7 @@ export class Runtime {
   private readonly stoppedSubject = new Subject<void>();
   private readonly listeners: Listener[] = [];
   private control: ControlServer | undefined;
+  private metricsServer: MetricsServer | undefined;
   private state: 'new' | 'started' | 'stopped' = 'new';
 
   /** the model store this runtime opened, closed when it stops */
@@ -156,6 +163,14 @@ export class Runtime {
       this.roles = new RoleCoordinator(this.controller, mastership, this.log);
       this.reconciler = new Reconciler(this.controller, this.desired, { ...options.reconciler, ownedApps: this.ownedApps, log: this.log, gate: this.roles });
       container.bind(Reconciler).toConstantValue(this.reconciler);
+      const { metrics } = config;
+      this.metrics =
+        metrics === undefined
+          ? undefined
+          : new RuntimeMetrics(
+              { controller: this.controller, reconciler: this.reconciler, desired: this.desired, modelStore: this.modelStore, pipeline: this.pipeline, apps: this.apps, log: this.log },
+              { ...options.metrics, ...(metrics.pollIntervalMs !== undefined && { pollIntervalMs: metrics.pollIntervalMs }) },
+            );
     } catch (e) {
       // a watched model file or an etcd watch would keep the process alive
       void this.ownedStore?.close();
@@ -209,6 +224,7 @@ export class Runtime {
 
     this.roles.start(); // before the reconciler: a switch-up opens an EQUAL switch's gate first
     this.reconciler.start();
+    this.metrics?.start();
     // every model version and every refused edit is logged: a refused one changes nothing else
     this.modelStore?.model$.pipe(takeUntil(this.stoppedSubject)).subscribe((model) => this.log.info({ model: modelSize(model) }, 'model applied'));
     this.modelStore?.rejected$.pipe(takeUntil(this.stoppedSubject)).subscribe((e) => {
@@ -248,11 +264,21 @@ export class Runtime {
     if (config.control !== undefined) {
       this.control = await ControlServer.listen(config.control, this.controlSource, this.log);
     }
+    if (this.metrics) {
+      const address = parseMetricsAddress(config.metrics!.listen);
+      if (typeof address === 'string') throw new MetricsServerError(`metrics: ${address}`);
+      this.metricsServer = await MetricsServer.listen(address, this.metrics.registry, this.log);
+    }
   }
 
   /** what the control endpoint reads (a cluster worker answers its primary from it) */
   get controlSource(): ControlSource {
     return { switches: this.controller.switches, desired: this.desired, pipeline: this.pipeline, ownedApps: this.ownedApps };
+  }
+
+  /** the port `start()` serves metrics on (the one picked, for port 0) */
+  get metricsPort(): number | undefined {
+    return this.metricsServer?.port;
   }
 
   /** the listeners `start()` opened, in config order (their `port` after listening on port 0) */
@@ -269,6 +295,8 @@ export class Runtime {
     this.reconciler.stop();
     this.roles.stop();
     await this.control?.close();
+    await this.metricsServer?.close();
+    this.metrics?.stop();
     await this.controller.close();
     await this.ownedStore?.close();
     this.handlerErrors.complete();

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Observable } from 'rxjs';
 import type { OfMessage } from '../openflow';
 import type { FlowRemovedEvent, PacketInEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';
+import type { FlowCounter } from './counters';
 import type { Flow, FlowBuilder } from './flow';
 import type { Pipeline, TableSpec } from './pipeline';
 
@@ -16,6 +17,8 @@ export interface ZonemeshApp {
   readonly appId: number;
   /** tables the app owns; ids are assigned when the pipeline is realized */
   readonly tables: readonly TableSpec[];
+  /** flows whose packet counters are metrics (drops, ACL rule hits), read when the controller serves metrics */
+  readonly flowCounters?: readonly FlowCounter[];
   /** Called once, after the pipeline is realized. Subscriptions end when `ctx.stopped$` emits. */
   start(ctx: AppContext): void;
 }

@@ -1,6 +1,7 @@
 /** The zonemesh SDK: what an app is written with. See docs/writing-apps.md. */
 export * from './app';
 export * from './cookie';
+export * from './counters';
 export * from './errors';
 export * from './flow';
 export * from './match';

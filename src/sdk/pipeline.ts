@@ -17,6 +17,8 @@ export interface TableSpec {
   name: string;
   stage: Stage;
   miss: MissBehaviour;
+  /** with miss 'drop': the reason its table-miss drops are counted under in metrics (default 'table_miss') */
+  dropReason?: string;
   /** fields a flow in this table may match on */
   matches: readonly OxmFieldName[];
   /** fields that may carry a mask (a subset of `matches`) */

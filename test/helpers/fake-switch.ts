@@ -1,7 +1,8 @@
 /**
  * An in-process fake OpenFlow 1.3 switch speaking our codec over a real socket, for runtime tests
  * (and later reconciliation tests): scriptable handshake, echo, errors, split multipart replies,
- * raw bytes, and a flow table with Open vSwitch's FLOW_MOD semantics that answers flow stats.
+ * raw bytes, a flow table with Open vSwitch's FLOW_MOD semantics that answers flow and aggregate stats (counters
+ * settable), and port stats from settable counters.
  */
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -41,6 +42,7 @@ import {
   type OfMessageType,
   type OxmTlv,
   type Port,
+  type PortStats,
 } from '../../src/openflow';
 
 // ---------------------------------------------------------------------------------------------
@@ -128,6 +130,9 @@ export interface FakeFlow {
   instructions: Instruction[];
   /** process.hrtime.bigint() at install or replacement */
   installedAt: bigint;
+  /** what flow stats report; a test sets them as if packets had matched */
+  packetCount: bigint;
+  byteCount: bigint;
   readonly canonical: CanonicalMatch;
 }
 
@@ -186,7 +191,10 @@ export class FakeFlowTable {
         // out_port/out_group filter only deletes (OF1.3 §7.3.4.1, OVS alike)
         for (const f of this.select({ ...fm, outPort: OFPP.ANY, outGroup: OFPG_ANY, ...(fm.command === 'modify_strict' && { strict: { priority: fm.priority } }) })) {
           f.instructions = fm.instructions;
-          if (fm.flags & OFPFF_RESET_COUNTS) f.installedAt = process.hrtime.bigint();
+          if (fm.flags & OFPFF_RESET_COUNTS) {
+            f.installedAt = process.hrtime.bigint();
+            f.packetCount = f.byteCount = 0n;
+          }
         }
         return { ok: true, removed: [] };
       case 'delete':
@@ -236,6 +244,8 @@ export class FakeFlowTable {
       match: fm.match,
       instructions: fm.instructions,
       installedAt: process.hrtime.bigint(),
+      packetCount: 0n,
+      byteCount: 0n,
       canonical,
     });
     return { ok: true, removed: [] };
@@ -257,8 +267,8 @@ function flowStats(f: FakeFlow): FlowStats {
     hardTimeout: f.hardTimeout,
     flags: f.flags,
     cookie: f.cookie,
-    packetCount: 0n,
-    byteCount: 0n,
+    packetCount: f.packetCount,
+    byteCount: f.byteCount,
     match: f.match,
     instructions: f.instructions,
   };
@@ -272,6 +282,14 @@ export function fakePort(portNo: number, name = `p${portNo}`): Port {
   const mac = `02:00:00:00:${((portNo >> 8) & 0xff).toString(16).padStart(2, '0')}:${(portNo & 0xff).toString(16).padStart(2, '0')}`;
   return { portNo, hwAddr: mac, name, config: 0, state: 0, curr: 0, advertised: 0, supported: 0, peer: 0, currSpeed: 10_000_000, maxSpeed: 10_000_000 };
 }
+
+/** The counters of one port as PORT_STATS reports them; a test sets the ones it needs. */
+export type FakePortCounters = Omit<PortStats, 'portNo'>;
+
+const ZERO_PORT_COUNTERS: FakePortCounters = {
+  rxPackets: 0n, txPackets: 0n, rxBytes: 0n, txBytes: 0n, rxDropped: 0n, txDropped: 0n, rxErrors: 0n, txErrors: 0n,
+  rxFrameErr: 0n, rxOverErr: 0n, rxCrcErr: 0n, collisions: 0n, durationSec: 0, durationNsec: 0,
+};
 
 export interface FakeSwitchOptions {
   dpid?: bigint;
@@ -334,6 +352,8 @@ export class FakeSwitch {
   /** writes refused with IS_SLAVE, and role requests refused as STALE */
   refusedWrites = 0;
   staleRefusals = 0;
+  /** port number → counters PORT_STATS reports (zeros for a port not here) */
+  readonly portCounters = new Map<number, Partial<FakePortCounters>>();
 
   private readonly options: FakeSwitchOptions;
   private socket: Socket | undefined;
@@ -625,6 +645,18 @@ export class FakeSwitch {
       case 'FLOW':
         body = { mpType: 'FLOW', flows: this.flowTable.select(req.body).map(flowStats) };
         break;
+      case 'AGGREGATE': {
+        const flows = this.flowTable.select(req.body);
+        const sum = (f: (x: FakeFlow) => bigint) => flows.reduce((n, x) => n + f(x), 0n);
+        body = { mpType: 'AGGREGATE', packetCount: sum((x) => x.packetCount), byteCount: sum((x) => x.byteCount), flowCount: flows.length };
+        break;
+      }
+      case 'PORT_STATS': {
+        const portNo = req.body.portNo;
+        const ports = this.ports.filter((p) => portNo === OFPP.ANY || p.portNo === portNo);
+        body = { mpType: 'PORT_STATS', ports: ports.map((p) => ({ ...ZERO_PORT_COUNTERS, ...this.portCounters.get(p.portNo), portNo: p.portNo })) };
+        break;
+      }
       default:
         return this.replyError(req.xid, OFPET.BAD_REQUEST, OFPBRC.BAD_MULTIPART, frame);
     }

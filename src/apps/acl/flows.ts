@@ -1,4 +1,6 @@
 import type { AclRule, Hypervisor } from '../../model';
+import { makeCookie } from '../../sdk/cookie';
+import type { FlowCounter } from '../../sdk/counters';
 import { FlowBuildError } from '../../sdk/errors';
 import type { Flow } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
@@ -21,6 +23,7 @@ export const ACL_TABLES: readonly TableSpec[] = [
     name: 'acl.rules',
     stage: 'acl',
     miss: 'drop',
+    dropReason: 'acl_default_deny',
     matches: ['metadata', 'ct_state', 'eth_type', 'ip_proto', 'ipv4_src', 'ipv4_dst', 'tcp_dst', 'udp_dst', REG.dstSubnet, REG.srcSubnet, REG.srcPort, REG.egress],
     maskable: ['ct_state', 'ipv4_src', 'ipv4_dst', 'tcp_dst', 'udp_dst'],
   },
@@ -30,6 +33,30 @@ export const ACL_TABLES: readonly TableSpec[] = [
 const CT = { new: 0x01, est: 0x02, rel: 0x04, inv: 0x10, trk: 0x20 } as const;
 const RULE_TOP = 60_000;
 const PRIORITY = { invalid: 65_000, established: 64_000, track: 100, sameTierIp: 20, sameTier: 10 } as const;
+
+const CONNTRACK_OWNER = 'conntrack';
+const vpcOwnerKey = (vpc: VpcView): string => `vpc:${vpc.vpc.name}`;
+
+/**
+ * What each flow of acl.rules counts: its rule's hits, by the rule's name (a rule with a port range
+ * has several flows), and conntrack's drop of invalid packets. `view` is the app's current view.
+ */
+export function aclCounter(view: () => OverlayView | undefined): FlowCounter {
+  const conntrack = makeCookie(ACL_APP_ID, CONNTRACK_OWNER);
+  let byCookie: { view: OverlayView; vpcs: Map<bigint, VpcView> } | undefined;
+  return {
+    table: 'acl.rules',
+    count: (flow) => {
+      if (flow.cookie === conntrack) return flow.priority === PRIORITY.invalid ? { kind: 'drop', reason: 'ct_invalid' } : undefined;
+      const current = view();
+      if (!current || flow.priority > RULE_TOP || flow.priority <= PRIORITY.sameTierIp) return undefined;
+      if (byCookie?.view !== current) byCookie = { view: current, vpcs: new Map(current.vpcs.map((v) => [makeCookie(ACL_APP_ID, vpcOwnerKey(v)), v])) };
+      const vpc = byCookie.vpcs.get(flow.cookie);
+      const rule = vpc?.acls[RULE_TOP - flow.priority];
+      return vpc && rule ? { kind: 'acl_rule', vpc: vpc.vpc.name, rule: rule.name } : undefined;
+    },
+  };
+}
 
 export function aclGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
@@ -64,10 +91,10 @@ function ctState(set: number): { value: number; mask: number } {
 
 function conntrackOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): OwnerDef {
   return {
-    key: 'conntrack',
+    key: CONNTRACK_OWNER,
     signature: [hypervisors],
     compile: () => {
-      const f = ownerFlows(pipeline, ACL_APP_ID, 'conntrack');
+      const f = ownerFlows(pipeline, ACL_APP_ID, CONNTRACK_OWNER);
       const pass = nextTable(pipeline, 'acl.rules');
       return onHosts(hypervisors, [
         f('acl.rules').priority(PRIORITY.invalid).match({ ct_state: ctState(CT.trk | CT.inv) }).build(),
@@ -80,7 +107,7 @@ function conntrackOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]):
 
 /** Depends on the rules, the tiers' keys, the keys of ports rules name and the hosts: not on every port. */
 function vpcOwner(pipeline: Pipeline, vpc: VpcView): OwnerDef {
-  const key = `vpc:${vpc.vpc.name}`;
+  const key = vpcOwnerKey(vpc);
   const ruled = vpc.acls.flatMap((a) => (a.port === undefined ? [] : [vpc.portByName.get(a.port)!.key]));
   const signature = [vpc.vpc, vpc.acls, vpc.hosts, ...vpc.subnets.flatMap((s) => [s.subnet, s.key]), ...ruled];
   return { key, signature, compile: () => onHosts(vpc.hosts, vpcFlows(pipeline, key, vpc)) };

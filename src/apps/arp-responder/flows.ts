@@ -1,6 +1,7 @@
 import type { Action } from '../../openflow';
 import { OFPP } from '../../openflow';
 import type { Hypervisor } from '../../model';
+import type { FlowCounter } from '../../sdk/counters';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
 import { BROADCAST, ETH, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows } from '../overlay';
@@ -25,6 +26,11 @@ export const ARP_RESPONDER_TABLES: readonly TableSpec[] = [
 const ARP_REQUEST = 1;
 const ARP_REPLY = 2;
 const PRIORITY = { ownAddress: 300, answer: 200, broadcast: 100 } as const;
+/** owns the one flow that drops broadcast ARP nobody answered */
+const UNANSWERED_OWNER = 'global';
+
+/** broadcast ARP for an address the subnet does not have */
+export const ARP_RESPONDER_COUNTERS: readonly FlowCounter[] = [{ owner: UNANSWERED_OWNER, count: () => ({ kind: 'drop', reason: 'unknown_arp' }) }];
 
 export function arpResponderGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
@@ -60,10 +66,10 @@ export function arpAnswer(mac: string, ip: string): Action[] {
 
 function globalOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): OwnerDef {
   return {
-    key: 'global',
+    key: UNANSWERED_OWNER,
     signature: [hypervisors],
     compile: () => {
-      const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, 'global');
+      const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, UNANSWERED_OWNER);
       return onHosts(hypervisors, [f('arp.responder').priority(PRIORITY.broadcast).match({ eth_type: ETH.arp, eth_dst: BROADCAST }).build()]);
     },
   };

@@ -1,6 +1,7 @@
 import type { Action } from '../../openflow';
 import { OFPP } from '../../openflow';
 import type { Hypervisor } from '../../model';
+import type { FlowCounter } from '../../sdk/counters';
 import type { Flow, FlowBuilder } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
@@ -23,6 +24,15 @@ export const DISTRIBUTED_ROUTER_TABLES: readonly TableSpec[] = [
     matches: ['metadata', REG.srcSubnet, 'eth_dst', 'eth_type', 'ip_proto', 'ipv4_dst', 'icmpv4_type', 'icmpv4_code'],
   },
   { name: 'l3.route', stage: 'l3', miss: 'drop', matches: ['metadata', 'eth_type', 'ipv4_dst', 'nw_ttl'] },
+];
+
+const TTL_EXPIRED_OWNER = 'drop:ttl-expired';
+const NO_ROUTE_OWNER = 'drop:no-route';
+
+/** the dedicated drop flows' packet counters */
+export const DISTRIBUTED_ROUTER_COUNTERS: readonly FlowCounter[] = [
+  { owner: TTL_EXPIRED_OWNER, count: () => ({ kind: 'drop', reason: 'ttl_expired' }) },
+  { owner: NO_ROUTE_OWNER, count: () => ({ kind: 'drop', reason: 'no_route' }) },
 ];
 
 const ICMP_ECHO_REQUEST = 8;
@@ -64,10 +74,10 @@ function globalOwners(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): O
   return [
     // not addressed to the router: on to L2 unchanged
     def('not-routed', (f) => [f('l3.gateway').priority(PRIORITY.notRouted).goto(nextTable(pipeline, 'l3.route')).build()]),
-    def('drop:ttl-expired', (f) =>
+    def(TTL_EXPIRED_OWNER, (f) =>
       [0, 1].map((ttl) => f('l3.route').priority(PRIORITY.ttlExpired).match({ eth_type: ETH.ip, nw_ttl: ttl }).build()),
     ),
-    def('drop:no-route', (f) => [f('l3.route').priority(PRIORITY.noRoute).match({ eth_type: ETH.ip }).build()]),
+    def(NO_ROUTE_OWNER, (f) => [f('l3.route').priority(PRIORITY.noRoute).match({ eth_type: ETH.ip }).build()]),
   ];
 }
 

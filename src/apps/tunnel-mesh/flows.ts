@@ -30,7 +30,7 @@ export const TUNNEL_MESH_APP_ID = 16;
 
 export const TUNNEL_MESH_TABLES: readonly TableSpec[] = [
   { name: 'classify', stage: 'classify', miss: 'drop', matches: ['in_port'] },
-  { name: 'spoofguard', stage: 'spoofguard', miss: 'drop', matches: ['in_port', 'eth_src', 'eth_type', 'ipv4_src', 'arp_spa', 'arp_sha'] },
+  { name: 'spoofguard', stage: 'spoofguard', miss: 'drop', dropReason: 'spoofguard', matches: ['in_port', 'eth_src', 'eth_type', 'ipv4_src', 'arp_spa', 'arp_sha'] },
   { name: 'l2.lookup', stage: 'l2', miss: 'drop', matches: ['metadata', 'eth_dst'], maskable: ['eth_dst'] },
   { name: 'output', stage: 'output', miss: 'drop', matches: ['metadata', REG.egress] },
   { name: 'tunnel.in', stage: 'output', miss: 'drop', matches: ['tunnel_id', 'eth_type'] },
