@@ -8,9 +8,9 @@ import { join } from 'node:path';
 import { CONTROL_IDLE_TIMEOUT_MS, ControlServer, defaultControlDir } from '../../src/runtime';
 import { silentLogger } from '../../src/controller';
 import { until } from '../controller/util';
-import { freePort, spawnTracked } from '../helpers/run';
+import { freePort } from '../helpers/run';
 import { createThrowawayUser, type ThrowawayUser } from '../helpers/user';
-import { CLI, runCliAsync } from './run-cli';
+import { runCliAsync, startRun } from './run-cli';
 
 /** The control socket as another local user sees it (issue 9, items 10 and 11). Needs root. */
 
@@ -31,18 +31,8 @@ let dirs = 0;
 const freshControl = () => join(base, `ctl-${++dirs}`, 'control.sock');
 
 /** `zonemesh run` with a control socket, up and 'running'; killed when the test ends. `umask` applies to it. */
-async function startRun(t: ExecutionContext, control: string, umask = '022'): Promise<{ child: ChildProcess; log: () => string }> {
-  const port = await freePort();
-  const child = spawnTracked('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, CLI, 'run', '--apps', 'l2-learning', '--listen', `127.0.0.1:${port}`, '--control', `unix:${control}`]);
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let log = '';
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  await until(() => log.includes('"msg":"running"') || child.exitCode !== null, 15_000);
-  if (child.exitCode !== null) throw new Error(`zonemesh run exited: ${log}`);
-  return { child, log: () => log };
+async function startRunWithControl(t: ExecutionContext, control: string, umask = '022'): Promise<{ child: ChildProcess; log: () => string }> {
+  return startRun(t, ['--apps', 'l2-learning', '--listen', `127.0.0.1:${await freePort()}`, '--control', `unix:${control}`], umask);
 }
 
 /** what `net.connect(path)` gives the other user: 'connected' or the error code */
@@ -67,7 +57,7 @@ test('the default directory is /run/zonemesh for root, else the user runtime dir
 
 test('the socket is 0600 in a 0700 directory whatever the umask; another user cannot connect to it', async (t) => {
   const control = freshControl();
-  await startRun(t, control, '000');
+  await startRunWithControl(t, control, '000');
   t.is(statSync(join(control, '..')).mode & 0o777, 0o700);
   t.is(statSync(control).mode & 0o777, 0o600);
   t.is(await connectAsOther(control), 'EACCES', 'the directory keeps the other user out');
@@ -110,14 +100,14 @@ test('a regular file at the control path is a clear error', async (t) => {
 
 test('a second run given the same --control refuses, and the first keeps answering', async (t) => {
   const control = freshControl();
-  await startRun(t, control);
+  await startRunWithControl(t, control);
   refusedWith(t, await runCliAsync('run', '--apps', 'l2-learning', '--listen', '127.0.0.1:0', '--control', `unix:${control}`), new RegExp(`^zonemesh run: the control socket ${control} is in use by another 'zonemesh run'; stop that one or choose another --control\\n$`));
   t.is((await runCliAsync('flows', '--control', control)).status, 0);
 });
 
 test('an idle control client does not delay SIGTERM', async (t) => {
   const control = freshControl();
-  const { child, log } = await startRun(t, control);
+  const { child, log } = await startRunWithControl(t, control);
   const idle = connect(control);
   await once(idle, 'connect');
   const cutOff = once(idle, 'close');

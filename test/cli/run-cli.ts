@@ -1,6 +1,9 @@
-import { execFile, spawnSync } from 'node:child_process';
+import type { ExecutionContext } from 'ava';
+import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { until } from '../controller/util';
 import { REPO_ROOT } from '../helpers/paths';
+import { spawnTracked } from '../helpers/run';
 
 export const CLI = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
 
@@ -24,6 +27,26 @@ export function runCliAsync(...args: string[]): Promise<Omit<CliResult, 'lines'>
       resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
     });
   });
+}
+
+/**
+ * `zonemesh run ARGS` as a child process, resolved once it logs 'running'; killed when the test ends.
+ * `umask` (octal text) applies to it. Throws with its output if it exits first.
+ */
+export async function startRun(t: ExecutionContext, args: readonly string[], umask?: string): Promise<{ child: ChildProcess; log: () => string }> {
+  const child =
+    umask === undefined
+      ? spawnTracked(process.execPath, [CLI, 'run', ...args])
+      : spawnTracked('sh', ['-c', `umask ${umask} && exec "$0" "$@"`, process.execPath, CLI, 'run', ...args]);
+  t.teardown(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  let log = '';
+  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+  await until(() => log.includes('"msg":"running"') || child.exitCode !== null, 15_000);
+  if (child.exitCode !== null) throw new Error(`zonemesh run exited: ${log}`);
+  return { child, log: () => log };
 }
 
 /** The JSON a decode line carries for a decoded value: 64-bit integers as "0x…", bytes as hex. */

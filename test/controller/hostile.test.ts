@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -182,17 +182,23 @@ test.serial('a burst from one switch does not hold up another switch: the sessio
 
 // ---- whole controller under attack (`zonemesh run` in a child process) ----
 
+/** `zonemesh run` in a child process, with a canary switch timing its echoes; both stopped when the test ends. */
+async function controllerUnderWatch(t: ExecutionContext): Promise<{ proc: ControllerProcess; canary: Canary; port: number }> {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-hostile-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const port = await freePort();
+  const proc = await ControllerProcess.start(port, join(dir, 'control.sock'));
+  t.teardown(() => proc.stop());
+  const canary = new Canary();
+  t.teardown(() => canary.stop());
+  await canary.connect(port);
+  canary.start();
+  return { proc, canary, port };
+}
+
 for (const kind of ['bomb', 'flood'] as const) {
   test.serial(`zonemesh run under ${kind} attack from 4 peers stays up, under ${RSS_BOUND_KB / 1024} MB RSS, with a canary's echo p50 under ${CANARY_P50_BOUND_MS} ms`, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'zm-hostile-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const port = await freePort();
-    const proc = await ControllerProcess.start(port, join(dir, 'control.sock'));
-    t.teardown(() => proc.stop());
-    const canary = new Canary();
-    t.teardown(() => canary.stop());
-    await canary.connect(port);
-    canary.start();
+    const { proc, canary, port } = await controllerUnderWatch(t);
     const result = await attackFromChild(kind, port, 4, ATTACK_SECONDS);
     await delay(200); // the attackers' sessions close and log their counters
     const rtt = await canary.stop();
@@ -214,15 +220,7 @@ for (const kind of ['bomb', 'flood'] as const) {
 for (const kind of ['deaf', 'malformed'] as const) {
   const what = kind === 'deaf' ? 'PACKET_INs from switches that never read' : 'messages of no known type';
   test.serial(`zonemesh run under a flood of ${what}: RSS, canary echoes and log volume bounded; SIGTERM done within 2 s`, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'zm-hostile-'));
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-    const port = await freePort();
-    const proc = await ControllerProcess.start(port, join(dir, 'control.sock'));
-    t.teardown(() => proc.stop());
-    const canary = new Canary();
-    t.teardown(() => canary.stop());
-    await canary.connect(port);
-    canary.start();
+    const { proc, canary, port } = await controllerUnderWatch(t);
     const logBefore = proc.logBytes;
     const result = await attackFromChild(kind, port, 4, ATTACK_SECONDS);
     const rtt = await canary.stop();

@@ -5,9 +5,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowMod, makeCookie } from '../../src/sdk';
-import { CLI, runCliAsync } from '../cli/run-cli';
+import { runCliAsync, startRun } from '../cli/run-cli';
 import { FakeSwitch } from '../helpers/fake-switch';
-import { freePort, spawnTracked } from '../helpers/run';
+import { freePort } from '../helpers/run';
 import { until } from '../controller/util';
 
 /** `zonemesh run` and `zonemesh flows` as a user runs them, against a fake switch. */
@@ -31,16 +31,8 @@ async function runController(t: ExecutionContext): Promise<{ child: ChildProcess
   writeFileSync(join(dir, 'run.yaml'), CONFIG);
   const port = await freePort();
   const control = join(dir, 'control.sock');
-  const child = spawnTracked(process.execPath, [CLI, 'run', '--config', join(dir, 'run.yaml'), '--listen', `127.0.0.1:${port}`, '--control', `unix:${control}`]);
-  t.teardown(() => {
-    if (child.exitCode === null) child.kill('SIGKILL');
-  });
-  let log = '';
-  child.stdout!.on('data', (d: Buffer) => (log += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-  await until(() => log.includes('"msg":"running"') || child.exitCode !== null, 15_000);
-  if (child.exitCode !== null) throw new Error(`zonemesh run exited: ${log}`);
-  return { child, port, control, log: () => log };
+  const { child, log } = await startRun(t, ['--config', join(dir, 'run.yaml'), '--listen', `127.0.0.1:${port}`, '--control', `unix:${control}`]);
+  return { child, port, control, log };
 }
 
 async function connectSwitch(t: ExecutionContext, port: number, dpid: bigint, flows: number): Promise<FakeSwitch> {
