@@ -49,6 +49,8 @@ export interface ApiServer {
   readonly url: string;
   /** every route it serves, as `METHOD /path/:param` */
   readonly routes: readonly string[];
+  /** a request that comes from no socket (light-my-request), e.g. as if from another host */
+  readonly inject: FastifyInstance['inject'];
   close(): Promise<void>;
 }
 
@@ -79,6 +81,8 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
     exposeHeadRoutes: false,
     ...(o.tls && { https: { key: o.tls.key, cert: o.tls.cert, ...(o.tls.ca !== undefined && { ca: o.tls.ca, requestCert: true, rejectUnauthorized: false }) } }),
   });
+  // JSON only: a text/plain body would otherwise reach the handlers as a string
+  app.removeContentTypeParser('text/plain');
   const routes: string[] = [];
   app.addHook('onRoute', (r) => {
     for (const m of [r.method].flat()) routes.push(`${m} ${r.url}`);
@@ -125,6 +129,7 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
   return {
     url: `${o.tls ? 'https' : 'http'}://${host}:${port}`,
     routes,
+    inject: app.inject.bind(app),
     close: async () => {
       limiter.flush();
       await app.close();
@@ -193,6 +198,12 @@ function rulesOf(body: Body): unknown {
   return body.rules;
 }
 
+/** the problems of an ACL list (`[2].subnet`) at the body's field (`rules[2].subnet`) */
+function inRules(e: unknown): unknown {
+  if (!(e instanceof ModelValidationError)) return e;
+  return new ModelValidationError(e.source, e.issues.map((i) => (i.path.startsWith('[') ? { ...i, path: `rules${i.path}` } : i)));
+}
+
 function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, deadline: () => Date, log: Logger): void {
   const notFound = (ref: ObjectRef) => new HttpProblem(404, 'not found', { detail: `no ${objectPath(ref)}` });
   const written = (req: FastifyRequest, ref: ObjectRef, revision: number) => log.info({ remote: req.ip, method: req.method, object: objectPath(ref), revision }, 'model object written');
@@ -211,7 +222,9 @@ function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, dead
     const revision = clientRevision(req);
     if (revision === undefined) throw new HttpProblem(428, 'revision needed', { detail: 'give the revision read as If-Match or as the revision field (0 creates)' });
     const value = r.kind === 'acls' ? rulesOf(req.body) : withoutRevision(req.body);
-    const { object, storeRevision } = await writeObject(client, { ref, revision, value }, deadline());
+    const { object, storeRevision } = await writeObject(client, { ref, revision, value }, deadline()).catch((e: unknown) => {
+      throw r.kind === 'acls' ? inRules(e) : e;
+    });
     written(req, ref, storeRevision);
     return reply.header('ETag', etag(object!.revision)).send(present(ref, object!));
   });
