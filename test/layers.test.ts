@@ -16,7 +16,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['model', 'capture'],
   ['controller'],
   ['sdk'],
-  ['runtime'],
+  ['runtime', 'api'],
   ['apps'],
   ['cli'],
 ];

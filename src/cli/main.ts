@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { apiCommand } from './api';
 import { CliError, EXIT, UsageError, type Command } from './command';
 import { decodeCommand } from './decode';
 import { flowsCommand } from './flows';
 import { modelCommand } from './model';
+import { portCommand } from './port';
 import { runCommand } from './run';
 
 /** Subcommands by name; each lives in its own module. */
@@ -11,6 +13,8 @@ const commands: Record<string, Command> = {
   run: runCommand,
   flows: flowsCommand,
   model: modelCommand,
+  api: apiCommand,
+  port: portCommand,
 };
 
 function help(): string {

@@ -167,10 +167,14 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
   return { doc: doc as unknown as ModelDocument, issues, places };
 }
 
-/** `ports[3].ip` → `KEY: ip`, `vpcs[0].acls[2].subnet` → `KEY[2]: subnet`, wherever such a path appears in the text */
+/**
+ * `ports[3].ip` → `PLACE: ip`, `vpcs[0].acls[2].subnet` → `PLACE[2]: subnet`, wherever such a path
+ * appears in the text; `places` maps an object's document path (`ports[3]`, `vpcs[0].acls`) to the
+ * name it goes by (its etcd key, its API path).
+ */
 const PLACE_RE = /((?:zones|hypervisors|ports|vpcs)\[\d+\](?:\.subnets\[\d+\]|\.acls(?=\[))?)(\[\d+\])?((?:\.[A-Za-z]+)*)/g;
 
-function atKeys(text: string, places: ReadonlyMap<string, string>): string {
+export function atPlaces(text: string, places: ReadonlyMap<string, string>): string {
   return text.replace(PLACE_RE, (all, place: string, index: string | undefined, fields: string) => {
     const key = places.get(place);
     return key === undefined ? all : `${key}${index ?? ''}${fields ? `: ${fields.slice(1)}` : ''}`;
@@ -189,7 +193,7 @@ export function modelOfEntries(entries: Iterable<readonly [string, StoredValue]>
     if (!issues.length) return model;
   } catch (e) {
     if (!(e instanceof ModelValidationError)) throw e;
-    issues.push(...e.issues.map((i) => ({ path: atKeys(i.path, places), problem: atKeys(i.problem, places) })));
+    issues.push(...e.issues.map((i) => ({ path: atPlaces(i.path, places), problem: atPlaces(i.problem, places) })));
   }
   throw new ModelValidationError(ETCD_SOURCE, issues);
 }

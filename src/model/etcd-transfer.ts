@@ -24,7 +24,8 @@ export interface ImportResult {
   keys: number;
 }
 
-const newGenerationId = (): string => `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
+/** a fresh generation id: the time, and random bits so two writers never pick the same one */
+export const newGenerationId = (): string => `${Date.now().toString(36)}-${randomBytes(4).toString('hex')}`;
 
 /**
  * Writes a valid model into etcd as a new generation and switches the pointer to it in one

@@ -324,13 +324,10 @@ const TLS_PART: Record<keyof TlsFiles, { what: string; flag: string }> = {
 };
 
 /**
- * Reads the `tls` files (as text: the config crosses to `--workers` processes as JSON) and hands
- * them to the `tls:` listen targets. With `ca`, a switch must present a certificate the CA signed;
- * without, no switch certificate is asked for. `crossCheck: false` skips the checks between `tls`
- * and `listen`, for a document whose `tls` or `listen` is already reported broken.
+ * Reads the PEM files of `files` and checks that each holds what it should (an unencrypted key, a
+ * certificate, CA certificates) and that the key is the certificate's; problems at `tls.PART`.
  */
-function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: { crossCheck: boolean }): RunConfig {
-  const files = draft.tls ?? {};
+export function readTlsFiles(files: TlsFiles, problem: (path: string, text: string) => void): { -readonly [K in keyof TlsFiles]: string } {
   const pem: { -readonly [K in keyof TlsFiles]: string } = {};
   const parsed: { key?: KeyObject; cert?: X509Certificate } = {};
   for (const part of TLS_PARTS) {
@@ -359,6 +356,18 @@ function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: 
   if (parsed.key && parsed.cert && !parsed.cert.checkPrivateKey(parsed.key)) {
     problem('tls.key', `${files.key} is not the private key of the certificate ${files.cert}`);
   }
+  return pem;
+}
+
+/**
+ * Reads the `tls` files (as text: the config crosses to `--workers` processes as JSON) and hands
+ * them to the `tls:` listen targets. With `ca`, a switch must present a certificate the CA signed;
+ * without, no switch certificate is asked for. `crossCheck: false` skips the checks between `tls`
+ * and `listen`, for a document whose `tls` or `listen` is already reported broken.
+ */
+function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: { crossCheck: boolean }): RunConfig {
+  const files = draft.tls ?? {};
+  const pem = readTlsFiles(files, problem);
   const tlsTargets = draft.listen.flatMap((l, i) => (l.transport === 'tls' ? [`listen[${i}] '${formatListenTarget(l)}'`] : []));
   if (crossCheck && tlsTargets.length === 0) {
     const unused = TLS_PARTS.filter((part) => files[part] !== undefined);

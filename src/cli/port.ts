@@ -1,0 +1,146 @@
+import { readFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { parseArgs } from 'node:util';
+import { CliError, EXIT, UsageError, type Command } from './command';
+
+const DEFAULT_API = 'http://127.0.0.1:8181';
+const TIMEOUT_MS = 10_000;
+
+/** `zonemesh port add|move|rm|show`: the API's port calls from the command line. */
+export const portCommand: Command = {
+  usage:
+    'port add NAME --vpc VPC --subnet SUBNET --mac MAC --ip IP --hypervisor HV [--interface IF] | port move NAME --hypervisor HV | port rm NAME | port show NAME ' +
+    `[--api URL] [--token-file FILE] [--ca FILE]`,
+  summary:
+    `creates, moves to another hypervisor, deletes or shows a port through the API of 'zonemesh api' (default ${DEFAULT_API}); prints the port as stored, or the problem; ` +
+    'exit 1 when the API refused the change (4xx), 3 when it could not be asked or failed (5xx)',
+  run: async (args) => {
+    const [action, ...rest] = args;
+    if (!['add', 'move', 'rm', 'show'].includes(action ?? '')) throw new UsageError(`'port ${action ?? ''}': say add, move, rm or show`);
+    let parsed;
+    try {
+      parsed = parseArgs({
+        args: rest,
+        allowPositionals: true,
+        options: {
+          vpc: { type: 'string' },
+          subnet: { type: 'string' },
+          mac: { type: 'string' },
+          ip: { type: 'string' },
+          hypervisor: { type: 'string' },
+          interface: { type: 'string' },
+          api: { type: 'string' },
+          'token-file': { type: 'string' },
+          ca: { type: 'string' },
+        },
+      });
+    } catch (e) {
+      throw new UsageError((e as Error).message.split('. ')[0]!);
+    }
+    const { values: v, positionals } = parsed;
+    if (positionals.length !== 1) throw new UsageError(`port ${action} takes one NAME`);
+    const name = positionals[0]!;
+    const api = new ApiClient(v.api ?? DEFAULT_API, v['token-file'], v.ca);
+    const path = `/v1/ports/${encodeURIComponent(name)}`;
+    const portFields = ['vpc', 'subnet', 'mac', 'ip', 'hypervisor', 'interface'] as const;
+    const given = portFields.filter((f) => v[f] !== undefined);
+    let res: ApiResponse;
+    if (action === 'add') {
+      const missing = portFields.filter((f) => f !== 'interface' && v[f] === undefined);
+      if (missing.length) throw new UsageError(`port add needs ${missing.map((f) => `--${f}`).join(', ')}`);
+      res = await api.call('POST', '/v1/ports', { name, ...Object.fromEntries(given.map((f) => [f, v[f]])) });
+    } else {
+      if (action === 'move' && (v.hypervisor === undefined || given.length > 1)) throw new UsageError('port move takes --hypervisor HV (and nothing else of the port)');
+      if (action !== 'move' && given.length) throw new UsageError(`port ${action} takes no --${given[0]}`);
+      res = await api.call('GET', path);
+      if (res.status === 200 && action === 'move') {
+        // the revision read goes with the write: a change made meanwhile gets 409, not overwritten
+        res = await api.call('PUT', path, { ...(res.body as Record<string, unknown>), hypervisor: v.hypervisor });
+      } else if (res.status === 200 && action === 'rm') {
+        const revision = (res.body as { revision: number }).revision;
+        res = await api.call('DELETE', path, undefined, { 'If-Match': `"${revision}"` });
+        if (res.status === 204) console.log(`deleted port ${name} (was at revision ${revision})`);
+      }
+    }
+    if (res.status < 300) {
+      if (res.body !== undefined) console.log(JSON.stringify(res.body, null, 2));
+      return EXIT.ok;
+    }
+    const problem = (res.body ?? {}) as { title?: string; detail?: string; errors?: { path: string; problem: string }[] };
+    const lines = [`${res.status} ${problem.title ?? 'error'}${problem.detail ? `: ${problem.detail}` : ''}`, ...(problem.errors ?? []).map((e) => `  ${e.path}: ${e.problem}`)];
+    if (res.status >= 500) throw new CliError(lines.join('\n'));
+    console.error(`zonemesh port: ${lines.join('\n')}`);
+    return EXIT.problems;
+  },
+};
+
+interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+/** A minimal client of the API: JSON in and out, the bearer token, and a CA for https. */
+class ApiClient {
+  private readonly base: URL;
+  private readonly token: string | undefined;
+  private readonly ca: string | undefined;
+
+  constructor(base: string, tokenFile: string | undefined, caFile: string | undefined) {
+    try {
+      this.base = new URL(base);
+    } catch {
+      throw new UsageError(`--api: '${base}' is not a URL such as ${DEFAULT_API}`);
+    }
+    if (this.base.protocol !== 'http:' && this.base.protocol !== 'https:') throw new UsageError(`--api: '${base}' is not http:// or https://`);
+    const read = (flag: string, file: string) => {
+      try {
+        return readFileSync(file, 'utf8');
+      } catch (e) {
+        throw new CliError(`--${flag}: cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+      }
+    };
+    this.token = tokenFile === undefined ? undefined : read('token-file', tokenFile).trim();
+    this.ca = caFile === undefined ? undefined : read('ca', caFile);
+  }
+
+  call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
+    const url = new URL(path, this.base);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = request(
+        url,
+        {
+          method,
+          timeout: TIMEOUT_MS,
+          headers: {
+            accept: 'application/json',
+            ...headers,
+            ...(this.token !== undefined && { authorization: `Bearer ${this.token}` }),
+            ...(payload && { 'content-type': 'application/json', 'content-length': String(payload.length) }),
+          },
+          ...(this.ca !== undefined && { ca: this.ca }),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const text = Buffer.concat(chunks).toString('utf8');
+            let parsed: unknown;
+            try {
+              parsed = text ? JSON.parse(text) : undefined;
+            } catch {
+              parsed = { title: text.slice(0, 200) };
+            }
+            resolve({ status: res.statusCode ?? 0, body: parsed });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error(`no answer in ${TIMEOUT_MS / 1000} s`)));
+      req.on('error', (e) => reject(new CliError(`cannot ask the API at ${this.base.origin}: ${e.message} (is 'zonemesh api' running there?)`)));
+      req.end(payload);
+    });
+  }
+}

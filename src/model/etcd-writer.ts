@@ -1,0 +1,301 @@
+/**
+ * Reads and writes of one model object in etcd (docs/etcd-store.md, docs/api.md): what the
+ * northbound API does. A write reads the whole model at one revision, applies the change, validates
+ * the whole resulting model as a model file is validated, and commits in one transaction that
+ * compares the object's mod_revision with the one the client read and `current`'s mod_revision with
+ * the one the model was read at. Every write puts `current` again (same value), so `current`'s
+ * mod_revision moves with every write and the compare catches any write the validation did not see.
+ */
+import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
+import { documentOf } from './document';
+import { prefixEnd, readPrefix, reasonOf } from './etcd-client';
+import { CURRENT_KEY, ETCD_ROOT, atPlaces, entriesOf, generationPrefix, modelOfEntries, parseStoredValue, readContents } from './etcd-layout';
+import { newGenerationId } from './etcd-transfer';
+import { type ModelIssue, ModelValidationError } from './errors';
+import type { NetworkModel } from './types';
+import { validateModel } from './validate';
+
+/** One object of the layout: a zone, hypervisor, VPC or port by name, a subnet by VPC and name, a VPC's ordered ACL list by VPC. */
+export type ObjectRef =
+  | { readonly kind: 'zones' | 'hypervisors' | 'vpcs' | 'ports'; readonly name: string }
+  | { readonly kind: 'subnets'; readonly vpc: string; readonly name: string }
+  | { readonly kind: 'acls'; readonly vpc: string };
+export type ObjectKind = ObjectRef['kind'];
+
+/** An object as stored, with its etcd mod_revision (0: no key; a VPC's empty ACL list has none). */
+export interface StoredObject {
+  readonly value: unknown;
+  readonly revision: number;
+}
+
+/** How an object is named in problems, and in the API's paths (under /v1/): `ports/web1`, `vpcs/prod/subnets/web`, `vpcs/prod/acls`. */
+export function objectPath(ref: ObjectRef): string {
+  if (ref.kind === 'subnets') return `vpcs/${ref.vpc}/subnets/${ref.name}`;
+  if (ref.kind === 'acls') return `vpcs/${ref.vpc}/acls`;
+  return `${ref.kind}/${ref.name}`;
+}
+
+const seg = encodeURIComponent;
+
+/** the object's key below its generation's prefix, as entriesOf writes it */
+function keyOf(ref: ObjectRef): string {
+  if (ref.kind === 'subnets') return `subnets/${seg(ref.vpc)}/${seg(ref.name)}`;
+  if (ref.kind === 'acls') return `acls/${seg(ref.vpc)}`;
+  return `${ref.kind}/${seg(ref.name)}`;
+}
+
+/** the VPC an object lives in, when it is a subnet or an ACL list */
+const parentOf = (ref: ObjectRef): { kind: 'vpcs'; name: string } | undefined => (ref.kind === 'subnets' || ref.kind === 'acls' ? { kind: 'vpcs', name: ref.vpc } : undefined);
+
+/** The object (or the VPC it lives in) does not exist. */
+export class ObjectNotFoundError extends Error {
+  override readonly name = 'ObjectNotFoundError';
+  constructor(readonly path: string) {
+    super(`no ${path}`);
+  }
+}
+
+/** The client's revision of the object is not the stored one: someone changed (or created, or deleted) it since. */
+export class RevisionConflictError extends Error {
+  override readonly name = 'RevisionConflictError';
+  constructor(
+    readonly path: string,
+    readonly expected: number,
+    /** the object's mod_revision now; 0 when it does not exist */
+    readonly current: number,
+  ) {
+    super(
+      expected === 0
+        ? `${path} exists (revision ${current})`
+        : `${path} is at revision ${current === 0 ? '0 (deleted)' : current}, not ${expected}: read it again and apply the change to what is there now`,
+    );
+  }
+}
+
+/** The model in etcd does not validate as stored, so no change of it can be checked. */
+export class StoredModelInvalidError extends Error {
+  override readonly name = 'StoredModelInvalidError';
+  constructor(readonly issues: readonly ModelIssue[]) {
+    super(`the model in etcd is invalid (${issues.length} problem(s)); fix it, e.g. with zonemesh model import`);
+  }
+}
+
+/** Other writes changed the model every time this one was about to commit. */
+export class ModelContentionError extends Error {
+  override readonly name = 'ModelContentionError';
+}
+
+/** etcd did not answer a read or write in time (no quorum, unreachable, or the deadline passed). */
+export class EtcdRequestError extends Error {
+  override readonly name = 'EtcdRequestError';
+  constructor(reason: string, options?: ErrorOptions) {
+    super(`etcd did not answer: ${reason}`, options);
+  }
+}
+
+/** The source named in the ModelValidationError of a refused write. */
+export const WRITE_SOURCE = 'request';
+
+/** Commit attempts when other writes keep changing the model in between. */
+const ATTEMPTS = 5;
+
+async function etcd<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (e) {
+    throw new EtcdRequestError(reasonOf(e), { cause: e });
+  }
+}
+
+const msLeft = (deadline: Date): number => Math.max(1, deadline.getTime() - Date.now());
+
+function parsed(key: string, bytes: Buffer): unknown {
+  const v = parseStoredValue(bytes);
+  if ('syntaxError' in v) throw new StoredModelInvalidError([{ path: key, problem: `not JSON: ${v.syntaxError}` }]);
+  return v.json;
+}
+
+/** The generation in force and the revision it was read at. */
+async function generationAt(client: Etcd3, deadline: Date): Promise<{ generation: string | undefined; revision: number }> {
+  const res = await etcd(client.kv.range({ key: Buffer.from(CURRENT_KEY) }, { deadline }));
+  return { generation: res.kvs[0]?.value.toString().trim() || undefined, revision: Number(res.header.revision) };
+}
+
+async function rangeAt(client: Etcd3, key: string, revision: number, deadline: Date, prefix = false) {
+  return (await etcd(client.kv.range({ key: Buffer.from(key), revision, ...(prefix && { range_end: prefixEnd(key) }) }, { deadline }))).kvs;
+}
+
+/** One object, or undefined when it (or its VPC) does not exist; a VPC without ACL key has the empty list at revision 0. */
+export async function readObject(client: Etcd3, ref: ObjectRef, deadline: Date): Promise<{ object?: StoredObject; storeRevision: number }> {
+  const { generation, revision } = await generationAt(client, deadline);
+  if (generation === undefined) return { storeRevision: revision };
+  const g = generationPrefix(generation);
+  const parent = parentOf(ref);
+  if (parent && (await rangeAt(client, g + keyOf(parent), revision, deadline)).length === 0) return { storeRevision: revision };
+  const kv = (await rangeAt(client, g + keyOf(ref), revision, deadline))[0];
+  if (kv) return { object: { value: parsed(kv.key.toString(), kv.value), revision: Number(kv.mod_revision) }, storeRevision: revision };
+  return { ...(ref.kind === 'acls' && { object: { value: [], revision: 0 } }), storeRevision: revision };
+}
+
+/** Every object of a kind (a VPC's subnets when `vpc` is given), in name order; undefined when that VPC does not exist. */
+export async function listObjects(
+  client: Etcd3,
+  kind: 'zones' | 'hypervisors' | 'vpcs' | 'ports' | 'subnets',
+  vpc: string | undefined,
+  deadline: Date,
+): Promise<{ objects?: StoredObject[]; storeRevision: number }> {
+  const { generation, revision } = await generationAt(client, deadline);
+  if (generation === undefined) return { ...(vpc === undefined && { objects: [] }), storeRevision: revision };
+  const g = generationPrefix(generation);
+  if (vpc !== undefined && (await rangeAt(client, g + keyOf({ kind: 'vpcs', name: vpc }), revision, deadline)).length === 0) return { storeRevision: revision };
+  const kvs = await rangeAt(client, `${g}${kind}/${vpc === undefined ? '' : `${seg(vpc)}/`}`, revision, deadline, true);
+  return { objects: kvs.map((kv) => ({ value: parsed(kv.key.toString(), kv.value), revision: Number(kv.mod_revision) })), storeRevision: revision };
+}
+
+/**
+ * A change of one object: `value` replaces it (the object as a model file has it; an ACL list is
+ * the list of rules), none deletes it. `revision` is the object's mod_revision the client read: 0
+ * creates, and fails when the object exists.
+ */
+export interface ObjectWrite {
+  readonly ref: ObjectRef;
+  readonly revision: number;
+  readonly value?: unknown;
+}
+
+/**
+ * Applies a change and commits it when the whole resulting model is valid. Throws
+ * ModelValidationError (source WRITE_SOURCE; problems of the object itself at its field, `ip`, and of
+ * others at their path, `ports/web2: mac`), RevisionConflictError, ObjectNotFoundError,
+ * StoredModelInvalidError, ModelContentionError or EtcdRequestError; nothing is written then.
+ */
+export async function writeObject(client: Etcd3, write: ObjectWrite, deadline: Date): Promise<{ object?: StoredObject; storeRevision: number }> {
+  const { ref } = write;
+  const path = objectPath(ref);
+  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+    const read = await etcd(readPrefix(client, ETCD_ROOT, { deadlineMs: msLeft(deadline) }));
+    const contents = readContents(read.kvs);
+    const modRevision = new Map(read.kvs.map((kv) => [kv.key.toString(), Number(kv.mod_revision)]));
+    let model: NetworkModel;
+    try {
+      model = modelOfEntries(contents.entries, contents.generation);
+    } catch (e) {
+      if (e instanceof ModelValidationError) throw new StoredModelInvalidError(e.issues);
+      throw e;
+    }
+    const generation = contents.generation ?? newGenerationId();
+    const g = generationPrefix(generation);
+    const parent = parentOf(ref);
+    if (parent && !model.vpcs.some((v) => v.name === parent.name)) throw new ObjectNotFoundError(objectPath(parent));
+    const stored = modRevision.get(g + keyOf(ref)) ?? 0;
+    if (write.revision !== stored) {
+      if (stored === 0 && ref.kind !== 'acls') throw new ObjectNotFoundError(path);
+      throw new RevisionConflictError(path, write.revision, stored);
+    }
+    if (write.value === undefined && stored === 0) throw new ObjectNotFoundError(path);
+
+    const next = validated(model, ref, write.value);
+    const entries = entriesOf(next, generation);
+    const ops: IRequestOp[] = [];
+    const set = (rel: string) => {
+      const value = entries.get(g + rel);
+      if (value !== undefined) ops.push({ request_put: { key: Buffer.from(g + rel), value: Buffer.from(value) } });
+      else if (modRevision.has(g + rel)) ops.push({ request_delete_range: { key: Buffer.from(g + rel) } });
+    };
+    set(keyOf(ref));
+    // a VPC goes with its (then empty) ACL list
+    if (ref.kind === 'vpcs' && write.value === undefined) set(keyOf({ kind: 'acls', vpc: ref.name }));
+    ops.push({ request_put: { key: Buffer.from(CURRENT_KEY), value: Buffer.from(generation) } });
+    const compare: ICompare[] = [
+      { key: Buffer.from(CURRENT_KEY), target: 'Mod', result: 'Equal', mod_revision: modRevision.get(CURRENT_KEY) ?? 0 },
+      { key: Buffer.from(g + keyOf(ref)), target: 'Mod', result: 'Equal', mod_revision: stored },
+    ];
+    const res = await etcd(client.kv.txn({ compare, success: ops }, { deadline }));
+    // lost: something was written since the read; read again, and the client's revision is checked again
+    if (!res.succeeded) continue;
+    const revision = Number(res.header.revision);
+    const value = entries.get(g + keyOf(ref));
+    if (value !== undefined) return { object: { value: JSON.parse(value), revision }, storeRevision: revision };
+    return { ...(ref.kind === 'acls' && { object: { value: [], revision: 0 } }), storeRevision: revision };
+  }
+  throw new ModelContentionError(`other writes changed the model ${ATTEMPTS} times while ${path} was being written; try again`);
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The model with the change applied, validated whole. The written object goes last in its list, so
+ * that a duplicate (name, MAC, IP, tunnel IP ...) is reported at it rather than at the object it
+ * collides with.
+ */
+function validated(model: NetworkModel, ref: ObjectRef, value: unknown): NetworkModel {
+  const own = objectPath(ref);
+  const issues: ModelIssue[] = [];
+  const doc = documentOf(model) as unknown as { zones: Obj[]; hypervisors: Obj[]; vpcs: Obj[]; ports: Obj[] };
+  const named = (name: string): Obj => {
+    if (!isObj(value)) return value as Obj; // validateModel says what it should be
+    if (value.name !== undefined && value.name !== name) issues.push({ path: 'name', problem: `${JSON.stringify(value.name)} is not the name in the path, '${name}'` });
+    return { ...value, name };
+  };
+  const vpcOf = (name: string) => doc.vpcs.find((v) => v.name === name)!;
+  switch (ref.kind) {
+    case 'zones':
+    case 'hypervisors':
+    case 'ports': {
+      const list = doc[ref.kind].filter((o) => o.name !== ref.name);
+      doc[ref.kind] = value === undefined ? list : [...list, named(ref.name)];
+      break;
+    }
+    case 'vpcs': {
+      const existing = doc.vpcs.find((v) => v.name === ref.name);
+      const subnets = (existing?.subnets as Obj[] | undefined) ?? [];
+      doc.vpcs = doc.vpcs.filter((v) => v !== existing);
+      if (value === undefined) {
+        if (subnets.length) issues.push({ path: 'subnets', problem: `VPC ${ref.name} still has subnets ${subnets.map((s) => s.name).join(', ')}: delete them first` });
+        break;
+      }
+      for (const key of ['subnets', 'acls']) {
+        if (isObj(value) && key in value) issues.push({ path: key, problem: `${key} are objects of their own (vpcs/${ref.name}/${key}), not part of the VPC` });
+      }
+      doc.vpcs.push({ ...named(ref.name), subnets, ...(existing?.acls !== undefined && { acls: existing.acls }) });
+      break;
+    }
+    case 'subnets': {
+      const vpc = vpcOf(ref.vpc);
+      const list = (vpc.subnets as Obj[]).filter((s) => s.name !== ref.name);
+      vpc.subnets = value === undefined ? list : [...list, named(ref.name)];
+      break;
+    }
+    case 'acls': {
+      const vpc = vpcOf(ref.vpc);
+      if (value === undefined) delete vpc.acls;
+      else vpc.acls = value;
+      break;
+    }
+  }
+  if (issues.length) throw new ModelValidationError(WRITE_SOURCE, issues);
+  try {
+    return validateModel(doc, WRITE_SOURCE);
+  } catch (e) {
+    if (!(e instanceof ModelValidationError)) throw e;
+    const places = placesOf(doc);
+    const relative = (p: string) => (p === own ? '(the object)' : p.startsWith(`${own}: `) ? p.slice(own.length + 2) : p.startsWith(`${own}[`) ? p.slice(own.length).replace(': ', '.') : p);
+    throw new ModelValidationError(
+      WRITE_SOURCE,
+      e.issues.map((i) => ({ path: relative(atPlaces(i.path, places)), problem: atPlaces(i.problem, places) })),
+    );
+  }
+}
+
+/** document path of every object (`ports[3]`, `vpcs[0].subnets[1]`, `vpcs[0].acls`) → its objectPath */
+function placesOf(doc: { zones: Obj[]; hypervisors: Obj[]; vpcs: Obj[]; ports: Obj[] }): Map<string, string> {
+  const places = new Map<string, string>();
+  for (const kind of ['zones', 'hypervisors', 'ports'] as const) doc[kind].forEach((o, i) => places.set(`${kind}[${i}]`, `${kind}/${String(o?.name)}`));
+  doc.vpcs.forEach((v, i) => {
+    places.set(`vpcs[${i}]`, `vpcs/${String(v.name)}`);
+    (v.subnets as Obj[]).forEach((s, j) => places.set(`vpcs[${i}].subnets[${j}]`, `vpcs/${String(v.name)}/subnets/${String(s?.name)}`));
+    if (v.acls !== undefined) places.set(`vpcs[${i}].acls`, `vpcs/${String(v.name)}/acls`);
+  });
+  return places;
+}
