@@ -94,6 +94,7 @@ export class EtcdMastership implements Mastership {
   private granting = false;
   private readonly ticker: NodeJS.Timeout;
   private preemptTimer: NodeJS.Timeout | undefined;
+  private distrustTimer: NodeJS.Timeout | undefined;
   private readonly pending = new Set<string>();
 
   private zoneOfDpid = new Map<bigint, string>();
@@ -146,6 +147,7 @@ export class EtcdMastership implements Mastership {
     this.closed = true;
     clearInterval(this.ticker);
     clearTimeout(this.preemptTimer);
+    clearTimeout(this.distrustTimer);
     this.modelSubscription.unsubscribe();
     await this.watcher?.cancel().catch(() => undefined);
     const lease = this.leaseId;
@@ -175,7 +177,7 @@ export class EtcdMastership implements Mastership {
     this.leaseId = grant.ID;
     this.leaseSince = performance.now();
     this.stepDownLogged = false;
-    this.trustedUntil = sentAt + ttlMs / 2;
+    this.trustUntil(sentAt + ttlMs / 2);
     this.log.info({ controllerId: this.options.controllerId, zone: this.options.zone, lease: grant.ID, ttlS: Number(grant.TTL) }, `joined the election as ${this.options.controllerId} of zone ${this.options.zone}`);
   }
 
@@ -191,12 +193,25 @@ export class EtcdMastership implements Mastership {
       }
       return;
     }
-    if (!this.healthy && !this.stepDownLogged) {
-      this.stepDownLogged = true;
-      this.log.warn({ ttlS: this.ttlS }, `no lease keepalive succeeded for ${this.ttlS / 2} s (TTL ${this.ttlS} s): stepping down, writing nothing until etcd answers`);
-      this.evaluate();
-    }
+    this.checkLease();
     void this.keepalive(this.leaseId);
+    // a campaign that failed (etcd busy, a member lost) is tried again
+    this.evaluate();
+  }
+
+  /** Steps down once the lease is no longer trusted; runs on every tick and when the trust runs out. */
+  private checkLease(): void {
+    if (this.closed || this.healthy || this.stepDownLogged || this.leaseId === undefined) return;
+    this.stepDownLogged = true;
+    this.log.warn({ ttlS: this.ttlS }, `no lease keepalive succeeded for ${this.ttlS / 2} s (TTL ${this.ttlS} s): stepping down, writing nothing until etcd answers`);
+    this.evaluate();
+  }
+
+  /** Trusts the lease up to `until` (performance.now() time), and checks it then. */
+  private trustUntil(until: number): void {
+    this.trustedUntil = until;
+    clearTimeout(this.distrustTimer);
+    this.distrustTimer = setTimeout(() => this.checkLease(), Math.max(0, until - performance.now()) + 1);
   }
 
   private async keepalive(lease: string): Promise<void> {
@@ -218,7 +233,7 @@ export class EtcdMastership implements Mastership {
         this.evaluate();
         return;
       }
-      this.trustedUntil = sentAt + (Number(res.TTL) * 1000) / 2;
+      this.trustUntil(sentAt + (Number(res.TTL) * 1000) / 2);
       if (this.stepDownLogged) {
         this.stepDownLogged = false;
         this.log.info({ lease }, 'lease keepalive succeeded again');

@@ -16,6 +16,12 @@
 import test, { type ExecutionContext } from 'ava';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { BehaviorSubject, NEVER } from 'rxjs';
+import { parse as parseYaml } from 'yaml';
+import { validateModel, type ModelStore } from '../../src/model';
+import { EtcdMastership } from '../../src/runtime/etcd-mastership';
+import type { MastershipDecision } from '../../src/runtime';
+import { captureLog } from '../helpers/log';
 import { OFPBRC, OFPET, type OfMessage } from '../../src/openflow';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd';
 import { OpenFlowTap, isWriteOnWire } from '../helpers/of-tap';
@@ -40,6 +46,13 @@ hypervisors:
 vpcs: []
 ports: []
 `;
+
+/** `zonemesh model import` of MODEL */
+async function importModel(etcd: EtcdCluster): Promise<void> {
+  const file = join(testDir('etcd-mastership-model'), 'model.yaml');
+  writeFileSync(file, MODEL);
+  await run(process.execPath, [CLI, 'model', 'import', file, '--store', etcd.url]);
+}
 
 /** one controller: its config, its listen port behind a tap, and its process while it runs */
 interface Node {
@@ -86,15 +99,68 @@ async function rolesOf(a: Node, b: Node, want: [string, string]): Promise<[strin
   });
 }
 
+/** an EtcdMastership in this process, on MODEL, with every decision it emitted */
+async function joinElection(t: ExecutionContext, etcd: EtcdCluster, controllerId: string, zone: string) {
+  const model = validateModel(parseYaml(MODEL), 'model.yaml');
+  const store: ModelStore = { model$: new BehaviorSubject(model), rejected$: NEVER, current: () => model };
+  const { log, lines } = captureLog('info');
+  const election = await EtcdMastership.start(etcd.endpoints, store, { controllerId, zone, leaseTtlS: 3, preemptDelayMs: 600_000, log });
+  t.teardown(() => election.close());
+  const decisions: MastershipDecision[] = [];
+  election.changes$.subscribe((d) => decisions.push(d));
+  return { election, decisions, lines };
+}
+
+const isMaster = (e: EtcdMastership) => (e.decision(DPID).role === 'master' ? e.decision(DPID) : undefined);
+
+test.serial('election in etcd: a foreign controller takes an ownerless zone; generations rise from term to term; a clean stop hands over at once', async (t) => {
+  const etcd = await startEtcd(1);
+  t.teardown(() => etcd.stop());
+  await importModel(etcd);
+  const b = await joinElection(t, etcd, 'ctl-b', 'b');
+  const first = await until('ctl-b master of the ownerless zone a', 5_000, () => isMaster(b.election));
+  t.true(first.generationId > 0n);
+  t.like(b.election.decision(0xe2n), { role: 'master' }, 'and of its own zone b');
+  const a = await joinElection(t, etcd, 'ctl-a', 'a');
+  t.like(a.election.decision(DPID), { role: 'slave', generationId: first.generationId, master: 'ctl-b' }, 'ctl-a slave of zone a, with the master\'s generation (its preemption delay is long)');
+  const stoppedAt = Date.now();
+  await b.election.close();
+  const second = await until('ctl-a master after ctl-b stopped', 5_000, () => isMaster(a.election));
+  t.log(`handover after a clean stop (lease revoked): ${Date.now() - stoppedAt} ms`);
+  t.true(second.generationId > first.generationId, `generation ${second.generationId} above ${first.generationId}`);
+  t.true(Date.now() - stoppedAt < 1_000, 'a revoked lease hands over at once, not after its TTL');
+});
+
+test.serial('election in etcd: without etcd the master steps down within half the lease TTL and nobody is master; it resumes when etcd is back', async (t) => {
+  const etcd = await startEtcd(1);
+  t.teardown(() => etcd.stop());
+  await importModel(etcd);
+  const a = await joinElection(t, etcd, 'ctl-a', 'a');
+  const b = await joinElection(t, etcd, 'ctl-b', 'b');
+  const term = await until('ctl-a master of zone a', 5_000, () => isMaster(a.election));
+  t.like(b.election.decision(DPID), { role: 'slave', master: 'ctl-a', generationId: term.generationId });
+  const lostAt = Date.now();
+  await etcd.members[0]!.kill();
+  const down = await until('ctl-a stepping down', 5_000, () => (a.election.decision(DPID).role === 'slave' ? a.election.decision(DPID) : undefined));
+  const after = Date.now() - lostAt;
+  t.log(`ctl-a stepped down ${after} ms after etcd went away (lease TTL 3 s)`);
+  t.true(after < 3_000, 'before its lease could expire');
+  t.like(down, { role: 'slave', generationId: term.generationId, reason: 'lease not renewed' });
+  t.true(a.lines.some((l) => l.component === 'election' && /^no lease keepalive succeeded for 1.5 s/.test(String(l.msg))), 'and said so');
+  t.is(b.election.decision(DPID).role, 'slave', 'nobody is master');
+  await etcd.members[0]!.restart();
+  // etcd renews every lease when a leader starts: ctl-a's term goes on
+  const again = await until('ctl-a master again', 10_000, () => isMaster(a.election));
+  t.is(again.generationId, term.generationId, 'its key survived: the same term');
+});
+
 const percentile = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 test.serial('etcd election: zone preference, takeover after SIGKILL within 5 s sending nothing, a paused master fenced', async (t) => {
   t.timeout(120_000);
   const etcd = await startEtcd(1);
   t.teardown(() => etcd.stop());
-  const modelFile = join(testDir('etcd-mastership-model'), 'model.yaml');
-  writeFileSync(modelFile, MODEL);
-  await run(process.execPath, [CLI, 'model', 'import', modelFile, '--store', etcd.url]);
+  await importModel(etcd);
 
   const lab = await createLab(t, PREFIX);
   const a = await node(t, etcd, 'ctl-a', 'a');
