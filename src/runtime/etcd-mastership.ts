@@ -25,7 +25,7 @@ import type { Etcd3, IKeyValue, IWatchResponse, Watcher } from 'etcd3';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { Subject, type Subscription } from 'rxjs';
-import { connectEtcd, readPrefix, reasonOf } from '../model/etcd-client';
+import { EtcdUnreachableError, connectEtcd, readPrefix, reasonOf } from '../model/etcd-client';
 import { ETCD_ROOT } from '../model/etcd-layout';
 import type { ModelStore } from '../model/store';
 import type { NetworkModel } from '../model/types';
@@ -48,6 +48,14 @@ export interface EtcdMastershipOptions {
   /** how long a controller of a zone is alive before it takes the zone back from a foreign master (default 10 s) */
   preemptDelayMs?: number;
   log: Logger;
+}
+
+/** Another live controller is registered in the election under this id. */
+export class ControllerIdInUseError extends Error {
+  override readonly name = 'ControllerIdInUseError';
+  constructor(readonly controllerId: string) {
+    super(`controller id ${controllerId} is in use in the mastership election by another running controller; give each controller its own --controller-id`);
+  }
 }
 
 /** a master or controller key's value */
@@ -110,7 +118,17 @@ export class EtcdMastership implements Mastership {
     const client = connectEtcd(endpoints);
     const m = new EtcdMastership(client, store, options);
     try {
-      await m.join();
+      // the same id restarted at once: its old registration goes with its old lease, within a TTL
+      const deadline = Date.now() + m.ttlS * 1000 + 1000;
+      for (;;) {
+        try {
+          await m.join();
+          break;
+        } catch (e) {
+          if (!(e instanceof ControllerIdInUseError) || Date.now() > deadline) throw e;
+          await new Promise((r) => setTimeout(r, 250));
+        }
+      }
       const read = await readPrefix(client, MASTERSHIP_ROOT, { deadlineMs: m.ttlS * 1000 });
       for (const kv of read.kvs) m.view.set(kv.key.toString(), kv);
       m.viewRevision = read.revision;
@@ -119,7 +137,8 @@ export class EtcdMastership implements Mastership {
       return m;
     } catch (e) {
       await m.close();
-      throw new Error(`cannot join the mastership election in etcd at ${endpoints.join(',')}: ${reasonOf(e)}`, { cause: e });
+      if (e instanceof ControllerIdInUseError) throw e;
+      throw new EtcdUnreachableError(endpoints, `joining the mastership election: ${reasonOf(e)}`, { cause: e });
     }
   }
 
@@ -172,7 +191,12 @@ export class EtcdMastership implements Mastership {
     const grant = await this.client.leaseClient.leaseGrant({ TTL: this.ttlS }, this.callDeadline());
     // etcd may raise a TTL below its minimum; trust what it granted
     const ttlMs = Number(grant.TTL) * 1000;
-    await this.client.put(CONTROLLERS + encodeURIComponent(this.options.controllerId)).value(this.value).lease(grant.ID).options(this.callDeadline()).exec();
+    const key = CONTROLLERS + encodeURIComponent(this.options.controllerId);
+    const registered = await this.client.if(key, 'Create', '==', 0).then(this.client.put(key).value(this.value).lease(grant.ID)).options(this.callDeadline()).commit();
+    if (!registered.succeeded) {
+      await this.client.leaseClient.leaseRevoke({ ID: grant.ID }, this.callDeadline()).catch(() => undefined);
+      throw new ControllerIdInUseError(this.options.controllerId);
+    }
     if (this.closed) return;
     this.leaseId = grant.ID;
     this.leaseSince = performance.now();

@@ -25,8 +25,8 @@ export interface MastershipDecision {
 }
 
 /**
- * Who is master of each switch. Today's implementation is StaticMastership; an etcd election
- * (a lease-backed key per switch or zone, its revision as the generation) implements the same.
+ * Who is master of each switch: StaticMastership, ManualMastership, or the election in etcd
+ * (EtcdMastership in etcd-mastership.ts: a lease-backed key per zone, its create revision as the generation).
  */
 export interface Mastership {
   /** the decision for a switch now; asked when it connects */

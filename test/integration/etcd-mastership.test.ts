@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { BehaviorSubject, NEVER } from 'rxjs';
 import { parse as parseYaml } from 'yaml';
 import { validateModel, type ModelStore } from '../../src/model';
-import { EtcdMastership } from '../../src/runtime/etcd-mastership';
+import { ControllerIdInUseError, EtcdMastership } from '../../src/runtime/etcd-mastership';
 import type { MastershipDecision } from '../../src/runtime';
 import { captureLog } from '../helpers/log';
 import { OFPBRC, OFPET, type OfMessage } from '../../src/openflow';
@@ -113,7 +113,7 @@ async function joinElection(t: ExecutionContext, etcd: EtcdCluster, controllerId
 
 const isMaster = (e: EtcdMastership) => (e.decision(DPID).role === 'master' ? e.decision(DPID) : undefined);
 
-test.serial('election in etcd: a foreign controller takes an ownerless zone; generations rise from term to term; a clean stop hands over at once', async (t) => {
+test.serial('election in etcd: a foreign controller takes an ownerless zone; generations rise from term to term; one id per live controller; a clean stop hands over at once', async (t) => {
   const etcd = await startEtcd(1);
   t.teardown(() => etcd.stop());
   await importModel(etcd);
@@ -123,6 +123,8 @@ test.serial('election in etcd: a foreign controller takes an ownerless zone; gen
   t.like(b.election.decision(0xe2n), { role: 'master' }, 'and of its own zone b');
   const a = await joinElection(t, etcd, 'ctl-a', 'a');
   t.like(a.election.decision(DPID), { role: 'slave', generationId: first.generationId, master: 'ctl-b' }, 'ctl-a slave of zone a, with the master\'s generation (its preemption delay is long)');
+  const duplicate = await t.throwsAsync(joinElection(t, etcd, 'ctl-a', 'a'), { instanceOf: ControllerIdInUseError });
+  t.is(duplicate?.message, 'controller id ctl-a is in use in the mastership election by another running controller; give each controller its own --controller-id');
   const stoppedAt = Date.now();
   await b.election.close();
   const second = await until('ctl-a master after ctl-b stopped', 5_000, () => isMaster(a.election));
