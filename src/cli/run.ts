@@ -36,14 +36,15 @@ export function controlPath(text: string): string {
 export const runCommand: Command = {
   usage:
     'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|tls:HOST:PORT|unix:PATH ...] [--tls-key FILE --tls-cert FILE [--tls-ca FILE]] ' +
-    '[--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE | --store etcd://HOST:PORT[,...]] [--model-max-bytes N|NMiB] [--control unix:PATH] [--log-level LEVEL] [--workers N] [--packet-in-rate N] [--metrics HOST:PORT]',
+    '[--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE | --store etcd://HOST:PORT[,...]] [--model-max-bytes N|NMiB] [--control unix:PATH] [--log-level LEVEL] [--workers N] [--packet-in-rate N] [--metrics HOST:PORT] [--zone NAME [--controller-id ID]]',
   summary:
     `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live. ` +
     'A tls: listener presents --tls-cert (PEM, with its --tls-key); with --tls-ca it accepts only switches whose certificate that CA signed, without it any switch (encrypted, not authenticated). ' +
     `--workers N (1..${MAX_WORKERS}, default 1) spreads the switches over N processes by connection (dial targets round-robin); each app instance sees only its own worker's switches, ` +
     'so an app that correlates events across switches must run with 1; model-driven apps are fine (every worker loads the model); a worker that dies is started again. ' +
     '--packet-in-rate N: PACKET_INs per second taken from each switch (default 10000; the excess is dropped); the other limits are in the config file\'s controller section. ' +
-    '--metrics HOST:PORT serves Prometheus metrics at /metrics (docs/metrics.md; the poll interval is the config file\'s metrics.pollIntervalMs); it needs --workers 1',
+    '--metrics HOST:PORT serves Prometheus metrics at /metrics (docs/metrics.md; the poll interval is the config file\'s metrics.pollIntervalMs); it needs --workers 1. ' +
+    '--zone NAME (with --store etcd://): joins the mastership election in etcd as --controller-id (default hostname:pid); one controller is master of each zone\'s switches, preferably one of that zone (docs/mastership.md)',
   run: async (args) => {
     if (cluster.isWorker && process.env[WORKER_ENV] !== undefined) return runWorker();
     const { config: wanted, explicitControl, file, load } = runConfig(args);
@@ -101,7 +102,7 @@ export const runCommand: Command = {
 };
 
 /** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
-const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller', 'generationId', 'metrics'] as const;
+const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller', 'generationId', 'metrics', 'zone', 'controllerId', 'election'] as const;
 
 /**
  * Hands every edit of the config file's settings to the apps, and says what an edit cannot change.
@@ -144,6 +145,8 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
         workers: { type: 'string' },
         'packet-in-rate': { type: 'string' },
         metrics: { type: 'string' },
+        zone: { type: 'string' },
+        'controller-id': { type: 'string' },
       },
     }));
   } catch (e) {
@@ -170,6 +173,8 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
       ...(v.workers !== undefined && { workers: flags.workers }),
       ...(flags.controller && { controller: { ...base.controller, ...flags.controller } }),
       ...(flags.metrics && { metrics: { ...base.metrics, ...flags.metrics } }),
+      ...(v.zone !== undefined && { zone: flags.zone }),
+      ...(v['controller-id'] !== undefined && { controllerId: flags.controllerId }),
       control: v.control ? controlPath(v.control) : (base.control ?? DEFAULT_CONTROL_PATH),
     };
     // listen and tls are checked together: name where they came from
@@ -191,6 +196,8 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
         // a number when it looks like one; validation names anything else
         ...(v.workers !== undefined && { workers: /^\d+$/.test(v.workers) ? Number(v.workers) : v.workers }),
         ...(v.metrics !== undefined && { metrics: { listen: v.metrics } }),
+        ...(v.zone !== undefined && { zone: v.zone }),
+        ...(v['controller-id'] !== undefined && { controllerId: v['controller-id'] }),
         ...(v['packet-in-rate'] !== undefined && { controller: { packetInRate: /^\d+$/.test(v['packet-in-rate']) ? Number(v['packet-in-rate']) : v['packet-in-rate'] } }),
       },
       'command line',

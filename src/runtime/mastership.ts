@@ -20,11 +20,13 @@ export interface MastershipDecision {
   readonly generationId: bigint;
   /** why it changed, for the log: 'lease lost', 'elected' */
   readonly reason?: string;
+  /** who is master, when the election knows: a controller id */
+  readonly master?: string;
 }
 
 /**
- * Who is master of each switch. Today's implementation is StaticMastership; an etcd election
- * (a lease-backed key per switch or zone, its revision as the generation) implements the same.
+ * Who is master of each switch: StaticMastership, ManualMastership, or the election in etcd
+ * (EtcdMastership in etcd-mastership.ts: a lease-backed key per zone, its create revision as the generation).
  */
 export interface Mastership {
   /** the decision for a switch now; asked when it connects */
@@ -179,7 +181,10 @@ export class RoleCoordinator implements WriteGate {
     if (!session) return;
     if (d.role === 'equal') return this.setOpen(s, session, session.role !== 'slave');
     if (d.role === 'slave') {
-      if (s.open) this.log.warn({ dpid: formatDpid(dpid), generationId: String(d.generationId) }, describeLoss(dpid, d.reason ?? 'mastership', d.generationId, s.claimed));
+      // a slave decision with our own generation is our term ending (a lease not renewed): nobody newer yet
+      const to = d.generationId === s.claimed ? undefined : d.generationId;
+      if (s.open) this.log.warn({ dpid: formatDpid(dpid), generationId: String(d.generationId) }, describeLoss(dpid, d.reason ?? 'mastership', to, to === undefined ? undefined : s.claimed));
+      else this.log.info({ dpid: formatDpid(dpid), generationId: String(d.generationId), master: d.master }, `slave of 0x${formatDpid(dpid)}, master is ${d.master ?? 'nobody yet'}`);
       this.setOpen(s, session, false);
       // fences this session's writes at once, before the switch answers
       session.requestRole('slave', d.generationId).catch((e: Error) => this.log.info({ dpid: formatDpid(dpid), err: e }, 'slave role request failed; writes stay fenced'));

@@ -39,6 +39,15 @@ export interface RunConfig {
    * absent: no role request, EQUAL as a lone controller (see docs/mastership.md)
    */
   readonly generationId?: number;
+  /**
+   * the zone this controller runs in: with an etcd `store`, it joins the mastership election in etcd
+   * and prefers the switches of its zone (docs/mastership.md); not with `generationId`
+   */
+  readonly zone?: string;
+  /** this controller's name in the election (default hostname:pid) */
+  readonly controllerId?: string;
+  /** the election's timers: `leaseTtl` in whole seconds (default 3), `preemptDelay` in seconds (default 10) */
+  readonly election?: ElectionSettings;
   /** app name → that app's own settings; each app validates its part */
   readonly settings: Readonly<Record<string, unknown>>;
   /** the controller's limits and timers (ControllerOptions: packetInRate, maxMultipartBytes …); each key replaces its default */
@@ -52,6 +61,11 @@ export interface MetricsSettings {
   readonly listen: string;
   /** mean time between two stats polls of one switch (default 15000) */
   readonly pollIntervalMs?: number;
+}
+
+export interface ElectionSettings {
+  readonly leaseTtl?: number;
+  readonly preemptDelay?: number;
 }
 
 export type ControllerSettings = Readonly<Partial<Record<NumericOption, number>>>;
@@ -171,7 +185,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId', 'metrics']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId', 'metrics', 'zone', 'controllerId', 'election']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, unknownKeyProblem(key, known));
 
   const strings = (key: string): string[] => {
@@ -233,6 +247,9 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
   if (generationId !== undefined && !(Number.isSafeInteger(generationId) && (generationId as number) >= 1)) {
     problem('generationId', `${JSON.stringify(generationId)} is not a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (0 fences nobody)`);
   }
+  const zone = optionalString('zone');
+  const controllerId = optionalString('controllerId');
+  const election = electionSettings(o.election, problem);
 
   return {
     apps,
@@ -247,6 +264,9 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     logLevel: logLevel as LogLevel,
     ...(workers !== undefined && { workers: workers as number }),
     ...(generationId !== undefined && { generationId: generationId as number }),
+    ...(zone !== undefined && { zone }),
+    ...(controllerId !== undefined && { controllerId }),
+    ...(election !== undefined && { election }),
     settings: settings as Record<string, unknown>,
     ...(controller !== undefined && { controller }),
     ...(metrics !== undefined && { metrics }),
@@ -296,6 +316,24 @@ function controllerSettings(v: unknown, problem: Problem): ControllerSettings | 
     if (!(NUMERIC_OPTIONS as readonly string[]).includes(key)) problem(`controller.${key}`, unknownKeyProblem(key, NUMERIC_OPTIONS));
     else if (typeof value !== 'number' || !(value > 0)) problem(`controller.${key}`, `${JSON.stringify(value)} is not a number > 0`);
     else out[key as NumericOption] = value;
+  }
+  return out;
+}
+
+/** `election: { leaseTtl: 3, preemptDelay: 10 }`: a lease TTL of whole seconds from 1 to 60, a delay of seconds >= 0 */
+function electionSettings(v: unknown, problem: Problem): ElectionSettings | undefined {
+  if (v === undefined) return undefined;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    problem('election', 'must be a mapping such as { leaseTtl: 3, preemptDelay: 10 }');
+    return undefined;
+  }
+  const out: { -readonly [K in keyof ElectionSettings]: number } = {};
+  for (const [key, value] of Object.entries(v)) {
+    if (key === 'leaseTtl' && Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 60) out.leaseTtl = value as number;
+    else if (key === 'leaseTtl') problem('election.leaseTtl', `${JSON.stringify(value)} is not a whole number of seconds from 1 to 60`);
+    else if (key === 'preemptDelay' && typeof value === 'number' && value >= 0 && value <= 3600) out.preemptDelay = value;
+    else if (key === 'preemptDelay') problem('election.preemptDelay', `${JSON.stringify(value)} is not a number of seconds from 0 to 3600`);
+    else problem(`election.${key}`, unknownKeyProblem(key, ['leaseTtl', 'preemptDelay']));
   }
   return out;
 }
@@ -382,6 +420,15 @@ function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: 
   if (crossCheck && draft.metrics !== undefined && (draft.workers ?? 1) > 1) {
     // each worker would count only its own switches, and summing them breaks on a worker restart: see docs/metrics.md
     problem('metrics', `needs workers: 1 (workers is ${draft.workers}): each worker sees only its own switches; run one process to serve metrics`);
+  }
+  if (draft.zone !== undefined) {
+    // the election maps each switch to its zone through the model in etcd, and campaigns there
+    if (draft.store === undefined) problem('zone', `the mastership election runs in etcd: zone ${draft.zone} needs store: etcd://HOST:PORT`);
+    if (draft.generationId !== undefined) problem('generationId', `the election gives the generation ids: not with zone ${draft.zone}`);
+    if ((draft.workers ?? 1) > 1) problem('workers', 'the mastership election runs in one process: workers 1 with zone');
+  } else {
+    if (draft.controllerId !== undefined) problem('controllerId', 'names this controller in the mastership election, which runs with zone: set zone too');
+    if (draft.election !== undefined) problem('election', 'tunes the mastership election, which runs with zone: set zone too');
   }
   // by the ca named, not the ca read: fails closed even if a caller went on despite a problem
   const verify = files.ca !== undefined ? { ca: pem.ca ?? '', requestCert: true, rejectUnauthorized: true } : { requestCert: false, rejectUnauthorized: false };

@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import { NEVER, Subject, config as rxjsConfig, takeUntil, type Observable } from 'rxjs';
+import { hostname } from 'node:os';
 import type { RunConfig } from './run-config';
+import type { EtcdMastership } from './etcd-mastership';
 import { Controller, createLogger, formatDpid, type ControllerOptions, type Listener } from '../controller';
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
@@ -108,6 +110,8 @@ export class Runtime {
 
   /** the model store this runtime opened, closed when it stops */
   private readonly ownedStore: (ModelStore & { close(): void | Promise<void> }) | undefined;
+  /** the election this runtime joined (config.zone), left when it stops */
+  private readonly ownedMastership: (Mastership & { close(): Promise<void> }) | undefined;
 
   /**
    * Opens the model store the config names first when that takes I/O (an etcd store reads the
@@ -119,10 +123,23 @@ export class Runtime {
     const log = loggerOf(options);
     // loaded only here: the etcd client takes half a second to load
     const { EtcdModelStore } = await import('../model/etcd-store');
-    const store = await EtcdModelStore.open(parseEtcdUrl(config.store) as string[], { hypervisors: config.hypervisors, log });
+    const endpoints = parseEtcdUrl(config.store) as string[];
+    const store = await EtcdModelStore.open(endpoints, { hypervisors: config.hypervisors, log });
+    let mastership: EtcdMastership | undefined;
     try {
-      return new Runtime({ ...options, logger: log, logBindings: undefined }, store);
+      if (config.zone !== undefined && !options.mastership) {
+        const { EtcdMastership } = await import('./etcd-mastership');
+        mastership = await EtcdMastership.start(endpoints, store, {
+          controllerId: config.controllerId ?? `${hostname()}:${process.pid}`,
+          zone: config.zone,
+          leaseTtlS: config.election?.leaseTtl,
+          preemptDelayMs: config.election?.preemptDelay === undefined ? undefined : config.election.preemptDelay * 1000,
+          log,
+        });
+      }
+      return new Runtime({ ...options, logger: log, logBindings: undefined }, store, mastership);
     } catch (e) {
+      await mastership?.close();
       await store.close();
       throw e;
     }
@@ -131,11 +148,13 @@ export class Runtime {
   constructor(
     private readonly options: RuntimeOptions,
     openedStore?: ModelStore & { close(): Promise<void> },
+    openedMastership?: Mastership & { close(): Promise<void> },
   ) {
     const { config } = options;
     this.log = loggerOf(options);
     this.controller = new Controller({ ...config.controller, ...options.controller, logger: this.log });
     if (config.store !== undefined && !options.modelStore && !openedStore) throw new AppWiringError(`the model store ${config.store} is opened by Runtime.create`);
+    this.ownedMastership = openedMastership;
     this.ownedStore = openedStore ?? (options.modelStore || config.model === undefined ? undefined : new FileModelStore(config.model, { hypervisors: config.hypervisors, maxBytes: config.modelMaxBytes }).watch());
     this.modelStore = options.modelStore ?? this.ownedStore;
     try {
@@ -159,7 +178,7 @@ export class Runtime {
         throw new AppWiringError(`the enabled apps' tables do not form a pipeline: ${(e as Error).message}`, {}, { cause: e });
       }
       container.bind(Pipeline).toConstantValue(this.pipeline);
-      const mastership = options.mastership ?? new StaticMastership(config.generationId === undefined ? undefined : BigInt(config.generationId));
+      const mastership = options.mastership ?? openedMastership ?? new StaticMastership(config.generationId === undefined ? undefined : BigInt(config.generationId));
       this.roles = new RoleCoordinator(this.controller, mastership, this.log);
       this.reconciler = new Reconciler(this.controller, this.desired, { ...options.reconciler, ownedApps: this.ownedApps, log: this.log, gate: this.roles });
       container.bind(Reconciler).toConstantValue(this.reconciler);
@@ -294,6 +313,8 @@ export class Runtime {
     this.stoppedSubject.complete();
     this.reconciler.stop();
     this.roles.stop();
+    // revokes our lease: another controller takes over at once, not after the lease TTL
+    await this.ownedMastership?.close();
     await this.control?.close();
     await this.metricsServer?.close();
     this.metrics?.stop();

@@ -33,6 +33,13 @@ export async function assertOvsRunning(): Promise<void> {
   }
 }
 
+/** `ovs-vsctl list controller`: every controller's target → its role as OVS last set it ('' before any) */
+export async function controllerRoles(): Promise<Record<string, string>> {
+  const out = await vsctl(['--format=json', '--columns=target,role', 'list', 'controller']);
+  const rows = (JSON.parse(out) as { data: [string, string | [string, unknown[]]][] }).data;
+  return Object.fromEntries(rows.map(([target, role]) => [target, typeof role === 'string' ? role : '']));
+}
+
 export interface BridgeOptions {
   /** e.g. 'tcp:127.0.0.1:6653'; set in the add-br transaction, because a bridge's first controller flushes its flows */
   controller?: string;

@@ -17,7 +17,7 @@ import { ManualMastership, Runtime, parseRunConfig, type SyncReport } from '../.
 import type { AppSettings } from '../../src/sdk';
 import { captureLog } from '../helpers/log';
 import { OpenFlowTap, isWriteOnWire } from '../helpers/of-tap';
-import { assertOvsRunning, vsctl } from '../helpers/ovs';
+import { assertOvsRunning, controllerRoles, vsctl } from '../helpers/ovs';
 import { BASE_FLOWS, dump, expectedRules, runConfigYaml, testDir, until, type StaticFlow } from '../helpers/restart';
 
 const BRIDGE = 'zmr-roles';
@@ -53,13 +53,6 @@ async function startController(t: ExecutionContext, name: string, mastership: Ma
   return { runtime, mastership, tap, settings, lines, reports, lost };
 }
 
-/** `ovs-vsctl list controller` of the bridge: target → role */
-async function roles(): Promise<Record<string, string>> {
-  const out = await vsctl(['--format=json', '--columns=target,role', 'list', 'controller']);
-  const rows = (JSON.parse(out) as { data: [string, string | [string, unknown[]]][] }).data;
-  return Object.fromEntries(rows.map(([target, role]) => [target, typeof role === 'string' ? role : '']));
-}
-
 const writes = (messages: OfMessage[]) => messages.filter(isWriteOnWire).length;
 const errors = (messages: OfMessage[], errType: number, code: number) => messages.filter((m) => m.type === 'ERROR' && m.errType === errType && m.code === code).length;
 const lossLines = (c: Controller) => c.lines.filter((l) => l.component === 'mastership' && /^lost mastership/.test(String(l.msg))).map((l) => String(l.msg));
@@ -87,7 +80,7 @@ test.serial('two controllers on one bridge: one master at a time, a takeover in 
   t.like(a.reports[0], { kind: 'full', adds: desiredRules.length, deletes: 0, modifies: 0, errors: 0 });
   await until('B connected as slave', 30_000, () => (b.runtime.controller.session(DPID)?.role === 'slave' ? true : undefined));
   t.deepEqual(await until('OVS reporting both roles', 30_000, async () => {
-    const r = await roles();
+    const r = await controllerRoles();
     return r[targetA] === 'master' && r[targetB] === 'slave' ? r : undefined;
   }), { [targetA]: 'master', [targetB]: 'slave' }, 'ovs-vsctl list controller: A master, B slave');
   t.deepEqual((await dump(BRIDGE)).flows.map((f) => f.rule), desiredRules, 'the bridge holds the desired flows');
@@ -107,7 +100,7 @@ test.serial('two controllers on one bridge: one master at a time, a takeover in 
   t.true(a.tap.receivedFromSwitch(markA).some((m) => m.type === 'EXPERIMENTER' && m.expType === 1911), 'OVS sent A a role status');
   t.deepEqual(lossLines(a), ['lost mastership of 0x00000000000000a1 to generation 2 (role_status)']);
   t.deepEqual(await until('OVS reporting the new roles', 30_000, async () => {
-    const r = await roles();
+    const r = await controllerRoles();
     return r[targetA] === 'slave' && r[targetB] === 'master' ? r : undefined;
   }), { [targetA]: 'slave', [targetB]: 'master' });
   const after = await dump(BRIDGE);
@@ -132,7 +125,7 @@ test.serial('two controllers on one bridge: one master at a time, a takeover in 
   t.is(writes(a.tap.sentToSwitch(markStale)), 0, 'A, fenced, sent no flow-mod for its changed desired flows');
   const end = await dump(BRIDGE);
   t.deepEqual(end.flows.map((f) => f.rule), desiredRules, 'the bridge holds exactly B\'s desired flows');
-  t.deepEqual(await roles(), { [targetA]: 'slave', [targetB]: 'master' }, 'B is still master');
+  t.deepEqual(await controllerRoles(), { [targetA]: 'slave', [targetB]: 'master' }, 'B is still master');
 
   const fromOvsToA = a.tap.receivedFromSwitch();
   const refusedWrites = errors(fromOvsToA, OFPET.BAD_REQUEST, OFPBRC.IS_SLAVE) + errors(b.tap.receivedFromSwitch(), OFPET.BAD_REQUEST, OFPBRC.IS_SLAVE);

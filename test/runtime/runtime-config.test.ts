@@ -32,7 +32,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(configProblems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, tls, dial, model, store, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId, metrics)',
+    'colour: unknown key (known: apps, listen, tls, dial, model, store, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId, metrics, zone, controllerId, election)',
     'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
     "listen[0]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",
@@ -72,6 +72,23 @@ test('generationId: the static OpenFlow master generation, 1 or more; absent mea
       `generationId: ${JSON.stringify(bad)} is not a whole number from 1 to ${Number.MAX_SAFE_INTEGER} (0 fences nobody)`,
     ]);
   }
+});
+
+test('zone: the etcd mastership election, with an etcd store, one process and no static generation', (t) => {
+  const ok = validateRunConfig({ store: 'etcd://127.0.0.1:2379', zone: 'a', controllerId: 'ctl-a', election: { leaseTtl: 5, preemptDelay: 0 } }, 'run.yaml');
+  t.like(ok, { zone: 'a', controllerId: 'ctl-a', election: { leaseTtl: 5, preemptDelay: 0 } });
+  t.deepEqual(configProblems(() => validateRunConfig({ zone: 'a', generationId: 2, workers: 2 }, 'run.yaml')), [
+    'zone: the mastership election runs in etcd: zone a needs store: etcd://HOST:PORT',
+    'generationId: the election gives the generation ids: not with zone a',
+    'workers: the mastership election runs in one process: workers 1 with zone',
+  ]);
+  t.deepEqual(configProblems(() => validateRunConfig({ controllerId: 'x', election: { leaseTtl: 0, preemptDelay: -1, lease: 3 } }, 'run.yaml')), [
+    'election.leaseTtl: 0 is not a whole number of seconds from 1 to 60',
+    'election.preemptDelay: -1 is not a number of seconds from 0 to 3600',
+    'election.lease: unknown key (known: leaseTtl, preemptDelay)',
+    'controllerId: names this controller in the mastership election, which runs with zone: set zone too',
+    'election: tunes the mastership election, which runs with zone: set zone too',
+  ]);
 });
 
 test("hypervisors: each hypervisor's OVSDB target for this deployment, checked like the model's", (t) => {
