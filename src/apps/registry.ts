@@ -1,11 +1,9 @@
-import { Controller } from '../controller';
-import type { Container, ResolutionContext } from '../sdk';
+import type { Container } from '../sdk';
 import type { AppRegistry } from '../runtime';
 import { AclApp } from './acl';
 import { ArpResponderApp } from './arp-responder';
 import { DistributedRouterApp } from './distributed-router';
 import { L2LearningApp } from './l2-learning';
-import { PORT_PLACEMENT, SwitchPortPlacement } from './overlay';
 import { StaticFlowsApp } from './static-flows';
 import { TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
 
@@ -21,6 +19,5 @@ export const APP_REGISTRY: AppRegistry = {
 
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
 export function bindAppServices(container: Container): void {
-  container.bind(PORT_PLACEMENT).toDynamicValue((ctx: ResolutionContext) => new SwitchPortPlacement(ctx.get(Controller)));
   container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
 }

@@ -4,6 +4,7 @@
  */
 export * from './errors';
 export { RuntimeAppContext, type ContextHost } from './context';
+export { SwitchPortPlacement } from './placement';
 export {
   CONTROL_IDLE_TIMEOUT_MS,
   ControlServer,

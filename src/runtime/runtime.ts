@@ -1,15 +1,19 @@
 import type { Logger } from 'pino';
-import { NEVER, Subject, config as rxjsConfig, takeUntil, type Observable } from 'rxjs';
+import { NEVER, Subject, config as rxjsConfig, filter, map, of, share, takeUntil, type Observable } from 'rxjs';
 import type { RunConfig } from './run-config';
 import { Controller, createLogger, formatDpid, type ControllerOptions, type Listener } from '../controller';
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
 import { RoleCoordinator, StaticMastership, type Mastership } from './mastership';
-import { FileModelStore, modelSize, parseEtcdUrl, type ModelStore } from '../model';
+import { EMPTY_MODEL, FileModelStore, modelSize, parseEtcdUrl, type ModelStore } from '../model';
 import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../sdk/app';
 import { PIPELINE_APP_ID } from '../sdk/cookie';
 import { tableMissFlows, type Flow } from '../sdk/flow';
+import { StoreModelAccess } from '../sdk/model';
+import { PacketIn } from '../sdk/packet-in';
 import { Pipeline } from '../sdk/pipeline';
+import { ModelPlacement, PORT_PLACEMENT, type PortPlacement } from '../sdk/placement';
+import { SwitchPortPlacement } from './placement';
 import { RuntimeAppContext, type ContextHost } from './context';
 import { ControlServer, type ControlSource } from './control';
 import { Container, type Newable } from '../sdk/di';
@@ -147,6 +151,8 @@ export class Runtime {
       container.bind(APP_SETTINGS_CHANGES).toConstantValue(options.settingsChanges ?? NEVER);
       if (this.modelStore) container.bind(MODEL_STORE).toConstantValue(this.modelStore);
       options.bindServices?.(container);
+      // tests may bring their own port numbers; otherwise the switches say
+      if (!container.isBound(PORT_PLACEMENT)) container.bind(PORT_PLACEMENT).toConstantValue(new SwitchPortPlacement(this.controller));
       this.container = container;
 
       this.apps = this.resolveApps(config.apps);
@@ -232,11 +238,15 @@ export class Runtime {
     });
     const missFlows = this.missFlows;
     if (missFlows.length) this.controller.switchUp$.subscribe((e) => this.desired.set(e.dpid, missFlows[0]!.cookie, missFlows));
+    const stopped$ = this.stoppedSubject.asObservable();
+    const portNumbers = this.container.get<PortPlacement>(PORT_PLACEMENT).placement$;
     const host: ContextHost = {
       pipeline: this.pipeline,
       events: this.events(),
       desired: this.desired,
-      stopped$: this.stoppedSubject.asObservable(),
+      stopped$,
+      ...(this.modelStore && { model: new StoreModelAccess(this.modelStore) }),
+      placement: new ModelPlacement(this.modelStore?.model$ ?? of(EMPTY_MODEL), portNumbers, stopped$),
       logLimiter: this.controller.config.logLimiter,
       session: (dpid) => this.controller.session(dpid),
       writable: (dpid, session) => this.roles.writable(dpid, session),
@@ -306,6 +316,13 @@ export class Runtime {
 
   private events(): AppEvents {
     const c = this.controller;
-    return { switchUp$: c.switchUp$, switchDown$: c.switchDown$, packetIn$: c.packetIn$, portStatus$: c.portStatus$, flowRemoved$: c.flowRemoved$ };
+    const { logLimiter } = c.config;
+    // one PacketIn per message, shared by every app that subscribes
+    const packetIn$ = c.packetIn$.pipe(
+      map((e) => PacketIn.from(e) ?? logLimiter.log(this.log, 'warn', e.dpid, 'PACKET_IN without in_port dropped', { dpid: formatDpid(e.dpid) })),
+      filter((p): p is PacketIn => p !== undefined),
+      share(),
+    );
+    return { switchUp$: c.switchUp$, switchDown$: c.switchDown$, packetIn$, portStatus$: c.portStatus$, flowRemoved$: c.flowRemoved$ };
   }
 }
