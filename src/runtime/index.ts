@@ -3,6 +3,7 @@
  * reconciler, the run config and its watcher, the control endpoint.
  */
 export * from './errors';
+export * from './app-loader';
 export { RuntimeAppContext, type ContextHost } from './context';
 export { SwitchPortPlacement } from './placement';
 export {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { OFPET, OFPFF_CHECK_OVERLAP, OFPG_ANY, OFPP, OFPTT_ALL, type FlowMod, type Instruction, type Match } from '../../src/openflow';
-import { FakeFlowTable, OFPFMFC_BAD_TABLE_ID, OFPFMFC_OVERLAP } from '../helpers/fake-switch';
+import { FakeFlowTable, OFPFMFC_BAD_TABLE_ID, OFPFMFC_OVERLAP } from '../../src/testing';
 import { connectSwitch, startController } from './util';
 
 const output = (port: number): Instruction[] => [{ type: 'apply_actions', actions: [{ type: 'output', port, maxLen: 0 }] }];

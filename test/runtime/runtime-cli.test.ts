@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowMod, makeCookie } from '../../src/sdk';
 import { CLI, runCliAsync } from '../cli/run-cli';
-import { FakeSwitch } from '../helpers/fake-switch';
+import { FakeSwitch } from '../../src/testing';
 import { freePort, spawnTracked } from '../helpers/run';
 import { until } from '../controller/util';
 
