@@ -191,7 +191,7 @@ test("an exception in an app's handler is reported with app, switch and event, a
 
 test('wiring problems are AppWiringErrors naming the app, before any switch is touched', (t) => {
   const make = (registry: AppRegistry, apps: string[]) => () => new Runtime({ config: config(apps), registry, logger: silentLogger() });
-  t.throws(make(REGISTRY, ['nope']), { instanceOf: AppWiringError, message: /no app named 'nope' \(known: classify, fragile, output\)/ });
+  t.throws(make(REGISTRY, ['nope']), { instanceOf: AppWiringError, message: /no app named 'nope' \(known: classify, fragile, output; others load with --app PATH\|PACKAGE\)/ });
   t.throws(make(REGISTRY, ['classify']), { instanceOf: AppWiringError, message: /app classify: cannot be constructed: .*app 'output' is not enabled/s });
 
   @injectable()
