@@ -121,3 +121,15 @@ test('through the controller: flow_mods, then a cookie-filtered flow stats reque
   const table1 = await session.multipart({ mpType: 'FLOW', tableId: 1, outPort: OFPP.ANY, outGroup: OFPG_ANY, cookie: 0n, cookieMask: 0n, match: [] });
   t.is(table1.flows.length, 15);
 });
+
+test('nextMessage sees only messages that arrive after the call; firstMessage also those already received', async (t) => {
+  const { controller, port } = await startController(t);
+  const { sw, session } = await connectSwitch(t, controller, port);
+  session.send({ type: 'ECHO_REQUEST', xid: 0, data: Buffer.from('before') });
+  const before = await sw.firstMessage('ECHO_REQUEST', (m) => m.data.toString() === 'before');
+  t.is(before.data.toString(), 'before');
+  await t.throwsAsync(sw.nextMessage('ECHO_REQUEST', (m) => m.data.toString() === 'before', 300), { message: /no ECHO_REQUEST within 300 ms/ });
+  const after = sw.nextMessage('ECHO_REQUEST');
+  session.send({ type: 'ECHO_REQUEST', xid: 0, data: Buffer.from('after') });
+  t.is((await after).data.toString(), 'after', 'the earlier echo request is not the next one');
+});
