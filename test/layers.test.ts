@@ -17,6 +17,7 @@ const LAYERS: readonly (readonly string[])[] = [
   ['controller'],
   ['sdk'],
   ['runtime', 'api'],
+  ['testing'],
   ['apps'],
   ['cli'],
 ];

@@ -1,13 +1,11 @@
-import { Controller } from '../controller';
-import type { Container, ResolutionContext } from '../sdk';
-import type { AppRegistry } from '../runtime';
-import { AclApp } from './acl';
-import { ArpResponderApp } from './arp-responder';
-import { DistributedRouterApp } from './distributed-router';
-import { L2LearningApp } from './l2-learning';
-import { PORT_PLACEMENT, SwitchPortPlacement } from './overlay';
-import { StaticFlowsApp } from './static-flows';
-import { TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
+import type { Container } from '../sdk';
+import type { AppRegistry, RuntimeOptions } from '../runtime';
+import { ACL_APP_ID, AclApp } from './acl';
+import { ARP_RESPONDER_APP_ID, ArpResponderApp } from './arp-responder';
+import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-router';
+import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
+import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
+import { TUNNEL_MESH_APP_ID, TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
 
 /** Every app `zonemesh run --apps` can name. */
 export const APP_REGISTRY: AppRegistry = {
@@ -21,6 +19,22 @@ export const APP_REGISTRY: AppRegistry = {
 
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
 export function bindAppServices(container: Container): void {
-  container.bind(PORT_PLACEMENT).toDynamicValue((ctx: ResolutionContext) => new SwitchPortPlacement(ctx.get(Controller)));
   container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
 }
+
+/** The built-in apps' ids: an app loaded from a module may not take one, even when that app is not running. */
+export const BUILTIN_APP_IDS: ReadonlyMap<number, string> = new Map([
+  [L2_LEARNING_APP_ID, 'l2-learning'],
+  [STATIC_FLOWS_APP_ID, 'static-flows'],
+  [TUNNEL_MESH_APP_ID, 'tunnel-mesh'],
+  [ARP_RESPONDER_APP_ID, 'arp-responder'],
+  [DISTRIBUTED_ROUTER_APP_ID, 'distributed-router'],
+  [ACL_APP_ID, 'acl'],
+]);
+
+/** What a Runtime needs to run the built-in apps beside app modules: `Runtime.create({ config, ...BUILTIN_APPS })`. */
+export const BUILTIN_APPS = {
+  registry: APP_REGISTRY,
+  bindServices: bindAppServices,
+  reservedAppIds: BUILTIN_APP_IDS,
+} as const satisfies Pick<RuntimeOptions, 'registry' | 'bindServices' | 'reservedAppIds'>;

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
-import { APP_REGISTRY, bindAppServices } from '../apps/registry';
+import { APP_REGISTRY, BUILTIN_APPS } from '../apps/registry';
 import { createLogger, socketIsLive } from '../controller';
 import {
   ControlSocketError,
@@ -35,10 +35,10 @@ export function controlPath(text: string): string {
 
 export const runCommand: Command = {
   usage:
-    'run [--config FILE] [--apps A,B,...] [--listen [tcp:]HOST:PORT|tls:HOST:PORT|unix:PATH ...] [--tls-key FILE --tls-cert FILE [--tls-ca FILE]] ' +
+    'run [--config FILE] [--apps A,B,...] [--app PATH|PACKAGE ...] [--listen [tcp:]HOST:PORT|tls:HOST:PORT|unix:PATH ...] [--tls-key FILE --tls-cert FILE [--tls-ca FILE]] ' +
     '[--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE | --store etcd://HOST:PORT[,...]] [--model-max-bytes N|NMiB] [--control unix:PATH] [--log-level LEVEL] [--workers N] [--packet-in-rate N] [--metrics HOST:PORT] [--zone NAME [--controller-id ID]]',
   summary:
-    `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live. ` +
+    `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}) and the apps --app loads (a file or npm package whose default export is the app class; docs/writing-apps.md); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live. ` +
     'A tls: listener presents --tls-cert (PEM, with its --tls-key); with --tls-ca it accepts only switches whose certificate that CA signed, without it any switch (encrypted, not authenticated). ' +
     `--workers N (1..${MAX_WORKERS}, default 1) spreads the switches over N processes by connection (dial targets round-robin); each app instance sees only its own worker's switches, ` +
     'so an app that correlates events across switches must run with 1; model-driven apps are fine (every worker loads the model); a worker that dies is started again. ' +
@@ -73,7 +73,7 @@ export const runCommand: Command = {
     }
     let runtime: Runtime;
     try {
-      runtime = await Runtime.create({ config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges });
+      runtime = await Runtime.create({ config, ...BUILTIN_APPS, settingsChanges });
     } catch (e) {
       throw new CliError((e as Error).message);
     }
@@ -132,6 +132,7 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
       options: {
         config: { type: 'string' },
         apps: { type: 'string', multiple: true },
+        app: { type: 'string', multiple: true },
         listen: { type: 'string', multiple: true },
         'tls-key': { type: 'string' },
         'tls-cert': { type: 'string' },
@@ -162,7 +163,7 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
     const tls = { ...base.tls, ...flags.tls };
     const draft: RunConfigDraft = {
       ...base,
-      ...(v.apps && { apps: flags.apps }),
+      ...((v.apps || v.app) && { apps: flags.apps }),
       listen: listen.length === 0 && dial.length === 0 ? [DEFAULT_LISTEN] : listen,
       ...(Object.keys(tls).length > 0 && { tls }),
       dial,
@@ -185,7 +186,8 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
     const base = v.config ? loadRunConfigDraft(v.config) : checkRunConfig({}, '(defaults)');
     const flags = checkRunConfig(
       {
-        ...(v.apps && { apps: v.apps.flatMap((a) => a.split(',')).filter(Boolean) }),
+        // --apps and --app together replace the file's apps
+        ...((v.apps || v.app) && { apps: [...(v.apps ?? []).flatMap((a) => a.split(',')).filter(Boolean), ...(v.app ?? []).map((module) => ({ module }))] }),
         ...(v.listen && { listen: v.listen }),
         ...(flagsTls && { tls: tlsFlags }),
         ...(v.dial && { dial: v.dial }),

@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { Subject, type Observable } from 'rxjs';
-import { APP_REGISTRY, bindAppServices } from '../apps/registry';
+import { BUILTIN_APPS } from '../apps/registry';
 import { formatDpid, removeStaleSocket } from '../controller';
 import type { AppSettings } from '../sdk';
 import { ControlServer, Runtime, checkControlRequest, formatListenTarget, localFlows, notConnected, parseDpid, type CheckedControlRequest, type ControlResponse, type RunConfig, type SwitchFlows } from '../runtime';
@@ -304,7 +304,7 @@ export async function runWorker(): Promise<number> {
     const first = await Promise.race([start, signalled]);
     if (typeof first === 'string') return EXIT.ok;
     try {
-      runtime = await Runtime.create({ config: first.config, registry: APP_REGISTRY, bindServices: bindAppServices, settingsChanges, logBindings: { worker: index } });
+      runtime = await Runtime.create({ config: first.config, ...BUILTIN_APPS, settingsChanges, logBindings: { worker: index } });
     } catch (e) {
       await send({ zm: 'failed', error: (e as Error).message });
       return EXIT.failed;

@@ -3,7 +3,11 @@ import { takeUntil, type Observable } from 'rxjs';
 import { errorFields, formatDpid, isWrite, type LogLimiter, type SwitchSession } from '../controller';
 import type { DesiredState } from './desired-state';
 import type { OfMessage } from '../openflow';
+import { packetOut, type PacketOutOptions } from '../sdk/actions';
 import type { AppContext, AppEvents, ZonemeshApp } from '../sdk/app';
+import { ModelNotConfiguredError } from '../sdk/errors';
+import type { ModelAccess } from '../sdk/model';
+import type { Placement } from '../sdk/placement';
 import { makeCookie } from '../sdk/cookie';
 import { FlowBuilder, type Flow } from '../sdk/flow';
 import type { Pipeline } from '../sdk/pipeline';
@@ -15,6 +19,10 @@ export interface ContextHost {
   readonly events: AppEvents;
   readonly desired: DesiredState;
   readonly stopped$: Observable<void>;
+  /** absent when the run config names no model */
+  readonly model?: ModelAccess;
+  /** absent only in tests that build a context by hand */
+  readonly placement?: Placement;
   /** for lines an app's traffic can repeat per message */
   readonly logLimiter: LogLimiter;
   session(dpid: bigint): SwitchSession | undefined;
@@ -97,6 +105,20 @@ export class RuntimeAppContext implements AppContext {
       this.host.logLimiter.log(this.log, 'warn', dpid, 'message dropped', { ...errorFields(e), dpid: formatDpid(dpid), msgType: msg.type });
       return false;
     }
+  }
+
+  packetOut(dpid: bigint, frame: Buffer, options: PacketOutOptions): boolean {
+    return this.send(dpid, packetOut(frame, options));
+  }
+
+  get model(): ModelAccess {
+    if (!this.host.model) throw new ModelNotConfiguredError(this.app.name);
+    return this.host.model;
+  }
+
+  get placement(): Placement {
+    if (!this.host.placement) throw new Error(`app ${this.app.name}: this context was built without a placement`);
+    return this.host.placement;
   }
 
   on<T>(source: Observable<T>, handler: (event: T) => void): void {

@@ -3,7 +3,9 @@
  * reconciler, the run config and its watcher, the control endpoint.
  */
 export * from './errors';
+export * from './app-loader';
 export { RuntimeAppContext, type ContextHost } from './context';
+export { SwitchPortPlacement } from './placement';
 export {
   CONTROL_IDLE_TIMEOUT_MS,
   ControlServer,

@@ -1,14 +1,27 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { NUMERIC_OPTIONS, OPENFLOW_PORT, parseDialTarget, type ListenSpec, type NumericOption } from '../controller';
 import { OVSDB_TARGET, parseEtcdUrl, unknownKeyProblem, type HypervisorAccess } from '../model';
 import { parseMetricsAddress } from './metrics-server';
+import { absoluteModule } from './app-loader';
+
+/** A built-in app's name, or an app module: a path (absolute once the config is read) or a package name. */
+export type AppRef = string | { readonly module: string };
+
+/** 'l2-learning', or the module's path or package name */
+export function appRefName(ref: AppRef): string {
+  return typeof ref === 'string' ? ref : ref.module;
+}
 
 /** How `zonemesh run` runs: which apps, where switches connect, and each app's settings. */
 export interface RunConfig {
-  /** app names, resolved through src/apps/registry.ts; order is table order within a stage */
-  readonly apps: readonly string[];
+  /**
+   * the apps: built-in ones by name (src/apps/registry.ts), others as `{ module }`, a file or npm
+   * package whose default export is the app class (docs/writing-apps.md); order is table order within a stage
+   */
+  readonly apps: readonly AppRef[];
   /**
    * where switches connect to us: 'tcp:0.0.0.0:6653', '127.0.0.1:6653', 'unix:/run/zm.sock', 'tls::6653';
    * a TLS listener carries the PEM contents of the `tls` files, as strings (the config crosses IPC as JSON)
@@ -151,10 +164,10 @@ export interface RunConfigDraft extends Omit<RunConfig, 'listen'> {
 type Problem = (path: string, text: string) => void;
 
 /** Checks a parsed config document; `source` names it in errors (a file path, 'command line'). The whole check: see `RunConfigDraft` for configs given in parts. */
-export function validateRunConfig(doc: unknown, source: string): RunConfig {
+export function validateRunConfig(doc: unknown, source: string, baseDir = process.cwd()): RunConfig {
   const issues: ConfigIssue[] = [];
   const problem: Problem = (path, text) => issues.push({ path, problem: text });
-  const draft = checkDocument(doc, source, problem);
+  const draft = checkDocument(doc, source, problem, baseDir);
   // a malformed tls section or listen list has been reported: no follow-on "missing" or "unused"
   const config = completeDraft(draft, problem, { crossCheck: !issues.some((i) => /^(tls|listen)\b/.test(i.path)) });
   if (issues.length) throw new RunConfigError(source, issues);
@@ -162,9 +175,10 @@ export function validateRunConfig(doc: unknown, source: string): RunConfig {
 }
 
 /** Checks one part of a config (a file, the command line's flags); throws a RunConfigError with every problem. */
-export function checkRunConfig(doc: unknown, source: string): RunConfigDraft {
+/** `baseDir`: what relative app module paths are relative to (the config file's directory) */
+export function checkRunConfig(doc: unknown, source: string, baseDir = process.cwd()): RunConfigDraft {
   const issues: ConfigIssue[] = [];
-  const draft = checkDocument(doc, source, (path, text) => issues.push({ path, problem: text }));
+  const draft = checkDocument(doc, source, (path, text) => issues.push({ path, problem: text }), baseDir);
   if (issues.length) throw new RunConfigError(source, issues);
   return draft;
 }
@@ -181,7 +195,36 @@ export function completeRunConfig(draft: RunConfigDraft, source: string): RunCon
   return config;
 }
 
-function checkDocument(doc: unknown, source: string, problem: Problem): RunConfigDraft {
+/**
+ * `apps`: names and `{ module }` mappings, each once. A relative module path is resolved against
+ * `baseDir` (the config file's directory, or the working directory for the command line).
+ */
+function appRefs(value: unknown, baseDir: string, problem: Problem): AppRef[] {
+  if (value === undefined) return [];
+  if (!Array.isArray(value)) {
+    problem('apps', 'must be a list of app names and { module: PATH|PACKAGE } entries');
+    return [];
+  }
+  const seen = new Set<string>();
+  return value.flatMap((item: unknown, i): AppRef[] => {
+    let ref: AppRef;
+    if (typeof item === 'string' && item !== '') ref = item;
+    else if (typeof item === 'object' && item !== null && !Array.isArray(item) && typeof (item as Obj).module === 'string' && (item as Obj).module !== '') {
+      const extra = Object.keys(item).filter((k) => k !== 'module');
+      if (extra.length) problem(`apps[${i}].${extra[0]}`, unknownKeyProblem(extra[0]!, new Set(['module'])));
+      ref = { module: absoluteModule((item as Obj).module as string, baseDir) };
+    } else {
+      problem(`apps[${i}]`, 'must be an app name or { module: PATH|PACKAGE }');
+      return [];
+    }
+    const key = appRefName(ref);
+    if (seen.has(key)) problem(`apps[${i}]`, `'${key}' is listed twice`);
+    seen.add(key);
+    return [ref];
+  });
+}
+
+function checkDocument(doc: unknown, source: string, problem: Problem, baseDir: string): RunConfigDraft {
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
@@ -204,12 +247,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem): RunConfi
     return undefined;
   };
 
-  const apps = strings('apps');
-  const seen = new Set<string>();
-  apps.forEach((name, i) => {
-    if (seen.has(name)) problem(`apps[${i}]`, `'${name}' is listed twice`);
-    seen.add(name);
-  });
+  const apps = appRefs(o.apps, baseDir, problem);
   const listen: ListenTarget[] = [];
   strings('listen').forEach((text, i) => {
     const spec = parseListenTarget(text);
@@ -473,7 +511,7 @@ export function loadRunConfig(path: string): RunConfig {
 
 /** A run config document's text (YAML, or JSON when `path` ends in .json), checked whole. */
 export function parseRunConfig(text: string, path: string): RunConfig {
-  return validateRunConfig(parseRunConfigDocument(text, path), path);
+  return validateRunConfig(parseRunConfigDocument(text, path), path, dirname(resolve(path)));
 }
 
 /** Reads and checks a YAML or JSON run config file that other parts (command-line flags) complete: see `RunConfigDraft`. */
@@ -482,7 +520,7 @@ export function loadRunConfigDraft(path: string): RunConfigDraft {
 }
 
 export function parseRunConfigDraft(text: string, path: string): RunConfigDraft {
-  return checkRunConfig(parseRunConfigDocument(text, path), path);
+  return checkRunConfig(parseRunConfigDocument(text, path), path, dirname(resolve(path)));
 }
 
 function readRunConfigText(path: string): string {

@@ -1,17 +1,22 @@
 import type { Logger } from 'pino';
-import { NEVER, Subject, config as rxjsConfig, takeUntil, type Observable } from 'rxjs';
+import { NEVER, Subject, config as rxjsConfig, filter, map, of, share, takeUntil, type Observable } from 'rxjs';
 import { hostname } from 'node:os';
-import type { RunConfig } from './run-config';
+import type { AppRef, RunConfig } from './run-config';
 import type { EtcdMastership } from './etcd-mastership';
+import { AppLoadError, appShapeProblem, loadAppModule } from './app-loader';
 import { Controller, createLogger, formatDpid, type ControllerOptions, type Listener } from '../controller';
 import { DesiredState } from './desired-state';
 import { Reconciler, type ReconcilerOptions } from './reconciler';
 import { RoleCoordinator, StaticMastership, type Mastership } from './mastership';
-import { FileModelStore, modelSize, parseEtcdUrl, type ModelStore } from '../model';
+import { EMPTY_MODEL, FileModelStore, modelSize, parseEtcdUrl, type ModelStore } from '../model';
 import { APP, APP_SETTINGS, APP_SETTINGS_CHANGES, LOGGER, MODEL_STORE, type AppEvents, type AppSettings, type ZonemeshApp } from '../sdk/app';
 import { PIPELINE_APP_ID } from '../sdk/cookie';
 import { tableMissFlows, type Flow } from '../sdk/flow';
+import { StoreModelAccess } from '../sdk/model';
+import { PacketIn } from '../sdk/packet-in';
 import { Pipeline } from '../sdk/pipeline';
+import { ModelPlacement, PORT_PLACEMENT, type PortPlacement } from '../sdk/placement';
+import { SwitchPortPlacement } from './placement';
 import { RuntimeAppContext, type ContextHost } from './context';
 import { ControlServer, type ControlSource } from './control';
 import { Container, type Newable } from '../sdk/di';
@@ -43,6 +48,8 @@ export interface RuntimeOptions {
   settingsChanges?: Observable<AppSettings>;
   /** over config.metrics (the stats poll's timing); metrics exist only when config.metrics names where to serve them */
   metrics?: Omit<MetricsOptions, 'pollIntervalMs'>;
+  /** app id → built-in app name: ids an app module may not take, whether or not that app runs */
+  reservedAppIds?: ReadonlyMap<number, string>;
   /** binds services apps inject besides the runtime's own (bound lazily: only what an enabled app asks for is built) */
   bindServices?: (container: Container) => void;
 }
@@ -166,6 +173,8 @@ export class Runtime {
       container.bind(APP_SETTINGS_CHANGES).toConstantValue(options.settingsChanges ?? NEVER);
       if (this.modelStore) container.bind(MODEL_STORE).toConstantValue(this.modelStore);
       options.bindServices?.(container);
+      // tests may bring their own port numbers; otherwise the switches say
+      if (!container.isBound(PORT_PLACEMENT)) container.bind(PORT_PLACEMENT).toConstantValue(new SwitchPortPlacement(this.controller));
       this.container = container;
 
       this.apps = this.resolveApps(config.apps);
@@ -197,8 +206,10 @@ export class Runtime {
     }
   }
 
-  private resolveApps(names: readonly string[]): ZonemeshApp[] {
+  private resolveApps(refs: readonly AppRef[]): ZonemeshApp[] {
     const { registry } = this.options;
+    const reserved = this.options.reservedAppIds ?? new Map<number, string>();
+    const names = refs.filter((r): r is string => typeof r === 'string');
     // An app injecting an app that is not enabled must fail, not get an instance that never starts.
     for (const [name, cls] of Object.entries(registry)) {
       if (names.includes(name)) continue;
@@ -206,29 +217,40 @@ export class Runtime {
         throw new AppWiringError(`app '${name}' is not enabled`);
       });
     }
-    const classes = names.map((name) => {
-      const cls = registry[name];
-      if (!cls) throw new AppWiringError(`no app named '${name}' (known: ${Object.keys(registry).sort().join(', ')})`);
+    const classes = refs.map((ref) => {
+      const cls = typeof ref === 'string' ? registry[ref] : loadAppModule(ref.module);
+      if (!cls) throw new AppWiringError(`no app named '${ref}' (known: ${Object.keys(registry).sort().join(', ')}; others load with --app PATH|PACKAGE)`);
       this.container.bind(cls).toSelf();
       this.container.bind(APP).toService(cls);
       return cls;
     });
+    /** a module's problems are AppLoadErrors naming the module; a built-in app's, AppWiringErrors */
+    const refused = (ref: AppRef, problem: string, cause?: unknown): Error =>
+      typeof ref === 'string' ? new AppWiringError(problem, { app: ref }, { cause }) : new AppLoadError(ref.module, problem, { cause });
     const apps = classes.map((cls, i) => {
       try {
         return this.container.get<ZonemeshApp>(cls);
       } catch (e) {
-        throw new AppWiringError(`cannot be constructed: ${(e as Error).message}`, { app: names[i] }, { cause: e });
+        throw refused(refs[i]!, `cannot be constructed: ${(e as Error).message}`, e);
       }
     });
     const byId = new Map<number, string>();
+    const byName = new Set<string>();
     apps.forEach((app, i) => {
-      const context = { app: names[i] };
-      if (app.name !== names[i]) throw new AppWiringError(`registered as '${names[i]}' but calls itself '${app.name}'`, context);
+      const ref = refs[i]!;
+      const shape = appShapeProblem(app);
+      if (shape) throw refused(ref, shape);
+      if (typeof ref === 'string' && app.name !== ref) throw refused(ref, `registered as '${ref}' but calls itself '${app.name}'`);
+      if (typeof ref !== 'string' && registry[app.name]) throw refused(ref, `its name '${app.name}' is a built-in app's`);
+      if (byName.has(app.name)) throw refused(ref, `its name '${app.name}' is another enabled app's`);
+      byName.add(app.name);
       if (!Number.isInteger(app.appId) || app.appId < MIN_APP_ID || app.appId > MAX_APP_ID) {
-        throw new AppWiringError(`app id ${app.appId} outside ${MIN_APP_ID}..${MAX_APP_ID}`, context);
+        throw refused(ref, `app id ${app.appId} outside ${MIN_APP_ID}..${MAX_APP_ID}`);
       }
+      const builtin = reserved.get(app.appId);
+      if (typeof ref !== 'string' && builtin !== undefined) throw refused(ref, `app id ${app.appId} is the built-in app ${builtin}'s; choose another (built-in ids: ${[...reserved.keys()].sort((a, b) => a - b).join(', ')})`);
       const clash = byId.get(app.appId);
-      if (clash) throw new AppWiringError(`app id ${app.appId} is also ${clash}'s; cookies would mix`, context);
+      if (clash) throw refused(ref, `app id ${app.appId} is also ${clash}'s; cookies would mix`);
       byId.set(app.appId, app.name);
     });
     return apps;
@@ -251,11 +273,15 @@ export class Runtime {
     });
     const missFlows = this.missFlows;
     if (missFlows.length) this.controller.switchUp$.subscribe((e) => this.desired.set(e.dpid, missFlows[0]!.cookie, missFlows));
+    const stopped$ = this.stoppedSubject.asObservable();
+    const portNumbers = this.container.get<PortPlacement>(PORT_PLACEMENT).placement$;
     const host: ContextHost = {
       pipeline: this.pipeline,
       events: this.events(),
       desired: this.desired,
-      stopped$: this.stoppedSubject.asObservable(),
+      stopped$,
+      ...(this.modelStore && { model: new StoreModelAccess(this.modelStore) }),
+      placement: new ModelPlacement(this.modelStore?.model$ ?? of(EMPTY_MODEL), portNumbers, stopped$),
       logLimiter: this.controller.config.logLimiter,
       session: (dpid) => this.controller.session(dpid),
       writable: (dpid, session) => this.roles.writable(dpid, session),
@@ -327,6 +353,13 @@ export class Runtime {
 
   private events(): AppEvents {
     const c = this.controller;
-    return { switchUp$: c.switchUp$, switchDown$: c.switchDown$, packetIn$: c.packetIn$, portStatus$: c.portStatus$, flowRemoved$: c.flowRemoved$ };
+    const { logLimiter } = c.config;
+    // one PacketIn per message, shared by every app that subscribes
+    const packetIn$ = c.packetIn$.pipe(
+      map((e) => PacketIn.from(e) ?? logLimiter.log(this.log, 'warn', e.dpid, 'PACKET_IN without in_port dropped', { dpid: formatDpid(e.dpid) })),
+      filter((p): p is PacketIn => p !== undefined),
+      share(),
+    );
+    return { switchUp$: c.switchUp$, switchDown$: c.switchDown$, packetIn$, portStatus$: c.portStatus$, flowRemoved$: c.flowRemoved$ };
   }
 }

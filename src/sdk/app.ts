@@ -1,10 +1,14 @@
 import type { Logger } from 'pino';
 import type { Observable } from 'rxjs';
 import type { OfMessage } from '../openflow';
-import type { FlowRemovedEvent, PacketInEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';
+import type { FlowRemovedEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';
+import type { PacketOutOptions } from './actions';
 import type { FlowCounter } from './counters';
 import type { Flow, FlowBuilder } from './flow';
+import type { ModelAccess } from './model';
+import type { PacketIn } from './packet-in';
 import type { Pipeline, TableSpec } from './pipeline';
+import type { Placement } from './placement';
 
 /**
  * An app: a named set of tables plus the logic that fills them. Apps are inversify classes
@@ -27,7 +31,7 @@ export interface ZonemeshApp {
 export interface AppEvents {
   readonly switchUp$: Observable<SwitchUpEvent>;
   readonly switchDown$: Observable<SwitchDownEvent>;
-  readonly packetIn$: Observable<PacketInEvent>;
+  readonly packetIn$: Observable<PacketIn>;
   readonly portStatus$: Observable<PortStatusEvent>;
   readonly flowRemoved$: Observable<FlowRemovedEvent>;
 }
@@ -55,6 +59,15 @@ export interface AppContext {
    * (floods, refreshes) until sends return true again.
    */
   send(dpid: bigint, msg: OfMessage): boolean;
+  /** Sends `frame` (a whole Ethernet frame) out of port `to` of switch `dpid`, as `send` does. */
+  packetOut(dpid: bigint, frame: Buffer, options: PacketOutOptions): boolean;
+  /**
+   * The network model and lookups into it. Reading it when the run config names no model (neither
+   * `model:` nor `store:`) throws ModelNotConfiguredError, so an app that needs one fails at start.
+   */
+  readonly model: ModelAccess;
+  /** where the model's hypervisors and ports are on the switches: dpid ↔ hypervisor, port ↔ ofport */
+  readonly placement: Placement;
   /**
    * Runs `handler` for every event of `source` until the app stops. An exception in the handler is
    * logged with the app, switch and event type, and the subscription goes on.

@@ -13,3 +13,11 @@ export class FlowBuildError extends Error {
 export class PipelineError extends Error {
   override readonly name = 'PipelineError';
 }
+
+/** An app read `ctx.model` but the run config names no model (`model:` or `store:`). */
+export class ModelNotConfiguredError extends Error {
+  override readonly name = 'ModelNotConfiguredError';
+  constructor(readonly app: string) {
+    super(`app ${app} reads the network model, but the run config names none (model: FILE or store: etcd://…)`);
+  }
+}

@@ -1,7 +1,8 @@
 import type { Action, FlowMod, Instruction, Match } from '../openflow';
 // from the module itself: each use of a name through the openflow index goes through a getter
 // (CommonJS `export *`) that costs about 20 ns, and flowMod runs for every flow sent
-import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP, OFPTT_ALL } from '../openflow/constants';
+import { OFP_NO_BUFFER, OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP, OFPTT_ALL } from '../openflow/constants';
+import { toController } from './actions';
 import { PIPELINE_APP_ID, makeCookie } from './cookie';
 import { FlowBuildError } from './errors';
 import { type MatchSpec, matchFromSpec, matchKey } from './match';
@@ -187,7 +188,7 @@ export function tableMissFlows(pipeline: Pipeline): Flow[] {
   return pipeline.tables.map((t) => {
     const b = new FlowBuilder(pipeline, t, cookie).priority(0);
     const next = pipeline.successor(t);
-    if (t.miss === 'controller') b.apply({ type: 'output', port: OFPP.CONTROLLER, maxLen: OFPCML_NO_BUFFER });
+    if (t.miss === 'controller') b.apply(toController());
     else if (t.miss === 'next' && next) b.goto(next.name);
     return b.build();
   });

@@ -1,12 +1,44 @@
-/** The zonemesh SDK: what an app is written with. See docs/writing-apps.md. */
+/**
+ * The zonemesh SDK, `zonemesh/sdk`: everything an app is written with (docs/writing-apps.md).
+ * Apps import from here only; `zonemesh/testing` holds what their tests need besides.
+ */
 export * from './app';
+export * from './actions';
 export * from './cookie';
 export * from './counters';
 export * from './errors';
 export * from './flow';
 export * from './match';
+export * from './model';
+export * from './packet-in';
 export * from './pipeline';
+export * from './placement';
 export * from './incremental';
 export * from './sim';
 export * from './di';
 export * from './mac-table';
+
+// OpenFlow: the reserved ports and constants flows and packet-outs use, and the message types apps send
+export { OFPP, OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPTT_ALL, OFPFF_SEND_FLOW_REM } from '../openflow/constants';
+export { OFPPR } from '../openflow/port';
+export type { Action } from '../openflow/actions';
+export type { Instruction } from '../openflow/instructions';
+export type { OfMessage, OfMessageOf, OfMessageType } from '../openflow/message';
+export type { FlowMod, PacketOut, FlowRemoved, PortStatus, PacketIn as PacketInMessage } from '../openflow/messages/flow';
+export type { Port } from '../openflow/port';
+export type { Match, OxmFieldName, OxmValueTypes } from '../openflow/oxm';
+
+// packets: parse (parsePacket, findLayer, ethernetHeader) and build (buildPacket, arpReply, …) Ethernet frames
+export * from '../packet';
+
+// the network model apps compile from, and its IPv4 arithmetic (addresses as 32-bit numbers)
+export type { AclRule, Hypervisor, NetworkModel, Subnet, Vpc, VmPort, Zone } from '../model/types';
+export { EMPTY_MODEL } from '../model/types';
+export type { ModelStore } from '../model/store';
+export { ModelValidationError } from '../model/errors';
+export { parseIpv4, parseCidr, cidrContains, prefixMask, type Ipv4Cidr } from '../model/addressing';
+
+// the controller's events, as apps receive them on ctx.events
+export type { FlowRemovedEvent, PacketInEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';
+export { forSwitch } from '../controller/events';
+export { formatDpid } from '../controller/errors';

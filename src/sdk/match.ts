@@ -2,7 +2,7 @@ import type { Match, OxmFieldName, OxmTlv, OxmValueTypes } from '../openflow';
 import { allFieldSpecs, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import { FlowBuildError } from './errors';
 
-type Masked<V> = { value: V; mask: V };
+export type Masked<V> = { value: V; mask: V };
 /** Ergonomic match input: `{ eth_type: 0x0800, ipv4_dst: cidr('10.0.1.0/24') }` */
 export type MatchSpec = { [F in OxmFieldName]?: OxmValueTypes[F] | Masked<OxmValueTypes[F]> };
 

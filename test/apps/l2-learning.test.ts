@@ -5,7 +5,7 @@ import { numberToMac, OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, OFPPS_LINK_DOWN, ty
 import { buildPacket } from '../../src/packet';
 import { DEFAULT_MAC_TABLE_SIZE, FlowTableSim, isEphemeral, makeCookie, type AppSettings } from '../../src/sdk';
 import { Runtime } from '../../src/runtime';
-import { FakeSwitch, fakePort } from '../helpers/fake-switch';
+import { FakeSwitch, fakePort } from '../../src/testing';
 import { next, until } from '../controller/util';
 
 const A = '02:00:00:00:00:0a';
@@ -120,7 +120,7 @@ test('a port going down removes the flows learned on it (one delete by cookie) a
   await send(sw, [packetIn(1, A, BROADCAST), packetIn(2, B, BROADCAST), packetIn(1, C, BROADCAST)]);
   await until(() => sw.flowTable.size === 4);
   sw.send({ type: 'PORT_STATUS', xid: 0, reason: 2, desc: { ...fakePort(1), state: OFPPS_LINK_DOWN } });
-  const del = await sw.waitFor('FLOW_MOD', (m) => m.command === 'delete');
+  const del = await sw.firstMessage('FLOW_MOD', (m) => m.command === 'delete');
   t.like(del, { cookie: makeCookie(2, 'port:1', true), cookieMask: 0xffffffffffffffffn, tableId: 0xff });
   await until(() => sw.flowTable.size === 2);
   t.deepEqual([...app.learned(5n)], [[B, 2]]);

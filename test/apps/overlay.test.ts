@@ -1,7 +1,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { Subject } from 'rxjs';
-import { type Placement, SwitchPortPlacement, buildOverlayView } from '../../src/apps/overlay';
+import { type Placement, buildOverlayView } from '../../src/apps/overlay';
+import { SwitchPortPlacement } from '../../src/runtime';
 import type { PortStatusEvent, SwitchUpEvent } from '../../src/controller';
 import type { Port } from '../../src/openflow';
 import { FLOOD_KEYS, ModelValidationError, PORT_KEYS, TUNNEL_OFPORT, assignKeys, tunnelKey, validateModel } from '../../src/model';

@@ -8,7 +8,7 @@ import type { ConnectionOptions } from 'node:tls';
 import { OFPP } from '../../src/openflow';
 import { PIPELINE_APP_ID, makeCookie } from '../../src/sdk';
 import { until } from '../controller/util';
-import { FakeSwitch } from '../helpers/fake-switch';
+import { FakeSwitch } from '../../src/testing';
 import { makePkiFiles, type PkiFiles } from '../helpers/pki';
 import {  } from '../helpers/restart';
 import { freePort, spawnTracked } from '../helpers/run';

@@ -9,7 +9,7 @@ import { mergeFlows, type WorkerReply } from '../../src/cli/workers';
 import { OFPP } from '../../src/openflow';
 import type { SwitchFlows } from '../../src/runtime';
 import { until } from '../controller/util';
-import { FakeSwitch, type FakeConnectTarget } from '../helpers/fake-switch';
+import { FakeSwitch, type FakeConnectTarget } from '../../src/testing';
 import { writeAtomically } from '../helpers/restart';
 import { freePort, spawnTracked } from '../helpers/run';
 import { CLI, runCliAsync } from './run-cli';

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { OFPET, OFPFF_CHECK_OVERLAP, OFPG_ANY, OFPP, OFPTT_ALL, type FlowMod, type Instruction, type Match } from '../../src/openflow';
-import { FakeFlowTable, OFPFMFC_BAD_TABLE_ID, OFPFMFC_OVERLAP } from '../helpers/fake-switch';
+import { FakeFlowTable, OFPFMFC_BAD_TABLE_ID, OFPFMFC_OVERLAP } from '../../src/testing';
 import { connectSwitch, startController } from './util';
 
 const output = (port: number): Instruction[] => [{ type: 'apply_actions', actions: [{ type: 'output', port, maxLen: 0 }] }];
@@ -120,4 +120,16 @@ test('through the controller: flow_mods, then a cookie-filtered flow stats reque
   t.true(reply.flows.every((f) => f.cookie === 0x100n));
   const table1 = await session.multipart({ mpType: 'FLOW', tableId: 1, outPort: OFPP.ANY, outGroup: OFPG_ANY, cookie: 0n, cookieMask: 0n, match: [] });
   t.is(table1.flows.length, 15);
+});
+
+test('nextMessage sees only messages that arrive after the call; firstMessage also those already received', async (t) => {
+  const { controller, port } = await startController(t);
+  const { sw, session } = await connectSwitch(t, controller, port);
+  session.send({ type: 'ECHO_REQUEST', xid: 0, data: Buffer.from('before') });
+  const before = await sw.firstMessage('ECHO_REQUEST', (m) => m.data.toString() === 'before');
+  t.is(before.data.toString(), 'before');
+  await t.throwsAsync(sw.nextMessage('ECHO_REQUEST', (m) => m.data.toString() === 'before', 300), { message: /no ECHO_REQUEST within 300 ms/ });
+  const after = sw.nextMessage('ECHO_REQUEST');
+  session.send({ type: 'ECHO_REQUEST', xid: 0, data: Buffer.from('after') });
+  t.is((await after).data.toString(), 'after', 'the earlier echo request is not the next one');
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { OFPET, OFPHFC } from '../../src/openflow';
 import { HandshakeError, forSwitch, type SessionState } from '../../src/controller';
-import { FakeSwitch, fakePort, of10Hello } from '../helpers/fake-switch';
+import { FakeSwitch, fakePort, of10Hello } from '../../src/testing';
 import { connectSwitch, next, nextWhere, startController } from './util';
 
 test('handshake: HELLO, FEATURES and PORT_DESC lead to READY and switchUp$ with dpid, features and ports', async (t) => {
@@ -15,10 +15,10 @@ test('handshake: HELLO, FEATURES and PORT_DESC lead to READY and switchUp$ with 
   t.is(session.ports.get(1)?.name, 'vm1');
   t.is(controller.session(0xabcdn), session);
   // Our HELLO carried the 1.3 version bitmap; the handshake then asked for features and ports.
-  const hello = await sw.waitFor('HELLO');
+  const hello = await sw.firstMessage('HELLO');
   t.deepEqual(hello.elements, [{ type: 'versionbitmap', versions: [4] }]);
   t.is(sw.count('FEATURES_REQUEST'), 1);
-  t.truthy(await sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'PORT_DESC'));
+  t.truthy(await sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'PORT_DESC'));
 });
 
 test('a HELLO offering only OF1.0 gets HELLO_FAILED/INCOMPATIBLE and a clean close', async (t) => {
@@ -27,7 +27,7 @@ test('a HELLO offering only OF1.0 gets HELLO_FAILED/INCOMPATIBLE and a clean clo
   const sw = new FakeSwitch({ helloBytes: of10Hello(77) });
   t.teardown(() => sw.close());
   await sw.connect({ transport: 'tcp', port });
-  const error = await sw.waitFor('ERROR');
+  const error = await sw.firstMessage('ERROR');
   t.is(error.errType, OFPET.HELLO_FAILED);
   t.is(error.code, OFPHFC.INCOMPATIBLE);
   t.is(error.xid, 77);
@@ -56,7 +56,7 @@ test('a bitmap without 1.3 is refused even when the header version is 1.3', asyn
   const sw = new FakeSwitch({ helloBytes: hello });
   t.teardown(() => sw.close());
   await sw.connect({ transport: 'tcp', port });
-  t.is((await sw.waitFor('ERROR')).errType, OFPET.HELLO_FAILED);
+  t.is((await sw.firstMessage('ERROR')).errType, OFPET.HELLO_FAILED);
   await sw.waitClosed();
   t.is(controller.switches.size, 0);
 });

@@ -1,7 +1,7 @@
 import test from 'ava';
 import { DpidInUseError, SessionBudgetError, SessionClosedError, forSwitch, type ControllerError } from '../../src/controller';
 import { OFPG_ANY, OFPP, OFPTT_ALL, type FlowStatsRequestBody } from '../../src/openflow';
-import { FakeSwitch } from '../helpers/fake-switch';
+import { FakeSwitch } from '../../src/testing';
 import { CANARY_P50_BOUND_MS, CANARY_P99_BOUND_MS, Canary, bombPart, packetInBatch } from '../helpers/hostile';
 import { connectSwitch, delay, next, nextWhere, startController, until } from './util';
 
@@ -26,7 +26,7 @@ test('a multipart reply is held as wire bytes within maxMultipartBytes per sessi
     const { sw, session } = await connectSwitch(t, controller, port, { dpid });
     sw.unanswered.add('MULTIPART_REQUEST');
     const dump = session.multipart(FLOW_DUMP).catch((e: unknown) => e);
-    const xid = (await sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW')).xid;
+    const xid = (await sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW')).xid;
     const bytes = Buffer.from(part);
     bytes.writeUInt32BE(xid, 4);
     return { sw, session, dump, send: (n: number) => Array.from({ length: n }, () => sw.sendRaw(bytes)) };

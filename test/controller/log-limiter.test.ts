@@ -1,7 +1,7 @@
 import test from 'ava';
 import { LogLimiter } from '../../src/controller';
 import { OFPT } from '../../src/openflow';
-import { rawHeader } from '../helpers/fake-switch';
+import { rawHeader } from '../../src/testing';
 import { captureLog, ofKind, summaryOf } from '../helpers/log';
 import { connectSwitch, delay, startController, until } from './util';
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { OFPBRC, OFPET, OFPT } from '../../src/openflow';
 import { MalformedMessageError, forSwitch } from '../../src/controller';
-import { rawHeader } from '../helpers/fake-switch';
+import { rawHeader } from '../../src/testing';
 import { connectSwitch, next, nextWhere, startController } from './util';
 
 const isMalformed = (e: unknown): e is MalformedMessageError => e instanceof MalformedMessageError;
@@ -13,7 +13,7 @@ test('an unknown message type gets OFPT_ERROR BAD_REQUEST/BAD_TYPE and the sessi
   const reported = nextWhere(controller.errors$, isMalformed);
   const garbage = rawHeader(0xc8, 12, 501);
   sw.sendRaw(garbage);
-  const reply = await sw.waitFor('ERROR', (m) => m.xid === 501);
+  const reply = await sw.firstMessage('ERROR', (m) => m.xid === 501);
   t.is(reply.errType, OFPET.BAD_REQUEST);
   t.is(reply.code, OFPBRC.BAD_TYPE);
   t.deepEqual(reply.data, garbage, 'the offending message is echoed');
@@ -31,13 +31,13 @@ test('a length inside the body that does not fit gets BAD_REQUEST/BAD_LEN and th
   const { sw, session } = await connectSwitch(t, controller, port);
   // PORT_STATUS needs 72 body bytes; this one has 8
   sw.sendRaw(rawHeader(OFPT.PORT_STATUS, 16, 502));
-  const reply = await sw.waitFor('ERROR', (m) => m.xid === 502);
+  const reply = await sw.firstMessage('ERROR', (m) => m.xid === 502);
   t.is(reply.errType, OFPET.BAD_REQUEST);
   t.is(reply.code, OFPBRC.BAD_LEN);
   // a hello element whose length overruns the message
   const hello = Buffer.from('0400001000000203' + '000100ff00000010', 'hex');
   sw.sendRaw(hello);
-  t.is((await sw.waitFor('ERROR', (m) => m.xid === 0x203)).code, OFPBRC.BAD_LEN);
+  t.is((await sw.firstMessage('ERROR', (m) => m.xid === 0x203)).code, OFPBRC.BAD_LEN);
   t.is(session.state, 'READY');
   t.is(session.stats.malformed, 2);
   await t.notThrowsAsync(session.barrier());
@@ -47,7 +47,7 @@ test('a message with another version after negotiation gets BAD_REQUEST/BAD_VERS
   const { controller, port } = await startController(t);
   const { sw, session } = await connectSwitch(t, controller, port);
   sw.sendRaw(rawHeader(OFPT.ECHO_REQUEST, 8, 503, 0x01));
-  const reply = await sw.waitFor('ERROR', (m) => m.xid === 503);
+  const reply = await sw.firstMessage('ERROR', (m) => m.xid === 503);
   t.is(reply.code, OFPBRC.BAD_VERSION);
   t.is(session.state, 'READY');
 });
@@ -66,7 +66,7 @@ test('a malformed reply to an awaited request fails that request at once instead
   const { controller, port } = await startController(t);
   const { sw, session } = await connectSwitch(t, controller, port, { unanswered: ['GET_CONFIG_REQUEST'] });
   const pending = session.request({ type: 'GET_CONFIG_REQUEST', xid: 9000 }, { timeoutMs: 10_000 });
-  await sw.waitFor('GET_CONFIG_REQUEST');
+  await sw.firstMessage('GET_CONFIG_REQUEST');
   sw.sendRaw(rawHeader(OFPT.GET_CONFIG_REPLY, 10, 9000)); // body must be 4 bytes
   const e = await t.throwsAsync(pending, { instanceOf: MalformedMessageError });
   t.is(e.xid, 9000);

@@ -16,7 +16,7 @@ import {
   XidInUseError,
   forSwitch,
 } from '../../src/controller';
-import { FakeSwitch, fakePort } from '../helpers/fake-switch';
+import { FakeSwitch, fakePort } from '../../src/testing';
 import { connectSwitch, next, nextWhere, startController, until } from './util';
 
 const BAD_ROLE = 2; // OFPRRFC_BAD_ROLE
@@ -205,9 +205,9 @@ test('the controller answers the switch\'s ECHO_REQUEST with its xid and data', 
   const { sw } = await connectSwitch(t, controller, port);
   sw.send({ type: 'ECHO_REQUEST', xid: 0, data: Buffer.from('ping') });
   sw.send({ type: 'ECHO_REQUEST', xid: 99, data: Buffer.from('pong') });
-  const zero = await sw.waitFor('ECHO_REPLY', (m) => m.data.toString() === 'ping');
+  const zero = await sw.firstMessage('ECHO_REPLY', (m) => m.data.toString() === 'ping');
   t.is(zero.xid, 0, 'xid 0 is echoed, not replaced');
-  t.is((await sw.waitFor('ECHO_REPLY', (m) => m.xid === 99)).data.toString(), 'pong');
+  t.is((await sw.firstMessage('ECHO_REPLY', (m) => m.xid === 99)).data.toString(), 'pong');
 });
 
 test('requests pending when the session closes reject with SessionClosedError; later sends throw it', async (t) => {

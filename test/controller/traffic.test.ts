@@ -1,7 +1,7 @@
 import test from 'ava';
 import { OFP_NO_BUFFER, OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP, type FlowMod, type OfMessage, type PacketOut } from '../../src/openflow';
 import { SendBufferFullError, forSwitch } from '../../src/controller';
-import { fakePort } from '../helpers/fake-switch';
+import { fakePort } from '../../src/testing';
 import { connectSwitch, delay, next, startController, until } from './util';
 
 function packetOut(inPort: number, data: Buffer): PacketOut {
@@ -21,7 +21,7 @@ test('packetIn$ carries dpid and session; a packet-out answer reaches the switch
   const e = await event;
   t.is(e.dpid, 0x81n);
   t.deepEqual(e.message.data, frame);
-  const out = await sw.waitFor('PACKET_OUT');
+  const out = await sw.firstMessage('PACKET_OUT');
   t.deepEqual(out.data, frame);
   t.is(out.inPort, 1);
 });

@@ -4,7 +4,7 @@ import { lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Controller, ConnectionError, ControllerConfigError, forSwitch, parseDialTarget, silentLogger } from '../../src/controller';
-import { FakeSwitch } from '../helpers/fake-switch';
+import { FakeSwitch } from '../../src/testing';
 import { makePkiFiles } from '../helpers/pki';
 import { next, nextWhere } from './util';
 

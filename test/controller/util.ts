@@ -1,7 +1,7 @@
 import type { ExecutionContext } from 'ava';
 import { filter, firstValueFrom, take, timeout, type Observable } from 'rxjs';
 import { Controller, forSwitch, silentLogger, type ControllerOptions, type SwitchSession } from '../../src/controller';
-import { FakeSwitch, type FakeSwitchOptions } from '../helpers/fake-switch';
+import { FakeSwitch, type FakeSwitchOptions } from '../../src/testing';
 
 /** A controller on an ephemeral loopback TCP port, closed when the test ends. */
 export async function startController(t: ExecutionContext, options: ControllerOptions = {}): Promise<{ controller: Controller; port: number }> {

@@ -14,7 +14,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { OFP_NO_BUFFER, OFPMPF_REPLY_MORE, decodeMessage, encodeMessage, type MultipartReply } from '../../src/openflow';
-import { FakeSwitch } from './fake-switch';
+import { FakeSwitch } from '../../src/testing';
 import { REPO_ROOT } from './paths';
 import { spawnTracked } from './run';
 
@@ -84,9 +84,9 @@ async function attackPeer(kind: AttackKind, port: number, dpid: bigint, deadline
   while (Date.now() < deadline) {
     const sw = new FakeSwitch({ dpid, record: false });
     try {
-      const portDesc = sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'PORT_DESC', 10_000);
+      const portDesc = sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'PORT_DESC', 10_000);
       // a bomb answers the flow dump the runtime asks for on switch-up, with parts that never end
-      const flowDump = kind === 'bomb' ? sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW', 10_000) : undefined;
+      const flowDump = kind === 'bomb' ? sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW', 10_000) : undefined;
       flowDump?.catch(() => undefined);
       await sw.connect({ transport: 'tcp', port });
       await portDesc;
@@ -156,7 +156,7 @@ export class Canary {
 
   /** Connects and completes the handshake (the controller asked for PORT_DESC). */
   async connect(port: number): Promise<void> {
-    const portDesc = this.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'PORT_DESC', 10_000);
+    const portDesc = this.sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'PORT_DESC', 10_000);
     await this.sw.connect({ transport: 'tcp', port });
     await portDesc;
   }
@@ -166,7 +166,7 @@ export class Canary {
     this.running = true;
     this.loop = (async () => {
       for (let xid = 0x0ec40000; this.running; xid++) {
-        const reply = this.sw.waitFor('ECHO_REPLY', (m) => m.xid === xid, 10_000);
+        const reply = this.sw.firstMessage('ECHO_REPLY', (m) => m.xid === xid, 10_000);
         const sent = performance.now();
         this.sw.send({ type: 'ECHO_REQUEST', xid, data: Buffer.alloc(8) });
         await reply;

@@ -4,7 +4,7 @@ import { OFPCR_ROLE, OFPET, OFPP, OFPRRFC, OFP_NO_BUFFER, type PacketOut } from 
 import { DesiredState, ManualMastership, Reconciler, RoleCoordinator, StaticMastership, type Mastership, type SyncReport } from '../../src/runtime';
 import { FlowBuilder, Pipeline, flowMod, makeCookie, type Flow } from '../../src/sdk';
 import { captureLog } from '../helpers/log';
-import { FakeSwitch, type FakeSwitchOptions } from '../helpers/fake-switch';
+import { FakeSwitch, type FakeSwitchOptions } from '../../src/testing';
 import { next, nextWhere, startController } from '../controller/util';
 
 const DPID = 0xabn;
@@ -84,7 +84,7 @@ const packetOut: PacketOut = { type: 'PACKET_OUT', xid: 0, bufferId: OFP_NO_BUFF
 
 test('a SLAVE asks for SLAVE with the election generation and sends no flow-mod, bundle or packet-out', async (t) => {
   const s = await setup(t, new ManualMastership({ role: 'slave', generationId: 5n }));
-  t.like(await s.sw.waitFor('ROLE_REQUEST'), { role: OFPCR_ROLE.SLAVE, generationId: 5n });
+  t.like(await s.sw.firstMessage('ROLE_REQUEST'), { role: OFPCR_ROLE.SLAVE, generationId: 5n });
   t.is(s.session.role, 'slave');
   s.desired.set(DPID, makeCookie(APP_ID, 'b'), flows('b', 2, 3));
   await s.roundTrip();
@@ -104,7 +104,7 @@ test('promotion syncs by diff: a switch in sync gets no flow-mod, a missing flow
   const report = next(s.reconciler.synced$);
   mastership.set(DPID, 'master', 2n, 'elected');
   t.like(await report, { kind: 'full', adds: 0, deletes: 0, modifies: 0, via: 'none' });
-  t.like(await s.sw.waitFor('ROLE_REQUEST', (m) => m.role === OFPCR_ROLE.MASTER), { generationId: 2n });
+  t.like(await s.sw.firstMessage('ROLE_REQUEST', (m) => m.role === OFPCR_ROLE.MASTER), { generationId: 2n });
   t.is(s.flowMods(), 0, 'a takeover of a switch in sync sends nothing');
   t.is(s.session.role, 'master');
 
@@ -203,7 +203,7 @@ test('without a generation a lone controller sends no role request and syncs as 
   t.is(equal.session.role, 'equal');
   t.throws(() => new StaticMastership(0n), { instanceOf: GenerationIdError });
   const master = await setup(t, new StaticMastership(42n));
-  t.like(await master.sw.waitFor('ROLE_REQUEST'), { role: OFPCR_ROLE.MASTER, generationId: 42n });
+  t.like(await master.sw.firstMessage('ROLE_REQUEST'), { role: OFPCR_ROLE.MASTER, generationId: 42n });
   t.is(master.flowMods(), 3);
   const firstFlowMod = master.sw.received.findIndex((m) => m.type === 'FLOW_MOD');
   const roleReply = master.sw.received.findIndex((m) => m.type === 'ROLE_REQUEST');

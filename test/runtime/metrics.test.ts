@@ -17,7 +17,7 @@ import { runConfig } from '../../src/cli/run';
 import { ACL_APP_ID } from '../../src/apps/acl/flows';
 import { twoZones, edit } from '../apps/helpers';
 import { configProblems } from '../helpers/config';
-import { FakeSwitch, fakePort, type FakeFlow } from '../helpers/fake-switch';
+import { FakeSwitch, fakePort, type FakeFlow } from '../../src/testing';
 import { declaredNames, sampleValue, samples, scrape } from '../helpers/metrics';
 import { OVERLAY_APPS } from '../helpers/overlay';
 import { REPO_ROOT } from '../helpers/paths';

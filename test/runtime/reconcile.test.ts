@@ -4,7 +4,7 @@ import { FlowSlotConflictError, ReconcileError, Reconciler, type ReconcilerOptio
 import { silentLogger } from '../../src/controller';
 import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type OfMessage } from '../../src/openflow';
 import { FlowBuilder, Pipeline, flowKey, flowMod, makeCookie, type Flow, type MatchSpec } from '../../src/sdk';
-import { FakeFlowTable, FakeSwitch, type FakeSwitchOptions } from '../helpers/fake-switch';
+import { FakeFlowTable, FakeSwitch, type FakeSwitchOptions } from '../../src/testing';
 import { next, startController, until } from '../controller/util';
 
 const DPID = 0xabn;
@@ -254,7 +254,7 @@ test('changes made while a full sync reads the switch are part of it, not sent t
   s.desired.set(DPID, A1.cookie, [A1]);
   s.holdFlowReads(true);
   const report = s.connect();
-  await s.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW');
+  await s.sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW');
   s.desired.set(DPID, B1.cookie, [B1]); // the read is still outstanding
   s.desired.set(DPID, A1.cookie, [A1, A2]);
   s.answerFlowRead();
@@ -346,7 +346,7 @@ test('a switch that goes away during a sync is synced from scratch when it comes
   s.desired.set(DPID, A1.cookie, [A1]);
   s.holdFlowReads(true);
   void s.connect();
-  await s.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW');
+  await s.sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW');
   s.holdFlowReads(false); // the first session's read is never answered: it ends with its session
   t.like(await s.connect(), { kind: 'full', adds: 1 });
   t.is(s.errors.length, 0, 'a session lost mid-sync is no error');
@@ -359,7 +359,7 @@ test('a switch whose new connection replaces the one being synced is synced on t
   s.holdFlowReads(true);
   const { port } = s;
   await s.sw.connect({ transport: 'tcp', port });
-  await s.sw.waitFor('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW'); // the first session's read hangs
+  await s.sw.firstMessage('MULTIPART_REQUEST', (m) => m.body.mpType === 'FLOW'); // the first session's read hangs
   s.sw.unanswered.add('ECHO_REQUEST'); // and the first connection is stale: the newcomer's echo probe gets no answer
   const twin = new FakeSwitch({ dpid: DPID });
   t.teardown(() => twin.close());

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flowMod, makeCookie } from '../../src/sdk';
 import { runCliAsync, startRun } from '../cli/run-cli';
-import { FakeSwitch } from '../helpers/fake-switch';
+import { FakeSwitch } from '../../src/testing';
 import { freePort } from '../helpers/run';
 import { until } from '../controller/util';
 

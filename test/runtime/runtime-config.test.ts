@@ -33,8 +33,8 @@ test('every problem of a run config is reported at once, with its path', (t) => 
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(configProblems(() => validateRunConfig(doc, 'run.yaml')), [
     'colour: unknown key (known: apps, listen, tls, dial, model, store, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId, metrics, zone, controllerId, election)',
-    'apps[2]: must be a non-empty string',
     "apps[1]: 'a' is listed twice",
+    'apps[2]: must be an app name or { module: PATH|PACKAGE }',
     "listen[0]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",
     "dial[0]: dial target 'tcp:host' is not 'unix:/path' or 'tcp:host:port'",
     "logLevel: 'loud' is not one of trace, debug, info, warn, error, fatal, silent",

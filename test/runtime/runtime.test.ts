@@ -7,7 +7,7 @@ import { OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPP, type PacketIn, type PacketOut } 
 import { APP, APP_SETTINGS, MODEL_STORE, PIPELINE_APP_ID, appOfCookie, inject, injectable, type AppContext, type AppSettings, type TableSpec, type ZonemeshApp } from '../../src/sdk';
 import { AppHandlerError, AppStartError, AppWiringError, Runtime, type AppRegistry, type RunConfig } from '../../src/runtime';
 import { captureLog } from '../helpers/log';
-import { FakeSwitch } from '../helpers/fake-switch';
+import { FakeSwitch } from '../../src/testing';
 import { delay, next, until } from '../controller/util';
 
 function config(apps: string[], o: Partial<RunConfig> = {}): RunConfig {
@@ -140,7 +140,7 @@ test('ctx.send reaches a connected switch and drops (logged) for one that is not
   const ctx = (runtime.apps[0] as OutputApp).context!;
   const out: PacketOut = { type: 'PACKET_OUT', xid: 0, bufferId: OFP_NO_BUFFER, inPort: OFPP.CONTROLLER, actions: [], data: Buffer.alloc(14) };
   t.true(ctx.send(1n, out), 'queued with room to spare');
-  await sw.waitFor('PACKET_OUT');
+  await sw.firstMessage('PACKET_OUT');
   t.false(ctx.send(99n, out), 'dropped');
   t.true(lines.some((l) => l.msg === 'switch not connected; message dropped' && l.dpid === '0000000000000063' && l.app === 'output'));
   t.is(ctx.cookie('x') >> 56n, 20n);
@@ -191,7 +191,7 @@ test("an exception in an app's handler is reported with app, switch and event, a
 
 test('wiring problems are AppWiringErrors naming the app, before any switch is touched', (t) => {
   const make = (registry: AppRegistry, apps: string[]) => () => new Runtime({ config: config(apps), registry, logger: silentLogger() });
-  t.throws(make(REGISTRY, ['nope']), { instanceOf: AppWiringError, message: /no app named 'nope' \(known: classify, fragile, output\)/ });
+  t.throws(make(REGISTRY, ['nope']), { instanceOf: AppWiringError, message: /no app named 'nope' \(known: classify, fragile, output; others load with --app PATH\|PACKAGE\)/ });
   t.throws(make(REGISTRY, ['classify']), { instanceOf: AppWiringError, message: /app classify: cannot be constructed: .*app 'output' is not enabled/s });
 
   @injectable()

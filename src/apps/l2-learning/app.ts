@@ -1,4 +1,4 @@
-import { isPortUp, OFP_NO_BUFFER, OFPP, OFPPR, type Action } from '../../openflow';
+import { isPortUp, OFP_NO_BUFFER, OFPP, OFPPR } from '../../openflow';
 import { ethernetHeader } from '../../packet';
 import { formatDpid, type PacketInEvent, type PortStatusEvent } from '../../controller';
 import { RunConfigError } from '../../runtime';
@@ -12,6 +12,7 @@ import {
   MacTable,
   matchValue,
   MAX_MAC_TABLE_SIZE,
+  output,
   type AppContext,
   type AppSettings,
   type TableSpec,
@@ -25,7 +26,6 @@ export const L2_IDLE_TIMEOUT_S = 60;
 const LEARNED_PRIORITY = 100;
 const EMPTY = Buffer.alloc(0);
 
-const output = (port: number): Action => ({ type: 'output', port, maxLen: 0 });
 /** Flows learned on one port share a cookie, so one delete removes them when the port goes. */
 const portOwner = (port: number): string => `port:${port}`;
 

@@ -27,9 +27,7 @@ export function moveField(src: OxmFieldName, dst: OxmFieldName, nBits: number): 
   return { type: 'reg_move', src: fieldRef(src), dst: fieldRef(dst), nBits, srcOfs: 0, dstOfs: 0 };
 }
 
-export function output(port: number): Action {
-  return { type: 'output', port, maxLen: 0 };
-}
+export { output } from '../../sdk/actions';
 
 /** ethertypes and IP protocols the overlay matches on */
 export const ETH = { ip: 0x0800, arp: 0x0806 } as const;

@@ -1,7 +1,7 @@
 /**
- * Example app for docs/writing-apps.md: only allowlisted source MACs may send on a port.
+ * A zonemesh app outside the zonemesh repository: only allowlisted source MACs may send on a port.
  *
- *   zonemesh run --apps port-allowlist,l2-learning   (with the settings below in the run config)
+ *   zonemesh run --app ./dist/src/app.js --config run.yaml
  *
  *   settings:
  *     port-allowlist:
@@ -12,17 +12,28 @@
  * Ports are named as the switch names them (OVS interface names). A packet from an allowlisted
  * (port, MAC) pair goes on to the next table of the pipeline; anything else is dropped.
  */
-import type { SwitchUpEvent } from '../../src/controller';
-import { OFPPR, type Port } from '../../src/openflow';
-import { APP_SETTINGS, inject, injectable, type AppContext, type AppSettings, type Flow, type TableSpec, type ZonemeshApp } from '../../src/sdk';
+import {
+  APP_SETTINGS,
+  OFPPR,
+  inject,
+  injectable,
+  type AppContext,
+  type AppSettings,
+  type Flow,
+  type Port,
+  type SwitchUpEvent,
+  type TableSpec,
+  type ZonemeshApp,
+} from 'zonemesh/sdk';
 
 export const ALLOWLIST_TABLE = 'port-allowlist.check';
+export const PORT_ALLOWLIST_APP_ID = 50;
 const ALLOWED_PRIORITY = 100;
 
 /** port name → MACs allowed to send on it */
 export type Allowlist = ReadonlyMap<string, readonly string[]>;
 
-/** Reads `settings.port-allowlist`; throws a plain Error naming the bad entry. */
+/** Reads `settings.port-allowlist`; throws an Error naming the bad entry. */
 export function parseAllowlist(raw: unknown): Allowlist {
   const ports = (raw as { ports?: unknown } | undefined)?.ports ?? {};
   if (typeof ports !== 'object' || ports === null || Array.isArray(ports)) throw new Error('port-allowlist: ports must map port names to MAC lists');
@@ -36,6 +47,9 @@ export function parseAllowlist(raw: unknown): Allowlist {
   );
 }
 
+/** one owner (so one cookie) per port: its flows are replaced or removed together */
+export const ownerOf = (portName: string): string => `port:${portName}`;
+
 /**
  * The flows one port wants: plain data, computed from the port and the allowlist only.
  * Allowed packets continue in the table after ours, if there is one.
@@ -48,13 +62,10 @@ export function portFlows(ctx: Pick<AppContext, 'flow' | 'pipeline'>, port: Port
   });
 }
 
-/** one owner (so one cookie) per port: its flows are replaced or removed together */
-const ownerOf = (portName: string): string => `port:${portName}`;
-
 @injectable()
-export class PortAllowlistApp implements ZonemeshApp {
+export default class PortAllowlistApp implements ZonemeshApp {
   readonly name = 'port-allowlist';
-  readonly appId = 50;
+  readonly appId = PORT_ALLOWLIST_APP_ID;
   readonly tables: readonly TableSpec[] = [{ name: ALLOWLIST_TABLE, stage: 'spoofguard', miss: 'drop', matches: ['in_port', 'eth_src'] }];
   private readonly allowlist: Allowlist;
 

@@ -43,7 +43,7 @@ import {
   type OxmTlv,
   type Port,
   type PortStats,
-} from '../../src/openflow';
+} from '../openflow';
 
 // ---------------------------------------------------------------------------------------------
 // Flow table
@@ -419,11 +419,12 @@ export class FakeSwitch {
     });
   }
 
-  /** Resolves with the first received message (already received or arriving) of `type` that satisfies `predicate`. */
-  waitFor<T extends OfMessageType>(type: T, predicate: (m: OfMessageOf<T>) => boolean = () => true, timeoutMs = 5_000): Promise<OfMessageOf<T>> {
+  /**
+   * Resolves with the first message of `type` satisfying `predicate` that arrives after this call.
+   * Start waiting before doing what should cause the message.
+   */
+  nextMessage<T extends OfMessageType>(type: T, predicate: (m: OfMessageOf<T>) => boolean = () => true, timeoutMs = 5_000): Promise<OfMessageOf<T>> {
     const matches = (m: OfMessage): boolean => m.type === type && predicate(m as OfMessageOf<T>);
-    const seen = this.received.find(matches);
-    if (seen) return Promise.resolve(seen as OfMessageOf<T>);
     return new Promise((resolve, reject) => {
       const waiter: Waiter = {
         predicate: matches,
@@ -436,6 +437,12 @@ export class FakeSwitch {
       };
       this.waiters.push(waiter);
     });
+  }
+
+  /** Resolves with the first message of `type` satisfying `predicate` received already (`received`), or arriving later. */
+  firstMessage<T extends OfMessageType>(type: T, predicate: (m: OfMessageOf<T>) => boolean = () => true, timeoutMs = 5_000): Promise<OfMessageOf<T>> {
+    const seen = this.received.find((m) => m.type === type && predicate(m as OfMessageOf<T>));
+    return seen ? Promise.resolve(seen as OfMessageOf<T>) : this.nextMessage(type, predicate, timeoutMs);
   }
 
   count(type: OfMessageType): number {

@@ -1,0 +1,4 @@
+export default {
+  files: ['dist/test/**/*.test.js'],
+  workerThreads: false,
+};
