@@ -66,9 +66,14 @@ interface FieldDef<N extends string = string, K extends ValueKind = ValueKind> {
   readonly experimenter?: number;
   /** the pre-standard ONF encoding (EXT-256) puts a 2-byte type between the experimenter id and the value */
   readonly expType?: number;
+  /**
+   * The field's width on the wire varies (OVS's tun_metadataN take the length of their TLV
+   * mapping): we know it at `kind`'s width, and any other width decodes raw (UnknownOxm).
+   */
+  readonly variableLength?: boolean;
 }
 
-type Options = Partial<Pick<FieldDef, 'bits' | 'refBits' | 'maskable' | 'experimenter' | 'expType'>>;
+type Options = Partial<Pick<FieldDef, 'bits' | 'refBits' | 'maskable' | 'experimenter' | 'expType' | 'variableLength'>>;
 
 function def<N extends string, K extends ValueKind>(
   oxmClass: number,
@@ -204,6 +209,8 @@ const FIELD_DEFS = [
   nxm1(32, 'tun_ipv4_dst', Ipv4, M),
   nxm1(33, 'pkt_mark', U32, M),
   nxm1(37, 'conj_id', U32),
+  // NXM_NX_TUN_METADATA0: a Geneve option, through the bridge's TLV map (messages/tlv-table.ts); 4 bytes here
+  nxm1(40, 'tun_metadata0', U32, { maskable: true, variableLength: true }),
   nxm1(105, 'ct_state', U32, M),
   nxm1(106, 'ct_zone', U16),
   nxm1(107, 'ct_mark', U32, M),
@@ -392,6 +399,7 @@ export function decodeOxm(r: Reader): OxmTlv {
 
   const bytes = spec.bytes;
   if (length !== spec.prefixBytes + (hasMask ? 2 * bytes : bytes)) {
+    if (spec.variableLength) return decodeUnknown(r, oxmClass, oxmField, hasMask, length, start);
     throw new OfDecodeError('bad_oxm', `${spec.name}: length ${length}, expected ${spec.prefixBytes + (hasMask ? 2 * bytes : bytes)}`, {
       offset: start,
     });
