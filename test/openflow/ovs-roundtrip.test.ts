@@ -204,6 +204,8 @@ test('tun_metadata0: our TLV table mod maps the Geneve option, flows match and s
       // ovs-ofctl encodes, we decode and re-encode
       await ofctl(['add-flow', bridge, 'table=1,priority=9,cookie=0x21,tun_id=0x11170,tun_metadata0=0x1388,actions=set_field:0x7fffffff->tun_metadata0,output:1']);
       await ofctl(['add-flow', bridge, 'table=1,priority=8,cookie=0x22,tun_metadata0=0x10/0xf0,actions=output:2']);
+      // OVS writes set_field values in their fewest bytes (0x1388 in 2): they decode by name and re-encode exactly
+      await ofctl(['add-flow', bridge, 'table=1,priority=7,cookie=0x24,actions=set_field:0x1388->tun_metadata0,set_field:0x1->tun_metadata0,set_field:0->tun_metadata0,output:2']);
       const flows = checkFlowReplies(t, await client.request(flowStatsRequest(client.xid())), (c) => `cookie 0x${c.toString(16)}`);
       const byCookie = new Map(flows.map((f) => [f.cookie, f]));
       t.deepEqual(byCookie.get(0x21n)!.match, [
@@ -213,6 +215,10 @@ test('tun_metadata0: our TLV table mod maps the Geneve option, flows match and s
       t.is(formatMatch(byCookie.get(0x21n)!.match), 'tun_id=0x11170,tun_metadata0=0x1388');
       t.is(formatActions((byCookie.get(0x21n)!.instructions[0] as { actions: Action[] }).actions), 'set_field:0x7fffffff->tun_metadata0,output:1');
       t.deepEqual(byCookie.get(0x22n)!.match, [{ field: 'tun_metadata0', value: 0x10, mask: 0xf0 }]);
+      t.deepEqual(
+        (byCookie.get(0x24n)!.instructions[0] as { actions: Action[] }).actions.slice(0, 3),
+        [0x1388, 1, 0].map((value) => ({ type: 'set_field', field: { field: 'tun_metadata0', value } })),
+      );
 
       // we encode, ovs-ofctl reads
       client.send({
