@@ -8,7 +8,7 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { cidrsOverlap, loadModelFile, parseCidr, type NetworkModel, type VmPort } from '../src/model';
+import { PORT_KEYS, cidrsOverlap, keyOf, loadModelFile, parseCidr, type NetworkModel, type VmPort } from '../src/model';
 import {
   ZONEMESH_MAIN,
   aclDecision,
@@ -294,12 +294,13 @@ async function vpcsApartCheck(scenario: OverlayScenario, model: NetworkModel, st
   const r = await scenario.ping(from.name, owner.ip, 3);
   await capture.stop();
   const flow = innerFlow(capture.tunnelFrames(), from.ip, owner.ip);
-  const wrong = flow.filter((f) => f.vni >>> 12 !== vpc.vni || f.outerDst !== state.hypervisors[owner.hypervisor]!.tunnelIp);
+  const key = keyOf(owner, PORT_KEYS);
+  const wrong = flow.filter((f) => f.vni !== vpc.vni || f.egressKey !== key || f.outerDst !== state.hypervisors[owner.hypervisor]!.tunnelIp);
   const atOther = other.hypervisor !== owner.hypervisor && other.hypervisor !== from.hypervisor ? flow.filter((f) => f.at === other.hypervisor) : [];
   return {
-    what: `VPCs stay apart: ${from.name} (${from.vpc}) -> ${owner.ip} reaches ${owner.name} on ${owner.hypervisor}, never ${other.name} (${other.vpc}, same IP, on ${other.hypervisor}); ${flow.length} frames, all in ${from.vpc}'s key 0x${vpc.vni.toString(16)}xxx`,
+    what: `VPCs stay apart: ${from.name} (${from.vpc}) -> ${owner.ip} reaches ${owner.name} on ${owner.hypervisor}, never ${other.name} (${other.vpc}, same IP, on ${other.hypervisor}); ${flow.length} frames, all in ${from.vpc}'s VNI ${vpc.vni} with ${owner.name}'s egress key ${key} in the Geneve option`,
     status: passIf(r.ok && flow.length > 0 && wrong.length === 0 && atOther.length === 0),
-    detail: [...wrong, ...atOther].slice(0, 5).map((f) => `frame at ${f.at} ${f.outerSrc} -> ${f.outerDst} key 0x${f.vni.toString(16)}`),
+    detail: [...wrong, ...atOther].slice(0, 5).map((f) => `frame at ${f.at} ${f.outerSrc} -> ${f.outerDst} VNI ${f.vni} egress key ${f.egressKey}`),
   };
 }
 

@@ -17,6 +17,7 @@ export interface SubnetDoc {
   name: string;
   cidr: string;
   gateway: string;
+  tunnelKey?: number;
 }
 export interface AclDoc {
   name: string;
@@ -58,7 +59,12 @@ export function hypervisorDoc(h: Hypervisor): HypervisorDoc {
 export const vpcDoc = (v: Vpc): Pick<VpcDoc, 'name' | 'vni'> => ({ name: v.name, vni: v.vni });
 
 /** routerMac is derived and the VPC is the subnet's parent: neither is written */
-export const subnetDoc = (s: Subnet): SubnetDoc => ({ name: s.name, cidr: s.cidr, gateway: s.gateway });
+export const subnetDoc = (s: Subnet): SubnetDoc => ({
+  name: s.name,
+  cidr: s.cidr,
+  gateway: s.gateway,
+  ...(s.tunnelKey === undefined ? {} : { tunnelKey: s.tunnelKey }),
+});
 
 export function aclDoc(a: AclRule): AclDoc {
   return {

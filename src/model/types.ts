@@ -34,11 +34,13 @@ export interface Subnet {
   gateway: string;
   /** derived from (vpc, subnet) names, so restarts and failovers never change it */
   routerMac: string;
+  /** the subnet's key (its tier in registers, its flood domain in tunnels), when pinned; otherwise derived from the name */
+  tunnelKey?: number;
 }
 
 export interface Vpc {
   name: string;
-  /** the VPC's 12-bit key: the high half of every tunnel key its packets carry */
+  /** the VPC's 24-bit key: the Geneve VNI of every packet it tunnels */
   vni: number;
 }
 
@@ -53,7 +55,7 @@ export interface VmPort {
   interface: string;
   /** OpenFlow port number, when pinned with ofport_request */
   ofport?: number;
-  /** the port's egress key in its VPC's tunnel keys (1..0xeff), when pinned; otherwise derived from the name */
+  /** the port's egress key in its VPC (PORT_KEYS of derived.ts), when pinned; otherwise derived from the name */
   tunnelKey?: number;
 }
 

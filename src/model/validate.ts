@@ -1,5 +1,5 @@
 import { IPV4_RE, MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
-import { FLOOD_KEYS, PORT_KEYS, TUNNEL_OFPORT } from './derived';
+import { FLOOD_KEYS, type KeyRange, type Keyed, PORT_KEYS, TUNNEL_OFPORT, VNI_MAX, conntrackZone, keyCollisions } from './derived';
 import { ModelValidationError, type ModelIssue } from './errors';
 import { unknownKeyProblem } from './suggest';
 import type { AclProtocol, AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
@@ -136,6 +136,39 @@ function portRange(c: Checker, o: Obj, path: string): AclRule['ports'] {
   return { from, to };
 }
 
+/**
+ * Keys of one VPC that coincide (docs/pipeline.md): the later object is reported, with a free key
+ * to pin. Keys are never moved to resolve a collision, since that would move an existing port.
+ */
+function collidingKeys(c: Checker, items: readonly Keyed[], range: KeyRange, path: (i: number) => string): void {
+  for (const { index, first, key, free } of keyCollisions(items, range)) {
+    const how = (item: Keyed) => (item.tunnelKey === undefined ? 'derived from its name' : 'pinned');
+    c.problem(
+      `${path(index)}.tunnelKey`,
+      `tunnel key ${key} (${how(items[index]!)}) is already ${items[first]!.name}'s (${path(first)}, ${how(items[first]!)}): pin another on one of them, e.g. tunnelKey: ${free}`,
+    );
+  }
+}
+
+/** Two VPCs on one hypervisor need distinct conntrack zones (zones are 16 bits, vnis 24). */
+function sharedConntrackZones(c: Checker, vpcs: readonly Vpc[], ports: readonly VmPort[]): void {
+  const vniOf = new Map(vpcs.map((v) => [v.name, v.vni]));
+  const zoneOwner = new Map<string, string>();
+  const reported = new Set<string>();
+  for (const p of ports) {
+    const vni = vniOf.get(p.vpc);
+    if (vni === undefined) continue;
+    const slot = `${p.hypervisor}/${conntrackZone(vni)}`;
+    const other = zoneOwner.get(slot);
+    if (other === undefined) zoneOwner.set(slot, p.vpc);
+    else if (other !== p.vpc && !reported.has(`${other}/${p.vpc}`)) {
+      reported.add(`${other}/${p.vpc}`);
+      const i = vpcs.findIndex((v) => v.name === p.vpc);
+      c.problem(`vpcs[${i}].vni`, `VPCs ${other} and ${p.vpc} share conntrack zone ${conntrackZone(vni)} and hypervisor ${p.hypervisor} (zones are 16 bits: vnis 65,535 apart share one): choose another vni`);
+    }
+  }
+}
+
 /** Validates a parsed document (YAML or JSON) and returns the model; throws ModelValidationError naming every problem. */
 export function validateModel(doc: unknown, source: string): NetworkModel {
   const c = new Checker();
@@ -181,8 +214,8 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
   vpcDocs.forEach((v, i) => {
     const p = `vpcs[${i}]`;
     const vpc = c.str(v, 'name', p);
-    // 12 bits: the tunnel key is VNI << 12 | egress key (see docs/pipeline.md)
-    vpcs.push({ name: vpc, vni: c.int(v, 'vni', p, 1, 0xfff) });
+    // 24 bits: the Geneve VNI (see docs/pipeline.md)
+    vpcs.push({ name: vpc, vni: c.int(v, 'vni', p, 1, VNI_MAX) });
     const mine: { s: Subnet; path: string }[] = [];
     c.list(v, 'subnets', `${p}.`).forEach((s, j) => {
       const sp = `${p}.subnets[${j}]`;
@@ -197,13 +230,13 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
         const oc = parseCidr(other.s.cidr);
         if (pc && oc && cidrsOverlap(pc, oc)) c.problem(`${sp}.cidr`, `${cidr} overlaps ${other.s.cidr} (${other.path}) in the same VPC`);
       }
-      const subnet = { name, vpc, cidr, gateway, routerMac: routerMac(vpc, name) };
+      const tunnelKey = s.tunnelKey === undefined ? undefined : c.int(s, 'tunnelKey', sp, FLOOD_KEYS.min, FLOOD_KEYS.max);
+      const subnet = { name, vpc, cidr, gateway, routerMac: routerMac(vpc, name), ...(tunnelKey === undefined ? {} : { tunnelKey }) };
       mine.push({ s: subnet, path: sp });
       subnets.push(subnet);
     });
     c.unique(mine, (m) => m.s.name, (j) => `${p}.subnets[${j}].name`, 'subnet');
-    const floodKeys = FLOOD_KEYS.max - FLOOD_KEYS.min + 1;
-    if (mine.length > floodKeys) c.problem(`${p}.subnets`, `${mine.length} subnets exceed the ${floodKeys} a VPC's tunnel keys can flood`);
+    collidingKeys(c, mine.map((m) => m.s), FLOOD_KEYS, (j) => `${p}.subnets[${j}]`);
     c.list(v, 'acls', `${p}.`, false).forEach((a, j) => {
       const ap = `${p}.acls[${j}]`;
       const subnet = c.str(a, 'subnet', ap);
@@ -281,13 +314,16 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
   c.unique(ports, (p) => `${p.vpc}/${p.ip}`, (i) => `ports[${i}].ip`, 'IP in the VPC');
   c.unique(ports, (p) => `${p.vpc}/${p.mac}`, (i) => `ports[${i}].mac`, 'MAC in the VPC');
   c.unique(ports, (p) => `${p.hypervisor}/${p.interface}`, (i) => `ports[${i}].interface`, 'interface on the hypervisor');
-  c.unique(ports, (p) => (p.tunnelKey === undefined ? '' : `${p.vpc}/${p.tunnelKey}`), (i) => `ports[${i}].tunnelKey`, 'tunnel key in the VPC');
-  const portKeys = PORT_KEYS.max - PORT_KEYS.min + 1;
-  const portsPerVpc = new Map<string, number>();
-  for (const p of ports) portsPerVpc.set(p.vpc, (portsPerVpc.get(p.vpc) ?? 0) + 1);
-  for (const [vpc, n] of portsPerVpc) {
-    if (n > portKeys) c.problem('ports', `VPC ${vpc} has ${n} ports; its tunnel keys address at most ${portKeys}`);
+  const portsByVpc = new Map<string, number[]>();
+  ports.forEach((p, i) => {
+    const mine = portsByVpc.get(p.vpc);
+    if (mine) mine.push(i);
+    else portsByVpc.set(p.vpc, [i]);
+  });
+  for (const indexes of portsByVpc.values()) {
+    collidingKeys(c, indexes.map((i) => ports[i]!), PORT_KEYS, (j) => `ports[${indexes[j]}]`);
   }
+  sharedConntrackZones(c, vpcs, ports);
   acls.forEach((a, i) => {
     if (a.port && !ports.some((p) => p.name === a.port && p.vpc === a.vpc && p.subnet === a.subnet)) {
       c.problem(`acl ${a.name} (#${i})`, `port '${a.port}' is not a port of ${a.vpc}/${a.subnet}`);

@@ -224,7 +224,7 @@ function encodeAction(w: Writer, a: Action): void {
     case 'set_field': {
       const start = w.pos;
       w.u16(OFPAT.SET_FIELD).u16(0);
-      encodeOxm(w, a.field);
+      encodeOxm(w, a.field, 'shortest');
       w.padTo(8, start);
       w.patchU16(start + 2, w.pos - start);
       return;

@@ -17,6 +17,7 @@ export * from './messages/group-meter-queue';
 export { Reader, Writer } from './wire';
 export * from './messages/bundle';
 export * from './messages/role';
+export * from './messages/tlv-table';
 export * from './messages/error-reply';
 export * from './text/messages';
 export * from './text/match';

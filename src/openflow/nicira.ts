@@ -409,7 +409,7 @@ export function decodeNiciraAction(
  */
 export function decodeOxmPadded(r: Reader, end: number, what: string, at: number): OxmTlv {
   const window = new Reader(r.buf, r.pos, end, r.base);
-  const tlv = decodeOxm(window);
+  const tlv = decodeOxm(window, 'shortest');
   if (window.remaining >= 8) {
     throw new OfDecodeError('bad_length', `${what}: ${window.remaining} bytes follow the OXM, more than padding`, {
       offset: at,
@@ -606,7 +606,7 @@ export function encodeNiciraAction(w: Writer, a: Action, encodeList: ActionListE
       return true;
     case 'reg_load2':
       nxHeader(w, NXAST.REG_LOAD2, 0);
-      encodeOxm(w, a.field);
+      encodeOxm(w, a.field, 'shortest');
       break;
     case 'note':
       nxHeader(w, NXAST.NOTE, 0);

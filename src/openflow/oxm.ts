@@ -3,7 +3,7 @@
 import { formatIpv4, formatIpv6, formatMac, ipv4ToNumber, parseIpv6, writeMac } from './addr';
 import { ONF_VENDOR_ID } from './constants';
 import { OfDecodeError, OfEncodeError } from './errors';
-import type { Reader, Writer } from './wire';
+import { type Reader, Writer } from './wire';
 
 /** 'aa:bb:cc:dd:ee:ff', lower case */
 export type MacAddr = string;
@@ -66,9 +66,15 @@ interface FieldDef<N extends string = string, K extends ValueKind = ValueKind> {
   readonly experimenter?: number;
   /** the pre-standard ONF encoding (EXT-256) puts a 2-byte type between the experimenter id and the value */
   readonly expType?: number;
+  /**
+   * The field's width on the wire varies (OVS's tun_metadataN). OVS writes it at its TLV mapping's
+   * length in matches and with leading zero bytes dropped in set_field; we know it at `kind`'s
+   * width and, in set_field, at that shortest width. Any other width decodes raw (UnknownOxm).
+   */
+  readonly variableLength?: boolean;
 }
 
-type Options = Partial<Pick<FieldDef, 'bits' | 'refBits' | 'maskable' | 'experimenter' | 'expType'>>;
+type Options = Partial<Pick<FieldDef, 'bits' | 'refBits' | 'maskable' | 'experimenter' | 'expType' | 'variableLength'>>;
 
 function def<N extends string, K extends ValueKind>(
   oxmClass: number,
@@ -204,6 +210,8 @@ const FIELD_DEFS = [
   nxm1(32, 'tun_ipv4_dst', Ipv4, M),
   nxm1(33, 'pkt_mark', U32, M),
   nxm1(37, 'conj_id', U32),
+  // NXM_NX_TUN_METADATA0: a Geneve option, through the bridge's TLV map (messages/tlv-table.ts); 4 bytes here
+  nxm1(40, 'tun_metadata0', U32, { maskable: true, variableLength: true }),
   nxm1(105, 'ct_state', U32, M),
   nxm1(106, 'ct_zone', U16),
   nxm1(107, 'ct_mark', U32, M),
@@ -369,8 +377,21 @@ export function fieldBits(header: number): number {
 
 const HEADER_BYTES = 4;
 
+/**
+ * How a variable-length field is written: at its full width (matches) or in the fewest bytes that
+ * hold its value and mask (set_field and reg_load2, as OVS writes them).
+ */
+export type OxmWidth = 'full' | 'shortest';
+
+/** bytes from the first non-zero one of `bytes` bytes at `at` to the end (OVS writes a set_field of 0 in none) */
+function significantBytes(b: Buffer, at: number, bytes: number): number {
+  let i = 0;
+  while (i < bytes && b[at + i] === 0) i++;
+  return bytes - i;
+}
+
 /** One OXM TLV. Any structural problem is a 'bad_oxm', a value wider than its field a 'bad_value', at the TLV's offset. */
-export function decodeOxm(r: Reader): OxmTlv {
+export function decodeOxm(r: Reader, width: OxmWidth = 'full'): OxmTlv {
   const start = r.offset;
   if (r.remaining < HEADER_BYTES) {
     throw new OfDecodeError('bad_oxm', `OXM header needs 4 bytes, ${r.remaining} left`, { offset: start });
@@ -390,8 +411,10 @@ export function decodeOxm(r: Reader): OxmTlv {
   const spec = oxmClass === OFPXMC_EXPERIMENTER ? lookupExperimenter(buf, at, at + length, oxmField) : lookup(oxmClass, oxmField);
   if (!spec) return decodeUnknown(r, oxmClass, oxmField, hasMask, length, start);
 
+  if (spec.variableLength && width === 'shortest') return decodeShortest(r, spec, hasMask, length, start);
   const bytes = spec.bytes;
   if (length !== spec.prefixBytes + (hasMask ? 2 * bytes : bytes)) {
+    if (spec.variableLength) return decodeUnknown(r, oxmClass, oxmField, hasMask, length, start);
     throw new OfDecodeError('bad_oxm', `${spec.name}: length ${length}, expected ${spec.prefixBytes + (hasMask ? 2 * bytes : bytes)}`, {
       offset: start,
     });
@@ -411,6 +434,23 @@ export function decodeOxm(r: Reader): OxmTlv {
   const mask = readValue(spec.kind, buf, valueAt + bytes);
   if (typeof mask === 'number' && mask > spec.maxNumber) throw tooWide(spec, 'mask', mask, start);
   return { field: spec.name, value, mask } as NamedOxm;
+}
+
+/** A variable-length number field written in its shortest width; any other width stays raw so it re-encodes exactly. */
+function decodeShortest(r: Reader, spec: FieldSpec, hasMask: boolean, length: number, start: number): OxmTlv {
+  const n = hasMask ? length / 2 : length;
+  const at = r.pos;
+  const padded = Buffer.alloc(hasMask ? 2 * spec.bytes : spec.bytes);
+  if (Number.isInteger(n) && n <= spec.bytes) {
+    r.buf.copy(padded, spec.bytes - n, at, at + n);
+    if (hasMask) r.buf.copy(padded, 2 * spec.bytes - n, at + n, at + 2 * n);
+  }
+  const shortest = Math.max(significantBytes(padded, 0, spec.bytes), hasMask ? significantBytes(padded, spec.bytes, spec.bytes) : 0);
+  const valid = Number.isInteger(n) && n === shortest && (!hasMask || spec.maskable) && !(hasMask && hasBitsOutsideMask(padded, 0, spec.bytes));
+  if (!valid) return decodeUnknown(r, spec.oxmClass, spec.oxmField, hasMask, length, start);
+  r.pos = at + length;
+  const value = readValue(spec.kind, padded, 0);
+  return (hasMask ? { field: spec.name, value, mask: readValue(spec.kind, padded, spec.bytes) } : { field: spec.name, value }) as NamedOxm;
 }
 
 function tooWide(spec: FieldSpec, what: 'value' | 'mask', v: number, offset: number): OfDecodeError {
@@ -449,12 +489,13 @@ function readValue(kind: ValueKind, b: Buffer, at: number): number | bigint | st
   }
 }
 
-export function encodeOxm(w: Writer, tlv: OxmTlv): void {
+export function encodeOxm(w: Writer, tlv: OxmTlv, width: OxmWidth = 'full'): void {
   if (tlv.field === 'unknown') return encodeUnknown(w, tlv);
   const spec = byName.get(tlv.field);
   if (!spec) throw new OfEncodeError(`unknown OXM field '${tlv.field as string}'`, { field: tlv.field });
   const hasMask = tlv.mask !== undefined;
   if (hasMask && !spec.maskable) throw new OfEncodeError(`${spec.name} cannot be masked`, { field: spec.name });
+  if (spec.variableLength && width === 'shortest') return encodeShortest(w, spec, tlv);
   const length = spec.prefixBytes + (hasMask ? 2 * spec.bytes : spec.bytes);
   // header (with any experimenter prefix) from the spec's precomputed one: no per-field checks
   const at = w.claim(HEADER_BYTES);
@@ -476,6 +517,18 @@ export function encodeOxm(w: Writer, tlv: OxmTlv): void {
     const why = `value ${describe(tlv.value)} has bits set outside mask ${describe(tlv.mask)}`;
     throw new OfEncodeError(`${spec.name}: ${why}`, { field: spec.name });
   }
+}
+
+/** A variable-length field in the fewest bytes that hold its value and mask (the full-width encoding, trimmed). */
+function encodeShortest(w: Writer, spec: FieldSpec, tlv: NamedOxm): void {
+  const full = new Writer(4 + 2 * spec.bytes);
+  encodeOxm(full, tlv);
+  const b = full.finish();
+  const hasMask = tlv.mask !== undefined;
+  const n = Math.max(significantBytes(b, 4, spec.bytes), hasMask ? significantBytes(b, 4 + spec.bytes, spec.bytes) : 0);
+  w.u32(oxmHeader(spec.oxmClass, spec.oxmField, hasMask, hasMask ? 2 * n : n));
+  w.bytes(b.subarray(4 + spec.bytes - n, 4 + spec.bytes));
+  if (hasMask) w.bytes(b.subarray(4 + 2 * spec.bytes - n));
 }
 
 /** value bytes at `at`, mask bytes right after them */

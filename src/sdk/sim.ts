@@ -66,7 +66,7 @@ function fromBits(field: string, bits: bigint): number | bigint | string {
 }
 
 /** pipeline fields every packet has, zero until set (headers a packet lacks never match) */
-const ZERO_UNTIL_SET = /^(x?reg\d+|metadata|tunnel_id|ct_state|ct_zone|pkt_mark)$/;
+const ZERO_UNTIL_SET = /^(x?reg\d+|metadata|tunnel_id|tun_metadata\d+|ct_state|ct_zone|pkt_mark)$/;
 
 function matches(pkt: SimPacket, tlv: OxmTlv): boolean {
   if (tlv.field === 'unknown') throw new SimUnsupportedError('unknown OXM in a match');

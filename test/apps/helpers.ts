@@ -56,7 +56,7 @@ export function toDoc(m: NetworkModel): any {
     vpcs: m.vpcs.map((v) => ({
       name: v.name,
       vni: v.vni,
-      subnets: m.subnets.filter((s) => s.vpc === v.name).map(({ name, cidr, gateway }) => ({ name, cidr, gateway })),
+      subnets: m.subnets.filter((s) => s.vpc === v.name).map(({ name, cidr, gateway, tunnelKey }) => ({ name, cidr, gateway, ...(tunnelKey === undefined ? {} : { tunnelKey }) })),
       acls: m.acls
         .filter((a) => a.vpc === v.name)
         .map(({ vpc: _vpc, ports, ...a }) => ({ ...a, ...(ports ? { ports: `${ports.from}-${ports.to}` } : {}) })),
@@ -106,7 +106,7 @@ export class Fabric {
   private readonly sims = new Map<string, FlowTableSim>();
   private readonly byTunnelIp = new Map<string, string>();
   /** where the last inject's packets left the overlay (VM ports), and every tunnel hop */
-  tunnelled: { from: string; to: string; tunId: bigint }[] = [];
+  tunnelled: { from: string; to: string; vni: bigint; egressKey: number }[] = [];
 
   constructor(readonly view: OverlayView) {
     const flows = switchFlows(view);
@@ -147,8 +147,9 @@ export class Fabric {
         continue;
       }
       const to = this.byTunnelIp.get(String(o.packet.tun_ipv4_dst))!;
-      this.tunnelled.push({ from: hv, to, tunId: BigInt(o.packet.tunnel_id!) });
-      out.push(...this.inject(to, TUNNEL_OFPORT, { ...headers(o.packet), tunnel_id: o.packet.tunnel_id! }, hops + 1));
+      const tunnel = { tunnel_id: o.packet.tunnel_id!, tun_metadata0: o.packet.tun_metadata0! };
+      this.tunnelled.push({ from: hv, to, vni: BigInt(tunnel.tunnel_id), egressKey: Number(tunnel.tun_metadata0) });
+      out.push(...this.inject(to, TUNNEL_OFPORT, { ...headers(o.packet), ...tunnel }, hops + 1));
     }
     return out;
   }
@@ -157,7 +158,7 @@ export class Fabric {
 /** what travels on the wire: pipeline state (registers, metadata, conntrack, tunnel) stripped */
 function headers(p: SimPacket): SimPacket {
   const out: SimPacket = {};
-  for (const [k, v] of Object.entries(p)) if (!/^(x?reg\d+|metadata|ct_state|ct_zone|in_port|tunnel_id|tun_ipv4_dst)$/.test(k)) out[k] = v;
+  for (const [k, v] of Object.entries(p)) if (!/^(x?reg\d+|metadata|ct_state|ct_zone|in_port|tunnel_id|tun_metadata\d+|tun_ipv4_dst)$/.test(k)) out[k] = v;
   return out;
 }
 

@@ -5,46 +5,105 @@ import { type Placement, buildOverlayView } from '../../src/apps/overlay';
 import { SwitchPortPlacement } from '../../src/runtime';
 import type { PortStatusEvent, SwitchUpEvent } from '../../src/controller';
 import type { Port } from '../../src/openflow';
-import { FLOOD_KEYS, ModelValidationError, PORT_KEYS, TUNNEL_OFPORT, assignKeys, tunnelKey, validateModel } from '../../src/model';
+import {
+  FLOOD_KEYS,
+  type KeyRange,
+  type Keyed,
+  ModelValidationError,
+  PORT_KEYS,
+  TUNNEL_OFPORT,
+  TunnelKeyError,
+  VNI_MAX,
+  assignKeys,
+  conntrackZone,
+  derivedKey,
+  keyCollisions,
+  keyOf,
+  validateModel,
+} from '../../src/model';
 import { edit, placeAll, toDoc, twoZones, viewOf } from './helpers';
 
-test('tunnel key = vni << 12 | egress key, 24 bits', (t) => {
-  t.is(tunnelKey(101, 0xe65), 0x65e65n);
-  t.is(tunnelKey(0xfff, FLOOD_KEYS.max), 0xfffffen);
-});
-
-test('keys: pinned kept, others hashed with linear probing in name order, independent of input order', (t) => {
+test('keys: pinned kept, others a hash of the name into their range, whatever the order or the other objects', (t) => {
   fc.assert(
-    fc.property(fc.uniqueArray(fc.string({ minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 60 }), (names) => {
-      const keys = assignKeys(names.map((name) => ({ name })), { min: 1, max: 64 });
-      const shuffled = assignKeys([...names].reverse().map((name) => ({ name })), { min: 1, max: 64 });
-      t.deepEqual([...keys].sort(), [...shuffled].sort());
-      const values = [...keys.values()];
-      t.is(new Set(values).size, names.length);
-      t.true(values.every((k) => k >= 1 && k <= 64));
+    fc.property(fc.uniqueArray(fc.string({ minLength: 1, maxLength: 12 }), { minLength: 1, maxLength: 60 }), (names) => {
+      const keys = assignKeys(names.map((name) => ({ name })), PORT_KEYS);
+      t.deepEqual([...keys].sort(), [...assignKeys([...names].reverse().map((name) => ({ name })), PORT_KEYS)].sort());
+      for (const [name, key] of keys) {
+        t.is(key, derivedKey(name, PORT_KEYS));
+        t.true(key >= PORT_KEYS.min && key <= PORT_KEYS.max);
+        t.true(derivedKey(name, FLOOD_KEYS) >= FLOOD_KEYS.min && derivedKey(name, FLOOD_KEYS) <= FLOOD_KEYS.max);
+      }
     }),
   );
-  const pinned = assignKeys([{ name: 'a', pinned: 7 }, { name: 'b' }], PORT_KEYS);
+  const pinned = assignKeys([{ name: 'a', tunnelKey: 7 }, { name: 'b' }], PORT_KEYS);
   t.is(pinned.get('a'), 7);
-  t.not(pinned.get('b'), 7);
+  t.is(pinned.get('b'), derivedKey('b', PORT_KEYS));
+  t.throws(() => assignKeys([{ name: 'a', tunnelKey: 7 }, { name: 'b', tunnelKey: 7 }], PORT_KEYS), { instanceOf: TunnelKeyError });
 });
 
-test('keys: a colliding newcomer that sorts first takes the slot and moves an unpinned port; a pinned one stays', (t) => {
-  const key = (name: string) => assignKeys([{ name }], PORT_KEYS).get(name)!;
-  const rival = Array.from({ length: 100_000 }, (_, i) => `a${i}`).find((n) => key(n) === key('web9'))!;
-  const both = assignKeys([{ name: 'web9' }, { name: rival }], PORT_KEYS);
-  t.is(both.get(rival), key('web9'));
-  t.is(both.get('web9'), key('web9') + 1);
-  // the documented remedy: pin tunnelKey
-  t.is(assignKeys([{ name: 'web9', pinned: key('web9') }, { name: rival }], PORT_KEYS).get('web9'), key('web9'));
+/** a small range, so that random names collide often */
+const TINY: KeyRange = { min: 1, max: 16 };
+
+test('keys are stable: over random add/remove sequences no present port ever changes key; a colliding newcomer is refused, never the incumbent moved', (t) => {
+  const step = fc.record({ add: fc.boolean(), name: fc.constantFrom(...Array.from({ length: 24 }, (_, i) => `p${i}`)), pin: fc.option(fc.integer({ min: 1, max: 16 }), { nil: undefined }) });
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+      let ports: Keyed[] = [];
+      let keys = new Map<string, number>();
+      for (const { add, name, pin } of steps) {
+        const next = add ? (ports.some((p) => p.name === name) ? ports : [...ports, { name, tunnelKey: pin }]) : ports.filter((p) => p.name !== name);
+        const collisions = keyCollisions(next, TINY);
+        if (collisions.length > 0) {
+          // only the newcomer can collide, since the previous set had none; it is the one reported
+          t.deepEqual(collisions.map((c) => next[c.index]!.name), [name]);
+          t.false(next.some((p) => keyOf(p, TINY) === collisions[0]!.free), 'the suggested key is free');
+          continue; // validation refuses the model: the previous one stays in force
+        }
+        const fresh = assignKeys(next, TINY);
+        for (const [n, k] of fresh) if (keys.has(n)) t.is(k, keys.get(n)!, `${n} kept its key`);
+        ports = next;
+        keys = fresh;
+      }
+    }),
+  );
 });
 
-test('validation: tunnel keys unique per VPC and in range, tunnel ofport reserved, ovsdb a target, interface names fit a switch', (t) => {
+/** two names whose derived port keys coincide: a birthday search (about 2 pairs per 100,000 names in 31 bits) */
+function collidingNames(): [string, string] {
+  const seen = new Map<number, string>();
+  for (let i = 0; ; i++) {
+    const name = `vm${i}`;
+    const other = seen.get(derivedKey(name, PORT_KEYS));
+    if (other !== undefined) return [other, name];
+    seen.set(derivedKey(name, PORT_KEYS), name);
+  }
+}
+
+test('keys: a colliding newcomer is refused with both names and a free key to pin; pinning it makes the model valid and moves nobody', (t) => {
+  const [first, second] = collidingNames();
+  const port = (name: string, i: number) => ({ name, vpc: 'blue', subnet: 'web', mac: `02:00:00:01:01:${(0x20 + i).toString(16)}`, ip: `10.1.1.${20 + i}`, hypervisor: 'hv1' });
+  const withFirst = edit(twoZones(), (doc) => doc.ports.push(port(first, 0)));
+  const key = viewOf(withFirst).vpcByName.get('blue')!.portByName.get(first)!.key;
+  const e = t.throws(() => edit(withFirst, (doc) => doc.ports.push(port(second, 1))), { instanceOf: ModelValidationError })!;
+  t.is(e.issues.length, 1);
+  t.is(e.issues[0]!.path, 'ports[8].tunnelKey');
+  t.true(e.issues[0]!.problem.startsWith(`tunnel key ${key} (derived from its name) is already ${first}'s (ports[7], derived from its name): pin another on one of them, e.g. tunnelKey: `));
+  const free = Number(/tunnelKey: (\d+)$/.exec(e.issues[0]!.problem)![1]);
+  const pinned = edit(withFirst, (doc) => doc.ports.push({ ...port(second, 1), tunnelKey: free }));
+  const blue = viewOf(pinned).vpcByName.get('blue')!;
+  t.is(blue.portByName.get(first)!.key, key);
+  t.is(blue.portByName.get(second)!.key, free);
+  for (const p of viewOf(withFirst).vpcByName.get('blue')!.ports) t.is(blue.portByName.get(p.port.name)!.key, p.key);
+});
+
+test('validation: keys unique per VPC and in range, vni 24 bits, conntrack zones apart per hypervisor, tunnel ofport reserved, ovsdb a target, interface names fit a switch', (t) => {
   const doc = toDoc(twoZones());
   doc.ports[0].tunnelKey = 5;
   doc.ports[1].tunnelKey = 5;
   doc.ports[5].tunnelKey = 5; // red: another VPC, fine
-  doc.ports[2].tunnelKey = 0xf00;
+  doc.ports[2].tunnelKey = FLOOD_KEYS.min;
+  doc.vpcs[0].subnets[1].tunnelKey = PORT_KEYS.max;
+  doc.vpcs[0].subnets[2].tunnelKey = FLOOD_KEYS.max;
   doc.ports[3].ofport = TUNNEL_OFPORT;
   doc.hypervisors[0].ovsdb = '/run/db.sock';
   doc.hypervisors[1].ovsdb = 'unix:/run/zm/hv2/db.sock';
@@ -52,8 +111,20 @@ test('validation: tunnel keys unique per VPC and in range, tunnel ofport reserve
   const e = t.throws(() => validateModel(doc, 'm.yaml'), { instanceOf: ModelValidationError })!;
   t.deepEqual(
     e.issues.map((i) => i.path),
-    ['hypervisors[0].ovsdb', 'ports[2].tunnelKey', 'ports[3].ofport', 'ports[4].interface', 'ports[1].tunnelKey'],
+    ['hypervisors[0].ovsdb', 'vpcs[0].subnets[1].tunnelKey', 'ports[2].tunnelKey', 'ports[3].ofport', 'ports[4].interface', 'ports[1].tunnelKey'],
   );
+
+  const vnis = toDoc(twoZones());
+  vnis.vpcs[0].vni = VNI_MAX;
+  t.notThrows(() => validateModel(vnis, 'm.yaml'), 'the largest vni');
+  vnis.vpcs[0].vni = VNI_MAX + 1;
+  t.deepEqual(t.throws(() => validateModel(vnis, 'm.yaml'), { instanceOf: ModelValidationError })!.issues, [{ path: 'vpcs[0].vni', problem: 'must be an integer in 1..16777215' }]);
+  // blue (101) and red share hv1 and hv4: a red vni of 101 + 65535 lands in blue's conntrack zone
+  vnis.vpcs[0].vni = 101;
+  vnis.vpcs[1].vni = 101 + 65_535;
+  t.is(conntrackZone(101 + 65_535), conntrackZone(101));
+  const zones = t.throws(() => validateModel(vnis, 'm.yaml'), { instanceOf: ModelValidationError })!;
+  t.deepEqual(zones.issues, [{ path: 'vpcs[1].vni', problem: 'VPCs blue and red share conntrack zone 101 and hypervisor hv1 (zones are 16 bits: vnis 65,535 apart share one): choose another vni' }]);
 });
 
 test('views are interned: re-reading an unchanged model gives the very same view objects', (t) => {
@@ -78,6 +149,7 @@ test('views: a change to any field of any model object is seen, without a list o
   const m = edit(twoZones(), (doc) => {
     doc.hypervisors[0].ovsdb = 'unix:/run/zm/hv1/db.sock';
     Object.assign(doc.ports[0], { ofport: 7, tunnelKey: 0x70 });
+    doc.vpcs[0].subnets[0].tunnelKey = FLOOD_KEYS.min + 7;
     doc.vpcs[0].acls[0].port = 'app1';
   });
   const placement = placeAll(m);

@@ -1,6 +1,5 @@
 import test from 'ava';
 import type { SimPacket } from '../../src/sdk/sim';
-import { tunnelKey } from '../../src/model';
 import { type Delivery, Fabric, edit, twoZones, viewOf } from './helpers';
 
 /**
@@ -56,7 +55,7 @@ test('same subnet, other zone: one tunnel straight to the owner, keyed by its po
   const web2 = f.vm('web2');
   const out = f.send('web1', ip(f, 'web1', 'web2'));
   t.deepEqual(where(out), [`hv3:${web2.ofport}`]);
-  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv3', tunId: tunnelKey(101, web2.key) }]);
+  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv3', vni: 101n, egressKey: web2.key }]);
   t.is(out[0]!.packet.eth_dst, web2.port.mac);
 });
 
@@ -65,7 +64,7 @@ test('routed across zones on the source hypervisor: MACs rewritten, TTL decremen
   const app2 = f.vm('app2');
   const out = f.send('web1', routed(f, 'web1', 'app2'));
   t.deepEqual(where(out), [`hv4:${app2.ofport}`]);
-  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv4', tunId: tunnelKey(101, app2.key) }]);
+  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv4', vni: 101n, egressKey: app2.key }]);
   const p = out[0]!.packet;
   t.is(p.eth_src, app2.routerMac);
   t.is(p.eth_dst, app2.port.mac);
@@ -138,7 +137,7 @@ test('broadcast reaches the local ports of the subnet and one copy per hyperviso
   const f = fabric();
   const out = f.send('web1', ip(f, 'web1', { mac: BROADCAST, ip: '10.1.1.255' }, { ip_proto: 17, udp_src: 68, udp_dst: 67 }));
   t.deepEqual(where(out).sort(), [`hv1:${f.vm('web3').ofport}`, `hv3:${f.vm('web2').ofport}`]);
-  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv3', tunId: tunnelKey(101, f.view.vpcByName.get('blue')!.subnetByName.get('web')!.key) }]);
+  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv3', vni: 101n, egressKey: f.view.vpcByName.get('blue')!.subnetByName.get('web')!.key }]);
 });
 
 test('multicast from a tier without remote members stays on its hypervisor', (t) => {
@@ -186,7 +185,7 @@ test('two VPCs with equal addresses never meet: lookup, ARP and tunnel keys carr
   const arp = f.send('red1', arpRequest(f, 'red1', red2.port.ip));
   t.is(arp[0]!.packet.arp_sha, red2.port.mac);
   t.deepEqual(where(f.send('red1', ip(f, 'red1', 'red2'))), [`hv4:${red2.ofport}`]);
-  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv4', tunId: tunnelKey(202, red2.key) }]);
+  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv4', vni: 70_000n, egressKey: 5000 }], "red's vni and red2's pinned key, both above 12 bits");
   t.deepEqual(f.send('red1', ip(f, 'red1', 'web2')), [], "blue's MAC is unknown in red");
   t.deepEqual(f.send('web1', ip(f, 'web1', 'red2')), [], "red's MAC is unknown in blue");
 });

@@ -3,7 +3,7 @@
  * able to fail, or the system tests and the demo that rely on it prove nothing.
  */
 import test from 'ava';
-import { loadModelFile } from '../../src/model';
+import { PORT_KEYS, keyOf, loadModelFile } from '../../src/model';
 import type { Layer } from '../../src/packet';
 import {
   TWO_ZONES_MODEL,
@@ -21,16 +21,17 @@ const state = {
 } as unknown as OverlayState;
 const ip = (name: string) => model.ports.find((p) => p.name === name)!.ip;
 const tip = (hv: string) => model.hypervisors.find((h) => h.name === hv)!.tunnelIp;
-const BLUE = 101 << 12;
+const BLUE = 101;
+const keyOfVm = (name: string) => keyOf(model.ports.find((p) => p.name === name)!, PORT_KEYS);
 
-function echo(at: string, from: string, to: string, src: string, dst: string, kind: 'request' | 'reply', seq: number, o: { ttl?: number; vni?: number } = {}): TunnelFrame {
+function echo(at: string, from: string, to: string, src: string, dst: string, kind: 'request' | 'reply', seq: number, o: { ttl?: number; vni?: number; egressKey?: number } = {}): TunnelFrame {
   const inner: Layer[] = [
     { type: 'ethernet', dst: '02:00:00:00:00:02', src: '02:00:00:00:00:01', ethType: 0x0800 },
     { type: 'ipv4', dscp: 0, ecn: 0, totalLength: 84, identification: seq, dontFragment: true, moreFragments: false, fragmentOffset: 0, ttl: o.ttl ?? 63, protocol: 1, checksum: 0, src: ip(src), dst: ip(dst) } as Layer,
     { type: 'icmp', icmpType: kind === 'request' ? 8 : 0, code: 0, checksum: 0 },
     { type: 'icmp-echo', identifier: 7, sequence: seq },
   ];
-  return { at, index: 0, outerSrc: tip(from), outerDst: tip(to), kind: 'geneve', vni: o.vni ?? BLUE | 0x123, inner };
+  return { at, index: 0, outerSrc: tip(from), outerDst: tip(to), kind: 'geneve', vni: o.vni ?? BLUE, egressKey: o.egressKey ?? keyOfVm(dst), inner };
 }
 
 /** what a correct routed ping web1 (hv1) -> app2 (hv4) leaves on the uplinks */
@@ -62,8 +63,11 @@ test('the direct-path check passes a clean capture and fails a trombone, a wrong
   const lost = goodCapture(3).filter((f) => !(f.inner[3]!.type === 'icmp-echo' && f.inner[3].sequence === 3));
   t.regex(directPathCheck(state, model, lost, 'web1', 'app2', ping).problems.join('\n'), /3 echo requests web1 -> app2 expected in tunnels, saw 2/);
 
-  const otherVpc = goodCapture(3).map((f) => ({ ...f, vni: (202 << 12) | 0x123 }));
+  const otherVpc = goodCapture(3).map((f) => ({ ...f, vni: 70_000 }));
   t.not(directPathCheck(state, model, otherVpc, 'web1', 'app2', ping).problems.length, 0, 'frames in another VPC key do not count');
+
+  const wrongKey = goodCapture(3).map((f, i) => (i === 0 ? { ...f, egressKey: keyOfVm('web2') } : f));
+  t.regex(directPathCheck(state, model, wrongKey, 'web1', 'app2', ping).problems.join('\n'), new RegExp(`egress key ${keyOfVm('web2')}, expected ${keyOfVm('app2')} \\(app2's\\)`));
 });
 
 test('ARP and denied pings are found in a capture', (t) => {

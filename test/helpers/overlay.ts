@@ -8,7 +8,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { cidrContains, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
+import { EGRESS_KEY_OPTION } from '../../src/apps/tunnel-mesh/geneve-option';
+import { PORT_KEYS, cidrContains, keyOf, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
 import { findLayer, tryParsePacket, type Layer, type ParsedPacket } from '../../src/packet';
 import { queryControl, type SwitchFlows } from '../../src/runtime';
 import { readPcapFrames } from '../packet/helpers';
@@ -677,7 +678,7 @@ function echoes(frames: readonly TunnelFrame[], a: string, b: string, vni: numbe
     const ip = innerLayer(frame, 'ipv4')!;
     const icmp = innerLayer(frame, 'icmp');
     const echo = innerLayer(frame, 'icmp-echo');
-    if (!icmp || !echo || frame.vni >>> 12 !== vni || !identifierOk(echo.identifier)) return [];
+    if (!icmp || !echo || frame.vni !== vni || !identifierOk(echo.identifier)) return [];
     if (icmp.icmpType !== 8 && icmp.icmpType !== 0) return [];
     return [{ frame, kind: icmp.icmpType === 8 ? 'request' : 'reply', seq: echo.sequence, ttl: ip.ttl } as EchoSighting];
   });
@@ -699,7 +700,8 @@ export interface DirectPathReport {
  * Checks a routed cross-hypervisor ping in a capture of every uplink: each echo request appears
  * exactly once on the source hypervisor's uplink and once on the destination's, nowhere else,
  * outer source = the source hypervisor's tunnel IP, outer destination = the destination's, in the
- * VPC's key, already routed (TTL 63); the replies the same way back.
+ * VPC's VNI with the destination port's egress key in the Geneve option (so the receiving
+ * hypervisor delivers without a lookup), already routed (TTL 63); the replies the same way back.
  */
 export function directPathCheck(state: OverlayState, model: NetworkModel, frames: readonly TunnelFrame[], src: string, dst: string, ping: PingResult): DirectPathReport {
   const [a, b] = [modelPort(model, src), modelPort(model, dst)];
@@ -727,12 +729,13 @@ export function directPathCheck(state: OverlayState, model: NetworkModel, frames
           problems.push(`${leg.kind} seq ${seq} at ${f.at}: ${f.outerSrc} -> ${f.outerDst}, expected ${tip(leg.from.hypervisor)} -> ${tip(leg.to.hypervisor)}`);
         }
         if (e.ttl !== 63) problems.push(`${leg.kind} seq ${seq} at ${f.at}: inner TTL ${e.ttl}, expected 63 (routed once, at the source)`);
+        if (f.egressKey !== keyOf(leg.to, PORT_KEYS)) problems.push(`${leg.kind} seq ${seq} at ${f.at}: egress key ${f.egressKey}, expected ${keyOf(leg.to, PORT_KEYS)} (${leg.to.name}'s)`);
         if (f.kind !== 'geneve') problems.push(`${leg.kind} seq ${seq} at ${f.at}: ${f.kind}, expected geneve`);
       }
     }
     summary.push(
       `${leg.kind === 'request' ? 'requests' : 'replies '} ${leg.from.name}@${leg.from.hypervisor} ${tip(leg.from.hypervisor)} -> ${leg.to.name}@${leg.to.hypervisor} ${tip(leg.to.hypervisor)}: ` +
-        `${seqs.length} in tunnels, ${mine.length} sightings on ${[...new Set(mine.map((e) => e.frame.at))].sort().join(' + ') || 'no uplink'}, key 0x${vni.toString(16)}xxx, inner TTL ${[...new Set(mine.map((e) => e.ttl))].join('/') || '-'}`,
+        `${seqs.length} in tunnels, ${mine.length} sightings on ${[...new Set(mine.map((e) => e.frame.at))].sort().join(' + ') || 'no uplink'}, VNI ${vni}, egress key ${[...new Set(mine.map((e) => e.frame.egressKey))].join('/') || '-'}, inner TTL ${[...new Set(mine.map((e) => e.ttl))].join('/') || '-'}`,
     );
   }
   return { src, dst, sent: ping.sent, received: ping.received, problems, summary };
@@ -770,6 +773,8 @@ export interface TunnelFrame {
   outerDst: string;
   kind: 'geneve' | 'vxlan';
   vni: number;
+  /** the value of the overlay's egress-key Geneve option (src/apps/tunnel-mesh/geneve-option.ts), if the frame has it */
+  egressKey: number | undefined;
   /** the decapsulated frame's layers, from its Ethernet header on */
   inner: Layer[];
 }
@@ -819,7 +824,9 @@ export class UnderlayCapture {
       const tunnel = packet.layers[i] as Extract<Layer, { type: 'geneve' | 'vxlan' }>;
       const outer = findLayer(packet, 'ipv4');
       if (!outer) return [];
-      return [{ at, index, outerSrc: outer.src, outerDst: outer.dst, kind: tunnel.type, vni: tunnel.vni, inner: packet.layers.slice(i + 1) }];
+      const option = tunnel.type === 'geneve' ? tunnel.options.find((o) => o.optionClass === EGRESS_KEY_OPTION.optionClass && o.optionType === EGRESS_KEY_OPTION.optionType) : undefined;
+      const egressKey = option?.data.length === EGRESS_KEY_OPTION.optionLength ? option.data.readUInt32BE(0) : undefined;
+      return [{ at, index, outerSrc: outer.src, outerDst: outer.dst, kind: tunnel.type, vni: tunnel.vni, egressKey, inner: packet.layers.slice(i + 1) }];
     });
   }
 }

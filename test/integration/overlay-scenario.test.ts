@@ -18,7 +18,7 @@ import test from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
-import { loadModelFile, type NetworkModel, type VmPort } from '../../src/model';
+import { PORT_KEYS, keyOf, loadModelFile, type NetworkModel, type VmPort } from '../../src/model';
 import { TcpFlag } from '../../src/packet';
 import {
   TWO_ZONES_MODEL,
@@ -117,16 +117,16 @@ function sentSince(logFile: string, since: number): number | undefined {
 function frameEnds(model: NetworkModel, f: TunnelFrame): { vpc: string; src?: VmPort; dst?: VmPort } | undefined {
   const ip = innerLayer(f, 'ipv4');
   if (!ip) return undefined;
-  // the tunnel key is VPC VNI << 12 | egress key (src/model/validate.ts, docs/pipeline.md)
-  const vpc = model.vpcs.find((v) => v.vni === f.vni >>> 12);
-  if (!vpc) throw new Error(`tunnel key 0x${f.vni.toString(16)} at ${f.at} names no VPC`);
+  // the VNI is the VPC's (docs/pipeline.md)
+  const vpc = model.vpcs.find((v) => v.vni === f.vni);
+  if (!vpc) throw new Error(`VNI ${f.vni} at ${f.at} names no VPC`);
   const inVpc = model.ports.filter((p) => p.vpc === vpc.name);
   return { vpc: vpc.name, src: inVpc.find((p) => p.ip === ip.src), dst: inVpc.find((p) => p.ip === ip.dst) };
 }
 
 function describeFrame(f: TunnelFrame): string {
   const ip = innerLayer(f, 'ipv4');
-  return `${f.at}#${f.index} ${f.outerSrc}->${f.outerDst} key 0x${f.vni.toString(16)} inner ${ip ? `${ip.src}->${ip.dst}` : f.inner[0]?.type}`;
+  return `${f.at}#${f.index} ${f.outerSrc}->${f.outerDst} VNI ${f.vni} egress key ${f.egressKey} inner ${ip ? `${ip.src}->${ip.dst}` : f.inner[0]?.type}`;
 }
 
 // ---- the tests ----
@@ -180,6 +180,7 @@ test('tunnelled packets go straight from the source hypervisor to the destinatio
       t.is(f.outerSrc, tip(src.hypervisor), `outer source is ${src.name}'s hypervisor: ${describeFrame(f)}`);
       t.is(f.outerDst, tip(dst.hypervisor), `outer destination is ${dst.name}'s hypervisor: ${describeFrame(f)}`);
       t.true(f.at === src.hypervisor || f.at === dst.hypervisor, `seen only on the two uplinks: ${describeFrame(f)}`);
+      t.is(f.egressKey, keyOf(dst, PORT_KEYS), `the Geneve option carries ${dst.name}'s egress key: ${describeFrame(f)}`);
     }
     // every reachable pair on different hypervisors left its hypervisor and arrived at the other
     for (const r of m.pairs.filter((x) => x.ok && x.target === x.dst)) {
@@ -274,8 +275,11 @@ test('VPCs that reuse addresses stay apart: red reaches red, never blue', async 
     const frames = innerFlow(capture.tunnelFrames(), state.vms.red1!.ip, red2.ip);
     t.true(frames.length > 0);
     const red = model.vpcs.find((v) => v.name === 'red')!;
+    // the model pins both above 12 bits, the old layout's limit
+    t.true(red.vni > 4095 && port(model, 'red2').tunnelKey! > 4095);
     for (const f of frames) {
-      t.is(f.vni >>> 12, red.vni, `red's key: ${describeFrame(f)}`);
+      t.is(f.vni, red.vni, `red's VNI: ${describeFrame(f)}`);
+      t.is(f.egressKey, port(model, 'red2').tunnelKey, `red2's pinned egress key in the Geneve option: ${describeFrame(f)}`);
       t.is(f.outerDst, state.hypervisors[red2.hypervisor]!.tunnelIp, `to red2's hypervisor, not web2's: ${describeFrame(f)}`);
       t.not(f.at, web2.hypervisor);
     }

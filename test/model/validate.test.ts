@@ -61,7 +61,7 @@ test('bad values are rejected with what was expected', (t) => {
   doc.vpcs[0].acls = [{ subnet: 's', direction: 'sideways', action: 'allow', protocol: 'icmp', ports: 80 }];
   const issues = issuesOf(doc);
   t.true(issues.includes("ports[0].mac: 'zz' is not a lower-case MAC address"));
-  t.true(issues.includes('vpcs[0].vni: must be an integer in 1..4095'));
+  t.true(issues.includes('vpcs[0].vni: must be an integer in 1..16777215'));
   t.true(issues.includes("hypervisors[0].tunnelIp: 10.0.0.1 is outside zone a's underlay 172.16.1.0/24"));
   t.true(issues.includes('vpcs[0].acls[0].direction: must be one of ingress, egress'));
   t.true(issues.includes('vpcs[0].acls[0].ports: ports need protocol tcp or udp, not icmp'));
@@ -122,6 +122,7 @@ test('unknown keys are refused, with the key meant when one is near', (t) => {
   const everyKey = minimalModel() as any;
   Object.assign(everyKey.hypervisors[0], { bridge: 'br-x', ovsdb: 'unix:/run/db.sock' });
   Object.assign(everyKey.ports[0], { interface: 'tap1', ofport: 7, tunnelKey: 9 });
+  everyKey.vpcs[0].subnets[0].tunnelKey = 0x8000_0009;
   everyKey.vpcs[0].acls = [
     { name: 'a', subnet: 's', port: 'p1', direction: 'ingress', action: 'allow', protocol: 'tcp', ports: '80-90', remote: { cidr: '10.9.0.0/16' } },
     { subnet: 's', direction: 'egress', action: 'deny', remote: { subnet: 's' } },

@@ -1,5 +1,19 @@
 import test, { type ExecutionContext } from 'ava';
-import { encodeMessage, OFPG_ANY, OFPP, OFPTT_ALL, type Action, type FlowStats, type MultipartRequest } from '../../src/openflow';
+import {
+  decodeTlvTableReply,
+  encodeMessage,
+  formatActions,
+  formatMatch,
+  OFPG_ANY,
+  OFPP,
+  OFPTT_ALL,
+  tlvTableMod,
+  tlvTableRequest,
+  type Action,
+  type FlowStats,
+  type MultipartRequest,
+  type TlvMapping,
+} from '../../src/openflow';
 import { assertOvsRunning, dumpFlows, ofctl, OfTestClient, withBridge, type Received } from '../helpers/ovs';
 
 /**
@@ -151,6 +165,70 @@ test('a flow dump too large for one message arrives as a multipart sequence that
         flows.map((f) => f.cookie).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)),
         lines.map((_, i) => BigInt(0x10000 + i)),
       );
+    } finally {
+      client.close();
+    }
+  });
+});
+
+/** the overlay's Geneve option (src/model/derived.ts): class 0xffff, type 0x80, 4 bytes, as tun_metadata0 */
+const OPTION: TlvMapping = { optionClass: 0xffff, optionType: 0x80, optionLength: 4, index: 0 };
+
+async function tlvTable(client: OfTestClient) {
+  const [reply] = await client.request(tlvTableRequest(client.xid()));
+  if (!reply!.decoded.ok || reply!.decoded.message.type !== 'EXPERIMENTER') throw new Error(`TLV table request answered by ${reply!.bytes.toString('hex')}`);
+  assertReencodes(reply!.bytes, reply!.decoded.message);
+  const table = decodeTlvTableReply(reply!.decoded.message);
+  if (table instanceof Error) throw table;
+  return table;
+}
+
+function assertReencodes(bytes: Buffer, msg: Parameters<typeof encodeMessage>[0]): void {
+  if (!encodeMessage(msg).equals(bytes)) throw new Error(`re-encodes differently: ${bytes.toString('hex')}`);
+}
+
+test('tun_metadata0: our TLV table mod maps the Geneve option, flows match and set it both ways (ovs-ofctl and our codec), byte for byte', async (t) => {
+  await withBridge('zmtest-tlv', {}, async (bridge) => {
+    const client = await OfTestClient.connectToBridge(bridge);
+    try {
+      t.deepEqual((await tlvTable(client)).mappings, [], 'a new bridge maps no option');
+      client.send(tlvTableMod(client.xid(), 'add', [OPTION]));
+      const again = tlvTableMod(client.xid(), 'add', [OPTION]);
+      const [refusal] = await client.request(again);
+      t.true(refusal!.decoded.ok && refusal!.decoded.message.type === 'ERROR', 'adding a mapped index again is refused (so the app asks first)');
+      const table = await tlvTable(client);
+      t.deepEqual(table.mappings, [OPTION]);
+      t.true(table.maxFields >= 64 && table.maxOptionSpace >= 124, `OVS limits: ${table.maxFields} fields, ${table.maxOptionSpace} bytes`);
+      t.regex(await ofctl(['dump-tlv-map', bridge]), /0xffff\s+0x80\s+4\s+tun_metadata0/, 'ovs-ofctl sees our mapping');
+
+      // ovs-ofctl encodes, we decode and re-encode
+      await ofctl(['add-flow', bridge, 'table=1,priority=9,cookie=0x21,tun_id=0x11170,tun_metadata0=0x1388,actions=set_field:0x7fffffff->tun_metadata0,output:1']);
+      await ofctl(['add-flow', bridge, 'table=1,priority=8,cookie=0x22,tun_metadata0=0x10/0xf0,actions=output:2']);
+      // OVS writes set_field values in their fewest bytes (0x1388 in 2): they decode by name and re-encode exactly
+      await ofctl(['add-flow', bridge, 'table=1,priority=7,cookie=0x24,actions=set_field:0x1388->tun_metadata0,set_field:0x1->tun_metadata0,set_field:0->tun_metadata0,output:2']);
+      const flows = checkFlowReplies(t, await client.request(flowStatsRequest(client.xid())), (c) => `cookie 0x${c.toString(16)}`);
+      const byCookie = new Map(flows.map((f) => [f.cookie, f]));
+      t.deepEqual(byCookie.get(0x21n)!.match, [
+        { field: 'tunnel_id', value: 0x11170n },
+        { field: 'tun_metadata0', value: 0x1388 },
+      ]);
+      t.is(formatMatch(byCookie.get(0x21n)!.match), 'tun_id=0x11170,tun_metadata0=0x1388');
+      t.is(formatActions((byCookie.get(0x21n)!.instructions[0] as { actions: Action[] }).actions), 'set_field:0x7fffffff->tun_metadata0,output:1');
+      t.deepEqual(byCookie.get(0x22n)!.match, [{ field: 'tun_metadata0', value: 0x10, mask: 0xf0 }]);
+      t.deepEqual(
+        (byCookie.get(0x24n)!.instructions[0] as { actions: Action[] }).actions.slice(0, 3),
+        [0x1388, 1, 0].map((value) => ({ type: 'set_field', field: { field: 'tun_metadata0', value } })),
+      );
+
+      // we encode, ovs-ofctl reads
+      client.send({
+        type: 'FLOW_MOD', xid: client.xid(), cookie: 0x23n, cookieMask: 0n, tableId: 2, command: 'add', idleTimeout: 0, hardTimeout: 0, priority: 7,
+        bufferId: 0xffffffff, outPort: OFPP.ANY, outGroup: OFPG_ANY, flags: 0,
+        match: [{ field: 'tunnel_id', value: 16_777_215n }, { field: 'tun_metadata0', value: 0xfffffffe }],
+        instructions: [{ type: 'apply_actions', actions: [{ type: 'set_field', field: { field: 'tun_metadata0', value: 5000 } }, { type: 'output', port: 3, maxLen: 0 }] }],
+      });
+      const dumped = (await ofctl(['dump-flows', bridge, 'table=2'])).trim();
+      t.regex(dumped, /tun_id=0xffffff,tun_metadata0=0xfffffffe actions=set_field:0x1388->tun_metadata0,output:3/);
     } finally {
       client.close();
     }

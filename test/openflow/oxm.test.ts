@@ -4,8 +4,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   allFieldSpecs,
+  decodeActions,
   decodeMatch,
   decodeOxm,
+  encodeActions,
   encodeMatch,
   encodeOxm,
   fieldBits,
@@ -556,4 +558,27 @@ test('formatMatch appends fields OVS has no name for, after the OVS ones', (t) =
     ]),
     'in_port=1,pbb_isid=11259375,oxm_0x12340a=0xaabbcc,ipv6_exthdr=0x10/0x10',
   );
+});
+
+test('tun_metadata0: 4 bytes in a match, the fewest bytes in set_field (as OVS writes them); other widths stay raw and re-encode exactly', (t) => {
+  const setField = (value: number) => [{ type: 'set_field' as const, field: { field: 'tun_metadata0' as const, value } }];
+  const bytesOf = (actions: Parameters<typeof encodeActions>[1]) => {
+    const w = new Writer(64);
+    encodeActions(w, actions);
+    return w.finish();
+  };
+  // OFPAT_SET_FIELD, len 16, NXM_NX_TUN_METADATA0 with 2 value bytes, padding
+  t.is(bytesOf(setField(0x1388)).toString('hex'), '0019001000015002138800000000' + '0000');
+  t.is(bytesOf(setField(0)).toString('hex'), '0019000800015000');
+  for (const v of [0, 1, 0x1388, 0xffffffff]) t.deepEqual(decodeActions(new Reader(bytesOf(setField(v)))), setField(v));
+  // a 4-byte set_field of 0x1388 is not what OVS writes: kept raw, so it re-encodes byte for byte
+  const wide = Buffer.from('0019001000015004000013880000' + '0000', 'hex');
+  const decoded = decodeActions(new Reader(wide));
+  t.is((decoded[0] as { field: { field: string } }).field.field, 'unknown');
+  t.true(bytesOf(decoded).equals(wide));
+  // in a match: the mapping's 4 bytes; another width stays raw
+  const w = new Writer(16);
+  encodeOxm(w, { field: 'tun_metadata0', value: 0x1388 });
+  t.is(w.finish().toString('hex'), '0001500400001388');
+  t.is(decodeOxm(new Reader(Buffer.from('00015002' + '1388', 'hex'))).field, 'unknown');
 });

@@ -1,4 +1,5 @@
 import type { AclRule, Hypervisor } from '../../model';
+import { conntrackZone } from '../../model';
 import { makeCookie } from '../../sdk/cookie';
 import type { FlowCounter } from '../../sdk/counters';
 import { FlowBuildError } from '../../sdk/errors';
@@ -12,7 +13,7 @@ import { ETH, IP_PROTO, type OverlayView, REG, type VpcView, ctCommit, ctTrack, 
  * Stateful security between the tiers (subnets) of a VPC, enforced on the source hypervisor before
  * anything is tunnelled. Rules are ordered: rule i of a VPC gets priority RULE_TOP - i, so two rules
  * never share a priority and the first match wins by construction. Then: within a tier allowed,
- * between tiers denied. Allowed connections are committed to conntrack in zone = the VPC's vni;
+ * between tiers denied. Allowed connections are committed to conntrack in the VPC's zone (conntrackZone);
  * established and related packets pass before any rule, so replies need no rule of their own.
  */
 export const ACL_APP_ID = 19;
@@ -117,8 +118,8 @@ function vpcFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
   const room = RULE_TOP - PRIORITY.sameTierIp;
   if (vpc.acls.length >= room) throw new FlowBuildError(`VPC ${vpc.vpc.name} has ${vpc.acls.length} ACL rules; at most ${room - 1} fit their priorities`, { table: 'acl.rules' });
   const f = ownerFlows(pipeline, ACL_APP_ID, owner);
-  const zone = vpc.vpc.vni;
-  const metadata = BigInt(zone);
+  const zone = conntrackZone(vpc.vpc.vni);
+  const metadata = BigInt(vpc.vpc.vni);
   const pass = nextTable(pipeline, 'acl.rules');
   const flows = [f('acl.conntrack').priority(PRIORITY.track).match({ metadata, eth_type: ETH.ip }).apply(ctTrack(zone, pipeline.table('acl.rules').id)).build()];
   vpc.acls.forEach((rule, i) => {

@@ -3,7 +3,7 @@ import { fieldRef } from '../../openflow';
 
 /**
  * Per-packet state the overlay apps hand each other. metadata holds the packet's VPC (its vni,
- * written by classify). Keys are the 12-bit egress keys of src/model/derived.ts, unique within a VPC.
+ * written by classify). Keys are the 32-bit egress keys of src/model/derived.ts, unique within a VPC.
  */
 export const REG = {
   /** destination port's subnet key (l2 → acl) */

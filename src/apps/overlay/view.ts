@@ -164,7 +164,7 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
   const vpc = before && sameData(before.vpc, input.vpc) ? before.vpc : input.vpc;
   const vni = vpc.vni;
   const subnetKeys = assignKeys(input.subnets, FLOOD_KEYS);
-  const portKeys = assignKeys(input.ports.map((p) => ({ name: p.name, pinned: p.tunnelKey })), PORT_KEYS);
+  const portKeys = assignKeys(input.ports, PORT_KEYS);
   const rawSubnets = new Map(input.subnets.map((s) => [s.name, s]));
 
   const portsBySubnet = new Map<string, PortView[]>(input.subnets.map((s) => [s.name, []]));

@@ -1,9 +1,12 @@
+import { formatDpid } from '../../controller/errors';
+import type { SwitchSession } from '../../controller/session';
 import type { Hypervisor } from '../../model';
 import type { AppContext, ZonemeshApp } from '../../sdk/app';
 import { runIncremental } from '../../sdk/incremental';
 import { inject, injectable } from '../../sdk/di';
 import { OverlayViews } from '../overlay';
 import { TUNNEL_MESH_APP_ID, TUNNEL_MESH_TABLES, tunnelMeshGroups } from './flows';
+import { ensureEgressKeyOption } from './geneve-option';
 import { TUNNEL_PORTS, type TunnelPorts } from './tunnel-port';
 
 type Provisionable = Hypervisor & { ovsdb: string };
@@ -28,7 +31,16 @@ export class TunnelMeshApp implements ZonemeshApp {
   start(ctx: AppContext): void {
     ctx.stopped$.subscribe(() => (this.stopped = true)); // not ctx.on: that one ends when stopped$ fires
     ctx.on(this.views.view$, (view) => view.hypervisors.filter(provisionable).forEach((hv) => this.provision(hv, ctx)));
+    ctx.on(ctx.events.switchUp$, ({ session }) => this.mapEgressKeyOption(session, ctx));
     runIncremental(ctx, this.views.view$, (view) => tunnelMeshGroups(ctx.pipeline, view));
+  }
+
+  /** Every connection, since a bridge that restarted lost its TLV map; failures show as the flows the switch then rejects. */
+  private mapEgressKeyOption(session: SwitchSession, ctx: AppContext): void {
+    ensureEgressKeyOption(session).then(
+      (outcome) => ctx.log.info({ dpid: formatDpid(session.dpid!), outcome }, 'Geneve egress-key option mapped to tun_metadata0'),
+      (err: unknown) => ctx.log.error({ err, dpid: formatDpid(session.dpid!) }, 'Geneve egress-key option not mapped; flows using tun_metadata0 will be rejected'),
+    );
   }
 
   /** Hypervisors without an `ovsdb` target are provisioned by someone else; failures retry until they succeed or the model moves on. */

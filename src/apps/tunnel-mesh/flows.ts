@@ -1,6 +1,6 @@
 import type { Action } from '../../openflow';
 import type { Hypervisor } from '../../model';
-import { TUNNEL_OFPORT, tunnelKey } from '../../model';
+import { TUNNEL_OFPORT, conntrackZone } from '../../model';
 import type { Flow } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
@@ -20,11 +20,13 @@ import {
   ownerFlows,
   setReg,
 } from '../overlay';
+import { EGRESS_KEY_FIELD } from './geneve-option';
 
 /**
  * The L2 overlay: which VPC a packet belongs to, whether its sender may send it, where its
- * destination MAC lives, and the Geneve tunnel that takes it there. Receiving hypervisors
- * deliver by tunnel key alone.
+ * destination MAC lives, and the Geneve tunnel that takes it there: VNI = the VPC, the egress key
+ * in a Geneve option (tun_metadata0, mapped by geneve-option.ts). Receiving hypervisors deliver by
+ * (VNI, egress key) alone.
  */
 export const TUNNEL_MESH_APP_ID = 16;
 
@@ -33,7 +35,7 @@ export const TUNNEL_MESH_TABLES: readonly TableSpec[] = [
   { name: 'spoofguard', stage: 'spoofguard', miss: 'drop', dropReason: 'spoofguard', matches: ['in_port', 'eth_src', 'eth_type', 'ipv4_src', 'arp_spa', 'arp_sha'] },
   { name: 'l2.lookup', stage: 'l2', miss: 'drop', matches: ['metadata', 'eth_dst'], maskable: ['eth_dst'] },
   { name: 'output', stage: 'output', miss: 'drop', matches: ['metadata', REG.egress] },
-  { name: 'tunnel.in', stage: 'output', miss: 'drop', matches: ['tunnel_id', 'eth_type'] },
+  { name: 'tunnel.in', stage: 'output', miss: 'drop', matches: ['tunnel_id', EGRESS_KEY_FIELD, 'eth_type'] },
 ];
 
 const PRIORITY = { exact: 100, ipFirst: 100, other: 90, flood: 50 } as const;
@@ -77,7 +79,16 @@ function* vpcOwners(pipeline: Pipeline, vpc: VpcView): Iterable<OwnerDef> {
 }
 
 function toTunnel(vni: number, egressKey: number, remote: Hypervisor): Action[] {
-  return [{ type: 'set_field', field: { field: 'tunnel_id', value: tunnelKey(vni, egressKey) } }, ...toHost(remote)];
+  return [
+    { type: 'set_field', field: { field: 'tunnel_id', value: BigInt(vni) } },
+    { type: 'set_field', field: { field: EGRESS_KEY_FIELD, value: egressKey } },
+    ...toHost(remote),
+  ];
+}
+
+/** what a tunnelled packet for (vni, egress key) matches on arrival */
+function fromTunnel(vni: number, egressKey: number) {
+  return { tunnel_id: BigInt(vni), [EGRESS_KEY_FIELD]: egressKey };
 }
 
 const TO_TUNNEL = output(TUNNEL_OFPORT);
@@ -105,7 +116,7 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
 
   const { mac, ip } = p.port;
   const port = p.ofport;
-  const tunnelIn = (match: { eth_type?: number }) => f('tunnel.in').match({ tunnel_id: tunnelKey(p.vni, p.key), ...match });
+  const tunnelIn = (match: { eth_type?: number }) => f('tunnel.in').match({ ...fromTunnel(p.vni, p.key), ...match });
   const local: Flow[] = [
     f('classify')
       .priority(PRIORITY.exact)
@@ -123,7 +134,7 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
     l2,
     f('output').priority(PRIORITY.exact).match({ metadata: vpc, [REG.egress]: p.key }).apply(output(port)).build(),
     // policy ran at the source; committing here lets the replies pass this hypervisor's conntrack
-    tunnelIn({ eth_type: ETH.ip }).priority(PRIORITY.ipFirst).apply(ctCommit(p.vni), output(port)).build(),
+    tunnelIn({ eth_type: ETH.ip }).priority(PRIORITY.ipFirst).apply(ctCommit(conntrackZone(p.vni)), output(port)).build(),
     tunnelIn({}).priority(PRIORITY.other).apply(output(port)).build(),
   ];
   return onHosts(hosts, remote, [[p.host.datapathId, local]]);
@@ -147,7 +158,7 @@ function floodFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
         .match({ metadata: BigInt(s.vni), [REG.egress]: s.key })
         .apply(...local, ...copies)
         .build(),
-      f('tunnel.in').priority(PRIORITY.exact).match({ tunnel_id: tunnelKey(s.vni, s.key) }).apply(...local).build(),
+      f('tunnel.in').priority(PRIORITY.exact).match(fromTunnel(s.vni, s.key)).apply(...local).build(),
     ]);
   }
   return out;

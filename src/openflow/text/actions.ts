@@ -93,6 +93,7 @@ const ROWS: Row[] = [
   ['pkt_mark', 32, 'hex', null, [NXM1, 33], 'NXM_NX_PKT_MARK'],
   ['tcp_flags', 12, 'hex', null, [NXM1, 34], 'NXM_NX_TCP_FLAGS'],
   ['conj_id', 32, 'dec', null, [NXM1, 37], 'NXM_NX_CONJ_ID'],
+  ['tun_metadata0', 32, 'hex', null, [NXM1, 40], 'NXM_NX_TUN_METADATA0'],
   ['tun_gbp_id', 16, 'dec', null, [NXM1, 38], 'NXM_NX_TUN_GBP_ID'],
   ['tun_gbp_flags', 8, 'hex', null, [NXM1, 39], 'NXM_NX_TUN_GBP_FLAGS'],
   ['tun_flags', 1, 'hex', null, [NXM1, 104], 'NXM_NX_TUN_FLAGS'],

@@ -71,6 +71,7 @@ const SLOT_OF: Record<string, string> = {
   tun_ipv4_dst: 'tun_dst',
   tun_ipv6_src: 'tun_ipv6_src',
   tun_ipv6_dst: 'tun_ipv6_dst',
+  tun_metadata0: 'tun_metadata0',
   ip_frag: 'nw_frag',
   nw_ttl: 'nw_ttl',
   tcp_flags: 'tcp_flags',
@@ -347,6 +348,7 @@ export function formatMatch(match: Match): string {
   o.ipv4('tun_dst', s.get('tun_dst'));
   o.ipv6('tun_ipv6_src', s.get('tun_ipv6_src'));
   o.ipv6('tun_ipv6_dst', s.get('tun_ipv6_dst'));
+  o.hexMasked('tun_metadata0', s.get('tun_metadata0'), 32);
   o.hexMasked('metadata', s.get('metadata'), 64);
   const inPort = s.get('in_port');
   if (inPort) o.put(`in_port=${formatPort(Number(inPort.v))}`);
