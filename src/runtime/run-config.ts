@@ -315,14 +315,18 @@ const METRICS_KEYS = ['listen', 'pollIntervalMs'] as const;
 /** polls closer than this would cost switches more than they tell */
 const MIN_POLL_INTERVAL_MS = 1_000;
 
+/** `v` as a mapping at `path`; undefined (and a problem naming `example`) when it is anything else */
+function mappingAt(v: unknown, path: string, example: string, problem: Problem): Obj | undefined {
+  if (typeof v === 'object' && v !== null && !Array.isArray(v)) return v as Obj;
+  problem(path, `must be a mapping ${example}`);
+  return undefined;
+}
+
 /** `metrics: { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }` */
 function metricsSettings(v: unknown, problem: Problem): MetricsSettings | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    problem('metrics', "must be a mapping such as { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }");
-    return undefined;
-  }
-  const m = v as Obj;
+  const m = mappingAt(v, 'metrics', "such as { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }", problem);
+  if (!m) return undefined;
   for (const key of Object.keys(m)) if (!(METRICS_KEYS as readonly string[]).includes(key)) problem(`metrics.${key}`, unknownKeyProblem(key, METRICS_KEYS));
   const address = typeof m.listen === 'string' ? parseMetricsAddress(m.listen) : 'missing: the HOST:PORT to serve /metrics on';
   if (typeof address === 'string') problem('metrics.listen', address);
@@ -344,13 +348,10 @@ function byteSize(v: unknown): number | null | undefined {
 
 /** `controller: { packetInRate: 20000, maxMultipartBytes: 67108864 }`: numbers > 0 for ControllerOptions keys */
 function controllerSettings(v: unknown, problem: Problem): ControllerSettings | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    problem('controller', 'must be a mapping such as { packetInRate: 20000 }');
-    return undefined;
-  }
+  const m = v === undefined ? undefined : mappingAt(v, 'controller', 'such as { packetInRate: 20000 }', problem);
+  if (!m) return undefined;
   const out: Partial<Record<NumericOption, number>> = {};
-  for (const [key, value] of Object.entries(v)) {
+  for (const [key, value] of Object.entries(m)) {
     if (!(NUMERIC_OPTIONS as readonly string[]).includes(key)) problem(`controller.${key}`, unknownKeyProblem(key, NUMERIC_OPTIONS));
     else if (typeof value !== 'number' || !(value > 0)) problem(`controller.${key}`, `${JSON.stringify(value)} is not a number > 0`);
     else out[key as NumericOption] = value;
@@ -360,13 +361,10 @@ function controllerSettings(v: unknown, problem: Problem): ControllerSettings | 
 
 /** `election: { leaseTtl: 3, preemptDelay: 10 }`: a lease TTL of whole seconds from 1 to 60, a delay of seconds >= 0 */
 function electionSettings(v: unknown, problem: Problem): ElectionSettings | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    problem('election', 'must be a mapping such as { leaseTtl: 3, preemptDelay: 10 }');
-    return undefined;
-  }
+  const m = v === undefined ? undefined : mappingAt(v, 'election', 'such as { leaseTtl: 3, preemptDelay: 10 }', problem);
+  if (!m) return undefined;
   const out: { -readonly [K in keyof ElectionSettings]: number } = {};
-  for (const [key, value] of Object.entries(v)) {
+  for (const [key, value] of Object.entries(m)) {
     if (key === 'leaseTtl' && Number.isInteger(value) && (value as number) >= 1 && (value as number) <= 60) out.leaseTtl = value as number;
     else if (key === 'leaseTtl') problem('election.leaseTtl', `${JSON.stringify(value)} is not a whole number of seconds from 1 to 60`);
     else if (key === 'preemptDelay' && typeof value === 'number' && value >= 0 && value <= 3600) out.preemptDelay = value;
@@ -378,13 +376,10 @@ function electionSettings(v: unknown, problem: Problem): ElectionSettings | unde
 
 /** `tls: { key: PATH, cert: PATH, ca: PATH }`, every part optional here: `completeDraft` says what is missing. */
 function tlsFiles(v: unknown, problem: Problem): TlsFiles | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    problem('tls', 'must be a mapping such as { key: ctl-privkey.pem, cert: ctl-cert.pem, ca: switchca/cacert.pem }');
-    return undefined;
-  }
+  const m = v === undefined ? undefined : mappingAt(v, 'tls', 'such as { key: ctl-privkey.pem, cert: ctl-cert.pem, ca: switchca/cacert.pem }', problem);
+  if (!m) return undefined;
   const out: { -readonly [K in keyof TlsFiles]: string } = {};
-  for (const [part, path] of Object.entries(v)) {
+  for (const [part, path] of Object.entries(m)) {
     if (!(TLS_PARTS as readonly string[]).includes(part)) problem(`tls.${part}`, unknownKeyProblem(part, TLS_PARTS));
     else if (typeof path !== 'string' || path === '') problem(`tls.${part}`, 'must be the path of a PEM file');
     else out[part as keyof TlsFiles] = path;
@@ -478,20 +473,14 @@ function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: 
 }
 
 /** `hypervisors: { hv1: { ovsdb: 'unix:/run/zm/hv1/db.sock' } }` */
-function hypervisorAccess(v: unknown, problem: (path: string, text: string) => void): Record<string, HypervisorAccess> | undefined {
-  if (v === undefined) return undefined;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-    problem('hypervisors', 'must be a mapping of hypervisor name to { ovsdb }');
-    return undefined;
-  }
+function hypervisorAccess(v: unknown, problem: Problem): Record<string, HypervisorAccess> | undefined {
+  const m = v === undefined ? undefined : mappingAt(v, 'hypervisors', 'of hypervisor name to { ovsdb }', problem);
+  if (!m) return undefined;
   const out: Record<string, HypervisorAccess> = {};
-  for (const [name, entry] of Object.entries(v)) {
+  for (const [name, entry] of Object.entries(m)) {
     const path = `hypervisors.${name}`;
-    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-      problem(path, 'must be a mapping such as { ovsdb: unix:/run/zm/hv1/db.sock }');
-      continue;
-    }
-    const e = entry as Obj;
+    const e = mappingAt(entry, path, 'such as { ovsdb: unix:/run/zm/hv1/db.sock }', problem);
+    if (!e) continue;
     for (const key of Object.keys(e)) if (key !== 'ovsdb') problem(`${path}.${key}`, unknownKeyProblem(key, ['ovsdb']));
     if (e.ovsdb === undefined) {
       out[name] = {};
