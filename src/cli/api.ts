@@ -1,37 +1,32 @@
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { createLogger } from '../controller';
 import { parseEtcdUrl } from '../model';
 import { LOG_LEVELS, parseListenTarget, readTlsFiles } from '../runtime';
-import { CliError, EXIT, UsageError, type Command } from './command';
+import { CliError, EXIT, UsageError, defineCommand } from './command';
 
 const DEFAULT_API_PORT = 8181;
 const DEFAULT_API_LISTEN = `127.0.0.1:${DEFAULT_API_PORT}`;
 
 /** `zonemesh api`: the northbound REST API on the model in etcd (docs/api.md). */
-export const apiCommand: Command = {
-  usage: 'api --store etcd://HOST:PORT[,...] [--listen HOST:PORT] [--token-file FILE] [--tls-key FILE --tls-cert FILE [--tls-ca FILE]] [--log-level LEVEL]',
-  summary:
-    `serves the model in etcd as a REST API (default ${DEFAULT_API_LISTEN}; OpenAPI at /v1/openapi.json): writes need the bearer token in --token-file ` +
-    '(or a client certificate --tls-ca signed), reads without it only from this host; a listen address other than loopback needs --tls-key and --tls-cert. SIGINT/SIGTERM stop it',
-  run: async (args) => {
-    let values;
-    try {
-      ({ values } = parseArgs({
-        args,
-        options: {
-          store: { type: 'string' },
-          listen: { type: 'string' },
-          'token-file': { type: 'string' },
-          'tls-key': { type: 'string' },
-          'tls-cert': { type: 'string' },
-          'tls-ca': { type: 'string' },
-          'log-level': { type: 'string' },
-        },
-      }));
-    } catch (e) {
-      throw new UsageError((e as Error).message.split('. ')[0]!);
-    }
+export const apiCommand = defineCommand({
+  name: 'api',
+  summary: 'serves the model in etcd as a REST API (docs/api.md)',
+  description:
+    'Serves the model in etcd as a REST API (OpenAPI at /v1/openapi.json). Writes need the bearer token in --token-file, ' +
+    'or a client certificate --tls-ca signed; reads without them come only from this host. ' +
+    'A listen address other than loopback needs --tls-key and --tls-cert. SIGINT/SIGTERM stop it.',
+  options: [
+    { name: 'store', value: 'etcd://HOST:PORT[,...]', required: true, description: 'the etcd cluster that holds the model' },
+    { name: 'listen', value: 'HOST:PORT', description: 'where the API listens', default: DEFAULT_API_LISTEN },
+    { name: 'token-file', value: 'FILE', description: 'a file holding the bearer token writes need (16 characters or more)', default: 'none' },
+    { name: 'tls-key', value: 'FILE', description: 'the PEM key of --tls-cert: serves https (without them, plain http)', default: 'none' },
+    { name: 'tls-cert', value: 'FILE', description: 'the PEM certificate the API presents (with --tls-key)', default: 'none' },
+    { name: 'tls-ca', value: 'FILE', description: 'a PEM CA: clients with a certificate it signed may write', default: 'none' },
+    { name: 'log-level', value: 'LEVEL', description: `one of ${LOG_LEVELS.join(', ')}`, default: 'info' },
+  ] as const,
+  positionals: false,
+  exits: { failed: 'it could not listen, or read a --token-file or --tls-* file' },
+  run: async ({ values }) => {
     if (values.store === undefined) throw new UsageError('--store etcd://HOST:PORT is required');
     const endpoints = parseEtcdUrl(values.store);
     if (typeof endpoints === 'string') throw new UsageError(`--store: ${endpoints}`);
@@ -67,7 +62,7 @@ export const apiCommand: Command = {
     client.close();
     return EXIT.ok;
   },
-};
+});
 
 function readToken(path: string): string {
   let text;

@@ -1,5 +1,4 @@
 import { readFileSync, statSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import {
   CaptureError,
   OPENFLOW_PORTS,
@@ -12,7 +11,7 @@ import {
 } from '../capture';
 import { decodeMessage, Framer, OfDecodeError, OFP_HEADER_LEN, OFPT } from '../openflow';
 import { formatMessage } from '../openflow/text/messages';
-import { CliError, EXIT, UsageError, type Command } from './command';
+import { CliError, EXIT, UsageError, defineCommand, type CommandLine } from './command';
 
 type Format = 'json' | 'text';
 
@@ -22,32 +21,33 @@ interface DecodeOptions {
   ports: Set<number>;
 }
 
-export const decodeCommand: Command = {
-  usage: 'decode FILE [--json|--text] [--port N ...]',
-  summary: `decodes a file of raw OpenFlow messages, or the OpenFlow streams in a pcap capture (TCP ports ${OPENFLOW_PORTS.join(', ')} unless --port), one message per line`,
-  run: async (args) => {
-    const opts = parseOptions(args);
+const DECODE_OPTIONS = [
+  { name: 'json', description: 'one JSON object per message (64-bit integers as "0x…", bytes as hex)', default: 'on unless --text' },
+  { name: 'text', description: 'one line per message in ovs-ofctl style', default: 'off' },
+  { name: 'port', value: 'N', repeatable: true, description: 'the TCP ports of the OpenFlow streams in a capture (also N,N)', default: OPENFLOW_PORTS.join(',') },
+] as const;
+
+export const decodeCommand = defineCommand({
+  name: 'decode',
+  operands: 'FILE',
+  summary: 'decodes OpenFlow messages in a raw file or in the TCP streams of a pcap capture',
+  description:
+    'Decodes a file of raw OpenFlow messages, or the OpenFlow streams in a pcap capture, one message per line; ' +
+    'a message that does not decode is a line saying why.',
+  options: DECODE_OPTIONS,
+  positionals: true,
+  exits: { problems: 'a message did not decode (its line says why)', failed: 'the file is unreadable, or neither pcap nor OpenFlow' },
+  run: async (line) => {
+    const opts = decodeOptions(line);
     const kind = sniff(opts.file);
     const out = new LinePrinter(opts.format);
     if (kind === 'pcap') await decodeCapture(opts, out);
     else decodeRawFile(opts.file, out);
     return out.problems > 0 ? EXIT.problems : EXIT.ok;
   },
-};
+});
 
-function parseOptions(args: string[]): DecodeOptions {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { json: { type: 'boolean' }, text: { type: 'boolean' }, port: { type: 'string', multiple: true } },
-    });
-  } catch (e) {
-    // node's parseArgs appends advice on positionals that starts with '-'; its first sentence says it all
-    throw new UsageError((e as Error).message.split('. ')[0]!);
-  }
-  const { values, positionals } = parsed;
+function decodeOptions({ values, positionals }: CommandLine<typeof DECODE_OPTIONS>): DecodeOptions {
   if (positionals.length !== 1) throw new UsageError(positionals.length === 0 ? 'no FILE given' : `one FILE only, got ${positionals.length}`);
   if (values.json && values.text) throw new UsageError('--json and --text exclude each other');
   const ports = (values.port ?? []).flatMap((p) => p.split(',')).map((p) => {

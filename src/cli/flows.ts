@@ -1,18 +1,20 @@
-import { parseArgs } from 'node:util';
-import { ControlSocketError, queryControl, type SwitchFlows } from '../runtime';
-import { CliError, EXIT, UsageError, type Command } from './command';
+import { ControlSocketError, parseDpid, queryControl, type SwitchFlows } from '../runtime';
+import { CliError, EXIT, UsageError, defineCommand } from './command';
 import { DEFAULT_CONTROL_PATH, controlPath } from './run';
 
-export const flowsCommand: Command = {
-  usage: 'flows [--dpid DPID] [--control unix:PATH] [--json]',
-  summary: `prints the desired and the installed flows of the switches connected to a running 'zonemesh run' (asked on its control socket, default ${DEFAULT_CONTROL_PATH}); exit 1 when a switch is out of sync`,
-  run: async (args) => {
-    let values;
-    try {
-      ({ values } = parseArgs({ args, options: { dpid: { type: 'string' }, control: { type: 'string' }, json: { type: 'boolean' } } }));
-    } catch (e) {
-      throw new UsageError((e as Error).message.split('. ')[0]!);
-    }
+export const flowsCommand = defineCommand({
+  name: 'flows',
+  summary: "prints the desired and the installed flows of the switches of a running 'zonemesh run'",
+  description: "Asks a running 'zonemesh run' on its control socket for the desired and the installed flows of its switches, and prints them ovs-ofctl style.",
+  options: [
+    { name: 'dpid', value: 'DPID', description: 'only the switch with this datapath id: 0x11, 16 hex digits as ovs-ofctl prints them, or decimal', default: 'every switch' },
+    { name: 'control', value: 'unix:PATH', description: "the control socket of the 'zonemesh run' to ask", default: DEFAULT_CONTROL_PATH },
+    { name: 'json', description: 'prints JSON instead of text', default: 'off' },
+  ] as const,
+  positionals: false,
+  exits: { problems: 'a switch is out of sync', failed: 'the controller could not be asked, or the switch is not connected' },
+  run: async ({ values }) => {
+    if (values.dpid !== undefined && parseDpid(values.dpid) === undefined) throw new UsageError(`--dpid: '${values.dpid}' is not a datapath id`);
     const path = controlPath(values.control ?? DEFAULT_CONTROL_PATH);
     let response;
     try {
@@ -26,7 +28,7 @@ export const flowsCommand: Command = {
     else console.log(response.switches.map(render).join('\n\n') || 'no switch connected');
     return response.switches.every(inSync) ? EXIT.ok : EXIT.problems;
   },
-};
+});
 
 const inSync = (s: SwitchFlows): boolean => s.diff.deletes + s.diff.modifies + s.diff.adds === 0;
 

@@ -1,50 +1,60 @@
 #!/usr/bin/env node
 import { apiCommand } from './api';
-import { CliError, EXIT, UsageError, type Command } from './command';
+import { CliError, EXIT, UsageError, parseCommandLine, type Command } from './command';
 import { decodeCommand } from './decode';
 import { flowsCommand } from './flows';
+import { commandHelp, overviewHelp, packageVersion } from './help';
 import { modelCommand } from './model';
 import { portCommand } from './port';
 import { runCommand } from './run';
 
-/** Subcommands by name; each lives in its own module. */
-const commands: Record<string, Command> = {
-  decode: decodeCommand,
-  run: runCommand,
-  flows: flowsCommand,
-  model: modelCommand,
-  api: apiCommand,
-  port: portCommand,
-};
+/** The subcommands, in the order help lists them; each lives in its own module. Exported for tests. */
+export const COMMANDS: readonly Command[] = [decodeCommand, runCommand, flowsCommand, modelCommand, apiCommand, portCommand];
 
-function help(): string {
-  const lines = Object.values(commands).map((c) => `  zonemesh ${c.usage}\n      ${c.summary}`);
-  return ['usage:', ...lines, '', 'exit status: 0 ok, 1 the input had problems (reported), 2 bad usage, 3 the command failed'].join('\n');
-}
+const commandNamed = (name: string | undefined): Command | undefined => COMMANDS.find((c) => c.name === name);
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...args] = argv;
-  if (name === undefined || name === '-h' || name === '--help' || name === 'help') {
-    console.log(help());
-    return name === undefined ? EXIT.usage : EXIT.ok;
-  }
-  const command = commands[name];
-  if (!command) {
-    console.error(`zonemesh: unknown command '${name}'; try 'zonemesh --help'`);
+  if (name === undefined) {
+    console.error(overviewHelp(COMMANDS));
     return EXIT.usage;
   }
+  if (name === '-h' || name === '--help' || (name === 'help' && args.length === 0)) {
+    console.log(overviewHelp(COMMANDS));
+    return EXIT.ok;
+  }
+  if (name === '-V' || name === '--version') {
+    console.log(packageVersion());
+    return EXIT.ok;
+  }
+  if (name === 'help') {
+    const command = commandNamed(args[0]);
+    if (command === undefined || args.length > 1) return usageError('zonemesh help', `no command named '${args.join(' ')}'`, 'zonemesh --help');
+    console.log(commandHelp(command));
+    return EXIT.ok;
+  }
+  const command = commandNamed(name);
+  if (!command) return usageError('zonemesh', `unknown command '${name}'`, 'zonemesh --help');
   try {
-    return await command.run(args);
-  } catch (e) {
-    if (e instanceof UsageError) {
-      console.error(`zonemesh ${name}: ${e.message}\nusage: zonemesh ${command.usage}`);
-      return EXIT.usage;
+    const line = parseCommandLine(command.options, args, command.positionals);
+    if (line.values.help) {
+      console.log(commandHelp(command));
+      return EXIT.ok;
     }
+    return await command.run(line);
+  } catch (e) {
+    if (e instanceof UsageError) return usageError(`zonemesh ${name}`, e.message, `zonemesh ${name} --help`);
     // One line, never a stack trace: the user needs the reason, not our internals.
     const reason = e instanceof CliError ? e.message : `internal error: ${(e as Error)?.message ?? String(e)}`;
     console.error(`zonemesh ${name}: ${reason}`);
     return EXIT.failed;
   }
+}
+
+/** One line on stderr: what was wrong, and where to look. */
+function usageError(who: string, problem: string, help: string): number {
+  console.error(`${who}: ${problem}; try '${help}'`);
+  return EXIT.usage;
 }
 
 if (require.main === module) {

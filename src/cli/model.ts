@@ -1,24 +1,22 @@
-import { parseArgs } from 'node:util';
 import { stringify as stringifyYaml } from 'yaml';
 import { ModelValidationError, loadModelFile, parseEtcdUrl } from '../model';
-import { CliError, EXIT, UsageError, type Command } from './command';
+import { CliError, EXIT, UsageError, defineCommand } from './command';
 
 /** `zonemesh model import|export`: moves a model between a file and etcd. */
-export const modelCommand: Command = {
-  usage: 'model import FILE --store etcd://HOST:PORT[,HOST:PORT...] | model export --store etcd://HOST:PORT[,HOST:PORT...]',
-  summary:
-    'import validates FILE (YAML or JSON) and replaces the model in etcd with it in one switch-over (an invalid file writes nothing); ' +
-    'export prints the model in etcd as YAML in the shape of models/*.yaml (docs/etcd-store.md)',
-  run: async (args) => {
-    const [action, ...rest] = args;
+export const modelCommand = defineCommand({
+  name: 'model',
+  operands: 'import FILE|export',
+  summary: 'imports a model file into etcd, or exports the model in etcd (docs/etcd-store.md)',
+  description: 'Moves a network model between a file and etcd (docs/etcd-store.md).',
+  subcommands: [
+    { usage: 'import FILE', summary: 'validates FILE (YAML or JSON) and replaces the model in etcd with it in one switch-over; an invalid file writes nothing' },
+    { usage: 'export', summary: 'prints the model in etcd as YAML, in the shape of models/*.yaml' },
+  ],
+  options: [{ name: 'store', value: 'etcd://HOST:PORT[,...]', required: true, description: 'the etcd cluster that holds the model' }] as const,
+  positionals: true,
+  exits: { problems: 'the model is invalid (each problem on stderr); nothing was written', failed: 'etcd could not be reached or failed' },
+  run: async ({ values, positionals: [action, ...positionals] }) => {
     if (action !== 'import' && action !== 'export') throw new UsageError(`'model ${action ?? ''}': say import or export`);
-    let parsed;
-    try {
-      parsed = parseArgs({ args: rest, options: { store: { type: 'string' } }, allowPositionals: true });
-    } catch (e) {
-      throw new UsageError((e as Error).message.split('. ')[0]!);
-    }
-    const { values, positionals } = parsed;
     if (values.store === undefined) throw new UsageError('--store etcd://HOST:PORT is required');
     const endpoints = parseEtcdUrl(values.store);
     if (typeof endpoints === 'string') throw new UsageError(`--store: ${endpoints}`);
@@ -68,4 +66,4 @@ export const modelCommand: Command = {
       client.close();
     }
   },
-};
+});

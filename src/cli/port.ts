@@ -1,44 +1,38 @@
 import { readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { parseArgs } from 'node:util';
-import { CliError, EXIT, UsageError, type Command } from './command';
+import { CliError, EXIT, UsageError, defineCommand } from './command';
 
 const DEFAULT_API = 'http://127.0.0.1:8181';
 const TIMEOUT_MS = 10_000;
 
 /** `zonemesh port add|move|rm|show`: the API's port calls from the command line. */
-export const portCommand: Command = {
-  usage:
-    'port add NAME --vpc VPC --subnet SUBNET --mac MAC --ip IP --hypervisor HV [--interface IF] | port move NAME --hypervisor HV | port rm NAME | port show NAME ' +
-    `[--api URL] [--token-file FILE] [--ca FILE]`,
-  summary:
-    `creates, moves to another hypervisor, deletes or shows a port through the API of 'zonemesh api' (default ${DEFAULT_API}); prints the port as stored, or the problem; ` +
-    'exit 1 when the API refused the change (4xx), 3 when it could not be asked or failed (5xx)',
-  run: async (args) => {
-    const [action, ...rest] = args;
+export const portCommand = defineCommand({
+  name: 'port',
+  operands: 'add|move|rm|show NAME',
+  summary: "creates, moves, deletes or shows a port through the API of 'zonemesh api'",
+  description: "Creates, moves to another hypervisor, deletes or shows a port through the API of 'zonemesh api'; prints the port as stored, or the problem.",
+  subcommands: [
+    { usage: 'add NAME', summary: 'creates the port; needs --vpc, --subnet, --mac, --ip and --hypervisor, takes --interface' },
+    { usage: 'move NAME', summary: 'moves the port to the hypervisor --hypervisor names' },
+    { usage: 'rm NAME', summary: 'deletes the port' },
+    { usage: 'show NAME', summary: 'prints the port' },
+  ],
+  options: [
+    { name: 'vpc', value: 'VPC', description: 'add: the VPC of the port', default: 'none' },
+    { name: 'subnet', value: 'SUBNET', description: 'add: its subnet in the VPC', default: 'none' },
+    { name: 'mac', value: 'MAC', description: 'add: its MAC address', default: 'none' },
+    { name: 'ip', value: 'IP', description: 'add: its IPv4 address in the subnet', default: 'none' },
+    { name: 'hypervisor', value: 'HV', description: 'add, move: the hypervisor it is on', default: 'none' },
+    { name: 'interface', value: 'IF', description: "add: its interface name on the hypervisor's bridge", default: 'the port NAME' },
+    { name: 'api', value: 'URL', description: "the API of 'zonemesh api' (http:// or https://)", default: DEFAULT_API },
+    { name: 'token-file', value: 'FILE', description: 'a file holding the bearer token that writes need', default: 'none' },
+    { name: 'ca', value: 'FILE', description: "a PEM CA that signed an https API's certificate", default: "the system's CAs" },
+  ] as const,
+  positionals: true,
+  exits: { problems: 'the API refused the change (4xx)', failed: 'the API could not be asked, or failed (5xx)' },
+  run: async ({ values: v, positionals: [action, ...positionals] }) => {
     if (!['add', 'move', 'rm', 'show'].includes(action ?? '')) throw new UsageError(`'port ${action ?? ''}': say add, move, rm or show`);
-    let parsed;
-    try {
-      parsed = parseArgs({
-        args: rest,
-        allowPositionals: true,
-        options: {
-          vpc: { type: 'string' },
-          subnet: { type: 'string' },
-          mac: { type: 'string' },
-          ip: { type: 'string' },
-          hypervisor: { type: 'string' },
-          interface: { type: 'string' },
-          api: { type: 'string' },
-          'token-file': { type: 'string' },
-          ca: { type: 'string' },
-        },
-      });
-    } catch (e) {
-      throw new UsageError((e as Error).message.split('. ')[0]!);
-    }
-    const { values: v, positionals } = parsed;
     if (positionals.length !== 1) throw new UsageError(`port ${action} takes one NAME`);
     const name = positionals[0]!;
     const api = new ApiClient(v.api ?? DEFAULT_API, v['token-file'], v.ca);
@@ -73,7 +67,7 @@ export const portCommand: Command = {
     console.error(`zonemesh port: ${lines.join('\n')}`);
     return EXIT.problems;
   },
-};
+});
 
 interface ApiResponse {
   status: number;

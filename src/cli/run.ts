@@ -1,13 +1,14 @@
 import cluster from 'node:cluster';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, BUILTIN_APPS } from '../apps/registry';
 import { createLogger, socketIsLive } from '../controller';
+import { DEFAULT_MODEL_MAX_BYTES } from '../model';
 import {
   ControlSocketError,
   DEFAULT_LISTEN,
+  LOG_LEVELS,
   MAX_WORKERS,
   Runtime,
   RunConfigError,
@@ -22,7 +23,7 @@ import {
   type RunConfigDraft,
 } from '../runtime';
 import type { AppSettings } from '../sdk';
-import { CliError, EXIT, UsageError, type Command } from './command';
+import { CliError, EXIT, UsageError, defineCommand, parseCommandLine, type OptionValues } from './command';
 import { WORKER_ENV, runPrimary, runWorker } from './workers';
 
 /** Where `run` opens its control endpoint and `flows` looks for it, unless told otherwise. */
@@ -33,21 +34,39 @@ export function controlPath(text: string): string {
   return text.startsWith('unix:') ? text.slice(5) : text;
 }
 
-export const runCommand: Command = {
-  usage:
-    'run [--config FILE] [--apps A,B,...] [--app PATH|PACKAGE ...] [--listen [tcp:]HOST:PORT|tls:HOST:PORT|unix:PATH ...] [--tls-key FILE --tls-cert FILE [--tls-ca FILE]] ' +
-    '[--dial unix:PATH|tcp:HOST:PORT ...] [--model FILE | --store etcd://HOST:PORT[,...]] [--model-max-bytes N|NMiB] [--control unix:PATH] [--log-level LEVEL] [--workers N] [--packet-in-rate N] [--metrics HOST:PORT] [--zone NAME [--controller-id ID]]',
-  summary:
-    `runs the controller with the apps named (known: ${Object.keys(APP_REGISTRY).join(', ')}) and the apps --app loads (a file or npm package whose default export is the app class; docs/writing-apps.md); JSON logs on stdout; SIGINT/SIGTERM stop it, switches keep their flows; edits of the --config file's settings apply live. ` +
-    'A tls: listener presents --tls-cert (PEM, with its --tls-key); with --tls-ca it accepts only switches whose certificate that CA signed, without it any switch (encrypted, not authenticated). ' +
-    `--workers N (1..${MAX_WORKERS}, default 1) spreads the switches over N processes by connection (dial targets round-robin); each app instance sees only its own worker's switches, ` +
-    'so an app that correlates events across switches must run with 1; model-driven apps are fine (every worker loads the model); a worker that dies is started again. ' +
-    '--packet-in-rate N: PACKET_INs per second taken from each switch (default 10000; the excess is dropped); the other limits are in the config file\'s controller section. ' +
-    '--metrics HOST:PORT serves Prometheus metrics at /metrics (docs/metrics.md; the poll interval is the config file\'s metrics.pollIntervalMs); it needs --workers 1. ' +
-    '--zone NAME (with --store etcd://): joins the mastership election in etcd as --controller-id (default hostname:pid); one controller is master of each zone\'s switches, preferably one of that zone (docs/mastership.md)',
-  run: async (args) => {
+const RUN_OPTIONS = [
+  { name: 'config', value: 'FILE', description: "a run config file (YAML or JSON); each flag replaces its key; edits of its settings apply live", default: 'none' },
+  { name: 'apps', value: 'A,B', repeatable: true, description: `built-in apps to run (known: ${Object.keys(APP_REGISTRY).join(', ')})`, default: 'none' },
+  { name: 'app', value: 'PATH|PACKAGE', repeatable: true, description: 'an app to load: a file or npm package whose default export is the app class (docs/writing-apps.md)', default: 'none' },
+  { name: 'listen', value: 'TARGET', repeatable: true, description: 'where switches connect: [tcp:]HOST:PORT, tls:HOST:PORT or unix:PATH', default: `tcp::${DEFAULT_LISTEN.port} unless --dial` },
+  { name: 'tls-key', value: 'FILE', description: "the PEM key of --tls-cert, for the tls: listeners", default: 'none' },
+  { name: 'tls-cert', value: 'FILE', description: 'the PEM certificate a tls: listener presents', default: 'none' },
+  { name: 'tls-ca', value: 'FILE', description: 'a PEM CA: a tls: listener accepts only switches whose certificate it signed (without it any switch: encrypted, not authenticated)', default: 'none' },
+  { name: 'dial', value: 'unix:PATH|tcp:HOST:PORT', repeatable: true, description: 'a switch to connect to', default: 'none' },
+  { name: 'model', value: 'FILE', description: 'the network model (YAML or JSON) the model-driven apps serve', default: 'none' },
+  { name: 'store', value: 'etcd://HOST:PORT[,...]', description: 'the etcd cluster holding the model, instead of --model (docs/etcd-store.md)', default: 'none' },
+  { name: 'model-max-bytes', value: 'N|NMiB', description: 'the largest model read', default: `${DEFAULT_MODEL_MAX_BYTES / 1024 / 1024}MiB` },
+  { name: 'control', value: 'unix:PATH', description: "the control socket 'zonemesh flows' asks", default: DEFAULT_CONTROL_PATH },
+  { name: 'log-level', value: 'LEVEL', description: `one of ${LOG_LEVELS.join(', ')}`, default: 'info' },
+  { name: 'workers', value: 'N', description: `processes sharing the switches by connection, 1..${MAX_WORKERS}; an app that correlates events across switches needs 1`, default: '1' },
+  { name: 'packet-in-rate', value: 'N', description: "PACKET_INs per second taken from each switch; the excess is dropped (other limits: the config file's controller section)", default: '10000' },
+  { name: 'metrics', value: 'HOST:PORT', description: 'serves Prometheus metrics at /metrics (docs/metrics.md); needs --workers 1', default: 'none' },
+  { name: 'zone', value: 'NAME', description: 'with --store: joins the election of a master per zone in etcd (docs/mastership.md)', default: 'none' },
+  { name: 'controller-id', value: 'ID', description: 'this controller in the --zone election', default: 'hostname:pid' },
+] as const;
+
+export const runCommand = defineCommand({
+  name: 'run',
+  summary: 'runs the controller with the apps named',
+  description:
+    'Runs the controller with the apps --apps names and those --app loads; logs JSON on stdout. SIGINT/SIGTERM stop it; switches keep their flows. ' +
+    'With --workers N each app instance sees only its own worker\'s switches; model-driven apps are fine (every worker loads the model); a worker that dies is started again.',
+  options: RUN_OPTIONS,
+  positionals: false,
+  exits: { ok: 'stopped by SIGINT or SIGTERM', failed: 'the config is invalid, or the controller could not start' },
+  run: async ({ values, args }) => {
     if (cluster.isWorker && process.env[WORKER_ENV] !== undefined) return runWorker();
-    const { config: wanted, explicitControl, file, load } = runConfig(args);
+    const { config: wanted, explicitControl, file, load } = runConfigOf(values);
     const control = wanted.control!;
     try {
       prepareControlDir(control);
@@ -99,7 +118,7 @@ export const runCommand: Command = {
     await stopped;
     return EXIT.ok;
   },
-};
+});
 
 /** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
 const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller', 'generationId', 'metrics', 'zone', 'controllerId', 'election'] as const;
@@ -123,37 +142,14 @@ function watchSettings(file: RunConfigFile, loaded: RunConfig, changes: Subject<
   file.watch();
 }
 
+type RunConfigOf = { config: RunConfig; explicitControl: boolean; file?: string; load: (text: string, file: string) => RunConfig };
+
 /** The config of `run ARGS`: the --config file (or the defaults) with the flags over it. Exported for tests. */
-export function runConfig(args: string[]): { config: RunConfig; explicitControl: boolean; file?: string; load: (text: string, file: string) => RunConfig } {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        config: { type: 'string' },
-        apps: { type: 'string', multiple: true },
-        app: { type: 'string', multiple: true },
-        listen: { type: 'string', multiple: true },
-        'tls-key': { type: 'string' },
-        'tls-cert': { type: 'string' },
-        'tls-ca': { type: 'string' },
-        dial: { type: 'string', multiple: true },
-        model: { type: 'string' },
-        'model-max-bytes': { type: 'string' },
-        store: { type: 'string' },
-        control: { type: 'string' },
-        'log-level': { type: 'string' },
-        workers: { type: 'string' },
-        'packet-in-rate': { type: 'string' },
-        metrics: { type: 'string' },
-        zone: { type: 'string' },
-        'controller-id': { type: 'string' },
-      },
-    }));
-  } catch (e) {
-    throw new UsageError((e as Error).message.split('. ')[0]!);
-  }
-  const v = values;
+export function runConfig(args: string[]): RunConfigOf {
+  return runConfigOf(parseCommandLine(RUN_OPTIONS, args, false).values);
+}
+
+function runConfigOf(v: OptionValues<typeof RUN_OPTIONS>): RunConfigOf {
   const tlsFlags = { ...(v['tls-key'] !== undefined && { key: v['tls-key'] }), ...(v['tls-cert'] !== undefined && { cert: v['tls-cert'] }), ...(v['tls-ca'] !== undefined && { ca: v['tls-ca'] }) };
   const flagsTls = Object.keys(tlsFlags).length > 0;
   /** the file (or the defaults), with the flags over it: each flag replaces its key, each --tls-* flag its part of `tls` */
@@ -182,9 +178,9 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
     const source = file === undefined ? 'command line' : v.listen || flagsTls ? `${file} + command line` : file;
     return completeRunConfig(draft, source);
   };
-  try {
-    const base = v.config ? loadRunConfigDraft(v.config) : checkRunConfig({}, '(defaults)');
-    const flags = checkRunConfig(
+  // each flag's value alone: a bad one is bad usage, named before any file is read
+  const flags = asUsageError(() =>
+    checkRunConfig(
       {
         // --apps and --app together replace the file's apps
         ...((v.apps || v.app) && { apps: [...(v.apps ?? []).flatMap((a) => a.split(',')).filter(Boolean), ...(v.app ?? []).map((module) => ({ module }))] }),
@@ -203,7 +199,10 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
         ...(v['packet-in-rate'] !== undefined && { controller: { packetInRate: /^\d+$/.test(v['packet-in-rate']) ? Number(v['packet-in-rate']) : v['packet-in-rate'] } }),
       },
       'command line',
-    );
+    ),
+  );
+  try {
+    const base = v.config ? loadRunConfigDraft(v.config) : checkRunConfig({}, '(defaults)');
     const config = combine(base, flags, v.config);
     return {
       config,
@@ -214,6 +213,15 @@ export function runConfig(args: string[]): { config: RunConfig; explicitControl:
     };
   } catch (e) {
     if (e instanceof RunConfigError) throw new CliError(e.message);
+    throw e;
+  }
+}
+
+function asUsageError<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof RunConfigError) throw new UsageError(e.message);
     throw e;
   }
 }

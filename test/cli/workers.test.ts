@@ -342,13 +342,13 @@ test('bad --workers values are refused with the reason', async (t) => {
     ['x', 'workers: "x" is not a whole number from 1 to 64'],
   ] as const) {
     const r = await runCliAsync('run', '--workers', value, '--listen', '127.0.0.1:0');
-    t.is(r.status, 3, value);
-    t.is(r.stderr.trim(), `zonemesh run: command line: ${problem}`);
+    t.is(r.status, 2, `${value}: a malformed flag is bad usage`);
+    t.is(r.stderr.trim(), `zonemesh run: command line: ${problem}; try 'zonemesh run --help'`);
   }
   const dir = mkdtempSync(join(tmpdir(), 'zm-workers-'));
   writeFileSync(join(dir, 'run.yaml'), 'workers: 1.5\n');
   const file = await runCliAsync('run', '--config', join(dir, 'run.yaml'));
-  t.is(file.status, 3);
+  t.is(file.status, 3, 'a bad config file: the command failed');
   t.is(file.stderr.trim(), `zonemesh run: ${join(dir, 'run.yaml')}: workers: 1.5 is not a whole number from 1 to 64`);
   const missing = await runCliAsync('run', '--workers');
   t.is(missing.status, 2);

@@ -103,7 +103,7 @@ test('zonemesh run refuses bad configs with one line saying why', async (t) => {
   t.is(unknown.status, 3);
   t.regex(unknown.stderr, /^zonemesh run: no app named 'nope' \(known: .*l2-learning.*static-flows/);
   const listen = await runCliAsync('run', '--listen', 'bogus');
-  t.is(listen.status, 3);
+  t.is(listen.status, 2, 'a malformed flag value is bad usage');
   t.regex(listen.stderr, /command line: listen\[0\]: 'bogus' is not 'unix:PATH', '\[tcp:\]HOST:PORT' or 'tls:HOST:PORT'/);
   const flag = await runCliAsync('run', '--frobnicate');
   t.is(flag.status, 2);
