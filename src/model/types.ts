@@ -34,6 +34,20 @@ export interface Subnet {
   gateway: string;
   /** derived from (vpc, subnet) names, so restarts and failovers never change it */
   routerMac: string;
+  /** DNS servers handed out by DHCP */
+  dns?: readonly string[];
+  /** DNS domain handed out by DHCP */
+  domain?: string;
+  /** DHCP lease time in seconds (the dhcp-responder's default when absent) */
+  leaseTime?: number;
+  /** static routes handed out by DHCP (option 121); `via` is on the subnet */
+  routes?: readonly SubnetRoute[];
+}
+
+export interface SubnetRoute {
+  /** 'A.B.C.D/N', no host bits */
+  cidr: string;
+  via: string;
 }
 
 export interface Vpc {
