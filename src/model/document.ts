@@ -13,11 +13,7 @@ export interface HypervisorDoc {
   bridge: string;
   ovsdb?: string;
 }
-export interface SubnetDoc {
-  name: string;
-  cidr: string;
-  gateway: string;
-}
+export type SubnetDoc = Omit<Subnet, 'vpc' | 'routerMac'>;
 export interface AclDoc {
   name: string;
   subnet: string;
@@ -58,7 +54,7 @@ export function hypervisorDoc(h: Hypervisor): HypervisorDoc {
 export const vpcDoc = (v: Vpc): Pick<VpcDoc, 'name' | 'vni'> => ({ name: v.name, vni: v.vni });
 
 /** routerMac is derived and the VPC is the subnet's parent: neither is written */
-export const subnetDoc = (s: Subnet): SubnetDoc => ({ name: s.name, cidr: s.cidr, gateway: s.gateway });
+export const subnetDoc = ({ vpc: _vpc, routerMac: _routerMac, ...doc }: Subnet): SubnetDoc => doc;
 
 export function aclDoc(a: AclRule): AclDoc {
   return {
