@@ -14,10 +14,12 @@ fi
 
 # ethtool: netns hosts on the userspace datapath need `ethtool -K eth0 tx off` for TCP to work
 # python3-yaml: mininet/zonemesh_net.py reads the model files
+# isc-dhcp-client, busybox: dhclient and udhcpc, the DHCP clients of test/integration/ovs-dhcp.test.ts
 # etcd-server: /usr/bin/etcd, which test/integration/etcd-store.test.ts and bench/etcd-store.ts start
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
   python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml etcd-server
+  isc-dhcp-client busybox
 )
 missing=()
 for p in "${apt_packages[@]}"; do

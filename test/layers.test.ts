@@ -127,3 +127,19 @@ test('the SDK reaches no I/O module at run time (type-only imports are erased)',
   t.true(seen.size > 10, `followed ${seen.size} files`);
   t.deepEqual(reached, []);
 });
+
+/** Shipped apps written on the public SDK alone, as an app outside the repository would be. */
+const SDK_ONLY_APPS = ['dhcp-responder'];
+
+test('SDK-only apps import nothing but the SDK', (t) => {
+  for (const app of SDK_ONLY_APPS) {
+    const dir = join(SRC, 'apps', app);
+    const foreign = sourceFiles(dir).flatMap((file) =>
+      importsOf(file)
+        .filter(({ specifier }) => specifier.startsWith('.') && !resolveLocal(file, specifier).startsWith(dir) && resolveLocal(file, specifier) !== join(SRC, 'sdk', 'index.ts'))
+        .map(({ specifier }) => `${relative(REPO_ROOT, file)} imports ${specifier}`),
+    );
+    t.deepEqual(foreign, [], app);
+    t.true(sourceFiles(dir).length > 0, `src/apps/${app} has files`);
+  }
+});

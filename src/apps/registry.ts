@@ -2,6 +2,7 @@ import type { Container } from '../sdk';
 import type { AppRegistry, RuntimeOptions } from '../runtime';
 import { ACL_APP_ID, AclApp } from './acl';
 import { ARP_RESPONDER_APP_ID, ArpResponderApp } from './arp-responder';
+import { DHCP_RESPONDER_APP_ID, DhcpResponderApp } from './dhcp-responder';
 import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-router';
 import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
 import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
@@ -15,6 +16,7 @@ export const APP_REGISTRY: AppRegistry = {
   'arp-responder': ArpResponderApp,
   'distributed-router': DistributedRouterApp,
   acl: AclApp,
+  'dhcp-responder': DhcpResponderApp,
 };
 
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
@@ -30,6 +32,7 @@ export const BUILTIN_APP_IDS: ReadonlyMap<number, string> = new Map([
   [ARP_RESPONDER_APP_ID, 'arp-responder'],
   [DISTRIBUTED_ROUTER_APP_ID, 'distributed-router'],
   [ACL_APP_ID, 'acl'],
+  [DHCP_RESPONDER_APP_ID, 'dhcp-responder'],
 ]);
 
 /** What a Runtime needs to run the built-in apps beside app modules: `Runtime.create({ config, ...BUILTIN_APPS })`. */

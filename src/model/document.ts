@@ -13,12 +13,7 @@ export interface HypervisorDoc {
   bridge: string;
   ovsdb?: string;
 }
-export interface SubnetDoc {
-  name: string;
-  cidr: string;
-  gateway: string;
-  tunnelKey?: number;
-}
+export type SubnetDoc = Omit<Subnet, 'vpc' | 'routerMac'>;
 export interface AclDoc {
   name: string;
   subnet: string;
@@ -59,12 +54,7 @@ export function hypervisorDoc(h: Hypervisor): HypervisorDoc {
 export const vpcDoc = (v: Vpc): Pick<VpcDoc, 'name' | 'vni'> => ({ name: v.name, vni: v.vni });
 
 /** routerMac is derived and the VPC is the subnet's parent: neither is written */
-export const subnetDoc = (s: Subnet): SubnetDoc => ({
-  name: s.name,
-  cidr: s.cidr,
-  gateway: s.gateway,
-  ...(s.tunnelKey === undefined ? {} : { tunnelKey: s.tunnelKey }),
-});
+export const subnetDoc = ({ vpc: _vpc, routerMac: _routerMac, ...doc }: Subnet): SubnetDoc => doc;
 
 export function aclDoc(a: AclRule): AclDoc {
   return {

@@ -7,7 +7,7 @@
  *   /zonemesh/v1/g/GEN/zones/NAME                 { name, underlay }
  *   /zonemesh/v1/g/GEN/hypervisors/NAME           { name, zone, tunnelIp, datapathId, bridge, ovsdb? }
  *   /zonemesh/v1/g/GEN/vpcs/NAME                  { name, vni }
- *   /zonemesh/v1/g/GEN/subnets/VPC/NAME           { name, cidr, gateway, tunnelKey? }
+ *   /zonemesh/v1/g/GEN/subnets/VPC/NAME           { name, cidr, gateway, tunnelKey?, dns?, domain?, leaseTime?, routes? }
  *   /zonemesh/v1/g/GEN/acls/VPC                   [ rule, ... ]   (one ordered list per VPC)
  *   /zonemesh/v1/g/GEN/ports/NAME                 { name, vpc, subnet, mac, ip, hypervisor, ... }
  *

@@ -36,6 +36,20 @@ export interface Subnet {
   routerMac: string;
   /** the subnet's key (its tier in registers, its flood domain in tunnels), when pinned; otherwise derived from the name */
   tunnelKey?: number;
+  /** DNS servers handed out by DHCP */
+  dns?: readonly string[];
+  /** DNS domain handed out by DHCP */
+  domain?: string;
+  /** DHCP lease time in seconds (the dhcp-responder's default when absent) */
+  leaseTime?: number;
+  /** static routes handed out by DHCP (option 121); `via` is on the subnet */
+  routes?: readonly SubnetRoute[];
+}
+
+export interface SubnetRoute {
+  /** 'A.B.C.D/N', no host bits */
+  cidr: string;
+  via: string;
 }
 
 export interface Vpc {

@@ -169,6 +169,43 @@ function sharedConntrackZones(c: Checker, vpcs: readonly Vpc[], ports: readonly 
   }
 }
 
+const DOMAIN = { re: /^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i, what: 'a DNS domain name' };
+/** a DHCP lease from one minute to one year */
+const LEASE_SECONDS = { min: 60, max: 365 * 24 * 3600 };
+/** what fits one DHCP option: 255 bytes of 4-byte addresses, of routes of at most 9 bytes */
+const MAX_DNS_SERVERS = 63;
+const MAX_ROUTES = 28;
+
+/** A subnet's optional DHCP settings (dns, domain, leaseTime, routes); only those present are returned. */
+function subnetDhcpOptions(c: Checker, s: Obj, path: string, cidr: ReturnType<typeof parseCidr>): Pick<Subnet, 'dns' | 'domain' | 'leaseTime' | 'routes'> {
+  const out: Pick<Subnet, 'dns' | 'domain' | 'leaseTime' | 'routes'> = {};
+  if (s.dns !== undefined) {
+    const dns = s.dns;
+    if (!Array.isArray(dns) || dns.length === 0 || dns.length > MAX_DNS_SERVERS) c.problem(`${path}.dns`, `must be a list of 1 to ${MAX_DNS_SERVERS} IPv4 addresses`);
+    else {
+      dns.forEach((ip, i) => {
+        if (typeof ip !== 'string' || !IPV4_RE.test(ip)) c.problem(`${path}.dns[${i}]`, `'${String(ip)}' is not an IPv4 address`);
+      });
+      out.dns = dns as string[];
+    }
+  }
+  if (s.domain !== undefined) out.domain = c.str(s, 'domain', path, DOMAIN);
+  if (s.leaseTime !== undefined) out.leaseTime = c.int(s, 'leaseTime', path, LEASE_SECONDS.min, LEASE_SECONDS.max);
+  if (s.routes !== undefined) {
+    const routes = c.list(s, 'routes', `${path}.`);
+    if (routes.length > MAX_ROUTES) c.problem(`${path}.routes`, `${routes.length} routes exceed the ${MAX_ROUTES} one DHCP option carries`);
+    out.routes = routes.map((r, i) => {
+      const rp = `${path}.routes[${i}]`;
+      const route = { cidr: c.str(r, 'cidr', rp), via: c.str(r, 'via', rp, IPV4) };
+      if (route.cidr && !parseCidr(route.cidr)) c.problem(`${rp}.cidr`, `'${route.cidr}' is not an IPv4 CIDR with no host bits`);
+      const via = parseIpv4(route.via);
+      if (cidr && via !== undefined && !cidrContains(cidr, via)) c.problem(`${rp}.via`, `${route.via} is not on the subnet: a next hop must be reachable directly`);
+      return route;
+    });
+  }
+  return out;
+}
+
 /** Validates a parsed document (YAML or JSON) and returns the model; throws ModelValidationError naming every problem. */
 export function validateModel(doc: unknown, source: string): NetworkModel {
   const c = new Checker();
@@ -231,7 +268,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
         if (pc && oc && cidrsOverlap(pc, oc)) c.problem(`${sp}.cidr`, `${cidr} overlaps ${other.s.cidr} (${other.path}) in the same VPC`);
       }
       const tunnelKey = s.tunnelKey === undefined ? undefined : c.int(s, 'tunnelKey', sp, FLOOD_KEYS.min, FLOOD_KEYS.max);
-      const subnet = { name, vpc, cidr, gateway, routerMac: routerMac(vpc, name), ...(tunnelKey === undefined ? {} : { tunnelKey }) };
+      const subnet = { name, vpc, cidr, gateway, routerMac: routerMac(vpc, name), ...(tunnelKey === undefined ? {} : { tunnelKey }), ...subnetDhcpOptions(c, s, sp, pc) };
       mine.push({ s: subnet, path: sp });
       subnets.push(subnet);
     });

@@ -7,3 +7,4 @@ export type { ChecksumCheck, ChecksumReport, ChecksummedLayer } from './checksum
 export * from './parse';
 export * from './build';
 export * from './frames';
+export * from './dhcp';

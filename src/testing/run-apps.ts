@@ -1,7 +1,7 @@
 import { filter, firstValueFrom, take, timeout } from 'rxjs';
 import { silentLogger } from '../controller';
 import type { ModelStore } from '../model';
-import { Runtime, type SyncReport } from '../runtime';
+import { Runtime, type RuntimeOptions, type SyncReport } from '../runtime';
 import type { AppSettings, ZonemeshApp } from '../sdk/app';
 import type { Newable } from '../sdk/di';
 import type { FakeSwitch } from './fake-switch';
@@ -13,6 +13,8 @@ export interface RunAppsOptions {
   readonly settings?: AppSettings;
   /** the model the apps see as `ctx.model` (a TestModelStore to change it during the test) */
   readonly model?: ModelStore;
+  /** binds the services the apps inject (the built-in overlay apps need `bindAppServices`) */
+  readonly bindServices?: RuntimeOptions['bindServices'];
 }
 
 /** Apps running in a real Runtime on a loopback port, for fake switches to connect to. */
@@ -34,6 +36,7 @@ export async function runApps(options: RunAppsOptions): Promise<RunningApps> {
     logger: silentLogger(),
     reconciler: { bundles: false },
     ...(options.model && { modelStore: options.model }),
+    ...(options.bindServices && { bindServices: options.bindServices }),
   });
   await runtime.start();
   const port = runtime.listening[0]!.port!;

@@ -8,48 +8,55 @@ const ETH_IPV4_TCP_HEADERS = 14 + 20 + 20;
 /** IPv4's total-length field bounds what one frame can carry */
 const MAX_PAYLOAD = 0xffff - 20 - 20;
 
-/**
- * A pcap holding each payload as one TCP segment to port 6653. Every segment gets its own
- * source port, hence its own TCP stream, so that Wireshark dissects each message by itself
- * and a bad length in one cannot swallow the next.
- */
-export function openflowPcap(payloads: readonly Buffer[]): Buffer {
+/** A pcap (LINKTYPE_ETHERNET, microsecond timestamps) holding `frames`, one second apart. */
+export function ethernetPcap(frames: readonly Buffer[]): Buffer {
   const header = Buffer.alloc(24);
   header.writeUInt32LE(0xa1b2c3d4, 0); // pcap magic, microsecond timestamps
   header.writeUInt16LE(2, 4);
   header.writeUInt16LE(4, 6);
   header.writeUInt32LE(0x40000, 16); // snaplen
   header.writeUInt32LE(1, 20); // LINKTYPE_ETHERNET
-  const records = payloads.map((payload, i) => {
-    if (payload.length > MAX_PAYLOAD) throw new Error(`message ${i} is ${payload.length} bytes, over ${MAX_PAYLOAD}`);
-    const frameLen = ETH_IPV4_TCP_HEADERS + payload.length;
-    const rec = Buffer.alloc(16 + frameLen);
+  const records = frames.map((frame, i) => {
+    const rec = Buffer.alloc(16);
     rec.writeUInt32LE(i + 1, 0); // one second apart, so frame.number and time agree
-    rec.writeUInt32LE(frameLen, 8);
-    rec.writeUInt32LE(frameLen, 12);
-    const eth = 16;
-    Buffer.from('020000000002020000000001', 'hex').copy(rec, eth);
-    rec.writeUInt16BE(0x0800, eth + 12);
-    const ip = eth + 14;
-    rec.writeUInt8(0x45, ip);
-    rec.writeUInt16BE(20 + 20 + payload.length, ip + 2);
-    rec.writeUInt16BE(0x4000, ip + 6); // don't fragment
-    rec.writeUInt8(64, ip + 8);
-    rec.writeUInt8(6, ip + 9); // TCP
-    Buffer.from([127, 0, 0, 1, 127, 0, 0, 2]).copy(rec, ip + 12);
-    rec.writeUInt16BE(ipv4Checksum(rec.subarray(ip, ip + 20)), ip + 10);
-    const tcp = ip + 20;
-    rec.writeUInt16BE(20000 + (i % 40000), tcp);
-    rec.writeUInt16BE(OPENFLOW_PORT, tcp + 2);
-    rec.writeUInt32BE(1, tcp + 4); // seq
-    rec.writeUInt32BE(1, tcp + 8); // ack
-    rec.writeUInt8(5 << 4, tcp + 12); // header length 20
-    rec.writeUInt8(0x18, tcp + 13); // PSH, ACK
-    rec.writeUInt16BE(0xffff, tcp + 14); // window
-    payload.copy(rec, tcp + 20);
-    return rec;
+    rec.writeUInt32LE(frame.length, 8);
+    rec.writeUInt32LE(frame.length, 12);
+    return Buffer.concat([rec, frame]);
   });
   return Buffer.concat([header, ...records]);
+}
+
+/**
+ * A pcap holding each payload as one TCP segment to port 6653. Every segment gets its own
+ * source port, hence its own TCP stream, so that Wireshark dissects each message by itself
+ * and a bad length in one cannot swallow the next.
+ */
+export function openflowPcap(payloads: readonly Buffer[]): Buffer {
+  const frames = payloads.map((payload, i) => {
+    if (payload.length > MAX_PAYLOAD) throw new Error(`message ${i} is ${payload.length} bytes, over ${MAX_PAYLOAD}`);
+    const frame = Buffer.alloc(ETH_IPV4_TCP_HEADERS + payload.length);
+    Buffer.from('020000000002020000000001', 'hex').copy(frame, 0);
+    frame.writeUInt16BE(0x0800, 12);
+    const ip = 14;
+    frame.writeUInt8(0x45, ip);
+    frame.writeUInt16BE(20 + 20 + payload.length, ip + 2);
+    frame.writeUInt16BE(0x4000, ip + 6); // don't fragment
+    frame.writeUInt8(64, ip + 8);
+    frame.writeUInt8(6, ip + 9); // TCP
+    Buffer.from([127, 0, 0, 1, 127, 0, 0, 2]).copy(frame, ip + 12);
+    frame.writeUInt16BE(ipv4Checksum(frame.subarray(ip, ip + 20)), ip + 10);
+    const tcp = ip + 20;
+    frame.writeUInt16BE(20000 + (i % 40000), tcp);
+    frame.writeUInt16BE(OPENFLOW_PORT, tcp + 2);
+    frame.writeUInt32BE(1, tcp + 4); // seq
+    frame.writeUInt32BE(1, tcp + 8); // ack
+    frame.writeUInt8(5 << 4, tcp + 12); // header length 20
+    frame.writeUInt8(0x18, tcp + 13); // PSH, ACK
+    frame.writeUInt16BE(0xffff, tcp + 14); // window
+    payload.copy(frame, tcp + 20);
+    return frame;
+  });
+  return ethernetPcap(frames);
 }
 
 function ipv4Checksum(header: Buffer): number {
@@ -139,6 +146,22 @@ export async function tsharkDissect(messages: readonly Buffer[]): Promise<Tshark
       malformed: '_ws.malformed' in layers,
       experts: expertsIn(layers),
     }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Dissects Ethernet frames with tshark (one run) and returns each frame's layers as
+ * `-T json --no-duplicate-keys` gives them, limited to the protocols named in `layers`.
+ */
+export async function tsharkFrames(frames: readonly Buffer[], layers: readonly string[]): Promise<TsharkNode[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-tshark-'));
+  try {
+    const pcap = join(dir, 'frames.pcap');
+    writeFileSync(pcap, ethernetPcap(frames));
+    const { stdout } = await run('tshark', ['-r', pcap, '-T', 'json', '--no-duplicate-keys', '-J', layers.join(' ')], { timeoutMs: 300_000 });
+    return (JSON.parse(stdout) as { _source: { layers: TsharkNode } }[]).map((p) => p._source.layers);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -129,3 +129,28 @@ test('unknown keys are refused, with the key meant when one is near', (t) => {
   ];
   t.deepEqual(issuesOf(everyKey), [], 'every key the model has, optional ones included, is known');
 });
+
+test("a subnet's DHCP settings (dns, domain, leaseTime, routes) are optional, checked, and kept", (t) => {
+  const doc = minimalModel() as any;
+  Object.assign(doc.vpcs[0].subnets[0], { dns: ['10.0.0.2', '8.8.8.8'], domain: 'corp.example', leaseTime: 3600, routes: [{ cidr: '192.168.0.0/16', via: '10.0.0.254' }] });
+  t.like(validateModel(doc, 'model.yaml').subnets[0], { dns: ['10.0.0.2', '8.8.8.8'], domain: 'corp.example', leaseTime: 3600, routes: [{ cidr: '192.168.0.0/16', via: '10.0.0.254' }] });
+  t.false('dns' in validateModel(minimalModel(), 'model.yaml').subnets[0]!, 'absent settings stay absent');
+
+  Object.assign(doc.vpcs[0].subnets[0], {
+    dns: ['10.0.0.2', 'ns1'],
+    domain: 'bad_domain!',
+    leaseTime: 10,
+    routes: [{ cidr: '192.168.0.1/16', via: '10.9.9.9' }, { cidr: '172.16.0.0/12', gw: '10.0.0.254' }],
+  });
+  t.deepEqual(issuesOf(doc), [
+    "vpcs[0].subnets[0].dns[1]: 'ns1' is not an IPv4 address",
+    "vpcs[0].subnets[0].domain: 'bad_domain!' is not a DNS domain name",
+    'vpcs[0].subnets[0].leaseTime: must be an integer in 60..31536000',
+    "vpcs[0].subnets[0].routes[0].cidr: '192.168.0.1/16' is not an IPv4 CIDR with no host bits",
+    'vpcs[0].subnets[0].routes[0].via: 10.9.9.9 is not on the subnet: a next hop must be reachable directly',
+    'vpcs[0].subnets[0].routes[1].via: is required',
+    'vpcs[0].subnets[0].routes[1].gw: unknown key (known: cidr, via)',
+  ]);
+  doc.vpcs[0].subnets[0] = { name: 's', cidr: '10.0.0.0/24', gateway: '10.0.0.1', dns: [], leaseTim: 60 };
+  t.deepEqual(issuesOf(doc), ['vpcs[0].subnets[0].dns: must be a list of 1 to 63 IPv4 addresses', 'vpcs[0].subnets[0].leaseTim: unknown key; did you mean leaseTime?']);
+});

@@ -1,0 +1,253 @@
+/**
+ * Distributed DHCP: every hypervisor's VM ports are answered by the controller from the model, so
+ * there is no DHCP agent to fail. Only a port's own MAC on its own switch port gets an answer, and
+ * DHCP is never forwarded (so never tunnelled). Built on the public SDK alone.
+ *
+ *   zonemesh run --apps dhcp-responder,tunnel-mesh,… --model FILE
+ *
+ * Its table comes first in the pipeline (list it before the other classify apps): a DISCOVER is
+ * sent from 0.0.0.0, which spoofguard would drop.
+ */
+import {
+  APP_SETTINGS,
+  BootpOp,
+  BROADCAST_MAC,
+  buildDhcp,
+  buildPacket,
+  DHCP_CLIENT_PORT,
+  DHCP_SERVER_PORT,
+  DhcpMessageType,
+  DhcpParseError,
+  EthType,
+  findLayer,
+  inject,
+  injectable,
+  IpProto,
+  parseDhcp,
+  PipelineError,
+  toController,
+  type AppContext,
+  type AppSettings,
+  type DhcpMessage,
+  type DhcpOptions,
+  type Flow,
+  type FlowCounter,
+  type PacketIn,
+  type Placement,
+  type PlacedPort,
+  type SubnetInfo,
+  type TableSpec,
+  type ZonemeshApp,
+} from '../../sdk';
+
+export const DHCP_RESPONDER_APP_ID = 20;
+export const DHCP_TABLE = 'dhcp-responder.in';
+/** the overlay's MTU: a VM's 1500-byte frames would not fit a Geneve packet on a 1500-byte underlay */
+export const OVERLAY_MTU = 1400;
+export const DEFAULT_LEASE_SECONDS = 86_400;
+const ZERO_IP = '0.0.0.0';
+const BROADCAST_IP = '255.255.255.255';
+
+const PRIORITY = { client: 200, drop: 100 } as const;
+const DHCP_MATCH = { eth_type: EthType.IPV4, ip_proto: IpProto.UDP } as const;
+const OWNER = { clients: 'clients', drops: 'drop:dhcp' } as const;
+
+export const DHCP_TABLES: readonly TableSpec[] = [
+  { name: DHCP_TABLE, stage: 'classify', miss: 'next', matches: ['in_port', 'eth_src', 'eth_type', 'ip_proto', 'udp_src', 'udp_dst'] },
+];
+
+/**
+ * A switch's DHCP flows: each placed port's own MAC on its own ofport goes to the controller; any
+ * other DHCP client packet (unknown MAC, a MAC on another port, the tunnel) and any DHCP server
+ * packet from a VM is dropped. Nothing DHCP goes on to the overlay.
+ */
+export function dhcpFlows(ctx: Pick<AppContext, 'flow'>, ports: readonly PlacedPort[]): { clients: Flow[]; drops: Flow[] } {
+  const fromClient = { ...DHCP_MATCH, udp_src: DHCP_CLIENT_PORT, udp_dst: DHCP_SERVER_PORT };
+  const clients = ports.map(({ port, ofport }) =>
+    ctx.flow(DHCP_TABLE, OWNER.clients).priority(PRIORITY.client).match({ in_port: ofport, eth_src: port.mac, ...fromClient }).apply(toController()).build(),
+  );
+  const drops = [fromClient, { ...DHCP_MATCH, udp_src: DHCP_SERVER_PORT, udp_dst: DHCP_CLIENT_PORT }].map((match) =>
+    ctx.flow(DHCP_TABLE, OWNER.drops).priority(PRIORITY.drop).match(match).build(),
+  );
+  return { clients, drops };
+}
+
+export interface DhcpResponderSettings {
+  /** DHCP packets a port may send up before it is limited */
+  readonly burst: number;
+  /** tokens a port gets back per second */
+  readonly perSecond: number;
+}
+
+export const DEFAULT_DHCP_SETTINGS: DhcpResponderSettings = { burst: 10, perSecond: 1 };
+
+/** Reads `settings.dhcp-responder`; throws an Error naming the bad field. */
+export function parseDhcpSettings(raw: unknown): DhcpResponderSettings {
+  const s = (raw ?? {}) as Record<string, unknown>;
+  const unknown = Object.keys(s).filter((k) => !(k in DEFAULT_DHCP_SETTINGS));
+  if (unknown.length) throw new Error(`dhcp-responder: unknown setting ${unknown.join(', ')} (known: burst, perSecond)`);
+  const { burst = DEFAULT_DHCP_SETTINGS.burst, perSecond = DEFAULT_DHCP_SETTINGS.perSecond } = s;
+  if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > 1000) throw new Error('dhcp-responder: burst must be an integer in 1..1000');
+  if (typeof perSecond !== 'number' || !(perSecond > 0 && perSecond <= 1000)) throw new Error('dhcp-responder: perSecond must be a number in (0, 1000]');
+  return { burst, perSecond };
+}
+
+/** Why a packet got no answer; the app counts each. */
+export type DhcpIgnored = 'rate_limited' | 'malformed' | 'unknown_client' | 'other_server' | 'released' | 'declined' | 'not_a_request';
+
+/** The most ports whose token buckets are kept; the oldest is forgotten (and so refilled) first. */
+const MAX_BUCKETS = 65_536;
+
+/** A token bucket per (switch, port): what bounds the packet-ins one VM can make us answer. */
+export class PortRateLimiter {
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(
+    private readonly settings: DhcpResponderSettings,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
+
+  take(dpid: bigint, port: number): boolean {
+    const key = `${dpid}/${port}`;
+    const now = this.now();
+    const b = this.buckets.get(key) ?? { tokens: this.settings.burst, at: now };
+    this.buckets.delete(key); // re-inserted last: the map's order is least recently used first
+    b.tokens = Math.min(this.settings.burst, b.tokens + ((now - b.at) / 1000) * this.settings.perSecond);
+    b.at = now;
+    const allowed = b.tokens >= 1;
+    if (allowed) b.tokens -= 1;
+    this.buckets.set(key, b);
+    if (this.buckets.size > MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value!);
+    return allowed;
+  }
+}
+
+/** The options every OFFER and ACK carries, from the port's subnet in the model. */
+function subnetOptions(subnet: SubnetInfo): DhcpOptions {
+  const { dns, domain, routes } = subnet.subnet;
+  return {
+    serverId: subnet.gateway,
+    subnetMask: subnet.mask,
+    routers: [subnet.gateway],
+    interfaceMtu: OVERLAY_MTU,
+    ...(dns && { dnsServers: [...dns] }),
+    ...(domain && { domainName: domain }),
+    // a client that gets option 121 ignores option 3 (RFC 3442), so the default route goes in too
+    ...(routes?.length && { classlessRoutes: [...routes, { cidr: '0.0.0.0/0', via: subnet.gateway }] }),
+  };
+}
+
+function leaseOptions(subnet: SubnetInfo): DhcpOptions {
+  const lease = subnet.subnet.leaseTime ?? DEFAULT_LEASE_SECONDS;
+  return { leaseTime: lease, renewalTime: Math.floor(lease / 2), rebindingTime: Math.floor((lease * 7) / 8) };
+}
+
+/** What the server says to a client message from a port: a reply, or why there is none. */
+export function dhcpAnswer(request: DhcpMessage, { port }: PlacedPort, subnet: SubnetInfo): DhcpMessage | DhcpIgnored {
+  const reply = (messageType: number, yiaddr: string, options: DhcpOptions): DhcpMessage => ({
+    ...request,
+    op: BootpOp.REPLY,
+    hops: 0,
+    secs: 0,
+    ciaddr: messageType === DhcpMessageType.NAK ? ZERO_IP : request.ciaddr,
+    yiaddr,
+    siaddr: messageType === DhcpMessageType.NAK ? ZERO_IP : subnet.gateway,
+    options: { messageType, ...options },
+  });
+  const { messageType, requestedIp, serverId } = request.options;
+  switch (messageType) {
+    case DhcpMessageType.DISCOVER:
+      return reply(DhcpMessageType.OFFER, port.ip, { ...leaseOptions(subnet), ...subnetOptions(subnet) });
+    case DhcpMessageType.REQUEST: {
+      if (serverId !== undefined && serverId !== subnet.gateway) return 'other_server'; // the client took another server's offer
+      const asked = requestedIp ?? request.ciaddr;
+      if (asked !== port.ip) return reply(DhcpMessageType.NAK, ZERO_IP, { serverId: subnet.gateway, message: `${asked} is not this port's address` });
+      return reply(DhcpMessageType.ACK, port.ip, { ...leaseOptions(subnet), ...subnetOptions(subnet) });
+    }
+    case DhcpMessageType.INFORM: // configured by hand: options only, no lease (RFC 2131 §3.4)
+      return reply(DhcpMessageType.ACK, ZERO_IP, subnetOptions(subnet));
+    case DhcpMessageType.RELEASE: // the model keeps the address for the port: nothing to free
+      return 'released';
+    case DhcpMessageType.DECLINE:
+      return 'declined';
+    default:
+      return 'not_a_request';
+  }
+}
+
+/** The frame that carries `reply` to the client, from the subnet's router (RFC 2131 §4.1). */
+export function replyFrame(reply: DhcpMessage, subnet: SubnetInfo): Buffer {
+  const toBroadcast = reply.options.messageType === DhcpMessageType.NAK || reply.broadcast;
+  const ipDst = reply.ciaddr !== ZERO_IP ? reply.ciaddr : toBroadcast ? BROADCAST_IP : reply.yiaddr;
+  return buildPacket([
+    { type: 'ethernet', dst: ipDst === BROADCAST_IP ? BROADCAST_MAC : reply.chaddr, src: subnet.routerMac },
+    { type: 'ipv4', src: subnet.gateway, dst: ipDst, ttl: 64 },
+    { type: 'udp', srcPort: DHCP_SERVER_PORT, dstPort: DHCP_CLIENT_PORT },
+    { type: 'raw', data: buildDhcp(reply) },
+  ]);
+}
+
+/** The placed port a packet came from, if its source MAC is that port's own. */
+function clientPort(placement: Placement, pin: PacketIn, chaddr: string): PlacedPort | undefined {
+  const placed = placement.portsOn(pin.dpid).find((p) => p.ofport === pin.inPort);
+  return placed && placed.port.mac === pin.ethernet?.src && placed.port.mac === chaddr ? placed : undefined;
+}
+
+@injectable()
+export class DhcpResponderApp implements ZonemeshApp {
+  readonly name = 'dhcp-responder';
+  readonly appId = DHCP_RESPONDER_APP_ID;
+  readonly tables = DHCP_TABLES;
+  readonly flowCounters: readonly FlowCounter[] = [{ owner: OWNER.drops, count: () => ({ kind: 'drop', reason: 'dhcp_not_allowed' }) }];
+  /** packets answered, and packets not answered by reason */
+  readonly counts = new Map<'answered' | DhcpIgnored, number>();
+  private readonly limiter: PortRateLimiter;
+
+  constructor(@inject(APP_SETTINGS) settings: AppSettings) {
+    this.limiter = new PortRateLimiter(parseDhcpSettings(settings[this.name]));
+  }
+
+  start(ctx: AppContext): void {
+    if (ctx.pipeline.tables[0]?.name !== DHCP_TABLE) {
+      throw new PipelineError(`${DHCP_TABLE} must be the first table, before '${ctx.pipeline.tables[0]?.name}': list dhcp-responder first among the apps`);
+    }
+    let switches = new Set<bigint>();
+    ctx.on(ctx.placement.changes$, (placement) => {
+      const now = new Set(ctx.model.current().hypervisors.map((h) => h.datapathId));
+      for (const dpid of switches) if (!now.has(dpid)) Object.values(OWNER).forEach((owner) => ctx.setFlows(dpid, owner, []));
+      for (const dpid of now) {
+        const { clients, drops } = dhcpFlows(ctx, placement.portsOn(dpid));
+        ctx.setFlows(dpid, OWNER.clients, clients);
+        ctx.setFlows(dpid, OWNER.drops, drops);
+      }
+      switches = now;
+    });
+    ctx.on(ctx.events.packetIn$, (pin) => {
+      if (pin.tableId !== ctx.pipeline.table(DHCP_TABLE).id) return; // another app's packet
+      const outcome = this.answer(ctx, pin);
+      this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1);
+      if (outcome !== 'answered') ctx.log.debug({ dpid: pin.dpid.toString(16), inPort: pin.inPort, outcome }, 'DHCP packet not answered');
+    });
+  }
+
+  private answer(ctx: AppContext, pin: PacketIn): 'answered' | DhcpIgnored {
+    if (!this.limiter.take(pin.dpid, pin.inPort)) return 'rate_limited';
+    const payload = pin.packet && findLayer(pin.packet, 'raw');
+    if (!payload || !findLayer(pin.packet, 'udp')) return 'malformed';
+    let request: DhcpMessage;
+    try {
+      request = parseDhcp(payload.data);
+    } catch (e) {
+      if (e instanceof DhcpParseError) return 'malformed';
+      throw e;
+    }
+    if (request.op !== BootpOp.REQUEST) return 'not_a_request';
+    const placed = clientPort(ctx.placement, pin, request.chaddr);
+    if (!placed) return 'unknown_client'; // the flow matched, but the model or the ports moved on since
+    const subnet = ctx.model.subnetOf(placed.port);
+    const reply = dhcpAnswer(request, placed, subnet);
+    if (typeof reply === 'string') return reply;
+    ctx.packetOut(pin.dpid, replyFrame(reply, subnet), { to: pin.inPort });
+    return 'answered';
+  }
+}

@@ -1,0 +1,246 @@
+import test, { type ExecutionContext } from 'ava';
+import { DhcpResponderApp, PortRateLimiter } from '../../src/apps/dhcp-responder';
+import { APP_REGISTRY, bindAppServices } from '../../src/apps/registry';
+import {
+  BootpOp,
+  BROADCAST_MAC,
+  buildDhcp,
+  buildPacket,
+  DhcpMessageType,
+  findLayer,
+  OFPP,
+  parseDhcp,
+  parsePacket,
+  type DhcpMessage,
+  type DhcpOptions,
+  type PacketOut,
+  type SimPacket,
+} from '../../src/sdk';
+import { until } from '../controller/util';
+import { FakeSwitch, FlowTableSim, TestModelStore, fakePort, runApps } from '../../src/testing';
+
+const WEB1 = { mac: '02:00:00:01:01:0b', ip: '10.1.1.11' };
+const WEB2 = { mac: '02:00:00:01:01:0c', ip: '10.1.1.12' };
+const UNKNOWN_MAC = '02:00:00:99:99:99';
+const GATEWAY = '10.1.1.1';
+const TUNNEL = 4000;
+
+/** hv1 has web1 (ofport 1) and web2 (ofport 2); web3 on hv2 makes hv1 tunnel the subnet's broadcasts */
+function modelDoc() {
+  return {
+    zones: [{ name: 'a', underlay: '172.16.1.0/24' }],
+    hypervisors: [
+      { name: 'hv1', zone: 'a', tunnelIp: '172.16.1.11', datapathId: '0x11' },
+      { name: 'hv2', zone: 'a', tunnelIp: '172.16.1.12', datapathId: '0x12' },
+    ],
+    vpcs: [
+      {
+        name: 'blue',
+        vni: 7,
+        subnets: [
+          { name: 'web', cidr: '10.1.1.0/24', gateway: GATEWAY, dns: ['10.0.0.2'], domain: 'blue.internal', leaseTime: 3600, routes: [{ cidr: '192.168.0.0/16', via: '10.1.1.254' }] },
+        ],
+      },
+    ],
+    ports: [
+      { name: 'web1', vpc: 'blue', subnet: 'web', ...WEB1, hypervisor: 'hv1', ofport: 1 },
+      { name: 'web2', vpc: 'blue', subnet: 'web', ...WEB2, hypervisor: 'hv1', ofport: 2 },
+      { name: 'web3', vpc: 'blue', subnet: 'web', mac: '02:00:00:01:01:0d', ip: '10.1.1.13', hypervisor: 'hv2', ofport: 1 },
+    ],
+  };
+}
+
+const hv1 = () => new FakeSwitch({ dpid: 0x11n, ports: [fakePort(1, 'web1'), fakePort(2, 'web2'), fakePort(TUNNEL, 'zm-tun')] });
+
+let xid = 0x5000;
+
+function clientMessage(mac: string, messageType: number, options: DhcpOptions = {}, fields: Partial<DhcpMessage> = {}): DhcpMessage {
+  return {
+    op: BootpOp.REQUEST, htype: 1, hlen: 6, hops: 0, xid: ++xid, secs: 0, broadcast: false,
+    ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0', chaddr: mac,
+    options: { messageType, ...options }, ...fields,
+  };
+}
+
+/** the frame a client sends: from 0.0.0.0 to the broadcast address, or from ciaddr when it has one */
+function clientFrame(m: DhcpMessage, ethSrc = m.chaddr): Buffer {
+  return buildPacket([
+    { type: 'ethernet', dst: BROADCAST_MAC, src: ethSrc },
+    { type: 'ipv4', src: m.ciaddr, dst: '255.255.255.255' },
+    { type: 'udp', srcPort: 68, dstPort: 67 },
+    { type: 'raw', data: buildDhcp(m) },
+  ]);
+}
+
+async function dhcpOnly(t: ExecutionContext, settings = {}) {
+  const apps = await runApps({ apps: { 'dhcp-responder': DhcpResponderApp }, model: new TestModelStore(modelDoc()), settings: { 'dhcp-responder': settings } });
+  t.teardown(() => apps.stop());
+  const sw = hv1();
+  t.teardown(() => sw.close());
+  const report = await apps.connect(sw);
+  const app = apps.runtime.apps[0] as DhcpResponderApp;
+  const tableId = apps.runtime.pipeline.table('dhcp-responder.in').id;
+  /** sends a packet-in as the app's flow would */
+  const packetIn = (frame: Buffer, inPort: number) =>
+    sw.send({ type: 'PACKET_IN', xid: 0, bufferId: 0xffffffff, totalLen: frame.length, reason: 1, tableId, cookie: 0n, match: [{ field: 'in_port', value: inPort }], data: frame });
+  /** the next packet-out; every packet-in before it that got no answer sent nothing */
+  const nextOut = () => sw.nextMessage('PACKET_OUT');
+  return { sw, app, report, packetIn, nextOut };
+}
+
+function answer(out: PacketOut) {
+  const packet = parsePacket(out.data);
+  return { packet, dhcp: parseDhcp(findLayer(packet, 'raw')!.data), port: (out.actions[0] as { port: number }).port };
+}
+
+test('DISCOVER → OFFER and REQUEST → ACK carry the model: address, mask, router, lease, DNS, domain, MTU 1400, routes', async (t) => {
+  const { packetIn, nextOut } = await dhcpOnly(t);
+  const discover = clientMessage(WEB1.mac, DhcpMessageType.DISCOVER, { parameterList: [1, 3, 6, 15, 26, 121] });
+  let out = nextOut();
+  packetIn(clientFrame(discover), 1);
+  const offer = answer(await out);
+  t.is(offer.port, 1);
+  t.like(findLayer(offer.packet, 'ethernet'), { dst: WEB1.mac });
+  t.like(findLayer(offer.packet, 'ipv4'), { src: GATEWAY, dst: WEB1.ip });
+  t.like(findLayer(offer.packet, 'udp'), { srcPort: 67, dstPort: 68 });
+  const expectedOptions = {
+    serverId: GATEWAY, leaseTime: 3600, renewalTime: 1800, rebindingTime: 3150, subnetMask: '255.255.255.0', routers: [GATEWAY],
+    dnsServers: ['10.0.0.2'], domainName: 'blue.internal', interfaceMtu: 1400,
+    classlessRoutes: [{ cidr: '192.168.0.0/16', via: '10.1.1.254' }, { cidr: '0.0.0.0/0', via: GATEWAY }],
+  };
+  t.like(offer.dhcp, { op: BootpOp.REPLY, xid: discover.xid, yiaddr: WEB1.ip, siaddr: GATEWAY, chaddr: WEB1.mac });
+  t.deepEqual(offer.dhcp.options, { messageType: DhcpMessageType.OFFER, ...expectedOptions });
+
+  const request = clientMessage(WEB1.mac, DhcpMessageType.REQUEST, { requestedIp: WEB1.ip, serverId: GATEWAY }, { broadcast: true });
+  out = nextOut();
+  packetIn(clientFrame(request), 1);
+  const ack = answer(await out);
+  t.like(findLayer(ack.packet, 'ethernet'), { dst: BROADCAST_MAC });
+  t.like(findLayer(ack.packet, 'ipv4'), { dst: '255.255.255.255' }, 'the BROADCAST flag asks for a broadcast answer');
+  t.like(ack.dhcp, { xid: request.xid, yiaddr: WEB1.ip });
+  t.deepEqual(ack.dhcp.options, { messageType: DhcpMessageType.ACK, ...expectedOptions });
+});
+
+test('the router MAC of the subnet sends the answers', async (t) => {
+  const { packetIn, nextOut } = await dhcpOnly(t);
+  const out = nextOut();
+  packetIn(clientFrame(clientMessage(WEB2.mac, DhcpMessageType.DISCOVER)), 2);
+  const offer = answer(await out);
+  const routerMac = new TestModelStore(modelDoc()).current().subnets[0]!.routerMac;
+  t.is(findLayer(offer.packet, 'ethernet')!.src, routerMac);
+  t.is(offer.dhcp.yiaddr, WEB2.ip);
+});
+
+test("REQUEST for another address → NAK, broadcast; renewing (ciaddr) → ACK unicast; another server's offer taken → silence", async (t) => {
+  const { app, packetIn, nextOut } = await dhcpOnly(t);
+  let out = nextOut();
+  const wrong = clientMessage(WEB1.mac, DhcpMessageType.REQUEST, { requestedIp: '10.1.1.99' });
+  packetIn(clientFrame(wrong), 1);
+  const nak = answer(await out);
+  t.like(nak.dhcp, { xid: wrong.xid, yiaddr: '0.0.0.0', options: { messageType: DhcpMessageType.NAK, serverId: GATEWAY } });
+  t.like(findLayer(nak.packet, 'ipv4'), { dst: '255.255.255.255' });
+
+  out = nextOut();
+  packetIn(clientFrame(clientMessage(WEB1.mac, DhcpMessageType.REQUEST, { requestedIp: WEB1.ip, serverId: '10.1.1.200' })), 1);
+  const renew = clientMessage(WEB1.mac, DhcpMessageType.REQUEST, {}, { ciaddr: WEB1.ip });
+  packetIn(clientFrame(renew), 1);
+  const ack = answer(await out);
+  t.like(ack.dhcp, { xid: renew.xid, ciaddr: WEB1.ip, yiaddr: WEB1.ip, options: { messageType: DhcpMessageType.ACK } });
+  t.like(findLayer(ack.packet, 'ipv4'), { dst: WEB1.ip });
+  t.is(app.counts.get('other_server'), 1);
+});
+
+test('INFORM → ACK with options and no lease; RELEASE and DECLINE get no answer and are counted', async (t) => {
+  const { app, packetIn, nextOut } = await dhcpOnly(t);
+  const out = nextOut();
+  packetIn(clientFrame(clientMessage(WEB1.mac, DhcpMessageType.RELEASE, { serverId: GATEWAY }, { ciaddr: WEB1.ip })), 1);
+  packetIn(clientFrame(clientMessage(WEB1.mac, DhcpMessageType.DECLINE, { requestedIp: WEB1.ip, serverId: GATEWAY })), 1);
+  const inform = clientMessage(WEB1.mac, DhcpMessageType.INFORM, {}, { ciaddr: WEB1.ip });
+  packetIn(clientFrame(inform), 1);
+  const ack = answer(await out);
+  t.like(ack.dhcp, { xid: inform.xid, yiaddr: '0.0.0.0', options: { messageType: DhcpMessageType.ACK, subnetMask: '255.255.255.0', interfaceMtu: 1400 } });
+  t.is(ack.dhcp.options.leaseTime, undefined);
+  t.like(findLayer(ack.packet, 'ipv4'), { dst: WEB1.ip });
+  t.is(app.counts.get('released'), 1);
+  t.is(app.counts.get('declined'), 1);
+});
+
+test('an unknown MAC, a known MAC on the wrong port, a chaddr that is not the sender, and garbage get nothing', async (t) => {
+  const { app, packetIn, nextOut } = await dhcpOnly(t);
+  const out = nextOut();
+  packetIn(clientFrame(clientMessage(UNKNOWN_MAC, DhcpMessageType.DISCOVER)), 1);
+  packetIn(clientFrame(clientMessage(WEB1.mac, DhcpMessageType.DISCOVER)), 2); // web1's MAC on web2's port
+  packetIn(clientFrame(clientMessage(WEB2.mac, DhcpMessageType.DISCOVER), WEB1.mac), 1); // asks for web2's address from web1
+  packetIn(clientFrame(clientMessage(WEB1.mac, DhcpMessageType.DISCOVER)).subarray(0, 100), 1);
+  const good = clientMessage(WEB1.mac, DhcpMessageType.DISCOVER);
+  packetIn(clientFrame(good), 1);
+  t.is(answer(await out).dhcp.xid, good.xid, 'the first answer is the good request\'s');
+  t.is(app.counts.get('unknown_client'), 3);
+  t.is(app.counts.get('malformed'), 1);
+});
+
+test('each port is rate-limited by its own token bucket', async (t) => {
+  const { app, sw, packetIn } = await dhcpOnly(t, { burst: 3, perSecond: 0.001 });
+  const sent = [1, 1, 1, 1, 1, 2, 2].map((port) => {
+    const m = clientMessage(port === 1 ? WEB1.mac : WEB2.mac, DhcpMessageType.DISCOVER);
+    packetIn(clientFrame(m), port);
+    return m.xid;
+  });
+  // packet-ins are answered in order: once port 2's second answer is out, port 1 has had all of its
+  await until(() => sw.count('PACKET_OUT') >= 5);
+  const answered = sw.received.filter((m): m is PacketOut => m.type === 'PACKET_OUT').map((out) => answer(out).dhcp.xid);
+  t.deepEqual(answered, [...sent.slice(0, 3), ...sent.slice(5)], 'port 1 got three answers, port 2 its own two');
+  t.is(app.counts.get('rate_limited'), 2);
+});
+
+test('the token bucket refills at its rate and forgets the oldest port past its bound', (t) => {
+  let now = 0;
+  const limiter = new PortRateLimiter({ burst: 2, perSecond: 2 }, () => now);
+  t.deepEqual([1, 2, 3].map(() => limiter.take(1n, 5)), [true, true, false]);
+  now = 499;
+  t.false(limiter.take(1n, 5));
+  now = 1000; // 0.998 tokens kept at 499, plus 1.002
+  t.deepEqual([1, 2, 3].map(() => limiter.take(1n, 5)), [true, true, false]);
+  t.true(limiter.take(2n, 5), 'another switch\'s port 5 has its own bucket');
+  for (let port = 1000; port < 1000 + 65_536; port++) limiter.take(1n, port);
+  t.true(limiter.take(1n, 5), 'forgotten: a full bucket again');
+});
+
+test("bad settings stop the app at start, naming the setting", (t) => {
+  t.throws(() => new DhcpResponderApp({ 'dhcp-responder': { burts: 3 } }), { message: /unknown setting burts/ });
+  t.throws(() => new DhcpResponderApp({ 'dhcp-responder': { perSecond: 0 } }), { message: /perSecond/ });
+});
+
+test('with the overlay: a DHCP broadcast from a VM reaches only the controller, never a tunnel or another port (FlowTableSim over the flows the switch got)', async (t) => {
+  const apps = await runApps({
+    apps: { 'dhcp-responder': DhcpResponderApp, 'tunnel-mesh': APP_REGISTRY['tunnel-mesh']!, 'arp-responder': APP_REGISTRY['arp-responder']!, 'distributed-router': APP_REGISTRY['distributed-router']!, acl: APP_REGISTRY.acl! },
+    model: new TestModelStore(modelDoc()),
+    bindServices: bindAppServices,
+  });
+  t.teardown(() => apps.stop());
+  const sw = hv1();
+  t.teardown(() => sw.close());
+  t.like(await apps.connect(sw), { errors: 0 });
+  t.is(apps.runtime.pipeline.tables[0]!.name, 'dhcp-responder.in');
+  const sim = new FlowTableSim(sw.flowTable.flows());
+  const udp = (src: string, ipSrc: string, sport: number, dport: number) => ({
+    eth_src: src, eth_dst: BROADCAST_MAC, eth_type: 0x0800, ip_proto: 17, ipv4_src: ipSrc, ipv4_dst: '255.255.255.255', udp_src: sport, udp_dst: dport, ip_ttl: 64,
+  });
+  const ports = (packet: SimPacket, inPort: number) => sim.inject(packet, inPort).outputs.map((o) => o.port);
+
+  t.deepEqual(ports(udp(WEB1.mac, '0.0.0.0', 68, 67), 1), [OFPP.CONTROLLER]);
+  t.deepEqual(ports(udp(WEB1.mac, WEB1.ip, 68, 67), 1), [OFPP.CONTROLLER], 'a renewal from the port\'s own address too');
+  t.deepEqual(ports(udp(WEB1.mac, '0.0.0.0', 68, 67), 2), [], 'web1\'s MAC on web2\'s port: dropped');
+  t.deepEqual(ports(udp(UNKNOWN_MAC, '0.0.0.0', 68, 67), 1), [], 'unknown MAC: dropped');
+  t.deepEqual(ports(udp(WEB1.mac, WEB1.ip, 67, 68), 1), [], 'a VM playing DHCP server: dropped');
+  t.deepEqual(ports({ ...udp(WEB1.mac, '0.0.0.0', 68, 67), tunnel_id: 0x7001n }, TUNNEL), [], 'DHCP out of a tunnel: dropped');
+  // the same broadcast on another UDP port is flooded in the subnet, through the tunnel: the test can tell
+  t.deepEqual(ports(udp(WEB1.mac, WEB1.ip, 68, 1067), 1).sort((a, b) => a - b), [2, TUNNEL]);
+});
+
+test('listed after another classify app, it refuses to start: that app would send DHCP past it', async (t) => {
+  const e = await t.throwsAsync(
+    runApps({ apps: { 'tunnel-mesh': APP_REGISTRY['tunnel-mesh']!, 'dhcp-responder': DhcpResponderApp }, model: new TestModelStore(modelDoc()), bindServices: bindAppServices }),
+  );
+  t.regex(e!.message, /app dhcp-responder: start failed: dhcp-responder.in must be the first table, before 'classify': list dhcp-responder first/);
+});

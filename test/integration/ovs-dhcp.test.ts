@@ -1,0 +1,186 @@
+/**
+ * dhcp-responder against a real Open vSwitch: `zonemesh run --apps dhcp-responder --model FILE` on
+ * a netdev bridge with three namespaces. ISC dhclient and busybox udhcpc get the model's address,
+ * mask, router and MTU 1400 (and udhcpc the classless routes); an unknown MAC, and a known MAC on
+ * another port, get no lease. The clients configure the interface through a private script, so
+ * nothing of the host (resolv.conf) is touched.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assertOvsRunning, vsctl } from '../helpers/ovs';
+import { ControllerProcess, testDir } from '../helpers/restart';
+import { CommandError, freePort, run } from '../helpers/run';
+
+const BRIDGE = 'zmd-dhcp';
+const DPID = '0x0000000000000d1c';
+const HOSTS = ['zmd-c1', 'zmd-c2', 'zmd-c3'] as const;
+const veth = (i: number) => `zmd-v${i}`;
+const VM1 = { mac: '02:00:00:00:0d:01', ip: '10.9.0.11' };
+const VM2 = { mac: '02:00:00:00:0d:02', ip: '10.9.0.12' };
+const UNKNOWN_MAC = '02:00:00:00:0d:99';
+
+const MODEL = `
+zones: [{ name: lab, underlay: 172.16.9.0/24 }]
+hypervisors: [{ name: hv1, zone: lab, tunnelIp: 172.16.9.11, datapathId: "${DPID}" }]
+vpcs:
+  - name: blue
+    vni: 9
+    subnets:
+      - { name: web, cidr: 10.9.0.0/24, gateway: 10.9.0.1, dns: [10.9.0.2], domain: blue.test, leaseTime: 600,
+          routes: [{ cidr: 192.168.50.0/24, via: 10.9.0.254 }] }
+ports:
+  - { name: vm1, vpc: blue, subnet: web, mac: "${VM1.mac}", ip: ${VM1.ip}, hypervisor: hv1, interface: ${veth(1)}, ofport: 1 }
+  - { name: vm2, vpc: blue, subnet: web, mac: "${VM2.mac}", ip: ${VM2.ip}, hypervisor: hv1, interface: ${veth(2)}, ofport: 2 }
+`;
+
+/**
+ * One script for both clients: dhclient passes $reason and new_*, udhcpc $1 and plain names. It
+ * keeps each event's environment in `envFile` (dhclient gives its script no other environment).
+ */
+const clientScript = (envFile: string) => `#!/bin/sh
+event="\${reason:-$1}"
+env > "${envFile}-$event.env"
+case "$event" in
+  PREINIT|deconfig) ip link set "$interface" up; ip addr flush dev "$interface" ;;
+  BOUND|RENEW|REBOOT)
+    ip link set "$interface" mtu "$new_interface_mtu"
+    ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
+    ip route replace default via "$new_routers" dev "$interface" ;;
+  bound|renew)
+    ip link set "$interface" mtu "$mtu"
+    ip addr replace "$ip/$subnet" dev "$interface"
+    set -- $staticroutes
+    while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
+    ip route replace default via "$router" dev "$interface" ;;
+esac
+exit 0
+`;
+
+const DHCLIENT_CONF = `
+timeout 20;
+retry 1;
+request subnet-mask, routers, domain-name, domain-name-servers, interface-mtu;
+`;
+
+const sh = (args: readonly string[], timeoutMs = 30_000) => run(args[0]!, args.slice(1), { timeoutMs });
+const inNs = (ns: string, args: readonly string[], timeoutMs?: number) => sh(['ip', 'netns', 'exec', ns, ...args], timeoutMs);
+
+async function createHosts(t: ExecutionContext, dir: string) {
+  const pidfiles: string[] = [];
+  const destroy = async () => {
+    for (const pidfile of pidfiles) {
+      const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : NaN;
+      if (pid > 0) {
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    await vsctl(['--if-exists', 'del-br', BRIDGE]).catch((e: Error) => t.log(`del-br ${BRIDGE}: ${e.message}`));
+    for (const [i, ns] of HOSTS.entries()) {
+      await sh(['ip', 'link', 'del', veth(i + 1)]).catch(() => undefined);
+      await sh(['ip', 'netns', 'del', ns]).catch(() => undefined);
+    }
+  };
+  await destroy();
+  t.teardown(destroy);
+  for (const [i, ns] of HOSTS.entries()) {
+    await sh(['ip', 'netns', 'add', ns]);
+    await sh(['ip', 'link', 'add', veth(i + 1), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+    await sh(['sysctl', '-qw', `net.ipv6.conf.${veth(i + 1)}.disable_ipv6=1`]);
+    await inNs(ns, ['sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1', 'net.ipv6.conf.eth0.disable_ipv6=1']);
+    await inNs(ns, ['ip', 'link', 'set', 'eth0', 'address', [VM1.mac, VM2.mac, UNKNOWN_MAC][i]!]);
+    // the userspace datapath does not complete checksums a veth leaves to offload
+    await inNs(ns, ['ethtool', '-K', 'eth0', 'tx', 'off']);
+    await inNs(ns, ['ip', 'link', 'set', 'eth0', 'up']);
+    await sh(['ip', 'link', 'set', veth(i + 1), 'up']);
+    const script = join(dir, ns, 'client.sh');
+    await sh(['mkdir', '-p', join(dir, ns)]);
+    writeFileSync(script, clientScript(join(dir, ns)));
+    chmodSync(script, 0o755);
+  }
+  return { pidfiles };
+}
+
+async function addBridge(controllerPort: number) {
+  await vsctl([
+    '--', 'add-br', BRIDGE,
+    '--', 'set', 'bridge', BRIDGE, 'datapath_type=netdev', 'fail_mode=secure', 'protocols=OpenFlow13', `other-config:datapath-id=${DPID.slice(2)}`,
+    '--', 'set-controller', BRIDGE, `tcp:127.0.0.1:${controllerPort}`,
+    '--', 'set', 'controller', BRIDGE, 'max_backoff=1000',
+    ...HOSTS.flatMap((_, i) => ['--', 'add-port', BRIDGE, veth(i + 1), '--', 'set', 'interface', veth(i + 1), `ofport_request=${i + 1}`]),
+  ]);
+}
+
+/** what `ip` says about eth0 in `ns`: its IPv4 address with prefix, MTU and routes */
+async function interfaceState(ns: string) {
+  const addr = (await inNs(ns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0'])).stdout;
+  const link = (await inNs(ns, ['ip', '-o', 'link', 'show', 'dev', 'eth0'])).stdout;
+  const routes = (await inNs(ns, ['ip', '-4', 'route', 'show', 'dev', 'eth0'])).stdout;
+  return { inet: /inet (\S+)/.exec(addr)?.[1], mtu: Number(/mtu (\d+)/.exec(link)?.[1]), routes: routes.trim().split('\n').map((l) => l.trim()) };
+}
+
+function udhcpc(ns: string, dir: string, tries: number) {
+  return run('ip', ['netns', 'exec', ns, 'busybox', 'udhcpc', '-n', '-q', '-f', '-i', 'eth0', '-s', join(dir, ns, 'client.sh'), '-t', String(tries), '-T', '1', '-A', '1', '-O', 'mtu', '-O', 'staticroutes'], {
+    timeoutMs: 60_000,
+  });
+}
+
+test.before(assertOvsRunning);
+
+test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 1400; unknown or misplaced MACs get no lease', async (t) => {
+  t.timeout(240_000);
+  const dir = testDir('ovs-dhcp');
+  const modelFile = join(dir, 'model.yaml');
+  writeFileSync(modelFile, MODEL);
+  const { pidfiles } = await createHosts(t, dir);
+  const port = await freePort();
+  const ctl = new ControllerProcess(t, ['--apps', 'dhcp-responder', '--model', modelFile, '--listen', `tcp:127.0.0.1:${port}`]);
+  await ctl.waitFor('apps started', (l) => l.msg === 'apps started', 60_000);
+  await addBridge(port);
+  await ctl.fullSync(60_000);
+
+  // ISC dhclient in zmd-c1 (vm1): -1 tries once and fails after the config's timeout
+  const pidfile = join(dir, 'dhclient.pid');
+  pidfiles.push(pidfile);
+  writeFileSync(join(dir, 'dhclient.conf'), DHCLIENT_CONF);
+  const [c1, c2, c3] = HOSTS;
+  const dhclient = await run('ip', ['netns', 'exec', c1, 'dhclient', '-1', '-v', '-cf', join(dir, 'dhclient.conf'), '-sf', join(dir, c1, 'client.sh'), '-lf', join(dir, 'dhclient.leases'), '-pf', pidfile, 'eth0'], {
+    timeoutMs: 60_000,
+  });
+  t.log(dhclient.stderr.split('\n').filter((l) => /DHCP/.test(l)).join('\n'));
+  t.regex(dhclient.stderr, new RegExp(`DHCPACK of ${VM1.ip.replace(/\./g, '\\.')} from 10\\.9\\.0\\.1`));
+  const vm1 = await interfaceState(c1);
+  t.is(vm1.inet, `${VM1.ip}/24`);
+  t.is(vm1.mtu, 1400);
+  t.true(vm1.routes.includes('default via 10.9.0.1'), vm1.routes.join('\n'));
+  const bound = readFileSync(`${join(dir, c1)}-BOUND.env`, 'utf8');
+  t.regex(bound, /new_domain_name_servers='?10\.9\.0\.2/);
+  t.regex(bound, /new_domain_name='?blue\.test/);
+  t.regex(bound, /new_dhcp_lease_time='?600/);
+
+  // busybox udhcpc in zmd-c2 (vm2)
+  const got = await udhcpc(c2, dir, 5);
+  t.log(got.stderr.trim());
+  t.regex(got.stderr, new RegExp(`lease of ${VM2.ip.replace(/\./g, '\\.')} obtained from 10\\.9\\.0\\.1, lease time 600`));
+  const vm2 = await interfaceState(c2);
+  t.is(vm2.inet, `${VM2.ip}/24`);
+  t.is(vm2.mtu, 1400);
+  t.true(vm2.routes.includes('default via 10.9.0.1'), vm2.routes.join('\n'));
+  t.true(vm2.routes.includes('192.168.50.0/24 via 10.9.0.254'), vm2.routes.join('\n'));
+
+  // zmd-c3: an unknown MAC on port 3, then vm1's MAC on port 3: no answer either time
+  for (const mac of [UNKNOWN_MAC, VM1.mac]) {
+    await inNs(c3, ['ip', 'link', 'set', 'eth0', 'address', mac]);
+    const refused = await udhcpc(c3, dir, 3).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    t.true(refused instanceof CommandError, `udhcpc with ${mac} on port 3 got a lease`);
+    t.is((await interfaceState(c3)).inet, undefined);
+  }
+  t.deepEqual(ctl.problems(), [], 'no warning or error logged');
+});
