@@ -5,8 +5,8 @@
  *
  *   zonemesh run --apps dhcp-responder,tunnel-mesh,… --model FILE
  *
- * Its table comes first in the pipeline (list it before the other classify apps): a DISCOVER is
- * sent from 0.0.0.0, which spoofguard would drop.
+ * Its table is in the intercept stage, before classify and spoofguard: a DISCOVER is sent from
+ * 0.0.0.0, which spoofguard would drop.
  */
 import {
   APP_SETTINGS,
@@ -53,7 +53,7 @@ const DHCP_MATCH = { eth_type: EthType.IPV4, ip_proto: IpProto.UDP } as const;
 const OWNER = { clients: 'clients', drops: 'drop:dhcp' } as const;
 
 export const DHCP_TABLES: readonly TableSpec[] = [
-  { name: DHCP_TABLE, stage: 'classify', miss: 'next', matches: ['in_port', 'eth_src', 'eth_type', 'ip_proto', 'udp_src', 'udp_dst'] },
+  { name: DHCP_TABLE, stage: 'intercept', miss: 'next', matches: ['in_port', 'eth_src', 'eth_type', 'ip_proto', 'udp_src', 'udp_dst'] },
 ];
 
 /**
@@ -209,7 +209,7 @@ export class DhcpResponderApp implements ZonemeshApp {
 
   start(ctx: AppContext): void {
     if (ctx.pipeline.tables[0]?.name !== DHCP_TABLE) {
-      throw new PipelineError(`${DHCP_TABLE} must be the first table, before '${ctx.pipeline.tables[0]?.name}': list dhcp-responder first among the apps`);
+      throw new PipelineError(`${DHCP_TABLE} must be the first table, but '${ctx.pipeline.tables[0]?.name}' (another intercept app) comes before it`);
     }
     let switches = new Set<bigint>();
     ctx.on(ctx.placement.changes$, (placement) => {
