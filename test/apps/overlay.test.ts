@@ -1,7 +1,8 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { Subject } from 'rxjs';
-import { type Placement, buildOverlayView } from '../../src/apps/overlay';
+import { buildOverlayView } from '../../src/apps/overlay';
+import type { PortNumbers as Placement } from '../../src/sdk';
 import { SwitchPortPlacement } from '../../src/runtime';
 import type { PortStatusEvent, SwitchUpEvent } from '../../src/controller';
 import type { Port } from '../../src/openflow';

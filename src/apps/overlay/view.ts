@@ -1,6 +1,6 @@
 import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc } from '../../model';
 import { FLOOD_KEYS, PORT_KEYS, assignKeys, sameData } from '../../model';
-import type { Placement } from './placement';
+import type { PortNumbers as Placement } from '../../sdk';
 
 /**
  * The model as the overlay apps compile it: grouped by VPC, with tunnel keys and placement resolved.

@@ -2,7 +2,7 @@ import { type Observable, combineLatest, filter, scan, shareReplay } from 'rxjs'
 import type { ModelStore, NetworkModel } from '../../model';
 import { MODEL_STORE } from '../../sdk/app';
 import { inject, injectable } from '../../sdk/di';
-import { PORT_PLACEMENT, type Placement, type PortPlacement } from './placement';
+import { PORT_PLACEMENT, type PortNumbers as Placement, type PortPlacement } from '../../sdk';
 import { type OverlayView, buildOverlayView } from './view';
 
 /**

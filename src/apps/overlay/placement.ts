@@ -1,2 +1,0 @@
-/** The overlay apps read the runtime's port placement (src/runtime/placement.ts) through this token. */
-export { PORT_PLACEMENT, type PortPlacement, type PortNumbers as Placement } from '../../sdk/placement';
