@@ -21,3 +21,21 @@ export class ModelNotConfiguredError extends Error {
     super(`app ${app} reads the network model, but the run config names none (model: FILE or store: etcd://…)`);
   }
 }
+
+/** One problem of an app's settings: where (`flows[2].match`) and what. */
+export interface SettingsIssue {
+  path: string;
+  problem: string;
+}
+
+/** An app's settings (`settings.<app>` in the run config) that it cannot use, with every problem found. */
+export class AppSettingsError extends Error {
+  override readonly name = 'AppSettingsError';
+  constructor(
+    readonly app: string,
+    readonly issues: readonly SettingsIssue[],
+  ) {
+    const where = `settings.${app}`;
+    super(issues.length === 1 ? `${where}: ${issues[0]!.path}: ${issues[0]!.problem}` : `${where}: ${issues.length} problems\n${issues.map((i) => `  ${i.path}: ${i.problem}`).join('\n')}`);
+  }
+}

@@ -2,6 +2,7 @@ import test, { type ExecutionContext } from 'ava';
 import { DhcpResponderApp, PortRateLimiter } from '../../src/apps/dhcp-responder';
 import { APP_REGISTRY, bindAppServices } from '../../src/apps/registry';
 import {
+  AppSettingsError,
   BootpOp,
   BROADCAST_MAC,
   buildDhcp,
@@ -207,8 +208,8 @@ test('the token bucket refills at its rate and forgets the oldest port past its 
 });
 
 test("bad settings stop the app at start, naming the setting", (t) => {
-  t.throws(() => new DhcpResponderApp({ 'dhcp-responder': { burts: 3 } }), { message: /unknown setting burts/ });
-  t.throws(() => new DhcpResponderApp({ 'dhcp-responder': { perSecond: 0 } }), { message: /perSecond/ });
+  t.throws(() => new DhcpResponderApp({ 'dhcp-responder': { burts: 3 } }), { instanceOf: AppSettingsError, message: /burts: is not a setting of dhcp-responder/ });
+  t.throws(() => new DhcpResponderApp({ 'dhcp-responder': { perSecond: 0 } }), { instanceOf: AppSettingsError, message: /perSecond: must be a number/ });
 });
 
 test('with the overlay: a DHCP broadcast from a VM reaches only the controller, never a tunnel or another port (FlowTableSim over the flows the switch got)', async (t) => {

@@ -9,6 +9,7 @@
  * 0.0.0.0, which spoofguard would drop.
  */
 import {
+  AppSettingsError,
   APP_SETTINGS,
   BootpOp,
   BROADCAST_MAC,
@@ -81,15 +82,17 @@ export interface DhcpResponderSettings {
 
 export const DEFAULT_DHCP_SETTINGS: DhcpResponderSettings = { burst: 10, perSecond: 1 };
 
-/** Reads `settings.dhcp-responder`; throws an Error naming the bad field. */
+/** Reads `settings.dhcp-responder`; throws AppSettingsError naming every bad field. */
 export function parseDhcpSettings(raw: unknown): DhcpResponderSettings {
   const s = (raw ?? {}) as Record<string, unknown>;
-  const unknown = Object.keys(s).filter((k) => !(k in DEFAULT_DHCP_SETTINGS));
-  if (unknown.length) throw new Error(`dhcp-responder: unknown setting ${unknown.join(', ')} (known: burst, perSecond)`);
+  const issues = Object.keys(s)
+    .filter((k) => !(k in DEFAULT_DHCP_SETTINGS))
+    .map((k) => ({ path: k, problem: 'is not a setting of dhcp-responder (known: burst, perSecond)' }));
   const { burst = DEFAULT_DHCP_SETTINGS.burst, perSecond = DEFAULT_DHCP_SETTINGS.perSecond } = s;
-  if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > 1000) throw new Error('dhcp-responder: burst must be an integer in 1..1000');
-  if (typeof perSecond !== 'number' || !(perSecond > 0 && perSecond <= 1000)) throw new Error('dhcp-responder: perSecond must be a number in (0, 1000]');
-  return { burst, perSecond };
+  if (typeof burst !== 'number' || !Number.isInteger(burst) || burst < 1 || burst > 1000) issues.push({ path: 'burst', problem: 'must be an integer in 1..1000' });
+  if (typeof perSecond !== 'number' || !(perSecond > 0 && perSecond <= 1000)) issues.push({ path: 'perSecond', problem: 'must be a number in (0, 1000]' });
+  if (issues.length) throw new AppSettingsError('dhcp-responder', issues);
+  return { burst: burst as number, perSecond: perSecond as number };
 }
 
 /** Why a packet got no answer; the app counts each. */

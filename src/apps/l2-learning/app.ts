@@ -1,8 +1,8 @@
 import { isPortUp, OFP_NO_BUFFER, OFPP, OFPPR } from '../../openflow';
 import { ethernetHeader } from '../../packet';
 import { formatDpid, type PacketInEvent, type PortStatusEvent } from '../../controller';
-import { RunConfigError } from '../../runtime';
 import {
+  AppSettingsError,
   APP_SETTINGS,
   DEFAULT_MAC_TABLE_SIZE,
   deleteByCookie,
@@ -128,14 +128,13 @@ export class L2LearningApp implements ZonemeshApp {
 
 /** `settings.l2-learning.macTableSize`: an integer 1..MAX_MAC_TABLE_SIZE, DEFAULT_MAC_TABLE_SIZE when absent */
 function parseMacTableSize(raw: unknown): number {
-  const source = 'settings.l2-learning';
   if (raw === undefined) return DEFAULT_MAC_TABLE_SIZE;
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new RunConfigError(source, [{ path: '(settings)', problem: 'must be a mapping' }]);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new AppSettingsError('l2-learning', [{ path: '(settings)', problem: 'must be a mapping' }]);
   const { macTableSize = DEFAULT_MAC_TABLE_SIZE, ...unknown } = raw as Record<string, unknown>;
   const issues = Object.keys(unknown).map((key) => ({ path: key, problem: 'is not a setting of l2-learning (known: macTableSize)' }));
   if (typeof macTableSize !== 'number' || !Number.isInteger(macTableSize) || macTableSize < 1 || macTableSize > MAX_MAC_TABLE_SIZE) {
     issues.push({ path: 'macTableSize', problem: `must be an integer 1..${MAX_MAC_TABLE_SIZE}` });
   }
-  if (issues.length) throw new RunConfigError(source, issues);
+  if (issues.length) throw new AppSettingsError('l2-learning', issues);
   return macTableSize as number;
 }

@@ -1,6 +1,6 @@
-import { RunConfigError } from '../../runtime';
 import type { Observable } from 'rxjs';
 import {
+  AppSettingsError,
   APP_SETTINGS,
   APP_SETTINGS_CHANGES,
   FlowBuildError,
@@ -60,7 +60,7 @@ export class StaticFlowsApp implements ZonemeshApp {
         if (settings.miss !== this.settings.miss) ctx.log.warn({ miss: this.settings.miss, wanted: settings.miss }, 'a new table-miss behaviour takes a restart; keeping the current one');
         next = this.build(ctx, settings);
       } catch (e) {
-        if (!(e instanceof RunConfigError)) throw e;
+        if (!(e instanceof AppSettingsError)) throw e;
         ctx.log.error({ err: e }, 'new settings rejected; the flows stay as they are');
         return;
       }
@@ -86,7 +86,7 @@ export class StaticFlowsApp implements ZonemeshApp {
         return { spec, flow };
       } catch (e) {
         if (!(e instanceof FlowBuildError)) throw e;
-        throw new RunConfigError(`settings.${this.name}`, [{ path: `flows[${i}]`, problem: e.message }]);
+        throw new AppSettingsError(this.name, [{ path: `flows[${i}]`, problem: e.message }]);
       }
     });
   }

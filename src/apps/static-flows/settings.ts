@@ -1,6 +1,7 @@
-import { RunConfigError, type ConfigIssue } from '../../runtime';
 import { OFPP, ValueKind, allFieldSpecs, fieldSpec, parseIpv4, parseIpv6, parseMac, type Action, type OxmFieldName, type OxmTlv } from '../../openflow';
-import { cidr, type MatchSpec, type MissBehaviour } from '../../sdk';
+import { AppSettingsError, cidr, type MatchSpec, type MissBehaviour, type SettingsIssue } from '../../sdk';
+
+const STATIC_FLOWS = 'static-flows';
 
 /** One configured flow: plain data, the same on every run. */
 export interface StaticFlowSpec {
@@ -99,8 +100,8 @@ function dpidOf(raw: unknown): bigint {
 }
 
 /** Checks the `settings.static-flows` part of the run config; every problem is reported at once. */
-export function parseStaticFlowsSettings(raw: unknown, source = 'settings.static-flows'): StaticFlowsSettings {
-  const issues: ConfigIssue[] = [];
+export function parseStaticFlowsSettings(raw: unknown): StaticFlowsSettings {
+  const issues: SettingsIssue[] = [];
   const at = <T>(path: string, f: () => T): T | undefined => {
     try {
       return f();
@@ -110,11 +111,11 @@ export function parseStaticFlowsSettings(raw: unknown, source = 'settings.static
     }
   };
   const o = raw ?? {};
-  if (!isObj(o)) throw new RunConfigError(source, [{ path: '(settings)', problem: 'must be a mapping with flows: [...]' }]);
+  if (!isObj(o)) throw new AppSettingsError(STATIC_FLOWS, [{ path: '(settings)', problem: 'must be a mapping with flows: [...]' }]);
   const miss = (o.miss ?? 'drop') as MissBehaviour;
   if (!MISS.includes(miss)) issues.push({ path: 'miss', problem: `'${String(o.miss)}' is not one of ${MISS.join(', ')}` });
   const list = o.flows ?? [];
-  if (!Array.isArray(list)) throw new RunConfigError(source, [{ path: 'flows', problem: 'must be a list' }]);
+  if (!Array.isArray(list)) throw new AppSettingsError(STATIC_FLOWS, [{ path: 'flows', problem: 'must be a list' }]);
   const names = new Set<string>();
   const flows: StaticFlowSpec[] = [];
   list.forEach((f: unknown, i) => {
@@ -138,6 +139,6 @@ export function parseStaticFlowsSettings(raw: unknown, source = 'settings.static
     const actions = (Array.isArray(rawActions) ? rawActions : []).map((a, j) => at(`${path}.actions[${j}]`, () => action(a)));
     flows.push({ name: String(name), ...(dpid !== undefined && { dpid }), priority: Number(priority), match, actions: actions.filter((a): a is Action => a !== undefined) });
   });
-  if (issues.length) throw new RunConfigError(source, issues);
+  if (issues.length) throw new AppSettingsError(STATIC_FLOWS, issues);
   return { miss, flows };
 }
