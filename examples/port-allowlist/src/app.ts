@@ -14,6 +14,7 @@
  */
 import {
   APP_SETTINGS,
+  AppSettingsError,
   OFPPR,
   inject,
   injectable,
@@ -33,14 +34,16 @@ const ALLOWED_PRIORITY = 100;
 /** port name → MACs allowed to send on it */
 export type Allowlist = ReadonlyMap<string, readonly string[]>;
 
-/** Reads `settings.port-allowlist`; throws an Error naming the bad entry. */
+/** Reads `settings.port-allowlist`; throws AppSettingsError naming the bad entry. */
 export function parseAllowlist(raw: unknown): Allowlist {
   const ports = (raw as { ports?: unknown } | undefined)?.ports ?? {};
-  if (typeof ports !== 'object' || ports === null || Array.isArray(ports)) throw new Error('port-allowlist: ports must map port names to MAC lists');
+  if (typeof ports !== 'object' || ports === null || Array.isArray(ports)) {
+    throw new AppSettingsError('port-allowlist', [{ path: 'ports', problem: 'must map port names to MAC lists' }]);
+  }
   return new Map(
     Object.entries(ports).map(([port, macs]) => {
       if (!Array.isArray(macs) || !macs.every((m) => typeof m === 'string' && /^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(m))) {
-        throw new Error(`port-allowlist: ports.${port} must be a list of MAC addresses`);
+        throw new AppSettingsError('port-allowlist', [{ path: `ports.${port}`, problem: 'must be a list of MAC addresses' }]);
       }
       return [port, macs.map((m: string) => m.toLowerCase())];
     }),

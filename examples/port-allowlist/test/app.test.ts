@@ -24,7 +24,7 @@ test('an allowlisted source goes on to the next table, any other is dropped', (t
 });
 
 test('bad settings name the entry', (t) => {
-  t.throws(() => parseAllowlist({ ports: { web1: ['nope'] } }), { message: 'port-allowlist: ports.web1 must be a list of MAC addresses' });
+  t.throws(() => parseAllowlist({ ports: { web1: ['nope'] } }), { message: 'settings.port-allowlist: ports.web1: must be a list of MAC addresses' });
 });
 
 // Tier 2: the app in a real runtime, against a fake switch with an OVS-like flow table.
