@@ -8,7 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { startEtcd, type EtcdCluster } from './etcd';
 import { ZONEMESH_MAIN, OVERLAY_APPS, waitFor, type ContinuousPing, type HypervisorState, type OverlayScenario, type PingRun } from './overlay';
 import { REPO_ROOT } from './paths';
@@ -33,7 +33,7 @@ export class HaController {
     const log = openSync(this.logFile, 'a');
     this.child = spawn(process.execPath, [ZONEMESH_MAIN, 'run', '--config', this.configFile], { stdio: ['ignore', log, log], cwd: REPO_ROOT });
     closeSync(log);
-    writeFileSync(`${this.logFile}.pid`, `${this.child.pid}\n`);
+    writeFileSync(join(dirname(this.logFile), 'zonemesh.pid'), `${this.child.pid}\n`);
   }
 
   get alive(): boolean {
