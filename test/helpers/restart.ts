@@ -109,7 +109,12 @@ export async function dump(bridge: string): Promise<{ flows: Dumped[]; at: { sta
   const start = Date.now();
   const out = await ofctl(['dump-flows', '--no-names', bridge]);
   const end = Date.now();
-  const flows = out
+  return { flows: parseFlowDump(out), at: { start, end } };
+}
+
+/** The flows of an `ovs-ofctl dump-flows --no-names` output, sorted by rule. */
+export function parseFlowDump(out: string): Dumped[] {
+  return out
     .split('\n')
     .filter((l) => l.startsWith(' cookie='))
     .map((l) => ({
@@ -119,7 +124,6 @@ export async function dump(bridge: string): Promise<{ flows: Dumped[]; at: { sta
       rule: l.replace(/ duration=[\d.]+s,| n_packets=\d+,| n_bytes=\d+,/g, '').trim(),
     }))
     .sort((a, b) => (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0)); // the order of expectedRules' sort()
-  return { flows, at: { start, end } };
 }
 
 /**
