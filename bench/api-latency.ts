@@ -198,7 +198,10 @@ async function main(): Promise<void> {
     const t = process.hrtime.bigint();
     let ownAt: number | undefined;
     const settled = new Promise<number | undefined>((resolve) => {
-      const timer = setTimeout(() => resolve(undefined), ADD_TIMEOUT_MS);
+      const timer = setTimeout(() => {
+        sub.unsubscribe();
+        resolve(undefined);
+      }, ADD_TIMEOUT_MS);
       const sub = runtime.reconciler.synced$.pipe(filter((r) => r.kind === 'incremental')).subscribe((r) => {
         if (ownAt === undefined && r.dpid === hv.datapathId && r.adds > 0) ownAt = ms(t);
         if (ownAt === undefined) return;
