@@ -133,6 +133,9 @@ async function main(): Promise<void> {
   });
   stack.runtime = runtime;
   const createdMs = ms(t0);
+  // subscribed before the apps: the time a new model arrives, before they compile it
+  let modelAt = 0n;
+  runtime.modelStore!.model$.subscribe(() => (modelAt = process.hrtime.bigint()));
   await runtime.start();
   const startedMs = ms(t0);
   const rssStarted = process.memoryUsage().rss;
@@ -169,6 +172,7 @@ async function main(): Promise<void> {
   runtime.desired.changes$.subscribe((c) => changedAt.set(c.dpid, process.hrtime.bigint()));
 
   const apiMs: number[] = [];
+  const modelMs: number[] = [];
   const ownMs: number[] = [];
   const allMs: number[] = [];
   const switchesTouched: number[] = [];
@@ -227,6 +231,7 @@ async function main(): Promise<void> {
       timeouts++;
       continue;
     }
+    modelMs.push(Number(modelAt - t) / 1e6);
     ownMs.push(ownAt);
     allMs.push(all);
     switchesTouched.push(changedAt.size);
@@ -237,6 +242,7 @@ async function main(): Promise<void> {
   console.log(`switches (own and changed) holding no flow with the port's MAC or IP after the add: ${missing}; sync errors ${syncErrors}`);
   console.log('\n| measure | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|');
   console.log(`| API call (POST /v1/ports → 201) | ${summary(apiMs)} |`);
+  console.log(`| call → the new model on the controller's model$ (etcd watch, model rebuild and validation; before the apps compile) | ${summary(modelMs)} |`);
   console.log(`| call → the port's own switch's batch (flow adds) barrier-replied | ${summary(ownMs)} |`);
   console.log(`| call → every changed switch's batch barrier-replied | ${summary(allMs)} |`);
   console.log(`\nload average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; whole run ${((Date.now() - started) / 1000).toFixed(0)} s; RSS now ${mb(process.memoryUsage().rss)}`);
