@@ -106,8 +106,9 @@ async function cleanup(): Promise<void> {
   await stack.cluster?.stop();
 }
 
+// interrupted: only etcd and its data dir outlive the process; the rest goes with it
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => void cleanup().finally(() => process.exit(130)));
+  process.once(signal, () => void (stack.cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130)));
 }
 
 async function main(): Promise<void> {
