@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { NUMERIC_OPTIONS, OPENFLOW_PORT, parseDialTarget, type ListenSpec, type NumericOption } from '../controller';
-import { OVSDB_TARGET, parseEtcdUrl, unknownKeyProblem, type HypervisorAccess } from '../model';
+import { DocumentError, OVSDB_TARGET, parseEtcdUrl, unknownKeyProblem, type DocumentIssue, type HypervisorAccess } from '../model';
 import { parseMetricsAddress } from './metrics-server';
 import { absoluteModule } from './app-loader';
 
@@ -103,21 +103,11 @@ const TLS_PARTS = ['key', 'cert', 'ca'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export interface ConfigIssue {
-  /** where in the document, e.g. `listen[1]` */
-  path: string;
-  problem: string;
-}
+export type ConfigIssue = DocumentIssue;
 
 /** A run config that cannot be used, with every problem found. */
-export class RunConfigError extends Error {
+export class RunConfigError extends DocumentError {
   override readonly name = 'RunConfigError';
-  constructor(
-    readonly source: string,
-    readonly issues: readonly ConfigIssue[],
-  ) {
-    super(issues.length === 1 ? `${source}: ${issues[0]!.path}: ${issues[0]!.problem}` : `${source}: ${issues.length} problems\n${issues.map((i) => `  ${i.path}: ${i.problem}`).join('\n')}`);
-  }
 }
 
 /** A listen target as written: a `tls:` one gets its key, certificate and CA from the `tls` section. */

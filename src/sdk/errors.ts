@@ -1,3 +1,4 @@
+import { DocumentError, type DocumentIssue } from '../model/errors';
 /** A flow that breaks its table's schema or OpenFlow's rules, caught when the flow is built. */
 export class FlowBuildError extends Error {
   override readonly name = 'FlowBuildError';
@@ -22,20 +23,15 @@ export class ModelNotConfiguredError extends Error {
   }
 }
 
-/** One problem of an app's settings: where (`flows[2].match`) and what. */
-export interface SettingsIssue {
-  path: string;
-  problem: string;
-}
+export type SettingsIssue = DocumentIssue;
 
 /** An app's settings (`settings.<app>` in the run config) that it cannot use, with every problem found. */
-export class AppSettingsError extends Error {
+export class AppSettingsError extends DocumentError {
   override readonly name = 'AppSettingsError';
   constructor(
     readonly app: string,
-    readonly issues: readonly SettingsIssue[],
+    issues: readonly SettingsIssue[],
   ) {
-    const where = `settings.${app}`;
-    super(issues.length === 1 ? `${where}: ${issues[0]!.path}: ${issues[0]!.problem}` : `${where}: ${issues.length} problems\n${issues.map((i) => `  ${i.path}: ${i.problem}`).join('\n')}`);
+    super(`settings.${app}`, issues);
   }
 }
