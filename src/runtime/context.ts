@@ -95,7 +95,7 @@ export class RuntimeAppContext implements AppContext {
       return false;
     }
     if (!this.host.writable(dpid, session) && isWrite(msg)) {
-      this.log.debug({ dpid: formatDpid(dpid), msgType: msg.type }, 'not master of the switch; message dropped');
+      this.host.logLimiter.log(this.log, 'debug', dpid, 'not master of the switch; message dropped', { dpid: formatDpid(dpid), msgType: msg.type });
       return false;
     }
     try {
