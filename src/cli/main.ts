@@ -7,9 +7,10 @@ import { commandHelp, overviewHelp, packageVersion } from './help';
 import { modelCommand } from './model';
 import { portCommand } from './port';
 import { runCommand } from './run';
+import { traceCommand } from './trace';
 
 /** The subcommands, in the order help lists them; each lives in its own module. Exported for tests. */
-export const COMMANDS: readonly Command[] = [decodeCommand, runCommand, flowsCommand, modelCommand, apiCommand, portCommand];
+export const COMMANDS: readonly Command[] = [decodeCommand, runCommand, flowsCommand, traceCommand, modelCommand, apiCommand, portCommand];
 
 const commandNamed = (name: string | undefined): Command | undefined => COMMANDS.find((c) => c.name === name);
 

@@ -6,7 +6,7 @@ import { Subject, type Observable } from 'rxjs';
 import { BUILTIN_APPS } from '../apps/registry';
 import { formatDpid, removeStaleSocket } from '../controller';
 import type { AppSettings } from '../sdk';
-import { ControlServer, Runtime, checkControlRequest, formatListenTarget, localFlows, notConnected, parseDpid, type CheckedControlRequest, type ControlResponse, type RunConfig, type SwitchFlows } from '../runtime';
+import { ControlServer, Runtime, answerInstalled, checkControlRequest, formatListenTarget, localFlows, notConnected, parseDpid, type CheckedControlRequest, type ControlResponse, type InstalledResponse, type RunConfig, type SwitchFlows } from '../runtime';
 import { CliError, EXIT } from './command';
 
 /**
@@ -42,10 +42,13 @@ type ToWorker =
   /** the config file's settings were edited */
   | { zm: 'settings'; settings: AppSettings }
   /** a control request; dpid as formatDpid prints it (IPC carries JSON: no bigint) */
-  | { zm: 'ask'; id: number; op: 'flows'; dpid?: string };
+  | { zm: 'ask'; id: number; op: 'flows' | 'installed'; dpid?: string };
 
 /** One worker's part of a control answer: its switches' flows, and which switches it has. */
-export type WorkerReply = { ok: true; switches: SwitchFlows[]; connected: string[] } | { ok: false; error: string };
+export type WorkerReply =
+  | { ok: true; switches: SwitchFlows[]; connected: string[] }
+  | { ok: true; installed: Extract<InstalledResponse, { ok: true }> }
+  | { ok: false; error: string };
 
 /**
  * One response from the workers' replies. `flows` of all switches: concatenated in dpid order; a
@@ -55,14 +58,22 @@ export type WorkerReply = { ok: true; switches: SwitchFlows[]; connected: string
 export function mergeFlows(dpid: bigint | undefined, replies: ReadonlyArray<{ worker: number; reply: WorkerReply }>): ControlResponse {
   const wanted = dpid === undefined ? undefined : formatDpid(dpid);
   const switches = replies
-    .flatMap(({ reply }) => (reply.ok ? reply.switches : []))
+    .flatMap(({ reply }) => (reply.ok && 'switches' in reply ? reply.switches : []))
     .filter((s) => wanted === undefined || s.dpid === wanted)
     .sort((a, b) => a.dpid.localeCompare(b.dpid));
   if (dpid !== undefined && switches.length > 0) return { ok: true, switches };
   const failures = replies.flatMap(({ worker, reply }) => (reply.ok ? [] : [`worker ${worker}: ${reply.error}`]));
   if (failures.length) return { ok: false, error: `not every worker answered (${failures.join('; ')})` };
-  if (dpid !== undefined) return { ok: false, error: notConnected(dpid, replies.flatMap(({ reply }) => (reply.ok ? reply.connected : [])).sort()) };
+  if (dpid !== undefined) return { ok: false, error: notConnected(dpid, replies.flatMap(({ reply }) => (reply.ok && 'connected' in reply ? reply.connected : [])).sort()) };
   return { ok: true, switches };
+}
+
+/** One `installed` response from the workers' replies: every worker's switches (each has the model); a failed worker fails it. */
+export function mergeInstalled(replies: ReadonlyArray<{ worker: number; reply: WorkerReply }>): InstalledResponse {
+  const failures = replies.flatMap(({ worker, reply }) => (reply.ok ? [] : [`worker ${worker}: ${reply.error}`]));
+  if (failures.length) return { ok: false, error: `not every worker answered (${failures.join('; ')})` };
+  const parts = replies.flatMap(({ reply }) => (reply.ok && 'installed' in reply ? [reply.installed] : []));
+  return { ok: true, model: parts[0]?.model ?? null, switches: parts.flatMap((p) => p.switches).sort((a, b) => a.dpid.localeCompare(b.dpid)) };
 }
 
 export interface PrimaryOptions {
@@ -239,7 +250,7 @@ class Primary {
     return this.stopping;
   }
 
-  private async answer(request: unknown): Promise<ControlResponse> {
+  private async answer(request: unknown): Promise<ControlResponse | InstalledResponse> {
     const req = checkControlRequest(request);
     if (typeof req === 'string') return { ok: false, error: req };
     // A worker that is not running has no switches: its connections died with it.
@@ -248,9 +259,11 @@ class Primary {
     switch (req.op) {
       case 'flows': {
         // One switch: the worker that has it answers, without waiting for a silent other one.
-        const found = req.dpid === undefined ? [] : replies.map((p) => p.then((r) => (r.reply.ok && r.reply.switches.length ? [r] : new Promise<never>(() => undefined))));
+        const found = req.dpid === undefined ? [] : replies.map((p) => p.then((r) => (r.reply.ok && 'switches' in r.reply && r.reply.switches.length ? [r] : new Promise<never>(() => undefined))));
         return mergeFlows(req.dpid, await Promise.race([Promise.all(replies), ...found]));
       }
+      case 'installed':
+        return mergeInstalled(await Promise.all(replies));
     }
   }
 
@@ -264,7 +277,7 @@ class Primary {
       };
       this.waiting.set(id, { index, done });
       timer = setTimeout(() => done({ ok: false, error: `no answer within ${ANSWER_TIMEOUT_MS} ms` }), ANSWER_TIMEOUT_MS);
-      const message: ToWorker = { zm: 'ask', id, op: req.op, ...(req.dpid !== undefined && { dpid: formatDpid(req.dpid) }) };
+      const message: ToWorker = { zm: 'ask', id, op: req.op, ...(req.op === 'flows' && req.dpid !== undefined && { dpid: formatDpid(req.dpid) }) };
       this.send(worker, message, (e) => done({ ok: false, error: `cannot ask it: ${e.message}` }));
     });
   }
@@ -337,6 +350,10 @@ export async function runWorker(): Promise<number> {
 async function answer(runtime: Runtime, m: Extract<ToWorker, { zm: 'ask' }>): Promise<WorkerReply> {
   const source = runtime.controlSource;
   try {
+    if (m.op === 'installed') {
+      const installed = await answerInstalled(source);
+      return installed.ok ? { ok: true, installed } : installed;
+    }
     const switches = await localFlows(source, m.dpid === undefined ? undefined : parseDpid(m.dpid));
     return { ok: true, switches, connected: [...source.switches.keys()].map(formatDpid) };
   } catch (e) {

@@ -7,7 +7,8 @@ import { formatDpid, removeStaleSocket, type SwitchSession } from '../controller
 import type { DesiredState } from './desired-state';
 import { diffFlows } from '../sdk/diff';
 import { readInstalledFlows } from './reconciler';
-import { OFPFF_SEND_FLOW_REM, formatInstructions, formatMatch, type FlowStats } from '../openflow';
+import { OFPFF_SEND_FLOW_REM, encodeMessage, formatInstructions, formatMatch, splitMultipartReply, type FlowStats, type MultipartReply } from '../openflow';
+import { documentOf, type ModelDocument, type NetworkModel } from '../model';
 import type { Flow } from '../sdk/flow';
 import type { Pipeline } from '../sdk/pipeline';
 import { ControlSocketError } from './errors';
@@ -16,7 +17,10 @@ import { ControlSocketError } from './errors';
  * The control endpoint: a Unix socket on which `zonemesh run` answers questions about the running
  * controller. One JSON request line in, one JSON response line out, then the connection closes.
  */
-export type ControlRequest = { op: 'flows'; /** see parseDpid; all switches when absent */ dpid?: string };
+export type ControlRequest =
+  | { op: 'flows'; /** see parseDpid; all switches when absent */ dpid?: string }
+  /** what `zonemesh trace` simulates: every switch's installed flows as read now, its ports, and the model */
+  | { op: 'installed' };
 
 export interface SwitchFlows {
   dpid: string;
@@ -31,12 +35,32 @@ export interface SwitchFlows {
 
 export type ControlResponse = { ok: true; switches: SwitchFlows[] } | { ok: false; error: string };
 
+/** One switch as `installed` reads it. */
+export interface InstalledSwitch {
+  dpid: string;
+  /** as in SwitchFlows */
+  tables: string[];
+  ports: { name: string; portNo: number }[];
+  /**
+   * Its flows as the OFPMP_FLOW reply, re-encoded as OpenFlow (split into messages of at most
+   * 64 KiB, hex): the wire format is the one serialisation of flows every reader already decodes.
+   */
+  flowStats: string[];
+}
+
+export type InstalledResponse = { ok: true; model: ModelDocument | null; switches: InstalledSwitch[] } | { ok: false; error: string };
+
+/** The response type of each request. */
+export type ResponseTo<R extends ControlRequest> = R extends { op: 'installed' } ? InstalledResponse : ControlResponse;
+
 /** What the endpoint reads from the runtime. */
 export interface ControlSource {
   readonly switches: ReadonlyMap<bigint, SwitchSession>;
   readonly desired: DesiredState;
   readonly pipeline: Pipeline;
   readonly ownedApps: ReadonlySet<number>;
+  /** the model in force, if the runtime has one */
+  model(): NetworkModel | undefined;
 }
 
 const MAX_REQUEST_BYTES = 4096;
@@ -130,12 +154,13 @@ export function parseDpid(text: string): bigint | undefined {
 }
 
 /** A request as the endpoint acts on it (the cluster primary too, before asking its workers). */
-export type CheckedControlRequest = { op: 'flows'; dpid?: bigint };
+export type CheckedControlRequest = { op: 'flows'; dpid?: bigint } | { op: 'installed' };
 
 /** Checks one request; a string says what is wrong with it. */
 export function checkControlRequest(request: unknown): CheckedControlRequest | string {
-  const req = request as Partial<ControlRequest> | null;
-  if (req?.op !== 'flows') return `unknown request ${JSON.stringify(req?.op)}; known: flows`;
+  const req = request as { op?: unknown; dpid?: unknown } | null;
+  if (req?.op === 'installed') return { op: 'installed' };
+  if (req?.op !== 'flows') return `unknown request ${JSON.stringify(req?.op)}; known: flows, installed`;
   if (req.dpid === undefined) return { op: 'flows' };
   const dpid = parseDpid(String(req.dpid));
   return dpid === undefined ? `'${req.dpid}' is not a datapath id` : { op: 'flows', dpid };
@@ -147,14 +172,37 @@ export function localFlows(source: ControlSource, dpid?: bigint): Promise<Switch
   return Promise.all(targets.map(([d, session]) => switchFlows(source, d, session)));
 }
 
+/** The installed flows and ports of this runtime's switches, read from them now. */
+export function localInstalled(source: ControlSource): Promise<InstalledSwitch[]> {
+  const tables = source.pipeline.describe().split('\n').filter(Boolean);
+  return Promise.all(
+    [...source.switches.entries()].map(async ([dpid, session]) => {
+      const reply: MultipartReply = { type: 'MULTIPART_REPLY', xid: 0, flags: 0, body: { mpType: 'FLOW', flows: await readInstalledFlows(session) } };
+      return {
+        dpid: formatDpid(dpid),
+        tables,
+        ports: [...session.ports.values()].map((p) => ({ name: p.name, portNo: p.portNo })),
+        flowStats: splitMultipartReply(reply).map((m) => encodeMessage(m).toString('hex')),
+      };
+    }),
+  );
+}
+
+/** The answer to an `installed` request from one runtime. */
+export async function answerInstalled(source: ControlSource): Promise<InstalledResponse> {
+  const model = source.model();
+  return { ok: true, model: model ? documentOf(model) : null, switches: await localInstalled(source) };
+}
+
 /** The answer to a request for a switch that is not there; `connected` lists those that are. */
 export function notConnected(dpid: bigint, connected: readonly string[]): string {
   return `switch ${formatDpid(dpid)} is not connected (connected: ${connected.join(', ') || 'none'})`;
 }
 
-async function answer(source: ControlSource, request: unknown): Promise<ControlResponse> {
+async function answer(source: ControlSource, request: unknown): Promise<ControlResponse | InstalledResponse> {
   const req = checkControlRequest(request);
   if (typeof req === 'string') return { ok: false, error: req };
+  if (req.op === 'installed') return answerInstalled(source);
   const switches = await localFlows(source, req.dpid);
   if (req.dpid !== undefined && switches.length === 0) return { ok: false, error: notConnected(req.dpid, [...source.switches.keys()].map(formatDpid)) };
   return { ok: true, switches };
@@ -174,7 +222,7 @@ export class ControlServer {
 
   /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. */
   /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. Throws ControlSocketError when the path cannot be ours. */
-  static async serve(path: string, respond: (request: unknown) => Promise<ControlResponse>, log: Logger): Promise<ControlServer> {
+  static async serve(path: string, respond: (request: unknown) => Promise<ControlResponse | InstalledResponse>, log: Logger): Promise<ControlServer> {
     prepareControlDir(path);
     try {
       await removeStaleSocket(path);
@@ -208,7 +256,7 @@ export class ControlServer {
   }
 }
 
-function serve(socket: Socket, respond: (request: unknown) => Promise<ControlResponse>, log: Logger): void {
+function serve(socket: Socket, respond: (request: unknown) => Promise<ControlResponse | InstalledResponse>, log: Logger): void {
   let buffered = '';
   socket.setEncoding('utf8');
   socket.on('error', () => undefined); // a client that goes away early is no concern of ours
@@ -226,7 +274,7 @@ function serve(socket: Socket, respond: (request: unknown) => Promise<ControlRes
       return void socket.end(`${JSON.stringify({ ok: false, error: 'request is not one line of JSON' })}\n`);
     }
     respond(request)
-      .catch((e: unknown): ControlResponse => {
+      .catch((e: unknown): ControlResponse | InstalledResponse => {
         log.warn({ err: e }, 'control request failed');
         return { ok: false, error: (e as Error)?.message ?? String(e) };
       })
@@ -235,7 +283,7 @@ function serve(socket: Socket, respond: (request: unknown) => Promise<ControlRes
 }
 
 /** Sends one request to a control endpoint and resolves with its response; rejects with ControlSocketError when the path's directory is not to be trusted (see checkControlDir). */
-export function queryControl(path: string, request: ControlRequest, timeoutMs = 15_000): Promise<ControlResponse> {
+export function queryControl<R extends ControlRequest>(path: string, request: R, timeoutMs = 15_000): Promise<ResponseTo<R>> {
   return new Promise((resolve, reject) => {
     checkControlDir(path);
     const socket = connect(path);
@@ -251,7 +299,7 @@ export function queryControl(path: string, request: ControlRequest, timeoutMs = 
     socket.on('end', () => {
       clearTimeout(timer);
       try {
-        resolve(JSON.parse(text) as ControlResponse);
+        resolve(JSON.parse(text) as ResponseTo<R>);
       } catch {
         reject(new Error(`${path} answered something that is not JSON: ${text.slice(0, 200)}`));
       }

@@ -13,7 +13,9 @@ export {
   checkControlRequest,
   defaultControlDir,
   formatFlowLine,
+  answerInstalled,
   localFlows,
+  localInstalled,
   notConnected,
   parseDpid,
   prepareControlDir,
@@ -22,6 +24,8 @@ export {
   type ControlRequest,
   type ControlResponse,
   type ControlSource,
+  type InstalledResponse,
+  type InstalledSwitch,
   type SwitchFlows,
 } from './control';
 export { Runtime, type AppRegistry, type RuntimeOptions } from './runtime';

@@ -18,10 +18,28 @@ export interface SimOutput {
   packet: SimPacket;
 }
 
+/** One table lookup: the flow hit (none: a miss with no table-miss flow) and the packet it saw. */
+export interface SimStep {
+  tableId: number;
+  priority?: number;
+  flow?: InstalledFlow;
+  /** the packet as the table matched it (registers, metadata, ct_state included) */
+  packet: SimPacket;
+}
+
+export interface SimOptions {
+  /**
+   * The ct_state every ct recirculation resumes with, whatever the simulated conntrack holds, as
+   * `ofproto/trace --ct-next` does (e.g. CT_STATE.trk | CT_STATE.est); unset: the tiny conntrack
+   * decides, which gives a first packet trk|new like ofproto/trace's default.
+   */
+  ctState?: number;
+}
+
 export interface SimResult {
   outputs: SimOutput[];
-  /** tables visited, in order, with the priority of the flow hit (undefined: miss) */
-  trace: { tableId: number; priority?: number }[];
+  /** tables visited, in order, resubmits and recirculations included */
+  trace: SimStep[];
   /** why nothing more happened: 'miss' in a table, 'ttl' expired, or 'done' */
   end: 'miss' | 'ttl' | 'done';
 }
@@ -99,10 +117,8 @@ function connKey(p: SimPacket, zone: number): { key: string; reply: boolean } {
   return { key: `${zone}|${p.ip_proto}|${[a, b].sort().join('|')}`, reply: a > b };
 }
 
-const CS_NEW = 0x01;
-const CS_EST = 0x02;
-const CS_RPL = 0x08;
-const CS_TRK = 0x20;
+/** ct_state bits (OVS) */
+export const CT_STATE = { new: 0x01, est: 0x02, rel: 0x04, rpl: 0x08, inv: 0x10, trk: 0x20 } as const;
 
 export class FlowTableSim {
   private readonly tables = new Map<number, InstalledFlow[]>();
@@ -118,8 +134,11 @@ export class FlowTableSim {
     for (const list of this.tables.values()) list.sort((a, b) => b.priority - a.priority);
   }
 
+  private options: SimOptions = {};
+
   /** Send a packet in on `inPort` and follow it through the pipeline from table 0. */
-  inject(packet: SimPacket, inPort: number): SimResult {
+  inject(packet: SimPacket, inPort: number, options: SimOptions = {}): SimResult {
+    this.options = options;
     const result: SimResult = { outputs: [], trace: [], end: 'done' };
     const pkt: SimPacket = { ...packet, in_port: inPort, metadata: packet.metadata ?? 0n };
     this.runTable(pkt, 0, result, 0);
@@ -133,7 +152,7 @@ export class FlowTableSim {
   private runTable(pkt: SimPacket, tableId: number, result: SimResult, depth: number): boolean {
     if (depth > MAX_RESUBMIT_DEPTH) throw new SimUnsupportedError('resubmit depth exceeded (a loop?)');
     const flow = this.lookup(pkt, tableId);
-    result.trace.push({ tableId, priority: flow?.priority });
+    result.trace.push({ tableId, priority: flow?.priority, ...(flow && { flow }), packet: { ...pkt } });
     if (!flow) {
       result.end = 'miss';
       return false;
@@ -221,6 +240,7 @@ export class FlowTableSim {
     const { key, reply } = connKey(pkt, zone);
     const opener = this.conntrack.get(key);
     if ((ct.flags & 1) !== 0 && opener === undefined) this.conntrack.set(key, reply); // commit
-    return opener === undefined ? CS_TRK | CS_NEW : CS_TRK | CS_EST | (opener !== reply ? CS_RPL : 0);
+    if (this.options.ctState !== undefined) return this.options.ctState;
+    return opener === undefined ? CT_STATE.trk | CT_STATE.new : CT_STATE.trk | CT_STATE.est | (opener !== reply ? CT_STATE.rpl : 0);
   }
 }

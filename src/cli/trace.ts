@@ -1,0 +1,82 @@
+import { validateModel } from '../model';
+import { decodeMessageOrThrow, mergeMultipartReplies, type FlowStats, type MultipartReply } from '../openflow';
+import { ControlSocketError, parseDpid, queryControl, type InstalledSwitch } from '../runtime';
+import { CliError, EXIT, UsageError, defineCommand } from './command';
+import { DEFAULT_CONTROL_PATH, controlPath } from './run';
+import { TraceError, Tracer, formatTrace, pipelineOf, type InstalledSnapshot, type TraceProto, type TraceQuery } from './tracer';
+
+const PROTOS: readonly TraceProto[] = ['tcp', 'udp', 'icmp', 'arp'];
+
+export const traceCommand = defineCommand({
+  name: 'trace',
+  summary: 'follows a packet from a VM through the flows installed on the switches, and says where it ends',
+  description:
+    "Asks a running 'zonemesh run' for the flows installed on every switch (read from them now, not the desired state) and the model, and simulates a packet " +
+    'from VM --from to --to through them, across the tunnel to the destination hypervisor: each table with its flow and the model object that owns it, then ' +
+    'the verdict (delivered to which port on which hypervisor, answered by the bridge, or dropped by what). The VM resolves its next hop with ARP first, as a real one would (docs/trace.md).',
+  options: [
+    { name: 'from', value: 'VM', required: true, description: 'the VM port of the model that sends the packet' },
+    { name: 'to', value: 'IP[:PORT]', required: true, description: 'the destination IPv4 address, and for tcp or udp its port' },
+    { name: 'proto', value: 'tcp|udp|icmp|arp', description: 'the protocol: an echo request for icmp, a request for the address for arp', default: 'tcp with a PORT, else icmp' },
+    { name: 'ct', value: 'new|established', description: "the conntrack state the ACL sees (ofproto/trace's --ct-next)", default: 'new' },
+    { name: 'ttl', value: 'N', description: 'the IPv4 TTL the VM sends', default: '64' },
+    { name: 'control', value: 'unix:PATH', description: "the control socket of the 'zonemesh run' to ask", default: DEFAULT_CONTROL_PATH },
+    { name: 'json', description: 'prints the trace as JSON', default: 'off' },
+  ] as const,
+  positionals: false,
+  exits: { ok: 'traced (whatever the verdict)', problems: 'the VM is not in the model', failed: "the controller could not be asked, or a switch on the path is not connected to it" },
+  run: async ({ values }) => {
+    const query = queryOf(values);
+    const path = controlPath(values.control ?? DEFAULT_CONTROL_PATH);
+    let response;
+    try {
+      response = await queryControl(path, { op: 'installed' });
+    } catch (e) {
+      if (e instanceof ControlSocketError) throw new CliError(e.message);
+      throw new CliError(`cannot ask the controller at ${path}: ${(e as Error).message} (is 'zonemesh run' running, with this --control?)`);
+    }
+    if (!response.ok) throw new CliError(response.error);
+    if (!response.model) throw new CliError('the controller runs without a model: there is nothing to trace');
+    if (!response.switches[0]) throw new CliError('no switch is connected to the controller');
+    try {
+      const tracer = new Tracer(validateModel(response.model, "the controller's model"), pipelineOf(response.switches[0].tables), new Map(response.switches.map((s) => snapshotOf(s)).map((s) => [s.dpid, s])));
+      const result = tracer.trace(query);
+      console.log(values.json ? JSON.stringify(result, null, 2) : formatTrace(result));
+      return EXIT.ok;
+    } catch (e) {
+      if (!(e instanceof TraceError)) throw e;
+      if (e.kind === 'unknown_vm') {
+        console.error(`zonemesh trace: ${e.message}`);
+        return EXIT.problems;
+      }
+      throw new CliError(e.message);
+    }
+  },
+});
+
+function queryOf(values: { from?: string; to?: string; proto?: string; ct?: string; ttl?: string }): TraceQuery {
+  if (values.from === undefined) throw new UsageError('--from VM is required');
+  if (values.to === undefined) throw new UsageError('--to IP[:PORT] is required');
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3})(?::(\d+))?$/.exec(values.to);
+  if (!m || m[1]!.split('.').some((b) => Number(b) > 255)) throw new UsageError(`--to: '${values.to}' is not IP or IP:PORT (an IPv4 address, then a port 1..65535)`);
+  const port = m[2] === undefined ? undefined : Number(m[2]);
+  if (port !== undefined && (port < 1 || port > 65535)) throw new UsageError(`--to: port ${m[2]} is outside 1..65535`);
+  const proto = (values.proto ?? (port === undefined ? 'icmp' : 'tcp')) as TraceProto;
+  if (!PROTOS.includes(proto)) throw new UsageError(`--proto: '${values.proto}' is not one of ${PROTOS.join(', ')}`);
+  if (port !== undefined && (proto === 'icmp' || proto === 'arp')) throw new UsageError(`--to: ${proto} has no port`);
+  const ct = values.ct ?? 'new';
+  if (ct !== 'new' && ct !== 'established') throw new UsageError(`--ct: '${ct}' is not new or established`);
+  const ttl = Number(values.ttl ?? '64');
+  if (!/^\d+$/.test(values.ttl ?? '64') || ttl > 255) throw new UsageError(`--ttl: '${values.ttl}' is not 0..255`);
+  return { from: values.from, to: m[1]!, proto, ...(port !== undefined && { port }), ct, ttl };
+}
+
+/** A switch's answer decoded: its flows from the OFPMP_FLOW messages, its ports by name. */
+function snapshotOf(s: InstalledSwitch): InstalledSnapshot {
+  const dpid = parseDpid(s.dpid);
+  if (dpid === undefined) throw new CliError(`the controller answered a switch '${s.dpid}' that is not a datapath id`);
+  const parts = s.flowStats.map((h) => decodeMessageOrThrow(Buffer.from(h, 'hex')) as MultipartReply);
+  const body = parts.length ? mergeMultipartReplies(parts).body : undefined;
+  const flows: FlowStats[] = body?.mpType === 'FLOW' ? body.flows : [];
+  return { dpid, flows, ports: new Map(s.ports.map((p) => [p.name, p.portNo])) };
+}
