@@ -392,7 +392,8 @@ export function formatTrace(r: TraceResult): string {
   const q = r.query;
   lines.push(`trace ${q.proto}${q.port !== undefined ? ` port ${q.port}` : ''} from ${q.from} to ${q.to}, conntrack ${q.ct}${q.proto === 'arp' ? '' : `, ttl ${q.ttl}`}`);
   if (r.resolved) lines.push(r.resolved.mac ? `ARP: ${r.resolved.ip} is at ${r.resolved.mac} (answered by the bridge)` : `ARP: nobody answers for ${r.resolved.ip}: the VM never sends the packet; traced: its ARP request`);
-  lines.push(`packet: ${Object.entries(r.packet).map(([k, v]) => `${k}=${v}`).join(',')}`);
+  const shown = (k: string, v: number | string) => (k === 'eth_type' ? `0x${v.toString(16).padStart(4, '0')}` : v);
+  lines.push(`packet: ${Object.entries(r.packet).map(([k, v]) => `${k}=${shown(k, v)}`).join(',')}`);
   for (const hop of r.hops) {
     lines.push('', `${hop.hypervisor} (dpid ${hop.dpid}), in_port ${hop.inPort}${hop.inPort === TUNNEL_OFPORT ? ` (tunnel from ${hop.packet.tun_ipv4_src}, vni ${Number(hop.packet.tunnel_id)}, egress key 0x${Number(hop.packet.tun_metadata0).toString(16)})` : ''}`);
     for (const s of hop.steps) {

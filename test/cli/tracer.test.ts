@@ -1,0 +1,100 @@
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { TraceError, Tracer, formatTrace, pipelineOf, type InstalledSnapshot, type TraceQuery, type TraceResult } from '../../src/cli/tracer';
+import type { NetworkModel } from '../../src/model';
+import { PIPELINE, edit, placeAll, switchFlows, twoZones, viewOf } from '../apps/helpers';
+import { REPO_ROOT } from '../helpers/paths';
+
+/**
+ * The tracer on the demo model's compiled flows (every port placed, numbered 1, 2, … per
+ * hypervisor, as in the golden files), plus a deny rule within blue's web tier. The flows go
+ * through the same FlowTableSim the command runs on the switches' installed flows.
+ */
+const model = edit(twoZones(), (doc) => {
+  doc.vpcs[0].acls.push({ name: 'web-no-telnet', subnet: 'web', direction: 'ingress', action: 'deny', protocol: 'tcp', ports: 23, remote: { subnet: 'web' } });
+});
+
+function tracerFor(m: NetworkModel, connected = m.hypervisors.map((h) => h.name)): Tracer {
+  const view = viewOf(m);
+  const flows = switchFlows(view);
+  const placement = placeAll(m);
+  const switches = new Map<bigint, InstalledSnapshot>();
+  for (const h of m.hypervisors.filter((h) => connected.includes(h.name))) {
+    switches.set(h.datapathId, { dpid: h.datapathId, flows: flows.get(h.datapathId)!, ports: new Map([...(placement.get(h.datapathId) ?? [])].concat([['zm-tun', 4000]])) });
+  }
+  return new Tracer(m, pipelineOf(PIPELINE.describe().split('\n')), switches);
+}
+
+const tracer = tracerFor(model);
+const trace = (q: Partial<TraceQuery> & Pick<TraceQuery, 'from' | 'to'>): TraceResult => tracer.trace({ proto: q.port === undefined ? 'icmp' : 'tcp', ct: 'new', ttl: 64, ...q });
+const ended = (r: TraceResult) =>
+  r.verdict.result === 'dropped'
+    ? r.verdict.drops.map((d) => `dropped ${d.reason}${d.rule ? ` ${d.rule}` : ''} at ${d.hypervisor} ${d.table}`).join('; ')
+    : `${r.verdict.result} ${r.verdict.deliveries.map((d) => `${d.vm ?? d.interface}@${d.hypervisor}:${d.port}`).join(',')}`;
+
+test('the controller pipeline is rebuilt from its table lines, with the built-in drop reasons', (t) => {
+  const p = pipelineOf(PIPELINE.describe().split('\n'));
+  t.deepEqual(p.tables.map((x) => [x.id, x.name]), PIPELINE.tables.map((x) => [x.id, x.name]));
+  t.is(p.table('spoofguard').dropReason, 'spoofguard');
+  t.throws(() => pipelineOf(['table 0 classify [classify]']), { instanceOf: TraceError });
+});
+
+test('verdicts of the demo model: allowed, denied by a rule and by default, routed, ttl, unknown, arp, gateway', (t) => {
+  const cases: [Parameters<typeof trace>[0], string][] = [
+    [{ from: 'web1', to: '10.1.2.12', port: 8080 }, 'delivered app2@hv4:1'],
+    [{ from: 'web1', to: '10.1.2.11' }, 'delivered app1@hv2:1'],
+    [{ from: 'app1', to: '10.1.3.11', port: 5432 }, 'delivered db1@hv4:2'],
+    [{ from: 'web1', to: '10.1.1.12' }, 'delivered web2@hv3:1'],
+    [{ from: 'red1', to: '10.1.1.12' }, 'delivered red2@hv4:3'],
+    [{ from: 'web1', to: '10.1.3.11', port: 5432 }, 'dropped acl_default_deny at hv1 acl.rules'],
+    [{ from: 'web1', to: '10.1.2.12', port: 22 }, 'dropped acl_default_deny at hv1 acl.rules'],
+    [{ from: 'web2', to: '10.1.1.11', port: 23 }, 'dropped acl_rule web-no-telnet at hv3 acl.rules'],
+    [{ from: 'db1', to: '10.1.2.12', ct: 'established' }, 'delivered app2@hv4:1'],
+    [{ from: 'db1', to: '10.1.2.12' }, 'dropped acl_default_deny at hv4 acl.rules'],
+    [{ from: 'app1', to: '10.1.3.11', ttl: 1 }, 'dropped ttl_expired at hv2 l3.route'],
+    [{ from: 'web1', to: '10.1.1.12', ttl: 1 }, 'delivered web2@hv3:1'],
+    [{ from: 'web1', to: '10.1.9.9' }, 'dropped no_route at hv1 l3.route'],
+    [{ from: 'web1', to: '10.1.1.99' }, 'dropped unknown_arp at hv1 arp.responder'],
+    [{ from: 'web1', to: '10.1.1.1' }, 'answered web1@hv1:1'],
+    [{ from: 'web1', to: '10.1.2.1' }, 'dropped no_route at hv1 l3.route'],
+    [{ from: 'web1', to: '10.1.1.12', proto: 'arp' }, 'answered web1@hv1:1'],
+    [{ from: 'web1', to: '10.1.1.11', proto: 'arp' }, 'dropped dropped_by_flow at hv1 arp.responder'],
+  ];
+  t.deepEqual(
+    cases.map(([q]) => `${JSON.stringify(q)}: ${ended(trace(q))}`),
+    cases.map(([q, want]) => `${JSON.stringify(q)}: ${want}`),
+  );
+});
+
+test('a routed packet: resolved to the router MAC, routed once at the source, tunnelled with the egress key, delivered by key', (t) => {
+  const r = trace({ from: 'web1', to: '10.1.2.12', port: 8080 });
+  t.deepEqual(r.resolved, { ip: '10.1.1.1', mac: viewOf(model).vpcByName.get('blue')!.portByName.get('web1')!.routerMac });
+  t.deepEqual(r.hops.map((h) => [h.hypervisor, h.inPort]), [['hv1', 1], ['hv4', 4000]]);
+  const [src, dst] = r.hops;
+  t.deepEqual(src!.steps.map((s) => s.tableName), ['classify', 'spoofguard', 'arp.responder', 'l3.gateway', 'l3.route', 'l2.lookup', 'acl.conntrack', 'acl.rules', 'output']);
+  const rule = src!.steps.find((s) => s.tableName === 'acl.rules')!;
+  t.deepEqual([rule.app, rule.owner, rule.counts], ['acl', 'vpc:blue', { kind: 'acl_rule', vpc: 'blue', rule: 'web-to-app-http' }]);
+  t.is(src!.steps.find((s) => s.tableName === 'l3.route')!.owner, 'port:app2');
+  t.is(dst!.packet.tun_metadata0, viewOf(model).vpcByName.get('blue')!.portByName.get('app2')!.key);
+  t.is(dst!.packet.tunnel_id, '0x65');
+  t.deepEqual(dst!.steps.map((s) => `${s.tableName}/${s.owner}`), ['classify/global', 'tunnel.in/port:app2']);
+  t.is(r.verdict.deliveries[0]!.packet.nw_ttl, 63);
+  t.notThrows(() => JSON.parse(JSON.stringify(r)), 'JSON as --json prints it');
+});
+
+test('bad input and missing switches are typed errors', (t) => {
+  t.is(t.throws(() => trace({ from: 'nope', to: '10.1.1.1' }), { instanceOf: TraceError })!.kind, 'unknown_vm');
+  t.is(t.throws(() => trace({ from: 'web1', to: '10.1.1.300' }), { instanceOf: TraceError })!.kind, 'bad_address');
+  const partial = tracerFor(model, ['hv1', 'hv2', 'hv3']);
+  const e = t.throws(() => partial.trace({ from: 'web1', to: '10.1.2.12', proto: 'icmp', ct: 'new', ttl: 64 }), { instanceOf: TraceError })!;
+  t.is(e.kind, 'not_connected');
+  t.regex(e.message, /hv4's switch 0x14 is not connected/);
+});
+
+test('golden text of an allowed and a denied trace', (t) => {
+  const file = join(REPO_ROOT, 'test', 'cli', 'golden', 'trace.txt');
+  const actual = `${formatTrace(trace({ from: 'web1', to: '10.1.2.12', port: 8080 }))}\n\n${formatTrace(trace({ from: 'web2', to: '10.1.1.11', port: 23 }))}\n`;
+  if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
+  t.is(actual, readFileSync(file, 'utf8'));
+});
