@@ -1,6 +1,6 @@
 import { validateModel } from '../model';
 import { decodeMessageOrThrow, mergeMultipartReplies, type FlowStats, type MultipartReply } from '../openflow';
-import { ControlSocketError, parseDpid, queryControl, type InstalledSwitch } from '../runtime';
+import { ControlSocketError, parseDpid, queryControl, type InstalledResponse, type InstalledSwitch } from '../runtime';
 import { CliError, EXIT, UsageError, defineCommand } from './command';
 import { DEFAULT_CONTROL_PATH, controlPath } from './run';
 import { TraceError, Tracer, formatTrace, pipelineOf, type InstalledSnapshot, type TraceProto, type TraceQuery } from './tracer';
@@ -36,11 +36,8 @@ export const traceCommand = defineCommand({
       throw new CliError(`cannot ask the controller at ${path}: ${(e as Error).message} (is 'zonemesh run' running, with this --control?)`);
     }
     if (!response.ok) throw new CliError(response.error);
-    if (!response.model) throw new CliError('the controller runs without a model: there is nothing to trace');
-    if (!response.switches[0]) throw new CliError('no switch is connected to the controller');
     try {
-      const tracer = new Tracer(validateModel(response.model, "the controller's model"), pipelineOf(response.switches[0].tables), new Map(response.switches.map((s) => snapshotOf(s)).map((s) => [s.dpid, s])));
-      const result = tracer.trace(query);
+      const result = tracerOf(response).trace(query);
       console.log(values.json ? JSON.stringify(result, null, 2) : formatTrace(result));
       return EXIT.ok;
     } catch (e) {
@@ -69,6 +66,14 @@ function queryOf(values: { from?: string; to?: string; proto?: string; ct?: stri
   const ttl = Number(values.ttl ?? '64');
   if (!/^\d+$/.test(values.ttl ?? '64') || ttl > 255) throw new UsageError(`--ttl: '${values.ttl}' is not 0..255`);
   return { from: values.from, to: m[1]!, proto, ...(port !== undefined && { port }), ct, ttl };
+}
+
+/** A tracer over what the controller answered: the model in force and every switch's installed flows. */
+export function tracerOf(installed: Extract<InstalledResponse, { ok: true }>): Tracer {
+  if (!installed.model) throw new CliError('the controller runs without a model: there is nothing to trace');
+  if (!installed.switches[0]) throw new CliError('no switch is connected to the controller');
+  const switches = new Map(installed.switches.map((s) => snapshotOf(s)).map((s) => [s.dpid, s]));
+  return new Tracer(validateModel(installed.model, "the controller's model"), pipelineOf(installed.switches[0].tables), switches);
 }
 
 /** A switch's answer decoded: its flows from the OFPMP_FLOW messages, its ports by name. */
