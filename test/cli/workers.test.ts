@@ -5,9 +5,9 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { mergeFlows, type WorkerReply } from '../../src/cli/workers';
+import { mergeFlows, mergeInstalled, type WorkerReply } from '../../src/cli/workers';
 import { OFPP } from '../../src/openflow';
-import type { SwitchFlows } from '../../src/runtime';
+import { queryControl, type SwitchFlows } from '../../src/runtime';
 import { until } from '../controller/util';
 import { FakeSwitch, type FakeConnectTarget } from '../../src/testing';
 import { writeAtomically } from '../helpers/restart';
@@ -163,6 +163,9 @@ test('six switches over two workers: all get their flows; the control endpoint s
   const all = await cluster.flows('--json');
   t.is(all.status, 0, all.stderr);
   t.deepEqual(all.dpids, dpids.map(hex), 'every switch, in dpid order');
+  // what `zonemesh trace` reads: every worker's switches with their flows as OpenFlow messages
+  const installed = await queryControl(cluster.control, { op: 'installed' });
+  t.true(installed.ok && installed.switches.map((s) => s.dpid).join() === dpids.map(hex).join() && installed.switches.every((s) => s.flowStats.length === 1), JSON.stringify(installed).slice(0, 300));
 
   for (const worker of [0, 1]) {
     const dpid = [...owners].find(([, w]) => w === worker)![0];
@@ -372,4 +375,9 @@ test('merging worker replies: lists concatenate, one dpid comes from whoever has
     error: `switch ${hex(9n)} is not connected (connected: ${hex(1n)}, ${hex(3n)})`,
   });
   t.deepEqual(mergeFlows(9n, [{ worker: 0, reply: ok(hex(3n)) }, { worker: 1, reply: silent }]), { ok: false, error: 'not every worker answered (worker 1: no answer within 10000 ms)' });
+  // installed flows for trace: every worker's switches in dpid order, the model from any; silence fails it
+  const inst = (...dpids: string[]): WorkerReply => ({ ok: true, installed: { ok: true, model: null, switches: dpids.map((dpid) => ({ dpid, tables: [], ports: [], flowStats: [] })) } });
+  const merged = mergeInstalled([{ worker: 0, reply: inst('02') }, { worker: 1, reply: inst('01', '03') }]);
+  t.deepEqual(merged.ok && merged.switches.map((s) => s.dpid), ['01', '02', '03']);
+  t.deepEqual(mergeInstalled([{ worker: 0, reply: inst('02') }, { worker: 1, reply: silent }]), { ok: false, error: 'not every worker answered (worker 1: no answer within 10000 ms)' });
 });
