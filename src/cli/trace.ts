@@ -1,9 +1,10 @@
 import { validateModel } from '../model';
 import { decodeMessageOrThrow, mergeMultipartReplies, type FlowStats, type MultipartReply } from '../openflow';
-import { ControlSocketError, parseDpid, queryControl, type InstalledResponse, type InstalledSwitch } from '../runtime';
+import { ControlSocketError, parseDpid, queryControl, type ControlRequest, type InstalledResponse, type InstalledSwitch, type ResponseTo } from '../runtime';
 import { CliError, EXIT, UsageError, defineCommand } from './command';
 import { DEFAULT_CONTROL_PATH, controlPath } from './run';
-import { TraceError, Tracer, formatTrace, pipelineOf, type InstalledSnapshot, type TraceProto, type TraceQuery } from './tracer';
+import { LIVE_DSCP, countedSteps, frameOf } from './trace-live';
+import { TraceError, Tracer, formatTrace, pipelineOf, type InstalledSnapshot, type TraceProto, type TraceQuery, type TraceResult } from './tracer';
 
 const PROTOS: readonly TraceProto[] = ['tcp', 'udp', 'icmp', 'arp'];
 
@@ -21,6 +22,7 @@ export const traceCommand = defineCommand({
     { name: 'ct', value: 'new|established', description: "the conntrack state the ACL sees (ofproto/trace's --ct-next)", default: 'new' },
     { name: 'ttl', value: 'N', description: 'the IPv4 TTL the VM sends', default: '64' },
     { name: 'control', value: 'unix:PATH', description: "the control socket of the 'zonemesh run' to ask", default: DEFAULT_CONTROL_PATH },
+    { name: 'live', description: "also sends the packet for real, marked with IP DSCP 43, into the source switch's pipeline, and says which traced flows counted it", default: 'off' },
     { name: 'json', description: 'prints the trace as JSON', default: 'off' },
   ] as const,
   positionals: false,
@@ -28,16 +30,10 @@ export const traceCommand = defineCommand({
   run: async ({ values }) => {
     const query = queryOf(values);
     const path = controlPath(values.control ?? DEFAULT_CONTROL_PATH);
-    let response;
-    try {
-      response = await queryControl(path, { op: 'installed' });
-    } catch (e) {
-      if (e instanceof ControlSocketError) throw new CliError(e.message);
-      throw new CliError(`cannot ask the controller at ${path}: ${(e as Error).message} (is 'zonemesh run' running, with this --control?)`);
-    }
-    if (!response.ok) throw new CliError(response.error);
+    const response = await ask(path, { op: 'installed' });
     try {
       const result = tracerOf(response).trace(query);
+      if (values.live) await goLive(path, result, snapshotsOf(response));
       console.log(values.json ? JSON.stringify(result, null, 2) : formatTrace(result));
       return EXIT.ok;
     } catch (e) {
@@ -68,12 +64,46 @@ function queryOf(values: { from?: string; to?: string; proto?: string; ct?: stri
   return { from: values.from, to: m[1]!, proto, ...(port !== undefined && { port }), ct, ttl };
 }
 
+async function ask<R extends ControlRequest>(path: string, request: R): Promise<Extract<ResponseTo<R>, { ok: true }>> {
+  let response;
+  try {
+    response = await queryControl(path, request);
+  } catch (e) {
+    if (e instanceof ControlSocketError) throw new CliError(e.message);
+    throw new CliError(`cannot ask the controller at ${path}: ${(e as Error).message} (is 'zonemesh run' running, with this --control?)`);
+  }
+  if (!response.ok) throw new CliError(response.error);
+  return response as Extract<ResponseTo<R>, { ok: true }>;
+}
+
+/** how long --live waits for the counters of every traced flow to move */
+const LIVE_WAIT_MS = 3_000;
+const LIVE_POLL_MS = 200;
+
+/** Sends the traced packet for real and marks each step with what its flow counted meanwhile. */
+async function goLive(path: string, result: TraceResult, before: ReadonlyMap<bigint, InstalledSnapshot>): Promise<void> {
+  const first = result.hops[0]!;
+  await ask(path, { op: 'packet-out', dpid: first.dpid, inPort: first.inPort, data: frameOf(result.packet).toString('hex') });
+  const started = Date.now();
+  let counted: number[][];
+  for (;;) {
+    counted = countedSteps(result, before, snapshotsOf(await ask(path, { op: 'installed' })));
+    if (counted.flat().every((n) => n > 0) || Date.now() - started > LIVE_WAIT_MS) break;
+    await new Promise((r) => setTimeout(r, LIVE_POLL_MS));
+  }
+  result.hops.forEach((hop, i) => hop.steps.forEach((step, j) => (step.live = counted[i]![j]!)));
+  result.live = { dscp: result.packet.eth_type === 0x0800 ? LIVE_DSCP : null, allSeen: counted.flat().every((n) => n > 0), waitedMs: Date.now() - started };
+}
+
+function snapshotsOf(installed: Extract<InstalledResponse, { ok: true }>): Map<bigint, InstalledSnapshot> {
+  return new Map(installed.switches.map((s) => snapshotOf(s)).map((s) => [s.dpid, s]));
+}
+
 /** A tracer over what the controller answered: the model in force and every switch's installed flows. */
 export function tracerOf(installed: Extract<InstalledResponse, { ok: true }>): Tracer {
   if (!installed.model) throw new CliError('the controller runs without a model: there is nothing to trace');
   if (!installed.switches[0]) throw new CliError('no switch is connected to the controller');
-  const switches = new Map(installed.switches.map((s) => snapshotOf(s)).map((s) => [s.dpid, s]));
-  return new Tracer(validateModel(installed.model, "the controller's model"), pipelineOf(installed.switches[0].tables), switches);
+  return new Tracer(validateModel(installed.model, "the controller's model"), pipelineOf(installed.switches[0].tables), snapshotsOf(installed));
 }
 
 /** A switch's answer decoded: its flows from the OFPMP_FLOW messages, its ports by name. */

@@ -40,7 +40,8 @@ export interface TraceQuery {
 /** One switch as read from it: its flows (OFPMP_FLOW) and its ports by name. */
 export interface InstalledSnapshot {
   dpid: bigint;
-  flows: readonly InstalledFlow[];
+  /** with their packet counters when read from a switch */
+  flows: readonly (InstalledFlow & { readonly packetCount?: bigint })[];
   ports: ReadonlyMap<string, number>;
 }
 
@@ -75,6 +76,8 @@ export interface TraceStep {
   about?: string;
   /** what the flow's packet counter counts: a drop reason or an ACL rule */
   counts?: FlowCount;
+  /** --live: packets the flow counted while the marked packet went through (-1: the flow went away) */
+  live?: number;
 }
 
 export interface TraceHop {
@@ -124,6 +127,8 @@ export interface TraceResult {
   packet: PacketFields;
   hops: TraceHop[];
   verdict: TraceVerdict;
+  /** --live: the packet sent for real, marked with this IP DSCP; whether every traced flow counted it */
+  live?: { dscp: number | null; allSeen: boolean; waitedMs: number };
 }
 
 /** Every built-in app's tables: the specs behind the names the controller reports. */
@@ -401,9 +406,14 @@ export function formatTrace(r: TraceResult): string {
       lines.push(`     actions: ${s.actions}`);
       const counted = s.counts ? (s.counts.kind === 'acl_rule' ? `; ACL rule ${s.counts.rule} of VPC ${s.counts.vpc}` : `; counts drops: ${s.counts.reason}`) : '';
       lines.push(`     owner: ${s.app} ${s.owner}${s.about ? ` (${s.about})` : ''}${counted}`);
+      if (s.live !== undefined) lines.push(`     live: ${s.live > 0 ? `seen (n_packets +${s.live})` : s.live === 0 ? 'NOT seen' : 'the flow is gone'}`);
     }
   }
   lines.push('', `verdict: ${verdictLine(r.verdict)}`);
+  if (r.live) {
+    const mark = r.live.dscp === null ? 'an ARP packet, unmarked' : `a real packet marked DSCP ${r.live.dscp}`;
+    lines.push(`live: ${mark}, sent into ${r.hops[0]?.hypervisor}'s pipeline: ${r.live.allSeen ? 'every flow above counted it' : `not every flow above counted it within ${r.live.waitedMs} ms`}`);
+  }
   return lines.join('\n');
 }
 

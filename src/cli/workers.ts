@@ -6,7 +6,7 @@ import { Subject, type Observable } from 'rxjs';
 import { BUILTIN_APPS } from '../apps/registry';
 import { formatDpid, removeStaleSocket } from '../controller';
 import type { AppSettings } from '../sdk';
-import { ControlServer, Runtime, answerInstalled, checkControlRequest, formatListenTarget, localFlows, notConnected, parseDpid, type CheckedControlRequest, type ControlResponse, type InstalledResponse, type RunConfig, type SwitchFlows } from '../runtime';
+import { ControlServer, Runtime, answerInstalled, checkControlRequest, formatListenTarget, localFlows, notConnected, parseDpid, type CheckedControlRequest, type AnyControlResponse, type ControlResponse, type InstalledResponse, type RunConfig, type SwitchFlows } from '../runtime';
 import { CliError, EXIT } from './command';
 
 /**
@@ -250,9 +250,10 @@ class Primary {
     return this.stopping;
   }
 
-  private async answer(request: unknown): Promise<ControlResponse | InstalledResponse> {
+  private async answer(request: unknown): Promise<AnyControlResponse> {
     const req = checkControlRequest(request);
     if (typeof req === 'string') return { ok: false, error: req };
+    if (req.op === 'packet-out') return { ok: false, error: 'packet-out (zonemesh trace --live) needs --workers 1' };
     // A worker that is not running has no switches: its connections died with it.
     const asked = this.slots.filter((s) => s.ready && s.worker);
     const replies = asked.map(async (s) => ({ worker: s.index, reply: await this.ask(s.index, s.worker!, req) }));
@@ -267,7 +268,7 @@ class Primary {
     }
   }
 
-  private ask(index: number, worker: Worker, req: CheckedControlRequest): Promise<WorkerReply> {
+  private ask(index: number, worker: Worker, req: Exclude<CheckedControlRequest, { op: 'packet-out' }>): Promise<WorkerReply> {
     const id = ++this.nextId;
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;

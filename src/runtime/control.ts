@@ -7,7 +7,7 @@ import { formatDpid, removeStaleSocket, type SwitchSession } from '../controller
 import type { DesiredState } from './desired-state';
 import { diffFlows } from '../sdk/diff';
 import { readInstalledFlows } from './reconciler';
-import { OFPFF_SEND_FLOW_REM, encodeMessage, formatInstructions, formatMatch, splitMultipartReply, type FlowStats, type MultipartReply } from '../openflow';
+import { OFPFF_SEND_FLOW_REM, OFPP, OFP_NO_BUFFER, encodeMessage, formatInstructions, formatMatch, splitMultipartReply, type FlowStats, type MultipartReply } from '../openflow';
 import { documentOf, type ModelDocument, type NetworkModel } from '../model';
 import type { Flow } from '../sdk/flow';
 import type { Pipeline } from '../sdk/pipeline';
@@ -20,7 +20,9 @@ import { ControlSocketError } from './errors';
 export type ControlRequest =
   | { op: 'flows'; /** see parseDpid; all switches when absent */ dpid?: string }
   /** what `zonemesh trace` simulates: every switch's installed flows as read now, its ports, and the model */
-  | { op: 'installed' };
+  | { op: 'installed' }
+  /** `zonemesh trace --live`: the frame (hex) enters the switch's pipeline at table 0 as if it came in on inPort */
+  | { op: 'packet-out'; dpid: string; inPort: number; data: string };
 
 export interface SwitchFlows {
   dpid: string;
@@ -50,8 +52,12 @@ export interface InstalledSwitch {
 
 export type InstalledResponse = { ok: true; model: ModelDocument | null; switches: InstalledSwitch[] } | { ok: false; error: string };
 
+export type PacketOutResponse = { ok: true } | { ok: false; error: string };
+
 /** The response type of each request. */
-export type ResponseTo<R extends ControlRequest> = R extends { op: 'installed' } ? InstalledResponse : ControlResponse;
+export type ResponseTo<R extends ControlRequest> = R extends { op: 'installed' } ? InstalledResponse : R extends { op: 'packet-out' } ? PacketOutResponse : ControlResponse;
+
+export type AnyControlResponse = ControlResponse | InstalledResponse | PacketOutResponse;
 
 /** What the endpoint reads from the runtime. */
 export interface ControlSource {
@@ -154,13 +160,24 @@ export function parseDpid(text: string): bigint | undefined {
 }
 
 /** A request as the endpoint acts on it (the cluster primary too, before asking its workers). */
-export type CheckedControlRequest = { op: 'flows'; dpid?: bigint } | { op: 'installed' };
+export type CheckedControlRequest = { op: 'flows'; dpid?: bigint } | { op: 'installed' } | { op: 'packet-out'; dpid: bigint; inPort: number; data: Buffer };
+
+/** a frame long enough for an Ethernet header, short enough for one request line */
+const PACKET_OUT_BYTES = { min: 14, max: 1600 } as const;
 
 /** Checks one request; a string says what is wrong with it. */
 export function checkControlRequest(request: unknown): CheckedControlRequest | string {
-  const req = request as { op?: unknown; dpid?: unknown } | null;
+  const req = request as { op?: unknown; dpid?: unknown; inPort?: unknown; data?: unknown } | null;
   if (req?.op === 'installed') return { op: 'installed' };
-  if (req?.op !== 'flows') return `unknown request ${JSON.stringify(req?.op)}; known: flows, installed`;
+  if (req?.op === 'packet-out') {
+    const dpid = parseDpid(String(req.dpid));
+    if (dpid === undefined) return `'${req.dpid}' is not a datapath id`;
+    if (typeof req.inPort !== 'number' || !Number.isInteger(req.inPort) || req.inPort < 1 || req.inPort > OFPP.MAX) return `inPort ${req.inPort} is not a port number`;
+    const { min, max } = PACKET_OUT_BYTES;
+    if (typeof req.data !== 'string' || !/^([0-9a-f]{2})+$/i.test(req.data) || req.data.length < 2 * min || req.data.length > 2 * max) return `data is not a frame of ${min}..${max} bytes in hex`;
+    return { op: 'packet-out', dpid, inPort: req.inPort, data: Buffer.from(req.data, 'hex') };
+  }
+  if (req?.op !== 'flows') return `unknown request ${JSON.stringify(req?.op)}; known: flows, installed, packet-out`;
   if (req.dpid === undefined) return { op: 'flows' };
   const dpid = parseDpid(String(req.dpid));
   return dpid === undefined ? `'${req.dpid}' is not a datapath id` : { op: 'flows', dpid };
@@ -194,15 +211,25 @@ export async function answerInstalled(source: ControlSource): Promise<InstalledR
   return { ok: true, model: model ? documentOf(model) : null, switches: await localInstalled(source) };
 }
 
+/** Sends the frame into the switch's pipeline (PACKET_OUT, output:TABLE) and waits for the switch to have processed it. */
+export async function answerPacketOut(source: ControlSource, req: Extract<CheckedControlRequest, { op: 'packet-out' }>): Promise<PacketOutResponse> {
+  const session = source.switches.get(req.dpid);
+  if (!session) return { ok: false, error: notConnected(req.dpid, [...source.switches.keys()].map(formatDpid)) };
+  session.send({ type: 'PACKET_OUT', xid: 0, bufferId: OFP_NO_BUFFER, inPort: req.inPort, actions: [{ type: 'output', port: OFPP.TABLE, maxLen: 0 }], data: req.data });
+  const { errors } = await session.barrier();
+  return errors.length ? { ok: false, error: `the switch refused the packet-out: ${errors.map((e) => e.message).join('; ')}` } : { ok: true };
+}
+
 /** The answer to a request for a switch that is not there; `connected` lists those that are. */
 export function notConnected(dpid: bigint, connected: readonly string[]): string {
   return `switch ${formatDpid(dpid)} is not connected (connected: ${connected.join(', ') || 'none'})`;
 }
 
-async function answer(source: ControlSource, request: unknown): Promise<ControlResponse | InstalledResponse> {
+async function answer(source: ControlSource, request: unknown): Promise<AnyControlResponse> {
   const req = checkControlRequest(request);
   if (typeof req === 'string') return { ok: false, error: req };
   if (req.op === 'installed') return answerInstalled(source);
+  if (req.op === 'packet-out') return answerPacketOut(source, req);
   const switches = await localFlows(source, req.dpid);
   if (req.dpid !== undefined && switches.length === 0) return { ok: false, error: notConnected(req.dpid, [...source.switches.keys()].map(formatDpid)) };
   return { ok: true, switches };
@@ -222,7 +249,7 @@ export class ControlServer {
 
   /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. */
   /** Answers requests with `answer` (a cluster primary asks its workers); its rejections become error responses. Throws ControlSocketError when the path cannot be ours. */
-  static async serve(path: string, respond: (request: unknown) => Promise<ControlResponse | InstalledResponse>, log: Logger): Promise<ControlServer> {
+  static async serve(path: string, respond: (request: unknown) => Promise<AnyControlResponse>, log: Logger): Promise<ControlServer> {
     prepareControlDir(path);
     try {
       await removeStaleSocket(path);
@@ -256,7 +283,7 @@ export class ControlServer {
   }
 }
 
-function serve(socket: Socket, respond: (request: unknown) => Promise<ControlResponse | InstalledResponse>, log: Logger): void {
+function serve(socket: Socket, respond: (request: unknown) => Promise<AnyControlResponse>, log: Logger): void {
   let buffered = '';
   socket.setEncoding('utf8');
   socket.on('error', () => undefined); // a client that goes away early is no concern of ours
@@ -274,7 +301,7 @@ function serve(socket: Socket, respond: (request: unknown) => Promise<ControlRes
       return void socket.end(`${JSON.stringify({ ok: false, error: 'request is not one line of JSON' })}\n`);
     }
     respond(request)
-      .catch((e: unknown): ControlResponse | InstalledResponse => {
+      .catch((e: unknown): AnyControlResponse => {
         log.warn({ err: e }, 'control request failed');
         return { ok: false, error: (e as Error)?.message ?? String(e) };
       })

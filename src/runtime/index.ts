@@ -14,6 +14,7 @@ export {
   defaultControlDir,
   formatFlowLine,
   answerInstalled,
+  answerPacketOut,
   localFlows,
   localInstalled,
   notConnected,
@@ -24,7 +25,10 @@ export {
   type ControlRequest,
   type ControlResponse,
   type ControlSource,
+  type AnyControlResponse,
   type InstalledResponse,
+  type PacketOutResponse,
+  type ResponseTo,
   type InstalledSwitch,
   type SwitchFlows,
 } from './control';

@@ -5,6 +5,9 @@ import { TraceError, Tracer, formatTrace, pipelineOf, type InstalledSnapshot, ty
 import type { NetworkModel } from '../../src/model';
 import { PIPELINE, edit, placeAll, switchFlows, twoZones, viewOf } from '../apps/helpers';
 import { REPO_ROOT } from '../helpers/paths';
+import { LIVE_DSCP, frameOf } from '../../src/cli/trace-live';
+import { findLayer, parsePacket } from '../../src/packet';
+import { checkControlRequest } from '../../src/runtime';
 
 /**
  * The tracer on the demo model's compiled flows (every port placed, numbered 1, 2, … per
@@ -97,4 +100,22 @@ test('golden text of an allowed and a denied trace', (t) => {
   const actual = `${formatTrace(trace({ from: 'web1', to: '10.1.2.12', port: 8080 }))}\n\n${formatTrace(trace({ from: 'web2', to: '10.1.1.11', port: 23 }))}\n`;
   if (process.env.UPDATE_GOLDEN) writeFileSync(file, actual);
   t.is(actual, readFileSync(file, 'utf8'));
+});
+
+test('--live builds the traced packet for real, marked DSCP 43 (ARP unmarked)', (t) => {
+  const tcp = parsePacket(frameOf(trace({ from: 'web1', to: '10.1.2.12', port: 8080 }).packet));
+  t.like(findLayer(tcp, 'ipv4'), { src: '10.1.1.11', dst: '10.1.2.12', ttl: 64, dscp: LIVE_DSCP, protocol: 6 });
+  t.like(findLayer(tcp, 'tcp'), { srcPort: 40000, dstPort: 8080 });
+  const arp = parsePacket(frameOf(trace({ from: 'web1', to: '10.1.1.12', proto: 'arp' }).packet));
+  t.like(findLayer(arp, 'arp'), { op: 1, senderIp: '10.1.1.11', targetIp: '10.1.1.12' });
+});
+
+test("the control socket's packet-out request is checked before anything is sent", (t) => {
+  const frame = '00'.repeat(60);
+  t.like(checkControlRequest({ op: 'packet-out', dpid: '0x11', inPort: 1, data: frame }), { op: 'packet-out', dpid: 0x11n, inPort: 1 });
+  t.is(checkControlRequest({ op: 'packet-out', dpid: 'x', inPort: 1, data: frame }), "'x' is not a datapath id");
+  t.is(checkControlRequest({ op: 'packet-out', dpid: '0x11', inPort: 0, data: frame }), 'inPort 0 is not a port number');
+  t.regex(checkControlRequest({ op: 'packet-out', dpid: '0x11', inPort: 1, data: 'zz' }) as string, /not a frame of 14\.\.1600 bytes/);
+  t.regex(checkControlRequest({ op: 'packet-out', dpid: '0x11', inPort: 1, data: '00'.repeat(1601) }) as string, /not a frame/);
+  t.deepEqual(checkControlRequest({ op: 'installed' }), { op: 'installed' });
 });

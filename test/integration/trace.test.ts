@@ -13,9 +13,10 @@ import { isMap, isSeq, parseDocument } from 'yaml';
 import { tracerOf } from '../../src/cli/trace';
 import type { TraceHop, TraceProto, TraceQuery, TraceResult, Tracer } from '../../src/cli/tracer';
 import { queryControl } from '../../src/runtime';
+import { LIVE_DSCP } from '../../src/cli/trace-live';
 import { TUNNEL_OFPORT } from '../../src/model';
 import { runCliAsync } from '../cli/run-cli';
-import { TWO_ZONES_MODEL, overlayUp, waitFor, type OverlayScenario, type OverlayState, type RunningController, startController } from '../helpers/overlay';
+import { TWO_ZONES_MODEL, innerLayer, overlayUp, waitFor, type OverlayScenario, type OverlayState, type RunningController, startController } from '../helpers/overlay';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
 interface Case {
@@ -247,6 +248,30 @@ test.serial(`${CASES.length} traces agree with ofproto/trace on the real bridges
   }
   t.deepEqual(problems, []);
   t.log(`${CASES.length} cases, ${hops} switch hops compared with ofproto/trace`);
+});
+
+test.serial('--live: a real packet marked DSCP 43 goes through every traced flow; a denied one never enters a tunnel', async (t) => {
+  const capture = await ctx!.scenario.startCapture('trace-live');
+  const allowed = await runCliAsync('trace', '--from', 'web1', '--to', '10.1.2.12:8080', '--live', '--json', '--control', control());
+  const denied = await runCliAsync('trace', '--from', 'web1', '--to', '10.1.3.11:5432', '--live', '--json', '--control', control());
+  await capture.stop();
+  for (const [r, hops] of [[allowed, 2], [denied, 1]] as const) {
+    t.is(r.status, 0, r.stderr);
+    const result = JSON.parse(r.stdout) as TraceResult;
+    t.is(result.hops.length, hops);
+    t.true(result.live?.allSeen, JSON.stringify(result.hops.map((h) => h.steps.map((s) => `${h.hypervisor}:${s.tableName}=${s.live}`))));
+    t.true(result.hops.every((h) => h.steps.every((s) => s.live !== undefined && s.live >= 1)));
+  }
+  // On the underlay: the allowed SYN from hv1 to hv4, and app2's answer (Linux sends its RST with the
+  // SYN's DSCP), so the VM got it; nothing marked for db1, whose SYN the ACL dropped at the source.
+  const marked = capture.tunnelFrames().filter((f) => innerLayer(f, 'ipv4')?.dscp === LIVE_DSCP);
+  const [hv1, hv4] = [ctx!.state.hypervisors.hv1!.tunnelIp, ctx!.state.hypervisors.hv4!.tunnelIp];
+  t.deepEqual([...new Set(marked.map((f) => `${f.at} ${innerLayer(f, 'ipv4')!.src}->${innerLayer(f, 'ipv4')!.dst} in ${f.outerSrc}->${f.outerDst}`))].sort(), [
+    `hv1 10.1.1.11->10.1.2.12 in ${hv1}->${hv4}`,
+    `hv1 10.1.2.12->10.1.1.11 in ${hv4}->${hv1}`,
+    `hv4 10.1.1.11->10.1.2.12 in ${hv1}->${hv4}`,
+    `hv4 10.1.2.12->10.1.1.11 in ${hv4}->${hv1}`,
+  ]);
 });
 
 test.serial('typed errors and exit statuses: unknown VM 1, bad address 2, no controller 3, switch not connected 3', async (t) => {
