@@ -5,4 +5,4 @@
 export * from './fake-switch';
 export * from './model-store';
 export * from './run-apps';
-export { FlowTableSim, SimUnsupportedError, type SimOutput, type SimPacket, type SimResult } from '../sdk/sim';
+export { CT_STATE, FlowTableSim, SimUnsupportedError, type SimOptions, type SimOutput, type SimPacket, type SimResult, type SimStep } from '../sdk/sim';

@@ -3,7 +3,7 @@ import { NX_CT_F_COMMIT, OFPP } from '../../src/openflow';
 import { makeCookie } from '../../src/sdk/cookie';
 import { FlowBuilder } from '../../src/sdk/flow';
 import { Pipeline } from '../../src/sdk/pipeline';
-import { FlowTableSim } from '../../src/sdk/sim';
+import { CT_STATE, FlowTableSim } from '../../src/sdk/sim';
 
 const pipeline = new Pipeline([
   { name: 'in', stage: 'classify', miss: 'drop', matches: ['in_port', 'reg0', 'eth_type', 'nw_ttl'] },
@@ -45,4 +45,15 @@ test('ct: the recirculated copy sees the state; committed connections are establ
   t.false('ct_state' in committed.outputs[0]!.packet, 'no recirculation, no new ct_state');
   const reply = { ...ip, ipv4_src: ip.ipv4_dst, ipv4_dst: ip.ipv4_src, tcp_src: 80, tcp_dst: 1000 };
   t.deepEqual(sim.inject(reply, 1).outputs.map((o) => o.port), [2], 'established reply');
+});
+
+test('ct: a forced ct_state (ofproto/trace --ct-next) wins over the simulated conntrack; each step records its flow and packet', (t) => {
+  const track = { type: 'ct' as const, flags: 0, zone: 7, recircTable: pipeline.table('track').id, alg: 0, actions: [] };
+  const established = b('track').priority(2).match({ ct_state: { value: 0x22, mask: 0x22 } }).apply(out(2)).build();
+  const sim = new FlowTableSim([b('in').priority(1).apply(track).build(), established]);
+  t.deepEqual(sim.inject(ip, 1).outputs, [], 'a first packet is new: no flow for it');
+  const r = sim.inject(ip, 1, { ctState: CT_STATE.trk | CT_STATE.est });
+  t.deepEqual(r.outputs.map((o) => o.port), [2]);
+  t.deepEqual(r.trace.map((s) => [s.tableId, s.priority, s.packet.ct_state]), [[0, 1, undefined], [1, 2, 0x22]]);
+  t.is(r.trace[1]!.flow, established);
 });
