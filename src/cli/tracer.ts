@@ -269,15 +269,25 @@ const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 /** at most this many tunnel crossings: the overlay crosses one; more is a loop */
 const MAX_HOPS = 4;
 
+export interface TracerOptions {
+  /**
+   * One simulated switch each, kept from trace to trace, so conntrack remembers earlier packets (a
+   * test's network); by default each trace starts afresh, every packet a first one, as in ofproto/trace.
+   */
+  keepConntrack?: boolean;
+}
+
 export class Tracer {
   private readonly view: OverlayView;
   private readonly book: OwnerBook;
   private readonly byTunnelIp: Map<string, string>;
+  private readonly kept = new Map<string, FlowTableSim>();
 
   constructor(
     private readonly model: NetworkModel,
     pipeline: Pipeline,
     private readonly switches: ReadonlyMap<bigint, InstalledSnapshot>,
+    private readonly options: TracerOptions = {},
   ) {
     const placement = new Map([...switches].map(([dpid, s]) => [dpid, s.ports]));
     this.view = buildOverlayView(model, placement);
@@ -328,19 +338,30 @@ export class Tracer {
   }
 
   private run(query: TraceQuery, hv: string, iface: string, packet: SimPacket): TraceResult {
-    const hops: TraceHop[] = [];
-    const verdict: TraceVerdict = { result: 'dropped', deliveries: [], drops: [] };
-    this.walk(hv, this.portOf(hv, iface), packet, query, hops, verdict, 0);
-    if (verdict.deliveries.some((d) => !d.reply)) verdict.result = 'delivered';
-    else if (verdict.deliveries.length) verdict.result = 'answered';
-    return { query, packet: fields(packet), hops, verdict };
+    return { query, packet: fields(packet), ...this.follow(hv, this.portOf(hv, iface), packet, query.ct) };
   }
 
-  private walk(hvName: string, inPort: number, packet: SimPacket, query: TraceQuery, hops: TraceHop[], verdict: TraceVerdict, depth: number): void {
+  /** Follows `packet`, as it is, from port `inPort` of the hypervisor's switch: no ARP first. */
+  follow(hypervisor: string, inPort: number, packet: SimPacket, ct: TraceQuery['ct'] = 'new'): Pick<TraceResult, 'hops' | 'verdict'> {
+    const hops: TraceHop[] = [];
+    const verdict: TraceVerdict = { result: 'dropped', deliveries: [], drops: [] };
+    this.walk(hypervisor, inPort, packet, ct, hops, verdict, 0);
+    if (verdict.deliveries.some((d) => !d.reply)) verdict.result = 'delivered';
+    else if (verdict.deliveries.length) verdict.result = 'answered';
+    return { hops, verdict };
+  }
+
+  private simOf(hvName: string, snapshot: InstalledSnapshot): FlowTableSim {
+    if (!this.options.keepConntrack) return new FlowTableSim(snapshot.flows);
+    let sim = this.kept.get(hvName);
+    if (!sim) this.kept.set(hvName, (sim = new FlowTableSim(snapshot.flows)));
+    return sim;
+  }
+
+  private walk(hvName: string, inPort: number, packet: SimPacket, ct: TraceQuery['ct'], hops: TraceHop[], verdict: TraceVerdict, depth: number): void {
     const snapshot = this.snapshotOf(hvName);
     const hv = this.model.hypervisors.find((h) => h.name === hvName)!;
-    const sim = new FlowTableSim(snapshot.flows);
-    const result = sim.inject(packet, inPort, query.ct === 'established' ? { ctState: CT_STATE.trk | CT_STATE.est } : {});
+    const result = this.simOf(hvName, snapshot).inject(packet, inPort, ct === 'established' ? { ctState: CT_STATE.trk | CT_STATE.est } : {});
     const steps = result.trace.map((s) => this.book.step(s));
     hops.push({ hypervisor: hvName, dpid: hex(snapshot.dpid), inPort, packet: fields(packet), steps });
     const ifaceOf = (port: number) => [...snapshot.ports].find(([, n]) => n === port)?.[0];
@@ -359,7 +380,7 @@ export class Tracer {
           tun_ipv4_src: hv.tunnelIp,
           tun_ipv4_dst: String(out.packet.tun_ipv4_dst),
         };
-        this.walk(peer, TUNNEL_OFPORT, tunnelled, query, hops, verdict, depth + 1);
+        this.walk(peer, TUNNEL_OFPORT, tunnelled, ct, hops, verdict, depth + 1);
       } else if (out.port === OFPP.CONTROLLER) {
         verdict.result = 'controller';
       } else {

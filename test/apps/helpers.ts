@@ -10,7 +10,8 @@ import { type FlowMod, OFPTT_ALL, formatInstructions, formatMatch } from '../../
 import { type Flow, tableMissFlows } from '../../src/sdk/flow';
 import type { OwnerFlows } from '../../src/sdk/incremental';
 import { Pipeline } from '../../src/sdk/pipeline';
-import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
+import type { SimPacket } from '../../src/sdk/sim';
+import { Tracer } from '../../src/cli/tracer';
 import { REPO_ROOT } from '../helpers/paths';
 
 export const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES]);
@@ -102,19 +103,22 @@ export interface Delivery {
   packet: SimPacket;
 }
 
-/** The whole overlay as one fake network: a packet leaving by the tunnel port arrives at the hypervisor owning its tun_dst. */
+/**
+ * The whole overlay as one fake network: the tracer of `zonemesh trace` on every hypervisor's
+ * compiled flows, conntrack kept from packet to packet; a packet leaving by the tunnel port arrives
+ * at the hypervisor owning its tun_dst.
+ */
 export class Fabric {
-  private readonly sims = new Map<string, FlowTableSim>();
-  private readonly byTunnelIp = new Map<string, string>();
-  /** where the last inject's packets left the overlay (VM ports), and every tunnel hop */
+  private readonly tracer: Tracer;
+  private readonly byTunnelIp: Map<string, string>;
+  /** every tunnel hop of the last send */
   tunnelled: { from: string; to: string; vni: bigint; egressKey: number }[] = [];
 
   constructor(readonly view: OverlayView) {
     const flows = switchFlows(view);
-    for (const h of view.hypervisors) {
-      this.sims.set(h.name, new FlowTableSim(flows.get(h.datapathId)!));
-      this.byTunnelIp.set(h.tunnelIp, h.name);
-    }
+    const switches = new Map(view.hypervisors.map((h) => [h.datapathId, { dpid: h.datapathId, flows: flows.get(h.datapathId)!, ports: view.placement.get(h.datapathId) ?? new Map() }]));
+    this.tracer = new Tracer(view.model, PIPELINE, switches, { keepConntrack: true });
+    this.byTunnelIp = new Map(view.hypervisors.map((h) => [h.tunnelIp, h.name]));
   }
 
   vm(name: string): PortView {
@@ -133,34 +137,13 @@ export class Fabric {
 
   /** send `packet` from VM port `from`; returns every delivery to a VM port, in order */
   send(from: string, packet: SimPacket): Delivery[] {
-    this.tunnelled = [];
     const { hv, port } = this.at(from);
-    return this.inject(hv, port, packet, 0);
+    const { hops, verdict } = this.tracer.follow(hv, port, packet);
+    this.tunnelled = hops
+      .filter((h) => h.inPort === TUNNEL_OFPORT)
+      .map((h) => ({ from: this.byTunnelIp.get(String(h.packet.tun_ipv4_src))!, to: h.hypervisor, vni: BigInt(h.packet.tunnel_id!), egressKey: Number(h.packet.tun_metadata0) }));
+    return verdict.deliveries.map((d) => ({ hv: d.hypervisor, port: d.port, packet: d.packet }));
   }
-
-  private inject(hv: string, inPort: number, packet: SimPacket, hops: number): Delivery[] {
-    if (hops > 2) throw new Error('tunnel loop');
-    const result = this.sims.get(hv)!.inject(packet, inPort);
-    const out: Delivery[] = [];
-    for (const o of result.outputs) {
-      if (o.port !== TUNNEL_OFPORT) {
-        out.push({ hv, port: o.port, packet: headers(o.packet) });
-        continue;
-      }
-      const to = this.byTunnelIp.get(String(o.packet.tun_ipv4_dst))!;
-      const tunnel = { tunnel_id: o.packet.tunnel_id!, tun_metadata0: o.packet.tun_metadata0! };
-      this.tunnelled.push({ from: hv, to, vni: BigInt(tunnel.tunnel_id), egressKey: Number(tunnel.tun_metadata0) });
-      out.push(...this.inject(to, TUNNEL_OFPORT, { ...headers(o.packet), ...tunnel }, hops + 1));
-    }
-    return out;
-  }
-}
-
-/** what travels on the wire: pipeline state (registers, metadata, conntrack, tunnel) stripped */
-function headers(p: SimPacket): SimPacket {
-  const out: SimPacket = {};
-  for (const [k, v] of Object.entries(p)) if (!/^(x?reg\d+|metadata|ct_state|ct_zone|in_port|tunnel_id|tun_metadata\d+|tun_ipv4_dst)$/.test(k)) out[k] = v;
-  return out;
 }
 
 /** a FLOW_MOD as one line: command, then the flow as dump-flows prints it (deletes by cookie say so) */
