@@ -23,6 +23,11 @@ interface PairState {
   /** when the prober's switch came up (undefined while it is down) */
   proberUpAt: number | undefined;
   lastReplyAt: number | undefined;
+  /**
+   * probes sent before this are not counted: the send time of the first probe answered after a
+   * silence (start, down), so the probes that met missing flows or a dead peer are not losses
+   */
+  countFrom: number;
   /** undefined until the pair is first judged */
   state: TunnelState | undefined;
 }
@@ -69,7 +74,7 @@ export class TunnelMonitor {
       const old = before.get(pair.key);
       const same = old && old.pair.from.tunnelIp === pair.from.tunnelIp && old.pair.to.tunnelIp === pair.to.tunnelIp && old.pair.from.datapathId === pair.from.datapathId;
       const proberUpAt = this.upSwitches.has(pair.from.datapathId) ? now : undefined;
-      this.pairs.set(pair.key, same ? { ...old, pair } : { pair, buckets: [], proberUpAt, lastReplyAt: undefined, state: undefined });
+      this.pairs.set(pair.key, same ? { ...old, pair } : { pair, buckets: [], proberUpAt, lastReplyAt: undefined, countFrom: Infinity, state: undefined });
     }
     for (const [seq, p] of this.inFlight) if (!this.pairs.has(p.key)) this.inFlight.delete(seq);
   }
@@ -108,7 +113,11 @@ export class TunnelMonitor {
     const s = probe && this.pairs.get(probe.key);
     if (!probe || !s || s.pair.from.datapathId !== dpid) return false;
     this.inFlight.delete(seq);
-    if (s.state === 'down') s.buckets = []; // the window measures the tunnel while it is up
+    if (s.lastReplyAt === undefined || s.state === 'down') {
+      // the window measures the tunnel while it answers
+      s.buckets = [];
+      s.countFrom = probe.sentAt;
+    }
     s.lastReplyAt = now;
     const b = this.bucket(s, now);
     b.answered++;
@@ -122,7 +131,7 @@ export class TunnelMonitor {
       if (now - p.sentAt < this.settings.replyTimeoutMs) break;
       this.inFlight.delete(seq);
       const s = this.pairs.get(p.key);
-      if (s) this.bucket(s, now).lost++;
+      if (s && p.sentAt >= s.countFrom) this.bucket(s, now).lost++;
     }
   }
 
@@ -130,7 +139,6 @@ export class TunnelMonitor {
   evaluate(now: number): { all: TunnelPairHealth[]; changed: TunnelPairHealth[] } {
     const all: TunnelPairHealth[] = [];
     const changed: TunnelPairHealth[] = [];
-    const minSamples = Math.max(MIN_SAMPLES, Math.floor(this.settings.windowMs / this.intervalMs / 2));
     for (const s of this.pairs.values()) {
       const oldest = Math.floor((now - this.settings.windowMs) / this.bucketMs);
       while (s.buckets.length && s.buckets[0]!.index <= oldest) s.buckets.shift();
@@ -143,7 +151,9 @@ export class TunnelMonitor {
         rttSumMs += b.rttSumMs;
       }
       const lossRatio = answered + lost === 0 ? 0 : lost / (answered + lost);
-      const state = this.judge(s, now, lossRatio, answered + lost >= minSamples);
+      // judged on half a window at least: a few early samples say little
+      const enoughSamples = answered + lost >= MIN_SAMPLES && now - s.countFrom >= this.settings.windowMs / 2;
+      const state = this.judge(s, now, lossRatio, enoughSamples);
       if (state === undefined) continue;
       const health: TunnelPairHealth = { from: s.pair.from.name, to: s.pair.to.name, state, lossRatio, rttMs: answered ? rttSumMs / answered : undefined, at: now };
       all.push(health);

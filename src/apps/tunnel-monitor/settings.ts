@@ -20,7 +20,7 @@ export interface TunnelMonitorSettings {
 }
 
 export const DEFAULT_TUNNEL_MONITOR_SETTINGS: TunnelMonitorSettings = {
-  intervalMs: 20,
+  intervalMs: 10,
   windowMs: 20_000,
   lossThreshold: 0.005,
   replyTimeoutMs: 1_000,
