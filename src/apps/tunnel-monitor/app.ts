@@ -90,7 +90,7 @@ export class TunnelMonitorApp implements ZonemeshApp {
     if (intervalMs === intervalBefore) return;
     clearInterval(this.timer);
     this.timer = setInterval(() => this.tick(ctx), intervalMs);
-    const fields = { pairs: pairs.length, intervalMs, probesPerSecond: Math.round((pairs.length * 1000) / intervalMs) };
+    const fields = { pairs: pairs.length, intervalMs, downAfterMs: this.monitor.downAfterMs, probesPerSecond: Math.round((pairs.length * 1000) / intervalMs) };
     if (intervalMs > settings.intervalMs) ctx.log.warn({ ...fields, maxProbesPerSecond: settings.maxProbesPerSecond }, 'tunnel probes stretched to stay within maxProbesPerSecond');
     else ctx.log.info(fields, 'probing tunnels');
   }
@@ -128,7 +128,8 @@ export class TunnelMonitorApp implements ZonemeshApp {
   }
 
   private logChange(ctx: AppContext, h: TunnelPairHealth): void {
-    const { lossThreshold, windowMs, downAfterMs } = this.monitor.settings;
+    const { lossThreshold, windowMs } = this.monitor.settings;
+    const { downAfterMs } = this.monitor;
     const fields = { from: h.from, to: h.to, state: h.state, lossRatio: Number(h.lossRatio.toFixed(4)), rttMs: h.rttMs === undefined ? undefined : Number(h.rttMs.toFixed(2)) };
     const subject = `${h.from}/${h.to}`;
     if (h.state === 'lossy') this.logLimiter.log(ctx.log, 'warn', subject, 'tunnel lossy', { ...fields, lossThreshold, windowMs }, 'tunnel loss above threshold');

@@ -58,6 +58,11 @@ export class TunnelMonitor {
     return Math.max(this.settings.intervalMs, Math.ceil((1000 * this.pairs.size) / this.settings.maxProbesPerSecond));
   }
 
+  /** the silence that makes a pair down: the setting, or three probe intervals when the interval was stretched past it */
+  get downAfterMs(): number {
+    return Math.max(this.settings.downAfterMs, 3 * this.intervalMs);
+  }
+
   get probesInFlight(): number {
     return this.inFlight.size;
   }
@@ -166,9 +171,10 @@ export class TunnelMonitor {
   private judge(s: PairState, now: number, lossRatio: number, enoughSamples: boolean): TunnelState | undefined {
     if (s.proberUpAt === undefined) return s.state === undefined ? undefined : 'down';
     const silentFor = now - (s.lastReplyAt ?? s.proberUpAt);
-    const limit = s.lastReplyAt === undefined ? Math.max(this.settings.downAfterMs, FIRST_REPLY_GRACE_MS) : this.settings.downAfterMs;
+    const limit = s.lastReplyAt === undefined ? Math.max(this.downAfterMs, FIRST_REPLY_GRACE_MS) : this.downAfterMs;
     if (silentFor > limit) return 'down';
-    if (s.lastReplyAt === undefined) return s.state;
+    // silent past a reply timeout: an outage on its way to down, not loss; keep the state until it is judged
+    if (s.lastReplyAt === undefined || silentFor > this.settings.replyTimeoutMs + this.intervalMs) return s.state;
     return enoughSamples && lossRatio >= this.settings.lossThreshold ? 'lossy' : 'up';
   }
 
