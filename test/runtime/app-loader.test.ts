@@ -62,7 +62,7 @@ test('refusals name the module and the problem', (t) => {
   const builtinName = appModule('builtin-name.js', { name: 'acl' });
   t.is(refusal(t, [{ module: builtinName }]).message, `app module ${builtinName}: its name 'acl' is a built-in app's`);
   const stage = appModule('stage.js', { tables: "[{ name: 'my-app.t', stage: 'l7', miss: 'drop', matches: [] }]" });
-  t.is(refusal(t, [{ module: stage }]).message, `app module ${stage}: tables[0] (my-app.t): stage "l7" is not one of intercept, classify, spoofguard, arp, l3, l2, acl, output`);
+  t.is(refusal(t, [{ module: stage }]).message, `app module ${stage}: tables[0] (my-app.t): stage "l7" is not one of intercept, probe, classify, spoofguard, arp, l3, l2, acl, output`);
   const field = appModule('field.js', { tables: "[{ name: 'my-app.t', stage: 'l2', miss: 'drop', matches: ['eth_dest'] }]" });
   t.is(refusal(t, [{ module: field }]).message, `app module ${field}: tables[0] (my-app.t): matches names unknown match field "eth_dest"`);
 
