@@ -197,6 +197,15 @@ test('the prober switch going away flags its pairs down at once; losses before t
   t.false(monitor.probeable().some((p) => p.from === pairs[0]!.from), 'no probes from a switch that is gone');
 });
 
+test('a pair this controller cannot probe (its sends refused: a slave, a full queue) keeps its state instead of going down', (t) => {
+  const { monitor, pairs, run } = monitorOf();
+  run(12_000);
+  let now = 12_000;
+  for (; now < 20_000; now += 10) for (const pair of monitor.probeable()) monitor.send(pair, now, () => false);
+  const { all } = monitor.evaluate(now);
+  t.deepEqual(all.map((h) => h.state), pairs.map(() => 'up'));
+});
+
 test('replies that are not ours in flight are refused: another nonce, a sequence number not sent, the wrong switch', (t) => {
   const { monitor, pairs } = monitorOf();
   let seq = 0;

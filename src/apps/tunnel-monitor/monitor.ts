@@ -24,6 +24,11 @@ interface PairState {
   proberUpAt: number | undefined;
   lastReplyAt: number | undefined;
   /**
+   * when the first probe sent since the last reply left: silence counts from there, so a pair
+   * this controller cannot probe (a slave of its prober, a full send queue) is not taken for down
+   */
+  unansweredSince: number | undefined;
+  /**
    * probes sent before this are not counted: the send time of the first probe answered after a
    * silence (start, down), so the probes that met missing flows or a dead peer are not losses
    */
@@ -79,7 +84,7 @@ export class TunnelMonitor {
       const old = before.get(pair.key);
       const same = old && old.pair.from.tunnelIp === pair.from.tunnelIp && old.pair.to.tunnelIp === pair.to.tunnelIp && old.pair.from.datapathId === pair.from.datapathId;
       const proberUpAt = this.upSwitches.has(pair.from.datapathId) ? now : undefined;
-      this.pairs.set(pair.key, same ? { ...old, pair } : { pair, buckets: [], proberUpAt, lastReplyAt: undefined, countFrom: Infinity, state: undefined });
+      this.pairs.set(pair.key, same ? { ...old, pair } : { pair, buckets: [], proberUpAt, lastReplyAt: undefined, unansweredSince: undefined, countFrom: Infinity, state: undefined });
     }
     for (const [seq, p] of this.inFlight) if (!this.pairs.has(p.key)) this.inFlight.delete(seq);
   }
@@ -109,6 +114,8 @@ export class TunnelMonitor {
     if (!transmit(seq)) return false;
     this.nextSeq = (this.nextSeq + 1) >>> 0 || 1;
     this.inFlight.set(seq, { key: pair.key, sentAt: now });
+    const s = this.pairs.get(pair.key);
+    if (s) s.unansweredSince ??= now;
     return true;
   }
 
@@ -124,6 +131,7 @@ export class TunnelMonitor {
       s.countFrom = probe.sentAt;
     }
     s.lastReplyAt = now;
+    s.unansweredSince = undefined;
     const b = this.bucket(s, now);
     b.answered++;
     b.rttSumMs += now - probe.sentAt;
@@ -170,7 +178,7 @@ export class TunnelMonitor {
 
   private judge(s: PairState, now: number, lossRatio: number, enoughSamples: boolean): TunnelState | undefined {
     if (s.proberUpAt === undefined) return s.state === undefined ? undefined : 'down';
-    const silentFor = now - (s.lastReplyAt ?? s.proberUpAt);
+    const silentFor = s.unansweredSince === undefined ? 0 : now - s.unansweredSince;
     const limit = s.lastReplyAt === undefined ? Math.max(this.downAfterMs, FIRST_REPLY_GRACE_MS) : this.downAfterMs;
     if (silentFor > limit) return 'down';
     // silent past a reply timeout: an outage on its way to down, not loss; keep the state until it is judged
