@@ -30,6 +30,8 @@ import { parseTunnelMonitorSettings } from './settings';
 
 /** how often every pair's measurement is published, besides its state changes */
 export const REPORT_INTERVAL_MS = 1_000;
+/** after a stall, at most this many rounds go out at once: the rest are skipped, not bunched */
+const MAX_ROUNDS_PER_TICK = 10;
 
 @injectable()
 export class TunnelMonitorApp implements ZonemeshApp {
@@ -46,6 +48,9 @@ export class TunnelMonitorApp implements ZonemeshApp {
   private owners = new Map<bigint, Set<string>>();
   private timer: NodeJS.Timeout | undefined;
   private lastReport = 0;
+  /** probe rounds due and not yet sent: a busy event loop fires the timer late, and the rounds it missed are caught up */
+  private roundsDue = 0;
+  private lastTick = 0;
 
   constructor(
     @inject(APP_SETTINGS) settings: AppSettings,
@@ -89,6 +94,8 @@ export class TunnelMonitorApp implements ZonemeshApp {
     const { intervalMs, settings } = this.monitor;
     if (intervalMs === intervalBefore) return;
     clearInterval(this.timer);
+    this.lastTick = Date.now();
+    this.roundsDue = 0;
     this.timer = setInterval(() => this.tick(ctx), intervalMs);
     const fields = { pairs: pairs.length, intervalMs, downAfterMs: this.monitor.downAfterMs, probesPerSecond: Math.round((pairs.length * 1000) / intervalMs) };
     if (intervalMs > settings.intervalMs) ctx.log.warn({ ...fields, maxProbesPerSecond: settings.maxProbesPerSecond }, 'tunnel probes stretched to stay within maxProbesPerSecond');
@@ -97,8 +104,12 @@ export class TunnelMonitorApp implements ZonemeshApp {
 
   private tick(ctx: AppContext): void {
     const now = Date.now();
-    for (const pair of this.monitor.probeable()) {
-      this.monitor.send(pair, now, (seq) => ctx.send(pair.from.datapathId, probePacketOut(pair, probeFrame(this.monitor.nonce, seq))));
+    this.roundsDue = Math.min(MAX_ROUNDS_PER_TICK, this.roundsDue + (now - this.lastTick) / this.monitor.intervalMs);
+    this.lastTick = now;
+    for (; this.roundsDue >= 1; this.roundsDue--) {
+      for (const pair of this.monitor.probeable()) {
+        this.monitor.send(pair, now, (seq) => ctx.send(pair.from.datapathId, probePacketOut(pair, probeFrame(this.monitor.nonce, seq))));
+      }
     }
     // judged after the event loop's poll phase has read what the switches sent meanwhile: after a
     // stall of the loop, replies waiting in the sockets are counted, not taken for losses
