@@ -1,4 +1,4 @@
-import type { Container } from '../sdk';
+import { TUNNEL_HEALTH, type Container } from '../sdk';
 import type { AppRegistry, RuntimeOptions } from '../runtime';
 import { ACL_APP_ID, AclApp } from './acl';
 import { ARP_RESPONDER_APP_ID, ArpResponderApp } from './arp-responder';
@@ -7,6 +7,7 @@ import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-r
 import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
 import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
 import { TUNNEL_MESH_APP_ID, TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
+import { TUNNEL_MONITOR_APP_ID, TunnelHealthBoard, TunnelMonitorApp } from './tunnel-monitor';
 
 /** Every app `zonemesh run --apps` can name. */
 export const APP_REGISTRY: AppRegistry = {
@@ -17,11 +18,14 @@ export const APP_REGISTRY: AppRegistry = {
   'distributed-router': DistributedRouterApp,
   acl: AclApp,
   'dhcp-responder': DhcpResponderApp,
+  'tunnel-monitor': TunnelMonitorApp,
 };
 
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
 export function bindAppServices(container: Container): void {
   container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
+  // empty unless tunnel-monitor runs, so readers (metrics, pages) need not know whether it does
+  container.bind(TUNNEL_HEALTH).to(TunnelHealthBoard);
 }
 
 /** The built-in apps' ids: an app loaded from a module may not take one, even when that app is not running. */
@@ -33,6 +37,7 @@ export const BUILTIN_APP_IDS: ReadonlyMap<number, string> = new Map([
   [DISTRIBUTED_ROUTER_APP_ID, 'distributed-router'],
   [ACL_APP_ID, 'acl'],
   [DHCP_RESPONDER_APP_ID, 'dhcp-responder'],
+  [TUNNEL_MONITOR_APP_ID, 'tunnel-monitor'],
 ]);
 
 /** What a Runtime needs to run the built-in apps beside app modules: `Runtime.create({ config, ...BUILTIN_APPS })`. */

@@ -10,6 +10,7 @@ import type { ZonemeshApp } from '../sdk/app';
 import { APP_MASK, APP_SHIFT, PIPELINE_APP_ID, makeCookie } from '../sdk/cookie';
 import type { CountedFlow, FlowCount } from '../sdk/counters';
 import type { Pipeline } from '../sdk/pipeline';
+import type { TunnelHealthSource, TunnelPairHealth } from '../sdk/tunnel-health';
 import type { DesiredState } from './desired-state';
 import type { Reconciler, SyncReport } from './reconciler';
 import { StatsPoller, type FlowStatsQuery, type SwitchStats } from './stats-poller';
@@ -31,6 +32,8 @@ export interface MetricsSources {
   readonly pipeline: Pipeline;
   readonly apps: readonly ZonemeshApp[];
   readonly log: Logger;
+  /** the tunnel monitor's measurements (TUNNEL_HEALTH), when the runtime has one */
+  readonly tunnelHealth?: TunnelHealthSource;
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 15_000;
@@ -341,6 +344,28 @@ export class RuntimeMetrics {
         self.export(this, self.aclTotals);
       },
     });
+
+    // ---- tunnels: the monitor's latest measurement of each pair, at scrape ----
+    const { tunnelHealth } = sources;
+    if (tunnelHealth) {
+      const tunnelGauge = (name: string, help: string, value: (h: TunnelPairHealth) => number | undefined) =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['from', 'to'],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const h of tunnelHealth.snapshot()) {
+              const v = value(h);
+              if (v !== undefined) this.set({ from: h.from, to: h.to }, v);
+            }
+          },
+        });
+      tunnelGauge('zonemesh_tunnel_up', 'Whether the tunnel between two hypervisors answers probes (1), or not (0: down).', (h) => (h.state === 'down' ? 0 : 1));
+      tunnelGauge('zonemesh_tunnel_loss_ratio', "Probes lost over the monitor's sliding window, 0..1.", (h) => h.lossRatio);
+      tunnelGauge('zonemesh_tunnel_rtt_seconds', "Mean probe round trip over the window: controller, from, to, from, controller.", (h) => (h.rttMs === undefined ? undefined : h.rttMs / 1000));
+    }
 
     const intervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.poller = new StatsPoller(controller, {

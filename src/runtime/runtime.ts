@@ -15,6 +15,7 @@ import { tableMissFlows, type Flow } from '../sdk/flow';
 import { StoreModelAccess } from '../sdk/model';
 import { PacketIn } from '../sdk/packet-in';
 import { Pipeline } from '../sdk/pipeline';
+import { TUNNEL_HEALTH, type TunnelHealthSource } from '../sdk/tunnel-health';
 import { ModelPlacement, PORT_PLACEMENT, type PortPlacement } from '../sdk/placement';
 import { SwitchPortPlacement } from './placement';
 import { RuntimeAppContext, type ContextHost } from './context';
@@ -196,7 +197,16 @@ export class Runtime {
         metrics === undefined
           ? undefined
           : new RuntimeMetrics(
-              { controller: this.controller, reconciler: this.reconciler, desired: this.desired, modelStore: this.modelStore, pipeline: this.pipeline, apps: this.apps, log: this.log },
+              {
+                controller: this.controller,
+                reconciler: this.reconciler,
+                desired: this.desired,
+                modelStore: this.modelStore,
+                pipeline: this.pipeline,
+                apps: this.apps,
+                log: this.log,
+                ...(container.isBound(TUNNEL_HEALTH) && { tunnelHealth: container.get<TunnelHealthSource>(TUNNEL_HEALTH) }),
+              },
               { ...options.metrics, ...(metrics.pollIntervalMs !== undefined && { pollIntervalMs: metrics.pollIntervalMs }) },
             );
     } catch (e) {

@@ -35,6 +35,7 @@ export * from '../packet';
 // the network model apps compile from, and its IPv4 arithmetic (addresses as 32-bit numbers)
 export type { AclRule, Hypervisor, NetworkModel, Subnet, Vpc, VmPort, Zone } from '../model/types';
 export { EMPTY_MODEL } from '../model/types';
+export { TUNNEL_OFPORT } from '../model/derived';
 export type { ModelStore } from '../model/store';
 export { ModelValidationError } from '../model/errors';
 export { parseIpv4, parseCidr, cidrContains, prefixMask, type Ipv4Cidr } from '../model/addressing';
@@ -43,3 +44,5 @@ export { parseIpv4, parseCidr, cidrContains, prefixMask, type Ipv4Cidr } from '.
 export type { FlowRemovedEvent, PacketInEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';
 export { forSwitch } from '../controller/events';
 export { formatDpid } from '../controller/errors';
+// bounded logging of lines that can repeat (one per packet, per pair…)
+export { LogLimiter, type LogLimits } from '../controller/log-limiter';

@@ -1,14 +1,16 @@
 /**
  * The health of the tunnel between two hypervisors, as a monitoring app measures it and as the
- * runtime's pages and metrics show it. An app that measures tunnels binds TUNNEL_HEALTH in
- * its bindServices; readers inject it as optional, since no monitor may be loaded.
+ * runtime's pages and metrics show it. The built-in apps' bindServices binds TUNNEL_HEALTH to a
+ * board the tunnel-monitor app publishes to (src/apps/tunnel-monitor/board.ts): it is empty, and
+ * health$ silent, when that app does not run. Readers inject it as optional: a runtime without the
+ * built-in apps' services has no binding.
  */
 import type { Observable } from 'rxjs';
 
 export type TunnelState = 'up' | 'lossy' | 'down';
 
 export interface TunnelPairHealth {
-  /** hypervisor names from the model: probes leave `from` and arrive at `to` */
+  /** hypervisor names from the model: probes leave `from` and arrive at `to` (and come back: one entry per pair) */
   readonly from: string;
   readonly to: string;
   readonly state: TunnelState;

@@ -352,6 +352,10 @@ export interface ControllerOptions {
   detached?: boolean;
   /** how long to wait until every switch is connected and in sync and every tunnel port is ready (default 30 s) */
   syncTimeoutMs?: number;
+  /** the run config's `settings` (app name → its settings) */
+  settings?: Record<string, unknown>;
+  /** serve Prometheus metrics on this HOST:PORT (`127.0.0.1:0`: a free port, logged as 'serving metrics') */
+  metrics?: string;
 }
 
 export interface RunningController {
@@ -450,7 +454,11 @@ export async function startController(modelFile: string, hypervisorsJson: string
   const logFile = join(dir, 'zonemesh.log');
   const pidFile = join(dir, 'zonemesh.pid');
   const controlSocket = join(dir, 'control.sock');
-  const config = overlayRunConfig(modelFile, hypervisors, controlSocket, opts.apps, opts.logLevel);
+  const config = {
+    ...overlayRunConfig(modelFile, hypervisors, controlSocket, opts.apps, opts.logLevel),
+    ...(opts.settings && { settings: opts.settings }),
+    ...(opts.metrics && { metrics: { listen: opts.metrics } }),
+  };
   writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
   const log = openSync(logFile, 'w');
   const child = spawn(process.execPath, [ZONEMESH_MAIN, 'run', '--config', configFile], {

@@ -1,0 +1,5 @@
+export * from './app';
+export * from './board';
+export * from './monitor';
+export * from './probe';
+export * from './settings';
