@@ -11,6 +11,7 @@ import { APP_MASK, APP_SHIFT, PIPELINE_APP_ID, makeCookie } from '../sdk/cookie'
 import type { CountedFlow, FlowCount } from '../sdk/counters';
 import type { Pipeline } from '../sdk/pipeline';
 import type { DesiredState } from './desired-state';
+import { AppWiringError } from './errors';
 import type { Reconciler, SyncReport } from './reconciler';
 import { StatsPoller, type FlowStatsQuery, type SwitchStats } from './stats-poller';
 
@@ -341,6 +342,27 @@ export class RuntimeMetrics {
         self.export(this, self.aclTotals);
       },
     });
+
+    // ---- what the apps count themselves: read at scrape ----
+    for (const app of sources.apps) {
+      for (const counter of app.eventCounters ?? []) {
+        const name = `zonemesh_${counter.name}_total`;
+        if (registry.getSingleMetric(name)) throw new AppWiringError(`event counter ${name} is already served (by the runtime or another app)`, { app: app.name });
+        new Counter({
+          name,
+          help: counter.help,
+          labelNames: [...switchLabelNames, counter.label],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const c of counter.read()) {
+              const labels = c.dpid === undefined ? { dpid: OTHER, hypervisor: '' } : self.switchLabels(c.dpid);
+              this.inc({ ...labels, [counter.label]: c.value }, c.count);
+            }
+          },
+        });
+      }
+    }
 
     const intervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;
     this.poller = new StatsPoller(controller, {
