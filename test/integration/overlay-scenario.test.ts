@@ -95,6 +95,9 @@ async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>, addres
       const run = await scenario.dhcp({ client: 'dhclient' });
       await capture.stop();
       dhcp = { run, onUnderlay: dhcpFrames(capture) };
+      // the matrix cannot converge without addresses: say why here rather than as unreachable pairs
+      const unleased = dhcpMismatches(model, run);
+      if (unleased.length) throw new Error(`DHCP: ${unleased.join('; ')}`);
     }
     await converged(scenario, model);
     await fn({ scenario, state: scenario.state(), modelFile, model, controller, ...(dhcp && { dhcp }) });
