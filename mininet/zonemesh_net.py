@@ -2,16 +2,20 @@
 """zonemesh's multi-zone Mininet scenario, built from a model file.  Run as root with the
 Debian python (/usr/bin/python3: Mininet imports only there).
 
-  up MODEL [--state DIR] [--prefix zm] [--controller-mode dial|listen] [--cli]
+  up MODEL [--state DIR] [--prefix zm] [--controller-mode dial|listen] [--addressing static|dhcp] [--cli]
         builds the scenario and prints JSON: the state directory, hypervisors.json (what the
         controller reads: per hypervisor `openflow` and `ovsdb` endpoints), timings.
         dial (default): the controller connects to each bridge's passive unix:RUNDIR/br-int.mgmt.
         listen: each br-int connects to unix:RUNDIR/zonemesh.sock, where the controller listens
         (`openflow` is then 'punix:PATH': create that listening socket).
+        --addressing dhcp: the VMs' eth0 come up without address, route or MTU; run `dhcp` once
+        the controller (with the dhcp-responder app) is in sync.
   plan MODEL                             print the names and paths `up` would use; creates nothing
   down [--state DIR] [--prefix zm]       tear down by pidfiles and names; idempotent
   status                                 namespaces, daemons, bridges, ports (JSON)
   move PORT HV                           move a VM's veth to another hypervisor
+  dhcp [VM...] [--client dhclient|udhcpc] [--timeout 10]
+                                         run a DHCP client in the VMs (all by default) at once; JSON per VM
   underlay                               hypervisor-to-hypervisor ping matrix on the underlay
   pingmatrix [--count 2] [--pairs all|vpc] [--json]
   ping SRC VM|IP [--count 3]
@@ -54,7 +58,7 @@ def cmd_up(args) -> int:
     from zmnet.scenario import ZoneMeshScenario, teardown
     setLogLevel('output' if args.cli else 'warning')  # the CLI prints at 'output' level
     model = load_model(args.model)
-    layout = build_layout(model, args.prefix, state_dir(args), args.controller_mode, args.model)
+    layout = build_layout(model, args.prefix, state_dir(args), args.controller_mode, args.model, args.addressing)
     scenario = ZoneMeshScenario(layout, log=log if args.verbose else (lambda m: None))
     scenario.up(keep_shells=args.cli)
     result = {
@@ -78,7 +82,7 @@ def cmd_up(args) -> int:
 def cmd_plan(args) -> int:
     from zmnet.layout import build_layout
     from zmnet.model import load_model
-    emit(build_layout(load_model(args.model), args.prefix, state_dir(args), args.controller_mode, args.model))
+    emit(build_layout(load_model(args.model), args.prefix, state_dir(args), args.controller_mode, args.model, args.addressing))
     return 0
 
 
@@ -100,6 +104,13 @@ def cmd_move(args) -> int:
     from zmnet.scenario import move_vm
     emit(move_vm(state_dir(args), args.port, args.hypervisor))
     return 0
+
+
+def cmd_dhcp(args) -> int:
+    from zmnet.dhcp import run_clients
+    r = run_clients(probe.need_layout(state_dir(args)), args.vms, client=args.client, timeout=args.timeout)
+    emit(r)
+    return 0 if all(v['ok'] for v in r['vms'].values()) else 1
 
 
 def cmd_underlay(args) -> int:
@@ -179,16 +190,23 @@ def main(argv=None) -> int:
     sp = add('up', cmd_up, help='build the scenario from a model file')
     sp.add_argument('model')
     sp.add_argument('--controller-mode', choices=('dial', 'listen'), default='dial')
+    sp.add_argument('--addressing', choices=('static', 'dhcp'), default='static',
+                    help="VMs' addresses: the model's, set at up (default), or by DHCP later (`dhcp`)")
     sp.add_argument('--cli', action='store_true', help='open the Mininet CLI, tear down when it exits')
     sp.add_argument('--keep', action='store_true', help='with --cli: leave the scenario up')
     sp = add('plan', cmd_plan, help='print the names and paths `up` would use (state.json), create nothing')
     sp.add_argument('model')
     sp.add_argument('--controller-mode', choices=('dial', 'listen'), default='dial')
+    sp.add_argument('--addressing', choices=('static', 'dhcp'), default='static')
     add('down', cmd_down, help='tear everything down (idempotent)')
     add('status', cmd_status)
     sp = add('move', cmd_move, help='move a VM to another hypervisor')
     sp.add_argument('port')
     sp.add_argument('hypervisor')
+    sp = add('dhcp', cmd_dhcp, help='run a DHCP client in VMs (all by default), at once; exit 1 unless every VM got a lease')
+    sp.add_argument('vms', nargs='*')
+    sp.add_argument('--client', choices=('dhclient', 'udhcpc'), default='dhclient')
+    sp.add_argument('--timeout', type=int, default=10, help='seconds (udhcpc: DISCOVERs 1 s apart) before a client gives up')
     sp = add('underlay', cmd_underlay)
     sp.add_argument('--count', type=int, default=1)
     sp = add('pingmatrix', cmd_pingmatrix)

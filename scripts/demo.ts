@@ -1,6 +1,7 @@
 /**
  * `npm run demo` (through scripts/demo.sh, which installs, builds and runs this as root):
- * the multi-zone VPC overlay of a model on real Open vSwitch.
+ * the multi-zone VPC overlay of a model on real Open vSwitch, its VMs addressed by DHCP (dhclient)
+ * from the controller's dhcp-responder.
  *
  *   node dist/scripts/demo.js [up] [--model FILE]   scenario up, controller up (left running), checks
  *   node dist/scripts/demo.js check                 the checks again, on the running demo

@@ -15,6 +15,7 @@ fi
 # ethtool: netns hosts on the userspace datapath need `ethtool -K eth0 tx off` for TCP to work
 # python3-yaml: mininet/zonemesh_net.py reads the model files
 # isc-dhcp-client, busybox: dhclient and udhcpc, the DHCP clients of test/integration/ovs-dhcp.test.ts
+#   and of the Mininet scenario with --addressing dhcp (npm run demo, overlay-scenario)
 # etcd-server: /usr/bin/etcd, which test/integration/etcd-store.test.ts and bench/etcd-store.ts start
 # nftables: /usr/sbin/nft, the loss that test/integration/tunnel-monitor.test.ts injects on an uplink
 apt_packages=(

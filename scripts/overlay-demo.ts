@@ -1,6 +1,7 @@
 /**
  * What `npm run demo` does (scripts/demo.ts is only its command line): bring a model's scenario
- * up, start the controller, check the overlay against the model, print what it found, tear down.
+ * up, start the controller (the overlay apps and dhcp-responder), let every VM take its address by
+ * DHCP (Debian's dhclient), check the overlay against the model, print what it found, tear down.
  *
  * Every pair a check probes is picked from the model in use, and every line printed is made from
  * that model: test/integration/overlay-demo.test.ts runs this same code on a second model
@@ -10,11 +11,13 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { PORT_KEYS, cidrsOverlap, keyOf, loadModelFile, parseCidr, type NetworkModel, type VmPort } from '../src/model';
 import {
+  DHCP_OVERLAY_APPS,
   ZONEMESH_MAIN,
   aclDecision,
   allowed,
   arpInTunnels,
   deniedInTunnels,
+  dhcpMismatches,
   directPathCheck,
   expectedPing,
   innerFlow,
@@ -26,6 +29,7 @@ import {
   startController,
   waitFor,
   OverlayScenario,
+  type DhcpRun,
   type OverlayState,
   type PingMatrix,
   type PingResult,
@@ -46,6 +50,8 @@ export interface DemoOptions {
 
 export interface DemoResult {
   ok: boolean;
+  /** every VM got the model's lease by DHCP (undefined: not run, as in `check`) */
+  dhcpOk?: boolean;
   matrixOk: boolean;
   verdicts: Verdict[];
 }
@@ -206,6 +212,24 @@ function printMatrix(p: Printer, model: NetworkModel, m: PingMatrix): boolean {
   return bad.length === 0;
 }
 
+/** Each VM's lease against the model; true when all match. */
+function printLeases(p: Printer, model: NetworkModel, run: DhcpRun): boolean {
+  const { say, bold, dim, green, red } = p;
+  const results = model.ports.flatMap((port) => (run.vms[port.name] ? [{ port, r: run.vms[port.name]! }] : []));
+  say(bold(`DHCP: ${run.client} in all ${results.length} VMs at once, answered by dhcp-responder from the model (${secs(run.elapsedMs)})`));
+  const bad = dhcpMismatches(model, run);
+  const where = ({ port }: (typeof results)[number]) => `${port.name} ${dim(`${port.vpc}/${port.subnet}@${port.hypervisor}`)}`;
+  const width = Math.max(...results.map((x) => where(x).length));
+  for (const x of results) {
+    const { r } = x;
+    const mark = bad.some((b) => b.startsWith(`${r.vm} `)) ? red('MISMATCH') : green('ok');
+    const lease = r.lease?.leaseTime === undefined ? '' : `, lease ${r.lease.leaseTime} s`;
+    say(`  ${where(x).padEnd(width)}  ${r.interface.inet ?? 'no address'} router ${r.lease?.router ?? '-'} MTU ${r.interface.mtu}${lease} ${dim(`(${secs(r.elapsedMs)})`)}  ${mark}`);
+  }
+  say(bad.length === 0 ? green(`  leases: all ${results.length} as the model says (address, mask, router, MTU 1400)`) : red(`  leases: ${bad.length} differ from the model:\n    ${bad.join('\n    ')}`));
+  return bad.length === 0;
+}
+
 function printVerdicts(p: Printer, verdicts: Verdict[]): void {
   p.say(p.bold('Underlay check: tcpdump on every hypervisor uplink (router namespace), Geneve decapsulated with src/packet'));
   for (const v of verdicts) {
@@ -309,8 +333,8 @@ export async function underlayChecks(scenario: OverlayScenario, model: NetworkMo
   return [await routedCrossZoneCheck(scenario, model, state), ...(await matrixInTunnelsChecks(scenario, model, state)), await vpcsApartCheck(scenario, model, state)];
 }
 
-/** The ping matrix (once it matches, or after 20 s), then the underlay checks; prints both and the verdict. */
-export async function runChecks(scenario: OverlayScenario, model: NetworkModel, opts: DemoOptions): Promise<DemoResult> {
+/** The ping matrix (once it matches, or after 20 s), then the underlay checks; prints both and the verdict (with the leases' outcome, when given). */
+export async function runChecks(scenario: OverlayScenario, model: NetworkModel, opts: DemoOptions, dhcpOk?: boolean): Promise<DemoResult> {
   const p = new Printer(opts);
   const m = await waitFor('the ping matrix matches the model', () => scenario.pingMatrix({ count: 3 }), (x) => matrixMismatches(model, x).length === 0, {
     timeoutMs: 20_000,
@@ -323,11 +347,11 @@ export async function runChecks(scenario: OverlayScenario, model: NetworkModel, 
   printVerdicts(p, verdicts);
   p.say();
   const underlayOk = verdicts.every((v) => v.status !== 'fail');
-  const ok = matrixOk && underlayOk;
+  const ok = dhcpOk !== false && matrixOk && underlayOk;
   const skipped = verdicts.filter((v) => v.status === 'skip').length;
-  const failed = [!matrixOk && 'ping matrix', !underlayOk && 'underlay check'].filter(Boolean).join(' and ');
+  const failed = [dhcpOk === false && 'DHCP leases', !matrixOk && 'ping matrix', !underlayOk && 'underlay check'].filter(Boolean).join(' and ');
   p.say(ok ? p.green(p.bold(`Verdict: PASS — the overlay does what the model says${skipped ? ` (${skipped} checks skipped: the model has no pair for them)` : ''}`)) : p.red(p.bold(`Verdict: FAIL — ${failed}`)));
-  return { ok, matrixOk, verdicts };
+  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, verdicts };
 }
 
 // ---- the demo's controller and scenario ----
@@ -390,10 +414,10 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   const stopped = await stopController(opts);
   if (stopped) say(dim(`  stopped the previous demo's controller (pid ${stopped})`));
   const t0 = Date.now();
-  const scenario = await overlayUp(modelFile, { stateDir: opts.stateDir, prefix: opts.prefix });
-  say(`  scenario up in ${secs(Date.now() - t0)}: one network namespace per hypervisor (${opts.prefix}h-*) with its own ovsdb-server and ovs-vswitchd, VMs in ${opts.prefix}v-*, underlay router ${opts.prefix}ul; state ${opts.stateDir}`);
+  const scenario = await overlayUp(modelFile, { stateDir: opts.stateDir, prefix: opts.prefix, addressing: 'dhcp' });
+  say(`  scenario up in ${secs(Date.now() - t0)}: one network namespace per hypervisor (${opts.prefix}h-*) with its own ovsdb-server and ovs-vswitchd, VMs in ${opts.prefix}v-* (no address yet: DHCP), underlay router ${opts.prefix}ul; state ${opts.stateDir}`);
   const t1 = Date.now();
-  const ctl = await startController(modelFile, scenario.hypervisorsJson, { dir: controllerDir(opts), detached: true }).catch((e: unknown) => {
+  const ctl = await startController(modelFile, scenario.hypervisorsJson, { dir: controllerDir(opts), detached: true, apps: DHCP_OVERLAY_APPS }).catch((e: unknown) => {
     say(red(`  the controller did not come up: ${(e as Error).message}`));
     say(`  tear down: npm run demo -- down`);
     return undefined;
@@ -401,13 +425,15 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   if (!ctl) return { ok: false, matrixOk: false, verdicts: [] };
   const sync = await ctl.waitInSync();
   const hvs = readHypervisorsJson(scenario.hypervisorsJson);
-  say(`  controller pid ${ctl.pid} (apps tunnel-mesh, arp-responder, distributed-router, acl) dialled ${Object.keys(hvs).length} ${model.hypervisors[0]?.bridge ?? 'br-int'}.mgmt sockets; in sync after ${secs(Date.now() - t1)}:`);
+  say(`  controller pid ${ctl.pid} (apps ${DHCP_OVERLAY_APPS.join(', ')}) dialled ${Object.keys(hvs).length} ${model.hypervisors[0]?.bridge ?? 'br-int'}.mgmt sockets; in sync after ${secs(Date.now() - t1)}:`);
   const tipWidth = Math.max(...Object.values(hvs).map((h) => h.tunnelIp.length));
   for (const [name, h] of Object.entries(hvs)) {
     const s = sync.switches[h.datapathId]!;
     say(`    ${name} ${h.zone} tunnel ${h.tunnelIp.padEnd(tipWidth)} dpid ${h.datapathId}  ${s.installed} flows installed = desired, Geneve port zm-tun ${sync.tunnelPorts.includes(name) ? 'ready' : 'MISSING'}`);
   }
-  const result = await runChecks(scenario, model, opts);
+  say();
+  const dhcpOk = printLeases(p, model, await scenario.dhcp({ client: 'dhclient' }));
+  const result = await runChecks(scenario, model, opts, dhcpOk);
   printRunning(p, opts, model, ctl);
   return result;
 }

@@ -24,6 +24,9 @@ PHYS_BRIDGE = 'br-phy'
 UPLINK = 'eth1'
 VM_IFACE = 'eth0'
 VM_MTU = 1400
+# static: each VM's eth0 gets the model's address, route and MTU at `up`; dhcp: eth0 is up with
+# nothing, and `dhcp` runs a client in every VM once the controller answers (dhcp-responder)
+ADDRESSING = ('static', 'dhcp')
 PREFIX_RE = re.compile(r'^zm[a-z0-9]{0,6}$')
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
 
@@ -36,11 +39,14 @@ def default_state_dir(prefix: str) -> str:
     return os.path.join('/tmp/zm', prefix)
 
 
-def build_layout(model: Model, prefix: str, state_dir: str, mode: str, model_path: Optional[str]) -> dict:
+def build_layout(model: Model, prefix: str, state_dir: str, mode: str, model_path: Optional[str],
+                 addressing: str = 'static') -> dict:
     if not PREFIX_RE.match(prefix):
         raise ValueError(f'prefix {prefix!r} must match {PREFIX_RE.pattern}')
     if mode not in ('dial', 'listen'):
         raise ValueError(f'controller mode {mode!r} must be dial or listen')
+    if addressing not in ADDRESSING:
+        raise ValueError(f'addressing {addressing!r} must be one of {", ".join(ADDRESSING)}')
     state_dir = os.path.abspath(state_dir)
     router = {'netns': f'{prefix}ul', 'zones': {}, 'uplinks': {}}
     for i, z in enumerate(model.zones):
@@ -103,6 +109,7 @@ def build_layout(model: Model, prefix: str, state_dir: str, mode: str, model_pat
         'stateDir': state_dir,
         'model': os.path.abspath(model_path) if model_path else None,
         'controllerMode': mode,
+        'addressing': addressing,
         'hypervisorsJson': os.path.join(state_dir, HYPERVISORS_FILE),
         'captureDir': os.path.join(state_dir, 'captures'),
         'router': router,

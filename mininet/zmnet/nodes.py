@@ -6,7 +6,7 @@ runner's cleanup finds them by name (zm*), and `ip netns exec NAME ...` reaches 
   Hypervisor      its own ovsdb-server and ovs-vswitchd (userspace datapath, state in its run
                   directory), br-phy (NORMAL, standalone) holding the tunnel IP on the uplink,
                   and the integration bridge (secure, OpenFlow 1.3, pinned datapath id)
-  Vm              eth0 into the hypervisor's integration bridge, MTU 1400, tx checksum offload off
+  Vm              eth0 into the hypervisor's integration bridge, MTU 1400 (or by DHCP), tx checksum offload off
 """
 import os
 import shlex
@@ -148,9 +148,10 @@ class Hypervisor(NetnsNode):
 
 
 class Vm(NetnsNode):
-    def bring_up(self, vm: dict) -> None:
+    def bring_up(self, vm: dict, addressing: str) -> None:
         i = vm['iface']
-        self.check(f'ip link set {i} mtu 1400 && ip link set {i} up')
+        # by DHCP, the MTU is the server's to give (option 26): eth0 starts at the veth default
+        self.check(f'ip link set {i} mtu 1400 && ip link set {i} up' if addressing == 'static' else f'ip link set {i} up')
         # the userspace datapath does not complete partial checksums: without this TCP fails
         self.cmd(f'ethtool -K {i} tx off >/dev/null 2>&1')
 

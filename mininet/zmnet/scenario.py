@@ -34,9 +34,10 @@ class ZoneMeshTopo(Topo):
             self.addHost(mn_name(layout, name), cls=Hypervisor, netns=hv['netns'], ip=None)
             self.addLink(mn_name(layout, name), mn_name(layout, 'router'),
                          intfName1=hv['uplink'], intfName2=router['uplinks'][name])
+        static = layout['addressing'] == 'static'
         for name, vm in layout['vms'].items():
-            self.addHost(mn_name(layout, name), cls=Vm, netns=vm['netns'], ip=f'{vm["ip"]}/{vm["prefixLen"]}',
-                         mac=vm['mac'], defaultRoute=f'via {vm["gateway"]}')
+            addressing = {'ip': f'{vm["ip"]}/{vm["prefixLen"]}', 'defaultRoute': f'via {vm["gateway"]}'} if static else {'ip': None}
+            self.addHost(mn_name(layout, name), cls=Vm, netns=vm['netns'], mac=vm['mac'], **addressing)
             self.addLink(mn_name(layout, name), mn_name(layout, vm['hypervisor']),
                          intfName1=vm['iface'], intfName2=vm['interface'])
 
@@ -102,7 +103,7 @@ class ZoneMeshScenario:
             for name, node in hvs.items():
                 node.configure(layout['hypervisors'][name])
             for name, vm in layout['vms'].items():
-                net.get(mn_name(layout, name)).bring_up(vm)
+                net.get(mn_name(layout, name)).bring_up(vm, layout['addressing'])
             t = self._mark('router and VMs', t)
             _parallel([(node, node.start_ovs_cmd()) for node in hvs.values()])
             t = self._mark('ovsdb-server and ovs-vswitchd', t)
@@ -199,6 +200,7 @@ def teardown(state_dir: str, layout: Optional[dict] = None, prefix: Optional[str
     # 1. captures and listeners the probes started
     report['stopped'] += sysutil.stop_pidfiles(_pidfiles_under(os.path.join(state_dir, 'captures')), expect='tcpdump', sig=2)
     report['stopped'] += sysutil.stop_pidfiles(_pidfiles_under(os.path.join(state_dir, 'probes')), expect='nc', sig=2)
+    report['stopped'] += sysutil.stop_pidfiles(_pidfiles_under(os.path.join(state_dir, 'dhcp')), expect='dhclient')
     # 2. each hypervisor's ovs-vswitchd, then its ovsdb-server
     hv_root = os.path.join(state_dir, 'hv')
     rundirs = [os.path.join(hv_root, d) for d in (os.listdir(hv_root) if os.path.isdir(hv_root) else [])]
@@ -220,6 +222,7 @@ def teardown(state_dir: str, layout: Optional[dict] = None, prefix: Optional[str
     # 4. run directories and state files (captures stay: they are results)
     shutil.rmtree(hv_root, ignore_errors=True)
     shutil.rmtree(os.path.join(state_dir, 'probes'), ignore_errors=True)
+    shutil.rmtree(os.path.join(state_dir, 'dhcp'), ignore_errors=True)
     for f in (STATE_FILE, HYPERVISORS_FILE):
         try:
             os.unlink(os.path.join(state_dir, f))

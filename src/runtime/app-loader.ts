@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { fieldSpec } from '../openflow';
 import type { ZonemeshApp } from '../sdk/app';
+import type { EventCounter } from '../sdk/counters';
 import type { Newable } from '../sdk/di';
 import { STAGES, type TableSpec } from '../sdk/pipeline';
 
@@ -60,8 +61,12 @@ export function loadAppModule(spec: string, baseDir = process.cwd()): Newable<Zo
 }
 
 const MISSES: readonly string[] = ['drop', 'controller', 'next'];
+/** a Prometheus metric or label name part: snake_case */
+const METRIC_WORD = /^[a-z][a-z0-9_]*[a-z0-9]$/;
+/** the labels the runtime puts on every EventCounter's series */
+export const SWITCH_LABELS: readonly string[] = ['dpid', 'hypervisor'];
 
-/** What is wrong with an app instance's shape (name, start, tables), or undefined; ids are checked by the runtime. */
+/** What is wrong with an app instance's shape (name, start, tables, event counters), or undefined; ids are checked by the runtime. */
 export function appShapeProblem(app: unknown): string | undefined {
   const a = app as Partial<ZonemeshApp> | null;
   if (typeof a !== 'object' || a === null) return 'is not an object';
@@ -81,6 +86,17 @@ export function appShapeProblem(app: unknown): string | undefined {
       if (!Array.isArray(fields)) return `${where} (${table.name}): ${key} is not a list of match fields`;
       const unknown = fields.find((f) => typeof f !== 'string' || fieldSpec(f) === undefined);
       if (unknown !== undefined) return `${where} (${table.name}): ${key} names unknown match field ${JSON.stringify(unknown)}`;
+    }
+  }
+  if (a.eventCounters !== undefined) {
+    if (!Array.isArray(a.eventCounters)) return 'eventCounters is not a list';
+    for (const [i, c] of (a.eventCounters as unknown[]).entries()) {
+      const counter = c as Partial<EventCounter> | null;
+      const where = `eventCounters[${i}]`;
+      if (typeof counter !== 'object' || counter === null) return `${where} is not an object`;
+      if (typeof counter.name !== 'string' || !METRIC_WORD.test(counter.name) || counter.name.endsWith('_total')) return `${where}.name ${JSON.stringify(counter.name)} is not snake_case without _total, such as 'dhcp_unanswered'`;
+      if (typeof counter.label !== 'string' || !METRIC_WORD.test(counter.label) || SWITCH_LABELS.includes(counter.label)) return `${where} (${counter.name}): label ${JSON.stringify(counter.label)} is not a snake_case word other than ${SWITCH_LABELS.join(', ')}`;
+      if (typeof counter.help !== 'string' || typeof counter.read !== 'function') return `${where} (${counter.name}): needs help (a string) and read()`;
     }
   }
   return undefined;

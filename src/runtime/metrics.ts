@@ -12,6 +12,7 @@ import type { CountedFlow, FlowCount } from '../sdk/counters';
 import type { Pipeline } from '../sdk/pipeline';
 import type { TunnelHealthSource, TunnelPairHealth } from '../sdk/tunnel-health';
 import type { DesiredState } from './desired-state';
+import { AppWiringError } from './errors';
 import type { Reconciler, SyncReport } from './reconciler';
 import { StatsPoller, type FlowStatsQuery, type SwitchStats } from './stats-poller';
 
@@ -365,6 +366,27 @@ export class RuntimeMetrics {
       tunnelGauge('zonemesh_tunnel_up', 'Whether the tunnel between two hypervisors answers probes (1), or not (0: down).', (h) => (h.state === 'down' ? 0 : 1));
       tunnelGauge('zonemesh_tunnel_loss_ratio', "Probes lost over the monitor's sliding window, 0..1.", (h) => h.lossRatio);
       tunnelGauge('zonemesh_tunnel_rtt_seconds', "Mean probe round trip over the window: controller, from, to, from, controller.", (h) => (h.rttMs === undefined ? undefined : h.rttMs / 1000));
+    }
+
+    // ---- what the apps count themselves: read at scrape ----
+    for (const app of sources.apps) {
+      for (const counter of app.eventCounters ?? []) {
+        const name = `zonemesh_${counter.name}_total`;
+        if (registry.getSingleMetric(name)) throw new AppWiringError(`event counter ${name} is already served (by the runtime or another app)`, { app: app.name });
+        new Counter({
+          name,
+          help: counter.help,
+          labelNames: [...switchLabelNames, counter.label],
+          registers: [registry],
+          collect() {
+            this.reset();
+            for (const c of counter.read()) {
+              const labels = c.dpid === undefined ? { dpid: OTHER, hypervisor: '' } : self.switchLabels(c.dpid);
+              this.inc({ ...labels, [counter.label]: c.value }, c.count);
+            }
+          },
+        });
+      }
     }
 
     const intervalMs = options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS;

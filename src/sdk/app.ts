@@ -3,7 +3,7 @@ import type { Observable } from 'rxjs';
 import type { OfMessage } from '../openflow';
 import type { FlowRemovedEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';
 import type { PacketOutOptions } from './actions';
-import type { FlowCounter } from './counters';
+import type { EventCounter, FlowCounter } from './counters';
 import type { Flow, FlowBuilder } from './flow';
 import type { ModelAccess } from './model';
 import type { PacketIn } from './packet-in';
@@ -23,6 +23,8 @@ export interface ZonemeshApp {
   readonly tables: readonly TableSpec[];
   /** flows whose packet counters are metrics (drops, ACL rule hits), read when the controller serves metrics */
   readonly flowCounters?: readonly FlowCounter[];
+  /** what the app counts itself (packet-ins answered or ignored, by reason), served when the controller serves metrics */
+  readonly eventCounters?: readonly EventCounter[];
   /** Called once, after the pipeline is realized. Subscriptions end when `ctx.stopped$` emits. */
   start(ctx: AppContext): void;
 }

@@ -148,7 +148,7 @@ test("REQUEST for another address → NAK, broadcast; renewing (ciaddr) → ACK 
   const ack = answer(await out);
   t.like(ack.dhcp, { xid: renew.xid, ciaddr: WEB1.ip, yiaddr: WEB1.ip, options: { messageType: DhcpMessageType.ACK } });
   t.like(findLayer(ack.packet, 'ipv4'), { dst: WEB1.ip });
-  t.is(app.counts.get('other_server'), 1);
+  t.is(app.unanswered.get('other_server'), 1);
 });
 
 test('INFORM → ACK with options and no lease; RELEASE and DECLINE get no answer and are counted', async (t) => {
@@ -162,8 +162,8 @@ test('INFORM → ACK with options and no lease; RELEASE and DECLINE get no answe
   t.like(ack.dhcp, { xid: inform.xid, yiaddr: '0.0.0.0', options: { messageType: DhcpMessageType.ACK, subnetMask: '255.255.255.0', interfaceMtu: 1400 } });
   t.is(ack.dhcp.options.leaseTime, undefined);
   t.like(findLayer(ack.packet, 'ipv4'), { dst: WEB1.ip });
-  t.is(app.counts.get('released'), 1);
-  t.is(app.counts.get('declined'), 1);
+  t.is(app.unanswered.get('released'), 1);
+  t.is(app.unanswered.get('declined'), 1);
 });
 
 test('an unknown MAC, a known MAC on the wrong port, a chaddr that is not the sender, and garbage get nothing', async (t) => {
@@ -176,8 +176,11 @@ test('an unknown MAC, a known MAC on the wrong port, a chaddr that is not the se
   const good = clientMessage(WEB1.mac, DhcpMessageType.DISCOVER);
   packetIn(clientFrame(good), 1);
   t.is(answer(await out).dhcp.xid, good.xid, 'the first answer is the good request\'s');
-  t.is(app.counts.get('unknown_client'), 3);
-  t.is(app.counts.get('malformed'), 1);
+  t.is(app.unanswered.get('unknown_mac'), 1);
+  t.is(app.unanswered.get('wrong_port'), 2, "web1's MAC on port 2, and web2's chaddr from port 1");
+  t.is(app.unanswered.get('malformed'), 1);
+  t.is(app.unanswered.get('malformed', 0x11n), 1, 'counted for the switch it came from');
+  t.is(app.replies.get('offer'), 1);
 });
 
 test('each port is rate-limited by its own token bucket', async (t) => {
@@ -191,7 +194,7 @@ test('each port is rate-limited by its own token bucket', async (t) => {
   await until(() => sw.count('PACKET_OUT') >= 5);
   const answered = sw.received.filter((m): m is PacketOut => m.type === 'PACKET_OUT').map((out) => answer(out).dhcp.xid);
   t.deepEqual(answered, [...sent.slice(0, 3), ...sent.slice(5)], 'port 1 got three answers, port 2 its own two');
-  t.is(app.counts.get('rate_limited'), 2);
+  t.is(app.unanswered.get('rate_limited'), 2);
 });
 
 test('the token bucket refills at its rate and forgets the oldest port past its bound', (t) => {
@@ -228,13 +231,26 @@ test('with the overlay: a DHCP broadcast from a VM reaches only the controller, 
     eth_src: src, eth_dst: BROADCAST_MAC, eth_type: 0x0800, ip_proto: 17, ipv4_src: ipSrc, ipv4_dst: '255.255.255.255', udp_src: sport, udp_dst: dport, ip_ttl: 64,
   });
   const ports = (packet: SimPacket, inPort: number) => sim.inject(packet, inPort).outputs.map((o) => o.port);
+  /** the drop reason the metrics give the flow that ended the packet's way in table 0 */
+  const dhcpTable = apps.runtime.pipeline.table('dhcp-responder.in').id;
+  const [counter] = (apps.runtime.apps.find((a) => a.name === 'dhcp-responder') as DhcpResponderApp).flowCounters;
+  const dropReason = (packet: SimPacket, inPort: number) => {
+    const { trace } = sim.inject(packet, inPort);
+    const hit = trace[0]!;
+    const flow = sw.flowTable.flows().find((f) => f.tableId === dhcpTable && f.priority === hit.priority);
+    return trace.length === 1 && flow ? counter!.count({ tableId: dhcpTable, priority: hit.priority!, cookie: flow.cookie }) : undefined;
+  };
 
   t.deepEqual(ports(udp(WEB1.mac, '0.0.0.0', 68, 67), 1), [OFPP.CONTROLLER]);
   t.deepEqual(ports(udp(WEB1.mac, WEB1.ip, 68, 67), 1), [OFPP.CONTROLLER], 'a renewal from the port\'s own address too');
   t.deepEqual(ports(udp(WEB1.mac, '0.0.0.0', 68, 67), 2), [], 'web1\'s MAC on web2\'s port: dropped');
+  t.deepEqual(dropReason(udp(WEB1.mac, '0.0.0.0', 68, 67), 2), { kind: 'drop', reason: 'dhcp_wrong_port' });
   t.deepEqual(ports(udp(UNKNOWN_MAC, '0.0.0.0', 68, 67), 1), [], 'unknown MAC: dropped');
+  t.deepEqual(dropReason(udp(UNKNOWN_MAC, '0.0.0.0', 68, 67), 1), { kind: 'drop', reason: 'dhcp_unknown_mac' });
   t.deepEqual(ports(udp(WEB1.mac, WEB1.ip, 67, 68), 1), [], 'a VM playing DHCP server: dropped');
+  t.deepEqual(dropReason(udp(WEB1.mac, WEB1.ip, 67, 68), 1), { kind: 'drop', reason: 'dhcp_from_vm_server' });
   t.deepEqual(ports({ ...udp(WEB1.mac, '0.0.0.0', 68, 67), tunnel_id: 0x7001n }, TUNNEL), [], 'DHCP out of a tunnel: dropped');
+  t.deepEqual(dropReason({ ...udp('02:00:00:01:01:0d', '0.0.0.0', 68, 67), tunnel_id: 0x7001n }, TUNNEL), { kind: 'drop', reason: 'dhcp_unknown_mac' }, "web3's (on hv2) from the tunnel");
   // the same broadcast on another UDP port is flooded in the subnet, through the tunnel: the test can tell
   t.deepEqual(ports(udp(WEB1.mac, WEB1.ip, 68, 1067), 1).sort((a, b) => a - b), [2, TUNNEL]);
 });

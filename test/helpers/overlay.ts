@@ -11,6 +11,8 @@ import { dirname, join, resolve } from 'node:path';
 import { EGRESS_KEY_OPTION } from '../../src/apps/tunnel-mesh/geneve-option';
 import { PORT_KEYS, cidrContains, keyOf, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
 import { findLayer, tryParsePacket, type Layer, type ParsedPacket } from '../../src/packet';
+import { subnetInfo } from '../../src/sdk';
+import { OVERLAY_MTU } from '../../src/apps/dhcp-responder';
 import { queryControl, type SwitchFlows } from '../../src/runtime';
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
@@ -24,6 +26,9 @@ export const TWO_ZONES_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
 export const THREE_ZONES_MODEL = join(REPO_ROOT, 'models', 'three-zones.yaml');
 
 export type ControllerMode = 'dial' | 'listen';
+/** the VMs' addresses: the model's, set when the scenario comes up, or by DHCP from the controller later */
+export type Addressing = 'static' | 'dhcp';
+export type DhcpClient = 'dhclient' | 'udhcpc';
 
 /** One hypervisor in hypervisors.json: what the controller needs to reach it. */
 export interface HypervisorEndpoints {
@@ -80,6 +85,7 @@ export interface OverlayState {
   stateDir: string;
   model: string | null;
   controllerMode: ControllerMode;
+  addressing: Addressing;
   hypervisorsJson: string;
   captureDir: string;
   router: {
@@ -145,6 +151,29 @@ export interface CaptureManifest {
   files: Record<string, { iface: string; pcap: string; pidfile: string; log: string; pid: number; frames?: number }>;
 }
 
+/** One VM's DHCP client run (zonemesh_net.py dhcp). */
+export interface DhcpVmResult {
+  vm: string;
+  client: DhcpClient;
+  /** the client exited 0 with a lease */
+  ok: boolean;
+  /** null: killed at the deadline */
+  exitCode: number | null;
+  elapsedMs: number;
+  /** what the client was told (its script's environment when bound) */
+  lease: { ip?: string; mask?: string; router?: string; mtu?: number; leaseTime?: number; server?: string; staticRoutes?: string } | null;
+  /** eth0 afterwards, as `ip` shows it */
+  interface: { inet: string | null; mtu: number | null; mac: string | null; defaultVia: string | null };
+  /** the client's last lines of output */
+  output: string[];
+}
+
+export interface DhcpRun {
+  client: DhcpClient;
+  elapsedMs: number;
+  vms: Record<string, DhcpVmResult>;
+}
+
 export interface ScenarioStatus {
   namespaces: Record<string, boolean>;
   hypervisors: Record<string, { daemons: Record<string, boolean>; bridges: string[]; ports: string[]; socket: boolean | null }>;
@@ -205,6 +234,8 @@ export interface OverlayOptions {
   prefix?: string;
   /** default 'dial' */
   mode?: ControllerMode;
+  /** default 'static'; with 'dhcp', run `dhcp()` once the controller (with dhcp-responder) is in sync */
+  addressing?: Addressing;
 }
 
 const DEFAULT_PREFIX = 'zmt';
@@ -251,6 +282,16 @@ export class OverlayScenario {
   /** `target`: a VM name (its IP) or an IP. */
   ping(src: string, target: string, count = 3): Promise<PingResult> {
     return scriptJson(this.args('ping', src, target, '--count', String(count)), 60_000, [0, 1]);
+  }
+
+  /**
+   * Runs a DHCP client in the VMs (all by default) at once, each giving up after `timeoutSec`
+   * (udhcpc: that many DISCOVERs, 1 s apart); resolves with every VM's result, leases or not.
+   */
+  dhcp(opts: { vms?: readonly string[]; client?: DhcpClient; timeoutSec?: number } = {}): Promise<DhcpRun> {
+    const timeoutSec = opts.timeoutSec ?? 10;
+    const args = this.args('dhcp', ...(opts.vms ?? []), '--client', opts.client ?? 'dhclient', '--timeout', String(timeoutSec));
+    return scriptJson(args, 30_000 + timeoutSec * 1000, [0, 1]);
   }
 
   /** hypervisor -> hypervisor -> its tunnel IP answered a ping from the other's namespace */
@@ -320,7 +361,7 @@ export async function overlayUp(modelFile: string, opts: OverlayOptions = {}): P
   const prefix = opts.prefix ?? DEFAULT_PREFIX;
   await overlayDown(stateDir, prefix);
   const up = await scriptJson<UpResult>(
-    [...scenarioArgs(stateDir, prefix), 'up', modelFile, '--controller-mode', opts.mode ?? 'dial'],
+    [...scenarioArgs(stateDir, prefix), 'up', modelFile, '--controller-mode', opts.mode ?? 'dial', '--addressing', opts.addressing ?? 'static'],
     120_000,
   );
   return new OverlayScenario(stateDir, prefix, up);
@@ -339,6 +380,8 @@ export function readHypervisorsJson(path: string): HypervisorsJson {
 
 /** The overlay apps, in pipeline order within their stages (docs/pipeline.md). */
 export const OVERLAY_APPS = ['tunnel-mesh', 'arp-responder', 'distributed-router', 'acl'] as const;
+/** The overlay apps and DHCP from the model (docs/dhcp.md): for a scenario with `addressing: 'dhcp'` */
+export const DHCP_OVERLAY_APPS = ['dhcp-responder', ...OVERLAY_APPS] as const;
 
 /** The compiled command line; `npm run build` (tsc) makes it. */
 export const ZONEMESH_MAIN = join(REPO_ROOT, 'dist', 'src', 'cli', 'main.js');
@@ -597,6 +640,30 @@ export function matrixMismatches(model: NetworkModel, m: PingMatrix): string[] {
     .map((r) => `${r.src}->${r.dst}(${r.ip}${r.target !== r.dst ? ` = ${r.target}` : ''}): ${r.ok ? 'reachable' : 'unreachable'}, model says ${r.ok ? 'no' : 'yes'}`);
 }
 
+// ---- DHCP ----
+
+/**
+ * Every VM of a DHCP run that did not get what the model gives its port, described: a lease, the
+ * port's address with its subnet's mask, the gateway as router and default route, MTU 1400 on eth0.
+ */
+export function dhcpMismatches(model: NetworkModel, run: DhcpRun): string[] {
+  return Object.values(run.vms).flatMap((r) => {
+    const port = modelPort(model, r.vm);
+    const subnet = subnetInfo(model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!);
+    const want = { inet: `${port.ip}/${subnet.prefix}`, mask: subnet.mask, router: subnet.gateway, mtu: OVERLAY_MTU };
+    const got = { inet: r.interface.inet, mask: r.lease?.mask, router: r.lease?.router, defaultVia: r.interface.defaultVia, mtu: r.interface.mtu };
+    const problems = [
+      !r.ok && `no lease (${r.client} exit ${r.exitCode} after ${r.elapsedMs} ms: ${r.output.slice(-2).join(' / ')})`,
+      got.inet !== want.inet && `eth0 ${got.inet ?? 'has no address'}, the model says ${want.inet}`,
+      got.mask !== want.mask && `mask ${got.mask}, the model says ${want.mask}`,
+      got.router !== want.router && `router ${got.router}, the model says ${want.router}`,
+      got.defaultVia !== want.router && `default route via ${got.defaultVia}, the model says ${want.router}`,
+      got.mtu !== want.mtu && `MTU ${got.mtu}, expected ${want.mtu}`,
+    ].filter((p): p is string => typeof p === 'string');
+    return problems.length ? [`${r.vm} (${r.client}): ${problems.join('; ')}`] : [];
+  });
+}
+
 // ---- continuous ping ----
 
 export interface PingRun {
@@ -837,6 +904,16 @@ export class UnderlayCapture {
       return [{ at, index, outerSrc: outer.src, outerDst: outer.dst, kind: tunnel.type, vni: tunnel.vni, egressKey, inner: packet.layers.slice(i + 1) }];
     });
   }
+}
+
+/** Frames of a capture that carry DHCP (UDP port 67 or 68), outside or inside a tunnel, described. */
+export function dhcpFrames(capture: UnderlayCapture): string[] {
+  const isDhcp = (l: Layer) => l.type === 'udp' && [l.srcPort, l.dstPort].some((p) => p === 67 || p === 68);
+  return capture.frames().flatMap(({ at, index, packet }) => {
+    if (!packet?.layers.some(isDhcp)) return [];
+    const tunnel = packet.layers.find((l) => l.type === 'geneve' || l.type === 'vxlan');
+    return [`${at}#${index}: DHCP ${tunnel ? `inside ${tunnel.type} VNI ${tunnel.vni}` : 'on the underlay'}`];
+  });
 }
 
 /** The first inner layer of a type in a tunnelled frame. */

@@ -44,10 +44,12 @@ function namesIn(text: string, names: readonly string[]): string[] {
   return names.filter((n) => new RegExp(`(?<![\\w.:-])${n.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\w:-]|\\.\\w)`).test(text));
 }
 
-test('the demo ends "Verdict: PASS", every check run on pairs of this model, none skipped', (t) => {
+test('the demo ends "Verdict: PASS", every VM leased by DHCP, every check run on pairs of this model, none skipped', (t) => {
   t.log(lines.join('\n'));
   t.truthy(demo);
   t.true(demo!.ok && demo!.matrixOk);
+  t.true(demo!.dhcpOk, 'every VM got its model address, mask, router and MTU 1400 from dhclient');
+  t.true(lines.includes(`  leases: all ${model.ports.length} as the model says (address, mask, router, MTU 1400)`));
   t.deepEqual(
     demo!.verdicts.map((v) => v.status),
     ['pass', 'pass', 'pass', 'pass'],

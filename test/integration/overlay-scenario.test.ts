@@ -21,10 +21,13 @@ import { isMap, isSeq, parseDocument } from 'yaml';
 import { PORT_KEYS, keyOf, loadModelFile, type NetworkModel, type VmPort } from '../../src/model';
 import { TcpFlag } from '../../src/packet';
 import {
+  DHCP_OVERLAY_APPS,
   TWO_ZONES_MODEL,
   allowed,
   arpInTunnels,
   deniedInTunnels,
+  dhcpFrames,
+  dhcpMismatches,
   directPathCheck,
   innerFlow,
   innerLayer,
@@ -33,6 +36,8 @@ import {
   overlayUp,
   startController,
   waitFor,
+  type Addressing,
+  type DhcpRun,
   type OverlayScenario,
   type OverlayState,
   type PingMatrix,
@@ -54,6 +59,8 @@ async function converged(scenario: OverlayScenario, model: NetworkModel): Promis
 }
 
 const port = modelPort;
+/** Geneve, and DHCP outside a tunnel */
+const DHCP_OR_TUNNEL = 'udp port 6081 or udp port 67 or udp port 68';
 
 // ---- the fixture ----
 
@@ -63,20 +70,37 @@ interface Ctx {
   modelFile: string;
   model: NetworkModel;
   controller: RunningController;
+  /** with addressing 'dhcp': every VM's dhclient run, and the DHCP frames an underlay capture around it saw */
+  dhcp?: { run: DhcpRun; onUnderlay: string[] };
 }
 
-async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>): Promise<void> {
+/**
+ * The scenario and the controller on a copy of the model. With addressing 'dhcp' the VMs come up
+ * with nothing and the controller runs dhcp-responder too: every VM runs dhclient at once, under
+ * a capture of every uplink, before the ping matrix has to converge.
+ */
+async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>, addressing: Addressing = 'static'): Promise<void> {
   const dir = join(TEST_STATE_DIR, name);
   mkdirSync(dir, { recursive: true });
   const modelFile = join(dir, 'model.yaml');
   copyFileSync(TWO_ZONES_MODEL, modelFile);
   const model = loadModelFile(modelFile);
-  const scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmo' });
+  const scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmo', addressing });
   let controller: RunningController | undefined;
   try {
-    controller = await startController(modelFile, scenario.hypervisorsJson);
+    controller = await startController(modelFile, scenario.hypervisorsJson, addressing === 'dhcp' ? { apps: DHCP_OVERLAY_APPS } : {});
+    let dhcp: Ctx['dhcp'];
+    if (addressing === 'dhcp') {
+      const capture = await scenario.startCapture('dhcp-leases', { filter: DHCP_OR_TUNNEL });
+      const run = await scenario.dhcp({ client: 'dhclient' });
+      await capture.stop();
+      dhcp = { run, onUnderlay: dhcpFrames(capture) };
+      // the matrix cannot converge without addresses: say why here rather than as unreachable pairs
+      const unleased = dhcpMismatches(model, run);
+      if (unleased.length) throw new Error(`DHCP: ${unleased.join('; ')}`);
+    }
     await converged(scenario, model);
-    await fn({ scenario, state: scenario.state(), modelFile, model, controller });
+    await fn({ scenario, state: scenario.state(), modelFile, model, controller, ...(dhcp && { dhcp }) });
   } finally {
     try {
       await controller?.stop();
@@ -263,28 +287,55 @@ test('ACL: allowed TCP connects, denied TCP is dropped before it enters a tunnel
   });
 });
 
-test('VPCs that reuse addresses stay apart: red reaches red, never blue', async (t) => {
-  await withOverlay('overlay-vpcs', async ({ scenario, state, model }) => {
-    const red2 = state.vms.red2!;
-    const web2 = state.vms.web2!;
-    t.is(red2.ip, web2.ip, 'the model reuses the address');
-    const capture = await scenario.startCapture('vpcs', { filter: 'udp port 6081' });
-    const r = await scenario.ping('red1', red2.ip);
-    await capture.stop();
-    t.true(r.ok, 'red1 reaches red2');
-    const frames = innerFlow(capture.tunnelFrames(), state.vms.red1!.ip, red2.ip);
-    t.true(frames.length > 0);
-    const red = model.vpcs.find((v) => v.name === 'red')!;
-    // the model pins both above 12 bits, the old layout's limit
-    t.true(red.vni > 4095 && port(model, 'red2').tunnelKey! > 4095);
-    for (const f of frames) {
-      t.is(f.vni, red.vni, `red's VNI: ${describeFrame(f)}`);
-      t.is(f.egressKey, port(model, 'red2').tunnelKey, `red2's pinned egress key in the Geneve option: ${describeFrame(f)}`);
-      t.is(f.outerDst, state.hypervisors[red2.hypervisor]!.tunnelIp, `to red2's hypervisor, not web2's: ${describeFrame(f)}`);
-      t.not(f.at, web2.hypervisor);
-    }
-    t.false((await scenario.ping('red1', state.vms.app1!.ip, 2)).ok, 'blue-only subnet unreachable from red');
-  });
+test('VPCs that reuse addresses: every VM gets its own lease by DHCP (dhclient and udhcpc), unknown and misplaced MACs get none, no DHCP in a tunnel; red reaches red, never blue', async (t) => {
+  await withOverlay(
+    'overlay-vpcs',
+    async ({ scenario, state, model, dhcp }) => {
+      const red2 = state.vms.red2!;
+      const web2 = state.vms.web2!;
+      t.is(red2.ip, web2.ip, 'the model reuses the address');
+      // dhclient in every VM, at once: the fixture failed unless each has the model's address, mask, router and MTU 1400
+      const leases = dhcp!.run;
+      t.log(`dhclient in ${Object.keys(leases.vms).length} VMs at once: ${leases.elapsedMs} ms; ${Object.values(leases.vms).map((v) => `${v.vm} ${v.interface.inet} via ${v.lease?.router} mtu ${v.interface.mtu} (${v.elapsedMs} ms)`).join(', ')}`);
+      t.deepEqual(Object.keys(leases.vms).sort(), Object.keys(state.vms).sort());
+      t.is(leases.vms.red2!.lease?.ip, leases.vms.web2!.lease?.ip, 'one address, leased in each VPC');
+      t.deepEqual(dhcp!.onUnderlay, [], 'no DHCP on the underlay, in a tunnel or not');
+
+      const capture = await scenario.startCapture('vpcs', { filter: DHCP_OR_TUNNEL });
+      // busybox udhcpc in web1 and red1: the same address in two VPCs, on the same hypervisor
+      const udhcpc = await scenario.dhcp({ vms: ['web1', 'red1'], client: 'udhcpc' });
+      t.deepEqual(dhcpMismatches(model, udhcpc), [], 'udhcpc too');
+      t.is(udhcpc.vms.web1!.lease?.ip, udhcpc.vms.red1!.lease?.ip, 'one address, leased in each VPC');
+      // red1 with an unknown MAC, then with web1's (a port of the same hypervisor): no lease either time
+      const red1 = state.vms.red1!;
+      for (const mac of ['02:00:00:99:99:01', state.vms.web1!.mac]) {
+        t.is((await scenario.exec('red1', ['ip', 'link', 'set', red1.iface, 'address', mac])).code, 0);
+        const refused = (await scenario.dhcp({ vms: ['red1'], client: 'udhcpc', timeoutSec: 3 })).vms.red1!;
+        t.false(refused.ok, `red1 with ${mac} got a lease: ${JSON.stringify(refused.lease)}`);
+        t.is(refused.lease, null);
+        t.is(refused.interface.inet, null, `red1 with ${mac} has no address`);
+      }
+      t.is((await scenario.exec('red1', ['ip', 'link', 'set', red1.iface, 'address', red1.mac])).code, 0);
+      t.deepEqual(dhcpMismatches(model, await scenario.dhcp({ vms: ['red1'], client: 'udhcpc' })), [], 'its own MAC again: the lease again');
+      const r = await scenario.ping('red1', red2.ip);
+      await capture.stop();
+      t.deepEqual(dhcpFrames(capture), [], 'no DHCP on the underlay, in a tunnel or not');
+      t.true(r.ok, 'red1 reaches red2');
+      const frames = innerFlow(capture.tunnelFrames(), state.vms.red1!.ip, red2.ip);
+      t.true(frames.length > 0);
+      const red = model.vpcs.find((v) => v.name === 'red')!;
+      // the model pins both above 12 bits, the old layout's limit
+      t.true(red.vni > 4095 && port(model, 'red2').tunnelKey! > 4095);
+      for (const f of frames) {
+        t.is(f.vni, red.vni, `red's VNI: ${describeFrame(f)}`);
+        t.is(f.egressKey, port(model, 'red2').tunnelKey, `red2's pinned egress key in the Geneve option: ${describeFrame(f)}`);
+        t.is(f.outerDst, state.hypervisors[red2.hypervisor]!.tunnelIp, `to red2's hypervisor, not web2's: ${describeFrame(f)}`);
+        t.not(f.at, web2.hypervisor);
+      }
+      t.false((await scenario.ping('red1', state.vms.app1!.ip, 2)).ok, 'blue-only subnet unreachable from red');
+    },
+    'dhcp',
+  );
 });
 
 test('VM move: the overlay follows a VM to another hypervisor when the model says so', async (t) => {

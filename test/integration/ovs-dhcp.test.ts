@@ -1,14 +1,18 @@
 /**
- * dhcp-responder against a real Open vSwitch: `zonemesh run --apps dhcp-responder --model FILE` on
+ * dhcp-responder against a real Open vSwitch: `zonemesh run` with dhcp-responder and a model on
  * a netdev bridge with three namespaces. ISC dhclient and busybox udhcpc get the model's address,
  * mask, router and MTU 1400 (and udhcpc the classless routes); an unknown MAC, and a known MAC on
- * another port, get no lease. The clients configure the interface through a private script, so
- * nothing of the host (resolv.conf) is touched.
+ * another port, get no lease, and /metrics counts each by reason. The clients configure the
+ * interface through the scenario's script (mininet/zmnet/dhcp-client.sh), so nothing of the host
+ * (resolv.conf) is touched.
  */
 import test, { type ExecutionContext } from 'ava';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assertOvsRunning, vsctl } from '../helpers/ovs';
+import { samples, scrape } from '../helpers/metrics';
+import { waitFor } from '../helpers/overlay';
+import { REPO_ROOT } from '../helpers/paths';
 import { ControllerProcess, testDir } from '../helpers/restart';
 import { CommandError, freePort, run } from '../helpers/run';
 
@@ -34,28 +38,8 @@ ports:
   - { name: vm2, vpc: blue, subnet: web, mac: "${VM2.mac}", ip: ${VM2.ip}, hypervisor: hv1, interface: ${veth(2)}, ofport: 2 }
 `;
 
-/**
- * One script for both clients: dhclient passes $reason and new_*, udhcpc $1 and plain names. It
- * keeps each event's environment in `envFile` (dhclient gives its script no other environment).
- */
-const clientScript = (envFile: string) => `#!/bin/sh
-event="\${reason:-$1}"
-env > "${envFile}-$event.env"
-case "$event" in
-  PREINIT|deconfig) ip link set "$interface" up; ip addr flush dev "$interface" ;;
-  BOUND|RENEW|REBOOT)
-    ip link set "$interface" mtu "$new_interface_mtu"
-    ip addr replace "$new_ip_address/$new_subnet_mask" dev "$interface"
-    ip route replace default via "$new_routers" dev "$interface" ;;
-  bound|renew)
-    ip link set "$interface" mtu "$mtu"
-    ip addr replace "$ip/$subnet" dev "$interface"
-    set -- $staticroutes
-    while [ $# -ge 2 ]; do ip route replace "$1" via "$2" dev "$interface"; shift 2; done
-    ip route replace default via "$router" dev "$interface" ;;
-esac
-exit 0
-`;
+/** configures eth0 for dhclient and udhcpc alike; keeps each event's environment as $ZM_DHCP_OUT/EVENT.env */
+const CLIENT_SCRIPT = join(REPO_ROOT, 'mininet', 'zmnet', 'dhcp-client.sh');
 
 const DHCLIENT_CONF = `
 timeout 20;
@@ -97,10 +81,7 @@ async function createHosts(t: ExecutionContext, dir: string) {
     await inNs(ns, ['ethtool', '-K', 'eth0', 'tx', 'off']);
     await inNs(ns, ['ip', 'link', 'set', 'eth0', 'up']);
     await sh(['ip', 'link', 'set', veth(i + 1), 'up']);
-    const script = join(dir, ns, 'client.sh');
     await sh(['mkdir', '-p', join(dir, ns)]);
-    writeFileSync(script, clientScript(join(dir, ns)));
-    chmodSync(script, 0o755);
   }
   return { pidfiles };
 }
@@ -124,9 +105,8 @@ async function interfaceState(ns: string) {
 }
 
 function udhcpc(ns: string, dir: string, tries: number) {
-  return run('ip', ['netns', 'exec', ns, 'busybox', 'udhcpc', '-n', '-q', '-f', '-i', 'eth0', '-s', join(dir, ns, 'client.sh'), '-t', String(tries), '-T', '1', '-A', '1', '-O', 'mtu', '-O', 'staticroutes'], {
-    timeoutMs: 60_000,
-  });
+  const args = ['netns', 'exec', ns, 'env', `ZM_DHCP_OUT=${join(dir, ns)}`, 'busybox', 'udhcpc', '-n', '-q', '-f', '-i', 'eth0', '-s', CLIENT_SCRIPT];
+  return run('ip', [...args, '-t', String(tries), '-T', '1', '-A', '1', '-O', 'mtu', '-O', 'staticroutes'], { timeoutMs: 60_000 });
 }
 
 test.before(assertOvsRunning);
@@ -137,8 +117,10 @@ test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 
   const modelFile = join(dir, 'model.yaml');
   writeFileSync(modelFile, MODEL);
   const { pidfiles } = await createHosts(t, dir);
-  const port = await freePort();
-  const ctl = new ControllerProcess(t, ['--apps', 'dhcp-responder', '--model', modelFile, '--listen', `tcp:127.0.0.1:${port}`]);
+  const [port, metricsPort] = [await freePort(), await freePort()];
+  const config = join(dir, 'run.yaml');
+  writeFileSync(config, `apps: [dhcp-responder]\nmodel: ${modelFile}\nlisten: ['tcp:127.0.0.1:${port}']\nmetrics: { listen: '127.0.0.1:${metricsPort}', pollIntervalMs: 1000 }\n`);
+  const ctl = new ControllerProcess(t, config);
   await ctl.waitFor('apps started', (l) => l.msg === 'apps started', 60_000);
   await addBridge(port);
   await ctl.fullSync(60_000);
@@ -148,7 +130,7 @@ test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 
   pidfiles.push(pidfile);
   writeFileSync(join(dir, 'dhclient.conf'), DHCLIENT_CONF);
   const [c1, c2, c3] = HOSTS;
-  const dhclient = await run('ip', ['netns', 'exec', c1, 'dhclient', '-1', '-v', '-cf', join(dir, 'dhclient.conf'), '-sf', join(dir, c1, 'client.sh'), '-lf', join(dir, 'dhclient.leases'), '-pf', pidfile, 'eth0'], {
+  const dhclient = await run('ip', ['netns', 'exec', c1, 'dhclient', '-1', '-v', '-cf', join(dir, 'dhclient.conf'), '-sf', CLIENT_SCRIPT, '-e', `ZM_DHCP_OUT=${join(dir, c1)}`, '-lf', join(dir, 'dhclient.leases'), '-pf', pidfile, 'eth0'], {
     timeoutMs: 60_000,
   });
   t.log(dhclient.stderr.split('\n').filter((l) => /DHCP/.test(l)).join('\n'));
@@ -157,7 +139,7 @@ test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 
   t.is(vm1.inet, `${VM1.ip}/24`);
   t.is(vm1.mtu, 1400);
   t.true(vm1.routes.includes('default via 10.9.0.1'), vm1.routes.join('\n'));
-  const bound = readFileSync(`${join(dir, c1)}-BOUND.env`, 'utf8');
+  const bound = readFileSync(join(dir, c1, 'BOUND.env'), 'utf8');
   t.regex(bound, /new_domain_name_servers='?10\.9\.0\.2/);
   t.regex(bound, /new_domain_name='?blue\.test/);
   t.regex(bound, /new_dhcp_lease_time='?600/);
@@ -182,5 +164,19 @@ test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 
     t.true(refused instanceof CommandError, `udhcpc with ${mac} on port 3 got a lease`);
     t.is((await interfaceState(c3)).inet, undefined);
   }
+  // the switch dropped both, and the metrics say why (the flows' counters, polled every second)
+  const drops = await waitFor(
+    'both refusals counted',
+    async () => {
+      const text = await scrape(metricsPort);
+      const sum = (name: string, labels: Record<string, string>) => samples(text, name, labels).reduce((n, s) => n + s.value, 0);
+      const drop = (reason: string) => sum('zonemesh_dropped_packets_total', { reason, table: 'dhcp-responder.in' });
+      return { unknownMac: drop('dhcp_unknown_mac'), wrongPort: drop('dhcp_wrong_port'), offers: sum('zonemesh_dhcp_replies_total', { type: 'offer' }) };
+    },
+    (d) => d.unknownMac >= 3 && d.wrongPort >= 3,
+    { timeoutMs: 10_000, intervalMs: 500 },
+  );
+  t.log(`dropped by the switch: unknown MAC ${drops.unknownMac}, wrong port ${drops.wrongPort}; offers ${drops.offers}`);
+  t.true(drops.offers >= 2, 'OFFERs to dhclient and udhcpc');
   t.deepEqual(ctl.problems(), [], 'no warning or error logged');
 });

@@ -12,13 +12,16 @@ const SDK = JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'sdk'));
 const dir = mkdtempSync(join(tmpdir(), 'zm-app-loader-'));
 
 /** a CommonJS app module in `dir`: `body` is the class body after name and appId */
-function appModule(file: string, { name = 'my-app', appId = 60, tables = "[{ name: 'my-app.t', stage: 'l2', miss: 'drop', matches: ['eth_dst'] }]", exportAs = 'exports.default = MyApp;' } = {}): string {
+function appModule(
+  file: string,
+  { name = 'my-app', appId = 60, tables = "[{ name: 'my-app.t', stage: 'l2', miss: 'drop', matches: ['eth_dst'] }]", eventCounters = 'undefined', exportAs = 'exports.default = MyApp;' } = {},
+): string {
   const path = join(dir, file);
   writeFileSync(
     path,
     `const sdk = require(${SDK});
 class MyApp {
-  constructor() { this.name = ${JSON.stringify(name)}; this.appId = ${appId}; this.tables = ${tables}; }
+  constructor() { this.name = ${JSON.stringify(name)}; this.appId = ${appId}; this.tables = ${tables}; this.eventCounters = ${eventCounters}; }
   start(ctx) { ctx.on(ctx.events.switchUp$, () => undefined); }
 }
 ${exportAs}
@@ -27,8 +30,8 @@ ${exportAs}
   return path;
 }
 
-function runtimeWith(apps: readonly AppRef[]): Runtime {
-  return new Runtime({ config: { apps, listen: [], dial: [], logLevel: 'silent', settings: {} }, ...BUILTIN_APPS, logger: silentLogger() });
+function runtimeWith(apps: readonly AppRef[], metrics?: { listen: string }): Runtime {
+  return new Runtime({ config: { apps, listen: [], dial: [], logLevel: 'silent', settings: {}, ...(metrics && { metrics }) }, ...BUILTIN_APPS, logger: silentLogger() });
 }
 
 function refusal(t: import('ava').ExecutionContext, apps: readonly AppRef[]): AppLoadError {
@@ -65,6 +68,18 @@ test('refusals name the module and the problem', (t) => {
   t.is(refusal(t, [{ module: stage }]).message, `app module ${stage}: tables[0] (my-app.t): stage "l7" is not one of intercept, probe, classify, spoofguard, arp, l3, l2, acl, output`);
   const field = appModule('field.js', { tables: "[{ name: 'my-app.t', stage: 'l2', miss: 'drop', matches: ['eth_dest'] }]" });
   t.is(refusal(t, [{ module: field }]).message, `app module ${field}: tables[0] (my-app.t): matches names unknown match field "eth_dest"`);
+
+  const counterName = appModule('counter-name.js', { eventCounters: "[{ name: 'my-app-hits', help: 'h', label: 'reason', read: () => [] }]" });
+  t.is(refusal(t, [{ module: counterName }]).message, `app module ${counterName}: eventCounters[0].name "my-app-hits" is not snake_case without _total, such as 'dhcp_unanswered'`);
+  const counterLabel = appModule('counter-label.js', { eventCounters: "[{ name: 'my_app_hits', help: 'h', label: 'dpid', read: () => [] }]" });
+  t.is(refusal(t, [{ module: counterLabel }]).message, `app module ${counterLabel}: eventCounters[0] (my_app_hits): label "dpid" is not a snake_case word other than dpid, hypervisor`);
+  // a name another app serves: refused when metrics are served
+  const taken = appModule('counter-taken.js', { eventCounters: "[{ name: 'dhcp_replies', help: 'h', label: 'type', read: () => [] }]" });
+  t.notThrows(() => runtimeWith([{ module: taken }], { listen: '127.0.0.1:0' }));
+  t.throws(() => runtimeWith(['dhcp-responder', { module: taken }], { listen: '127.0.0.1:0' }), {
+    instanceOf: AppWiringError,
+    message: 'app my-app: event counter zonemesh_dhcp_replies_total is already served (by the runtime or another app)',
+  });
 
   const twin = appModule('twin.js', { name: 'twin', appId: 60 });
   t.is(refusal(t, [{ module: appModule('first.js') }, { module: twin }]).message, `app module ${twin}: app id 60 is also my-app's; cookies would mix`);

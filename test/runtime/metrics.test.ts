@@ -12,14 +12,14 @@ import { silentLogger } from '../../src/controller';
 import type { ModelStore, NetworkModel } from '../../src/model';
 import { OFP_NO_BUFFER, OFPET, type PacketIn } from '../../src/openflow';
 import { MAX_UNMODELLED_PORTS, MetricsServerError, Runtime, validateRunConfig, type RunConfig } from '../../src/runtime';
-import { makeCookie } from '../../src/sdk';
+import { BootpOp, BROADCAST_MAC, buildDhcp, buildPacket, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpMessageType, makeCookie } from '../../src/sdk';
 import { runConfig } from '../../src/cli/run';
 import { ACL_APP_ID } from '../../src/apps/acl/flows';
 import { twoZones, edit } from '../apps/helpers';
 import { configProblems } from '../helpers/config';
 import { FakeSwitch, fakePort, type FakeFlow } from '../../src/testing';
 import { declaredNames, sampleValue, samples, scrape } from '../helpers/metrics';
-import { OVERLAY_APPS } from '../helpers/overlay';
+import { OVERLAY_APPS, waitFor } from '../helpers/overlay';
 import { REPO_ROOT } from '../helpers/paths';
 import { next, nextWhere, until } from '../controller/util';
 
@@ -28,12 +28,12 @@ const HV2 = 0x12n;
 const hv1 = { dpid: '0000000000000011', hypervisor: 'hv1' };
 const hv2 = { dpid: '0000000000000012', hypervisor: 'hv2' };
 
-/** The overlay apps on `model`, serving metrics on an ephemeral port; stopped when the test ends. */
-async function startOverlay(t: ExecutionContext, model: NetworkModel, controller: { packetInRate?: number; packetInBurst?: number } = {}) {
+/** The overlay apps (or `apps`) on `model`, serving metrics on an ephemeral port; stopped when the test ends. */
+async function startOverlay(t: ExecutionContext, model: NetworkModel, controller: { packetInRate?: number; packetInBurst?: number } = {}, apps: readonly string[] = OVERLAY_APPS) {
   const models = new BehaviorSubject(model);
   const store: ModelStore = { model$: models, rejected$: NEVER, current: () => models.value };
   const config: RunConfig = {
-    apps: [...OVERLAY_APPS],
+    apps: [...apps],
     listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }],
     dial: [],
     logLevel: 'silent',
@@ -67,6 +67,7 @@ function flowAt(sw: FakeSwitch, tableId: number, priority: number, cookie?: bigi
 }
 
 const tableId = (runtime: Runtime, name: string) => runtime.pipeline.table(name).id;
+const WITH_DHCP = ['dhcp-responder', ...OVERLAY_APPS];
 const BLUE_ACL = makeCookie(ACL_APP_ID, 'vpc:blue');
 /** web-to-app-http, blue's first rule */
 const FIRST_RULE_PRIORITY = 60_000;
@@ -200,8 +201,52 @@ test('a switch outside the model: its own ports up to the cap, the rest under po
   t.deepEqual(samples(text, 'zonemesh_switch_up', stray), []);
 });
 
+test("dhcp-responder's counts: replies by type and unanswered packets by reason, per switch; its drops by reason", async (t) => {
+  const { runtime, port, metricsPort } = await startOverlay(t, twoZones(), {}, WITH_DHCP);
+  const sw = await connect(t, runtime, port, new FakeSwitch({ dpid: HV1, ports: [fakePort(1, 'web1'), fakePort(2, 'red1')] }));
+  const dhcpTable = tableId(runtime, 'dhcp-responder.in');
+  const discover = (mac: string, xid: number) =>
+    buildPacket([
+      { type: 'ethernet', dst: BROADCAST_MAC, src: mac },
+      { type: 'ipv4', src: '0.0.0.0', dst: '255.255.255.255' },
+      { type: 'udp', srcPort: DHCP_CLIENT_PORT, dstPort: DHCP_SERVER_PORT },
+      {
+        type: 'raw',
+        data: buildDhcp({
+          op: BootpOp.REQUEST, htype: 1, hlen: 6, hops: 0, xid, secs: 0, broadcast: false, ciaddr: '0.0.0.0', yiaddr: '0.0.0.0', siaddr: '0.0.0.0', giaddr: '0.0.0.0',
+          chaddr: mac, options: { messageType: DhcpMessageType.DISCOVER },
+        }),
+      },
+    ]);
+  const send = (frame: Buffer, inPort: number) =>
+    sw.send({ ...packetIn(), totalLen: frame.length, tableId: dhcpTable, match: [{ field: 'in_port', value: inPort }], data: frame });
+  const web1 = twoZones().ports.find((p) => p.name === 'web1')!;
+  const offers = sw.nextMessage('PACKET_OUT');
+  send(discover(web1.mac, 1), 1);
+  await offers;
+  send(discover(web1.mac, 2), 2); // web1's MAC on red1's port
+  send(discover('02:00:00:99:99:99', 3), 1);
+  send(discover(web1.mac, 4).subarray(0, 60), 1);
+  const text = await waitFor('the unanswered packets counted', () => scrape(metricsPort), (x) => samples(x, 'zonemesh_dhcp_unanswered_total').length === 3);
+  t.is(sampleValue(text, 'zonemesh_dhcp_replies_total', { ...hv1, type: 'offer' }), 1);
+  t.is(sampleValue(text, 'zonemesh_dhcp_unanswered_total', { ...hv1, reason: 'wrong_port' }), 1);
+  t.is(sampleValue(text, 'zonemesh_dhcp_unanswered_total', { ...hv1, reason: 'unknown_mac' }), 1);
+  t.is(sampleValue(text, 'zonemesh_dhcp_unanswered_total', { ...hv1, reason: 'malformed' }), 1);
+
+  // what the switch itself dropped: the drop flows' counters, by priority
+  const dropFlows = sw.flowTable.flows().filter((f) => f.tableId === dhcpTable && f.instructions.length === 0);
+  t.deepEqual(dropFlows.map((f) => f.priority).sort((a, b) => a - b), [90, 100, 150, 150], 'server from a VM, unknown MAC, wrong port (one per MAC of web1 and red1)');
+  for (const f of dropFlows) f.packetCount = BigInt(f.priority);
+  await poll(runtime, HV1);
+  const after = await scrape(metricsPort);
+  const drop = (reason: string) => sampleValue(after, 'zonemesh_dropped_packets_total', { ...hv1, reason, table: 'dhcp-responder.in' });
+  t.is(drop('dhcp_wrong_port'), 300, 'two flows of 150');
+  t.is(drop('dhcp_unknown_mac'), 100);
+  t.is(drop('dhcp_from_vm_server'), 90);
+});
+
 test('every metric the Grafana dashboard queries is in the exposition', async (t) => {
-  const { runtime, port, metricsPort } = await startOverlay(t, twoZones());
+  const { runtime, port, metricsPort } = await startOverlay(t, twoZones(), {}, WITH_DHCP);
   await connect(t, runtime, port, new FakeSwitch({ dpid: HV1, ports: [fakePort(1, 'web1')] }));
   await poll(runtime, HV1);
   const declared = declaredNames(await scrape(metricsPort));

@@ -26,13 +26,16 @@ import {
   IpProto,
   parseDhcp,
   PipelineError,
+  SwitchEventCounts,
   toController,
   type AppContext,
   type AppSettings,
   type DhcpMessage,
   type DhcpOptions,
+  type EventCounter,
   type Flow,
   type FlowCounter,
+  type MatchSpec,
   type PacketIn,
   type Placement,
   type PlacedPort,
@@ -49,9 +52,15 @@ export const DEFAULT_LEASE_SECONDS = 86_400;
 const ZERO_IP = '0.0.0.0';
 const BROADCAST_IP = '255.255.255.255';
 
-const PRIORITY = { client: 200, drop: 100 } as const;
+const PRIORITY = { client: 200, wrongPort: 150, unknownMac: 100, fromServer: 90 } as const;
 const DHCP_MATCH = { eth_type: EthType.IPV4, ip_proto: IpProto.UDP } as const;
 const OWNER = { clients: 'clients', drops: 'drop:dhcp' } as const;
+/** what each drop flow's packets count as, by its priority (zonemesh_dropped_packets_total{reason}) */
+const DROP_REASONS: ReadonlyMap<number, string> = new Map([
+  [PRIORITY.wrongPort, 'dhcp_wrong_port'],
+  [PRIORITY.unknownMac, 'dhcp_unknown_mac'],
+  [PRIORITY.fromServer, 'dhcp_from_vm_server'],
+]);
 
 export const DHCP_TABLES: readonly TableSpec[] = [
   { name: DHCP_TABLE, stage: 'intercept', miss: 'next', matches: ['in_port', 'eth_src', 'eth_type', 'ip_proto', 'udp_src', 'udp_dst'] },
@@ -59,17 +68,21 @@ export const DHCP_TABLES: readonly TableSpec[] = [
 
 /**
  * A switch's DHCP flows: each placed port's own MAC on its own ofport goes to the controller; any
- * other DHCP client packet (unknown MAC, a MAC on another port, the tunnel) and any DHCP server
- * packet from a VM is dropped. Nothing DHCP goes on to the overlay.
+ * other DHCP client packet is dropped (a MAC of a port of this switch on another port, then any
+ * other MAC: unknown here, or arriving from the tunnel), and so is any DHCP server packet from a
+ * VM. Nothing DHCP goes on to the overlay. The drops are told apart by priority, for the metrics.
  */
 export function dhcpFlows(ctx: Pick<AppContext, 'flow'>, ports: readonly PlacedPort[]): { clients: Flow[]; drops: Flow[] } {
   const fromClient = { ...DHCP_MATCH, udp_src: DHCP_CLIENT_PORT, udp_dst: DHCP_SERVER_PORT };
   const clients = ports.map(({ port, ofport }) =>
     ctx.flow(DHCP_TABLE, OWNER.clients).priority(PRIORITY.client).match({ in_port: ofport, eth_src: port.mac, ...fromClient }).apply(toController()).build(),
   );
-  const drops = [fromClient, { ...DHCP_MATCH, udp_src: DHCP_SERVER_PORT, udp_dst: DHCP_CLIENT_PORT }].map((match) =>
-    ctx.flow(DHCP_TABLE, OWNER.drops).priority(PRIORITY.drop).match(match).build(),
-  );
+  const drop = (priority: number, match: MatchSpec) => ctx.flow(DHCP_TABLE, OWNER.drops).priority(priority).match(match).build();
+  const drops = [
+    ...[...new Set(ports.map(({ port }) => port.mac))].map((mac) => drop(PRIORITY.wrongPort, { eth_src: mac, ...fromClient })),
+    drop(PRIORITY.unknownMac, fromClient),
+    drop(PRIORITY.fromServer, { ...DHCP_MATCH, udp_src: DHCP_SERVER_PORT, udp_dst: DHCP_CLIENT_PORT }),
+  ];
   return { clients, drops };
 }
 
@@ -95,8 +108,20 @@ export function parseDhcpSettings(raw: unknown): DhcpResponderSettings {
   return { burst: burst as number, perSecond: perSecond as number };
 }
 
-/** Why a packet got no answer; the app counts each. */
-export type DhcpIgnored = 'rate_limited' | 'malformed' | 'unknown_client' | 'other_server' | 'released' | 'declined' | 'not_a_request';
+/**
+ * Why a packet that reached the controller got no answer; the app counts each. (The switch drops
+ * unknown and misplaced MACs itself; 'unknown_mac' and 'wrong_port' here are packets that matched a
+ * flow while the model or the ports were changing, or a `chaddr` other than the frame's source.)
+ */
+export type DhcpIgnored = 'rate_limited' | 'malformed' | 'unknown_mac' | 'wrong_port' | 'other_server' | 'released' | 'declined' | 'not_a_request';
+
+/** The replies the app sends, by DHCP message type. */
+export type DhcpReplyType = 'offer' | 'ack' | 'nak';
+const REPLY_TYPES: ReadonlyMap<number | undefined, DhcpReplyType> = new Map([
+  [DhcpMessageType.OFFER, 'offer'],
+  [DhcpMessageType.ACK, 'ack'],
+  [DhcpMessageType.NAK, 'nak'],
+]);
 
 /** The most ports whose token buckets are kept; the oldest is forgotten (and so refilled) first. */
 const MAX_BUCKETS = 65_536;
@@ -190,10 +215,15 @@ export function replyFrame(reply: DhcpMessage, subnet: SubnetInfo): Buffer {
   ]);
 }
 
-/** The placed port a packet came from, if its source MAC is that port's own. */
-function clientPort(placement: Placement, pin: PacketIn, chaddr: string): PlacedPort | undefined {
-  const placed = placement.portsOn(pin.dpid).find((p) => p.ofport === pin.inPort);
-  return placed && placed.port.mac === pin.ethernet?.src && placed.port.mac === chaddr ? placed : undefined;
+/**
+ * The placed port a packet came from, if both its source MAC and `chaddr` are that port's own;
+ * otherwise whether either MAC is another port's of this switch ('wrong_port') or none ('unknown_mac').
+ */
+function clientPort(placement: Placement, pin: PacketIn, chaddr: string): PlacedPort | 'unknown_mac' | 'wrong_port' {
+  const ports = placement.portsOn(pin.dpid);
+  const placed = ports.find((p) => p.ofport === pin.inPort);
+  if (placed && placed.port.mac === pin.ethernet?.src && placed.port.mac === chaddr) return placed;
+  return ports.some((p) => p.port.mac === pin.ethernet?.src || p.port.mac === chaddr) ? 'wrong_port' : 'unknown_mac';
 }
 
 @injectable()
@@ -201,9 +231,28 @@ export class DhcpResponderApp implements ZonemeshApp {
   readonly name = 'dhcp-responder';
   readonly appId = DHCP_RESPONDER_APP_ID;
   readonly tables = DHCP_TABLES;
-  readonly flowCounters: readonly FlowCounter[] = [{ owner: OWNER.drops, count: () => ({ kind: 'drop', reason: 'dhcp_not_allowed' }) }];
-  /** packets answered, and packets not answered by reason */
-  readonly counts = new Map<'answered' | DhcpIgnored, number>();
+  readonly flowCounters: readonly FlowCounter[] = [
+    {
+      owner: OWNER.drops,
+      count: ({ priority }) => {
+        const reason = DROP_REASONS.get(priority);
+        return reason === undefined ? undefined : { kind: 'drop', reason };
+      },
+    },
+  ];
+  /** replies sent, by type, per switch */
+  readonly replies = new SwitchEventCounts<DhcpReplyType>();
+  /** packet-ins not answered, by reason, per switch */
+  readonly unanswered = new SwitchEventCounts<DhcpIgnored>();
+  readonly eventCounters: readonly EventCounter[] = [
+    { name: 'dhcp_replies', help: 'DHCP replies the dhcp-responder app sent, by type (offer, ack, nak).', label: 'type', read: () => this.replies.read() },
+    {
+      name: 'dhcp_unanswered',
+      help: 'DHCP packets that reached the dhcp-responder app and got no answer, by reason (rate_limited, malformed, unknown_mac, wrong_port, other_server, released, declined, not_a_request).',
+      label: 'reason',
+      read: () => this.unanswered.read(),
+    },
+  ];
   private readonly limiter: PortRateLimiter;
 
   constructor(@inject(APP_SETTINGS) settings: AppSettings) {
@@ -228,12 +277,16 @@ export class DhcpResponderApp implements ZonemeshApp {
     ctx.on(ctx.events.packetIn$, (pin) => {
       if (pin.tableId !== ctx.pipeline.table(DHCP_TABLE).id) return; // another app's packet
       const outcome = this.answer(ctx, pin);
-      this.counts.set(outcome, (this.counts.get(outcome) ?? 0) + 1);
-      if (outcome !== 'answered') ctx.log.debug({ dpid: pin.dpid.toString(16), inPort: pin.inPort, outcome }, 'DHCP packet not answered');
+      if (typeof outcome !== 'string') this.replies.add(pin.dpid, REPLY_TYPES.get(outcome.options.messageType)!);
+      else {
+        this.unanswered.add(pin.dpid, outcome);
+        ctx.log.debug({ dpid: pin.dpid.toString(16), inPort: pin.inPort, outcome }, 'DHCP packet not answered');
+      }
     });
   }
 
-  private answer(ctx: AppContext, pin: PacketIn): 'answered' | DhcpIgnored {
+  /** the reply sent, or why there was none */
+  private answer(ctx: AppContext, pin: PacketIn): DhcpMessage | DhcpIgnored {
     if (!this.limiter.take(pin.dpid, pin.inPort)) return 'rate_limited';
     const payload = pin.packet && findLayer(pin.packet, 'raw');
     if (!payload || !findLayer(pin.packet, 'udp')) return 'malformed';
@@ -246,11 +299,11 @@ export class DhcpResponderApp implements ZonemeshApp {
     }
     if (request.op !== BootpOp.REQUEST) return 'not_a_request';
     const placed = clientPort(ctx.placement, pin, request.chaddr);
-    if (!placed) return 'unknown_client'; // the flow matched, but the model or the ports moved on since
+    if (typeof placed === 'string') return placed;
     const subnet = ctx.model.subnetOf(placed.port);
     const reply = dhcpAnswer(request, placed, subnet);
     if (typeof reply === 'string') return reply;
     ctx.packetOut(pin.dpid, replyFrame(reply, subnet), { to: pin.inPort });
-    return 'answered';
+    return reply;
   }
 }
