@@ -117,3 +117,20 @@ export async function startEtcd(size = 1): Promise<EtcdCluster> {
   }
   return { members: members.map((m) => m.member), endpoints, url: `etcd://${endpoints.join(',')}`, stop };
 }
+
+/** The members, the current leader first: a fault sequence that starts with it kills the member clients are most likely on. */
+export async function membersLeaderFirst(cluster: EtcdCluster): Promise<EtcdMember[]> {
+  const { connectEtcd } = await import('../../src/model/etcd-client');
+  const ids = await Promise.all(
+    cluster.members.map(async (m) => {
+      const one = connectEtcd([m.endpoint]);
+      try {
+        const status = await one.maintenance.status();
+        return { m, isLeader: status.header.member_id === status.leader };
+      } finally {
+        one.close();
+      }
+    }),
+  );
+  return [...ids.filter((x) => x.isLeader), ...ids.filter((x) => !x.isLeader)].map((x) => x.m);
+}
