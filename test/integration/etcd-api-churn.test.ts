@@ -115,6 +115,7 @@ function controller(port: number, log: ReturnType<typeof captureLog>['log']): Pr
 interface Reply {
   /** 0: no answer (connection refused or reset, timeout) */
   status: number;
+  headers?: Headers;
   body: Json;
 }
 
@@ -127,7 +128,7 @@ async function call(method: string, path: string, body?: unknown): Promise<Reply
       signal: AbortSignal.timeout(5_000),
     });
     const text = await res.text();
-    return { status: res.status, body: text ? (JSON.parse(text) as Json) : {} };
+    return { status: res.status, headers: res.headers, body: text ? (JSON.parse(text) as Json) : {} };
   } catch {
     return { status: 0, body: {} };
   }
@@ -354,4 +355,51 @@ test.serial(`${CHANGES} API changes while each etcd member is killed and restart
 
   await converged('after the churn', (await readBack('/v1/ports'))!.revision as number);
   await assertFullCompile(t, 'after the churn');
+});
+
+test.serial('quorum loss: every bridge keeps its flows, the API answers 503 problem+json, the controller changes nothing; after it, an API change reaches the bridge', async (t) => {
+  t.timeout(90_000);
+  const store = runtime.modelStore as EtcdModelStore;
+  const revisionBefore = store.revision;
+  const writes: SyncReport[] = [];
+  const watching = runtime.reconciler.synced$.pipe(filter((r) => r.adds + r.deletes + r.modifies > 0)).subscribe((r) => writes.push(r));
+  t.teardown(() => watching.unsubscribe());
+  const before = await Promise.all(HVS.map((_, hv) => dump(bridgeOf(hv))));
+
+  // a free slot for the port added once quorum is back
+  const taken = new Set(((await readBack('/v1/ports'))!.items as Json[]).map((p) => p.interface as string));
+  const [hv, slot] = HVS.flatMap((_, h) => Array.from({ length: SLOTS }, (_, s) => [h, s] as const)).find(([h, s]) => !taken.has(slotName(h, s)))!;
+  const port = { name: 'after-quorum', vpc: 'blue', subnet: 'web', mac: '02:00:00:7a:ff:01', ip: '10.42.1.250', hypervisor: HVS[hv]!, interface: slotName(hv, slot) };
+
+  const down = etcd.members.slice(1);
+  await Promise.all(down.map((m) => m.kill()));
+  for (const [method, path, body] of [['GET', '/v1/ports', undefined], ['POST', '/v1/ports', port]] as const) {
+    const r = await call(method, path, body);
+    t.is(r.status, 503, `${method} ${path} without quorum: ${JSON.stringify(r.body)}`);
+    t.is(r.headers?.get('content-type'), 'application/problem+json; charset=utf-8');
+    t.is(r.headers?.get('retry-after'), '1');
+    t.like(r.body, { status: 503, title: 'etcd unavailable' });
+    t.regex(String(r.body.detail), /no quorum/);
+  }
+  // nothing can happen, so the proof is a window in which nothing did: longer than a lease TTL and the API timeout
+  await delay(4_000);
+  const during = await Promise.all(HVS.map((_, hv) => dump(bridgeOf(hv))));
+  for (const [h] of HVS.entries()) {
+    const [b, d] = [before[h]!, during[h]!];
+    t.deepEqual(rules(d.flows), rules(b.flows), `${bridgeOf(h)} keeps every flow`);
+    const elapsed = (d.at.start - b.at.end) / 1000;
+    const byRule = new Map(b.flows.map((f) => [f.rule, f]));
+    t.true(d.flows.every((f) => f.durationS >= byRule.get(f.rule)!.durationS + elapsed - 0.01), `${bridgeOf(h)}: every duration grew by the ${elapsed.toFixed(1)} s (none deleted and added again)`);
+  }
+  t.deepEqual(writes, [], 'the controller sent no flow change');
+  t.is(store.revision, revisionBefore, 'and applied no model');
+
+  await Promise.all(down.map((m) => m.restart()));
+  const calledAt = Date.now();
+  const revision = await change({ retries: 0, landedUnseen: 0 }, 'POST', '/v1/ports', `/v1/ports/${port.name}`, port, 0);
+  const answeredAt = Date.now();
+  const onBridge = await until(`${port.name} in ${bridgeOf(hv)}'s flows`, 10_000, async () => ((await dump(bridgeOf(hv))).flows.some((f) => f.rule.includes(port.mac)) ? Date.now() : undefined), 20);
+  t.log(`after quorum returned: the API took the change in ${answeredAt - calledAt} ms; its flows were on ${bridgeOf(hv)} ${onBridge - calledAt} ms after the call`);
+  await converged('after quorum returned', revision);
+  await assertFullCompile(t, 'after quorum returned');
 });
