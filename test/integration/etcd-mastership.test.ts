@@ -26,7 +26,7 @@ import { OFPBRC, OFPET, type OfMessage } from '../../src/openflow';
 import { startEtcd, type EtcdCluster } from '../helpers/etcd';
 import { OpenFlowTap, isWriteOnWire } from '../helpers/of-tap';
 import { assertOvsRunning, controllerRoles, vsctl } from '../helpers/ovs';
-import { BASE_FLOWS, CLI, ControllerProcess, createLab, dump, expectedRules, pingOnce, runConfigYaml, testDir, until, writeAtomically, type LogLine, type StaticFlow } from '../helpers/restart';
+import { BASE_FLOWS, CLI, ControllerProcess, createLab, dump, expectedRules, pingOnce, runConfigYaml, testDir, until, writeAtomically, zonemeshFlows, type LogLine, type StaticFlow } from '../helpers/restart';
 import { freePort, run } from '../helpers/run';
 
 const PREFIX = 'zme-el';
@@ -61,6 +61,8 @@ interface Node {
   port: number;
   tap: OpenFlowTap;
   config: string;
+  /** its control socket, for zonemesh flows */
+  control: string;
   yaml: (flows: readonly StaticFlow[], preemptDelay: number) => string;
   proc?: ControllerProcess;
 }
@@ -70,9 +72,10 @@ async function node(t: ExecutionContext, etcd: EtcdCluster, id: string, zone: st
   const port = await freePort();
   const tap = await OpenFlowTap.start(port);
   t.teardown(() => tap.close());
+  const control = join(dir, 'control.sock');
   const yaml = (flows: readonly StaticFlow[], preemptDelay: number) =>
-    [runConfigYaml(port, join(dir, 'control.sock'), flows), `store: ${etcd.url}`, `zone: ${zone}`, `controllerId: ${id}`, `election: { leaseTtl: 3, preemptDelay: ${preemptDelay} }`, ''].join('\n');
-  return { id, zone, port, tap, config: join(dir, 'run.yaml'), yaml };
+    [runConfigYaml(port, control, flows), `store: ${etcd.url}`, `zone: ${zone}`, `controllerId: ${id}`, `election: { leaseTtl: 3, preemptDelay: ${preemptDelay} }`, ''].join('\n');
+  return { id, zone, port, tap, config: join(dir, 'run.yaml'), control, yaml };
 }
 
 /** every controller process the test started */
@@ -189,6 +192,9 @@ test.serial('etcd election: zone preference, takeover after SIGKILL within 5 s s
   t.like(await pa.fullSync(), { adds: 0, deletes: 0, modifies: 0, msg: 'in sync; nothing to send' }, 'ctl-a found the bridge in sync');
   t.deepEqual(await rolesOf(a, b, ['master', 'slave']), ['master', 'slave'], 'ovs-vsctl list controller: ctl-a master, ctl-b slave');
   await pb.waitFor('ctl-b slave', slaveLine);
+  const term = { generationId: String(aMaster.generationId), master: 'ctl-a' };
+  t.like((await zonemeshFlows(a.control)).switches[0], { dpid: DPID_TEXT, role: 'MASTER', ...term }, 'zonemesh flows of ctl-a: master, its generation');
+  t.like((await zonemeshFlows(b.control)).switches[0], { dpid: DPID_TEXT, role: 'SLAVE', ...term }, 'zonemesh flows of ctl-b: slave, and who is master');
   t.is(writes(a.tap.sentToSwitch()), 0, 'ctl-a sent no write: the flows were installed once, by ctl-b');
   t.deepEqual((await dump(lab.bridge)).flows.map((f) => f.rule), desired);
   t.log(`ctl-a master with generation ${aMaster.generationId}`);
