@@ -23,7 +23,8 @@ import { ControllerIdInUseError, EtcdMastership } from '../../src/runtime/etcd-m
 import type { MastershipDecision } from '../../src/runtime';
 import { captureLog } from '../helpers/log';
 import { OFPBRC, OFPET, type OfMessage } from '../../src/openflow';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd';
+import { partitionMember, startEtcd, type EtcdCluster } from '../helpers/etcd';
+import { connectEtcd } from '../../src/model/etcd-client';
 import { OpenFlowTap, isWriteOnWire } from '../helpers/of-tap';
 import { assertOvsRunning, controllerRoles, vsctl } from '../helpers/ovs';
 import { BASE_FLOWS, CLI, ControllerProcess, createLab, dump, expectedRules, pingOnce, runConfigYaml, testDir, until, writeAtomically, zonemeshFlows, type LogLine, type StaticFlow } from '../helpers/restart';
@@ -103,11 +104,11 @@ async function rolesOf(a: Node, b: Node, want: [string, string]): Promise<[strin
 }
 
 /** an EtcdMastership in this process, on MODEL, with every decision it emitted */
-async function joinElection(t: ExecutionContext, etcd: EtcdCluster, controllerId: string, zone: string) {
+async function joinElection(t: ExecutionContext, etcd: EtcdCluster, controllerId: string, zone: string, endpoints = etcd.endpoints, preemptDelayMs = 600_000) {
   const model = validateModel(parseYaml(MODEL), 'model.yaml');
   const store: ModelStore = { model$: new BehaviorSubject(model), rejected$: NEVER, current: () => model };
   const { log, lines } = captureLog('info');
-  const election = await EtcdMastership.start(etcd.endpoints, store, { controllerId, zone, leaseTtlS: 3, preemptDelayMs: 600_000, log });
+  const election = await EtcdMastership.start(endpoints, store, { controllerId, zone, leaseTtlS: 3, preemptDelayMs, log });
   t.teardown(() => election.close());
   const decisions: MastershipDecision[] = [];
   election.changes$.subscribe((d) => decisions.push(d));
@@ -157,6 +158,56 @@ test.serial('election in etcd: without etcd the master steps down within half th
   // etcd renews every lease when a leader starts: ctl-a's term goes on
   const again = await until('ctl-a master again', 10_000, () => isMaster(a.election));
   t.is(again.generationId, term.generationId, 'its key survived: the same term');
+});
+
+test.serial('election in etcd: a partitioned member\'s controller steps down before the majority side takes its zone; the majority keeps working', async (t) => {
+  const etcd = await startEtcd(3, { partitionable: true });
+  t.teardown(() => etcd.stop());
+  await importModel(etcd);
+  // each controller talks to its own side: ctl-a to member 0 only (its zone's), ctl-b to the two others
+  const [minority, ...majority] = etcd.members;
+  const a = await joinElection(t, etcd, 'ctl-a', 'a', [minority!.endpoint]);
+  // ctl-a took the ownerless zone b too: ctl-b takes it back at once
+  const b = await joinElection(t, etcd, 'ctl-b', 'b', majority.map((m) => m.endpoint), 0);
+  const term = await until('ctl-a master of zone a', 5_000, () => isMaster(a.election));
+  const bTerm = await until('ctl-b master of zone b', 5_000, () => (b.election.decision(0xe2n).role === 'master' ? b.election.decision(0xe2n) : undefined));
+  const stamp = (d: MastershipDecision[]) => d.length;
+  const [aFrom, bFrom] = [stamp(a.decisions), stamp(b.decisions)];
+  const times = new Map<string, number>();
+  a.election.changes$.subscribe((d) => d.dpid === DPID && d.role === 'slave' && !times.has('a down') && times.set('a down', Date.now()));
+  b.election.changes$.subscribe((d) => d.dpid === DPID && d.role === 'master' && !times.has('b up') && times.set('b up', Date.now()));
+
+  const cutAt = Date.now();
+  const heal = await partitionMember(etcd, minority!);
+  t.teardown(() => heal().catch(() => undefined));
+  const taken = await until('ctl-b master of zone a, on the majority side', 15_000, () => (b.election.decision(DPID).role === 'master' ? b.election.decision(DPID) : undefined));
+  const down = times.get('a down');
+  const up = times.get('b up')!;
+  t.truthy(down, 'ctl-a stepped down');
+  t.log(`partition of ctl-a's etcd member: ctl-a stepped down after ${down! - cutAt} ms, ctl-b master of zone a after ${up - cutAt} ms (lease TTL 3 s)`);
+  t.true(down! < up, 'ctl-a was no longer master when ctl-b became master: never two at once');
+  t.true(up - cutAt <= TAKEOVER_BOUND_MS, `takeover within ${TAKEOVER_BOUND_MS} ms`);
+  t.true(taken.generationId > term.generationId, 'a newer generation, which fences ctl-a at the switch');
+  t.like(a.election.decision(DPID), { role: 'slave', reason: 'lease not renewed' });
+  t.true(a.lines.some((l) => l.component === 'election' && /^no lease keepalive succeeded for 1.5 s/.test(String(l.msg))), 'ctl-a said why');
+  // the majority side went on: ctl-b kept zone b in the same term, and etcd takes writes
+  // (when the cut member was etcd's leader, the majority's election can outlast TTL/2: ctl-b then steps down there too, and resumes the same term)
+  const zoneB = b.decisions.slice(bFrom).filter((d) => d.dpid === 0xe2n);
+  t.log(`ctl-b's decisions for zone b meanwhile: ${zoneB.map((d) => `${d.role} (${d.reason})`).join(', ') || 'none'}`);
+  t.true(zoneB.every((d) => d.generationId === bTerm.generationId), 'ctl-b kept zone b in the same term');
+  t.like(b.election.decision(0xe2n), { role: 'master', generationId: bTerm.generationId });
+  const side = connectEtcd(majority.map((m) => m.endpoint));
+  t.teardown(() => side.close());
+  await side.put('/zonemesh-test/majority-write').value('ok');
+
+  // healed: ctl-a's lease is gone; it joins again, as a slave of the master the majority elected
+  await heal();
+  const back = await until('ctl-a slave of ctl-b', 20_000, () => {
+    const d = a.election.decision(DPID);
+    return d.role === 'slave' && d.master === 'ctl-b' ? d : undefined;
+  });
+  t.is(back.generationId, taken.generationId);
+  t.true(a.decisions.slice(aFrom).every((d) => d.dpid !== DPID || d.role === 'slave'), 'ctl-a claimed nothing after the partition');
 });
 
 const percentile = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
