@@ -16,10 +16,11 @@ fi
 # python3-yaml: mininet/zonemesh_net.py reads the model files
 # isc-dhcp-client, busybox: dhclient and udhcpc, the DHCP clients of test/integration/ovs-dhcp.test.ts
 # etcd-server: /usr/bin/etcd, which test/integration/etcd-store.test.ts and bench/etcd-store.ts start
+# nftables: /usr/sbin/nft, which cuts an etcd member off in test/integration/etcd-mastership.test.ts
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
   python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml etcd-server
-  isc-dhcp-client busybox
+  isc-dhcp-client busybox nftables
 )
 missing=()
 for p in "${apt_packages[@]}"; do
