@@ -311,7 +311,7 @@ test.serial(`${CHANGES} API changes while each etcd member is killed and restart
       counts.acl++;
       continue;
     }
-    const slot = kind === 'remove' ? undefined : freeSlot();
+    const slot = kind === 'add' ? freeSlot() : undefined;
     if (kind === 'add' && slot) {
       const name = `c${serial}`;
       const subnet = serial % 2 ? 'db' : 'web';
