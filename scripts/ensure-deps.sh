@@ -17,7 +17,8 @@ fi
 # isc-dhcp-client, busybox: dhclient and udhcpc, the DHCP clients of test/integration/ovs-dhcp.test.ts
 #   and of the Mininet scenario with --addressing dhcp (npm run demo, overlay-scenario)
 # etcd-server: /usr/bin/etcd, which test/integration/etcd-store.test.ts and bench/etcd-store.ts start
-# nftables: /usr/sbin/nft, the loss that test/integration/tunnel-monitor.test.ts injects on an uplink
+# nftables: /usr/sbin/nft, the loss test/integration/tunnel-monitor.test.ts injects on an uplink, and
+#   the cut of an etcd member in test/integration/etcd-mastership.test.ts
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
   python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml etcd-server

@@ -4,8 +4,10 @@ import { DEFAULT_CONTROL_PATH, controlPath } from './run';
 
 export const flowsCommand = defineCommand({
   name: 'flows',
-  summary: "prints the desired and the installed flows of the switches of a running 'zonemesh run'",
-  description: "Asks a running 'zonemesh run' on its control socket for the desired and the installed flows of its switches, and prints them ovs-ofctl style.",
+  summary: "prints the desired and the installed flows of the switches of a running 'zonemesh run', and its role at each",
+  description:
+    "Asks a running 'zonemesh run' on its control socket for the desired and the installed flows of its switches, and prints them ovs-ofctl style, " +
+    "with its role at each switch (MASTER, SLAVE or EQUAL, as the switch last told it), the switch's generation id, and which controller the election says is master (with --zone).",
   options: [
     { name: 'dpid', value: 'DPID', description: 'only the switch with this datapath id: 0x11, 16 hex digits as ovs-ofctl prints them, or decimal', default: 'every switch' },
     { name: 'control', value: 'unix:PATH', description: "the control socket of the 'zonemesh run' to ask", default: DEFAULT_CONTROL_PATH },
@@ -35,8 +37,9 @@ const inSync = (s: SwitchFlows): boolean => s.diff.deletes + s.diff.modifies + s
 function render(s: SwitchFlows): string {
   const { deletes, modifies, adds } = s.diff;
   const state = inSync(s) ? 'in sync' : `out of sync: ${deletes} to delete, ${modifies} to modify, ${adds} to add`;
+  const role = [`role ${s.role}`, ...(s.generationId !== undefined ? [`generation ${s.generationId}`] : []), ...(s.master !== undefined ? [`master ${s.master}`] : [])].join(', ');
   return [
-    `switch ${s.dpid}: ${state}`,
+    `switch ${s.dpid} (${role}): ${state}`,
     'pipeline:',
     ...s.tables.map((t) => `  ${t}`),
     `desired flows (${s.desired.length}):`,

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { Subject } from 'rxjs';
 import { APP_REGISTRY, BUILTIN_APPS } from '../apps/registry';
 import { createLogger, socketIsLive } from '../controller';
-import { DEFAULT_MODEL_MAX_BYTES } from '../model';
+import { DEFAULT_MODEL_MAX_BYTES, parseEtcdUrl } from '../model';
 import {
   ControlSocketError,
   DEFAULT_LISTEN,
@@ -23,6 +23,7 @@ import {
   type RunConfigDraft,
 } from '../runtime';
 import type { AppSettings } from '../sdk';
+import { RUN_API_OPTIONS, apiServing, serveApi, type ApiServing, type ServedApi } from './api';
 import { CliError, EXIT, UsageError, defineCommand, parseCommandLine, type OptionValues } from './command';
 import { WORKER_ENV, runPrimary, runWorker } from './workers';
 
@@ -53,6 +54,8 @@ const RUN_OPTIONS = [
   { name: 'metrics', value: 'HOST:PORT', description: 'serves Prometheus metrics at /metrics (docs/metrics.md); needs --workers 1', default: 'none' },
   { name: 'zone', value: 'NAME', description: 'with --store: joins the election of a master per zone in etcd (docs/mastership.md)', default: 'none' },
   { name: 'controller-id', value: 'ID', description: 'this controller in the --zone election', default: 'hostname:pid' },
+  { name: 'api', value: 'HOST:PORT', description: "with --store: serves the REST API on the model (docs/api.md) in this process, as 'zonemesh api --listen' does", default: 'none' },
+  ...RUN_API_OPTIONS,
 ] as const;
 
 export const runCommand = defineCommand({
@@ -67,6 +70,7 @@ export const runCommand = defineCommand({
   run: async ({ values, args }) => {
     if (cluster.isWorker && process.env[WORKER_ENV] !== undefined) return runWorker();
     const { config: wanted, explicitControl, file, load } = runConfigOf(values);
+    const api = apiOf(values, wanted);
     const control = wanted.control!;
     try {
       prepareControlDir(control);
@@ -84,10 +88,12 @@ export const runCommand = defineCommand({
       if (defaultTaken) log.warn({ control: wanted.control }, 'the default control socket is in use; running without a control endpoint');
       const watched = file === undefined ? undefined : new RunConfigFile(file, load);
       if (watched) watchSettings(watched, wanted, settingsChanges, log);
+      const served = api && (await serveApi(api.endpoints, api.serving, log, wanted.store!));
       try {
         return await runPrimary({ config, args, log, settingsChanges });
       } finally {
         watched?.close();
+        await served?.close();
       }
     }
     let runtime: Runtime;
@@ -97,11 +103,12 @@ export const runCommand = defineCommand({
       throw new CliError((e as Error).message);
     }
     const watched = file === undefined ? undefined : new RunConfigFile(file, load);
+    let served: ServedApi | undefined;
     const stopped = new Promise<void>((resolve) => {
       const stop = (signal: NodeJS.Signals) => {
         runtime.log.info({ signal }, 'stopping');
         watched?.close();
-        void runtime.stop().then(resolve);
+        void Promise.all([served?.close(), runtime.stop()]).then(() => resolve());
       };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
@@ -109,8 +116,10 @@ export const runCommand = defineCommand({
     if (defaultTaken) runtime.log.warn({ control: wanted.control }, 'the default control socket is in use; running without a control endpoint');
     try {
       await runtime.start();
+      if (api) served = await serveApi(api.endpoints, api.serving, runtime.log, wanted.store!);
     } catch (e) {
       await runtime.stop();
+      if (e instanceof UsageError || e instanceof CliError) throw e;
       throw new CliError((e as Error).message);
     }
     runtime.log.info({ listen: runtime.listening.map((l) => l.port ?? l.spec), dial: config.dial, control: config.control }, 'running');
@@ -119,6 +128,19 @@ export const runCommand = defineCommand({
     return EXIT.ok;
   },
 });
+
+/** The API `--api` asks for, checked (and its files read) before anything starts; undefined without --api. */
+function apiOf(values: OptionValues<typeof RUN_OPTIONS>, config: RunConfig): { endpoints: string[]; serving: ApiServing } | undefined {
+  const apiValues = { 'token-file': values['api-token-file'], 'tls-key': values['api-tls-key'], 'tls-cert': values['api-tls-cert'], 'tls-ca': values['api-tls-ca'] };
+  if (values.api === undefined) {
+    const stray = Object.entries(apiValues).filter(([, v]) => v !== undefined).map(([k]) => `--api-${k}`);
+    if (stray.length) throw new UsageError(`${stray.join(', ')} without --api HOST:PORT`);
+    return undefined;
+  }
+  const endpoints = config.store === undefined ? undefined : parseEtcdUrl(config.store);
+  if (endpoints === undefined || typeof endpoints === 'string') throw new UsageError('--api serves the model in etcd: it needs --store etcd://HOST:PORT (or store: in the config file)');
+  return { endpoints, serving: apiServing(values.api, apiValues, 'api-') };
+}
 
 /** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
 const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller', 'generationId', 'metrics', 'zone', 'controllerId', 'election'] as const;

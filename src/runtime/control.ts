@@ -33,6 +33,12 @@ export interface SwitchFlows {
   installed: string[];
   /** what a full sync would send now */
   diff: { deletes: number; modifies: number; adds: number };
+  /** this controller's role at the switch, as the switch last told it (EQUAL until a role request) */
+  role: 'MASTER' | 'SLAVE' | 'EQUAL';
+  /** the switch's master election generation id, from its last role reply or status (decimal) */
+  generationId?: string;
+  /** the controller the election says is master (a controller id), when it knows */
+  master?: string;
 }
 
 export type ControlResponse = { ok: true; switches: SwitchFlows[] } | { ok: false; error: string };
@@ -67,6 +73,8 @@ export interface ControlSource {
   readonly ownedApps: ReadonlySet<number>;
   /** the model in force, if the runtime has one */
   model(): NetworkModel | undefined;
+  /** who the election says is master of a switch */
+  readonly roles: { masterOf(dpid: bigint): string | undefined };
 }
 
 const MAX_REQUEST_BYTES = 4096;
@@ -141,12 +149,16 @@ async function switchFlows(source: ControlSource, dpid: bigint, session: SwitchS
   const installed = await readInstalledFlows(session);
   const desired = source.desired.flows(dpid);
   const diff = diffFlows(desired, installed, source.ownedApps);
+  const master = source.roles.masterOf(dpid);
   return {
     dpid: formatDpid(dpid),
     tables: source.pipeline.describe().split('\n').filter(Boolean),
     desired: sortedLines(desired, formatFlowLine),
     installed: sortedLines(installed, formatFlowLine),
     diff: { deletes: diff.deletes.length, modifies: diff.modifies.length, adds: diff.adds.length },
+    role: session.role.toUpperCase() as SwitchFlows['role'],
+    ...(session.generationId !== undefined && { generationId: String(session.generationId) }),
+    ...(master !== undefined && { master }),
   };
 }
 

@@ -130,6 +130,11 @@ export class RoleCoordinator implements WriteGate {
     this.errorSubject.complete();
   }
 
+  /** the controller the last decision for this switch named master (undefined before one, or when it named none) */
+  masterOf(dpid: bigint): string | undefined {
+    return this.switches.get(dpid)?.decision.master;
+  }
+
   writable(dpid: bigint, session: SwitchSession): boolean {
     const s = this.switches.get(dpid);
     return s !== undefined && s.open && s.session === session && session.role !== 'slave';

@@ -328,7 +328,7 @@ export class Runtime {
 
   /** what the control endpoint reads (a cluster worker answers its primary from it) */
   get controlSource(): ControlSource {
-    return { switches: this.controller.switches, desired: this.desired, pipeline: this.pipeline, ownedApps: this.ownedApps, model: () => this.modelStore?.current() };
+    return { switches: this.controller.switches, desired: this.desired, pipeline: this.pipeline, ownedApps: this.ownedApps, roles: this.roles, model: () => this.modelStore?.current() };
   }
 
   /** the port `start()` serves metrics on (the one picked, for port 0) */

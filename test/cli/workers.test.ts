@@ -171,7 +171,7 @@ test('six switches over two workers: all get their flows; the control endpoint s
     const dpid = [...owners].find(([, w]) => w === worker)![0];
     const one = await cluster.flows('--dpid', dpid);
     t.is(one.status, 0, one.stderr);
-    t.is(one.stdout.split('\n')[0], `switch ${dpid}: in sync`, `a switch of worker ${worker}`);
+    t.is(one.stdout.split('\n')[0], `switch ${dpid} (role EQUAL): in sync`, `a switch of worker ${worker}`);
   }
   const unknown = await cluster.flows('--dpid', '0x99');
   t.is(unknown.status, 3);
@@ -359,7 +359,7 @@ test('bad --workers values are refused with the reason', async (t) => {
 });
 
 test('merging worker replies: lists concatenate, one dpid comes from whoever has it, silence is named', (t) => {
-  const sw = (dpid: string): SwitchFlows => ({ dpid, tables: [], desired: [], installed: [], diff: { deletes: 0, modifies: 0, adds: 0 } });
+  const sw = (dpid: string): SwitchFlows => ({ dpid, tables: [], desired: [], installed: [], diff: { deletes: 0, modifies: 0, adds: 0 }, role: 'EQUAL' });
   const ok = (...dpids: string[]): WorkerReply => ({ ok: true, switches: dpids.map(sw), connected: dpids });
   const silent: WorkerReply = { ok: false, error: 'no answer within 10000 ms' };
   t.deepEqual(mergeFlows(undefined, [{ worker: 0, reply: ok('02', '03') }, { worker: 1, reply: ok('01') }]), { ok: true, switches: [sw('01'), sw('02'), sw('03')] });

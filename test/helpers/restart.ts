@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { STATIC_FLOWS_APP_ID } from '../../src/apps/static-flows';
+import type { SwitchFlows } from '../../src/runtime';
 import { PIPELINE_APP_ID, makeCookie } from '../../src/sdk';
 import { ofctl, vsctl } from './ovs';
 import { REPO_ROOT } from './paths';
@@ -322,7 +323,7 @@ export class ControllerProcess {
 }
 
 /** `zonemesh flows --json` against a control socket. */
-export async function zonemeshFlows(control: string): Promise<{ status: number; switches: { dpid: string; desired: string[]; installed: string[]; diff: { deletes: number; modifies: number; adds: number } }[] }> {
+export async function zonemeshFlows(control: string): Promise<{ status: number; switches: SwitchFlows[] }> {
   try {
     const { stdout } = await run(process.execPath, [CLI, 'flows', '--control', `unix:${control}`, '--json'], { timeoutMs: 30_000 });
     return { status: 0, switches: JSON.parse(stdout) };

@@ -23,10 +23,11 @@ import { ControllerIdInUseError, EtcdMastership } from '../../src/runtime/etcd-m
 import type { MastershipDecision } from '../../src/runtime';
 import { captureLog } from '../helpers/log';
 import { OFPBRC, OFPET, type OfMessage } from '../../src/openflow';
-import { startEtcd, type EtcdCluster } from '../helpers/etcd';
+import { membersLeaderFirst, partitionMember, startEtcd, type EtcdCluster } from '../helpers/etcd';
+import { connectEtcd } from '../../src/model/etcd-client';
 import { OpenFlowTap, isWriteOnWire } from '../helpers/of-tap';
 import { assertOvsRunning, controllerRoles, vsctl } from '../helpers/ovs';
-import { BASE_FLOWS, CLI, ControllerProcess, createLab, dump, expectedRules, pingOnce, runConfigYaml, testDir, until, writeAtomically, type LogLine, type StaticFlow } from '../helpers/restart';
+import { BASE_FLOWS, CLI, ControllerProcess, createLab, dump, expectedRules, pingOnce, runConfigYaml, testDir, until, writeAtomically, zonemeshFlows, type LogLine, type StaticFlow } from '../helpers/restart';
 import { freePort, run } from '../helpers/run';
 
 const PREFIX = 'zme-el';
@@ -61,6 +62,8 @@ interface Node {
   port: number;
   tap: OpenFlowTap;
   config: string;
+  /** its control socket, for zonemesh flows */
+  control: string;
   yaml: (flows: readonly StaticFlow[], preemptDelay: number) => string;
   proc?: ControllerProcess;
 }
@@ -70,9 +73,10 @@ async function node(t: ExecutionContext, etcd: EtcdCluster, id: string, zone: st
   const port = await freePort();
   const tap = await OpenFlowTap.start(port);
   t.teardown(() => tap.close());
+  const control = join(dir, 'control.sock');
   const yaml = (flows: readonly StaticFlow[], preemptDelay: number) =>
-    [runConfigYaml(port, join(dir, 'control.sock'), flows), `store: ${etcd.url}`, `zone: ${zone}`, `controllerId: ${id}`, `election: { leaseTtl: 3, preemptDelay: ${preemptDelay} }`, ''].join('\n');
-  return { id, zone, port, tap, config: join(dir, 'run.yaml'), yaml };
+    [runConfigYaml(port, control, flows), `store: ${etcd.url}`, `zone: ${zone}`, `controllerId: ${id}`, `election: { leaseTtl: 3, preemptDelay: ${preemptDelay} }`, ''].join('\n');
+  return { id, zone, port, tap, config: join(dir, 'run.yaml'), control, yaml };
 }
 
 /** every controller process the test started */
@@ -100,11 +104,11 @@ async function rolesOf(a: Node, b: Node, want: [string, string]): Promise<[strin
 }
 
 /** an EtcdMastership in this process, on MODEL, with every decision it emitted */
-async function joinElection(t: ExecutionContext, etcd: EtcdCluster, controllerId: string, zone: string) {
+async function joinElection(t: ExecutionContext, etcd: EtcdCluster, controllerId: string, zone: string, endpoints = etcd.endpoints, preemptDelayMs = 600_000) {
   const model = validateModel(parseYaml(MODEL), 'model.yaml');
   const store: ModelStore = { model$: new BehaviorSubject(model), rejected$: NEVER, current: () => model };
   const { log, lines } = captureLog('info');
-  const election = await EtcdMastership.start(etcd.endpoints, store, { controllerId, zone, leaseTtlS: 3, preemptDelayMs: 600_000, log });
+  const election = await EtcdMastership.start(endpoints, store, { controllerId, zone, leaseTtlS: 3, preemptDelayMs, log });
   t.teardown(() => election.close());
   const decisions: MastershipDecision[] = [];
   election.changes$.subscribe((d) => decisions.push(d));
@@ -156,6 +160,58 @@ test.serial('election in etcd: without etcd the master steps down within half th
   t.is(again.generationId, term.generationId, 'its key survived: the same term');
 });
 
+test.serial('election in etcd: a partitioned member\'s controller steps down before the majority side takes its zone; the majority keeps working', async (t) => {
+  const etcd = await startEtcd(3, { partitionable: true });
+  t.teardown(() => etcd.stop());
+  await importModel(etcd);
+  // each controller talks to its own side: ctl-a to member 0 only (its zone's), ctl-b to the two others
+  // a follower: cutting the leader off adds the majority's election and a whole TTL (a new leader renews every lease) to the takeover
+  const [leader, other, minority] = await membersLeaderFirst(etcd);
+  const majority = [leader!, other!];
+  const a = await joinElection(t, etcd, 'ctl-a', 'a', [minority!.endpoint]);
+  // ctl-a took the ownerless zone b too: ctl-b takes it back at once
+  const b = await joinElection(t, etcd, 'ctl-b', 'b', majority.map((m) => m.endpoint), 0);
+  const term = await until('ctl-a master of zone a', 5_000, () => isMaster(a.election));
+  const bTerm = await until('ctl-b master of zone b', 5_000, () => (b.election.decision(0xe2n).role === 'master' ? b.election.decision(0xe2n) : undefined));
+  const stamp = (d: MastershipDecision[]) => d.length;
+  const [aFrom, bFrom] = [stamp(a.decisions), stamp(b.decisions)];
+  const times = new Map<string, number>();
+  a.election.changes$.subscribe((d) => d.dpid === DPID && d.role === 'slave' && !times.has('a down') && times.set('a down', Date.now()));
+  b.election.changes$.subscribe((d) => d.dpid === DPID && d.role === 'master' && !times.has('b up') && times.set('b up', Date.now()));
+
+  const cutAt = Date.now();
+  const heal = await partitionMember(etcd, minority!);
+  t.teardown(() => heal().catch(() => undefined));
+  const taken = await until('ctl-b master of zone a, on the majority side', 15_000, () => (b.election.decision(DPID).role === 'master' ? b.election.decision(DPID) : undefined));
+  const down = times.get('a down');
+  const up = times.get('b up')!;
+  t.truthy(down, 'ctl-a stepped down');
+  t.log(`partition of ctl-a's etcd member: ctl-a stepped down after ${down! - cutAt} ms, ctl-b master of zone a after ${up - cutAt} ms (lease TTL 3 s)`);
+  t.true(down! < up, 'ctl-a was no longer master when ctl-b became master: never two at once');
+  t.true(up - cutAt <= TAKEOVER_BOUND_MS, `takeover within ${TAKEOVER_BOUND_MS} ms`);
+  t.true(taken.generationId > term.generationId, 'a newer generation, which fences ctl-a at the switch');
+  t.like(a.election.decision(DPID), { role: 'slave', reason: 'lease not renewed' });
+  t.true(a.lines.some((l) => l.component === 'election' && /^no lease keepalive succeeded for 1.5 s/.test(String(l.msg))), 'ctl-a said why');
+  // the majority side went on: ctl-b kept zone b in the same term, and etcd takes writes
+  // (when the cut member was etcd's leader, the majority's election can outlast TTL/2: ctl-b then steps down there too, and resumes the same term)
+  const zoneB = b.decisions.slice(bFrom).filter((d) => d.dpid === 0xe2n);
+  t.log(`ctl-b's decisions for zone b meanwhile: ${zoneB.map((d) => `${d.role} (${d.reason})`).join(', ') || 'none'}`);
+  t.true(zoneB.every((d) => d.generationId === bTerm.generationId), 'ctl-b kept zone b in the same term');
+  t.like(b.election.decision(0xe2n), { role: 'master', generationId: bTerm.generationId });
+  const side = connectEtcd(majority.map((m) => m.endpoint));
+  t.teardown(() => side.close());
+  await side.put('/zonemesh-test/majority-write').value('ok');
+
+  // healed: ctl-a's lease is gone; it joins again, as a slave of the master the majority elected
+  await heal();
+  const back = await until('ctl-a slave of ctl-b', 20_000, () => {
+    const d = a.election.decision(DPID);
+    return d.role === 'slave' && d.master === 'ctl-b' ? d : undefined;
+  });
+  t.is(back.generationId, taken.generationId);
+  t.true(a.decisions.slice(aFrom).every((d) => d.dpid !== DPID || d.role === 'slave'), 'ctl-a claimed nothing after the partition');
+});
+
 const percentile = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))]!;
 
 test.serial('etcd election: zone preference, takeover after SIGKILL within 5 s sending nothing, a paused master fenced', async (t) => {
@@ -189,6 +245,9 @@ test.serial('etcd election: zone preference, takeover after SIGKILL within 5 s s
   t.like(await pa.fullSync(), { adds: 0, deletes: 0, modifies: 0, msg: 'in sync; nothing to send' }, 'ctl-a found the bridge in sync');
   t.deepEqual(await rolesOf(a, b, ['master', 'slave']), ['master', 'slave'], 'ovs-vsctl list controller: ctl-a master, ctl-b slave');
   await pb.waitFor('ctl-b slave', slaveLine);
+  const term = { generationId: String(aMaster.generationId), master: 'ctl-a' };
+  t.like((await zonemeshFlows(a.control)).switches[0], { dpid: DPID_TEXT, role: 'MASTER', ...term }, 'zonemesh flows of ctl-a: master, its generation');
+  t.like((await zonemeshFlows(b.control)).switches[0], { dpid: DPID_TEXT, role: 'SLAVE', ...term }, 'zonemesh flows of ctl-b: slave, and who is master');
   t.is(writes(a.tap.sentToSwitch()), 0, 'ctl-a sent no write: the flows were installed once, by ctl-b');
   t.deepEqual((await dump(lab.bridge)).flows.map((f) => f.rule), desired);
   t.log(`ctl-a master with generation ${aMaster.generationId}`);

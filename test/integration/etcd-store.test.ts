@@ -15,7 +15,7 @@ import { EtcdModelStore, type StoreLog } from '../../src/model/etcd-store';
 import { exportModel, importModel } from '../../src/model/etcd-transfer';
 import { Runtime } from '../../src/runtime';
 import { APP_REGISTRY } from '../../src/apps/registry';
-import { type EtcdCluster, startEtcd } from '../helpers/etcd';
+import { type EtcdCluster, membersLeaderFirst, startEtcd } from '../helpers/etcd';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, freePort, run } from '../helpers/run';
 
@@ -203,13 +203,7 @@ test('300 changes while each of 3 members is killed and restarted in turn: one m
     const expected: typeof seen = [];
     const hypervisors = ['hv1', 'hv2', 'hv3', 'hv4'];
     // the leader first, then the others: so the member the store watches on is killed at some point
-    const leaderId = (await retrying(() => client.maintenance.status())).leader;
-    const order = [...cluster.members];
-    for (const [i, m] of order.entries()) {
-      const member = connectEtcd([m.endpoint]);
-      if ((await member.maintenance.status()).header.member_id === leaderId) order.unshift(...order.splice(i, 1));
-      member.close();
-    }
+    const order = await membersLeaderFirst(cluster);
     const faults = new Map<number, () => Promise<void>>(order.flatMap((m, k) => [[40 + 90 * k, () => m.kill()] as const, [80 + 90 * k, () => m.restart()] as const]));
 
     const started = Date.now();

@@ -50,7 +50,7 @@ test('zonemesh flows prints desired and installed flows of each switch, ovs-ofct
   const r = await runCliAsync('flows', '--control', `unix:${control}`, '--dpid', '0000000000000007');
   t.is(r.status, 0, r.stderr);
   const lines = r.stdout.split('\n');
-  t.is(lines[0], 'switch 0000000000000007: in sync');
+  t.is(lines[0], 'switch 0000000000000007 (role EQUAL): in sync');
   t.deepEqual(lines.slice(1, 4), ['pipeline:', '  table 0 static-flows.flows [classify] miss=drop', 'desired flows (4):']);
   const cookie = `0x${makeCookie(3, 'a-to-b').toString(16)}`;
   t.true(lines.includes(` cookie=${cookie}, table=0, priority=100,in_port=1 actions=output:2`), r.stdout);
@@ -64,6 +64,24 @@ test('zonemesh flows prints desired and installed flows of each switch, ovs-ofct
   t.deepEqual(switches.map((s) => [s.dpid, s.desired.length]).sort(), [['0000000000000007', 4], ['0000000000000008', 3]]);
 });
 
+test('zonemesh flows shows the role at each switch and its generation id, as the switch last told them', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-cli-'));
+  writeFileSync(join(dir, 'run.yaml'), `${CONFIG}generationId: 7\n`);
+  const port = await freePort();
+  const control = join(dir, 'control.sock');
+  await startRun(t, ['--config', join(dir, 'run.yaml'), '--listen', `127.0.0.1:${port}`, '--control', `unix:${control}`]);
+  const sw = await connectSwitch(t, port, 8n, 3);
+  const head = async () => (await runCliAsync('flows', '--control', control)).stdout.split('\n')[0];
+  t.is(await head(), 'switch 0000000000000008 (role MASTER, generation 7): in sync');
+  // another controller claims the switch with a newer generation: OVS demotes us with a role status
+  sw.otherControllerBecomesMaster(9n);
+  let shown = await head();
+  for (const deadline = Date.now() + 5_000; shown.includes('MASTER') && Date.now() < deadline; ) shown = await head();
+  t.is(shown, 'switch 0000000000000008 (role SLAVE, generation 9): in sync');
+  const json = JSON.parse((await runCliAsync('flows', '--control', control, '--json')).stdout) as { role: string; generationId: string }[];
+  t.like(json[0], { role: 'SLAVE', generationId: '9' });
+});
+
 test('zonemesh flows exits 1 and says what differs when a switch is out of sync', async (t) => {
   const { port, control } = await runController(t);
   const sw = await connectSwitch(t, port, 8n, 3);
@@ -71,7 +89,7 @@ test('zonemesh flows exits 1 and says what differs when a switch is out of sync'
   sw.flowTable.apply(flowMod('add', stray));
   const r = await runCliAsync('flows', '--control', control);
   t.is(r.status, 1);
-  t.regex(r.stdout, /^switch 0000000000000008: out of sync: 1 to delete, 0 to modify, 0 to add/);
+  t.regex(r.stdout, /^switch 0000000000000008 \(role EQUAL\): out of sync: 1 to delete, 0 to modify, 0 to add/);
 });
 
 test('zonemesh flows names what went wrong: unknown switch, no controller', async (t) => {
