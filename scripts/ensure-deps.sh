@@ -16,10 +16,11 @@ fi
 # python3-yaml: mininet/zonemesh_net.py reads the model files
 # isc-dhcp-client, busybox: dhclient and udhcpc, the DHCP clients of test/integration/ovs-dhcp.test.ts
 # etcd-server: /usr/bin/etcd, which test/integration/etcd-store.test.ts and bench/etcd-store.ts start
+# chromium: /usr/bin/chromium, the browser test/integration/live-page.test.ts drives with puppeteer-core
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
   python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml etcd-server
-  isc-dhcp-client busybox
+  isc-dhcp-client busybox chromium
 )
 missing=()
 for p in "${apt_packages[@]}"; do

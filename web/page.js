@@ -122,7 +122,7 @@
     const flows =
       f.installed === null
         ? `flows: ${num(f.desired)} desired, installed not read yet`
-        : `flows: ${num(f.desired)} desired, ${num(f.installed)} installed (of ${num(f.desiredAtPoll)} desired then) ${ago(f.polledAt)}`;
+        : `flows: ${num(f.desired)} desired, ${num(f.installed)} installed ${ago(f.polledAt)}${f.installed === f.desiredAtPoll ? '' : ` (when ${num(f.desiredAtPoll)} were desired)`}`;
     const s = hv.lastSync;
     const sync = s ? `last sync: ${s.kind}, +${s.adds} ~${s.modifies} −${s.deletes}, ${s.errors} errors, ${ago(s.at)}` : 'no sync yet';
     const session = hv.state === 'down' ? (hv.since === null ? 'never connected' : `down since ${ago(hv.since)}${hv.downReason ? ` (${hv.downReason.replace(/_/g, ' ')})` : ''}`) : `connected ${ago(hv.since)}`;
@@ -181,7 +181,7 @@
                 t.vms.map((vm) => {
                   const hv = byName.get(vm.hypervisor);
                   const p = portOf.get(`${vm.hypervisor}/${vm.name}`);
-                  const traffic = p ? `rx ${rate(p.rxPps)} · tx ${rate(p.txPps)}` : 'no counters yet';
+                  const traffic = !hv || hv.state === 'down' ? 'hypervisor down' : p ? `rx ${rate(p.rxPps)} · tx ${rate(p.txPps)}` : 'no counters yet';
                   return h(
                     'li',
                     { 'data-vm': vm.name, 'data-state': hv ? hv.state : 'down' },
@@ -231,7 +231,9 @@
       const bad = state.tunnels.filter((t) => t.state !== 'up');
       body = h('ul', {}, bad.length ? bad.map((t) => h('li', { 'data-from': t.from, 'data-to': t.to, 'data-state': t.state }, `${t.from} → ${t.to}: ${tunnelText(t)}`)) : h('li', {}, `${state.tunnels.length} pairs measured, all up`));
     }
-    document.getElementById('tunnels').replaceChildren(body);
+    const tunnels = document.getElementById('tunnels');
+    tunnels.dataset.monitor = state.tunnelMonitor ? 'yes' : 'no';
+    tunnels.replaceChildren(body);
   }
 
   // ages ("12 s ago") move on between events

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { EGRESS_KEY_OPTION } from '../../src/apps/tunnel-mesh/geneve-option';
 import { PORT_KEYS, cidrContains, keyOf, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
 import { findLayer, tryParsePacket, type Layer, type ParsedPacket } from '../../src/packet';
-import { queryControl, type SwitchFlows } from '../../src/runtime';
+import { queryControl, type HttpSettings, type MetricsSettings, type SwitchFlows } from '../../src/runtime';
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
 import { CommandError, TEST_STATE_DIR, spawnTracked } from './run';
@@ -352,6 +352,10 @@ export interface ControllerOptions {
   detached?: boolean;
   /** how long to wait until every switch is connected and in sync and every tunnel port is ready (default 30 s) */
   syncTimeoutMs?: number;
+  /** serve the live page (run config `http`) */
+  http?: HttpSettings;
+  /** serve Prometheus metrics (run config `metrics`) */
+  metrics?: MetricsSettings;
 }
 
 export interface RunningController {
@@ -450,7 +454,7 @@ export async function startController(modelFile: string, hypervisorsJson: string
   const logFile = join(dir, 'zonemesh.log');
   const pidFile = join(dir, 'zonemesh.pid');
   const controlSocket = join(dir, 'control.sock');
-  const config = overlayRunConfig(modelFile, hypervisors, controlSocket, opts.apps, opts.logLevel);
+  const config = { ...overlayRunConfig(modelFile, hypervisors, controlSocket, opts.apps, opts.logLevel), ...(opts.http && { http: opts.http }), ...(opts.metrics && { metrics: opts.metrics }) };
   writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
   const log = openSync(logFile, 'w');
   const child = spawn(process.execPath, [ZONEMESH_MAIN, 'run', '--config', configFile], {
