@@ -165,6 +165,8 @@ export class TopologyView {
   private model: NetworkModel = EMPTY_MODEL;
   private index = new ModelIndex(undefined);
   private hypervisorsByName = new Map<string, Hypervisor>();
+  /** the snapshot's parts that change only with the model */
+  private layout: Pick<TopologySnapshot, 'zones' | 'vpcs'> = { zones: [], vpcs: [] };
   private readonly records = new Map<bigint, SwitchRecord>();
   private readonly tunnels = new Map<string, TunnelPairHealth>();
   private readonly dirtySwitches = new Set<bigint>();
@@ -201,25 +203,13 @@ export class TopologyView {
   }
 
   snapshot(): TopologySnapshot {
-    const { model } = this;
     const unmodelled = [...this.records.keys()].filter((dpid) => !this.index.hypervisorByDpid.has(dpid));
     return {
       at: Date.now(),
       pollIntervalMs: this.sources.pollIntervalMs,
       tunnelMonitor: this.sources.tunnelHealth !== undefined,
-      zones: model.zones.map((z) => ({ name: z.name, underlay: z.underlay, hypervisors: model.hypervisors.filter((h) => h.zone === z.name).map((h) => h.name) })),
-      vpcs: model.vpcs.map((v) => ({
-        name: v.name,
-        vni: v.vni,
-        tiers: model.subnets
-          .filter((s) => s.vpc === v.name)
-          .map((s) => ({
-            name: s.name,
-            cidr: s.cidr,
-            vms: model.ports.filter((p) => p.vpc === v.name && p.subnet === s.name).map((p) => ({ name: p.name, ip: p.ip, mac: p.mac, hypervisor: p.hypervisor })),
-          })),
-      })),
-      hypervisors: [...model.hypervisors.map((h) => h.datapathId), ...unmodelled].map((dpid) => this.hypervisorView(dpid)),
+      ...this.layout,
+      hypervisors: [...this.model.hypervisors.map((h) => h.datapathId), ...unmodelled].map((dpid) => this.hypervisorView(dpid)),
       tunnels: [...this.tunnels.values()].map(tunnelView),
     };
   }
@@ -254,7 +244,13 @@ export class TopologyView {
     this.model = model;
     this.index = new ModelIndex(model);
     this.hypervisorsByName = new Map(model.hypervisors.map((h) => [h.name, h]));
-    for (const h of model.hypervisors) if (!this.records.has(h.datapathId)) this.records.set(h.datapathId, { session: undefined, since: null, downReason: null, polled: undefined, lastSync: null });
+    this.layout = layoutOf(model);
+    for (const h of model.hypervisors) {
+      if (this.records.has(h.datapathId)) continue;
+      // a switch already connected that the model names only now (one outside it may not have been kept)
+      const session = this.sources.switches.switches.get(h.datapathId);
+      this.records.set(h.datapathId, { session, since: session ? Date.now() : null, downReason: null, polled: undefined, lastSync: null });
+    }
     for (const [dpid, r] of this.records) if (!r.session && !this.index.hypervisorByDpid.has(dpid)) this.records.delete(dpid);
     for (const [key, h] of this.tunnels) if (!this.hypervisorsByName.has(h.from) || !this.hypervisorsByName.has(h.to)) this.tunnels.delete(key);
     this.snapshotDue = true;
@@ -362,6 +358,20 @@ export class TopologyView {
       portsOmitted: polled?.portsOmitted ?? 0,
     };
   }
+}
+
+/** Zones with their hypervisors, VPCs with their tiers and VMs, in model order; one pass over each list. */
+function layoutOf(model: NetworkModel): Pick<TopologySnapshot, 'zones' | 'vpcs'> {
+  const hypervisorsByZone = new Map<string, string[]>(model.zones.map((z) => [z.name, []]));
+  for (const h of model.hypervisors) hypervisorsByZone.get(h.zone)?.push(h.name);
+  const vmsByTier = new Map<string, VmView[]>(model.subnets.map((s) => [`${s.vpc}/${s.name}`, []]));
+  for (const p of model.ports) vmsByTier.get(`${p.vpc}/${p.subnet}`)?.push({ name: p.name, ip: p.ip, mac: p.mac, hypervisor: p.hypervisor });
+  const tiersByVpc = new Map<string, { name: string; cidr: string; vms: VmView[] }[]>(model.vpcs.map((v) => [v.name, []]));
+  for (const s of model.subnets) tiersByVpc.get(s.vpc)?.push({ name: s.name, cidr: s.cidr, vms: vmsByTier.get(`${s.vpc}/${s.name}`)! });
+  return {
+    zones: model.zones.map((z) => ({ name: z.name, underlay: z.underlay, hypervisors: hypervisorsByZone.get(z.name)! })),
+    vpcs: model.vpcs.map((v) => ({ name: v.name, vni: v.vni, tiers: tiersByVpc.get(v.name)! })),
+  };
 }
 
 function tunnelView(h: TunnelPairHealth): TunnelView {
