@@ -12,6 +12,10 @@
   let source = null;
   /** hypervisors beyond this draw the tunnel mesh as a list of the pairs that are not up */
   const MESH_MATRIX_MAX = 48;
+  /** what an update redraws in place: hypervisor → its card, VM → its list item, 'from\0to' → its mesh cell */
+  const cards = new Map();
+  const vmItems = new Map();
+  const meshCells = new Map();
 
   /** An element with attributes (data-* and class included) and children (strings become text). */
   function h(tag, attrs, ...children) {
@@ -66,18 +70,21 @@
       if (!state) return;
       const u = JSON.parse(e.data);
       skewMs = Date.now() - u.at;
+      state.at = u.at;
+      // only what changed is drawn again: a page of a thousand hypervisors stays responsive
       for (const hv of u.hypervisors) {
         const i = state.hypervisors.findIndex((x) => x.name === hv.name);
         if (i >= 0) state.hypervisors[i] = hv;
         else state.hypervisors.push(hv);
+        redrawHypervisor(hv);
       }
       for (const t of u.tunnels) {
         const i = state.tunnels.findIndex((x) => x.from === t.from && x.to === t.to);
         if (i >= 0) state.tunnels[i] = t;
         else state.tunnels.push(t);
+        redrawTunnel(t);
       }
-      state.at = u.at;
-      render();
+      renderSummary();
     });
   }
 
@@ -87,6 +94,22 @@
     renderZones(byName);
     renderVpcs(byName);
     renderTunnels();
+  }
+
+  function redrawHypervisor(hv) {
+    const old = cards.get(hv.name);
+    if (!old) return render();
+    old.replaceWith(card(hv));
+    for (const tier of state.vpcs.flatMap((v) => v.tiers)) {
+      for (const vm of tier.vms) if (vm.hypervisor === hv.name) vmItems.get(vm.name)?.replaceWith(vmItem(vm, hv));
+    }
+  }
+
+  function redrawTunnel(t) {
+    const cell = meshCells.get(`${t.from}\u0000${t.to}`);
+    if (!cell) return renderTunnels();
+    cell.dataset.state = t.state;
+    cell.textContent = tunnelText(t);
   }
 
   function renderSummary() {
@@ -106,6 +129,7 @@
   }
 
   function renderZones(byName) {
+    cards.clear();
     const zones = state.zones.map((z) =>
       h('div', { class: 'zone', 'data-zone': z.name }, h('h3', {}, z.name, ' ', h('small', {}, `underlay ${z.underlay}`)), h('div', { class: 'cards' }, z.hypervisors.map((n) => byName.get(n)).filter(Boolean).map(card))),
     );
@@ -126,7 +150,7 @@
     const s = hv.lastSync;
     const sync = s ? `last sync: ${s.kind}, +${s.adds} ~${s.modifies} −${s.deletes}, ${s.errors} errors, ${ago(s.at)}` : 'no sync yet';
     const session = hv.state === 'down' ? (hv.since === null ? 'never connected' : `down since ${ago(hv.since)}${hv.downReason ? ` (${hv.downReason.replace(/_/g, ' ')})` : ''}`) : `connected ${ago(hv.since)}`;
-    return h(
+    const e = h(
       'article',
       { class: 'hv', 'data-hypervisor': hv.name, 'data-state': hv.state },
       h('header', {}, h('strong', {}, hv.name), h('span', { class: 'badge' }, STATE_TEXT[hv.state] || hv.state)),
@@ -136,6 +160,8 @@
       hv.state === 'down' ? null : h('p', { class: 'meta' }, sync),
       hv.ports.length ? ports(hv) : null,
     );
+    cards.set(hv.name, e);
+    return e;
   }
 
   function ports(hv) {
@@ -159,9 +185,16 @@
     return h('div', { class: 'ports' }, h('table', {}, h('thead', {}, head), h('tbody', {}, rows)), more);
   }
 
+  function vmItem(vm, hv) {
+    const p = hv ? hv.ports.find((x) => x.vm === vm.name) : undefined;
+    const traffic = !hv || hv.state === 'down' ? 'hypervisor down' : p ? `rx ${rate(p.rxPps)} · tx ${rate(p.txPps)}` : 'no counters yet';
+    const e = h('li', { 'data-vm': vm.name, 'data-state': hv ? hv.state : 'down' }, h('strong', {}, vm.name), ` ${vm.ip} on ${vm.hypervisor}`, h('span', { class: 'meta' }, ` · ${traffic}`));
+    vmItems.set(vm.name, e);
+    return e;
+  }
+
   function renderVpcs(byName) {
-    const portOf = new Map();
-    for (const hv of state.hypervisors) for (const p of hv.ports) if (p.vm) portOf.set(`${hv.name}/${p.vm}`, p);
+    vmItems.clear();
     const vpcs = state.vpcs.map((v) =>
       h(
         'div',
@@ -175,22 +208,7 @@
               'div',
               { class: 'tier', 'data-tier': t.name },
               h('h4', {}, t.name, ' ', h('small', {}, t.cidr)),
-              h(
-                'ul',
-                {},
-                t.vms.map((vm) => {
-                  const hv = byName.get(vm.hypervisor);
-                  const p = portOf.get(`${vm.hypervisor}/${vm.name}`);
-                  const traffic = !hv || hv.state === 'down' ? 'hypervisor down' : p ? `rx ${rate(p.rxPps)} · tx ${rate(p.txPps)}` : 'no counters yet';
-                  return h(
-                    'li',
-                    { 'data-vm': vm.name, 'data-state': hv ? hv.state : 'down' },
-                    h('strong', {}, vm.name),
-                    ` ${vm.ip} on ${vm.hypervisor}`,
-                    h('span', { class: 'meta' }, ` · ${traffic}`),
-                  );
-                }),
-              ),
+              h('ul', {}, t.vms.map((vm) => vmItem(vm, byName.get(vm.hypervisor)))),
             ),
           ),
         ),
@@ -206,6 +224,7 @@
   }
 
   function renderTunnels() {
+    meshCells.clear();
     const names = state.zones.flatMap((z) => z.hypervisors);
     const pairs = new Map(state.tunnels.map((t) => [`${t.from}\u0000${t.to}`, t]));
     document.getElementById('tunnel-note').textContent = state.tunnelMonitor
@@ -221,8 +240,11 @@
           h('th', {}, from),
           names.map((to) => {
             if (from === to) return h('td', { class: 'self' }, '—');
-            const t = pairs.get(`${from}\u0000${to}`);
-            return h('td', { 'data-from': from, 'data-to': to, 'data-state': t ? t.state : 'unknown' }, tunnelText(t));
+            const key = `${from}\u0000${to}`;
+            const t = pairs.get(key);
+            const cell = h('td', { 'data-from': from, 'data-to': to, 'data-state': t ? t.state : 'unknown' }, tunnelText(t));
+            meshCells.set(key, cell);
+            return cell;
           }),
         ),
       );

@@ -12,7 +12,7 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-/** A headless Chromium over a pipe (no debugging port); close() it, which also deletes its profile. */
+/** A headless Chromium over a pipe (no debugging port); close() it, and its profile goes when it exits. */
 export async function launchChromium(): Promise<Browser> {
   mkdirSync(TEST_STATE_DIR, { recursive: true });
   const profile = mkdtempSync(join(TEST_STATE_DIR, 'chromium-'));
@@ -23,9 +23,14 @@ export async function launchChromium(): Promise<Browser> {
     mkdirSync(join(TEST_STATE_DIR, 'pids'), { recursive: true });
     writeFileSync(pidfile, `${pid}\n`);
   }
-  browser.once('disconnected', () => {
+  // once the browser is gone, not merely disconnected: it writes its profile until it exits
+  browser.process()?.once('exit', () => {
     rmSync(pidfile, { force: true });
-    rmSync(profile, { recursive: true, force: true });
+    try {
+      rmSync(profile, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // a helper process still writing: scripts/test.sh deletes TEST_STATE_DIR at the end
+    }
   });
   return browser;
 }
