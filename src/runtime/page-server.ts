@@ -56,6 +56,8 @@ function changeEvent(change: TopologyChange): string {
  * an `update` with the hypervisors and tunnel pairs that changed, at most every flushIntervalMs.
  * Everything a browser can make us hold is bounded: the streams open at once, the bytes each may
  * leave unread, the requests (GET or HEAD only, no body read, timed out when they stall).
+ * Plain node:http like the metrics endpoint: five fixed routes, and an event stream is a raw response
+ * held open, which a framework would only wrap.
  */
 export class PageServer {
   private readonly viewers = new Set<Viewer>();
