@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { formatMetricsAddress, listenHttp, type MetricsAddress } from './metrics-server';
-import type { TopologyChange, TopologyView } from './topology';
+import type { TopologyView } from './topology';
 
 /** The page's plain files, shipped in the repository's web/ (this module runs from dist/src/runtime). */
 export const PAGE_DIR = join(__dirname, '..', '..', '..', 'web');
@@ -41,13 +41,9 @@ interface Viewer {
   readonly backlogLimit: number;
 }
 
-function sseEvent(name: 'snapshot' | 'update', data: unknown): string {
-  // JSON escapes newlines, so the data is one line
-  return `event: ${name}\ndata: ${JSON.stringify(data)}\n\n`;
-}
-
-function changeEvent(change: TopologyChange): string {
-  return 'snapshot' in change ? sseEvent('snapshot', change.snapshot) : sseEvent('update', change.update);
+/** `json` is one line: JSON escapes newlines */
+function sseEvent(name: 'snapshot' | 'update', json: string): string {
+  return `event: ${name}\ndata: ${json}\n\n`;
 }
 
 /**
@@ -62,8 +58,8 @@ function changeEvent(change: TopologyChange): string {
 export class PageServer {
   private readonly viewers = new Set<Viewer>();
   private readonly timers: NodeJS.Timeout[] = [];
-  /** the last snapshot sent as an event, for viewers that connect before anything changes */
-  private snapshotEvent: string | undefined;
+  /** the snapshot as JSON until the next change: viewers and /topology requests share one build per flush */
+  private snapshotJson: string | undefined;
 
   private constructor(
     private readonly server: Server,
@@ -129,7 +125,7 @@ export class PageServer {
       const headers = { ...common, 'content-type': file.type, 'content-security-policy': "default-src 'self'; frame-ancestors 'none'" };
       return void res.writeHead(200, headers).end(req.method === 'HEAD' ? undefined : file.body);
     }
-    if (path === '/topology') return void res.writeHead(200, { ...common, 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : JSON.stringify(this.view.snapshot()));
+    if (path === '/topology') return void res.writeHead(200, { ...common, 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : this.snapshot());
     if (path === '/events') return req.method === 'HEAD' ? void res.writeHead(200, { ...common, 'content-type': 'text/event-stream' }).end() : this.openStream(res, common);
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; the page is at /\n');
   }
@@ -139,9 +135,7 @@ export class PageServer {
       res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10' }).end(`too many viewers (${this.options.maxViewers}); try again later\n`);
       return;
     }
-    this.flush(); // a change not sent yet goes to the others first, so this viewer's snapshot is the latest
-    this.snapshotEvent ??= sseEvent('snapshot', this.view.snapshot());
-    const first = `retry: ${RECONNECT_MS}\n\n${this.snapshotEvent}`;
+    const first = `retry: ${RECONNECT_MS}\n\n${sseEvent('snapshot', this.snapshot())}`;
     const viewer: Viewer = { res, backlogLimit: Buffer.byteLength(first) + this.options.maxBacklogBytes };
     res.writeHead(200, { ...headers, 'content-type': 'text/event-stream', connection: 'keep-alive' });
     res.socket?.setNoDelay(true);
@@ -151,12 +145,22 @@ export class PageServer {
     this.log.debug({ viewers: this.viewers.size }, 'page viewer connected');
   }
 
+  /** The latest snapshot's JSON; a change not sent yet goes to the viewers first, so none misses it. */
+  private snapshot(): string {
+    this.flush();
+    return (this.snapshotJson ??= JSON.stringify(this.view.snapshot()));
+  }
+
   private flush(): void {
     const change = this.view.takeChange();
     if (!change) return;
-    const text = changeEvent(change);
-    this.snapshotEvent = 'snapshot' in change ? text : undefined;
-    this.broadcast(text);
+    if ('snapshot' in change) {
+      this.snapshotJson = JSON.stringify(change.snapshot);
+      this.broadcast(sseEvent('snapshot', this.snapshotJson));
+    } else {
+      this.snapshotJson = undefined;
+      this.broadcast(sseEvent('update', JSON.stringify(change.update)));
+    }
   }
 
   private broadcast(text: string): void {
