@@ -52,7 +52,7 @@ function sseEvent(name: 'snapshot' | 'update', json: string): string {
  * an `update` with the hypervisors and tunnel pairs that changed, at most every flushIntervalMs.
  * Everything a browser can make us hold is bounded: the streams open at once, the bytes each may
  * leave unread, the requests (GET or HEAD only, no body read, timed out when they stall).
- * Plain node:http like the metrics endpoint: five fixed routes, and an event stream is a raw response
+ * Plain node:http like the metrics endpoint: a few fixed routes, and an event stream is a raw response
  * held open, which a framework would only wrap.
  */
 export class PageServer {
@@ -125,6 +125,8 @@ export class PageServer {
       const headers = { ...common, 'content-type': file.type, 'content-security-policy': "default-src 'self'; frame-ancestors 'none'" };
       return void res.writeHead(200, headers).end(req.method === 'HEAD' ? undefined : file.body);
     }
+    // browsers ask for it unbidden; the page has none
+    if (path === '/favicon.ico') return void res.writeHead(204, common).end();
     if (path === '/topology') return void res.writeHead(200, { ...common, 'content-type': 'application/json' }).end(req.method === 'HEAD' ? undefined : this.snapshot());
     if (path === '/events') return req.method === 'HEAD' ? void res.writeHead(200, { ...common, 'content-type': 'text/event-stream' }).end() : this.openStream(res, common);
     res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; the page is at /\n');

@@ -65,6 +65,9 @@ test.serial('the live page in Chromium: every hypervisor and VM, counters rising
     const port = await freePort();
     controller = await startController(TWO_ZONES_MODEL, scenario.hypervisorsJson, { dir: join(dir, 'controller'), http: { listen: `127.0.0.1:${port}`, pollIntervalMs: 1_000 } });
     const page = await browser.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    page.on('console', (m) => m.type() === 'error' && pageErrors.push(`${m.text()} ${m.location().url ?? ''}`));
     await page.setViewport({ width: 1600, height: 1000 });
     await page.goto(`http://127.0.0.1:${port}/`);
 
@@ -117,6 +120,8 @@ test.serial('the live page in Chromium: every hypervisor and VM, counters rising
     );
     // the others stay in sync (waited for: a poll may land while a flow change is on its way)
     await page.waitForFunction((k) => document.querySelectorAll('[data-hypervisor][data-state="in-sync"]').length === k, { timeout: 15_000 }, n - 1);
+
+    t.deepEqual(pageErrors, [], 'no script error or failed request in the page');
 
     const screenshot = process.env.ZONEMESH_SCREENSHOT;
     if (screenshot) {

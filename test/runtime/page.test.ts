@@ -200,6 +200,7 @@ test('the files, and what a browser may ask: GET or HEAD of known paths only', a
     t.is(res.headers.get('content-type'), type);
     t.is(await res.text(), readFileSync(join(PAGE_DIR, file), 'utf8'));
   }
+  t.is((await fetch(`${url}/favicon.ico`)).status, 204, 'no icon, and no 404 in the console');
   for (const path of ['/index.html', '/package.json', '/%2e%2e/package.json', '/web/page.js', '/metrics']) t.is((await fetch(`${url}${path}`)).status, 404, path);
   const post = await fetch(`${url}/events`, { method: 'POST', body: 'x' });
   t.is(post.status, 405);
