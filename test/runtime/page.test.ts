@@ -46,7 +46,7 @@ interface Started {
 }
 
 /** The overlay apps on `model` with the page on an ephemeral port; stopped when the test ends. */
-async function startPage(t: ExecutionContext, options: { model?: NetworkModel; apps?: string[]; page?: PageServerOptions; tunnelHealth?: TunnelHealthSource } = {}): Promise<Started> {
+async function startPage(t: ExecutionContext, options: { model?: NetworkModel; apps?: string[]; page?: PageServerOptions; tunnelHealth?: TunnelHealthSource | 'fails' } = {}): Promise<Started> {
   const models = new BehaviorSubject(options.model ?? twoZones());
   const store: ModelStore = { model$: models, rejected$: NEVER, current: () => models.value };
   const config: RunConfig = {
@@ -60,7 +60,12 @@ async function startPage(t: ExecutionContext, options: { model?: NetworkModel; a
   };
   const bindServices = (c: Container) => {
     bindAppServices(c);
-    if (options.tunnelHealth) c.bind(TUNNEL_HEALTH).toConstantValue(options.tunnelHealth);
+    // 'fails': bound, but resolving it throws, as a monitor app's binding does when that app is not enabled
+    if (options.tunnelHealth === 'fails') {
+      c.bind(TUNNEL_HEALTH).toDynamicValue(() => {
+        throw new Error("app 'tunnel-monitor' is not enabled");
+      });
+    } else if (options.tunnelHealth) c.bind(TUNNEL_HEALTH).toConstantValue(options.tunnelHealth);
   };
   const runtime = new Runtime({ config, registry: APP_REGISTRY, bindServices, modelStore: store, logger: silentLogger(), reconciler: { bundles: false }, page: { flushIntervalMs: 20, ...options.page } });
   t.teardown(() => runtime.stop());
@@ -172,7 +177,7 @@ test('the event stream: a snapshot, then coalesced updates of what changed; a mo
   t.is(after.hypervisors.find((h) => h.name === 'hv1')!.state, 'down', 'the state survives the model change');
 });
 
-test('tunnel health from a monitor, when one is bound: pairs of model hypervisors only', async (t) => {
+test('tunnel health from a monitor, when one is bound: pairs of model hypervisors only; none when its binding fails', async (t) => {
   const health = new FakeTunnelHealth();
   health.push({ from: 'hv1', to: 'hv2', state: 'up', lossRatio: 0, rttMs: 0.4, at: 1 });
   const { url } = await startPage(t, { tunnelHealth: health });
@@ -186,6 +191,10 @@ test('tunnel health from a monitor, when one is bound: pairs of model hypervisor
   health.push({ from: 'hv3', to: 'hv4', state: 'lossy', lossRatio: 0.02, rttMs: undefined, at: 3 });
   const update = await stream.nextJson<TopologyUpdate>('update', (u) => u.tunnels.length > 0);
   t.deepEqual(update.tunnels, [{ from: 'hv3', to: 'hv4', state: 'lossy', lossRatio: 0.02, rttMs: null, at: 3 }], 'hv9 is no model hypervisor');
+
+  // a monitor whose binding cannot be resolved is no monitor: the page runs, every tunnel unknown
+  const without = await startPage(t, { tunnelHealth: 'fails' });
+  t.like(await topology(without.url), { tunnelMonitor: false, tunnels: [] });
 });
 
 test('the files, and what a browser may ask: GET or HEAD of known paths only', async (t) => {
