@@ -35,6 +35,8 @@ import {
   type PingResult,
 } from '../test/helpers/overlay';
 import { REPO_ROOT } from '../test/helpers/paths';
+import { freePort } from '../test/helpers/run';
+import type { HttpSettings } from '../src/runtime';
 
 /** Where a demo keeps its scenario and controller, and where it prints. */
 export interface DemoOptions {
@@ -383,8 +385,20 @@ async function stopController(opts: DemoOptions): Promise<number | undefined> {
   return pid;
 }
 
+/** The demo controller's page and metrics, at ports free when it started. */
+async function demoEndpoints(): Promise<{ http: HttpSettings; metrics: HttpSettings }> {
+  const [page, metrics] = [await freePort(), await freePort()];
+  return { http: { listen: `127.0.0.1:${page}`, pollIntervalMs: 2_000 }, metrics: { listen: `127.0.0.1:${metrics}`, pollIntervalMs: 2_000 } };
+}
+
+/** The URLs of the page and the metrics its run config names. */
+function endpointUrls(configFile: string): { page?: string; metrics?: string } {
+  const config = JSON.parse(readFileSync(configFile, 'utf8')) as { http?: HttpSettings; metrics?: HttpSettings };
+  return { ...(config.http && { page: `http://${config.http.listen}/` }), ...(config.metrics && { metrics: `http://${config.metrics.listen}/metrics` }) };
+}
+
 /** How to explore what is left running, with this model's names. */
-function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: { pid: number; logFile: string; controlSocket: string; modelFile: string }): void {
+function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: { pid: number; logFile: string; controlSocket: string; modelFile: string; configFile: string }): void {
   const here = (path: string) => relative(process.cwd(), path) || path;
   const where = opts.prefix === DEFAULT_PREFIX && opts.stateDir === DEFAULT_STATE ? '' : ` --state ${opts.stateDir} --prefix ${opts.prefix}`;
   const net = `/usr/bin/python3 ${here(join(REPO_ROOT, 'mininet', 'zonemesh_net.py'))}${where}`;
@@ -395,6 +409,9 @@ function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: {
   p.say();
   p.say(p.bold('Left running for you to explore'));
   p.say(`  controller   pid ${ctl.pid}, log ${ctl.logFile}, watching ${here(ctl.modelFile)}`);
+  const urls = endpointUrls(ctl.configFile);
+  if (urls.page) p.say(`  live page    ${urls.page}   ${p.dim('(zones, hypervisors, VMs, tunnels, counters: docs/live-page.md)')}`);
+  if (urls.metrics) p.say(`  metrics      ${urls.metrics}`);
   p.say(`  flows        node ${here(ZONEMESH_MAIN)} flows --control unix:${ctl.controlSocket}${hv ? ` ${p.dim(`[--dpid 0x${hv.datapathId.toString(16)}]`)}` : ''}`);
   p.say(`  pings        ${net} pingmatrix${a && b ? `   ${p.dim('|')}   ${net} exec ${a.name} ping -c3 ${b.ip}` : ''}`);
   if (hv) p.say(`  a hypervisor ${net} exec ${hv.name} ovs-ofctl -O OpenFlow13 dump-flows ${hv.bridge}`);
@@ -417,7 +434,7 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   const scenario = await overlayUp(modelFile, { stateDir: opts.stateDir, prefix: opts.prefix, addressing: 'dhcp' });
   say(`  scenario up in ${secs(Date.now() - t0)}: one network namespace per hypervisor (${opts.prefix}h-*) with its own ovsdb-server and ovs-vswitchd, VMs in ${opts.prefix}v-* (no address yet: DHCP), underlay router ${opts.prefix}ul; state ${opts.stateDir}`);
   const t1 = Date.now();
-  const ctl = await startController(modelFile, scenario.hypervisorsJson, { dir: controllerDir(opts), detached: true, apps: DHCP_OVERLAY_APPS }).catch((e: unknown) => {
+  const ctl = await startController(modelFile, scenario.hypervisorsJson, { dir: controllerDir(opts), detached: true, apps: DHCP_OVERLAY_APPS, ...(await demoEndpoints()) }).catch((e: unknown) => {
     say(red(`  the controller did not come up: ${(e as Error).message}`));
     say(`  tear down: npm run demo -- down`);
     return undefined;
@@ -453,7 +470,7 @@ export async function demoCheck(opts: DemoOptions): Promise<DemoResult> {
   const scenario = new OverlayScenario(opts.stateDir, opts.prefix, { stateDir: opts.stateDir, stateFile, hypervisorsJson: st.hypervisorsJson, controllerMode: st.controllerMode, hypervisors: readHypervisorsJson(st.hypervisorsJson), timings: {} });
   p.say(p.bold(`zonemesh demo: checking the running demo (controller pid ${pid}, model ${config.model})`));
   const result = await runChecks(scenario, model, opts);
-  printRunning(p, opts, model, { pid, logFile: join(controllerDir(opts), 'zonemesh.log'), controlSocket: join(controllerDir(opts), 'control.sock'), modelFile: config.model });
+  printRunning(p, opts, model, { pid, logFile: join(controllerDir(opts), 'zonemesh.log'), controlSocket: join(controllerDir(opts), 'control.sock'), modelFile: config.model, configFile: join(controllerDir(opts), 'run.json') });
   return result;
 }
 

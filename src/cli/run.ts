@@ -52,6 +52,7 @@ const RUN_OPTIONS = [
   { name: 'workers', value: 'N', description: `processes sharing the switches by connection, 1..${MAX_WORKERS}; an app that correlates events across switches needs 1`, default: '1' },
   { name: 'packet-in-rate', value: 'N', description: "PACKET_INs per second taken from each switch; the excess is dropped (other limits: the config file's controller section)", default: '10000' },
   { name: 'metrics', value: 'HOST:PORT', description: 'serves Prometheus metrics at /metrics (docs/metrics.md); needs --workers 1', default: 'none' },
+  { name: 'http', value: 'HOST:PORT', description: 'serves the live topology page at / (docs/live-page.md); needs --workers 1', default: 'none' },
   { name: 'zone', value: 'NAME', description: 'with --store: joins the election of a master per zone in etcd (docs/mastership.md)', default: 'none' },
   { name: 'controller-id', value: 'ID', description: 'this controller in the --zone election', default: 'hostname:pid' },
   { name: 'api', value: 'HOST:PORT', description: "with --store: serves the REST API on the model (docs/api.md) in this process, as 'zonemesh api --listen' does", default: 'none' },
@@ -143,7 +144,7 @@ function apiOf(values: OptionValues<typeof RUN_OPTIONS>, config: RunConfig): { e
 }
 
 /** What a running controller takes from an edited config file: the settings. The rest takes a restart. */
-const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller', 'generationId', 'metrics', 'zone', 'controllerId', 'election'] as const;
+const RESTART_KEYS = ['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'workers', 'controller', 'generationId', 'metrics', 'http', 'zone', 'controllerId', 'election'] as const;
 
 /**
  * Hands every edit of the config file's settings to the apps, and says what an edit cannot change.
@@ -192,6 +193,7 @@ function runConfigOf(v: OptionValues<typeof RUN_OPTIONS>): RunConfigOf {
       ...(v.workers !== undefined && { workers: flags.workers }),
       ...(flags.controller && { controller: { ...base.controller, ...flags.controller } }),
       ...(flags.metrics && { metrics: { ...base.metrics, ...flags.metrics } }),
+      ...(flags.http && { http: { ...base.http, ...flags.http } }),
       ...(v.zone !== undefined && { zone: flags.zone }),
       ...(v['controller-id'] !== undefined && { controllerId: flags.controllerId }),
       control: v.control ? controlPath(v.control) : (base.control ?? DEFAULT_CONTROL_PATH),
@@ -216,6 +218,7 @@ function runConfigOf(v: OptionValues<typeof RUN_OPTIONS>): RunConfigOf {
         // a number when it looks like one; validation names anything else
         ...(v.workers !== undefined && { workers: /^\d+$/.test(v.workers) ? Number(v.workers) : v.workers }),
         ...(v.metrics !== undefined && { metrics: { listen: v.metrics } }),
+        ...(v.http !== undefined && { http: { listen: v.http } }),
         ...(v.zone !== undefined && { zone: v.zone }),
         ...(v['controller-id'] !== undefined && { controllerId: v['controller-id'] }),
         ...(v['packet-in-rate'] !== undefined && { controller: { packetInRate: /^\d+$/.test(v['packet-in-rate']) ? Number(v['packet-in-rate']) : v['packet-in-rate'] } }),

@@ -41,3 +41,5 @@ export * from './run-config-watch';
 export * from './metrics';
 export * from './metrics-server';
 export * from './stats-poller';
+export * from './page-server';
+export * from './topology';

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 
-/** Where `--metrics` serves: 'HOST:PORT', '[v6]:PORT' or ':PORT' (every address). */
+/** Where `--metrics` (or `--http`) serves: 'HOST:PORT', '[v6]:PORT' or ':PORT' (every address). */
 export interface MetricsAddress {
   readonly host: string | undefined;
   readonly port: number;
@@ -31,6 +31,23 @@ export class MetricsServerError extends Error {
 }
 
 /**
+ * Binds `server` to `address` with timeouts for a peer that stalls mid-request; resolves with the bound
+ * port, or rejects with `refused(why)` ('address in use (EADDRINUSE)' …).
+ */
+export async function listenHttp(server: Server, address: MetricsAddress, refused: (why: string, cause: Error) => Error): Promise<number> {
+  server.requestTimeout = 30_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (e: NodeJS.ErrnoException) => {
+      const why = e.code === 'EADDRINUSE' ? 'address in use' : e.code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : e.code === 'EACCES' ? 'permission denied' : e.message;
+      reject(refused(`${why}${e.code ? ` (${e.code})` : ''}`, e));
+    });
+    server.listen(address.port, address.host, () => resolve());
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+/**
  * `GET /metrics` in the Prometheus text format, over node:http: one route needs no framework. Any other
  * path is 404, any other method 405; a scrape that fails is a 500 with the error's message, and is logged.
  */
@@ -54,18 +71,8 @@ export class MetricsServer {
         },
       );
     });
-    // a scraper that stalls mid-request is not waited for
-    server.requestTimeout = 30_000;
-    server.headersTimeout = 10_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', (e: NodeJS.ErrnoException) => {
-        const why = e.code === 'EADDRINUSE' ? 'address in use' : e.code === 'EADDRNOTAVAIL' ? 'address not available on this machine' : e.code === 'EACCES' ? 'permission denied' : e.message;
-        reject(new MetricsServerError(`cannot serve metrics on ${formatMetricsAddress(address)}: ${why}${e.code ? ` (${e.code})` : ''}`, { cause: e }));
-      });
-      server.listen(address.port, address.host, () => resolve());
-    });
+    const port = await listenHttp(server, address, (why, cause) => new MetricsServerError(`cannot serve metrics on ${formatMetricsAddress(address)}: ${why}`, { cause }));
     server.on('error', (e) => log.error({ err: e }, 'metrics endpoint error'));
-    const port = (server.address() as AddressInfo).port;
     log.info({ metrics: `${formatMetricsAddress({ ...address, port })}/metrics` }, 'serving metrics');
     return new MetricsServer(server, port);
   }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Subscription } from 'rxjs';
+import { Subject, type Subscription } from 'rxjs';
 import { OFPET, OFPTT_ALL, type FlowStats, type PortStats } from '../openflow';
 import type { Controller } from '../controller/controller';
 import { OfSwitchError, SessionBudgetError, formatDpid } from '../controller/errors';
@@ -44,7 +44,7 @@ export const MAX_UNMODELLED_SWITCHES = 256;
 export const MAX_UNMODELLED_PORTS = 64;
 const OTHER = '_other';
 /** OVS reports a counter it does not keep as all ones */
-const UNSUPPORTED_COUNTER = 0xffff_ffff_ffff_ffffn;
+export const UNSUPPORTED_COUNTER = 0xffff_ffff_ffff_ffffn;
 const TABLE_MISS_COOKIE = makeCookie(PIPELINE_APP_ID, 'table-miss');
 const EXACT = 0xffff_ffff_ffff_ffffn;
 /** OpenFlow error codes are small; a larger one (a peer inventing codes) is counted as "other" */
@@ -54,8 +54,8 @@ const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 type SwitchLabels = { dpid: string; hypervisor: string };
 type Labels = Record<string, string>;
 
-/** The model as metrics label it: hypervisor by dpid, VM port by interface and by pinned ofport. */
-class ModelIndex {
+/** The model as metrics label it (and the live page shows it): hypervisor by dpid, VM port by interface and by pinned ofport. */
+export class ModelIndex {
   readonly hypervisorByDpid = new Map<bigint, string>();
   private readonly portsByHypervisor = new Map<string, { byInterface: Map<string, VmPort>; byOfport: Map<number, VmPort> }>();
 
@@ -148,6 +148,9 @@ interface CounterQuery {
 export class RuntimeMetrics {
   readonly registry = new Registry();
   readonly poller: StatsPoller;
+  private readonly statsSubject = new Subject<SwitchStats>();
+  /** every poll's reading, once counted here (the live page shows it too) */
+  readonly stats$ = this.statsSubject.asObservable();
   private index = new ModelIndex(undefined);
   /** dpids outside the model that got their own labels, at most MAX_UNMODELLED_SWITCHES */
   private readonly unmodelled = new Set<bigint>();
@@ -430,6 +433,7 @@ export class RuntimeMetrics {
   stop(): void {
     this.poller.stop();
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    this.statsSubject.complete();
   }
 
   /** The exposition text, as `GET /metrics` serves it. */
@@ -530,6 +534,7 @@ export class RuntimeMetrics {
     });
     this.dropTotals.observe(dpid, drops);
     this.aclTotals.observe(dpid, acl);
+    this.statsSubject.next(stats);
   }
 
   /** VM ports by their model labels; other ports by OVS name, the first MAX_UNMODELLED_PORTS by number, the rest under "_other". */

@@ -67,14 +67,19 @@ export interface RunConfig {
   readonly controller?: ControllerSettings;
   /** serve Prometheus metrics (`zonemesh run --metrics HOST:PORT`); only with one worker */
   readonly metrics?: MetricsSettings;
+  /** serve the live topology page (`zonemesh run --http HOST:PORT`, docs/live-page.md); only with one worker */
+  readonly http?: HttpSettings;
 }
 
-export interface MetricsSettings {
+/** An HTTP endpoint that shows the switches' counters: the metrics, or the live page. */
+export interface HttpSettings {
   /** 'HOST:PORT', '[IPv6]:PORT' or ':PORT' (every address) */
   readonly listen: string;
-  /** mean time between two stats polls of one switch (default 15000) */
+  /** mean time between two stats polls of one switch (default 15000); one poll feeds both endpoints, at the shorter interval */
   readonly pollIntervalMs?: number;
 }
+
+export type MetricsSettings = HttpSettings;
 
 export interface ElectionSettings {
   readonly leaseTtl?: number;
@@ -218,7 +223,7 @@ function checkDocument(doc: unknown, source: string, problem: Problem, baseDir: 
   if (doc === null || doc === undefined) doc = {};
   if (typeof doc !== 'object' || Array.isArray(doc)) throw new RunConfigError(source, [{ path: '(document)', problem: 'must be a mapping' }]);
   const o = doc as Obj;
-  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId', 'metrics', 'zone', 'controllerId', 'election']);
+  const known = new Set(['apps', 'listen', 'tls', 'dial', 'model', 'store', 'modelMaxBytes', 'hypervisors', 'control', 'logLevel', 'settings', 'workers', 'controller', 'generationId', 'metrics', 'http', 'zone', 'controllerId', 'election']);
   for (const key of Object.keys(o)) if (!known.has(key)) problem(key, unknownKeyProblem(key, known));
 
   const strings = (key: string): string[] => {
@@ -266,7 +271,8 @@ function checkDocument(doc: unknown, source: string, problem: Problem, baseDir: 
   const hypervisors = hypervisorAccess(o.hypervisors, problem);
   const tls = tlsFiles(o.tls, problem);
   const controller = controllerSettings(o.controller, problem);
-  const metrics = metricsSettings(o.metrics, problem);
+  const metrics = httpSettings(o.metrics, 'metrics', 'serve /metrics on', problem);
+  const http = httpSettings(o.http, 'http', 'serve the page on', problem);
   const workers = o.workers;
   if (workers !== undefined && !(Number.isInteger(workers) && (workers as number) >= 1 && (workers as number) <= MAX_WORKERS)) {
     problem('workers', `${JSON.stringify(workers)} is not a whole number from 1 to ${MAX_WORKERS}`);
@@ -298,10 +304,11 @@ function checkDocument(doc: unknown, source: string, problem: Problem, baseDir: 
     settings: settings as Record<string, unknown>,
     ...(controller !== undefined && { controller }),
     ...(metrics !== undefined && { metrics }),
+    ...(http !== undefined && { http }),
   };
 }
 
-const METRICS_KEYS = ['listen', 'pollIntervalMs'] as const;
+const HTTP_KEYS = ['listen', 'pollIntervalMs'] as const;
 /** polls closer than this would cost switches more than they tell */
 const MIN_POLL_INTERVAL_MS = 1_000;
 
@@ -312,17 +319,17 @@ function mappingAt(v: unknown, path: string, example: string, problem: Problem):
   return undefined;
 }
 
-/** `metrics: { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }` */
-function metricsSettings(v: unknown, problem: Problem): MetricsSettings | undefined {
+/** `metrics: { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }`, or the same under `http` */
+function httpSettings(v: unknown, key: 'metrics' | 'http', serve: string, problem: Problem): HttpSettings | undefined {
   if (v === undefined) return undefined;
-  const m = mappingAt(v, 'metrics', "such as { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }", problem);
+  const m = mappingAt(v, key, "such as { listen: '127.0.0.1:9464', pollIntervalMs: 15000 }", problem);
   if (!m) return undefined;
-  for (const key of Object.keys(m)) if (!(METRICS_KEYS as readonly string[]).includes(key)) problem(`metrics.${key}`, unknownKeyProblem(key, METRICS_KEYS));
-  const address = typeof m.listen === 'string' ? parseMetricsAddress(m.listen) : 'missing: the HOST:PORT to serve /metrics on';
-  if (typeof address === 'string') problem('metrics.listen', address);
+  for (const k of Object.keys(m)) if (!(HTTP_KEYS as readonly string[]).includes(k)) problem(`${key}.${k}`, unknownKeyProblem(k, HTTP_KEYS));
+  const address = typeof m.listen === 'string' ? parseMetricsAddress(m.listen) : `missing: the HOST:PORT to ${serve}`;
+  if (typeof address === 'string') problem(`${key}.listen`, address);
   const interval = m.pollIntervalMs;
   if (interval !== undefined && !(typeof interval === 'number' && Number.isInteger(interval) && interval >= MIN_POLL_INTERVAL_MS)) {
-    problem('metrics.pollIntervalMs', `${JSON.stringify(interval)} is not a whole number of milliseconds >= ${MIN_POLL_INTERVAL_MS}`);
+    problem(`${key}.pollIntervalMs`, `${JSON.stringify(interval)} is not a whole number of milliseconds >= ${MIN_POLL_INTERVAL_MS}`);
   }
   if (typeof address === 'string') return undefined;
   return { listen: m.listen as string, ...(typeof interval === 'number' && { pollIntervalMs: interval }) };
@@ -443,6 +450,9 @@ function completeDraft(draft: RunConfigDraft, problem: Problem, { crossCheck }: 
   if (crossCheck && draft.metrics !== undefined && (draft.workers ?? 1) > 1) {
     // each worker would count only its own switches, and summing them breaks on a worker restart: see docs/metrics.md
     problem('metrics', `needs workers: 1 (workers is ${draft.workers}): each worker sees only its own switches; run one process to serve metrics`);
+  }
+  if (crossCheck && draft.http !== undefined && (draft.workers ?? 1) > 1) {
+    problem('http', `needs workers: 1 (workers is ${draft.workers}): each worker sees only its own switches; run one process to serve the page`);
   }
   if (draft.zone !== undefined) {
     // the election maps each switch to its zone through the model in etcd, and campaigns there

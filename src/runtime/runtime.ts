@@ -22,8 +22,10 @@ import { RuntimeAppContext, type ContextHost } from './context';
 import { ControlServer, type ControlSource } from './control';
 import { Container, type Newable } from '../sdk/di';
 import { AppHandlerError, AppStartError, AppWiringError } from './errors';
-import { RuntimeMetrics, type MetricsOptions } from './metrics';
+import { DEFAULT_POLL_INTERVAL_MS, RuntimeMetrics, type MetricsOptions } from './metrics';
 import { MetricsServer, MetricsServerError, parseMetricsAddress } from './metrics-server';
+import { PageServer, PageServerError, type PageServerOptions } from './page-server';
+import { TopologyView } from './topology';
 
 /** App name → app class: which apps `apps: [...]` can name. */
 export type AppRegistry = Readonly<Record<string, Newable<ZonemeshApp>>>;
@@ -47,8 +49,10 @@ export interface RuntimeOptions {
   modelStore?: ModelStore;
   /** the run config's settings whenever they change at runtime (a watched config file); apps inject it as APP_SETTINGS_CHANGES */
   settingsChanges?: Observable<AppSettings>;
-  /** over config.metrics (the stats poll's timing); metrics exist only when config.metrics names where to serve them */
+  /** over config.metrics (the stats poll's timing); metrics exist only when config.metrics or config.http names where to serve them */
   metrics?: Omit<MetricsOptions, 'pollIntervalMs'>;
+  /** the live page's bounds, when config.http names where to serve it */
+  page?: PageServerOptions;
   /** app id → built-in app name: ids an app module may not take, whether or not that app runs */
   reservedAppIds?: ReadonlyMap<number, string>;
   /** binds services apps inject besides the runtime's own (bound lazily: only what an enabled app asks for is built) */
@@ -103,7 +107,7 @@ export class Runtime {
   /** app ids whose flows the reconciler manages: the running apps' and the pipeline's */
   readonly ownedApps: ReadonlySet<number>;
   readonly modelStore: ModelStore | undefined;
-  /** the Prometheus metrics, when config.metrics is set */
+  /** the Prometheus metrics and the stats poll, when config.metrics or config.http is set (the page shows what the poll reads) */
   readonly metrics: RuntimeMetrics | undefined;
   /** the pipeline's own flows, desired on every switch */
   private readonly missFlows: readonly Flow[];
@@ -114,6 +118,8 @@ export class Runtime {
   private readonly listeners: Listener[] = [];
   private control: ControlServer | undefined;
   private metricsServer: MetricsServer | undefined;
+  private topology: TopologyView | undefined;
+  private pageServer: PageServer | undefined;
   private state: 'new' | 'started' | 'stopped' = 'new';
 
   /** the model store this runtime opened, closed when it stops */
@@ -192,9 +198,8 @@ export class Runtime {
       this.roles = new RoleCoordinator(this.controller, mastership, this.log);
       this.reconciler = new Reconciler(this.controller, this.desired, { ...options.reconciler, ownedApps: this.ownedApps, log: this.log, gate: this.roles });
       container.bind(Reconciler).toConstantValue(this.reconciler);
-      const { metrics } = config;
       this.metrics =
-        metrics === undefined
+        config.metrics === undefined && config.http === undefined
           ? undefined
           : new RuntimeMetrics(
               {
@@ -205,9 +210,9 @@ export class Runtime {
                 pipeline: this.pipeline,
                 apps: this.apps,
                 log: this.log,
-                ...(container.isBound(TUNNEL_HEALTH) && { tunnelHealth: container.get<TunnelHealthSource>(TUNNEL_HEALTH) }),
+                tunnelHealth: this.tunnelHealth(),
               },
-              { ...options.metrics, ...(metrics.pollIntervalMs !== undefined && { pollIntervalMs: metrics.pollIntervalMs }) },
+              { ...options.metrics, pollIntervalMs: this.pollIntervalMs },
             );
     } catch (e) {
       // a watched model file or an etcd watch would keep the process alive
@@ -314,15 +319,44 @@ export class Runtime {
     this.log.debug(`pipeline:\n${this.pipeline.describe()}`);
 
     const { config } = this.options;
+    if (this.metrics && config.http) {
+      // before any switch connects: the page sees every session from its start
+      const { controller, desired, reconciler, modelStore } = this;
+      this.topology = new TopologyView({ switches: controller, desired, synced$: reconciler.synced$, stats$: this.metrics.stats$, modelStore, tunnelHealth: this.tunnelHealth(), pollIntervalMs: this.pollIntervalMs });
+      this.topology.start();
+    }
     for (const spec of config.listen) this.listeners.push(await this.controller.listen(spec));
     for (const target of config.dial) this.controller.dial(target);
     if (config.control !== undefined) {
       this.control = await ControlServer.listen(config.control, this.controlSource, this.log);
     }
-    if (this.metrics) {
-      const address = parseMetricsAddress(config.metrics!.listen);
+    if (this.metrics && config.metrics) {
+      const address = parseMetricsAddress(config.metrics.listen);
       if (typeof address === 'string') throw new MetricsServerError(`metrics: ${address}`);
       this.metricsServer = await MetricsServer.listen(address, this.metrics.registry, this.log);
+    }
+    if (this.topology) {
+      const address = parseMetricsAddress(config.http!.listen);
+      if (typeof address === 'string') throw new PageServerError(`http: ${address}`);
+      this.pageServer = await PageServer.listen(address, this.topology, this.log, this.options.page);
+    }
+  }
+
+  /** One stats poll feeds the metrics and the page: at the shorter of the intervals they ask for. */
+  get pollIntervalMs(): number {
+    const { metrics, http } = this.options.config;
+    const asked = [metrics?.pollIntervalMs, http?.pollIntervalMs].filter((ms): ms is number => ms !== undefined);
+    return asked.length ? Math.min(...asked) : DEFAULT_POLL_INTERVAL_MS;
+  }
+
+  /** The tunnel monitor's health when an app binds it; a binding that fails to resolve leaves the page and metrics without it. */
+  private tunnelHealth(): TunnelHealthSource | undefined {
+    if (!this.container.isBound(TUNNEL_HEALTH)) return undefined;
+    try {
+      return this.container.get<TunnelHealthSource>(TUNNEL_HEALTH);
+    } catch (e) {
+      this.log.info({ reason: (e as Error).message }, 'no tunnel health to show: the page shows every tunnel as unknown');
+      return undefined;
     }
   }
 
@@ -334,6 +368,11 @@ export class Runtime {
   /** the port `start()` serves metrics on (the one picked, for port 0) */
   get metricsPort(): number | undefined {
     return this.metricsServer?.port;
+  }
+
+  /** the live page `start()` serves (its `port` is the one picked, for port 0) */
+  get page(): PageServer | undefined {
+    return this.pageServer;
   }
 
   /** the listeners `start()` opened, in config order (their `port` after listening on port 0) */
@@ -353,6 +392,8 @@ export class Runtime {
     await this.ownedMastership?.close();
     await this.control?.close();
     await this.metricsServer?.close();
+    await this.pageServer?.close();
+    this.topology?.stop();
     this.metrics?.stop();
     await this.controller.close();
     await this.ownedStore?.close();

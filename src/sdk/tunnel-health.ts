@@ -23,6 +23,8 @@ export interface TunnelPairHealth {
 }
 
 export interface TunnelHealthSource {
+  /** whether a monitor runs and publishes here: a bound but inactive source has no measurements */
+  readonly active: boolean;
   /** every state change and every periodic measurement */
   readonly health$: Observable<TunnelPairHealth>;
   /** the latest measurement of every pair */

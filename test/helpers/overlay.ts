@@ -13,7 +13,7 @@ import { PORT_KEYS, cidrContains, keyOf, parseCidr, parseIpv4, type AclRule, typ
 import { findLayer, tryParsePacket, type Layer, type ParsedPacket } from '../../src/packet';
 import { subnetInfo } from '../../src/sdk';
 import { OVERLAY_MTU } from '../../src/apps/dhcp-responder';
-import { queryControl, type SwitchFlows } from '../../src/runtime';
+import { queryControl, type HttpSettings, type MetricsSettings, type SwitchFlows } from '../../src/runtime';
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
 import { CommandError, TEST_STATE_DIR, spawnTracked } from './run';
@@ -397,8 +397,10 @@ export interface ControllerOptions {
   syncTimeoutMs?: number;
   /** the run config's `settings` (app name → its settings) */
   settings?: Record<string, unknown>;
-  /** serve Prometheus metrics on this HOST:PORT (`127.0.0.1:0`: a free port, logged as 'serving metrics') */
-  metrics?: string;
+  /** serve the live page (run config `http`) */
+  http?: HttpSettings;
+  /** serve Prometheus metrics (run config `metrics`) */
+  metrics?: MetricsSettings;
 }
 
 export interface RunningController {
@@ -500,7 +502,8 @@ export async function startController(modelFile: string, hypervisorsJson: string
   const config = {
     ...overlayRunConfig(modelFile, hypervisors, controlSocket, opts.apps, opts.logLevel),
     ...(opts.settings && { settings: opts.settings }),
-    ...(opts.metrics && { metrics: { listen: opts.metrics } }),
+    ...(opts.http && { http: opts.http }),
+    ...(opts.metrics && { metrics: opts.metrics }),
   };
   writeFileSync(configFile, `${JSON.stringify(config, null, 2)}\n`);
   const log = openSync(logFile, 'w');

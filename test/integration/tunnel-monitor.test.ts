@@ -86,7 +86,7 @@ test.before(async () => {
   copyFileSync(TWO_ZONES_MODEL, modelFile);
   const scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: PREFIX });
   try {
-    const controller = await startController(modelFile, scenario.hypervisorsJson, { apps: [...OVERLAY_APPS, 'tunnel-monitor'], metrics: '127.0.0.1:0' });
+    const controller = await startController(modelFile, scenario.hypervisorsJson, { apps: [...OVERLAY_APPS, 'tunnel-monitor'], metrics: { listen: '127.0.0.1:0' } });
     fixture = { scenario, controller, metricsUrl: '' };
     await controller.waitInSync();
     const served = readFileSync(controller.logFile, 'utf8').match(/"metrics":"([^"]+)"/);

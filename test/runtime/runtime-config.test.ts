@@ -32,7 +32,7 @@ test('a run config file is read, checked and completed with defaults', (t) => {
 test('every problem of a run config is reported at once, with its path', (t) => {
   const doc = { apps: ['a', 'a', 7], listen: ['nowhere'], dial: ['tcp:host'], logLevel: 'loud', settings: [], colour: 'blue' };
   t.deepEqual(configProblems(() => validateRunConfig(doc, 'run.yaml')), [
-    'colour: unknown key (known: apps, listen, tls, dial, model, store, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId, metrics, zone, controllerId, election)',
+    'colour: unknown key (known: apps, listen, tls, dial, model, store, modelMaxBytes, hypervisors, control, logLevel, settings, workers, controller, generationId, metrics, http, zone, controllerId, election)',
     "apps[1]: 'a' is listed twice",
     'apps[2]: must be an app name or { module: PATH|PACKAGE }',
     "listen[0]: 'nowhere' is not 'unix:PATH', '[tcp:]HOST:PORT' or 'tls:HOST:PORT'",

@@ -60,6 +60,7 @@ export class TunnelMonitorApp implements ZonemeshApp {
   }
 
   start(ctx: AppContext): void {
+    this.board.active = true;
     const probeTableId = ctx.pipeline.table(PROBE_TABLE).id;
     ctx.on(ctx.model.changes$, (model) => this.setPairs(ctx, probePairs(model, this.monitor.settings.pairs)));
     ctx.on(ctx.events.switchUp$, ({ dpid }) => this.monitor.switchUp(dpid, Date.now()));
@@ -71,6 +72,7 @@ export class TunnelMonitorApp implements ZonemeshApp {
       if (pin.tableId === probeTableId) this.onReply(ctx, pin);
     });
     ctx.stopped$.subscribe(() => {
+      this.board.active = false;
       clearInterval(this.timer);
       this.logLimiter.flush();
     });

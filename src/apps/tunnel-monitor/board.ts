@@ -11,6 +11,8 @@ export class TunnelHealthBoard implements TunnelHealthSource {
   private readonly latest = new Map<string, TunnelPairHealth>();
   private readonly subject = new Subject<TunnelPairHealth>();
   readonly health$ = this.subject.asObservable();
+  /** set by the monitor app while it runs */
+  active = false;
 
   snapshot(): readonly TunnelPairHealth[] {
     return [...this.latest.values()];
