@@ -13,7 +13,6 @@
  *
  * Names are URI-encoded in keys. Keys under /zonemesh/v1/ outside these are not the model's.
  */
-import type { IKeyValue } from 'etcd3';
 import { type ModelDocument, documentOf } from './document';
 import { type ModelIssue, ModelValidationError } from './errors';
 import type { NetworkModel } from './types';
@@ -62,29 +61,6 @@ export function parseStoredValue(bytes: Buffer): StoredValue {
   } catch (e) {
     return { syntaxError: (e as Error).message };
   }
-}
-
-/** The generation pointer and every generation's objects, as of one revision. */
-export interface Contents {
-  generation: string | undefined;
-  entries: Map<string, StoredValue>;
-}
-
-export function readContents(kvs: readonly IKeyValue[]): Contents {
-  const contents: Contents = { generation: undefined, entries: new Map() };
-  for (const kv of kvs) putContents(contents, kv);
-  return contents;
-}
-
-export function putContents(c: Contents, kv: IKeyValue): void {
-  const key = kv.key.toString();
-  if (key === CURRENT_KEY) c.generation = kv.value.toString().trim() || undefined;
-  else if (key.startsWith(GENERATIONS)) c.entries.set(key, parseStoredValue(kv.value));
-}
-
-export function deleteContents(c: Contents, key: string): void {
-  if (key === CURRENT_KEY) c.generation = undefined;
-  else c.entries.delete(key);
 }
 
 type Obj = Record<string, unknown>;
@@ -235,9 +211,4 @@ export function validatedEntries(entries: Iterable<readonly [string, StoredValue
     issues.push(...e.issues.map((i) => ({ path: atPlaces(i.path, places), problem: atPlaces(i.problem, places) })));
   }
   throw new ModelValidationError(ETCD_SOURCE, issues);
-}
-
-/** The model of one generation of stored entries (see validatedEntries). */
-export function modelOfEntries(entries: Iterable<readonly [string, StoredValue]>, generation: string | undefined): NetworkModel {
-  return validatedEntries(entries, generation).model;
 }

@@ -281,7 +281,7 @@ class ValidModel {
 }
 
 /** What a revision did to the model. */
-export type Outcome = { readonly model: NetworkModel } | { readonly rejected: ModelValidationError } | undefined;
+export type Outcome = { readonly model: NetworkModel } | { readonly rejected: ModelValidationError };
 
 /**
  * Every key under the layout's root at one revision, and the model of the generation in force.
@@ -300,11 +300,28 @@ export class StoredModel {
   /** the problems of the keys as they are, while they do not make a valid model */
   private invalid: ModelValidationError | undefined;
 
+  /** whether the keys changed in ways `pending` does not tell (a new read): the next change is validated whole */
+  private stale = false;
+
   /** The model of the keys read at one revision; throws ModelValidationError when they are not valid. */
   constructor(kvs: readonly IKeyValue[]) {
+    this.load(kvs);
+    this.valid = this.validateWhole();
+  }
+
+  /** Every key read again at one revision (the watch could not resume); the running model stays when they are invalid. */
+  reset(kvs: readonly IKeyValue[]): Outcome {
+    this.entries.clear();
+    this.load(kvs);
+    this.stale = true;
+    return this.validated(() => (this.valid = this.validateWhole()));
+  }
+
+  private load(kvs: readonly IKeyValue[]): void {
+    this.currentGeneration = undefined;
+    this.currentRevision = 0;
     for (const kv of kvs) this.put(kv.key.toString(), kv.value, Number(kv.mod_revision));
     this.indexNames();
-    this.valid = this.validateWhole();
   }
 
   get model(): NetworkModel {
@@ -320,7 +337,7 @@ export class StoredModel {
     return this.currentRevision;
   }
 
-  /** whether the keys in force are the model (no change refused since) */
+  /** the problems of the keys in force, while they are not a valid model (a change refused since the model) */
   get problems(): ModelValidationError | undefined {
     return this.invalid;
   }
@@ -331,7 +348,7 @@ export class StoredModel {
   }
 
   /** Takes one revision's events; the model's change, its refusal, or undefined when the model is not touched. */
-  apply(events: readonly { type: 'Put' | 'Delete'; key: string; value: Buffer; modRevision: number }[]): Outcome {
+  apply(events: readonly { type: 'Put' | 'Delete'; key: string; value: Buffer; modRevision: number }[]): Outcome | undefined {
     const generation = this.currentGeneration;
     let touched = false;
     for (const ev of events) {
@@ -341,9 +358,15 @@ export class StoredModel {
     }
     if (!touched) return undefined;
     if (this.currentGeneration !== generation) this.indexNames();
-    try {
-      if (this.valid.generation !== this.currentGeneration) this.valid = this.validateWhole();
+    return this.validated(() => {
+      if (this.stale || this.valid.generation !== this.currentGeneration) this.valid = this.validateWhole();
       else if (this.pending.size) this.takeChanges();
+    });
+  }
+
+  private validated(validate: () => void): Outcome {
+    try {
+      validate();
       this.invalid = undefined;
       return { model: this.valid.model };
     } catch (e) {
@@ -402,6 +425,7 @@ export class StoredModel {
     const mine = g === undefined ? [] : [...this.entries].filter(([k]) => k.startsWith(prefix)).map(([k, e]) => [k, e.value] as const);
     const { model, keys } = validatedEntries(mine, g);
     this.pending.clear();
+    this.stale = false;
     return new ValidModel(g, model, keys, this.valueOf);
   }
 
