@@ -135,7 +135,7 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
       const o = named(key, value, names[0]!);
       const v = vpcOf(names[0]!);
       if (o && ('subnets' in o || 'acls' in o)) problem(key, `subnets and acls are keys of their own (${prefix}subnets/VPC/NAME, ${prefix}acls/VPC)`);
-      else if (v.key !== undefined) problem(key, `names the VPC of ${v.key}`);
+      else if (v.key !== undefined) problem(key, `a second key of VPC '${names[0]!}' (the first: ${v.key})`);
       else if (o) Object.assign(v, { key, value: o });
     } else if (kind === 'subnets' && names.length === 2) {
       const o = named(key, value, names[1]!);
@@ -143,7 +143,7 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
     } else if (kind === 'acls' && names.length === 1) {
       const v = vpcOf(names[0]!);
       if (!Array.isArray(value)) problem(key, 'must be a JSON list of rules');
-      else if (v.acls) problem(key, `names the ACL list of ${v.acls[0]}`);
+      else if (v.acls) problem(key, `a second ACL list of VPC '${names[0]!}' (the first: ${v.acls[0]})`);
       else v.acls = [key, value];
     } else {
       problem(key, 'not a key of the model layout (zones/NAME, hypervisors/NAME, vpcs/NAME, subnets/VPC/NAME, acls/VPC, ports/NAME)');

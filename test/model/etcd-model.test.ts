@@ -208,13 +208,13 @@ const parseJson = (text: string): unknown => {
 
 test('random changes: after every one, the model and the accept/refuse decision equal a full validation of the same keys', (t) => {
   let total = { accepted: 0, refused: 0 };
-  for (const seed of [1, 2, 3, 4, 5, 6]) {
-    const c = walk(t, seed, 400);
+  for (const seed of [1, 2, 3, 4]) {
+    const c = walk(t, seed, 300);
     total = { accepted: total.accepted + c.accepted, refused: total.refused + c.refused };
   }
   t.log(`${total.accepted} changes accepted, ${total.refused} refused`);
   // both outcomes are exercised, each many times
-  t.true(total.accepted > 300 && total.refused > 300, JSON.stringify(total));
+  t.true(total.accepted > 200 && total.refused > 200, JSON.stringify(total));
 });
 
 test('the demo model taken apart and put back one key at a time is the same model at every step', (t) => {
