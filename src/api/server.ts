@@ -121,6 +121,8 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
   const document = openApiDocument();
   app.get(OPENAPI_PATH, async () => document);
   const writer = new ModelWriter(o.client);
+  // an API that takes writes reads the model now, so that the first write does not wait for it
+  if (tokenDigest !== undefined || o.tls?.ca !== undefined) writer.open().catch(() => undefined);
   for (const r of RESOURCES) registerResource(app, r, o.client, writer, deadline, log);
 
   await app.listen({ host: o.host, port: o.port });

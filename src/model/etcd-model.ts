@@ -395,9 +395,10 @@ export class StoredModel {
 
   private changed(key: string, present: boolean): void {
     const generation = generationOfKey(key);
+    if (generation === undefined) return;
     // before the constructor has validated, nothing is pending
-    if (this.valid !== undefined && generation === this.valid.generation) this.pending.add(key.slice(generationPrefix(generation!).length));
-    if (generation === undefined || generation !== this.currentGeneration) return;
+    if (this.valid !== undefined && generation === this.valid.generation) this.pending.add(key.slice(generationPrefix(generation).length));
+    if (generation !== this.currentGeneration) return;
     const relative = key.slice(generationPrefix(generation).length);
     const id = identityOfKey(relative);
     if (id === undefined) return;

@@ -167,7 +167,7 @@ export interface ObjectWrite {
 
 /**
  * Writes of single objects, each validated against the model an EtcdModelStore keeps on the
- * client's watch (opened at the first write) rather than against a read of the whole model: the
+ * client's watch (opened by open() or the first write) rather than against a read of the whole model: the
  * change is checked with what it can affect (etcd-model.ts), and committed in one transaction that
  * compares `current`'s mod_revision with the one the store's model is at (every write and import
  * moves it) and the object's with the client's. A transaction that loses, and a refusal (409, 404,
@@ -256,14 +256,30 @@ export class ModelWriter {
     throw new ModelContentionError(`other writes changed the model ${ATTEMPTS} times while ${path} was being written; try again`);
   }
 
-  /** The store the writes are checked against, opened at the first write (and again after a failed open). */
-  private opened(deadline: Date): Promise<EtcdModelStore> {
-    this.store ??= EtcdModelStore.follow(this.client, [], { connectTimeoutMs: msLeft(deadline) }).catch((e: unknown) => {
+  /**
+   * Opens the store the writes are checked against (a full read, as a controller's at start), if
+   * it is not open or opening; a failed open is tried again at the next write.
+   */
+  open(): Promise<EtcdModelStore> {
+    this.store ??= EtcdModelStore.follow(this.client, []).catch((e: unknown) => {
       this.store = undefined;
       if (e instanceof ModelValidationError) throw new StoredModelInvalidError(e.issues);
       throw new EtcdRequestError(reasonOf(e), { cause: e });
     });
     return this.store;
+  }
+
+  /** The store, as soon as it is open and at the latest by the deadline. */
+  private async opened(deadline: Date): Promise<EtcdModelStore> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new EtcdRequestError('the model is still being read')), msLeft(deadline));
+    });
+    try {
+      return await Promise.race([this.open(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**
