@@ -302,6 +302,8 @@ export class StoredModel {
 
   /** whether the keys changed in ways `pending` does not tell (a new read): the next change is validated whole */
   private stale = false;
+  /** while every key is read: names are indexed once all are in */
+  private loading = false;
 
   /** The model of the keys read at one revision; throws ModelValidationError when they are not valid. */
   constructor(kvs: readonly IKeyValue[]) {
@@ -320,7 +322,9 @@ export class StoredModel {
   private load(kvs: readonly IKeyValue[]): void {
     this.currentGeneration = undefined;
     this.currentRevision = 0;
+    this.loading = true;
     for (const kv of kvs) this.put(kv.key.toString(), kv.value, Number(kv.mod_revision));
+    this.loading = false;
     this.indexNames();
   }
 
@@ -398,7 +402,7 @@ export class StoredModel {
     if (generation === undefined) return;
     // before the constructor has validated, nothing is pending
     if (this.valid !== undefined && generation === this.valid.generation) this.pending.add(key.slice(generationPrefix(generation).length));
-    if (generation !== this.currentGeneration) return;
+    if (this.loading || generation !== this.currentGeneration) return;
     const relative = key.slice(generationPrefix(generation).length);
     const id = identityOfKey(relative);
     if (id === undefined) return;
