@@ -121,11 +121,17 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
   const document = openApiDocument();
   app.get(OPENAPI_PATH, async () => document);
   const writer = new ModelWriter(o.client);
-  // an API that takes writes reads the model now, so that the first write does not wait for it
-  if (tokenDigest !== undefined || o.tls?.ca !== undefined) writer.open().catch(() => undefined);
+  // an API that takes writes reads the model before it listens, so that no write waits for that read
+  // (when etcd does not answer, it listens anyway: each write tries again, or answers 503)
+  if (tokenDigest !== undefined || o.tls?.ca !== undefined) await writer.open().catch(() => undefined);
   for (const r of RESOURCES) registerResource(app, r, o.client, writer, deadline, log);
 
-  await app.listen({ host: o.host, port: o.port });
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    await writer.close();
+    throw e;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
