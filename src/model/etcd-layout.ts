@@ -85,6 +85,7 @@ interface Assembled {
   keys: ModelKeys;
 }
 
+/** the kinds of object the layout has a key for */
 export type ObjectKind = 'zones' | 'hypervisors' | 'vpcs' | 'subnets' | 'acls' | 'ports';
 
 /**

@@ -22,7 +22,7 @@ export type ObjectRef =
   | { readonly kind: 'zones' | 'hypervisors' | 'vpcs' | 'ports'; readonly name: string }
   | { readonly kind: 'subnets'; readonly vpc: string; readonly name: string }
   | { readonly kind: 'acls'; readonly vpc: string };
-export type ObjectKind = ObjectRef['kind'];
+export type { ObjectKind } from './etcd-layout';
 
 /** An object as stored, with its etcd mod_revision (0: no key; a VPC's empty ACL list has none). */
 export interface StoredObject {
