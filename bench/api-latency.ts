@@ -10,8 +10,10 @@
  * other hypervisors: L2, ARP, routes). After each add, every one of those switches must hold a flow
  * matching the port's MAC or IP; the count of those that do not is printed.
  *
- *   npx tsc -p . && npm run bench:api     # -- --hypervisors 1000 --adds 200 --seconds 150
+ *   npx tsc -p . && npm run bench:api     # -- --hypervisors 1000 --adds 200 --seconds 150 [--api-process]
  */
+import { once } from 'node:events';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -26,6 +28,8 @@ import { importModel } from '../src/model/etcd-transfer';
 import { Runtime } from '../src/runtime';
 import { PORT_PLACEMENT, type PortPlacement } from '../src/sdk/placement';
 import { type EtcdCluster, startEtcd } from '../test/helpers/etcd';
+import { REPO_ROOT } from '../test/helpers/paths';
+import { TEST_STATE_DIR, freePort, spawnTracked } from '../test/helpers/run';
 import type { SwitchesData, SwitchesRequest } from './api-latency-switches';
 import { HVS_PER_VPC, PORTS_PER_HV, generate, port, toDocument } from './overlay-model';
 
@@ -39,6 +43,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '150' },
     /** switches connecting at a time during the load */
     'connect-batch': { type: 'string', default: '50' },
+    /** the API as `zonemesh api` in a process of its own (as deployed), not in the controller's */
+    'api-process': { type: 'boolean', default: false },
   },
 });
 const H = Number(values.hypervisors);
@@ -47,7 +53,7 @@ const WARMUP = Number(values.warmup);
 const BUDGET_MS = Number(values.seconds) * 1000;
 const CONNECT_BATCH = Number(values['connect-batch']);
 const ADD_TIMEOUT_MS = 5_000;
-const TOKEN = 'bench-token';
+const TOKEN = 'bench-token-0123456789';
 const started = Date.now();
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
@@ -93,7 +99,7 @@ interface Stack {
   cluster?: EtcdCluster;
   client?: ReturnType<typeof connectEtcd>;
   runtime?: Runtime;
-  api?: ApiServer;
+  api?: Pick<ApiServer, 'url' | 'close'>;
   switches?: Switches;
 }
 const stack: Stack = {};
@@ -109,6 +115,27 @@ async function cleanup(): Promise<void> {
 // interrupted: only etcd and its data dir outlive the process; the rest goes with it
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => void (stack.cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130)));
+}
+
+/** `zonemesh api` on a free port, once it says it listens. */
+async function apiProcess(store: string): Promise<Pick<ApiServer, 'url' | 'close'>> {
+  const tokenFile = join(TEST_STATE_DIR, 'bench-api-token');
+  mkdirSync(TEST_STATE_DIR, { recursive: true });
+  writeFileSync(tokenFile, TOKEN);
+  const listen = `127.0.0.1:${await freePort()}`;
+  const child = spawnTracked('node', [join(REPO_ROOT, 'dist/src/cli/main.js'), 'api', '--store', store, '--listen', listen, '--token-file', tokenFile]);
+  await new Promise<void>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`zonemesh api exited (${code})`)));
+    child.stderr!.resume();
+    child.stdout!.on('data', (chunk: Buffer) => chunk.toString().includes('api listening') && resolve());
+  });
+  return {
+    url: `http://${listen}`,
+    close: async () => {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    },
+  };
 }
 
 async function main(): Promise<void> {
@@ -167,7 +194,8 @@ async function main(): Promise<void> {
   console.log(`  RSS ${mb(rssBefore)} before create, ${mb(rssStarted)} started (the replica, no switch yet), ${mb(rssSynced)} synced (replica + sessions + the fake switches' worker thread)`);
   console.log(`  controller heap used ${mb(process.memoryUsage().heapUsed)} (the main thread's V8 heap: the replica without the fake switches)`);
 
-  stack.api = await startApi({ client: stack.client, host: '127.0.0.1', port: 0, token: TOKEN, log: silentLogger() });
+  stack.api = values['api-process'] ? await apiProcess(stack.cluster.url) : await startApi({ client: stack.client, host: '127.0.0.1', port: 0, token: TOKEN, log: silentLogger() });
+  console.log(`API: ${values['api-process'] ? '`zonemesh api` in a process of its own' : "startApi in the controller's process"}`);
   const placement$ = (runtime.container.get(PORT_PLACEMENT) as PortPlacement).placement$;
   const changedAt = new Map<bigint, bigint>();
   runtime.desired.changes$.subscribe((c) => changedAt.set(c.dpid, process.hrtime.bigint()));
@@ -243,7 +271,7 @@ async function main(): Promise<void> {
   console.log(`switches (own and changed) holding no flow with the port's MAC or IP after the add: ${missing}; sync errors ${syncErrors}`);
   console.log('\n| measure | p50 ms | p99 ms | max ms |\n|---|---:|---:|---:|');
   console.log(`| API call (POST /v1/ports → 201) | ${summary(apiMs)} |`);
-  console.log(`| call → the new model on the controller's model$ (etcd watch, model rebuild and validation; before the apps compile) | ${summary(modelMs)} |`);
+  console.log(`| call → the new model on the controller's model$ (etcd watch, the change validated and applied; before the apps compile) | ${summary(modelMs)} |`);
   console.log(`| call → the port's own switch's batch (flow adds) barrier-replied | ${summary(ownMs)} |`);
   console.log(`| call → every changed switch's batch barrier-replied | ${summary(allMs)} |`);
   console.log(`\nload average ${loadavg().map((l) => l.toFixed(1)).join(' ')}; whole run ${((Date.now() - started) / 1000).toFixed(0)} s; RSS now ${mb(process.memoryUsage().rss)}`);

@@ -13,13 +13,13 @@ import { ModelValidationError, unknownKeyProblem } from '../model';
 import {
   EtcdRequestError,
   ModelContentionError,
+  ModelWriter,
   ObjectNotFoundError,
   RevisionConflictError,
   StoredModelInvalidError,
   listObjects,
   objectPath,
   readObject,
-  writeObject,
   type ObjectRef,
   type StoredObject,
 } from '../model/etcd-writer';
@@ -120,9 +120,18 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
   const deadline = () => new Date(Date.now() + timeoutMs);
   const document = openApiDocument();
   app.get(OPENAPI_PATH, async () => document);
-  for (const r of RESOURCES) registerResource(app, r, o.client, deadline, log);
+  const writer = new ModelWriter(o.client);
+  // an API that takes writes reads the model before it listens, so that no write waits for that read
+  // (when etcd does not answer, it listens anyway: each write tries again, or answers 503)
+  if (tokenDigest !== undefined || o.tls?.ca !== undefined) await writer.open().catch(() => undefined);
+  for (const r of RESOURCES) registerResource(app, r, o.client, writer, deadline, log);
 
-  await app.listen({ host: o.host, port: o.port });
+  try {
+    await app.listen({ host: o.host, port: o.port });
+  } catch (e) {
+    await writer.close();
+    throw e;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : o.port;
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
@@ -133,6 +142,7 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
     close: async () => {
       limiter.flush();
       await app.close();
+      await writer.close();
     },
   };
 }
@@ -204,7 +214,7 @@ function inRules(e: unknown): unknown {
   return new ModelValidationError(e.source, e.issues.map((i) => (i.path.startsWith('[') ? { ...i, path: `rules${i.path}` } : i)));
 }
 
-function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, deadline: () => Date, log: Logger): void {
+function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, writer: ModelWriter, deadline: () => Date, log: Logger): void {
   const notFound = (ref: ObjectRef) => new HttpProblem(404, 'not found', { detail: `no ${objectPath(ref)}` });
   const written = (req: FastifyRequest, ref: ObjectRef, revision: number) => log.info({ remote: req.ip, method: req.method, object: objectPath(ref), revision }, 'model object written');
   const item = { schema: { params: ITEM_PARAMS(r.item) } };
@@ -222,7 +232,7 @@ function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, dead
     const revision = clientRevision(req);
     if (revision === undefined) throw new HttpProblem(428, 'revision needed', { detail: 'give the revision read as If-Match or as the revision field (0 creates)' });
     const value = r.kind === 'acls' ? rulesOf(req.body) : withoutRevision(req.body);
-    const { object, storeRevision } = await writeObject(client, { ref, revision, value }, deadline()).catch((e: unknown) => {
+    const { object, storeRevision } = await writer.write({ ref, revision, value }, deadline()).catch((e: unknown) => {
       throw r.kind === 'acls' ? inRules(e) : e;
     });
     written(req, ref, storeRevision);
@@ -233,7 +243,7 @@ function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, dead
     const ref = refOf(r, req.params);
     const revision = clientRevision(req);
     if (revision === undefined) throw new HttpProblem(428, 'revision needed', { detail: 'give the revision read as If-Match or as ?revision=N' });
-    const { storeRevision } = await writeObject(client, { ref, revision }, deadline());
+    const { storeRevision } = await writer.write({ ref, revision }, deadline());
     written(req, ref, storeRevision);
     return reply.code(204).send();
   });
@@ -253,7 +263,7 @@ function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, dead
     const revision = clientRevision(req) ?? 0;
     if (revision !== 0) throw new HttpProblem(400, 'a new object has no revision', { detail: `revision ${revision}: POST creates (revision 0 or none); PUT replaces` });
     const ref = refOf(r, req.params, name);
-    const { object, storeRevision } = await writeObject(client, { ref, revision: 0, value: withoutRevision(req.body) }, deadline());
+    const { object, storeRevision } = await writer.write({ ref, revision: 0, value: withoutRevision(req.body) }, deadline());
     written(req, ref, storeRevision);
     return reply.code(201).header('Location', apiPath(ref)).header('ETag', etag(object!.revision)).send(present(ref, object!));
   });

@@ -13,7 +13,6 @@
  *
  * Names are URI-encoded in keys. Keys under /zonemesh/v1/ outside these are not the model's.
  */
-import type { IKeyValue } from 'etcd3';
 import { type ModelDocument, documentOf } from './document';
 import { type ModelIssue, ModelValidationError } from './errors';
 import type { NetworkModel } from './types';
@@ -64,37 +63,42 @@ export function parseStoredValue(bytes: Buffer): StoredValue {
   }
 }
 
-/** The generation pointer and every generation's objects, as of one revision. */
-export interface Contents {
-  generation: string | undefined;
-  entries: Map<string, StoredValue>;
-}
-
-export function readContents(kvs: readonly IKeyValue[]): Contents {
-  const contents: Contents = { generation: undefined, entries: new Map() };
-  for (const kv of kvs) putContents(contents, kv);
-  return contents;
-}
-
-export function putContents(c: Contents, kv: IKeyValue): void {
-  const key = kv.key.toString();
-  if (key === CURRENT_KEY) c.generation = kv.value.toString().trim() || undefined;
-  else if (key.startsWith(GENERATIONS)) c.entries.set(key, parseStoredValue(kv.value));
-}
-
-export function deleteContents(c: Contents, key: string): void {
-  if (key === CURRENT_KEY) c.generation = undefined;
-  else c.entries.delete(key);
-}
-
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The key of every object of a model, in the order of the model's lists. */
+export interface ModelKeys {
+  zones: string[];
+  hypervisors: string[];
+  vpcs: string[];
+  subnets: string[];
+  ports: string[];
+  /** VPC name → the key of its ACL list */
+  acls: Map<string, string>;
+}
 
 interface Assembled {
   doc: ModelDocument;
   issues: ModelIssue[];
   /** document path of an object (`ports[3]`, `vpcs[0].subnets[1]`, `vpcs[0].acls`) → its key */
   places: Map<string, string>;
+  keys: ModelKeys;
+}
+
+/** the kinds of object the layout has a key for */
+export type ObjectKind = 'zones' | 'hypervisors' | 'vpcs' | 'subnets' | 'acls' | 'ports';
+
+/**
+ * What a key below a generation's prefix (`ports/web1`, `subnets/prod/web`) names: its kind and
+ * decoded names; undefined when a name is not URI-encoded text. The kind is not checked.
+ */
+export function keyNames(relative: string): { kind: string; names: string[] } | undefined {
+  const [kind, ...encoded] = relative.split('/');
+  try {
+    return { kind: kind!, names: encoded.map(decodeURIComponent) };
+  } catch {
+    return undefined;
+  }
 }
 
 /** One generation's entries as a model document, in key order, with the problems of its keys. */
@@ -118,37 +122,41 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
       problem(`${key}: (syntax)`, `not JSON: ${stored.syntaxError}`);
       continue;
     }
-    let names: string[];
-    const [kind, ...encoded] = key.slice(prefix.length).split('/');
-    try {
-      names = encoded.map(decodeURIComponent);
-    } catch {
+    const parsedKey = keyNames(key.slice(prefix.length));
+    if (!parsedKey) {
       problem(key, 'a name in the key is not URI-encoded text');
       continue;
     }
+    const { kind, names } = parsedKey;
     const value = stored.json;
     if ((kind === 'zones' || kind === 'hypervisors' || kind === 'ports') && names.length === 1) {
       const o = named(key, value, names[0]!);
       if (o) lists[kind].push([key, o]);
     } else if (kind === 'vpcs' && names.length === 1) {
       const o = named(key, value, names[0]!);
+      const v = vpcOf(names[0]!);
       if (o && ('subnets' in o || 'acls' in o)) problem(key, `subnets and acls are keys of their own (${prefix}subnets/VPC/NAME, ${prefix}acls/VPC)`);
-      else if (o) Object.assign(vpcOf(names[0]!), { key, value: o });
+      else if (v.key !== undefined) problem(key, `a second key of VPC '${names[0]!}' (the first: ${v.key})`);
+      else if (o) Object.assign(v, { key, value: o });
     } else if (kind === 'subnets' && names.length === 2) {
       const o = named(key, value, names[1]!);
       if (o) vpcOf(names[0]!).subnets.push([key, o]);
     } else if (kind === 'acls' && names.length === 1) {
-      if (Array.isArray(value)) vpcOf(names[0]!).acls = [key, value];
-      else problem(key, 'must be a JSON list of rules');
+      const v = vpcOf(names[0]!);
+      if (!Array.isArray(value)) problem(key, 'must be a JSON list of rules');
+      else if (v.acls) problem(key, `a second ACL list of VPC '${names[0]!}' (the first: ${v.acls[0]})`);
+      else v.acls = [key, value];
     } else {
       problem(key, 'not a key of the model layout (zones/NAME, hypervisors/NAME, vpcs/NAME, subnets/VPC/NAME, acls/VPC, ports/NAME)');
     }
   }
 
   const places = new Map<string, string>();
+  const keys: ModelKeys = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: new Map() };
   const listed = (kind: keyof typeof lists) =>
     lists[kind].map(([key, o], i) => {
       places.set(`${kind}[${i}]`, key);
+      keys[kind].push(key);
       return o;
     });
   const docVpcs: Obj[] = [];
@@ -159,12 +167,19 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
     }
     const i = docVpcs.length;
     places.set(`vpcs[${i}]`, v.key);
-    v.subnets.forEach(([key], j) => places.set(`vpcs[${i}].subnets[${j}]`, key));
-    if (v.acls) places.set(`vpcs[${i}].acls`, v.acls[0]);
+    keys.vpcs.push(v.key);
+    v.subnets.forEach(([key], j) => {
+      places.set(`vpcs[${i}].subnets[${j}]`, key);
+      keys.subnets.push(key);
+    });
+    if (v.acls) {
+      places.set(`vpcs[${i}].acls`, v.acls[0]);
+      keys.acls.set(name, v.acls[0]);
+    }
     docVpcs.push({ ...v.value, subnets: v.subnets.map(([, o]) => o), ...(v.acls ? { acls: v.acls[1] } : {}) });
   }
   const doc = { zones: listed('zones'), hypervisors: listed('hypervisors'), vpcs: docVpcs, ports: listed('ports') };
-  return { doc: doc as unknown as ModelDocument, issues, places };
+  return { doc: doc as unknown as ModelDocument, issues, places, keys };
 }
 
 /**
@@ -182,15 +197,16 @@ export function atPlaces(text: string, places: ReadonlyMap<string, string>): str
 }
 
 /**
- * The model of one generation of stored entries, validated as a model file is; every problem is
- * reported at its key (`/zonemesh/v1/g/GEN/ports/web1: ip`). No generation: the empty model.
+ * The model of one generation of stored entries, validated as a model file is, with the key of each
+ * of its objects; every problem is reported at its key (`/zonemesh/v1/g/GEN/ports/web1: ip`). No
+ * generation: the empty model.
  */
-export function modelOfEntries(entries: Iterable<readonly [string, StoredValue]>, generation: string | undefined): NetworkModel {
-  if (generation === undefined) return validateModel({ zones: [], hypervisors: [], vpcs: [], ports: [] }, ETCD_SOURCE);
-  const { doc, issues, places } = assemble(entries, generation);
+export function validatedEntries(entries: Iterable<readonly [string, StoredValue]>, generation: string | undefined): { model: NetworkModel; keys: ModelKeys } {
+  if (generation === undefined) return { model: validateModel({ zones: [], hypervisors: [], vpcs: [], ports: [] }, ETCD_SOURCE), keys: { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: new Map() } };
+  const { doc, issues, places, keys } = assemble(entries, generation);
   try {
     const model = validateModel(doc, ETCD_SOURCE);
-    if (!issues.length) return model;
+    if (!issues.length) return { model, keys };
   } catch (e) {
     if (!(e instanceof ModelValidationError)) throw e;
     issues.push(...e.issues.map((i) => ({ path: atPlaces(i.path, places), problem: atPlaces(i.problem, places) })));

@@ -1,9 +1,10 @@
 import type { Etcd3, IEvent, IWatchResponse, Watcher } from 'etcd3';
 import { BehaviorSubject, type Observable, Subject } from 'rxjs';
 import { EtcdUnreachableError, connectEtcd, readPrefix, reasonOf } from './etcd-client';
-import { CURRENT_KEY, ETCD_ROOT, type Contents, deleteContents, generationOfKey, modelOfEntries, putContents, readContents } from './etcd-layout';
+import { CURRENT_KEY, ETCD_ROOT } from './etcd-layout';
+import { StoredModel } from './etcd-model';
 import { sameData } from './equal';
-import { ModelValidationError } from './errors';
+import type { ModelValidationError } from './errors';
 import { type ModelStore, withHypervisorAccess } from './store';
 import type { HypervisorAccess, NetworkModel } from './types';
 
@@ -26,10 +27,11 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
 /**
  * The model in etcd (layout: etcd-layout.ts). One read of every key at a revision R, then a watch
  * from R+1; each revision that touches the generation in force (one etcd transaction) is one model
- * version, validated whole: valid ones go to model$, invalid ones to rejected$ and the running model
- * stays. After a lost connection the watch resumes after the last applied revision, and events at
- * or below it are never applied again; if that revision was compacted meanwhile, the store reads
- * everything again at a new revision.
+ * version, validated as a change of the one before (etcd-model.ts: only what the change can
+ * affect): valid ones go to model$, invalid ones to rejected$ and the running model stays. After a
+ * lost connection the watch resumes after the last applied revision, and events at or below it are
+ * never applied again; if that revision was compacted meanwhile, the store reads everything again
+ * at a new revision.
  */
 export class EtcdModelStore implements ModelStore {
   private readonly subject: BehaviorSubject<NetworkModel>;
@@ -43,6 +45,8 @@ export class EtcdModelStore implements ModelStore {
   /** when the current outage began; undefined while etcd answers */
   private unreachableSince: number | undefined;
   private closed = false;
+  /** who waits for the store to reach a revision */
+  private readonly waiting = new Set<{ revision: number; resolve: () => void }>();
 
   /**
    * Reads the model; throws EtcdUnreachableError when no endpoint answers in time and
@@ -51,29 +55,32 @@ export class EtcdModelStore implements ModelStore {
   static async open(endpoints: readonly string[], options: EtcdModelStoreOptions = {}): Promise<EtcdModelStore> {
     const client = connectEtcd(endpoints);
     try {
-      const read = await readPrefix(client, ETCD_ROOT, { deadlineMs: options.connectTimeoutMs ?? 5000 }).catch((e: unknown) => {
-        throw new EtcdUnreachableError(endpoints, reasonOf(e), { cause: e });
-      });
-      const contents = readContents(read.kvs);
-      const model = withHypervisorAccess(modelOfEntries(contents.entries, contents.generation), options.hypervisors);
-      return new EtcdModelStore(client, endpoints, options, contents, read.revision, model);
+      return await EtcdModelStore.follow(client, endpoints, options, true);
     } catch (e) {
       client.close();
       throw e;
     }
   }
 
+  /** The store on a client of the caller's, which close() leaves open unless `ownsClient`. */
+  static async follow(client: Etcd3, endpoints: readonly string[], options: EtcdModelStoreOptions = {}, ownsClient = false): Promise<EtcdModelStore> {
+    const read = await readPrefix(client, ETCD_ROOT, { deadlineMs: options.connectTimeoutMs ?? 5000 }).catch((e: unknown) => {
+      throw new EtcdUnreachableError(endpoints, reasonOf(e), { cause: e });
+    });
+    return new EtcdModelStore(client, ownsClient, endpoints, options, new StoredModel(read.kvs), read.revision);
+  }
+
   private constructor(
     private readonly client: Etcd3,
+    private readonly ownsClient: boolean,
     readonly endpoints: readonly string[],
     private readonly options: EtcdModelStoreOptions,
-    private contents: Contents,
+    private readonly stored: StoredModel,
     revision: number,
-    model: NetworkModel,
   ) {
     this.applied = revision;
     this.modelRevision = revision;
-    this.subject = new BehaviorSubject(model);
+    this.subject = new BehaviorSubject(withHypervisorAccess(stored.model, options.hypervisors));
     this.model$ = this.subject.asObservable();
     this.watch();
   }
@@ -115,32 +122,46 @@ export class EtcdModelStore implements ModelStore {
   }
 
   private applyRevision(revision: number, events: readonly IEvent[]): void {
-    const c = this.contents;
-    const generation = c.generation;
-    let touchesModel = false;
-    for (const ev of events) {
-      const key = ev.kv.key.toString();
-      if (ev.type === 'Put') putContents(c, ev.kv);
-      else deleteContents(c, key);
-      touchesModel ||= key === CURRENT_KEY || (generation !== undefined && generationOfKey(key) === generation);
-    }
+    const outcome = this.stored.apply(events.map((ev) => ({ type: ev.type, key: ev.kv.key.toString(), value: ev.kv.value, modRevision: Number(ev.kv.mod_revision) })));
     this.applied = revision;
-    if (touchesModel) this.publish(revision, false);
+    if (outcome && 'rejected' in outcome) this.rejectedSubject.next(outcome.rejected);
+    else if (outcome) this.publish(revision, outcome.model);
+    this.wake();
   }
 
-  /** Validates the contents as the model of `revision` and emits it on model$ (or rejected$). */
-  private publish(revision: number, onlyIfChanged: boolean): void {
-    let model: NetworkModel;
-    try {
-      model = withHypervisorAccess(modelOfEntries(this.contents.entries, this.contents.generation), this.options.hypervisors);
-    } catch (e) {
-      if (!(e instanceof ModelValidationError)) throw e;
-      this.rejectedSubject.next(e);
-      return;
-    }
-    if (onlyIfChanged && sameData(model, this.current())) return;
+  private publish(revision: number, model: NetworkModel): void {
     this.modelRevision = revision;
-    this.subject.next(model);
+    this.subject.next(withHypervisorAccess(model, this.options.hypervisors));
+  }
+
+  /** The keys and model as of the last applied revision (etcd-writer.ts checks writes against it). */
+  get keys(): StoredModel {
+    return this.stored;
+  }
+
+  /** the last revision whose events are applied */
+  get appliedRevision(): number {
+    return this.applied;
+  }
+
+  /** Resolves once the store has applied `revision`; false when `timeoutMs` passes first. */
+  reached(revision: number, timeoutMs: number): Promise<boolean> {
+    if (this.applied >= revision) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const waiter = { revision, resolve: () => resolve(true) };
+      this.waiting.add(waiter);
+      setTimeout(() => {
+        if (this.waiting.delete(waiter)) resolve(false);
+      }, timeoutMs).unref();
+    });
+  }
+
+  private wake(): void {
+    for (const w of this.waiting) {
+      if (w.revision > this.applied) continue;
+      this.waiting.delete(w);
+      w.resolve();
+    }
   }
 
   /**
@@ -176,9 +197,12 @@ export class EtcdModelStore implements ModelStore {
         const read = await readPrefix(this.client, ETCD_ROOT, { deadlineMs: 5000 });
         if (this.closed) return;
         this.options.log?.warn({ revision: read.revision, after: this.applied }, `${why}: read the whole model again at revision ${read.revision}`);
-        this.contents = readContents(read.kvs);
         this.applied = read.revision;
-        this.publish(read.revision, true);
+        const before = this.stored.model;
+        const outcome = this.stored.reset(read.kvs);
+        if ('rejected' in outcome) this.rejectedSubject.next(outcome.rejected);
+        else if (!sameData(outcome.model, before)) this.publish(read.revision, outcome.model);
+        this.wake();
         this.watch();
         return;
       } catch (e) {
@@ -207,7 +231,7 @@ export class EtcdModelStore implements ModelStore {
     const w = this.watcher;
     this.watcher = undefined;
     if (w) await Promise.race([w.cancel().catch(() => undefined), sleep(1000)]);
-    this.client.close();
+    if (this.ownsClient) this.client.close();
     this.subject.complete();
     this.rejectedSubject.complete();
   }

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { Etcd3, IRequestOp } from 'etcd3';
 import { type ModelDocument, documentOf } from './document';
 import { prefixEnd, readPrefix } from './etcd-client';
-import { CURRENT_KEY, ETCD_ROOT, entriesOf, readContents, generationOfKey, generationPrefix, modelOfEntries } from './etcd-layout';
+import { CURRENT_KEY, ETCD_ROOT, entriesOf, generationOfKey, generationPrefix } from './etcd-layout';
+import { StoredModel } from './etcd-model';
 import type { NetworkModel } from './types';
 
 /**
@@ -65,6 +66,5 @@ export async function importModel(client: Etcd3, model: NetworkModel): Promise<I
 /** The model in etcd as a document in the shape of models/*.yaml; throws ModelValidationError when it is invalid. */
 export async function exportModel(client: Etcd3): Promise<{ document: ModelDocument; revision: number }> {
   const read = await readPrefix(client, ETCD_ROOT);
-  const { generation, entries } = readContents(read.kvs);
-  return { document: documentOf(modelOfEntries(entries, generation)), revision: read.revision };
+  return { document: documentOf(new StoredModel(read.kvs).model), revision: read.revision };
 }

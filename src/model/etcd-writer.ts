@@ -1,15 +1,17 @@
 /**
  * Reads and writes of one model object in etcd (docs/etcd-store.md, docs/api.md): what the
- * northbound API does. A write reads the whole model at one revision, applies the change, validates
- * the whole resulting model as a model file is validated, and commits in one transaction that
- * compares the object's mod_revision with the one the client read and `current`'s mod_revision with
- * the one the model was read at. Every write puts `current` again (same value), so `current`'s
- * mod_revision moves with every write and the compare catches any write the validation did not see.
+ * northbound API does. A write is validated against the model a watch keeps (ModelWriter below),
+ * with only what the change can affect, and committed in one transaction that compares the
+ * object's mod_revision with the one the client read and `current`'s mod_revision with the one the
+ * validated model is at. Every write puts `current` again (same value), so `current`'s mod_revision
+ * moves with every write and the compare catches any write the validation did not see.
  */
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
 import { documentOf } from './document';
-import { prefixEnd, readPrefix, reasonOf } from './etcd-client';
-import { CURRENT_KEY, ETCD_ROOT, atPlaces, entriesOf, generationPrefix, modelOfEntries, parseStoredValue, readContents } from './etcd-layout';
+import { prefixEnd, reasonOf } from './etcd-client';
+import { CURRENT_KEY, atPlaces, entriesOf, generationPrefix, parseStoredValue } from './etcd-layout';
+import { storedValueOf } from './etcd-model';
+import { EtcdModelStore } from './etcd-store';
 import { newGenerationId } from './etcd-transfer';
 import { type ModelIssue, ModelValidationError } from './errors';
 import type { NetworkModel } from './types';
@@ -20,7 +22,7 @@ export type ObjectRef =
   | { readonly kind: 'zones' | 'hypervisors' | 'vpcs' | 'ports'; readonly name: string }
   | { readonly kind: 'subnets'; readonly vpc: string; readonly name: string }
   | { readonly kind: 'acls'; readonly vpc: string };
-export type ObjectKind = ObjectRef['kind'];
+export type { ObjectKind } from './etcd-layout';
 
 /** An object as stored, with its etcd mod_revision (0: no key; a VPC's empty ACL list has none). */
 export interface StoredObject {
@@ -164,61 +166,143 @@ export interface ObjectWrite {
 }
 
 /**
- * Applies a change and commits it when the whole resulting model is valid. Throws
- * ModelValidationError (source WRITE_SOURCE; problems of the object itself at its field, `ip`, and of
- * others at their path, `ports/web2: mac`), RevisionConflictError, ObjectNotFoundError,
- * StoredModelInvalidError, ModelContentionError or EtcdRequestError; nothing is written then.
+ * Writes of single objects, each validated against the model an EtcdModelStore keeps on the
+ * client's watch (opened by open() or the first write) rather than against a read of the whole model: the
+ * change is checked with what it can affect (etcd-model.ts), and committed in one transaction that
+ * compares `current`'s mod_revision with the one the store's model is at (every write and import
+ * moves it) and the object's with the client's. A transaction that loses, and a refusal (409, 404,
+ * 422) decided on a store that may lag, are tried again once the store has caught up with etcd.
  */
-export async function writeObject(client: Etcd3, write: ObjectWrite, deadline: Date): Promise<{ object?: StoredObject; storeRevision: number }> {
-  const { ref } = write;
-  const path = objectPath(ref);
-  for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-    const read = await etcd(readPrefix(client, ETCD_ROOT, { deadlineMs: msLeft(deadline) }));
-    const contents = readContents(read.kvs);
-    const modRevision = new Map(read.kvs.map((kv) => [kv.key.toString(), Number(kv.mod_revision)]));
-    let model: NetworkModel;
-    try {
-      model = modelOfEntries(contents.entries, contents.generation);
-    } catch (e) {
-      if (e instanceof ModelValidationError) throw new StoredModelInvalidError(e.issues);
-      throw e;
-    }
-    const generation = contents.generation ?? newGenerationId();
-    const g = generationPrefix(generation);
-    const parent = parentOf(ref);
-    if (parent && !model.vpcs.some((v) => v.name === parent.name)) throw new ObjectNotFoundError(objectPath(parent));
-    const stored = modRevision.get(g + keyOf(ref)) ?? 0;
-    if (write.revision !== stored) {
-      if (stored === 0 && ref.kind !== 'acls') throw new ObjectNotFoundError(path);
-      throw new RevisionConflictError(path, write.revision, stored);
-    }
-    if (write.value === undefined && stored === 0) throw new ObjectNotFoundError(path);
+export class ModelWriter {
+  private store: Promise<EtcdModelStore> | undefined;
+  /** the revision of the last write committed here: the store reaches it before the next is checked */
+  private written = 0;
 
-    const next = validated(model, ref, write.value);
-    const entries = entriesOf(next, generation);
-    const ops: IRequestOp[] = [];
-    const set = (rel: string) => {
-      const value = entries.get(g + rel);
-      if (value !== undefined) ops.push({ request_put: { key: Buffer.from(g + rel), value: Buffer.from(value) } });
-      else if (modRevision.has(g + rel)) ops.push({ request_delete_range: { key: Buffer.from(g + rel) } });
+  constructor(private readonly client: Etcd3) {}
+
+  /**
+   * Applies a change and commits it when the resulting model is valid. Throws ModelValidationError
+   * (source WRITE_SOURCE; problems of the object itself at its field, `ip`, and of others at their
+   * path, `ports/web2: mac`), RevisionConflictError, ObjectNotFoundError, StoredModelInvalidError,
+   * ModelContentionError or EtcdRequestError; nothing is written then.
+   */
+  async write(write: ObjectWrite, deadline: Date): Promise<{ object?: StoredObject; storeRevision: number }> {
+    const { ref } = write;
+    const path = objectPath(ref);
+    const store = await this.opened(deadline);
+    await reach(store, this.written, deadline);
+    let caughtUp = false;
+    const catchUp = async () => {
+      await this.catchUp(store, ref, deadline);
+      caughtUp = true;
     };
-    set(keyOf(ref));
-    // a VPC goes with its (then empty) ACL list
-    if (ref.kind === 'vpcs' && write.value === undefined) set(keyOf({ kind: 'acls', vpc: ref.name }));
-    ops.push({ request_put: { key: Buffer.from(CURRENT_KEY), value: Buffer.from(generation) } });
-    const compare: ICompare[] = [
-      { key: Buffer.from(CURRENT_KEY), target: 'Mod', result: 'Equal', mod_revision: modRevision.get(CURRENT_KEY) ?? 0 },
-      { key: Buffer.from(g + keyOf(ref)), target: 'Mod', result: 'Equal', mod_revision: stored },
-    ];
-    const res = await etcd(client.kv.txn({ compare, success: ops }, { deadline }));
-    // lost: something was written since the read; read again, and the client's revision is checked again
-    if (!res.succeeded) continue;
-    const revision = Number(res.header.revision);
-    const value = entries.get(g + keyOf(ref));
-    if (value !== undefined) return { object: { value: JSON.parse(value), revision }, storeRevision: revision };
-    return { ...(ref.kind === 'acls' && { object: { value: [], revision: 0 } }), storeRevision: revision };
+    for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
+      const keys = store.keys;
+      /** a refusal stands once the store has caught up with etcd; until then it is checked again */
+      const refuse = async (e: Error) => {
+        if (caughtUp) throw e;
+        await catchUp();
+      };
+      if (keys.problems) {
+        await refuse(new StoredModelInvalidError(keys.problems.issues));
+        continue;
+      }
+      const model = keys.model;
+      const generation = keys.generation ?? newGenerationId();
+      const g = generationPrefix(generation);
+      const parent = parentOf(ref);
+      const stored = keys.modRevision(keyOf(ref));
+      if (parent && !model.vpcs.some((v) => v.name === parent.name)) await refuse(new ObjectNotFoundError(objectPath(parent)));
+      else if (write.revision !== stored) await refuse(stored === 0 && ref.kind !== 'acls' ? new ObjectNotFoundError(path) : new RevisionConflictError(path, write.revision, stored));
+      else if (write.value === undefined && stored === 0) await refuse(new ObjectNotFoundError(path));
+      else {
+        const values = new Map<string, unknown>([[keyOf(ref), write.value]]);
+        // a VPC goes with its (then empty) ACL list
+        const acls = keyOf({ kind: 'acls', vpc: ref.kind === 'vpcs' ? ref.name : '' });
+        if (ref.kind === 'vpcs' && write.value === undefined) values.set(acls, undefined);
+        const checked = keys.check(values);
+        let value: string | undefined;
+        if (checked) {
+          const object = checked.get(keyOf(ref));
+          const json = object && storedValueOf(object);
+          value = json === undefined ? undefined : JSON.stringify(json);
+        } else if (!caughtUp) {
+          await catchUp();
+          continue;
+        } else {
+          // the problems as a whole-model validation names them, the written object last (and, should the two ever disagree, it decides)
+          value = entriesOf(validated(model, ref, write.value), generation).get(g + keyOf(ref));
+        }
+        const ops: IRequestOp[] = [];
+        if (value !== undefined) ops.push({ request_put: { key: Buffer.from(g + keyOf(ref)), value: Buffer.from(value) } });
+        else if (stored !== 0) ops.push({ request_delete_range: { key: Buffer.from(g + keyOf(ref)) } });
+        if (values.has(acls) && keys.modRevision(acls) !== 0) ops.push({ request_delete_range: { key: Buffer.from(g + acls) } });
+        ops.push({ request_put: { key: Buffer.from(CURRENT_KEY), value: Buffer.from(generation) } });
+        const compare: ICompare[] = [
+          { key: Buffer.from(CURRENT_KEY), target: 'Mod', result: 'Equal', mod_revision: keys.generationRevision },
+          { key: Buffer.from(g + keyOf(ref)), target: 'Mod', result: 'Equal', mod_revision: stored },
+        ];
+        const res = await etcd(this.client.kv.txn({ compare, success: ops }, { deadline }));
+        if (res.succeeded) {
+          const revision = Number(res.header.revision);
+          this.written = Math.max(this.written, revision);
+          if (value !== undefined) return { object: { value: JSON.parse(value), revision }, storeRevision: revision };
+          return { ...(ref.kind === 'acls' && { object: { value: [], revision: 0 } }), storeRevision: revision };
+        }
+        // lost: something was written since the store's model; check again on what is there now
+        await catchUp();
+      }
+    }
+    throw new ModelContentionError(`other writes changed the model ${ATTEMPTS} times while ${path} was being written; try again`);
   }
-  throw new ModelContentionError(`other writes changed the model ${ATTEMPTS} times while ${path} was being written; try again`);
+
+  /**
+   * Opens the store the writes are checked against (a full read, as a controller's at start), if
+   * it is not open or opening; a failed open is tried again at the next write.
+   */
+  open(): Promise<EtcdModelStore> {
+    this.store ??= EtcdModelStore.follow(this.client, []).catch((e: unknown) => {
+      this.store = undefined;
+      if (e instanceof ModelValidationError) throw new StoredModelInvalidError(e.issues);
+      throw new EtcdRequestError(reasonOf(e), { cause: e });
+    });
+    return this.store;
+  }
+
+  /** The store, as soon as it is open and at the latest by the deadline. */
+  private async opened(deadline: Date): Promise<EtcdModelStore> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new EtcdRequestError('the model is still being read')), msLeft(deadline));
+    });
+    try {
+      return await Promise.race([this.open(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Brings the store to etcd's last write of the model and of the object: the mod_revisions of
+   * `current` (which every write and import moves) and of the object's key, read in one request.
+   */
+  private async catchUp(store: EtcdModelStore, ref: ObjectRef, deadline: Date): Promise<void> {
+    const generation = store.keys.generation;
+    const keys = [CURRENT_KEY, ...(generation === undefined ? [] : [generationPrefix(generation) + keyOf(ref)])];
+    const res = await etcd(this.client.kv.txn({ success: keys.map((key) => ({ request_range: { key: Buffer.from(key) } })) }, { deadline }));
+    const revisions = res.responses.map((r) => Number(r.response_range?.kvs[0]?.mod_revision ?? 0));
+    await reach(store, Math.max(...revisions), deadline);
+  }
+
+  async close(): Promise<void> {
+    const store = await this.store?.catch(() => undefined);
+    this.store = undefined;
+    await store?.close();
+  }
+}
+
+async function reach(store: EtcdModelStore, revision: number, deadline: Date): Promise<void> {
+  if (!(await store.reached(revision, msLeft(deadline)))) throw new EtcdRequestError(`the model's watch did not reach revision ${revision} in time`);
 }
 
 type Obj = Record<string, unknown>;

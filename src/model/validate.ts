@@ -314,6 +314,11 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
   c.unique(vpcs, (v) => v.name, (i) => `vpcs[${i}].name`, 'VPC');
   c.unique(vpcs, (v) => String(v.vni), (i) => `vpcs[${i}].vni`, 'VNI');
 
+  // lookups by name, the first of duplicates as a search of the list would find (duplicates are reported above)
+  const subnetOf = new Map<string, Subnet>();
+  for (const s of subnets) if (!subnetOf.has(`${s.vpc}\0${s.name}`)) subnetOf.set(`${s.vpc}\0${s.name}`, s);
+  const vpcNames = new Set(vpcs.map((v) => v.name));
+  const hypervisorNames = new Set(hypervisors.map((h) => h.name));
   const ports: VmPort[] = c.list(root, 'ports', '').map((o, i) => {
     const p = `ports[${i}]`;
     const name = c.str(o, 'name', p);
@@ -321,14 +326,14 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     const subnetName = c.str(o, 'subnet', p);
     const ip = c.str(o, 'ip', p, IPV4);
     const hypervisor = c.str(o, 'hypervisor', p);
-    const subnet = subnets.find((s) => s.vpc === vpc && s.name === subnetName);
-    if (vpc && !vpcs.some((v) => v.name === vpc)) c.problem(`${p}.vpc`, `unknown VPC '${vpc}'`);
+    const subnet = subnetOf.get(`${vpc}\0${subnetName}`);
+    if (vpc && !vpcNames.has(vpc)) c.problem(`${p}.vpc`, `unknown VPC '${vpc}'`);
     else if (subnetName && !subnet) c.problem(`${p}.subnet`, `unknown subnet '${subnetName}' in VPC ${vpc}`);
     const sc = subnet && parseCidr(subnet.cidr);
     const ipn = parseIpv4(ip);
     if (sc && ipn !== undefined && !cidrContains(sc, ipn)) c.problem(`${p}.ip`, `${ip} is outside subnet ${subnetName} (${subnet!.cidr})`);
     if (subnet && ip === subnet.gateway) c.problem(`${p}.ip`, `${ip} is the gateway of ${subnetName}`);
-    if (hypervisor && !hypervisors.some((h) => h.name === hypervisor)) c.problem(`${p}.hypervisor`, `unknown hypervisor '${hypervisor}'`);
+    if (hypervisor && !hypervisorNames.has(hypervisor)) c.problem(`${p}.hypervisor`, `unknown hypervisor '${hypervisor}'`);
     const ofport = o.ofport === undefined ? undefined : c.int(o, 'ofport', p, 1, 0xfeff);
     if (ofport === TUNNEL_OFPORT) c.problem(`${p}.ofport`, `${TUNNEL_OFPORT} is reserved for the tunnel port`);
     const tunnelKey = o.tunnelKey === undefined ? undefined : c.int(o, 'tunnelKey', p, PORT_KEYS.min, PORT_KEYS.max);
@@ -361,8 +366,9 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     collidingKeys(c, indexes.map((i) => ports[i]!), PORT_KEYS, (j) => `ports[${indexes[j]}]`);
   }
   sharedConntrackZones(c, vpcs, ports);
+  const portPlaces = new Set(ports.map((p) => `${p.name}\0${p.vpc}\0${p.subnet}`));
   acls.forEach((a, i) => {
-    if (a.port && !ports.some((p) => p.name === a.port && p.vpc === a.vpc && p.subnet === a.subnet)) {
+    if (a.port && !portPlaces.has(`${a.port}\0${a.vpc}\0${a.subnet}`)) {
       c.problem(`acl ${a.name} (#${i})`, `port '${a.port}' is not a port of ${a.vpc}/${a.subnet}`);
     }
   });

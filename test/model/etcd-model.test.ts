@@ -1,0 +1,241 @@
+/**
+ * The etcd store's model, kept up to date change by change (src/model/etcd-model.ts), against a
+ * full validation of the same keys: random sequences of valid and invalid changes over a small
+ * universe of names and values, so that references break and unique values collide often.
+ */
+import test, { type ExecutionContext } from 'ava';
+import type { IKeyValue } from 'etcd3';
+import { CURRENT_KEY, ModelValidationError, entriesOf, generationPrefix, loadModelFile, parseStoredValue, validatedEntries } from '../../src/model';
+import { StoredModel, storedValueOf } from '../../src/model/etcd-model';
+import { REPO_ROOT } from '../helpers/paths';
+
+/** A small deterministic generator (mulberry32), so a failing seed can be replayed. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+type Random = ReturnType<typeof prng>;
+const pick = <T>(r: Random, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+const maybe = (r: Random, p: number) => r() < p;
+
+const ZONES = ['z1', 'z2', 'z3'];
+const HVS = ['h1', 'h2', 'h3', 'h4'];
+const VPCS = ['v1', 'v2', 'v3'];
+const SUBNETS = ['s1', 's2'];
+const PORTS = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8'];
+
+/** A random key below the generation's prefix and a random value for it (undefined: delete). */
+function randomChange(r: Random): [string, string | undefined] {
+  const [key, value] = randomObject(r);
+  // now and then a second key for the same name: `ports/%70%31` is p1 as well
+  return [maybe(r, 0.03) ? key.replace(/\/(\w)(\w*)$/, (_, c: string, rest: string) => `/%${c.charCodeAt(0).toString(16)}${rest}`) : key, value];
+}
+
+function randomObject(r: Random): [string, string | undefined] {
+  const kind = pick(r, ['zones', 'hypervisors', 'vpcs', 'subnets', 'acls', 'ports', 'ports', 'ports', 'ports']);
+  const del = maybe(r, 0.15);
+  const value = (o: unknown) => (del ? undefined : maybe(r, 0.02) ? '{not json' : JSON.stringify(o));
+  const extra = () => (maybe(r, 0.03) ? { colour: 'red' } : {});
+  switch (kind) {
+    case 'zones': {
+      const name = pick(r, ZONES);
+      return [`zones/${name}`, value({ name, underlay: pick(r, ['172.16.1.0/24', '172.16.2.0/24', '172.16.0.0/16', '172.16.1.1/24']), ...extra() })];
+    }
+    case 'hypervisors': {
+      const name = pick(r, HVS);
+      return [
+        `hypervisors/${name}`,
+        value({ name, zone: pick(r, ZONES), tunnelIp: pick(r, ['172.16.1.10', '172.16.1.11', '172.16.2.10', '172.16.2.11']), ...(maybe(r, 0.5) && { datapathId: pick(r, ['0x11', '0x12', '0x13']) }), ...extra() }),
+      ];
+    }
+    case 'vpcs': {
+      const name = pick(r, VPCS);
+      // 65536 shares conntrack zone 1 with vni 1
+      return [`vpcs/${name}`, value({ name, vni: pick(r, [1, 2, 3, 65536, 0]), ...extra() })];
+    }
+    case 'subnets': {
+      const [vpc, name] = [pick(r, VPCS), pick(r, SUBNETS)];
+      const cidr = pick(r, ['10.0.1.0/24', '10.0.2.0/24', '10.0.0.0/16']);
+      return [
+        `subnets/${vpc}/${name}`,
+        value({ name, cidr, gateway: pick(r, ['10.0.1.1', '10.0.2.1']), ...(maybe(r, 0.2) && { tunnelKey: pick(r, [0x80000001, 0x80000002]) }), ...extra() }),
+      ];
+    }
+    case 'acls': {
+      const vpc = pick(r, VPCS);
+      const rules = Array.from({ length: Math.floor(r() * 3) }, () => ({
+        subnet: pick(r, [...SUBNETS, 's9']),
+        direction: 'ingress',
+        action: pick(r, ['allow', 'deny']),
+        protocol: 'tcp',
+        ports: 80,
+        ...(maybe(r, 0.4) && { port: pick(r, PORTS) }),
+        ...(maybe(r, 0.3) && { remote: { subnet: pick(r, SUBNETS) } }),
+      }));
+      return [`acls/${vpc}`, value(rules)];
+    }
+    default: {
+      const name = pick(r, PORTS);
+      return [
+        `ports/${name}`,
+        value({
+          name,
+          vpc: pick(r, VPCS),
+          subnet: pick(r, SUBNETS),
+          mac: pick(r, ['02:00:00:00:00:01', '02:00:00:00:00:02', '02:00:00:00:00:03', '02:00:00:00:00:04']),
+          ip: pick(r, ['10.0.1.5', '10.0.1.6', '10.0.2.5', '10.0.2.6', '10.0.1.1']),
+          hypervisor: pick(r, HVS),
+          ...(maybe(r, 0.3) && { interface: pick(r, ['tap1', 'tap2']) }),
+          ...(maybe(r, 0.1) && { tunnelKey: pick(r, [1, 2]) }),
+          ...extra(),
+        }),
+      ];
+    }
+  }
+}
+
+/** A valid start: every zone, hypervisor, VPC and subnet, and no port. */
+function startingKeys(): Map<string, string> {
+  const keys = new Map<string, string>();
+  keys.set('zones/z1', JSON.stringify({ name: 'z1', underlay: '172.16.1.0/24' }));
+  keys.set('zones/z2', JSON.stringify({ name: 'z2', underlay: '172.16.2.0/24' }));
+  HVS.forEach((h, i) => keys.set(`hypervisors/${h}`, JSON.stringify({ name: h, zone: i < 2 ? 'z1' : 'z2', tunnelIp: `172.16.${i < 2 ? 1 : 2}.1${i % 2}` })));
+  VPCS.forEach((v, i) => {
+    keys.set(`vpcs/${v}`, JSON.stringify({ name: v, vni: i + 1 }));
+    keys.set(`subnets/${v}/s1`, JSON.stringify({ name: 's1', cidr: '10.0.1.0/24', gateway: '10.0.1.1' }));
+    keys.set(`subnets/${v}/s2`, JSON.stringify({ name: 's2', cidr: '10.0.2.0/24', gateway: '10.0.2.1' }));
+  });
+  return keys;
+}
+
+let revision = 1;
+const kv = (key: string, value: string): IKeyValue => ({ key: Buffer.from(key), value: Buffer.from(value), mod_revision: String(revision), create_revision: '1', version: '1', lease: '0' });
+
+/** What a full validation of the generation's keys says: the model, or its problems. */
+function full(generation: string, keys: ReadonlyMap<string, string>) {
+  const entries = [...keys].map(([k, v]) => [generationPrefix(generation) + k, parseStoredValue(Buffer.from(v))] as const);
+  try {
+    return { model: validatedEntries(entries, generation).model };
+  } catch (e) {
+    if (!(e instanceof ModelValidationError)) throw e;
+    return { rejected: e.message };
+  }
+}
+
+function walk(t: ExecutionContext, seed: number, steps: number): { accepted: number; refused: number } {
+  const r = prng(seed);
+  let generation = `gen-${seed}`;
+  let keys = startingKeys();
+  const store = new StoredModel([kv(CURRENT_KEY, generation), ...[...keys].map(([k, v]) => kv(generationPrefix(generation) + k, v))]);
+  let running = store.model;
+  let acceptedKeys = new Map(keys);
+  const counts = { accepted: 0, refused: 0 };
+  for (let step = 0; step < steps; step++) {
+    revision++;
+    const events: { type: 'Put' | 'Delete'; key: string; value: Buffer; modRevision: number }[] = [];
+    const put = (key: string, value: string | undefined) => {
+      if (value === undefined) keys.delete(key);
+      else keys.set(key, value);
+      events.push({ type: value === undefined ? 'Delete' : 'Put', key: generationPrefix(generation) + key, value: Buffer.from(value ?? ''), modRevision: revision });
+    };
+    const what = r();
+    if (what < 0.02) {
+      // an import: the last valid keys under a new generation, then the pointer
+      const next = `gen-${seed}-${step}`;
+      for (const [k, v] of acceptedKeys) store.apply([{ type: 'Put', key: generationPrefix(next) + k, value: Buffer.from(v), modRevision: revision }]);
+      revision++;
+      generation = next;
+      keys = new Map(acceptedKeys);
+      events.push({ type: 'Put', key: CURRENT_KEY, value: Buffer.from(generation), modRevision: revision });
+    } else if (what < 0.7 && store.problems !== undefined) {
+      // undo one change the model does not have yet, so that walks come back to valid models
+      const differing = [...new Set([...keys.keys(), ...acceptedKeys.keys()])].filter((k) => keys.get(k) !== acceptedKeys.get(k));
+      const k = pick(r, differing);
+      put(k, acceptedKeys.get(k));
+    } else {
+      for (let n = 1 + Math.floor(r() * 2); n > 0; n--) put(...randomChange(r));
+    }
+    const outcome = store.apply(events);
+    const expected = full(generation, keys);
+    const where = `seed ${seed}, step ${step}: ${events.map((e) => `${e.type} ${e.key} ${e.value.toString()}`).join('; ')}`;
+    if (expected.model) {
+      t.true(outcome !== undefined && 'model' in outcome, `${where}: accepted by a full validation, refused: ${outcome && 'rejected' in outcome ? outcome.rejected.message : ''}`);
+      t.deepEqual(store.model, expected.model, where);
+      running = store.model;
+      acceptedKeys = new Map(keys);
+      counts.accepted++;
+    } else {
+      t.true(outcome !== undefined && 'rejected' in outcome, `${where}: refused by a full validation (${expected.rejected}), accepted`);
+      if (outcome && 'rejected' in outcome) t.is(outcome.rejected.message, expected.rejected, where);
+      t.is(store.model, running, `${where}: the running model stays`);
+      counts.refused++;
+    }
+
+    // a change checked and not applied (what the API does) gets the same decision and objects
+    if (store.problems === undefined) {
+      const [key, value] = randomChange(r);
+      const checked = store.check(new Map([[key, value === undefined ? undefined : parseJson(value)]]));
+      const hypothetical = new Map(keys);
+      if (value === undefined) hypothetical.delete(key);
+      else hypothetical.set(key, value);
+      const whole = full(generation, hypothetical);
+      t.is(checked !== undefined, whole.model !== undefined, `${where}; checked ${key} ${value}: ${whole.rejected ?? ''}`);
+      if (checked && whole.model) {
+        const o = checked.get(key);
+        // entriesOf writes every name in its own encoding
+        const stored = value === undefined || key.includes('%') ? value && JSON.stringify(storedValueOf(o!)) : entriesOf(whole.model, generation).get(generationPrefix(generation) + key);
+        t.deepEqual(o && JSON.stringify(storedValueOf(o)), stored, `${where}; checked ${key} ${value}`);
+      }
+    }
+  }
+  return counts;
+}
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text; // not an object: refused as such
+  }
+};
+
+test('random changes: after every one, the model and the accept/refuse decision equal a full validation of the same keys', (t) => {
+  let total = { accepted: 0, refused: 0 };
+  for (const seed of [1, 2, 3, 4]) {
+    const c = walk(t, seed, 300);
+    total = { accepted: total.accepted + c.accepted, refused: total.refused + c.refused };
+  }
+  t.log(`${total.accepted} changes accepted, ${total.refused} refused`);
+  // both outcomes are exercised, each many times
+  t.true(total.accepted > 200 && total.refused > 200, JSON.stringify(total));
+});
+
+test('the demo model taken apart and put back one key at a time is the same model at every step', (t) => {
+  const model = loadModelFile(`${REPO_ROOT}/models/two-zones.yaml`);
+  const generation = 'demo';
+  const all = [...entriesOf(model, generation)];
+  const store = new StoredModel([kv(CURRENT_KEY, generation), ...all.map(([k, v]) => kv(k, v))]);
+  const keys = new Map(all.map(([k, v]) => [k.slice(generationPrefix(generation).length), v]));
+  // ports first (nothing refers to them but ACL rules), then ACL lists, subnets, VPCs, hypervisors, zones
+  const order = ['ports', 'acls', 'subnets', 'vpcs', 'hypervisors', 'zones'];
+  const removal = [...keys.keys()].sort((a, b) => order.indexOf(a.split('/')[0]!) - order.indexOf(b.split('/')[0]!));
+  for (const key of [...removal, ...[...removal].reverse()]) {
+    revision++;
+    const value = keys.has(key) ? undefined : entriesOf(model, generation).get(generationPrefix(generation) + key)!;
+    if (value === undefined) keys.delete(key);
+    else keys.set(key, value);
+    const outcome = store.apply([{ type: value === undefined ? 'Delete' : 'Put', key: generationPrefix(generation) + key, value: Buffer.from(value ?? ''), modRevision: revision }]);
+    const expected = full(generation, keys);
+    t.truthy(expected.model, `${key}: every step is a valid model`);
+    t.true(outcome !== undefined && 'model' in outcome, key);
+    t.deepEqual(store.model, expected.model, key);
+  }
+  t.deepEqual(store.model, full(generation, new Map(all.map(([k, v]) => [k.slice(generationPrefix(generation).length), v]))).model);
+});
