@@ -30,7 +30,7 @@ export function moveField(src: OxmFieldName, dst: OxmFieldName, nBits: number): 
 export { output } from '../../sdk/actions';
 
 /** ethertypes and IP protocols the overlay matches on */
-export const ETH = { ip: 0x0800, arp: 0x0806 } as const;
-export const IP_PROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
+export const ETH = { ip: 0x0800, arp: 0x0806, ipv6: 0x86dd } as const;
+export const IP_PROTO = { icmp: 1, tcp: 6, udp: 17, icmp6: 58 } as const;
 export const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 export const MULTICAST = { value: '01:00:00:00:00:00', mask: '01:00:00:00:00:00' };
