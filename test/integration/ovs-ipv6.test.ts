@@ -149,12 +149,15 @@ test.serial('dual-stack VMs: SLAAC from our RAs, ND answered by the bridge, rout
 
   // ND: web1 resolves web2 and the router; no NS for web2's address ever reaches web2
   await inNs(WEB1, ['ip', '-6', 'neigh', 'flush', 'dev', 'eth0']);
+  const answerFlow = new RegExp(`icmp_type=135,nd_target=${ipv6Of(WEB2)} actions`);
+  const answered = await packetsOf(answerFlow);
   const toWeb2 = await captured(dir, veth(1), ['icmpv6.type', 'icmpv6.nd.ns.target_address'], async () => {
     t.true((await ping6(WEB1, ipv6Of(WEB2))).ok, 'web1 → web2 ping6');
   });
   t.deepEqual(toWeb2.filter(([type, target]) => type === '135' && target === ipv6Of(WEB2)), [], 'the bridge answered web1\'s NS for web2');
   t.true(toWeb2.some(([type]) => type === '128'), `the echo request reached web2: ${JSON.stringify(toWeb2)}`);
   t.regex((await inNs(WEB1, ['ip', '-6', 'neigh', 'show', ipv6Of(WEB2)])).stdout, new RegExp(`lladdr ${WEB2.mac}`));
+  t.true((await packetsOf(answerFlow)) > answered, "the NS hit the bridge's answer flow for web2");
   t.true((await ping6(WEB1, `${routerLinkLocalOf('web')}%eth0`)).ok, 'ping6 of the router');
   t.regex((await inNs(WEB1, ['ip', '-6', 'neigh', 'show', routerLinkLocalOf('web')])).stdout, new RegExp(`lladdr ${routerMac('blue', 'web')} router`));
 
@@ -170,8 +173,12 @@ test.serial('dual-stack VMs: SLAAC from our RAs, ND answered by the bridge, rout
   await inNs(WEB3, ['python3', '-c', "import socket,sys; s=socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('eth0', 0)); s.send(bytes.fromhex(sys.argv[1]))", rogue.toString('hex')]);
   await until('the rogue RA counted at web3\'s port', 10_000, async () => (await packetsOf(/in_port=3,.*icmp_type=134 actions=drop/)) > raDrops || undefined);
   t.deepEqual((await slaacState(WEB2)).inet6, [`${ipv6Of(WEB2)}/64`], 'web2 took no address from the rogue RA');
-  await inNs(WEB3, ['ip', '-6', 'addr', 'add', `${ipv6Of(WEB1)}/128`, 'dev', 'eth0', 'nodad']);
-  t.false((await ping6(WEB3, ipv6Of(WEB2), { count: 1, from: ipv6Of(WEB1) })).ok, "web3 with web1's source is dropped");
+  // web3 first resolves web2 from its own address: the spoofed ping then tests the source alone, not an NS from it
   t.true((await ping6(WEB3, ipv6Of(WEB2), { count: 1, from: ipv6Of(WEB3) })).ok, 'web3 with its own source passes');
+  await inNs(WEB3, ['ip', '-6', 'addr', 'add', `${ipv6Of(WEB1)}/128`, 'dev', 'eth0', 'nodad']);
+  const spoofguardMiss = /table=1, .*priority=0 actions=drop/;
+  const spoofDrops = await packetsOf(spoofguardMiss);
+  t.false((await ping6(WEB3, ipv6Of(WEB2), { count: 1, from: ipv6Of(WEB1) })).ok, "web3 with web1's source is dropped");
+  t.true((await packetsOf(spoofguardMiss)) > spoofDrops, "dropped by spoofguard's miss, at web3's port");
   t.deepEqual(ctl.problems(), [], 'no warning or error logged');
 });
