@@ -2,8 +2,8 @@
  * Dual-stack on a real Open vSwitch: `zonemesh run` with the four overlay apps on a netdev bridge
  * and four Linux namespaces (web1, web2, web3 in tier web; app1 in tier app). The VMs configure
  * IPv6 by SLAAC from our RAs; their neighbour solicitations are answered by the bridge; IPv6 is
- * routed with the hop limit decremented once; ACLs hold; a VM's RA and a spoofed source are
- * dropped at its port. One scenario for all assertions.
+ * routed with the hop limit decremented once; ACLs hold, and an ICMPv6 error about an allowed flow
+ * passes as related; a VM's RA and a spoofed source are dropped at its port. One scenario for all assertions.
  */
 import test, { type ExecutionContext } from 'ava';
 import { writeFileSync } from 'node:fs';
@@ -29,6 +29,9 @@ const [WEB1, WEB2, WEB3, APP1] = VMS;
 const ipv6Of = (vm: Vm) => slaacAddress(parseIpv6Cidr(PREFIX[vm.subnet])!, vm.mac);
 const routerLinkLocalOf = (subnet: keyof typeof PREFIX) => linkLocalAddress(routerMac('blue', subnet));
 
+/** allowed from web to app, and closed on app1: its ICMPv6 port unreachable must come back as related */
+const CLOSED_UDP_PORT = 9999;
+
 const MODEL = `
 zones: [{ name: lab, underlay: 172.16.9.0/24 }]
 hypervisors: [{ name: hv1, zone: lab, tunnelIp: 172.16.9.11, datapathId: "${DPID}" }]
@@ -40,6 +43,7 @@ vpcs:
       - { name: app, cidr: 10.9.2.0/24, gateway: 10.9.2.1, ipv6: { prefix: "${PREFIX.app}", slaac: true } }
     acls:
       - { name: web-to-app-ping6, subnet: app, direction: ingress, action: allow, protocol: icmp6, remote: { subnet: web } }
+      - { name: web-to-app-udp, subnet: app, direction: ingress, action: allow, protocol: udp, ports: ${CLOSED_UDP_PORT}, remote: { subnet: web } }
 ports:
 ${VMS.map((vm, i) => `  - { name: ${vm.name}, vpc: blue, subnet: ${vm.subnet}, mac: "${vm.mac}", ip: ${vm.ip}, hypervisor: hv1, interface: ${veth(i)}, ofport: ${i + 1} }`).join('\n')}
 `;
@@ -119,7 +123,7 @@ async function packetsOf(match: RegExp): Promise<number> {
 
 test.before(assertOvsRunning);
 
-test.serial('dual-stack VMs: SLAAC from our RAs, ND answered by the bridge, routed and filtered IPv6, rogue RA and spoofed source dropped', async (t) => {
+test.serial('dual-stack VMs: SLAAC from our RAs, ND answered by the bridge, routed and filtered IPv6 (ICMPv6 errors related), rogue RA and spoofed source dropped', async (t) => {
   t.timeout(180_000);
   const dir = testDir('ovs-ipv6');
   await destroy(t);
@@ -166,6 +170,20 @@ test.serial('dual-stack VMs: SLAAC from our RAs, ND answered by the bridge, rout
   t.true(routed.ok, 'web1 → app1 routed');
   t.deepEqual(routed.ttls, [63, 63], 'the reply crossed the router once: hop limit 64 - 1');
   t.false((await ping6(APP1, ipv6Of(WEB1), { count: 1 })).ok, 'app1 → web1 denied');
+  // the ICMPv6 error about an allowed UDP flow passes app → web as related, though no rule allows app → web
+  const udp = `import socket,sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.connect((sys.argv[1], ${CLOSED_UDP_PORT}))
+s.send(b'x')
+try:
+    s.recv(16)
+    print('data')
+except ConnectionRefusedError:
+    print('refused')
+except socket.timeout:
+    print('timeout')`;
+  t.is((await inNs(WEB1, ['python3', '-c', udp, ipv6Of(APP1)])).stdout.trim(), 'refused', "app1's port unreachable reached web1");
 
   // web3 sends an RA for a prefix of its own, and pings web2 from web1's address: both dropped at its port
   const rogue = routerAdvertisement({ routerMac: WEB3.mac, routerIp: linkLocalAddress(WEB3.mac), prefix: 'fd00:bad::', prefixLength: 64, slaac: true, mtu: 1400, routerLifetime: 1800, validLifetime: 3600, preferredLifetime: 3600 });
