@@ -16,7 +16,7 @@ import { ETH, ICMPV6, IP_PROTO, MULTICAST, REG, moveField, output } from '../ove
  * SLL option and then retyping it is not possible in one flow (ofproto/trace: `set(nd_ext(…)),
  * set(nd(sll=…))`). Pass 1, on the NS: addresses, ICMPv6 type 136, the R/S/O flags (nd_reserved),
  * the SLL option retyped as TLL (nd_options_type=2), reg3=1, resubmit. Pass 2, on the NA marked by
- * reg3: nd_tll = the target's MAC, IN_PORT. Linux accepts the result (test/integration).
+ * reg3: nd_tll = the target's MAC, IN_PORT. Linux accepts the result (test/integration/ovs-ipv6.test.ts).
  */
 
 /** nd_reserved holds the NA's first 32 bits after the checksum: R, S, O */
