@@ -25,7 +25,15 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     ovsdb: str("its OVSDB target, e.g. 'unix:/run/zm/hv1/db.sock'"),
   }),
   vpcs: object(['name', 'vni'], { name: str('VPC name'), vni: int("the VPC's 12-bit key", 1, 0xfff) }),
-  subnets: object(['name', 'cidr', 'gateway'], { name: str('subnet name, unique in its VPC'), cidr: str('IPv4 CIDR, not overlapping the VPC\'s others'), gateway: str('gateway address, in the CIDR', IPV4) }),
+  subnets: object(['name', 'cidr', 'gateway'], {
+    name: str('subnet name, unique in its VPC'),
+    cidr: str('IPv4 CIDR, not overlapping the VPC\'s others'),
+    gateway: str('gateway address, in the CIDR', IPV4),
+    ipv6: object(['prefix'], {
+      prefix: str("IPv6 prefix, no host bits, not overlapping the VPC's others; a /64 with slaac"),
+      slaac: { type: 'boolean', description: 'advertise the prefix for SLAAC; ports without ipv6 take EUI-64 from their MAC (default true)' },
+    }),
+  }),
   acls: {
     type: 'array',
     description: "the VPC's rules in evaluation order (first match wins)",
@@ -35,9 +43,9 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
       port: str('only this port of the tier'),
       direction: { enum: ['ingress', 'egress'] },
       action: { enum: ['allow', 'deny'] },
-      protocol: { enum: ['any', 'tcp', 'udp', 'icmp'], description: 'default any' },
+      protocol: { enum: ['any', 'tcp', 'udp', 'icmp', 'icmp6'], description: 'default any' },
       ports: { oneOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'string', pattern: '^[0-9]+(-[0-9]+)?$' }], description: 'destination port or range, tcp/udp only' },
-      remote: { oneOf: [object(['subnet'], { subnet: str('another tier of the VPC') }), object(['cidr'], { cidr: str('an IPv4 CIDR') })], description: 'the other side (default any address)' },
+      remote: { oneOf: [object(['subnet'], { subnet: str('another tier of the VPC') }), object(['cidr'], { cidr: str('an IPv4 or IPv6 CIDR') })], description: 'the other side (default any address)' },
     }),
   },
   ports: object(['name', 'vpc', 'subnet', 'mac', 'ip', 'hypervisor'], {
@@ -50,6 +58,7 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     interface: str('OVS interface name (default: the port name), at most 15 bytes'),
     ofport: int('OpenFlow port number, when pinned', 1, 0xfeff),
     tunnelKey: int("the port's key in its VPC's tunnel keys, when pinned", 1, 0xeff),
+    ipv6: str("IPv6 address in its subnet's prefix, unique in the VPC (default on a SLAAC subnet: EUI-64 of the MAC)", { format: 'ipv6' }),
   }),
 };
 

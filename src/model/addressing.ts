@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { formatIpv6, parseIpv6, parseMac } from '../openflow/addr';
 
 /** 0..255 without leading zeros (some tools read `010` as octal) */
 const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
@@ -57,4 +58,68 @@ export function routerMac(vpc: string, subnet: string): string {
 export function derivedDatapathId(hypervisor: string): bigint {
   const h = createHash('sha256').update(`zonemesh-dpid:${hypervisor}`).digest();
   return h.readBigUInt64BE(0) & 0x0000ffffffffffffn;
+}
+
+/** An IPv6 address as a 128-bit number; undefined when the text is not one (no zone ids, no IPv4 tails) */
+export function parseIpv6Address(text: string): bigint | undefined {
+  if (!/^[0-9a-f:]+$/i.test(text)) return undefined;
+  try {
+    return BigInt(`0x${parseIpv6(text).toString('hex')}`);
+  } catch {
+    return undefined;
+  }
+}
+
+/** RFC 5952 text, as every switch and tool prints it */
+export function formatIpv6Address(value: bigint): string {
+  return formatIpv6(Buffer.from(value.toString(16).padStart(32, '0'), 'hex'));
+}
+
+export interface Ipv6Cidr {
+  network: bigint;
+  prefix: number;
+}
+
+const IPV6_ALL_ONES = (1n << 128n) - 1n;
+
+function ipv6PrefixMask(prefix: number): bigint {
+  return (IPV6_ALL_ONES << BigInt(128 - prefix)) & IPV6_ALL_ONES;
+}
+
+/** 'ADDR/N' with no host bits set, like parseCidr for IPv4 */
+export function parseIpv6Cidr(text: string): Ipv6Cidr | undefined {
+  const [addr, len] = text.split('/');
+  const ip = parseIpv6Address(addr ?? '');
+  if (ip === undefined || len === undefined || !/^(12[0-8]|1[01]\d|[1-9]?\d)$/.test(len)) return undefined;
+  const prefix = Number(len);
+  if ((ip & ipv6PrefixMask(prefix)) !== ip) return undefined;
+  return { network: ip, prefix };
+}
+
+export function ipv6CidrContains(c: Ipv6Cidr, ip: bigint): boolean {
+  return (ip & ipv6PrefixMask(c.prefix)) === c.network;
+}
+
+export function ipv6CidrsOverlap(a: Ipv6Cidr, b: Ipv6Cidr): boolean {
+  const m = ipv6PrefixMask(Math.min(a.prefix, b.prefix));
+  return (a.network & m) === (b.network & m);
+}
+
+/** The modified EUI-64 interface id of a MAC (RFC 4291 §2.5.1): ff:fe in the middle, universal/local bit flipped. */
+export function eui64InterfaceId(mac: string): bigint {
+  const b = parseMac(mac);
+  const id = Buffer.from([b[0]! ^ 0x02, b[1]!, b[2]!, 0xff, 0xfe, b[3]!, b[4]!, b[5]!]);
+  return id.readBigUInt64BE(0);
+}
+
+/** The SLAAC address a MAC takes in a /64 (what Linux configures with addr_gen_mode eui64) */
+export function slaacAddress(prefix: Ipv6Cidr, mac: string): string {
+  return formatIpv6Address(prefix.network | eui64InterfaceId(mac));
+}
+
+const LINK_LOCAL: Ipv6Cidr = { network: 0xfe80n << 112n, prefix: 64 };
+
+/** fe80::/64 with the MAC's EUI-64: a VM's link-local address, and the router's from its router MAC */
+export function linkLocalAddress(mac: string): string {
+  return slaacAddress(LINK_LOCAL, mac);
 }

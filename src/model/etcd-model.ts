@@ -4,7 +4,8 @@
  * which values they must not share). A change is validated by the one model validator
  * (validateModel, through validatedEntries) on a small document: the changed objects, the objects
  * that refer to them, the objects whose unique values (MAC, IP, tunnel IP, datapath id, VNI, tunnel
- * key, interface) or conntrack zone they share, a changed subnet's siblings, and everything those
+ * key, interface) or conntrack zone they share, a changed subnet's siblings, every object of a
+ * dual-stack VPC whose ports or subnets change (IPv6 addresses may be derived), and everything those
  * refer to. The model before was valid, so every problem of the new model involves a changed object
  * and one of those: the small document is valid exactly when the whole one is (checked against a
  * full validation by test/model/etcd-model.test.ts). A refused change is validated whole once more,
@@ -144,6 +145,35 @@ function sharedValuesOf(o: ModelObject): string[] {
     default:
       return [];
   }
+}
+
+const jsonOf = (v: StoredValue | undefined): unknown => (v && 'json' in v ? v.json : undefined);
+const hasIpv6 = (v: StoredValue | undefined): boolean => {
+  const json = jsonOf(v);
+  return isObj(json) && json.ipv6 !== undefined;
+};
+
+/**
+ * The VPCs of the changed ports and subnets that have, had or get an IPv6 address or prefix.
+ * `subnetHadIpv6` tells it of a subnet as the valid model has it.
+ */
+function dualStackVpcsOf(changes: ReadonlyMap<string, StoredValue | undefined>, subnetHadIpv6: (vpc: string, subnet: string) => boolean): Set<string> {
+  const subnetGetsIpv6 = new Set<string>();
+  for (const [key, value] of changes) {
+    const k = keyNames(key);
+    if (k?.kind === 'subnets' && hasIpv6(value)) subnetGetsIpv6.add(identity('subnets', ...k.names));
+  }
+  const dualStack = (vpc: string, subnet: string) => subnetGetsIpv6.has(identity('subnets', vpc, subnet)) || subnetHadIpv6(vpc, subnet);
+  const out = new Set<string>();
+  for (const [key, value] of changes) {
+    const k = keyNames(key);
+    if (k?.kind === 'subnets' && dualStack(k.names[0]!, k.names[1]!)) out.add(k.names[0]!);
+    const json = jsonOf(value);
+    if (k?.kind !== 'ports' || !isObj(json)) continue;
+    const [vpc, subnet] = [str(json.vpc), str(json.subnet)];
+    if (vpc !== undefined && (hasIpv6(value) || (subnet !== undefined && dualStack(vpc, subnet)))) out.add(vpc);
+  }
+  return out;
 }
 
 /** The objects of a validated model by key (below the generation's prefix). */
@@ -488,6 +518,14 @@ export class StoredModel {
       const id = identityOfKey(key);
       if (id !== undefined) for (const r of valid.referrers(id)) include(r);
     }
+    // an IPv6 address may be derived (EUI-64 of a MAC in the subnet's prefix), so its uniqueness is
+    // checked over the whole VPC whenever a dual-stack port or subnet changes
+    const subnetHadIpv6 = (vpc: string, subnet: string) =>
+      [...this.names.get(identity('subnets', vpc, subnet))].some((k) => {
+        const o = valid.object(k);
+        return o?.kind === 'subnets' && o.item.ipv6 !== undefined;
+      });
+    for (const vpc of dualStackVpcsOf(changes, subnetHadIpv6)) for (const r of valid.referrers(identity('vpcs', vpc))) include(r);
 
     let objects = this.validateSome(included, valueOf);
     if (!objects) return undefined;

@@ -13,3 +13,4 @@ export * from './etcd-layout';
 export * from './etcd-url';
 // The etcd store (etcd-store.ts, etcd-transfer.ts) is imported by path, and lazily: its client takes
 // half a second to load, which no command without --store etcd:// should pay.
+export * from './ipv6';

@@ -44,6 +44,15 @@ export interface Subnet {
   leaseTime?: number;
   /** static routes handed out by DHCP (option 121); `via` is on the subnet */
   routes?: readonly SubnetRoute[];
+  /** the subnet's IPv6 side, when it is dual-stack; the router's address on it is linkLocalAddress(routerMac) */
+  ipv6?: SubnetIpv6;
+}
+
+export interface SubnetIpv6 {
+  /** 'ADDR/N' with no host bits; a /64 when slaac */
+  prefix: string;
+  /** the router advertises the prefix for autoconfiguration, and ports without an `ipv6` take EUI-64 from their MAC */
+  slaac: boolean;
 }
 
 export interface SubnetRoute {
@@ -71,9 +80,11 @@ export interface VmPort {
   ofport?: number;
   /** the port's egress key in its VPC (PORT_KEYS of derived.ts), when pinned; otherwise derived from the name */
   tunnelKey?: number;
+  /** IPv6 address in its subnet's prefix; absent on a SLAAC subnet means EUI-64 from the MAC (portIpv6) */
+  ipv6?: string;
 }
 
-export type AclProtocol = 'any' | 'tcp' | 'udp' | 'icmp';
+export type AclProtocol = 'any' | 'tcp' | 'udp' | 'icmp' | 'icmp6';
 
 /** An ordered security rule. Within a VPC, list order is evaluation order (first match wins). */
 export interface AclRule {
@@ -88,7 +99,7 @@ export interface AclRule {
   protocol: AclProtocol;
   /** inclusive destination port range for tcp/udp */
   ports?: { from: number; to: number };
-  /** the other side: another tier of the VPC or a CIDR */
+  /** the other side: another tier of the VPC or a CIDR (IPv4 or IPv6) */
   remote: { subnet: string } | { cidr: string };
 }
 

@@ -1,6 +1,7 @@
 import { IPV4_RE, MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
 import { FLOOD_KEYS, type KeyRange, type Keyed, PORT_KEYS, TUNNEL_OFPORT, VNI_MAX, conntrackZone, keyCollisions } from './derived';
 import { ModelValidationError, type ModelIssue } from './errors';
+import { aclRemoteCidr, duplicateIpv6Addresses, overlappingIpv6Prefixes, portIpv6Address, subnetIpv6 } from './ipv6';
 import { unknownKeyProblem } from './suggest';
 import type { AclProtocol, AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
 
@@ -110,7 +111,7 @@ const IPV4 = { re: IPV4_RE, what: 'an IPv4 address' };
 /** what a hypervisor's `ovsdb` may be (also in the run config's `hypervisors`) */
 export const OVSDB_TARGET = { re: /^(unix:\/.+|tcp:.+:\d+|ssl:.+:\d+)$/, what: "an OVSDB target such as 'unix:/run/zm/hv1/db.sock'" };
 const MAC = { re: MAC_RE, what: 'a lower-case MAC address' };
-const PROTOCOLS: readonly AclProtocol[] = ['any', 'tcp', 'udp', 'icmp'];
+const PROTOCOLS: readonly AclProtocol[] = ['any', 'tcp', 'udp', 'icmp', 'icmp6'];
 
 const MAX_DATAPATH_ID = 0xffff_ffff_ffff_ffffn;
 
@@ -268,11 +269,22 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
         if (pc && oc && cidrsOverlap(pc, oc)) c.problem(`${sp}.cidr`, `${cidr} overlaps ${other.s.cidr} (${other.path}) in the same VPC`);
       }
       const tunnelKey = s.tunnelKey === undefined ? undefined : c.int(s, 'tunnelKey', sp, FLOOD_KEYS.min, FLOOD_KEYS.max);
-      const subnet = { name, vpc, cidr, gateway, routerMac: routerMac(vpc, name), ...(tunnelKey === undefined ? {} : { tunnelKey }), ...subnetDhcpOptions(c, s, sp, pc) };
+      const ipv6 = subnetIpv6(s.ipv6, `${sp}.ipv6`, (path, problem) => c.problem(path, problem));
+      const subnet = {
+        name,
+        vpc,
+        cidr,
+        gateway,
+        routerMac: routerMac(vpc, name),
+        ...(tunnelKey === undefined ? {} : { tunnelKey }),
+        ...subnetDhcpOptions(c, s, sp, pc),
+        ...(ipv6 === undefined ? {} : { ipv6 }),
+      };
       mine.push({ s: subnet, path: sp });
       subnets.push(subnet);
     });
     c.unique(mine, (m) => m.s.name, (j) => `${p}.subnets[${j}].name`, 'subnet');
+    overlappingIpv6Prefixes(mine.map((m) => ({ subnet: m.s, path: m.path })), (path, problem) => c.problem(path, problem));
     collidingKeys(c, mine.map((m) => m.s), FLOOD_KEYS, (j) => `${p}.subnets[${j}]`);
     c.list(v, 'acls', `${p}.`, false).forEach((a, j) => {
       const ap = `${p}.acls[${j}]`;
@@ -293,7 +305,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
           remote = { subnet: rs };
         } else {
           const rc = c.str(remoteDoc, 'cidr', `${ap}.remote`);
-          if (rc && !parseCidr(rc)) c.problem(`${ap}.remote.cidr`, `'${rc}' is not an IPv4 CIDR with no host bits`);
+          if (rc) aclRemoteCidr(rc, protocol, `${ap}.remote.cidr`, (path, problem) => c.problem(path, problem));
           remote = { cidr: rc };
         }
       }
@@ -337,6 +349,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     const ofport = o.ofport === undefined ? undefined : c.int(o, 'ofport', p, 1, 0xfeff);
     if (ofport === TUNNEL_OFPORT) c.problem(`${p}.ofport`, `${TUNNEL_OFPORT} is reserved for the tunnel port`);
     const tunnelKey = o.tunnelKey === undefined ? undefined : c.int(o, 'tunnelKey', p, PORT_KEYS.min, PORT_KEYS.max);
+    const ipv6 = portIpv6Address(o.ipv6, `${p}.ipv6`, subnet, (path, problem) => c.problem(path, problem));
     const iface = c.optStr(o, 'interface', p) ?? name;
     // switches report port names of at most 15 bytes (IFNAMSIZ); a longer one could never be placed
     if (Buffer.byteLength(iface) > 15) c.problem(`${p}.${o.interface === undefined ? 'name' : 'interface'}`, `interface name '${iface}' is longer than 15 bytes`);
@@ -350,12 +363,14 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
       interface: iface,
       ...(ofport === undefined ? {} : { ofport }),
       ...(tunnelKey === undefined ? {} : { tunnelKey }),
+      ...(ipv6 === undefined ? {} : { ipv6 }),
     };
   });
   c.unique(ports, (p) => p.name, (i) => `ports[${i}].name`, 'port');
   c.unique(ports, (p) => `${p.vpc}/${p.ip}`, (i) => `ports[${i}].ip`, 'IP in the VPC');
   c.unique(ports, (p) => `${p.vpc}/${p.mac}`, (i) => `ports[${i}].mac`, 'MAC in the VPC');
   c.unique(ports, (p) => `${p.hypervisor}/${p.interface}`, (i) => `ports[${i}].interface`, 'interface on the hypervisor');
+  duplicateIpv6Addresses(ports.map((port) => ({ port, subnet: subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet) })), (path, problem) => c.problem(path, problem));
   const portsByVpc = new Map<string, number[]>();
   ports.forEach((p, i) => {
     const mine = portsByVpc.get(p.vpc);

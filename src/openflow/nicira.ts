@@ -43,6 +43,8 @@ export enum NXAST {
 }
 
 /** ct flags */
+/** IN_PORT in a Nicira action's 16-bit OpenFlow 1.0 port field (resubmit keeps the packet's in_port) */
+export const NX_PORT_IN_PORT = 0xfff8;
 export const NX_CT_F_COMMIT = 1 << 0;
 export const NX_CT_F_FORCE = 1 << 1;
 /** ct recircTable meaning "do not recirculate" */

@@ -17,6 +17,8 @@ export const OFPXMC_NXM_0 = 0x0000;
 export const OFPXMC_NXM_1 = 0x0001;
 export const OFPXMC_OPENFLOW_BASIC = 0x8000;
 export const OFPXMC_PACKET_REGS = 0x8001;
+/** OVS's ERICOXM_OF class: Ericsson's ND fields, with no experimenter id on the wire (OVS 2.11+) */
+export const OFPXMC_ERICOXM_OF = 0x1000;
 export const OFPXMC_EXPERIMENTER = 0xffff;
 
 /** ofp_match type for OXM matches; the only one OF1.3 defines besides the deprecated standard match */
@@ -99,6 +101,7 @@ const M = { maskable: true } as const;
 const basic = <N extends string, K extends ValueKind>(f: number, n: N, k: K, o?: Options) => def(OFPXMC_OPENFLOW_BASIC, f, n, k, o);
 const nxm0 = <N extends string, K extends ValueKind>(f: number, n: N, k: K, o?: Options) => def(OFPXMC_NXM_0, f, n, k, o);
 const nxm1 = <N extends string, K extends ValueKind>(f: number, n: N, k: K, o?: Options) => def(OFPXMC_NXM_1, f, n, k, o);
+const eric = <N extends string, K extends ValueKind>(f: number, n: N, k: K) => def(OFPXMC_ERICOXM_OF, f, n, k);
 const xreg = <N extends string>(f: number, n: N) => def(OFPXMC_PACKET_REGS, f, n, U64, M);
 const onf = <N extends string, K extends ValueKind>(f: number, n: N, k: K, o: Options = {}) =>
   def(OFPXMC_EXPERIMENTER, f, n, k, { experimenter: ONF_VENDOR_ID, ...o });
@@ -152,6 +155,10 @@ const FIELD_DEFS = [
   basic(37, 'pbb_isid', U24, M),
   basic(38, 'tunnel_id', U64, M),
   basic(39, 'ipv6_exthdr', U16, { bits: 9, maskable: true }),
+
+  // an NA built in place from an NS: its R/S/O flags, and the SLL option retyped as TLL (OVS accepts set_field on nd_tll only when the match says NA)
+  eric(1, 'nd_reserved', U32),
+  eric(2, 'nd_options_type', U8),
 
   xreg(0, 'xreg0'),
   xreg(1, 'xreg1'),
@@ -292,6 +299,8 @@ function classSlot(oxmClass: number): number {
       return 2;
     case OFPXMC_PACKET_REGS:
       return 3;
+    case OFPXMC_ERICOXM_OF:
+      return 4;
     default:
       return -1;
   }
@@ -299,7 +308,7 @@ function classSlot(oxmClass: number): number {
 
 const SPECS: readonly FieldSpec[] = FIELD_DEFS.map(makeSpec);
 /** (slot << 7 | field) → spec */
-const byClassField: (FieldSpec | undefined)[] = new Array(4 << 7).fill(undefined);
+const byClassField: (FieldSpec | undefined)[] = new Array(5 << 7).fill(undefined);
 /** experimenter fields, few enough to scan */
 const experimenterSpecs: FieldSpec[] = [];
 const byName = new Map<string, FieldSpec>();

@@ -12,6 +12,8 @@ import {
   IPV4_MIN_HEADER_LEN,
   IPV6_HEADER_LEN,
   IpProto,
+  NDP_RA_LEN,
+  NDP_RS_LEN,
   NdpOptionType,
   TCP_MIN_HEADER_LEN,
   UDP_HEADER_LEN,
@@ -76,7 +78,11 @@ function headerLength(layer: LayerSpec): number {
       return ICMP_ECHO_LEN;
     case 'ndp-ns':
     case 'ndp-na':
-      return 20 + (layer.options ?? []).reduce((n, o) => n + ndpOptionLength(o), 0);
+      return 20 + ndpOptionsLength(layer.options);
+    case 'ndp-rs':
+      return NDP_RS_LEN + ndpOptionsLength(layer.options);
+    case 'ndp-ra':
+      return NDP_RA_LEN + ndpOptionsLength(layer.options);
     case 'tcp':
       return TCP_MIN_HEADER_LEN + (layer.options?.length ?? 0);
     case 'udp':
@@ -91,7 +97,12 @@ function headerLength(layer: LayerSpec): number {
 }
 
 function ndpOptionLength(option: NdpOption): number {
-  return option.type === 'other' ? 2 + option.data.length : 8;
+  if (option.type === 'other') return 2 + option.data.length;
+  return option.type === 'prefix' ? 32 : 8;
+}
+
+function ndpOptionsLength(options: readonly NdpOption[] | undefined): number {
+  return (options ?? []).reduce((n, o) => n + ndpOptionLength(o), 0);
 }
 
 /** The kinds of "next" field: an ethertype, an IP protocol, or an IPv6 next header (which may announce nothing). */
@@ -173,6 +184,20 @@ function writeNdpOptions(buf: Buffer, options: readonly NdpOption[], at: number,
       buf[at + 1] = length / 8;
       option.data.copy(buf, at + 2);
       at += length;
+    } else if (option.type === 'prefix') {
+      buf[at] = NdpOptionType.PREFIX_INFORMATION;
+      buf[at + 1] = 4;
+      buf[at + 2] = check(option.prefixLength, 128, layer, 'options.prefixLength');
+      buf[at + 3] = (option.onLink ? 0x80 : 0) | (option.autonomous ? 0x40 : 0);
+      buf.writeUInt32BE(check(option.validLifetime, 0xffffffff, layer, 'options.validLifetime'), at + 4);
+      buf.writeUInt32BE(check(option.preferredLifetime, 0xffffffff, layer, 'options.preferredLifetime'), at + 8);
+      address(parseIpv6, option.prefix, layer, 'options.prefix').copy(buf, at + 16);
+      at += 32;
+    } else if (option.type === 'mtu') {
+      buf[at] = NdpOptionType.MTU;
+      buf[at + 1] = 1;
+      buf.writeUInt32BE(check(option.mtu, 0xffffffff, layer, 'options.mtu'), at + 4);
+      at += 8;
     } else {
       buf[at] = option.type === 'source-lla' ? NdpOptionType.SOURCE_LLA : NdpOptionType.TARGET_LLA;
       buf[at + 1] = 1;
@@ -273,6 +298,17 @@ function writeHeader(buf: Buffer, layer: LayerSpec, next: LayerSpec | undefined,
       buf[at] = (layer.router ? 0x80 : 0) | (layer.solicited ? 0x40 : 0) | (layer.override ? 0x20 : 0);
       address(parseIpv6, layer.target, 'ndp-na', 'target').copy(buf, at + 4);
       writeNdpOptions(buf, layer.options ?? [], at + 20, 'ndp-na');
+      return;
+    case 'ndp-rs':
+      writeNdpOptions(buf, layer.options ?? [], at + NDP_RS_LEN, 'ndp-rs');
+      return;
+    case 'ndp-ra':
+      buf[at] = check(layer.curHopLimit ?? 0, 0xff, 'ndp-ra', 'curHopLimit');
+      buf[at + 1] = (layer.managed ? 0x80 : 0) | (layer.other ? 0x40 : 0);
+      buf.writeUInt16BE(check(layer.routerLifetime ?? 0, 0xffff, 'ndp-ra', 'routerLifetime'), at + 2);
+      buf.writeUInt32BE(check(layer.reachableTime ?? 0, 0xffffffff, 'ndp-ra', 'reachableTime'), at + 4);
+      buf.writeUInt32BE(check(layer.retransTimer ?? 0, 0xffffffff, 'ndp-ra', 'retransTimer'), at + 8);
+      writeNdpOptions(buf, layer.options ?? [], at + NDP_RA_LEN, 'ndp-ra');
       return;
     case 'tcp': {
       const options = wordOptions(layer.options, 'tcp');

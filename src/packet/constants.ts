@@ -60,7 +60,11 @@ export const Icmpv6Type = {
 } as const;
 
 /** Neighbour discovery option types (RFC 4861 §4.6). */
-export const NdpOptionType = { SOURCE_LLA: 1, TARGET_LLA: 2 } as const;
+export const NdpOptionType = { SOURCE_LLA: 1, TARGET_LLA: 2, PREFIX_INFORMATION: 3, MTU: 5 } as const;
+
+/** the body of an RS (4 reserved bytes) and an RA (hop limit, flags, lifetime, reachable, retrans) before their options */
+export const NDP_RS_LEN = 4;
+export const NDP_RA_LEN = 12;
 
 /** Bits of TcpLayer.flags (the 12 bits after the data offset). */
 export const TcpFlag = {

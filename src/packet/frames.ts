@@ -88,3 +88,59 @@ export function echoReply(request: ParsedPacket): Buffer {
   if (!sawEcho) throw new PacketBuildError('icmp-echo', 'the packet is not an echo request');
   return buildPacket(reply);
 }
+
+/** the all-nodes multicast group (RFC 4291) and its Ethernet address (RFC 2464: 33:33 + the low 32 bits) */
+export const ALL_NODES_IPV6 = 'ff02::1';
+export const ALL_NODES_MAC = '33:33:00:00:00:01';
+/** RFC 4861 §7.1: ND messages travel with hop limit 255, so a receiver knows they were not routed */
+export const ND_HOP_LIMIT = 255;
+
+export interface RouterAdvertisementParams {
+  /** the router's MAC and link-local address */
+  routerMac: string;
+  routerIp: string;
+  /** a solicitor's MAC and address; absent: all nodes */
+  dstMac?: string;
+  dstIp?: string;
+  /** 'ADDR' and length of the on-link prefix, autonomous when slaac */
+  prefix: string;
+  prefixLength: number;
+  slaac: boolean;
+  mtu: number;
+  /** seconds the router may be a default router */
+  routerLifetime: number;
+  /** seconds the prefix stays valid and preferred */
+  validLifetime: number;
+  preferredLifetime: number;
+  /** the hop limit hosts should use; 0 leaves theirs */
+  curHopLimit?: number;
+}
+
+/** An RA with the router's link-layer address, its MTU and one prefix; M and O set when not SLAAC (DHCPv6). */
+export function routerAdvertisement(p: RouterAdvertisementParams): Buffer {
+  return buildPacket([
+    { type: 'ethernet', dst: p.dstMac ?? ALL_NODES_MAC, src: p.routerMac },
+    { type: 'ipv6', src: p.routerIp, dst: p.dstIp ?? ALL_NODES_IPV6, hopLimit: ND_HOP_LIMIT },
+    { type: 'icmpv6', icmpType: Icmpv6Type.ROUTER_ADVERTISEMENT },
+    {
+      type: 'ndp-ra',
+      curHopLimit: p.curHopLimit ?? 0,
+      managed: !p.slaac,
+      other: !p.slaac,
+      routerLifetime: p.routerLifetime,
+      options: [
+        { type: 'source-lla', mac: p.routerMac },
+        { type: 'mtu', mtu: p.mtu },
+        {
+          type: 'prefix',
+          prefix: p.prefix,
+          prefixLength: p.prefixLength,
+          onLink: true,
+          autonomous: p.slaac,
+          validLifetime: p.validLifetime,
+          preferredLifetime: p.preferredLifetime,
+        },
+      ],
+    },
+  ]);
+}

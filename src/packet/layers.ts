@@ -95,12 +95,34 @@ export interface IcmpEchoLayer {
 
 export type NdpOption =
   | { type: 'source-lla' | 'target-lla'; mac: string }
+  /** RFC 4861 §4.6.2; lifetimes in seconds, 0xffffffff is infinity */
+  | { type: 'prefix'; prefix: string; prefixLength: number; onLink: boolean; autonomous: boolean; validLifetime: number; preferredLifetime: number }
+  | { type: 'mtu'; mtu: number }
   /** any other option: its type and the bytes after its type and length */
   | { type: 'other'; optionType: number; data: Buffer };
 
 export interface NdpNeighborSolicitationLayer {
   type: 'ndp-ns';
   target: string;
+  options: NdpOption[];
+}
+
+export interface NdpRouterSolicitationLayer {
+  type: 'ndp-rs';
+  options: NdpOption[];
+}
+
+/** RFC 4861 §4.2; times in the units of the wire (lifetime in seconds, reachable and retrans in ms) */
+export interface NdpRouterAdvertisementLayer {
+  type: 'ndp-ra';
+  curHopLimit: number;
+  /** M: addresses by DHCPv6 */
+  managed: boolean;
+  /** O: other configuration by DHCPv6 */
+  other: boolean;
+  routerLifetime: number;
+  reachableTime: number;
+  retransTimer: number;
   options: NdpOption[];
 }
 
@@ -179,6 +201,8 @@ export type Layer =
   | IcmpEchoLayer
   | NdpNeighborSolicitationLayer
   | NdpNeighborAdvertisementLayer
+  | NdpRouterSolicitationLayer
+  | NdpRouterAdvertisementLayer
   | TcpLayer
   | UdpLayer
   | VxlanLayer
@@ -216,6 +240,8 @@ export type LayerSpec =
   | IcmpEchoLayer
   | Spec<NdpNeighborSolicitationLayer, 'target'>
   | Spec<NdpNeighborAdvertisementLayer, 'target'>
+  | Spec<NdpRouterSolicitationLayer, never>
+  | Spec<NdpRouterAdvertisementLayer, never>
   | Spec<TcpLayer, 'srcPort' | 'dstPort', 'checksum'>
   | Spec<UdpLayer, 'srcPort' | 'dstPort', 'length'>
   | Spec<VxlanLayer, 'vni'>

@@ -12,6 +12,8 @@ import {
   IcmpType,
   Icmpv6Type,
   IpProto,
+  NDP_RA_LEN,
+  NDP_RS_LEN,
   NdpOptionType,
   TCP_MIN_HEADER_LEN,
   UDP_HEADER_LEN,
@@ -302,6 +304,27 @@ function parseIcmpv6(packet: ParsedPacket, at: number, end: number): void {
       );
       return;
     }
+    case Icmpv6Type.ROUTER_SOLICITATION:
+      need(buf, 'ndp-rs', body, NDP_RS_LEN, end);
+      push(packet, { type: 'ndp-rs', options: parseNdpOptions(packet, 'ndp-rs', body + NDP_RS_LEN, end) }, body);
+      return;
+    case Icmpv6Type.ROUTER_ADVERTISEMENT:
+      need(buf, 'ndp-ra', body, NDP_RA_LEN, end);
+      push(
+        packet,
+        {
+          type: 'ndp-ra',
+          curHopLimit: buf[body]!,
+          managed: (buf[body + 1]! & 0x80) !== 0,
+          other: (buf[body + 1]! & 0x40) !== 0,
+          routerLifetime: u16(buf, body + 2),
+          reachableTime: u32(buf, body + 4),
+          retransTimer: u32(buf, body + 8),
+          options: parseNdpOptions(packet, 'ndp-ra', body + NDP_RA_LEN, end),
+        },
+        body,
+      );
+      return;
     default:
       pushRaw(packet, body, end);
   }
@@ -313,7 +336,7 @@ function parseEcho(packet: ParsedPacket, at: number, end: number): void {
   pushRaw(packet, at + ICMP_ECHO_LEN, end);
 }
 
-function parseNdpOptions(packet: ParsedPacket, layer: 'ndp-ns' | 'ndp-na', at: number, end: number): NdpOption[] {
+function parseNdpOptions(packet: ParsedPacket, layer: NdpLayerType, at: number, end: number): NdpOption[] {
   const { buf } = packet;
   const options: NdpOption[] = [];
   while (at < end) {
@@ -325,6 +348,18 @@ function parseNdpOptions(packet: ParsedPacket, layer: 'ndp-ns' | 'ndp-na', at: n
     const linkLayer = optionType === NdpOptionType.SOURCE_LLA || optionType === NdpOptionType.TARGET_LLA;
     if (linkLayer && length === 8) {
       options.push({ type: optionType === NdpOptionType.SOURCE_LLA ? 'source-lla' : 'target-lla', mac: formatMac(buf, at + 2) });
+    } else if (optionType === NdpOptionType.PREFIX_INFORMATION && length === 32) {
+      options.push({
+        type: 'prefix',
+        prefixLength: buf[at + 2]!,
+        onLink: (buf[at + 3]! & 0x80) !== 0,
+        autonomous: (buf[at + 3]! & 0x40) !== 0,
+        validLifetime: u32(buf, at + 4),
+        preferredLifetime: u32(buf, at + 8),
+        prefix: formatIpv6(buf, at + 16),
+      });
+    } else if (optionType === NdpOptionType.MTU && length === 8) {
+      options.push({ type: 'mtu', mtu: u32(buf, at + 4) });
     } else {
       options.push({ type: 'other', optionType, data: buf.subarray(at + 2, at + length) });
     }
@@ -332,6 +367,8 @@ function parseNdpOptions(packet: ParsedPacket, layer: 'ndp-ns' | 'ndp-na', at: n
   }
   return options;
 }
+
+type NdpLayerType = 'ndp-ns' | 'ndp-na' | 'ndp-rs' | 'ndp-ra';
 
 function parseTcp(packet: ParsedPacket, at: number, end: number): void {
   const { buf } = packet;

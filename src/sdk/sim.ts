@@ -112,8 +112,8 @@ function writeRef(pkt: SimPacket, ref: FieldRef, ofs: number, nBits: number, val
 
 /** 5-tuple key, the same for both directions of a connection */
 function connKey(p: SimPacket, zone: number): { key: string; reply: boolean } {
-  const a = `${p.ipv4_src}:${p.tcp_src ?? p.udp_src ?? ''}`;
-  const b = `${p.ipv4_dst}:${p.tcp_dst ?? p.udp_dst ?? ''}`;
+  const a = `${p.ipv4_src ?? p.ipv6_src}:${p.tcp_src ?? p.udp_src ?? ''}`;
+  const b = `${p.ipv4_dst ?? p.ipv6_dst}:${p.tcp_dst ?? p.udp_dst ?? ''}`;
   return { key: `${zone}|${p.ip_proto}|${[a, b].sort().join('|')}`, reply: a > b };
 }
 

@@ -3,11 +3,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableMissFlows } from '../../src/sdk/flow';
 import { REPO_ROOT } from '../helpers/paths';
-import { COMPILERS, PIPELINE, flowText, ownersText, twoZones, viewOf } from './helpers';
+import { COMPILERS, PIPELINE, dualStack, flowText, ownersText, twoZones, viewOf } from './helpers';
 
 /**
  * Every app's flows for the demo model (models/two-zones.yaml, ports numbered 1, 2, … per
- * hypervisor), as dump-flows text with table names, one block per owner and switch. A change shows
+ * hypervisor), and for the same made dual-stack (`dualStack`, files `APP-dual-stack.txt`), as
+ * dump-flows text with table names, one block per owner and switch. A change shows
  * up as a readable diff; after reviewing it, `UPDATE_GOLDEN=1 npx ava dist/test/apps/golden.test.js`.
  */
 const GOLDEN_DIR = join(REPO_ROOT, 'test', 'apps', 'golden');
@@ -20,11 +21,16 @@ function golden(name: string, actual: string): { expected: string; actual: strin
 
 const model = twoZones();
 const view = viewOf(model);
+const dualStackView = viewOf(dualStack(model));
 const hvName = (dpid: bigint) => model.hypervisors.find((h) => h.datapathId === dpid)!.name;
 
 for (const [app, compile] of Object.entries(COMPILERS)) {
   test(`${app}: golden flows for the two-zone demo`, (t) => {
     const { expected, actual } = golden(app, ownersText(compile(PIPELINE, view), hvName));
+    t.is(actual, expected);
+  });
+  test(`${app}: golden flows for the two-zone demo made dual-stack`, (t) => {
+    const { expected, actual } = golden(`${app}-dual-stack`, ownersText(compile(PIPELINE, dualStackView), hvName));
     t.is(actual, expected);
   });
 }

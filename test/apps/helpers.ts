@@ -43,6 +43,19 @@ export function viewOf(model: NetworkModel, placement = placeAll(model), previou
   return buildOverlayView(model, placement, previous);
 }
 
+/**
+ * The model made dual-stack: the i-th subnet of each VPC gets fd00:1:i+1::/64 with SLAAC (so VPCs
+ * that share an IPv4 CIDR share the IPv6 prefix too), and each icmp rule an icmp6 twin after it.
+ */
+export function dualStack(model: NetworkModel): NetworkModel {
+  return edit(model, (doc) => {
+    for (const vpc of doc.vpcs) {
+      vpc.subnets.forEach((s: any, i: number) => (s.ipv6 = { prefix: `fd00:1:${i + 1}::/64`, slaac: true }));
+      vpc.acls = vpc.acls.flatMap((a: any) => (a.protocol === 'icmp' ? [a, { ...a, name: `${a.name}6`, protocol: 'icmp6' }] : [a]));
+    }
+  });
+}
+
 /** a model document edited and validated again */
 export function edit(model: NetworkModel, change: (doc: any) => void): NetworkModel {
   const doc = toDoc(model);
@@ -58,7 +71,7 @@ export function toDoc(m: NetworkModel): any {
     vpcs: m.vpcs.map((v) => ({
       name: v.name,
       vni: v.vni,
-      subnets: m.subnets.filter((s) => s.vpc === v.name).map(({ name, cidr, gateway, tunnelKey }) => ({ name, cidr, gateway, ...(tunnelKey === undefined ? {} : { tunnelKey }) })),
+      subnets: m.subnets.filter((s) => s.vpc === v.name).map(({ name, cidr, gateway, tunnelKey, ipv6 }) => ({ name, cidr, gateway, ...(tunnelKey === undefined ? {} : { tunnelKey }), ...(ipv6 === undefined ? {} : { ipv6 }) })),
       acls: m.acls
         .filter((a) => a.vpc === v.name)
         .map(({ vpc: _vpc, ports, ...a }) => ({ ...a, ...(ports ? { ports: `${ports.from}-${ports.to}` } : {}) })),

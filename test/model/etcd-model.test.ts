@@ -65,7 +65,15 @@ function randomObject(r: Random): [string, string | undefined] {
       const cidr = pick(r, ['10.0.1.0/24', '10.0.2.0/24', '10.0.0.0/16']);
       return [
         `subnets/${vpc}/${name}`,
-        value({ name, cidr, gateway: pick(r, ['10.0.1.1', '10.0.2.1']), ...(maybe(r, 0.2) && { tunnelKey: pick(r, [0x80000001, 0x80000002]) }), ...extra() }),
+        value({
+          name,
+          cidr,
+          gateway: pick(r, ['10.0.1.1', '10.0.2.1']),
+          ...(maybe(r, 0.2) && { tunnelKey: pick(r, [0x80000001, 0x80000002]) }),
+          // dual-stack: ports' EUI-64 addresses (derived, not stored) may collide with given ones
+          ...(maybe(r, 0.4) && { ipv6: { prefix: pick(r, ['fd00:1::/64', 'fd00:2::/64', 'fd00:1::/48']), slaac: maybe(r, 0.7) } }),
+          ...extra(),
+        }),
       ];
     }
     case 'acls': {
@@ -94,6 +102,8 @@ function randomObject(r: Random): [string, string | undefined] {
           hypervisor: pick(r, HVS),
           ...(maybe(r, 0.3) && { interface: pick(r, ['tap1', 'tap2']) }),
           ...(maybe(r, 0.1) && { tunnelKey: pick(r, [1, 2]) }),
+          // fd00:1::ff:fe00:1 is the EUI-64 address of 02:00:00:00:00:01 in fd00:1::/64
+          ...(maybe(r, 0.2) && { ipv6: pick(r, ['fd00:1::ff:fe00:1', 'fd00:1::5', 'fd00:2::5']) }),
           ...extra(),
         }),
       ];
@@ -238,4 +248,24 @@ test('the demo model taken apart and put back one key at a time is the same mode
     t.deepEqual(store.model, expected.model, key);
   }
   t.deepEqual(store.model, full(generation, new Map(all.map(([k, v]) => [k.slice(generationPrefix(generation).length), v]))).model);
+});
+
+test("an IPv6 address given to a port is refused when it is another port's EUI-64 address in the VPC, whichever comes first", (t) => {
+  const eui64Of01 = 'fd00:1::ff:fe00:1'; // 02:00:00:00:00:01 in fd00:1::/64
+  const port = (name: string, mac: string, ip: string, ipv6?: string) => JSON.stringify({ name, vpc: 'v1', subnet: 's1', mac, ip, hypervisor: 'h1', ...(ipv6 && { ipv6 }) });
+  const derived = port('p1', '02:00:00:00:00:01', '10.0.1.5');
+  const given = port('p2', '02:00:00:00:00:02', '10.0.1.6', eui64Of01);
+  for (const [first, second] of [[['ports/p1', derived], ['ports/p2', given]], [['ports/p2', given], ['ports/p1', derived]]] as const) {
+    const generation = `dual-${first[0].slice(6)}`;
+    const keys = startingKeys();
+    keys.set('subnets/v1/s1', JSON.stringify({ name: 's1', cidr: '10.0.1.0/24', gateway: '10.0.1.1', ipv6: { prefix: 'fd00:1::/64', slaac: true } }));
+    keys.set(first[0], first[1]);
+    const store = new StoredModel([kv(CURRENT_KEY, generation), ...[...keys].map(([k, v]) => kv(generationPrefix(generation) + k, v))]);
+    t.is(store.problems, undefined);
+    const checked = store.check(new Map([[second[0], JSON.parse(second[1])]]));
+    t.is(checked, undefined, `${second[0]} after ${first[0]}: checked as the API does`);
+    revision++;
+    const outcome = store.apply([{ type: 'Put', key: generationPrefix(generation) + second[0], value: Buffer.from(second[1]), modRevision: revision }]);
+    t.true(outcome !== undefined && 'rejected' in outcome && /duplicate IPv6 address fd00:1::ff:fe00:1/.test(outcome.rejected.message), `${second[0]} after ${first[0]}`);
+  }
 });

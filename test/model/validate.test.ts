@@ -98,7 +98,7 @@ test('addresses, prefixes and datapath ids out of range are refused, not passed 
   t.true(issues.includes("hypervisors[0].tunnelIp: '172.16.1.011' is not an IPv4 address"));
   t.true(issues.includes("zones[0].underlay: '172.16.1.0/33' is not an IPv4 CIDR with no host bits"));
   t.true(issues.includes('hypervisors[1].datapathId: must be a 64-bit number or a hex string such as "0x1a"'));
-  t.true(issues.includes("vpcs[0].acls[0].remote.cidr: '10.0.0.0/40' is not an IPv4 CIDR with no host bits"));
+  t.true(issues.includes("vpcs[0].acls[0].remote.cidr: '10.0.0.0/40' is not an IPv4 or IPv6 CIDR with no host bits"));
   const max = minimalModel();
   max.hypervisors[0]!.datapathId = '0xffffffffffffffff';
   t.deepEqual(issuesOf(max), []);
@@ -117,7 +117,7 @@ test('unknown keys are refused, with the key meant when one is near', (t) => {
   t.true(issues.includes('vpcs[0].subnets[0].gatway: unknown key; did you mean gateway?'));
   t.true(issues.includes('vpcs[0].acls[0].remote.port: unknown key (known: subnet, cidr)'));
   t.true(issues.includes('port: unknown key; did you mean ports?'));
-  t.true(issues.includes('ports[0].colour: unknown key (known: name, vpc, subnet, ip, hypervisor, ofport, tunnelKey, interface, mac)'));
+  t.true(issues.includes('ports[0].colour: unknown key (known: name, vpc, subnet, ip, hypervisor, ofport, tunnelKey, ipv6, interface, mac)'));
 
   const everyKey = minimalModel() as any;
   Object.assign(everyKey.hypervisors[0], { bridge: 'br-x', ovsdb: 'unix:/run/db.sock' });

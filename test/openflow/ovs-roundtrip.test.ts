@@ -49,6 +49,8 @@ const FLOWS = [
   'table=15,priority=5,cookie=0x17,ipv6,ipv6_src=2001:db8::/32,actions=sample(probability=100,collector_set_id=1,obs_domain_id=2,obs_point_id=3),output:controller',
   'table=15,priority=6,cookie=0x18,udp,tp_src=53,actions=set_field:8.8.8.8->ip_dst,mod_tp_dst:5353,output:in_port',
   'table=16,priority=7,cookie=0x19,reg7=0xffffffff,actions=multipath(eth_src,50,modulo_n,1,0,NXM_NX_REG0[0..1]),resubmit(,17)',
+  // the ND responder's NA built in place from an NS: the SLL option rewritten and retyped as TLL, flags in nd_reserved (ERICOXM_OF class)
+  'table=16,priority=8,cookie=0x1a,icmp6,icmp_type=135,nd_target=2001:db8::5,actions=move:NXM_NX_IPV6_SRC[]->NXM_NX_IPV6_DST[],set_field:2001:db8::5->ipv6_src,set_field:00:11:22:33:44:55->nd_sll,set_field:2->nd_options_type,set_field:0x60000000->nd_reserved,set_field:136->icmpv6_type,output:in_port',
 ];
 
 test.before(assertOvsRunning);

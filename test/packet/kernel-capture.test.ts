@@ -52,7 +52,7 @@ function asTsharkFields(p: ParsedPacket): Map<TsharkField, string[]> {
       case 'ndp-ns':
       case 'ndp-na':
         add(l.type === 'ndp-ns' ? 'icmpv6.nd.ns.target_address' : 'icmpv6.nd.na.target_address', l.target);
-        for (const o of l.options) if (o.type !== 'other') add('icmpv6.opt.linkaddr', o.mac);
+        for (const o of l.options) if (o.type === 'source-lla' || o.type === 'target-lla') add('icmpv6.opt.linkaddr', o.mac);
         break;
       case 'tcp': {
         add('tcp.srcport', l.srcPort);

@@ -25,8 +25,8 @@ export const ACL_TABLES: readonly TableSpec[] = [
     stage: 'acl',
     miss: 'drop',
     dropReason: 'acl_default_deny',
-    matches: ['metadata', 'ct_state', 'eth_type', 'ip_proto', 'ipv4_src', 'ipv4_dst', 'tcp_dst', 'udp_dst', REG.dstSubnet, REG.srcSubnet, REG.srcPort, REG.egress],
-    maskable: ['ct_state', 'ipv4_src', 'ipv4_dst', 'tcp_dst', 'udp_dst'],
+    matches: ['metadata', 'ct_state', 'eth_type', 'ip_proto', 'ipv4_src', 'ipv4_dst', 'ipv6_src', 'ipv6_dst', 'tcp_dst', 'udp_dst', REG.dstSubnet, REG.srcSubnet, REG.srcPort, REG.egress],
+    maskable: ['ct_state', 'ipv4_src', 'ipv4_dst', 'ipv6_src', 'ipv6_dst', 'tcp_dst', 'udp_dst'],
   },
 ];
 
@@ -121,7 +121,8 @@ function vpcFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
   const zone = conntrackZone(vpc.vpc.vni);
   const metadata = BigInt(vpc.vpc.vni);
   const pass = nextTable(pipeline, 'acl.rules');
-  const flows = [f('acl.conntrack').priority(PRIORITY.track).match({ metadata, eth_type: ETH.ip }).apply(ctTrack(zone, pipeline.table('acl.rules').id)).build()];
+  const track = ctTrack(zone, pipeline.table('acl.rules').id);
+  const flows = familiesOf(vpc).map((eth_type) => f('acl.conntrack').priority(PRIORITY.track).match({ metadata, eth_type }).apply(track).build());
   vpc.acls.forEach((rule, i) => {
     for (const match of ruleMatches(vpc, rule)) {
       const flow = f('acl.rules').priority(RULE_TOP - i).match({ metadata, ...match });
@@ -130,7 +131,9 @@ function vpcFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
   });
   for (const s of vpc.subnets) {
     const sameTier = { metadata, [REG.srcSubnet]: s.key, [REG.dstSubnet]: s.key };
-    flows.push(f('acl.rules').priority(PRIORITY.sameTierIp).match({ ...sameTier, eth_type: ETH.ip }).apply(ctCommit(zone)).goto(pass).build());
+    for (const eth_type of s.subnet.ipv6 ? [ETH.ip, ETH.ipv6] : [ETH.ip]) {
+      flows.push(f('acl.rules').priority(PRIORITY.sameTierIp).match({ ...sameTier, eth_type }).apply(ctCommit(zone)).goto(pass).build());
+    }
     flows.push(f('acl.rules').priority(PRIORITY.sameTier).match(sameTier).goto(pass).build());
   }
   return flows;
@@ -141,16 +144,35 @@ function vpcFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
  * registers, the remote as source); an egress rule at traffic from X (the remote as destination).
  */
 function ruleMatches(vpc: VpcView, rule: AclRule): MatchSpec[] {
-  const tier = vpc.subnetByName.get(rule.subnet)!.key;
+  const tier = vpc.subnetByName.get(rule.subnet)!;
   const port = rule.port === undefined ? undefined : vpc.portByName.get(rule.port)!.key;
   const ingress = rule.direction === 'ingress';
-  const base: MatchSpec = { eth_type: ETH.ip, [ingress ? REG.dstSubnet : REG.srcSubnet]: tier };
-  if (port !== undefined) base[ingress ? REG.egress : REG.srcPort] = port;
-  if ('subnet' in rule.remote) base[ingress ? REG.srcSubnet : REG.dstSubnet] = vpc.subnetByName.get(rule.remote.subnet)!.key;
-  else base[ingress ? 'ipv4_src' : 'ipv4_dst'] = cidr(rule.remote.cidr);
-  if (rule.protocol === 'any') return [base];
-  base.ip_proto = IP_PROTO[rule.protocol];
-  if (!rule.ports || rule.protocol === 'icmp') return [base];
-  const field = rule.protocol === 'tcp' ? 'tcp_dst' : 'udp_dst';
-  return portRangeMasks(rule.ports.from, rule.ports.to).map((block) => ({ ...base, [field]: block }));
+  return ruleFamilies(rule, tier.subnet.ipv6 !== undefined).flatMap((eth_type) => {
+    const base: MatchSpec = { eth_type, [ingress ? REG.dstSubnet : REG.srcSubnet]: tier.key };
+    if (port !== undefined) base[ingress ? REG.egress : REG.srcPort] = port;
+    if ('subnet' in rule.remote) base[ingress ? REG.srcSubnet : REG.dstSubnet] = vpc.subnetByName.get(rule.remote.subnet)!.key;
+    else if (eth_type === ETH.ipv6) base[ingress ? 'ipv6_src' : 'ipv6_dst'] = cidr(rule.remote.cidr);
+    else base[ingress ? 'ipv4_src' : 'ipv4_dst'] = cidr(rule.remote.cidr);
+    if (rule.protocol === 'any') return [base];
+    base.ip_proto = IP_PROTO[rule.protocol];
+    if (!rule.ports || rule.protocol === 'icmp' || rule.protocol === 'icmp6') return [base];
+    const field = rule.protocol === 'tcp' ? 'tcp_dst' : 'udp_dst';
+    return portRangeMasks(rule.ports.from, rule.ports.to).map((block) => ({ ...base, [field]: block }));
+  });
+}
+
+/** the IP versions a VPC carries: IPv6 once any of its subnets has a prefix */
+function familiesOf(vpc: VpcView): number[] {
+  return vpc.subnets.some((s) => s.subnet.ipv6) ? [ETH.ip, ETH.ipv6] : [ETH.ip];
+}
+
+/**
+ * The IP versions a rule applies to: a CIDR or icmp/icmp6 names one; otherwise both where the
+ * rule's tier is dual-stack, so one tier rule guards IPv4 and IPv6 alike.
+ */
+function ruleFamilies(rule: AclRule, dualStack: boolean): number[] {
+  if (rule.protocol === 'icmp') return [ETH.ip];
+  if (rule.protocol === 'icmp6') return [ETH.ipv6];
+  if ('cidr' in rule.remote) return [rule.remote.cidr.includes(':') ? ETH.ipv6 : ETH.ip];
+  return dualStack ? [ETH.ip, ETH.ipv6] : [ETH.ip];
 }

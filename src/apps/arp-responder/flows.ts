@@ -4,13 +4,16 @@ import type { Hypervisor } from '../../model';
 import type { FlowCounter } from '../../sdk/counters';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
-import { BROADCAST, ETH, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows } from '../overlay';
+import { linkLocalAddress, routerLinkLocal } from '../../model';
+import { BROADCAST, ETH, ICMPV6, MULTICAST, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows } from '../overlay';
+import { ICMP6, ND_MATCH_FIELDS, ndAnswerActions, ndAnswerFinish, ndDropMatches, nsFor } from './nd';
 
 /**
  * Answers broadcast ARP requests on the local bridge, for every VM and gateway of the asker's
  * subnet. No broadcast ARP ever leaves the hypervisor: requests for unknown addresses are dropped.
  * Unicast ARP (a cache refresh) goes on to L2 and reaches the owner, except for gateways, which
- * have no owner: their requests are answered whatever the destination MAC.
+ * have no owner: their requests are answered whatever the destination MAC. IPv6 neighbour
+ * solicitations are answered the same way (nd.ts).
  */
 export const ARP_RESPONDER_APP_ID = 17;
 
@@ -19,13 +22,14 @@ export const ARP_RESPONDER_TABLES: readonly TableSpec[] = [
     name: 'arp.responder',
     stage: 'arp',
     miss: 'next',
-    matches: ['metadata', REG.srcSubnet, REG.srcPort, 'eth_type', 'arp_op', 'eth_dst', 'arp_tpa'],
+    matches: ['metadata', REG.srcSubnet, REG.srcPort, 'eth_type', 'arp_op', 'eth_dst', 'arp_tpa', ...ND_MATCH_FIELDS],
+    maskable: ['eth_dst'],
   },
 ];
 
 const ARP_REQUEST = 1;
 const ARP_REPLY = 2;
-const PRIORITY = { ownAddress: 300, answer: 200, broadcast: 100 } as const;
+const PRIORITY = { ownAddress: 300, ndFinish: 250, answer: 200, broadcast: 100 } as const;
 /** owns the one flow that drops broadcast ARP nobody answered */
 const UNANSWERED_OWNER = 'global';
 
@@ -70,7 +74,12 @@ function globalOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): Ow
     signature: [hypervisors],
     compile: () => {
       const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, UNANSWERED_OWNER);
-      return onHosts(hypervisors, [f('arp.responder').priority(PRIORITY.broadcast).match({ eth_type: ETH.arp, eth_dst: BROADCAST }).build()]);
+      const [dad, ...unanswered] = ndDropMatches();
+      return onHosts(hypervisors, [
+        f('arp.responder').priority(PRIORITY.broadcast).match({ eth_type: ETH.arp, eth_dst: BROADCAST }).build(),
+        f('arp.responder').priority(PRIORITY.ownAddress).match(dad!).build(),
+        ...unanswered.map((m) => f('arp.responder').priority(PRIORITY.broadcast).match(m).build()),
+      ]);
     },
   };
 }
@@ -94,9 +103,25 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
     .match({ ...request, [REG.srcSubnet]: p.subnetKey, eth_dst: BROADCAST })
     .apply(...arpAnswer(p.port.mac, p.port.ip))
     .build();
-  if (p.ofport === undefined) return onHosts(hosts, [answer]);
-  const ownAddress = f('arp.responder').priority(PRIORITY.ownAddress).match({ ...request, [REG.srcPort]: p.key }).build();
-  return onHosts(hosts, [answer], [[p.host.datapathId, [ownAddress, answer]]]);
+  const addresses6 = p.ipv6 === undefined ? [] : [p.ipv6, linkLocalAddress(p.port.mac)];
+  const answers = [
+    answer,
+    ...addresses6.flatMap((a) => [
+      f('arp.responder')
+        .priority(PRIORITY.answer)
+        .match({ ...nsFor(p.vni, p.subnetKey, a), eth_dst: MULTICAST })
+        .apply(...ndAnswerActions(pipeline, p.port.mac, a, false))
+        .build(),
+      ndAnswerFinish(f('arp.responder'), PRIORITY.ndFinish, p.vni, p.port.mac, a),
+    ]),
+  ];
+  if (p.ofport === undefined) return onHosts(hosts, answers);
+  const own = { metadata: BigInt(p.vni), [REG.srcPort]: p.key };
+  const ownAddress = [
+    f('arp.responder').priority(PRIORITY.ownAddress).match({ ...request, [REG.srcPort]: p.key }).build(),
+    ...addresses6.map((a) => f('arp.responder').priority(PRIORITY.ownAddress).match({ ...own, ...ICMP6, icmpv6_type: ICMPV6.ns, ipv6_nd_target: a }).build()),
+  ];
+  return onHosts(hosts, answers, [[p.host.datapathId, [...ownAddress, ...answers]]]);
 }
 
 function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
@@ -107,5 +132,12 @@ function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
     .match({ metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: gateway })
     .apply(...arpAnswer(routerMac, gateway))
     .build();
-  return onHosts(s.hosts, [answer]);
+  if (!s.subnet.ipv6) return onHosts(s.hosts, [answer]);
+  // the router has no owner port: its NS are answered whatever their destination MAC
+  const linkLocal = routerLinkLocal(s.subnet);
+  return onHosts(s.hosts, [
+    answer,
+    f('arp.responder').priority(PRIORITY.answer).match(nsFor(s.vni, s.key, linkLocal)).apply(...ndAnswerActions(pipeline, routerMac, linkLocal, true)).build(),
+    ndAnswerFinish(f('arp.responder'), PRIORITY.ndFinish, s.vni, routerMac, linkLocal),
+  ]);
 }

@@ -1,8 +1,11 @@
+import { Observable } from 'rxjs';
+import { findLayer } from '../../packet';
 import type { AppContext, ZonemeshApp } from '../../sdk/app';
 import { runIncremental } from '../../sdk/incremental';
 import { inject, injectable } from '../../sdk/di';
-import { OverlayViews } from '../overlay';
+import { type OverlayView, type PortView, OverlayViews } from '../overlay';
 import { DISTRIBUTED_ROUTER_APP_ID, DISTRIBUTED_ROUTER_COUNTERS, DISTRIBUTED_ROUTER_TABLES, distributedRouterGroups } from './flows';
+import { RA_INTERVAL_MS, SolicitationLimiter, subnetRouterAdvertisement } from './ra';
 
 @injectable()
 export class DistributedRouterApp implements ZonemeshApp {
@@ -10,10 +13,59 @@ export class DistributedRouterApp implements ZonemeshApp {
   readonly appId = DISTRIBUTED_ROUTER_APP_ID;
   readonly tables = DISTRIBUTED_ROUTER_TABLES;
   readonly flowCounters = DISTRIBUTED_ROUTER_COUNTERS;
+  private readonly limiter = new SolicitationLimiter();
+  private view: OverlayView | undefined;
+  /** the placed dual-stack ports advertised to, as `dpid/port/ofport` */
+  private advertised = new Set<string>();
 
   constructor(@inject(OverlayViews) private readonly views: OverlayViews) {}
 
   start(ctx: AppContext): void {
     runIncremental(ctx, this.views.view$, (view) => distributedRouterGroups(ctx.pipeline, view));
+    // every placed dual-stack port hears the router when it appears, when its switch connects, and every RA_INTERVAL_MS
+    ctx.on(this.views.view$, (view) => {
+      this.view = view;
+      const before = this.advertised;
+      this.advertised = new Set(dualStackPorts(view).map(portKey));
+      for (const p of dualStackPorts(view)) if (!before.has(portKey(p))) this.advertise(ctx, p);
+    });
+    // unref'd: the periodic RA never keeps the process alive by itself
+    ctx.on(everyUnref(RA_INTERVAL_MS), () => {
+      for (const p of dualStackPorts(this.view)) this.advertise(ctx, p);
+    });
+    ctx.on(ctx.events.switchUp$, ({ dpid }) => {
+      for (const p of dualStackPorts(this.view)) if (p.host.datapathId === dpid) this.advertise(ctx, p);
+    });
+    ctx.on(ctx.events.packetIn$, (pin) => {
+      if (pin.tableId !== ctx.pipeline.table('l3.gateway').id || !pin.packet) return; // another app's packet
+      const ipv6 = findLayer(pin.packet, 'ipv6');
+      const port = dualStackPorts(this.view).find((p) => p.host.datapathId === pin.dpid && p.ofport === pin.inPort);
+      if (!ipv6 || !findLayer(pin.packet, 'ndp-rs') || !port || !this.limiter.take(pin.dpid, pin.inPort)) return;
+      const ra = subnetRouterAdvertisement(this.subnetOf(port), { mac: port.port.mac, ip: ipv6.src });
+      if (ra) ctx.packetOut(pin.dpid, ra, { to: pin.inPort });
+    });
   }
+
+  private subnetOf(p: PortView) {
+    return this.view!.vpcByName.get(p.port.vpc)!.subnetByName.get(p.port.subnet)!.subnet;
+  }
+
+  private advertise(ctx: AppContext, p: PortView): void {
+    const ra = subnetRouterAdvertisement(this.subnetOf(p));
+    if (ra) ctx.packetOut(p.host.datapathId, ra, { to: p.ofport! });
+  }
+}
+
+/** the placed ports of dual-stack subnets */
+function dualStackPorts(view: OverlayView | undefined): PortView[] {
+  return (view?.vpcs ?? []).flatMap((v) => v.ports.filter((p) => p.ipv6 !== undefined && p.ofport !== undefined));
+}
+
+const portKey = (p: PortView) => `${p.host.datapathId}/${p.port.name}/${p.ofport}`;
+
+function everyUnref(ms: number): Observable<void> {
+  return new Observable<void>((subscriber) => {
+    const timer = setInterval(() => subscriber.next(), ms).unref();
+    return () => clearInterval(timer);
+  });
 }

@@ -1,6 +1,7 @@
 import type { Action } from '../../openflow';
+import { toController } from '../../sdk/actions';
 import { OFPP } from '../../openflow';
-import type { Hypervisor } from '../../model';
+import { type Hypervisor, routerLinkLocal } from '../../model';
 import type { FlowCounter } from '../../sdk/counters';
 import type { Flow, FlowBuilder } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
@@ -21,9 +22,9 @@ export const DISTRIBUTED_ROUTER_TABLES: readonly TableSpec[] = [
     name: 'l3.gateway',
     stage: 'l3',
     miss: 'drop',
-    matches: ['metadata', REG.srcSubnet, 'eth_dst', 'eth_type', 'ip_proto', 'ipv4_dst', 'icmpv4_type', 'icmpv4_code'],
+    matches: ['metadata', REG.srcSubnet, 'eth_dst', 'eth_type', 'ip_proto', 'ipv4_dst', 'icmpv4_type', 'icmpv4_code', 'ipv6_dst', 'icmpv6_type', 'icmpv6_code'],
   },
-  { name: 'l3.route', stage: 'l3', miss: 'drop', matches: ['metadata', 'eth_type', 'ipv4_dst', 'nw_ttl'] },
+  { name: 'l3.route', stage: 'l3', miss: 'drop', matches: ['metadata', 'eth_type', 'ipv4_dst', 'ipv6_dst', 'nw_ttl'] },
 ];
 
 const TTL_EXPIRED_OWNER = 'drop:ttl-expired';
@@ -37,7 +38,11 @@ export const DISTRIBUTED_ROUTER_COUNTERS: readonly FlowCounter[] = [
 
 const ICMP_ECHO_REQUEST = 8;
 const ICMP_ECHO_REPLY = 0;
-const PRIORITY = { ping: 200, routed: 100, notRouted: 1, ttlExpired: 300, route: 100, noRoute: 1 } as const;
+const ICMPV6_ECHO = { request: 128, reply: 129 } as const;
+/** nw_ttl is the IPv4 TTL and the IPv6 hop limit alike; dec_nw_ttl decrements either */
+const IP_VERSIONS = [ETH.ip, ETH.ipv6] as const;
+const PRIORITY = { solicitation: 250, ping: 200, routed: 100, notRouted: 1, ttlExpired: 300, route: 100, noRoute: 1 } as const;
+const ROUTER_SOLICITATION = 133;
 
 export function distributedRouterGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
@@ -62,6 +67,18 @@ export function echoReply(routerMac: string, gateway: string): Action[] {
   ];
 }
 
+/** the echo reply to a ping6 of the router's link-local address (OVS adjusts the ICMPv6 checksum) */
+export function echo6Reply(routerMac: string, routerIp: string): Action[] {
+  return [
+    moveField('eth_src', 'eth_dst', 48),
+    { type: 'set_field', field: { field: 'eth_src', value: routerMac } },
+    moveField('ipv6_src', 'ipv6_dst', 128),
+    { type: 'set_field', field: { field: 'ipv6_src', value: routerIp } },
+    { type: 'set_field', field: { field: 'icmpv6_type', value: ICMPV6_ECHO.reply } },
+    output(OFPP.IN_PORT),
+  ];
+}
+
 /** the standard OF1.1+ action: OVS rejects Nicira's dec_ttl (NXAST subtype 18) under OpenFlow 1.3 */
 const DEC_TTL: Action = { type: 'dec_nw_ttl' };
 
@@ -75,9 +92,9 @@ function globalOwners(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): O
     // not addressed to the router: on to L2 unchanged
     def('not-routed', (f) => [f('l3.gateway').priority(PRIORITY.notRouted).goto(nextTable(pipeline, 'l3.route')).build()]),
     def(TTL_EXPIRED_OWNER, (f) =>
-      [0, 1].map((ttl) => f('l3.route').priority(PRIORITY.ttlExpired).match({ eth_type: ETH.ip, nw_ttl: ttl }).build()),
+      IP_VERSIONS.flatMap((eth_type) => [0, 1].map((ttl) => f('l3.route').priority(PRIORITY.ttlExpired).match({ eth_type, nw_ttl: ttl }).build())),
     ),
-    def(NO_ROUTE_OWNER, (f) => [f('l3.route').priority(PRIORITY.noRoute).match({ eth_type: ETH.ip }).build()]),
+    def(NO_ROUTE_OWNER, (f) => IP_VERSIONS.map((eth_type) => f('l3.route').priority(PRIORITY.noRoute).match({ eth_type }).build())),
   ];
 }
 
@@ -96,28 +113,47 @@ function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
   const f = ownerFlows(pipeline, DISTRIBUTED_ROUTER_APP_ID, owner);
   const { gateway, routerMac } = s.subnet;
   const toRouter = { metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_dst: routerMac, eth_type: ETH.ip };
-  return onHosts(s.hosts, [
+  const flows = [
     f('l3.gateway')
       .priority(PRIORITY.ping)
       .match({ ...toRouter, ip_proto: IP_PROTO.icmp, ipv4_dst: gateway, icmpv4_type: ICMP_ECHO_REQUEST, icmpv4_code: 0 })
       .apply(...echoReply(routerMac, gateway))
       .build(),
     f('l3.gateway').priority(PRIORITY.routed).match(toRouter).goto('l3.route').build(),
-  ]);
+  ];
+  if (s.subnet.ipv6) {
+    const toRouter6 = { ...toRouter, eth_type: ETH.ipv6 };
+    const linkLocal = routerLinkLocal(s.subnet);
+    flows.push(
+      // an RS goes up to the app, which answers with the subnet's RA (ra.ts); it never goes on to L2
+      f('l3.gateway')
+        .priority(PRIORITY.solicitation)
+        .match({ metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_type: ETH.ipv6, ip_proto: IP_PROTO.icmp6, icmpv6_type: ROUTER_SOLICITATION })
+        .apply(toController())
+        .build(),
+      f('l3.gateway')
+        .priority(PRIORITY.ping)
+        .match({ ...toRouter6, ip_proto: IP_PROTO.icmp6, ipv6_dst: linkLocal, icmpv6_type: ICMPV6_ECHO.request, icmpv6_code: 0 })
+        .apply(...echo6Reply(routerMac, linkLocal))
+        .build(),
+      f('l3.gateway').priority(PRIORITY.routed).match(toRouter6).goto('l3.route').build(),
+    );
+  }
+  return onHosts(s.hosts, flows);
 }
 
 /** a host route to the port, on every hypervisor of its VPC */
 function routeFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]) {
   const f = ownerFlows(pipeline, DISTRIBUTED_ROUTER_APP_ID, `port:${p.port.name}`);
-  const route = f('l3.route')
-    .priority(PRIORITY.route)
-    .match({ metadata: BigInt(p.vni), eth_type: ETH.ip, ipv4_dst: p.port.ip })
-    .apply(
-      { type: 'set_field', field: { field: 'eth_src', value: p.routerMac } },
-      { type: 'set_field', field: { field: 'eth_dst', value: p.port.mac } },
-      DEC_TTL,
-    )
-    .goto(nextTable(pipeline, 'l3.route'))
-    .build();
-  return onHosts(hosts, [route]);
+  const metadata = BigInt(p.vni);
+  const toPort = [
+    { type: 'set_field', field: { field: 'eth_src', value: p.routerMac } },
+    { type: 'set_field', field: { field: 'eth_dst', value: p.port.mac } },
+    DEC_TTL,
+  ] as const satisfies readonly Action[];
+  const route = (match: Parameters<FlowBuilder['match']>[0]) => f('l3.route').priority(PRIORITY.route).match(match).apply(...toPort).goto(nextTable(pipeline, 'l3.route')).build();
+  const routes = [route({ metadata, eth_type: ETH.ip, ipv4_dst: p.port.ip })];
+  // only global addresses are routed: link-local ones never leave their link
+  if (p.ipv6 !== undefined) routes.push(route({ metadata, eth_type: ETH.ipv6, ipv6_dst: p.ipv6 }));
+  return onHosts(hosts, routes);
 }

@@ -14,6 +14,8 @@ export const REG = {
   srcPort: 'reg6',
   /** egress key: the destination port's key or a subnet's flood key (l2 → output) */
   egress: 'reg7',
+  /** 1 while arp.responder turns an NS into its NA (arp.responder → arp.responder, nd.ts) */
+  ndAnswer: 'reg3',
 } as const satisfies Record<string, OxmFieldName>;
 
 export type OverlayReg = (typeof REG)[keyof typeof REG];
@@ -30,7 +32,9 @@ export function moveField(src: OxmFieldName, dst: OxmFieldName, nBits: number): 
 export { output } from '../../sdk/actions';
 
 /** ethertypes and IP protocols the overlay matches on */
-export const ETH = { ip: 0x0800, arp: 0x0806 } as const;
-export const IP_PROTO = { icmp: 1, tcp: 6, udp: 17 } as const;
+export const ETH = { ip: 0x0800, arp: 0x0806, ipv6: 0x86dd } as const;
+export const IP_PROTO = { icmp: 1, tcp: 6, udp: 17, icmp6: 58 } as const;
+/** ICMPv6 types of neighbour discovery (RFC 4861) */
+export const ICMPV6 = { rs: 133, ra: 134, ns: 135, na: 136 } as const;
 export const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 export const MULTICAST = { value: '01:00:00:00:00:00', mask: '01:00:00:00:00:00' };

@@ -1,5 +1,5 @@
 import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc } from '../../model';
-import { FLOOD_KEYS, PORT_KEYS, assignKeys, sameData } from '../../model';
+import { FLOOD_KEYS, PORT_KEYS, assignKeys, portIpv6, sameData } from '../../model';
 import type { PortNumbers as Placement } from '../../sdk';
 
 /**
@@ -17,6 +17,8 @@ export interface PortView {
   readonly subnetKey: number;
   /** its subnet's router MAC */
   readonly routerMac: string;
+  /** its IPv6 address, given or by SLAAC (portIpv6); undefined on an IPv4-only subnet */
+  readonly ipv6: string | undefined;
   readonly host: Hypervisor;
   /** the port's OpenFlow port on its hypervisor; undefined until the interface exists */
   readonly ofport: number | undefined;
@@ -178,6 +180,7 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
       key: portKeys.get(port.name)!,
       subnetKey: subnetKeys.get(port.subnet)!,
       routerMac: rawSubnets.get(port.subnet)!.routerMac,
+      ipv6: portIpv6(port, rawSubnets.get(port.subnet)!),
       host,
       ofport: placement.get(host.datapathId)?.get(port.interface) ?? port.ofport,
     };

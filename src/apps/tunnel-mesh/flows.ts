@@ -1,11 +1,13 @@
 import type { Action } from '../../openflow';
 import type { Hypervisor } from '../../model';
-import { TUNNEL_OFPORT, conntrackZone } from '../../model';
-import type { Flow } from '../../sdk/flow';
+import { TUNNEL_OFPORT, conntrackZone, linkLocalAddress } from '../../model';
+import type { Flow, FlowBuilder } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
 import {
   ETH,
+  ICMPV6,
+  IP_PROTO,
   MULTICAST,
   type OverlayView,
   type PortView,
@@ -32,13 +34,19 @@ export const TUNNEL_MESH_APP_ID = 16;
 
 export const TUNNEL_MESH_TABLES: readonly TableSpec[] = [
   { name: 'classify', stage: 'classify', miss: 'drop', matches: ['in_port'] },
-  { name: 'spoofguard', stage: 'spoofguard', miss: 'drop', dropReason: 'spoofguard', matches: ['in_port', 'eth_src', 'eth_type', 'ipv4_src', 'arp_spa', 'arp_sha'] },
+  {
+    name: 'spoofguard',
+    stage: 'spoofguard',
+    miss: 'drop',
+    dropReason: 'spoofguard',
+    matches: ['in_port', 'eth_src', 'eth_type', 'ipv4_src', 'arp_spa', 'arp_sha', 'ip_proto', 'ipv6_src', 'icmpv6_type', 'ipv6_nd_target'],
+  },
   { name: 'l2.lookup', stage: 'l2', miss: 'drop', matches: ['metadata', 'eth_dst'], maskable: ['eth_dst'] },
   { name: 'output', stage: 'output', miss: 'drop', matches: ['metadata', REG.egress] },
   { name: 'tunnel.in', stage: 'output', miss: 'drop', matches: ['tunnel_id', EGRESS_KEY_FIELD, 'eth_type'] },
 ];
 
-const PRIORITY = { exact: 100, ipFirst: 100, other: 90, flood: 50 } as const;
+const PRIORITY = { exact: 100, ipFirst: 100, other: 90, flood: 50, ndOwn: 120, ndRefused: 110 } as const;
 
 export function tunnelMeshGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
@@ -131,10 +139,13 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
       .match({ in_port: port, eth_src: mac, eth_type: ETH.arp, arp_spa: ip, arp_sha: mac })
       .goto(nextTable(pipeline, 'spoofguard'))
       .build(),
+    ...ipv6Spoofguard(pipeline, () => f('spoofguard'), p),
     l2,
     f('output').priority(PRIORITY.exact).match({ metadata: vpc, [REG.egress]: p.key }).apply(output(port)).build(),
     // policy ran at the source; committing here lets the replies pass this hypervisor's conntrack
-    tunnelIn({ eth_type: ETH.ip }).priority(PRIORITY.ipFirst).apply(ctCommit(conntrackZone(p.vni)), output(port)).build(),
+    ...(p.ipv6 === undefined ? [ETH.ip] : [ETH.ip, ETH.ipv6]).map((eth_type) =>
+      tunnelIn({ eth_type }).priority(PRIORITY.ipFirst).apply(ctCommit(conntrackZone(p.vni)), output(port)).build(),
+    ),
     tunnelIn({}).priority(PRIORITY.other).apply(output(port)).build(),
   ];
   return onHosts(hosts, remote, [[p.host.datapathId, local]]);
@@ -162,4 +173,26 @@ function floodFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
     ]);
   }
   return out;
+}
+
+/**
+ * A dual-stack port may send IPv6 from its own address and its link-local one, and DAD probes and
+ * RS from :: (a DAD probe is answered by nobody, so the address stays its own). It may not send RAs (the router
+ * does), nor NAs for any address but its own: both would take other VMs' traffic.
+ */
+function ipv6Spoofguard(pipeline: Pipeline, guard: () => FlowBuilder, p: PortView): Flow[] {
+  if (p.ipv6 === undefined) return [];
+  const pass = nextTable(pipeline, 'spoofguard');
+  const port = { in_port: p.ofport!, eth_src: p.port.mac };
+  const icmp6 = { ...port, eth_type: ETH.ipv6, ip_proto: IP_PROTO.icmp6 };
+  const own = [p.ipv6, linkLocalAddress(p.port.mac)];
+  return [
+    ...own.map((ipv6_src) => guard().priority(PRIORITY.exact).match({ ...port, eth_type: ETH.ipv6, ipv6_src }).goto(pass).build()),
+    ...[ICMPV6.ns, ICMPV6.rs].map((icmpv6_type) => guard().priority(PRIORITY.exact).match({ ...icmp6, ipv6_src: '::', icmpv6_type }).goto(pass).build()),
+    guard().priority(PRIORITY.ndRefused).match({ ...icmp6, icmpv6_type: ICMPV6.ra }).build(),
+    guard().priority(PRIORITY.ndRefused).match({ ...icmp6, icmpv6_type: ICMPV6.na }).build(),
+    ...own.flatMap((ipv6_src) =>
+      own.map((ipv6_nd_target) => guard().priority(PRIORITY.ndOwn).match({ ...icmp6, ipv6_src, icmpv6_type: ICMPV6.na, ipv6_nd_target }).goto(pass).build()),
+    ),
+  ];
 }

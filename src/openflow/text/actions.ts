@@ -37,6 +37,7 @@ interface OvsField {
 
 const NXM0 = 0x0000;
 const NXM1 = 0x0001;
+const ERICOXM = 0x1000;
 const OXM = 0x8000;
 const PKT_REGS = 0x8001;
 
@@ -81,6 +82,8 @@ const ROWS: Row[] = [
   ['nd_target', 128, 'ipv6', [OXM, 31], [NXM1, 23], 'NXM_NX_ND_TARGET'],
   ['nd_sll', 48, 'mac', [OXM, 32], [NXM1, 24], 'NXM_NX_ND_SLL'],
   ['nd_tll', 48, 'mac', [OXM, 33], [NXM1, 25], 'NXM_NX_ND_TLL'],
+  ['nd_reserved', 32, 'dec', null, [ERICOXM, 1], 'ERICOXM_OF_ICMPV6_ND_RESERVED'],
+  ['nd_options_type', 8, 'dec', null, [ERICOXM, 2], 'ERICOXM_OF_ICMPV6_ND_OPTIONS_TYPE'],
   ['mpls_label', 20, 'dec', [OXM, 34], null, 'OXM_OF_MPLS_LABEL'],
   ['mpls_tc', 3, 'dec', [OXM, 35], null, 'OXM_OF_MPLS_TC'],
   ['mpls_bos', 1, 'dec', [OXM, 36], null, 'OXM_OF_MPLS_BOS'],

@@ -1,0 +1,127 @@
+import test from 'ava';
+import {
+  ModelValidationError,
+  documentOf,
+  eui64InterfaceId,
+  formatIpv6Address,
+  linkLocalAddress,
+  parseIpv6Address,
+  parseIpv6Cidr,
+  portIpv6,
+  routerLinkLocal,
+  validateModel,
+} from '../../src/model';
+import { minimalModel } from '../helpers/model';
+
+function issuesOf(doc: unknown): string[] {
+  try {
+    validateModel(doc, 'model.yaml');
+    return [];
+  } catch (e) {
+    if (!(e instanceof ModelValidationError)) throw e;
+    return e.issues.map((i) => `${i.path}: ${i.problem}`);
+  }
+}
+
+/** the minimal model, its subnet dual-stack with SLAAC, and a second port */
+function dualStack() {
+  const doc = minimalModel() as any;
+  doc.vpcs[0].subnets[0].ipv6 = { prefix: '2001:db8:7::/64', slaac: true };
+  doc.ports.push({ name: 'p2', vpc: 'v', subnet: 's', mac: '02:00:00:00:00:02', ip: '10.0.0.6', hypervisor: 'hv1' });
+  return doc;
+}
+
+test('EUI-64 and link-local addresses follow RFC 4291 (the universal/local bit flipped, ff:fe inserted)', (t) => {
+  t.is(eui64InterfaceId('00:11:22:33:44:55'), 0x021122fffe334455n);
+  t.is(linkLocalAddress('00:11:22:33:44:55'), 'fe80::211:22ff:fe33:4455');
+  t.is(linkLocalAddress('02:00:00:01:01:0b'), 'fe80::ff:fe01:10b');
+});
+
+test('IPv6 text parses to numbers and back in RFC 5952 form; CIDRs with host bits are refused', (t) => {
+  t.is(formatIpv6Address(parseIpv6Address('2001:DB8:0:0:0:0:0:1')!), '2001:db8::1');
+  t.is(parseIpv6Address('10.0.0.1'), undefined);
+  t.is(parseIpv6Address('fe80::1%eth0'), undefined);
+  t.deepEqual(parseIpv6Cidr('2001:db8:1::/64'), { network: 0x20010db8000100000000000000000000n, prefix: 64 });
+  t.is(parseIpv6Cidr('2001:db8:1::1/64'), undefined);
+  t.is(parseIpv6Cidr('2001:db8::/129'), undefined);
+});
+
+test('a dual-stack model is valid: SLAAC ports take EUI-64 in the prefix, given addresses stay, the router is link-local from its MAC', (t) => {
+  const doc = dualStack();
+  doc.ports[1].ipv6 = '2001:db8:7::66';
+  const m = validateModel(doc, 'model.yaml');
+  const subnet = m.subnets[0]!;
+  t.deepEqual(subnet.ipv6, { prefix: '2001:db8:7::/64', slaac: true });
+  t.is(portIpv6(m.ports[0]!, subnet), '2001:db8:7::ff:fe00:1');
+  t.is(portIpv6(m.ports[1]!, subnet), '2001:db8:7::66');
+  t.is(routerLinkLocal(subnet), linkLocalAddress(subnet.routerMac));
+  t.true(routerLinkLocal(subnet).startsWith('fe80::'));
+  // derived addresses are not written back: the document reads back to the same model
+  t.deepEqual(validateModel(documentOf(m), 'again'), m);
+  t.false('ipv6' in documentOf(m).ports[0]!);
+});
+
+test('an IPv4-only model stays as it was: no ipv6 field appears', (t) => {
+  const m = validateModel(minimalModel(), 'model.yaml');
+  t.false('ipv6' in m.subnets[0]!);
+  t.false('ipv6' in m.ports[0]!);
+  t.is(portIpv6(m.ports[0]!, m.subnets[0]!), undefined);
+});
+
+test('without SLAAC a port has only the address it is given, and the prefix may be other than /64', (t) => {
+  const doc = dualStack();
+  doc.vpcs[0].subnets[0].ipv6 = { prefix: '2001:db8:7::/112', slaac: false };
+  doc.ports[1].ipv6 = '2001:db8:7::6';
+  const m = validateModel(doc, 'model.yaml');
+  t.is(portIpv6(m.ports[0]!, m.subnets[0]!), undefined);
+  t.is(portIpv6(m.ports[1]!, m.subnets[0]!), '2001:db8:7::6');
+});
+
+test('IPv6 mistakes are reported with their model paths', (t) => {
+  const doc = dualStack();
+  doc.vpcs[0].subnets[0].ipv6 = { prefix: '2001:db8:7::/56', slaac: true, slack: 1 };
+  doc.vpcs[0].subnets.push({ name: 's2', cidr: '10.0.1.0/24', gateway: '10.0.1.1', ipv6: { prefix: '2001:db8:7:1::/64' } });
+  doc.vpcs[0].subnets.push({ name: 's3', cidr: '10.0.2.0/24', gateway: '10.0.2.1', ipv6: { prefix: '2001:db8:7::1/64' } });
+  doc.vpcs[0].subnets.push({ name: 's4', cidr: '10.0.3.0/24', gateway: '10.0.3.1' });
+  doc.ports[0].ipv6 = '2001:db8:8::5';
+  doc.ports.push({ name: 'p3', vpc: 'v', subnet: 's4', mac: '02:00:00:00:00:03', ip: '10.0.3.6', hypervisor: 'hv1', ipv6: '2001:db8:9::1' });
+  doc.ports.push({ name: 'p4', vpc: 'v', subnet: 's', mac: '02:00:00:00:00:04', ip: '10.0.0.7', hypervisor: 'hv1', ipv6: 'not-an-address' });
+  const issues = issuesOf(doc);
+  const expected = [
+    'vpcs[0].subnets[0].ipv6.prefix: 2001:db8:7::/56 is a /56: SLAAC needs a /64',
+    'vpcs[0].subnets[0].ipv6.slack: unknown key (known: prefix, slaac)',
+    'vpcs[0].subnets[1].ipv6.prefix: 2001:db8:7:1::/64 overlaps 2001:db8:7::/56 (vpcs[0].subnets[0]) in the same VPC',
+    "vpcs[0].subnets[2].ipv6.prefix: '2001:db8:7::1/64' is not an IPv6 prefix with no host bits",
+    'ports[0].ipv6: 2001:db8:8::5 is outside subnet s (2001:db8:7::/56)',
+    'ports[2].ipv6: subnet s4 has no ipv6 prefix',
+    "ports[3].ipv6: 'not-an-address' is not an IPv6 address",
+  ];
+  for (const e of expected) t.true(issues.includes(e), `${e}\nnot in:\n${issues.join('\n')}`);
+});
+
+test('two ports of a VPC with one IPv6 address are refused, a given address equal to another port\'s EUI-64 too', (t) => {
+  const doc = dualStack();
+  doc.ports[1].ipv6 = '2001:db8:7::ff:fe00:1'; // p1's SLAAC address
+  t.deepEqual(issuesOf(doc), ['ports[1].ipv6: duplicate IPv6 address 2001:db8:7::ff:fe00:1 in the VPC (first at ports[0])']);
+  // the same address in another VPC is fine: VPCs are isolated
+  const other = dualStack();
+  other.vpcs.push({ name: 'w', vni: 8, subnets: [{ name: 's', cidr: '10.0.0.0/24', gateway: '10.0.0.1', ipv6: { prefix: '2001:db8:7::/64' } }] });
+  other.ports[1] = { ...other.ports[1], vpc: 'w', mac: '02:00:00:00:00:01' };
+  t.deepEqual(issuesOf(other), []);
+});
+
+test('ACL rules take IPv6 CIDRs and icmp6, and refuse a protocol of the other family', (t) => {
+  const doc = dualStack();
+  doc.vpcs[0].acls = [
+    { subnet: 's', direction: 'ingress', action: 'allow', protocol: 'icmp6', remote: { cidr: '2001:db8::/32' } },
+    { subnet: 's', direction: 'egress', action: 'allow', protocol: 'tcp', ports: 443, remote: { cidr: '::/0' } },
+    { subnet: 's', direction: 'ingress', action: 'allow', protocol: 'icmp6', remote: { cidr: '10.0.0.0/8' } },
+    { subnet: 's', direction: 'ingress', action: 'allow', protocol: 'icmp', remote: { cidr: '2001:db8::/32' } },
+    { subnet: 's', direction: 'ingress', action: 'allow', remote: { cidr: '2001:db8::1/32' } },
+  ];
+  t.deepEqual(issuesOf(doc), [
+    'vpcs[0].acls[2].remote.cidr: 10.0.0.0/8 is IPv4: icmp6 needs an IPv6 CIDR',
+    'vpcs[0].acls[3].remote.cidr: 2001:db8::/32 is IPv6: use protocol icmp6',
+    "vpcs[0].acls[4].remote.cidr: '2001:db8::1/32' is not an IPv4 or IPv6 CIDR with no host bits",
+  ]);
+});
