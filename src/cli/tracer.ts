@@ -116,6 +116,8 @@ export interface TraceVerdict {
   /** delivered to another port; answered by the bridge; or dropped everywhere */
   result: 'delivered' | 'answered' | 'dropped' | 'controller';
   deliveries: Delivery[];
+  /** where the flows sent the packet to the controller (an RS, a DHCP request, a probe reply) */
+  punts: { hypervisor: string; packet: PacketFields }[];
   drops: Drop[];
 }
 
@@ -344,7 +346,7 @@ export class Tracer {
   /** Follows `packet`, as it is, from port `inPort` of the hypervisor's switch: no ARP first. */
   follow(hypervisor: string, inPort: number, packet: SimPacket, ct: TraceQuery['ct'] = 'new'): Pick<TraceResult, 'hops' | 'verdict'> {
     const hops: TraceHop[] = [];
-    const verdict: TraceVerdict = { result: 'dropped', deliveries: [], drops: [] };
+    const verdict: TraceVerdict = { result: 'dropped', deliveries: [], punts: [], drops: [] };
     this.walk(hypervisor, inPort, packet, ct, hops, verdict, 0);
     if (verdict.deliveries.some((d) => !d.reply)) verdict.result = 'delivered';
     else if (verdict.deliveries.length) verdict.result = 'answered';
@@ -383,6 +385,7 @@ export class Tracer {
         this.walk(peer, TUNNEL_OFPORT, tunnelled, ct, hops, verdict, depth + 1);
       } else if (out.port === OFPP.CONTROLLER) {
         verdict.result = 'controller';
+        verdict.punts.push({ hypervisor: hvName, packet: fields(wireHeaders(out.packet)) });
       } else {
         const iface = ifaceOf(out.port);
         const vm = iface === undefined ? undefined : this.model.ports.find((p) => p.hypervisor === hvName && p.interface === iface)?.name;
@@ -447,7 +450,7 @@ export function verdictLine(v: TraceVerdict): string {
     case 'answered':
       return `answered by the bridge, back to ${v.deliveries.map(where).join(', ')}`;
     case 'controller':
-      return 'sent to the controller';
+      return `sent to the controller by ${v.punts.map((p) => p.hypervisor).join(', ')}`;
     case 'dropped':
       return `dropped: ${v.drops.map(drop).join('; ') || 'no output'}`;
   }

@@ -6,7 +6,7 @@ import { type OverlayView, type PortView, buildOverlayView } from '../../src/app
 import type { PortNumbers as Placement } from '../../src/sdk';
 import { TUNNEL_MESH_TABLES, compileTunnelMesh } from '../../src/apps/tunnel-mesh';
 import { type NetworkModel, TUNNEL_OFPORT, loadModelFile, validateModel } from '../../src/model';
-import { type FlowMod, OFPTT_ALL, formatInstructions, formatMatch } from '../../src/openflow';
+import { type FlowMod, OFPP, OFPTT_ALL, formatInstructions, formatMatch } from '../../src/openflow';
 import { type Flow, tableMissFlows } from '../../src/sdk/flow';
 import type { OwnerFlows } from '../../src/sdk/incremental';
 import { Pipeline } from '../../src/sdk/pipeline';
@@ -148,14 +148,17 @@ export class Fabric {
     return { hv: p.host.name, port: p.ofport! };
   }
 
-  /** send `packet` from VM port `from`; returns every delivery to a VM port, in order */
+  /** send `packet` from VM port `from`; returns every delivery to a VM port, in order, then every punt to the controller (port CONTROLLER) */
   send(from: string, packet: SimPacket): Delivery[] {
     const { hv, port } = this.at(from);
     const { hops, verdict } = this.tracer.follow(hv, port, packet);
     this.tunnelled = hops
       .filter((h) => h.inPort === TUNNEL_OFPORT)
       .map((h) => ({ from: this.byTunnelIp.get(String(h.packet.tun_ipv4_src))!, to: h.hypervisor, vni: BigInt(h.packet.tunnel_id!), egressKey: Number(h.packet.tun_metadata0) }));
-    return verdict.deliveries.map((d) => ({ hv: d.hypervisor, port: d.port, packet: d.packet }));
+    return [
+      ...verdict.deliveries.map((d) => ({ hv: d.hypervisor, port: d.port, packet: d.packet })),
+      ...verdict.punts.map((p) => ({ hv: p.hypervisor, port: OFPP.CONTROLLER, packet: p.packet })),
+    ];
   }
 }
 
