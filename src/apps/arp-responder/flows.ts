@@ -4,7 +4,7 @@ import type { Hypervisor } from '../../model';
 import type { FlowCounter } from '../../sdk/counters';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
-import { BROADCAST, ETH, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows } from '../overlay';
+import { BROADCAST, ETH, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows, vpcGroups } from '../overlay';
 
 /**
  * Answers broadcast ARP requests on the local bridge, for every VM and gateway of the asker's
@@ -35,7 +35,7 @@ export const ARP_RESPONDER_COUNTERS: readonly FlowCounter[] = [{ owner: UNANSWER
 export function arpResponderGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
     { key: 'global', token: view.hypervisors, owners: () => [globalOwner(pipeline, view.hypervisors)] },
-    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => vpcOwners(pipeline, vpc) })),
+    ...vpcGroups(pipeline, view, vpcOwners),
   ];
 }
 
