@@ -125,7 +125,7 @@ function fullCompile(hvCount: number, rounds: number): { rt: Runtime; model: Net
   console.log(`full compile, best of ${rounds}: ${times[0]!.toFixed(0)} ms (median ${pct(times, 50).toFixed(0)} ms); last round ${line}`);
   console.log(`  ${flows.toLocaleString('en')} flows on ${hvCount} switches (${(flows / hvCount).toFixed(0)} per switch), ${changes.toLocaleString('en')} (owner, switch) sets`);
   console.log(`  into the runtime's DesiredState: ${desiredMs.toFixed(0)} ms`);
-  console.log(`  memory held by the compiled state: heapUsed +${mb(after.heapUsed - before.heapUsed)}, rss ${mb(after.rss)}`);
+  console.log(`  memory held by the compiled state: heapUsed +${mb(after.heapUsed - before.heapUsed)}, rss ${mb(after.rss)}, peak rss so far ${mb(process.resourceUsage().maxRSS * 1024)}`);
   return { rt: { view, engines, desired }, model, placement };
 }
 

@@ -98,7 +98,9 @@ function internHypervisors(fresh: readonly Hypervisor[], previous: OverlayView |
     const old = previous?.hypervisorByName.get(h.name);
     hypervisorByName.set(h.name, old && sameData(old, h) ? old : h);
   }
-  return { hypervisors: interned([...hypervisorByName.values()], previous?.hypervisors), hypervisorByName };
+  const hypervisors = interned([...hypervisorByName.values()], previous?.hypervisors);
+  // a re-read list of the very same hypervisors keeps the previous map: nothing downstream looks again
+  return previous && hypervisors === previous.hypervisors ? previous : { hypervisors, hypervisorByName };
 }
 
 /** names of the hypervisors that are new, changed or whose port placement changed since `previous` */
