@@ -31,13 +31,17 @@ export type ControllerReply =
   | { op: 'add'; doneAt: number | undefined; switches: number }
   | { op: 'placed' }
   | { op: 'mark-full' }
-  | { op: 'expect-full'; lastAt: number; sent: number; errors: number }
+  /** `count` below the one asked for: the syncs stalled */
+  | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number }
   | { op: 'memory'; rss: number; heapUsed: number };
 
 export type ControllerHello = { op: 'ready'; ofPort: number; startMs: number };
 
 /** how long one add may take before it counts as lost */
 export const ADD_TIMEOUT_MS = 10_000;
+
+/** how long full syncs may stop coming before `expect-full` answers with fewer than asked */
+const STALL_MS = 60_000;
 
 const now = () => performance.timeOrigin + performance.now();
 
@@ -104,12 +108,19 @@ async function main(): Promise<void> {
         full = { count: 0, lastAt: 0, sent: 0, errors: 0 };
         return { op: 'mark-full' };
       case 'expect-full': {
+        // a full sync that fails reports an error, not a sync: give up once none has come for a while
+        let stalled: NodeJS.Timeout | undefined;
         await new Promise<void>((resolve) => {
-          onFull = () => full.count >= req.count && resolve();
+          onFull = () => {
+            clearTimeout(stalled);
+            if (full.count >= req.count) resolve();
+            else stalled = setTimeout(resolve, STALL_MS);
+          };
           onFull();
         });
+        clearTimeout(stalled);
         onFull = undefined;
-        return { op: 'expect-full', lastAt: full.lastAt, sent: full.sent, errors: full.errors };
+        return { op: 'expect-full', count: full.count, lastAt: full.lastAt, sent: full.sent, errors: full.errors };
       }
       case 'memory': {
         const m = process.memoryUsage();
