@@ -38,7 +38,7 @@ export type ControllerReply =
 export type ControllerHello = { op: 'ready'; ofPort: number; startMs: number };
 
 /** how long one add may take before it counts as lost */
-export const ADD_TIMEOUT_MS = 10_000;
+export const ADD_TIMEOUT_MS = 3_000;
 
 /** how long full syncs may stop coming before `expect-full` answers with fewer than asked */
 const STALL_MS = 60_000;
