@@ -12,6 +12,7 @@ import { BUILTIN_APPS } from '../src/apps/registry';
 import { silentLogger } from '../src/controller';
 import type { NetworkModel, VmPort } from '../src/model';
 import { Runtime } from '../src/runtime';
+import { ReconcileError } from '../src/runtime/reconciler';
 import { PORT_PLACEMENT, type PortPlacement } from '../src/sdk/placement';
 import { TestModelStore } from '../src/testing/model-store';
 import { generate } from './overlay-model';
@@ -32,7 +33,7 @@ export type ControllerReply =
   | { op: 'placed' }
   | { op: 'mark-full' }
   /** `count` below the one asked for: the syncs stalled */
-  | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number }
+  | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number }
   | { op: 'memory'; rss: number; heapUsed: number };
 
 export type ControllerHello = { op: 'ready'; ofPort: number; startMs: number };
@@ -78,6 +79,12 @@ async function main(): Promise<void> {
       onAck?.();
     }
   });
+  // a failed full sync is reported here, not on synced$: count them, and show the first
+  let fullFailures = 0;
+  runtime.reconciler.errors$.subscribe((e) => {
+    if (!(e instanceof ReconcileError) || e.kind !== 'full' || e.flow !== undefined) return;
+    if (fullFailures++ === 0) console.error(`  … first failed full sync: ${e.message}`);
+  });
   const allAcked = () => [...changedAt].every(([dpid, at]) => (ackedAt.get(dpid) ?? 0) >= at);
 
   const handle = async (req: ControllerRequest): Promise<ControllerReply> => {
@@ -106,6 +113,7 @@ async function main(): Promise<void> {
         return { op: 'placed' };
       case 'mark-full':
         full = { count: 0, lastAt: 0, sent: 0, errors: 0 };
+        fullFailures = 0;
         return { op: 'mark-full' };
       case 'expect-full': {
         // a full sync that fails reports an error, not a sync: give up once none has come for a while
@@ -120,7 +128,7 @@ async function main(): Promise<void> {
         });
         clearTimeout(stalled);
         onFull = undefined;
-        return { op: 'expect-full', count: full.count, lastAt: full.lastAt, sent: full.sent, errors: full.errors };
+        return { op: 'expect-full', count: full.count, lastAt: full.lastAt, sent: full.sent, errors: full.errors, failed: fullFailures };
       }
       case 'memory': {
         const m = process.memoryUsage();
