@@ -20,7 +20,7 @@ import { generate } from './overlay-model';
 export type ControllerRequest =
   /** adds a port to the model; answers once every changed switch served here has barrier-replied its batch */
   | { op: 'add'; port: VmPort }
-  /** answers once the interface is in this process's port placement */
+  /** answers once the interface is in this process's port placement, or not after ADD_TIMEOUT_MS */
   | { op: 'placed'; dpid: bigint; name: string }
   /** starts counting full syncs (connect, reconnect) afresh */
   | { op: 'mark-full' }
@@ -30,7 +30,7 @@ export type ControllerRequest =
 
 export type ControllerReply =
   | { op: 'add'; doneAt: number | undefined; switches: number }
-  | { op: 'placed' }
+  | { op: 'placed'; ok: boolean }
   | { op: 'mark-full' }
   /** `count` below the one asked for: the syncs stalled */
   | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number }
@@ -108,9 +108,14 @@ async function main(): Promise<void> {
         onAck = undefined;
         return { op: 'add', doneAt, switches: changedAt.size };
       }
-      case 'placed':
-        await firstValueFrom(placement$.pipe(filter((m) => m.get(req.dpid)?.has(req.name) === true)));
-        return { op: 'placed' };
+      case 'placed': {
+        // a switch whose session went (a failed sync under load) never reports the interface
+        const placed = firstValueFrom(placement$.pipe(filter((m) => m.get(req.dpid)?.has(req.name) === true))).then(() => true);
+        let timer: NodeJS.Timeout | undefined;
+        const ok = await Promise.race([placed, new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ADD_TIMEOUT_MS)))]);
+        clearTimeout(timer);
+        return { op: 'placed', ok };
+      }
       case 'mark-full':
         full = { count: 0, lastAt: 0, sent: 0, errors: 0 };
         fullFailures = 0;

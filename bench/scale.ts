@@ -175,7 +175,11 @@ async function run(workers: number): Promise<Run> {
       addedTo.set(vpc.name, k + 1);
       const p = port(vpc.name, vpc.vni, HVS_PER_VPC * (PORTS_PER_HV / 2) + k, hv, `${vpc.name}-n${k}`);
       await sw.ask({ op: 'plug', dpid: hv.datapathId, name: p.interface });
-      await shardOf(hvIndex.get(hv.name)!).ask({ op: 'placed', dpid: hv.datapathId, name: p.interface });
+      const placed = await shardOf(hvIndex.get(hv.name)!).ask<Extract<ControllerReply, { op: 'placed' }>>({ op: 'placed', dpid: hv.datapathId, name: p.interface });
+      if (!placed.ok) {
+        lost++;
+        return;
+      }
       const t = now();
       const replies = await Promise.all(controllers.map((c) => c.ask<Extract<ControllerReply, { op: 'add' }>>({ op: 'add', port: p })));
       if (replies.some((r) => r.doneAt === undefined)) {
@@ -258,7 +262,7 @@ async function main(): Promise<void> {
     console.log(`\n## ${H} switches, ${H * PORTS_PER_HV} ports, ${workers} controller process${workers > 1 ? 'es' : ''} (load average now ${load()})`);
     console.log(`controller ready (model compiled, no switch) ${r.startMs.toFixed(0)} ms; ${r.connected} of ${H} switches connected ${CONNECT_BATCH} at a time and fully synced in ${(r.syncMs / 1000).toFixed(1)} s; ${r.flows.toLocaleString('en')} flows on the switches`);
     console.log(`RSS with every session up: ${r.rss.map(mb).join(' + ')} (V8 heap used ${r.heap.map(mb).join(' + ')})`);
-    console.log(`adds lost (no barrier reply within the timeout): ${r.lost}; switches of the VPC without a flow for the new port afterwards: ${r.missing}`);
+    console.log(`adds lost (interface not seen, or no barrier reply, within 3 s): ${r.lost}; switches of the VPC without a flow for the new port afterwards: ${r.missing}`);
     console.log('\n| measure | p50 / p99 / max ms | switches changed p50 / max |\n|---|---:|---:|');
     console.log(`| port add → every changed switch barrier-replied (${r.adds.length}) | ${summary(r.adds)} | ${medianMax(r.addSwitches)} |`);
     console.log(`| hypervisor joins a VPC → every changed switch barrier-replied (${r.joins.length}) | ${summary(r.joins)} | ${medianMax(r.joinSwitches)} |`);
