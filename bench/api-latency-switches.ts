@@ -1,15 +1,19 @@
 /**
- * The fake switches of bench/api-latency.ts, in a worker thread: their flow tables (about 4 KB a
- * flow) stay out of the controller's heap and GC pauses, and they answer on their own event loop,
- * as a switch would. The main thread asks; each request is answered with its id.
+ * The fake switches of bench/api-latency.ts and bench/scale.ts, in a worker thread: their flow
+ * tables (about 4 KB a flow) stay out of the controller's heap and GC pauses, and they answer on
+ * their own event loop, as a switch would. The main thread asks (bench/switch-thread.ts); each
+ * request is answered with its id.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { OFPPR } from '../src/openflow';
+import { OFPG_ANY, OFPP, OFPPR } from '../src/openflow';
 import { FakeSwitch, fakePort } from '../src/testing/fake-switch';
 
-/** what the main thread passes: the controller's port and each switch's dpid and ports (interface name, number) */
+/**
+ * What the main thread passes: the controllers' ports (switch i connects to ofPorts[i % length], as
+ * `run --workers` deals connections round-robin) and each switch's dpid and ports (interface name, number).
+ */
 export interface SwitchesData {
-  ofPort: number;
+  ofPorts: number[];
   switches: { dpid: bigint; ports: [string, number][] }[];
 }
 
@@ -20,20 +24,38 @@ export type SwitchesRequest =
   | { op: 'plug'; dpid: bigint; name: string }
   /** how many of these switches hold no flow matching the MAC or IP */
   | { op: 'missing'; dpids: bigint[]; mac: string; ip: string }
-  | { op: 'flows' }
+  /** flows held by these switches, or by all */
+  | { op: 'flows'; dpids?: bigint[] }
+  /** every switch drops its connection and connects again at once, keeping its flows; resolves when all are connected */
+  | { op: 'reconnect' }
+  /** these switches lose every other flow they hold (as after a crash of their datapath); answers how many went */
+  | { op: 'cut'; dpids: bigint[] }
   | { op: 'close' };
 
 function holdsFlowFor(sw: FakeSwitch, mac: string, ip: string): boolean {
   return sw.flowTable.flows().some((f) => f.match.some((tlv) => tlv.field !== 'unknown' && (tlv.value === mac || tlv.value === ip)));
 }
 
+/** removes every other flow of a switch's table behind the controller's back */
+function cutHalf(sw: FakeSwitch): number {
+  const gone = sw.flowTable.flows().filter((_, i) => i % 2 === 0);
+  for (const f of gone) {
+    sw.flowTable.apply({
+      type: 'FLOW_MOD', xid: 0, cookie: 0n, cookieMask: 0n, tableId: f.tableId, command: 'delete_strict', idleTimeout: 0, hardTimeout: 0,
+      priority: f.priority, bufferId: 0xffffffff, outPort: OFPP.ANY, outGroup: OFPG_ANY, flags: 0, match: f.match, instructions: [],
+    });
+  }
+  return gone.length;
+}
+
 const data = workerData as SwitchesData;
+const ofPortOf = new Map(data.switches.map((s, i) => [s.dpid, data.ofPorts[i % data.ofPorts.length]!]));
 const switches = new Map(data.switches.map((s) => [s.dpid, new FakeSwitch({ dpid: s.dpid, ports: s.ports.map(([name, no]) => fakePort(no, name)), record: false })]));
 
 async function handle(req: SwitchesRequest): Promise<number> {
   switch (req.op) {
     case 'connect':
-      await Promise.all(data.switches.slice(req.from, req.to).map((s) => switches.get(s.dpid)!.connect({ transport: 'tcp', port: data.ofPort })));
+      await Promise.all(data.switches.slice(req.from, req.to).map((s) => switches.get(s.dpid)!.connect({ transport: 'tcp', port: ofPortOf.get(s.dpid)! })));
       return req.to - req.from;
     case 'plug': {
       const sw = switches.get(req.dpid)!;
@@ -45,7 +67,13 @@ async function handle(req: SwitchesRequest): Promise<number> {
     case 'missing':
       return req.dpids.filter((d) => !holdsFlowFor(switches.get(d)!, req.mac, req.ip)).length;
     case 'flows':
-      return [...switches.values()].reduce((n, sw) => n + sw.flowTable.size, 0);
+      return (req.dpids ?? [...switches.keys()]).reduce((n, dpid) => n + switches.get(dpid)!.flowTable.size, 0);
+    case 'reconnect':
+      for (const sw of switches.values()) sw.disconnect();
+      await Promise.all([...switches.values()].map((sw) => sw.connect({ transport: 'tcp', port: ofPortOf.get(sw.dpid)! })));
+      return switches.size;
+    case 'cut':
+      return req.dpids.reduce((n, dpid) => n + cutHalf(switches.get(dpid)!), 0);
     case 'close':
       await Promise.all([...switches.values()].map((sw) => sw.close()));
       return 0;

@@ -16,7 +16,6 @@ import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { parseArgs } from 'node:util';
 import { filter } from 'rxjs';
 import { type ApiServer, startApi } from '../src/api/server';
@@ -30,8 +29,8 @@ import { PORT_PLACEMENT, type PortPlacement } from '../src/sdk/placement';
 import { type EtcdCluster, startEtcd } from '../test/helpers/etcd';
 import { REPO_ROOT } from '../test/helpers/paths';
 import { TEST_STATE_DIR, freePort, spawnTracked } from '../test/helpers/run';
-import type { SwitchesData, SwitchesRequest } from './api-latency-switches';
 import { HVS_PER_VPC, PORTS_PER_HV, generate, port, toDocument } from './overlay-model';
+import { Switches } from './switch-thread';
 
 const { values } = parseArgs({
   options: {
@@ -63,37 +62,6 @@ const summary = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? `${pct(s, 50).toFixed(1)} | ${pct(s, 99).toFixed(1)} | ${s[s.length - 1]!.toFixed(1)}` : '- | - | -';
 };
-
-/** the fake switches' worker thread, asked one request at a time */
-class Switches {
-  private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: (n: number) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
-
-  constructor(data: SwitchesData) {
-    this.worker = new Worker(join(__dirname, 'api-latency-switches.js'), { workerData: data });
-    this.worker.on('message', ({ id, result, error }: { id: number; result?: number; error?: string }) => {
-      const w = this.waiting.get(id)!;
-      this.waiting.delete(id);
-      if (error === undefined) w.resolve(result!);
-      else w.reject(new Error(`fake switches: ${error}`));
-    });
-    this.worker.on('error', (e) => this.waiting.forEach((w) => w.reject(e)));
-  }
-
-  ask(req: SwitchesRequest): Promise<number> {
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, req });
-    });
-  }
-
-  async close(): Promise<void> {
-    await this.ask({ op: 'close' }).catch(() => undefined);
-    await this.worker.terminate();
-  }
-}
 
 interface Stack {
   cluster?: EtcdCluster;
@@ -178,7 +146,7 @@ async function main(): Promise<void> {
     if (r.kind === 'full') fullySynced.get(r.dpid)?.();
     else ackedAt.set(r.dpid, process.hrtime.bigint());
   });
-  const switches = new Switches({ ofPort, switches: model.hypervisors.map((hv) => ({ dpid: hv.datapathId, ports: [...(placement.get(hv.datapathId) ?? [])] })) });
+  const switches = new Switches({ ofPorts: [ofPort], switches: model.hypervisors.map((hv) => ({ dpid: hv.datapathId, ports: [...(placement.get(hv.datapathId) ?? [])] })) });
   stack.switches = switches;
   for (let from = 0; from < H; from += CONNECT_BATCH) {
     const to = Math.min(H, from + CONNECT_BATCH);

@@ -12,6 +12,7 @@
  * The controllers (edit CONTROLLERS to change a command; each is one line):
  *   zonemesh       the product: `zonemesh run --apps l2-learning` (src/cli/main.ts)
  *   zonemesh-2w    the same with `--workers 2`, one process per core, on both cores (the generator's too)
+ *   zonemesh-baseline, zonemesh-2w-baseline   the same two from another build, when ZONEMESH_BENCH_BASELINE names its dist/
  *   zonemesh-stub  bench/loadgen/stub-l2.ts: l2-learning's logic straight on src/controller, without the SDK
  *   os-ken         os-ken 2.5 (Debian python3-os-ken) running bench/osken_l2.py
  *   null           bench/loadgen/null-controller.ts: no decoding at all; the generator's ceiling
@@ -43,18 +44,33 @@ interface ControllerSpec {
  */
 const BENCH_PACKET_IN_RATE = ['--packet-in-rate', '100000000'];
 
+/**
+ * Another build's compiled tree (the dist/ of a clone at another commit): its two product rows are
+ * measured beside this build's, as zonemesh-baseline and zonemesh-2w-baseline, in the same run.
+ */
+const BASELINE_DIST = process.env.ZONEMESH_BENCH_BASELINE;
+
+/** the product's rows, from the compiled tree `dist` */
+function productSpecs(dist: string, suffix: string, note: string): ControllerSpec[] {
+  const main = join(dist, 'src/cli/main.js');
+  return [
+    {
+      id: `zonemesh${suffix}`,
+      label: `zonemesh \`run --apps l2-learning\`${note}`,
+      argv: (h, p) => [NODE, main, 'run', '--apps', 'l2-learning', '--listen', `${h}:${p}`, ...BENCH_PACKET_IN_RATE],
+    },
+    {
+      id: `zonemesh-2w${suffix}`,
+      label: `zonemesh \`run --workers 2 --apps l2-learning\`, CPUs 0,1${note}`,
+      argv: (h, p) => [NODE, main, 'run', '--workers', '2', '--apps', 'l2-learning', '--listen', `${h}:${p}`, ...BENCH_PACKET_IN_RATE],
+      cpus: '0,1',
+    },
+  ];
+}
+
 export const CONTROLLERS: ControllerSpec[] = [
-  {
-    id: 'zonemesh',
-    label: 'zonemesh `run --apps l2-learning`',
-    argv: (h, p) => [NODE, join(DIST, 'src/cli/main.js'), 'run', '--apps', 'l2-learning', '--listen', `${h}:${p}`, ...BENCH_PACKET_IN_RATE],
-  },
-  {
-    id: 'zonemesh-2w',
-    label: 'zonemesh `run --workers 2 --apps l2-learning`, CPUs 0,1',
-    argv: (h, p) => [NODE, join(DIST, 'src/cli/main.js'), 'run', '--workers', '2', '--apps', 'l2-learning', '--listen', `${h}:${p}`, ...BENCH_PACKET_IN_RATE],
-    cpus: '0,1',
-  },
+  ...productSpecs(DIST, '', ''),
+  ...(BASELINE_DIST ? productSpecs(BASELINE_DIST, '-baseline', ` (baseline: ${BASELINE_DIST})`) : []),
   {
     id: 'zonemesh-stub',
     label: 'zonemesh runtime + bench stub L2 (stub-l2.ts)',

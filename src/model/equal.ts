@@ -8,7 +8,14 @@ export function sameData(a: unknown, b: unknown): boolean {
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null || Array.isArray(a) !== Array.isArray(b)) return false;
   const x = a as Record<string, unknown>;
   const y = b as Record<string, unknown>;
-  for (const k in x) if (!sameData(x[k], y[k])) return false;
-  for (const k in y) if (!(k in x) && y[k] !== undefined) return false;
-  return true;
+  // a re-read model compares every object: primitives inline, and y's extra keys by count, not lookup
+  let defined = 0;
+  for (const k in x) {
+    const u = x[k];
+    const v = y[k];
+    if (u !== v && (typeof u !== 'object' || !sameData(u, v))) return false;
+    if (u !== undefined) defined++;
+  }
+  for (const k in y) if (y[k] !== undefined) defined--;
+  return defined === 0;
 }

@@ -370,3 +370,14 @@ test('a switch whose new connection replaces the one being synced is synced on t
   t.deepEqual(tableOf(twin), desiredOf([A1]));
   t.is(s.errors.length, 0);
 });
+
+test("desired state refuses a flow list carrying another owner's cookie, also a list it just accepted for its own owner", (t) => {
+  const desired = new DesiredState();
+  const flows = [flow('a', { in_port: 1 }, 2)];
+  desired.set(1n, cookie('a'), flows);
+  desired.set(2n, cookie('a'), flows);
+  t.throws(() => desired.set(3n, cookie('b'), flows), { instanceOf: RangeError, message: /not its owner's/ });
+  t.throws(() => desired.set(3n, cookie('b'), [flows[0]!]), { instanceOf: RangeError });
+  t.deepEqual(desired.owned(3n, cookie('b')), []);
+  t.is(desired.count(2n), 1);
+});

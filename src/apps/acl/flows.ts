@@ -7,7 +7,7 @@ import type { Flow } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import { type MatchSpec, cidr } from '../../sdk/match';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
-import { ETH, IP_PROTO, type OverlayView, REG, type VpcView, ctCommit, ctTrack, nextTable, onHosts, ownerFlows } from '../overlay';
+import { ETH, IP_PROTO, type OverlayView, REG, type VpcView, ctCommit, ctTrack, nextTable, onHosts, ownerFlows, vpcGroups } from '../overlay';
 
 /**
  * Stateful security between the tiers (subnets) of a VPC, enforced on the source hypervisor before
@@ -62,9 +62,11 @@ export function aclCounter(view: () => OverlayView | undefined): FlowCounter {
 export function aclGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
     { key: 'global', token: view.hypervisors, owners: () => [conntrackOwner(pipeline, view.hypervisors)] },
-    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => [vpcOwner(pipeline, vpc)] })),
+    ...vpcGroups(pipeline, view, vpcOwners),
   ];
 }
+
+const vpcOwners = (pipeline: Pipeline, vpc: VpcView) => [vpcOwner(pipeline, vpc)];
 
 export function compileAcl(pipeline: Pipeline, view: OverlayView) {
   return compileOwners(aclGroups(pipeline, view));

@@ -5,7 +5,7 @@ import type { FlowCounter } from '../../sdk/counters';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
 import { linkLocalAddress, routerLinkLocal } from '../../model';
-import { BROADCAST, ETH, ICMPV6, MULTICAST, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows } from '../overlay';
+import { BROADCAST, ETH, ICMPV6, MULTICAST, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows, vpcGroups } from '../overlay';
 import { ICMP6, ND_MATCH_FIELDS, ndAnswerActions, ndAnswerFinish, ndDropMatches, nsFor } from './nd';
 
 /**
@@ -39,7 +39,7 @@ export const ARP_RESPONDER_COUNTERS: readonly FlowCounter[] = [{ owner: UNANSWER
 export function arpResponderGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
     { key: 'global', token: view.hypervisors, owners: () => [globalOwner(pipeline, view.hypervisors)] },
-    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => vpcOwners(pipeline, vpc) })),
+    ...vpcGroups(pipeline, view, vpcOwners),
   ];
 }
 

@@ -6,7 +6,7 @@ import type { FlowCounter } from '../../sdk/counters';
 import type { Flow, FlowBuilder } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
-import { ETH, IP_PROTO, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, nextTable, onHosts, output, ownerFlows } from '../overlay';
+import { ETH, IP_PROTO, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, nextTable, onHosts, output, ownerFlows, vpcGroups } from '../overlay';
 
 /**
  * Routing between the subnets of a VPC, done on the source hypervisor: a packet sent to its
@@ -47,7 +47,7 @@ const ROUTER_SOLICITATION = 133;
 export function distributedRouterGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
     { key: 'global', token: view.hypervisors, owners: () => globalOwners(pipeline, view.hypervisors) },
-    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => vpcOwners(pipeline, vpc) })),
+    ...vpcGroups(pipeline, view, vpcOwners),
   ];
 }
 

@@ -4,8 +4,9 @@ import type { Hypervisor } from '../../model';
 import { makeCookie } from '../../sdk/cookie';
 import { PipelineError } from '../../sdk/errors';
 import { type Flow, FlowBuilder } from '../../sdk/flow';
-import type { OwnerFlows } from '../../sdk/incremental';
+import type { OwnerDef, OwnerFlows, OwnerGroup } from '../../sdk/incremental';
 import type { Pipeline } from '../../sdk/pipeline';
+import type { OverlayView, VpcView } from './view';
 
 /** Flow builders for one owner: every flow carries the owner's cookie (computed once). */
 export function ownerFlows(pipeline: Pipeline, appId: number, owner: string): (table: string) => FlowBuilder {
@@ -39,4 +40,26 @@ export function ctCommit(zone: number): Action {
 /** send the packet through conntrack in `zone` and continue it, tracked, in table `tableId` */
 export function ctTrack(zone: number, tableId: number): Action {
   return { type: 'ct', flags: 0, zone, recircTable: tableId, alg: 0, actions: [] };
+}
+
+/** an app's owners of one VPC */
+export type VpcOwners = (pipeline: Pipeline, vpc: VpcView) => Iterable<OwnerDef>;
+
+const vpcGroupCache = new WeakMap<VpcOwners, WeakMap<Pipeline, WeakMap<VpcView, OwnerGroup>>>();
+
+/**
+ * One owner group per VPC, its view the token. A group is made once per (app, pipeline, VPC view),
+ * so a new view of a large model allocates groups and key strings only for the VPCs that changed.
+ */
+export function vpcGroups(pipeline: Pipeline, view: OverlayView, owners: VpcOwners): OwnerGroup[] {
+  let byPipeline = vpcGroupCache.get(owners);
+  if (!byPipeline) vpcGroupCache.set(owners, (byPipeline = new WeakMap()));
+  let byVpc = byPipeline.get(pipeline);
+  if (!byVpc) byPipeline.set(pipeline, (byVpc = new WeakMap()));
+  const cache = byVpc;
+  return view.vpcs.map((vpc) => {
+    let group = cache.get(vpc);
+    if (!group) cache.set(vpc, (group = { key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => owners(pipeline, vpc) }));
+    return group;
+  });
 }

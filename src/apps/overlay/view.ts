@@ -63,8 +63,17 @@ interface VpcInputs {
   acls: AclRule[];
 }
 
-/** kept beside each view so the next version can skip VPCs whose model objects are the very same */
-const inputsOf = new WeakMap<OverlayView, ReadonlyMap<string, VpcInputs>>();
+/** the model lists a view was built from, and their objects by VPC */
+interface Inputs {
+  readonly vpcs: readonly Vpc[];
+  readonly subnets: readonly Subnet[];
+  readonly ports: readonly VmPort[];
+  readonly acls: readonly AclRule[];
+  readonly byVpc: ReadonlyMap<string, VpcInputs>;
+}
+
+/** kept beside each view so the next version can skip VPCs whose model objects are unchanged */
+const inputsOf = new WeakMap<OverlayView, Inputs>();
 
 export function buildOverlayView(model: NetworkModel, placement: Placement, previous?: OverlayView): OverlayView {
   if (previous && previous.model === model && previous.placement === placement) return previous;
@@ -72,10 +81,11 @@ export function buildOverlayView(model: NetworkModel, placement: Placement, prev
     previous && previous.model.hypervisors === model.hypervisors ? previous : internHypervisors(model.hypervisors, previous);
   const previousInputs = previous && inputsOf.get(previous);
   const inputs = groupByVpc(model, previousInputs);
+  const moved = previous ? movedHosts(hypervisors, hypervisorByName, placement, previous) : undefined;
   const vpcs: VpcView[] = [];
-  for (const [name, input] of inputs) {
+  for (const [name, input] of inputs.byVpc) {
     const before = previous?.vpcByName.get(name);
-    const unchanged = before && input === previousInputs?.get(name) && hostsUnchanged(before, hypervisorByName, placement, previous!);
+    const unchanged = before && input === previousInputs?.byVpc.get(name) && (moved!.size === 0 || !before.hosts.some((h) => moved!.has(h.name)));
     vpcs.push(unchanged ? before : buildVpc(input, hypervisorByName, placement, before));
   }
   const vpcByName = new Map(vpcs.map((v) => [v.vpc.name, v]));
@@ -90,76 +100,83 @@ function internHypervisors(fresh: readonly Hypervisor[], previous: OverlayView |
     const old = previous?.hypervisorByName.get(h.name);
     hypervisorByName.set(h.name, old && sameData(old, h) ? old : h);
   }
-  return { hypervisors: interned([...hypervisorByName.values()], previous?.hypervisors), hypervisorByName };
+  const hypervisors = interned([...hypervisorByName.values()], previous?.hypervisors);
+  // a re-read list of the very same hypervisors keeps the previous map: nothing downstream looks again
+  return previous && hypervisors === previous.hypervisors ? previous : { hypervisors, hypervisorByName };
 }
 
-interface Walk {
-  before: VpcInputs | undefined;
-  /** still the very same objects, in the same order, as `before` */
-  same: boolean;
-  subnets: number;
-  ports: number;
-  acls: number;
-  fresh?: VpcInputs;
+/** names of the hypervisors that are new, changed or whose port placement changed since `previous` */
+function movedHosts(hypervisors: readonly Hypervisor[], byName: ReadonlyMap<string, Hypervisor>, placement: Placement, previous: OverlayView): Set<string> {
+  const moved = new Set<string>();
+  const sameHypervisors = byName === previous.hypervisorByName;
+  if (!sameHypervisors) {
+    for (const h of hypervisors) if (previous.hypervisorByName.get(h.name) !== h) moved.add(h.name);
+    for (const h of previous.hypervisors) if (!byName.has(h.name)) moved.add(h.name);
+  }
+  if (placement === previous.placement) return moved;
+  // placement maps are replaced per switch (src/runtime/placement.ts): compare the per-switch maps
+  const changed = new Set<bigint>();
+  for (const [dpid, ports] of placement) if (previous.placement.get(dpid) !== ports) changed.add(dpid);
+  for (const dpid of previous.placement.keys()) if (!placement.has(dpid)) changed.add(dpid);
+  if (changed.size) for (const h of hypervisors) if (changed.has(h.datapathId)) moved.add(h.name);
+  return moved;
 }
 
 /**
- * The model's objects by VPC. A VPC whose objects are all the very same as last time keeps its
- * previous inputs: an unchanged VPC costs a comparison, not a copy.
+ * The model's objects by VPC. Lists are compared with the previous version's by their common head
+ * and tail (the very same objects, or equal data when the model was re-read): only VPCs with an
+ * object in between are grouped afresh, every other VPC keeps its previous inputs. A one-port edit
+ * costs a walk of the lists, not a copy of them.
  */
-function groupByVpc(model: NetworkModel, previous: ReadonlyMap<string, VpcInputs> | undefined): Map<string, VpcInputs> {
-  const walks = new Map<string, Walk>();
-  for (const vpc of model.vpcs) {
-    const before = previous?.get(vpc.name);
-    walks.set(vpc.name, { before, same: before?.vpc === vpc, subnets: 0, ports: 0, acls: 0 });
-  }
-  // lists are usually grouped by VPC: remember the last VPC's walk instead of a lookup per item
-  let walk: Walk | undefined;
-  let vpc: string | undefined;
-  const walkOf = (name: string) => (name === vpc ? walk! : (walk = walks.get((vpc = name))!));
-  for (const s of model.subnets) {
-    const w = walkOf(s.vpc);
-    if (w.same && w.before!.subnets[w.subnets] !== s) w.same = false;
-    w.subnets++;
-  }
-  for (const p of model.ports) {
-    const w = walkOf(p.vpc);
-    if (w.same && w.before!.ports[w.ports] !== p) w.same = false;
-    w.ports++;
-  }
-  for (const a of model.acls) {
-    const w = walkOf(a.vpc);
-    if (w.same && w.before!.acls[w.acls] !== a) w.same = false;
-    w.acls++;
-  }
-  const byVpc = new Map<string, VpcInputs>();
-  let changed = false;
-  for (const v of model.vpcs) {
-    const w = walks.get(v.name)!;
-    const b = w.before;
-    if (w.same && b!.subnets.length === w.subnets && b!.ports.length === w.ports && b!.acls.length === w.acls) {
-      byVpc.set(v.name, b!);
-    } else {
-      byVpc.set(v.name, (w.fresh = { vpc: v, subnets: [], ports: [], acls: [] }));
-      changed = true;
-    }
-  }
-  if (changed) {
-    for (const s of model.subnets) walkOf(s.vpc).fresh?.subnets.push(s);
-    for (const p of model.ports) walkOf(p.vpc).fresh?.ports.push(p);
-    for (const a of model.acls) walkOf(a.vpc).fresh?.acls.push(a);
-  }
-  return byVpc;
+function groupByVpc(model: NetworkModel, previous: Inputs | undefined): Inputs {
+  const lists = { vpcs: model.vpcs, subnets: model.subnets, ports: model.ports, acls: model.acls };
+  if (!previous) return { ...lists, byVpc: groupAll(model, undefined) };
+  const dirty = new Set<string>();
+  changedBetween(model.vpcs, previous.vpcs, (v) => dirty.add(v.name));
+  changedBetween(model.subnets, previous.subnets, (s) => dirty.add(s.vpc));
+  changedBetween(model.ports, previous.ports, (p) => dirty.add(p.vpc));
+  changedBetween(model.acls, previous.acls, (a) => dirty.add(a.vpc));
+  if (dirty.size === 0) return { ...lists, byVpc: previous.byVpc };
+  return { ...lists, byVpc: groupAll(model, dirty, previous.byVpc) };
 }
 
-/** the VPC's hypervisors and their port placement are as `previous` had them (checked only where either changed) */
-function hostsUnchanged(before: VpcView, hypervisors: ReadonlyMap<string, Hypervisor>, placement: Placement, previous: OverlayView): boolean {
-  const sameHypervisors = hypervisors === previous.hypervisorByName;
-  const samePlacement = placement === previous.placement;
-  return (
-    (sameHypervisors && samePlacement) ||
-    before.hosts.every((h) => (sameHypervisors || hypervisors.get(h.name) === h) && (samePlacement || placement.get(h.datapathId) === previous.placement.get(h.datapathId)))
-  );
+/**
+ * Calls `changed` for every object of either list outside their common head and tail. Objects
+ * compare by identity first; a re-read model's objects are new, so equal data counts as the same.
+ */
+function changedBetween<T extends object>(now: readonly T[], before: readonly T[], changed: (item: T) => void): void {
+  if (now === before) return;
+  const same = (a: T, b: T) => a === b || sameData(a, b);
+  const shorter = Math.min(now.length, before.length);
+  let head = 0;
+  while (head < shorter && same(now[head]!, before[head]!)) head++;
+  let tail = 0;
+  while (tail < shorter - head && same(now[now.length - 1 - tail]!, before[before.length - 1 - tail]!)) tail++;
+  for (let i = head; i < now.length - tail; i++) changed(now[i]!);
+  for (let i = head; i < before.length - tail; i++) changed(before[i]!);
+}
+
+/** VPC inputs grouped from the model: every VPC, or only the `dirty` ones with the rest from `previous` */
+function groupAll(model: NetworkModel, dirty: ReadonlySet<string> | undefined, previous?: ReadonlyMap<string, VpcInputs>): Map<string, VpcInputs> {
+  const byVpc = new Map<string, VpcInputs>();
+  const fresh = new Map<string, VpcInputs>();
+  for (const v of model.vpcs) {
+    const kept = dirty && !dirty.has(v.name) ? previous!.get(v.name) : undefined;
+    if (kept) byVpc.set(v.name, kept);
+    else {
+      const input: VpcInputs = { vpc: v, subnets: [], ports: [], acls: [] };
+      byVpc.set(v.name, input);
+      fresh.set(v.name, input);
+    }
+  }
+  // lists are usually grouped by VPC: remember the last VPC's inputs instead of a lookup per item
+  let last: string | undefined;
+  let input: VpcInputs | undefined;
+  const inputOf = (vpc: string) => (vpc === last ? input : (input = fresh.get((last = vpc))));
+  for (const s of model.subnets) inputOf(s.vpc)?.subnets.push(s);
+  for (const p of model.ports) inputOf(p.vpc)?.ports.push(p);
+  for (const a of model.acls) inputOf(a.vpc)?.acls.push(a);
+  return byVpc;
 }
 
 function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>, placement: Placement, before?: VpcView): VpcView {

@@ -21,6 +21,7 @@ import {
   output,
   ownerFlows,
   setReg,
+  vpcGroups,
 } from '../overlay';
 import { EGRESS_KEY_FIELD } from './geneve-option';
 
@@ -51,7 +52,7 @@ const PRIORITY = { exact: 100, ipFirst: 100, other: 90, flood: 50, ndOwn: 120, n
 export function tunnelMeshGroups(pipeline: Pipeline, view: OverlayView): OwnerGroup[] {
   return [
     { key: 'global', token: view.hypervisors, owners: () => [globalOwner(pipeline, view.hypervisors)] },
-    ...view.vpcs.map((vpc) => ({ key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => vpcOwners(pipeline, vpc) })),
+    ...vpcGroups(pipeline, view, vpcOwners),
   ];
 }
 

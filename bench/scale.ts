@@ -1,0 +1,286 @@
+/**
+ * Propagation across many switches (issue 14): H fake switches (src/testing FakeSwitch, in the
+ * worker thread of bench/api-latency-switches.ts) connected over TCP to a controller with the four
+ * overlay apps on the generated model (bench/overlay-model.ts: H hypervisors, 10 ports each). The
+ * controller runs in its own process (bench/scale-controller.ts): one, or with `--workers 2` two,
+ * each compiling the whole model and serving the switches dealt to it round-robin, as
+ * `zonemesh run --workers 2` does. Measured:
+ *  - port add: a new port on one of its VPC's hypervisors (its interface plugged first, not timed);
+ *    time from the model edit to the barrier reply of every switch whose desired flows changed;
+ *  - subnet join: the same for a port on a hypervisor that had no port of the VPC (every member's
+ *    flood and L2 flows change);
+ *  - reconnect storm: every switch drops its connection and reconnects at once, holding its flows;
+ *    time until every switch's full sync (flow dump, diff) is done, and the flow-mods it sent;
+ *    then the same with 10 % of the switches missing half their flows;
+ *  - each controller process's RSS with every session up.
+ *
+ *   npx tsc -p . && npm run bench:scale    # -- --hypervisors 1000 --adds 200 --workers 1,2
+ */
+import { type ChildProcess, fork } from 'node:child_process';
+import { cpus, loadavg } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type { Hypervisor, Vpc } from '../src/model';
+import type { ControllerHello, ControllerReply, ControllerRequest } from './scale-controller';
+import { HVS_PER_VPC, PORTS_PER_HV, generate, port } from './overlay-model';
+import { Switches } from './switch-thread';
+
+const { values } = parseArgs({
+  options: {
+    hypervisors: { type: 'string', default: '1000' },
+    adds: { type: 'string', default: '200' },
+    /** adds (and joins) made first and not counted */
+    warmup: { type: 'string', default: '10' },
+    /** controller process counts to run, one after the other */
+    workers: { type: 'string', default: '1,2' },
+    /** switches connecting at a time at the start */
+    'connect-batch': { type: 'string', default: '50' },
+  },
+});
+const H = Number(values.hypervisors);
+const ADDS = Number(values.adds);
+const WARMUP = Number(values.warmup);
+const CONNECT_BATCH = Number(values['connect-batch']);
+/** share of the switches that lose half their flows in the second storm */
+const DAMAGED_SHARE = 10;
+
+const now = () => performance.timeOrigin + performance.now();
+const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
+const pct = (sorted: readonly number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+const summary = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? `${pct(s, 50).toFixed(1)} / ${pct(s, 99).toFixed(1)} / ${s[s.length - 1]!.toFixed(1)}` : '- / - / -';
+};
+const medianMax = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? `${pct(s, 50)} / ${s[s.length - 1]}` : '- / -';
+};
+const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
+
+/** one controller process, asked one request at a time */
+class Controller {
+  private answer: ((r: ControllerReply) => void) | undefined;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly hello: ControllerHello,
+  ) {
+    child.on('message', (m: ControllerReply) => this.answer?.(m));
+  }
+
+  static async start(): Promise<Controller> {
+    const child = fork(join(__dirname, 'scale-controller.js'), [String(H)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const hello = await new Promise<ControllerHello>((resolve, reject) => {
+      child.once('message', (m: ControllerHello) => resolve(m));
+      child.once('exit', (code) => reject(new Error(`controller process exited with ${code} before it was ready`)));
+    });
+    return new Controller(child, hello);
+  }
+
+  ask<R extends ControllerReply>(req: ControllerRequest): Promise<R> {
+    const asked = this.queue.then(
+      () =>
+        new Promise<R>((resolve) => {
+          this.answer = (r) => resolve(r as R);
+          this.child.send(req);
+        }),
+    );
+    this.queue = asked.catch(() => undefined);
+    return asked;
+  }
+
+  stop(): Promise<void> {
+    if (this.child.exitCode !== null) return Promise.resolve();
+    const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
+    this.child.disconnect();
+    return exited;
+  }
+}
+
+interface Storm {
+  ms: number;
+  /** switches whose full sync was reported (all, unless some stalled) */
+  synced: number;
+  /** full syncs that failed (reported as errors; the switch waits for its next change or reconnect) */
+  failed: number;
+  sent: number;
+  errors: number;
+}
+
+interface Run {
+  workers: number;
+  startMs: number;
+  syncMs: number;
+  /** switches whose first full sync was reported */
+  connected: number;
+  flows: number;
+  rss: number[];
+  heap: number[];
+  adds: number[];
+  addSwitches: number[];
+  joins: number[];
+  joinSwitches: number[];
+  lost: number;
+  missing: number;
+  storm: Storm;
+  damaged: Storm & { cut: number; restored: boolean };
+}
+
+async function run(workers: number): Promise<Run> {
+  const { model, placement } = generate(H);
+  const controllers: Controller[] = [];
+  let switches: Switches | undefined;
+  try {
+    for (let k = 0; k < workers; k++) controllers.push(await Controller.start());
+    const shardOf = (i: number) => controllers[i % workers]!;
+    const shardSize = (k: number) => Math.floor(H / workers) + (k < H % workers ? 1 : 0);
+    switches = new Switches({
+      ofPorts: controllers.map((c) => c.hello.ofPort),
+      switches: model.hypervisors.map((hv) => ({ dpid: hv.datapathId, ports: [...(placement.get(hv.datapathId) ?? [])] })),
+    });
+    const sw = switches;
+
+    // every switch connected and fully synced (its 450 flows installed), a batch at a time
+    const t0 = now();
+    let connected = 0;
+    for (let from = 0; from < H; from += CONNECT_BATCH) {
+      const to = Math.min(H, from + CONNECT_BATCH);
+      await Promise.all(controllers.map((c) => c.ask({ op: 'mark-full' })));
+      await sw.ask({ op: 'connect', from, to });
+      const done = await Promise.all(
+        controllers.map((c, k) =>
+          c.ask<Extract<ControllerReply, { op: 'expect-full' }>>({ op: 'expect-full', count: Math.floor((to - k + workers - 1) / workers) - Math.floor((from - k + workers - 1) / workers) }),
+        ),
+      );
+      connected += done.reduce((n, d) => n + d.count, 0);
+    }
+    const syncMs = now() - t0;
+    console.error(`  … ${connected} of ${H} switches synced in ${(syncMs / 1000).toFixed(1)} s`);
+    const flows = await sw.ask({ op: 'flows' });
+    const memory = await Promise.all(controllers.map((c) => c.ask<Extract<ControllerReply, { op: 'memory' }>>({ op: 'memory' })));
+
+    const hvIndex = new Map(model.hypervisors.map((h, i) => [h.name, i]));
+    const addedTo = new Map<string, number>();
+    let lost = 0;
+    let missing = 0;
+    const vpcHosts = (vpc: Vpc) => Array.from({ length: HVS_PER_VPC }, (_, i) => model.hypervisors[((vpc.vni - 1) * 4 + i) % H]!);
+    /**
+     * A new port of `vpc` on `hv`: plugged (not timed), then added to the model, timed to the last
+     * barrier reply; then every hypervisor of the VPC must hold a flow for it (not timed).
+     */
+    const addPort = async (vpc: Vpc, hv: Hypervisor, times: number[], touched: number[]): Promise<void> => {
+      const k = addedTo.get(vpc.name) ?? 0;
+      addedTo.set(vpc.name, k + 1);
+      const p = port(vpc.name, vpc.vni, HVS_PER_VPC * (PORTS_PER_HV / 2) + k, hv, `${vpc.name}-n${k}`);
+      await sw.ask({ op: 'plug', dpid: hv.datapathId, name: p.interface });
+      const placed = await shardOf(hvIndex.get(hv.name)!).ask<Extract<ControllerReply, { op: 'placed' }>>({ op: 'placed', dpid: hv.datapathId, name: p.interface });
+      if (!placed.ok) {
+        lost++;
+        return;
+      }
+      const t = now();
+      const replies = await Promise.all(controllers.map((c) => c.ask<Extract<ControllerReply, { op: 'add' }>>({ op: 'add', port: p })));
+      if (replies.some((r) => r.doneAt === undefined)) {
+        lost++;
+        return;
+      }
+      if ((times.length + lost) % 50 === 49) console.error(`  … ${times.length} timed, ${lost} lost (load average ${load()})`);
+      if (times.length === 0 && warm++ < WARMUP) return;
+      times.push(Math.max(...replies.map((r) => r.doneAt!)) - t);
+      touched.push(replies.reduce((n, r) => n + r.switches, 0));
+      const hosts = new Set([...vpcHosts(vpc), hv]);
+      missing += await sw.ask({ op: 'missing', dpids: [...hosts].map((h) => h.datapathId), mac: p.mac, ip: p.ip });
+    };
+    let warm = 0;
+
+    const adds: number[] = [];
+    const addSwitches: number[] = [];
+    while (adds.length < ADDS) {
+      const vpc = model.vpcs[Math.floor(Math.random() * model.vpcs.length)]!;
+      const hosts = vpcHosts(vpc);
+      await addPort(vpc, hosts[Math.floor(Math.random() * hosts.length)]!, adds, addSwitches);
+      if (lost > ADDS) throw new Error(`${lost} adds lost: the controller does not keep up`);
+    }
+    const joins: number[] = [];
+    const joinSwitches: number[] = [];
+    warm = 0;
+    while (joins.length < ADDS) {
+      const vpc = model.vpcs[Math.floor(Math.random() * model.vpcs.length)]!;
+      const hosts = new Set(vpcHosts(vpc));
+      let hv: Hypervisor;
+      do hv = model.hypervisors[Math.floor(Math.random() * H)]!;
+      while (hosts.has(hv));
+      await addPort(vpc, hv, joins, joinSwitches);
+      if (lost > 2 * ADDS) throw new Error(`${lost} adds lost: the controller does not keep up`);
+    }
+
+    const storm = async (): Promise<Storm> => {
+      await Promise.all(controllers.map((c) => c.ask({ op: 'mark-full' })));
+      const t = now();
+      await sw.ask({ op: 'reconnect' });
+      const done = await Promise.all(controllers.map((c, k) => c.ask<Extract<ControllerReply, { op: 'expect-full' }>>({ op: 'expect-full', count: shardSize(k) })));
+      const synced = done.reduce((n, d) => n + d.count, 0);
+      return { ms: Math.max(...done.map((d) => d.lastAt)) - t, synced, failed: done.reduce((n, d) => n + d.failed, 0), sent: done.reduce((n, d) => n + d.sent, 0), errors: done.reduce((n, d) => n + d.errors, 0) };
+    };
+    const before = await sw.ask({ op: 'flows' });
+    const whole = await storm();
+    const damagedDpids = model.hypervisors.filter((_, i) => i % DAMAGED_SHARE === 0).map((h) => h.datapathId);
+    const cut = await sw.ask({ op: 'cut', dpids: damagedDpids });
+    const repaired = await storm();
+    const after = await sw.ask({ op: 'flows' });
+    return {
+      workers,
+      startMs: Math.max(...controllers.map((c) => c.hello.startMs)),
+      syncMs,
+      connected,
+      flows,
+      rss: memory.map((m) => m.rss),
+      heap: memory.map((m) => m.heapUsed),
+      adds,
+      addSwitches,
+      joins,
+      joinSwitches,
+      lost,
+      missing,
+      storm: whole,
+      damaged: { ...repaired, cut, restored: after === before },
+    };
+  } finally {
+    await switches?.close();
+    await Promise.all(controllers.map((c) => c.stop()));
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(`# zonemesh scale benchmark (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${load()})`);
+  const runs: Run[] = [];
+  for (const workers of values.workers.split(',').map(Number)) {
+    const r = await run(workers);
+    runs.push(r);
+    console.log(`\n## ${H} switches, ${H * PORTS_PER_HV} ports, ${workers} controller process${workers > 1 ? 'es' : ''} (load average now ${load()})`);
+    console.log(`controller ready (model compiled, no switch) ${r.startMs.toFixed(0)} ms; ${r.connected} of ${H} switches connected ${CONNECT_BATCH} at a time and fully synced in ${(r.syncMs / 1000).toFixed(1)} s; ${r.flows.toLocaleString('en')} flows on the switches`);
+    console.log(`RSS with every session up: ${r.rss.map(mb).join(' + ')} (V8 heap used ${r.heap.map(mb).join(' + ')})`);
+    console.log(`adds lost (interface not seen, or no barrier reply, within 3 s): ${r.lost}; switches of the VPC without a flow for the new port afterwards: ${r.missing}`);
+    console.log('\n| measure | p50 / p99 / max ms | switches changed p50 / max |\n|---|---:|---:|');
+    console.log(`| port add → every changed switch barrier-replied (${r.adds.length}) | ${summary(r.adds)} | ${medianMax(r.addSwitches)} |`);
+    console.log(`| hypervisor joins a VPC → every changed switch barrier-replied (${r.joins.length}) | ${summary(r.joins)} | ${medianMax(r.joinSwitches)} |`);
+    console.log(`\nreconnect storm, all ${H} holding their flows: ${r.storm.synced} in sync after ${(r.storm.ms / 1000).toFixed(2)} s (${r.storm.failed} full syncs failed), ${r.storm.sent} flow-mods sent, ${r.storm.errors} errors`);
+    console.log(
+      `reconnect storm, ${H / DAMAGED_SHARE} of them missing half their flows (${r.damaged.cut.toLocaleString('en')} flows): ${r.damaged.synced} in sync after ${(r.damaged.ms / 1000).toFixed(2)} s (${r.damaged.failed} full syncs failed), ${r.damaged.sent.toLocaleString('en')} flow-mods sent, ${r.damaged.errors} errors; every flow back: ${r.damaged.restored}`,
+    );
+  }
+  if (runs.length > 1) {
+    const p = (xs: number[], q: number) => pct([...xs].sort((a, b) => a - b), q).toFixed(1);
+    console.log('\n## scaling\n\n| controller processes | add p50 / p99 ms | join p50 / p99 ms | storm s | storm, 10 % damaged s | RSS total |\n|---:|---:|---:|---:|---:|---:|');
+    for (const r of runs) {
+      console.log(`| ${r.workers} | ${p(r.adds, 50)} / ${p(r.adds, 99)} | ${p(r.joins, 50)} / ${p(r.joins, 99)} | ${(r.storm.ms / 1000).toFixed(2)} | ${(r.damaged.ms / 1000).toFixed(2)} | ${mb(r.rss.reduce((a, b) => a + b, 0))} |`);
+    }
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e);
+  process.exitCode = 1;
+});
