@@ -2,6 +2,18 @@ import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { filter, firstValueFrom, timeout, type Observable } from 'rxjs';
+import { ModelValidationError, validateModel } from '../../src/model';
+
+/** The problems a validation finds in a model document, as `path: problem` lines (none: valid). */
+export function issuesOf(doc: unknown): string[] {
+  try {
+    validateModel(doc, 'model.yaml');
+    return [];
+  } catch (e) {
+    if (!(e instanceof ModelValidationError)) throw e;
+    return e.issues.map((i) => `${i.path}: ${i.problem}`);
+  }
+}
 
 /** A small valid model document: one zone, hypervisor, VPC with one subnet, and port. */
 export function minimalModel() {

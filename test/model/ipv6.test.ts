@@ -1,6 +1,5 @@
 import test from 'ava';
 import {
-  ModelValidationError,
   documentOf,
   eui64InterfaceId,
   formatIpv6Address,
@@ -11,17 +10,7 @@ import {
   routerLinkLocal,
   validateModel,
 } from '../../src/model';
-import { minimalModel } from '../helpers/model';
-
-function issuesOf(doc: unknown): string[] {
-  try {
-    validateModel(doc, 'model.yaml');
-    return [];
-  } catch (e) {
-    if (!(e instanceof ModelValidationError)) throw e;
-    return e.issues.map((i) => `${i.path}: ${i.problem}`);
-  }
-}
+import { issuesOf, minimalModel } from '../helpers/model';
 
 /** the minimal model, its subnet dual-stack with SLAAC, and a second port */
 function dualStack() {

@@ -3,20 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ModelValidationError, loadModelFile, routerMac, validateModel } from '../../src/model';
-import { minimalModel } from '../helpers/model';
+import { issuesOf, minimalModel } from '../helpers/model';
 import { REPO_ROOT } from '../helpers/paths';
 
 const DEFAULT_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
-
-function issuesOf(doc: unknown): string[] {
-  try {
-    validateModel(doc, 'model.yaml');
-    return [];
-  } catch (e) {
-    if (!(e instanceof ModelValidationError)) throw e;
-    return e.issues.map((i) => `${i.path}: ${i.problem}`);
-  }
-}
 
 test('the default demo model is valid and has the advertised layout', (t) => {
   const m = loadModelFile(DEFAULT_MODEL);
