@@ -105,11 +105,14 @@
     }
   }
 
+  // a probe's round trip measures both directions: a pair's health fills both of its cells
   function redrawTunnel(t) {
-    const cell = meshCells.get(`${t.from}\u0000${t.to}`);
-    if (!cell) return renderTunnels();
-    cell.dataset.state = t.state;
-    cell.textContent = tunnelText(t);
+    const cells = [meshCells.get(`${t.from}\u0000${t.to}`), meshCells.get(`${t.to}\u0000${t.from}`)];
+    if (!cells[0] || !cells[1]) return renderTunnels();
+    for (const cell of cells) {
+      cell.dataset.state = t.state;
+      cell.textContent = tunnelText(t);
+    }
   }
 
   function renderSummary() {
@@ -228,7 +231,7 @@
     const names = state.zones.flatMap((z) => z.hypervisors);
     const pairs = new Map(state.tunnels.map((t) => [`${t.from}\u0000${t.to}`, t]));
     document.getElementById('tunnel-note').textContent = state.tunnelMonitor
-      ? 'Loss and round trip of each pair, as the tunnel monitor measures them (row: from, column: to).'
+      ? 'Loss and round trip of each pair, as the tunnel monitor measures them (a round trip: both directions).'
       : "No tunnel monitor runs in this controller: every tunnel's health is unknown.";
     let body;
     if (names.length <= MESH_MATRIX_MAX) {
@@ -241,7 +244,7 @@
           names.map((to) => {
             if (from === to) return h('td', { class: 'self' }, '—');
             const key = `${from}\u0000${to}`;
-            const t = pairs.get(key);
+            const t = pairs.get(key) ?? pairs.get(`${to}\u0000${from}`);
             const cell = h('td', { 'data-from': from, 'data-to': to, 'data-state': t ? t.state : 'unknown' }, tunnelText(t));
             meshCells.set(key, cell);
             return cell;

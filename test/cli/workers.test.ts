@@ -243,7 +243,8 @@ test('a silent worker: a list says which worker did not answer; a switch of anot
   const started = Date.now();
   const one = await cluster.flows('--dpid', ofWorker0);
   t.is(one.status, 0, one.stderr);
-  t.true(Date.now() - started < 5_000, 'no wait for the silent worker');
+  // the silent worker would cost its whole 10 s reply timeout; a CLI start on a loaded machine takes a few seconds
+  t.true(Date.now() - started < 9_000, `no wait for the silent worker (${Date.now() - started} ms)`);
   const all = await cluster.flows('--json');
   t.is(all.status, 3);
   t.regex(all.stderr, /not every worker answered \(worker 1: no answer within 10000 ms\)/);
