@@ -420,6 +420,9 @@ function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: {
 }
 
 /** Scenario up, controller up (left running, detached), checks. */
+/** the overlay apps, DHCP for the VMs' addresses, and the tunnel monitor for the live page's mesh */
+const DEMO_APPS = [...DHCP_OVERLAY_APPS, 'tunnel-monitor'];
+
 export async function demoUp(modelFile: string, opts: DemoOptions): Promise<DemoResult> {
   const p = new Printer(opts);
   const { say, bold, dim, red } = p;
@@ -434,7 +437,14 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   const scenario = await overlayUp(modelFile, { stateDir: opts.stateDir, prefix: opts.prefix, addressing: 'dhcp' });
   say(`  scenario up in ${secs(Date.now() - t0)}: one network namespace per hypervisor (${opts.prefix}h-*) with its own ovsdb-server and ovs-vswitchd, VMs in ${opts.prefix}v-* (no address yet: DHCP), underlay router ${opts.prefix}ul; state ${opts.stateDir}`);
   const t1 = Date.now();
-  const ctl = await startController(modelFile, scenario.hypervisorsJson, { dir: controllerDir(opts), detached: true, apps: DHCP_OVERLAY_APPS, ...(await demoEndpoints()) }).catch((e: unknown) => {
+  const ctl = await startController(modelFile, scenario.hypervisorsJson, {
+    dir: controllerDir(opts),
+    detached: true,
+    apps: DEMO_APPS,
+    // 10 probes a second per pair: the page's tunnel mesh shows liveness and round trips (docs/tunnel-monitor.md)
+    settings: { 'tunnel-monitor': { intervalMs: 100 } },
+    ...(await demoEndpoints()),
+  }).catch((e: unknown) => {
     say(red(`  the controller did not come up: ${(e as Error).message}`));
     say(`  tear down: npm run demo -- down`);
     return undefined;
@@ -442,7 +452,7 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   if (!ctl) return { ok: false, matrixOk: false, verdicts: [] };
   const sync = await ctl.waitInSync();
   const hvs = readHypervisorsJson(scenario.hypervisorsJson);
-  say(`  controller pid ${ctl.pid} (apps ${DHCP_OVERLAY_APPS.join(', ')}) dialled ${Object.keys(hvs).length} ${model.hypervisors[0]?.bridge ?? 'br-int'}.mgmt sockets; in sync after ${secs(Date.now() - t1)}:`);
+  say(`  controller pid ${ctl.pid} (apps ${DEMO_APPS.join(', ')}) dialled ${Object.keys(hvs).length} ${model.hypervisors[0]?.bridge ?? 'br-int'}.mgmt sockets; in sync after ${secs(Date.now() - t1)}:`);
   const tipWidth = Math.max(...Object.values(hvs).map((h) => h.tunnelIp.length));
   for (const [name, h] of Object.entries(hvs)) {
     const s = sync.switches[h.datapathId]!;
