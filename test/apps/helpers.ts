@@ -2,10 +2,11 @@ import { join } from 'node:path';
 import { ACL_TABLES, compileAcl } from '../../src/apps/acl';
 import { ARP_RESPONDER_TABLES, compileArpResponder } from '../../src/apps/arp-responder';
 import { DISTRIBUTED_ROUTER_TABLES, compileDistributedRouter } from '../../src/apps/distributed-router';
+import { NORTH_SOUTH_TABLES, compileNorthSouth } from '../../src/apps/north-south';
 import { type OverlayView, type PortView, buildOverlayView } from '../../src/apps/overlay';
 import type { PortNumbers as Placement } from '../../src/sdk';
 import { TUNNEL_MESH_TABLES, compileTunnelMesh } from '../../src/apps/tunnel-mesh';
-import { type NetworkModel, TUNNEL_OFPORT, loadModelFile, validateModel } from '../../src/model';
+import { type NetworkModel, TUNNEL_OFPORT, type VmPort, floatingIpDoc, loadModelFile, validateModel } from '../../src/model';
 import { type FlowMod, OFPTT_ALL, formatInstructions, formatMatch } from '../../src/openflow';
 import { type Flow, tableMissFlows } from '../../src/sdk/flow';
 import type { OwnerFlows } from '../../src/sdk/incremental';
@@ -14,17 +15,31 @@ import type { SimPacket } from '../../src/sdk/sim';
 import { Tracer } from '../../src/cli/tracer';
 import { REPO_ROOT } from '../helpers/paths';
 
-export const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES]);
+export const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES, ...NORTH_SOUTH_TABLES]);
 
 export const COMPILERS = {
   'tunnel-mesh': compileTunnelMesh,
   'arp-responder': compileArpResponder,
   'distributed-router': compileDistributedRouter,
   acl: compileAcl,
+  'north-south': (pipeline: Pipeline, view: OverlayView) => compileNorthSouth(pipeline, view.model, placeIn(view)),
 } as const;
+
+/** a port's place in a view's placement, as `ctx.placement.place` gives it */
+export function placeIn(view: OverlayView) {
+  return (port: VmPort) => {
+    const hypervisor = view.hypervisorByName.get(port.hypervisor);
+    const ofport = hypervisor && view.placement.get(hypervisor.datapathId)?.get(port.interface);
+    return ofport === undefined ? undefined : { port, hypervisor: hypervisor!, dpid: hypervisor!.datapathId, ofport };
+  };
+}
 
 export function twoZones(): NetworkModel {
   return loadModelFile(join(REPO_ROOT, 'models', 'two-zones.yaml'));
+}
+
+export function northSouth(): NetworkModel {
+  return loadModelFile(join(REPO_ROOT, 'models', 'north-south.yaml'));
 }
 
 /** every port of the model present, numbered 1, 2, … per hypervisor in model order */
@@ -62,9 +77,17 @@ export function toDoc(m: NetworkModel): any {
       acls: m.acls
         .filter((a) => a.vpc === v.name)
         .map(({ vpc: _vpc, ports, ...a }) => ({ ...a, ...(ports ? { ports: `${ports.from}-${ports.to}` } : {}) })),
+      ...egressOf(m, v.name),
     })),
     ports: m.ports.map((p) => ({ ...p })),
+    externalNetworks: m.externalNetworks.map((e) => ({ ...e, gateways: e.gateways.map((g) => ({ ...g })) })),
+    floatingIps: m.floatingIps.map(floatingIpDoc),
   };
+}
+
+function egressOf(m: NetworkModel, vpc: string) {
+  const e = m.egress.find((x) => x.vpc === vpc);
+  return e ? { egress: { routes: [...e.routes], snat: e.snat.map((a) => ({ ...a })) } } : {};
 }
 
 /** One flow as `ovs-ofctl dump-flows` prints it, with table names instead of numbers. */
