@@ -15,15 +15,24 @@ import type { SimPacket } from '../../src/sdk/sim';
 import { Tracer } from '../../src/cli/tracer';
 import { REPO_ROOT } from '../helpers/paths';
 
-export const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES, ...NORTH_SOUTH_TABLES]);
+/** the overlay's four apps (docs/pipeline.md numbers their tables) */
+export const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES]);
+/** the overlay with north-south: its tables come before classify and before l3 */
+export const NORTH_SOUTH_PIPELINE = new Pipeline([...PIPELINE.tables, ...NORTH_SOUTH_TABLES]);
 
 export const COMPILERS = {
   'tunnel-mesh': compileTunnelMesh,
   'arp-responder': compileArpResponder,
   'distributed-router': compileDistributedRouter,
   acl: compileAcl,
-  'north-south': (pipeline: Pipeline, view: OverlayView) => compileNorthSouth(pipeline, view.model, placeIn(view)),
 } as const;
+
+type Compilers = Record<string, (pipeline: Pipeline, view: OverlayView) => ReadonlyMap<string, OwnerFlows>>;
+
+export const NORTH_SOUTH_COMPILERS: Compilers = {
+  ...COMPILERS,
+  'north-south': (pipeline, view) => compileNorthSouth(pipeline, view.model, placeIn(view)),
+};
 
 /** a port's place in a view's placement, as `ctx.placement.place` gives it */
 export function placeIn(view: OverlayView) {
@@ -91,8 +100,8 @@ function egressOf(m: NetworkModel, vpc: string) {
 }
 
 /** One flow as `ovs-ofctl dump-flows` prints it, with table names instead of numbers. */
-export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instructions'>): string {
-  const name = (id: string) => PIPELINE.tables.find((t) => t.id === Number(id))?.name ?? id;
+export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instructions'>, pipeline = PIPELINE): string {
+  const name = (id: string) => pipeline.tables.find((t) => t.id === Number(id))?.name ?? id;
   const match = formatMatch(f.match);
   const actions = formatInstructions(f.instructions)
     .replace(/goto_table:(\d+)/g, (_, id: string) => `goto_table:${name(id)}`)
@@ -101,21 +110,21 @@ export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instruc
 }
 
 /** an app's compiled owners as text: one block per owner and switch, in a stable order */
-export function ownersText(owners: ReadonlyMap<string, OwnerFlows>, hvName: (dpid: bigint) => string): string {
+export function ownersText(owners: ReadonlyMap<string, OwnerFlows>, hvName: (dpid: bigint) => string, pipeline = PIPELINE): string {
   const blocks: string[] = [];
   for (const [owner, perSwitch] of [...owners].sort(([a], [b]) => (a < b ? -1 : 1))) {
     for (const [dpid, flows] of [...perSwitch].sort(([a], [b]) => (hvName(a) < hvName(b) ? -1 : 1))) {
-      blocks.push(`# ${owner} @ ${hvName(dpid)}\n${flows.map(flowText).join('\n')}`);
+      blocks.push(`# ${owner} @ ${hvName(dpid)}\n${flows.map((f) => flowText(f, pipeline)).join('\n')}`);
     }
   }
   return `${blocks.join('\n')}\n`;
 }
 
 /** all apps' flows plus table-miss flows, per switch */
-export function switchFlows(view: OverlayView): Map<bigint, Flow[]> {
-  const out = new Map<bigint, Flow[]>(view.hypervisors.map((h) => [h.datapathId, [...tableMissFlows(PIPELINE)]]));
-  for (const compile of Object.values(COMPILERS)) {
-    for (const perSwitch of compile(PIPELINE, view).values()) for (const [dpid, flows] of perSwitch) out.get(dpid)!.push(...flows);
+export function switchFlows(view: OverlayView, pipeline = PIPELINE, compilers: Compilers = COMPILERS): Map<bigint, Flow[]> {
+  const out = new Map<bigint, Flow[]>(view.hypervisors.map((h) => [h.datapathId, [...tableMissFlows(pipeline)]]));
+  for (const compile of Object.values(compilers)) {
+    for (const perSwitch of compile(pipeline, view).values()) for (const [dpid, flows] of perSwitch) out.get(dpid)!.push(...flows);
   }
   return out;
 }

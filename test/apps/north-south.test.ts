@@ -4,7 +4,7 @@ import { TUNNEL_OFPORT } from '../../src/model';
 import { makeCookie } from '../../src/sdk/cookie';
 import { IncrementalCompiler } from '../../src/sdk/incremental';
 import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
-import { PIPELINE, edit, northSouth, placeIn, switchFlows, viewOf } from './helpers';
+import { NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE as PIPELINE, edit, northSouth, placeIn, switchFlows, viewOf } from './helpers';
 
 /**
  * Floating IPs through the whole compiled pipeline of a hypervisor (every overlay app plus
@@ -12,7 +12,7 @@ import { PIPELINE, edit, northSouth, placeIn, switchFlows, viewOf } from './help
  */
 const model = northSouth();
 const view = viewOf(model);
-const flows = switchFlows(view);
+const flows = switchFlows(view, PIPELINE, NORTH_SOUTH_COMPILERS);
 const hv = (name: string) => model.hypervisors.find((h) => h.name === name)!;
 const sim = (name: string) => new FlowTableSim(flows.get(hv(name).datapathId)!);
 const port = (name: string) => view.vpcs.flatMap((v) => v.ports).find((p) => p.port.name === name)!;
@@ -78,7 +78,7 @@ test('isolation: the same address in another VPC, or a VM without a floating IP,
 
 test('a VPC routes only its egress routes to the outside', (t) => {
   const limited = viewOf(edit(model, (d) => (d.vpcs[0].egress = { routes: ['192.0.2.0/24'], snat: [] })));
-  const s = new FlowTableSim(switchFlows(limited).get(hv('hv1').datapathId)!);
+  const s = new FlowTableSim(switchFlows(limited, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv1').datapathId)!);
   t.is(s.inject(fromVm('web1', INTERNET), port('web1').ofport!).outputs[0]?.packet.ipv4_src, FIP_WEB1);
   t.deepEqual(s.inject(fromVm('web1', '203.0.113.9'), port('web1').ofport!).outputs, []);
 });
