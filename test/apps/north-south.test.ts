@@ -104,3 +104,12 @@ test('a floating IP whose port is not plugged in yet has no flows', (t) => {
   const owners = northSouthGroups(PIPELINE, model, placeIn(viewOf(model, unplugged))).flatMap((g) => [...g.owners()].map((o) => o.key));
   t.deepEqual(owners, ['fip:198.51.100.74']);
 });
+
+test('a port plugged in under the same model gets its floating IP flows', (t) => {
+  const engine = new IncrementalCompiler();
+  const unplugged = new Map(view.placement);
+  unplugged.set(hv('hv1').datapathId, new Map());
+  engine.update(northSouthGroups(PIPELINE, model, placeIn(viewOf(model, unplugged))));
+  const changes = engine.update(northSouthGroups(PIPELINE, model, placeIn(view)));
+  t.deepEqual(changes.map((c) => [c.owner, c.flows.length]), [[`fip:${FIP_WEB1}`, 4]]);
+});

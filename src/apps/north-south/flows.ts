@@ -58,7 +58,8 @@ export function northSouthGroups(pipeline: Pipeline, model: NetworkModel, place:
       const key = `fip:${fip.ip}`;
       return [{ key, signature: [model, placed.dpid, placed.ofport], compile: () => new Map([[placed.dpid, floatingIpFlows(pipeline, model, key, fip, placed)]]) }];
     });
-  return [{ key: 'floating-ips', token: model, owners }];
+  // a fresh token: ports get plugged in under the same model, and the owners' signatures tell
+  return [{ key: 'floating-ips', token: {}, owners }];
 }
 
 /** every owner's flows, for tests and `zonemesh flows` */
