@@ -1,5 +1,5 @@
 import test from 'ava';
-import { NORTH_SOUTH_APP_ID, northSouthGroups } from '../../src/apps/north-south';
+import { NORTH_SOUTH_APP_ID, NotAGatewayError, gatewayBgpConfig, gatewayPrefixes, northSouthGroups } from '../../src/apps/north-south';
 import { TUNNEL_OFPORT } from '../../src/model';
 import { makeCookie } from '../../src/sdk/cookie';
 import { IncrementalCompiler } from '../../src/sdk/incremental';
@@ -112,4 +112,30 @@ test('a port plugged in under the same model gets its floating IP flows', (t) =>
   engine.update(northSouthGroups(PIPELINE, model, placeIn(viewOf(model, unplugged))));
   const changes = engine.update(northSouthGroups(PIPELINE, model, placeIn(view)));
   t.deepEqual(changes.map((c) => [c.owner, c.flows.length]), [[`fip:${FIP_WEB1}`, 4]]);
+});
+
+test("a gateway's BGP configuration announces its zone's floating IPs and SNAT addresses to the edge router", (t) => {
+  const opts = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3 };
+  t.is(
+    gatewayBgpConfig(model, 'hv2', opts),
+    [
+      'router bgp 65001',
+      ' bgp router-id 198.51.100.3',
+      ' no bgp ebgp-requires-policy',
+      ' no bgp network import-check',
+      ' neighbor 198.51.100.1 remote-as 65000',
+      ' neighbor 198.51.100.1 timers 1 3',
+      ' address-family ipv4 unicast',
+      '  network 198.51.100.10/32',
+      '  network 198.51.100.20/32',
+      '  network 198.51.100.21/32',
+      ' exit-address-family',
+      '',
+    ].join('\n'),
+  );
+  // zone-b's gateways announce zone-b's; a floating IP follows its VM's zone, not its network's
+  t.deepEqual(gatewayPrefixes(model, 'hv4'), ['198.51.100.74/32', '198.51.100.84/32', '198.51.100.85/32']);
+  const moved = edit(model, (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv3'));
+  t.deepEqual(gatewayPrefixes(moved, 'hv4'), ['198.51.100.10/32', '198.51.100.74/32', '198.51.100.84/32', '198.51.100.85/32']);
+  t.throws(() => gatewayBgpConfig(model, 'nope', opts), { instanceOf: NotAGatewayError });
 });
