@@ -5,13 +5,16 @@
  * packet to the outside crosses the underlay already translated to its floating IP, in its VPC's
  * VNI, from its own hypervisor to a gateway of its own zone; inbound, OVS's own ofproto/trace of a
  * packet tunnelled from that gateway to the floating IP ends at the VM's port, translated back.
+ * BGP: an edge router namespace on zone-a's external segment learns the zone's floating IPs and
+ * SNAT addresses from FRR on both gateways (ECMP), and loses a killed gateway's paths.
  */
 import test from 'ava';
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gatewayFor } from '../../src/apps/north-south';
+import { gatewayBgpConfig, gatewayFor } from '../../src/apps/north-south';
 import { TUNNEL_OFPORT, loadModelFile } from '../../src/model';
 import { OVERLAY_APPS, innerFlow, innerLayer, overlayUp, startController, type OverlayScenario, type RunningController } from '../helpers/overlay';
+import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
@@ -90,4 +93,66 @@ test('inbound: OVS delivers a packet tunnelled to the floating IP to the VM, tra
   // another VPC's VNI with the same floating IP goes nowhere near web1
   const other = await trace(flow.replace('tun_id=0x65', 'tun_id=0x11170'));
   t.notRegex(other, new RegExp(`^\\s+output:${ofport}$`, 'm'), other);
+});
+
+const BGP = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3 } as const;
+const EDGE_NETNS = 'zmnsedge';
+
+/** Polls the edge router's routes until `done` holds; throws with the last routes after `timeoutMs`. */
+async function routesUntil(edge: Bgpd, done: (r: BgpRoutes) => boolean, timeoutMs: number): Promise<BgpRoutes> {
+  const deadline = Date.now() + timeoutMs;
+  let last: BgpRoutes = {};
+  while (Date.now() < deadline) {
+    last = await edge.routes().catch(() => ({}));
+    if (done(last)) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`edge routes did not converge: ${JSON.stringify(last)}`);
+}
+
+test('BGP: the edge router learns zone-a\'s floating IPs and SNAT addresses from both gateways, and drops a killed gateway\'s paths', async (t) => {
+  const model = loadModelFile(modelFile);
+  const state = scenario!.state();
+  const ext = model.externalNetworks.find((e) => e.zone === 'zone-a')!;
+  const prefixLen = ext.cidr.split('/')[1]!;
+  const bgpds: Bgpd[] = [];
+  await run('ip', ['netns', 'add', EDGE_NETNS]);
+  try {
+    const inEdge = (...args: string[]) => run('ip', ['-n', EDGE_NETNS, ...args]);
+    await inEdge('link', 'set', 'lo', 'up');
+    await inEdge('link', 'add', 'zmns-ext-a', 'type', 'bridge');
+    await inEdge('addr', 'add', `${ext.nextHop}/${prefixLen}`, 'dev', 'zmns-ext-a');
+    await inEdge('link', 'set', 'zmns-ext-a', 'up');
+    for (const g of ext.gateways) {
+      const netns = state.hypervisors[g.hypervisor]!.netns;
+      const [edgeEnd, gatewayEnd] = [`zmnse-${g.hypervisor}`, `zmnsg-${g.hypervisor}`];
+      await inEdge('link', 'add', edgeEnd, 'type', 'veth', 'peer', 'name', gatewayEnd, 'netns', netns);
+      await inEdge('link', 'set', edgeEnd, 'master', 'zmns-ext-a', 'up');
+      await run('ip', ['-n', netns, 'addr', 'add', `${g.ip}/${prefixLen}`, 'dev', gatewayEnd]);
+      await run('ip', ['-n', netns, 'link', 'set', gatewayEnd, 'up']);
+      bgpds.push(Bgpd.start(netns, join(dir, 'frr', g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP)));
+    }
+    const gatewayIps = ext.gateways.map((g) => g.ip).sort();
+    const edge = Bgpd.start(
+      EDGE_NETNS,
+      join(dir, 'frr', 'edge'),
+      edgeBgpConfig({ localAs: BGP.edgeAs, routerId: ext.nextHop, gatewayAs: BGP.localAs, gateways: gatewayIps, keepaliveSeconds: BGP.keepaliveSeconds, holdSeconds: BGP.holdSeconds, maximumPaths: 2 }),
+    );
+    bgpds.push(edge);
+    const expected = ['198.51.100.10/32', '198.51.100.20/32', '198.51.100.21/32'];
+    const learned = await routesUntil(edge, (r) => expected.every((p) => r[p]?.length === 2), 30_000);
+    t.deepEqual(Object.keys(learned).sort(), expected, "zone-a's only: web2's floating IP and zone-b's SNAT addresses are zone-b's to announce");
+    for (const p of expected) t.deepEqual(learned[p], gatewayIps, `${p} by both gateways`);
+
+    const killedAt = Date.now();
+    await bgpds[0]!.kill();
+    const survivor = ext.gateways[1]!.ip;
+    await routesUntil(edge, (r) => expected.every((p) => r[p]?.length === 1 && r[p]![0] === survivor), 10_000);
+    // a killed process's kernel closes its session at once; a dead host's would last up to the hold time
+    t.log(`gateway ${ext.gateways[0]!.hypervisor}'s bgpd killed: its paths withdrawn at the edge router after ${Date.now() - killedAt} ms (hold time ${BGP.holdSeconds} s)`);
+  } finally {
+    for (const b of bgpds) await b.kill();
+    // the veths go with the namespace; their gateway ends with it
+    await run('ip', ['netns', 'del', EDGE_NETNS]);
+  }
 });
