@@ -6,14 +6,17 @@
  * VNI, from its own hypervisor to a gateway of its own zone; inbound, OVS's own ofproto/trace of a
  * packet tunnelled from that gateway to the floating IP ends at the VM's port, translated back.
  * BGP: an edge router namespace on zone-a's external segment learns the zone's floating IPs and
- * SNAT addresses from FRR on both gateways (ECMP), and loses a killed gateway's paths.
+ * SNAT addresses from FRR on both gateways (ECMP), and loses a killed gateway's paths. Rebinding the
+ * floating IP in the model file moves its translation to the new port's hypervisor. Serial: the last
+ * test edits the model.
  */
 import test from 'ava';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { isMap, isSeq, parseDocument } from 'yaml';
 import { gatewayBgpConfig, gatewayFor } from '../../src/apps/north-south';
 import { TUNNEL_OFPORT, loadModelFile } from '../../src/model';
-import { OVERLAY_APPS, innerFlow, innerLayer, overlayUp, startController, type OverlayScenario, type RunningController } from '../helpers/overlay';
+import { OVERLAY_APPS, innerFlow, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, run } from '../helpers/run';
@@ -40,7 +43,7 @@ test.after.always(async () => {
   }
 });
 
-test('outbound: a VM with a floating IP leaves translated, tunnelled to a gateway of its own zone only', async (t) => {
+test.serial('outbound: a VM with a floating IP leaves translated, tunnelled to a gateway of its own zone only', async (t) => {
   const model = loadModelFile(modelFile);
   const web1 = model.ports.find((p) => p.name === 'web1')!;
   const host = model.hypervisors.find((h) => h.name === web1.hypervisor)!;
@@ -62,7 +65,7 @@ test('outbound: a VM with a floating IP leaves translated, tunnelled to a gatewa
   t.deepEqual(translated.filter((f) => zoneB.has(f.outerDst) || zoneB.has(f.outerSrc)), [], 'never into another zone');
 });
 
-test('inbound: OVS delivers a packet tunnelled to the floating IP to the VM, translated back', async (t) => {
+test.serial('inbound: OVS delivers a packet tunnelled to the floating IP to the VM, translated back', async (t) => {
   const model = loadModelFile(modelFile);
   const state = scenario!.state();
   const web1 = model.ports.find((p) => p.name === 'web1')!;
@@ -110,7 +113,7 @@ async function routesUntil(edge: Bgpd, done: (r: BgpRoutes) => boolean, timeoutM
   throw new Error(`edge routes did not converge: ${JSON.stringify(last)}`);
 }
 
-test('BGP: the edge router learns zone-a\'s floating IPs and SNAT addresses from both gateways, and drops a killed gateway\'s paths', async (t) => {
+test.serial('BGP: the edge router learns zone-a\'s floating IPs and SNAT addresses from both gateways, and drops a killed gateway\'s paths', async (t) => {
   const model = loadModelFile(modelFile);
   const state = scenario!.state();
   const ext = model.externalNetworks.find((e) => e.zone === 'zone-a')!;
@@ -155,4 +158,40 @@ test('BGP: the edge router learns zone-a\'s floating IPs and SNAT addresses from
     // the veths go with the namespace; their gateway ends with it
     await run('ip', ['netns', 'del', EDGE_NETNS]);
   }
+});
+
+/** Binds a floating IP to another port in the model file, atomically (the controller watches it). */
+function rebind(ip: string, port: string): void {
+  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
+  const fips = doc.get('floatingIps');
+  const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === ip) : undefined;
+  if (!isMap(entry)) throw new Error(`no floating IP ${ip} in ${modelFile}`);
+  entry.set('port', port);
+  writeFileSync(`${modelFile}.tmp`, doc.toString());
+  renameSync(`${modelFile}.tmp`, modelFile);
+}
+
+test.serial('rebinding: the floating IP moves to the new port, on its hypervisor, and off the old one', async (t) => {
+  const before = loadModelFile(modelFile);
+  const fip = before.floatingIps.find((f) => f.port === 'web1')!;
+  rebind(fip.ip, 'app1');
+  const model = loadModelFile(modelFile);
+  const state = scenario!.state();
+  const app1 = model.ports.find((p) => p.name === 'app1')!;
+  const host = model.hypervisors.find((h) => h.name === app1.hypervisor)!;
+  const natFlows = async (hv: string) =>
+    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[hv]!.mgmt}`, `ip,nw_dst=${fip.ip}`])).stdout.split('\n').filter((l) => l.includes('tun_id='));
+  await waitFor('the inbound translation on app1\'s hypervisor', () => natFlows(host.name), (f) => f.length === 1, { timeoutMs: 10_000, intervalMs: 100 });
+  t.deepEqual(await natFlows('hv1'), [], 'gone from web1\'s hypervisor');
+  const capture = await scenario!.startCapture('fip-rebound', { where: 'uplinks' });
+  await scenario!.ping('app1', INTERNET, 3);
+  await scenario!.ping('web1', INTERNET, 2);
+  await capture.stop();
+  const frames = capture.tunnelFrames();
+  const translated = innerFlow(frames, fip.ip, INTERNET);
+  t.true(translated.length >= 3, `${translated.length} translated frames`);
+  const gateway = gatewayFor(model, app1, host)!;
+  for (const f of translated) t.deepEqual([f.outerSrc, f.outerDst], [host.tunnelIp, gateway.tunnelIp]);
+  const web1 = model.ports.find((p) => p.name === 'web1')!;
+  t.deepEqual(innerFlow(frames, web1.ip, INTERNET), [], 'web1 has no floating IP now: its packets do not leave');
 });
