@@ -54,6 +54,13 @@ export function routerMac(vpc: string, subnet: string): string {
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+/** A floating IP's MAC, derived from the address alone: every gateway announces the same one. */
+export function floatingIpMac(ip: string): string {
+  const h = createHash('sha256').update(`zonemesh-floating-ip:${ip}`).digest();
+  const bytes = [0x0e, h[0]!, h[1]!, h[2]!, h[3]!, h[4]!];
+  return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
+}
+
 /** A datapath id derived from the hypervisor name, for models that do not pin one. */
 export function derivedDatapathId(hypervisor: string): bigint {
   const h = createHash('sha256').update(`zonemesh-dpid:${hypervisor}`).digest();

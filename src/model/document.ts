@@ -1,4 +1,4 @@
-import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
+import type { AclRule, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
 
 /** A model document's parts, in the shape of models/*.yaml: what validateModel reads back. */
 export interface ZoneDoc {
@@ -24,18 +24,25 @@ export interface AclDoc {
   ports?: number | string;
   remote: AclRule['remote'];
 }
+export type EgressDoc = Omit<VpcEgress, 'vpc'>;
 export interface VpcDoc {
   name: string;
   vni: number;
   subnets: SubnetDoc[];
   acls?: AclDoc[];
+  egress?: EgressDoc;
 }
 export type PortDoc = VmPort;
+export type ExternalNetworkDoc = ExternalNetwork;
+/** the MAC is derived from the address */
+export type FloatingIpDoc = Omit<FloatingIp, 'mac'>;
 export interface ModelDocument {
   zones: ZoneDoc[];
   hypervisors: HypervisorDoc[];
   vpcs: VpcDoc[];
   ports: PortDoc[];
+  externalNetworks?: ExternalNetworkDoc[];
+  floatingIps?: FloatingIpDoc[];
 }
 
 export const zoneDoc = (z: Zone): ZoneDoc => ({ name: z.name, underlay: z.underlay });
@@ -71,6 +78,8 @@ export function aclDoc(a: AclRule): AclDoc {
 
 export const portDoc = (p: VmPort): PortDoc => ({ ...p });
 
+export const floatingIpDoc = ({ mac: _mac, ...doc }: FloatingIp): FloatingIpDoc => doc;
+
 /**
  * The document of a valid model: validateModel(documentOf(m)) equals m. Defaults the file left out
  * (bridge, interface, ACL names) are written out; derived values (router MACs) are not.
@@ -81,12 +90,16 @@ export function documentOf(model: NetworkModel): ModelDocument {
     hypervisors: model.hypervisors.map(hypervisorDoc),
     vpcs: model.vpcs.map((v) => {
       const acls = model.acls.filter((a) => a.vpc === v.name).map(aclDoc);
+      const egress = model.egress.find((e) => e.vpc === v.name);
       return {
         ...vpcDoc(v),
         subnets: model.subnets.filter((s) => s.vpc === v.name).map(subnetDoc),
         ...(acls.length ? { acls } : {}),
+        ...(egress ? { egress: { routes: egress.routes, snat: egress.snat } } : {}),
       };
     }),
     ports: model.ports.map(portDoc),
+    ...(model.externalNetworks.length ? { externalNetworks: [...model.externalNetworks] } : {}),
+    ...(model.floatingIps.length ? { floatingIps: model.floatingIps.map(floatingIpDoc) } : {}),
   };
 }

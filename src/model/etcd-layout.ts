@@ -37,6 +37,9 @@ const seg = encodeURIComponent;
 
 /** Every key and JSON value of a valid model, under a generation. */
 export function entriesOf(model: NetworkModel, generation: string): Map<string, string> {
+  if (model.externalNetworks.length || model.floatingIps.length || model.egress.length) {
+    throw new ModelValidationError(ETCD_SOURCE, [{ path: 'externalNetworks', problem: 'the etcd store does not hold north-south objects yet (docs/north-south.md): keep them in a model file' }]);
+  }
   const doc = documentOf(model);
   const g = generationPrefix(generation);
   const out = new Map<string, string>();

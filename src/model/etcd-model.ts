@@ -299,7 +299,9 @@ class ValidModel {
       for (const t of items<T>(kind)) (groups.get(vpcOf(t)) ?? groups.set(vpcOf(t), []).get(vpcOf(t))!).push(...flat(t));
       return vpcs.flatMap((v) => groups.get(v.name) ?? []);
     };
+    // north-south objects are not kept in etcd yet (etcd-layout refuses them): m's lists stay as they are
     return {
+      ...m,
       zones: kinds.has('zones') ? items<Zone>('zones') : m.zones,
       hypervisors: kinds.has('hypervisors') ? items<Hypervisor>('hypervisors') : m.hypervisors,
       vpcs,

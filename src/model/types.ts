@@ -103,6 +103,49 @@ export interface AclRule {
   remote: { subnet: string } | { cidr: string };
 }
 
+/** A gateway hypervisor's own address on its zone's external segment (its BGP session's source). */
+export interface ExternalGateway {
+  hypervisor: string;
+  ip: string;
+}
+
+/** The outside as one zone sees it: an L2 segment its gateway hypervisors attach to (docs/north-south.md). */
+export interface ExternalNetwork {
+  name: string;
+  zone: string;
+  /** the segment's addresses: gateways, floating IPs and SNAT addresses are drawn from it */
+  cidr: string;
+  /** the edge router's address on the segment: every packet to the outside goes there */
+  nextHop: string;
+  /** the zone's gateway hypervisors, sharing its load */
+  gateways: readonly ExternalGateway[];
+}
+
+/** An external address translated 1:1 to a VM port's address; rebinding changes `port`. */
+export interface FloatingIp {
+  ip: string;
+  /** the external network it is drawn from */
+  network: string;
+  /** the VM port it is bound to; unbound when absent */
+  port?: string;
+  /** derived from the address, so a rebinding's gratuitous ARP announces the same MAC from anywhere */
+  mac: string;
+}
+
+/** A VPC's way out: what it routes to the outside, and the addresses it is translated to per zone. */
+export interface VpcEgress {
+  vpc: string;
+  /** destinations routed to the outside (default 0.0.0.0/0); the VPC's own subnets always win */
+  routes: readonly string[];
+  /** the VPC's SNAT addresses, at most one per external network */
+  snat: readonly SnatAddress[];
+}
+
+export interface SnatAddress {
+  network: string;
+  ip: string;
+}
+
 export interface NetworkModel {
   zones: readonly Zone[];
   hypervisors: readonly Hypervisor[];
@@ -110,6 +153,10 @@ export interface NetworkModel {
   subnets: readonly Subnet[];
   ports: readonly VmPort[];
   acls: readonly AclRule[];
+  externalNetworks: readonly ExternalNetwork[];
+  floatingIps: readonly FloatingIp[];
+  /** one per VPC that reaches the outside */
+  egress: readonly VpcEgress[];
 }
 
-export const EMPTY_MODEL: NetworkModel = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: [] };
+export const EMPTY_MODEL: NetworkModel = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: [], externalNetworks: [], floatingIps: [], egress: [] };

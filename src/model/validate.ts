@@ -1,9 +1,9 @@
-import { IPV4_RE, MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, parseCidr, parseIpv4, routerMac } from './addressing';
+import { IPV4_RE, MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, floatingIpMac, parseCidr, parseIpv4, routerMac } from './addressing';
 import { FLOOD_KEYS, type KeyRange, type Keyed, PORT_KEYS, TUNNEL_OFPORT, VNI_MAX, conntrackZone, keyCollisions } from './derived';
 import { ModelValidationError, type ModelIssue } from './errors';
 import { aclRemoteCidr, duplicateIpv6Addresses, overlappingIpv6Prefixes, portIpv6Address, subnetIpv6 } from './ipv6';
 import { unknownKeyProblem } from './suggest';
-import type { AclProtocol, AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
+import type { AclProtocol, AclRule, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
 
 type Obj = Record<string, unknown>;
 
@@ -388,7 +388,135 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     }
   });
 
+  const northSouth = northSouthOf(c, root, vpcDocs, { zones, hypervisors, vpcs, subnets, ports });
+
   c.unknownKeys();
   if (c.issues.length) throw new ModelValidationError(source, c.issues);
-  return { zones, hypervisors, vpcs, subnets, ports, acls };
+  return { zones, hypervisors, vpcs, subnets, ports, acls, ...northSouth };
+}
+
+/** an address that must lie on an external network: its network's CIDR, not its next hop */
+function onExternalNetwork(c: Checker, path: string, ip: string, net: ExternalNetwork | undefined): void {
+  const n = parseIpv4(ip);
+  const cidr = net && parseCidr(net.cidr);
+  if (n === undefined || !cidr) return;
+  if (!cidrContains(cidr, n)) c.problem(path, `${ip} is outside external network ${net!.name} (${net!.cidr})`);
+  else if (ip === net!.nextHop) c.problem(path, `${ip} is the next hop of external network ${net!.name}`);
+}
+
+/**
+ * External networks, floating IPs and each VPC's egress (docs/north-south.md). Every external
+ * address (gateway, floating IP, SNAT) is one object's alone: two owners of one address would
+ * both answer ARP for it and both be announced by BGP.
+ */
+function northSouthOf(
+  c: Checker,
+  root: Obj,
+  vpcDocs: readonly Obj[],
+  m: Pick<NetworkModel, 'zones' | 'hypervisors' | 'vpcs' | 'subnets' | 'ports'>,
+): Pick<NetworkModel, 'externalNetworks' | 'floatingIps' | 'egress'> {
+  const addressOwner = new Map<string, string>();
+  const claim = (ip: string, path: string) => {
+    if (!IPV4_RE.test(ip)) return;
+    const first = addressOwner.get(ip);
+    if (first !== undefined) c.problem(path, `external address ${ip} is already ${first}'s`);
+    else addressOwner.set(ip, path);
+  };
+
+  const externalNetworks: ExternalNetwork[] = c.list(root, 'externalNetworks', '', false).map((e, i) => {
+    const p = `externalNetworks[${i}]`;
+    const zone = c.str(e, 'zone', p);
+    if (zone && !m.zones.some((z) => z.name === zone)) c.problem(`${p}.zone`, `unknown zone '${zone}'`);
+    const cidr = c.str(e, 'cidr', p);
+    const pc = cidr ? parseCidr(cidr) : undefined;
+    if (cidr && !pc) c.problem(`${p}.cidr`, `'${cidr}' is not an IPv4 CIDR with no host bits`);
+    const nextHop = c.str(e, 'nextHop', p, IPV4);
+    const nh = parseIpv4(nextHop);
+    if (pc && nh !== undefined && !cidrContains(pc, nh)) c.problem(`${p}.nextHop`, `${nextHop} is outside ${cidr}`);
+    const net = { name: c.str(e, 'name', p), zone, cidr, nextHop, gateways: [] as ExternalNetwork['gateways'] };
+    const gateways = c.list(e, 'gateways', `${p}.`);
+    if (gateways.length === 0 && Array.isArray(e.gateways)) c.problem(`${p}.gateways`, 'needs at least one gateway hypervisor');
+    net.gateways = gateways.map((g, j) => {
+      const gp = `${p}.gateways[${j}]`;
+      const hypervisor = c.str(g, 'hypervisor', gp);
+      const h = m.hypervisors.find((x) => x.name === hypervisor);
+      if (hypervisor && !h) c.problem(`${gp}.hypervisor`, `'${hypervisor}' is not a hypervisor of the model`);
+      else if (h && zone && h.zone !== zone) c.problem(`${gp}.hypervisor`, `${hypervisor} is in zone ${h.zone}, not ${zone}: a gateway serves its own zone only`);
+      const ip = c.str(g, 'ip', gp, IPV4);
+      onExternalNetwork(c, `${gp}.ip`, ip, pc ? net : undefined);
+      claim(ip, gp);
+      return { hypervisor, ip };
+    });
+    c.unique(net.gateways, (g) => g.hypervisor, (j) => `${p}.gateways[${j}].hypervisor`, 'gateway');
+    return net;
+  });
+  c.unique(externalNetworks, (e) => e.name, (i) => `externalNetworks[${i}].name`, 'external network');
+  externalNetworks.forEach((e, i) => {
+    const pc = parseCidr(e.cidr);
+    externalNetworks.slice(0, i).forEach((o, j) => {
+      const oc = parseCidr(o.cidr);
+      if (pc && oc && cidrsOverlap(pc, oc)) c.problem(`externalNetworks[${i}].cidr`, `${e.cidr} overlaps ${o.cidr} (externalNetworks[${j}])`);
+    });
+  });
+  const networkOf = (name: string, path: string) => {
+    const net = externalNetworks.find((e) => e.name === name);
+    if (name && !net) c.problem(path, `unknown external network '${name}'`);
+    return net;
+  };
+  const zoneHasGateways = (zone: string) => externalNetworks.some((e) => e.zone === zone);
+
+  const floatingIps: FloatingIp[] = c.list(root, 'floatingIps', '', false).map((f, i) => {
+    const p = `floatingIps[${i}]`;
+    const ip = c.str(f, 'ip', p, IPV4);
+    const network = c.str(f, 'network', p);
+    onExternalNetwork(c, `${p}.ip`, ip, networkOf(network, `${p}.network`));
+    claim(ip, p);
+    const port = c.optStr(f, 'port', p);
+    const vm = port === undefined ? undefined : m.ports.find((x) => x.name === port);
+    if (port !== undefined && port !== '' && !vm) c.problem(`${p}.port`, `unknown port '${port}'`);
+    const zone = vm && m.hypervisors.find((h) => h.name === vm.hypervisor)?.zone;
+    // served by the gateways of the zone its VM is in (docs/north-south.md), wherever it was drawn from
+    if (zone && !zoneHasGateways(zone)) c.problem(`${p}.port`, `${port} is in zone ${zone}, which has no external network to reach it through`);
+    return { ip, network, ...(port === undefined ? {} : { port }), mac: floatingIpMac(ip) };
+  });
+  const boundAt = new Map<string, number>();
+  floatingIps.forEach((f, i) => {
+    if (!f.port) return;
+    const first = boundAt.get(f.port);
+    if (first !== undefined) c.problem(`floatingIps[${i}].port`, `${f.port} is already bound to floating IP ${floatingIps[first]!.ip} (floatingIps[${first}]): a port has one floating IP`);
+    else boundAt.set(f.port, i);
+  });
+
+  const egress: VpcEgress[] = [];
+  vpcDocs.forEach((v, i) => {
+    if (v.egress === undefined) return;
+    const p = `vpcs[${i}].egress`;
+    const doc = v.egress;
+    if (!doc || typeof doc !== 'object' || Array.isArray(doc)) {
+      c.problem(p, 'must be an object { routes?, snat }');
+      return;
+    }
+    const e = c.track(doc as Obj, p);
+    const vpc = m.vpcs[i]!.name;
+    const routes =
+      e.routes === undefined
+        ? ['0.0.0.0/0']
+        : Array.isArray(e.routes) && e.routes.length > 0
+          ? e.routes.map((r, j) => {
+              if (typeof r !== 'string' || !parseCidr(r)) c.problem(`${p}.routes[${j}]`, `'${String(r)}' is not an IPv4 CIDR with no host bits`);
+              return String(r);
+            })
+          : (c.problem(`${p}.routes`, 'must be a non-empty list of IPv4 CIDRs'), []);
+    const snat = c.list(e, 'snat', `${p}.`).map((s, j) => {
+      const sp = `${p}.snat[${j}]`;
+      const network = c.str(s, 'network', sp);
+      const ip = c.str(s, 'ip', sp, IPV4);
+      onExternalNetwork(c, `${sp}.ip`, ip, networkOf(network, `${sp}.network`));
+      claim(ip, sp);
+      return { network, ip };
+    });
+    c.unique(snat, (s) => s.network, (j) => `${p}.snat[${j}].network`, 'SNAT network (one address per VPC and network)');
+    egress.push({ vpc, routes, snat });
+  });
+  return { externalNetworks, floatingIps, egress };
 }

@@ -6,10 +6,12 @@ import { PipelineError } from './errors';
  * Coarse pipeline stages, in packet order. Apps place tables in a stage; ids are assigned when the
  * pipeline is realized (stage order, then registration order), so apps compose without clashing.
  * `intercept` comes before everything: traffic the controller answers for a VM before it is
- * classified and spoofguarded (a DHCP DISCOVER is sent from 0.0.0.0). `probe` takes the
- * controller's own probes out of the tunnel before the overlay classifies what arrives there.
+ * classified and spoofguarded (a DHCP DISCOVER is sent from 0.0.0.0). `probe` takes what the
+ * overlay's own delivery does not handle out of the tunnel (the controller's probes, traffic from
+ * the outside) before the overlay classifies what arrives there. `nat` translates a VM's routed
+ * packets to the outside before the VPC's router sees them (docs/north-south.md).
  */
-export const STAGES = ['intercept', 'probe', 'classify', 'spoofguard', 'arp', 'l3', 'l2', 'acl', 'output'] as const;
+export const STAGES = ['intercept', 'probe', 'classify', 'spoofguard', 'arp', 'nat', 'l3', 'l2', 'acl', 'output'] as const;
 export type Stage = (typeof STAGES)[number];
 
 /** What a packet that matches no flow of the table does. */

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableMissFlows } from '../../src/sdk/flow';
 import { REPO_ROOT } from '../helpers/paths';
-import { COMPILERS, PIPELINE, dualStack, flowText, ownersText, twoZones, viewOf } from './helpers';
+import { COMPILERS, NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, dualStack, flowText, northSouth, ownersText, twoZones, viewOf } from './helpers';
 
 /**
  * Every app's flows for the demo model (models/two-zones.yaml, ports numbered 1, 2, … per
@@ -35,7 +35,14 @@ for (const [app, compile] of Object.entries(COMPILERS)) {
   });
 }
 
+test('north-south: golden flows for the north-south model', (t) => {
+  const m = northSouth();
+  const name = (dpid: bigint) => m.hypervisors.find((h) => h.datapathId === dpid)!.name;
+  const { expected, actual } = golden('north-south-floating-ips', ownersText(NORTH_SOUTH_COMPILERS['north-south']!(NORTH_SOUTH_PIPELINE, viewOf(m)), name, NORTH_SOUTH_PIPELINE));
+  t.is(actual, expected);
+});
+
 test('pipeline: table layout and miss flows', (t) => {
-  const { expected, actual } = golden('pipeline', `${PIPELINE.describe()}\n${tableMissFlows(PIPELINE).map(flowText).join('\n')}\n`);
+  const { expected, actual } = golden('pipeline', `${PIPELINE.describe()}\n${tableMissFlows(PIPELINE).map((f) => flowText(f)).join('\n')}\n`);
   t.is(actual, expected);
 });

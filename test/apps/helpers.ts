@@ -2,10 +2,11 @@ import { join } from 'node:path';
 import { ACL_TABLES, compileAcl } from '../../src/apps/acl';
 import { ARP_RESPONDER_TABLES, compileArpResponder } from '../../src/apps/arp-responder';
 import { DISTRIBUTED_ROUTER_TABLES, compileDistributedRouter } from '../../src/apps/distributed-router';
+import { NORTH_SOUTH_TABLES, compileNorthSouth } from '../../src/apps/north-south';
 import { type OverlayView, type PortView, buildOverlayView } from '../../src/apps/overlay';
 import type { PortNumbers as Placement } from '../../src/sdk';
 import { TUNNEL_MESH_TABLES, compileTunnelMesh } from '../../src/apps/tunnel-mesh';
-import { type NetworkModel, TUNNEL_OFPORT, loadModelFile, validateModel } from '../../src/model';
+import { type NetworkModel, TUNNEL_OFPORT, type VmPort, floatingIpDoc, loadModelFile, validateModel } from '../../src/model';
 import { type FlowMod, OFPP, OFPTT_ALL, formatInstructions, formatMatch } from '../../src/openflow';
 import { type Flow, tableMissFlows } from '../../src/sdk/flow';
 import type { OwnerFlows } from '../../src/sdk/incremental';
@@ -14,7 +15,10 @@ import type { SimPacket } from '../../src/sdk/sim';
 import { Tracer } from '../../src/cli/tracer';
 import { REPO_ROOT } from '../helpers/paths';
 
+/** the overlay's four apps (docs/pipeline.md numbers their tables) */
 export const PIPELINE = new Pipeline([...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES]);
+/** the overlay with north-south: its tables come before classify and before l3 */
+export const NORTH_SOUTH_PIPELINE = new Pipeline([...PIPELINE.tables, ...NORTH_SOUTH_TABLES]);
 
 export const COMPILERS = {
   'tunnel-mesh': compileTunnelMesh,
@@ -23,8 +27,28 @@ export const COMPILERS = {
   acl: compileAcl,
 } as const;
 
+type Compilers = Record<string, (pipeline: Pipeline, view: OverlayView) => ReadonlyMap<string, OwnerFlows>>;
+
+export const NORTH_SOUTH_COMPILERS: Compilers = {
+  ...COMPILERS,
+  'north-south': (pipeline, view) => compileNorthSouth(pipeline, view.model, placeIn(view)),
+};
+
+/** a port's place in a view's placement, as `ctx.placement.place` gives it */
+export function placeIn(view: OverlayView) {
+  return (port: VmPort) => {
+    const hypervisor = view.hypervisorByName.get(port.hypervisor);
+    const ofport = hypervisor && view.placement.get(hypervisor.datapathId)?.get(port.interface);
+    return ofport === undefined ? undefined : { port, hypervisor: hypervisor!, dpid: hypervisor!.datapathId, ofport };
+  };
+}
+
 export function twoZones(): NetworkModel {
   return loadModelFile(join(REPO_ROOT, 'models', 'two-zones.yaml'));
+}
+
+export function northSouth(): NetworkModel {
+  return loadModelFile(join(REPO_ROOT, 'models', 'north-south.yaml'));
 }
 
 /** every port of the model present, numbered 1, 2, … per hypervisor in model order */
@@ -75,14 +99,22 @@ export function toDoc(m: NetworkModel): any {
       acls: m.acls
         .filter((a) => a.vpc === v.name)
         .map(({ vpc: _vpc, ports, ...a }) => ({ ...a, ...(ports ? { ports: `${ports.from}-${ports.to}` } : {}) })),
+      ...egressOf(m, v.name),
     })),
     ports: m.ports.map((p) => ({ ...p })),
+    externalNetworks: m.externalNetworks.map((e) => ({ ...e, gateways: e.gateways.map((g) => ({ ...g })) })),
+    floatingIps: m.floatingIps.map(floatingIpDoc),
   };
 }
 
+function egressOf(m: NetworkModel, vpc: string) {
+  const e = m.egress.find((x) => x.vpc === vpc);
+  return e ? { egress: { routes: [...e.routes], snat: e.snat.map((a) => ({ ...a })) } } : {};
+}
+
 /** One flow as `ovs-ofctl dump-flows` prints it, with table names instead of numbers. */
-export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instructions'>): string {
-  const name = (id: string) => PIPELINE.tables.find((t) => t.id === Number(id))?.name ?? id;
+export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instructions'>, pipeline = PIPELINE): string {
+  const name = (id: string) => pipeline.tables.find((t) => t.id === Number(id))?.name ?? id;
   const match = formatMatch(f.match);
   const actions = formatInstructions(f.instructions)
     .replace(/goto_table:(\d+)/g, (_, id: string) => `goto_table:${name(id)}`)
@@ -91,21 +123,21 @@ export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instruc
 }
 
 /** an app's compiled owners as text: one block per owner and switch, in a stable order */
-export function ownersText(owners: ReadonlyMap<string, OwnerFlows>, hvName: (dpid: bigint) => string): string {
+export function ownersText(owners: ReadonlyMap<string, OwnerFlows>, hvName: (dpid: bigint) => string, pipeline = PIPELINE): string {
   const blocks: string[] = [];
   for (const [owner, perSwitch] of [...owners].sort(([a], [b]) => (a < b ? -1 : 1))) {
     for (const [dpid, flows] of [...perSwitch].sort(([a], [b]) => (hvName(a) < hvName(b) ? -1 : 1))) {
-      blocks.push(`# ${owner} @ ${hvName(dpid)}\n${flows.map(flowText).join('\n')}`);
+      blocks.push(`# ${owner} @ ${hvName(dpid)}\n${flows.map((f) => flowText(f, pipeline)).join('\n')}`);
     }
   }
   return `${blocks.join('\n')}\n`;
 }
 
 /** all apps' flows plus table-miss flows, per switch */
-export function switchFlows(view: OverlayView): Map<bigint, Flow[]> {
-  const out = new Map<bigint, Flow[]>(view.hypervisors.map((h) => [h.datapathId, [...tableMissFlows(PIPELINE)]]));
-  for (const compile of Object.values(COMPILERS)) {
-    for (const perSwitch of compile(PIPELINE, view).values()) for (const [dpid, flows] of perSwitch) out.get(dpid)!.push(...flows);
+export function switchFlows(view: OverlayView, pipeline = PIPELINE, compilers: Compilers = COMPILERS): Map<bigint, Flow[]> {
+  const out = new Map<bigint, Flow[]>(view.hypervisors.map((h) => [h.datapathId, [...tableMissFlows(pipeline)]]));
+  for (const compile of Object.values(compilers)) {
+    for (const perSwitch of compile(pipeline, view).values()) for (const [dpid, flows] of perSwitch) out.get(dpid)!.push(...flows);
   }
   return out;
 }

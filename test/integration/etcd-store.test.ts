@@ -34,6 +34,9 @@ function canonical(m: NetworkModel): NetworkModel {
     subnets: byVpc(byName(m.subnets)),
     ports: byName(m.ports),
     acls: byVpc(m.acls),
+    externalNetworks: m.externalNetworks,
+    floatingIps: m.floatingIps,
+    egress: m.egress,
   };
 }
 

@@ -59,13 +59,13 @@ test('refusals name the module and the problem', (t) => {
   t.is(refusal(t, [{ module: broken }]).message, `app module ${broken}: failed to load: boom at load`);
 
   const builtinId = appModule('builtin-id.js', { appId: 2 });
-  t.is(refusal(t, [{ module: builtinId }]).message, `app module ${builtinId}: app id 2 is the built-in app l2-learning's; choose another (built-in ids: 2, 3, 16, 17, 18, 19, 20, 25)`);
+  t.is(refusal(t, [{ module: builtinId }]).message, `app module ${builtinId}: app id 2 is the built-in app l2-learning's; choose another (built-in ids: 2, 3, 16, 17, 18, 19, 20, 25, 30)`);
   const pipelineId = appModule('pipeline-id.js', { appId: 1 });
   t.is(refusal(t, [{ module: pipelineId }]).message, `app module ${pipelineId}: app id 1 outside 2..255`);
   const builtinName = appModule('builtin-name.js', { name: 'acl' });
   t.is(refusal(t, [{ module: builtinName }]).message, `app module ${builtinName}: its name 'acl' is a built-in app's`);
   const stage = appModule('stage.js', { tables: "[{ name: 'my-app.t', stage: 'l7', miss: 'drop', matches: [] }]" });
-  t.is(refusal(t, [{ module: stage }]).message, `app module ${stage}: tables[0] (my-app.t): stage "l7" is not one of intercept, probe, classify, spoofguard, arp, l3, l2, acl, output`);
+  t.is(refusal(t, [{ module: stage }]).message, `app module ${stage}: tables[0] (my-app.t): stage "l7" is not one of intercept, probe, classify, spoofguard, arp, nat, l3, l2, acl, output`);
   const field = appModule('field.js', { tables: "[{ name: 'my-app.t', stage: 'l2', miss: 'drop', matches: ['eth_dest'] }]" });
   t.is(refusal(t, [{ module: field }]).message, `app module ${field}: tables[0] (my-app.t): matches names unknown match field "eth_dest"`);
 
@@ -101,5 +101,5 @@ test('zonemesh run --app refuses a bad module in one line, exit status 3, before
   const clash = appModule('cli-clash.js', { appId: 19 });
   const r = runCli('run', '--app', clash, '--listen', '127.0.0.1:0', '--control', `unix:${join(dir, 'control.sock')}`, '--log-level', 'silent');
   t.is(r.status, 3);
-  t.is(r.stderr, `zonemesh run: app module ${clash}: app id 19 is the built-in app acl's; choose another (built-in ids: 2, 3, 16, 17, 18, 19, 20, 25)\n`);
+  t.is(r.stderr, `zonemesh run: app module ${clash}: app id 19 is the built-in app acl's; choose another (built-in ids: 2, 3, 16, 17, 18, 19, 20, 25, 30)\n`);
 });

@@ -1,0 +1,15 @@
+import { type AppContext, type ZonemeshApp, injectable, runIncremental } from '../../sdk';
+import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES, northSouthGroups } from './flows';
+
+/** Floating IPs on the VMs' own hypervisors (docs/north-south.md); gateways and SNAT come later. */
+@injectable()
+export class NorthSouthApp implements ZonemeshApp {
+  readonly name = 'north-south';
+  readonly appId = NORTH_SOUTH_APP_ID;
+  readonly tables = NORTH_SOUTH_TABLES;
+
+  start(ctx: AppContext): void {
+    // placement emits on every model change too, so it is the one input
+    runIncremental(ctx, ctx.placement.changes$, (placement) => northSouthGroups(ctx.pipeline, ctx.model.current(), (port) => placement.place(port)));
+  }
+}

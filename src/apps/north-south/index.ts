@@ -1,0 +1,3 @@
+export * from './flows';
+export * from './app';
+export * from './bgp';
