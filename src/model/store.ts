@@ -49,8 +49,8 @@ export function loadModelFile(path: string, maxBytes = DEFAULT_MODEL_MAX_BYTES):
 
 /** How many objects of each kind a model has, for logs. */
 export function modelSize(model: NetworkModel): Record<keyof NetworkModel, number> {
-  const { zones, hypervisors, vpcs, subnets, ports, acls } = model;
-  return { zones: zones.length, hypervisors: hypervisors.length, vpcs: vpcs.length, subnets: subnets.length, ports: ports.length, acls: acls.length };
+  const { zones, hypervisors, vpcs, subnets, ports, acls, loadBalancers = [] } = model;
+  return { zones: zones.length, hypervisors: hypervisors.length, vpcs: vpcs.length, subnets: subnets.length, ports: ports.length, acls: acls.length, loadBalancers: loadBalancers.length };
 }
 
 /**

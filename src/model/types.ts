@@ -92,6 +92,49 @@ export interface AclRule {
   remote: { subnet: string } | { cidr: string };
 }
 
+/**
+ * A VIP of a VPC served on every client's own hypervisor: each connection to one of `ports` on `vip`
+ * goes to one backend, chosen by weight, with its destination rewritten to the backend's address and
+ * `targetPort` (docs/load-balancers.md).
+ */
+export interface LoadBalancer {
+  name: string;
+  vpc: string;
+  /** the subnet the VIP is an address of */
+  subnet: string;
+  vip: string;
+  protocol: 'tcp' | 'udp';
+  /** the VIP's ports, each sent to the same port of the backend unless the backend says otherwise */
+  ports: readonly number[];
+  backends: readonly LoadBalancerBackend[];
+  healthCheck?: HealthCheck;
+  /** prefer backends in the client's zone while any of them is healthy */
+  zoneAffinity: boolean;
+  /** one client IP keeps its backend for this long after its last connection */
+  sessionAffinity?: { timeoutSeconds: number };
+}
+
+export interface LoadBalancerBackend {
+  /** a VM port of the load balancer's VPC */
+  port: string;
+  /** the backend's own port, when it differs from the VIP's */
+  targetPort?: number;
+  /** share of new connections relative to the other backends; 0 takes none (default 1) */
+  weight: number;
+}
+
+export interface HealthCheck {
+  type: 'tcp' | 'http';
+  /** http: the path of the GET, and the status it must answer */
+  path?: string;
+  expectStatus?: number;
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  /** consecutive successes that bring a backend back, failures that take it out */
+  rise: number;
+  fall: number;
+}
+
 export interface NetworkModel {
   zones: readonly Zone[];
   hypervisors: readonly Hypervisor[];
@@ -99,6 +142,8 @@ export interface NetworkModel {
   subnets: readonly Subnet[];
   ports: readonly VmPort[];
   acls: readonly AclRule[];
+  /** absent: none (a validated model always has the list) */
+  loadBalancers?: readonly LoadBalancer[];
 }
 
-export const EMPTY_MODEL: NetworkModel = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: [] };
+export const EMPTY_MODEL: NetworkModel = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: [], loadBalancers: [] };
