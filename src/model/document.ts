@@ -1,4 +1,4 @@
-import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
+import type { AclRule, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
 
 /** A model document's parts, in the shape of models/*.yaml: what validateModel reads back. */
 export interface ZoneDoc {
@@ -29,7 +29,9 @@ export interface VpcDoc {
   vni: number;
   subnets: SubnetDoc[];
   acls?: AclDoc[];
+  loadBalancers?: LoadBalancerDoc[];
 }
+export type LoadBalancerDoc = Omit<LoadBalancer, 'vpc'>;
 export type PortDoc = VmPort;
 export interface ModelDocument {
   zones: ZoneDoc[];
@@ -71,6 +73,9 @@ export function aclDoc(a: AclRule): AclDoc {
 
 export const portDoc = (p: VmPort): PortDoc => ({ ...p });
 
+/** the VPC is the load balancer's parent: not written */
+export const loadBalancerDoc = ({ vpc: _vpc, ...doc }: LoadBalancer): LoadBalancerDoc => doc;
+
 /**
  * The document of a valid model: validateModel(documentOf(m)) equals m. Defaults the file left out
  * (bridge, interface, ACL names) are written out; derived values (router MACs) are not.
@@ -81,10 +86,12 @@ export function documentOf(model: NetworkModel): ModelDocument {
     hypervisors: model.hypervisors.map(hypervisorDoc),
     vpcs: model.vpcs.map((v) => {
       const acls = model.acls.filter((a) => a.vpc === v.name).map(aclDoc);
+      const loadBalancers = (model.loadBalancers ?? []).filter((lb) => lb.vpc === v.name).map(loadBalancerDoc);
       return {
         ...vpcDoc(v),
         subnets: model.subnets.filter((s) => s.vpc === v.name).map(subnetDoc),
         ...(acls.length ? { acls } : {}),
+        ...(loadBalancers.length ? { loadBalancers } : {}),
       };
     }),
     ports: model.ports.map(portDoc),

@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModelValidationError, loadModelFile, routerMac, validateModel } from '../../src/model';
+import { ModelValidationError, documentOf, entriesOf, loadModelFile, routerMac, validateModel } from '../../src/model';
 import { minimalModel } from '../helpers/model';
 import { REPO_ROOT } from '../helpers/paths';
 
@@ -216,4 +216,12 @@ test('bad load balancers are refused whole, each problem at its path', (t) => {
     issuesFor({}, (doc) => doc.vpcs[0].loadBalancers.push({ name: 'web2', subnet: 's', vip: '10.0.0.100', ports: [443, 80], backends: [{ port: 'p1' }] })),
     'vpcs[0].loadBalancers[1].ports: 10.0.0.100 tcp port 80 is already served by vpcs[0].loadBalancers[0]',
   );
+});
+
+test("load balancers survive the model's document (what the etcd store writes) and its etcd entries", (t) => {
+  const m = validateModel(lbModel({ healthCheck: { type: 'tcp', intervalSeconds: 1, timeoutSeconds: 1, fall: 2 }, zoneAffinity: true }), 'model.yaml');
+  const doc = documentOf(m);
+  t.deepEqual(validateModel(JSON.parse(JSON.stringify(doc)), 'again.yaml'), m);
+  const vpcEntry = [...entriesOf(m, '1').entries()].find(([key]) => key.endsWith('/vpcs/v'))!;
+  t.deepEqual(JSON.parse(vpcEntry[1]).loadBalancers, doc.vpcs[0]!.loadBalancers);
 });
