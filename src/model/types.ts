@@ -93,9 +93,9 @@ export interface AclRule {
 }
 
 /**
- * A VIP of a VPC served on every client's own hypervisor: each connection to one of `ports` on `vip`
- * goes to one backend, chosen by weight, with its destination rewritten to the backend's address and
- * `targetPort` (docs/load-balancers.md).
+ * A VIP of a VPC: each connection to one of `ports` on `vip` is meant to go to one backend, chosen by
+ * weight, its destination rewritten to the backend's address and `targetPort`. Model only so far: no
+ * app compiles it yet (docs/load-balancers.md).
  */
 export interface LoadBalancer {
   name: string;
