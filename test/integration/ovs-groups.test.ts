@@ -1,21 +1,22 @@
 import test, { type ExecutionContext } from 'ava';
+import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { filter, firstValueFrom, timeout } from 'rxjs';
+import { BehaviorSubject, filter, firstValueFrom, timeout } from 'rxjs';
 import { silentLogger } from '../../src/controller';
 import { NX_CT_F_COMMIT, NX_NAT_F_DST, OFPP, type Action } from '../../src/openflow';
 import { Runtime, type SyncReport } from '../../src/runtime';
 import { APP_SETTINGS, bucket, groupIdOf, inject, injectable, type AppContext, type AppSettings, type Group, type TableSpec, type ZonemeshApp } from '../../src/sdk';
 import { assertOvsRunning, ofctl, vsctl, withBridge } from '../helpers/ovs';
-import { createLab } from '../helpers/restart';
+import { createLab, until } from '../helpers/restart';
 import { TEST_STATE_DIR, freePort, run, spawnTracked } from '../helpers/run';
 
 /**
  * Groups against a real Open vSwitch: select groups whose buckets do ct(commit, nat(dst)) and continue
  * in a later table (the load balancer's shape) must read back as desired, so a restart sends no
  * group-mod; a changed bucket is a modify; a group nobody wants goes after the flow that used it. And
- * with traffic: such a group spreads connections to a VIP over its backends, and the replies are
- * un-NATed in the same zone.
+ * with traffic: such a group spreads connections to a VIP over its backends, the replies are
+ * un-NATed in the same zone, and a backend taken out of the group keeps its established connections.
  */
 
 test.before(assertOvsRunning);
@@ -112,6 +113,8 @@ const VIP = '10.0.0.100';
 const BACKEND_PORTS = [8081, 8082];
 /** a conntrack zone no overlay test uses (the netdev datapath's conntrack is shared by every bridge) */
 const NAT_ZONE = 4242;
+/** the backend ports the VIP's group sends new connections to */
+const inRotation = new BehaviorSubject<number[]>(BACKEND_PORTS);
 
 /**
  * One VIP in front of two servers on host 2 (10.0.0.2:8081 and :8082): host 1's connections to
@@ -129,11 +132,16 @@ class NatApp implements ZonemeshApp {
   ];
 
   start(ctx: AppContext): void {
+    const groupId = ctx.groupId(`vip:${VIP}:80`);
+    const table = (name: string) => ctx.pipeline.table(name).id;
+    const nat = (port: number): Action => ({ type: 'ct', flags: NX_CT_F_COMMIT, zone: NAT_ZONE, recircTable: table('nat.to-backend'), alg: 0, actions: [{ type: 'nat', flags: NX_NAT_F_DST, ipv4Min: '10.0.0.2', protoMin: port }] });
+    const dpids = new Set<bigint>();
+    const setGroup = (dpid: bigint) => ctx.setGroups(dpid, 'vip', [{ groupId, groupType: 'select', buckets: inRotation.value.map((port) => bucket([nat(port)], 1)) }]);
+    // a backend out of rotation changes the group alone, as a health check will
+    ctx.on(inRotation, () => dpids.forEach(setGroup));
     ctx.on(ctx.events.switchUp$, ({ dpid }) => {
-      const groupId = ctx.groupId(`vip:${VIP}:80`);
-      const table = (name: string) => ctx.pipeline.table(name).id;
-      const nat = (port: number): Action => ({ type: 'ct', flags: NX_CT_F_COMMIT, zone: NAT_ZONE, recircTable: table('nat.to-backend'), alg: 0, actions: [{ type: 'nat', flags: NX_NAT_F_DST, ipv4Min: '10.0.0.2', protoMin: port }] });
-      ctx.setGroups(dpid, 'vip', [{ groupId, groupType: 'select', buckets: BACKEND_PORTS.map((port) => bucket([nat(port)], 1)) }]);
+      dpids.add(dpid);
+      setGroup(dpid);
       const out = (port: number): Action => ({ type: 'output', port, maxLen: 0 });
       const f = (name: string) => ctx.flow(name, 'vip');
       ctx.setFlows(dpid, 'vip', [
@@ -147,7 +155,23 @@ class NatApp implements ZonemeshApp {
   }
 }
 
-test.serial('a select group of ct(commit,nat(dst)) buckets spreads connections to a VIP over the backends; replies come back from the VIP', async (t) => {
+/**
+ * A client that keeps one HTTP/1.1 connection to the VIP: prints the body of a first GET /name, then
+ * for each line on stdin sends another GET on the same connection and prints its body. A reset or a
+ * close ends it with a traceback and a non-zero status.
+ */
+const KEEPALIVE_CLIENT = `
+import http.client, sys
+c = http.client.HTTPConnection('${VIP}', 80, timeout=5)
+def get():
+    c.request('GET', '/name')
+    print(c.getresponse().read().decode(), flush=True)
+get()
+for _ in sys.stdin:
+    get()
+`;
+
+test.serial('a select group of ct(commit,nat(dst)) buckets spreads connections to a VIP over the backends; replies come back from the VIP; a group change keeps established connections', async (t) => {
   const lab = await createLab(t, 'zmlbn');
   // teardowns run last first: this one while the bridge, and so the datapath, is still there. OVS 3.1's
   // flush-conntrack refuses a datapath name beside zone=, so it works when the netdev datapath is the only one.
@@ -158,7 +182,7 @@ test.serial('a select group of ct(commit,nat(dst)) buckets spreads connections t
   for (const [i, port] of BACKEND_PORTS.entries()) {
     mkdirSync(join(root, String(port)), { recursive: true });
     writeFileSync(join(root, String(port), 'name'), `b${i + 1}`);
-    const child = spawnTracked('ip', ['netns', 'exec', server, 'python3', '-m', 'http.server', String(port), '--bind', '10.0.0.2', '--directory', join(root, String(port))]);
+    const child = spawnTracked('ip', ['netns', 'exec', server, 'python3', '-m', 'http.server', '--protocol', 'HTTP/1.1', String(port), '--bind', '10.0.0.2', '--directory', join(root, String(port))]);
     t.teardown(() => child.kill('SIGKILL'));
   }
   // the userspace datapath does not complete the partial checksums a veth hands it: TCP fails without this
@@ -178,14 +202,38 @@ test.serial('a select group of ct(commit,nat(dst)) buckets spreads connections t
   await lab.addBridge(`tcp:127.0.0.1:${port}`);
   t.like(await report, { groupMods: 1, errors: 0 });
 
-  const served = new Map<string, number>();
-  for (let i = 0; i < 40; i++) {
-    // curl fails unless the reply comes from VIP:80, the connection it opened
-    const { stdout } = await run('ip', ['netns', 'exec', client, 'curl', '-sS', '--max-time', '5', '--retry', '5', '--retry-connrefused', `http://${VIP}/name`]);
-    served.set(stdout, (served.get(stdout) ?? 0) + 1);
-  }
-  t.log(`40 requests to ${VIP}:80 served by ${JSON.stringify(Object.fromEntries(served))}`);
-  t.deepEqual([...served.keys()].sort(), ['b1', 'b2'], 'every request answered, by one of the backends, and both backends served some');
+  const requests = async (n: number): Promise<Map<string, number>> => {
+    const served = new Map<string, number>();
+    for (let i = 0; i < n; i++) {
+      // curl fails unless the reply comes from VIP:80, the connection it opened
+      const { stdout } = await run('ip', ['netns', 'exec', client, 'curl', '-sS', '--max-time', '5', '--retry', '5', '--retry-connrefused', `http://${VIP}/name`]);
+      served.set(stdout, (served.get(stdout) ?? 0) + 1);
+    }
+    t.log(`${n} requests to ${VIP}:80 served by ${JSON.stringify(Object.fromEntries(served))}`);
+    return served;
+  };
+  t.deepEqual([...(await requests(40)).keys()].sort(), ['b1', 'b2'], 'every request answered, by one of the backends, and both backends served some');
+
+  // a long-lived connection, then its backend out of the group: new connections avoid it, the old one goes on
+  const keeper = spawnTracked('ip', ['netns', 'exec', client, 'python3', '-c', KEEPALIVE_CLIENT], { stdio: ['pipe', 'pipe', 'pipe'] });
+  t.teardown(() => keeper.kill('SIGKILL'));
+  let printed = '';
+  keeper.stdout!.on('data', (d: Buffer) => (printed += d.toString()));
+  keeper.stderr!.on('data', (d: Buffer) => (printed += d.toString()));
+  const lines = () => printed.split('\n').filter(Boolean);
+  await until('the long-lived connection answered', 10_000, () => (lines().length > 0 ? true : undefined));
+  const kept = lines()[0]!;
+  t.regex(kept, /^b[12]$/, printed);
+  const other = kept === 'b1' ? 'b2' : 'b1';
+  const changed = firstValueFrom(runtime.reconciler.synced$.pipe(timeout(10_000)));
+  inRotation.next(BACKEND_PORTS.filter((_, i) => `b${i + 1}` !== kept));
+  t.like(await changed, { kind: 'incremental', groupMods: 1, adds: 0, deletes: 0, modifies: 0, errors: 0 }, 'one group modify, no flow touched');
+  t.deepEqual([...(await requests(10)).keys()], [other], `new connections go to ${other} only`);
+  const exited = once(keeper, 'exit');
+  keeper.stdin!.end('again\n');
+  const [code] = await exited;
+  t.is(code, 0, printed);
+  t.deepEqual(lines(), [kept, kept], `the connection established before the change still reaches ${kept}, through its conntrack NAT`);
   const conntrack = (await run('ovs-appctl', ['dpctl/dump-conntrack', 'netdev@ovs-netdev', `zone=${NAT_ZONE}`])).stdout;
   t.regex(conntrack, new RegExp(`dst=${VIP.replace(/\./g, '\\.')},sport=\\d+,dport=80\\),reply=\\(src=10\\.0\\.0\\.2,dst=10\\.0\\.0\\.1,sport=808[12]`), 'conntrack holds the VIP connection with the backend as its reply side');
 });
