@@ -330,7 +330,7 @@ export class Reconciler {
   /** Reads the switch's flows and groups, diffs them with everything desired for it, sends the difference. */
   private async fullSync(sync: SwitchSync, session: SwitchSession): Promise<void> {
     const installed = await readInstalledFlows(session);
-    const installedGroups = await readInstalledGroups(session);
+    const installedGroups = await this.readGroups(sync, session);
     if (sync.session !== session) throw new SessionClosedError('replaced', { dpid: sync.dpid });
     // Snapshot now: every change so far is in it, every later one comes as an incremental diff.
     sync.full = false;
@@ -338,6 +338,20 @@ export class Reconciler {
     const diff = diffFlows(this.desired.flows(sync.dpid), installed, this.options.ownedApps);
     const groupDiff = diffGroups(this.desired.groups(sync.dpid), installedGroups, this.options.ownedApps);
     await this.apply(sync, session, 'full', diff, groupDiff, installed.length);
+  }
+
+  /**
+   * The switch's groups; none when it refuses the request (a switch without groups): its flows are
+   * still synced, and any group desired for it is then refused and reported on its own.
+   */
+  private async readGroups(sync: SwitchSync, session: SwitchSession): Promise<GroupDesc[]> {
+    try {
+      return await readInstalledGroups(session);
+    } catch (e) {
+      if (!(e instanceof OfSwitchError)) throw e;
+      this.log.info({ dpid: formatDpid(sync.dpid), reason: e.message }, 'switch does not describe its groups; syncing its flows only');
+      return [];
+    }
   }
 
   private async incrementalSync(sync: SwitchSync, session: SwitchSession): Promise<void> {

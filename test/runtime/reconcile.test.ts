@@ -467,3 +467,12 @@ test('group ids: the app id in the top byte, stable per key, below the reserved 
   for (let i = 0; i < 2000; i++) t.true(groupIdOf(255, `k${i}`) < 0xffffff00);
   t.throws(() => groupIdOf(1, 'x'), { instanceOf: RangeError });
 });
+
+test('a switch that refuses to describe its groups still gets its flows', async (t) => {
+  const s = await setup(t);
+  const bundles = s.sw.errorFor!;
+  s.sw.errorFor = (m) => (m.type === 'MULTIPART_REQUEST' && m.body.mpType === 'GROUP_DESC' ? { errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_MULTIPART } : bundles(m));
+  s.desired.set(DPID, A1.cookie, [A1]);
+  t.like(await s.connect(), { kind: 'full', adds: 1, groupMods: 0, errors: 0 });
+  t.deepEqual(tableOf(s.sw), desiredOf([A1]));
+});
