@@ -171,6 +171,24 @@ export async function readInstalledGroups(session: SwitchSession): Promise<Group
   return reply.groups;
 }
 
+/**
+ * A group one owner drops and another takes in the same batch is the switch's already: the add
+ * becomes a modify and the delete goes (an add would fail with GROUP_EXISTS, and the delete, sent
+ * last, would remove it).
+ */
+function handedOver(diff: GroupDiff): GroupDiff {
+  const deleted = new Set(diff.deletes.map((g) => g.groupId));
+  const taken = diff.adds.filter((g) => deleted.has(g.groupId));
+  if (taken.length === 0) return diff;
+  const takenIds = new Set(taken.map((g) => g.groupId));
+  return {
+    adds: diff.adds.filter((g) => !takenIds.has(g.groupId)),
+    modifies: [...diff.modifies, ...taken.map((g) => ({ ...g, command: 'modify' as const }))],
+    deletes: diff.deletes.filter((g) => !takenIds.has(g.groupId)),
+    conflicts: diff.conflicts,
+  };
+}
+
 function clearPending(sync: SwitchSync): void {
   sync.pending.clear();
   sync.pendingGroups.clear();
@@ -374,7 +392,7 @@ export class Reconciler {
       groupDiff.deletes.push(...d.deletes);
       groupDiff.conflicts.push(...d.conflicts);
     }
-    await this.apply(sync, session, 'incremental', diff, groupDiff);
+    await this.apply(sync, session, 'incremental', diff, handedOver(groupDiff));
   }
 
   private async apply(sync: SwitchSync, session: SwitchSession, kind: SyncKind, diff: FlowDiff, groupDiff: GroupDiff, installedCount?: number): Promise<void> {

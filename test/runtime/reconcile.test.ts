@@ -476,3 +476,15 @@ test('a switch that refuses to describe its groups still gets its flows', async 
   t.like(await s.connect(), { kind: 'full', adds: 1, groupMods: 0, errors: 0 });
   t.deepEqual(tableOf(s.sw), desiredOf([A1]));
 });
+
+test('a group handed from one owner to another in one batch is modified, not added and then deleted', async (t) => {
+  const s = await setup(t);
+  s.desired.setGroups(DPID, cookie('vip'), [vipGroup([1])]);
+  t.like(await s.connect(), { groupMods: 1, errors: 0 });
+  const handed = s.nextReport();
+  s.desired.setGroups(DPID, cookie('vip'), []);
+  s.desired.setGroups(DPID, cookie('heir'), [vipGroup([1, 2])]);
+  t.like(await handed, { kind: 'incremental', groupMods: 1, errors: 0 });
+  t.is(modsReceived(s.sw).map(describeMod).at(-1), `group modify ${VIP_GROUP}`);
+  t.is(s.sw.groupTable.groups()[0]!.buckets.length, 2);
+});
