@@ -19,10 +19,11 @@ fi
 # etcd-server: /usr/bin/etcd, which test/integration/etcd-store.test.ts and bench/etcd-store.ts start
 # nftables: /usr/sbin/nft, the loss test/integration/tunnel-monitor.test.ts injects on an uplink, and
 #   the cut of an etcd member in test/integration/etcd-mastership.test.ts
+# curl: the HTTP client of the VIP in test/integration/ovs-groups.test.ts
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
   python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml etcd-server
-  isc-dhcp-client busybox nftables
+  isc-dhcp-client busybox nftables curl
 )
 missing=()
 for p in "${apt_packages[@]}"; do
