@@ -135,6 +135,7 @@ function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean
   let placement: Map<bigint, Map<string, number>> = firstPlacement;
   let mods = 0;
   rt.desired.changes$.subscribe((c) => {
+    if (c.kind !== 'flows') return;
     const d = diffFlows(c.after, c.before, OWNED);
     mods += d.deletes.length + d.modifies.length + d.adds.length;
   });

@@ -54,7 +54,7 @@ export function generate(hvCount: number): { model: NetworkModel; placement: Map
     rule('web-app-range', 'app', 'web', 'udp', { from: 8000, to: 8100 }),
   ];
   const acls: AclRule[] = vpcs.flatMap((v) => rules.map((r) => ({ ...r, name: `${v.name}-${r.name}`, vpc: v.name })));
-  return { model: { zones, hypervisors, vpcs, subnets, ports, acls, externalNetworks: [], floatingIps: [], egress: [] }, placement };
+  return { model: { zones, hypervisors, vpcs, subnets, ports, acls, externalNetworks: [], floatingIps: [], egress: [], loadBalancers: [] }, placement };
 }
 
 export function port(vpc: string, vni: number, i: number, hv: Hypervisor, name = `${vpc}-p${i}`): VmPort {

@@ -1,4 +1,4 @@
-import type { AclRule, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
+import type { AclRule, ExternalNetwork, FloatingIp, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
 
 /** A model document's parts, in the shape of models/*.yaml: what validateModel reads back. */
 export interface ZoneDoc {
@@ -31,7 +31,9 @@ export interface VpcDoc {
   subnets: SubnetDoc[];
   acls?: AclDoc[];
   egress?: EgressDoc;
+  loadBalancers?: LoadBalancerDoc[];
 }
+export type LoadBalancerDoc = Omit<LoadBalancer, 'vpc'>;
 export type PortDoc = VmPort;
 export type ExternalNetworkDoc = ExternalNetwork;
 /** the MAC is derived from the address */
@@ -80,6 +82,9 @@ export const portDoc = (p: VmPort): PortDoc => ({ ...p });
 
 export const floatingIpDoc = ({ mac: _mac, ...doc }: FloatingIp): FloatingIpDoc => doc;
 
+/** the VPC is the load balancer's parent: not written */
+export const loadBalancerDoc = ({ vpc: _vpc, ...doc }: LoadBalancer): LoadBalancerDoc => doc;
+
 /**
  * The document of a valid model: validateModel(documentOf(m)) equals m. Defaults the file left out
  * (bridge, interface, ACL names) are written out; derived values (router MACs) are not.
@@ -91,11 +96,13 @@ export function documentOf(model: NetworkModel): ModelDocument {
     vpcs: model.vpcs.map((v) => {
       const acls = model.acls.filter((a) => a.vpc === v.name).map(aclDoc);
       const egress = model.egress.find((e) => e.vpc === v.name);
+      const loadBalancers = model.loadBalancers.filter((lb) => lb.vpc === v.name).map(loadBalancerDoc);
       return {
         ...vpcDoc(v),
         subnets: model.subnets.filter((s) => s.vpc === v.name).map(subnetDoc),
         ...(acls.length ? { acls } : {}),
         ...(egress ? { egress: { routes: egress.routes, snat: egress.snat } } : {}),
+        ...(loadBalancers.length ? { loadBalancers } : {}),
       };
     }),
     ports: model.ports.map(portDoc),

@@ -13,7 +13,7 @@
  */
 import type { IKeyValue } from 'etcd3';
 import { PORT_KEYS, conntrackZone, keyOf } from './derived';
-import { aclDoc, hypervisorDoc, portDoc, subnetDoc, vpcDoc, zoneDoc } from './document';
+import { aclDoc, hypervisorDoc, loadBalancerDoc, portDoc, subnetDoc, vpcDoc, zoneDoc } from './document';
 import {
   CURRENT_KEY,
   GENERATIONS,
@@ -27,13 +27,13 @@ import {
   validatedEntries,
 } from './etcd-layout';
 import { ModelValidationError } from './errors';
-import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
+import type { AclRule, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
 
 /** One object of the model as validated, by kind. */
 export type ModelObject =
   | { readonly kind: 'zones'; readonly item: Zone }
   | { readonly kind: 'hypervisors'; readonly item: Hypervisor }
-  | { readonly kind: 'vpcs'; readonly item: Vpc }
+  | { readonly kind: 'vpcs'; readonly item: Vpc; readonly loadBalancers: readonly LoadBalancer[] }
   | { readonly kind: 'subnets'; readonly item: Subnet }
   | { readonly kind: 'acls'; readonly item: readonly AclRule[] }
   | { readonly kind: 'ports'; readonly item: VmPort };
@@ -46,7 +46,7 @@ export function storedValueOf(o: ModelObject): unknown {
     case 'hypervisors':
       return hypervisorDoc(o.item);
     case 'vpcs':
-      return vpcDoc(o.item);
+      return { ...vpcDoc(o.item), ...(o.loadBalancers.length && { loadBalancers: o.loadBalancers.map(loadBalancerDoc) }) };
     case 'subnets':
       return subnetDoc(o.item);
     case 'acls':
@@ -108,6 +108,9 @@ function referencesOf(kind: string, names: readonly string[], value: StoredValue
   const out: string[] = [];
   const add = (id: string | false | undefined) => id && out.push(id);
   if (kind === 'subnets' || kind === 'acls') add(names[0] !== undefined && identity('vpcs', names[0]));
+  if (kind === 'vpcs' && isObj(json) && Array.isArray(json.loadBalancers)) {
+    for (const lb of json.loadBalancers) if (isObj(lb) && Array.isArray(lb.backends)) for (const b of lb.backends) add(isObj(b) && str(b.port) !== undefined && identity('ports', str(b.port)!));
+  }
   if (kind === 'hypervisors' && isObj(json)) add(str(json.zone) !== undefined && identity('zones', str(json.zone)!));
   if (kind === 'ports' && isObj(json)) {
     const [vpc, subnet, hv] = [str(json.vpc), str(json.subnet), str(json.hypervisor)];
@@ -135,7 +138,8 @@ function sharedValuesOf(o: ModelObject): string[] {
     case 'hypervisors':
       return [relation('tunnel-ip', o.item.tunnelIp), relation('datapath-id', String(o.item.datapathId))];
     case 'vpcs':
-      return [relation('vni', String(o.item.vni))];
+      // a VIP may not be a port's address
+      return [relation('vni', String(o.item.vni)), ...o.loadBalancers.map((lb) => relation('ip', lb.vpc, lb.vip))];
     case 'subnets':
       return [relation('subnets-of', o.item.vpc)];
     case 'ports': {
@@ -182,7 +186,7 @@ function objectsOf(model: NetworkModel, keys: ModelKeys, prefix: string): Map<st
   const rel = (key: string) => key.slice(prefix.length);
   model.zones.forEach((item, i) => out.set(rel(keys.zones[i]!), { kind: 'zones', item }));
   model.hypervisors.forEach((item, i) => out.set(rel(keys.hypervisors[i]!), { kind: 'hypervisors', item }));
-  model.vpcs.forEach((item, i) => out.set(rel(keys.vpcs[i]!), { kind: 'vpcs', item }));
+  model.vpcs.forEach((item, i) => out.set(rel(keys.vpcs[i]!), { kind: 'vpcs', item, loadBalancers: model.loadBalancers.filter((lb) => lb.vpc === item.name) }));
   model.subnets.forEach((item, i) => out.set(rel(keys.subnets[i]!), { kind: 'subnets', item }));
   model.ports.forEach((item, i) => out.set(rel(keys.ports[i]!), { kind: 'ports', item }));
   const rules = new Map<string, AclRule[]>();
@@ -292,7 +296,12 @@ class ValidModel {
   private modelWith(kinds: ReadonlySet<ObjectKind>): NetworkModel {
     const items = <T>(kind: ObjectKind) => this.sorted.get(kind)!.items.map((o) => o.item as T);
     const m = this.model;
-    const vpcs = kinds.has('vpcs') ? items<Vpc>('vpcs').sort((a, b) => byKey(a.name, b.name)) : m.vpcs;
+    const vpcObjects = () =>
+      this.sorted
+        .get('vpcs')!
+        .items.flatMap((o) => (o.kind === 'vpcs' ? [o] : []))
+        .sort((a, b) => byKey(a.item.name, b.item.name));
+    const vpcs = kinds.has('vpcs') ? vpcObjects().map((o) => o.item) : m.vpcs;
     /** a list whose items group by VPC, in the VPCs' order */
     const byVpc = <T>(kind: 'subnets' | 'acls', vpcOf: (t: T) => string, flat: (t: T) => readonly unknown[]) => {
       const groups = new Map<string, unknown[]>();
@@ -307,6 +316,7 @@ class ValidModel {
       vpcs,
       subnets: kinds.has('vpcs') || kinds.has('subnets') ? (byVpc<Subnet>('subnets', (s) => s.vpc, (s) => [s]) as Subnet[]) : m.subnets,
       ports: kinds.has('ports') ? items<VmPort>('ports') : m.ports,
+      loadBalancers: kinds.has('vpcs') ? vpcObjects().flatMap((o) => o.loadBalancers) : m.loadBalancers,
       acls: kinds.has('vpcs') || kinds.has('acls') ? (byVpc<readonly AclRule[]>('acls', (l) => l[0]?.vpc ?? '', (l) => l) as AclRule[]) : m.acls,
     };
   }

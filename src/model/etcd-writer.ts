@@ -342,7 +342,8 @@ function validated(model: NetworkModel, ref: ObjectRef, value: unknown): Network
       for (const key of ['subnets', 'acls']) {
         if (isObj(value) && key in value) issues.push({ path: key, problem: `${key} are objects of their own (vpcs/${ref.name}/${key}), not part of the VPC` });
       }
-      doc.vpcs.push({ ...named(ref.name), subnets, ...(existing?.acls !== undefined && { acls: existing.acls }) });
+      // load balancers are not objects of the API yet: they stay as the whole-model write left them
+      doc.vpcs.push({ ...named(ref.name), subnets, ...(existing?.acls !== undefined && { acls: existing.acls }), ...(existing?.loadBalancers !== undefined && { loadBalancers: existing.loadBalancers }) });
       break;
     }
     case 'subnets': {

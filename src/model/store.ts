@@ -49,7 +49,7 @@ export function loadModelFile(path: string, maxBytes = DEFAULT_MODEL_MAX_BYTES):
 
 /** How many objects of each kind a model has, for logs. */
 export function modelSize(model: NetworkModel): Record<keyof NetworkModel, number> {
-  const { zones, hypervisors, vpcs, subnets, ports, acls, externalNetworks, floatingIps, egress } = model;
+  const { zones, hypervisors, vpcs, subnets, ports, acls, externalNetworks, floatingIps, egress, loadBalancers } = model;
   return {
     zones: zones.length,
     hypervisors: hypervisors.length,
@@ -60,6 +60,7 @@ export function modelSize(model: NetworkModel): Record<keyof NetworkModel, numbe
     externalNetworks: externalNetworks.length,
     floatingIps: floatingIps.length,
     egress: egress.length,
+    loadBalancers: loadBalancers.length,
   };
 }
 

@@ -146,6 +146,49 @@ export interface SnatAddress {
   ip: string;
 }
 
+/**
+ * A VIP of a VPC: each connection to one of `ports` on `vip` is meant to go to one backend, chosen by
+ * weight, its destination rewritten to the backend's address and `targetPort`. Model only so far: no
+ * app compiles it yet (docs/load-balancers.md).
+ */
+export interface LoadBalancer {
+  name: string;
+  vpc: string;
+  /** the subnet the VIP is an address of */
+  subnet: string;
+  vip: string;
+  protocol: 'tcp' | 'udp';
+  /** the VIP's ports, each sent to the same port of the backend unless the backend says otherwise */
+  ports: readonly number[];
+  backends: readonly LoadBalancerBackend[];
+  healthCheck?: HealthCheck;
+  /** prefer backends in the client's zone while any of them is healthy */
+  zoneAffinity: boolean;
+  /** one client IP keeps its backend for this long after its last connection */
+  sessionAffinity?: { timeoutSeconds: number };
+}
+
+export interface LoadBalancerBackend {
+  /** a VM port of the load balancer's VPC */
+  port: string;
+  /** the backend's own port, when it differs from the VIP's */
+  targetPort?: number;
+  /** share of new connections relative to the other backends; 0 takes none (default 1) */
+  weight: number;
+}
+
+export interface HealthCheck {
+  type: 'tcp' | 'http';
+  /** http: the path of the GET, and the status it must answer */
+  path?: string;
+  expectStatus?: number;
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  /** consecutive successes that bring a backend back, failures that take it out */
+  rise: number;
+  fall: number;
+}
+
 export interface NetworkModel {
   zones: readonly Zone[];
   hypervisors: readonly Hypervisor[];
@@ -157,6 +200,7 @@ export interface NetworkModel {
   floatingIps: readonly FloatingIp[];
   /** one per VPC that reaches the outside */
   egress: readonly VpcEgress[];
+  loadBalancers: readonly LoadBalancer[];
 }
 
-export const EMPTY_MODEL: NetworkModel = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: [], externalNetworks: [], floatingIps: [], egress: [] };
+export const EMPTY_MODEL: NetworkModel = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: [], externalNetworks: [], floatingIps: [], egress: [], loadBalancers: [] };

@@ -3,7 +3,7 @@ import { FLOOD_KEYS, type KeyRange, type Keyed, PORT_KEYS, TUNNEL_OFPORT, VNI_MA
 import { ModelValidationError, type ModelIssue } from './errors';
 import { aclRemoteCidr, duplicateIpv6Addresses, overlappingIpv6Prefixes, portIpv6Address, subnetIpv6 } from './ipv6';
 import { unknownKeyProblem } from './suggest';
-import type { AclProtocol, AclRule, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
+import type { AclProtocol, AclRule, ExternalNetwork, FloatingIp, HealthCheck, Hypervisor, LoadBalancer, LoadBalancerBackend, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
 
 type Obj = Record<string, unknown>;
 
@@ -81,6 +81,16 @@ class Checker {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       this.problem(`${path}.${key}`, v === undefined ? 'is required' : `must be an integer in ${min}..${max}`);
       return min;
+    }
+    return v;
+  }
+
+  bool(o: Obj, key: string, path: string, fallback: boolean): boolean {
+    const v = o[key];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'boolean') {
+      this.problem(`${path}.${key}`, 'must be true or false');
+      return fallback;
     }
     return v;
   }
@@ -207,6 +217,119 @@ function subnetDhcpOptions(c: Checker, s: Obj, path: string, cidr: ReturnType<ty
   return out;
 }
 
+/** the longest health check interval and affinity timeout, and the most ports and backends of one load balancer */
+const LB_LIMITS = { intervalSeconds: 3600, affinitySeconds: 86_400, ports: 64, backends: 1024, weight: 1000, count: 10 };
+
+/** A load balancer of VPC `vpc` (under `vpcs[i].loadBalancers[j]`), checked against the VPC's subnets; its backends are checked with the ports. */
+function loadBalancer(c: Checker, o: Obj, path: string, vpc: string, subnets: readonly Subnet[]): LoadBalancer {
+  const subnetName = c.str(o, 'subnet', path);
+  const vip = c.str(o, 'vip', path, IPV4);
+  const subnet = subnets.find((s) => s.name === subnetName);
+  if (subnetName && !subnet) c.problem(`${path}.subnet`, `unknown subnet '${subnetName}' in VPC ${vpc}`);
+  const sc = subnet && parseCidr(subnet.cidr);
+  const vipn = parseIpv4(vip);
+  if (sc && vipn !== undefined) {
+    if (!cidrContains(sc, vipn)) c.problem(`${path}.vip`, `${vip} is outside subnet ${subnetName} (${subnet!.cidr})`);
+    else if (vip === subnet!.gateway) c.problem(`${path}.vip`, `${vip} is the gateway of ${subnetName}`);
+  }
+  const ports = lbPorts(c, o, path);
+  const backends: LoadBalancerBackend[] = c.list(o, 'backends', `${path}.`).map((b, k) => {
+    const bp = `${path}.backends[${k}]`;
+    const targetPort = b.targetPort === undefined ? undefined : c.int(b, 'targetPort', bp, 1, 65535);
+    return { port: c.str(b, 'port', bp), ...(targetPort === undefined ? {} : { targetPort }), weight: b.weight === undefined ? 1 : c.int(b, 'weight', bp, 0, LB_LIMITS.weight) };
+  });
+  if (o.backends !== undefined && backends.length === 0) c.problem(`${path}.backends`, 'must name at least one backend');
+  if (backends.length > LB_LIMITS.backends) c.problem(`${path}.backends`, `${backends.length} backends exceed ${LB_LIMITS.backends}`);
+  if (backends.length > 0 && backends.every((b) => b.weight === 0)) c.problem(`${path}.backends`, 'every backend has weight 0: the VIP could serve nobody');
+  c.unique(backends, (b) => b.port, (k) => `${path}.backends[${k}].port`, 'backend');
+  const healthDoc = o.healthCheck;
+  let healthCheck: HealthCheck | undefined;
+  if (healthDoc !== undefined) {
+    if (!healthDoc || typeof healthDoc !== 'object' || Array.isArray(healthDoc)) c.problem(`${path}.healthCheck`, 'must be an object');
+    else healthCheck = health(c, c.track(healthDoc as Obj, `${path}.healthCheck`), `${path}.healthCheck`);
+  }
+  const affinityDoc = o.sessionAffinity;
+  let sessionAffinity: LoadBalancer['sessionAffinity'];
+  if (affinityDoc !== undefined) {
+    if (!affinityDoc || typeof affinityDoc !== 'object' || Array.isArray(affinityDoc)) c.problem(`${path}.sessionAffinity`, 'must be an object such as { timeoutSeconds: 300 }');
+    else sessionAffinity = { timeoutSeconds: c.int(c.track(affinityDoc as Obj, `${path}.sessionAffinity`), 'timeoutSeconds', `${path}.sessionAffinity`, 1, LB_LIMITS.affinitySeconds) };
+  }
+  return {
+    name: c.str(o, 'name', path),
+    vpc,
+    subnet: subnetName,
+    vip,
+    protocol: c.oneOf(o, 'protocol', path, ['tcp', 'udp'] as const, 'tcp'),
+    ports,
+    backends,
+    ...(healthCheck ? { healthCheck } : {}),
+    zoneAffinity: c.bool(o, 'zoneAffinity', path, false),
+    ...(sessionAffinity ? { sessionAffinity } : {}),
+  };
+}
+
+/** `ports: 80` or `ports: [80, 443]` */
+function lbPorts(c: Checker, o: Obj, path: string): number[] {
+  const v = o.ports;
+  const list = typeof v === 'number' ? [v] : Array.isArray(v) ? v : undefined;
+  if (!list || list.length === 0 || list.length > LB_LIMITS.ports || !list.every((x) => Number.isInteger(x) && x >= 1 && x <= 65535)) {
+    c.problem(`${path}.ports`, v === undefined ? 'is required (a port or a list of ports)' : `must be a port or a list of 1 to ${LB_LIMITS.ports} ports in 1..65535`);
+    return [];
+  }
+  const ports = list as number[];
+  c.unique(ports, String, (k) => `${path}.ports[${k}]`, 'port');
+  return ports;
+}
+
+function health(c: Checker, h: Obj, path: string): HealthCheck {
+  const type = c.oneOf(h, 'type', path, ['tcp', 'http'] as const);
+  const intervalSeconds = h.intervalSeconds === undefined ? 5 : c.int(h, 'intervalSeconds', path, 1, LB_LIMITS.intervalSeconds);
+  const timeoutSeconds = h.timeoutSeconds === undefined ? Math.min(3, intervalSeconds) : c.int(h, 'timeoutSeconds', path, 1, LB_LIMITS.intervalSeconds);
+  if (timeoutSeconds > intervalSeconds) c.problem(`${path}.timeoutSeconds`, `${timeoutSeconds} s is longer than the interval (${intervalSeconds} s): checks would overlap`);
+  const httpOnly = (key: string) => h[key] !== undefined && type !== 'http' && c.problem(`${path}.${key}`, `is for type http, not ${type}`);
+  httpOnly('path');
+  httpOnly('expectStatus');
+  const out: HealthCheck = {
+    type,
+    intervalSeconds,
+    timeoutSeconds,
+    rise: h.rise === undefined ? 2 : c.int(h, 'rise', path, 1, LB_LIMITS.count),
+    fall: h.fall === undefined ? 3 : c.int(h, 'fall', path, 1, LB_LIMITS.count),
+  };
+  if (type === 'http') {
+    out.path = h.path === undefined ? '/' : c.str(h, 'path', path, { re: /^\/[\x21-\x7e]*$/, what: "a path such as '/healthz'" });
+    out.expectStatus = h.expectStatus === undefined ? 200 : c.int(h, 'expectStatus', path, 100, 599);
+  }
+  return out;
+}
+
+/**
+ * What load balancers need from the ports: every backend a port of the same VPC, and no VIP that is
+ * a port's address too (the VIP's ARP answer and its traffic would be the port's).
+ */
+function loadBalancerPorts(c: Checker, lbs: readonly { lb: LoadBalancer; path: string }[], ports: readonly VmPort[]): void {
+  const byName = new Map(ports.map((p) => [p.name, p]));
+  for (const { lb, path } of lbs) {
+    lb.backends.forEach((b, k) => {
+      const port = byName.get(b.port);
+      if (b.port && !port) c.problem(`${path}.backends[${k}].port`, `unknown port '${b.port}'`);
+      else if (port && port.vpc !== lb.vpc) c.problem(`${path}.backends[${k}].port`, `port ${b.port} is in VPC ${port.vpc}, not in ${lb.vpc}: backends must be in the load balancer's VPC`);
+    });
+    const owner = ports.find((p) => p.vpc === lb.vpc && p.ip === lb.vip);
+    if (lb.vip && owner) c.problem(`${path}.vip`, `${lb.vip} is the address of port ${owner.name} in VPC ${lb.vpc}`);
+  }
+  // one VIP address, protocol and port can be one load balancer's only
+  const seen = new Map<string, string>();
+  for (const { lb, path } of lbs) {
+    for (const port of lb.ports) {
+      const key = `${lb.vpc}/${lb.vip}/${lb.protocol}/${port}`;
+      const first = seen.get(key);
+      if (first !== undefined && first !== path) c.problem(`${path}.ports`, `${lb.vip} ${lb.protocol} port ${port} is already served by ${first}`);
+      else seen.set(key, path);
+    }
+  }
+}
+
 /** Validates a parsed document (YAML or JSON) and returns the model; throws ModelValidationError naming every problem. */
 export function validateModel(doc: unknown, source: string): NetworkModel {
   const c = new Checker();
@@ -248,6 +371,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
   const vpcs: Vpc[] = [];
   const subnets: Subnet[] = [];
   const acls: AclRule[] = [];
+  const loadBalancers: { lb: LoadBalancer; path: string }[] = [];
   const vpcDocs = c.list(root, 'vpcs', '');
   vpcDocs.forEach((v, i) => {
     const p = `vpcs[${i}]`;
@@ -322,6 +446,9 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
         remote,
       });
     });
+    const lbs = c.list(v, 'loadBalancers', `${p}.`, false).map((o, j) => ({ lb: loadBalancer(c, o, `${p}.loadBalancers[${j}]`, vpc, mine.map((m) => m.s)), path: `${p}.loadBalancers[${j}]` }));
+    c.unique(lbs, (x) => x.lb.name, (j) => `${p}.loadBalancers[${j}].name`, 'load balancer');
+    loadBalancers.push(...lbs);
   });
   c.unique(vpcs, (v) => v.name, (i) => `vpcs[${i}].name`, 'VPC');
   c.unique(vpcs, (v) => String(v.vni), (i) => `vpcs[${i}].vni`, 'VNI');
@@ -381,6 +508,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     collidingKeys(c, indexes.map((i) => ports[i]!), PORT_KEYS, (j) => `ports[${indexes[j]}]`);
   }
   sharedConntrackZones(c, vpcs, ports);
+  loadBalancerPorts(c, loadBalancers, ports);
   const portPlaces = new Set(ports.map((p) => `${p.name}\0${p.vpc}\0${p.subnet}`));
   acls.forEach((a, i) => {
     if (a.port && !portPlaces.has(`${a.port}\0${a.vpc}\0${a.subnet}`)) {
@@ -392,7 +520,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
 
   c.unknownKeys();
   if (c.issues.length) throw new ModelValidationError(source, c.issues);
-  return { zones, hypervisors, vpcs, subnets, ports, acls, ...northSouth };
+  return { zones, hypervisors, vpcs, subnets, ports, acls, ...northSouth, loadBalancers: loadBalancers.map((x) => x.lb) };
 }
 
 /** an address that must lie on an external network: its network's CIDR, not its next hop */

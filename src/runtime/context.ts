@@ -10,6 +10,7 @@ import type { ModelAccess } from '../sdk/model';
 import type { Placement } from '../sdk/placement';
 import { makeCookie } from '../sdk/cookie';
 import { FlowBuilder, type Flow } from '../sdk/flow';
+import { groupIdOf, type Group } from '../sdk/group';
 import type { Pipeline } from '../sdk/pipeline';
 import { AppHandlerError } from './errors';
 
@@ -80,6 +81,14 @@ export class RuntimeAppContext implements AppContext {
 
   setFlows(dpid: bigint, owner: string, flows: readonly Flow[]): void {
     this.host.desired.set(dpid, this.cookie(owner), flows);
+  }
+
+  groupId(key: string): number {
+    return groupIdOf(this.app.appId, key);
+  }
+
+  setGroups(dpid: bigint, owner: string, groups: readonly Group[]): void {
+    this.host.desired.setGroups(dpid, this.cookie(owner), groups);
   }
 
   send(dpid: bigint, msg: OfMessage): boolean {

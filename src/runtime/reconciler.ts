@@ -14,6 +14,8 @@ import {
   type BundleCtrlType,
   type FlowMod,
   type FlowStats,
+  type GroupDesc,
+  type GroupMod,
   type OfMessage,
 } from '../openflow';
 import type { ControllerConfig } from '../controller/config';
@@ -27,6 +29,8 @@ import type { WriteGate, WriteGateChange } from './mastership';
 import { appOfCookie } from '../sdk/cookie';
 import { flowMod } from '../sdk/flow';
 import { diffFlows, type FlowDiff, type SlotConflict } from '../sdk/diff';
+import { diffGroups, groupMod, type Group, type GroupConflict, type GroupDiff } from '../sdk/group';
+import type { Flow } from '../sdk/flow';
 
 /** What the reconciler needs from the controller (the Controller itself, or a test double). */
 export interface ReconcilerSwitches {
@@ -65,23 +69,25 @@ export interface SyncReport {
   readonly modifies: number;
   readonly adds: number;
   readonly via: 'bundle' | 'barrier' | 'none';
-  /** flow-mods the switch rejected, and batch failures (commit, timeout) */
+  /** group-mods of the batch (adds, modifies and deletes) */
+  readonly groupMods: number;
+  /** flow-mods and group-mods the switch rejected, and batch failures (commit, timeout) */
   readonly errors: number;
   readonly ms: number;
 }
 
-/** A flow-mod the switch rejected, or a sync that failed; carries the switch, xid and the flow as text. */
+/** A flow-mod or group-mod the switch rejected, or a sync that failed; carries the switch, xid and the mod as text. */
 export class ReconcileError extends ControllerError {
   override readonly name: string = 'ReconcileError';
   constructor(
     message: string,
     readonly kind: SyncKind,
-    /** the rejected flow-mod as text, when one flow-mod is to blame */
+    /** the rejected flow-mod or group-mod as text, when one is to blame */
     readonly flow: string | undefined,
-    context: { dpid: bigint; xid?: number; remote?: string },
+    context: { dpid: bigint; xid?: number; remote?: string; msgType?: 'FLOW_MOD' | 'GROUP_MOD' },
     cause?: unknown,
   ) {
-    super(flow ? `${message}: ${flow}` : message, { ...context, ...(flow && { msgType: 'FLOW_MOD' as const }) }, cause === undefined ? undefined : { cause });
+    super(flow ? `${message}: ${flow}` : message, { ...context, ...(flow && { msgType: context.msgType ?? ('FLOW_MOD' as const) }) }, cause === undefined ? undefined : { cause });
   }
 }
 
@@ -105,6 +111,18 @@ export class FlowSlotConflictError extends ReconcileError {
 
 const hex = (cookie: bigint): string => `0x${cookie.toString(16)}`;
 
+/** Two desired groups with one id and different contents: the later is installed, the earlier lost. */
+export class GroupIdConflictError extends ReconcileError {
+  override readonly name = 'GroupIdConflictError';
+  constructor(
+    kind: SyncKind,
+    readonly conflict: GroupConflict,
+    dpid: bigint,
+  ) {
+    super(`group ${conflict.later.groupId} (0x${conflict.later.groupId.toString(16)}) is desired twice with different buckets; the later is installed`, kind, formatMessage(groupMod('add', conflict.later)), { dpid, msgType: 'GROUP_MOD' });
+  }
+}
+
 /** The switch answered a bundle control request with something other than its reply. */
 export class BundleReplyError extends ControllerError {
   override readonly name = 'BundleReplyError';
@@ -112,10 +130,18 @@ export class BundleReplyError extends ControllerError {
 
 const BUNDLE_FLAGS = OFPBF_ORDERED | OFPBF_ATOMIC;
 
-/** a flow-mod the switch refused, or that could not even be encoded */
+type Mod = FlowMod | GroupMod;
+
+/** a flow-mod or group-mod the switch refused, or that could not even be encoded */
 interface Rejected {
   error: OfSwitchError | OfEncodeError;
-  mod: FlowMod;
+  mod: Mod;
+}
+
+/** one owner's change since the last batch (first `before`, last `after`) */
+interface Pending<T> {
+  before: readonly T[];
+  after: readonly T[];
 }
 
 /** One switch's sync state. Everything sent to a switch goes through its one worker, in order. */
@@ -124,8 +150,10 @@ interface SwitchSync {
   session: SwitchSession | undefined;
   /** the next run re-reads the switch; changes until then are part of that read */
   full: boolean;
-  /** owner cookie → the change since the last batch (first `before`, last `after`) */
-  readonly pending: Map<bigint, { before: DesiredChange['before']; after: DesiredChange['after'] }>;
+  /** owner cookie → the change to its flows since the last batch */
+  readonly pending: Map<bigint, Pending<Flow>>;
+  /** owner cookie → the change to its groups since the last batch */
+  readonly pendingGroups: Map<bigint, Pending<Group>>;
   /** after a failed batch the next change re-reads the switch once; a failed retry is not retried */
   retry: 'none' | 'armed' | 'retrying' | 'exhausted';
   running: Promise<void> | undefined;
@@ -137,9 +165,43 @@ export async function readInstalledFlows(session: SwitchSession): Promise<FlowSt
   return reply.flows;
 }
 
+/** Every group with its buckets (OFPMP_GROUP_DESC): what a full sync compares the desired groups with. */
+export async function readInstalledGroups(session: SwitchSession): Promise<GroupDesc[]> {
+  const reply = await session.multipart({ mpType: 'GROUP_DESC' });
+  return reply.groups;
+}
+
 /**
- * Keeps each switch's flows equal to DesiredState without flushing: on every switch-up it reads the
- * switch's flows and sends only the difference (deletes, then modifies, then adds); afterwards each
+ * A group one owner drops and another takes in the same batch is the switch's already: the add
+ * becomes a modify and the delete goes (an add would fail with GROUP_EXISTS, and the delete, sent
+ * last, would remove it).
+ */
+function handedOver(diff: GroupDiff): GroupDiff {
+  const deleted = new Set(diff.deletes.map((g) => g.groupId));
+  const taken = diff.adds.filter((g) => deleted.has(g.groupId));
+  if (taken.length === 0) return diff;
+  const takenIds = new Set(taken.map((g) => g.groupId));
+  return {
+    adds: diff.adds.filter((g) => !takenIds.has(g.groupId)),
+    modifies: [...diff.modifies, ...taken.map((g) => ({ ...g, command: 'modify' as const }))],
+    deletes: diff.deletes.filter((g) => !takenIds.has(g.groupId)),
+    conflicts: diff.conflicts,
+  };
+}
+
+function clearPending(sync: SwitchSync): void {
+  sync.pending.clear();
+  sync.pendingGroups.clear();
+}
+
+function addPending<T>(pending: Map<bigint, Pending<T>>, cookie: bigint, before: readonly T[], after: readonly T[]): void {
+  pending.set(cookie, { before: pending.get(cookie)?.before ?? before, after });
+}
+
+/**
+ * Keeps each switch's flows and groups equal to DesiredState without flushing: on every switch-up it
+ * reads the switch's flows and groups and sends only the difference (group adds and modifies, flow
+ * deletes, modifies and adds, then group deletes); afterwards each
  * desired-state change is diffed against the owner's previous flows and sent the same way. Batches go
  * in an ordered, atomic bundle when the switch supports one, else as pipelined flow-mods and a barrier.
  */
@@ -188,10 +250,10 @@ export class Reconciler {
   }
 
   private onSwitchUp(e: SwitchUpEvent): void {
-    const sync: SwitchSync = this.syncs.get(e.dpid) ?? { dpid: e.dpid, session: undefined, full: true, pending: new Map(), retry: 'none', running: undefined };
+    const sync: SwitchSync = this.syncs.get(e.dpid) ?? { dpid: e.dpid, session: undefined, full: true, pending: new Map(), pendingGroups: new Map(), retry: 'none', running: undefined };
     sync.session = e.session;
     sync.full = true;
-    sync.pending.clear();
+    clearPending(sync);
     sync.retry = 'none';
     this.syncs.set(e.dpid, sync);
     this.kick(sync);
@@ -211,7 +273,7 @@ export class Reconciler {
     const sync = this.syncs.get(c.dpid);
     if (sync?.session !== c.session) return;
     sync.full = true;
-    sync.pending.clear();
+    clearPending(sync);
     if (!c.writable) return;
     sync.retry = 'none';
     this.kick(sync);
@@ -224,10 +286,11 @@ export class Reconciler {
     if (sync.retry === 'armed') {
       sync.retry = 'retrying';
       sync.full = true;
-      sync.pending.clear();
+      clearPending(sync);
+    } else if (c.kind === 'flows') {
+      addPending(sync.pending, c.cookie, c.before, c.after);
     } else {
-      const earlier = sync.pending.get(c.cookie);
-      sync.pending.set(c.cookie, { before: earlier?.before ?? c.before, after: c.after });
+      addPending(sync.pendingGroups, c.cookie, c.before, c.after);
     }
     this.kick(sync);
   }
@@ -242,7 +305,7 @@ export class Reconciler {
   }
 
   private async run(sync: SwitchSync): Promise<void> {
-    while (sync.session && (sync.full || sync.pending.size > 0) && this.mayWrite(sync, sync.session)) {
+    while (sync.session && (sync.full || sync.pending.size > 0 || sync.pendingGroups.size > 0) && this.mayWrite(sync, sync.session)) {
       const session = sync.session;
       const kind: SyncKind = sync.full ? 'full' : 'incremental';
       try {
@@ -258,7 +321,7 @@ export class Reconciler {
           // the loss is logged once where it was learnt; winning again re-reads the switch
           this.log.debug({ dpid: formatDpid(sync.dpid), kind }, 'not master any more; stopped sending');
           sync.full = true;
-          sync.pending.clear();
+          clearPending(sync);
           continue;
         }
         sync.full = false; // no immediate re-run: the retry waits for the next change
@@ -282,20 +345,37 @@ export class Reconciler {
     }
   }
 
-  /** Reads the switch, diffs it with everything desired for it, sends the difference. */
+  /** Reads the switch's flows and groups, diffs them with everything desired for it, sends the difference. */
   private async fullSync(sync: SwitchSync, session: SwitchSession): Promise<void> {
     const installed = await readInstalledFlows(session);
+    const installedGroups = await this.readGroups(sync, session);
     if (sync.session !== session) throw new SessionClosedError('replaced', { dpid: sync.dpid });
     // Snapshot now: every change so far is in it, every later one comes as an incremental diff.
     sync.full = false;
-    sync.pending.clear();
+    clearPending(sync);
     const diff = diffFlows(this.desired.flows(sync.dpid), installed, this.options.ownedApps);
-    await this.apply(sync, session, 'full', diff, installed.length);
+    const groupDiff = diffGroups(this.desired.groups(sync.dpid), installedGroups, this.options.ownedApps);
+    await this.apply(sync, session, 'full', diff, groupDiff, installed.length);
+  }
+
+  /**
+   * The switch's groups; none when it refuses the request (a switch without groups): its flows are
+   * still synced, and any group desired for it is then refused and reported on its own.
+   */
+  private async readGroups(sync: SwitchSync, session: SwitchSession): Promise<GroupDesc[]> {
+    try {
+      return await readInstalledGroups(session);
+    } catch (e) {
+      if (!(e instanceof OfSwitchError)) throw e;
+      this.log.info({ dpid: formatDpid(sync.dpid), reason: e.message }, 'switch does not describe its groups; syncing its flows only');
+      return [];
+    }
   }
 
   private async incrementalSync(sync: SwitchSync, session: SwitchSession): Promise<void> {
     const changes = [...sync.pending.values()];
-    sync.pending.clear();
+    const groupChanges = [...sync.pendingGroups.values()];
+    clearPending(sync);
     const diff: FlowDiff = { deletes: [], modifies: [], adds: [], conflicts: [] };
     for (const { before, after } of changes) {
       const d = diffFlows(after, before, this.options.ownedApps);
@@ -304,14 +384,26 @@ export class Reconciler {
       diff.adds.push(...d.adds);
       diff.conflicts.push(...d.conflicts);
     }
-    await this.apply(sync, session, 'incremental', diff);
+    const groupDiff: GroupDiff = { adds: [], modifies: [], deletes: [], conflicts: [] };
+    for (const { before, after } of groupChanges) {
+      const d = diffGroups(after, before, this.options.ownedApps);
+      groupDiff.adds.push(...d.adds);
+      groupDiff.modifies.push(...d.modifies);
+      groupDiff.deletes.push(...d.deletes);
+      groupDiff.conflicts.push(...d.conflicts);
+    }
+    await this.apply(sync, session, 'incremental', diff, handedOver(groupDiff));
   }
 
-  private async apply(sync: SwitchSync, session: SwitchSession, kind: SyncKind, diff: FlowDiff, installedCount?: number): Promise<void> {
+  private async apply(sync: SwitchSync, session: SwitchSession, kind: SyncKind, diff: FlowDiff, groupDiff: GroupDiff, installedCount?: number): Promise<void> {
     const started = Date.now();
     for (const c of diff.conflicts) this.report(new FlowSlotConflictError(kind, c, sync.dpid));
-    const mods = [...diff.deletes, ...diff.modifies, ...diff.adds];
-    const counts = { deletes: diff.deletes.length, modifies: diff.modifies.length, adds: diff.adds.length };
+    for (const c of groupDiff.conflicts) this.report(new GroupIdConflictError(kind, c, sync.dpid));
+    // Groups exist before the flows that reference them, and go after them: OVS refuses a flow whose
+    // group is missing, and deleting a group deletes every flow that still references it.
+    const mods: Mod[] = [...groupDiff.adds, ...groupDiff.modifies, ...diff.deletes, ...diff.modifies, ...diff.adds, ...groupDiff.deletes];
+    const groupMods = groupDiff.adds.length + groupDiff.modifies.length + groupDiff.deletes.length;
+    const counts = { deletes: diff.deletes.length, modifies: diff.modifies.length, adds: diff.adds.length, groupMods };
     const logContext = { dpid: formatDpid(sync.dpid), kind, ...counts, ...(installedCount !== undefined && { installed: installedCount }) };
     if (mods.length === 0) {
       this.log[kind === 'full' ? 'info' : 'debug'](logContext, 'in sync; nothing to send');
@@ -324,8 +416,9 @@ export class Reconciler {
     // IS_SLAVE errors cut the batch: a lost mastership, not rejected flows
     if (session.role === 'slave') throw new NotMasterError({ dpid: sync.dpid, remote: session.remote });
     for (const { error, mod } of rejected) {
-      const what = error instanceof OfEncodeError ? 'flow-mod cannot be encoded' : 'switch rejected a flow-mod';
-      this.report(new ReconcileError(`${what} (${error.message})`, kind, formatMessage(mod), { dpid: sync.dpid, xid: mod.xid, remote: session.remote }, error));
+      const name = mod.type === 'FLOW_MOD' ? 'flow-mod' : 'group-mod';
+      const what = error instanceof OfEncodeError ? `${name} cannot be encoded` : `switch rejected a ${name}`;
+      this.report(new ReconcileError(`${what} (${error.message})`, kind, formatMessage(mod), { dpid: sync.dpid, xid: mod.xid, remote: session.remote, msgType: mod.type }, error));
     }
     if (failure) this.report(new ReconcileError(`${kind} sync: ${failure.message}`, kind, undefined, { dpid: sync.dpid, xid: failure.xid, remote: session.remote }, failure));
     const errors = rejected.length + (failure ? 1 : 0);
@@ -336,11 +429,11 @@ export class Reconciler {
   }
 
   /**
-   * Sends one batch and waits until the switch has processed it. Each flow-mod gets its own xid, so
-   * an OFPT_ERROR names the flow-mod it is about. A flow-mod that cannot be encoded is reported as
+   * Sends one batch and waits until the switch has processed it. Each flow-mod and group-mod gets its
+   * own xid, so an OFPT_ERROR names the mod it is about. A mod that cannot be encoded is reported as
    * rejected and the rest of the batch still goes.
    */
-  private async send(session: SwitchSession, batch: readonly FlowMod[]): Promise<{ via: 'bundle' | 'barrier'; rejected: Rejected[]; failure: OfSwitchError | undefined }> {
+  private async send(session: SwitchSession, batch: readonly Mod[]): Promise<{ via: 'bundle' | 'barrier'; rejected: Rejected[]; failure: OfSwitchError | undefined }> {
     const mods = batch.map((m) => ({ ...m, xid: session.nextXid() }));
     const byXid = new Map(mods.map((m) => [m.xid, m]));
     const rejected: Rejected[] = [];
@@ -351,7 +444,7 @@ export class Reconciler {
     });
     try {
       const bundleId = mods.length <= this.maxBundleMessages ? await this.openBundle(session) : undefined;
-      const wrap = (m: FlowMod): OfMessage => (bundleId === undefined ? m : bundleAdd(m.xid, bundleId, BUNDLE_FLAGS, m));
+      const wrap = (m: Mod): OfMessage => (bundleId === undefined ? m : bundleAdd(m.xid, bundleId, BUNDLE_FLAGS, m));
       for (const m of mods) {
         try {
           if (!session.send(wrap(m))) await session.drained();

@@ -5,6 +5,7 @@ import type { FlowRemovedEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent 
 import type { PacketOutOptions } from './actions';
 import type { EventCounter, FlowCounter } from './counters';
 import type { Flow, FlowBuilder } from './flow';
+import type { Group } from './group';
 import type { ModelAccess } from './model';
 import type { PacketIn } from './packet-in';
 import type { Pipeline, TableSpec } from './pipeline';
@@ -54,6 +55,16 @@ export interface AppContext {
    * The runtime diffs and sends only the difference, now if the switch is up, else on connect.
    */
   setFlows(dpid: bigint, owner: string, flows: readonly Flow[]): void;
+  /**
+   * The id of this app's group for `key` ('vip:blue/10.1.1.100:tcp:80'): the app id in the top byte,
+   * a stable hash of the key below, so apps never share a group id and restarts find theirs again.
+   */
+  groupId(key: string): number;
+  /**
+   * Desired state: the groups `owner` wants on `dpid` (ids from `groupId`), replacing what it wanted
+   * before. Reconciled like flows; a group is added before the flows that reference it and deleted after.
+   */
+  setGroups(dpid: bigint, owner: string, groups: readonly Group[]): void;
   /**
    * Reactive path (learned flows, packet-outs): sent now, not reconciled; dropped (and logged) when
    * the switch is down or its send buffer is full. Returns false when the message was dropped or the

@@ -2,7 +2,8 @@
  * An in-process fake OpenFlow 1.3 switch speaking our codec over a real socket, for runtime tests
  * (and later reconciliation tests): scriptable handshake, echo, errors, split multipart replies,
  * raw bytes, a flow table with Open vSwitch's FLOW_MOD semantics that answers flow and aggregate stats (counters
- * settable), and port stats from settable counters.
+ * settable), a group table with its GROUP_MOD semantics that answers group descriptions, and port
+ * stats from settable counters.
  */
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
@@ -17,6 +18,8 @@ import {
   OFPFF_CHECK_OVERLAP,
   OFPFF_RESET_COUNTS,
   OFPFF_SEND_FLOW_REM,
+  OFPBAC,
+  OFPG_ALL,
   OFPG_ANY,
   OFPP,
   OFPT,
@@ -32,6 +35,8 @@ import {
   type Action,
   type FlowMod,
   type FlowStats,
+  type GroupDesc,
+  type GroupMod,
   type Instruction,
   type Match,
   type MultipartReplyBody,
@@ -52,6 +57,12 @@ import {
 /** OFPFMFC_* codes the table reports */
 export const OFPFMFC_BAD_TABLE_ID = 2;
 export const OFPFMFC_OVERLAP = 3;
+/** OFPGMFC_* codes the group table reports */
+export const OFPGMFC_GROUP_EXISTS = 0;
+export const OFPGMFC_INVALID_GROUP = 1;
+export const OFPGMFC_UNKNOWN_GROUP = 8;
+/** the highest group id a group may have (OFPG_MAX) */
+const OFPG_MAX = 0xffffff00;
 /** OFPRR_DELETE */
 const OFPRR_DELETE = 2;
 
@@ -166,7 +177,11 @@ export class FakeFlowTable {
   /** table id → (priority|match key) → flow */
   private readonly tables = new Map<number, Map<string, FakeFlow>>();
 
-  constructor(readonly nTables: number) {}
+  /** with `groups`, a flow whose actions name a group missing there is refused, as OVS does (BAD_OUT_GROUP) */
+  constructor(
+    readonly nTables: number,
+    private readonly groups?: FakeGroupTable,
+  ) {}
 
   get size(): number {
     let n = 0;
@@ -182,6 +197,10 @@ export class FakeFlowTable {
     const deleting = fm.command === 'delete' || fm.command === 'delete_strict';
     if ((fm.tableId === OFPTT_ALL && !deleting) || (fm.tableId !== OFPTT_ALL && fm.tableId >= this.nTables)) {
       return { ok: false, errType: OFPET.FLOW_MOD_FAILED, code: OFPFMFC_BAD_TABLE_ID };
+    }
+    const groups = this.groups;
+    if (!deleting && groups && actionsOf(fm.instructions).some((a) => a.type === 'group' && !groups.has(a.groupId))) {
+      return { ok: false, errType: OFPET.BAD_ACTION, code: OFPBAC.BAD_OUT_GROUP };
     }
     switch (fm.command) {
       case 'add':
@@ -251,6 +270,72 @@ export class FakeFlowTable {
     return { ok: true, removed: [] };
   }
 }
+
+/**
+ * A group table with Open vSwitch's OF1.3 GROUP_MOD semantics: add refuses an existing id, modify an
+ * unknown one; delete of an unknown id is no error, OFPG_ALL deletes every group, and deleting a group
+ * deletes the flows of `flows` that reference it.
+ */
+export class FakeGroupTable {
+  private readonly byId = new Map<number, GroupDesc>();
+
+  get size(): number {
+    return this.byId.size;
+  }
+
+  has(groupId: number): boolean {
+    return this.byId.has(groupId);
+  }
+
+  /** every group, by id, as GROUP_DESC reports them */
+  groups(): GroupDesc[] {
+    return [...this.byId.values()].sort((a, b) => a.groupId - b.groupId);
+  }
+
+  apply(gm: GroupMod, flows: FakeFlowTable): FlowModOutcome {
+    const failed = (code: number): FlowModOutcome => ({ ok: false, errType: OFPET.GROUP_MOD_FAILED, code });
+    const desc = (): GroupDesc => ({ groupType: gm.groupType, groupId: gm.groupId, buckets: gm.buckets });
+    switch (gm.command) {
+      case 'add':
+        if (gm.groupId > OFPG_MAX) return failed(OFPGMFC_INVALID_GROUP);
+        if (this.byId.has(gm.groupId)) return failed(OFPGMFC_GROUP_EXISTS);
+        this.byId.set(gm.groupId, desc());
+        return { ok: true, removed: [] };
+      case 'modify':
+        if (!this.byId.has(gm.groupId)) return failed(OFPGMFC_UNKNOWN_GROUP);
+        this.byId.set(gm.groupId, desc());
+        return { ok: true, removed: [] };
+      case 'delete': {
+        const ids = gm.groupId === OFPG_ALL ? [...this.byId.keys()] : this.byId.has(gm.groupId) ? [gm.groupId] : [];
+        const removed: FakeFlow[] = [];
+        for (const id of ids) {
+          this.byId.delete(id);
+          const outcome = flows.apply({ ...DELETE_EVERYWHERE, outGroup: id });
+          if (outcome.ok) removed.push(...outcome.removed);
+        }
+        return { ok: true, removed };
+      }
+    }
+  }
+}
+
+const DELETE_EVERYWHERE: FlowMod = {
+  type: 'FLOW_MOD',
+  xid: 0,
+  cookie: 0n,
+  cookieMask: 0n,
+  tableId: OFPTT_ALL,
+  command: 'delete',
+  idleTimeout: 0,
+  hardTimeout: 0,
+  priority: 0,
+  bufferId: 0xffffffff,
+  outPort: OFPP.ANY,
+  outGroup: OFPG_ANY,
+  flags: 0,
+  match: [],
+  instructions: [],
+};
 
 function flowKey(priority: number, m: CanonicalMatch): string {
   return `${priority}|${m.key}`;
@@ -333,6 +418,7 @@ export class FakeSwitch {
   readonly dpid: bigint;
   readonly ports: Port[];
   readonly flowTable: FakeFlowTable;
+  readonly groupTable = new FakeGroupTable();
   readonly unanswered: Set<OfMessageType>;
   errorFor: FakeSwitchOptions['errorFor'];
   maxReplyBytes: number;
@@ -366,7 +452,7 @@ export class FakeSwitch {
     this.options = options;
     this.dpid = options.dpid ?? 1n;
     this.ports = options.ports ?? [fakePort(1), fakePort(2)];
-    this.flowTable = new FakeFlowTable(options.nTables ?? 254);
+    this.flowTable = new FakeFlowTable(options.nTables ?? 254, this.groupTable);
     this.unanswered = new Set(options.unanswered ?? []);
     this.errorFor = options.errorFor;
     this.maxReplyBytes = options.maxReplyBytes ?? OFP_MAX_MESSAGE_LEN;
@@ -595,8 +681,9 @@ export class FakeSwitch {
         return this.send({ type: 'GET_CONFIG_REPLY', xid: msg.xid, flags: 0, missSendLen: 128 });
       case 'MULTIPART_REQUEST':
         return this.respondMultipart(msg, frame);
-      case 'FLOW_MOD': {
-        const outcome = this.flowTable.apply(msg);
+      case 'FLOW_MOD':
+      case 'GROUP_MOD': {
+        const outcome = this.applyMod(msg);
         if (!outcome.ok) return this.replyError(msg.xid, outcome.errType, outcome.code, frame);
         for (const f of outcome.removed) {
           if (!(f.flags & OFPFF_SEND_FLOW_REM)) continue;
@@ -622,6 +709,28 @@ export class FakeSwitch {
       default:
         return; // HELLO, ERROR, ECHO_REPLY, PACKET_OUT, SET_CONFIG …: recorded only
     }
+  }
+
+  /** A flow-mod or group-mod applied to this switch's tables. */
+  applyMod(mod: FlowMod | GroupMod): FlowModOutcome {
+    return mod.type === 'FLOW_MOD' ? this.flowTable.apply(mod) : this.groupTable.apply(mod, this.flowTable);
+  }
+
+  /**
+   * Applies `mods` in order, all or none, as OVS commits an ordered atomic bundle: they are tried
+   * on copies of the tables first. Returns the first refused mod with its error, or undefined.
+   */
+  applyAtomically(mods: readonly (FlowMod | GroupMod)[]): { mod: FlowMod | GroupMod; errType: number; code: number } | undefined {
+    const groups = new FakeGroupTable();
+    for (const g of this.groupTable.groups()) groups.apply({ type: 'GROUP_MOD', xid: 0, command: 'add', ...g }, this.flowTable);
+    const flows = new FakeFlowTable(this.flowTable.nTables, groups);
+    for (const f of this.flowTable.flows()) flows.apply({ ...DELETE_EVERYWHERE, command: 'add', tableId: f.tableId, priority: f.priority, cookie: f.cookie, idleTimeout: f.idleTimeout, hardTimeout: f.hardTimeout, flags: f.flags, match: f.match, instructions: f.instructions });
+    for (const mod of mods) {
+      const outcome = mod.type === 'FLOW_MOD' ? flows.apply(mod) : groups.apply(mod, flows);
+      if (!outcome.ok) return { mod, errType: outcome.errType, code: outcome.code };
+    }
+    for (const mod of mods) this.applyMod(mod);
+    return undefined;
   }
 
   /** OVS's handle_role_request: MASTER and SLAVE requests carry a generation that must not go back (wrapping compare). */
@@ -658,6 +767,9 @@ export class FakeSwitch {
         body = { mpType: 'AGGREGATE', packetCount: sum((x) => x.packetCount), byteCount: sum((x) => x.byteCount), flowCount: flows.length };
         break;
       }
+      case 'GROUP_DESC':
+        body = { mpType: 'GROUP_DESC', groups: this.groupTable.groups() };
+        break;
       case 'PORT_STATS': {
         const portNo = req.body.portNo;
         const ports = this.ports.filter((p) => portNo === OFPP.ANY || p.portNo === portNo);

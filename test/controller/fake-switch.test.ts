@@ -1,6 +1,6 @@
 import test from 'ava';
-import { OFPET, OFPFF_CHECK_OVERLAP, OFPG_ANY, OFPP, OFPTT_ALL, type FlowMod, type Instruction, type Match } from '../../src/openflow';
-import { FakeFlowTable, OFPFMFC_BAD_TABLE_ID, OFPFMFC_OVERLAP } from '../../src/testing';
+import { OFPBAC, OFPET, OFPFF_CHECK_OVERLAP, OFPG_ALL, OFPG_ANY, OFPP, OFPTT_ALL, type FlowMod, type GroupMod, type Instruction, type Match } from '../../src/openflow';
+import { FakeFlowTable, FakeGroupTable, FakeSwitch, OFPFMFC_BAD_TABLE_ID, OFPFMFC_OVERLAP, OFPGMFC_GROUP_EXISTS, OFPGMFC_INVALID_GROUP, OFPGMFC_UNKNOWN_GROUP } from '../../src/testing';
 import { connectSwitch, startController } from './util';
 
 const output = (port: number): Instruction[] => [{ type: 'apply_actions', actions: [{ type: 'output', port, maxLen: 0 }] }];
@@ -103,6 +103,43 @@ test('errors: OFPTT_ALL for add, a table beyond n_tables, CHECK_OVERLAP', (t) =>
   t.deepEqual(ft.apply(overlapping), { ok: false, errType: OFPET.FLOW_MOD_FAILED, code: OFPFMFC_OVERLAP });
   t.true(ft.apply({ ...overlapping, priority: 101 }).ok, 'another priority does not overlap');
   t.true(ft.apply(fm('add', [...IP, { field: 'ipv4_dst', value: '11.0.0.0', mask: '255.0.0.0' }], { flags: OFPFF_CHECK_OVERLAP })).ok);
+});
+
+const gm = (command: GroupMod['command'], groupId: number, ports: number[] = [1]): GroupMod => ({
+  type: 'GROUP_MOD', xid: 0, command, groupType: 'select', groupId,
+  buckets: ports.map((port) => ({ weight: 1, watchPort: OFPP.ANY, watchGroup: OFPG_ANY, actions: [{ type: 'output', port, maxLen: 0 }] })),
+});
+const toGroup = (groupId: number): Instruction[] => [{ type: 'apply_actions', actions: [{ type: 'group', groupId }] }];
+
+test('groups as OVS: add refuses an existing or reserved id, modify an unknown one; a flow needs its group; deleting a group deletes its flows', (t) => {
+  const groups = new FakeGroupTable();
+  const flows = new FakeFlowTable(254, groups);
+  t.like(flows.apply(fm('add', IP, { instructions: toGroup(5) })), { ok: false, errType: OFPET.BAD_ACTION, code: OFPBAC.BAD_OUT_GROUP });
+  t.like(groups.apply(gm('add', 5), flows), { ok: true });
+  t.like(groups.apply(gm('add', 5), flows), { ok: false, errType: OFPET.GROUP_MOD_FAILED, code: OFPGMFC_GROUP_EXISTS });
+  t.like(groups.apply(gm('add', 0xffffff01), flows), { ok: false, code: OFPGMFC_INVALID_GROUP });
+  t.like(groups.apply(gm('modify', 6), flows), { ok: false, code: OFPGMFC_UNKNOWN_GROUP });
+  t.like(groups.apply(gm('modify', 5, [1, 2]), flows), { ok: true });
+  t.is(groups.groups()[0]!.buckets.length, 2);
+  t.like(flows.apply(fm('add', IP, { instructions: toGroup(5) })), { ok: true });
+  t.like(flows.apply(fm('add', IP, { priority: 7 })), { ok: true });
+  t.like(groups.apply(gm('delete', 6), flows), { ok: true, removed: [] }, 'deleting an unknown group is no error');
+  const deleted = groups.apply(gm('delete', 5), flows);
+  t.true(deleted.ok && deleted.removed.length === 1);
+  t.deepEqual(summary(flows), ['t0 p7 c0'], 'only the flow that used the group went with it');
+  groups.apply(gm('add', 1), flows);
+  groups.apply(gm('add', 2), flows);
+  groups.apply(gm('delete', OFPG_ALL), flows);
+  t.is(groups.size, 0);
+});
+
+test('applyAtomically applies all or nothing: a refused mod leaves both tables as they were', (t) => {
+  const sw = new FakeSwitch();
+  t.is(sw.applyAtomically([gm('add', 5), fm('add', IP, { instructions: toGroup(5) })]), undefined);
+  const refused = sw.applyAtomically([gm('delete', 5), fm('add', IP, { priority: 9 }), fm('add', IP, { priority: 8, instructions: toGroup(6) })]);
+  t.like(refused, { errType: OFPET.BAD_ACTION, code: OFPBAC.BAD_OUT_GROUP, mod: { type: 'FLOW_MOD', priority: 8 } });
+  t.is(sw.groupTable.size, 1, 'the group delete before the refused flow was not applied');
+  t.deepEqual(summary(sw.flowTable), ['t0 p100 c0']);
 });
 
 test('through the controller: flow_mods, then a cookie-filtered flow stats request', async (t) => {

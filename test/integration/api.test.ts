@@ -13,7 +13,7 @@ import { OBJECT_SCHEMAS, RESOURCES } from '../../src/api/schemas';
 import { ApiConfigError, type ApiServer, startApi } from '../../src/api/server';
 import { CURRENT_KEY, loadModelFile } from '../../src/model';
 import { connectEtcd } from '../../src/model/etcd-client';
-import { importModel } from '../../src/model/etcd-transfer';
+import { exportModel, importModel } from '../../src/model/etcd-transfer';
 import { type EtcdCluster, startEtcd } from '../helpers/etcd';
 import { captureLog } from '../helpers/log';
 import { REPO_ROOT } from '../helpers/paths';
@@ -327,6 +327,17 @@ test.serial('zonemesh port add|move|rm calls the API and exits non-zero on a ref
   t.is(removed.code, 0, removed.stderr);
   t.regex(removed.stdout, /deleted port web4/);
   t.is((await cli('rm', 'web4')).code, 1, 'no such port');
+});
+
+test.serial('a VPC replaced through the API keeps the load balancers a whole-model import gave it', async (t) => {
+  const model = loadModelFile(join(REPO_ROOT, 'models/two-zones.yaml'));
+  const lb = { name: 'web-lb', subnet: 'web', vip: '10.1.1.100', protocol: 'tcp' as const, ports: [80], backends: [{ port: 'web1', weight: 1 }, { port: 'web2', weight: 2 }], zoneAffinity: false };
+  await importModel(client, { ...model, loadBalancers: [{ ...lb, vpc: 'blue' }] });
+  const blue = (await call('GET', '/v1/vpcs/blue')).body;
+  const put = await call('PUT', '/v1/vpcs/blue', { name: 'blue', vni: blue.vni, revision: blue.revision });
+  t.is(put.status, 200, JSON.stringify(put.body));
+  t.deepEqual((await exportModel(client)).document.vpcs.find((v) => v.name === 'blue')!.loadBalancers, [lb]);
+  await importModel(client, model); // the model the tests after this one expect
 });
 
 test.serial('etcd gone: reads and writes answer 503 problem+json within the request timeout', async (t) => {

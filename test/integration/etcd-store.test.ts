@@ -37,6 +37,7 @@ function canonical(m: NetworkModel): NetworkModel {
     externalNetworks: m.externalNetworks,
     floatingIps: m.floatingIps,
     egress: m.egress,
+    loadBalancers: byVpc(byName(m.loadBalancers)),
   };
 }
 

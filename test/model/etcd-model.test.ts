@@ -58,7 +58,9 @@ function randomObject(r: Random): [string, string | undefined] {
     case 'vpcs': {
       const name = pick(r, VPCS);
       // 65536 shares conntrack zone 1 with vni 1
-      return [`vpcs/${name}`, value({ name, vni: pick(r, [1, 2, 3, 65536, 0]), ...extra() })];
+      // a load balancer's VIP may collide with a port's address, its backend be missing or in another VPC
+      const loadBalancers = [{ name: 'lb', subnet: pick(r, SUBNETS), vip: pick(r, ['10.0.1.100', '10.0.1.5', '10.0.2.100']), ports: 80, backends: [{ port: pick(r, PORTS) }] }];
+      return [`vpcs/${name}`, value({ name, vni: pick(r, [1, 2, 3, 65536, 0]), ...(maybe(r, 0.4) && { loadBalancers }), ...extra() })];
     }
     case 'subnets': {
       const [vpc, name] = [pick(r, VPCS), pick(r, SUBNETS)];

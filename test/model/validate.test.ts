@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ModelValidationError, loadModelFile, routerMac, validateModel } from '../../src/model';
+import { ModelValidationError, documentOf, entriesOf, loadModelFile, routerMac, validateModel } from '../../src/model';
 import { issuesOf, minimalModel } from '../helpers/model';
 import { REPO_ROOT } from '../helpers/paths';
 
@@ -143,4 +143,75 @@ test("a subnet's DHCP settings (dns, domain, leaseTime, routes) are optional, ch
   ]);
   doc.vpcs[0].subnets[0] = { name: 's', cidr: '10.0.0.0/24', gateway: '10.0.0.1', dns: [], leaseTim: 60 };
   t.deepEqual(issuesOf(doc), ['vpcs[0].subnets[0].dns: must be a list of 1 to 63 IPv4 addresses', 'vpcs[0].subnets[0].leaseTim: unknown key; did you mean leaseTime?']);
+});
+
+/** minimalModel with a second port in v, a VPC w reusing v's CIDR with port q1, and a load balancer in v */
+function lbModel(lb: Record<string, unknown> = {}) {
+  const doc = minimalModel() as any;
+  doc.vpcs.push({ name: 'w', vni: 8, subnets: [{ name: 's', cidr: '10.0.0.0/24', gateway: '10.0.0.1' }] });
+  doc.ports.push({ name: 'p2', vpc: 'v', subnet: 's', mac: '02:00:00:00:00:02', ip: '10.0.0.6', hypervisor: 'hv1' });
+  doc.ports.push({ name: 'q1', vpc: 'w', subnet: 's', mac: '02:00:00:00:00:03', ip: '10.0.0.100', hypervisor: 'hv1' });
+  doc.vpcs[0].loadBalancers = [{ name: 'web', subnet: 's', vip: '10.0.0.100', ports: 80, backends: [{ port: 'p1', targetPort: 8080 }, { port: 'p2', weight: 3 }], ...lb }];
+  return doc;
+}
+
+test('a load balancer is kept with its defaults: tcp, weight 1, health check timings, no affinity', (t) => {
+  const doc = lbModel({ healthCheck: { type: 'http', path: '/healthz' }, sessionAffinity: { timeoutSeconds: 300 }, zoneAffinity: true });
+  const m = validateModel(doc, 'model.yaml');
+  t.deepEqual(m.loadBalancers, [
+    {
+      name: 'web',
+      vpc: 'v',
+      subnet: 's',
+      vip: '10.0.0.100',
+      protocol: 'tcp',
+      ports: [80],
+      backends: [{ port: 'p1', targetPort: 8080, weight: 1 }, { port: 'p2', weight: 3 }],
+      healthCheck: { type: 'http', intervalSeconds: 5, timeoutSeconds: 3, rise: 2, fall: 3, path: '/healthz', expectStatus: 200 },
+      zoneAffinity: true,
+      sessionAffinity: { timeoutSeconds: 300 },
+    },
+  ]);
+  t.deepEqual(validateModel(minimalModel(), 'model.yaml').loadBalancers, []);
+  // the same VIP in another VPC (overlapping CIDRs) is its own load balancer, and q1's address there is no clash
+  const twin = lbModel();
+  twin.vpcs[1].loadBalancers = [{ name: 'web', subnet: 's', vip: '10.0.0.101', ports: [80], backends: [{ port: 'q1' }] }];
+  t.deepEqual(issuesOf(twin), []);
+});
+
+test('bad load balancers are refused whole, each problem at its path', (t) => {
+  const issuesFor = (lb: Record<string, unknown>, edit?: (doc: any) => void) => {
+    const doc = lbModel(lb);
+    edit?.(doc);
+    return issuesOf(doc);
+  };
+  const has = (issues: string[], expected: string) => t.true(issues.includes(expected), `${expected}\nnot in:\n${issues.join('\n')}`);
+  has(issuesFor({ vip: '10.9.0.100' }), 'vpcs[0].loadBalancers[0].vip: 10.9.0.100 is outside subnet s (10.0.0.0/24)');
+  has(issuesFor({ vip: '10.0.0.1' }), 'vpcs[0].loadBalancers[0].vip: 10.0.0.1 is the gateway of s');
+  has(issuesFor({ vip: '10.0.0.6' }), 'vpcs[0].loadBalancers[0].vip: 10.0.0.6 is the address of port p2 in VPC v');
+  has(issuesFor({ backends: [{ port: 'p1' }, { port: 'q1' }] }), 'vpcs[0].loadBalancers[0].backends[1].port: port q1 is in VPC w, not in v: backends must be in the load balancer\'s VPC');
+  has(issuesFor({ backends: [{ port: 'nope' }] }), "vpcs[0].loadBalancers[0].backends[0].port: unknown port 'nope'");
+  has(issuesFor({ backends: [{ port: 'p1', weight: 0 }, { port: 'p2', weight: 0 }] }), 'vpcs[0].loadBalancers[0].backends: every backend has weight 0: the VIP could serve nobody');
+  has(issuesFor({ backends: [] }), 'vpcs[0].loadBalancers[0].backends: must name at least one backend');
+  has(issuesFor({ backends: [{ port: 'p1' }, { port: 'p1' }] }), "vpcs[0].loadBalancers[0].backends[1].port: duplicate backend 'p1' (first at vpcs[0].loadBalancers[0].backends[0].port)");
+  has(issuesFor({ protocol: 'sctp' }), 'vpcs[0].loadBalancers[0].protocol: must be one of tcp, udp');
+  has(issuesFor({ ports: [80, 0] }), 'vpcs[0].loadBalancers[0].ports: must be a port or a list of 1 to 64 ports in 1..65535');
+  has(issuesFor({ subnet: 'x' }), "vpcs[0].loadBalancers[0].subnet: unknown subnet 'x' in VPC v");
+  has(issuesFor({ healthCheck: { type: 'tcp', intervalSeconds: 2, timeoutSeconds: 5, path: '/' } }), 'vpcs[0].loadBalancers[0].healthCheck.timeoutSeconds: 5 s is longer than the interval (2 s): checks would overlap');
+  has(issuesFor({ healthCheck: { type: 'tcp', path: '/' } }), 'vpcs[0].loadBalancers[0].healthCheck.path: is for type http, not tcp');
+  has(issuesFor({ healthCheck: { type: 'http', intervall: 5 } }), "vpcs[0].loadBalancers[0].healthCheck.intervall: unknown key (known: type, intervalSeconds, timeoutSeconds, path, expectStatus, rise, fall)");
+  has(issuesFor({ sessionAffinity: { timeoutSeconds: 0 } }), 'vpcs[0].loadBalancers[0].sessionAffinity.timeoutSeconds: must be an integer in 1..86400');
+  has(issuesFor({ zoneAffinity: 'yes' }), 'vpcs[0].loadBalancers[0].zoneAffinity: must be true or false');
+  has(
+    issuesFor({}, (doc) => doc.vpcs[0].loadBalancers.push({ name: 'web2', subnet: 's', vip: '10.0.0.100', ports: [443, 80], backends: [{ port: 'p1' }] })),
+    'vpcs[0].loadBalancers[1].ports: 10.0.0.100 tcp port 80 is already served by vpcs[0].loadBalancers[0]',
+  );
+});
+
+test("load balancers survive the model's document (what the etcd store writes) and its etcd entries", (t) => {
+  const m = validateModel(lbModel({ healthCheck: { type: 'tcp', intervalSeconds: 1, timeoutSeconds: 1, fall: 2 }, zoneAffinity: true }), 'model.yaml');
+  const doc = documentOf(m);
+  t.deepEqual(validateModel(JSON.parse(JSON.stringify(doc)), 'again.yaml'), m);
+  const vpcEntry = [...entriesOf(m, '1').entries()].find(([key]) => key.endsWith('/vpcs/v'))!;
+  t.deepEqual(JSON.parse(vpcEntry[1]).loadBalancers, doc.vpcs[0]!.loadBalancers);
 });

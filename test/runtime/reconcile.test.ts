@@ -1,10 +1,10 @@
 import test, { type ExecutionContext } from 'ava';
 import { DesiredState } from '../../src/runtime/desired-state';
-import { FlowSlotConflictError, ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/runtime/reconciler';
+import { FlowSlotConflictError, GroupIdConflictError, ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/runtime/reconciler';
 import { silentLogger } from '../../src/controller';
-import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type OfMessage } from '../../src/openflow';
-import { FlowBuilder, Pipeline, flowKey, flowMod, makeCookie, type Flow, type MatchSpec } from '../../src/sdk';
-import { FakeFlowTable, FakeSwitch, type FakeSwitchOptions } from '../../src/testing';
+import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type GroupMod, type OfMessage } from '../../src/openflow';
+import { FlowBuilder, Pipeline, appOfGroup, bucket, flowKey, flowMod, groupIdOf, makeCookie, type Flow, type Group, type MatchSpec } from '../../src/sdk';
+import { FakeSwitch, type FakeSwitchOptions } from '../../src/testing';
 import { next, startController, until } from '../controller/util';
 
 const DPID = 0xabn;
@@ -34,24 +34,18 @@ function flowModsReceived(sw: FakeSwitch): FlowMod[] {
   });
 }
 
-function copyOf(table: FakeFlowTable): FakeFlowTable {
-  const copy = new FakeFlowTable(table.nTables);
-  for (const f of table.flows()) copy.apply({ ...flowMod('add', f), flags: f.flags });
-  return copy;
-}
-
 /**
  * Makes a FakeSwitch take OF1.3 bundles as OVS does: open, adds held until commit, commit applied
- * in order and atomically (a failing flow-mod is reported with its own xid and nothing is applied).
+ * in order and atomically (a failing flow-mod or group-mod is reported with its own xid and nothing is applied).
  */
 function acceptBundles(sw: FakeSwitch): void {
-  const open = new Map<number, FlowMod[]>();
+  const open = new Map<number, Array<FlowMod | GroupMod>>();
   sw.errorFor = (msg) => {
     if (msg.type !== 'EXPERIMENTER') return undefined;
     const b = decodeBundle(msg);
     if (b instanceof OfDecodeError) return { errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_EXP_TYPE };
     if (b.kind === 'add') {
-      open.get(b.bundleId)!.push({ ...(b.message as FlowMod), xid: b.xid });
+      open.get(b.bundleId)!.push({ ...(b.message as FlowMod | GroupMod), xid: b.xid });
       return undefined;
     }
     const reply = (ctl: 'open_reply' | 'commit_reply') => sw.send(bundleControl(msg.xid, b.bundleId, ctl, b.flags));
@@ -63,15 +57,11 @@ function acceptBundles(sw: FakeSwitch): void {
     if (b.ctlType !== 'commit_request') return { errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_EXP_TYPE };
     const mods = open.get(b.bundleId)!;
     open.delete(b.bundleId);
-    const trial = copyOf(sw.flowTable);
-    for (const m of mods) {
-      const outcome = trial.apply(m);
-      if (!outcome.ok) {
-        sw.send({ type: 'ERROR', xid: m.xid, errType: outcome.errType, code: outcome.code, data: Buffer.alloc(0) });
-        return { errType: OFPET.BAD_REQUEST, code: OFPBRC.EPERM };
-      }
+    const refused = sw.applyAtomically(mods);
+    if (refused) {
+      sw.send({ type: 'ERROR', xid: refused.mod.xid, errType: refused.errType, code: refused.code, data: Buffer.alloc(0) });
+      return { errType: OFPET.BAD_REQUEST, code: OFPBRC.EPERM };
     }
-    for (const m of mods) sw.flowTable.apply(m);
     reply('commit_reply');
     return undefined;
   };
@@ -380,4 +370,132 @@ test("desired state refuses a flow list carrying another owner's cookie, also a 
   t.throws(() => desired.set(3n, cookie('b'), [flows[0]!]), { instanceOf: RangeError });
   t.deepEqual(desired.owned(3n, cookie('b')), []);
   t.is(desired.count(2n), 1);
+});
+
+// ---- groups ----
+
+/** Every flow-mod and group-mod the switch received, bundled or not, in order, as 'FLOW_MOD add' etc. */
+function modsReceived(sw: FakeSwitch): Array<FlowMod | GroupMod> {
+  return sw.received.flatMap((m): Array<FlowMod | GroupMod> => {
+    if (m.type === 'FLOW_MOD' || m.type === 'GROUP_MOD') return [m];
+    if (m.type !== 'EXPERIMENTER') return [];
+    const b = decodeBundle(m);
+    return !(b instanceof OfDecodeError) && b.kind === 'add' && (b.message.type === 'FLOW_MOD' || b.message.type === 'GROUP_MOD') ? [b.message] : [];
+  });
+}
+const describeMod = (m: FlowMod | GroupMod) => (m.type === 'GROUP_MOD' ? `group ${m.command} ${m.groupId}` : `flow ${m.command} ${m.cookie.toString(16)}`);
+
+const VIP_GROUP = groupIdOf(APP_ID, 'vip:10.1.1.100');
+const vipGroup = (ports: number[]): Group => ({ groupId: VIP_GROUP, groupType: 'select', buckets: ports.map((port) => bucket([{ type: 'output', port, maxLen: 0 }], 1)) });
+/** a flow of owner 'vip' that sends in_port=5 to the VIP's group */
+const TO_VIP = new FlowBuilder(pipeline, pipeline.table('t.in'), cookie('vip')).priority(100).match({ in_port: 5 }).apply({ type: 'group', groupId: VIP_GROUP }).build();
+const groupsOf = (sw: FakeSwitch) => sw.groupTable.groups().map((g) => `${g.groupId} ${g.groupType} ${g.buckets.map((b) => JSON.stringify(b.actions)).join(' ')}`);
+
+for (const bundles of [true, false]) {
+  const via = bundles ? 'bundle' : 'barrier';
+  test(`groups are added before the flows that use them and deleted after them (${via})`, async (t) => {
+    const s = await setup(t, { bundles });
+    s.desired.setGroups(DPID, cookie('vip'), [vipGroup([1, 2])]);
+    s.desired.set(DPID, TO_VIP.cookie, [TO_VIP]);
+    t.like(await s.connect(), { kind: 'full', adds: 1, groupMods: 1, errors: 0, via });
+    t.deepEqual(modsReceived(s.sw).map(describeMod), [`group add ${VIP_GROUP}`, `flow add ${TO_VIP.cookie.toString(16)}`]);
+    t.is(s.sw.groupTable.size, 1);
+
+    // a changed group is modified in place: the flow that uses it stays
+    const changed = s.nextReport();
+    s.desired.setGroups(DPID, cookie('vip'), [vipGroup([1, 2, 3])]);
+    t.like(await changed, { kind: 'incremental', adds: 0, deletes: 0, groupMods: 1, errors: 0 });
+    t.is(modsReceived(s.sw).map(describeMod).at(-1), `group modify ${VIP_GROUP}`);
+    t.is(s.sw.groupTable.groups()[0]!.buckets.length, 3);
+    t.is(s.sw.flowTable.size, 1);
+
+    // both gone in one go: the flow first, then the group
+    const gone = s.nextReport();
+    s.desired.clear(DPID, cookie('vip'));
+    t.like(await gone, { kind: 'incremental', deletes: 1, groupMods: 1, errors: 0 });
+    t.deepEqual(modsReceived(s.sw).map(describeMod).slice(-2), [`flow delete ${TO_VIP.cookie.toString(16)}`, `group delete ${VIP_GROUP}`]);
+    t.is(s.sw.groupTable.size, 0);
+    t.is(s.sw.flowTable.size, 0);
+    t.is(s.errors.length, 0);
+  });
+}
+
+test("a full sync leaves matching groups alone, modifies changed ones, deletes our stale ones and never touches another app's", async (t) => {
+  const s = await setup(t);
+  const stale = groupIdOf(APP_ID, 'vip:gone');
+  const foreign = groupIdOf(99, 'theirs');
+  const install = (g: Group) => s.sw.groupTable.apply({ type: 'GROUP_MOD', xid: 0, command: 'add', ...g }, s.sw.flowTable);
+  install(vipGroup([1]));
+  install({ ...vipGroup([4]), groupId: stale });
+  install({ ...vipGroup([4]), groupId: foreign });
+  s.desired.setGroups(DPID, cookie('vip'), [vipGroup([1, 2])]);
+  t.like(await s.connect(), { kind: 'full', groupMods: 2, errors: 0 });
+  t.deepEqual(modsReceived(s.sw).map(describeMod).sort(), [`group delete ${stale}`, `group modify ${VIP_GROUP}`].sort());
+  t.deepEqual(groupsOf(s.sw), [vipGroup([1, 2]), { ...vipGroup([4]), groupId: foreign }].sort((a, b) => a.groupId - b.groupId).map((g) => `${g.groupId} ${g.groupType} ${g.buckets.map((b) => JSON.stringify(b.actions)).join(' ')}`));
+
+  const sent = modsReceived(s.sw).length;
+  t.like(await s.connect(), { kind: 'full', groupMods: 0, via: 'none' });
+  t.is(modsReceived(s.sw).length, sent, 'a reconnect in sync sends no group-mod');
+});
+
+test('one group id desired twice with different buckets is reported as a GroupIdConflictError; the later is installed', async (t) => {
+  const s = await setup(t);
+  s.desired.setGroups(DPID, cookie('vip'), [vipGroup([1])]);
+  s.desired.setGroups(DPID, cookie('other'), [vipGroup([2])]);
+  t.like(await s.connect(), { kind: 'full', groupMods: 1 });
+  t.is(s.errors.length, 1);
+  const e = s.errors[0]!;
+  t.true(e instanceof GroupIdConflictError);
+  t.is(e.msgType, 'GROUP_MOD');
+  t.regex(e.message, new RegExp(`group ${VIP_GROUP} .*desired twice`));
+  t.deepEqual(s.sw.groupTable.groups()[0]!.buckets.map((b) => b.actions), [[{ type: 'output', port: 2, maxLen: 0 }]]);
+});
+
+test('a group-mod the switch refuses is reported with its xid and the group as text', async (t) => {
+  const s = await setup(t, { bundles: false });
+  s.sw.groupTable.apply({ type: 'GROUP_MOD', xid: 0, command: 'add', ...vipGroup([1]) }, s.sw.flowTable);
+  s.desired.setGroups(DPID, cookie('vip'), [vipGroup([1, 2])]);
+  s.sw.errorFor = (m) => (m.type === 'GROUP_MOD' ? { errType: OFPET.GROUP_MOD_FAILED, code: 12 } : noBundles(m));
+  t.like(await s.connect(), { kind: 'full', groupMods: 1, errors: 1 });
+  const e = s.errors[0]!;
+  t.is(e.msgType, 'GROUP_MOD');
+  t.truthy(e.xid);
+  t.regex(e.message, /switch rejected a group-mod.*GROUP_MOD/s);
+});
+
+test('DesiredState refuses a group whose id carries another app than its owner', (t) => {
+  const desired = new DesiredState();
+  const e = t.throws(() => desired.setGroups(DPID, cookie('vip'), [{ ...vipGroup([1]), groupId: groupIdOf(APP_ID + 1, 'vip:10.1.1.100') }]), { instanceOf: RangeError });
+  t.regex(e!.message, /belongs to app 11, not to its owner's app 10/);
+  t.deepEqual(desired.groups(DPID), []);
+});
+
+test('group ids: the app id in the top byte, stable per key, below the reserved ids even for app 255', (t) => {
+  t.is(appOfGroup(groupIdOf(7, 'vip:a')), 7);
+  t.is(groupIdOf(7, 'vip:a'), groupIdOf(7, 'vip:a'));
+  t.not(groupIdOf(7, 'vip:a'), groupIdOf(7, 'vip:b'));
+  t.not(groupIdOf(7, 'vip:a'), groupIdOf(8, 'vip:a'));
+  for (let i = 0; i < 2000; i++) t.true(groupIdOf(255, `k${i}`) < 0xffffff00);
+  t.throws(() => groupIdOf(1, 'x'), { instanceOf: RangeError });
+});
+
+test('a switch that refuses to describe its groups still gets its flows', async (t) => {
+  const s = await setup(t);
+  const bundles = s.sw.errorFor!;
+  s.sw.errorFor = (m) => (m.type === 'MULTIPART_REQUEST' && m.body.mpType === 'GROUP_DESC' ? { errType: OFPET.BAD_REQUEST, code: OFPBRC.BAD_MULTIPART } : bundles(m));
+  s.desired.set(DPID, A1.cookie, [A1]);
+  t.like(await s.connect(), { kind: 'full', adds: 1, groupMods: 0, errors: 0 });
+  t.deepEqual(tableOf(s.sw), desiredOf([A1]));
+});
+
+test('a group handed from one owner to another in one batch is modified, not added and then deleted', async (t) => {
+  const s = await setup(t);
+  s.desired.setGroups(DPID, cookie('vip'), [vipGroup([1])]);
+  t.like(await s.connect(), { groupMods: 1, errors: 0 });
+  const handed = s.nextReport();
+  s.desired.setGroups(DPID, cookie('vip'), []);
+  s.desired.setGroups(DPID, cookie('heir'), [vipGroup([1, 2])]);
+  t.like(await handed, { kind: 'incremental', groupMods: 1, errors: 0 });
+  t.is(modsReceived(s.sw).map(describeMod).at(-1), `group modify ${VIP_GROUP}`);
+  t.is(s.sw.groupTable.groups()[0]!.buckets.length, 2);
 });

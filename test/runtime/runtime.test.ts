@@ -265,8 +265,8 @@ test('every model applied and every model change refused is logged, the refused 
   rejected$.next(new ModelValidationError('model.yaml', [{ path: 'ports[0].ip', problem: "'10.1.2.300' is not an IPv4 address" }]));
   const logged = lines.filter((l) => /^model /.test(l.msg as string)).map(({ msg, model, source, problems }) => ({ msg, model, source, problems }));
   t.deepEqual(logged, [
-    { msg: 'model applied', model: { zones: 0, hypervisors: 0, vpcs: 0, subnets: 0, ports: 0, acls: 0, externalNetworks: 0, floatingIps: 0, egress: 0 }, source: undefined, problems: undefined },
-    { msg: 'model applied', model: { zones: 1, hypervisors: 0, vpcs: 0, subnets: 0, ports: 0, acls: 0, externalNetworks: 0, floatingIps: 0, egress: 0 }, source: undefined, problems: undefined },
+    { msg: 'model applied', model: { zones: 0, hypervisors: 0, vpcs: 0, subnets: 0, ports: 0, acls: 0, externalNetworks: 0, floatingIps: 0, egress: 0, loadBalancers: 0 }, source: undefined, problems: undefined },
+    { msg: 'model applied', model: { zones: 1, hypervisors: 0, vpcs: 0, subnets: 0, ports: 0, acls: 0, externalNetworks: 0, floatingIps: 0, egress: 0, loadBalancers: 0 }, source: undefined, problems: undefined },
     { msg: 'model change refused; the running model stays', model: undefined, source: 'model.yaml', problems: ["ports[0].ip: '10.1.2.300' is not an IPv4 address"] },
   ]);
 });
