@@ -16,8 +16,10 @@ Debian python (/usr/bin/python3: Mininet imports only there).
   move PORT HV                           move a VM's veth to another hypervisor
   dhcp [VM...] [--client dhclient|udhcpc] [--timeout 10]
                                          run a DHCP client in the VMs (all by default) at once; JSON per VM
+  slaac [VM...] [--timeout 15]           enable IPv6 in the VMs of dual-stack subnets (all by default)
+                                         and wait for their SLAAC address and default route; JSON per VM
   underlay                               hypervisor-to-hypervisor ping matrix on the underlay
-  pingmatrix [--count 2] [--pairs all|vpc] [--json]
+  pingmatrix [--count 2] [--pairs all|vpc] [--family 4|6] [--json]
   ping SRC VM|IP [--count 3]
   capture start NAME [--where uplinks|zones] [--filter BPF]  /  capture stop NAME
   nc listen VM PORT  /  nc check SRC VM|IP PORT [--timeout 2]  /  nc stop [VM [PORT]]
@@ -113,6 +115,13 @@ def cmd_dhcp(args) -> int:
     return 0 if all(v['ok'] for v in r['vms'].values()) else 1
 
 
+def cmd_slaac(args) -> int:
+    from zmnet.slaac import enable
+    r = enable(probe.need_layout(state_dir(args)), args.vms, timeout=args.timeout)
+    emit(r)
+    return 0 if all(v['ok'] for v in r['vms'].values()) else 1
+
+
 def cmd_underlay(args) -> int:
     from zmnet.scenario import underlay_ping_matrix
     matrix = underlay_ping_matrix(probe.need_layout(state_dir(args)), count=args.count)
@@ -121,7 +130,8 @@ def cmd_underlay(args) -> int:
 
 
 def cmd_pingmatrix(args) -> int:
-    m = probe.ping_matrix(probe.need_layout(state_dir(args)), count=args.count, wait=args.wait, pairs=args.pairs)
+    m = probe.ping_matrix(probe.need_layout(state_dir(args)), count=args.count, wait=args.wait, pairs=args.pairs,
+                         family=args.family)
     emit(m if args.json else probe.format_matrix(m), args.json)
     return 0
 
@@ -207,12 +217,16 @@ def main(argv=None) -> int:
     sp.add_argument('vms', nargs='*')
     sp.add_argument('--client', choices=('dhclient', 'udhcpc'), default='dhclient')
     sp.add_argument('--timeout', type=int, default=10, help='seconds (udhcpc: DISCOVERs 1 s apart) before a client gives up')
+    sp = add('slaac', cmd_slaac, help='enable IPv6 in dual-stack VMs; exit 1 unless every one got its SLAAC address')
+    sp.add_argument('vms', nargs='*')
+    sp.add_argument('--timeout', type=float, default=15.0)
     sp = add('underlay', cmd_underlay)
     sp.add_argument('--count', type=int, default=1)
     sp = add('pingmatrix', cmd_pingmatrix)
     sp.add_argument('--count', type=int, default=2)
     sp.add_argument('--wait', type=float, default=1.0)
     sp.add_argument('--pairs', choices=('all', 'vpc'), default='all')
+    sp.add_argument('--family', type=int, choices=(4, 6), default=4, help='6: ping -6 between dual-stack VMs')
     sp.add_argument('--json', action='store_true')
     sp = add('ping', cmd_ping)
     sp.add_argument('src')

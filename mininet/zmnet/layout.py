@@ -102,6 +102,8 @@ def build_layout(model: Model, prefix: str, state_dir: str, mode: str, model_pat
             'interface': p.interface,
             'ofport': p.ofport,
             'iface': VM_IFACE,
+            # dual-stack ports: the address SLAAC must give eth0 (`slaac` enables IPv6), else None
+            'ip6': str(p.ip6) if p.ip6 else None,
         }
     return {
         'version': 1,

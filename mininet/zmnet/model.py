@@ -63,6 +63,9 @@ class Port:
     cidr: ipaddress.IPv4Network
     gateway: ipaddress.IPv4Address
     ofport: Optional[int] = None
+    # dual-stack subnets: the port's IPv6 address (the model's, or EUI-64 from the MAC) and its /64
+    ip6: Optional[ipaddress.IPv6Address] = None
+    prefix6: Optional[ipaddress.IPv6Network] = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,13 @@ def _datapath_id(value, name: str, where: str, problems: List[str]) -> int:
             return n
     problems.append(f'{where}.datapathId: must be a number or a hex string such as "0x1a"')
     return 0
+
+
+def eui64_address(prefix: ipaddress.IPv6Network, mac: str) -> ipaddress.IPv6Address:
+    """Same as slaacAddress in src/model: the MAC's universal/local bit flipped, ff:fe in the middle."""
+    b = bytes.fromhex(mac.replace(':', ''))
+    iid = bytes([b[0] ^ 0x02]) + b[1:3] + b'\xff\xfe' + b[3:6]
+    return prefix.network_address + int.from_bytes(iid, 'big')
 
 
 def load_model(path: str) -> Model:
@@ -194,10 +204,18 @@ def parse_model(doc, source: str = '(model)') -> Model:
             w = f'vpcs[{i}].subnets[{j}]'
             cidr = net(s.get('cidr'), f'{w}.cidr')
             gw = addr(s.get('gateway'), f'{w}.gateway')
+            v6 = s.get('ipv6')
+            prefix6, slaac = None, False
+            if v6 is not None:
+                try:
+                    prefix6 = ipaddress.IPv6Network(v6['prefix'], strict=True)
+                    slaac = v6.get('slaac') is True
+                except (KeyError, TypeError, ValueError):
+                    problems.append(f'{w}.ipv6: {v6!r} is not {{ prefix: IPv6 CIDR with no host bits, slaac: bool }}')
             if cidr is not None and gw is not None:
                 if gw not in cidr:
                     problems.append(f'{w}.gateway: {gw} is outside {cidr}')
-                subnets[(vpc, text(s, 'name', w))] = (cidr, gw)
+                subnets[(vpc, text(s, 'name', w))] = (cidr, gw, prefix6, slaac)
 
     ports: List[Port] = []
     for i, p in enumerate(items(doc, 'ports', '')):
@@ -228,8 +246,18 @@ def parse_model(doc, source: str = '(model)') -> Model:
             continue
         if ip is not None and ip not in sub[0]:
             problems.append(f'{w}.ip: {ip} is outside subnet {subnet} ({sub[0]})')
+        ip6 = None
+        if p.get('ipv6') is not None:
+            try:
+                ip6 = ipaddress.IPv6Address(p['ipv6'])
+            except ValueError:
+                problems.append(f'{w}.ipv6: {p["ipv6"]!r} is not an IPv6 address')
+        elif sub[2] is not None and sub[3] and MAC_RE.match(mac):
+            ip6 = eui64_address(sub[2], mac)
+        if ip6 is not None and (sub[2] is None or ip6 not in sub[2]):
+            problems.append(f'{w}.ipv6: {ip6} is outside subnet {subnet}\'s IPv6 prefix ({sub[2]})')
         if name and ip is not None:
-            ports.append(Port(name, vpc, subnet, mac, ip, hv, iface, sub[0], sub[1], ofport))
+            ports.append(Port(name, vpc, subnet, mac, ip, hv, iface, sub[0], sub[1], ofport, ip6, sub[2]))
     seen_names, seen_ifaces = set(), set()
     for port in ports:
         if port.name in seen_names:

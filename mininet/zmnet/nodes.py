@@ -19,8 +19,8 @@ OVS_DAEMONS = ('ovs-vswitchd', 'ovsdb-server')
 
 
 def _sysctls(node: Node) -> None:
-    # No IPv6: router solicitations, MLD and DAD would only add noise to the overlay and the
-    # underlay captures. rp_filter off: the underlay router routes between zone bridges.
+    # No IPv6 (the VMs of dual-stack subnets get it from `slaac`, zmnet/slaac.py): router
+    # solicitations, MLD and DAD would only add noise to the overlay and the underlay captures. rp_filter off: the underlay router routes between zone bridges.
     node.cmd('sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1 '
              'net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0')
 

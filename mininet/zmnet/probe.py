@@ -19,8 +19,8 @@ def need_layout(state_dir: str) -> dict:
     return layout
 
 
-def _ping_args(ip: str, count: int, wait: float, interval: float) -> List[str]:
-    return ['ping', '-n', '-q', '-c', str(count), '-i', str(interval), '-W', str(wait), ip]
+def _ping_args(ip: str, count: int, wait: float, interval: float, family: int = 4) -> List[str]:
+    return ['ping', f'-{family}', '-n', '-q', '-c', str(count), '-i', str(interval), '-W', str(wait), ip]
 
 
 def _parse_ping(out: str) -> Dict[str, int]:
@@ -32,23 +32,30 @@ def _parse_ping(out: str) -> Dict[str, int]:
     return {'sent': 0, 'received': 0}
 
 
-def _target(vms: dict, src: str, dst: str) -> str:
-    ip = vms[dst]['ip']
-    if vms[src]['ip'] == ip:
+def _address_key(family: int) -> str:
+    if family not in (4, 6):
+        raise ValueError(f'family must be 4 or 6, not {family!r}')
+    return 'ip' if family == 4 else 'ip6'
+
+
+def _target(vms: dict, src: str, dst: str, key: str = 'ip') -> str:
+    ip = vms[dst][key]
+    if vms[src][key] == ip:
         return 'self'
-    owner = [n for n, v in vms.items() if v['vpc'] == vms[src]['vpc'] and v['ip'] == ip]
+    owner = [n for n, v in vms.items() if v['vpc'] == vms[src]['vpc'] and v[key] == ip]
     return owner[0] if owner else dst
 
 
 def ping_matrix(layout: dict, count: int = 2, wait: float = 1.0, interval: float = 0.2,
-                pairs: str = 'all', concurrency: int = 64) -> dict:
+                pairs: str = 'all', concurrency: int = 64, family: int = 4) -> dict:
     """Every VM pings every other VM's IP (from its own namespace), concurrently. A pair is
-    reachable when at least one reply came back.
+    reachable when at least one reply came back. family 6: the dual-stack VMs' IPv6 addresses.
 
     VPCs may reuse addresses, so a ping to dst's IP reaches whoever owns that IP in the source's
     VPC: `target` names that VM ('self' when it is the source's own address), and equals `dst`
     unless the IP is ambiguous."""
-    vms = layout['vms']
+    key = _address_key(family)
+    vms = {n: v for n, v in layout['vms'].items() if v.get(key)}
     todo = [(s, d) for s in vms for d in vms if s != d and (pairs == 'all' or vms[s]['vpc'] == vms[d]['vpc'])]
     results, running = [], []
     t0 = time.monotonic()
@@ -57,20 +64,20 @@ def ping_matrix(layout: dict, count: int = 2, wait: float = 1.0, interval: float
         (s, d), proc = entry
         out, _ = proc.communicate()
         r = _parse_ping(out)
-        results.append({'src': s, 'dst': d, 'ip': vms[d]['ip'], 'target': _target(vms, s, d), **r, 'ok': r['received'] > 0})
+        results.append({'src': s, 'dst': d, 'ip': vms[d][key], 'target': _target(vms, s, d, key), **r, 'ok': r['received'] > 0})
 
     for pair in todo:
         if len(running) >= concurrency:
             reap(running.pop(0))
         s, d = pair
-        proc = subprocess.Popen(sysutil.nsexec(vms[s]['netns'], _ping_args(vms[d]['ip'], count, wait, interval)),
+        proc = subprocess.Popen(sysutil.nsexec(vms[s]['netns'], _ping_args(vms[d][key], count, wait, interval, family)),
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         running.append((pair, proc))
     for entry in running:
         reap(entry)
     order = {name: i for i, name in enumerate(vms)}
     results.sort(key=lambda r: (order[r['src']], order[r['dst']]))
-    return {'vms': list(vms), 'count': count, 'elapsedMs': round((time.monotonic() - t0) * 1000), 'pairs': results}
+    return {'vms': list(vms), 'family': family, 'count': count, 'elapsedMs': round((time.monotonic() - t0) * 1000), 'pairs': results}
 
 
 def format_matrix(matrix: dict) -> str:

@@ -211,6 +211,9 @@ const FIELD_DEFS = [
   nxm1(16, 'nxm_nx_tun_id', U64, M),
   nxm1(17, 'nxm_nx_arp_sha', Mac, M),
   nxm1(18, 'nxm_nx_arp_tha', Mac, M),
+  // OVS reports a move of ipv6_src/ipv6_dst with these headers, whichever we sent
+  nxm1(19, 'nxm_nx_ipv6_src', Ipv6, M),
+  nxm1(20, 'nxm_nx_ipv6_dst', Ipv6, M),
   nxm1(26, 'ip_frag', U8, { bits: 2, maskable: true }),
   nxm1(29, 'nw_ttl', U8),
   nxm1(31, 'tun_ipv4_src', Ipv4, M),
