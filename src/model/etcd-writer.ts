@@ -7,7 +7,7 @@
  * moves with every write and the compare catches any write the validation did not see.
  */
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
-import { documentOf } from './document';
+import { documentOf, loadBalancerDoc } from './document';
 import { prefixEnd, reasonOf } from './etcd-client';
 import { CURRENT_KEY, atPlaces, entriesOf, generationPrefix, parseStoredValue } from './etcd-layout';
 import { storedValueOf } from './etcd-model';
@@ -216,7 +216,7 @@ export class ModelWriter {
       else if (write.revision !== stored) await refuse(stored === 0 && ref.kind !== 'acls' ? new ObjectNotFoundError(path) : new RevisionConflictError(path, write.revision, stored));
       else if (write.value === undefined && stored === 0) await refuse(new ObjectNotFoundError(path));
       else {
-        const values = new Map<string, unknown>([[keyOf(ref), write.value]]);
+        const values = new Map<string, unknown>([[keyOf(ref), keepingLoadBalancers(model, ref, write.value)]]);
         // a VPC goes with its (then empty) ACL list
         const acls = keyOf({ kind: 'acls', vpc: ref.kind === 'vpcs' ? ref.name : '' });
         if (ref.kind === 'vpcs' && write.value === undefined) values.set(acls, undefined);
@@ -299,6 +299,13 @@ export class ModelWriter {
     this.store = undefined;
     await store?.close();
   }
+}
+
+/** Load balancers are not objects of the API yet: a VPC written through it keeps those it has (they live in its key). */
+function keepingLoadBalancers(model: NetworkModel, ref: ObjectRef, value: unknown): unknown {
+  if (ref.kind !== 'vpcs' || !isObj(value) || 'loadBalancers' in value) return value;
+  const kept = model.loadBalancers.filter((lb) => lb.vpc === ref.name).map(loadBalancerDoc);
+  return kept.length ? { ...value, loadBalancers: kept } : value;
 }
 
 async function reach(store: EtcdModelStore, revision: number, deadline: Date): Promise<void> {
