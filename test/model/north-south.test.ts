@@ -1,21 +1,10 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { ModelValidationError, documentOf, entriesOf, floatingIpMac, loadModelFile, validateModel } from '../../src/model';
-import { minimalModel } from '../helpers/model';
+import { issuesOf, minimalModel } from '../helpers/model';
 import { REPO_ROOT } from '../helpers/paths';
 
 const NORTH_SOUTH = join(REPO_ROOT, 'models', 'north-south.yaml');
-
-/** the problems of a document, as `path: problem` lines */
-function issuesOf(doc: unknown): string[] {
-  try {
-    validateModel(doc, 'model.yaml');
-    return [];
-  } catch (e) {
-    if (!(e instanceof ModelValidationError)) throw e;
-    return e.issues.map((i) => `${i.path}: ${i.problem}`);
-  }
-}
 
 /** the minimal model with a second hypervisor in another zone, an external network and a VPC egress */
 function withExternal(change: (doc: any) => void = () => {}) {
