@@ -35,7 +35,12 @@ export const MASTERSHIP_ROOT = `${ETCD_ROOT}mastership/`;
 const CONTROLLERS = `${MASTERSHIP_ROOT}controllers/`;
 const ZONES = `${MASTERSHIP_ROOT}zones/`;
 
-export const DEFAULT_LEASE_TTL_S = 3;
+/**
+ * 2 s: when the dead zone held etcd's leader, a takeover waits for etcd's election (up to 2 election
+ * timeouts), the new leader's extension of every lease (one election timeout) and then the TTL: 5 s
+ * with 1 s election timeouts only at TTL 2 (docs/mastership.md, TTL trade-off).
+ */
+export const DEFAULT_LEASE_TTL_S = 2;
 export const DEFAULT_PREEMPT_DELAY_MS = 10_000;
 
 export interface EtcdMastershipOptions {
@@ -43,7 +48,7 @@ export interface EtcdMastershipOptions {
   controllerId: string;
   /** the zone this controller runs in: it is preferred as master of that zone's switches */
   zone: string;
-  /** the lease TTL in whole seconds (default 3): the bound on takeover after a crash */
+  /** the lease TTL in whole seconds (default 2): the bound on takeover after a crash */
   leaseTtlS?: number;
   /** how long a controller of a zone is alive before it takes the zone back from a foreign master (default 10 s) */
   preemptDelayMs?: number;

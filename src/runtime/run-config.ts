@@ -59,7 +59,7 @@ export interface RunConfig {
   readonly zone?: string;
   /** this controller's name in the election (default hostname:pid) */
   readonly controllerId?: string;
-  /** the election's timers: `leaseTtl` in whole seconds (default 3), `preemptDelay` in seconds (default 10) */
+  /** the election's timers: `leaseTtl` in whole seconds (default 2), `preemptDelay` in seconds (default 10) */
   readonly election?: ElectionSettings;
   /** app name → that app's own settings; each app validates its part */
   readonly settings: Readonly<Record<string, unknown>>;

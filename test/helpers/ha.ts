@@ -16,7 +16,7 @@ import { parseFlowDump, type Dumped, type LogLine } from './restart';
 import { freePort, run, spawnTracked } from './run';
 
 export const HA_MODEL = join(REPO_ROOT, 'models', 'ha-three-zones.yaml');
-export const LEASE_TTL_S = 3;
+export const LEASE_TTL_S = 2;
 
 /** One controller of the HA scenario, zone Z's: `ctl-Z`. */
 export class HaController {
