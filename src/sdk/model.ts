@@ -9,6 +9,9 @@ function dottedQuad(n: number): string {
 }
 
 /** A subnet with the numbers a DHCP or ARP answer needs, computed from its CIDR. */
+/** the MTU a VM of the overlay gets (DHCP option 26, the RA's MTU option): a VM's 1500-byte frames would not fit a Geneve packet on a 1500-byte underlay */
+export const OVERLAY_MTU = 1400;
+
 export interface SubnetInfo {
   readonly subnet: Subnet;
   /** '10.1.1.0' */

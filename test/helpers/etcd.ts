@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, rmdirSync } from 'node:fs';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { freePort, run, spawnTracked } from './run';
+import { NFT, freePort, run, spawnTracked } from './run';
 
 /** One etcd member we run: its client endpoint, and kill/restart for failure tests. */
 export interface EtcdMember {
@@ -167,8 +167,6 @@ export async function partitionMember(cluster: EtcdCluster, member: EtcdMember):
   return () => run(NFT, ['delete', 'table', 'inet', table]).then(() => undefined);
 }
 
-/** by its path: under npm and npx, node_modules/.bin comes first in PATH, and @vercel/nft has a bin named nft */
-const NFT = '/usr/sbin/nft';
 /** the cgroup v2 hierarchy: /sys/fs/cgroup itself, or its 'unified' part on a hybrid host */
 const CGROUP2 = existsSync('/sys/fs/cgroup/cgroup.controllers') ? '/sys/fs/cgroup' : '/sys/fs/cgroup/unified';
 /** the cgroup of the partitionable member with this peer port */

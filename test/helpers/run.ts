@@ -78,6 +78,9 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
   });
 }
 
+/** nftables by its path: under npm and npx, node_modules/.bin comes first in PATH, and @vercel/nft has a bin named nft */
+export const NFT = '/usr/sbin/nft';
+
 /** Directory whose *.pid files scripts/test.sh kills at cleanup, whatever way the tests ended. */
 export const TEST_STATE_DIR = process.env.ZONEMESH_TEST_STATE ?? '/tmp/zonemesh-test';
 

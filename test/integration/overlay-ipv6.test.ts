@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadModelFile, portIpv6, routerLinkLocal, type NetworkModel, type Subnet, type VmPort } from '../../src/model';
 import { Icmpv6Type } from '../../src/packet';
-import { OVERLAY_MTU } from '../../src/apps/distributed-router/ra';
+import { OVERLAY_MTU } from '../../src/sdk';
 import { dualStack, toDoc } from '../apps/helpers';
 import {
   TWO_ZONES_MODEL,

@@ -21,15 +21,13 @@ import {
   type OverlayScenario,
   type RunningController,
 } from '../helpers/overlay';
-import { TEST_STATE_DIR, run } from '../helpers/run';
+import { NFT, TEST_STATE_DIR, run } from '../helpers/run';
 import { DEFAULT_TUNNEL_MONITOR_SETTINGS } from '../../src/apps/tunnel-monitor';
 
 const PREFIX = 'zmtm';
 const LOSSY_HV = 'hv2';
 const KILLED_HV = 'hv3';
 const NFT_TABLE = 'zmtm_loss';
-/** by path: under npm and npx, node_modules/.bin comes first in PATH, and @vercel/nft installs an `nft` there */
-const NFT = '/usr/sbin/nft';
 /** the monitor's default */
 const LOSS_THRESHOLD = DEFAULT_TUNNEL_MONITOR_SETTINGS.lossThreshold;
 const HYPERVISORS = ['hv1', 'hv2', 'hv3', 'hv4'];

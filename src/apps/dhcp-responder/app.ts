@@ -39,6 +39,7 @@ import {
   type PacketIn,
   type Placement,
   type PlacedPort,
+  OVERLAY_MTU,
   type SubnetInfo,
   type TableSpec,
   type ZonemeshApp,
@@ -46,8 +47,6 @@ import {
 
 export const DHCP_RESPONDER_APP_ID = 20;
 export const DHCP_TABLE = 'dhcp-responder.in';
-/** the overlay's MTU: a VM's 1500-byte frames would not fit a Geneve packet on a 1500-byte underlay */
-export const OVERLAY_MTU = 1400;
 export const DEFAULT_LEASE_SECONDS = 86_400;
 const ZERO_IP = '0.0.0.0';
 const BROADCAST_IP = '255.255.255.255';

@@ -1,5 +1,6 @@
 import { type Subnet, linkLocalAddress, parseIpv6Cidr, formatIpv6Address } from '../../model';
 import { routerAdvertisement } from '../../packet';
+import { OVERLAY_MTU } from '../../sdk/model';
 
 /**
  * The router's advertisements (RFC 4861 §6): sent by the controller as packet-outs, on each
@@ -8,8 +9,6 @@ import { routerAdvertisement } from '../../packet';
  * DHCPv6), MTU 1400 (the overlay's), source the router's link-local address.
  */
 
-/** the overlay's MTU: a VM's 1500-byte frames would not fit a Geneve packet on a 1500-byte underlay */
-export const OVERLAY_MTU = 1400;
 /** RFC 4861 §6.2.1 MaxRtrAdvInterval is 4..1800 s (default 600); a new VM gets one at once anyway */
 export const RA_INTERVAL_MS = 200_000;
 /** RFC 4861 AdvDefaultLifetime: 3 × MaxRtrAdvInterval (default 1800 s) */
