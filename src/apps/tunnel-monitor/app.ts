@@ -39,8 +39,6 @@ export class TunnelMonitorApp implements ZonemeshApp {
   readonly appId = TUNNEL_MONITOR_APP_ID;
   readonly tables = TUNNEL_MONITOR_TABLES;
   readonly monitor: TunnelMonitor;
-  /** packet-ins from the probe table that were no probe of ours in flight (late, forged, another controller's) */
-  ignoredReplies = 0;
   /** state changes of one pair, logged at most 5 a minute each */
   private readonly logLimiter = new LogLimiter({ perInterval: 5, intervalMs: 60_000 });
   private pairs: readonly ProbePair[] = [];
@@ -135,8 +133,8 @@ export class TunnelMonitorApp implements ZonemeshApp {
 
   private onReply(ctx: AppContext, pin: PacketIn): void {
     const probe = parseProbe(pin.data);
+    // no probe of ours in flight (late, forged, another controller's): logged at debug, bounded
     if (probe && this.monitor.reply(probe.nonce, probe.seq, pin.dpid, Date.now())) return;
-    this.ignoredReplies++;
     this.logLimiter.log(ctx.log, 'debug', pin.dpid, 'probe reply ignored', { dpid: pin.dpid.toString(16), inPort: pin.inPort, parsed: probe !== undefined });
   }
 
