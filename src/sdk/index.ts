@@ -19,6 +19,7 @@ export * from './sim';
 export * from './di';
 export * from './mac-table';
 export * from './tunnel-health';
+export * from './backend-health';
 
 // OpenFlow: the reserved ports and constants flows and packet-outs use, and the message types apps send
 export { OFPP, OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPTT_ALL, OFPFF_SEND_FLOW_REM } from '../openflow/constants';
