@@ -3,7 +3,7 @@
  * reads it to keep only healthy backends in its groups; any app may subscribe to the transitions.
  * Readers inject it as optional: when no checker runs, every backend counts as healthy.
  */
-import type { Observable } from 'rxjs';
+import type { HealthSource } from './health-source';
 
 export type BackendState = 'up' | 'down';
 
@@ -20,13 +20,7 @@ export interface BackendHealth {
   readonly at: number;
 }
 
-export interface BackendHealthSource {
-  /** whether a checker runs and publishes here: an inactive source has no states */
-  readonly active: boolean;
-  /** state transitions only (up → down, down → up), never repeated measurements */
-  readonly health$: Observable<BackendHealth>;
-  /** the current state of every checked backend */
-  snapshot(): readonly BackendHealth[];
-}
+/** health$ carries transitions only (up → down, down → up), never repeated measurements */
+export type BackendHealthSource = HealthSource<BackendHealth>;
 
 export const BACKEND_HEALTH = Symbol.for('zonemesh.backend-health');

@@ -18,6 +18,7 @@ export * from './incremental';
 export * from './sim';
 export * from './di';
 export * from './mac-table';
+export * from './health-source';
 export * from './tunnel-health';
 export * from './backend-health';
 

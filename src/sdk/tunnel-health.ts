@@ -5,7 +5,7 @@
  * health$ silent, when that app does not run. Readers inject it as optional: a runtime without the
  * built-in apps' services has no binding.
  */
-import type { Observable } from 'rxjs';
+import type { HealthSource } from './health-source';
 
 export type TunnelState = 'up' | 'lossy' | 'down';
 
@@ -22,13 +22,7 @@ export interface TunnelPairHealth {
   readonly at: number;
 }
 
-export interface TunnelHealthSource {
-  /** whether a monitor runs and publishes here: a bound but inactive source has no measurements */
-  readonly active: boolean;
-  /** every state change and every periodic measurement */
-  readonly health$: Observable<TunnelPairHealth>;
-  /** the latest measurement of every pair */
-  snapshot(): readonly TunnelPairHealth[];
-}
+/** health$ carries every state change and every periodic measurement */
+export type TunnelHealthSource = HealthSource<TunnelPairHealth>;
 
 export const TUNNEL_HEALTH = Symbol.for('zonemesh.tunnel-health');
