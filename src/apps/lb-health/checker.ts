@@ -19,7 +19,7 @@ const WINDOW = 0xffff;
 export type CheckOutcome = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
 /** Why a packet from a VM was not taken by a check (counted by the app). */
-export type IgnoredPacket = 'no_check' | 'not_tcp' | 'wrong_port' | 'over_budget' | 'out_of_order';
+export type IgnoredPacket = 'no_check' | 'not_tcp' | 'wrong_port' | 'out_of_order';
 
 interface Probe {
   readonly srcPort: number;
