@@ -3,7 +3,8 @@
  * backend VM's port and its answers come back through the app's flow on the same (netdev) bridge.
  * A namespace runs Python's http.server: its HTTP and TCP checks go up; stopped, they are down within
  * interval × fall + 0.5 s; started again, up within interval × rise + 0.5 s (the bounds of issue 12).
- * A server answering 500 is down. Every transition arrives on BACKEND_HEALTH's health$, in order.
+ * The VM gone silent is down within interval × fall + timeout + 0.5 s. A server answering 500 is
+ * down. Every transition arrives on BACKEND_HEALTH's health$, in order.
  */
 import test from 'ava';
 import { once } from 'node:events';
@@ -54,7 +55,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.HTTPServer(('10.0.0.1', 8081), H).serve_forever()
 `;
 
-test.serial('HTTP and TCP checks through OVS: up, down within interval × fall + 0.5 s of the server stopping, up within interval × rise + 0.5 s of its start; 500 is down', async (t) => {
+test.serial('HTTP and TCP checks through OVS: up, down within interval × fall + 0.5 s of the server stopping, up within interval × rise + 0.5 s of its start, down when the VM goes silent; 500 is down', async (t) => {
   t.timeout(90_000);
   const lab = await createLab(t, 'zmlh');
   const [h1, h2] = lab.hosts;
@@ -128,10 +129,23 @@ test.serial('HTTP and TCP checks through OVS: up, down within interval × fall +
     t.true(after <= upBound, `${name}: ${after} ms`);
   }
 
+  // the VM goes silent (its interface down): each check times out, so the bound adds the timeout
+  const silentHttp = next('web-http', 'down', 10_000);
+  const silentTcp = next('web-tcp', 'down', 10_000);
+  await run('ip', ['netns', 'exec', h2, 'ip', 'link', 'set', 'eth0', 'down']);
+  const silencedAt = Date.now();
+  const silentBound = CHECK.intervalSeconds * 1000 * CHECK.fall + CHECK.timeoutSeconds * 1000 + BOUND_SLACK_MS;
+  for (const [name, down] of [['http', await silentHttp], ['tcp', await silentTcp]] as const) {
+    const after = down.at - silencedAt;
+    t.log(`${name} check: down ${after} ms after the VM went silent (bound ${silentBound} ms): ${down.reason}`);
+    t.true(after <= silentBound, `${name}: ${after} ms`);
+    t.regex(down.reason!, /^timeout/);
+  }
+
   // health$ carried exactly the transitions, in order, per backend
   const of = (lb: string) => seen.filter((h) => h.loadBalancer === lb).map((h) => h.state);
-  t.deepEqual(of('web-http'), ['up', 'down', 'up']);
-  t.deepEqual(of('web-tcp'), ['up', 'down', 'up']);
+  t.deepEqual(of('web-http'), ['up', 'down', 'up', 'down']);
+  t.deepEqual(of('web-tcp'), ['up', 'down', 'up', 'down']);
   t.deepEqual(of('broken'), ['down']);
-  t.deepEqual(board.snapshot().map((h) => `${h.loadBalancer} ${h.state}`).sort(), ['broken down', 'web-http up', 'web-tcp up']);
+  t.deepEqual(board.snapshot().map((h) => `${h.loadBalancer} ${h.state}`).sort(), ['broken down', 'web-http down', 'web-tcp down']);
 });
