@@ -72,6 +72,9 @@ export class LbHealthApp implements ZonemeshApp {
   }
 
   private setTargets(ctx: AppContext, targets: ReturnType<typeof checkTargets>): void {
+    if (targets.length !== this.checker.backends) {
+      ctx.log.info({ backends: targets.length, unplugged: targets.filter((t) => t.ofport === undefined).length }, 'checking load-balancer backends');
+    }
     this.checker.setTargets(targets, Date.now());
     this.board.retain(new Set(targets.map((t) => t.key)));
     const flows = checkFlows(ctx, targets);

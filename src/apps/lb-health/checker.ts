@@ -56,7 +56,7 @@ export type Transmit = (dpid: bigint, ofport: number, frame: Buffer) => boolean;
  * MAX_PACKET_INS_PER_CHECK packets and reads at most MAX_RESPONSE_BYTES of an answer.
  */
 export class BackendChecker {
-  private readonly backends = new Map<string, BackendState>();
+  private readonly states = new Map<string, BackendState>();
   /** source port → backend key, for the checks in flight */
   private readonly inFlight = new Map<number, string>();
   private readonly upSwitches = new Set<bigint>();
@@ -69,6 +69,11 @@ export class BackendChecker {
     private readonly random: () => number = Math.random,
   ) {}
 
+  /** how many backends are checked */
+  get backends(): number {
+    return this.states.size;
+  }
+
   get checksInFlight(): number {
     return this.inFlight.size;
   }
@@ -79,19 +84,19 @@ export class BackendChecker {
    * checked at a random point of their interval, so that backends are not checked in step.
    */
   setTargets(targets: readonly CheckTarget[], now: number): void {
-    const before = new Map(this.backends);
-    this.backends.clear();
+    const before = new Map(this.states);
+    this.states.clear();
     for (const target of targets) {
       const old = before.get(target.key);
       if (old && sameTarget(old.target, target)) {
-        this.backends.set(target.key, { ...old, target });
+        this.states.set(target.key, { ...old, target });
         continue;
       }
       if (old?.probe) this.inFlight.delete(old.probe.srcPort);
       // a moved or re-checked backend keeps its state until the new checks decide otherwise
-      this.backends.set(target.key, { target, health: old?.health, successes: 0, failures: 0, lastReason: undefined, nextAt: now + this.random() * intervalMs(target), probe: undefined });
+      this.states.set(target.key, { target, health: old?.health, successes: 0, failures: 0, lastReason: undefined, nextAt: now + this.random() * intervalMs(target), probe: undefined });
     }
-    for (const [key, old] of before) if (!this.backends.has(key) && old.probe) this.inFlight.delete(old.probe.srcPort);
+    for (const [key, old] of before) if (!this.states.has(key) && old.probe) this.inFlight.delete(old.probe.srcPort);
   }
 
   switchUp(dpid: bigint): void {
@@ -106,7 +111,7 @@ export class BackendChecker {
   /** Times out the checks past their deadline and starts the due ones; returns the transitions. */
   tick(now: number, transmit: Transmit): BackendHealth[] {
     const transitions: BackendHealth[] = [];
-    for (const s of this.backends.values()) {
+    for (const s of this.states.values()) {
       if (s.probe && now >= s.probe.deadline) this.finish(s, { ok: false, reason: s.probe.phase === 'syn' ? 'timeout: no answer to SYN' : 'timeout: no HTTP status line' }, now, transitions);
       if (now < s.nextAt || this.inFlight.size >= MAX_CHECKS_IN_FLIGHT) continue;
       this.start(s, now, transmit, transitions);
@@ -120,7 +125,7 @@ export class BackendChecker {
     const tcp = findLayer(packet, 'tcp');
     if (!ip || !tcp) return 'not_tcp';
     const key = this.inFlight.get(tcp.dstPort);
-    const s = key === undefined ? undefined : this.backends.get(key);
+    const s = key === undefined ? undefined : this.states.get(key);
     const probe = s?.probe;
     if (!s || !probe) return 'no_check';
     const { target } = s;
