@@ -300,6 +300,15 @@ test('mastership and placement: an unsent check is no sample; a lost switch or a
   r.ok = false; // a slave: ctx.send refuses
   for (let now = 0; now < 10_000; now += 500) t.deepEqual(c.tick(now, r.transmit), []);
   t.is(c.checksInFlight, 0);
+  // mastership lost in the middle of an HTTP check: the request does not go, and the check is no sample either
+  const http = checker([targets[0]!]);
+  const r2 = recorder();
+  http.tick(0, r2.transmit);
+  r2.ok = false;
+  t.deepEqual(http.receive(0x11n, 5, answer(targets[0]!, r2, TcpFlag.SYN | TcpFlag.ACK), 1, r2.transmit), []);
+  t.is(http.checksInFlight, 0);
+  r2.ok = true;
+  t.is(http.receive(0x11n, 5, answer(targets[0]!, r2, TcpFlag.SYN | TcpFlag.ACK), 2, r2.transmit), 'no_check');
   r.ok = true;
   c.switchUp(0x12n);
   const unplugged: BackendHealth[] = [];

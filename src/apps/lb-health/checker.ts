@@ -154,9 +154,8 @@ export class BackendChecker {
       const request = Buffer.from(`GET ${target.check.path ?? '/'} HTTP/1.0\r\nHost: ${target.vmIp}\r\nUser-Agent: zonemesh-lb-health\r\n\r\n`, 'latin1');
       probe.phase = 'response';
       probe.ourNext = (tcp.ack + request.length) >>> 0;
-      if (!transmit(dpid, inPort, this.segment(target, probe, TcpFlag.ACK | TcpFlag.PSH, tcp.ack, probe.peerNext, request))) {
-        this.finish(s, { ok: false, reason: 'request not sent' }, now, transitions);
-      }
+      // not sent (mastership lost meanwhile, a full queue): the check is dropped, as one never sent
+      if (!transmit(dpid, inPort, this.segment(target, probe, TcpFlag.ACK | TcpFlag.PSH, tcp.ack, probe.peerNext, request))) this.drop(s);
       return transitions;
     }
     const data = findLayer(packet, 'raw')?.data ?? Buffer.alloc(0);
@@ -197,9 +196,14 @@ export class BackendChecker {
   }
 
   private finish(s: BackendState, outcome: CheckOutcome, now: number, transitions: BackendHealth[]): void {
+    this.drop(s);
+    this.count(s, outcome, now, transitions);
+  }
+
+  /** ends the check in flight without a sample */
+  private drop(s: BackendState): void {
     if (s.probe) this.inFlight.delete(s.probe.srcPort);
     s.probe = undefined;
-    this.count(s, outcome, now, transitions);
   }
 
   /** rise consecutive successes make a backend up, fall consecutive failures down */
