@@ -129,7 +129,7 @@ test('the SDK reaches no I/O module at run time (type-only imports are erased)',
 });
 
 /** Shipped apps written on the public SDK alone, as an app outside the repository would be. */
-const SDK_ONLY_APPS = ['dhcp-responder', 'north-south'];
+const SDK_ONLY_APPS = ['dhcp-responder', 'north-south', 'lb-health'];
 
 test('SDK-only apps import nothing but the SDK', (t) => {
   for (const app of SDK_ONLY_APPS) {

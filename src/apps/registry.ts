@@ -1,10 +1,11 @@
-import { TUNNEL_HEALTH, type Container } from '../sdk';
+import { BACKEND_HEALTH, TUNNEL_HEALTH, type Container } from '../sdk';
 import type { AppRegistry, RuntimeOptions } from '../runtime';
 import { ACL_APP_ID, AclApp } from './acl';
 import { ARP_RESPONDER_APP_ID, ArpResponderApp } from './arp-responder';
 import { DHCP_RESPONDER_APP_ID, DhcpResponderApp } from './dhcp-responder';
 import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-router';
 import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
+import { BackendHealthBoard, LB_HEALTH_APP_ID, LbHealthApp } from './lb-health';
 import { NORTH_SOUTH_APP_ID, NorthSouthApp } from './north-south';
 import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
 import { TUNNEL_MESH_APP_ID, TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
@@ -21,6 +22,7 @@ export const APP_REGISTRY: AppRegistry = {
   'dhcp-responder': DhcpResponderApp,
   'tunnel-monitor': TunnelMonitorApp,
   'north-south': NorthSouthApp,
+  'lb-health': LbHealthApp,
 };
 
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
@@ -28,6 +30,8 @@ export function bindAppServices(container: Container): void {
   container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
   // empty unless tunnel-monitor runs, so readers (metrics, pages) need not know whether it does
   container.bind(TUNNEL_HEALTH).to(TunnelHealthBoard);
+  // empty and inactive unless lb-health runs: readers then count every backend healthy
+  container.bind(BACKEND_HEALTH).to(BackendHealthBoard);
 }
 
 /** The built-in apps' ids: an app loaded from a module may not take one, even when that app is not running. */
@@ -41,6 +45,7 @@ export const BUILTIN_APP_IDS: ReadonlyMap<number, string> = new Map([
   [DHCP_RESPONDER_APP_ID, 'dhcp-responder'],
   [TUNNEL_MONITOR_APP_ID, 'tunnel-monitor'],
   [NORTH_SOUTH_APP_ID, 'north-south'],
+  [LB_HEALTH_APP_ID, 'lb-health'],
 ]);
 
 /** What a Runtime needs to run the built-in apps beside app modules: `Runtime.create({ config, ...BUILTIN_APPS })`. */

@@ -11,6 +11,7 @@ import { APP_MASK, APP_SHIFT, PIPELINE_APP_ID, makeCookie } from '../sdk/cookie'
 import type { CountedFlow, FlowCount } from '../sdk/counters';
 import type { Pipeline } from '../sdk/pipeline';
 import type { TunnelHealthSource, TunnelPairHealth } from '../sdk/tunnel-health';
+import type { BackendHealthSource } from '../sdk/backend-health';
 import type { DesiredState } from './desired-state';
 import { AppWiringError } from './errors';
 import type { Reconciler, SyncReport } from './reconciler';
@@ -35,6 +36,8 @@ export interface MetricsSources {
   readonly log: Logger;
   /** the tunnel monitor's measurements (TUNNEL_HEALTH), when the runtime has one */
   readonly tunnelHealth?: TunnelHealthSource;
+  /** the load-balancer backends' health (BACKEND_HEALTH), when the runtime has one */
+  readonly backendHealth?: BackendHealthSource;
 }
 
 export const DEFAULT_POLL_INTERVAL_MS = 15_000;
@@ -369,6 +372,21 @@ export class RuntimeMetrics {
       tunnelGauge('zonemesh_tunnel_up', 'Whether the tunnel between two hypervisors answers probes (1), or not (0: down).', (h) => (h.state === 'down' ? 0 : 1));
       tunnelGauge('zonemesh_tunnel_loss_ratio', "Probes lost over the monitor's sliding window, 0..1.", (h) => h.lossRatio);
       tunnelGauge('zonemesh_tunnel_rtt_seconds', "Mean probe round trip over the window: controller, from, to, from, controller.", (h) => (h.rttMs === undefined ? undefined : h.rttMs / 1000));
+    }
+
+    // ---- load-balancer backends: the health checker's decided states, at scrape ----
+    const { backendHealth } = sources;
+    if (backendHealth) {
+      new Gauge({
+        name: 'zonemesh_lb_backend_up',
+        help: "Whether a load balancer's backend passes its health check (1) or fails it (0); absent until its first rise or fall decides.",
+        labelNames: ['vpc', 'load_balancer', 'port'],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const h of backendHealth.snapshot()) this.set({ vpc: h.vpc, load_balancer: h.loadBalancer, port: h.port }, h.state === 'up' ? 1 : 0);
+        },
+      });
     }
 
     // ---- what the apps count themselves: read at scrape ----

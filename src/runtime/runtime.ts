@@ -16,6 +16,7 @@ import { StoreModelAccess } from '../sdk/model';
 import { PacketIn } from '../sdk/packet-in';
 import { Pipeline } from '../sdk/pipeline';
 import { TUNNEL_HEALTH, type TunnelHealthSource } from '../sdk/tunnel-health';
+import { BACKEND_HEALTH, type BackendHealthSource } from '../sdk/backend-health';
 import { ModelPlacement, PORT_PLACEMENT, type PortPlacement } from '../sdk/placement';
 import { SwitchPortPlacement } from './placement';
 import { RuntimeAppContext, type ContextHost } from './context';
@@ -211,6 +212,7 @@ export class Runtime {
                 apps: this.apps,
                 log: this.log,
                 tunnelHealth: this.tunnelHealth(),
+                backendHealth: this.backendHealth(),
               },
               { ...options.metrics, pollIntervalMs: this.pollIntervalMs },
             );
@@ -351,11 +353,20 @@ export class Runtime {
 
   /** The tunnel monitor's health when an app binds it; a binding that fails to resolve leaves the page and metrics without it. */
   private tunnelHealth(): TunnelHealthSource | undefined {
-    if (!this.container.isBound(TUNNEL_HEALTH)) return undefined;
+    return this.boundSource<TunnelHealthSource>(TUNNEL_HEALTH, 'no tunnel health to show: the page shows every tunnel as unknown');
+  }
+
+  /** The load-balancer backends' health when an app binds it, for the metrics. */
+  private backendHealth(): BackendHealthSource | undefined {
+    return this.boundSource<BackendHealthSource>(BACKEND_HEALTH, 'no backend health to show in the metrics');
+  }
+
+  private boundSource<T>(token: symbol, unresolved: string): T | undefined {
+    if (!this.container.isBound(token)) return undefined;
     try {
-      return this.container.get<TunnelHealthSource>(TUNNEL_HEALTH);
+      return this.container.get<T>(token);
     } catch (e) {
-      this.log.info({ reason: (e as Error).message }, 'no tunnel health to show: the page shows every tunnel as unknown');
+      this.log.info({ reason: (e as Error).message }, unresolved);
       return undefined;
     }
   }

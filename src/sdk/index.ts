@@ -38,6 +38,7 @@ export * from '../packet';
 
 // the network model apps compile from, and its IPv4 arithmetic (addresses as 32-bit numbers)
 export type { AclRule, ExternalGateway, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, SnatAddress, Subnet, Vpc, VpcEgress, VmPort, Zone } from '../model/types';
+export type { HealthCheck, LoadBalancer, LoadBalancerBackend } from '../model/types';
 export { EMPTY_MODEL } from '../model/types';
 export { TUNNEL_OFPORT } from '../model/derived';
 export type { ModelStore } from '../model/store';

@@ -12,7 +12,7 @@ import { silentLogger } from '../../src/controller';
 import type { ModelStore, NetworkModel } from '../../src/model';
 import { OFP_NO_BUFFER, OFPET, type PacketIn } from '../../src/openflow';
 import { MAX_UNMODELLED_PORTS, MetricsServerError, Runtime, validateRunConfig, type RunConfig } from '../../src/runtime';
-import { BootpOp, BROADCAST_MAC, buildDhcp, buildPacket, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpMessageType, makeCookie } from '../../src/sdk';
+import { BACKEND_HEALTH, BootpOp, BROADCAST_MAC, buildDhcp, buildPacket, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, DhcpMessageType, makeCookie, type BackendHealth, type BackendHealthSource } from '../../src/sdk';
 import { runConfig } from '../../src/cli/run';
 import { ACL_APP_ID } from '../../src/apps/acl/flows';
 import { twoZones, edit } from '../apps/helpers';
@@ -245,8 +245,37 @@ test("dhcp-responder's counts: replies by type and unanswered packets by reason,
   t.is(drop('dhcp_from_vm_server'), 90);
 });
 
+test("lb-health: each decided backend's state, and the packets no check took by reason", async (t) => {
+  const withCheck = edit(twoZones(), (doc) => {
+    doc.vpcs.find((v: { name: string }) => v.name === 'blue').loadBalancers = [
+      { name: 'web-lb', subnet: 'web', vip: '10.1.1.100', ports: [80], backends: [{ port: 'web1' }, { port: 'web2' }], healthCheck: { type: 'tcp', intervalSeconds: 3600, timeoutSeconds: 1 } },
+    ];
+  });
+  const { runtime, port, metricsPort } = await startOverlay(t, withCheck, {}, ['lb-health']);
+  const sw = await connect(t, runtime, port, new FakeSwitch({ dpid: HV1, ports: [fakePort(1, 'web1')] }));
+  const board = runtime.container.get<BackendHealthSource & { publish(h: BackendHealth): void }>(BACKEND_HEALTH);
+  t.deepEqual(samples(await scrape(metricsPort), 'zonemesh_lb_backend_up'), [], 'nothing decided yet');
+  board.publish({ vpc: 'blue', loadBalancer: 'web-lb', port: 'web1', state: 'up', reason: undefined, at: 1 });
+  board.publish({ vpc: 'blue', loadBalancer: 'web-lb', port: 'web2', state: 'down', reason: 'refused: RST to SYN', at: 2 });
+  const text = await scrape(metricsPort);
+  t.is(sampleValue(text, 'zonemesh_lb_backend_up', { vpc: 'blue', load_balancer: 'web-lb', port: 'web1' }), 1);
+  t.is(sampleValue(text, 'zonemesh_lb_backend_up', { vpc: 'blue', load_balancer: 'web-lb', port: 'web2' }), 0);
+
+  // a VM's segment to a check port while no check is in flight (the interval is an hour)
+  const web1 = withCheck.ports.find((p) => p.name === 'web1')!;
+  const blueWeb = withCheck.subnets.find((s) => s.vpc === 'blue' && s.name === 'web')!;
+  const frame = buildPacket([
+    { type: 'ethernet', dst: blueWeb.routerMac, src: web1.mac },
+    { type: 'ipv4', src: web1.ip, dst: blueWeb.gateway },
+    { type: 'tcp', srcPort: 80, dstPort: 0xc001, flags: 0x12 },
+  ]);
+  sw.send({ ...packetIn(), totalLen: frame.length, tableId: tableId(runtime, 'lb-health.answers'), data: frame });
+  const counted = await waitFor('the ignored packet counted', () => scrape(metricsPort), (x) => samples(x, 'zonemesh_lb_health_packet_ins_ignored_total').length === 1);
+  t.is(sampleValue(counted, 'zonemesh_lb_health_packet_ins_ignored_total', { ...hv1, reason: 'no_check' }), 1);
+});
+
 test('every metric the Grafana dashboard queries is in the exposition', async (t) => {
-  const { runtime, port, metricsPort } = await startOverlay(t, twoZones(), {}, WITH_DHCP);
+  const { runtime, port, metricsPort } = await startOverlay(t, twoZones(), {}, [...WITH_DHCP, 'lb-health']);
   await connect(t, runtime, port, new FakeSwitch({ dpid: HV1, ports: [fakePort(1, 'web1')] }));
   await poll(runtime, HV1);
   const declared = declaredNames(await scrape(metricsPort));

@@ -1,0 +1,4 @@
+export * from './app';
+export * from './board';
+export * from './checker';
+export * from './targets';
