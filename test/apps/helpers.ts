@@ -67,16 +67,14 @@ export function viewOf(model: NetworkModel, placement = placeAll(model), previou
   return buildOverlayView(model, placement, previous);
 }
 
-/**
- * The model made dual-stack: the i-th subnet of each VPC gets fd00:1:i+1::/64 with SLAAC (so VPCs
- * that share an IPv4 CIDR share the IPv6 prefix too), and each icmp rule an icmp6 twin after it.
- */
-export function dualStack(model: NetworkModel): NetworkModel {
+/** The model without IPv6: no subnet prefix, and no rule that names IPv6 (icmp6 or an IPv6 CIDR). */
+export function ipv4Only(model: NetworkModel): NetworkModel {
   return edit(model, (doc) => {
     for (const vpc of doc.vpcs) {
-      vpc.subnets.forEach((s: any, i: number) => (s.ipv6 = { prefix: `fd00:1:${i + 1}::/64`, slaac: true }));
-      vpc.acls = vpc.acls.flatMap((a: any) => (a.protocol === 'icmp' ? [a, { ...a, name: `${a.name}6`, protocol: 'icmp6' }] : [a]));
+      for (const s of vpc.subnets) delete s.ipv6;
+      vpc.acls = vpc.acls.filter((a: any) => a.protocol !== 'icmp6' && !a.remote?.cidr?.includes(':'));
     }
+    for (const p of doc.ports) delete p.ipv6;
   });
 }
 
