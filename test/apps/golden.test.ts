@@ -3,7 +3,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableMissFlows } from '../../src/sdk/flow';
 import { REPO_ROOT } from '../helpers/paths';
-import { COMPILERS, NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, flowText, ipv4Only, northSouth, ownersText, twoZones, viewOf } from './helpers';
+import { compileAcl } from '../../src/apps/acl';
+import { COMPILERS, NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, flowText, ipv4Only, northSouth, ownersText, twoZones, viewOf, withRemoteFamilyRules } from './helpers';
 
 /**
  * Every app's flows for the demo model (models/two-zones.yaml, dual-stack, ports numbered 1, 2, …
@@ -34,6 +35,13 @@ for (const [app, compile] of Object.entries(COMPILERS)) {
     t.is(actual, expected);
   });
 }
+
+test('acl: golden flows of rules without remote (both families) and with a CIDR of each family, on hv1', (t) => {
+  const hv1 = model.hypervisors.find((h) => h.name === 'hv1')!.datapathId;
+  const rules = compileAcl(PIPELINE, viewOf(withRemoteFamilyRules(model))).get('vpc:blue')!.get(hv1)!.filter((f) => f.priority > 59_997);
+  const { expected, actual } = golden('acl-remote-families', `${rules.map((f) => flowText(f)).join('\n')}\n`);
+  t.is(actual, expected);
+});
 
 test('north-south: golden flows for the north-south model', (t) => {
   const m = northSouth();

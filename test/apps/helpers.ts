@@ -78,6 +78,17 @@ export function ipv4Only(model: NetworkModel): NetworkModel {
   });
 }
 
+/**
+ * The two-zone demo with three ingress rules of db first: tcp 9000 from anywhere (no remote: both
+ * families of the dual-stack tier), 9100 from web's IPv4 CIDR, 9200 from web's IPv6 prefix.
+ */
+export function withRemoteFamilyRules(model: NetworkModel): NetworkModel {
+  return edit(model, (doc) => {
+    const rule = (name: string, ports: number, remote?: { cidr: string }) => ({ name, subnet: 'db', direction: 'ingress', action: 'allow', protocol: 'tcp', ports, ...(remote && { remote }) });
+    doc.vpcs[0].acls.unshift(rule('anyone-to-db-9000', 9000), rule('web-v4-to-db-9100', 9100, { cidr: '10.1.1.0/24' }), rule('web-v6-to-db-9200', 9200, { cidr: 'fd00:1:1::/64' }));
+  });
+}
+
 /** a model document edited and validated again */
 export function edit(model: NetworkModel, change: (doc: any) => void): NetworkModel {
   const doc = toDoc(model);

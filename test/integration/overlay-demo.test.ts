@@ -44,12 +44,19 @@ function namesIn(text: string, names: readonly string[]): string[] {
   return names.filter((n) => new RegExp(`(?<![\\w.:-])${n.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\w:-]|\\.\\w)`).test(text));
 }
 
-test('the demo ends "Verdict: PASS", every VM leased by DHCP, every check run on pairs of this model, none skipped', (t) => {
+test('the demo ends "Verdict: PASS", every VM leased by DHCP and configured by SLAAC, both matrices as the model says, every check run on pairs of this model, none skipped', (t) => {
   t.log(lines.join('\n'));
   t.truthy(demo);
   t.true(demo!.ok && demo!.matrixOk);
   t.true(demo!.dhcpOk, 'every VM got its model address, mask, router and MTU 1400 from dhclient');
   t.true(lines.includes(`  leases: all ${model.ports.length} as the model says (address, mask, router, MTU 1400)`));
+  t.deepEqual(demo!.ipv6, { slaacOk: true, matrixOk: true }, 'SLAAC and the IPv6 matrix as the model says');
+  t.true(lines.includes(`  SLAAC: all ${model.ports.length} as the model says (EUI-64 address in the subnet's /64, default route via the router's link-local address, MTU 1400)`));
+  const pairs = model.ports.length * (model.ports.length - 1);
+  t.deepEqual(
+    lines.filter((l) => / matrix: /.test(l)),
+    [`  IPv4 matrix: all ${pairs} pairs as the model says`, `  IPv6 matrix: all ${pairs} pairs as the model says`],
+  );
   t.deepEqual(
     demo!.verdicts.map((v) => v.status),
     ['pass', 'pass', 'pass', 'pass'],
