@@ -54,7 +54,7 @@ test('the demo ends "Verdict: PASS", every VM leased by DHCP and configured by S
   t.true(lines.includes(`  SLAAC: all ${model.ports.length} as the model says (EUI-64 address in the subnet's /64, default route via the router's link-local address, MTU 1400)`));
   const pairs = model.ports.length * (model.ports.length - 1);
   t.deepEqual(
-    lines.filter((l) => / matrix: /.test(l)),
+    lines.filter((l) => /^  IPv\d matrix: /.test(l)),
     [`  IPv4 matrix: all ${pairs} pairs as the model says`, `  IPv6 matrix: all ${pairs} pairs as the model says`],
   );
   t.deepEqual(
