@@ -7,7 +7,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { loadModelFile, type NetworkModel } from '../../src/model';
-import { demoDown, demoUp, pickOverlap, pickRoutedCrossZone, type DemoOptions, type DemoResult } from '../../scripts/overlay-demo';
+import { demoCheck, demoDown, demoUp, pickOverlap, pickRoutedCrossZone, type DemoOptions, type DemoResult } from '../../scripts/overlay-demo';
 import { MININET_PYTHON, THREE_ZONES_MODEL, TWO_ZONES_MODEL } from '../helpers/overlay';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
@@ -95,4 +95,13 @@ test('the commands the demo prints for exploring work on this model', async (t) 
     if (args.includes('ping')) t.regex(stdout, / 0% packet loss/, args.join(' '));
     else t.regex(stdout, /cookie=0x/, args.join(' '));
   }
+});
+
+test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices and the underlay again, PASS', async (t) => {
+  const out: string[] = [];
+  const again = await demoCheck({ ...opts, out: (line) => out.push(line) });
+  t.log(out.filter((l) => /SLAAC: |matrix: |Verdict/.test(l)).join('\n'));
+  t.true(again.ok, out.filter((l) => /MISMATCH|FAIL|differ/.test(l)).join('\n'));
+  t.deepEqual(again.ipv6, { slaacOk: true, matrixOk: true });
+  t.true(again.matrixOk);
 });
