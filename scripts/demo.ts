@@ -1,7 +1,8 @@
 /**
  * `npm run demo` (through scripts/demo.sh, which installs, builds and runs this as root):
  * the multi-zone VPC overlay of a model on real Open vSwitch, its VMs addressed by DHCP (dhclient)
- * from the controller's dhcp-responder.
+ * from the controller's dhcp-responder and, on dual-stack subnets, by SLAAC from its router
+ * advertisements.
  *
  *   node dist/scripts/demo.js [up] [--model FILE]   scenario up, controller up (left running), checks
  *   node dist/scripts/demo.js check                 the checks again, on the running demo
@@ -10,7 +11,8 @@
  * The scenario is mininet/zonemesh_net.py's (one netns with its own OVS per hypervisor), with its
  * default names (prefix zm, state /tmp/zm/zm; ZM_PREFIX and ZM_STATE change them) so that its
  * commands work without options. The demo itself is scripts/overlay-demo.ts.
- * Exit status: 0 when the ping matrix matches the model and no underlay check fails.
+ * Exit status: 0 when the leases, SLAAC and both ping matrices (IPv4, IPv6) match the model and no
+ * underlay check fails.
  */
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from '../test/helpers/paths';

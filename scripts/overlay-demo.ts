@@ -1,7 +1,9 @@
 /**
  * What `npm run demo` does (scripts/demo.ts is only its command line): bring a model's scenario
  * up, start the controller (the overlay apps and dhcp-responder), let every VM take its address by
- * DHCP (Debian's dhclient), check the overlay against the model, print what it found, tear down.
+ * DHCP (Debian's dhclient) and, on dual-stack subnets, its IPv6 address by SLAAC from our router
+ * advertisements, check the overlay against the model (IPv4 and IPv6 ping matrices, underlay),
+ * print what it found, tear down.
  *
  * Every pair a check probes is picked from the model in use, and every line printed is made from
  * that model: test/integration/overlay-demo.test.ts runs this same code on a second model
@@ -9,7 +11,7 @@
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { PORT_KEYS, cidrsOverlap, keyOf, loadModelFile, parseCidr, type NetworkModel, type VmPort } from '../src/model';
+import { PORT_KEYS, cidrsOverlap, ipv6CidrsOverlap, keyOf, loadModelFile, parseCidr, parseIpv6Cidr, type NetworkModel, type Subnet, type VmPort } from '../src/model';
 import {
   DHCP_OVERLAY_APPS,
   ZONEMESH_MAIN,
@@ -20,19 +22,24 @@ import {
   dhcpMismatches,
   directPathCheck,
   expectedPing,
+  hasIpv6,
   innerFlow,
   matrixMismatches,
   modelPort,
   overlayDown,
   overlayUp,
+  portIpv6Of,
   readHypervisorsJson,
+  settledPingMatrix,
+  slaacMismatches,
   startController,
-  waitFor,
   OverlayScenario,
   type DhcpRun,
+  type IpFamily,
   type OverlayState,
   type PingMatrix,
   type PingResult,
+  type SlaacRun,
 } from '../test/helpers/overlay';
 import { REPO_ROOT } from '../test/helpers/paths';
 import { freePort } from '../test/helpers/run';
@@ -54,7 +61,10 @@ export interface DemoResult {
   ok: boolean;
   /** every VM got the model's lease by DHCP (undefined: not run, as in `check`) */
   dhcpOk?: boolean;
+  /** the IPv4 ping matrix matches the model */
   matrixOk: boolean;
+  /** the VMs' SLAAC and the IPv6 ping matrix against the model (undefined: no subnet has IPv6) */
+  ipv6?: { slaacOk: boolean; matrixOk: boolean };
   verdicts: Verdict[];
 }
 
@@ -135,18 +145,36 @@ export function pickOverlap(model: NetworkModel): Picked<OverlapProbe> {
   return pick ? { pick } : { skipped: 'skipped: no pair of VPCs shares an address with an allowed path' };
 }
 
-/** 'VPCs a and b share 10.0.0.0/24; …', from the model's subnets, or that none overlap. */
-export function sharedAddressSpace(model: NetworkModel): string {
+/** A subnet's address space of one family, if it has one, and whether another one overlaps it. */
+const SPACES: Record<IpFamily, { of: (s: Subnet) => string | undefined; overlap: (a: string, b: string) => boolean }> = {
+  4: {
+    of: (s) => s.cidr,
+    overlap: (a, b) => {
+      const [x, y] = [parseCidr(a), parseCidr(b)];
+      return x !== undefined && y !== undefined && cidrsOverlap(x, y);
+    },
+  },
+  6: {
+    of: (s) => s.ipv6?.prefix,
+    overlap: (a, b) => {
+      const [x, y] = [parseIpv6Cidr(a), parseIpv6Cidr(b)];
+      return x !== undefined && y !== undefined && ipv6CidrsOverlap(x, y);
+    },
+  },
+};
+
+/** 'VPCs a and b share 10.0.0.0/24; …', from the model's subnets (IPv4 CIDRs or IPv6 prefixes), or that none overlap. */
+export function sharedAddressSpace(model: NetworkModel, family: IpFamily = 4): string {
+  const { of, overlap } = SPACES[family];
   const found: string[] = [];
   model.subnets.forEach((s, i) => {
     for (const t of model.subnets.slice(i + 1)) {
-      if (s.vpc === t.vpc) continue;
-      const [a, b] = [parseCidr(s.cidr), parseCidr(t.cidr)];
-      if (!a || !b || !cidrsOverlap(a, b)) continue;
-      found.push(s.cidr === t.cidr ? `VPCs ${s.vpc} and ${t.vpc} share ${s.cidr}` : `VPCs ${s.vpc} (${s.cidr}) and ${t.vpc} (${t.cidr}) overlap`);
+      const [a, b] = [of(s), of(t)];
+      if (s.vpc === t.vpc || a === undefined || b === undefined || !overlap(a, b)) continue;
+      found.push(a === b ? `VPCs ${s.vpc} and ${t.vpc} share ${a}` : `VPCs ${s.vpc} (${a}) and ${t.vpc} (${b}) overlap`);
     }
   });
-  return found.length > 0 ? found.join('; ') : 'no two VPCs share addresses';
+  return found.length > 0 ? found.join('; ') : `no two VPCs share IPv${family} addresses`;
 }
 
 // ---- output ----
@@ -163,13 +191,13 @@ class Printer {
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 
-/** Why the model expects this ping to reach or not. */
-function why(model: NetworkModel, r: PingResult): string {
+/** Why the model expects this ping (of `family`) to reach or not. */
+function why(model: NetworkModel, r: PingResult, family: IpFamily): string {
   if (r.target === 'self') return `${r.ip} is ${r.src}'s own address in VPC ${modelPort(model, r.src).vpc}`;
   const [a, b] = [modelPort(model, r.src), modelPort(model, r.target)];
   const alias = r.target !== r.dst ? `${r.ip} is ${r.target} in VPC ${a.vpc} (not ${r.dst}, VPC ${modelPort(model, r.dst).vpc}); ` : '';
   if (a.vpc !== b.vpc) return `${r.ip} is ${b.name}'s address in VPC ${b.vpc}; VPC ${a.vpc} has no such address, and VPCs never reach each other`;
-  const d = aclDecision(model, a, b, 'icmp');
+  const d = aclDecision(model, a, b, family === 4 ? 'icmp' : 'icmp6');
   if (d.by === 'rule') return `${alias}${a.subnet} -> ${b.subnet}: ACL ${d.rule.name} (${d.rule.direction} ${d.rule.action}, the first rule that matches)`;
   if (d.by === 'same-tier') return `${alias}same tier (${a.vpc}/${a.subnet}), no rule says otherwise`;
   return `${alias}${a.subnet} -> ${b.subnet}: no ACL rule lets ${a.subnet} ping ${b.subnet}`;
@@ -179,8 +207,9 @@ function printMatrix(p: Printer, model: NetworkModel, m: PingMatrix): boolean {
   const { say, bold, dim, green, red } = p;
   const ports = new Map(model.ports.map((x) => [x.name, x]));
   const where = (name: string) => `${ports.get(name)!.vpc}/${ports.get(name)!.subnet}@${ports.get(name)!.hypervisor}`;
-  say(bold(`Ping matrix: every VM pings every other VM's IP (${m.count} pings each, ${m.pairs.length} pairs, ${secs(m.elapsedMs)})`));
-  say(dim(`  expected from the model: VPC, tier, ACL rules (stateful, first match wins); ${sharedAddressSpace(model)}`));
+  const address = m.family === 4 ? 'IP' : 'IPv6 address';
+  say(bold(`IPv${m.family} ping matrix: every VM pings every other VM's ${address} (${m.count} pings each, ${m.pairs.length} pairs, ${secs(m.elapsedMs)})`));
+  say(dim(`  expected from the model: VPC, tier, ACL rules (stateful, first match wins); ${sharedAddressSpace(model, m.family)}`));
   const width = Math.max(...m.vms.map((v) => v.length)) + 2;
   const corner = 'src \\ dst';
   const first = Math.max(width, corner.length + 1);
@@ -190,7 +219,7 @@ function printMatrix(p: Printer, model: NetworkModel, m: PingMatrix): boolean {
     const row = m.vms.map((d) => {
       const r = cell.get(`${s}>${d}`);
       if (!r) return '·'.padStart(width);
-      const want = expectedPing(model, r);
+      const want = expectedPing(model, r, m.family);
       const text = `${r.target !== r.dst ? '~' : ''}${r.ok ? 'yes' : 'no'}`.padStart(width);
       return r.ok === want ? (r.ok ? green(text) : text) : red(`${text.slice(1)}!`);
     });
@@ -203,14 +232,14 @@ function printMatrix(p: Printer, model: NetworkModel, m: PingMatrix): boolean {
   const nameWidth = Math.max(...m.vms.map((v) => v.length));
   const ipWidth = Math.max(...m.pairs.map((r) => r.ip.length));
   for (const r of m.pairs) {
-    const want = expectedPing(model, r);
+    const want = expectedPing(model, r, m.family);
     const verdict = r.ok === want ? green('ok') : red('MISMATCH');
     const label = `${r.src} ${dim(where(r.src))}${' '.repeat(labelWidth - r.src.length - 1 - where(r.src).length)}`;
     const got = r.ok ? `reach ${r.received}/${r.sent}` : `blocked 0/${r.sent}`;
-    say(`  ${label} -> ${r.dst.padEnd(nameWidth)} ${r.ip.padEnd(ipWidth)} expected ${(want ? 'reach' : 'blocked').padEnd(7)} got ${got.padEnd(11)} ${verdict}  ${dim(why(model, r))}`);
+    say(`  ${label} -> ${r.dst.padEnd(nameWidth)} ${r.ip.padEnd(ipWidth)} expected ${(want ? 'reach' : 'blocked').padEnd(7)} got ${got.padEnd(11)} ${verdict}  ${dim(why(model, r, m.family))}`);
   }
   const bad = matrixMismatches(model, m);
-  say(bad.length === 0 ? green(`  matrix: all ${m.pairs.length} pairs as the model says`) : red(`  matrix: ${bad.length} pairs differ from the model:\n    ${bad.join('\n    ')}`));
+  say(bad.length === 0 ? green(`  IPv${m.family} matrix: all ${m.pairs.length} pairs as the model says`) : red(`  IPv${m.family} matrix: ${bad.length} pairs differ from the model:\n    ${bad.join('\n    ')}`));
   return bad.length === 0;
 }
 
@@ -229,6 +258,27 @@ function printLeases(p: Printer, model: NetworkModel, run: DhcpRun): boolean {
     say(`  ${where(x).padEnd(width)}  ${r.interface.inet ?? 'no address'} router ${r.lease?.router ?? '-'} MTU ${r.interface.mtu}${lease} ${dim(`(${secs(r.elapsedMs)})`)}  ${mark}`);
   }
   say(bad.length === 0 ? green(`  leases: all ${results.length} as the model says (address, mask, router, MTU 1400)`) : red(`  leases: ${bad.length} differ from the model:\n    ${bad.join('\n    ')}`));
+  return bad.length === 0;
+}
+
+/** Each dual-stack VM's IPv6 after SLAAC against the model; true when all match. */
+function printSlaac(p: Printer, model: NetworkModel, run: SlaacRun): boolean {
+  const { say, bold, dim, green, red } = p;
+  const ports = model.ports.filter((port) => portIpv6Of(model, port) !== undefined);
+  say(bold(`SLAAC: IPv6 enabled in all ${ports.length} dual-stack VMs at once, configured from the distributed router's advertisements (${secs(run.elapsedMs)})`));
+  const bad = slaacMismatches(model, run);
+  const where = (port: VmPort) => `${port.name} ${dim(`${port.vpc}/${port.subnet}@${port.hypervisor}`)}`;
+  const width = Math.max(...ports.map((port) => where(port).length));
+  for (const port of ports) {
+    const r = run.vms[port.name];
+    const mark = bad.some((b) => b.startsWith(`${port.name}:`)) ? red('MISMATCH') : green('ok');
+    say(`  ${where(port).padEnd(width)}  ${r?.inet6.join(', ') || 'no address'} default via ${r?.defaultVia ?? '-'} MTU ${r?.mtu ?? '-'}  ${mark}`);
+  }
+  say(
+    bad.length === 0
+      ? green(`  SLAAC: all ${ports.length} as the model says (EUI-64 address in the subnet's /64, default route via the router's link-local address, MTU 1400)`)
+      : red(`  SLAAC: ${bad.length} differ from the model:\n    ${bad.join('\n    ')}`),
+  );
   return bad.length === 0;
 }
 
@@ -335,25 +385,40 @@ export async function underlayChecks(scenario: OverlayScenario, model: NetworkMo
   return [await routedCrossZoneCheck(scenario, model, state), ...(await matrixInTunnelsChecks(scenario, model, state)), await vpcsApartCheck(scenario, model, state)];
 }
 
-/** The ping matrix (once it matches, or after 20 s), then the underlay checks; prints both and the verdict (with the leases' outcome, when given). */
+/**
+ * The IPv4 ping matrix (once it matches, or after 20 s); on a dual-stack model SLAAC in the VMs and
+ * the IPv6 matrix likewise; then the underlay checks. Prints them all and the verdict (with the
+ * leases' outcome, when given).
+ */
 export async function runChecks(scenario: OverlayScenario, model: NetworkModel, opts: DemoOptions, dhcpOk?: boolean): Promise<DemoResult> {
   const p = new Printer(opts);
-  const m = await waitFor('the ping matrix matches the model', () => scenario.pingMatrix({ count: 3 }), (x) => matrixMismatches(model, x).length === 0, {
-    timeoutMs: 20_000,
-    intervalMs: 1000,
-  }).catch(() => scenario.pingMatrix({ count: 3 }));
   p.say();
-  const matrixOk = printMatrix(p, model, m);
+  const matrixOk = printMatrix(p, model, await settledPingMatrix(scenario, model, { family: 4 }));
+  let ipv6: DemoResult['ipv6'];
+  if (hasIpv6(model)) {
+    p.say();
+    const slaacOk = printSlaac(p, model, await scenario.slaac());
+    p.say();
+    ipv6 = { slaacOk, matrixOk: printMatrix(p, model, await settledPingMatrix(scenario, model, { family: 6 })) };
+  }
   p.say();
   const verdicts = await underlayChecks(scenario, model);
   printVerdicts(p, verdicts);
   p.say();
   const underlayOk = verdicts.every((v) => v.status !== 'fail');
-  const ok = dhcpOk !== false && matrixOk && underlayOk;
+  const ok = dhcpOk !== false && matrixOk && ipv6?.slaacOk !== false && ipv6?.matrixOk !== false && underlayOk;
   const skipped = verdicts.filter((v) => v.status === 'skip').length;
-  const failed = [dhcpOk === false && 'DHCP leases', !matrixOk && 'ping matrix', !underlayOk && 'underlay check'].filter(Boolean).join(' and ');
+  const failed = [
+    dhcpOk === false && 'DHCP leases',
+    !matrixOk && 'IPv4 ping matrix',
+    ipv6?.slaacOk === false && 'SLAAC',
+    ipv6?.matrixOk === false && 'IPv6 ping matrix',
+    !underlayOk && 'underlay check',
+  ]
+    .filter(Boolean)
+    .join(' and ');
   p.say(ok ? p.green(p.bold(`Verdict: PASS — the overlay does what the model says${skipped ? ` (${skipped} checks skipped: the model has no pair for them)` : ''}`)) : p.red(p.bold(`Verdict: FAIL — ${failed}`)));
-  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, verdicts };
+  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, ...(ipv6 && { ipv6 }), verdicts };
 }
 
 // ---- the demo's controller and scenario ----
@@ -429,13 +494,13 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   const model = loadModelFile(modelFile);
   const zones = new Set(model.hypervisors.map((h) => h.zone));
   say(bold(`zonemesh demo: ${relative(process.cwd(), modelFile) || modelFile}`));
-  const vpcs = model.vpcs.map((v) => `${v.name} (${model.subnets.filter((s) => s.vpc === v.name).map((s) => `${s.name} ${s.cidr}`).join(', ')})`);
+  const vpcs = model.vpcs.map((v) => `${v.name} (${model.subnets.filter((s) => s.vpc === v.name).map((s) => `${s.name} ${s.cidr}${s.ipv6 ? ` ${s.ipv6.prefix}` : ''}`).join(', ')})`);
   say(`  ${zones.size} zones, ${model.hypervisors.length} hypervisors, ${model.vpcs.length} VPCs: ${vpcs.join(', ')}; ${model.ports.length} VMs`);
   const stopped = await stopController(opts);
   if (stopped) say(dim(`  stopped the previous demo's controller (pid ${stopped})`));
   const t0 = Date.now();
   const scenario = await overlayUp(modelFile, { stateDir: opts.stateDir, prefix: opts.prefix, addressing: 'dhcp' });
-  say(`  scenario up in ${secs(Date.now() - t0)}: one network namespace per hypervisor (${opts.prefix}h-*) with its own ovsdb-server and ovs-vswitchd, VMs in ${opts.prefix}v-* (no address yet: DHCP), underlay router ${opts.prefix}ul; state ${opts.stateDir}`);
+  say(`  scenario up in ${secs(Date.now() - t0)}: one network namespace per hypervisor (${opts.prefix}h-*) with its own ovsdb-server and ovs-vswitchd, VMs in ${opts.prefix}v-* (no address yet: DHCP, and SLAAC on dual-stack subnets), underlay router ${opts.prefix}ul; state ${opts.stateDir}`);
   const t1 = Date.now();
   const ctl = await startController(modelFile, scenario.hypervisorsJson, {
     dir: controllerDir(opts),

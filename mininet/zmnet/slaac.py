@@ -31,9 +31,15 @@ def _state(vm: dict) -> dict:
     }
 
 
+def _ipv6_enabled(vm: dict) -> bool:
+    flag = sysutil.run(sysutil.nsexec(vm['netns'], ['cat', f'/proc/sys/net/ipv6/conf/{vm["iface"]}/disable_ipv6']), check=False).stdout
+    return flag.strip() == '0'
+
+
 def enable(layout: dict, names: Optional[List[str]] = None, timeout: float = 15.0) -> dict:
     """Enables IPv6 (accept_ra, autoconf, EUI-64 addresses) in the VMs of dual-stack subnets (all by
-    default) and waits up to `timeout` s until each has the model's address and a default route."""
+    default) and waits up to `timeout` s until each has the model's address and a default route.
+    A VM whose IPv6 is on already is only checked: setting the MTU again would undo the RA's."""
     vms = layout['vms']
     unknown = [n for n in names or [] if n not in vms]
     if unknown:
@@ -41,6 +47,8 @@ def enable(layout: dict, names: Optional[List[str]] = None, timeout: float = 15.
     chosen = {n: vms[n] for n in (names or vms) if vms[n].get('ip6')}
     t0 = time.monotonic()
     for vm in chosen.values():
+        if _ipv6_enabled(vm):
+            continue
         i = vm['iface']
         sysutil.run(sysutil.nsexec(vm['netns'], [
             'sysctl', '-qw', f'net.ipv6.conf.{i}.accept_ra=1', f'net.ipv6.conf.{i}.autoconf=1',

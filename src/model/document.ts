@@ -22,7 +22,7 @@ export interface AclDoc {
   action: AclRule['action'];
   protocol: AclRule['protocol'];
   ports?: number | string;
-  remote: AclRule['remote'];
+  remote?: AclRule['remote'];
 }
 export type EgressDoc = Omit<VpcEgress, 'vpc'>;
 export interface VpcDoc {
@@ -74,7 +74,7 @@ export function aclDoc(a: AclRule): AclDoc {
     action: a.action,
     protocol: a.protocol,
     ...(a.ports === undefined ? {} : { ports: a.ports.from === a.ports.to ? a.ports.from : `${a.ports.from}-${a.ports.to}` }),
-    remote: a.remote,
+    ...(a.remote === undefined ? {} : { remote: a.remote }),
   };
 }
 

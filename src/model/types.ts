@@ -99,8 +99,11 @@ export interface AclRule {
   protocol: AclProtocol;
   /** inclusive destination port range for tcp/udp */
   ports?: { from: number; to: number };
-  /** the other side: another tier of the VPC or a CIDR (IPv4 or IPv6) */
-  remote: { subnet: string } | { cidr: string };
+  /**
+   * the other side: another tier of the VPC or a CIDR (IPv4 or IPv6, and the rule guards that
+   * family only); absent: any address, of both families where the rule's tier is dual-stack
+   */
+  remote?: { subnet: string } | { cidr: string };
 }
 
 /** A gateway hypervisor's own address on its zone's external segment (its BGP session's source). */

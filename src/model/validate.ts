@@ -419,7 +419,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
       if (ports && protocol !== 'tcp' && protocol !== 'udp') c.problem(`${ap}.ports`, `ports need protocol tcp or udp, not ${protocol}`);
       const remoteValue = a.remote;
       const remoteDoc = remoteValue && typeof remoteValue === 'object' && !Array.isArray(remoteValue) ? c.track(remoteValue as Obj, `${ap}.remote`) : undefined;
-      let remote: AclRule['remote'] = { cidr: '0.0.0.0/0' };
+      let remote: AclRule['remote'];
       if (remoteValue !== undefined) {
         if (remoteDoc === undefined || ('subnet' in remoteDoc) === ('cidr' in remoteDoc)) {
           c.problem(`${ap}.remote`, 'must be { subnet: NAME } or { cidr: A.B.C.D/N }');
@@ -443,7 +443,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
         action: c.oneOf(a, 'action', ap, ['allow', 'deny'] as const),
         protocol,
         ...(ports ? { ports } : {}),
-        remote,
+        ...(remote === undefined ? {} : { remote }),
       });
     });
     const lbs = c.list(v, 'loadBalancers', `${p}.`, false).map((o, j) => ({ lb: loadBalancer(c, o, `${p}.loadBalancers[${j}]`, vpc, mine.map((m) => m.s)), path: `${p}.loadBalancers[${j}]` }));

@@ -3,11 +3,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tableMissFlows } from '../../src/sdk/flow';
 import { REPO_ROOT } from '../helpers/paths';
-import { COMPILERS, NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, dualStack, flowText, northSouth, ownersText, twoZones, viewOf } from './helpers';
+import { compileAcl } from '../../src/apps/acl';
+import { COMPILERS, NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, flowText, ipv4Only, northSouth, ownersText, twoZones, viewOf, withRemoteFamilyRules } from './helpers';
 
 /**
- * Every app's flows for the demo model (models/two-zones.yaml, ports numbered 1, 2, … per
- * hypervisor), and for the same made dual-stack (`dualStack`, files `APP-dual-stack.txt`), as
+ * Every app's flows for the demo model (models/two-zones.yaml, dual-stack, ports numbered 1, 2, …
+ * per hypervisor), and for the same without IPv6 (`ipv4Only`, files `APP-ipv4-only.txt`), as
  * dump-flows text with table names, one block per owner and switch. A change shows
  * up as a readable diff; after reviewing it, `UPDATE_GOLDEN=1 npx ava dist/test/apps/golden.test.js`.
  */
@@ -21,7 +22,7 @@ function golden(name: string, actual: string): { expected: string; actual: strin
 
 const model = twoZones();
 const view = viewOf(model);
-const dualStackView = viewOf(dualStack(model));
+const ipv4OnlyView = viewOf(ipv4Only(model));
 const hvName = (dpid: bigint) => model.hypervisors.find((h) => h.datapathId === dpid)!.name;
 
 for (const [app, compile] of Object.entries(COMPILERS)) {
@@ -29,11 +30,18 @@ for (const [app, compile] of Object.entries(COMPILERS)) {
     const { expected, actual } = golden(app, ownersText(compile(PIPELINE, view), hvName));
     t.is(actual, expected);
   });
-  test(`${app}: golden flows for the two-zone demo made dual-stack`, (t) => {
-    const { expected, actual } = golden(`${app}-dual-stack`, ownersText(compile(PIPELINE, dualStackView), hvName));
+  test(`${app}: golden flows for the two-zone demo without IPv6`, (t) => {
+    const { expected, actual } = golden(`${app}-ipv4-only`, ownersText(compile(PIPELINE, ipv4OnlyView), hvName));
     t.is(actual, expected);
   });
 }
+
+test('acl: golden flows of rules without remote (both families) and with a CIDR of each family, on hv1', (t) => {
+  const hv1 = model.hypervisors.find((h) => h.name === 'hv1')!.datapathId;
+  const rules = compileAcl(PIPELINE, viewOf(withRemoteFamilyRules(model))).get('vpc:blue')!.get(hv1)!.filter((f) => f.priority > 59_997);
+  const { expected, actual } = golden('acl-remote-families', `${rules.map((f) => flowText(f)).join('\n')}\n`);
+  t.is(actual, expected);
+});
 
 test('north-south: golden flows for the north-south model', (t) => {
   const m = northSouth();

@@ -67,16 +67,25 @@ export function viewOf(model: NetworkModel, placement = placeAll(model), previou
   return buildOverlayView(model, placement, previous);
 }
 
-/**
- * The model made dual-stack: the i-th subnet of each VPC gets fd00:1:i+1::/64 with SLAAC (so VPCs
- * that share an IPv4 CIDR share the IPv6 prefix too), and each icmp rule an icmp6 twin after it.
- */
-export function dualStack(model: NetworkModel): NetworkModel {
+/** The model without IPv6: no subnet prefix, and no rule that names IPv6 (icmp6 or an IPv6 CIDR). */
+export function ipv4Only(model: NetworkModel): NetworkModel {
   return edit(model, (doc) => {
     for (const vpc of doc.vpcs) {
-      vpc.subnets.forEach((s: any, i: number) => (s.ipv6 = { prefix: `fd00:1:${i + 1}::/64`, slaac: true }));
-      vpc.acls = vpc.acls.flatMap((a: any) => (a.protocol === 'icmp' ? [a, { ...a, name: `${a.name}6`, protocol: 'icmp6' }] : [a]));
+      for (const s of vpc.subnets) delete s.ipv6;
+      vpc.acls = vpc.acls.filter((a: any) => a.protocol !== 'icmp6' && !a.remote?.cidr?.includes(':'));
     }
+    for (const p of doc.ports) delete p.ipv6;
+  });
+}
+
+/**
+ * The two-zone demo with three ingress rules of db first: tcp 9000 from anywhere (no remote: both
+ * families of the dual-stack tier), 9100 from web's IPv4 CIDR, 9200 from web's IPv6 prefix.
+ */
+export function withRemoteFamilyRules(model: NetworkModel): NetworkModel {
+  return edit(model, (doc) => {
+    const rule = (name: string, ports: number, remote?: { cidr: string }) => ({ name, subnet: 'db', direction: 'ingress', action: 'allow', protocol: 'tcp', ports, ...(remote && { remote }) });
+    doc.vpcs[0].acls.unshift(rule('anyone-to-db-9000', 9000), rule('web-v4-to-db-9100', 9100, { cidr: '10.1.1.0/24' }), rule('web-v6-to-db-9200', 9200, { cidr: 'fd00:1:1::/64' }));
   });
 }
 

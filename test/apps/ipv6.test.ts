@@ -2,18 +2,16 @@ import test from 'ava';
 import { linkLocalAddress, routerLinkLocal } from '../../src/model';
 import { OFPP } from '../../src/openflow';
 import type { SimPacket } from '../../src/sdk/sim';
-import { type Delivery, Fabric, dualStack, edit, twoZones, viewOf } from './helpers';
+import { type Delivery, Fabric, edit, ipv4Only, twoZones, viewOf } from './helpers';
 
 /**
  * IPv6 through the whole overlay (FlowTableSim per hypervisor, tunnels between them): the demo's two
- * zones made dual-stack (blue web/app/db fd00:1:1..3::/64, red web fd00:1:1::/64 too), plus web3
- * beside web1 on hv1.
+ * dual-stack zones (blue web/app/db fd00:1:1..3::/64, red web fd00:1:1::/64 too), plus web3 beside
+ * web1 on hv1.
  */
-const model = dualStack(
-  edit(twoZones(), (doc) => {
-    doc.ports.push({ name: 'web3', vpc: 'blue', subnet: 'web', mac: '02:00:00:01:01:0d', ip: '10.1.1.13', hypervisor: 'hv1' });
-  }),
-);
+const model = edit(twoZones(), (doc) => {
+  doc.ports.push({ name: 'web3', vpc: 'blue', subnet: 'web', mac: '02:00:00:01:01:0d', ip: '10.1.1.13', hypervisor: 'hv1' });
+});
 const fabric = () => new Fabric(viewOf(model));
 const where = (ds: Delivery[]) => ds.map((d) => `${d.hv}:${d.port}`);
 const ICMP6 = { eth_type: 0x86dd, ip_proto: 58 } as const;
@@ -133,7 +131,7 @@ test('an RS goes up to the controller from l3.gateway and nowhere else; IPv4-onl
   t.deepEqual(where(f.send('web1', rs)), [`hv1:${OFPP.CONTROLLER}`]);
   t.deepEqual(where(f.send('web1', { ...rs, ipv6_src: '::' })), [`hv1:${OFPP.CONTROLLER}`], 'before it has a link-local address');
   t.deepEqual(f.tunnelled, []);
-  const v4 = new Fabric(viewOf(twoZones()));
+  const v4 = new Fabric(viewOf(ipv4Only(twoZones())));
   t.deepEqual(where(v4.send('web1', rs)), [], 'spoofguard drops IPv6 of an IPv4-only port');
 });
 

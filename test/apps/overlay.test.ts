@@ -10,6 +10,7 @@ import {
   FLOOD_KEYS,
   type KeyRange,
   type Keyed,
+  MAC_RE,
   ModelValidationError,
   PORT_KEYS,
   TUNNEL_OFPORT,
@@ -138,8 +139,10 @@ test('views are interned: re-reading an unchanged model gives the very same view
 
 /** a different value of the same kind, for any field of the model */
 function changed(value: unknown): unknown {
-  if (typeof value === 'string') return `${value}x`;
+  // a MAC stays one (ports derive their IPv6 address from it)
+  if (typeof value === 'string') return MAC_RE.test(value) ? value.replace(/.$/, (d) => (d === '0' ? '1' : '0')) : `${value}x`;
   if (typeof value === 'number') return value + 1;
+  if (typeof value === 'boolean') return !value;
   if (typeof value === 'bigint') return value + 1n;
   if (value && typeof value === 'object') return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, changed(v)]));
   throw new Error(`no change for ${String(value)}`);

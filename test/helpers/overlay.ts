@@ -9,7 +9,22 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { EGRESS_KEY_OPTION } from '../../src/apps/tunnel-mesh/geneve-option';
-import { PORT_KEYS, cidrContains, keyOf, parseCidr, parseIpv4, type AclRule, type NetworkModel, type VmPort } from '../../src/model';
+import {
+  PORT_KEYS,
+  cidrContains,
+  ipv6CidrContains,
+  keyOf,
+  parseCidr,
+  parseIpv4,
+  parseIpv6Address,
+  parseIpv6Cidr,
+  portIpv6,
+  routerLinkLocal,
+  type AclRule,
+  type NetworkModel,
+  type Subnet,
+  type VmPort,
+} from '../../src/model';
 import { findLayer, tryParsePacket, type Layer, type ParsedPacket } from '../../src/packet';
 import { OVERLAY_MTU, subnetInfo } from '../../src/sdk';
 import { queryControl, type HttpSettings, type MetricsSettings, type SwitchFlows } from '../../src/runtime';
@@ -617,14 +632,17 @@ export async function startController(modelFile: string, hypervisorsJson: string
 /** icmp6 stands for IPv6 traffic: the oracle models IPv6 pings only */
 export type Proto = 'icmp' | 'icmp6' | 'tcp' | 'udp';
 
-function remoteMatches(rule: AclRule, peer: VmPort, proto: Proto): boolean {
-  if ('subnet' in rule.remote) return rule.remote.subnet === peer.subnet;
+function remoteMatches(model: NetworkModel, rule: AclRule, peer: VmPort, proto: Proto): boolean {
+  const { remote } = rule;
+  if (remote === undefined) return true;
+  if ('subnet' in remote) return remote.subnet === peer.subnet;
+  // a CIDR names its family (docs/pipeline.md, acl.rules): it never matches the other one
   if (proto === 'icmp6') {
-    // a CIDR names its family (docs/pipeline.md, acl.rules): an IPv4 one never matches IPv6
-    if (rule.remote.cidr.includes(':')) throw new Error(`rule ${rule.name}: IPv6 CIDR remotes are not modelled by this oracle`);
-    return false;
+    const cidr = parseIpv6Cidr(remote.cidr);
+    const ip = parseIpv6Address(portIpv6Of(model, peer) ?? '');
+    return cidr !== undefined && ip !== undefined && ipv6CidrContains(cidr, ip);
   }
-  const cidr = parseCidr(rule.remote.cidr);
+  const cidr = parseCidr(remote.cidr);
   const ip = parseIpv4(peer.ip);
   return cidr !== undefined && ip !== undefined && cidrContains(cidr, ip);
 }
@@ -654,8 +672,8 @@ export function aclDecision(model: NetworkModel, src: VmPort, dst: VmPort, proto
       a.vpc === src.vpc &&
       protoMatches(a, proto, port) &&
       (a.direction === 'ingress'
-        ? a.subnet === dst.subnet && (a.port === undefined || a.port === dst.name) && remoteMatches(a, src, proto)
-        : a.subnet === src.subnet && (a.port === undefined || a.port === src.name) && remoteMatches(a, dst, proto)),
+        ? a.subnet === dst.subnet && (a.port === undefined || a.port === dst.name) && remoteMatches(model, a, src, proto)
+        : a.subnet === src.subnet && (a.port === undefined || a.port === src.name) && remoteMatches(model, a, dst, proto)),
   );
   if (rule) return { allowed: rule.action === 'allow', by: 'rule', rule };
   return src.subnet === dst.subnet ? { allowed: true, by: 'same-tier' } : { allowed: false, by: 'no-rule' };
@@ -671,6 +689,22 @@ export function modelPort(model: NetworkModel, name: string): VmPort {
   return p;
 }
 
+export function subnetOf(model: NetworkModel, port: VmPort): Subnet {
+  return model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!;
+}
+
+/** a port's IPv6 address in the model (given or EUI-64), undefined on an IPv4-only subnet */
+export function portIpv6Of(model: NetworkModel, port: VmPort): string | undefined {
+  return portIpv6(port, subnetOf(model, port));
+}
+
+/** a VM's IPv6 address in the model; throws when it has none */
+export function vmIpv6(model: NetworkModel, name: string): string {
+  const address = portIpv6Of(model, modelPort(model, name));
+  if (!address) throw new Error(`${name} has no IPv6 address in the model`);
+  return address;
+}
+
 /** A ping reaches `target` (the owner of the IP in the source's VPC); pinging oneself always works. */
 export function expectedPing(model: NetworkModel, r: PingResult, family: IpFamily = 4): boolean {
   return r.target === 'self' || allowed(model, modelPort(model, r.src), modelPort(model, r.target), family === 4 ? 'icmp' : 'icmp6');
@@ -683,6 +717,48 @@ export function matrixMismatches(model: NetworkModel, m: PingMatrix): string[] {
     .map((r) => `${r.src}->${r.dst}(${r.ip}${r.target !== r.dst ? ` = ${r.target}` : ''}): ${r.ok ? 'reachable' : 'unreachable'}, model says ${r.ok ? 'no' : 'yes'}`);
 }
 
+/**
+ * The ping matrix of one family once it matches the model (flows and neighbour state may still be
+ * settling), else the last one after `timeoutMs`: check it with matrixMismatches.
+ */
+export async function settledPingMatrix(scenario: OverlayScenario, model: NetworkModel, opts: { family?: IpFamily; count?: number; timeoutMs?: number } = {}): Promise<PingMatrix> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  for (;;) {
+    const m = await scenario.pingMatrix({ count: opts.count ?? 3, family: opts.family ?? 4 });
+    if (matrixMismatches(model, m).length === 0 || Date.now() > deadline) return m;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+}
+
+/** Whether any subnet of the model has an IPv6 prefix (its VMs then take SLAAC and answer ping6). */
+export function hasIpv6(model: NetworkModel): boolean {
+  return model.subnets.some((s) => s.ipv6 !== undefined);
+}
+
+// ---- SLAAC ----
+
+/**
+ * Every VM of a dual-stack subnet whose IPv6 after a SLAAC run is not what the model gives it,
+ * described: exactly its model address (EUI-64 or given) in the /64, a default route via its
+ * router's link-local address, the RA's MTU 1400.
+ */
+export function slaacMismatches(model: NetworkModel, run: SlaacRun): string[] {
+  return model.ports.flatMap((port) => {
+    const address = portIpv6Of(model, port);
+    if (address === undefined) return [];
+    const r = run.vms[port.name];
+    if (!r) return [`${port.name}: no SLAAC result`];
+    const router = routerLinkLocal(subnetOf(model, port));
+    const problems = [
+      r.inet6.join(',') !== `${address}/64` && `addresses ${r.inet6.join(', ') || 'none'}, the model says ${address}/64`,
+      r.tentative && 'address still tentative (DAD)',
+      r.defaultVia !== router && `default route via ${r.defaultVia ?? 'none'}, the router is ${router}`,
+      r.mtu !== OVERLAY_MTU && `MTU ${r.mtu}, expected ${OVERLAY_MTU}`,
+    ].filter((p): p is string => typeof p === 'string');
+    return problems.length ? [`${port.name}: ${problems.join('; ')}`] : [];
+  });
+}
+
 // ---- DHCP ----
 
 /**
@@ -692,7 +768,7 @@ export function matrixMismatches(model: NetworkModel, m: PingMatrix): string[] {
 export function dhcpMismatches(model: NetworkModel, run: DhcpRun): string[] {
   return Object.values(run.vms).flatMap((r) => {
     const port = modelPort(model, r.vm);
-    const subnet = subnetInfo(model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!);
+    const subnet = subnetInfo(subnetOf(model, port));
     const want = { inet: `${port.ip}/${subnet.prefix}`, mask: subnet.mask, router: subnet.gateway, mtu: OVERLAY_MTU };
     const got = { inet: r.interface.inet, mask: r.lease?.mask, router: r.lease?.router, defaultVia: r.interface.defaultVia, mtu: r.interface.mtu };
     const problems = [

@@ -279,7 +279,7 @@ test.serial("ACL rules: a VPC's ordered list, read and replaced whole with its r
   const blue = await call('GET', '/v1/vpcs/blue/acls', undefined, { token: null });
   t.is(blue.status, 200);
   t.is(blue.body.vpc, 'blue');
-  t.deepEqual(blue.body.rules.map((r: Json) => r.name), ['web-to-app-http', 'web-to-app-ping', 'app-to-db-sql', 'app-to-db-ping']);
+  t.deepEqual(blue.body.rules.map((r: Json) => r.name), ['web-to-app-http', 'web-to-app-ping', 'web-to-app-ping6', 'app-to-db-sql', 'app-to-db-ping', 'app-to-db-ping6']);
   const reordered = [...blue.body.rules].reverse();
   const put = await call('PUT', '/v1/vpcs/blue/acls', { rules: reordered, revision: blue.body.revision });
   t.is(put.status, 200, JSON.stringify(put.body));

@@ -7,7 +7,7 @@
 import test from 'ava';
 import { join } from 'node:path';
 import { loadModelFile, type NetworkModel } from '../../src/model';
-import { demoDown, demoUp, pickOverlap, pickRoutedCrossZone, type DemoOptions, type DemoResult } from '../../scripts/overlay-demo';
+import { demoCheck, demoDown, demoUp, pickOverlap, pickRoutedCrossZone, type DemoOptions, type DemoResult } from '../../scripts/overlay-demo';
 import { MININET_PYTHON, THREE_ZONES_MODEL, TWO_ZONES_MODEL } from '../helpers/overlay';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
@@ -44,12 +44,19 @@ function namesIn(text: string, names: readonly string[]): string[] {
   return names.filter((n) => new RegExp(`(?<![\\w.:-])${n.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}(?![\\w:-]|\\.\\w)`).test(text));
 }
 
-test('the demo ends "Verdict: PASS", every VM leased by DHCP, every check run on pairs of this model, none skipped', (t) => {
+test('the demo ends "Verdict: PASS", every VM leased by DHCP and configured by SLAAC, both matrices as the model says, every check run on pairs of this model, none skipped', (t) => {
   t.log(lines.join('\n'));
   t.truthy(demo);
   t.true(demo!.ok && demo!.matrixOk);
   t.true(demo!.dhcpOk, 'every VM got its model address, mask, router and MTU 1400 from dhclient');
   t.true(lines.includes(`  leases: all ${model.ports.length} as the model says (address, mask, router, MTU 1400)`));
+  t.deepEqual(demo!.ipv6, { slaacOk: true, matrixOk: true }, 'SLAAC and the IPv6 matrix as the model says');
+  t.true(lines.includes(`  SLAAC: all ${model.ports.length} as the model says (EUI-64 address in the subnet's /64, default route via the router's link-local address, MTU 1400)`));
+  const pairs = model.ports.length * (model.ports.length - 1);
+  t.deepEqual(
+    lines.filter((l) => /^  IPv\d matrix: /.test(l)),
+    [`  IPv4 matrix: all ${pairs} pairs as the model says`, `  IPv6 matrix: all ${pairs} pairs as the model says`],
+  );
   t.deepEqual(
     demo!.verdicts.map((v) => v.status),
     ['pass', 'pass', 'pass', 'pass'],
@@ -88,4 +95,13 @@ test('the commands the demo prints for exploring work on this model', async (t) 
     if (args.includes('ping')) t.regex(stdout, / 0% packet loss/, args.join(' '));
     else t.regex(stdout, /cookie=0x/, args.join(' '));
   }
+});
+
+test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices and the underlay again, PASS', async (t) => {
+  const out: string[] = [];
+  const again = await demoCheck({ ...opts, out: (line) => out.push(line) });
+  t.log(out.filter((l) => /SLAAC: |matrix: |Verdict/.test(l)).join('\n'));
+  t.true(again.ok, out.filter((l) => /MISMATCH|FAIL|differ/.test(l)).join('\n'));
+  t.deepEqual(again.ipv6, { slaacOk: true, matrixOk: true });
+  t.true(again.matrixOk);
 });

@@ -1,7 +1,7 @@
 /**
- * The overlay dual-stack on the Mininet scenario, real OVS across Geneve tunnels: a copy of
- * models/two-zones.yaml where every subnet has a SLAAC /64 (`dualStack`, test/apps/helpers.ts: red
- * reuses blue's prefixes, and every icmp rule gets its icmp6 twin). The VMs take their addresses
+ * The overlay dual-stack on the Mininet scenario, real OVS across Geneve tunnels, on the default
+ * model (models/two-zones.yaml: every subnet has a SLAAC /64, red reuses blue's prefixes, every
+ * icmp rule has its icmp6 twin). The VMs take their addresses
  * from the controller's router advertisements, the IPv6 ping matrix matches the model's ACLs, and
  * an underlay capture after the VMs' neighbour caches are flushed shows no neighbour discovery or
  * router discovery in any tunnel, routed IPv6 one hop less, straight between the hypervisors, and
@@ -10,13 +10,9 @@
  * One scenario for all assertions (test/integration/README.md: keep scenario runs few).
  */
 import test from 'ava';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { stringify } from 'yaml';
-import { loadModelFile, portIpv6, routerLinkLocal, type NetworkModel, type Subnet, type VmPort } from '../../src/model';
+import { loadModelFile } from '../../src/model';
 import { Icmpv6Type } from '../../src/packet';
-import { OVERLAY_MTU } from '../../src/sdk';
-import { dualStack, toDoc } from '../apps/helpers';
 import {
   TWO_ZONES_MODEL,
   allowed,
@@ -24,11 +20,10 @@ import {
   matrixMismatches,
   modelPort,
   overlayUp,
+  settledPingMatrix,
+  slaacMismatches,
   startController,
-  waitFor,
-  type IpFamily,
-  type OverlayScenario,
-  type PingMatrix,
+  vmIpv6,
   type TunnelFrame,
 } from '../helpers/overlay';
 import { TEST_STATE_DIR } from '../helpers/run';
@@ -38,26 +33,6 @@ const CONVERGE_MS = 30_000;
 /** Linux's default hop limit for unicast (net.ipv6.conf.*.hop_limit) */
 const LINUX_HOP_LIMIT = 64;
 const ND_AND_RD = new Set<number>([Icmpv6Type.ROUTER_SOLICITATION, Icmpv6Type.ROUTER_ADVERTISEMENT, Icmpv6Type.NEIGHBOR_SOLICITATION, Icmpv6Type.NEIGHBOR_ADVERTISEMENT]);
-
-function subnetOf(model: NetworkModel, port: VmPort): Subnet {
-  return model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!;
-}
-
-function ip6(model: NetworkModel, name: string): string {
-  const port = modelPort(model, name);
-  const address = portIpv6(port, subnetOf(model, port));
-  if (!address) throw new Error(`${name} has no IPv6 address in the model`);
-  return address;
-}
-
-function matches(scenario: OverlayScenario, model: NetworkModel, family: IpFamily): Promise<PingMatrix> {
-  return waitFor(
-    `the IPv${family} ping matrix matches the model`,
-    () => scenario.pingMatrix({ count: 3, family }),
-    (m) => matrixMismatches(model, m).length === 0,
-    { timeoutMs: CONVERGE_MS, intervalMs: 1000, describe: (m) => matrixMismatches(model, m).join('; ') },
-  );
-}
 
 /** the ICMPv6 type of a tunnelled frame's inner packet, if it has one */
 function icmp6Type(frame: TunnelFrame): number | undefined {
@@ -78,28 +53,22 @@ const describeFrame = (f: TunnelFrame) => {
 
 test('dual-stack overlay: SLAAC from our RAs, IPv6 matrix as the ACLs say, no ND in tunnels, routed once, VPCs apart', async (t) => {
   t.timeout(240_000);
-  const dir = join(TEST_STATE_DIR, 'overlay-ipv6');
-  mkdirSync(dir, { recursive: true });
-  const modelFile = join(dir, 'model.yaml');
-  writeFileSync(modelFile, stringify(toDoc(dualStack(loadModelFile(TWO_ZONES_MODEL)))));
-  const model = loadModelFile(modelFile);
+  const model = loadModelFile(TWO_ZONES_MODEL);
   const vms = model.ports.map((p) => p.name);
-  const scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: PREFIX });
+  const scenario = await overlayUp(TWO_ZONES_MODEL, { stateDir: join(TEST_STATE_DIR, 'overlay-ipv6'), prefix: PREFIX });
   try {
-    const controller = await startController(modelFile, scenario.hypervisorsJson);
+    const controller = await startController(TWO_ZONES_MODEL, scenario.hypervisorsJson);
     try {
-      await matches(scenario, model, 4);
+      t.deepEqual(matrixMismatches(model, await settledPingMatrix(scenario, model, { family: 4, timeoutMs: CONVERGE_MS })), [], 'the IPv4 matrix as the model says');
 
       // SLAAC: the model's EUI-64 address, the router's link-local as default route, the RA's MTU
       const slaac = await scenario.slaac();
-      const got = Object.fromEntries(vms.map((vm) => [vm, slaac.vms[vm] && { inet6: slaac.vms[vm]!.inet6, via: slaac.vms[vm]!.defaultVia, mtu: slaac.vms[vm]!.mtu }]));
-      const want = Object.fromEntries(
-        vms.map((vm) => [vm, { inet6: [`${ip6(model, vm)}/64`], via: routerLinkLocal(subnetOf(model, modelPort(model, vm))), mtu: OVERLAY_MTU }]),
-      );
-      t.deepEqual(got, want, 'every VM configured itself from our router advertisement');
+      t.deepEqual(slaacMismatches(model, slaac), [], 'every VM configured itself from our router advertisement');
+      t.is(Object.keys(slaac.vms).length, vms.length, 'every VM is dual-stack');
       t.log(`SLAAC: all ${vms.length} VMs in ${slaac.elapsedMs} ms`);
 
-      const matrix = await matches(scenario, model, 6);
+      const matrix = await settledPingMatrix(scenario, model, { family: 6, timeoutMs: CONVERGE_MS });
+      t.deepEqual(matrixMismatches(model, matrix), [], 'the IPv6 matrix as the model says');
       t.is(matrix.pairs.length, vms.length * (vms.length - 1), 'every ordered pair pinged over IPv6');
       const routedAllowed = matrix.pairs.filter((r) => r.ok && modelPort(model, r.src).subnet !== modelPort(model, r.dst).subnet);
       t.true(routedAllowed.length > 0, 'some routed IPv6 pairs are allowed (the icmp6 rules)');
@@ -114,14 +83,14 @@ test('dual-stack overlay: SLAAC from our RAs, IPv6 matrix as the ACLs say, no ND
       let replyHopLimits: number[] = [];
       try {
         await scenario.pingMatrix({ count: 2, family: 6 });
-        const out = await scenario.exec(routed.src, ['ping', '-6', '-n', '-c', '2', '-i', '0.2', '-W', '1', ip6(model, routed.dst)]);
+        const out = await scenario.exec(routed.src, ['ping', '-6', '-n', '-c', '2', '-i', '0.2', '-W', '1', vmIpv6(model, routed.dst)]);
         replyHopLimits = [...out.stdout.matchAll(/ttl=(\d+)/g)].map((m) => Number(m[1]));
       } finally {
         await capture.stop();
       }
       const frames = capture.tunnelFrames();
       // the flushed caches were filled again: by NAs that came from the local bridge, as no NS crossed a tunnel
-      const web1Neighbours = (await scenario.exec('web1', ['ip', '-6', 'neigh', 'show', ip6(model, 'web2')])).stdout;
+      const web1Neighbours = (await scenario.exec('web1', ['ip', '-6', 'neigh', 'show', vmIpv6(model, 'web2')])).stdout;
       t.regex(web1Neighbours, new RegExp(`lladdr ${modelPort(model, 'web2').mac}`), 'web1 resolved web2 (on another hypervisor) anew');
       t.log(`capture: ${frames.length} tunnel frames, ${frames.filter((f) => innerLayer(f, 'ipv6') !== undefined).length} of them IPv6`);
       t.true(frames.some((f) => innerLayer(f, 'ipv6') !== undefined), 'the capture saw IPv6 in the tunnels');
@@ -129,7 +98,7 @@ test('dual-stack overlay: SLAAC from our RAs, IPv6 matrix as the ACLs say, no ND
 
       // routed IPv6: one hop less on the tunnel, straight from the source's hypervisor to the destination's
       const hvOf = (vm: string) => scenario.state().hypervisors[modelPort(model, vm).hypervisor]!.tunnelIp;
-      const requests = echoRequests(frames, ip6(model, routed.src), ip6(model, routed.dst));
+      const requests = echoRequests(frames, vmIpv6(model, routed.src), vmIpv6(model, routed.dst));
       t.true(requests.length > 0, `${routed.src} -> ${routed.dst} echo requests crossed a tunnel`);
       t.deepEqual(
         [...new Set(requests.map((f) => `${f.outerSrc}->${f.outerDst} hlim ${innerLayer(f, 'ipv6')!.hopLimit}`))],
@@ -137,15 +106,15 @@ test('dual-stack overlay: SLAAC from our RAs, IPv6 matrix as the ACLs say, no ND
         'routed once, at the source, and tunnelled hypervisor to hypervisor',
       );
       t.deepEqual([...new Set(replyHopLimits)], [LINUX_HOP_LIMIT - 1], 'the replies too lost exactly one hop');
-      const sameTier = echoRequests(frames, ip6(model, 'web1'), ip6(model, 'web2'));
+      const sameTier = echoRequests(frames, vmIpv6(model, 'web1'), vmIpv6(model, 'web2'));
       t.deepEqual([...new Set(sameTier.map((f) => innerLayer(f, 'ipv6')!.hopLimit))], [LINUX_HOP_LIMIT], 'within a tier nothing is routed');
 
       // denied IPv6 never enters a tunnel; each VNI carries its own VPC's addresses only
       const deniedPairs = matrix.pairs.filter((r) => modelPort(model, r.src).vpc === modelPort(model, r.dst).vpc && !allowed(model, modelPort(model, r.src), modelPort(model, r.dst), 'icmp6'));
-      t.deepEqual(deniedPairs.flatMap((r) => echoRequests(frames, ip6(model, r.src), ip6(model, r.dst)).map(describeFrame)), [], 'denied echo requests stay at their source');
+      t.deepEqual(deniedPairs.flatMap((r) => echoRequests(frames, vmIpv6(model, r.src), vmIpv6(model, r.dst)).map(describeFrame)), [], 'denied echo requests stay at their source');
       const addressesOf = (vni: number) => {
         const vpc = model.vpcs.find((v) => v.vni === vni)?.name;
-        return new Set(model.ports.filter((p) => p.vpc === vpc).map((p) => ip6(model, p.name)));
+        return new Set(model.ports.filter((p) => p.vpc === vpc).map((p) => vmIpv6(model, p.name)));
       };
       const foreign = frames.filter((f) => {
         const ip = innerLayer(f, 'ipv6');

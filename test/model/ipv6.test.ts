@@ -114,3 +114,12 @@ test('ACL rules take IPv6 CIDRs and icmp6, and refuse a protocol of the other fa
     "vpcs[0].acls[4].remote.cidr: '2001:db8::1/32' is not an IPv4 or IPv6 CIDR with no host bits",
   ]);
 });
+
+test('a rule without remote has none in the model (any address, both families), and none again in its document', (t) => {
+  const doc = dualStack();
+  doc.vpcs[0].acls = [{ name: 'anyone', subnet: 's', direction: 'ingress', action: 'allow', protocol: 'tcp', ports: 443 }];
+  const m = validateModel(doc, 'm.yaml');
+  t.false('remote' in m.acls[0]!);
+  t.false('remote' in documentOf(m).vpcs[0]!.acls![0]!);
+  t.deepEqual(validateModel(documentOf(m), 'again'), m);
+});

@@ -7,7 +7,8 @@ import test from 'ava';
 import { parse } from 'yaml';
 import { loadModelFile, validateModel, type NetworkModel, type VmPort } from '../../src/model';
 import { pickArpPairs, pickDeniedPairs, pickOverlap, pickRoutedCrossZone, sharedAddressSpace, type Picked } from '../../scripts/overlay-demo';
-import { THREE_ZONES_MODEL, TWO_ZONES_MODEL, aclDecision, allowed, modelPort } from '../helpers/overlay';
+import { THREE_ZONES_MODEL, TWO_ZONES_MODEL, aclDecision, allowed, modelPort, type Proto } from '../helpers/overlay';
+import { ipv4Only } from '../apps/helpers';
 
 const MODELS = { 'two-zones': loadModelFile(TWO_ZONES_MODEL), 'three-zones': loadModelFile(THREE_ZONES_MODEL) };
 
@@ -49,14 +50,17 @@ for (const [name, model] of Object.entries(MODELS)) {
   });
 }
 
-test('the text names the shared CIDR of the model in use', (t) => {
+test('the text names the shared CIDR and IPv6 prefix of the model in use', (t) => {
   t.is(sharedAddressSpace(MODELS['two-zones']), 'VPCs blue and red share 10.1.1.0/24');
   t.is(sharedAddressSpace(MODELS['three-zones']), 'VPCs shop and lab share 10.20.1.0/24');
+  t.is(sharedAddressSpace(MODELS['two-zones'], 6), 'VPCs blue and red share fd00:1:1::/64');
+  t.is(sharedAddressSpace(MODELS['three-zones'], 6), 'VPCs shop and lab share fd00:20:1::/64');
+  t.is(sharedAddressSpace(ipv4Only(MODELS['three-zones']), 6), 'no two VPCs share IPv6 addresses');
 });
 
 test('three-zones: first match wins in either direction, CIDR remotes and port-scoped rules count', (t) => {
   const m = MODELS['three-zones'];
-  const decide = (a: string, b: string, proto: 'icmp' | 'tcp' = 'icmp', port?: number) => {
+  const decide = (a: string, b: string, proto: Proto = 'icmp', port?: number) => {
     const d = aclDecision(m, modelPort(m, a), modelPort(m, b), proto, port);
     return `${d.allowed ? 'allow' : 'deny'} ${d.by === 'rule' ? d.rule.name : d.by}`;
   };
@@ -72,6 +76,13 @@ test('three-zones: first match wins in either direction, CIDR remotes and port-s
   t.is(decide('lab1', 'front1'), 'deny other-vpc');
   const denied = picked(pickDeniedPairs(m)).map((p) => `${p.src}>${p.dst}`);
   t.true(denied.includes('front2>api1') && denied.includes('api2>store1') && !denied.includes('console1>metrics1'));
+  // IPv6: tier rules guard both families, a CIDR remote only its own
+  t.is(decide('front1', 'api1', 'icmp6'), 'allow front-to-api-ping6');
+  t.is(decide('front2', 'api1', 'icmp6'), 'deny front2-retired');
+  t.is(decide('api1', 'store1', 'icmp6'), 'allow api-to-store');
+  t.is(decide('api2', 'store1', 'icmp6'), 'deny store-refuses-api2-v6', "a /128 remote singles out api2's EUI-64 address; the IPv4 /32 does not match IPv6");
+  t.is(decide('console1', 'metrics1', 'icmp6'), 'allow console-pings-metrics-v6');
+  t.is(decide('metrics1', 'console1', 'icmp6'), 'deny no-rule');
 });
 
 /**

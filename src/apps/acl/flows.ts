@@ -152,9 +152,9 @@ function ruleMatches(vpc: VpcView, rule: AclRule): MatchSpec[] {
   return ruleFamilies(rule, tier.subnet.ipv6 !== undefined).flatMap((eth_type) => {
     const base: MatchSpec = { eth_type, [ingress ? REG.dstSubnet : REG.srcSubnet]: tier.key };
     if (port !== undefined) base[ingress ? REG.egress : REG.srcPort] = port;
-    if ('subnet' in rule.remote) base[ingress ? REG.srcSubnet : REG.dstSubnet] = vpc.subnetByName.get(rule.remote.subnet)!.key;
-    else if (eth_type === ETH.ipv6) base[ingress ? 'ipv6_src' : 'ipv6_dst'] = cidr(rule.remote.cidr);
-    else base[ingress ? 'ipv4_src' : 'ipv4_dst'] = cidr(rule.remote.cidr);
+    const { remote } = rule;
+    if (remote && 'subnet' in remote) base[ingress ? REG.srcSubnet : REG.dstSubnet] = vpc.subnetByName.get(remote.subnet)!.key;
+    else if (remote) base[eth_type === ETH.ipv6 ? (ingress ? 'ipv6_src' : 'ipv6_dst') : ingress ? 'ipv4_src' : 'ipv4_dst'] = cidr(remote.cidr);
     if (rule.protocol === 'any') return [base];
     base.ip_proto = IP_PROTO[rule.protocol];
     if (!rule.ports || rule.protocol === 'icmp' || rule.protocol === 'icmp6') return [base];
@@ -169,12 +169,12 @@ function familiesOf(vpc: VpcView): number[] {
 }
 
 /**
- * The IP versions a rule applies to: a CIDR or icmp/icmp6 names one; otherwise both where the
- * rule's tier is dual-stack, so one tier rule guards IPv4 and IPv6 alike.
+ * The IP versions a rule applies to: a CIDR or icmp/icmp6 names one; otherwise (a tier remote or
+ * none) both where the rule's tier is dual-stack, so one rule guards IPv4 and IPv6 alike.
  */
 function ruleFamilies(rule: AclRule, dualStack: boolean): number[] {
   if (rule.protocol === 'icmp') return [ETH.ip];
   if (rule.protocol === 'icmp6') return [ETH.ipv6];
-  if ('cidr' in rule.remote) return [rule.remote.cidr.includes(':') ? ETH.ipv6 : ETH.ip];
+  if (rule.remote && 'cidr' in rule.remote) return [rule.remote.cidr.includes(':') ? ETH.ipv6 : ETH.ip];
   return dualStack ? [ETH.ip, ETH.ipv6] : [ETH.ip];
 }
