@@ -189,7 +189,7 @@ test('a health transition modifies that load balancer\'s groups, touches no flow
   // hv1: client-a and app-a1
   const sw = new FakeSwitch({ dpid: 0x11n, ports: [fakePort(1, 'client-a'), fakePort(2, 'app-a1'), fakePort(4000, 'zm-tun')] });
   t.teardown(() => sw.close());
-  t.like(await apps.connect(sw), { errors: 0, groupMods: 3 }, 'one group per blue VIP port');
+  t.like(await apps.connect(sw), { errors: 0, groupMods: 4 }, 'one group per blue VIP port');
   const m = model();
   const sticky = lbOf(m, 'blue', 'sticky');
   const before = sw.received.length;

@@ -20,7 +20,9 @@ const dir = join(TEST_STATE_DIR, 'load-balancer');
 const modelFile = join(dir, 'model.yaml');
 const APPS = [...OVERLAY_APPS, 'load-balancer'];
 const BACKEND_PORT = 8080;
-const VIP = { spread: '10.1.1.100', local: '10.1.1.101', sticky: '10.1.1.102' } as const;
+const VIP = { spread: '10.1.1.100', local: '10.1.1.101', sticky: '10.1.1.102', denied: '10.1.1.103' } as const;
+/** the denied VIP's backend port, which no ACL rule opens */
+const DENIED_PORT = 9090;
 const REQUESTS = 400;
 
 let scenario: OverlayScenario | undefined;
@@ -38,14 +40,16 @@ test.before(async () => {
   scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmlb' });
   controller = await startController(modelFile, scenario.hypervisorsJson, { apps: APPS });
   const state = scenario.state();
-  for (const name of backendNames(model)) {
+  // the denied VIP's backend listens too: what stops its connections is the ACL, not a closed port
+  const listeners = [...backendNames(model).map((name) => ({ name, port: BACKEND_PORT })), { name: 'app-a2', port: DENIED_PORT }];
+  for (const { name, port } of listeners) {
     const vm = state.vms[name]!;
-    servers.push(spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-c', SERVER, vm.ip, String(BACKEND_PORT), name], { stdio: 'ignore' }));
+    servers.push(spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-c', SERVER, vm.ip, String(port), name], { stdio: 'ignore' }));
   }
-  for (const name of backendNames(model)) {
+  for (const { name, port } of listeners) {
     const vm = state.vms[name]!;
-    // listening (the VMs' loopback is down: the server cannot be asked from inside)
-    await waitFor(`${name}'s server`, async () => (await run('ip', ['netns', 'exec', vm.netns, 'ss', '-Hltn', `sport = :${BACKEND_PORT}`])).stdout, (out) => out.includes(`${vm.ip}:${BACKEND_PORT}`), { timeoutMs: 10_000, intervalMs: 100 });
+    // listening, before any client connects
+    await waitFor(`${name}'s server on ${port}`, async () => (await run('ip', ['netns', 'exec', vm.netns, 'ss', '-Hltn', `sport = :${port}`])).stdout, (out) => out.includes(`${vm.ip}:${port}`), { timeoutMs: 10_000, intervalMs: 100 });
   }
 });
 
@@ -83,11 +87,11 @@ Server((ip, port), Handler).serve_forever()
 /** New connections, one request each, from a client VM to VIP:80: who answered, and what failed. */
 const CLIENT = `
 import http.client, json, sys
-vip, n = sys.argv[1], int(sys.argv[2])
+vip, n, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 served, failures = {}, []
 for _ in range(n):
     try:
-        c = http.client.HTTPConnection(vip, 80, timeout=5)
+        c = http.client.HTTPConnection(vip, 80, timeout=timeout)
         c.request('GET', '/name')
         body = c.getresponse().read().decode()
         c.close()
@@ -102,9 +106,9 @@ interface Served {
   failures: string[];
 }
 
-async function requests(client: string, vip: string, n: number): Promise<Served> {
+async function requests(client: string, vip: string, n: number, timeoutSeconds = 5): Promise<Served> {
   const netns = scenario!.state().vms[client]!.netns;
-  const { stdout } = await run('ip', ['netns', 'exec', netns, 'python3', '-c', CLIENT, vip, String(n)], { timeoutMs: 90_000 });
+  const { stdout } = await run('ip', ['netns', 'exec', netns, 'python3', '-c', CLIENT, vip, String(n), String(timeoutSeconds)], { timeoutMs: 90_000 });
   return JSON.parse(stdout) as Served;
 }
 
@@ -199,6 +203,14 @@ test.serial('overlapping VPCs: red reaches its own backend at the same VIP addre
   t.deepEqual(r, { served: { 'red-app': 20 }, failures: [] });
 });
 
+test.serial("ACLs apply after the translation: web may open app's 8080 only, so the VIP's port 80 reaches 8080 backends and not a 9090 one", async (t) => {
+  // the spread VIP (port 80, to 8080) works in the tests above: a rule on the VIP's port would have denied it
+  const r = await requests('client-a', VIP.denied, 2, 1);
+  t.deepEqual(r.served, {});
+  t.is(r.failures.length, 2);
+  for (const f of r.failures) t.regex(f, /timed out/, 'dropped (no reset from the listening backend): the ACL of the real port');
+});
+
 /** `ovs-ofctl dump-flows` on a hypervisor's bridge of the flows carrying `cookie`, lines only */
 async function flowsOf(hv: string, cookie: bigint): Promise<string[]> {
   const { stdout } = await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${scenario!.state().hypervisors[hv]!.mgmt}`, `cookie=0x${cookie.toString(16)}/-1`]);
@@ -218,6 +230,14 @@ test.serial('client-IP affinity: a client keeps its backend, also across a contr
 
   await controller!.stop();
   controller = await startController(modelFile, scenario!.hypervisorsJson, { apps: APPS });
+  const readSyncs = async () =>
+    readFileSync(controller!.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"kind":"full"'))
+      .map((l) => JSON.parse(l) as { dpid: string; deletes: number; modifies: number; adds: number; groupMods: number });
+  // the log is written asynchronously: every switch's first sync report, once there
+  const fullSyncs = await waitFor('every switch\'s sync report in the log', readSyncs, (r) => r.length === model.hypervisors.length, { timeoutMs: 5_000, intervalMs: 100 });
+  for (const r of fullSyncs) t.like(r, { deletes: 0, modifies: 0, adds: 0, groupMods: 0 }, `${r.dpid}: the switch holds what the restarted controller wants, learned flows and groups included`);
   const [kept] = await learned();
   t.truthy(kept, 'the restarted controller left the learned binding alone');
   t.true(age(kept!) >= age(binding!), `the same flow, not relearned (duration ${age(binding!)} s, then ${age(kept!)} s)`);
