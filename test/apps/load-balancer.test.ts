@@ -1,7 +1,7 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Subject } from 'rxjs';
+import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
 import { bindAppServices } from '../../src/apps/registry';
 import { ArpResponderApp } from '../../src/apps/arp-responder';
 import {
@@ -208,4 +208,28 @@ test('a health transition modifies that load balancer\'s groups, touches no flow
   );
   t.is(sent.filter((x) => x.type === 'GROUP_MOD').length, 1, "the other load balancers' groups are untouched");
   t.not(affinityCookie(sticky, 'app-b1'), makeCookie(LOAD_BALANCER_APP_ID, 'lb:blue/sticky'));
+});
+
+test('a load balancer added to a running model: its groups go with its flows in one batch, before them; removed, after them', async (t) => {
+  const full = model();
+  const store = new TestModelStore({ ...full, loadBalancers: [] });
+  const apps = await runApps({
+    apps: { 'tunnel-mesh': TunnelMeshApp, 'arp-responder': ArpResponderApp, 'distributed-router': DistributedRouterApp, acl: AclApp, 'load-balancer': LoadBalancerApp },
+    model: store,
+    bindServices: bindAppServices,
+  });
+  t.teardown(() => apps.stop());
+  const sw = new FakeSwitch({ dpid: 0x11n, ports: [fakePort(1, 'client-a'), fakePort(2, 'app-a1'), fakePort(4000, 'zm-tun')] });
+  t.teardown(() => sw.close());
+  t.like(await apps.connect(sw), { errors: 0, groupMods: 0 });
+  const nextSync = () => firstValueFrom(apps.runtime.reconciler.synced$.pipe(filter((r) => r.kind === 'incremental'), timeout(5_000)));
+  const added = nextSync();
+  store.set(full);
+  t.like(await added, { errors: 0, groupMods: 4 }, "the switch took every flow: each one's group was there first");
+  t.is(sw.groupTable.size, 4);
+  const removed = nextSync();
+  store.set({ ...full, loadBalancers: [] });
+  t.like(await removed, { errors: 0, groupMods: 4 });
+  t.is(sw.groupTable.size, 0);
+  t.false(sw.flowTable.flows().some((f) => f.cookie === makeCookie(LOAD_BALANCER_APP_ID, 'lb:blue/spread')), 'the VIP flows are gone');
 });
