@@ -228,8 +228,16 @@ test('a load balancer added to a running model: its groups go with its flows in 
   t.like(await added, { errors: 0, groupMods: 4 }, "the switch took every flow: each one's group was there first");
   t.is(sw.groupTable.size, 4);
   const removed = nextSync();
+  const sentBefore = sw.received.length;
   store.set({ ...full, loadBalancers: [] });
   t.like(await removed, { errors: 0, groupMods: 4 });
+  const sticky = lbOf(full, 'blue', 'sticky');
+  const unbound = sw.received.slice(sentBefore).filter((m): m is FlowMod => m.type === 'FLOW_MOD' && m.command === 'delete' && (m.cookie & (1n << 55n)) !== 0n);
+  t.deepEqual(
+    unbound.map((m) => m.cookie),
+    sticky.backends.map((b) => affinityCookie(sticky, b.port)),
+    "the sticky VIP's learned bindings are deleted with it, one delete per backend",
+  );
   t.is(sw.groupTable.size, 0);
   t.false(sw.flowTable.flows().some((f) => f.cookie === makeCookie(LOAD_BALANCER_APP_ID, 'lb:blue/spread')), 'the VIP flows are gone');
 });

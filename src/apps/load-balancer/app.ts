@@ -68,8 +68,21 @@ export class LoadBalancerApp implements ZonemeshApp {
         next.set(key, before && before.lb === lb && before.vpc === vpc ? before : this.place(ctx, key, lb, vpc, before));
       }
     }
-    for (const [key, before] of this.placed) if (!next.has(key)) for (const dpid of before.groups.keys()) ctx.setGroups(dpid, key, []);
+    for (const [key, before] of this.placed) {
+      if (next.has(key)) continue;
+      for (const dpid of before.groups.keys()) ctx.setGroups(dpid, key, []);
+      this.unbind(ctx, before, before.lb.backends.map((b) => b.port));
+    }
     this.placed = next;
+  }
+
+  /** Deletes the learned affinity bindings of `backends` (ephemeral: the reconciler leaves them alone). */
+  private unbind(ctx: AppContext, placed: Placed, backends: readonly string[]): void {
+    if (!placed.lb.sessionAffinity) return;
+    for (const port of backends) {
+      const cookie = affinityCookie(placed.lb, port);
+      for (const dpid of placed.groups.keys()) ctx.send(dpid, deleteByCookie(cookie));
+    }
   }
 
   /** Sets the groups that differ from `before`'s on each switch; clears switches no longer hosting the VPC. */
@@ -80,6 +93,11 @@ export class LoadBalancerApp implements ZonemeshApp {
       if (!old || !sameGroups(old, list)) ctx.setGroups(dpid, key, list);
     }
     for (const dpid of before?.groups.keys() ?? []) if (!groups.has(dpid)) ctx.setGroups(dpid, key, []);
+    // bindings to backends the load balancer no longer has (or all, when it lost its affinity) would last until their idle timeout
+    if (before && before.lb !== lb) {
+      const kept = new Set(lb.sessionAffinity ? lb.backends.map((b) => b.port) : []);
+      this.unbind(ctx, before, before.lb.backends.map((b) => b.port).filter((p) => !kept.has(p)));
+    }
     return { lb, vpc, groups };
   }
 
@@ -91,10 +109,7 @@ export class LoadBalancerApp implements ZonemeshApp {
     if (!placed) return;
     this.placed.set(key, this.place(ctx, key, placed.lb, placed.vpc, placed));
     // clients bound to a dead backend pick again at their next connection
-    if (h.state === 'down' && placed.lb.sessionAffinity) {
-      const cookie = affinityCookie(placed.lb, h.port);
-      for (const dpid of placed.groups.keys()) ctx.send(dpid, deleteByCookie(cookie));
-    }
+    if (h.state === 'down') this.unbind(ctx, placed, [h.port]);
   }
 }
 
