@@ -21,13 +21,13 @@ import {
 import { TunnelMeshApp } from '../../src/apps/tunnel-mesh';
 import { DistributedRouterApp } from '../../src/apps/distributed-router';
 import { AclApp } from '../../src/apps/acl';
-import { type LoadBalancer, type NetworkModel, loadModelFile } from '../../src/model';
+import { type LoadBalancer, type NetworkModel, TUNNEL_OFPORT, loadModelFile } from '../../src/model';
 import { type Action, type FlowMod, type GroupMod, formatActions } from '../../src/openflow';
 import { BACKEND_HEALTH, type BackendHealth, type BackendHealthSource, type Group, Pipeline, groupIdOf, makeCookie, type Container } from '../../src/sdk';
-import { FakeSwitch, TestModelStore, fakePort } from '../../src/testing';
+import { FakeSwitch, FlowTableSim, TestModelStore, fakePort } from '../../src/testing';
 import { runApps } from '../../src/testing';
 import { REPO_ROOT } from '../helpers/paths';
-import { Fabric, PIPELINE, ownersText, viewOf } from './helpers';
+import { COMPILERS, Fabric, PIPELINE, ownersText, switchFlows, viewOf } from './helpers';
 
 /**
  * The load-balancer app's compiler on models/load-balancer.yaml: flows and groups as golden text,
@@ -35,6 +35,7 @@ import { Fabric, PIPELINE, ownersText, viewOf } from './helpers';
  * app against a fake switch: a health transition is group modifies only.
  */
 const MODEL_FILE = join(REPO_ROOT, 'models', 'load-balancer.yaml');
+const VIP_SPREAD = '10.1.1.100';
 const model = (): NetworkModel => loadModelFile(MODEL_FILE);
 const LB_PIPELINE = new Pipeline([...PIPELINE.tables, ...LOAD_BALANCER_TABLES]);
 const GOLDEN = join(REPO_ROOT, 'test', 'apps', 'golden', 'load-balancer.txt');
@@ -240,4 +241,51 @@ test('a load balancer added to a running model: its groups go with its flows in 
   );
   t.is(sw.groupTable.size, 0);
   t.false(sw.flowTable.flows().some((f) => f.cookie === makeCookie(LOAD_BALANCER_APP_ID, 'lb:blue/spread')), 'the VIP flows are gone');
+});
+
+/** hv1 of models/load-balancer.yaml in the simulator: the overlay, the load balancer's flows and groups */
+function hv1Sim(m: NetworkModel): { sim: FlowTableSim; view: ReturnType<typeof viewOf> } {
+  const view = viewOf(m);
+  const compilers = { ...COMPILERS, 'load-balancer': compileLoadBalancer };
+  const flows = switchFlows(view, LB_PIPELINE, compilers).get(0x11n)!;
+  const groups = view.vpcs.flatMap((vpc) => vpc.loadBalancers.flatMap((lb) => lbGroups(LB_PIPELINE, vpc, lb, ALL_HEALTHY).get(0x11n) ?? []));
+  return { sim: new FlowTableSim(flows, groups), view };
+}
+
+test('simulated on hv1: a connection to the VIP is translated at the source, checked by the ACL on the backend\'s port, tunnelled to the backend\'s hypervisor; the reply gets the VIP back', (t) => {
+  const m = model();
+  const { sim, view } = hv1Sim(m);
+  const blue = view.vpcByName.get('blue')!;
+  const client = blue.portByName.get('client-a')!;
+  const routerMac = blue.subnetByName.get('web')!.subnet.routerMac;
+  const syn = { eth_type: 0x0800, eth_src: client.port.mac, eth_dst: routerMac, ipv4_src: client.port.ip, ipv4_dst: VIP_SPREAD, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64 };
+  const bucketOf = (ip: string) => (g: Group) => g.buckets.findIndex((b) => natDst(b.actions) === `${ip}:8080`);
+  // app-b1 on hv3: translated, routed, allowed (web -> app 8080), tunnelled straight to hv3
+  const out = sim.inject(syn, client.ofport!, { selectBucket: bucketOf('10.1.2.13') });
+  t.is(out.outputs.length, 1, JSON.stringify(out.trace.map((s) => s.flow?.tableId)));
+  t.like(out.outputs[0], { port: TUNNEL_OFPORT, packet: { ipv4_dst: '10.1.2.13', tcp_dst: 8080, ipv4_src: client.port.ip, tun_ipv4_dst: '172.16.2.13', tun_metadata0: blue.portByName.get('app-b1')!.key } });
+  t.true(out.trace.some((s) => s.flow && LB_PIPELINE.tables[s.tableId]!.name === 'acl.rules' && s.flow.priority < 64_000), 'the ACL saw a new connection and decided by its rules');
+  // the reply arrives by tunnel from hv3: un-NATed before delivery
+  const reply = { eth_type: 0x0800, eth_src: routerMac, eth_dst: client.port.mac, ipv4_src: '10.1.2.13', ipv4_dst: client.port.ip, ip_proto: 6, tcp_src: 8080, tcp_dst: 40000, nw_ttl: 63, tunnel_id: 101n, tun_metadata0: client.key };
+  const back = sim.inject(reply, TUNNEL_OFPORT);
+  t.like(back.outputs, [{ port: client.ofport, packet: { ipv4_src: VIP_SPREAD, tcp_src: 80, ipv4_dst: client.port.ip } }]);
+  // app-a1, local: delivered on hv1, its reply un-NATed on hv1 too
+  const local = sim.inject({ ...syn, tcp_src: 40001 }, client.ofport!, { selectBucket: bucketOf('10.1.2.11') });
+  const a1 = blue.portByName.get('app-a1')!;
+  t.like(local.outputs, [{ port: a1.ofport, packet: { ipv4_dst: '10.1.2.11', tcp_dst: 8080, eth_dst: a1.port.mac } }]);
+  const appRouter = blue.subnetByName.get('app')!.subnet.routerMac;
+  const localReply = sim.inject({ eth_type: 0x0800, eth_src: a1.port.mac, eth_dst: appRouter, ipv4_src: '10.1.2.11', ipv4_dst: client.port.ip, ip_proto: 6, tcp_src: 8080, tcp_dst: 40001, nw_ttl: 64 }, a1.ofport!);
+  t.like(localReply.outputs, [{ port: client.ofport, packet: { ipv4_src: VIP_SPREAD, tcp_src: 80 } }]);
+});
+
+test('simulated: a VIP whose backend port no ACL rule opens is dropped at the source', (t) => {
+  const m = model();
+  const { sim, view } = hv1Sim(m);
+  const blue = view.vpcByName.get('blue')!;
+  const client = blue.portByName.get('client-a')!;
+  const routerMac = blue.subnetByName.get('web')!.subnet.routerMac;
+  const out = sim.inject({ eth_type: 0x0800, eth_src: client.port.mac, eth_dst: routerMac, ipv4_src: client.port.ip, ipv4_dst: '10.1.1.103', ip_proto: 6, tcp_src: 40002, tcp_dst: 80, nw_ttl: 64 }, client.ofport!);
+  t.deepEqual(out.outputs, []);
+  t.is(LB_PIPELINE.tables[out.trace.at(-1)!.tableId]!.name, 'acl.rules', 'dropped by the ACL (default deny between tiers), after the translation to 9090');
+  t.is(out.trace.at(-1)!.packet.tcp_dst, 9090);
 });
