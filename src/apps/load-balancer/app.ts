@@ -74,6 +74,9 @@ export class LoadBalancerApp implements ZonemeshApp {
       this.unbind(ctx, before, before.lb.backends.map((b) => b.port));
     }
     this.placed = next;
+    // states of backends the model no longer has are forgotten: the set stays as large as the model
+    const known = new Set([...next.values()].flatMap(({ lb }) => lb.backends.map((b) => healthKey(lb.vpc, lb.name, b.port))));
+    for (const key of this.down) if (!known.has(key)) this.down.delete(key);
   }
 
   /** Deletes the learned affinity bindings of `backends` (ephemeral: the reconciler leaves them alone). */
@@ -103,7 +106,7 @@ export class LoadBalancerApp implements ZonemeshApp {
 
   private onTransition(ctx: AppContext, h: BackendHealth): void {
     if (!this.note(h)) return;
-    const key = lbOwnerKey({ vpc: h.vpc, name: h.loadBalancer } as LoadBalancer);
+    const key = lbOwnerKey({ vpc: h.vpc, name: h.loadBalancer });
     const placed = this.placed.get(key);
     ctx.log.info({ vpc: h.vpc, loadBalancer: h.loadBalancer, backend: h.port, state: h.state, reason: h.reason }, 'load-balancer backend health changed');
     if (!placed) return;

@@ -42,7 +42,7 @@ export const LOAD_BALANCER_TABLES: readonly TableSpec[] = [
 const PRIORITY = { vip: 100, localReply: 90, tunnelReply: 100, bound: 200, pick: 100, learned: 100, skip: 1, noAffinity: 1 } as const;
 const GLOBAL_OWNER = 'global';
 
-export const lbOwnerKey = (lb: LoadBalancer): string => `lb:${lb.vpc}/${lb.name}`;
+export const lbOwnerKey = (lb: Pick<LoadBalancer, 'vpc' | 'name'>): string => `lb:${lb.vpc}/${lb.name}`;
 /** one group per VIP port: the key of ctx.groupId */
 export const vipGroupKey = (lb: LoadBalancer, port: number): string => `vip:${lb.vpc}/${lb.name}:${lb.protocol}:${port}`;
 /** the ephemeral owner of the affinity flows that bind clients of `lb` to `backend`: deleted at once when it goes down */
