@@ -6,6 +6,7 @@ import { DHCP_RESPONDER_APP_ID, DhcpResponderApp } from './dhcp-responder';
 import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-router';
 import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
 import { BackendHealthBoard, LB_HEALTH_APP_ID, LbHealthApp } from './lb-health';
+import { LOAD_BALANCER_APP_ID, LoadBalancerApp } from './load-balancer';
 import { NORTH_SOUTH_APP_ID, NorthSouthApp } from './north-south';
 import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
 import { TUNNEL_MESH_APP_ID, TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
@@ -23,6 +24,7 @@ export const APP_REGISTRY: AppRegistry = {
   'tunnel-monitor': TunnelMonitorApp,
   'north-south': NorthSouthApp,
   'lb-health': LbHealthApp,
+  'load-balancer': LoadBalancerApp,
 };
 
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
@@ -46,6 +48,7 @@ export const BUILTIN_APP_IDS: ReadonlyMap<number, string> = new Map([
   [TUNNEL_MONITOR_APP_ID, 'tunnel-monitor'],
   [NORTH_SOUTH_APP_ID, 'north-south'],
   [LB_HEALTH_APP_ID, 'lb-health'],
+  [LOAD_BALANCER_APP_ID, 'load-balancer'],
 ]);
 
 /** What a Runtime needs to run the built-in apps beside app modules: `Runtime.create({ config, ...BUILTIN_APPS })`. */

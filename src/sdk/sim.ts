@@ -1,13 +1,15 @@
 import type { Action, FieldRef, Instruction, OxmTlv } from '../openflow';
 import { OFPP, ValueKind, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import type { InstalledFlow } from './diff';
+import type { Group } from './group';
 import { canonicalField } from './match';
 
 /**
  * A fake multi-table switch that evaluates our flows, Faucet-style: for unit tests that ask
  * "where does this packet go?" without OVS. It covers what our apps use: match (with masks),
- * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack),
- * output. Anything else is an explicit SimUnsupportedError, never a silent guess.
+ * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack, with
+ * destination NAT), select and all groups, output. Anything else is an explicit SimUnsupportedError,
+ * never a silent guess.
  */
 
 /** Packet header fields by canonical name ('eth_dst', 'ipv4_src', 'reg0', 'tunnel_id', 'tun_ipv4_dst', 'nw_ttl'…) */
@@ -34,6 +36,12 @@ export interface SimOptions {
    * decides, which gives a first packet trk|new like ofproto/trace's default.
    */
   ctState?: number;
+  /**
+   * The bucket a select group takes for a packet (an index into its buckets); unset: one of the
+   * buckets of weight > 0 by a hash of the packet's 5-tuple, so one connection always takes the same
+   * (weights above 0 are not simulated).
+   */
+  selectBucket?: (group: Group, packet: SimPacket) => number;
 }
 
 export interface SimResult {
@@ -117,15 +125,43 @@ function connKey(p: SimPacket, zone: number): { key: string; reply: boolean } {
   return { key: `${zone}|${p.ip_proto}|${[a, b].sort().join('|')}`, reply: a > b };
 }
 
+/** the transport ports' field names of a packet (tcp or udp), if it has them */
+function portFields(p: SimPacket): { src: string; dst: string } | undefined {
+  if (p.tcp_dst !== undefined) return { src: 'tcp_src', dst: 'tcp_dst' };
+  if (p.udp_dst !== undefined) return { src: 'udp_src', dst: 'udp_dst' };
+  return undefined;
+}
+
+/**
+ * A committed connection, under the key of one of its tuples: `opener` is the `reply` flag of the
+ * direction that opened it. A destination NAT stores two: the original tuple, whose opening
+ * direction gets `rewrite` (to the backend), and the translated one, whose other direction gets
+ * `restore` (the original destination back as source).
+ */
+interface SimConn {
+  opener: boolean;
+  rewrite?: { ip: string; port?: number };
+  restore?: { ip: string; port?: number };
+}
+
+/** FNV-1a of a string: a stable stand-in for OVS's hash of a connection */
+function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0;
+  return h;
+}
+
 /** ct_state bits (OVS) */
 export const CT_STATE = { new: 0x01, est: 0x02, rel: 0x04, rpl: 0x08, inv: 0x10, trk: 0x20 } as const;
 
 export class FlowTableSim {
   private readonly tables = new Map<number, InstalledFlow[]>();
-  /** committed connections: key → the direction that opened it */
-  private readonly conntrack = new Map<string, boolean>();
+  /** committed connections by the key of each of their tuples */
+  private readonly conntrack = new Map<string, SimConn>();
+  private readonly groups: ReadonlyMap<number, Group>;
 
-  constructor(flows: readonly InstalledFlow[]) {
+  constructor(flows: readonly InstalledFlow[], groups: readonly Group[] = []) {
+    this.groups = new Map(groups.map((g) => [g.groupId, g]));
     for (const f of flows) {
       const list = this.tables.get(f.tableId) ?? [];
       list.push(f);
@@ -216,13 +252,16 @@ export class FlowTableSim {
           this.runTable({ ...pkt }, table, result, depth + 1);
           break;
         }
+        case 'group':
+          this.runGroup(pkt, a.groupId, result, depth);
+          break;
         case 'ct':
-          if (a.actions.length) throw new SimUnsupportedError('ct with nested actions (nat, exec)');
+          if (a.actions.some((n) => n.type !== 'nat')) throw new SimUnsupportedError('ct with nested actions other than nat');
           {
-            const state = this.conntrackStep(pkt, a);
+            const { state, zone } = this.conntrackStep(pkt, a);
             // only a recirculated copy sees the new ct_state; without table= the packet goes on as it was
             if (a.recircTable !== 255) {
-              this.runTable({ ...pkt, ct_state: state }, a.recircTable, result, depth + 1);
+              this.runTable({ ...pkt, ct_state: state, ct_zone: zone }, a.recircTable, result, depth + 1);
               return false; // recirculation: the original packet stops here
             }
           }
@@ -234,13 +273,64 @@ export class FlowTableSim {
     return true;
   }
 
-  /** the ct_state conntrack gives the packet; commits it when asked */
-  private conntrackStep(pkt: SimPacket, ct: Extract<Action, { type: 'ct' }>): number {
+  /** a select group takes one bucket (selectBucket, else by the packet's hash), an all group every one; each on a copy */
+  private runGroup(pkt: SimPacket, groupId: number, result: SimResult, depth: number): void {
+    const group = this.groups.get(groupId);
+    if (!group) throw new SimUnsupportedError(`group ${groupId} is not in the simulated switch`);
+    if (group.groupType === 'all') {
+      for (const b of group.buckets) this.runActions({ ...pkt }, b.actions, result, depth + 1);
+      return;
+    }
+    if (group.groupType !== 'select') throw new SimUnsupportedError(`${group.groupType} group`);
+    const live = group.buckets.map((b, i) => ({ b, i })).filter(({ b }) => b.weight > 0);
+    if (live.length === 0) return; // an empty select group drops, as OVS does
+    const chosen = this.options.selectBucket ? this.options.selectBucket(group, pkt) : live[hashString(connKey(pkt, 0).key) % live.length]!.i;
+    const bucket = group.buckets[chosen];
+    if (!bucket) throw new SimUnsupportedError(`group ${groupId} has no bucket ${chosen}`);
+    this.runActions({ ...pkt }, bucket.actions, result, depth + 1);
+  }
+
+  /**
+   * The ct_state conntrack gives the packet; commits it when asked, and translates it with nat. A
+   * packet already tracked in the zone keeps its state and translation, as on OVS's userspace
+   * datapath, which reuses the connection the packet carries: an ACL after a load balancer's NAT sees
+   * a first packet as new, with its translated addresses.
+   */
+  private conntrackStep(pkt: SimPacket, ct: Extract<Action, { type: 'ct' }>): { state: number; zone: number } {
     const zone = typeof ct.zone === 'number' ? ct.zone : Number(readRef(pkt, ct.zone.field, ct.zone.ofs, ct.zone.nBits));
+    if (pkt.ct_zone === zone && (Number(pkt.ct_state ?? 0) & CT_STATE.trk) !== 0) return { state: Number(pkt.ct_state), zone };
     const { key, reply } = connKey(pkt, zone);
-    const opener = this.conntrack.get(key);
-    if ((ct.flags & 1) !== 0 && opener === undefined) this.conntrack.set(key, reply); // commit
-    if (this.options.ctState !== undefined) return this.options.ctState;
-    return opener === undefined ? CT_STATE.trk | CT_STATE.new : CT_STATE.trk | CT_STATE.est | (opener !== reply ? CT_STATE.rpl : 0);
+    const conn = this.conntrack.get(key);
+    const nat = ct.actions.find((a): a is Extract<Action, { type: 'nat' }> => a.type === 'nat');
+    const state = this.options.ctState ?? (conn === undefined ? CT_STATE.trk | CT_STATE.new : CT_STATE.trk | CT_STATE.est | (conn.opener !== reply ? CT_STATE.rpl : 0));
+    if (conn === undefined && (ct.flags & 1) !== 0) this.commit(pkt, zone, key, reply, nat);
+    const now = this.conntrack.get(key);
+    if (nat && now) this.translate(pkt, now, now.opener === reply);
+    return { state, zone };
+  }
+
+  private commit(pkt: SimPacket, zone: number, key: string, reply: boolean, nat: Extract<Action, { type: 'nat' }> | undefined): void {
+    const ports = portFields(pkt);
+    if (!nat?.ipv4Min || (nat.flags & 2) === 0) {
+      this.conntrack.set(key, { opener: reply });
+      return;
+    }
+    if (nat.ipv4Max !== undefined && nat.ipv4Max !== nat.ipv4Min) throw new SimUnsupportedError('nat to an address range');
+    const to = { ip: nat.ipv4Min, ...(ports && nat.protoMin !== undefined && { port: nat.protoMin }) };
+    const from = { ip: String(pkt.ipv4_dst), ...(ports && { port: Number(pkt[ports.dst]) }) };
+    this.conntrack.set(key, { opener: reply, rewrite: to });
+    const translated = { ...pkt, ipv4_dst: to.ip, ...(ports && to.port !== undefined && { [ports.dst]: to.port }) };
+    const t = connKey(translated, zone);
+    this.conntrack.set(t.key, { opener: t.reply, restore: from });
+  }
+
+  /** `original`: the packet goes the way the connection was opened */
+  private translate(pkt: SimPacket, conn: SimConn, original: boolean): void {
+    const ports = portFields(pkt);
+    const change = original ? conn.rewrite : conn.restore;
+    if (!change) return;
+    const [ip, port] = original ? ['ipv4_dst', ports?.dst] : ['ipv4_src', ports?.src];
+    pkt[ip] = change.ip;
+    if (port && change.port !== undefined) pkt[port] = change.port;
   }
 }

@@ -57,3 +57,30 @@ test('ct: a forced ct_state (ofproto/trace --ct-next) wins over the simulated co
   t.deepEqual(r.trace.map((s) => [s.tableId, s.priority, s.packet.ct_state]), [[0, 1, undefined], [1, 2, 0x22]]);
   t.is(r.trace[1]!.flow, established);
 });
+
+test('select groups: one bucket per connection (the same for its every packet), none when every weight is 0; an unknown group is an error', (t) => {
+  const group = (weights: number[]) => ({ groupId: 7, groupType: 'select' as const, buckets: weights.map((weight, i) => ({ weight, watchPort: OFPP.ANY, watchGroup: 0xffffffff, actions: [out(10 + i)] })) });
+  const flows = [b('in').priority(1).apply({ type: 'group', groupId: 7 }).build()];
+  const sim = new FlowTableSim(flows, [group([1, 1, 1])]);
+  const ports = (tcp_src: number) => sim.inject({ ...ip, tcp_src }, 1).outputs.map((o) => o.port);
+  t.is(ports(1000).length, 1);
+  t.deepEqual(ports(1000), ports(1000));
+  t.deepEqual([...new Set([...Array(30).keys()].flatMap((i) => ports(2000 + i)))].sort(), [10, 11, 12], 'connections spread over every bucket');
+  t.deepEqual(new FlowTableSim(flows, [group([0, 0])]).inject(ip, 1).outputs, []);
+  t.throws(() => new FlowTableSim(flows).inject(ip, 1), { message: /group 7 is not in the simulated switch/ });
+});
+
+test('ct nat: the opening direction is translated to the destination, the reply back to the original; a packet tracked in the zone keeps its state', (t) => {
+  const natTo = { type: 'ct' as const, flags: NX_CT_F_COMMIT, zone: 5, recircTable: pipeline.table('track').id, alg: 0, actions: [{ type: 'nat' as const, flags: 2, ipv4Min: '10.0.0.9', protoMin: 8080 }] };
+  const unNat = { type: 'ct' as const, flags: 0, zone: 5, recircTable: pipeline.table('track').id, alg: 0, actions: [{ type: 'nat' as const, flags: 0 }] };
+  const again = { type: 'ct' as const, flags: 0, zone: 5, recircTable: 255, alg: 0, actions: [] };
+  const sim = new FlowTableSim([
+    b('in').priority(2).match({ in_port: 1 }).apply(natTo).build(),
+    b('in').priority(2).match({ in_port: 2 }).apply(unNat).build(),
+    b('track').priority(1).apply(again, out(3)).build(),
+  ]);
+  const first = sim.inject(ip, 1);
+  t.like(first.outputs[0]!.packet, { ipv4_dst: '10.0.0.9', tcp_dst: 8080, ct_state: CT_STATE.trk | CT_STATE.new });
+  const reply = sim.inject({ ...ip, ipv4_src: '10.0.0.9', ipv4_dst: '10.0.0.1', tcp_src: 8080, tcp_dst: 1000 }, 2);
+  t.like(reply.outputs[0]!.packet, { ipv4_src: '10.0.0.2', tcp_src: 80, ct_state: CT_STATE.trk | CT_STATE.est | CT_STATE.rpl });
+});

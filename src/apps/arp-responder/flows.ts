@@ -92,6 +92,26 @@ function* vpcOwners(pipeline: Pipeline, vpc: VpcView): Iterable<OwnerDef> {
       yield { key: `port:${port.port.name}`, signature: [port, subnet.hosts], compile: () => portFlows(pipeline, port, subnet.hosts) };
     }
   }
+  for (const lb of vpc.loadBalancers) {
+    const subnet = vpc.subnetByName.get(lb.subnet)!;
+    const key = `vip:${vpc.vpc.name}/${lb.name}`;
+    yield { key, signature: [lb, subnet.subnet, subnet.vni, subnet.key, subnet.hosts], compile: () => vipFlows(pipeline, key, subnet, lb.vip) };
+  }
+}
+
+/**
+ * A load balancer's VIP is answered like the subnet's gateway, with the router MAC and whatever the
+ * destination MAC: its clients then send to the router MAC, so a VIP packet is a routed one wherever
+ * the client is, and the load-balancer app translates it before the router (docs/load-balancers.md).
+ */
+function vipFlows(pipeline: Pipeline, owner: string, s: SubnetView, vip: string) {
+  const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, owner);
+  const answer = f('arp.responder')
+    .priority(PRIORITY.answer)
+    .match({ metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: vip })
+    .apply(...arpAnswer(s.subnet.routerMac, vip))
+    .build();
+  return onHosts(s.hosts, [answer]);
 }
 
 /** Every hypervisor of the subnet answers for the port; its own stays silent when the port asks for itself (DAD, announcements). */

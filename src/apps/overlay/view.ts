@@ -1,4 +1,4 @@
-import type { AclRule, Hypervisor, NetworkModel, Subnet, VmPort, Vpc } from '../../model';
+import type { AclRule, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc } from '../../model';
 import { FLOOD_KEYS, PORT_KEYS, assignKeys, portIpv6, sameData } from '../../model';
 import type { PortNumbers as Placement } from '../../sdk';
 
@@ -42,6 +42,8 @@ export interface VpcView {
   readonly hosts: readonly Hypervisor[];
   /** in evaluation order */
   readonly acls: readonly AclRule[];
+  /** in model order */
+  readonly loadBalancers: readonly LoadBalancer[];
   readonly portByName: ReadonlyMap<string, PortView>;
   readonly subnetByName: ReadonlyMap<string, SubnetView>;
 }
@@ -61,6 +63,7 @@ interface VpcInputs {
   subnets: Subnet[];
   ports: VmPort[];
   acls: AclRule[];
+  loadBalancers: LoadBalancer[];
 }
 
 /** the model lists a view was built from, and their objects by VPC */
@@ -69,6 +72,7 @@ interface Inputs {
   readonly subnets: readonly Subnet[];
   readonly ports: readonly VmPort[];
   readonly acls: readonly AclRule[];
+  readonly loadBalancers: readonly LoadBalancer[];
   readonly byVpc: ReadonlyMap<string, VpcInputs>;
 }
 
@@ -129,13 +133,14 @@ function movedHosts(hypervisors: readonly Hypervisor[], byName: ReadonlyMap<stri
  * costs a walk of the lists, not a copy of them.
  */
 function groupByVpc(model: NetworkModel, previous: Inputs | undefined): Inputs {
-  const lists = { vpcs: model.vpcs, subnets: model.subnets, ports: model.ports, acls: model.acls };
+  const lists = { vpcs: model.vpcs, subnets: model.subnets, ports: model.ports, acls: model.acls, loadBalancers: model.loadBalancers };
   if (!previous) return { ...lists, byVpc: groupAll(model, undefined) };
   const dirty = new Set<string>();
   changedBetween(model.vpcs, previous.vpcs, (v) => dirty.add(v.name));
   changedBetween(model.subnets, previous.subnets, (s) => dirty.add(s.vpc));
   changedBetween(model.ports, previous.ports, (p) => dirty.add(p.vpc));
   changedBetween(model.acls, previous.acls, (a) => dirty.add(a.vpc));
+  changedBetween(model.loadBalancers, previous.loadBalancers, (lb) => dirty.add(lb.vpc));
   if (dirty.size === 0) return { ...lists, byVpc: previous.byVpc };
   return { ...lists, byVpc: groupAll(model, dirty, previous.byVpc) };
 }
@@ -164,7 +169,7 @@ function groupAll(model: NetworkModel, dirty: ReadonlySet<string> | undefined, p
     const kept = dirty && !dirty.has(v.name) ? previous!.get(v.name) : undefined;
     if (kept) byVpc.set(v.name, kept);
     else {
-      const input: VpcInputs = { vpc: v, subnets: [], ports: [], acls: [] };
+      const input: VpcInputs = { vpc: v, subnets: [], ports: [], acls: [], loadBalancers: [] };
       byVpc.set(v.name, input);
       fresh.set(v.name, input);
     }
@@ -176,6 +181,7 @@ function groupAll(model: NetworkModel, dirty: ReadonlySet<string> | undefined, p
   for (const s of model.subnets) inputOf(s.vpc)?.subnets.push(s);
   for (const p of model.ports) inputOf(p.vpc)?.ports.push(p);
   for (const a of model.acls) inputOf(a.vpc)?.acls.push(a);
+  for (const lb of model.loadBalancers) inputOf(lb.vpc)?.loadBalancers.push(lb);
   return byVpc;
 }
 
@@ -226,10 +232,17 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
     }),
     before?.acls,
   );
+  const loadBalancers = interned(
+    input.loadBalancers.map((lb) => {
+      const old = before?.loadBalancers.find((b) => b.name === lb.name);
+      return old && sameData(old, lb) ? old : lb;
+    }),
+    before?.loadBalancers,
+  );
   const allPorts = interned(ports, before?.ports);
   const allSubnets = interned(subnets, before?.subnets);
   const hosts = interned(hostsOf(allPorts), before?.hosts);
-  if (before && before.vpc === vpc && before.ports === allPorts && before.subnets === allSubnets && before.hosts === hosts && before.acls === acls) {
+  if (before && before.vpc === vpc && before.ports === allPorts && before.subnets === allSubnets && before.hosts === hosts && before.acls === acls && before.loadBalancers === loadBalancers) {
     return before;
   }
   return {
@@ -238,6 +251,7 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
     ports: allPorts,
     hosts,
     acls,
+    loadBalancers,
     portByName: new Map(allPorts.map((p) => [p.port.name, p])),
     subnetByName: new Map(allSubnets.map((s) => [s.subnet.name, s])),
   };

@@ -1,0 +1,270 @@
+/**
+ * Load balancers on real OVS (docs/load-balancers.md), on the multi-zone Mininet scenario with
+ * models/load-balancer.yaml and the controller running the overlay apps plus load-balancer. VPC
+ * blue's four backends (two per zone) each run a tiny HTTP server that answers its own name; VPC red
+ * reuses blue's CIDRs and first VIP with a backend of its own. One scenario for every test; serial:
+ * the affinity test restarts the controller and the last test edits the model.
+ */
+import test from 'ava';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseDocument, isMap, isSeq } from 'yaml';
+import { affinityCookie } from '../../src/apps/load-balancer';
+import { loadModelFile, type NetworkModel } from '../../src/model';
+import type { ChildProcess } from 'node:child_process';
+import { OVERLAY_APPS, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController, type TunnelFrame } from '../helpers/overlay';
+import { REPO_ROOT } from '../helpers/paths';
+import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
+
+const dir = join(TEST_STATE_DIR, 'load-balancer');
+const modelFile = join(dir, 'model.yaml');
+const APPS = [...OVERLAY_APPS, 'load-balancer'];
+const BACKEND_PORT = 8080;
+const VIP = { spread: '10.1.1.100', local: '10.1.1.101', sticky: '10.1.1.102', denied: '10.1.1.103' } as const;
+/** the denied VIP's backend port, which no ACL rule opens */
+const DENIED_PORT = 9090;
+const REQUESTS = 400;
+
+let scenario: OverlayScenario | undefined;
+let controller: RunningController | undefined;
+const servers: ChildProcess[] = [];
+let model: NetworkModel;
+
+/** the VMs that serve: every backend of a load balancer */
+const backendNames = (m: NetworkModel) => [...new Set(m.loadBalancers.flatMap((lb) => lb.backends.map((b) => b.port)))];
+
+test.before(async () => {
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(join(REPO_ROOT, 'models', 'load-balancer.yaml'), modelFile);
+  model = loadModelFile(modelFile);
+  scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmlb' });
+  controller = await startController(modelFile, scenario.hypervisorsJson, { apps: APPS });
+  const state = scenario.state();
+  // the denied VIP's backend listens too: what stops its connections is the ACL, not a closed port
+  const listeners = [...backendNames(model).map((name) => ({ name, port: BACKEND_PORT })), { name: 'app-a2', port: DENIED_PORT }];
+  for (const { name, port } of listeners) {
+    const vm = state.vms[name]!;
+    servers.push(spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-c', SERVER, vm.ip, String(port), name], { stdio: 'ignore' }));
+  }
+  for (const { name, port } of listeners) {
+    const vm = state.vms[name]!;
+    // listening, before any client connects
+    await waitFor(`${name}'s server on ${port}`, async () => (await run('ip', ['netns', 'exec', vm.netns, 'ss', '-Hltn', `sport = :${port}`])).stdout, (out) => out.includes(`${vm.ip}:${port}`), { timeoutMs: 10_000, intervalMs: 100 });
+  }
+});
+
+test.after.always(async () => {
+  for (const s of servers) s.kill('SIGKILL');
+  try {
+    await controller?.stop();
+  } finally {
+    await scenario?.down();
+  }
+});
+
+/**
+ * A backend: answers every GET with its name, a thread per connection, HTTP/1.0 (one request per
+ * connection), no log. Not http.server's CLI: it looks its address up in DNS before listening,
+ * which in a VM with a default route and no resolver waits for the resolver's timeouts.
+ */
+const SERVER = `
+import http.server, socketserver, sys
+ip, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(name)))
+        self.end_headers()
+        self.wfile.write(name)
+    def log_message(self, *args):
+        pass
+class Server(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+Server((ip, port), Handler).serve_forever()
+`;
+
+/** New connections, one request each, from a client VM to VIP:80: who answered, and what failed. */
+const CLIENT = `
+import http.client, json, sys
+vip, n, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+served, failures = {}, []
+for _ in range(n):
+    try:
+        c = http.client.HTTPConnection(vip, 80, timeout=timeout)
+        c.request('GET', '/name')
+        body = c.getresponse().read().decode()
+        c.close()
+        served[body] = served.get(body, 0) + 1
+    except Exception as e:
+        failures.append(repr(e))
+print(json.dumps({'served': served, 'failures': failures}))
+`;
+
+interface Served {
+  served: Record<string, number>;
+  failures: string[];
+}
+
+async function requests(client: string, vip: string, n: number, timeoutSeconds = 5): Promise<Served> {
+  const netns = scenario!.state().vms[client]!.netns;
+  const { stdout } = await run('ip', ['netns', 'exec', netns, 'python3', '-c', CLIENT, vip, String(n), String(timeoutSeconds)], { timeoutMs: 90_000 });
+  return JSON.parse(stdout) as Served;
+}
+
+const hvOf = (port: string) => model.hypervisors.find((h) => h.name === model.ports.find((p) => p.name === port)!.hypervisor)!;
+const portByIp = (vpc: string, ip: string) => model.ports.find((p) => p.vpc === vpc && p.ip === ip);
+const sum = (r: Record<string, number>) => Object.values(r).reduce((a, b) => a + b, 0);
+const TCP_SYN = 0x02;
+const TCP_ACK = 0x10;
+
+/**
+ * Every tunnelled frame of a blue client's connection to a backend, checked: requests leave the
+ * client's hypervisor for the backend's, translated (never to the VIP), replies the other way; each
+ * SYN seen on those two uplinks only. Returns the problems and the SYNs per (client, backend).
+ */
+function tunnelledConnections(frames: readonly TunnelFrame[], clients: readonly string[]): { problems: string[]; syns: Map<string, Set<number>> } {
+  const problems: string[] = [];
+  const syns = new Map<string, Set<number>>();
+  const sightings = new Map<string, string[]>();
+  const vips = new Set<string>(Object.values(VIP));
+  for (const f of frames) {
+    const ip = innerLayer(f, 'ipv4');
+    const tcp = innerLayer(f, 'tcp');
+    if (f.vni !== 101 || !ip || !tcp) continue;
+    if (vips.has(ip.dst) || vips.has(ip.src)) {
+      problems.push(`${f.at}#${f.index}: a VIP in a tunnel: ${ip.src} -> ${ip.dst}`);
+      continue;
+    }
+    const [src, dst] = [portByIp('blue', ip.src), portByIp('blue', ip.dst)];
+    if (!src || !dst) continue;
+    const toBackend = clients.includes(src.name);
+    const [client, backend] = toBackend ? [src, dst] : [dst, src];
+    if (!clients.includes(client.name) || tcp[toBackend ? 'dstPort' : 'srcPort'] !== BACKEND_PORT) continue;
+    const [from, to] = toBackend ? [hvOf(client.name), hvOf(backend.name)] : [hvOf(backend.name), hvOf(client.name)];
+    if (f.outerSrc !== from.tunnelIp || f.outerDst !== to.tunnelIp) problems.push(`${f.at}#${f.index}: ${src.name} -> ${dst.name} tunnelled ${f.outerSrc} -> ${f.outerDst}, expected ${from.tunnelIp} -> ${to.tunnelIp}`);
+    if (toBackend && (tcp.flags & (TCP_SYN | TCP_ACK)) === TCP_SYN) {
+      const key = `${client.name}>${backend.name}`;
+      if (!syns.has(key)) syns.set(key, new Set());
+      syns.get(key)!.add(tcp.srcPort);
+      const id = `${key}:${tcp.srcPort}`;
+      sightings.set(id, [...(sightings.get(id) ?? []), f.at]);
+    }
+  }
+  for (const [id, at] of sightings) {
+    const [client, backend] = id.split(':')[0]!.split('>');
+    // on both uplinks (unless a busy tcpdump missed a copy; a retransmitted SYN shows twice), never elsewhere
+    const want = [hvOf(client!).name, hvOf(backend!).name];
+    if (at.some((hv) => !want.includes(hv))) problems.push(`SYN ${id} seen on ${at.join(', ')}; expected on ${want.join(' and ')} only`);
+  }
+  return { problems, syns };
+}
+
+test.serial("distribution: 400 new connections from a client in each zone are spread over the four backends within ±20 % of equal; each is tunnelled only from the client's hypervisor straight to its backend's", async (t) => {
+  const clients = ['client-a', 'client-b'];
+  const capture = await scenario!.startCapture('lb-spread', { filter: 'udp port 6081' });
+  const results = await Promise.all(clients.map((c) => requests(c, VIP.spread, REQUESTS)));
+  await capture.stop();
+  const total: Record<string, number> = {};
+  results.forEach((r, i) => {
+    t.log(`${clients[i]} -> ${VIP.spread}: ${JSON.stringify(r.served)}, ${r.failures.length} failed`);
+    t.deepEqual(r.failures, [], `${clients[i]}: every request answered`);
+    for (const [name, n] of Object.entries(r.served)) total[name] = (total[name] ?? 0) + n;
+  });
+  const backends = ['app-a1', 'app-a2', 'app-b1', 'app-b2'];
+  t.deepEqual(Object.keys(total).sort(), backends, "every backend served some, and only blue's");
+  const equal = sum(total) / backends.length;
+  for (const b of backends) t.true(Math.abs(total[b]! - equal) <= 0.2 * equal, `${b} served ${total[b]} of ${sum(total)}: within ±20 % of ${equal}`);
+
+  const { problems, syns } = tunnelledConnections(capture.tunnelFrames(), clients);
+  t.deepEqual(problems, []);
+  results.forEach((r, i) => {
+    const client = clients[i]!;
+    for (const b of backends) {
+      const inTunnels = syns.get(`${client}>${b}`)?.size ?? 0;
+      const expected = hvOf(b).name === hvOf(client).name ? 0 : r.served[b] ?? 0;
+      t.is(inTunnels, expected, `${client} -> ${b}: ${expected} connections through a tunnel (${hvOf(client).name} -> ${hvOf(b).name})`);
+    }
+  });
+});
+
+test.serial("zone affinity: every request stays in the client's zone while a backend there is healthy", async (t) => {
+  const zoneOf = (port: string) => hvOf(port).zone;
+  for (const [client, r] of await Promise.all(['client-a', 'client-b'].map(async (c) => [c, await requests(c, VIP.local, REQUESTS)] as const))) {
+    t.log(`${client} (${zoneOf(client)}) -> ${VIP.local}: ${JSON.stringify(r.served)}, ${r.failures.length} failed`);
+    t.deepEqual(r.failures, []);
+    const names = Object.keys(r.served).sort();
+    t.deepEqual(names.map(zoneOf), [zoneOf(client), zoneOf(client)], `${client}: both backends of its zone, and only them: ${names.join(', ')}`);
+  }
+});
+
+test.serial('overlapping VPCs: red reaches its own backend at the same VIP address and CIDR', async (t) => {
+  const r = await requests('red-client', VIP.spread, 20);
+  t.deepEqual(r, { served: { 'red-app': 20 }, failures: [] });
+});
+
+test.serial("ACLs apply after the translation: web may open app's 8080 only, so the VIP's port 80 reaches 8080 backends and not a 9090 one", async (t) => {
+  // the spread VIP (port 80, to 8080) works in the tests above: a rule on the VIP's port would have denied it
+  const r = await requests('client-a', VIP.denied, 2, 1);
+  t.deepEqual(r.served, {});
+  t.is(r.failures.length, 2);
+  for (const f of r.failures) t.regex(f, /timed out/, 'dropped (no reset from the listening backend): the ACL of the real port');
+});
+
+/** `ovs-ofctl dump-flows` on a hypervisor's bridge of the flows carrying `cookie`, lines only */
+async function flowsOf(hv: string, cookie: bigint): Promise<string[]> {
+  const { stdout } = await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${scenario!.state().hypervisors[hv]!.mgmt}`, `cookie=0x${cookie.toString(16)}/-1`]);
+  return stdout.split('\n').filter((l) => l.includes('cookie='));
+}
+
+test.serial('client-IP affinity: a client keeps its backend, also across a controller restart that flushes no flow', async (t) => {
+  const before = await requests('client-a', VIP.sticky, 20);
+  t.deepEqual(before.failures, []);
+  const [backend, ...others] = Object.keys(before.served);
+  t.deepEqual(others, [], `one backend for all 20 connections: ${JSON.stringify(before.served)}`);
+  const sticky = model.loadBalancers.find((lb) => lb.vpc === 'blue' && lb.name === 'sticky')!;
+  const learned = async () => (await flowsOf('hv1', affinityCookie(sticky, backend!))).filter((l) => l.includes('nw_src=10.1.1.11'));
+  const [binding] = await learned();
+  t.truthy(binding, 'the binding is a learned flow in lb.affinity');
+  const age = (line: string) => Number(/duration=([\d.]+)s/.exec(line)![1]);
+
+  await controller!.stop();
+  controller = await startController(modelFile, scenario!.hypervisorsJson, { apps: APPS });
+  const readSyncs = async () =>
+    readFileSync(controller!.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"kind":"full"'))
+      .map((l) => JSON.parse(l) as { dpid: string; deletes: number; modifies: number; adds: number; groupMods: number });
+  // the log is written asynchronously: every switch's first sync report, once there
+  const fullSyncs = await waitFor('every switch\'s sync report in the log', readSyncs, (r) => r.length === model.hypervisors.length, { timeoutMs: 5_000, intervalMs: 100 });
+  for (const r of fullSyncs) t.like(r, { deletes: 0, modifies: 0, adds: 0, groupMods: 0 }, `${r.dpid}: the switch holds what the restarted controller wants, learned flows and groups included`);
+  const [kept] = await learned();
+  t.truthy(kept, 'the restarted controller left the learned binding alone');
+  t.true(age(kept!) >= age(binding!), `the same flow, not relearned (duration ${age(binding!)} s, then ${age(kept!)} s)`);
+  const after = await requests('client-a', VIP.sticky, 20);
+  t.deepEqual(after, { served: { [backend!]: 20 }, failures: [] }, `still ${backend}`);
+});
+
+test.serial('bad input: a VIP outside its subnet, a backend of another VPC and all weights 0 are refused whole; the running load balancers stay', async (t) => {
+  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
+  const blue = (doc.get('vpcs') as any).items.find((v: any) => v.get('name') === 'blue');
+  const lbs = blue.get('loadBalancers');
+  if (!isSeq(lbs)) throw new Error('no load balancers in blue');
+  const [spread, local, sticky] = lbs.items as any[];
+  spread.set('vip', '10.1.9.100');
+  local.get('backends').items[0].set('port', 'red-app');
+  for (const b of sticky.get('backends').items) if (isMap(b)) b.set('weight', 0);
+  writeFileSync(`${modelFile}.tmp`, doc.toString());
+  renameSync(`${modelFile}.tmp`, modelFile);
+  const refusal = await waitFor(
+    'the edit refused',
+    async () => readFileSync(controller!.logFile, 'utf8').split('\n').find((l) => l.includes('model change refused')),
+    (line) => line !== undefined,
+    { timeoutMs: 10_000, intervalMs: 100 },
+  );
+  t.log(refusal);
+  t.regex(refusal!, /10\.1\.9\.100 is outside subnet web/);
+  t.regex(refusal!, /port red-app is in VPC red, not in blue/);
+  t.regex(refusal!, /every backend has weight 0/);
+  t.deepEqual((await requests('client-b', VIP.sticky, 3)).failures, [], 'the running model stays');
+});
