@@ -1,8 +1,9 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Subject, filter, firstValueFrom, timeout } from 'rxjs';
+import { filter, firstValueFrom, timeout } from 'rxjs';
 import { bindAppServices } from '../../src/apps/registry';
+import { BackendHealthBoard } from '../../src/apps/lb-health';
 import { ArpResponderApp } from '../../src/apps/arp-responder';
 import {
   LB_AFFINITY_TABLE,
@@ -23,7 +24,7 @@ import { DistributedRouterApp } from '../../src/apps/distributed-router';
 import { AclApp } from '../../src/apps/acl';
 import { type LoadBalancer, type NetworkModel, TUNNEL_OFPORT, loadModelFile } from '../../src/model';
 import { type Action, type FlowMod, type GroupMod, formatActions } from '../../src/openflow';
-import { BACKEND_HEALTH, type BackendHealth, type BackendHealthSource, type Group, Pipeline, groupIdOf, makeCookie, type Container } from '../../src/sdk';
+import { BACKEND_HEALTH, type Group, Pipeline, groupIdOf, makeCookie, type Container } from '../../src/sdk';
 import { FakeSwitch, FlowTableSim, TestModelStore, fakePort } from '../../src/testing';
 import { runApps } from '../../src/testing';
 import { REPO_ROOT } from '../helpers/paths';
@@ -163,27 +164,16 @@ test("the VIP's ARP is answered on the client's hypervisor with its subnet's rou
   t.deepEqual(ask('red-client', '10.1.1.101'), [], 'a VIP of blue only: dropped in red');
 });
 
-/** a BACKEND_HEALTH source the test drives */
-class FakeHealth implements BackendHealthSource {
-  readonly active = true;
-  readonly transitions = new Subject<BackendHealth>();
-  readonly health$ = this.transitions.asObservable();
-  snapshot(): readonly BackendHealth[] {
-    return [];
-  }
-  set(loadBalancer: string, port: string, state: 'up' | 'down'): void {
-    this.transitions.next({ vpc: 'blue', loadBalancer, port, state, reason: state === 'down' ? 'refused' : undefined, at: Date.now() });
-  }
-}
-
 test('a health transition modifies that load balancer\'s groups, touches no flow, and drops the dead backend\'s affinity bindings', async (t) => {
-  const health = new FakeHealth();
+  // the board lb-health publishes to, driven by the test
+  const health = new BackendHealthBoard();
+  health.active = true;
   const apps = await runApps({
     apps: { 'tunnel-mesh': TunnelMeshApp, 'arp-responder': ArpResponderApp, 'distributed-router': DistributedRouterApp, acl: AclApp, 'load-balancer': LoadBalancerApp },
     model: new TestModelStore(model()),
     bindServices: (c: Container) => {
       bindAppServices(c);
-      c.bind(BACKEND_HEALTH).toConstantValue(health);
+      c.rebind(BACKEND_HEALTH).toConstantValue(health);
     },
   });
   t.teardown(() => apps.stop());
@@ -195,7 +185,7 @@ test('a health transition modifies that load balancer\'s groups, touches no flow
   const sticky = lbOf(m, 'blue', 'sticky');
   const before = sw.received.length;
   const modified = sw.nextMessage('GROUP_MOD', (g) => g.command === 'modify');
-  health.set('sticky', 'app-b1', 'down');
+  health.publish({ vpc: 'blue', loadBalancer: 'sticky', port: 'app-b1', state: 'down', reason: 'refused', at: Date.now() });
   const mod = (await modified) as GroupMod;
   await new Promise((r) => setTimeout(r, 200));
   const sent = sw.received.slice(before);
