@@ -110,6 +110,11 @@ function writeRef(pkt: SimPacket, ref: FieldRef, ofs: number, nBits: number, val
   pkt[f] = fromBits(f, (toBits(f, pkt[f]) & ~range) | ((value << BigInt(ofs)) & range));
 }
 
+/** the source port field of a TCP or UDP packet */
+function portField(p: SimPacket, dir: 'src' | 'dst'): string | undefined {
+  return p.tcp_src !== undefined || p.tcp_dst !== undefined ? `tcp_${dir}` : p.udp_src !== undefined || p.udp_dst !== undefined ? `udp_${dir}` : undefined;
+}
+
 /** 5-tuple key, the same for both directions of a connection */
 function connKey(p: SimPacket, zone: number): { key: string; reply: boolean } {
   const a = `${p.ipv4_src ?? p.ipv6_src}:${p.tcp_src ?? p.udp_src ?? ''}`;
@@ -124,6 +129,9 @@ export class FlowTableSim {
   private readonly tables = new Map<number, InstalledFlow[]>();
   /** committed connections: key → the direction that opened it */
   private readonly conntrack = new Map<string, boolean>();
+  /** source-translated connections, by their original tuple and by their reply's */
+  private readonly snat = new Map<string, { ip: string; port: number }>();
+  private readonly unsnat = new Map<string, { ip: string; port: number }>();
 
   constructor(flows: readonly InstalledFlow[]) {
     for (const f of flows) {
@@ -217,7 +225,7 @@ export class FlowTableSim {
           break;
         }
         case 'ct':
-          if (a.actions.length) throw new SimUnsupportedError('ct with nested actions (nat, exec)');
+          if (a.actions.some((n) => n.type !== 'nat')) throw new SimUnsupportedError('ct with nested actions other than nat (exec)');
           {
             const state = this.conntrackStep(pkt, a);
             // only a recirculated copy sees the new ct_state; without table= the packet goes on as it was
@@ -237,10 +245,47 @@ export class FlowTableSim {
   /** the ct_state conntrack gives the packet; commits it when asked */
   private conntrackStep(pkt: SimPacket, ct: Extract<Action, { type: 'ct' }>): number {
     const zone = typeof ct.zone === 'number' ? ct.zone : Number(readRef(pkt, ct.zone.field, ct.zone.ofs, ct.zone.nBits));
+    const nat = ct.actions.find((n): n is Extract<Action, { type: 'nat' }> => n.type === 'nat');
+    if (nat) return this.natStep(pkt, zone, nat, (ct.flags & 1) !== 0);
     const { key, reply } = connKey(pkt, zone);
     const opener = this.conntrack.get(key);
     if ((ct.flags & 1) !== 0 && opener === undefined) this.conntrack.set(key, reply); // commit
     if (this.options.ctState !== undefined) return this.options.ctState;
     return opener === undefined ? CT_STATE.trk | CT_STATE.new : CT_STATE.trk | CT_STATE.est | (opener !== reply ? CT_STATE.rpl : 0);
   }
+  /**
+   * Source NAT as OVS's conntrack does it, for IPv4 TCP and UDP: a committed new connection through
+   * `nat(src=IP:lo-hi)` takes the range's lowest free port; its later packets keep that translation;
+   * `nat` without a range reverses it on the replies. Returns the ct_state the recirculated packet sees.
+   */
+  private natStep(pkt: SimPacket, zone: number, nat: Extract<Action, { type: 'nat' }>, commit: boolean): number {
+    const sport = portField(pkt, 'src');
+    const dport = portField(pkt, 'dst');
+    if (!sport || !dport) throw new SimUnsupportedError('nat of a packet that is neither TCP nor UDP');
+    const tuple = (srcIp: unknown, srcPort: unknown, dstIp: unknown, dstPort: unknown) => `${zone}|${pkt.ip_proto}|${srcIp}:${srcPort}>${dstIp}:${dstPort}`;
+    const reply = this.unsnat.get(tuple(pkt.ipv4_src, pkt[sport], pkt.ipv4_dst, pkt[dport]));
+    if (reply) {
+      pkt.ipv4_dst = reply.ip;
+      pkt[dport] = reply.port;
+      return CT_STATE.trk | CT_STATE.est | CT_STATE.rpl;
+    }
+    const original = tuple(pkt.ipv4_src, pkt[sport], pkt.ipv4_dst, pkt[dport]);
+    let to = this.snat.get(original);
+    const established = to !== undefined;
+    if (!to && commit && (nat.flags & 1) !== 0 && nat.ipv4Min !== undefined) {
+      const ip = nat.ipv4Min;
+      const lo = nat.protoMin ?? Number(pkt[sport]);
+      const hi = nat.protoMax ?? lo;
+      const port = Array.from({ length: hi - lo + 1 }, (_, i) => lo + i).find((p) => !this.unsnat.has(tuple(pkt.ipv4_dst, pkt[dport], ip, p)));
+      if (port === undefined) return CT_STATE.trk | CT_STATE.new; // the range is exhausted: untranslated
+      to = { ip, port };
+      this.snat.set(original, to);
+      this.unsnat.set(tuple(pkt.ipv4_dst, pkt[dport], ip, port), { ip: String(pkt.ipv4_src), port: Number(pkt[sport]) });
+    }
+    if (!to) return CT_STATE.trk | CT_STATE.new;
+    pkt.ipv4_src = to.ip;
+    pkt[sport] = to.port;
+    return CT_STATE.trk | (established ? CT_STATE.est : CT_STATE.new);
+  }
+
 }

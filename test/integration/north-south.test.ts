@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
-import { gatewayBgpConfig, gatewayFor, gatewayPrefixes } from '../../src/apps/north-south';
+import { gatewayBgpConfig, gatewayFor, gatewayPrefixes, snatBindings } from '../../src/apps/north-south';
 import { type NetworkModel, loadModelFile } from '../../src/model';
 import { findLayer } from '../../src/packet';
 import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, innerLayer, overlayUp, startController, waitFor } from '../helpers/overlay';
@@ -157,6 +157,54 @@ test.serial('reachability and locality: from the internet, ping and HTTP reach t
   t.true(outbound.every((f) => innerLayer(f, 'ethernet')?.src === model.floatingIps.find((x) => x.port === 'web1')!.mac), 'from its floating IP\'s MAC');
 });
 
+/** A VM fetches `path` from the internet web server: the HTTP status and body. */
+async function fetchFromVm(vm: string, path: string): Promise<{ status: string; body: string; stderr: string }> {
+  const r = await scenario!.exec(vm, ['curl', '-sS', '-m', '10', '-w', '\\n%{http_code}', `http://${outside.internet.ip}:${outside.internet.webPort}/${path}`]);
+  const lines = r.stdout.split('\n');
+  return { status: lines.pop() ?? '', body: lines.join('\n'), stderr: r.stderr };
+}
+
+/** The address the internet web server logged for a request whose path contains `marker`. */
+function clientOf(marker: string): string | undefined {
+  const line = readFileSync(outside.internet.webLog, 'utf8').split('\n').find((l) => l.includes(`"GET /${marker}`));
+  return line?.split(' ')[0];
+}
+
+test.serial("SNAT: each VM without a floating IP fetches a page from the internet as its zone's SNAT address, from a source port of its own block; nothing from outside reaches it", async (t) => {
+  const { bindings } = snatBindings(model);
+  t.deepEqual(bindings.map((b) => b.port.name), ['app1', 'red1', 'red2']);
+  const external = await scenario!.startCapture('ns-snat', { where: 'outside' });
+  try {
+    for (const b of bindings) {
+      const got = await fetchFromVm(b.port.name, `?from=${b.port.name}`);
+      t.is(got.status, '200', `${b.port.name} → internet: ${got.stderr}`);
+      t.is(clientOf(`?from=${b.port.name}`), b.address.ip, `the server saw ${b.port.name} as ${b.address.network}'s SNAT address of VPC ${b.port.vpc}`);
+    }
+    // in app1's block, but no connection of app1's: conntrack has nothing to reverse
+    const app1 = bindings[0]!;
+    const probe = await inNetns(outside.internet.netns, 'curl', '-sS', '-m', '2', `http://${app1.address.ip}:${app1.lo + 7}/`).then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    t.regex(probe, /timed out/, 'a SYN to the SNAT address in app1\'s block gets nowhere');
+  } finally {
+    await external.stop();
+  }
+  for (const b of bindings) {
+    const frames = plainFlow(external, b.address.ip, outside.internet.ip);
+    const ports = frames.flatMap((f) => {
+      const ip = findLayer(f.packet!, 'ipv4')!;
+      const tcp = findLayer(f.packet!, 'tcp');
+      return tcp ? [ip.src === b.address.ip ? tcp.srcPort : tcp.dstPort] : [];
+    });
+    t.log(`${b.port.name}: ${frames.length} frames on the external links as ${b.address.ip}, ports ${[...new Set(ports)].join(', ')} (block ${b.lo}-${b.hi})`);
+    t.true(ports.length > 0 && ports.every((p) => p >= b.lo && p <= b.hi), `${b.port.name}'s connection uses ports of its block`);
+    const zone = zoneOf(b.port.name);
+    const gateways = new Set(model.hypervisors.filter((h) => h.zone === zone).map((h) => h.name));
+    t.deepEqual([...new Set(frames.map((f) => f.at))].filter((at) => !gateways.has(at)), [], `${b.port.name}'s traffic by ${zone}'s gateways only`);
+  }
+});
+
 test.serial("BGP: a killed gateway's paths are withdrawn at the edge router, and its zone's floating IP stays reachable through the other", async (t) => {
   const ext = model.externalNetworks.find((e) => e.zone === 'zone-a')!;
   const [killed, survivor] = ext.gateways;
@@ -198,4 +246,18 @@ test.serial('rebinding: the floating IP moves to the new port, on its hypervisor
   t.regex(readFileSync(outside.internet.webLog, 'utf8'), new RegExp(`^${fip.replaceAll('.', '\\.')} .*"GET /\\?from=app1 `, 'm'), 'the internet sees app1 as the floating IP');
   const ping = await inNetns(outside.internet.netns, 'ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', fip);
   t.regex(ping.stdout, / 2 received/, 'the floating IP answers from app1');
+});
+
+test.serial('SNAT isolation: two VPCs with the same address on one hypervisor fetch at the same time, each as its own SNAT address, each getting its own reply', async (t) => {
+  // after the rebinding, blue's web1 (10.1.1.11 on hv1) has no floating IP: it SNATs beside red's red1 (10.1.1.11 on hv1)
+  const rebound = loadModelFile(modelFile);
+  const pair = snatBindings(rebound).bindings.filter((b) => b.port.name === 'web1' || b.port.name === 'red1');
+  t.deepEqual(pair.map((b) => [b.port.name, b.port.ip, b.port.hypervisor]), [['red1', '10.1.1.11', 'hv1'], ['web1', '10.1.1.11', 'hv1']]);
+  const root = join(outside.internet.webLog, '..');
+  for (const b of pair) writeFileSync(join(root, `for-${b.port.name}.txt`), `a page for ${b.port.name} (${b.port.vpc})`);
+  const got = await Promise.all(pair.map((b) => fetchFromVm(b.port.name, `for-${b.port.name}.txt`)));
+  pair.forEach((b, i) => {
+    t.deepEqual([got[i]!.status, got[i]!.body], ['200', `a page for ${b.port.name} (${b.port.vpc})`], `${b.port.name}: ${got[i]!.stderr}`);
+    t.is(clientOf(`for-${b.port.name}.txt`), b.address.ip, `the server saw ${b.port.name} as VPC ${b.port.vpc}'s SNAT address`);
+  });
 });

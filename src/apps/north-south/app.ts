@@ -1,5 +1,6 @@
 import { type AppContext, type ZonemeshApp, injectable, runIncremental } from '../../sdk';
-import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES, northSouthGroups } from './flows';
+import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES } from './flows';
+import { northSouthGroups } from './groups';
 
 /** Floating IPs on the VMs' own hypervisors and on their zone's gateways (docs/north-south.md). */
 @injectable()

@@ -27,7 +27,6 @@ import {
   type NetworkModel,
   OFPP,
   type OwnerDef,
-  type OwnerGroup,
   type Pipeline,
   type PlacedPort,
   type TableSpec,
@@ -36,7 +35,6 @@ import {
   TUNNEL_OFPORT,
   arpAnswer,
   cidr,
-  compileOwners,
   makeCookie,
   output,
 } from '../../sdk';
@@ -46,12 +44,27 @@ export const GATEWAY_TABLE = 'gw.external';
 export const NAT_INBOUND_TABLE = 'nat.inbound';
 export const NAT_OUTBOUND_TABLE = 'nat.outbound';
 
+const PORT_MATCHES = ['ip_proto', 'tcp_dst', 'udp_dst'] as const;
 export const NORTH_SOUTH_TABLES: readonly TableSpec[] = [
   // what a gateway takes from its segment, its LOCAL port and the tunnel, before the overlay classifies it
-  { name: GATEWAY_TABLE, stage: 'probe', miss: 'next', matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_src', 'ipv4_dst', 'arp_op', 'arp_spa', 'arp_tpa'] },
-  // from the tunnel, before the overlay classifies it: its delivery knows VM ports, not floating IPs
-  { name: NAT_INBOUND_TABLE, stage: 'probe', miss: 'next', matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_dst'] },
-  { name: NAT_OUTBOUND_TABLE, stage: 'nat', miss: 'next', matches: ['in_port', 'eth_type', 'eth_dst', 'ipv4_dst'], maskable: ['ipv4_dst'] },
+  {
+    name: GATEWAY_TABLE,
+    stage: 'probe',
+    miss: 'next',
+    matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_src', 'ipv4_dst', 'arp_op', 'arp_spa', 'arp_tpa', ...PORT_MATCHES],
+    maskable: ['tcp_dst', 'udp_dst'],
+  },
+  // from the tunnel, before the overlay classifies it: its delivery knows VM ports, not floating IPs;
+  // SNAT replies come back here from conntrack (ct_state +trk), addressed to the VM again
+  {
+    name: NAT_INBOUND_TABLE,
+    stage: 'probe',
+    miss: 'next',
+    matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_dst', 'ct_state', ...PORT_MATCHES],
+    maskable: ['ct_state', 'tcp_dst', 'udp_dst'],
+  },
+  // a VM's routed packets to the outside; SNAT's come back here from conntrack (+trk) with their new source
+  { name: NAT_OUTBOUND_TABLE, stage: 'nat', miss: 'next', matches: ['in_port', 'eth_type', 'eth_dst', 'ipv4_src', 'ipv4_dst', 'ip_proto', 'ct_state'], maskable: ['ipv4_dst', 'ct_state'] },
 ];
 
 const ETH_IP = 0x0800;
@@ -76,33 +89,24 @@ export interface GatewayAttachment {
   readonly uplink: number;
 }
 
-/** One owner per bound floating IP (a rebinding moves its flows in one change), one per plugged-in gateway. */
-export function northSouthGroups(pipeline: Pipeline, model: NetworkModel, places: NorthSouthPlaces): OwnerGroup[] {
-  const attachments = gatewayAttachments(model, places);
-  const floatingIps = (): OwnerDef[] =>
-    model.floatingIps.flatMap((fip) => {
-      const port = fip.port === undefined ? undefined : model.ports.find((p) => p.name === fip.port);
-      const placed = port && places.place(port);
-      if (!placed) return [];
-      const key = `fip:${fip.ip}`;
-      const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
-      return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => floatingIpFlows(pipeline, model, key, fip, placed, gateways) }];
-    });
-  const gatewayHosts = (): OwnerDef[] =>
-    attachments.map((a) => {
-      const key = `gateway:${a.network.name}/${a.host.name}`;
-      return { key, signature: [model, a.uplink], compile: () => new Map([[a.host.datapathId, gatewayHostFlows(pipeline, key, a)]]) };
-    });
-  // a fresh token: ports get plugged in under the same model, and the owners' signatures tell
-  return [
-    { key: 'floating-ips', token: {}, owners: floatingIps },
-    { key: 'gateways', token: {}, owners: gatewayHosts },
-  ];
+/** One owner per bound floating IP: a rebinding moves its flows, on its hypervisor and its gateways, in one change. */
+export function floatingIpOwners(pipeline: Pipeline, model: NetworkModel, places: NorthSouthPlaces, attachments: readonly GatewayAttachment[]): OwnerDef[] {
+  return model.floatingIps.flatMap((fip) => {
+    const port = fip.port === undefined ? undefined : model.ports.find((p) => p.name === fip.port);
+    const placed = port && places.place(port);
+    if (!placed) return [];
+    const key = `fip:${fip.ip}`;
+    const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
+    return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => floatingIpFlows(pipeline, model, key, fip, placed, gateways) }];
+  });
 }
 
-/** every owner's flows, for tests and `zonemesh flows` */
-export function compileNorthSouth(pipeline: Pipeline, model: NetworkModel, places: NorthSouthPlaces) {
-  return compileOwners(northSouthGroups(pipeline, model, places));
+/** One owner per plugged-in gateway: its own address between LOCAL and the segment. */
+export function gatewayHostOwners(pipeline: Pipeline, model: NetworkModel, attachments: readonly GatewayAttachment[]): OwnerDef[] {
+  return attachments.map((a) => {
+    const key = `gateway:${a.network.name}/${a.host.name}`;
+    return { key, signature: [model, a.uplink], compile: () => new Map([[a.host.datapathId, gatewayHostFlows(pipeline, key, a)]]) };
+  });
 }
 
 /** The model's gateways whose segment port is on their switch now. */
@@ -136,7 +140,7 @@ export function gatewayFor(model: NetworkModel, port: VmPort, host: Hypervisor):
  * the VM's own hypervisor, straight out of its segment port. Undefined while there is no way out
  * (no gateway, its segment port not plugged in, or no next-hop MAC).
  */
-function toOutside(model: NetworkModel, placed: PlacedPort, vni: bigint, prefer: string, gateways: readonly GatewayAttachment[]): Action[] | undefined {
+export function toOutside(model: NetworkModel, placed: PlacedPort, vni: bigint, prefer: string, gateways: readonly GatewayAttachment[]): Action[] | undefined {
   const gateway = gatewayFor(model, placed.port, placed.hypervisor);
   if (!gateway) return undefined;
   if (gateway.name !== placed.hypervisor.name) {
@@ -147,13 +151,13 @@ function toOutside(model: NetworkModel, placed: PlacedPort, vni: bigint, prefer:
 }
 
 /** out of a gateway's segment port to the next hop, or undefined without a next-hop MAC */
-function toSegment(a: GatewayAttachment): Action[] | undefined {
+export function toSegment(a: GatewayAttachment): Action[] | undefined {
   if (a.network.nextHopMac === undefined) return undefined;
   return [{ type: 'set_field', field: { field: 'eth_dst', value: a.network.nextHopMac } }, output(a.uplink)];
 }
 
 /** a gateway's attachment to serve an address: the address's own network if the gateway is on it, else its zone's first */
-function attachmentOn(gateways: readonly GatewayAttachment[], host: string, network: string): GatewayAttachment | undefined {
+export function attachmentOn(gateways: readonly GatewayAttachment[], host: string, network: string): GatewayAttachment | undefined {
   const mine = gateways.filter((a) => a.host.name === host);
   return mine.find((a) => a.network.name === network) ?? mine[0];
 }
@@ -179,9 +183,7 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
   // validation guarantees the VM's zone has gateways; a model changing under us may not yet
   const out = toOutside(model, placed, vni, fip.network, gateways);
   if (out) {
-    const inside = model.subnets
-      .filter((s) => s.vpc === port.vpc)
-      .map((s) => f(NAT_OUTBOUND_TABLE).priority(PRIORITY.inside).match({ ...routed, ipv4_dst: cidr(s.cidr) }).goto(nextOf(pipeline)).build());
+    const inside = staysInside(pipeline, model, cookie, placed);
     const outside = routes.map((route) =>
       f(NAT_OUTBOUND_TABLE)
         .priority(PRIORITY.outside)
@@ -213,6 +215,20 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
   return byDpid;
 }
 
+/** A VM's routed packets to its own VPC's subnets go on to the router untranslated, whatever the VPC's routes to the outside. */
+export function staysInside(pipeline: Pipeline, model: NetworkModel, cookie: bigint, { port, ofport }: PlacedPort): Flow[] {
+  const routerMac = model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!.routerMac;
+  return model.subnets
+    .filter((s) => s.vpc === port.vpc)
+    .map((s) =>
+      new FlowBuilder(pipeline, pipeline.table(NAT_OUTBOUND_TABLE), cookie)
+        .priority(PRIORITY.inside)
+        .match({ in_port: ofport, eth_type: ETH_IP, eth_dst: routerMac, ipv4_dst: cidr(s.cidr) })
+        .goto(nextOf(pipeline))
+        .build(),
+    );
+}
+
 /** A gateway's own address on its bridge's LOCAL port: its ARP and IP pass between LOCAL and the segment. */
 function gatewayHostFlows(pipeline: Pipeline, owner: string, a: GatewayAttachment): Flow[] {
   const f = () => new FlowBuilder(pipeline, pipeline.table(GATEWAY_TABLE), makeCookie(NORTH_SOUTH_APP_ID, owner)).priority(PRIORITY.gatewayHost);
@@ -226,12 +242,12 @@ function gatewayHostFlows(pipeline: Pipeline, owner: string, a: GatewayAttachmen
 }
 
 /** a route's destinations as a match: OVS drops an all-zero mask from a flow, so /0 matches no field */
-function toDestinations(route: string): { ipv4_dst?: ReturnType<typeof cidr> } {
+export function toDestinations(route: string): { ipv4_dst?: ReturnType<typeof cidr> } {
   return route.endsWith('/0') ? {} : { ipv4_dst: cidr(route) };
 }
 
 /** where a packet that stays inside the VPC goes on: the table after ours */
-function nextOf(pipeline: Pipeline): string {
+export function nextOf(pipeline: Pipeline): string {
   const next = pipeline.successor(pipeline.table(NAT_OUTBOUND_TABLE));
   if (!next) throw new PipelineError(`no table follows '${NAT_OUTBOUND_TABLE}': north-south needs the overlay's router after it`);
   return next.name;
