@@ -6,7 +6,7 @@ import { canonicalField } from './match';
 /**
  * A fake multi-table switch that evaluates our flows, Faucet-style: for unit tests that ask
  * "where does this packet go?" without OVS. It covers what our apps use: match (with masks),
- * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack),
+ * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack, with source NAT),
  * output. Anything else is an explicit SimUnsupportedError, never a silent guess.
  */
 
