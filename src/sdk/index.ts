@@ -39,7 +39,7 @@ export * from '../packet';
 // the network model apps compile from, and its IPv4 arithmetic (addresses as 32-bit numbers)
 export type { AclRule, ExternalGateway, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, SnatAddress, Subnet, Vpc, VpcEgress, VmPort, Zone } from '../model/types';
 export { EMPTY_MODEL } from '../model/types';
-export { TUNNEL_OFPORT, conntrackZone } from '../model/derived';
+export { TUNNEL_OFPORT, conntrackZone, derivedKey } from '../model/derived';
 export type { ModelStore } from '../model/store';
 export { ModelValidationError } from '../model/errors';
 export { parseIpv4, parseCidr, cidrContains, prefixMask, floatingIpMac, type Ipv4Cidr } from '../model/addressing';

@@ -22,6 +22,7 @@ import {
   type VmPort,
   arpAnswer,
   conntrackZone,
+  derivedKey,
   floatingIpMac,
   makeCookie,
   output,
@@ -70,26 +71,29 @@ export interface SnatBinding {
 
 /**
  * Every VM without a floating IP whose VPC has a SNAT address on an external network of the VM's
- * zone, with its block. A block is the VM's by its name's hash (every controller computes the same);
+ * zone, with its block. A block is the VM's by its name's hash (`derivedKey`: every controller computes the same);
  * a VM whose block another VM of the same VPC and zone took first (in name order) takes the next
  * free one. At most 63 VMs per VPC and zone get a block; the rest are in `exhausted`.
  */
 export function snatBindings(model: NetworkModel): { bindings: SnatBinding[]; exhausted: VmPort[] } {
-  const floating = new Set(model.floatingIps.flatMap((f) => (f.port === undefined ? [] : [f.port])));
-  const taken = new Map<string, Set<number>>();
   const bindings: SnatBinding[] = [];
   const exhausted: VmPort[] = [];
+  if (!model.egress.some((e) => e.snat.length > 0)) return { bindings, exhausted };
+  const floating = new Set(model.floatingIps.flatMap((f) => (f.port === undefined ? [] : [f.port])));
+  const zoneOf = new Map(model.hypervisors.map((h) => [h.name, h.zone]));
+  const snatOf = new Map(model.egress.map((e) => [e.vpc, e.snat]));
+  const taken = new Map<string, Set<number>>();
   for (const port of [...model.ports].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))) {
-    if (floating.has(port.name)) continue;
-    const zone = model.hypervisors.find((h) => h.name === port.hypervisor)?.zone;
-    const snat = model.egress.find((e) => e.vpc === port.vpc)?.snat ?? [];
+    const snat = snatOf.get(port.vpc);
+    if (!snat?.length || floating.has(port.name)) continue;
+    const zone = zoneOf.get(port.hypervisor);
     const network = model.externalNetworks.find((e) => e.zone === zone && snat.some((s) => s.network === e.name));
     if (!network) continue;
     const address = snat.find((s) => s.network === network.name)!;
     const used = taken.get(address.ip) ?? new Set<number>();
     taken.set(address.ip, used);
     const span = BLOCKS - FIRST_BLOCK;
-    const preferred = fnv1a(port.name) % span;
+    const preferred = derivedKey(port.name, { min: FIRST_BLOCK, max: BLOCKS - 1 }) - FIRST_BLOCK;
     const free = Array.from({ length: span }, (_, i) => FIRST_BLOCK + ((preferred + i) % span)).find((b) => !used.has(b));
     if (free === undefined) {
       exhausted.push(port);
@@ -99,12 +103,6 @@ export function snatBindings(model: NetworkModel): { bindings: SnatBinding[]; ex
     bindings.push({ port, network, address, lo: free * SNAT_BLOCK_SIZE, hi: free * SNAT_BLOCK_SIZE + SNAT_BLOCK_SIZE - 1 });
   }
   return { bindings, exhausted };
-}
-
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (const ch of Buffer.from(text)) h = Math.imul(h ^ ch, 0x01000193) >>> 0;
-  return h;
 }
 
 /** One owner per translated VM (its hypervisor and its zone's gateways), one per SNAT address (its network's gateways). */
