@@ -173,6 +173,7 @@ function clientOf(marker: string): string | undefined {
 test.serial("SNAT: each VM without a floating IP fetches a page from the internet as its zone's SNAT address, from a source port of its own block; nothing from outside reaches it", async (t) => {
   const { bindings } = snatBindings(model);
   t.deepEqual(bindings.map((b) => b.port.name), ['app1', 'red1', 'red2']);
+  const underlay = await scenario!.startCapture('ns-snat-underlay', { where: 'uplinks' });
   const external = await scenario!.startCapture('ns-snat', { where: 'outside' });
   try {
     for (const b of bindings) {
@@ -188,16 +189,20 @@ test.serial("SNAT: each VM without a floating IP fetches a page from the interne
     );
     t.regex(probe, /timed out/, 'a SYN to the SNAT address in app1\'s block gets nowhere');
   } finally {
+    await underlay.stop();
     await external.stop();
   }
   for (const b of bindings) {
+    const zoneIps = new Set(model.hypervisors.filter((h) => h.zone === zoneOf(b.port.name)).map((h) => h.tunnelIp));
+    const tunnelled = innerFlow(underlay.tunnelFrames(), b.address.ip, outside.internet.ip, true);
+    t.deepEqual(tunnelled.filter((f) => !zoneIps.has(f.outerSrc) || !zoneIps.has(f.outerDst)).map((f) => `${f.at}: ${f.outerSrc} -> ${f.outerDst}`), [], `${b.port.name}'s SNAT traffic crosses the underlay in its zone only`);
     const frames = plainFlow(external, b.address.ip, outside.internet.ip);
     const ports = frames.flatMap((f) => {
       const ip = findLayer(f.packet!, 'ipv4')!;
       const tcp = findLayer(f.packet!, 'tcp');
       return tcp ? [ip.src === b.address.ip ? tcp.srcPort : tcp.dstPort] : [];
     });
-    t.log(`${b.port.name}: ${frames.length} frames on the external links as ${b.address.ip}, ports ${[...new Set(ports)].join(', ')} (block ${b.lo}-${b.hi})`);
+    t.log(`${b.port.name}: ${tunnelled.length} tunnelled frames, ${frames.length} on the external links as ${b.address.ip}, ports ${[...new Set(ports)].join(', ')} (block ${b.lo}-${b.hi})`);
     t.true(ports.length > 0 && ports.every((p) => p >= b.lo && p <= b.hi), `${b.port.name}'s connection uses ports of its block`);
     const zone = zoneOf(b.port.name);
     const gateways = new Set(model.hypervisors.filter((h) => h.zone === zone).map((h) => h.name));
