@@ -21,7 +21,7 @@ Debian python (/usr/bin/python3: Mininet imports only there).
   underlay                               hypervisor-to-hypervisor ping matrix on the underlay
   pingmatrix [--count 2] [--pairs all|vpc] [--family 4|6] [--json]
   ping SRC VM|IP [--count 3]
-  capture start NAME [--where uplinks|zones] [--filter BPF]  /  capture stop NAME
+  capture start NAME [--where uplinks|zones|outside] [--filter BPF]  /  capture stop NAME
   nc listen VM PORT  /  nc check SRC VM|IP PORT [--timeout 2]  /  nc stop [VM [PORT]]
   exec NODE CMD...                       run CMD in a hypervisor's, VM's or the router's namespace
 
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
     sp = add('capture', cmd_capture)
     sp.add_argument('action', choices=('start', 'stop'))
     sp.add_argument('name')
-    sp.add_argument('--where', choices=('uplinks', 'zones'), default='uplinks')
+    sp.add_argument('--where', choices=('uplinks', 'zones', 'outside'), default='uplinks')
     sp.add_argument('--filter', help='BPF filter, e.g. "udp port 6081"')
     sp = add('nc', cmd_nc)
     sp.add_argument('action', choices=('listen', 'check', 'stop'))

@@ -9,6 +9,13 @@ Names (prefix P, default 'zm'; everything starts with 'zm' so the test runner's 
   in the router: Linux bridge 'zmz-' + ZONE per zone, port 'u-' + HV per hypervisor uplink
   in a hypervisor: 'eth1' (uplink), OVS bridges 'br-phy' and the model's bridge (br-int)
   in a VM: 'eth0'; its peer on the hypervisor is the model's `interface`
+With external networks (docs/north-south.md):
+  netns  P + 'edge'          the edge router: a Linux bridge per external network (the segment,
+                             with the next hop's address and MAC), port 'g-' + HV per gateway,
+                             and 'inet' to the internet
+  netns  P + 'inet'          the internet: 'eth0' with INTERNET's address, a web server
+  in a gateway: the segment port (the gateway's `interface`) on its bridge, its address on the
+  bridge's LOCAL port
 """
 import json
 import os
@@ -29,6 +36,8 @@ VM_MTU = 1400
 ADDRESSING = ('static', 'dhcp')
 PREFIX_RE = re.compile(r'^zm[a-z0-9]{0,6}$')
 SUN_PATH_MAX = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
+# the internet behind the edge router (TEST-NET-1): the router's side and one host with a web server
+INTERNET = {'cidr': '192.0.2.0/24', 'router': '192.0.2.1', 'host': '192.0.2.80', 'webPort': 80}
 
 
 def _ifname(preferred: str, fallback: str) -> str:
@@ -106,6 +115,7 @@ def build_layout(model: Model, prefix: str, state_dir: str, mode: str, model_pat
             'ip6': str(p.ip6) if p.ip6 else None,
         }
     return {
+        'outside': _outside(model, prefix, state_dir) if model.external_networks else None,
         'version': 1,
         'prefix': prefix,
         'stateDir': state_dir,
@@ -120,9 +130,33 @@ def build_layout(model: Model, prefix: str, state_dir: str, mode: str, model_pat
     }
 
 
+def _outside(model: Model, prefix: str, state_dir: str) -> dict:
+    segments, gateways = {}, []
+    for i, e in enumerate(model.external_networks):
+        segments[e.name] = {
+            'bridge': _ifname(f'x-{e.name}', f'x{i}'),
+            'ip': str(e.next_hop),
+            'prefixLen': e.cidr.prefixlen,
+            # the model's next-hop MAC: the gateways send there (docs/north-south.md)
+            'mac': e.next_hop_mac or '02:ed:%02x:%02x:%02x:%02x' % tuple(e.next_hop.packed),
+        }
+        for g in e.gateways:
+            gateways.append({'network': e.name, 'hypervisor': g.hypervisor, 'ip': str(g.ip), 'prefixLen': e.cidr.prefixlen,
+                             'interface': g.interface, 'edgeIface': _ifname(f'g-{g.hypervisor}', f'g{len(gateways)}')})
+    return {
+        'edge': {'netns': f'{prefix}edge', 'segments': segments, 'internetIface': 'inet', 'internetIp': INTERNET['router']},
+        'internet': {'netns': f'{prefix}inet', 'iface': 'eth0', 'ip': INTERNET['host'], 'prefixLen': 24, 'gateway': INTERNET['router'],
+                     'webPort': INTERNET['webPort'], 'webLog': os.path.join(state_dir, 'outside', 'web.log'),
+                     'webPid': os.path.join(state_dir, 'outside', 'web.pid')},
+        'gateways': gateways,
+    }
+
+
 def namespaces(layout: dict) -> list:
+    outside = layout.get('outside')
     return ([layout['router']['netns']] + [h['netns'] for h in layout['hypervisors'].values()]
-            + [v['netns'] for v in layout['vms'].values()])
+            + [v['netns'] for v in layout['vms'].values()]
+            + ([outside['edge']['netns'], outside['internet']['netns']] if outside else []))
 
 
 def hypervisors_json(layout: dict) -> dict:

@@ -69,11 +69,30 @@ class Port:
 
 
 @dataclass(frozen=True)
+class ExternalGateway:
+    hypervisor: str
+    ip: ipaddress.IPv4Address
+    interface: str
+
+
+@dataclass(frozen=True)
+class ExternalNetwork:
+    """A zone's external segment (docs/north-south.md): the edge router's side and its gateways."""
+    name: str
+    zone: str
+    cidr: ipaddress.IPv4Network
+    next_hop: ipaddress.IPv4Address
+    next_hop_mac: Optional[str]
+    gateways: List[ExternalGateway]
+
+
+@dataclass(frozen=True)
 class Model:
     source: str
     zones: List[Zone]
     hypervisors: List[Hypervisor]
     ports: List[Port]
+    external_networks: List[ExternalNetwork] = ()
 
     def zone(self, name: str) -> Zone:
         return next(z for z in self.zones if z.name == name)
@@ -267,6 +286,30 @@ def parse_model(doc, source: str = '(model)') -> Model:
         seen_names.add(port.name)
         seen_ifaces.add((port.hypervisor, port.interface))
 
+    external: List[ExternalNetwork] = []
+    for i, e in enumerate(items(doc, 'externalNetworks', '')):
+        w = f'externalNetworks[{i}]'
+        name = text(e, 'name', w)
+        cidr = net(e.get('cidr'), f'{w}.cidr')
+        next_hop = addr(e.get('nextHop'), f'{w}.nextHop')
+        mac = e.get('nextHopMac')
+        if mac is not None and not (isinstance(mac, str) and MAC_RE.match(mac)):
+            problems.append(f'{w}.nextHopMac: {mac!r} is not a lower-case MAC address')
+        gateways = []
+        for j, g in enumerate(items(e, 'gateways', f'{w}.')):
+            gw = f'{w}.gateways[{j}]'
+            hv = text(g, 'hypervisor', gw)
+            ip = addr(g.get('ip'), f'{gw}.ip')
+            iface = text(g, 'interface', gw, name)
+            if hv and hv not in hypervisors:
+                problems.append(f'{gw}.hypervisor: unknown hypervisor {hv!r}')
+            if len(iface) > IFNAMSIZ or iface in RESERVED_HV_IFACES or any(p.hypervisor == hv and p.interface == iface for p in ports):
+                problems.append(f'{gw}.interface: {iface!r} cannot be the segment port on {hv}')
+            if ip is not None:
+                gateways.append(ExternalGateway(hv, ip, iface))
+        if name and cidr is not None and next_hop is not None:
+            external.append(ExternalNetwork(name, text(e, 'zone', w), cidr, next_hop, mac, gateways))
+
     if problems:
         raise ModelError(source, problems)
-    return Model(source, list(zones.values()), list(hypervisors.values()), ports)
+    return Model(source, list(zones.values()), list(hypervisors.values()), ports, external)

@@ -121,7 +121,8 @@ def capture_start(layout: dict, name: str, where: str = 'uplinks', bpf: Optional
                   ready_timeout: float = 5.0) -> dict:
     """tcpdump in the underlay router namespace: `uplinks` = one pcap per hypervisor (on the
     router's end of its uplink, which sees everything the hypervisor sends or receives);
-    `zones` = one pcap per zone bridge (only what the router itself routes between zones).
+    `zones` = one pcap per zone bridge (only what the router itself routes between zones);
+    `outside` = one pcap per gateway, on the edge router's end of its segment port.
     Returns when every tcpdump is listening."""
     d = _capture_dir(layout, name)
     try:
@@ -134,13 +135,19 @@ def capture_start(layout: dict, name: str, where: str = 'uplinks', bpf: Optional
     shutil.rmtree(d, ignore_errors=True)  # a finished capture of the same name is replaced
     os.makedirs(d, exist_ok=True)
     router = layout['router']
+    netns = router['netns']
     if where == 'uplinks':
         targets = {hv: port for hv, port in router['uplinks'].items()}
     elif where == 'zones':
         targets = {z: zone['bridge'] for z, zone in router['zones'].items()}
+    elif where == 'outside' and layout.get('outside'):
+        netns = layout['outside']['edge']['netns']
+        gateways = layout['outside']['gateways']
+        targets = {(g['hypervisor'] if [x['hypervisor'] for x in gateways].count(g['hypervisor']) == 1 else f'{g["hypervisor"]}@{g["network"]}'): g['edgeIface']
+                   for g in gateways}
     else:
-        raise ValueError(f'where must be uplinks or zones, not {where!r}')
-    manifest = {'name': name, 'where': where, 'filter': bpf, 'netns': router['netns'], 'files': {}}
+        raise ValueError(f'where must be uplinks, zones or (with external networks) outside, not {where!r}')
+    manifest = {'name': name, 'where': where, 'filter': bpf, 'netns': netns, 'files': {}}
     procs = {}
     for key, iface in targets.items():
         pcap = os.path.join(d, f'{key}.pcap')
@@ -149,7 +156,7 @@ def capture_start(layout: dict, name: str, where: str = 'uplinks', bpf: Optional
         args = ['tcpdump', '-n', '--immediate-mode', '-U', '-Z', 'root', '-s', '0', '-i', iface, '-w', pcap] + ([bpf] if bpf else [])
         pidfile = os.path.join(d, f'{key}.pid')
         log = os.path.join(d, f'{key}.log')
-        procs[key] = sysutil.spawn_detached(sysutil.nsexec(router['netns'], args), pidfile, log)
+        procs[key] = sysutil.spawn_detached(sysutil.nsexec(netns, args), pidfile, log)
         manifest['files'][key] = {'iface': iface, 'pcap': pcap, 'pidfile': pidfile, 'log': log, 'pid': procs[key].pid}
     with open(os.path.join(d, 'manifest.json'), 'w') as f:
         json.dump(manifest, f, indent=2)

@@ -116,6 +116,9 @@ class ZoneMeshScenario:
             _parallel([(node, node.bridges_cmd(ports[name])) for name, node in hvs.items()])
             _parallel([(node, node.underlay_cmd()) for node in hvs.values()])
             t = self._mark('bridges', t)
+            if layout.get('outside'):
+                bring_up_outside(layout)
+                t = self._mark('edge router, segments and internet', t)
             write_json(layout['hypervisorsJson'], hypervisors_json(layout))
             self.warm_underlay()
             t = self._mark('underlay warm-up', t)
@@ -184,6 +187,52 @@ def seed_tunnel_neighbours(hv: dict) -> None:
             sysutil.run(['ovs-appctl', '-t', hv['unixctl'], 'tnl/neigh/set', hv['physBridge'], f[0], f[2]], check=False)
 
 
+def bring_up_outside(layout: dict) -> None:
+    """The outside of docs/north-south.md: the edge router namespace with one Linux bridge per
+    external network (the segment; the bridge holds the next hop's address and MAC), each
+    gateway's segment port a veth from that bridge into the gateway's bridge, the gateway's own
+    address on its bridge's LOCAL port, and an internet namespace with a web server behind the
+    edge router. Routes to floating IPs and SNAT addresses are not set here: the segment is
+    on-link (the gateways answer ARP for them) and BGP adds /32s when it runs."""
+    out = layout['outside']
+    edge, inet = out['edge'], out['internet']
+    run = lambda ns, *args: sysutil.run(sysutil.nsexec(ns, list(args)))
+    for ns in (edge['netns'], inet['netns']):
+        sysutil.run(['ip', 'netns', 'add', ns])
+        run(ns, 'ip', 'link', 'set', 'lo', 'up')
+    run(edge['netns'], 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1')
+    for seg in edge['segments'].values():
+        br = seg['bridge']
+        run(edge['netns'], 'ip', 'link', 'add', br, 'type', 'bridge')
+        run(edge['netns'], 'ip', 'link', 'set', br, 'address', seg['mac'])
+        run(edge['netns'], 'ip', 'addr', 'add', f'{seg["ip"]}/{seg["prefixLen"]}', 'dev', br)
+        run(edge['netns'], 'ip', 'link', 'set', br, 'up')
+    for g in out['gateways']:
+        hv = layout['hypervisors'][g['hypervisor']]
+        run(edge['netns'], 'ip', 'link', 'add', g['edgeIface'], 'type', 'veth', 'peer', 'name', g['interface'], 'netns', hv['netns'])
+        run(edge['netns'], 'ip', 'link', 'set', g['edgeIface'], 'master', edge['segments'][g['network']]['bridge'], 'up')
+        # the userspace datapath does not complete partial checksums (as for the VMs)
+        for ns, dev in ((edge['netns'], g['edgeIface']), (hv['netns'], g['interface'])):
+            sysutil.run(sysutil.nsexec(ns, ['ethtool', '-K', dev, 'tx', 'off']), check=False)
+        run(hv['netns'], 'ip', 'link', 'set', g['interface'], 'up')
+        sysutil.run(['ovs-vsctl', '--timeout=20', f'--db={hv["ovsdb"]}', 'add-port', hv['bridge'], g['interface']])
+        run(hv['netns'], 'ip', 'addr', 'add', f'{g["ip"]}/{g["prefixLen"]}', 'dev', hv['bridge'])
+        run(hv['netns'], 'ip', 'link', 'set', hv['bridge'], 'up')
+    run(edge['netns'], 'ip', 'link', 'add', edge['internetIface'], 'type', 'veth', 'peer', 'name', inet['iface'], 'netns', inet['netns'])
+    run(edge['netns'], 'ip', 'addr', 'add', f'{edge["internetIp"]}/{inet["prefixLen"]}', 'dev', edge['internetIface'])
+    run(edge['netns'], 'ip', 'link', 'set', edge['internetIface'], 'up')
+    run(inet['netns'], 'ip', 'addr', 'add', f'{inet["ip"]}/{inet["prefixLen"]}', 'dev', inet['iface'])
+    run(inet['netns'], 'ip', 'link', 'set', inet['iface'], 'up')
+    run(inet['netns'], 'ip', 'route', 'add', 'default', 'via', inet['gateway'])
+    for ns, dev in ((edge['netns'], edge['internetIface']), (inet['netns'], inet['iface'])):
+        sysutil.run(sysutil.nsexec(ns, ['ethtool', '-K', dev, 'tx', 'off']), check=False)
+    os.makedirs(os.path.dirname(inet['webLog']), exist_ok=True)
+    # its access log names each client's address: the SNAT checks read it
+    sysutil.spawn_detached(sysutil.nsexec(inet['netns'], ['python3', '-u', '-m', 'http.server', str(inet['webPort']), '--bind', inet['ip'],
+                                                          '--directory', os.path.dirname(inet['webLog'])]),
+                           inet['webPid'], inet['webLog'])
+
+
 def _pidfiles_under(directory: str) -> List[str]:
     found = []
     for root, _dirs, files in os.walk(directory):
@@ -213,7 +262,7 @@ def teardown(state_dir: str, layout: Optional[dict] = None, prefix: Optional[str
         ours = [ns for ns in namespaces(layout) if sysutil.netns_exists(ns)]
     else:
         p = prefix or 'zm'
-        ours = [ns for ns in sysutil.netns_list() if ns == f'{p}ul' or ns.startswith((f'{p}h-', f'{p}v-'))]
+        ours = [ns for ns in sysutil.netns_list() if ns in (f'{p}ul', f'{p}edge', f'{p}inet') or ns.startswith((f'{p}h-', f'{p}v-'))]
     for ns in ours:
         sysutil.stop_pids(sysutil.netns_pids(ns), grace=2)
     for ns in ours:

@@ -110,6 +110,8 @@ export interface AclRule {
 export interface ExternalGateway {
   hypervisor: string;
   ip: string;
+  /** the gateway's port on the segment, on its bridge (default: the network's name) */
+  interface: string;
 }
 
 /** The outside as one zone sees it: an L2 segment its gateway hypervisors attach to (docs/north-south.md). */
@@ -120,6 +122,8 @@ export interface ExternalNetwork {
   cidr: string;
   /** the edge router's address on the segment: every packet to the outside goes there */
   nextHop: string;
+  /** the next hop's MAC, given statically (no ARP resolution yet): without it, gateways send nothing out */
+  nextHopMac?: string;
   /** the zone's gateway hypervisors, sharing its load */
   gateways: readonly ExternalGateway[];
 }

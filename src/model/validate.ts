@@ -561,7 +561,9 @@ function northSouthOf(
     const nextHop = c.str(e, 'nextHop', p, IPV4);
     const nh = parseIpv4(nextHop);
     if (pc && nh !== undefined && !cidrContains(pc, nh)) c.problem(`${p}.nextHop`, `${nextHop} is outside ${cidr}`);
-    const net = { name: c.str(e, 'name', p), zone, cidr, nextHop, gateways: [] as ExternalNetwork['gateways'] };
+    const nextHopMac = e.nextHopMac === undefined ? undefined : c.str(e, 'nextHopMac', p, MAC);
+    const name = c.str(e, 'name', p);
+    const net = { name, zone, cidr, nextHop, ...(nextHopMac === undefined ? {} : { nextHopMac }), gateways: [] as ExternalNetwork['gateways'] };
     const gateways = c.list(e, 'gateways', `${p}.`);
     if (gateways.length === 0 && Array.isArray(e.gateways)) c.problem(`${p}.gateways`, 'needs at least one gateway hypervisor');
     net.gateways = gateways.map((g, j) => {
@@ -573,7 +575,11 @@ function northSouthOf(
       const ip = c.str(g, 'ip', gp, IPV4);
       onExternalNetwork(c, `${gp}.ip`, ip, pc ? net : undefined);
       claim(ip, gp);
-      return { hypervisor, ip };
+      const iface = c.optStr(g, 'interface', gp) ?? name;
+      if (Buffer.byteLength(iface) > 15) c.problem(`${gp}.${g.interface === undefined ? 'hypervisor' : 'interface'}`, `interface name '${iface}' is longer than 15 bytes (it defaults to the network's name)`);
+      const vm = m.ports.find((x) => x.hypervisor === hypervisor && x.interface === iface);
+      if (vm) c.problem(`${gp}.interface`, `interface '${iface}' on ${hypervisor} is port ${vm.name}'s`);
+      return { hypervisor, ip, interface: iface };
     });
     c.unique(net.gateways, (g) => g.hypervisor, (j) => `${p}.gateways[${j}].hypervisor`, 'gateway');
     return net;

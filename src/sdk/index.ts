@@ -24,6 +24,7 @@ export * from './backend-health';
 
 // OpenFlow: the reserved ports and constants flows and packet-outs use, and the message types apps send
 export { OFPP, OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPTT_ALL, OFPFF_SEND_FLOW_REM } from '../openflow/constants';
+export { NX_CT_F_COMMIT, NX_CT_RECIRC_NONE, NX_NAT_F_SRC } from '../openflow/nicira';
 export { OFPPR } from '../openflow/port';
 export type { Action } from '../openflow/actions';
 export type { Instruction } from '../openflow/instructions';
@@ -40,10 +41,10 @@ export * from '../packet';
 export type { AclRule, ExternalGateway, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, SnatAddress, Subnet, Vpc, VpcEgress, VmPort, Zone } from '../model/types';
 export type { HealthCheck, LoadBalancer, LoadBalancerBackend } from '../model/types';
 export { EMPTY_MODEL } from '../model/types';
-export { TUNNEL_OFPORT } from '../model/derived';
+export { TUNNEL_OFPORT, conntrackZone, derivedKey } from '../model/derived';
 export type { ModelStore } from '../model/store';
 export { ModelValidationError } from '../model/errors';
-export { parseIpv4, parseCidr, cidrContains, prefixMask, type Ipv4Cidr } from '../model/addressing';
+export { parseIpv4, parseCidr, cidrContains, prefixMask, floatingIpMac, type Ipv4Cidr } from '../model/addressing';
 
 // the controller's events, as apps receive them on ctx.events
 export type { FlowRemovedEvent, PacketInEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';

@@ -2,13 +2,14 @@ import type { Action, FieldRef, Instruction, OxmTlv } from '../openflow';
 import { OFPP, ValueKind, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import type { InstalledFlow } from './diff';
 import type { Group } from './group';
+import { NX_NAT_F_DST, NX_NAT_F_SRC } from '../openflow/nicira';
 import { canonicalField } from './match';
 
 /**
  * A fake multi-table switch that evaluates our flows, Faucet-style: for unit tests that ask
  * "where does this packet go?" without OVS. It covers what our apps use: match (with masks),
  * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack, with
- * destination NAT), select and all groups, output. Anything else is an explicit SimUnsupportedError,
+ * source and destination NAT), select and all groups, output. Anything else is an explicit SimUnsupportedError,
  * never a silent guess.
  */
 
@@ -132,16 +133,35 @@ function portFields(p: SimPacket): { src: string; dst: string } | undefined {
   return undefined;
 }
 
+/** one side of a connection's addresses, as NAT rewrites it */
+interface SimEndpoint {
+  side: 'src' | 'dst';
+  ip: string;
+  port?: number;
+}
+
 /**
  * A committed connection, under the key of one of its tuples: `opener` is the `reply` flag of the
- * direction that opened it. A destination NAT stores two: the original tuple, whose opening
- * direction gets `rewrite` (to the backend), and the translated one, whose other direction gets
- * `restore` (the original destination back as source).
+ * direction that opened it. A NAT stores two: the original tuple, whose opening direction gets
+ * `rewrite` (the backend as destination, or the SNAT address as source), and the translated one,
+ * whose other direction gets `restore` (the original address back on the other side).
  */
 interface SimConn {
   opener: boolean;
-  rewrite?: { ip: string; port?: number };
-  restore?: { ip: string; port?: number };
+  rewrite?: SimEndpoint;
+  restore?: SimEndpoint;
+}
+
+/** the packet's address and transport port on one side */
+function endpointOf(p: SimPacket, side: 'src' | 'dst'): SimEndpoint {
+  const ports = portFields(p);
+  return { side, ip: String(p[`ipv4_${side}`]), ...(ports && { port: Number(p[ports[side]]) }) };
+}
+
+/** the packet with one side's address (and port, when given) replaced */
+function rewritten(p: SimPacket, to: SimEndpoint): SimPacket {
+  const ports = portFields(p);
+  return { ...p, [`ipv4_${to.side}`]: to.ip, ...(ports && to.port !== undefined && { [ports[to.side]]: to.port }) };
 }
 
 /** FNV-1a of a string: a stable stand-in for OVS's hash of a connection */
@@ -310,27 +330,29 @@ export class FlowTableSim {
   }
 
   private commit(pkt: SimPacket, zone: number, key: string, reply: boolean, nat: Extract<Action, { type: 'nat' }> | undefined): void {
-    const ports = portFields(pkt);
-    if (!nat?.ipv4Min || (nat.flags & 2) === 0) {
+    const side = nat?.ipv4Min === undefined ? undefined : (nat.flags & NX_NAT_F_DST) !== 0 ? 'dst' : (nat.flags & NX_NAT_F_SRC) !== 0 ? 'src' : undefined;
+    if (!nat?.ipv4Min || !side) {
       this.conntrack.set(key, { opener: reply });
       return;
     }
     if (nat.ipv4Max !== undefined && nat.ipv4Max !== nat.ipv4Min) throw new SimUnsupportedError('nat to an address range');
-    const to = { ip: nat.ipv4Min, ...(ports && nat.protoMin !== undefined && { port: nat.protoMin }) };
-    const from = { ip: String(pkt.ipv4_dst), ...(ports && { port: Number(pkt[ports.dst]) }) };
-    this.conntrack.set(key, { opener: reply, rewrite: to });
-    const translated = { ...pkt, ipv4_dst: to.ip, ...(ports && to.port !== undefined && { [ports.dst]: to.port }) };
-    const t = connKey(translated, zone);
-    this.conntrack.set(t.key, { opener: t.reply, restore: from });
+    const from = endpointOf(pkt, side);
+    const translatedWith = (port: number | undefined) => rewritten(pkt, { side, ip: nat.ipv4Min!, ...(port !== undefined && { port }) });
+    // the range's lowest port whose translated tuple is free, as OVS's conntrack picks it
+    let port: number | undefined;
+    if (from.port !== undefined && nat.protoMin !== undefined) {
+      port = nat.protoMin;
+      while (port <= (nat.protoMax ?? nat.protoMin) && this.conntrack.has(connKey(translatedWith(port), zone).key)) port++;
+      if (port > (nat.protoMax ?? nat.protoMin)) return; // the range is exhausted: not committed, untranslated
+    }
+    const t = connKey(translatedWith(port), zone);
+    this.conntrack.set(key, { opener: reply, rewrite: { side, ip: nat.ipv4Min, ...(port !== undefined && { port }) } });
+    this.conntrack.set(t.key, { opener: t.reply, restore: { ...from, side: side === 'dst' ? 'src' : 'dst' } });
   }
 
   /** `original`: the packet goes the way the connection was opened */
   private translate(pkt: SimPacket, conn: SimConn, original: boolean): void {
-    const ports = portFields(pkt);
     const change = original ? conn.rewrite : conn.restore;
-    if (!change) return;
-    const [ip, port] = original ? ['ipv4_dst', ports?.dst] : ['ipv4_src', ports?.src];
-    pkt[ip] = change.ip;
-    if (port && change.port !== undefined) pkt[port] = change.port;
+    if (change) Object.assign(pkt, rewritten(pkt, change));
   }
 }

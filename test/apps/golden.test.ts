@@ -46,7 +46,7 @@ test('acl: golden flows of rules without remote (both families) and with a CIDR 
 test('north-south: golden flows for the north-south model', (t) => {
   const m = northSouth();
   const name = (dpid: bigint) => m.hypervisors.find((h) => h.datapathId === dpid)!.name;
-  const { expected, actual } = golden('north-south-floating-ips', ownersText(NORTH_SOUTH_COMPILERS['north-south']!(NORTH_SOUTH_PIPELINE, viewOf(m)), name, NORTH_SOUTH_PIPELINE));
+  const { expected, actual } = golden('north-south', ownersText(NORTH_SOUTH_COMPILERS['north-south']!(NORTH_SOUTH_PIPELINE, viewOf(m)), name, NORTH_SOUTH_PIPELINE));
   t.is(actual, expected);
 });
 

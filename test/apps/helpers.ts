@@ -31,8 +31,13 @@ type Compilers = Record<string, (pipeline: Pipeline, view: OverlayView) => Reado
 
 export const NORTH_SOUTH_COMPILERS: Compilers = {
   ...COMPILERS,
-  'north-south': (pipeline, view) => compileNorthSouth(pipeline, view.model, placeIn(view)),
+  'north-south': (pipeline, view) => compileNorthSouth(pipeline, view.model, placesIn(view)),
 };
+
+/** the ports' and the gateways' places in a view's placement, as `ctx.placement` gives them */
+export function placesIn(view: OverlayView) {
+  return { place: placeIn(view), ofport: (dpid: bigint, name: string) => view.placement.get(dpid)?.get(name) };
+}
 
 /** a port's place in a view's placement, as `ctx.placement.place` gives it */
 export function placeIn(view: OverlayView) {
@@ -51,15 +56,17 @@ export function northSouth(): NetworkModel {
   return loadModelFile(join(REPO_ROOT, 'models', 'north-south.yaml'));
 }
 
-/** every port of the model present, numbered 1, 2, … per hypervisor in model order */
+/** every port of the model present, numbered 1, 2, … per hypervisor in model order, then the gateways' segment ports */
 export function placeAll(model: NetworkModel): Placement {
   const byHv = new Map<bigint, Map<string, number>>();
-  for (const p of model.ports) {
-    const dpid = model.hypervisors.find((h) => h.name === p.hypervisor)!.datapathId;
+  const plug = (hypervisor: string, name: string) => {
+    const dpid = model.hypervisors.find((h) => h.name === hypervisor)!.datapathId;
     const ports = byHv.get(dpid) ?? new Map<string, number>();
-    ports.set(p.interface, ports.size + 1);
+    ports.set(name, ports.size + 1);
     byHv.set(dpid, ports);
-  }
+  };
+  for (const p of model.ports) plug(p.hypervisor, p.interface);
+  for (const g of model.externalNetworks.flatMap((e) => e.gateways)) plug(g.hypervisor, g.interface);
   return byHv;
 }
 

@@ -1,14 +1,16 @@
 import test from 'ava';
-import { NORTH_SOUTH_APP_ID, NotAGatewayError, gatewayBgpConfig, gatewayPrefixes, northSouthGroups } from '../../src/apps/north-south';
-import { TUNNEL_OFPORT } from '../../src/model';
+import { NORTH_SOUTH_APP_ID, NotAGatewayError, SNAT_BLOCK_SIZE, gatewayBgpConfig, gatewayPrefixes, northSouthGroups, snatBindings } from '../../src/apps/north-south';
+import { TUNNEL_OFPORT, floatingIpMac } from '../../src/model';
+import { OFPP } from '../../src/openflow';
 import { makeCookie } from '../../src/sdk/cookie';
 import { IncrementalCompiler } from '../../src/sdk/incremental';
 import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
-import { NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE as PIPELINE, edit, northSouth, placeIn, switchFlows, viewOf } from './helpers';
+import { NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE as PIPELINE, edit, northSouth, placesIn, switchFlows, viewOf } from './helpers';
 
 /**
  * Floating IPs through the whole compiled pipeline of a hypervisor (every overlay app plus
- * north-south), in the FlowTableSim: what leaves, by which port, with which headers.
+ * north-south), on the VM's hypervisor and on its zone's gateways, in the FlowTableSim: what
+ * leaves, by which port, with which headers.
  */
 const model = northSouth();
 const view = viewOf(model);
@@ -65,9 +67,9 @@ test("traffic inside the VPC is not translated: it is routed as before", (t) => 
 });
 
 test('isolation: the same address in another VPC, or a VM without a floating IP, is not translated', (t) => {
-  // red1 has web1's address in VPC red, on the same hypervisor
+  // red1 has web1's address in VPC red, on the same hypervisor: it leaves by red's SNAT address, not web1's floating IP
   const fromRed = sim('hv1').inject(fromVm('red1', INTERNET), port('red1').ofport!);
-  t.deepEqual(fromRed.outputs, [], 'no floating IP: the router has no route to the outside yet');
+  t.deepEqual(fromRed.outputs.map((o) => o.packet.ipv4_src), ['198.51.100.21']);
   // blue's floating IP arriving in red's VNI reaches nobody
   const inRed = sim('hv1').inject(fromGateway(70000, FIP_WEB1), TUNNEL_OFPORT);
   t.deepEqual(inRed.outputs, []);
@@ -83,35 +85,117 @@ test('a VPC routes only its egress routes to the outside', (t) => {
   t.deepEqual(s.inject(fromVm('web1', '203.0.113.9'), port('web1').ofport!).outputs, []);
 });
 
-test('rebinding a floating IP moves its flows in one change of its owner: cleared on the old hypervisor, set on the new', (t) => {
+test('rebinding a floating IP moves its flows in one change of its owner: off the old hypervisor, onto the new', (t) => {
   const engine = new IncrementalCompiler();
-  engine.update(northSouthGroups(PIPELINE, model, placeIn(view)));
+  engine.update(northSouthGroups(PIPELINE, model, placesIn(view)));
   const rebound = edit(model, (d) => (d.floatingIps[0].port = 'app1'));
-  const changes = engine.update(northSouthGroups(PIPELINE, rebound, placeIn(viewOf(rebound))));
-  t.deepEqual(
-    changes.map((c) => [c.owner, model.hypervisors.find((h) => h.datapathId === c.dpid)!.name, c.flows.length]),
-    [
-      [`fip:${FIP_WEB1}`, 'hv2', 4],
-      [`fip:${FIP_WEB1}`, 'hv1', 0],
-    ],
-  );
-  t.true(changes[0]!.flows.every((f) => f.cookie === makeCookie(NORTH_SOUTH_APP_ID, `fip:${FIP_WEB1}`)));
+  const changes = engine.update(northSouthGroups(PIPELINE, rebound, placesIn(viewOf(rebound))));
+  const tables = (hv: string) => new Set(changes.find((c) => c.owner.startsWith('fip:') && c.dpid === model.hypervisors.find((h) => h.name === hv)!.datapathId)!.flows.map((f) => f.table));
+  t.deepEqual(changes.filter((c) => c.owner.startsWith('fip:')).map((c) => c.owner), [`fip:${FIP_WEB1}`, `fip:${FIP_WEB1}`]);
+  t.deepEqual([...new Set(changes.filter((c) => c.owner.startsWith('snat:')).map((c) => `${c.owner}${c.flows.length ? '' : ' cleared'}`))].sort(), ['snat:app1 cleared', 'snat:web1'], 'web1 now leaves by SNAT, app1 by the floating IP');
+  t.true(tables('hv2').has('nat.inbound'), "the translation is on app1's hypervisor");
+  t.deepEqual([...tables('hv1')], ['gw.external'], 'web1\'s hypervisor keeps only its gateway\'s part');
+  t.true(changes.every((c) => c.flows.every((f) => f.cookie === makeCookie(NORTH_SOUTH_APP_ID, c.owner))));
 });
 
-test('a floating IP whose port is not plugged in yet has no flows', (t) => {
+test('a floating IP whose port is not plugged in yet has no flows, nor a gateway whose segment port is not', (t) => {
   const unplugged = new Map(view.placement);
   unplugged.set(hv('hv1').datapathId, new Map());
-  const owners = northSouthGroups(PIPELINE, model, placeIn(viewOf(model, unplugged))).flatMap((g) => [...g.owners()].map((o) => o.key));
-  t.deepEqual(owners, ['fip:198.51.100.74']);
+  const owners = northSouthGroups(PIPELINE, model, placesIn(viewOf(model, unplugged))).flatMap((g) => [...g.owners()].map((o) => o.key));
+  t.deepEqual(owners, [
+    'fip:198.51.100.74',
+    'gateway:ext-a/hv2',
+    'gateway:ext-b/hv3',
+    'gateway:ext-b/hv4',
+    'snat:app1',
+    'snat:red2',
+    'snat-address:198.51.100.20',
+    'snat-address:198.51.100.84',
+    'snat-address:198.51.100.21',
+    'snat-address:198.51.100.85',
+  ]);
 });
 
-test('a port plugged in under the same model gets its floating IP flows', (t) => {
+test('a port plugged in under the same model gets its floating IP flows, on its hypervisor and its gateways', (t) => {
   const engine = new IncrementalCompiler();
   const unplugged = new Map(view.placement);
   unplugged.set(hv('hv1').datapathId, new Map());
-  engine.update(northSouthGroups(PIPELINE, model, placeIn(viewOf(model, unplugged))));
-  const changes = engine.update(northSouthGroups(PIPELINE, model, placeIn(view)));
-  t.deepEqual(changes.map((c) => [c.owner, c.flows.length]), [[`fip:${FIP_WEB1}`, 4]]);
+  engine.update(northSouthGroups(PIPELINE, model, placesIn(viewOf(model, unplugged))));
+  const changes = engine.update(northSouthGroups(PIPELINE, model, placesIn(view)));
+  const name = (dpid: bigint) => model.hypervisors.find((h) => h.datapathId === dpid)!.name;
+  t.true(changes.some((c) => c.owner === 'snat:red1' && name(c.dpid) === 'hv1'), "red1's SNAT on its hypervisor");
+  t.deepEqual(changes.filter((c) => !c.owner.startsWith('snat')).map((c) => [c.owner, name(c.dpid), c.flows.length]), [
+    [`fip:${FIP_WEB1}`, 'hv1', 6],
+    [`fip:${FIP_WEB1}`, 'hv2', 3],
+    ['gateway:ext-a/hv1', 'hv1', 4],
+  ]);
+});
+
+// ---- gateways ----
+
+const EDGE_MAC = '02:ed:9e:00:00:0a';
+const uplink = (name: string) => view.placement.get(hv(name).datapathId)!.get(model.externalNetworks.flatMap((e) => e.gateways).find((g) => g.hypervisor === name)!.interface)!;
+
+/** an IPv4 packet from the edge router on a gateway's segment */
+function fromEdge(dst: string, extra: SimPacket = {}): SimPacket {
+  return { eth_src: EDGE_MAC, eth_dst: '0e:00:00:00:00:02', eth_type: 0x0800, ipv4_src: INTERNET, ipv4_dst: dst, ip_proto: 6, tcp_src: 80, tcp_dst: 40000, nw_ttl: 60, ...extra };
+}
+
+test('gateway inbound: from the segment to a floating IP, tunnelled to the VM\'s hypervisor, which delivers it translated', (t) => {
+  const atGateway = sim('hv2').inject(fromEdge(FIP_WEB1), uplink('hv2'));
+  t.deepEqual(atGateway.outputs.map((o) => o.port), [TUNNEL_OFPORT]);
+  const tunnelled = atGateway.outputs[0]!.packet;
+  t.deepEqual([tunnelled.tunnel_id, tunnelled.tun_ipv4_dst, tunnelled.nw_ttl], [101n, hv('hv1').tunnelIp, 59]);
+  const atHost = sim('hv1').inject({ ...tunnelled, tun_ipv4_src: hv('hv2').tunnelIp }, TUNNEL_OFPORT);
+  t.deepEqual(atHost.outputs.map((o) => o.port), [port('web1').ofport]);
+  t.deepEqual([atHost.outputs[0]!.packet.ipv4_dst, atHost.outputs[0]!.packet.eth_dst], [port('web1').port.ip, port('web1').port.mac]);
+});
+
+test('gateway inbound: a gateway that hosts the VM delivers to it directly', (t) => {
+  const { outputs } = sim('hv1').inject(fromEdge(FIP_WEB1), uplink('hv1'));
+  t.deepEqual(outputs.map((o) => o.port), [port('web1').ofport]);
+  t.deepEqual([outputs[0]!.packet.ipv4_dst, outputs[0]!.packet.eth_src, outputs[0]!.packet.eth_dst], [port('web1').port.ip, port('web1').routerMac, port('web1').port.mac]);
+});
+
+test('gateway outbound: from the tunnel, a floating IP\'s packet goes to the next hop on the segment', (t) => {
+  const out = sim('hv1').inject(fromVm('web1', INTERNET), port('web1').ofport!).outputs[0]!;
+  t.is(out.packet.tun_ipv4_dst, hv('hv2').tunnelIp, 'web1 leaves by hv2 (gatewayFor)');
+  const { outputs } = sim('hv2').inject({ ...out.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT);
+  t.deepEqual(outputs.map((o) => o.port), [uplink('hv2')]);
+  t.deepEqual([outputs[0]!.packet.eth_dst, outputs[0]!.packet.eth_src, outputs[0]!.packet.ipv4_src], [EDGE_MAC, model.floatingIps[0]!.mac, FIP_WEB1]);
+  // the same packet in another VPC's VNI is not a floating IP's
+  t.deepEqual(sim('hv2').inject({ ...out.packet, tunnel_id: 70000n }, TUNNEL_OFPORT).outputs, []);
+});
+
+test('gateway outbound: a VM whose gateway is its own hypervisor leaves straight from the segment port', (t) => {
+  const { outputs } = sim('hv3').inject(fromVm('web2', INTERNET), port('web2').ofport!);
+  t.deepEqual(outputs.map((o) => o.port), [uplink('hv3')]);
+  t.deepEqual([outputs[0]!.packet.ipv4_src, outputs[0]!.packet.eth_dst, outputs[0]!.packet.nw_ttl], ['198.51.100.74', '02:ed:9e:00:00:0b', 63]);
+});
+
+test('gateway ARP: a floating IP is answered with its derived MAC; the gateway\'s own address goes to LOCAL and back', (t) => {
+  const request = { eth_src: EDGE_MAC, eth_dst: 'ff:ff:ff:ff:ff:ff', eth_type: 0x0806, arp_op: 1, arp_sha: EDGE_MAC, arp_spa: '198.51.100.1', arp_tha: '00:00:00:00:00:00' };
+  const answer = sim('hv2').inject({ ...request, arp_tpa: FIP_WEB1 }, uplink('hv2'));
+  t.deepEqual(answer.outputs.map((o) => o.port), [uplink('hv2')]);
+  const reply = answer.outputs[0]!.packet;
+  t.deepEqual([reply.arp_op, reply.arp_sha, reply.arp_spa, reply.arp_tpa, reply.eth_dst], [2, model.floatingIps[0]!.mac, FIP_WEB1, '198.51.100.1', EDGE_MAC]);
+  t.deepEqual(sim('hv2').inject({ ...request, arp_tpa: '198.51.100.3' }, uplink('hv2')).outputs.map((o) => o.port), [OFPP.LOCAL]);
+  t.deepEqual(sim('hv2').inject(fromEdge('198.51.100.3'), uplink('hv2')).outputs.map((o) => o.port), [OFPP.LOCAL]);
+  t.deepEqual(sim('hv2').inject({ ...fromEdge('198.51.100.1'), ipv4_src: '198.51.100.3' }, OFPP.LOCAL).outputs.map((o) => o.port), [uplink('hv2')]);
+  // LOCAL may not speak for a floating IP
+  t.deepEqual(sim('hv2').inject({ ...fromEdge('198.51.100.1'), ipv4_src: FIP_WEB1 }, OFPP.LOCAL).outputs, []);
+});
+
+test('gateway isolation: from the segment, nothing but floating IPs and the gateway\'s own address gets in', (t) => {
+  for (const dst of ['10.1.1.11', '198.51.100.11', '198.51.100.74', '198.51.100.2']) {
+    t.deepEqual(sim('hv2').inject(fromEdge(dst), uplink('hv2')).outputs, [], dst);
+  }
+});
+
+test('without the next hop\'s MAC a gateway sends nothing out', (t) => {
+  const noMac = edit(model, (d) => delete d.externalNetworks[1].nextHopMac);
+  const s = new FlowTableSim(switchFlows(viewOf(noMac), PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv3').datapathId)!);
+  t.deepEqual(s.inject(fromVm('web2', INTERNET), port('web2').ofport!).outputs, []);
 });
 
 test("a gateway's BGP configuration announces its zone's floating IPs and SNAT addresses to the edge router", (t) => {
@@ -138,4 +222,74 @@ test("a gateway's BGP configuration announces its zone's floating IPs and SNAT a
   const moved = edit(model, (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv3'));
   t.deepEqual(gatewayPrefixes(moved, 'hv4'), ['198.51.100.10/32', '198.51.100.74/32', '198.51.100.84/32', '198.51.100.85/32']);
   t.throws(() => gatewayBgpConfig(model, 'nope', opts), { instanceOf: NotAGatewayError });
+});
+
+// ---- SNAT ----
+
+const SNAT_BLUE_A = '198.51.100.20';
+const blockOf = (vm: string) => snatBindings(model).bindings.find((b) => b.port.name === vm)!;
+
+test('SNAT: each VM without a floating IP has its own block of source ports on its zone\'s address; floating-IP VMs have none', (t) => {
+  const { bindings, exhausted } = snatBindings(model);
+  t.deepEqual(bindings.map((b) => [b.port.name, b.address.ip]), [['app1', SNAT_BLUE_A], ['red1', '198.51.100.21'], ['red2', '198.51.100.85']]);
+  t.deepEqual(exhausted, []);
+  for (const b of bindings) t.true(b.lo >= 1024 && b.hi === b.lo + SNAT_BLOCK_SIZE - 1 && b.lo % SNAT_BLOCK_SIZE === 0, `${b.port.name}: ${b.lo}-${b.hi}`);
+  // 64 VMs of one VPC in one zone: 63 blocks, every one distinct, and the last VM left out, named
+  const crowd = edit(model, (d) => {
+    for (let i = 0; i < 64; i++) d.ports.push({ name: `vm${i}`, vpc: 'blue', subnet: 'app', mac: `02:00:00:09:00:${i.toString(16).padStart(2, '0')}`, ip: `10.1.2.${100 + i}`, hypervisor: 'hv2' });
+  });
+  const many = snatBindings(crowd);
+  const zoneA = many.bindings.filter((b) => b.address.ip === SNAT_BLUE_A);
+  t.is(zoneA.length, 63);
+  t.is(new Set(zoneA.map((b) => b.lo)).size, 63);
+  t.is(many.exhausted.length, 2);
+});
+
+test('SNAT round trip: out from the VM\'s port translated into its block, the reply steered by its block at either gateway and untranslated on its hypervisor', (t) => {
+  const app1 = port('app1');
+  const b = blockOf('app1');
+  const host = sim('hv2');
+  const out = host.inject(fromVm('app1', INTERNET), app1.ofport!).outputs;
+  t.is(out.length, 1);
+  const sent = out[0]!.packet;
+  t.deepEqual([sent.ipv4_src, sent.eth_src, sent.nw_ttl], [SNAT_BLUE_A, floatingIpMac(SNAT_BLUE_A), 63]);
+  const sport = Number(sent.tcp_src);
+  t.true(sport >= b.lo && sport <= b.hi, `source port ${sport} in ${b.lo}-${b.hi}`);
+  // the reply from the edge, at the gateway that does not host app1: tunnelled to app1's hypervisor
+  const reply = fromEdge(SNAT_BLUE_A, { tcp_src: 80, tcp_dst: sport });
+  const steered = sim('hv1').inject(reply, uplink('hv1')).outputs;
+  t.deepEqual(steered.map((o) => [o.port, o.packet.tun_ipv4_dst, o.packet.tunnel_id]), [[TUNNEL_OFPORT, hv('hv2').tunnelIp, 101n]]);
+  const delivered = host.inject({ ...steered[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs;
+  t.deepEqual(delivered.map((o) => [o.port, o.packet.ipv4_dst, o.packet.tcp_dst, o.packet.eth_dst]), [[app1.ofport, app1.port.ip, 40000, app1.port.mac]]);
+  // the same reply at the gateway that hosts app1 goes through conntrack there
+  const local = host.inject(reply, uplink('hv2')).outputs;
+  t.deepEqual(local.map((o) => [o.port, o.packet.ipv4_dst, o.packet.tcp_dst]), [[app1.ofport, app1.port.ip, 40000]]);
+});
+
+test('SNAT isolation: two VPCs with the same address on one hypervisor get their own translation and their own replies', (t) => {
+  // web1 without its floating IP: blue's 10.1.1.11 beside red's red1 on hv1
+  const unbound = edit(model, (d) => delete d.floatingIps[0].port);
+  const uview = viewOf(unbound);
+  const s = new FlowTableSim(switchFlows(uview, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv1').datapathId)!);
+  const gw = new FlowTableSim(switchFlows(uview, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv2').datapathId)!);
+  for (const [vm, snat, vni] of [['web1', SNAT_BLUE_A, 101n], ['red1', '198.51.100.21', 70000n]] as const) {
+    const sent = s.inject(fromVm(vm, INTERNET), port(vm).ofport!).outputs[0]!.packet;
+    t.is(sent.ipv4_src, snat, vm);
+    // the reply at hv2, the zone's other gateway: tunnelled to hv1 in the VM's VNI, untranslated there
+    const back = gw.inject(fromEdge(snat, { tcp_src: 80, tcp_dst: Number(sent.tcp_src) }), uplink('hv2')).outputs;
+    t.deepEqual(back.map((o) => [o.port, o.packet.tunnel_id]), [[TUNNEL_OFPORT, vni]]);
+    const got = s.inject({ ...back[0]!.packet, tun_ipv4_src: hv('hv2').tunnelIp }, TUNNEL_OFPORT).outputs;
+    t.deepEqual(got.map((o) => [o.port, o.packet.eth_dst, o.packet.tunnel_id]), [[port(vm).ofport, port(vm).port.mac, vni]], `${vm}'s reply to ${vm} only`);
+  }
+});
+
+test('SNAT: nothing from outside reaches a VM without a floating IP; ICMP is not translated', (t) => {
+  const b = blockOf('app1');
+  // in its block but no connection: conntrack has nothing to reverse
+  const steered = sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_src: 80, tcp_dst: b.lo + 7 }), uplink('hv1')).outputs;
+  t.deepEqual(sim('hv2').inject({ ...steered[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs, []);
+  // outside every block, or to the VM's own address: no gateway lets it in
+  t.deepEqual(sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_dst: 80 }), uplink('hv1')).outputs, []);
+  t.deepEqual(sim('hv1').inject(fromEdge(port('app1').port.ip), uplink('hv1')).outputs, []);
+  t.deepEqual(sim('hv2').inject(fromVm('app1', INTERNET, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmp_type: 8, icmp_code: 0 }), port('app1').ofport!).outputs, []);
 });

@@ -112,6 +112,15 @@ export interface OverlayState {
   };
   hypervisors: Record<string, HypervisorState>;
   vms: Record<string, VmState>;
+  /** with external networks in the model: the edge router, the internet and the gateways' segment ports */
+  outside: OutsideState | null;
+}
+
+/** The outside of a scenario whose model has external networks (zonemesh_net.py, docs/north-south.md). */
+export interface OutsideState {
+  edge: { netns: string; segments: Record<string, { bridge: string; ip: string; prefixLen: number; mac: string }>; internetIface: string; internetIp: string };
+  internet: { netns: string; iface: string; ip: string; prefixLen: number; gateway: string; webPort: number; webLog: string; webPid: string };
+  gateways: { network: string; hypervisor: string; ip: string; prefixLen: number; interface: string; edgeIface: string }[];
 }
 
 export interface UpResult {
@@ -182,12 +191,15 @@ export interface NcResult {
   detail: string;
 }
 
+/** hypervisor uplinks and zone bridges in the underlay router; gateways' segment ports in the edge router (scenarios with external networks) */
+export type CaptureWhere = 'uplinks' | 'zones' | 'outside';
+
 export interface CaptureManifest {
   name: string;
-  where: 'uplinks' | 'zones';
+  where: CaptureWhere;
   filter: string | null;
   netns: string;
-  /** keyed by hypervisor (uplinks) or zone (zones) */
+  /** keyed by hypervisor (uplinks, outside) or zone (zones) */
   files: Record<string, { iface: string; pcap: string; pidfile: string; log: string; pid: number; frames?: number }>;
 }
 
@@ -349,7 +361,7 @@ export class OverlayScenario {
   }
 
   /** Starts tcpdump on every hypervisor uplink (or zone bridge) in the router namespace; resolves once all listen. */
-  async startCapture(name: string, opts: { where?: 'uplinks' | 'zones'; filter?: string } = {}): Promise<UnderlayCapture> {
+  async startCapture(name: string, opts: { where?: CaptureWhere; filter?: string } = {}): Promise<UnderlayCapture> {
     const args = this.args('capture', 'start', name, '--where', opts.where ?? 'uplinks', ...(opts.filter ? ['--filter', opts.filter] : []));
     const manifest = await scriptJson<CaptureManifest>(args, 30_000);
     return new UnderlayCapture(this, manifest);

@@ -1,163 +1,227 @@
 /**
- * Floating IPs on real OVS (docs/north-south.md), on the multi-zone Mininet scenario with
- * models/north-south.yaml and the controller running the overlay apps plus north-south. Gateways
- * do not forward to an external segment yet, so the proof stops at the gateway: outbound, a VM's
- * packet to the outside crosses the underlay already translated to its floating IP, in its VPC's
- * VNI, from its own hypervisor to a gateway of its own zone; inbound, OVS's own ofproto/trace of a
- * packet tunnelled from that gateway to the floating IP ends at the VM's port, translated back.
- * BGP: an edge router namespace on zone-a's external segment learns the zone's floating IPs and
- * SNAT addresses from FRR on both gateways (ECMP), and loses a killed gateway's paths. Rebinding the
- * floating IP in the model file moves its translation to the new port's hypervisor. Serial: the last
- * test edits the model.
+ * North-south on real OVS and FRR (docs/north-south.md), on the multi-zone Mininet scenario with
+ * models/north-south.yaml: each zone's gateways plugged into their external segment in the edge
+ * router's namespace, an internet namespace with a web server behind it, the controller running
+ * the overlay apps plus north-south, FRR's bgpd on every gateway and bgpd with zebra on the edge
+ * router. One scenario for every test; serial, because the later tests kill a bgpd and edit the model.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
+import type { ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
-import { gatewayBgpConfig, gatewayFor } from '../../src/apps/north-south';
-import { TUNNEL_OFPORT, loadModelFile } from '../../src/model';
-import { OVERLAY_APPS, innerFlow, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController } from '../helpers/overlay';
+import { gatewayBgpConfig, gatewayFor, gatewayPrefixes, snatBindings } from '../../src/apps/north-south';
+import { type NetworkModel, loadModelFile } from '../../src/model';
+import { findLayer } from '../../src/packet';
+import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, innerLayer, overlayUp, startController, waitFor } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
-import { TEST_STATE_DIR, run } from '../helpers/run';
+import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
 const dir = join(TEST_STATE_DIR, 'north-south');
 const modelFile = join(dir, 'model.yaml');
-const INTERNET = '192.0.2.80';
+const BGP = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3 } as const;
+/** the VMs with a floating IP serve HTTP on this port */
+const VM_WEB_PORT = 8080;
+const FLOATING_VMS = ['web1', 'web2'] as const;
 
 let scenario: OverlayScenario | undefined;
 let controller: RunningController | undefined;
+let outside: OutsideState;
+let model: NetworkModel;
+const bgpds = new Map<string, Bgpd>();
+const webServers: ChildProcess[] = [];
+
+const inNetns = (netns: string, command: string, ...args: string[]) => run('ip', ['netns', 'exec', netns, command, ...args], { timeoutMs: 20_000 });
+const fipOf = (vm: string) => model.floatingIps.find((f) => f.port === vm)!.ip;
+const zoneOf = (vm: string) => model.hypervisors.find((h) => h.name === model.ports.find((p) => p.name === vm)!.hypervisor)!.zone;
 
 test.before(async () => {
   mkdirSync(dir, { recursive: true });
   copyFileSync(join(REPO_ROOT, 'models', 'north-south.yaml'), modelFile);
-  scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmns' });
+  model = loadModelFile(modelFile);
+  scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmgw' });
+  outside = scenario.state().outside!;
   controller = await startController(modelFile, scenario.hypervisorsJson, { apps: [...OVERLAY_APPS, 'north-south'] });
+  const state = scenario.state();
+  for (const vm of FLOATING_VMS) {
+    const { netns, ip } = state.vms[vm]!;
+    webServers.push(spawnTracked('ip', ['netns', 'exec', netns, 'python3', '-m', 'http.server', String(VM_WEB_PORT), '--bind', ip]));
+  }
+  for (const g of outside.gateways) {
+    bgpds.set(g.hypervisor, Bgpd.start(state.hypervisors[g.hypervisor]!.netns, join(dir, 'frr', g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP)));
+  }
+  const routerId = Object.values(outside.edge.segments)[0]!.ip;
+  const edgeConfig = edgeBgpConfig({ localAs: BGP.edgeAs, routerId, gatewayAs: BGP.localAs, gateways: outside.gateways.map((g) => g.ip), keepaliveSeconds: BGP.keepaliveSeconds, holdSeconds: BGP.holdSeconds, maximumPaths: 2 });
+  bgpds.set('edge', Bgpd.start(outside.edge.netns, join(dir, 'frr', 'edge'), edgeConfig, { withZebra: true }));
+  const listening = (vm: string) => inNetns(state.vms[vm]!.netns, 'ss', '-Hltn', `sport = :${VM_WEB_PORT}`).then((r) => r.stdout.trim() !== '');
+  for (const vm of FLOATING_VMS) await waitFor(`${vm}'s web server`, () => listening(vm), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
+  await waitFor('the internet web server', () => inNetns(outside.internet.netns, 'ss', '-Hltn', `sport = :${outside.internet.webPort}`).then((r) => r.stdout.trim() !== ''), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
 });
 
 test.after.always(async () => {
   try {
+    for (const b of bgpds.values()) await b.kill();
+    for (const w of webServers) w.kill();
     await controller?.stop();
   } finally {
     await scenario?.down();
   }
 });
 
-test.serial('outbound: a VM with a floating IP leaves translated, tunnelled to a gateway of its own zone only', async (t) => {
-  const model = loadModelFile(modelFile);
-  const web1 = model.ports.find((p) => p.name === 'web1')!;
-  const host = model.hypervisors.find((h) => h.name === web1.hypervisor)!;
-  const gateway = gatewayFor(model, web1, host)!;
-  const fip = model.floatingIps.find((f) => f.port === 'web1')!;
-  const capture = await scenario!.startCapture('fip-out', { where: 'uplinks' });
-  // nothing answers yet (no gateway forwarding): the capture is the evidence
-  await scenario!.ping('web1', INTERNET, 3);
-  await capture.stop();
-  const frames = capture.tunnelFrames();
-  const translated = innerFlow(frames, fip.ip, INTERNET);
-  t.true(translated.length >= 3, `${translated.length} translated frames on the underlay`);
-  for (const f of translated) {
-    t.deepEqual([f.outerSrc, f.outerDst, f.vni], [host.tunnelIp, gateway.tunnelIp, 101]);
-    t.is(innerLayer(f, 'ethernet')?.src, fip.mac);
-  }
-  t.deepEqual(innerFlow(frames, web1.ip, INTERNET), [], 'the VM address never crosses the underlay toward the outside');
-  const zoneB = new Set(model.hypervisors.filter((h) => h.zone === 'zone-b').map((h) => h.tunnelIp));
-  t.deepEqual(translated.filter((f) => zoneB.has(f.outerDst) || zoneB.has(f.outerSrc)), [], 'never into another zone');
-});
-
-test.serial('inbound: OVS delivers a packet tunnelled to the floating IP to the VM, translated back', async (t) => {
-  const model = loadModelFile(modelFile);
-  const state = scenario!.state();
-  const web1 = model.ports.find((p) => p.name === 'web1')!;
-  const host = model.hypervisors.find((h) => h.name === web1.hypervisor)!;
-  const gateway = gatewayFor(model, web1, host)!;
-  const fip = model.floatingIps.find((f) => f.port === 'web1')!;
-  const flow = [
-    `in_port=${TUNNEL_OFPORT}`,
-    'tun_id=0x65',
-    `tun_src=${gateway.tunnelIp}`,
-    `tun_dst=${host.tunnelIp}`,
-    'dl_src=0e:00:00:00:00:01',
-    'dl_dst=0e:00:00:00:00:02',
-    'icmp',
-    `nw_src=${INTERNET}`,
-    `nw_dst=${fip.ip}`,
-    'nw_ttl=60',
-    'icmp_type=8',
-  ].join(',');
-  const trace = async (f: string) => (await run('ovs-appctl', ['-t', state.hypervisors[host.name]!.unixctl, 'ofproto/trace', 'br-int', f])).stdout;
-  const stdout = await trace(flow);
-  const final = /^Final flow: (.*)$/m.exec(stdout)?.[1] ?? '';
-  t.regex(final, new RegExp(`nw_dst=${web1.ip.replaceAll('.', '\\.')}\\b`), stdout);
-  t.regex(final, new RegExp(`dl_dst=${web1.mac}`), stdout);
-  const hvState = state.hypervisors[host.name]!;
-  const ofport = (await run('ovs-vsctl', [`--db=${hvState.ovsdb}`, 'get', 'interface', state.vms.web1!.interface, 'ofport'])).stdout.trim();
-  t.regex(stdout, new RegExp(`^\\s+output:${ofport}$`, 'm'), stdout);
-  // another VPC's VNI with the same floating IP goes nowhere near web1
-  const other = await trace(flow.replace('tun_id=0x65', 'tun_id=0x11170'));
-  t.notRegex(other, new RegExp(`^\\s+output:${ofport}$`, 'm'), other);
-});
-
-const BGP = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3 } as const;
-const EDGE_NETNS = 'zmnsedge';
-
-/** Polls the edge router's routes until `done` holds; throws with the last routes after `timeoutMs`. */
-async function routesUntil(edge: Bgpd, done: (r: BgpRoutes) => boolean, timeoutMs: number): Promise<BgpRoutes> {
-  const deadline = Date.now() + timeoutMs;
-  let last: BgpRoutes = {};
-  while (Date.now() < deadline) {
-    last = await edge.routes().catch(() => ({}));
-    if (done(last)) return last;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`edge routes did not converge: ${JSON.stringify(last)}`);
+/** Polls the edge router's BGP routes until `done` holds; throws with the last routes after `timeoutMs`. */
+async function routesUntil(done: (r: BgpRoutes) => boolean, timeoutMs: number): Promise<BgpRoutes> {
+  const edge = bgpds.get('edge')!;
+  return waitFor('edge BGP routes', () => edge.routes().catch(() => ({})), done, { timeoutMs, intervalMs: 100 });
 }
 
-test.serial('BGP: the edge router learns zone-a\'s floating IPs and SNAT addresses from both gateways, and drops a killed gateway\'s paths', async (t) => {
-  const model = loadModelFile(modelFile);
-  const state = scenario!.state();
-  const ext = model.externalNetworks.find((e) => e.zone === 'zone-a')!;
-  const prefixLen = ext.cidr.split('/')[1]!;
-  const bgpds: Bgpd[] = [];
-  await run('ip', ['netns', 'add', EDGE_NETNS]);
-  try {
-    const inEdge = (...args: string[]) => run('ip', ['-n', EDGE_NETNS, ...args]);
-    await inEdge('link', 'set', 'lo', 'up');
-    await inEdge('link', 'add', 'zmns-ext-a', 'type', 'bridge');
-    await inEdge('addr', 'add', `${ext.nextHop}/${prefixLen}`, 'dev', 'zmns-ext-a');
-    await inEdge('link', 'set', 'zmns-ext-a', 'up');
-    for (const g of ext.gateways) {
-      const netns = state.hypervisors[g.hypervisor]!.netns;
-      const [edgeEnd, gatewayEnd] = [`zmnse-${g.hypervisor}`, `zmnsg-${g.hypervisor}`];
-      await inEdge('link', 'add', edgeEnd, 'type', 'veth', 'peer', 'name', gatewayEnd, 'netns', netns);
-      await inEdge('link', 'set', edgeEnd, 'master', 'zmns-ext-a', 'up');
-      await run('ip', ['-n', netns, 'addr', 'add', `${g.ip}/${prefixLen}`, 'dev', gatewayEnd]);
-      await run('ip', ['-n', netns, 'link', 'set', gatewayEnd, 'up']);
-      bgpds.push(Bgpd.start(netns, join(dir, 'frr', g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP)));
-    }
-    const gatewayIps = ext.gateways.map((g) => g.ip).sort();
-    const edge = Bgpd.start(
-      EDGE_NETNS,
-      join(dir, 'frr', 'edge'),
-      edgeBgpConfig({ localAs: BGP.edgeAs, routerId: ext.nextHop, gatewayAs: BGP.localAs, gateways: gatewayIps, keepaliveSeconds: BGP.keepaliveSeconds, holdSeconds: BGP.holdSeconds, maximumPaths: 2 }),
-    );
-    bgpds.push(edge);
-    const expected = ['198.51.100.10/32', '198.51.100.20/32', '198.51.100.21/32'];
-    const learned = await routesUntil(edge, (r) => expected.every((p) => r[p]?.length === 2), 30_000);
-    t.deepEqual(Object.keys(learned).sort(), expected, "zone-a's only: web2's floating IP and zone-b's SNAT addresses are zone-b's to announce");
-    for (const p of expected) t.deepEqual(learned[p], gatewayIps, `${p} by both gateways`);
+/** The edge router's kernel routes that zebra installed from BGP: prefix → next hops. */
+async function kernelRoutes(): Promise<BgpRoutes> {
+  const routes = JSON.parse((await run('ip', ['-n', outside.edge.netns, '-j', 'route', 'show', 'proto', 'bgp'])).stdout) as { dst: string; gateway?: string; nexthops?: { gateway: string }[] }[];
+  return Object.fromEntries(routes.map((r) => [r.dst.includes('/') ? r.dst : `${r.dst}/32`, (r.nexthops?.map((n) => n.gateway) ?? [r.gateway!]).sort()]));
+}
 
-    const killedAt = Date.now();
-    await bgpds[0]!.kill();
-    const survivor = ext.gateways[1]!.ip;
-    await routesUntil(edge, (r) => expected.every((p) => r[p]?.length === 1 && r[p]![0] === survivor), 10_000);
-    // a killed process's kernel closes its session at once; a dead host's would last up to the hold time
-    t.log(`gateway ${ext.gateways[0]!.hypervisor}'s bgpd killed: its paths withdrawn at the edge router after ${Date.now() - killedAt} ms (hold time ${BGP.holdSeconds} s)`);
+/** what each gateway should announce, and by whom: prefix → the gateway addresses of its zone */
+function expectedRoutes(): BgpRoutes {
+  const out: BgpRoutes = {};
+  for (const g of outside.gateways) for (const p of gatewayPrefixes(model, g.hypervisor)) out[p] = [...(out[p] ?? []), g.ip].sort();
+  return out;
+}
+
+test.serial("BGP: the edge router learns each zone's floating IPs and SNAT addresses from both of its gateways, over the gateways' flows, and routes them by ECMP", async (t) => {
+  const expected = expectedRoutes();
+  t.is(Object.keys(expected).length, 6, 'two floating IPs and four SNAT addresses are bound');
+  const learned = await routesUntil((r) => Object.entries(expected).every(([p, hops]) => r[p]?.length === hops.length), 60_000);
+  t.deepEqual(learned, expected, "each zone's addresses from that zone's gateways only");
+  const kernel = await waitFor('zebra\'s routes in the edge kernel', kernelRoutes, (r) => Object.keys(r).length === 6 && Object.values(r).every((h) => h.length === 2), { timeoutMs: 20_000, intervalMs: 200 });
+  t.deepEqual(kernel, expected, 'installed as two-path ECMP routes');
+});
+
+/** Frames of a capture whose (outer or only) IPv4 header goes between a and b, either way. */
+function plainFlow(capture: UnderlayCapture, a: string, b: string) {
+  return capture.frames().filter(({ packet }) => {
+    const ip = packet && findLayer(packet, 'ipv4');
+    return ip && ((ip.src === a && ip.dst === b) || (ip.src === b && ip.dst === a));
+  });
+}
+
+/** No tunnelled frame of a floating IP's traffic touches a hypervisor outside its VM's zone. */
+function assertLocal(t: ExecutionContext, vm: string, tunnelled: readonly TunnelFrame[], external: ReturnType<typeof plainFlow>): void {
+  const zone = zoneOf(vm);
+  const hvs = model.hypervisors.filter((h) => h.zone === zone);
+  const names = new Set(hvs.map((h) => h.name));
+  const ips = new Set(hvs.map((h) => h.tunnelIp));
+  const stray = tunnelled.filter((f) => !names.has(f.at) || !ips.has(f.outerSrc) || !ips.has(f.outerDst));
+  t.deepEqual(stray.map((f) => `${f.at}: ${f.outerSrc} -> ${f.outerDst}`), [], `${vm}'s tunnelled north-south traffic stays in ${zone}`);
+  const fip = fipOf(vm);
+  const ext = external.map((f) => ({ at: f.at, src: findLayer(f.packet!, 'ipv4')!.src }));
+  t.true(ext.some((f) => f.src === fip) && ext.some((f) => f.src !== fip), `${vm}: both directions cross the external links (${ext.length} frames)`);
+  t.deepEqual(ext.filter((f) => !names.has(f.at)).map((f) => f.at), [], `${vm}'s traffic enters and leaves by ${zone}'s gateways only`);
+}
+
+test.serial('reachability and locality: from the internet, ping and HTTP reach the floating IP of a VM in every zone, and its traffic enters and leaves in its own zone only', async (t) => {
+  const internet = outside.internet;
+  const underlay = await scenario!.startCapture('ns-underlay', { where: 'uplinks' });
+  const external = await scenario!.startCapture('ns-outside', { where: 'outside' });
+  try {
+    for (const vm of FLOATING_VMS) {
+      const fip = fipOf(vm);
+      const ping = await inNetns(internet.netns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', fip).catch((e: Error) => ({ stdout: e.message }));
+      t.regex(ping.stdout, / 3 received/, `internet → ${vm} (${fip}): ${ping.stdout}`);
+      const http = await inNetns(internet.netns, 'curl', '-sS', '-m', '10', '-o', '/dev/null', '-w', '%{http_code}', `http://${fip}:${VM_WEB_PORT}/`).catch((e: Error) => ({ stdout: e.message }));
+      t.is(http.stdout, '200', `internet → http://${fip}:${VM_WEB_PORT}/ served by ${vm}`);
+      // and out: the VM fetches a page from the internet, which sees its floating IP
+      const out = await scenario!.exec(vm, ['curl', '-sS', '-m', '10', '-o', '/dev/null', '-w', '%{http_code}', `http://${internet.ip}:${internet.webPort}/?from=${vm}`]);
+      t.is(out.stdout, '200', `${vm} → internet: ${out.stderr}`);
+    }
   } finally {
-    for (const b of bgpds) await b.kill();
-    // the veths go with the namespace; their gateway ends with it
-    await run('ip', ['netns', 'del', EDGE_NETNS]);
+    await underlay.stop();
+    await external.stop();
   }
+  const log = readFileSync(internet.webLog, 'utf8');
+  for (const vm of FLOATING_VMS) {
+    t.regex(log, new RegExp(`^${fipOf(vm).replaceAll('.', '\\.')} .*"GET /\\?from=${vm} `, 'm'), `the internet server saw ${vm} as its floating IP`);
+    const tunnelled = innerFlow(underlay.tunnelFrames(), fipOf(vm), internet.ip, true);
+    const ext = plainFlow(external, fipOf(vm), internet.ip);
+    t.log(`${vm}: ${tunnelled.length} tunnelled frames (${[...new Set(tunnelled.map((f) => `${f.outerSrc}->${f.outerDst}`))].join(', ')}), ${ext.length} on the external links (${[...new Set(ext.map((f) => f.at))].join(', ')})`);
+    assertLocal(t, vm, tunnelled, ext);
+    const vmIp = model.ports.find((p) => p.name === vm)!.ip;
+    t.deepEqual(innerFlow(underlay.tunnelFrames(), vmIp, internet.ip, true), [], `${vm}'s own address never crosses the underlay toward the outside`);
+  }
+  // web1's hypervisor is a gateway but not the one gatewayFor picks: its outbound crosses the underlay to that gateway
+  const web1 = model.ports.find((p) => p.name === 'web1')!;
+  const host = model.hypervisors.find((h) => h.name === web1.hypervisor)!;
+  const gateway = gatewayFor(model, web1, host)!;
+  const outbound = innerFlow(underlay.tunnelFrames(), fipOf('web1'), internet.ip);
+  t.true(outbound.length > 0 && outbound.every((f) => f.outerSrc === host.tunnelIp && f.outerDst === gateway.tunnelIp && f.vni === 101), 'web1 → its gateway, in its VPC\'s VNI');
+  t.true(outbound.every((f) => innerLayer(f, 'ethernet')?.src === model.floatingIps.find((x) => x.port === 'web1')!.mac), 'from its floating IP\'s MAC');
+});
+
+/** A VM fetches `path` from the internet web server: the HTTP status and body. */
+async function fetchFromVm(vm: string, path: string): Promise<{ status: string; body: string; stderr: string }> {
+  const r = await scenario!.exec(vm, ['curl', '-sS', '-m', '10', '-w', '\\n%{http_code}', `http://${outside.internet.ip}:${outside.internet.webPort}/${path}`]);
+  const lines = r.stdout.split('\n');
+  return { status: lines.pop() ?? '', body: lines.join('\n'), stderr: r.stderr };
+}
+
+/** The address the internet web server logged for a request whose path contains `marker`. */
+function clientOf(marker: string): string | undefined {
+  const line = readFileSync(outside.internet.webLog, 'utf8').split('\n').find((l) => l.includes(`"GET /${marker}`));
+  return line?.split(' ')[0];
+}
+
+test.serial("SNAT: each VM without a floating IP fetches a page from the internet as its zone's SNAT address, from a source port of its own block; nothing from outside reaches it", async (t) => {
+  const { bindings } = snatBindings(model);
+  t.deepEqual(bindings.map((b) => b.port.name), ['app1', 'red1', 'red2']);
+  const underlay = await scenario!.startCapture('ns-snat-underlay', { where: 'uplinks' });
+  const external = await scenario!.startCapture('ns-snat', { where: 'outside' });
+  try {
+    for (const b of bindings) {
+      const got = await fetchFromVm(b.port.name, `?from=${b.port.name}`);
+      t.is(got.status, '200', `${b.port.name} → internet: ${got.stderr}`);
+      t.is(clientOf(`?from=${b.port.name}`), b.address.ip, `the server saw ${b.port.name} as ${b.address.network}'s SNAT address of VPC ${b.port.vpc}`);
+    }
+    // in app1's block, but no connection of app1's: conntrack has nothing to reverse
+    const app1 = bindings[0]!;
+    const probe = await inNetns(outside.internet.netns, 'curl', '-sS', '-m', '2', `http://${app1.address.ip}:${app1.lo + 7}/`).then(
+      () => 'answered',
+      (e: Error) => e.message,
+    );
+    t.regex(probe, /timed out/, 'a SYN to the SNAT address in app1\'s block gets nowhere');
+  } finally {
+    await underlay.stop();
+    await external.stop();
+  }
+  for (const b of bindings) {
+    const zoneIps = new Set(model.hypervisors.filter((h) => h.zone === zoneOf(b.port.name)).map((h) => h.tunnelIp));
+    const tunnelled = innerFlow(underlay.tunnelFrames(), b.address.ip, outside.internet.ip, true);
+    t.deepEqual(tunnelled.filter((f) => !zoneIps.has(f.outerSrc) || !zoneIps.has(f.outerDst)).map((f) => `${f.at}: ${f.outerSrc} -> ${f.outerDst}`), [], `${b.port.name}'s SNAT traffic crosses the underlay in its zone only`);
+    const frames = plainFlow(external, b.address.ip, outside.internet.ip);
+    const ports = frames.flatMap((f) => {
+      const ip = findLayer(f.packet!, 'ipv4')!;
+      const tcp = findLayer(f.packet!, 'tcp');
+      return tcp ? [ip.src === b.address.ip ? tcp.srcPort : tcp.dstPort] : [];
+    });
+    t.log(`${b.port.name}: ${tunnelled.length} tunnelled frames, ${frames.length} on the external links as ${b.address.ip}, ports ${[...new Set(ports)].join(', ')} (block ${b.lo}-${b.hi})`);
+    t.true(ports.length > 0 && ports.every((p) => p >= b.lo && p <= b.hi), `${b.port.name}'s connection uses ports of its block`);
+    const zone = zoneOf(b.port.name);
+    const gateways = new Set(model.hypervisors.filter((h) => h.zone === zone).map((h) => h.name));
+    t.deepEqual([...new Set(frames.map((f) => f.at))].filter((at) => !gateways.has(at)), [], `${b.port.name}'s traffic by ${zone}'s gateways only`);
+  }
+});
+
+test.serial("BGP: a killed gateway's paths are withdrawn at the edge router, and its zone's floating IP stays reachable through the other", async (t) => {
+  const ext = model.externalNetworks.find((e) => e.zone === 'zone-a')!;
+  const [killed, survivor] = ext.gateways;
+  const zoneA = Object.entries(expectedRoutes()).filter(([, hops]) => hops.includes(survivor!.ip)).map(([p]) => p);
+  const killedAt = Date.now();
+  await bgpds.get(killed!.hypervisor)!.kill();
+  await routesUntil((r) => zoneA.every((p) => r[p]?.length === 1 && r[p]![0] === survivor!.ip), 10_000);
+  // a killed process's kernel closes its session at once; a dead host's would last up to the hold time
+  t.log(`gateway ${killed!.hypervisor}'s bgpd killed: its paths withdrawn at the edge router after ${Date.now() - killedAt} ms (hold time ${BGP.holdSeconds} s)`);
+  await waitFor('the withdrawal in the edge kernel', kernelRoutes, (r) => zoneA.every((p) => r[p]?.length === 1), { timeoutMs: 10_000, intervalMs: 100 });
+  const ping = await inNetns(outside.internet.netns, 'ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', fipOf('web1'));
+  t.regex(ping.stdout, / 3 received/, 'web1 through the surviving gateway');
 });
 
 /** Binds a floating IP to another port in the model file, atomically (the controller watches it). */
@@ -172,26 +236,33 @@ function rebind(ip: string, port: string): void {
 }
 
 test.serial('rebinding: the floating IP moves to the new port, on its hypervisor, and off the old one', async (t) => {
-  const before = loadModelFile(modelFile);
-  const fip = before.floatingIps.find((f) => f.port === 'web1')!;
-  rebind(fip.ip, 'app1');
-  const model = loadModelFile(modelFile);
+  const fip = fipOf('web1');
+  rebind(fip, 'app1');
+  const rebound = loadModelFile(modelFile);
   const state = scenario!.state();
-  const app1 = model.ports.find((p) => p.name === 'app1')!;
-  const host = model.hypervisors.find((h) => h.name === app1.hypervisor)!;
+  const app1 = rebound.ports.find((p) => p.name === 'app1')!;
+  const host = rebound.hypervisors.find((h) => h.name === app1.hypervisor)!;
   const natFlows = async (hv: string) =>
-    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[hv]!.mgmt}`, `ip,nw_dst=${fip.ip}`])).stdout.split('\n').filter((l) => l.includes('tun_id='));
-  await waitFor('the inbound translation on app1\'s hypervisor', () => natFlows(host.name), (f) => f.length === 1, { timeoutMs: 10_000, intervalMs: 100 });
-  t.deepEqual(await natFlows('hv1'), [], 'gone from web1\'s hypervisor');
-  const capture = await scenario!.startCapture('fip-rebound', { where: 'uplinks' });
-  await scenario!.ping('app1', INTERNET, 3);
-  await scenario!.ping('web1', INTERNET, 2);
-  await capture.stop();
-  const frames = capture.tunnelFrames();
-  const translated = innerFlow(frames, fip.ip, INTERNET);
-  t.true(translated.length >= 3, `${translated.length} translated frames`);
-  const gateway = gatewayFor(model, app1, host)!;
-  for (const f of translated) t.deepEqual([f.outerSrc, f.outerDst], [host.tunnelIp, gateway.tunnelIp]);
-  const web1 = model.ports.find((p) => p.name === 'web1')!;
-  t.deepEqual(innerFlow(frames, web1.ip, INTERNET), [], 'web1 has no floating IP now: its packets do not leave');
+    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[hv]!.mgmt}`, `ip,nw_dst=${fip}`])).stdout.split('\n').filter((l) => l.includes('actions=set_field:') && l.includes('->ip_dst'));
+  await waitFor("the inbound translation on app1's hypervisor", () => natFlows(host.name), (f) => f.length >= 1, { timeoutMs: 10_000, intervalMs: 100 });
+  t.deepEqual(await natFlows('hv1'), [], "gone from web1's hypervisor");
+  const out = await scenario!.exec('app1', ['curl', '-sS', '-m', '10', '-o', '/dev/null', '-w', '%{http_code}', `http://${outside.internet.ip}:${outside.internet.webPort}/?from=app1`]);
+  t.is(out.stdout, '200', `app1 → internet: ${out.stderr}`);
+  t.regex(readFileSync(outside.internet.webLog, 'utf8'), new RegExp(`^${fip.replaceAll('.', '\\.')} .*"GET /\\?from=app1 `, 'm'), 'the internet sees app1 as the floating IP');
+  const ping = await inNetns(outside.internet.netns, 'ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', fip);
+  t.regex(ping.stdout, / 2 received/, 'the floating IP answers from app1');
+});
+
+test.serial('SNAT isolation: two VPCs with the same address on one hypervisor fetch at the same time, each as its own SNAT address, each getting its own reply', async (t) => {
+  // after the rebinding, blue's web1 (10.1.1.11 on hv1) has no floating IP: it SNATs beside red's red1 (10.1.1.11 on hv1)
+  const rebound = loadModelFile(modelFile);
+  const pair = snatBindings(rebound).bindings.filter((b) => b.port.name === 'web1' || b.port.name === 'red1');
+  t.deepEqual(pair.map((b) => [b.port.name, b.port.ip, b.port.hypervisor]), [['red1', '10.1.1.11', 'hv1'], ['web1', '10.1.1.11', 'hv1']]);
+  const root = join(outside.internet.webLog, '..');
+  for (const b of pair) writeFileSync(join(root, `for-${b.port.name}.txt`), `a page for ${b.port.name} (${b.port.vpc})`);
+  const got = await Promise.all(pair.map((b) => fetchFromVm(b.port.name, `for-${b.port.name}.txt`)));
+  pair.forEach((b, i) => {
+    t.deepEqual([got[i]!.status, got[i]!.body], ['200', `a page for ${b.port.name} (${b.port.vpc})`], `${b.port.name}: ${got[i]!.stderr}`);
+    t.is(clientOf(`for-${b.port.name}.txt`), b.address.ip, `the server saw ${b.port.name} as VPC ${b.port.vpc}'s SNAT address`);
+  });
 });

@@ -133,3 +133,18 @@ test('the etcd store refuses a north-south model with a typed error instead of d
   const err = t.throws(() => entriesOf(loadModelFile(NORTH_SOUTH), 'g1'), { instanceOf: ModelValidationError });
   t.regex(err!.message, /does not hold north-south objects/);
 });
+
+test("a gateway's segment port is named after its network unless it says; a bad name or next-hop MAC is an error", (t) => {
+  const m = validateModel(withExternal((d) => (d.externalNetworks[0].nextHopMac = '02:ed:9e:00:00:0a')), 'model.yaml');
+  t.is(m.externalNetworks[0]!.gateways[0]!.interface, 'ext');
+  t.is(m.externalNetworks[0]!.nextHopMac, '02:ed:9e:00:00:0a');
+  const issues = issuesOf(
+    withExternal((d) => {
+      d.externalNetworks[0].nextHopMac = '02:ED:9E:00:00';
+      d.externalNetworks[0].gateways[0].interface = 'p1';
+    }),
+  );
+  t.deepEqual(issues, ["externalNetworks[0].nextHopMac: '02:ED:9E:00:00' is not a lower-case MAC address", "externalNetworks[0].gateways[0].interface: interface 'p1' on hv1 is port p1's"]);
+  const long = issuesOf(withExternal((d) => (d.externalNetworks[0].name = 'a-very-long-network')));
+  t.true(long.includes("externalNetworks[0].gateways[0].hypervisor: interface name 'a-very-long-network' is longer than 15 bytes (it defaults to the network's name)"), long.join('\n'));
+});

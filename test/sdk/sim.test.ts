@@ -1,5 +1,5 @@
 import test from 'ava';
-import { NX_CT_F_COMMIT, OFPP } from '../../src/openflow';
+import { NX_CT_F_COMMIT, NX_NAT_F_SRC, OFPP } from '../../src/openflow';
 import { makeCookie } from '../../src/sdk/cookie';
 import { FlowBuilder } from '../../src/sdk/flow';
 import { Pipeline } from '../../src/sdk/pipeline';
@@ -83,4 +83,19 @@ test('ct nat: the opening direction is translated to the destination, the reply 
   t.like(first.outputs[0]!.packet, { ipv4_dst: '10.0.0.9', tcp_dst: 8080, ct_state: CT_STATE.trk | CT_STATE.new });
   const reply = sim.inject({ ...ip, ipv4_src: '10.0.0.9', ipv4_dst: '10.0.0.1', tcp_src: 8080, tcp_dst: 1000 }, 2);
   t.like(reply.outputs[0]!.packet, { ipv4_src: '10.0.0.2', tcp_src: 80, ct_state: CT_STATE.trk | CT_STATE.est | CT_STATE.rpl });
+});
+
+test('ct nat: a committed connection takes the lowest free port of its range, keeps it, and its replies are untranslated; a full range leaves packets untranslated', (t) => {
+  const snat = (lo: number, hi: number) => ({ type: 'ct' as const, flags: NX_CT_F_COMMIT, zone: 7, recircTable: 255, alg: 0, actions: [{ type: 'nat' as const, flags: NX_NAT_F_SRC, ipv4Min: '192.0.2.9', ipv4Max: '192.0.2.9', protoMin: lo, protoMax: hi }] });
+  const unnat = { type: 'ct' as const, flags: 0, zone: 7, recircTable: 255, alg: 0, actions: [{ type: 'nat' as const, flags: 0 }] };
+  const sim = new FlowTableSim([b('in').priority(2).match({ in_port: 1 }).apply(snat(5000, 5001), out(9)).build(), b('in').priority(1).apply(unnat, out(8)).build()]);
+  const first = sim.inject(ip, 1).outputs[0]!.packet;
+  t.deepEqual([first.ipv4_src, first.tcp_src], ['192.0.2.9', 5000]);
+  t.is(sim.inject(ip, 1).outputs[0]!.packet.tcp_src, 5000, 'the same connection keeps its port');
+  t.is(sim.inject({ ...ip, tcp_src: 1001 }, 1).outputs[0]!.packet.tcp_src, 5001);
+  t.is(sim.inject({ ...ip, tcp_src: 1002 }, 1).outputs[0]!.packet.ipv4_src, ip.ipv4_src, 'no port left: untranslated');
+  const reply = sim.inject({ ...ip, ipv4_src: ip.ipv4_dst, ipv4_dst: '192.0.2.9', tcp_src: 80, tcp_dst: 5001 }, 2).outputs[0]!.packet;
+  t.deepEqual([reply.ipv4_dst, reply.tcp_dst], [ip.ipv4_src, 1001]);
+  const stranger = sim.inject({ ...ip, ipv4_src: ip.ipv4_dst, ipv4_dst: '192.0.2.9', tcp_src: 80, tcp_dst: 5007 }, 2).outputs[0]!.packet;
+  t.is(stranger.ipv4_dst, '192.0.2.9', 'no connection: nothing to reverse');
 });

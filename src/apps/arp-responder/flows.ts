@@ -1,11 +1,10 @@
-import type { Action } from '../../openflow';
-import { OFPP } from '../../openflow';
 import type { Hypervisor } from '../../model';
+import { arpAnswer } from '../../sdk/actions';
 import type { FlowCounter } from '../../sdk/counters';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
 import { linkLocalAddress, routerLinkLocal } from '../../model';
-import { BROADCAST, ETH, ICMPV6, MULTICAST, type OverlayView, type PortView, REG, type SubnetView, type VpcView, moveField, onHosts, output, ownerFlows, vpcGroups } from '../overlay';
+import { BROADCAST, ETH, ICMPV6, MULTICAST, type OverlayView, type PortView, REG, type SubnetView, type VpcView, onHosts, ownerFlows, vpcGroups } from '../overlay';
 import { ICMP6, ND_MATCH_FIELDS, ndAnswerActions, ndAnswerFinish, ndDropMatches, nsFor } from './nd';
 
 /**
@@ -28,7 +27,6 @@ export const ARP_RESPONDER_TABLES: readonly TableSpec[] = [
 ];
 
 const ARP_REQUEST = 1;
-const ARP_REPLY = 2;
 const PRIORITY = { ownAddress: 300, ndFinish: 250, answer: 200, broadcast: 100 } as const;
 /** owns the one flow that drops broadcast ARP nobody answered */
 const UNANSWERED_OWNER = 'global';
@@ -45,27 +43,6 @@ export function arpResponderGroups(pipeline: Pipeline, view: OverlayView): Owner
 
 export function compileArpResponder(pipeline: Pipeline, view: OverlayView) {
   return compileOwners(arpResponderGroups(pipeline, view));
-}
-
-// actions are immutable data: the ones every answer shares are built once
-const TO_ASKER = moveField('eth_src', 'eth_dst', 48);
-const AS_REPLY: Action = { type: 'set_field', field: { field: 'arp_op', value: ARP_REPLY } };
-const ASKER_MAC = moveField('arp_sha', 'arp_tha', 48);
-const ASKER_IP = moveField('arp_spa', 'arp_tpa', 32);
-const BACK = output(OFPP.IN_PORT);
-
-/** the reply, built in place from the request and sent back where it came from */
-export function arpAnswer(mac: string, ip: string): Action[] {
-  return [
-    TO_ASKER,
-    { type: 'set_field', field: { field: 'eth_src', value: mac } },
-    AS_REPLY,
-    ASKER_MAC,
-    ASKER_IP,
-    { type: 'set_field', field: { field: 'arp_sha', value: mac } },
-    { type: 'set_field', field: { field: 'arp_spa', value: ip } },
-    BACK,
-  ];
 }
 
 function globalOwner(pipeline: Pipeline, hypervisors: readonly Hypervisor[]): OwnerDef {

@@ -1,7 +1,8 @@
 import { type AppContext, type ZonemeshApp, injectable, runIncremental } from '../../sdk';
-import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES, northSouthGroups } from './flows';
+import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES } from './flows';
+import { northSouthGroups } from './groups';
 
-/** Floating IPs on the VMs' own hypervisors (docs/north-south.md); gateways and SNAT come later. */
+/** Floating IPs on the VMs' own hypervisors and on their zone's gateways (docs/north-south.md). */
 @injectable()
 export class NorthSouthApp implements ZonemeshApp {
   readonly name = 'north-south';
@@ -10,6 +11,6 @@ export class NorthSouthApp implements ZonemeshApp {
 
   start(ctx: AppContext): void {
     // placement emits on every model change too, so it is the one input
-    runIncremental(ctx, ctx.placement.changes$, (placement) => northSouthGroups(ctx.pipeline, ctx.model.current(), (port) => placement.place(port)));
+    runIncremental(ctx, ctx.placement.changes$, (placement) => northSouthGroups(ctx.pipeline, ctx.model.current(), placement));
   }
 }
