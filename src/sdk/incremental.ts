@@ -176,9 +176,25 @@ export function sameFlows(a: readonly Flow[], b: readonly Flow[]): boolean {
         f.idleTimeout === g.idleTimeout &&
         f.hardTimeout === g.hardTimeout &&
         f.flags === g.flags &&
-        flowKey(f) === flowKey(g) &&
-        instructionsKey(f.instructions) === instructionsKey(g.instructions)
+        (sameParts(f, g) || (flowKey(f) === flowKey(g) && instructionsKey(f.instructions) === instructionsKey(g.instructions)))
       );
     })
   );
+}
+
+/**
+ * Equal without encoding when built from the same shared parts (src/sdk/intern.ts): the same
+ * table and priority, the very same match TLVs and the very same actions or instructions.
+ */
+function sameParts(f: Flow, g: Flow): boolean {
+  if (f.tableId !== g.tableId || f.priority !== g.priority || f.match.length !== g.match.length || f.instructions.length !== g.instructions.length) return false;
+  for (let i = 0; i < f.match.length; i++) if (f.match[i] !== g.match[i]) return false;
+  for (let i = 0; i < f.instructions.length; i++) {
+    const a = f.instructions[i]!;
+    const b = g.instructions[i]!;
+    if (a === b) continue;
+    if (!(a.type === 'apply_actions' || a.type === 'write_actions') || b.type !== a.type || a.actions.length !== b.actions.length) return false;
+    for (let k = 0; k < a.actions.length; k++) if (a.actions[k] !== b.actions[k]) return false;
+  }
+  return true;
 }

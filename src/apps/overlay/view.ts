@@ -86,20 +86,30 @@ export function buildOverlayView(model: NetworkModel, placement: Placement, prev
   const previousInputs = previous && inputsOf.get(previous);
   const inputs = groupByVpc(model, previousInputs);
   const moved = previous ? movedHosts(hypervisors, hypervisorByName, placement, previous) : undefined;
-  const touched = (before: VpcView) => inputs.dirty!.has(before.vpc.name) || (moved!.size > 0 && before.hosts.some((h) => moved!.has(h.name)));
   let vpcs: readonly VpcView[];
   let vpcByName: ReadonlyMap<string, VpcView>;
+  let hostsKept = false;
+  let patchedAt: number[] | undefined;
   if (previous && inputs.dirty && inputs.sameVpcs) {
     // the same VPCs in the same order: patch the previous list where a VPC's inputs or hosts changed
+    const touched = new Set(inputs.dirty);
+    if (moved!.size) {
+      const byHost = vpcsByHost(previous);
+      for (const host of moved!) for (const name of byHost.get(host) ?? []) touched.add(name);
+    }
     const patched = previous.vpcs.slice();
     let byName: Map<string, VpcView> | undefined;
-    for (let i = 0; i < patched.length; i++) {
-      const before = patched[i]!;
-      if (!touched(before)) continue;
-      const after = buildVpc(inputs.byVpc.get(before.vpc.name)!, hypervisorByName, placement, before);
+    hostsKept = true;
+    patchedAt = [];
+    for (const name of touched) {
+      const before = previous.vpcByName.get(name)!;
+      const after = buildVpc(inputs.byVpc.get(name)!, hypervisorByName, placement, before);
       if (after === before) continue;
-      patched[i] = after;
-      (byName ??= new Map(previous.vpcByName)).set(after.vpc.name, after);
+      const at = patched.indexOf(before);
+      patched[at] = after;
+      patchedAt.push(at);
+      (byName ??= new Map(previous.vpcByName)).set(name, after);
+      hostsKept &&= after.hosts === before.hosts;
     }
     vpcs = byName ? patched : previous.vpcs;
     vpcByName = byName ?? previous.vpcByName;
@@ -107,7 +117,7 @@ export function buildOverlayView(model: NetworkModel, placement: Placement, prev
     const built: VpcView[] = [];
     for (const [name, input] of inputs.byVpc) {
       const before = previous?.vpcByName.get(name);
-      const unchanged = before && input === previousInputs?.byVpc.get(name) && !touched(before);
+      const unchanged = before && input === previousInputs?.byVpc.get(name) && (moved!.size === 0 || !before.hosts.some((h) => moved!.has(h.name)));
       built.push(unchanged ? before : buildVpc(input, hypervisorByName, placement, before));
     }
     vpcs = built;
@@ -115,7 +125,41 @@ export function buildOverlayView(model: NetworkModel, placement: Placement, prev
   }
   const view: OverlayView = { model, placement, hypervisors, hypervisorByName, vpcs, vpcByName };
   inputsOf.set(view, inputs);
+  if (patchedAt) patches.set(view, { previous: previous!, at: patchedAt });
+  const byHost = hostsKept && vpcsByHostOf.get(previous!);
+  if (byHost) vpcsByHostOf.set(view, byHost);
   return view;
+}
+
+/** A view made from `previous` by replacing the VPC views at positions `at` (the rest are the very same). */
+export interface ViewPatch {
+  readonly previous: OverlayView;
+  readonly at: readonly number[];
+}
+
+const patches = new WeakMap<OverlayView, ViewPatch>();
+
+/** how `view` differs from the view it was patched from, if it was: per-VPC consumers can patch too */
+export function viewPatch(view: OverlayView): ViewPatch | undefined {
+  return patches.get(view);
+}
+
+/** hypervisor name → the VPCs with a port on it, kept beside each view while no VPC's hosts change */
+const vpcsByHostOf = new WeakMap<OverlayView, ReadonlyMap<string, readonly string[]>>();
+
+function vpcsByHost(view: OverlayView): ReadonlyMap<string, readonly string[]> {
+  let byHost = vpcsByHostOf.get(view);
+  if (byHost) return byHost;
+  const index = new Map<string, string[]>();
+  for (const vpc of view.vpcs) {
+    for (const h of vpc.hosts) {
+      const names = index.get(h.name);
+      if (names) names.push(vpc.vpc.name);
+      else index.set(h.name, [vpc.vpc.name]);
+    }
+  }
+  vpcsByHostOf.set(view, (byHost = index));
+  return byHost;
 }
 
 function internHypervisors(fresh: readonly Hypervisor[], previous: OverlayView | undefined) {
@@ -217,12 +261,12 @@ interface ListChange<T> {
  */
 function changedBetween<T extends object>(now: readonly T[], before: readonly T[], vpcOf: (item: T) => string, dirty: Set<string>): ListChange<T> | undefined {
   if (now === before) return undefined;
-  const same = (a: T, b: T) => a === b || sameData(a, b);
   const shorter = Math.min(now.length, before.length);
   let head = 0;
-  while (head < shorter && same(now[head]!, before[head]!)) head++;
+  // identity inline: the scan of a one-port edit walks every port of the model
+  while (head < shorter && (now[head] === before[head] || sameData(now[head], before[head]))) head++;
   let tail = 0;
-  while (tail < shorter - head && same(now[now.length - 1 - tail]!, before[before.length - 1 - tail]!)) tail++;
+  while (tail < shorter - head && (now[now.length - 1 - tail] === before[before.length - 1 - tail] || sameData(now[now.length - 1 - tail], before[before.length - 1 - tail]))) tail++;
   if (head + tail === now.length && head + tail === before.length) return undefined;
   const byVpc = (list: readonly T[]) => {
     const out = new Map<string, T[]>();
