@@ -102,7 +102,9 @@ export function buildOverlayView(model: NetworkModel, placement: Placement, prev
     hostsKept = true;
     patchedAt = [];
     for (const name of touched) {
-      const before = previous.vpcByName.get(name)!;
+      // a name no VPC has (an object naming a missing VPC) belongs to no view
+      const before = previous.vpcByName.get(name);
+      if (!before) continue;
       const after = buildVpc(inputs.byVpc.get(name)!, hypervisorByName, placement, before);
       if (after === before) continue;
       const at = patched.indexOf(before);
