@@ -5,6 +5,7 @@ import { OFP_NO_BUFFER, OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP, OFPTT_ALL } from '.
 import { toController } from './actions';
 import { PIPELINE_APP_ID, makeCookie } from './cookie';
 import { FlowBuildError } from './errors';
+import { gotoTable, sharedAction } from './intern';
 import { type MatchSpec, matchFromSpec, matchKey } from './match';
 import type { Pipeline, RealizedTable } from './pipeline';
 import { missingPrerequisite } from './prerequisites';
@@ -147,14 +148,14 @@ export class FlowBuilder {
     this.checkTimeout('hard_timeout', this.hard);
 
     const instructions: Instruction[] = [];
-    if (this.applied.length) instructions.push({ type: 'apply_actions', actions: this.applied as Action[] });
-    if (this.written.length) instructions.push({ type: 'write_actions', actions: this.written as Action[] });
+    if (this.applied.length) instructions.push({ type: 'apply_actions', actions: this.applied.map(sharedAction) });
+    if (this.written.length) instructions.push({ type: 'write_actions', actions: this.written.map(sharedAction) });
     if (this.metadata) instructions.push({ type: 'write_metadata', metadata: this.metadata.value, metadataMask: this.metadata.mask });
     if (this.gotoName !== undefined) {
       const next = this.pipeline.table(this.gotoName);
       if (next.id <= t.id) throw this.error(`goto ${next.name} (id ${next.id}) is not a later table`);
       if (t.next && !t.next.includes(next.name)) throw this.error(`goto ${next.name} is not among the table's next tables (${t.next.join(', ')})`);
-      instructions.push({ type: 'goto_table', tableId: next.id });
+      instructions.push(gotoTable(next.id));
     }
     return {
       tableId: t.id,

@@ -45,8 +45,6 @@ interface OwnerState {
 interface GroupState {
   token: unknown;
   owners: readonly string[];
-  /** the update that last saw this group */
-  seen: number;
 }
 
 const NO_FLOWS: OwnerFlows = new Map();
@@ -54,25 +52,37 @@ const NO_FLOWS: OwnerFlows = new Map();
 export class IncrementalCompiler {
   private readonly groups = new Map<string, GroupState>();
   private readonly owners = new Map<string, OwnerState>();
-  private round = 0;
+  /** the last input (a copy) and its groups' tokens, by position: a region's next input is mostly the same objects */
+  private lastInput: readonly OwnerGroup[] = [];
+  private lastTokens: unknown[] = [];
 
   /**
    * Brings the compiled state up to `input` and returns what changed, clears last. All or nothing:
-   * when a compile throws, the state stays at the previous input. Unchanged groups cost a lookup
-   * and allocate nothing, so a large, mostly unchanged input stays cheap.
+   * when a compile throws, the state stays at the previous input. A group that is the very object
+   * at the same place in the last input, with the same token, costs one comparison; any other
+   * unchanged group a lookup. Neither allocates, so a large, mostly unchanged input stays cheap.
    */
   update(input: Iterable<OwnerGroup>): FlowsChange[] {
-    const round = ++this.round;
+    const list = Array.isArray(input) ? (input as OwnerGroup[]).slice() : [...input];
+    const last = this.lastInput;
+    const lastTokens = this.lastTokens;
     const changes: FlowsChange[] = [];
     const changedGroups = new Map<string, GroupState>();
     const compiled = new Map<string, OwnerState>();
     const orphans = new Set<string>();
     const current = new Set<string>();
+    /** positions whose group is not the last input's */
+    const moved: number[] = [];
     let known = 0;
-    for (const g of input) {
+    for (let i = 0; i < list.length; i++) {
+      const g = list[i]!;
+      if (last[i] === g && lastTokens[i] === g.token) {
+        known++;
+        continue;
+      }
+      moved.push(i);
       const before = this.groups.get(g.key);
       if (before) {
-        before.seen = round;
         known++;
         if (before.token === g.token) continue;
         for (const k of before.owners) orphans.add(k);
@@ -87,9 +97,9 @@ export class IncrementalCompiler {
         compiled.set(def.key, { signature: def.signature, flows });
         diffOwner(def.key, old?.flows ?? NO_FLOWS, flows, changes);
       }
-      changedGroups.set(g.key, { token: g.token, owners: keys, seen: round });
+      changedGroups.set(g.key, { token: g.token, owners: keys });
     }
-    const removed = known === this.groups.size ? [] : [...this.groups].filter(([, g]) => g.seen !== round).map(([key]) => key);
+    const removed = known === this.groups.size ? [] : removedGroups(this.groups, list);
     for (const key of removed) for (const k of this.groups.get(key)!.owners) orphans.add(k);
     // nothing below throws: commit
     for (const k of orphans) {
@@ -100,6 +110,9 @@ export class IncrementalCompiler {
     for (const [k, state] of compiled) this.owners.set(k, state);
     for (const key of removed) this.groups.delete(key);
     for (const [key, state] of changedGroups) this.groups.set(key, state);
+    if (list.length === last.length) for (const i of moved) lastTokens[i] = list[i]!.token;
+    else this.lastTokens = list.map((g) => g.token);
+    this.lastInput = list;
     return changes;
   }
 
@@ -122,6 +135,12 @@ export function runIncremental<I>(ctx: AppContext, input$: Observable<I>, groups
   ctx.on(input$, (input) => {
     for (const c of engine.update(groupsOf(input))) ctx.setFlows(c.dpid, c.owner, c.flows);
   });
+}
+
+/** keys of the groups `input` no longer has */
+function removedGroups(groups: ReadonlyMap<string, GroupState>, input: readonly OwnerGroup[]): string[] {
+  const present = new Set(input.map((g) => g.key));
+  return [...groups.keys()].filter((key) => !present.has(key));
 }
 
 function sameSignature(a: readonly unknown[], b: readonly unknown[]): boolean {
@@ -157,9 +176,25 @@ export function sameFlows(a: readonly Flow[], b: readonly Flow[]): boolean {
         f.idleTimeout === g.idleTimeout &&
         f.hardTimeout === g.hardTimeout &&
         f.flags === g.flags &&
-        flowKey(f) === flowKey(g) &&
-        instructionsKey(f.instructions) === instructionsKey(g.instructions)
+        (sameParts(f, g) || (flowKey(f) === flowKey(g) && instructionsKey(f.instructions) === instructionsKey(g.instructions)))
       );
     })
   );
+}
+
+/**
+ * Equal without encoding when built from the same shared parts (src/sdk/intern.ts): the same
+ * table and priority, the very same match TLVs and the very same actions or instructions.
+ */
+function sameParts(f: Flow, g: Flow): boolean {
+  if (f.tableId !== g.tableId || f.priority !== g.priority || f.match.length !== g.match.length || f.instructions.length !== g.instructions.length) return false;
+  for (let i = 0; i < f.match.length; i++) if (f.match[i] !== g.match[i]) return false;
+  for (let i = 0; i < f.instructions.length; i++) {
+    const a = f.instructions[i]!;
+    const b = g.instructions[i]!;
+    if (a === b) continue;
+    if (!(a.type === 'apply_actions' || a.type === 'write_actions') || b.type !== a.type || a.actions.length !== b.actions.length) return false;
+    for (let k = 0; k < a.actions.length; k++) if (a.actions[k] !== b.actions[k]) return false;
+  }
+  return true;
 }

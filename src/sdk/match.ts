@@ -1,6 +1,7 @@
 import type { Match, OxmFieldName, OxmTlv, OxmValueTypes } from '../openflow';
 import { allFieldSpecs, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import { FlowBuildError } from './errors';
+import { exactTlv } from './intern';
 
 export type Masked<V> = { value: V; mask: V };
 /** Ergonomic match input: `{ eth_type: 0x0800, ipv4_dst: cidr('10.0.1.0/24') }` */
@@ -71,7 +72,7 @@ export function matchFromSpec(spec: MatchSpec): Match {
     const raw = spec[field];
     if (raw === undefined) continue;
     if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) {
-      out.push({ field, value: raw } as OxmTlv);
+      out.push(exactTlv(field, raw));
       continue;
     }
     const pair = canonicalPair(field, raw.value, raw.mask);

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { Subject } from 'rxjs';
-import { buildOverlayView } from '../../src/apps/overlay';
+import { type OverlayView, buildOverlayView } from '../../src/apps/overlay';
 import type { PortNumbers as Placement } from '../../src/sdk';
 import { SwitchPortPlacement } from '../../src/runtime';
 import type { PortStatusEvent, SwitchUpEvent } from '../../src/controller';
@@ -208,6 +208,62 @@ test('views: placement of one hypervisor only touches the VPCs it hosts', (t) =>
   const second = viewOf(m, moved, first);
   t.is(second.vpcByName.get('red'), first.vpcByName.get('red'));
   t.is(second.vpcByName.get('blue')!.portByName.get('app1')!.ofport, 9);
+});
+
+/** what a view says, as plain data: compared between a view built step by step and one built afresh */
+function viewData(v: OverlayView) {
+  return v.vpcs.map((vpc) => ({
+    vpc: vpc.vpc,
+    hosts: vpc.hosts.map((h) => h.name),
+    acls: vpc.acls,
+    ports: vpc.ports.map((p) => ({ port: p.port, key: p.key, subnetKey: p.subnetKey, host: p.host.name, ofport: p.ofport })),
+    subnets: vpc.subnets.map((s) => ({ subnet: s.subnet, key: s.key, ports: s.ports.map((p) => p.port.name), hosts: s.hosts.map((h) => h.name) })),
+    byName: [...vpc.portByName.keys(), ...vpc.subnetByName.keys()],
+  }));
+}
+
+test('views: edited in memory (unchanged objects kept) anywhere in the lists, with placement changes, a view built from the previous one equals one built afresh', (t) => {
+  const base = twoZones();
+  const spare = ['x0', 'x1', 'x2', 'x3', 'x4', 'x5'];
+  const edits = fc.oneof(
+    fc.record({ kind: fc.constant('insert' as const), at: fc.nat(40), from: fc.nat(40), name: fc.constantFrom(...spare), hv: fc.nat(3) }),
+    fc.record({ kind: fc.constant('remove' as const), at: fc.nat(40) }),
+    fc.record({ kind: fc.constant('move' as const), at: fc.nat(40), hv: fc.nat(3) }),
+    fc.record({ kind: fc.constant('acl' as const), at: fc.nat(10) }),
+    fc.record({ kind: fc.constant('renumber' as const), hv: fc.nat(3), ofport: fc.integer({ min: 1, max: 30 }) }),
+  );
+  fc.assert(
+    fc.property(fc.array(edits, { maxLength: 10 }), (steps) => {
+      let m = base;
+      let placement = placeAll(m);
+      let view = viewOf(m, placement);
+      for (const step of steps) {
+        const ports = [...m.ports];
+        const hv = 'hv' in step ? m.hypervisors[step.hv % m.hypervisors.length]! : undefined;
+        if (step.kind === 'insert' && !ports.some((p) => p.name === step.name)) {
+          const { tunnelKey: _pinned, ...from } = ports[step.from % ports.length]!;
+          ports.splice(step.at % (ports.length + 1), 0, { ...from, name: step.name, interface: step.name, hypervisor: hv!.name });
+          m = { ...m, ports };
+        } else if (step.kind === 'remove' && ports.length > 1) {
+          ports.splice(step.at % ports.length, 1);
+          m = { ...m, ports };
+        } else if (step.kind === 'move') {
+          const at = step.at % ports.length;
+          ports[at] = { ...ports[at]!, hypervisor: hv!.name };
+          m = { ...m, ports };
+        } else if (step.kind === 'acl' && m.acls.length) {
+          m = { ...m, acls: m.acls.filter((_, i) => i !== step.at % m.acls.length) };
+        } else if (step.kind === 'renumber') {
+          const numbers = new Map(placement.get(hv!.datapathId));
+          for (const name of numbers.keys()) numbers.set(name, step.ofport);
+          placement = new Map(placement).set(hv!.datapathId, numbers);
+        }
+        view = viewOf(m, placement, view);
+        t.deepEqual(viewData(view), viewData(viewOf(m, placement)));
+      }
+    }),
+    { numRuns: 200 },
+  );
 });
 
 test('switch placement: port lists on connect, then adds and deletes; link flaps change nothing', (t) => {

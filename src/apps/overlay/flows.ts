@@ -6,7 +6,7 @@ import { PipelineError } from '../../sdk/errors';
 import { type Flow, FlowBuilder } from '../../sdk/flow';
 import type { OwnerDef, OwnerFlows, OwnerGroup } from '../../sdk/incremental';
 import type { Pipeline } from '../../sdk/pipeline';
-import type { OverlayView, VpcView } from './view';
+import { type OverlayView, type VpcView, viewPatch } from './view';
 
 /** Flow builders for one owner: every flow carries the owner's cookie (computed once). */
 export function ownerFlows(pipeline: Pipeline, appId: number, owner: string): (table: string) => FlowBuilder {
@@ -45,21 +45,37 @@ export function ctTrack(zone: number, tableId: number): Action {
 /** an app's owners of one VPC */
 export type VpcOwners = (pipeline: Pipeline, vpc: VpcView) => Iterable<OwnerDef>;
 
-const vpcGroupCache = new WeakMap<VpcOwners, WeakMap<Pipeline, WeakMap<VpcView, OwnerGroup>>>();
+interface VpcGroups {
+  readonly byVpc: WeakMap<VpcView, OwnerGroup>;
+  /** the last view's groups */
+  last?: { view: OverlayView; groups: readonly OwnerGroup[] };
+}
+
+const vpcGroupCache = new WeakMap<VpcOwners, WeakMap<Pipeline, VpcGroups>>();
 
 /**
  * One owner group per VPC, its view the token. A group is made once per (app, pipeline, VPC view),
- * so a new view of a large model allocates groups and key strings only for the VPCs that changed.
+ * and the list of a view patched from the last one (viewPatch) is the last list patched likewise,
+ * so a new view of a large model costs work only for the VPCs that changed.
  */
-export function vpcGroups(pipeline: Pipeline, view: OverlayView, owners: VpcOwners): OwnerGroup[] {
+export function vpcGroups(pipeline: Pipeline, view: OverlayView, owners: VpcOwners): readonly OwnerGroup[] {
   let byPipeline = vpcGroupCache.get(owners);
   if (!byPipeline) vpcGroupCache.set(owners, (byPipeline = new WeakMap()));
-  let byVpc = byPipeline.get(pipeline);
-  if (!byVpc) byPipeline.set(pipeline, (byVpc = new WeakMap()));
-  const cache = byVpc;
-  return view.vpcs.map((vpc) => {
-    let group = cache.get(vpc);
-    if (!group) cache.set(vpc, (group = { key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => owners(pipeline, vpc) }));
+  let cache = byPipeline.get(pipeline);
+  if (!cache) byPipeline.set(pipeline, (cache = { byVpc: new WeakMap() }));
+  const { byVpc, last } = cache;
+  if (last?.view === view) return last.groups;
+  const groupOf = (vpc: VpcView) => {
+    let group = byVpc.get(vpc);
+    if (!group) byVpc.set(vpc, (group = { key: `vpc:${vpc.vpc.name}`, token: vpc, owners: () => owners(pipeline, vpc) }));
     return group;
-  });
+  };
+  const patch = viewPatch(view);
+  let groups: OwnerGroup[];
+  if (patch && last?.view === patch.previous) {
+    groups = last.groups.slice();
+    for (const at of patch.at) groups[at] = groupOf(view.vpcs[at]!);
+  } else groups = view.vpcs.map(groupOf);
+  cache.last = { view, groups };
+  return groups;
 }

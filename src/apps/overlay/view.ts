@@ -74,6 +74,10 @@ interface Inputs {
   readonly acls: readonly AclRule[];
   readonly loadBalancers: readonly LoadBalancer[];
   readonly byVpc: ReadonlyMap<string, VpcInputs>;
+  /** against the previous version: VPCs with an object added, removed or changed */
+  readonly dirty?: ReadonlySet<string>;
+  /** against the previous version: the same VPCs in the same order */
+  readonly sameVpcs?: boolean;
 }
 
 /** kept beside each view so the next version can skip VPCs whose model objects are unchanged */
@@ -86,16 +90,82 @@ export function buildOverlayView(model: NetworkModel, placement: Placement, prev
   const previousInputs = previous && inputsOf.get(previous);
   const inputs = groupByVpc(model, previousInputs);
   const moved = previous ? movedHosts(hypervisors, hypervisorByName, placement, previous) : undefined;
-  const vpcs: VpcView[] = [];
-  for (const [name, input] of inputs.byVpc) {
-    const before = previous?.vpcByName.get(name);
-    const unchanged = before && input === previousInputs?.byVpc.get(name) && (moved!.size === 0 || !before.hosts.some((h) => moved!.has(h.name)));
-    vpcs.push(unchanged ? before : buildVpc(input, hypervisorByName, placement, before));
+  let vpcs: readonly VpcView[];
+  let vpcByName: ReadonlyMap<string, VpcView>;
+  let hostsKept = false;
+  let patchedAt: number[] | undefined;
+  if (previous && inputs.dirty && inputs.sameVpcs) {
+    // the same VPCs in the same order: patch the previous list where a VPC's inputs or hosts changed
+    const touched = new Set(inputs.dirty);
+    if (moved!.size) {
+      const byHost = vpcsByHost(previous);
+      for (const host of moved!) for (const name of byHost.get(host) ?? []) touched.add(name);
+    }
+    const patched = previous.vpcs.slice();
+    let byName: Map<string, VpcView> | undefined;
+    hostsKept = true;
+    patchedAt = [];
+    for (const name of touched) {
+      // a name no VPC has (an object naming a missing VPC) belongs to no view
+      const before = previous.vpcByName.get(name);
+      if (!before) continue;
+      const after = buildVpc(inputs.byVpc.get(name)!, hypervisorByName, placement, before);
+      if (after === before) continue;
+      const at = patched.indexOf(before);
+      patched[at] = after;
+      patchedAt.push(at);
+      (byName ??= new Map(previous.vpcByName)).set(name, after);
+      hostsKept &&= after.hosts === before.hosts;
+    }
+    vpcs = byName ? patched : previous.vpcs;
+    vpcByName = byName ?? previous.vpcByName;
+  } else {
+    const built: VpcView[] = [];
+    for (const [name, input] of inputs.byVpc) {
+      const before = previous?.vpcByName.get(name);
+      const unchanged = before && input === previousInputs?.byVpc.get(name) && (moved!.size === 0 || !before.hosts.some((h) => moved!.has(h.name)));
+      built.push(unchanged ? before : buildVpc(input, hypervisorByName, placement, before));
+    }
+    vpcs = built;
+    vpcByName = new Map(built.map((v) => [v.vpc.name, v]));
   }
-  const vpcByName = new Map(vpcs.map((v) => [v.vpc.name, v]));
   const view: OverlayView = { model, placement, hypervisors, hypervisorByName, vpcs, vpcByName };
   inputsOf.set(view, inputs);
+  if (patchedAt) patches.set(view, { previous: previous!, at: patchedAt });
+  const byHost = hostsKept && vpcsByHostOf.get(previous!);
+  if (byHost) vpcsByHostOf.set(view, byHost);
   return view;
+}
+
+/** A view made from `previous` by replacing the VPC views at positions `at` (the rest are the very same). */
+export interface ViewPatch {
+  readonly previous: OverlayView;
+  readonly at: readonly number[];
+}
+
+const patches = new WeakMap<OverlayView, ViewPatch>();
+
+/** how `view` differs from the view it was patched from, if it was: per-VPC consumers can patch too */
+export function viewPatch(view: OverlayView): ViewPatch | undefined {
+  return patches.get(view);
+}
+
+/** hypervisor name → the VPCs with a port on it, kept beside each view while no VPC's hosts change */
+const vpcsByHostOf = new WeakMap<OverlayView, ReadonlyMap<string, readonly string[]>>();
+
+function vpcsByHost(view: OverlayView): ReadonlyMap<string, readonly string[]> {
+  let byHost = vpcsByHostOf.get(view);
+  if (byHost) return byHost;
+  const index = new Map<string, string[]>();
+  for (const vpc of view.vpcs) {
+    for (const h of vpc.hosts) {
+      const names = index.get(h.name);
+      if (names) names.push(vpc.vpc.name);
+      else index.set(h.name, [vpc.vpc.name]);
+    }
+  }
+  vpcsByHostOf.set(view, (byHost = index));
+  return byHost;
 }
 
 function internHypervisors(fresh: readonly Hypervisor[], previous: OverlayView | undefined) {
@@ -118,47 +188,140 @@ function movedHosts(hypervisors: readonly Hypervisor[], byName: ReadonlyMap<stri
     for (const h of previous.hypervisors) if (!byName.has(h.name)) moved.add(h.name);
   }
   if (placement === previous.placement) return moved;
-  // placement maps are replaced per switch (src/runtime/placement.ts): compare the per-switch maps
-  const changed = new Set<bigint>();
-  for (const [dpid, ports] of placement) if (previous.placement.get(dpid) !== ports) changed.add(dpid);
-  for (const dpid of previous.placement.keys()) if (!placement.has(dpid)) changed.add(dpid);
-  if (changed.size) for (const h of hypervisors) if (changed.has(h.datapathId)) moved.add(h.name);
+  const byDpid = hypervisorsByDpid(hypervisors);
+  for (const dpid of changedSwitches(placement, previous.placement)) {
+    const h = byDpid.get(dpid);
+    if (h) moved.add(h.name);
+  }
   return moved;
+}
+
+/**
+ * Switches whose placement map is not the previous one. Maps are replaced per switch in a copy of
+ * the whole (src/runtime/placement.ts), which keeps the order: walk both in step, no lookups.
+ */
+function changedSwitches(now: Placement, before: Placement): bigint[] {
+  const changed: bigint[] = [];
+  if (now.size === before.size) {
+    const old = before.entries();
+    let inStep = true;
+    for (const [dpid, ports] of now) {
+      const [oldDpid, oldPorts] = old.next().value as [bigint, ReadonlyMap<string, number>];
+      if (oldDpid !== dpid) {
+        inStep = false;
+        break;
+      }
+      if (oldPorts !== ports) changed.push(dpid);
+    }
+    if (inStep) return changed;
+    changed.length = 0;
+  }
+  for (const [dpid, ports] of now) if (before.get(dpid) !== ports) changed.push(dpid);
+  for (const dpid of before.keys()) if (!now.has(dpid)) changed.push(dpid);
+  return changed;
+}
+
+const byDpidCache = new WeakMap<readonly Hypervisor[], ReadonlyMap<bigint, Hypervisor>>();
+
+function hypervisorsByDpid(hypervisors: readonly Hypervisor[]): ReadonlyMap<bigint, Hypervisor> {
+  let byDpid = byDpidCache.get(hypervisors);
+  if (!byDpid) byDpidCache.set(hypervisors, (byDpid = new Map(hypervisors.map((h) => [h.datapathId, h]))));
+  return byDpid;
 }
 
 /**
  * The model's objects by VPC. Lists are compared with the previous version's by their common head
  * and tail (the very same objects, or equal data when the model was re-read): only VPCs with an
- * object in between are grouped afresh, every other VPC keeps its previous inputs. A one-port edit
- * costs a walk of the lists, not a copy of them.
+ * object in between are regrouped, every other VPC keeps its previous inputs. A regrouped VPC's
+ * lists are the previous ones with the changed part spliced in where that is certain (an append,
+ * an edit or removal of objects they hold), so a one-port edit costs a walk of the lists, no copy.
  */
 function groupByVpc(model: NetworkModel, previous: Inputs | undefined): Inputs {
   const lists = { vpcs: model.vpcs, subnets: model.subnets, ports: model.ports, acls: model.acls, loadBalancers: model.loadBalancers };
   if (!previous) return { ...lists, byVpc: groupAll(model, undefined) };
   const dirty = new Set<string>();
-  changedBetween(model.vpcs, previous.vpcs, (v) => dirty.add(v.name));
-  changedBetween(model.subnets, previous.subnets, (s) => dirty.add(s.vpc));
-  changedBetween(model.ports, previous.ports, (p) => dirty.add(p.vpc));
-  changedBetween(model.acls, previous.acls, (a) => dirty.add(a.vpc));
-  changedBetween(model.loadBalancers, previous.loadBalancers, (lb) => dirty.add(lb.vpc));
-  if (dirty.size === 0) return { ...lists, byVpc: previous.byVpc };
-  return { ...lists, byVpc: groupAll(model, dirty, previous.byVpc) };
+  const vpcs = changedBetween(model.vpcs, previous.vpcs, (v) => v.name, dirty);
+  const subnets = changedBetween(model.subnets, previous.subnets, (s) => s.vpc, dirty);
+  const ports = changedBetween(model.ports, previous.ports, (p) => p.vpc, dirty);
+  const acls = changedBetween(model.acls, previous.acls, (a) => a.vpc, dirty);
+  const loadBalancers = changedBetween(model.loadBalancers, previous.loadBalancers, (lb) => lb.vpc, dirty);
+  const sameVpcs = vpcs === undefined;
+  if (dirty.size === 0) return { ...lists, byVpc: previous.byVpc, dirty, sameVpcs };
+  const spliced = sameVpcs ? spliceDirty(previous.byVpc, dirty, { subnets, ports, acls, loadBalancers }) : undefined;
+  return { ...lists, byVpc: spliced ?? groupAll(model, dirty, previous.byVpc), dirty, sameVpcs };
+}
+
+/** what changed in one model list: its objects outside the common head and tail, by VPC */
+interface ListChange<T> {
+  /** no object of the previous list before this index changed */
+  readonly head: number;
+  /** the previous list's changed part reached its end: everything was appended after the head */
+  readonly atEnd: boolean;
+  readonly added: ReadonlyMap<string, T[]>;
+  readonly removed: ReadonlyMap<string, T[]>;
 }
 
 /**
- * Calls `changed` for every object of either list outside their common head and tail. Objects
- * compare by identity first; a re-read model's objects are new, so equal data counts as the same.
+ * The objects of either list outside their common head and tail, by VPC (all of them in `dirty`);
+ * undefined when there are none. Objects compare by identity first; a re-read model's objects are
+ * new, so equal data counts as the same.
  */
-function changedBetween<T extends object>(now: readonly T[], before: readonly T[], changed: (item: T) => void): void {
-  if (now === before) return;
-  const same = (a: T, b: T) => a === b || sameData(a, b);
+function changedBetween<T extends object>(now: readonly T[], before: readonly T[], vpcOf: (item: T) => string, dirty: Set<string>): ListChange<T> | undefined {
+  if (now === before) return undefined;
   const shorter = Math.min(now.length, before.length);
   let head = 0;
-  while (head < shorter && same(now[head]!, before[head]!)) head++;
+  // identity inline: the scan of a one-port edit walks every port of the model
+  while (head < shorter && (now[head] === before[head] || sameData(now[head], before[head]))) head++;
   let tail = 0;
-  while (tail < shorter - head && same(now[now.length - 1 - tail]!, before[before.length - 1 - tail]!)) tail++;
-  for (let i = head; i < now.length - tail; i++) changed(now[i]!);
-  for (let i = head; i < before.length - tail; i++) changed(before[i]!);
+  while (tail < shorter - head && (now[now.length - 1 - tail] === before[before.length - 1 - tail] || sameData(now[now.length - 1 - tail], before[before.length - 1 - tail]))) tail++;
+  if (head + tail === now.length && head + tail === before.length) return undefined;
+  const byVpc = (list: readonly T[]) => {
+    const out = new Map<string, T[]>();
+    for (let i = head; i < list.length - tail; i++) {
+      const vpc = vpcOf(list[i]!);
+      dirty.add(vpc);
+      const items = out.get(vpc);
+      if (items) items.push(list[i]!);
+      else out.set(vpc, [list[i]!]);
+    }
+    return out;
+  };
+  return { head, atEnd: tail === 0, added: byVpc(now), removed: byVpc(before) };
+}
+
+/** the dirty VPCs' inputs spliced from their previous ones, or undefined where that is not certain */
+function spliceDirty(
+  previous: ReadonlyMap<string, VpcInputs>,
+  dirty: ReadonlySet<string>,
+  change: { subnets?: ListChange<Subnet>; ports?: ListChange<VmPort>; acls?: ListChange<AclRule>; loadBalancers?: ListChange<LoadBalancer> },
+): Map<string, VpcInputs> | undefined {
+  const byVpc = new Map(previous);
+  for (const name of dirty) {
+    const old = previous.get(name);
+    if (!old) return undefined;
+    const subnets = splice(old.subnets, change.subnets, name);
+    const ports = splice(old.ports, change.ports, name);
+    const acls = splice(old.acls, change.acls, name);
+    const loadBalancers = splice(old.loadBalancers, change.loadBalancers, name);
+    if (!subnets || !ports || !acls || !loadBalancers) return undefined;
+    byVpc.set(name, { vpc: old.vpc, subnets, ports, acls, loadBalancers });
+  }
+  return byVpc;
+}
+
+/**
+ * A VPC's list after `change`: its removed objects (found in `old` by identity, in a row) replaced
+ * by its added ones, or the added ones after all of `old` when nothing of it was removed and the
+ * change is an append. Undefined when the place is not certain.
+ */
+function splice<T>(old: T[], change: ListChange<T> | undefined, vpc: string): T[] | undefined {
+  const added = change?.added.get(vpc) ?? [];
+  const removed = change?.removed.get(vpc) ?? [];
+  if (added.length === 0 && removed.length === 0) return old;
+  if (removed.length === 0) return change!.atEnd ? old.concat(added) : change!.head === 0 ? added.concat(old) : undefined;
+  const at = old.indexOf(removed[0]!);
+  if (at < 0 || removed.some((item, i) => old[at + i] !== item)) return undefined;
+  return [...old.slice(0, at), ...added, ...old.slice(at + removed.length)];
 }
 
 /** VPC inputs grouped from the model: every VPC, or only the `dirty` ones with the rest from `previous` */
