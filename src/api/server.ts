@@ -147,7 +147,7 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
   };
 }
 
-type Params = { name?: string; vpc?: string };
+type Params = { name?: string; vpc?: string; ip?: string };
 type Body = Record<string, unknown>;
 
 const ITEM_PARAMS = (route: string) => ({
@@ -157,8 +157,8 @@ const ITEM_PARAMS = (route: string) => ({
 /** A body is checked by the model's validator; fastify only makes sure it is a JSON object. */
 const OBJECT_BODY = { type: 'object' };
 
-function refOf(r: Resource, p: Params, name = p.name!): ObjectRef {
-  if (r.kind === 'subnets') return { kind: 'subnets', vpc: p.vpc!, name };
+function refOf(r: Resource, p: Params, name = p[r.nameField ?? 'name']!): ObjectRef {
+  if (r.kind === 'subnets' || r.kind === 'loadBalancers') return { kind: r.kind, vpc: p.vpc!, name };
   if (r.kind === 'acls') return { kind: 'acls', vpc: p.vpc! };
   return { kind: r.kind, name };
 }
@@ -258,8 +258,9 @@ function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, writ
   });
 
   app.post<{ Params: Params; Body: Body }>(r.collection, { schema: { params: ITEM_PARAMS(r.collection), body: OBJECT_BODY } }, async (req, reply) => {
-    const name = req.body.name;
-    if (typeof name !== 'string' || name === '') throw new ModelValidationError('request', [{ path: 'name', problem: name === undefined ? 'is required' : 'must be a non-empty string' }]);
+    const field = r.nameField ?? 'name';
+    const name = req.body[field];
+    if (typeof name !== 'string' || name === '') throw new ModelValidationError('request', [{ path: field, problem: name === undefined ? 'is required' : 'must be a non-empty string' }]);
     const revision = clientRevision(req) ?? 0;
     if (revision !== 0) throw new HttpProblem(400, 'a new object has no revision', { detail: `revision ${revision}: POST creates (revision 0 or none); PUT replaces` });
     const ref = refOf(r, req.params, name);
