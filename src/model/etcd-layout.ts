@@ -14,6 +14,8 @@
  *   /zonemesh/v1/g/GEN/externalNetworks/NAME      { name, zone, cidr, nextHop, gateways }
  *   /zonemesh/v1/g/GEN/floatingIps/IP             { ip, network, port? }
  *
+ *   /zonemesh/v1/write-mark                       a random id each API write puts (etcd-writer.ts)
+ *
  * Names are URI-encoded in keys. Keys under /zonemesh/v1/ outside these are not the model's.
  */
 import { type ModelDocument, documentOf } from './document';
@@ -24,6 +26,8 @@ import { validateModel } from './validate';
 export const ETCD_ROOT = '/zonemesh/v1/';
 export const CURRENT_KEY = `${ETCD_ROOT}current`;
 export const GENERATIONS = `${ETCD_ROOT}g/`;
+/** the mark of the last API write: tells a write whose answer was lost whether it went through */
+export const WRITE_MARK_KEY = `${ETCD_ROOT}write-mark`;
 /** the source named in the store's ModelValidationErrors */
 export const ETCD_SOURCE = 'etcd';
 

@@ -5,11 +5,17 @@
  * object's mod_revision with the one the client read and `current`'s mod_revision with the one the
  * validated model is at. Every write puts `current` again (same value), so `current`'s mod_revision
  * moves with every write and the compare catches any write the validation did not see.
+ *
+ * A commit whose answer is lost (the connection breaks after etcd applied it; the etcd3 package then
+ * sends the transaction again, whose compare now fails) is found again by its mark: every write also
+ * puts a random id at WRITE_MARK_KEY, and the first revision after the compared one that moved
+ * `current` is the only one the write can have committed at (see landedAt).
  */
+import { randomBytes } from 'node:crypto';
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
 import { documentOf } from './document';
 import { prefixEnd, reasonOf } from './etcd-client';
-import { CURRENT_KEY, atPlaces, entriesOf, generationPrefix, parseStoredValue } from './etcd-layout';
+import { CURRENT_KEY, WRITE_MARK_KEY, atPlaces, entriesOf, generationPrefix, parseStoredValue } from './etcd-layout';
 import { storedValueOf } from './etcd-model';
 import { EtcdModelStore } from './etcd-store';
 import { newGenerationId } from './etcd-transfer';
@@ -82,6 +88,18 @@ export class StoredModelInvalidError extends Error {
   override readonly name = 'StoredModelInvalidError';
   constructor(readonly issues: readonly ModelIssue[]) {
     super(`the model in etcd is invalid (${issues.length} problem(s)); fix it, e.g. with zonemesh model import`);
+  }
+}
+
+/** etcd's answer to a commit was lost and whether it went through could not be read back either. */
+export class WriteOutcomeUnknownError extends Error {
+  override readonly name = 'WriteOutcomeUnknownError';
+  constructor(
+    readonly path: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`etcd's answer to the write of ${path} was lost (${reason}) and etcd could not be asked whether it went through: read ${path} (its revision tells)`, options);
   }
 }
 
@@ -241,13 +259,14 @@ export class ModelWriter {
         else if (stored !== 0) ops.push({ request_delete_range: { key: Buffer.from(g + keyOf(ref)) } });
         if (values.has(acls) && keys.modRevision(acls) !== 0) ops.push({ request_delete_range: { key: Buffer.from(g + acls) } });
         ops.push({ request_put: { key: Buffer.from(CURRENT_KEY), value: Buffer.from(generation) } });
+        const mark = randomBytes(8).toString('hex');
+        ops.push({ request_put: { key: Buffer.from(WRITE_MARK_KEY), value: Buffer.from(mark) } });
         const compare: ICompare[] = [
           { key: Buffer.from(CURRENT_KEY), target: 'Mod', result: 'Equal', mod_revision: keys.generationRevision },
           { key: Buffer.from(g + keyOf(ref)), target: 'Mod', result: 'Equal', mod_revision: stored },
         ];
-        const res = await etcd(this.client.kv.txn({ compare, success: ops }, { deadline }));
-        if (res.succeeded) {
-          const revision = Number(res.header.revision);
+        const revision = await this.commit({ compare, success: ops }, mark, keys.generationRevision, path, deadline);
+        if (revision !== undefined) {
           this.written = Math.max(this.written, revision);
           if (value !== undefined) return { object: { value: JSON.parse(value), revision }, storeRevision: revision };
           return { ...(ref.kind === 'acls' && { object: { value: [], revision: 0 } }), storeRevision: revision };
@@ -257,6 +276,25 @@ export class ModelWriter {
       }
     }
     throw new ModelContentionError(`other writes changed the model ${ATTEMPTS} times while ${path} was being written; try again`);
+  }
+
+  /**
+   * The revision a transaction committed at, or undefined when it did not. A lost answer, or a
+   * failed compare (a resend of a transaction that went through fails it), is looked up by its mark.
+   */
+  private async commit(txn: { compare: ICompare[]; success: IRequestOp[] }, mark: string, after: number, path: string, deadline: Date): Promise<number | undefined> {
+    let res;
+    try {
+      res = await this.client.kv.txn(txn, { deadline });
+    } catch (e) {
+      const landed = await landedAt(this.client, mark, after, deadline).catch((lookup: unknown) => {
+        throw new WriteOutcomeUnknownError(path, reasonOf(e), { cause: lookup });
+      });
+      if (landed === undefined) throw new EtcdRequestError(reasonOf(e), { cause: e });
+      return landed;
+    }
+    if (res.succeeded) return Number(res.header.revision);
+    return etcd(landedAt(this.client, mark, after, deadline));
   }
 
   /**
@@ -302,6 +340,31 @@ export class ModelWriter {
     this.store = undefined;
     await store?.close();
   }
+}
+
+/**
+ * The revision a write marked `mark`, whose transaction compared `current`'s mod_revision with
+ * `after`, committed at; undefined when it did not commit. Such a transaction can only commit while
+ * `current` is still at `after`, and it moves `current`: so it committed exactly when the first
+ * revision after `after` that moved `current` carries its mark. That revision is found by bisection
+ * over past revisions (a few reads; none when nothing was written since).
+ */
+async function landedAt(client: Etcd3, mark: string, after: number, deadline: Date): Promise<number | undefined> {
+  const at = async (key: string, revision?: number) => {
+    const res = await client.kv.range({ key: Buffer.from(key), ...(revision !== undefined && { revision }) }, { deadline });
+    return { kv: res.kvs[0], head: Number(res.header.revision) };
+  };
+  const latest = await at(WRITE_MARK_KEY);
+  if (latest.kv?.value.toString() === mark) return Number(latest.kv.mod_revision);
+  const movedAt = async (revision: number) => Number((await at(CURRENT_KEY, revision)).kv?.mod_revision ?? 0);
+  let [lo, hi] = [after + 1, latest.head];
+  if (lo > hi || (await movedAt(hi)) <= after) return undefined;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if ((await movedAt(mid)) > after) hi = mid;
+    else lo = mid + 1;
+  }
+  return (await at(WRITE_MARK_KEY, lo)).kv?.value.toString() === mark ? lo : undefined;
 }
 
 async function reach(store: EtcdModelStore, revision: number, deadline: Date): Promise<void> {
