@@ -287,6 +287,7 @@ export class ModelWriter {
     try {
       res = await this.client.kv.txn(txn, { deadline });
     } catch (e) {
+      if (NEVER_SENT.test(reasonOf(e))) throw new EtcdRequestError(reasonOf(e), { cause: e });
       const landed = await landedAt(this.client, mark, after, deadline).catch((lookup: unknown) => {
         throw new WriteOutcomeUnknownError(path, reasonOf(e), { cause: lookup });
       });
@@ -341,6 +342,9 @@ export class ModelWriter {
     await store?.close();
   }
 }
+
+/** errors of a request that never left this process (an open circuit breaker) or was refused a connection */
+const NEVER_SENT = /circuit breaker is open|ECONNREFUSED/i;
 
 /**
  * The revision a write marked `mark`, whose transaction compared `current`'s mod_revision with
