@@ -411,6 +411,32 @@ test.serial('external networks and floating IPs: created, bound, rebound and unb
   await refused(t, 404, () => call('GET', '/v1/floatingIps/198.51.100.10'));
 });
 
+test.serial('zonemesh fip bind|unbind|show rebinds a floating IP through the API with the revision read', async (t) => {
+  const fip = (...args: string[]) => run('node', [CLI, 'fip', ...args, '--api', api.url, '--token-file', tokenFile]).then((r) => ({ ...r, code: 0 }), (e: { details: { code: number; stdout: string; stderr: string } }) => ({ ...e.details }));
+  const net = await call('POST', '/v1/externalNetworks', EXT_A);
+  const created = await call('POST', '/v1/floatingIps', { ip: '198.51.100.10', network: 'ext-a' });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  const bound = await fip('bind', '198.51.100.10', '--port', 'web1');
+  t.is(bound.code, 0, bound.stderr);
+  t.is(JSON.parse(bound.stdout).port, 'web1');
+  const rebound = await fip('bind', '198.51.100.10', '--port', 'app1');
+  t.is(rebound.code, 0, rebound.stderr);
+  t.is((await call('GET', '/v1/floatingIps/198.51.100.10')).body.port, 'app1');
+  const before = await etcdRevision();
+  const elsewhere = await fip('bind', '198.51.100.10', '--port', 'web2');
+  t.is(elsewhere.code, 1);
+  t.regex(elsewhere.stderr, /422 the model would be invalid.*\n\s+port: web2 is in zone zone-b, which has no external network/);
+  t.is((await fip('bind', '198.51.100.10')).code, 2, 'bind without --port is bad usage');
+  t.is((await fip('show', '198.51.100.99')).code, 1, 'no such floating IP');
+  t.is(await etcdRevision(), before, 'nothing written');
+  const unbound = await fip('unbind', '198.51.100.10');
+  t.is(unbound.code, 0, unbound.stderr);
+  const now = (await call('GET', '/v1/floatingIps/198.51.100.10')).body;
+  t.false('port' in now);
+  t.is((await call('DELETE', `/v1/floatingIps/198.51.100.10?revision=${now.revision}`)).status, 204);
+  t.is((await call('DELETE', `/v1/externalNetworks/ext-a?revision=${net.body.revision}`)).status, 204);
+});
+
 test.serial("a VPC's egress is part of the VPC: its SNAT address on an external network", async (t) => {
   const net = await call('POST', '/v1/externalNetworks', EXT_A);
   const blue = (await call('GET', '/v1/vpcs/blue')).body;
