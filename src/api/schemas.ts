@@ -4,6 +4,7 @@
  * the model's own validator (validateModel) is what checks a body, so that the API refuses exactly
  * what a model file would, with the same problem texts.
  */
+import { PORT_KEYS, VNI_MAX } from '../model';
 import type { ObjectKind } from '../model/etcd-writer';
 
 type Schema = Record<string, unknown>;
@@ -26,7 +27,7 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
   }),
   vpcs: object(['name', 'vni'], {
     name: str('VPC name'),
-    vni: int("the VPC's 12-bit key", 1, 0xfff),
+    vni: int("the VPC's 24-bit key, its Geneve VNI", 1, VNI_MAX),
     egress: object(['snat'], {
       routes: { type: 'array', minItems: 1, items: str('IPv4 CIDR'), description: 'destinations routed to the outside (default 0.0.0.0/0)' },
       snat: { type: 'array', items: object(['network', 'ip'], { network: str('an external network'), ip: str('the SNAT address on it, one per network', IPV4) }) },
@@ -99,7 +100,7 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     hypervisor: str('the hypervisor that hosts it'),
     interface: str('OVS interface name (default: the port name), at most 15 bytes'),
     ofport: int('OpenFlow port number, when pinned', 1, 0xfeff),
-    tunnelKey: int("the port's key in its VPC's tunnel keys, when pinned", 1, 0xeff),
+    tunnelKey: int("the port's key in its VPC's tunnel keys, when pinned", PORT_KEYS.min, PORT_KEYS.max),
     ipv6: str("IPv6 address in its subnet's prefix, unique in the VPC (default on a SLAAC subnet: EUI-64 of the MAC)", { format: 'ipv6' }),
   }),
 };
