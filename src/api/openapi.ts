@@ -52,7 +52,7 @@ export function openApiDocument(): Schema {
           responses: { '200': json(`the ${r.kind} and the store revision they were read at`, { type: 'object', properties: { items: { type: 'array', items: ref }, revision: { type: 'integer' } } }), '404': problem('no such VPC'), ...AUTH_PROBLEMS, ...COMMON },
         },
         post: {
-          summary: `creates a ${r.what} (name in the body; revision absent or 0)`,
+          summary: `creates a ${r.what} (${r.nameField ?? 'name'} in the body; revision absent or 0)`,
           parameters: parameters(r.collection),
           requestBody: { required: true, content: { 'application/json': { schema: ref } } },
           responses: {

@@ -4,6 +4,7 @@
  * the model's own validator (validateModel) is what checks a body, so that the API refuses exactly
  * what a model file would, with the same problem texts.
  */
+import { PORT_KEYS, VNI_MAX } from '../model';
 import type { ObjectKind } from '../model/etcd-writer';
 
 type Schema = Record<string, unknown>;
@@ -24,7 +25,14 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     bridge: str('integration bridge (default br-int)'),
     ovsdb: str("its OVSDB target, e.g. 'unix:/run/zm/hv1/db.sock'"),
   }),
-  vpcs: object(['name', 'vni'], { name: str('VPC name'), vni: int("the VPC's 12-bit key", 1, 0xfff) }),
+  vpcs: object(['name', 'vni'], {
+    name: str('VPC name'),
+    vni: int("the VPC's 24-bit key, its Geneve VNI", 1, VNI_MAX),
+    egress: object(['snat'], {
+      routes: { type: 'array', minItems: 1, items: str('IPv4 CIDR'), description: 'destinations routed to the outside (default 0.0.0.0/0)' },
+      snat: { type: 'array', items: object(['network', 'ip'], { network: str('an external network'), ip: str('the SNAT address on it, one per network', IPV4) }) },
+    }),
+  }),
   subnets: object(['name', 'cidr', 'gateway'], {
     name: str('subnet name, unique in its VPC'),
     cidr: str('IPv4 CIDR, not overlapping the VPC\'s others'),
@@ -48,6 +56,41 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
       remote: { oneOf: [object(['subnet'], { subnet: str('another tier of the VPC') }), object(['cidr'], { cidr: str('an IPv4 or IPv6 CIDR') })], description: 'the other side (default any address)' },
     }),
   },
+  loadBalancers: object(['name', 'subnet', 'vip', 'ports', 'backends'], {
+    name: str('load balancer name, unique in its VPC'),
+    subnet: str('the subnet of the VIP'),
+    vip: str('the virtual address, in the subnet and no port\'s', IPV4),
+    protocol: { enum: ['tcp', 'udp'], description: 'default tcp' },
+    ports: { oneOf: [{ type: 'integer', minimum: 1, maximum: 65535 }, { type: 'array', minItems: 1, maxItems: 64, items: { type: 'integer', minimum: 1, maximum: 65535 } }], description: "the VIP's ports" },
+    backends: {
+      type: 'array',
+      minItems: 1,
+      items: object(['port'], { port: str('a VM port of the VPC'), targetPort: int("the backend's own port, when it differs", 1, 65535), weight: int('share of new connections (default 1)', 0, 1000) }),
+    },
+    healthCheck: object(['type'], {
+      type: { enum: ['tcp', 'http'] },
+      path: str("http: the GET's path (default /)"),
+      expectStatus: int('http: the status it must answer (default 200)', 100, 599),
+      intervalSeconds: int('default 5', 1, 3600),
+      timeoutSeconds: int('default min(3, interval)', 1, 3600),
+      rise: int('successes that bring a backend back (default 2)', 1, 10),
+      fall: int('failures that take it out (default 3)', 1, 10),
+    }),
+    zoneAffinity: { type: 'boolean', description: "prefer backends in the client's zone (default false)" },
+    sessionAffinity: object(['timeoutSeconds'], { timeoutSeconds: int('one client keeps its backend this long after its last connection', 1, 86_400) }),
+  }),
+  externalNetworks: object(['name', 'zone', 'cidr', 'nextHop', 'gateways'], {
+    name: str('external network name'),
+    zone: str('the zone whose gateways attach to it'),
+    cidr: str("the segment's IPv4 CIDR, overlapping no other external network"),
+    nextHop: str("the edge router's address, in the CIDR", IPV4),
+    gateways: { type: 'array', minItems: 1, items: object(['hypervisor', 'ip'], { hypervisor: str('a hypervisor of the zone'), ip: str('its address on the segment', IPV4) }) },
+  }),
+  floatingIps: object(['ip', 'network'], {
+    ip: str('the external address, on its network', IPV4),
+    network: str('the external network it is drawn from'),
+    port: str('the VM port it is bound to (absent: unbound); rebinding is a PUT of another port with the revision read'),
+  }),
   ports: object(['name', 'vpc', 'subnet', 'mac', 'ip', 'hypervisor'], {
     name: str('port name'),
     vpc: str('its VPC'),
@@ -57,7 +100,7 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     hypervisor: str('the hypervisor that hosts it'),
     interface: str('OVS interface name (default: the port name), at most 15 bytes'),
     ofport: int('OpenFlow port number, when pinned', 1, 0xfeff),
-    tunnelKey: int("the port's key in its VPC's tunnel keys, when pinned", 1, 0xeff),
+    tunnelKey: int("the port's key in its VPC's tunnel keys, when pinned", PORT_KEYS.min, PORT_KEYS.max),
     ipv6: str("IPv6 address in its subnet's prefix, unique in the VPC (default on a SLAAC subnet: EUI-64 of the MAC)", { format: 'ipv6' }),
   }),
 };
@@ -74,6 +117,8 @@ export interface Resource {
   readonly collection?: string;
   readonly item: string;
   readonly what: string;
+  /** the field that names the object in its path (default name) */
+  readonly nameField?: 'ip';
 }
 
 export const RESOURCES: readonly Resource[] = [
@@ -82,7 +127,11 @@ export const RESOURCES: readonly Resource[] = [
   { kind: 'vpcs', collection: '/v1/vpcs', item: '/v1/vpcs/:name', what: 'VPC' },
   { kind: 'subnets', collection: '/v1/vpcs/:vpc/subnets', item: '/v1/vpcs/:vpc/subnets/:name', what: 'subnet' },
   { kind: 'acls', item: '/v1/vpcs/:vpc/acls', what: "VPC's ordered ACL rule list" },
+  // under its VPC as a subnet is: its name is unique there only, its VIP and backends are the VPC's
+  { kind: 'loadBalancers', collection: '/v1/vpcs/:vpc/loadBalancers', item: '/v1/vpcs/:vpc/loadBalancers/:name', what: 'load balancer' },
   { kind: 'ports', collection: '/v1/ports', item: '/v1/ports/:name', what: 'port' },
+  { kind: 'externalNetworks', collection: '/v1/externalNetworks', item: '/v1/externalNetworks/:name', what: 'external network' },
+  { kind: 'floatingIps', collection: '/v1/floatingIps', item: '/v1/floatingIps/:ip', what: 'floating IP', nameField: 'ip' },
 ];
 
 export const OPENAPI_PATH = '/v1/openapi.json';

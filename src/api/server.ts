@@ -17,6 +17,7 @@ import {
   ObjectNotFoundError,
   RevisionConflictError,
   StoredModelInvalidError,
+  WriteOutcomeUnknownError,
   listObjects,
   objectPath,
   readObject,
@@ -147,7 +148,7 @@ export async function startApi(o: ApiOptions): Promise<ApiServer> {
   };
 }
 
-type Params = { name?: string; vpc?: string };
+type Params = { name?: string; vpc?: string; ip?: string };
 type Body = Record<string, unknown>;
 
 const ITEM_PARAMS = (route: string) => ({
@@ -157,8 +158,8 @@ const ITEM_PARAMS = (route: string) => ({
 /** A body is checked by the model's validator; fastify only makes sure it is a JSON object. */
 const OBJECT_BODY = { type: 'object' };
 
-function refOf(r: Resource, p: Params, name = p.name!): ObjectRef {
-  if (r.kind === 'subnets') return { kind: 'subnets', vpc: p.vpc!, name };
+function refOf(r: Resource, p: Params, name = p[r.nameField ?? 'name']!): ObjectRef {
+  if (r.kind === 'subnets' || r.kind === 'loadBalancers') return { kind: r.kind, vpc: p.vpc!, name };
   if (r.kind === 'acls') return { kind: 'acls', vpc: p.vpc! };
   return { kind: r.kind, name };
 }
@@ -258,8 +259,9 @@ function registerResource(app: FastifyInstance, r: Resource, client: Etcd3, writ
   });
 
   app.post<{ Params: Params; Body: Body }>(r.collection, { schema: { params: ITEM_PARAMS(r.collection), body: OBJECT_BODY } }, async (req, reply) => {
-    const name = req.body.name;
-    if (typeof name !== 'string' || name === '') throw new ModelValidationError('request', [{ path: 'name', problem: name === undefined ? 'is required' : 'must be a non-empty string' }]);
+    const field = r.nameField ?? 'name';
+    const name = req.body[field];
+    if (typeof name !== 'string' || name === '') throw new ModelValidationError('request', [{ path: field, problem: name === undefined ? 'is required' : 'must be a non-empty string' }]);
     const revision = clientRevision(req) ?? 0;
     if (revision !== 0) throw new HttpProblem(400, 'a new object has no revision', { detail: `revision ${revision}: POST creates (revision 0 or none); PUT replaces` });
     const ref = refOf(r, req.params, name);
@@ -275,6 +277,7 @@ function asProblem(err: FastifyError | Error, log: Logger, req: FastifyRequest):
   if (err instanceof ModelValidationError) return new HttpProblem(422, 'the model would be invalid', { detail: `${err.issues.length} problem(s); nothing was written`, errors: err.issues });
   if (err instanceof RevisionConflictError) return new HttpProblem(409, 'stale revision', { detail: err.message, revision: err.current });
   if (err instanceof ObjectNotFoundError) return new HttpProblem(404, 'not found', { detail: err.message });
+  if (err instanceof WriteOutcomeUnknownError) return new HttpProblem(503, 'write outcome unknown', { detail: err.message }, { 'Retry-After': '1' });
   if (err instanceof EtcdRequestError) return new HttpProblem(503, 'etcd unavailable', { detail: `${err.message} (no quorum, or no member reachable); nothing was written` }, { 'Retry-After': '1' });
   if (err instanceof ModelContentionError) return new HttpProblem(503, 'busy', { detail: err.message }, { 'Retry-After': '1' });
   if (err instanceof StoredModelInvalidError) return new HttpProblem(500, 'the model in etcd is invalid', { detail: err.message, errors: err.issues });

@@ -2,6 +2,7 @@
 import { apiCommand } from './api';
 import { CliError, EXIT, UsageError, parseCommandLine, type Command } from './command';
 import { decodeCommand } from './decode';
+import { fipCommand } from './fip';
 import { flowsCommand } from './flows';
 import { commandHelp, overviewHelp, packageVersion } from './help';
 import { modelCommand } from './model';
@@ -10,7 +11,7 @@ import { runCommand } from './run';
 import { traceCommand } from './trace';
 
 /** The subcommands, in the order help lists them; each lives in its own module. Exported for tests. */
-export const COMMANDS: readonly Command[] = [decodeCommand, runCommand, flowsCommand, traceCommand, modelCommand, apiCommand, portCommand];
+export const COMMANDS: readonly Command[] = [decodeCommand, runCommand, flowsCommand, traceCommand, modelCommand, apiCommand, portCommand, fipCommand];
 
 const commandNamed = (name: string | undefined): Command | undefined => COMMANDS.find((c) => c.name === name);
 

@@ -3,8 +3,15 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { CliError, EXIT, UsageError, defineCommand } from './command';
 
-const DEFAULT_API = 'http://127.0.0.1:8181';
+export const DEFAULT_API = 'http://127.0.0.1:8181';
 const TIMEOUT_MS = 10_000;
+
+/** The options of every command that calls the API. */
+export const API_OPTIONS = [
+  { name: 'api', value: 'URL', description: "the API of 'zonemesh api' (http:// or https://)", default: DEFAULT_API },
+  { name: 'token-file', value: 'FILE', description: 'a file holding the bearer token that writes need', default: 'none' },
+  { name: 'ca', value: 'FILE', description: "a PEM CA that signed an https API's certificate", default: "the system's CAs" },
+] as const;
 
 /** `zonemesh port add|move|rm|show`: the API's port calls from the command line. */
 export const portCommand = defineCommand({
@@ -25,9 +32,7 @@ export const portCommand = defineCommand({
     { name: 'ip', value: 'IP', description: 'add: its IPv4 address in the subnet', default: 'none' },
     { name: 'hypervisor', value: 'HV', description: 'add, move: the hypervisor it is on', default: 'none' },
     { name: 'interface', value: 'IF', description: "add: its interface name on the hypervisor's bridge", default: 'the port NAME' },
-    { name: 'api', value: 'URL', description: "the API of 'zonemesh api' (http:// or https://)", default: DEFAULT_API },
-    { name: 'token-file', value: 'FILE', description: 'a file holding the bearer token that writes need', default: 'none' },
-    { name: 'ca', value: 'FILE', description: "a PEM CA that signed an https API's certificate", default: "the system's CAs" },
+    ...API_OPTIONS,
   ] as const,
   positionals: true,
   exits: { problems: 'the API refused the change (4xx)', failed: 'the API could not be asked, or failed (5xx)' },
@@ -57,25 +62,31 @@ export const portCommand = defineCommand({
         if (res.status === 204) console.log(`deleted port ${name} (was at revision ${revision})`);
       }
     }
-    if (res.status < 300) {
-      if (res.body !== undefined) console.log(JSON.stringify(res.body, null, 2));
-      return EXIT.ok;
-    }
-    const problem = (res.body ?? {}) as { title?: string; detail?: string; errors?: { path: string; problem: string }[] };
-    const lines = [`${res.status} ${problem.title ?? 'error'}${problem.detail ? `: ${problem.detail}` : ''}`, ...(problem.errors ?? []).map((e) => `  ${e.path}: ${e.problem}`)];
-    if (res.status >= 500) throw new CliError(lines.join('\n'));
-    console.error(`zonemesh port: ${lines.join('\n')}`);
-    return EXIT.problems;
+    return reported('port', res);
   },
 });
 
-interface ApiResponse {
+
+/** Prints what the API answered: the object (exit 0), or the problem (exit 1 for 4xx; a CliError, exit 3, for 5xx). */
+export function reported(command: string, res: ApiResponse): number {
+  if (res.status < 300) {
+    if (res.body !== undefined) console.log(JSON.stringify(res.body, null, 2));
+    return EXIT.ok;
+  }
+  const problem = (res.body ?? {}) as { title?: string; detail?: string; errors?: { path: string; problem: string }[] };
+  const lines = [`${res.status} ${problem.title ?? 'error'}${problem.detail ? `: ${problem.detail}` : ''}`, ...(problem.errors ?? []).map((e) => `  ${e.path}: ${e.problem}`)];
+  if (res.status >= 500) throw new CliError(lines.join('\n'));
+  console.error(`zonemesh ${command}: ${lines.join('\n')}`);
+  return EXIT.problems;
+}
+
+export interface ApiResponse {
   status: number;
   body: unknown;
 }
 
 /** A minimal client of the API: JSON in and out, the bearer token, and a CA for https. */
-class ApiClient {
+export class ApiClient {
   private readonly base: URL;
   private readonly token: string | undefined;
   private readonly ca: string | undefined;

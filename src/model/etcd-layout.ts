@@ -6,10 +6,15 @@
  *   /zonemesh/v1/current                          the generation in force (its id, as text)
  *   /zonemesh/v1/g/GEN/zones/NAME                 { name, underlay }
  *   /zonemesh/v1/g/GEN/hypervisors/NAME           { name, zone, tunnelIp, datapathId, bridge, ovsdb? }
- *   /zonemesh/v1/g/GEN/vpcs/NAME                  { name, vni }
+ *   /zonemesh/v1/g/GEN/vpcs/NAME                  { name, vni, egress? }
  *   /zonemesh/v1/g/GEN/subnets/VPC/NAME           { name, cidr, gateway, tunnelKey?, dns?, domain?, leaseTime?, routes? }
  *   /zonemesh/v1/g/GEN/acls/VPC                   [ rule, ... ]   (one ordered list per VPC)
+ *   /zonemesh/v1/g/GEN/loadBalancers/VPC/NAME     { name, subnet, vip, protocol, ports, backends, ... }
  *   /zonemesh/v1/g/GEN/ports/NAME                 { name, vpc, subnet, mac, ip, hypervisor, ... }
+ *   /zonemesh/v1/g/GEN/externalNetworks/NAME      { name, zone, cidr, nextHop, gateways }
+ *   /zonemesh/v1/g/GEN/floatingIps/IP             { ip, network, port? }
+ *
+ *   /zonemesh/v1/write-mark                       a random id each API write puts (etcd-writer.ts)
  *
  * Names are URI-encoded in keys. Keys under /zonemesh/v1/ outside these are not the model's.
  */
@@ -21,6 +26,8 @@ import { validateModel } from './validate';
 export const ETCD_ROOT = '/zonemesh/v1/';
 export const CURRENT_KEY = `${ETCD_ROOT}current`;
 export const GENERATIONS = `${ETCD_ROOT}g/`;
+/** the mark of the last API write: tells a write whose answer was lost whether it went through */
+export const WRITE_MARK_KEY = `${ETCD_ROOT}write-mark`;
 /** the source named in the store's ModelValidationErrors */
 export const ETCD_SOURCE = 'etcd';
 
@@ -37,21 +44,21 @@ const seg = encodeURIComponent;
 
 /** Every key and JSON value of a valid model, under a generation. */
 export function entriesOf(model: NetworkModel, generation: string): Map<string, string> {
-  if (model.externalNetworks.length || model.floatingIps.length || model.egress.length) {
-    throw new ModelValidationError(ETCD_SOURCE, [{ path: 'externalNetworks', problem: 'the etcd store does not hold north-south objects yet (docs/north-south.md): keep them in a model file' }]);
-  }
   const doc = documentOf(model);
   const g = generationPrefix(generation);
   const out = new Map<string, string>();
   const put = (key: string, value: unknown) => out.set(g + key, JSON.stringify(value));
   for (const z of doc.zones) put(`zones/${seg(z.name)}`, z);
   for (const h of doc.hypervisors) put(`hypervisors/${seg(h.name)}`, h);
-  for (const { subnets, acls, ...vpc } of doc.vpcs) {
+  for (const { subnets, acls, loadBalancers, ...vpc } of doc.vpcs) {
     put(`vpcs/${seg(vpc.name)}`, vpc);
     for (const s of subnets) put(`subnets/${seg(vpc.name)}/${seg(s.name)}`, s);
     if (acls) put(`acls/${seg(vpc.name)}`, acls);
+    for (const lb of loadBalancers ?? []) put(`loadBalancers/${seg(vpc.name)}/${seg(lb.name)}`, lb);
   }
   for (const p of doc.ports) put(`ports/${seg(p.name)}`, p);
+  for (const e of doc.externalNetworks ?? []) put(`externalNetworks/${seg(e.name)}`, e);
+  for (const f of doc.floatingIps ?? []) put(`floatingIps/${seg(f.ip)}`, f);
   return out;
 }
 
@@ -78,6 +85,9 @@ export interface ModelKeys {
   ports: string[];
   /** VPC name → the key of its ACL list */
   acls: Map<string, string>;
+  loadBalancers: string[];
+  externalNetworks: string[];
+  floatingIps: string[];
 }
 
 interface Assembled {
@@ -89,7 +99,10 @@ interface Assembled {
 }
 
 /** the kinds of object the layout has a key for */
-export type ObjectKind = 'zones' | 'hypervisors' | 'vpcs' | 'subnets' | 'acls' | 'ports';
+export type ObjectKind = 'zones' | 'hypervisors' | 'vpcs' | 'subnets' | 'acls' | 'ports' | 'loadBalancers' | 'externalNetworks' | 'floatingIps';
+
+/** the empty ModelKeys */
+const noKeys = (): ModelKeys => ({ zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: new Map(), loadBalancers: [], externalNetworks: [], floatingIps: [] });
 
 /**
  * What a key below a generation's prefix (`ports/web1`, `subnets/prod/web`) names: its kind and
@@ -110,14 +123,14 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
   const issues: ModelIssue[] = [];
   const problem = (key: string, what: string) => issues.push({ path: key, problem: what });
   const mine = [...entries].filter(([k]) => k.startsWith(prefix)).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  const lists: Record<'zones' | 'hypervisors' | 'ports', [string, Obj][]> = { zones: [], hypervisors: [], ports: [] };
-  const vpcs = new Map<string, { key?: string; value?: Obj; subnets: [string, Obj][]; acls?: [string, unknown] }>();
-  const vpcOf = (name: string) => vpcs.get(name) ?? vpcs.set(name, { subnets: [] }).get(name)!;
-  /** the value as an object whose name is the key's, or undefined (with the problem noted) */
-  const named = (key: string, value: unknown, name: string): Obj | undefined => {
+  const lists: Record<'zones' | 'hypervisors' | 'ports' | 'externalNetworks' | 'floatingIps', [string, Obj][]> = { zones: [], hypervisors: [], ports: [], externalNetworks: [], floatingIps: [] };
+  const vpcs = new Map<string, { key?: string; value?: Obj; subnets: [string, Obj][]; acls?: [string, unknown]; loadBalancers: [string, Obj][] }>();
+  const vpcOf = (name: string) => vpcs.get(name) ?? vpcs.set(name, { subnets: [], loadBalancers: [] }).get(name)!;
+  /** the value as an object whose name (a floating IP's: its ip) is the key's, or undefined (with the problem noted) */
+  const named = (key: string, value: unknown, name: string, field = 'name'): Obj | undefined => {
     if (!isObj(value)) return problem(key, 'must be a JSON object'), undefined;
-    if (value.name !== undefined && value.name !== name) problem(`${key}: name`, `'${String(value.name)}' is not the key's name '${name}'`);
-    return { ...value, name };
+    if (value[field] !== undefined && value[field] !== name) problem(`${key}: ${field}`, `'${String(value[field])}' is not the key's ${field} '${name}'`);
+    return { ...value, [field]: name };
   };
 
   for (const [key, stored] of mine) {
@@ -132,30 +145,33 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
     }
     const { kind, names } = parsedKey;
     const value = stored.json;
-    if ((kind === 'zones' || kind === 'hypervisors' || kind === 'ports') && names.length === 1) {
-      const o = named(key, value, names[0]!);
+    if ((kind === 'zones' || kind === 'hypervisors' || kind === 'ports' || kind === 'externalNetworks' || kind === 'floatingIps') && names.length === 1) {
+      const o = named(key, value, names[0]!, kind === 'floatingIps' ? 'ip' : 'name');
       if (o) lists[kind].push([key, o]);
     } else if (kind === 'vpcs' && names.length === 1) {
       const o = named(key, value, names[0]!);
       const v = vpcOf(names[0]!);
-      if (o && ('subnets' in o || 'acls' in o)) problem(key, `subnets and acls are keys of their own (${prefix}subnets/VPC/NAME, ${prefix}acls/VPC)`);
+      if (o && ('subnets' in o || 'acls' in o || 'loadBalancers' in o)) problem(key, `subnets, acls and loadBalancers are keys of their own (${prefix}subnets/VPC/NAME, ${prefix}acls/VPC, ${prefix}loadBalancers/VPC/NAME)`);
       else if (v.key !== undefined) problem(key, `a second key of VPC '${names[0]!}' (the first: ${v.key})`);
       else if (o) Object.assign(v, { key, value: o });
     } else if (kind === 'subnets' && names.length === 2) {
       const o = named(key, value, names[1]!);
       if (o) vpcOf(names[0]!).subnets.push([key, o]);
+    } else if (kind === 'loadBalancers' && names.length === 2) {
+      const o = named(key, value, names[1]!);
+      if (o) vpcOf(names[0]!).loadBalancers.push([key, o]);
     } else if (kind === 'acls' && names.length === 1) {
       const v = vpcOf(names[0]!);
       if (!Array.isArray(value)) problem(key, 'must be a JSON list of rules');
       else if (v.acls) problem(key, `a second ACL list of VPC '${names[0]!}' (the first: ${v.acls[0]})`);
       else v.acls = [key, value];
     } else {
-      problem(key, 'not a key of the model layout (zones/NAME, hypervisors/NAME, vpcs/NAME, subnets/VPC/NAME, acls/VPC, ports/NAME)');
+      problem(key, 'not a key of the model layout (zones/NAME, hypervisors/NAME, vpcs/NAME, subnets/VPC/NAME, acls/VPC, loadBalancers/VPC/NAME, ports/NAME, externalNetworks/NAME, floatingIps/IP)');
     }
   }
 
   const places = new Map<string, string>();
-  const keys: ModelKeys = { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: new Map() };
+  const keys = noKeys();
   const listed = (kind: keyof typeof lists) =>
     lists[kind].map(([key, o], i) => {
       places.set(`${kind}[${i}]`, key);
@@ -165,7 +181,7 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
   const docVpcs: Obj[] = [];
   for (const [name, v] of [...vpcs].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
     if (!v.key) {
-      for (const [key] of [...v.subnets, ...(v.acls ? [v.acls] : [])]) problem(key, `VPC '${name}' has no key ${prefix}vpcs/${seg(name)}`);
+      for (const [key] of [...v.subnets, ...(v.acls ? [v.acls] : []), ...v.loadBalancers]) problem(key, `VPC '${name}' has no key ${prefix}vpcs/${seg(name)}`);
       continue;
     }
     const i = docVpcs.length;
@@ -179,9 +195,13 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
       places.set(`vpcs[${i}].acls`, v.acls[0]);
       keys.acls.set(name, v.acls[0]);
     }
-    docVpcs.push({ ...v.value, subnets: v.subnets.map(([, o]) => o), ...(v.acls ? { acls: v.acls[1] } : {}) });
+    v.loadBalancers.forEach(([key], j) => {
+      places.set(`vpcs[${i}].loadBalancers[${j}]`, key);
+      keys.loadBalancers.push(key);
+    });
+    docVpcs.push({ ...v.value, subnets: v.subnets.map(([, o]) => o), ...(v.acls ? { acls: v.acls[1] } : {}), ...(v.loadBalancers.length ? { loadBalancers: v.loadBalancers.map(([, o]) => o) } : {}) });
   }
-  const doc = { zones: listed('zones'), hypervisors: listed('hypervisors'), vpcs: docVpcs, ports: listed('ports') };
+  const doc = { zones: listed('zones'), hypervisors: listed('hypervisors'), vpcs: docVpcs, ports: listed('ports'), externalNetworks: listed('externalNetworks'), floatingIps: listed('floatingIps') };
   return { doc: doc as unknown as ModelDocument, issues, places, keys };
 }
 
@@ -190,7 +210,7 @@ function assemble(entries: Iterable<readonly [string, StoredValue]>, generation:
  * appears in the text; `places` maps an object's document path (`ports[3]`, `vpcs[0].acls`) to the
  * name it goes by (its etcd key, its API path).
  */
-const PLACE_RE = /((?:zones|hypervisors|ports|vpcs)\[\d+\](?:\.subnets\[\d+\]|\.acls(?=\[))?)(\[\d+\])?((?:\.[A-Za-z]+)*)/g;
+const PLACE_RE = /((?:zones|hypervisors|ports|vpcs|externalNetworks|floatingIps)\[\d+\](?:\.subnets\[\d+\]|\.loadBalancers\[\d+\]|\.acls(?=\[))?)(\[\d+\])?((?:\.[A-Za-z]+)*)/g;
 
 export function atPlaces(text: string, places: ReadonlyMap<string, string>): string {
   return text.replace(PLACE_RE, (all, place: string, index: string | undefined, fields: string) => {
@@ -205,7 +225,7 @@ export function atPlaces(text: string, places: ReadonlyMap<string, string>): str
  * generation: the empty model.
  */
 export function validatedEntries(entries: Iterable<readonly [string, StoredValue]>, generation: string | undefined): { model: NetworkModel; keys: ModelKeys } {
-  if (generation === undefined) return { model: validateModel({ zones: [], hypervisors: [], vpcs: [], ports: [] }, ETCD_SOURCE), keys: { zones: [], hypervisors: [], vpcs: [], subnets: [], ports: [], acls: new Map() } };
+  if (generation === undefined) return { model: validateModel({ zones: [], hypervisors: [], vpcs: [], ports: [] }, ETCD_SOURCE), keys: noKeys() };
   const { doc, issues, places, keys } = assemble(entries, generation);
   try {
     const model = validateModel(doc, ETCD_SOURCE);

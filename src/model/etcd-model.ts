@@ -6,14 +6,15 @@
  * that refer to them, the objects whose unique values (MAC, IP, tunnel IP, datapath id, VNI, tunnel
  * key, interface) or conntrack zone they share, a changed subnet's siblings, every object of a
  * dual-stack VPC whose ports or subnets change (IPv6 addresses may be derived), and everything those
- * refer to. The model before was valid, so every problem of the new model involves a changed object
+ * refer to; north-south objects bring every external network (few) along, and a changed external
+ * network every floating IP (whose zone needs one). The model before was valid, so every problem of the new model involves a changed object
  * and one of those: the small document is valid exactly when the whole one is (checked against a
  * full validation by test/model/etcd-model.test.ts). A refused change is validated whole once more,
  * for the same problem list a full validation gives.
  */
 import type { IKeyValue } from 'etcd3';
 import { PORT_KEYS, conntrackZone, keyOf } from './derived';
-import { aclDoc, hypervisorDoc, loadBalancerDoc, portDoc, subnetDoc, vpcDoc, zoneDoc } from './document';
+import { aclDoc, floatingIpDoc, hypervisorDoc, loadBalancerDoc, portDoc, subnetDoc, vpcDoc, zoneDoc } from './document';
 import {
   CURRENT_KEY,
   GENERATIONS,
@@ -27,16 +28,19 @@ import {
   validatedEntries,
 } from './etcd-layout';
 import { ModelValidationError } from './errors';
-import type { AclRule, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc, Zone } from './types';
+import type { AclRule, ExternalNetwork, FloatingIp, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
 
 /** One object of the model as validated, by kind. */
 export type ModelObject =
   | { readonly kind: 'zones'; readonly item: Zone }
   | { readonly kind: 'hypervisors'; readonly item: Hypervisor }
-  | { readonly kind: 'vpcs'; readonly item: Vpc; readonly loadBalancers: readonly LoadBalancer[] }
+  | { readonly kind: 'vpcs'; readonly item: Vpc; readonly egress: VpcEgress | undefined }
   | { readonly kind: 'subnets'; readonly item: Subnet }
   | { readonly kind: 'acls'; readonly item: readonly AclRule[] }
-  | { readonly kind: 'ports'; readonly item: VmPort };
+  | { readonly kind: 'loadBalancers'; readonly item: LoadBalancer }
+  | { readonly kind: 'ports'; readonly item: VmPort }
+  | { readonly kind: 'externalNetworks'; readonly item: ExternalNetwork }
+  | { readonly kind: 'floatingIps'; readonly item: FloatingIp };
 
 /** The value an object is stored as, as entriesOf writes it; undefined for none (an empty ACL list has no key). */
 export function storedValueOf(o: ModelObject): unknown {
@@ -46,13 +50,19 @@ export function storedValueOf(o: ModelObject): unknown {
     case 'hypervisors':
       return hypervisorDoc(o.item);
     case 'vpcs':
-      return { ...vpcDoc(o.item), ...(o.loadBalancers.length && { loadBalancers: o.loadBalancers.map(loadBalancerDoc) }) };
+      return { ...vpcDoc(o.item), ...(o.egress && { egress: { routes: o.egress.routes, snat: o.egress.snat } }) };
     case 'subnets':
       return subnetDoc(o.item);
     case 'acls':
       return o.item.length ? o.item.map(aclDoc) : undefined;
+    case 'loadBalancers':
+      return loadBalancerDoc(o.item);
     case 'ports':
       return portDoc(o.item);
+    case 'externalNetworks':
+      return { ...o.item };
+    case 'floatingIps':
+      return floatingIpDoc(o.item);
   }
 }
 
@@ -98,18 +108,34 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
+/** the objects of a list field of a value */
+const objectsIn = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : []);
+
 /**
  * The identities an object refers to, read from its stored value as the validator reads it: a
  * hypervisor its zone; a subnet its VPC; a port its VPC, subnet and hypervisor; an ACL list its VPC
- * and the subnets and ports its rules name.
+ * and the subnets and ports its rules name; a load balancer its VPC, subnet and backend ports; a
+ * VPC the external networks of its SNAT addresses; an external network its zone and gateway
+ * hypervisors; a floating IP its network and port.
  */
 function referencesOf(kind: string, names: readonly string[], value: StoredValue | undefined): string[] {
   const json = value && 'json' in value ? value.json : undefined;
   const out: string[] = [];
   const add = (id: string | false | undefined) => id && out.push(id);
-  if (kind === 'subnets' || kind === 'acls') add(names[0] !== undefined && identity('vpcs', names[0]));
-  if (kind === 'vpcs' && isObj(json) && Array.isArray(json.loadBalancers)) {
-    for (const lb of json.loadBalancers) if (isObj(lb) && Array.isArray(lb.backends)) for (const b of lb.backends) add(isObj(b) && str(b.port) !== undefined && identity('ports', str(b.port)!));
+  const named = (kind: string, v: unknown) => str(v) !== undefined && identity(kind, str(v)!);
+  if (kind === 'subnets' || kind === 'acls' || kind === 'loadBalancers') add(names[0] !== undefined && identity('vpcs', names[0]));
+  if (kind === 'loadBalancers' && isObj(json) && names[0] !== undefined) {
+    add(str(json.subnet) !== undefined && identity('subnets', names[0], str(json.subnet)!));
+    for (const b of objectsIn(json.backends)) add(named('ports', b.port));
+  }
+  if (kind === 'vpcs' && isObj(json) && isObj(json.egress)) for (const s of objectsIn(json.egress.snat)) add(named('externalNetworks', s.network));
+  if (kind === 'externalNetworks' && isObj(json)) {
+    add(named('zones', json.zone));
+    for (const g of objectsIn(json.gateways)) add(named('hypervisors', g.hypervisor));
+  }
+  if (kind === 'floatingIps' && isObj(json)) {
+    add(named('externalNetworks', json.network));
+    add(named('ports', json.port));
   }
   if (kind === 'hypervisors' && isObj(json)) add(str(json.zone) !== undefined && identity('zones', str(json.zone)!));
   if (kind === 'ports' && isObj(json)) {
@@ -138,10 +164,17 @@ function sharedValuesOf(o: ModelObject): string[] {
     case 'hypervisors':
       return [relation('tunnel-ip', o.item.tunnelIp), relation('datapath-id', String(o.item.datapathId))];
     case 'vpcs':
-      // a VIP may not be a port's address
-      return [relation('vni', String(o.item.vni)), ...o.loadBalancers.map((lb) => relation('ip', lb.vpc, lb.vip))];
+      return [relation('vni', String(o.item.vni)), ...(o.egress?.snat ?? []).map((s) => relation('external-ip', s.ip))];
     case 'subnets':
       return [relation('subnets-of', o.item.vpc)];
+    case 'loadBalancers':
+      // a VIP may not be a port's address; a VIP, protocol and port is one load balancer's of the VPC
+      return [relation('ip', o.item.vpc, o.item.vip), relation('load-balancers-of', o.item.vpc)];
+    case 'externalNetworks':
+      // external networks must not overlap: a changed one is checked with all of them
+      return [EXTERNAL_NETWORKS, ...o.item.gateways.map((g) => relation('external-ip', g.ip))];
+    case 'floatingIps':
+      return [relation('external-ip', o.item.ip), ...(o.item.port ? [relation('bound-port', o.item.port)] : [])];
     case 'ports': {
       const p = o.item;
       return [relation('ip', p.vpc, p.ip), relation('mac', p.vpc, p.mac), relation('interface', p.hypervisor, p.interface), relation('port-key', p.vpc, String(keyOf(p, PORT_KEYS)))];
@@ -150,6 +183,10 @@ function sharedValuesOf(o: ModelObject): string[] {
       return [];
   }
 }
+
+/** every external network, and every floating IP: the groups north-south objects are checked with */
+const EXTERNAL_NETWORKS = relation('external-networks');
+const FLOATING_IPS = relation('floating-ips');
 
 const jsonOf = (v: StoredValue | undefined): unknown => (v && 'json' in v ? v.json : undefined);
 const hasIpv6 = (v: StoredValue | undefined): boolean => {
@@ -186,9 +223,12 @@ function objectsOf(model: NetworkModel, keys: ModelKeys, prefix: string): Map<st
   const rel = (key: string) => key.slice(prefix.length);
   model.zones.forEach((item, i) => out.set(rel(keys.zones[i]!), { kind: 'zones', item }));
   model.hypervisors.forEach((item, i) => out.set(rel(keys.hypervisors[i]!), { kind: 'hypervisors', item }));
-  model.vpcs.forEach((item, i) => out.set(rel(keys.vpcs[i]!), { kind: 'vpcs', item, loadBalancers: model.loadBalancers.filter((lb) => lb.vpc === item.name) }));
+  model.vpcs.forEach((item, i) => out.set(rel(keys.vpcs[i]!), { kind: 'vpcs', item, egress: model.egress.find((e) => e.vpc === item.name) }));
   model.subnets.forEach((item, i) => out.set(rel(keys.subnets[i]!), { kind: 'subnets', item }));
+  model.loadBalancers.forEach((item, i) => out.set(rel(keys.loadBalancers[i]!), { kind: 'loadBalancers', item }));
   model.ports.forEach((item, i) => out.set(rel(keys.ports[i]!), { kind: 'ports', item }));
+  model.externalNetworks.forEach((item, i) => out.set(rel(keys.externalNetworks[i]!), { kind: 'externalNetworks', item }));
+  model.floatingIps.forEach((item, i) => out.set(rel(keys.floatingIps[i]!), { kind: 'floatingIps', item }));
   const rules = new Map<string, AclRule[]>();
   for (const a of model.acls) (rules.get(a.vpc) ?? rules.set(a.vpc, []).get(a.vpc)!).push(a);
   for (const [vpc, key] of keys.acls) out.set(rel(key), { kind: 'acls', item: rules.get(vpc) ?? [] });
@@ -209,7 +249,7 @@ function search(keys: readonly string[], key: string): { at: number; found: bool
   return { at: lo, found: keys[lo] === key };
 }
 
-const LISTED = ['zones', 'hypervisors', 'vpcs', 'subnets', 'ports', 'acls'] as const;
+const LISTED = ['zones', 'hypervisors', 'vpcs', 'subnets', 'ports', 'acls', 'loadBalancers', 'externalNetworks', 'floatingIps'] as const;
 
 /**
  * The last valid model of a generation, with its objects by key (each kind's keys in order) and
@@ -256,7 +296,7 @@ class ValidModel {
 
   private index(key: string, o: ModelObject, value: StoredValue | undefined): void {
     const k = keyNames(key)!;
-    const as = [...referencesOf(k.kind, k.names, value).map(refersTo), ...sharedValuesOf(o)];
+    const as = [...referencesOf(k.kind, k.names, value).map(refersTo), ...sharedValuesOf(o), ...(o.kind === 'floatingIps' ? [FLOATING_IPS] : [])];
     for (const r of as) this.relations.add(r, key);
     this.indexedAs.set(key, as);
   }
@@ -303,12 +343,11 @@ class ValidModel {
         .sort((a, b) => byKey(a.item.name, b.item.name));
     const vpcs = kinds.has('vpcs') ? vpcObjects().map((o) => o.item) : m.vpcs;
     /** a list whose items group by VPC, in the VPCs' order */
-    const byVpc = <T>(kind: 'subnets' | 'acls', vpcOf: (t: T) => string, flat: (t: T) => readonly unknown[]) => {
+    const byVpc = <T>(kind: 'subnets' | 'acls' | 'loadBalancers', vpcOf: (t: T) => string, flat: (t: T) => readonly unknown[]) => {
       const groups = new Map<string, unknown[]>();
       for (const t of items<T>(kind)) (groups.get(vpcOf(t)) ?? groups.set(vpcOf(t), []).get(vpcOf(t))!).push(...flat(t));
       return vpcs.flatMap((v) => groups.get(v.name) ?? []);
     };
-    // north-south objects are not kept in etcd yet (etcd-layout refuses them): m's lists stay as they are
     return {
       ...m,
       zones: kinds.has('zones') ? items<Zone>('zones') : m.zones,
@@ -316,8 +355,11 @@ class ValidModel {
       vpcs,
       subnets: kinds.has('vpcs') || kinds.has('subnets') ? (byVpc<Subnet>('subnets', (s) => s.vpc, (s) => [s]) as Subnet[]) : m.subnets,
       ports: kinds.has('ports') ? items<VmPort>('ports') : m.ports,
-      loadBalancers: kinds.has('vpcs') ? vpcObjects().flatMap((o) => o.loadBalancers) : m.loadBalancers,
+      loadBalancers: kinds.has('vpcs') || kinds.has('loadBalancers') ? (byVpc<LoadBalancer>('loadBalancers', (lb) => lb.vpc, (lb) => [lb]) as LoadBalancer[]) : m.loadBalancers,
       acls: kinds.has('vpcs') || kinds.has('acls') ? (byVpc<readonly AclRule[]>('acls', (l) => l[0]?.vpc ?? '', (l) => l) as AclRule[]) : m.acls,
+      externalNetworks: kinds.has('externalNetworks') ? items<ExternalNetwork>('externalNetworks') : m.externalNetworks,
+      floatingIps: kinds.has('floatingIps') ? items<FloatingIp>('floatingIps') : m.floatingIps,
+      egress: kinds.has('vpcs') ? vpcObjects().flatMap((o) => (o.egress ? [o.egress] : [])) : m.egress,
     };
   }
 }
@@ -524,11 +566,23 @@ export class StoredModel {
       if (!k) return;
       for (const alias of keysOf(identity(k.kind, ...k.names))) include(alias);
       for (const id of referencesOf(k.kind, k.names, valueOf(key))) for (const r of keysOf(id)) include(r);
+      // a floating IP's port must be in a zone with an external network
+      if (k.kind === 'floatingIps') for (const r of valid.related(EXTERNAL_NETWORKS)) include(r);
     };
     for (const key of changes.keys()) {
       include(key);
-      const id = identityOfKey(key);
+      const k = keyNames(key);
+      const id = k && identity(k.kind, ...k.names);
       if (id !== undefined) for (const r of valid.referrers(id)) include(r);
+      // a floating IP may be drawn from one network and served by another of its port's zone
+      if (k?.kind === 'externalNetworks') for (const r of valid.related(FLOATING_IPS)) include(r);
+      // a hypervisor's zone is its ports' floating IPs' zone
+      if (k?.kind === 'hypervisors' && id !== undefined) {
+        for (const port of valid.referrers(id)) {
+          const p = keyNames(port);
+          if (p?.kind === 'ports') for (const r of valid.referrers(identity('ports', ...p.names))) include(r);
+        }
+      }
     }
     // an IPv6 address may be derived (EUI-64 of a MAC in the subnet's prefix), so its uniqueness is
     // checked over the whole VPC whenever a dual-stack port or subnet changes

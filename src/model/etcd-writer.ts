@@ -5,11 +5,17 @@
  * object's mod_revision with the one the client read and `current`'s mod_revision with the one the
  * validated model is at. Every write puts `current` again (same value), so `current`'s mod_revision
  * moves with every write and the compare catches any write the validation did not see.
+ *
+ * A commit whose answer is lost (the connection breaks after etcd applied it; the etcd3 package then
+ * sends the transaction again, whose compare now fails) is found again by its mark: every write also
+ * puts a random id at WRITE_MARK_KEY, and the first revision after the compared one that moved
+ * `current` is the only one the write can have committed at (see landedAt).
  */
+import { randomBytes } from 'node:crypto';
 import type { Etcd3, ICompare, IRequestOp } from 'etcd3';
-import { documentOf, loadBalancerDoc } from './document';
+import { documentOf } from './document';
 import { prefixEnd, reasonOf } from './etcd-client';
-import { CURRENT_KEY, atPlaces, entriesOf, generationPrefix, parseStoredValue } from './etcd-layout';
+import { CURRENT_KEY, WRITE_MARK_KEY, atPlaces, entriesOf, generationPrefix, parseStoredValue } from './etcd-layout';
 import { storedValueOf } from './etcd-model';
 import { EtcdModelStore } from './etcd-store';
 import { newGenerationId } from './etcd-transfer';
@@ -17,10 +23,13 @@ import { type ModelIssue, ModelValidationError } from './errors';
 import type { NetworkModel } from './types';
 import { validateModel } from './validate';
 
-/** One object of the layout: a zone, hypervisor, VPC or port by name, a subnet by VPC and name, a VPC's ordered ACL list by VPC. */
+/**
+ * One object of the layout: a zone, hypervisor, VPC, port or external network by name, a floating IP
+ * by its address (as `name`), a subnet or load balancer by VPC and name, a VPC's ordered ACL list by VPC.
+ */
 export type ObjectRef =
-  | { readonly kind: 'zones' | 'hypervisors' | 'vpcs' | 'ports'; readonly name: string }
-  | { readonly kind: 'subnets'; readonly vpc: string; readonly name: string }
+  | { readonly kind: 'zones' | 'hypervisors' | 'vpcs' | 'ports' | 'externalNetworks' | 'floatingIps'; readonly name: string }
+  | { readonly kind: 'subnets' | 'loadBalancers'; readonly vpc: string; readonly name: string }
   | { readonly kind: 'acls'; readonly vpc: string };
 export type { ObjectKind } from './etcd-layout';
 
@@ -32,7 +41,7 @@ export interface StoredObject {
 
 /** How an object is named in problems, and in the API's paths (under /v1/): `ports/web1`, `vpcs/prod/subnets/web`, `vpcs/prod/acls`. */
 export function objectPath(ref: ObjectRef): string {
-  if (ref.kind === 'subnets') return `vpcs/${ref.vpc}/subnets/${ref.name}`;
+  if (ref.kind === 'subnets' || ref.kind === 'loadBalancers') return `vpcs/${ref.vpc}/${ref.kind}/${ref.name}`;
   if (ref.kind === 'acls') return `vpcs/${ref.vpc}/acls`;
   return `${ref.kind}/${ref.name}`;
 }
@@ -41,13 +50,13 @@ const seg = encodeURIComponent;
 
 /** the object's key below its generation's prefix, as entriesOf writes it */
 function keyOf(ref: ObjectRef): string {
-  if (ref.kind === 'subnets') return `subnets/${seg(ref.vpc)}/${seg(ref.name)}`;
+  if (ref.kind === 'subnets' || ref.kind === 'loadBalancers') return `${ref.kind}/${seg(ref.vpc)}/${seg(ref.name)}`;
   if (ref.kind === 'acls') return `acls/${seg(ref.vpc)}`;
   return `${ref.kind}/${seg(ref.name)}`;
 }
 
-/** the VPC an object lives in, when it is a subnet or an ACL list */
-const parentOf = (ref: ObjectRef): { kind: 'vpcs'; name: string } | undefined => (ref.kind === 'subnets' || ref.kind === 'acls' ? { kind: 'vpcs', name: ref.vpc } : undefined);
+/** the VPC an object lives in, when it is a subnet, a load balancer or an ACL list */
+const parentOf = (ref: ObjectRef): { kind: 'vpcs'; name: string } | undefined => ('vpc' in ref ? { kind: 'vpcs', name: ref.vpc } : undefined);
 
 /** The object (or the VPC it lives in) does not exist. */
 export class ObjectNotFoundError extends Error {
@@ -79,6 +88,18 @@ export class StoredModelInvalidError extends Error {
   override readonly name = 'StoredModelInvalidError';
   constructor(readonly issues: readonly ModelIssue[]) {
     super(`the model in etcd is invalid (${issues.length} problem(s)); fix it, e.g. with zonemesh model import`);
+  }
+}
+
+/** etcd's answer to a commit was lost and whether it went through could not be read back either. */
+export class WriteOutcomeUnknownError extends Error {
+  override readonly name = 'WriteOutcomeUnknownError';
+  constructor(
+    readonly path: string,
+    reason: string,
+    options?: ErrorOptions,
+  ) {
+    super(`etcd's answer to the write of ${path} was lost (${reason}) and etcd could not be asked whether it went through: read ${path} (its revision tells)`, options);
   }
 }
 
@@ -139,10 +160,10 @@ export async function readObject(client: Etcd3, ref: ObjectRef, deadline: Date):
   return { ...(ref.kind === 'acls' && { object: { value: [], revision: 0 } }), storeRevision: revision };
 }
 
-/** Every object of a kind (a VPC's subnets when `vpc` is given), in name order; undefined when that VPC does not exist. */
+/** Every object of a kind (a VPC's subnets or load balancers when `vpc` is given), in name order; undefined when that VPC does not exist. */
 export async function listObjects(
   client: Etcd3,
-  kind: 'zones' | 'hypervisors' | 'vpcs' | 'ports' | 'subnets',
+  kind: Exclude<ObjectRef['kind'], 'acls'>,
   vpc: string | undefined,
   deadline: Date,
 ): Promise<{ objects?: StoredObject[]; storeRevision: number }> {
@@ -216,7 +237,7 @@ export class ModelWriter {
       else if (write.revision !== stored) await refuse(stored === 0 && ref.kind !== 'acls' ? new ObjectNotFoundError(path) : new RevisionConflictError(path, write.revision, stored));
       else if (write.value === undefined && stored === 0) await refuse(new ObjectNotFoundError(path));
       else {
-        const values = new Map<string, unknown>([[keyOf(ref), keepingLoadBalancers(model, ref, write.value)]]);
+        const values = new Map<string, unknown>([[keyOf(ref), write.value]]);
         // a VPC goes with its (then empty) ACL list
         const acls = keyOf({ kind: 'acls', vpc: ref.kind === 'vpcs' ? ref.name : '' });
         if (ref.kind === 'vpcs' && write.value === undefined) values.set(acls, undefined);
@@ -238,13 +259,14 @@ export class ModelWriter {
         else if (stored !== 0) ops.push({ request_delete_range: { key: Buffer.from(g + keyOf(ref)) } });
         if (values.has(acls) && keys.modRevision(acls) !== 0) ops.push({ request_delete_range: { key: Buffer.from(g + acls) } });
         ops.push({ request_put: { key: Buffer.from(CURRENT_KEY), value: Buffer.from(generation) } });
+        const mark = randomBytes(8).toString('hex');
+        ops.push({ request_put: { key: Buffer.from(WRITE_MARK_KEY), value: Buffer.from(mark) } });
         const compare: ICompare[] = [
           { key: Buffer.from(CURRENT_KEY), target: 'Mod', result: 'Equal', mod_revision: keys.generationRevision },
           { key: Buffer.from(g + keyOf(ref)), target: 'Mod', result: 'Equal', mod_revision: stored },
         ];
-        const res = await etcd(this.client.kv.txn({ compare, success: ops }, { deadline }));
-        if (res.succeeded) {
-          const revision = Number(res.header.revision);
+        const revision = await this.commit({ compare, success: ops }, mark, keys.generationRevision, path, deadline);
+        if (revision !== undefined) {
           this.written = Math.max(this.written, revision);
           if (value !== undefined) return { object: { value: JSON.parse(value), revision }, storeRevision: revision };
           return { ...(ref.kind === 'acls' && { object: { value: [], revision: 0 } }), storeRevision: revision };
@@ -254,6 +276,26 @@ export class ModelWriter {
       }
     }
     throw new ModelContentionError(`other writes changed the model ${ATTEMPTS} times while ${path} was being written; try again`);
+  }
+
+  /**
+   * The revision a transaction committed at, or undefined when it did not. A lost answer, or a
+   * failed compare (a resend of a transaction that went through fails it), is looked up by its mark.
+   */
+  private async commit(txn: { compare: ICompare[]; success: IRequestOp[] }, mark: string, after: number, path: string, deadline: Date): Promise<number | undefined> {
+    let res;
+    try {
+      res = await this.client.kv.txn(txn, { deadline });
+    } catch (e) {
+      if (NEVER_SENT.test(reasonOf(e))) throw new EtcdRequestError(reasonOf(e), { cause: e });
+      const landed = await landedAt(this.client, mark, after, deadline).catch((lookup: unknown) => {
+        throw new WriteOutcomeUnknownError(path, reasonOf(e), { cause: lookup });
+      });
+      if (landed === undefined) throw new EtcdRequestError(reasonOf(e), { cause: e });
+      return landed;
+    }
+    if (res.succeeded) return Number(res.header.revision);
+    return etcd(landedAt(this.client, mark, after, deadline));
   }
 
   /**
@@ -301,11 +343,32 @@ export class ModelWriter {
   }
 }
 
-/** Load balancers are not objects of the API yet: a VPC written through it keeps those it has (they live in its key). */
-function keepingLoadBalancers(model: NetworkModel, ref: ObjectRef, value: unknown): unknown {
-  if (ref.kind !== 'vpcs' || !isObj(value) || 'loadBalancers' in value) return value;
-  const kept = model.loadBalancers.filter((lb) => lb.vpc === ref.name).map(loadBalancerDoc);
-  return kept.length ? { ...value, loadBalancers: kept } : value;
+/** errors of a request that never left this process (an open circuit breaker) or was refused a connection */
+const NEVER_SENT = /circuit breaker is open|ECONNREFUSED/i;
+
+/**
+ * The revision a write marked `mark`, whose transaction compared `current`'s mod_revision with
+ * `after`, committed at; undefined when it did not commit. Such a transaction can only commit while
+ * `current` is still at `after`, and it moves `current`: so it committed exactly when the first
+ * revision after `after` that moved `current` carries its mark. That revision is found by bisection
+ * over past revisions (a few reads; none when nothing was written since).
+ */
+async function landedAt(client: Etcd3, mark: string, after: number, deadline: Date): Promise<number | undefined> {
+  const at = async (key: string, revision?: number) => {
+    const res = await client.kv.range({ key: Buffer.from(key), ...(revision !== undefined && { revision }) }, { deadline });
+    return { kv: res.kvs[0], head: Number(res.header.revision) };
+  };
+  const latest = await at(WRITE_MARK_KEY);
+  if (latest.kv?.value.toString() === mark) return Number(latest.kv.mod_revision);
+  const movedAt = async (revision: number) => Number((await at(CURRENT_KEY, revision)).kv?.mod_revision ?? 0);
+  let [lo, hi] = [after + 1, latest.head];
+  if (lo > hi || (await movedAt(hi)) <= after) return undefined;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    if ((await movedAt(mid)) > after) hi = mid;
+    else lo = mid + 1;
+  }
+  return (await at(WRITE_MARK_KEY, lo)).kv?.value.toString() === mark ? lo : undefined;
 }
 
 async function reach(store: EtcdModelStore, revision: number, deadline: Date): Promise<void> {
@@ -323,40 +386,48 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 function validated(model: NetworkModel, ref: ObjectRef, value: unknown): NetworkModel {
   const own = objectPath(ref);
   const issues: ModelIssue[] = [];
-  const doc = documentOf(model) as unknown as { zones: Obj[]; hypervisors: Obj[]; vpcs: Obj[]; ports: Obj[] };
+  const { externalNetworks = [], floatingIps = [], ...rest } = documentOf(model);
+  const doc = { ...rest, externalNetworks, floatingIps } as unknown as Record<'zones' | 'hypervisors' | 'vpcs' | 'ports' | 'externalNetworks' | 'floatingIps', Obj[]>;
+  /** a floating IP's name is its address */
+  const field = ref.kind === 'floatingIps' ? 'ip' : 'name';
   const named = (name: string): Obj => {
     if (!isObj(value)) return value as Obj; // validateModel says what it should be
-    if (value.name !== undefined && value.name !== name) issues.push({ path: 'name', problem: `${JSON.stringify(value.name)} is not the name in the path, '${name}'` });
-    return { ...value, name };
+    if (value[field] !== undefined && value[field] !== name) issues.push({ path: field, problem: `${JSON.stringify(value[field])} is not the ${field} in the path, '${name}'` });
+    return { ...value, [field]: name };
   };
   const vpcOf = (name: string) => doc.vpcs.find((v) => v.name === name)!;
   switch (ref.kind) {
     case 'zones':
     case 'hypervisors':
-    case 'ports': {
-      const list = doc[ref.kind].filter((o) => o.name !== ref.name);
+    case 'ports':
+    case 'externalNetworks':
+    case 'floatingIps': {
+      const list = doc[ref.kind].filter((o) => o[field] !== ref.name);
       doc[ref.kind] = value === undefined ? list : [...list, named(ref.name)];
       break;
     }
     case 'vpcs': {
       const existing = doc.vpcs.find((v) => v.name === ref.name);
       const subnets = (existing?.subnets as Obj[] | undefined) ?? [];
+      const loadBalancers = (existing?.loadBalancers as Obj[] | undefined) ?? [];
       doc.vpcs = doc.vpcs.filter((v) => v !== existing);
       if (value === undefined) {
-        if (subnets.length) issues.push({ path: 'subnets', problem: `VPC ${ref.name} still has subnets ${subnets.map((s) => s.name).join(', ')}: delete them first` });
+        for (const [key, list] of [['subnets', subnets], ['loadBalancers', loadBalancers]] as const) {
+          if (list.length) issues.push({ path: key, problem: `VPC ${ref.name} still has ${key} ${list.map((s) => s.name).join(', ')}: delete them first` });
+        }
         break;
       }
-      for (const key of ['subnets', 'acls']) {
+      for (const key of ['subnets', 'acls', 'loadBalancers']) {
         if (isObj(value) && key in value) issues.push({ path: key, problem: `${key} are objects of their own (vpcs/${ref.name}/${key}), not part of the VPC` });
       }
-      // load balancers are not objects of the API yet: they stay as the whole-model write left them
-      doc.vpcs.push({ ...named(ref.name), subnets, ...(existing?.acls !== undefined && { acls: existing.acls }), ...(existing?.loadBalancers !== undefined && { loadBalancers: existing.loadBalancers }) });
+      doc.vpcs.push({ ...named(ref.name), subnets, ...(existing?.acls !== undefined && { acls: existing.acls }), ...(loadBalancers.length && { loadBalancers }) });
       break;
     }
-    case 'subnets': {
+    case 'subnets':
+    case 'loadBalancers': {
       const vpc = vpcOf(ref.vpc);
-      const list = (vpc.subnets as Obj[]).filter((s) => s.name !== ref.name);
-      vpc.subnets = value === undefined ? list : [...list, named(ref.name)];
+      const list = ((vpc[ref.kind] as Obj[] | undefined) ?? []).filter((s) => s.name !== ref.name);
+      vpc[ref.kind] = value === undefined ? list : [...list, named(ref.name)];
       break;
     }
     case 'acls': {
@@ -381,12 +452,12 @@ function validated(model: NetworkModel, ref: ObjectRef, value: unknown): Network
 }
 
 /** document path of every object (`ports[3]`, `vpcs[0].subnets[1]`, `vpcs[0].acls`) → its objectPath */
-function placesOf(doc: { zones: Obj[]; hypervisors: Obj[]; vpcs: Obj[]; ports: Obj[] }): Map<string, string> {
+function placesOf(doc: Record<'zones' | 'hypervisors' | 'vpcs' | 'ports' | 'externalNetworks' | 'floatingIps', Obj[]>): Map<string, string> {
   const places = new Map<string, string>();
-  for (const kind of ['zones', 'hypervisors', 'ports'] as const) doc[kind].forEach((o, i) => places.set(`${kind}[${i}]`, `${kind}/${String(o?.name)}`));
+  for (const kind of ['zones', 'hypervisors', 'ports', 'externalNetworks', 'floatingIps'] as const) doc[kind].forEach((o, i) => places.set(`${kind}[${i}]`, `${kind}/${String(kind === 'floatingIps' ? o?.ip : o?.name)}`));
   doc.vpcs.forEach((v, i) => {
     places.set(`vpcs[${i}]`, `vpcs/${String(v.name)}`);
-    (v.subnets as Obj[]).forEach((s, j) => places.set(`vpcs[${i}].subnets[${j}]`, `vpcs/${String(v.name)}/subnets/${String(s?.name)}`));
+    for (const kind of ['subnets', 'loadBalancers'] as const) ((v[kind] as Obj[] | undefined) ?? []).forEach((s, j) => places.set(`vpcs[${i}].${kind}[${j}]`, `vpcs/${String(v.name)}/${kind}/${String(s?.name)}`));
     if (v.acls !== undefined) places.set(`vpcs[${i}].acls`, `vpcs/${String(v.name)}/acls`);
   });
   return places;

@@ -71,10 +71,11 @@ async function checkHelp(t: import('ava').ExecutionContext, c: Command): Promise
 
 for (const c of COMMANDS) test(`zonemesh ${c.name} --help: the synopsis, every option with its default, the exit statuses`, (t) => checkHelp(t, c));
 
-test('the subcommands of model and port are listed', (t) => {
+test('the subcommands of model, port and fip are listed', (t) => {
   const usages = (name: string) => COMMANDS.find((c) => c.name === name)!.subcommands!.map((s) => s.usage.split(' ')[0]);
   t.deepEqual(usages('model'), ['import', 'export']);
   t.deepEqual(usages('port'), ['add', 'move', 'rm', 'show']);
+  t.deepEqual(usages('fip'), ['bind', 'unbind', 'show']);
 });
 
 test('zonemesh help, --help and -h list every command and exit 0', async (t) => {

@@ -98,9 +98,10 @@ test.serial("each object schema names exactly the keys the model's validator kno
   for (const r of RESOURCES.filter((x) => x.collection && x.kind !== 'acls')) {
     const keys = Object.keys((OBJECT_SCHEMAS[r.kind] as { properties: Json }).properties);
     // every key present (junk values): none is unknown to the validator
-    const all = await refused(t, 422, () => call('POST', r.collection!.replace(':vpc', 'blue'), Object.fromEntries(keys.map((k) => [k, k === 'name' ? 'zz-junk' : true]))));
+    const field = r.nameField ?? 'name';
+    const all = await refused(t, 422, () => call('POST', r.collection!.replace(':vpc', 'blue'), Object.fromEntries(keys.map((k) => [k, k === field ? 'zz-junk' : true]))));
     t.false(JSON.stringify(all.body.errors).includes('unknown key'), `${r.kind}: ${JSON.stringify(all.body.errors)}`);
-    const extra = await refused(t, 422, () => call('POST', r.collection!.replace(':vpc', 'blue'), { name: 'zz-junk', colour: 'red' }));
+    const extra = await refused(t, 422, () => call('POST', r.collection!.replace(':vpc', 'blue'), { [field]: 'zz-junk', colour: 'red' }));
     t.regex(errorAt(extra, 'colour') ?? '', /unknown key/, r.kind);
   }
 });
@@ -329,15 +330,124 @@ test.serial('zonemesh port add|move|rm calls the API and exits non-zero on a ref
   t.is((await cli('rm', 'web4')).code, 1, 'no such port');
 });
 
-test.serial('a VPC replaced through the API keeps the load balancers a whole-model import gave it', async (t) => {
-  const model = loadModelFile(join(REPO_ROOT, 'models/two-zones.yaml'));
-  const lb = { name: 'web-lb', subnet: 'web', vip: '10.1.1.100', protocol: 'tcp' as const, ports: [80], backends: [{ port: 'web1', weight: 1 }, { port: 'web2', weight: 2 }], zoneAffinity: false };
-  await importModel(client, { ...model, loadBalancers: [{ ...lb, vpc: 'blue' }] });
+const LB = { name: 'web-lb', subnet: 'web', vip: '10.1.1.100', protocol: 'tcp', ports: [80], backends: [{ port: 'web1', weight: 1 }, { port: 'web2', weight: 2 }], zoneAffinity: false };
+
+test.serial("load balancers: a VPC's objects, created, read, listed, replaced with the revision read, refused as the model refuses them, deleted", async (t) => {
+  const created = await call('POST', '/v1/vpcs/blue/loadBalancers', LB);
+  t.is(created.status, 201, JSON.stringify(created.body));
+  t.is(created.headers.get('location'), '/v1/vpcs/blue/loadBalancers/web-lb');
+  t.deepEqual(created.body, { ...LB, revision: created.body.revision });
+  t.deepEqual((await call('GET', '/v1/vpcs/blue/loadBalancers/web-lb', undefined, { token: null })).body, created.body);
+  t.deepEqual((await call('GET', '/v1/vpcs/blue/loadBalancers')).body.items.map((x: Json) => x.name), ['web-lb']);
+  t.deepEqual((await exportModel(client)).document.vpcs.find((v) => v.name === 'blue')!.loadBalancers, [LB], 'in the model as a file has it');
+
+  t.is(errorAt(await refused(t, 422, () => call('POST', '/v1/vpcs/blue/loadBalancers', { ...LB, name: 'lb2', vip: '10.1.1.11' })), 'vip'), '10.1.1.11 is the address of port web1 in VPC blue');
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/vpcs/blue/loadBalancers', { ...LB, name: 'lb2', vip: '10.1.9.100' })), 'vip') ?? '', /outside subnet web/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/vpcs/blue/loadBalancers', { ...LB, name: 'lb2' })), 'ports') ?? '', /10.1.1.100 tcp port 80 is already served by vpcs\/blue\/loadBalancers\/web-lb/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/vpcs/blue/loadBalancers', { ...LB, name: 'lb2', vip: '10.1.1.101', backends: [{ port: 'red1' }] })), 'backends[0].port') ?? '', /in VPC red, not in blue/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/vpcs/blue/loadBalancers', { ...LB, name: 'lb2', vip: '10.1.1.101', ports: 'http' })), 'ports') ?? '', /must be a port or a list/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/vpcs/blue/loadBalancers', { ...LB, name: 'lb2', vip: '10.1.1.101', colour: 'red' })), 'colour') ?? '', /unknown key/);
+  await refused(t, 404, () => call('POST', '/v1/vpcs/nope/loadBalancers', LB));
+  await refused(t, 409, () => call('POST', '/v1/vpcs/blue/loadBalancers', LB));
+  // a backend port, or the VPC, still in use stays
+  const web1 = (await call('GET', '/v1/ports/web1')).body;
+  t.regex(errorAt(await refused(t, 422, () => call('DELETE', `/v1/ports/web1?revision=${web1.revision}`)), 'vpcs/blue/loadBalancers/web-lb: backends[0].port') ?? '', /unknown port 'web1'/);
+  const blueRead = (await call('GET', '/v1/vpcs/blue')).body;
+  t.regex(errorAt(await refused(t, 422, () => call('PUT', '/v1/vpcs/blue', { ...blueRead, loadBalancers: [LB] })), 'loadBalancers') ?? '', /objects of their own/);
+
+  const replaced = await call('PUT', '/v1/vpcs/blue/loadBalancers/web-lb', { ...created.body, ports: [80, 443] });
+  t.is(replaced.status, 200, JSON.stringify(replaced.body));
+  t.deepEqual(replaced.body.ports, [80, 443]);
+  const stale = await refused(t, 409, () => call('PUT', '/v1/vpcs/blue/loadBalancers/web-lb', { ...created.body, ports: [8080] }));
+  t.is(stale.body.revision, replaced.body.revision);
+  // the VPC replaced keeps it: it is a key of its own
   const blue = (await call('GET', '/v1/vpcs/blue')).body;
-  const put = await call('PUT', '/v1/vpcs/blue', { name: 'blue', vni: blue.vni, revision: blue.revision });
+  t.is((await call('PUT', '/v1/vpcs/blue', blue)).status, 200);
+  t.is((await call('GET', '/v1/vpcs/blue/loadBalancers/web-lb')).body.revision, replaced.body.revision);
+  t.is((await call('DELETE', `/v1/vpcs/blue/loadBalancers/web-lb?revision=${replaced.body.revision}`)).status, 204);
+  await refused(t, 404, () => call('GET', '/v1/vpcs/blue/loadBalancers/web-lb'));
+});
+
+const EXT_A = { name: 'ext-a', zone: 'zone-a', cidr: '198.51.100.0/26', nextHop: '198.51.100.1', gateways: [{ hypervisor: 'hv1', ip: '198.51.100.2' }] };
+
+test.serial('external networks and floating IPs: created, bound, rebound and unbound with the revision read, refused as the model refuses them', async (t) => {
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/externalNetworks', { ...EXT_A, gateways: [{ hypervisor: 'hv3', ip: '198.51.100.2' }] })), 'gateways[0].hypervisor') ?? '', /hv3 is in zone zone-b, not zone-a/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/externalNetworks', { ...EXT_A, nextHop: '198.51.100.99' })), 'nextHop') ?? '', /outside 198.51.100.0\/26/);
+  const net = await call('POST', '/v1/externalNetworks', EXT_A);
+  t.is(net.status, 201, JSON.stringify(net.body));
+  t.deepEqual(net.body, { ...EXT_A, revision: net.body.revision });
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/externalNetworks', { ...EXT_A, name: 'ext-b', zone: 'zone-b', cidr: '198.51.100.0/24', gateways: [{ hypervisor: 'hv3', ip: '198.51.100.66' }] })), 'cidr') ?? '', /overlaps 198.51.100.0\/26 \(externalNetworks\/ext-a\)/);
+
+  const fip = await call('POST', '/v1/floatingIps', { ip: '198.51.100.10', network: 'ext-a', port: 'web1' });
+  t.is(fip.status, 201, JSON.stringify(fip.body));
+  t.is(fip.headers.get('location'), '/v1/floatingIps/198.51.100.10');
+  t.deepEqual(fip.body, { ip: '198.51.100.10', network: 'ext-a', port: 'web1', revision: fip.body.revision });
+  t.deepEqual((await call('GET', '/v1/floatingIps', undefined, { token: null })).body.items.map((f: Json) => f.ip), ['198.51.100.10']);
+  // what the model refuses: a port with a second one, a port in a zone without external network, an address taken or off the network
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/floatingIps', { ip: '198.51.100.11', network: 'ext-a', port: 'web1' })), 'port') ?? '', /web1 is already bound to floating IP 198.51.100.10/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/floatingIps', { ip: '198.51.100.11', network: 'ext-a', port: 'web2' })), 'port') ?? '', /web2 is in zone zone-b, which has no external network/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/floatingIps', { ip: '198.51.100.2', network: 'ext-a' })), '(the object)') ?? '', /external address 198.51.100.2 is already externalNetworks\/ext-a/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/floatingIps', { ip: '203.0.113.5', network: 'ext-a' })), 'ip') ?? '', /outside external network ext-a/);
+  t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/floatingIps', { ip: '198.51.100.11', network: 'nope' })), 'network') ?? '', /unknown external network 'nope'/);
+  t.is(errorAt(await refused(t, 422, () => call('POST', '/v1/floatingIps', { network: 'ext-a' })), 'ip'), 'is required');
+  t.regex(errorAt(await refused(t, 422, () => call('PUT', '/v1/floatingIps/198.51.100.10', { ...fip.body, ip: '198.51.100.12' })), 'ip') ?? '', /not the ip in the path/);
+  await refused(t, 409, () => call('POST', '/v1/floatingIps', { ip: '198.51.100.10', network: 'ext-a' }));
+  // the network and the bound port stay while the floating IP refers to them
+  t.regex(errorAt(await refused(t, 422, () => call('DELETE', `/v1/externalNetworks/ext-a?revision=${net.body.revision}`)), 'floatingIps/198.51.100.10: network') ?? '', /unknown external network 'ext-a'/);
+
+  // rebinding is replacing its port, with the revision read: one of two rebinds from the same read wins
+  const rebound = await call('PUT', '/v1/floatingIps/198.51.100.10', { ...fip.body, port: 'app1' });
+  t.is(rebound.status, 200, JSON.stringify(rebound.body));
+  t.is(rebound.body.port, 'app1');
+  const lost = await refused(t, 409, () => call('PUT', '/v1/floatingIps/198.51.100.10', { ...fip.body, port: 'db1' }));
+  t.is(lost.body.revision, rebound.body.revision);
+  const { port: _, ...unbound } = rebound.body;
+  const freed = await call('PUT', '/v1/floatingIps/198.51.100.10', unbound);
+  t.is(freed.status, 200, JSON.stringify(freed.body));
+  t.false('port' in freed.body);
+
+  t.is((await call('DELETE', `/v1/floatingIps/198.51.100.10?revision=${freed.body.revision}`)).status, 204);
+  t.is((await call('DELETE', `/v1/externalNetworks/ext-a?revision=${net.body.revision}`)).status, 204);
+  await refused(t, 404, () => call('GET', '/v1/floatingIps/198.51.100.10'));
+});
+
+test.serial('zonemesh fip bind|unbind|show rebinds a floating IP through the API with the revision read', async (t) => {
+  const fip = (...args: string[]) => run('node', [CLI, 'fip', ...args, '--api', api.url, '--token-file', tokenFile]).then((r) => ({ ...r, code: 0 }), (e: { details: { code: number; stdout: string; stderr: string } }) => ({ ...e.details }));
+  const net = await call('POST', '/v1/externalNetworks', EXT_A);
+  const created = await call('POST', '/v1/floatingIps', { ip: '198.51.100.10', network: 'ext-a' });
+  t.is(created.status, 201, JSON.stringify(created.body));
+  const bound = await fip('bind', '198.51.100.10', '--port', 'web1');
+  t.is(bound.code, 0, bound.stderr);
+  t.is(JSON.parse(bound.stdout).port, 'web1');
+  const rebound = await fip('bind', '198.51.100.10', '--port', 'app1');
+  t.is(rebound.code, 0, rebound.stderr);
+  t.is((await call('GET', '/v1/floatingIps/198.51.100.10')).body.port, 'app1');
+  const before = await etcdRevision();
+  const elsewhere = await fip('bind', '198.51.100.10', '--port', 'web2');
+  t.is(elsewhere.code, 1);
+  t.regex(elsewhere.stderr, /422 the model would be invalid.*\n\s+port: web2 is in zone zone-b, which has no external network/);
+  t.is((await fip('bind', '198.51.100.10')).code, 2, 'bind without --port is bad usage');
+  t.is((await fip('show', '198.51.100.99')).code, 1, 'no such floating IP');
+  t.is(await etcdRevision(), before, 'nothing written');
+  const unbound = await fip('unbind', '198.51.100.10');
+  t.is(unbound.code, 0, unbound.stderr);
+  const now = (await call('GET', '/v1/floatingIps/198.51.100.10')).body;
+  t.false('port' in now);
+  t.is((await call('DELETE', `/v1/floatingIps/198.51.100.10?revision=${now.revision}`)).status, 204);
+  t.is((await call('DELETE', `/v1/externalNetworks/ext-a?revision=${net.body.revision}`)).status, 204);
+});
+
+test.serial("a VPC's egress is part of the VPC: its SNAT address on an external network", async (t) => {
+  const net = await call('POST', '/v1/externalNetworks', EXT_A);
+  const blue = (await call('GET', '/v1/vpcs/blue')).body;
+  t.regex(errorAt(await refused(t, 422, () => call('PUT', '/v1/vpcs/blue', { ...blue, egress: { snat: [{ network: 'ext-a', ip: '198.51.100.2' }] } })), 'egress.snat[0]') ?? '', /external address 198.51.100.2 is already/);
+  const egress = { routes: ['0.0.0.0/0'], snat: [{ network: 'ext-a', ip: '198.51.100.20' }] };
+  const put = await call('PUT', '/v1/vpcs/blue', { ...blue, egress });
   t.is(put.status, 200, JSON.stringify(put.body));
-  t.deepEqual((await exportModel(client)).document.vpcs.find((v) => v.name === 'blue')!.loadBalancers, [lb]);
-  await importModel(client, model); // the model the tests after this one expect
+  t.deepEqual(put.body.egress, egress);
+  t.regex(errorAt(await refused(t, 422, () => call('DELETE', `/v1/externalNetworks/ext-a?revision=${net.body.revision}`)), 'vpcs/blue: egress.snat[0].network') ?? '', /unknown external network 'ext-a'/);
+  t.is((await call('PUT', '/v1/vpcs/blue', { ...blue, revision: put.body.revision })).status, 200);
+  t.is((await call('DELETE', `/v1/externalNetworks/ext-a?revision=${net.body.revision}`)).status, 204);
 });
 
 test.serial('etcd gone: reads and writes answer 503 problem+json within the request timeout', async (t) => {

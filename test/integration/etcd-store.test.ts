@@ -4,10 +4,10 @@
  */
 import test from 'ava';
 import type { Etcd3 } from 'etcd3';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { type Server, type Socket, connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { runConfig } from '../../src/cli/run';
 import { type NetworkModel, type VmPort, CURRENT_KEY, ModelValidationError, generationPrefix, loadModelFile, validateModel } from '../../src/model';
 import { connectEtcd, readPrefix } from '../../src/model/etcd-client';
@@ -21,6 +21,7 @@ import { TEST_STATE_DIR, freePort, run } from '../helpers/run';
 
 const TWO_ZONES = join(REPO_ROOT, 'models/two-zones.yaml');
 const THREE_ZONES = join(REPO_ROOT, 'models/three-zones.yaml');
+const NORTH_SOUTH = join(REPO_ROOT, 'models/north-south.yaml');
 const CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
 
 /** The etcd store lists objects in key (name) order; only ACL order within a VPC means anything. */
@@ -34,9 +35,9 @@ function canonical(m: NetworkModel): NetworkModel {
     subnets: byVpc(byName(m.subnets)),
     ports: byName(m.ports),
     acls: byVpc(m.acls),
-    externalNetworks: m.externalNetworks,
-    floatingIps: m.floatingIps,
-    egress: m.egress,
+    externalNetworks: byName(m.externalNetworks),
+    floatingIps: [...m.floatingIps].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0)),
+    egress: byVpc(m.egress),
     loadBalancers: byVpc(byName(m.loadBalancers)),
   };
 }
@@ -128,6 +129,27 @@ test('import, then the store loads what loadModelFile reads; run --store serves 
     t.deepEqual((await exportModel(client)).document, parseYaml(exported.replace(/^#.*\n/, '')), 'export of the import of an export is the same document');
     const generations = new Set((await readPrefix(client, '/zonemesh/v1/g/', { keysOnly: true })).kvs.map((kv) => kv.key.toString().split('/')[4]));
     t.deepEqual([...generations], [await currentGeneration(client)], 'the old generations are gone');
+  });
+});
+
+test('north-south objects and load balancers: model import puts them in etcd, the store loads them, export gives them back', async (t) => {
+  await withEtcd(1, async (cluster, client) => {
+    const lb = { name: 'web-lb', subnet: 'web', vip: '10.1.1.100', protocol: 'tcp', ports: [80], backends: [{ port: 'web1', weight: 1 }, { port: 'web2', weight: 2 }], zoneAffinity: false };
+    const doc = parseYaml(readFileSync(NORTH_SOUTH, 'utf8')) as { vpcs: Record<string, unknown>[] };
+    doc.vpcs[0]!.loadBalancers = [lb];
+    const model = validateModel(doc, NORTH_SOUTH);
+    mkdirSync(TEST_STATE_DIR, { recursive: true });
+    const file = join(TEST_STATE_DIR, 'etcd-north-south.yaml');
+    writeFileSync(file, stringifyYaml(doc));
+    await run('node', [CLI, 'model', 'import', file, '--store', cluster.url]);
+    const keys = (await readPrefix(client, generationPrefix(await currentGeneration(client)), { keysOnly: true })).kvs.map((kv) => kv.key.toString().split('/').slice(5, 7).join('/'));
+    t.true(keys.includes('externalNetworks/ext-a') && keys.includes('floatingIps/198.51.100.10') && keys.includes('loadBalancers/blue'), keys.join(' '));
+
+    const store = await EtcdModelStore.open(cluster.endpoints);
+    t.teardown(() => store.close());
+    t.deepEqual(canonical(store.current()), canonical(model));
+    const exported = (await run('node', [CLI, 'model', 'export', '--store', cluster.url])).stdout;
+    t.deepEqual(canonical(validateModel(parseYaml(exported), 'export')), canonical(model));
   });
 });
 

@@ -30,6 +30,9 @@ const HVS = ['h1', 'h2', 'h3', 'h4'];
 const VPCS = ['v1', 'v2', 'v3'];
 const SUBNETS = ['s1', 's2'];
 const PORTS = ['p1', 'p2', 'p3', 'p4', 'p5', 'p6', 'p7', 'p8'];
+const EXTERNAL = ['e1', 'e2'];
+/** gateway, floating and SNAT addresses: on e1 or e2 of the starting keys, or e1's next hop */
+const EXTERNAL_IPS = ['198.51.100.2', '198.51.100.10', '198.51.100.11', '198.51.100.66', '198.51.100.74', '198.51.100.1'];
 
 /** A random key below the generation's prefix and a random value for it (undefined: delete). */
 function randomChange(r: Random): [string, string | undefined] {
@@ -39,7 +42,7 @@ function randomChange(r: Random): [string, string | undefined] {
 }
 
 function randomObject(r: Random): [string, string | undefined] {
-  const kind = pick(r, ['zones', 'hypervisors', 'vpcs', 'subnets', 'acls', 'ports', 'ports', 'ports', 'ports']);
+  const kind = pick(r, ['zones', 'hypervisors', 'vpcs', 'subnets', 'acls', 'ports', 'ports', 'ports', 'ports', 'loadBalancers', 'externalNetworks', 'floatingIps', 'floatingIps']);
   const del = maybe(r, 0.15);
   const value = (o: unknown) => (del ? undefined : maybe(r, 0.02) ? '{not json' : JSON.stringify(o));
   const extra = () => (maybe(r, 0.03) ? { colour: 'red' } : {});
@@ -57,10 +60,27 @@ function randomObject(r: Random): [string, string | undefined] {
     }
     case 'vpcs': {
       const name = pick(r, VPCS);
-      // 65536 shares conntrack zone 1 with vni 1
-      // a load balancer's VIP may collide with a port's address, its backend be missing or in another VPC
-      const loadBalancers = [{ name: 'lb', subnet: pick(r, SUBNETS), vip: pick(r, ['10.0.1.100', '10.0.1.5', '10.0.2.100']), ports: 80, backends: [{ port: pick(r, PORTS) }] }];
-      return [`vpcs/${name}`, value({ name, vni: pick(r, [1, 2, 3, 65536, 0]), ...(maybe(r, 0.4) && { loadBalancers }), ...extra() })];
+      // 65536 shares conntrack zone 1 with vni 1; a SNAT address may be another's, its network missing
+      const egress = { ...(maybe(r, 0.3) && { routes: ['192.0.2.0/24'] }), snat: [{ network: pick(r, [...EXTERNAL, 'e9']), ip: pick(r, EXTERNAL_IPS) }] };
+      return [`vpcs/${name}`, value({ name, vni: pick(r, [1, 2, 3, 65536, 0]), ...(maybe(r, 0.3) && { egress }), ...extra() })];
+    }
+    case 'loadBalancers': {
+      // a VIP may collide with a port's address or another load balancer's, a backend be missing or in another VPC
+      const [vpc, name] = [pick(r, VPCS), pick(r, ['lb1', 'lb2'])];
+      const backends = [{ port: pick(r, PORTS) }, ...(maybe(r, 0.3) ? [{ port: pick(r, PORTS), weight: 2 }] : [])];
+      return [`loadBalancers/${vpc}/${name}`, value({ name, subnet: pick(r, SUBNETS), vip: pick(r, ['10.0.1.100', '10.0.1.5', '10.0.2.100']), ports: pick(r, [80, [80, 443]]), backends, ...extra() })];
+    }
+    case 'externalNetworks': {
+      // networks may overlap, a gateway be in another zone or have another's address
+      const name = pick(r, EXTERNAL);
+      const gateways = [{ hypervisor: pick(r, [...HVS, 'h9']), ip: pick(r, EXTERNAL_IPS) }];
+      const cidr = pick(r, ['198.51.100.0/26', '198.51.100.64/26', '198.51.100.0/24']);
+      return [`externalNetworks/${name}`, value({ name, zone: pick(r, ZONES), cidr, nextHop: pick(r, ['198.51.100.1', '198.51.100.65']), gateways, ...extra() })];
+    }
+    case 'floatingIps': {
+      // bound to a port another one has, or one in a zone without external network, or unbound
+      const ip = pick(r, EXTERNAL_IPS);
+      return [`floatingIps/${ip}`, value({ ip, network: pick(r, [...EXTERNAL, 'e9']), ...(maybe(r, 0.8) && { port: pick(r, PORTS) }), ...extra() })];
     }
     case 'subnets': {
       const [vpc, name] = [pick(r, VPCS), pick(r, SUBNETS)];
@@ -113,7 +133,7 @@ function randomObject(r: Random): [string, string | undefined] {
   }
 }
 
-/** A valid start: every zone, hypervisor, VPC and subnet, and no port. */
+/** A valid start: every zone, hypervisor, VPC and subnet, an external network in z1 and z2, and no port. */
 function startingKeys(): Map<string, string> {
   const keys = new Map<string, string>();
   keys.set('zones/z1', JSON.stringify({ name: 'z1', underlay: '172.16.1.0/24' }));
@@ -124,6 +144,8 @@ function startingKeys(): Map<string, string> {
     keys.set(`subnets/${v}/s1`, JSON.stringify({ name: 's1', cidr: '10.0.1.0/24', gateway: '10.0.1.1' }));
     keys.set(`subnets/${v}/s2`, JSON.stringify({ name: 's2', cidr: '10.0.2.0/24', gateway: '10.0.2.1' }));
   });
+  keys.set('externalNetworks/e1', JSON.stringify({ name: 'e1', zone: 'z1', cidr: '198.51.100.0/26', nextHop: '198.51.100.1', gateways: [{ hypervisor: 'h1', ip: '198.51.100.2' }] }));
+  keys.set('externalNetworks/e2', JSON.stringify({ name: 'e2', zone: 'z2', cidr: '198.51.100.64/26', nextHop: '198.51.100.65', gateways: [{ hypervisor: 'h3', ip: '198.51.100.66' }] }));
   return keys;
 }
 
@@ -229,14 +251,16 @@ test('random changes: after every one, the model and the accept/refuse decision 
   t.true(total.accepted > 200 && total.refused > 200, JSON.stringify(total));
 });
 
-test('the demo model taken apart and put back one key at a time is the same model at every step', (t) => {
-  const model = loadModelFile(`${REPO_ROOT}/models/two-zones.yaml`);
-  const generation = 'demo';
+const LOAD_BALANCER = { name: 'web-lb', vpc: 'blue', subnet: 'web', vip: '10.1.1.100', protocol: 'tcp' as const, ports: [80], backends: [{ port: 'web1', weight: 1 }, { port: 'web2', weight: 2 }], zoneAffinity: false };
+
+for (const file of ['two-zones', 'north-south']) test(`the ${file} model (and a load balancer) taken apart and put back one key at a time is the same model at every step`, (t) => {
+  const model = { ...loadModelFile(`${REPO_ROOT}/models/${file}.yaml`), loadBalancers: [LOAD_BALANCER] };
+  const generation = file;
   const all = [...entriesOf(model, generation)];
   const store = new StoredModel([kv(CURRENT_KEY, generation), ...all.map(([k, v]) => kv(k, v))]);
   const keys = new Map(all.map(([k, v]) => [k.slice(generationPrefix(generation).length), v]));
-  // ports first (nothing refers to them but ACL rules), then ACL lists, subnets, VPCs, hypervisors, zones
-  const order = ['ports', 'acls', 'subnets', 'vpcs', 'hypervisors', 'zones'];
+  // each kind before what it refers to
+  const order = ['floatingIps', 'loadBalancers', 'acls', 'ports', 'subnets', 'vpcs', 'externalNetworks', 'hypervisors', 'zones'];
   const removal = [...keys.keys()].sort((a, b) => order.indexOf(a.split('/')[0]!) - order.indexOf(b.split('/')[0]!));
   for (const key of [...removal, ...[...removal].reverse()]) {
     revision++;
@@ -269,5 +293,28 @@ test("an IPv6 address given to a port is refused when it is another port's EUI-6
     revision++;
     const outcome = store.apply([{ type: 'Put', key: generationPrefix(generation) + second[0], value: Buffer.from(second[1]), modRevision: revision }]);
     t.true(outcome !== undefined && 'rejected' in outcome && /duplicate IPv6 address fd00:1::ff:fe00:1/.test(outcome.rejected.message), `${second[0]} after ${first[0]}`);
+  }
+});
+
+test("a floating IP is refused once its port's zone has no external network, whether the network or the port's hypervisor changes", (t) => {
+  const keys = startingKeys();
+  // p1 on h2 (z1, not a gateway) has a floating IP drawn from z2's network: z1's network e1 serves it
+  keys.set('ports/p1', JSON.stringify({ name: 'p1', vpc: 'v1', subnet: 's1', mac: '02:00:00:00:00:01', ip: '10.0.1.5', hypervisor: 'h2' }));
+  keys.set('zones/z3', JSON.stringify({ name: 'z3', underlay: '172.16.3.0/24' }));
+  keys.set('floatingIps/198.51.100.74', JSON.stringify({ ip: '198.51.100.74', network: 'e2', port: 'p1' }));
+  const e1 = JSON.parse(keys.get('externalNetworks/e1')!) as Record<string, unknown>;
+  const changes: [string, unknown][] = [
+    ['externalNetworks/e1', undefined],
+    ['externalNetworks/e1', { ...e1, zone: 'z2', cidr: '198.51.100.128/26', nextHop: '198.51.100.129', gateways: [{ hypervisor: 'h4', ip: '198.51.100.130' }] }],
+    ['hypervisors/h2', { name: 'h2', zone: 'z3', tunnelIp: '172.16.3.12' }],
+  ];
+  for (const [key, value] of changes) {
+    const generation = `fip-${revision}`;
+    const store = new StoredModel([kv(CURRENT_KEY, generation), ...[...keys].map(([k, v]) => kv(generationPrefix(generation) + k, v))]);
+    t.is(store.problems, undefined);
+    t.is(store.check(new Map([[key, value]])), undefined, `${key} checked as the API does`);
+    revision++;
+    const outcome = store.apply([{ type: value === undefined ? 'Delete' : 'Put', key: generationPrefix(generation) + key, value: Buffer.from(JSON.stringify(value ?? '')), modRevision: revision }]);
+    t.true(outcome !== undefined && 'rejected' in outcome && /p1 is in zone z[13], which has no external network/.test(outcome.rejected.message), `${key}: ${outcome && 'rejected' in outcome ? outcome.rejected.message : 'accepted'}`);
   }
 });
