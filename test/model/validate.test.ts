@@ -212,6 +212,8 @@ test("load balancers survive the model's document (what the etcd store writes) a
   const m = validateModel(lbModel({ healthCheck: { type: 'tcp', intervalSeconds: 1, timeoutSeconds: 1, fall: 2 }, zoneAffinity: true }), 'model.yaml');
   const doc = documentOf(m);
   t.deepEqual(validateModel(JSON.parse(JSON.stringify(doc)), 'again.yaml'), m);
-  const vpcEntry = [...entriesOf(m, '1').entries()].find(([key]) => key.endsWith('/vpcs/v'))!;
-  t.deepEqual(JSON.parse(vpcEntry[1]).loadBalancers, doc.vpcs[0]!.loadBalancers);
+  const entries = [...entriesOf(m, '1').entries()];
+  const lbEntries = entries.filter(([key]) => key.includes('/loadBalancers/v/'));
+  t.deepEqual(lbEntries.map(([, value]) => JSON.parse(value)), doc.vpcs[0]!.loadBalancers, 'each load balancer in a key of its own');
+  t.is(JSON.parse(entries.find(([key]) => key.endsWith('/vpcs/v'))![1]).loadBalancers, undefined, 'not inside its VPC');
 });
