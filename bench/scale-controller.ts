@@ -33,7 +33,7 @@ export type ControllerReply =
   | { op: 'placed'; ok: boolean }
   | { op: 'mark-full' }
   /** `count` below the one asked for: the syncs stalled */
-  | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number }
+  | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number; up?: number }
   | { op: 'memory'; rss: number; heapUsed: number };
 
 export type ControllerHello = { op: 'ready'; ofPort: number; startMs: number };
@@ -133,7 +133,7 @@ async function main(): Promise<void> {
         });
         clearTimeout(stalled);
         onFull = undefined;
-        return { op: 'expect-full', count: full.count, lastAt: full.lastAt, sent: full.sent, errors: full.errors, failed: fullFailures };
+        return { op: 'expect-full', count: full.count, lastAt: full.lastAt, sent: full.sent, errors: full.errors, failed: fullFailures, up: runtime.controller.switches.size };
       }
       case 'memory': {
         const m = process.memoryUsage();
