@@ -80,6 +80,7 @@ const CLOCK_TICKS = 100;
 
 /** CPU used over one phase, in cores (CPU seconds per second) */
 interface PhaseCpu {
+  seconds: number;
   /** this process: the fake switches' threads (and the bench's own main thread, mostly idle) */
   generator: number;
   /** the busiest switch thread's event-loop utilization, 0 to 1 */
@@ -143,6 +144,8 @@ interface Storm {
   failed: number;
   sent: number;
   errors: number;
+  /** the controllers' errors during the storm by name (handshake timeouts, …); undefined from a build that does not say */
+  controllerErrors: Record<string, number> | undefined;
   /** READY sessions at the end (a switch whose handshake failed is not reconnected by the generator); undefined from a build that does not say */
   up: number | undefined;
 }
@@ -191,6 +194,7 @@ async function run(build: Build, workers: number): Promise<Run> {
         const s = (now() - t) / 1000;
         const g = process.cpuUsage(generator);
         return {
+          seconds: s,
           generator: (g.user + g.system) / 1e6 / s,
           busiestThread: Math.max(...sw.utilization(elu).map((u) => u.utilization)),
           controller: (controllers.reduce((n, c) => n + c.cpuSeconds(), 0) - controller) / s,
@@ -279,7 +283,7 @@ async function run(build: Build, workers: number): Promise<Run> {
     }
 
     cpu.joins = phase();
-    const noStorm: Storm = { ms: 0, synced: 0, failed: 0, sent: 0, errors: 0, up: 0 };
+    const noStorm: Storm = { ms: 0, synced: 0, failed: 0, sent: 0, errors: 0, up: 0, controllerErrors: {} };
     const storm = async (): Promise<Storm> => {
       if (values['skip-storms']) return noStorm;
       await Promise.all(controllers.map((c) => c.ask({ op: 'mark-full' })));
@@ -294,6 +298,12 @@ async function run(build: Build, workers: number): Promise<Run> {
         sent: done.reduce((n, d) => n + d.sent, 0),
         errors: done.reduce((n, d) => n + d.errors, 0),
         up: done.every((d) => d.up !== undefined) ? done.reduce((n, d) => n + d.up!, 0) : undefined,
+        controllerErrors: done.every((d) => d.controllerErrors !== undefined)
+          ? done.reduce<Record<string, number>>((all, d) => {
+              for (const [name, n] of Object.entries(d.controllerErrors!)) all[name] = (all[name] ?? 0) + n;
+              return all;
+            }, {})
+          : undefined,
       };
     };
     const before = await sw.ask({ op: 'flows' });
@@ -337,7 +347,8 @@ interface Build {
   controller: string;
 }
 
-const cores = (c: PhaseCpu) => `${c.generator.toFixed(2)} (busiest thread ${(100 * c.busiestThread).toFixed(0)} %) | ${c.controller.toFixed(2)}`;
+const errorsText = (s: Storm) => (s.controllerErrors ? JSON.stringify(s.controllerErrors) : '?');
+const cores = (c: PhaseCpu) => `${c.seconds.toFixed(1)} | ${c.generator.toFixed(2)} (busiest thread ${(100 * c.busiestThread).toFixed(0)} %) | ${c.controller.toFixed(2)} | ${(c.controller * c.seconds).toFixed(1)}`;
 
 async function main(): Promise<void> {
   console.log(`# zonemesh scale benchmark (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}, load average ${load()}; fake switches over ${SWITCH_THREADS} threads)`);
@@ -358,20 +369,20 @@ async function main(): Promise<void> {
       console.log('\n| measure | p50 / p99 / max ms | switches changed p50 / max |\n|---|---:|---:|');
       console.log(`| port add → every changed switch barrier-replied (${r.adds.length}) | ${summary(r.adds)} | ${medianMax(r.addSwitches)} |`);
       console.log(`| hypervisor joins a VPC → every changed switch barrier-replied (${r.joins.length}) | ${summary(r.joins)} | ${medianMax(r.joinSwitches)} |`);
-      console.log(`\nreconnect storm, all ${H} holding their flows: ${r.storm.synced} in sync after ${(r.storm.ms / 1000).toFixed(2)} s (${r.storm.failed} full syncs failed), ${r.storm.sent} flow-mods sent, ${r.storm.errors} errors; sessions up ${r.storm.up ?? '?'}`);
+      console.log(`\nreconnect storm, all ${H} holding their flows: ${r.storm.synced} in sync after ${(r.storm.ms / 1000).toFixed(2)} s (${r.storm.failed} full syncs failed), ${r.storm.sent} flow-mods sent, ${r.storm.errors} errors; sessions up ${r.storm.up ?? '?'}; controller errors ${errorsText(r.storm)}`);
       console.log(
-        `reconnect storm, ${H / DAMAGED_SHARE} of them missing half their flows (${r.damaged.cut.toLocaleString('en')} flows): ${r.damaged.synced} in sync after ${(r.damaged.ms / 1000).toFixed(2)} s (${r.damaged.failed} full syncs failed), ${r.damaged.sent.toLocaleString('en')} flow-mods sent, ${r.damaged.errors} errors; sessions up ${r.damaged.up ?? '?'}; every flow back: ${r.damaged.restored}`,
+        `reconnect storm, ${H / DAMAGED_SHARE} of them missing half their flows (${r.damaged.cut.toLocaleString('en')} flows): ${r.damaged.synced} in sync after ${(r.damaged.ms / 1000).toFixed(2)} s (${r.damaged.failed} full syncs failed), ${r.damaged.sent.toLocaleString('en')} flow-mods sent, ${r.damaged.errors} errors; sessions up ${r.damaged.up ?? '?'}; controller errors ${errorsText(r.damaged)}; every flow back: ${r.damaged.restored}`,
       );
-      console.log('\n| phase | generator CPU, cores | controller CPU, cores |\n|---|---:|---:|');
+      console.log('\n| phase | wall s | generator CPU, cores | controller CPU, cores | controller CPU s |\n|---|---:|---:|---:|---:|');
       for (const [name, c] of Object.entries(r.cpu)) console.log(`| ${name} | ${cores(c)} |`);
     }
   }
   if (runs.length > 1) {
     const p = (xs: number[], q: number) => pct([...xs].sort((a, b) => a - b), q).toFixed(1);
-    console.log('\n## side by side\n\n| build | controller processes | add p50 / p99 ms | join p50 / p99 ms | storm s (synced, failed) | storm, 10 % damaged s (synced, failed) | RSS total |\n|---|---:|---:|---:|---:|---:|---:|');
+    console.log('\n## side by side\n\n| build | controller processes | add p50 / p99 ms | join p50 / p99 ms | storm s (synced, failed) | its controller CPU s | storm, 10 % damaged s (synced, failed) | its controller CPU s | RSS total |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     const storm = (x: Storm) => `${(x.ms / 1000).toFixed(2)} (${x.synced}, ${x.failed})`;
     for (const r of runs) {
-      console.log(`| ${r.build} | ${r.workers} | ${p(r.adds, 50)} / ${p(r.adds, 99)} | ${p(r.joins, 50)} / ${p(r.joins, 99)} | ${storm(r.storm)} | ${storm(r.damaged)} | ${mb(r.rss.reduce((a, b) => a + b, 0))} |`);
+      console.log(`| ${r.build} | ${r.workers} | ${p(r.adds, 50)} / ${p(r.adds, 99)} | ${p(r.joins, 50)} / ${p(r.joins, 99)} | ${storm(r.storm)} | ${(r.cpu.storm.controller * r.cpu.storm.seconds).toFixed(1)} | ${storm(r.damaged)} | ${(r.cpu.damaged.controller * r.cpu.damaged.seconds).toFixed(1)} | ${mb(r.rss.reduce((a, b) => a + b, 0))} |`);
     }
   }
 }
