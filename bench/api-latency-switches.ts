@@ -1,8 +1,9 @@
 /**
- * The fake switches of bench/api-latency.ts and bench/scale.ts, in a worker thread: their flow
+ * The fake switches of bench/api-latency.ts and bench/scale.ts, in worker threads: their flow
  * tables (about 4 KB a flow) stay out of the controller's heap and GC pauses, and they answer on
- * their own event loop, as a switch would. The main thread asks (bench/switch-thread.ts); each
- * request is answered with its id.
+ * their own event loops, as switches would. The main thread (bench/switch-thread.ts) deals the
+ * switches out over the threads and asks every thread; each answers for its own switches, with the
+ * request's id.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { OFPG_ANY, OFPP, OFPPR } from '../src/openflow';
@@ -17,8 +18,14 @@ export interface SwitchesData {
   switches: { dpid: bigint; ports: [string, number][] }[];
 }
 
+/** One thread's share: its switches, each with its index in SwitchesData.switches */
+export interface ThreadData {
+  ofPorts: number[];
+  switches: (SwitchesData['switches'][number] & { index: number })[];
+}
+
 export type SwitchesRequest =
-  /** connects switches [from, to) */
+  /** connects switches [from, to) (indexes in SwitchesData.switches) */
   | { op: 'connect'; from: number; to: number }
   /** a new interface on a switch, announced with PORT_STATUS */
   | { op: 'plug'; dpid: bigint; name: string }
@@ -48,32 +55,35 @@ function cutHalf(sw: FakeSwitch): number {
   return gone.length;
 }
 
-const data = workerData as SwitchesData;
-const ofPortOf = new Map(data.switches.map((s, i) => [s.dpid, data.ofPorts[i % data.ofPorts.length]!]));
+const data = workerData as ThreadData;
+const ofPortOf = new Map(data.switches.map((s) => [s.dpid, data.ofPorts[s.index % data.ofPorts.length]!]));
 const switches = new Map(data.switches.map((s) => [s.dpid, new FakeSwitch({ dpid: s.dpid, ports: s.ports.map(([name, no]) => fakePort(no, name)), record: false })]));
 
 async function handle(req: SwitchesRequest): Promise<number> {
   switch (req.op) {
-    case 'connect':
-      await Promise.all(data.switches.slice(req.from, req.to).map((s) => switches.get(s.dpid)!.connect({ transport: 'tcp', port: ofPortOf.get(s.dpid)! })));
-      return req.to - req.from;
+    case 'connect': {
+      const mine = data.switches.filter((s) => s.index >= req.from && s.index < req.to);
+      await Promise.all(mine.map((s) => switches.get(s.dpid)!.connect({ transport: 'tcp', port: ofPortOf.get(s.dpid)! })));
+      return mine.length;
+    }
     case 'plug': {
-      const sw = switches.get(req.dpid)!;
+      const sw = switches.get(req.dpid);
+      if (!sw) return 0; // another thread's
       const desc = fakePort(Math.max(...sw.ports.map((p) => p.portNo)) + 1, req.name);
       sw.ports.push(desc);
       sw.send({ type: 'PORT_STATUS', xid: 0, reason: OFPPR.ADD, desc });
       return desc.portNo;
     }
     case 'missing':
-      return req.dpids.filter((d) => !holdsFlowFor(switches.get(d)!, req.mac, req.ip)).length;
+      return req.dpids.filter((d) => switches.has(d) && !holdsFlowFor(switches.get(d)!, req.mac, req.ip)).length;
     case 'flows':
-      return (req.dpids ?? [...switches.keys()]).reduce((n, dpid) => n + switches.get(dpid)!.flowTable.size, 0);
+      return (req.dpids ?? [...switches.keys()]).reduce((n, dpid) => n + (switches.get(dpid)?.flowTable.size ?? 0), 0);
     case 'reconnect':
       for (const sw of switches.values()) sw.disconnect();
       await Promise.all([...switches.values()].map((sw) => sw.connect({ transport: 'tcp', port: ofPortOf.get(sw.dpid)! })));
       return switches.size;
     case 'cut':
-      return req.dpids.reduce((n, dpid) => n + cutHalf(switches.get(dpid)!), 0);
+      return req.dpids.reduce((n, dpid) => n + (switches.has(dpid) ? cutHalf(switches.get(dpid)!) : 0), 0);
     case 'close':
       await Promise.all([...switches.values()].map((sw) => sw.close()));
       return 0;

@@ -33,7 +33,7 @@ export type ControllerReply =
   | { op: 'placed'; ok: boolean }
   | { op: 'mark-full' }
   /** `count` below the one asked for: the syncs stalled */
-  | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number }
+  | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number; up?: number; controllerErrors?: Record<string, number> }
   | { op: 'memory'; rss: number; heapUsed: number };
 
 export type ControllerHello = { op: 'ready'; ofPort: number; startMs: number };
@@ -85,6 +85,11 @@ async function main(): Promise<void> {
     if (!(e instanceof ReconcileError) || e.kind !== 'full' || e.flow !== undefined) return;
     if (fullFailures++ === 0) console.error(`  … first failed full sync: ${e.message}`);
   });
+  // the controller's own errors (handshake timeouts, …) since mark-full, by name; the first of each shown
+  let controllerErrors: Record<string, number> = {};
+  runtime.controller.errors$.subscribe((e) => {
+    if ((controllerErrors[e.name] = (controllerErrors[e.name] ?? 0) + 1) === 1) console.error(`  … first ${e.name}: ${e.message}`);
+  });
   const allAcked = () => [...changedAt].every(([dpid, at]) => (ackedAt.get(dpid) ?? 0) >= at);
 
   const handle = async (req: ControllerRequest): Promise<ControllerReply> => {
@@ -119,6 +124,7 @@ async function main(): Promise<void> {
       case 'mark-full':
         full = { count: 0, lastAt: 0, sent: 0, errors: 0 };
         fullFailures = 0;
+        controllerErrors = {};
         return { op: 'mark-full' };
       case 'expect-full': {
         // a full sync that fails reports an error, not a sync: give up once none has come for a while
@@ -133,7 +139,7 @@ async function main(): Promise<void> {
         });
         clearTimeout(stalled);
         onFull = undefined;
-        return { op: 'expect-full', count: full.count, lastAt: full.lastAt, sent: full.sent, errors: full.errors, failed: fullFailures };
+        return { op: 'expect-full', count: full.count, lastAt: full.lastAt, sent: full.sent, errors: full.errors, failed: fullFailures, up: runtime.controller.switches.size, controllerErrors };
       }
       case 'memory': {
         const m = process.memoryUsage();

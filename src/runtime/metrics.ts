@@ -276,6 +276,17 @@ export class RuntimeMetrics {
       labelNames: [...switchLabelNames, 'kind'],
       registers: [registry],
     });
+    new Gauge({
+      name: 'zonemesh_full_syncs',
+      help: 'Full syncs (flow dump, diff, difference sent) by state: running, or queued for a slot (maxConcurrentFullSyncs).',
+      labelNames: ['state'],
+      registers: [registry],
+      collect() {
+        const { running, queued } = sources.reconciler.fullSyncs();
+        this.set({ state: 'running' }, running);
+        this.set({ state: 'queued' }, queued);
+      },
+    });
     this.reconcileDuration = new Histogram({
       name: 'zonemesh_reconcile_duration_seconds',
       help: 'One reconcile batch, diff to the switch confirming it (bundle commit or barrier).',

@@ -9,7 +9,11 @@ export class SwitchPortPlacement implements PortPlacement {
   readonly placement$ = this.subject.asObservable();
 
   constructor(events: Pick<AppEvents, 'switchUp$' | 'portStatus$'>) {
-    events.switchUp$.subscribe((e) => this.replace(e.dpid, new Map(e.ports.map((p) => [p.name, p.portNo]))));
+    events.switchUp$.subscribe((e) => {
+      const ports = new Map(e.ports.map((p) => [p.name, p.portNo]));
+      // a reconnect with the ports it had changes nothing: no app recomputes (a storm of them would each time)
+      if (!sameNumbers(this.subject.value.get(e.dpid), ports)) this.replace(e.dpid, ports);
+    });
     events.portStatus$.subscribe((e) => {
       const { name, portNo } = e.message.desc;
       const known = this.subject.value.get(e.dpid);
@@ -27,4 +31,10 @@ export class SwitchPortPlacement implements PortPlacement {
     next.set(dpid, ports);
     this.subject.next(next);
   }
+}
+
+function sameNumbers(known: ReadonlyMap<string, number> | undefined, ports: ReadonlyMap<string, number>): boolean {
+  if (known?.size !== ports.size) return false;
+  for (const [name, portNo] of ports) if (known.get(name) !== portNo) return false;
+  return true;
 }

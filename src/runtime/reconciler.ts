@@ -57,7 +57,24 @@ export interface ReconcilerOptions {
   bundleProbeTimeoutMs?: number;
   /** when set, a switch is written to only while its gate is open (this controller is its master); opening syncs it by diff */
   gate?: WriteGate;
+  /**
+   * Full syncs (flow and group dump, diff, the difference sent) running at once (default 32); the
+   * others wait their turn in the state 'queued'. A reconnect storm of a thousand switches then
+   * queues instead of dumping every table at once, where the dumps outlast the request timeout.
+   */
+  maxConcurrentFullSyncs?: number;
+  /** a sync that failed (timeout, closed buffer) is retried by a full sync after this delay, doubled per failure up to `retryMaxMs` (default 500) */
+  retryInitialMs?: number;
+  /** the longest wait between retries (default 30000) */
+  retryMaxMs?: number;
 }
+
+/**
+ * Where a switch's sync stands: 'queued' waits for a full sync slot, 'full' reads and diffs it,
+ * 'incremental' sends a change, 'backoff' waits to retry a failed sync, 'idle' has nothing to send
+ * (in sync as far as the controller knows), 'down' has no session.
+ */
+export type SwitchSyncState = 'down' | 'queued' | 'full' | 'incremental' | 'backoff' | 'idle';
 
 export type SyncKind = 'full' | 'incremental';
 
@@ -154,9 +171,15 @@ interface SwitchSync {
   readonly pending: Map<bigint, Pending<Flow>>;
   /** owner cookie → the change to its groups since the last batch */
   readonly pendingGroups: Map<bigint, Pending<Group>>;
-  /** after a failed batch the next change re-reads the switch once; a failed retry is not retried */
+  /** after a batch with rejected mods the next change re-reads the switch once; a failed retry is not retried (a sync that throws is retried with backoff instead) */
   retry: 'none' | 'armed' | 'retrying' | 'exhausted';
   running: Promise<void> | undefined;
+  /** what the worker is doing now (not 'down', 'backoff' or 'idle': those follow from the fields) */
+  phase: 'queued' | 'full' | 'incremental' | undefined;
+  /** syncs failed in a row (thrown, not rejected flow-mods): sets the backoff */
+  failures: number;
+  /** the retry after a failed sync, while it waits */
+  backoff: NodeJS.Timeout | undefined;
 }
 
 /** Every flow of every table, with its counters: what a full sync compares with. */
@@ -213,6 +236,11 @@ export class Reconciler {
   private readonly subscriptions: Subscription[] = [];
   private readonly log: Logger;
   private readonly maxBundleMessages: number;
+  private readonly maxConcurrentFullSyncs: number;
+  /** full syncs holding a slot */
+  private fullSyncsRunning = 0;
+  /** switches waiting for a full sync slot, first come first served, each with its grant */
+  private readonly fullSyncQueue = new Map<SwitchSync, (handed: boolean) => void>();
   private nextBundleId = 1;
 
   /** rejected flow-mods and failed syncs, each also logged */
@@ -227,6 +255,8 @@ export class Reconciler {
   ) {
     this.log = options.log.child({ component: 'reconciler' });
     this.maxBundleMessages = options.maxBundleMessages ?? 4096;
+    this.maxConcurrentFullSyncs = options.maxConcurrentFullSyncs ?? 32;
+    if (!(this.maxConcurrentFullSyncs >= 1)) throw new RangeError(`maxConcurrentFullSyncs must be at least 1, got ${this.maxConcurrentFullSyncs}`);
   }
 
   start(): void {
@@ -240,8 +270,22 @@ export class Reconciler {
 
   stop(): void {
     for (const s of this.subscriptions.splice(0)) s.unsubscribe();
+    for (const sync of this.syncs.values()) clearTimeout(sync.backoff);
     this.errorSubject.complete();
     this.reportSubject.complete();
+  }
+
+  /** Where the sync of `dpid` stands; undefined for a switch never seen. */
+  state(dpid: bigint): SwitchSyncState | undefined {
+    const sync = this.syncs.get(dpid);
+    if (!sync) return undefined;
+    if (!sync.session) return 'down';
+    return sync.phase ?? (sync.backoff ? 'backoff' : 'idle');
+  }
+
+  /** Full syncs running and waiting for a slot, over all switches (for metrics). */
+  fullSyncs(): { running: number; queued: number } {
+    return { running: this.fullSyncsRunning, queued: this.fullSyncQueue.size };
   }
 
   /** Resolves when nothing is being sent to `dpid` (for tests and the control endpoint). */
@@ -250,18 +294,30 @@ export class Reconciler {
   }
 
   private onSwitchUp(e: SwitchUpEvent): void {
-    const sync: SwitchSync = this.syncs.get(e.dpid) ?? { dpid: e.dpid, session: undefined, full: true, pending: new Map(), pendingGroups: new Map(), retry: 'none', running: undefined };
+    const sync: SwitchSync = this.syncs.get(e.dpid) ?? {
+      dpid: e.dpid, session: undefined, full: true, pending: new Map(), pendingGroups: new Map(), retry: 'none', running: undefined, phase: undefined, failures: 0, backoff: undefined,
+    };
     sync.session = e.session;
     sync.full = true;
     clearPending(sync);
     sync.retry = 'none';
+    sync.failures = 0;
+    this.cancelBackoff(sync);
     this.syncs.set(e.dpid, sync);
     this.kick(sync);
   }
 
   private onSwitchDown(e: SwitchDownEvent): void {
     const sync = this.syncs.get(e.dpid);
-    if (sync?.session === e.session) sync.session = undefined;
+    if (sync?.session !== e.session) return;
+    sync.session = undefined;
+    this.cancelBackoff(sync);
+    // a switch that went while waiting for its slot leaves the queue (its worker then ends)
+    const grant = this.fullSyncQueue.get(sync);
+    if (grant) {
+      this.fullSyncQueue.delete(sync);
+      grant(false);
+    }
   }
 
   private mayWrite(sync: SwitchSync, session: SwitchSession): boolean {
@@ -276,12 +332,13 @@ export class Reconciler {
     clearPending(sync);
     if (!c.writable) return;
     sync.retry = 'none';
+    this.cancelBackoff(sync);
     this.kick(sync);
   }
 
   private onChange(c: DesiredChange): void {
     const sync = this.syncs.get(c.dpid);
-    // A switch that is down, or whose full sync has not read it yet, gets this change with that read.
+    // A switch that is down, or whose full sync has not read it yet (queued, or waiting to retry), gets this change with that read.
     if (!sync?.session || sync.full) return;
     if (sync.retry === 'armed') {
       sync.retry = 'retrying';
@@ -306,11 +363,20 @@ export class Reconciler {
 
   private async run(sync: SwitchSync): Promise<void> {
     while (sync.session && (sync.full || sync.pending.size > 0 || sync.pendingGroups.size > 0) && this.mayWrite(sync, sync.session)) {
-      const session = sync.session;
       const kind: SyncKind = sync.full ? 'full' : 'incremental';
+      if (kind === 'full') {
+        if (!(await this.fullSyncSlot(sync))) continue; // the switch went while it waited
+        if (!sync.session || !this.mayWrite(sync, sync.session)) {
+          this.releaseFullSyncSlot();
+          continue;
+        }
+      }
+      const session = sync.session;
+      sync.phase = kind;
       try {
         if (kind === 'full') await this.fullSync(sync, session);
         else await this.incrementalSync(sync, session);
+        sync.failures = 0;
       } catch (e) {
         if (e instanceof SessionClosedError || sync.session !== session) {
           this.log.debug({ dpid: formatDpid(sync.dpid), kind }, 'switch went away during sync; its next session syncs from scratch');
@@ -324,11 +390,58 @@ export class Reconciler {
           clearPending(sync);
           continue;
         }
-        sync.full = false; // no immediate re-run: the retry waits for the next change
-        this.settle(sync, 1);
-        this.report(new ReconcileError(`${kind} sync failed: ${(e as Error)?.message ?? String(e)}`, kind, undefined, { dpid: sync.dpid, remote: session.remote }, e));
+        // the switch's state is unknown: re-read it after a pause, the changes until then folded into that read
+        sync.full = true;
+        clearPending(sync);
+        const delayMs = this.retryDelayMs(sync.failures++);
+        this.report(new ReconcileError(`${kind} sync failed (retrying with a full sync in ${delayMs} ms): ${(e as Error)?.message ?? String(e)}`, kind, undefined, { dpid: sync.dpid, remote: session.remote }, e));
+        sync.backoff = setTimeout(() => {
+          sync.backoff = undefined;
+          this.kick(sync);
+        }, delayMs);
+        return;
+      } finally {
+        sync.phase = undefined;
+        if (kind === 'full') this.releaseFullSyncSlot();
       }
     }
+  }
+
+  /**
+   * Waits for a full sync slot, in the state 'queued' when all are taken. True once the slot is
+   * this switch's (the caller releases it); false when the switch went meanwhile.
+   */
+  private async fullSyncSlot(sync: SwitchSync): Promise<boolean> {
+    if (this.fullSyncsRunning < this.maxConcurrentFullSyncs) {
+      this.fullSyncsRunning++;
+      return true;
+    }
+    sync.phase = 'queued';
+    this.log.debug({ dpid: formatDpid(sync.dpid), running: this.fullSyncsRunning, queued: this.fullSyncQueue.size + 1 }, 'full sync queued');
+    const handed = await new Promise<boolean>((grant) => this.fullSyncQueue.set(sync, grant));
+    sync.phase = undefined;
+    return handed;
+  }
+
+  /** Hands the slot to the first switch waiting, or frees it. */
+  private releaseFullSyncSlot(): void {
+    for (const [sync, grant] of this.fullSyncQueue) {
+      this.fullSyncQueue.delete(sync);
+      grant(true);
+      return;
+    }
+    this.fullSyncsRunning--;
+  }
+
+  /** The pause before retry `attempt` (0 for the first): doubled per failure, capped. */
+  private retryDelayMs(attempt: number): number {
+    const initial = this.options.retryInitialMs ?? 500;
+    return Math.min(this.options.retryMaxMs ?? 30_000, initial * 2 ** Math.min(attempt, 30));
+  }
+
+  private cancelBackoff(sync: SwitchSync): void {
+    clearTimeout(sync.backoff);
+    sync.backoff = undefined;
   }
 
   /** Updates the retry state after a batch: a failure arms one retry, a failed retry gives up until reconnect. */

@@ -84,6 +84,8 @@ test('switch, port, drop and ACL series: values after a sync, a poll, a second s
   t.deepEqual(samples(text, 'zonemesh_flow_mods_sent_total', { ...hv1, command: 'delete' }), []);
   t.is(sampleValue(text, 'zonemesh_reconcile_runs_total', { ...hv1, kind: 'full', via: 'barrier' }), 1);
   t.is(sampleValue(text, 'zonemesh_reconcile_duration_seconds_count', { kind: 'full', via: 'barrier' }), 1);
+  t.is(sampleValue(text, 'zonemesh_full_syncs', { state: 'running' }), 0, 'the full sync is over');
+  t.is(sampleValue(text, 'zonemesh_full_syncs', { state: 'queued' }), 0);
   t.is(sampleValue(text, 'zonemesh_switch_flows_desired', hv1), runtime.desired.count(HV1));
   t.is(sampleValue(text, 'zonemesh_switch_up', hv1), 1);
   t.is(sampleValue(text, 'zonemesh_switch_up', hv2), 0, 'a model hypervisor not connected is 0');

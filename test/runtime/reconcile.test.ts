@@ -5,7 +5,7 @@ import { silentLogger } from '../../src/controller';
 import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type GroupMod, type OfMessage } from '../../src/openflow';
 import { FlowBuilder, Pipeline, appOfGroup, bucket, flowKey, flowMod, groupIdOf, makeCookie, type Flow, type Group, type MatchSpec } from '../../src/sdk';
 import { FakeSwitch, type FakeSwitchOptions } from '../../src/testing';
-import { next, startController, until } from '../controller/util';
+import { delay, next, startController, until } from '../controller/util';
 
 const DPID = 0xabn;
 const APP_ID = 10;
@@ -498,4 +498,112 @@ test('a group handed from one owner to another in one batch is modified, not add
   t.like(await handed, { kind: 'incremental', groupMods: 1, errors: 0 });
   t.is(modsReceived(s.sw).map(describeMod).at(-1), `group modify ${VIP_GROUP}`);
   t.is(s.sw.groupTable.groups()[0]!.buckets.length, 2);
+});
+
+/**
+ * `n` switches (dpids 1..n) of a reconciler with the given options, desired [A1, A2] each, whose
+ * full syncs' flow reads are held (recorded, not answered) until `answer` replies to them.
+ */
+async function storm(t: ExecutionContext, n: number, options: Partial<ReconcilerOptions>, controllerOptions: { requestTimeoutMs?: number } = {}) {
+  const { controller, port } = await startController(t, controllerOptions);
+  const desired = new DesiredState();
+  const reconciler = new Reconciler(controller, desired, { ownedApps: new Set([1, APP_ID]), log: silentLogger(), bundles: false, ...options });
+  reconciler.start();
+  t.teardown(() => reconciler.stop());
+  const reports: SyncReport[] = [];
+  const errors: ReconcileError[] = [];
+  reconciler.synced$.subscribe((r) => reports.push(r));
+  reconciler.errors$.subscribe((e) => errors.push(e));
+  const switches = Array.from({ length: n }, (_, i) => new FakeSwitch({ dpid: BigInt(i + 1), errorFor: noBundles }));
+  for (const sw of switches) {
+    t.teardown(() => sw.close());
+    desired.set(sw.dpid, A1.cookie, [A1, A2]);
+  }
+  const byDpid = new Map(switches.map((sw) => [sw.dpid, sw]));
+  // the handshake's PORT_DESC is answered; the reconciler's reads, after switch-up, are held
+  controller.switchUp$.subscribe((e) => byDpid.get(e.dpid)!.unanswered.add('MULTIPART_REQUEST'));
+  controller.switchDown$.subscribe((e) => byDpid.get(e.dpid)!.unanswered.clear());
+  const flowReads = (sw: FakeSwitch) => sw.received.filter((m): m is OfMessage & { type: 'MULTIPART_REQUEST' } => m.type === 'MULTIPART_REQUEST' && m.body.mpType === 'FLOW');
+  const answered = new Set<OfMessage>();
+  /** answers every held flow read (the switch's table is empty) and stops holding that switch's reads */
+  const answer = (sw: FakeSwitch) => {
+    for (const read of flowReads(sw).filter((r) => !answered.has(r))) {
+      answered.add(read);
+      sw.unanswered.clear();
+      sw.send({ type: 'MULTIPART_REPLY', xid: read.xid, flags: 0, body: { mpType: 'FLOW', flows: [] } });
+    }
+  };
+  const fullReports = () => reports.filter((r) => r.kind === 'full').length;
+  return { controller, port, reconciler, switches, reports, errors, flowReads, answer, fullReports };
+}
+
+test('a reconnect storm queues: at most maxConcurrentFullSyncs read at once, the rest wait as queued, and every switch ends in sync', async (t) => {
+  const s = await storm(t, 30, { maxConcurrentFullSyncs: 4 });
+  await Promise.all(s.switches.map((sw) => sw.connect({ transport: 'tcp', port: s.port })));
+  const reading = () => s.switches.filter((sw) => s.flowReads(sw).length > 0);
+  await until(() => reading().length === 4 && s.switches.every((sw) => s.reconciler.state(sw.dpid) !== undefined));
+  await delay(100); // time for a fifth read, were the limit not kept
+  t.is(reading().length, 4, 'four flow reads sent, no more');
+  t.deepEqual(s.reconciler.fullSyncs(), { running: 4, queued: 26 });
+  const states = s.switches.map((sw) => s.reconciler.state(sw.dpid));
+  t.is(states.filter((x) => x === 'full').length, 4);
+  t.is(states.filter((x) => x === 'queued').length, 26);
+
+  // answer the reads as they come: never more than four syncs between their read and their report
+  let mostAtOnce = 0;
+  while (s.fullReports() < 30) {
+    const inFlight = reading().length - s.fullReports();
+    mostAtOnce = Math.max(mostAtOnce, inFlight);
+    for (const sw of reading()) s.answer(sw);
+    await delay(5);
+  }
+  t.is(mostAtOnce, 4);
+  t.is(s.errors.length, 0);
+  for (const sw of s.switches) {
+    t.deepEqual(tableOf(sw), desiredOf([A1, A2]), `switch ${sw.dpid} in sync`);
+    t.is(s.reconciler.state(sw.dpid), 'idle');
+    t.is(s.flowReads(sw).length, 1, 'one read each');
+  }
+  t.deepEqual(s.reconciler.fullSyncs(), { running: 0, queued: 0 });
+});
+
+test('a switch that goes while queued leaves the queue; it is synced when it comes back', async (t) => {
+  const s = await storm(t, 2, { maxConcurrentFullSyncs: 1 });
+  const [first, second] = s.switches as [FakeSwitch, FakeSwitch];
+  await first.connect({ transport: 'tcp', port: s.port });
+  await until(() => s.flowReads(first).length === 1);
+  await second.connect({ transport: 'tcp', port: s.port });
+  await until(() => s.reconciler.state(second.dpid) === 'queued');
+  second.disconnect();
+  await until(() => s.reconciler.state(second.dpid) === 'down');
+  t.deepEqual(s.reconciler.fullSyncs(), { running: 1, queued: 0 });
+  s.answer(first);
+  await until(() => s.fullReports() === 1);
+  t.deepEqual(s.reconciler.fullSyncs(), { running: 0, queued: 0 }, 'the slot is free again');
+  t.is(s.flowReads(second).length, 0, 'the switch that went was never read');
+
+  await second.connect({ transport: 'tcp', port: s.port });
+  await until(() => s.flowReads(second).length === 1);
+  s.answer(second);
+  await until(() => s.fullReports() === 2);
+  t.deepEqual(tableOf(second), desiredOf([A1, A2]));
+});
+
+test('a full sync that fails is retried with growing backoff without waiting for a change, and then syncs', async (t) => {
+  const s = await storm(t, 1, { retryInitialMs: 50 }, { requestTimeoutMs: 200 });
+  const sw = s.switches[0]!;
+  await sw.connect({ transport: 'tcp', port: s.port });
+  await until(() => s.errors.length === 1);
+  t.is(s.reconciler.state(sw.dpid), 'backoff');
+  t.like(s.errors[0], { kind: 'full', dpid: sw.dpid });
+  t.regex(s.errors[0]!.message, /full sync failed \(retrying with a full sync in 50 ms\).*no reply within 200 ms/);
+  await until(() => s.errors.length === 2, 3_000);
+  t.regex(s.errors[1]!.message, /in 100 ms/, 'the second wait is twice the first');
+  await until(() => s.flowReads(sw).length === 3, 3_000);
+  s.answer(sw);
+  await until(() => s.fullReports() === 1);
+  t.like(s.reports[0], { kind: 'full', adds: 2, errors: 0 });
+  t.deepEqual(tableOf(sw), desiredOf([A1, A2]));
+  t.is(s.reconciler.state(sw.dpid), 'idle');
+  t.is(s.errors.length, 2);
 });
