@@ -38,11 +38,14 @@ let model: NetworkModel;
 /** the VMs that serve: every backend of a load balancer */
 const backendNames = (m: NetworkModel) => [...new Set(m.loadBalancers.flatMap((lb) => lb.backends.map((b) => b.port)))];
 
-/** Starts SERVER in a backend VM; resolves once it listens. */
-async function startServer(name: string, port: number): Promise<void> {
+/** Starts SERVER in a backend VM; resolves, once it listens, with when it said so. */
+async function startServer(name: string, port: number): Promise<number> {
   const vm = scenario!.state().vms[name]!;
-  servers.set(`${name}:${port}`, spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-c', SERVER, vm.ip, String(port), name], { stdio: 'ignore' }));
-  await waitFor(`${name}'s server on ${port}`, async () => (await run('ip', ['netns', 'exec', vm.netns, 'ss', '-Hltn', `sport = :${port}`])).stdout, (out) => out.includes(`${vm.ip}:${port}`), { timeoutMs: 10_000, intervalMs: 100 });
+  const server = spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-c', SERVER, vm.ip, String(port), name], { stdio: ['ignore', 'pipe', 'ignore'] });
+  servers.set(`${name}:${port}`, server);
+  const [line] = (await once(createInterface({ input: server.stdout! }), 'line', { signal: AbortSignal.timeout(10_000) })) as string[];
+  if (line !== 'listening') throw new Error(`${name}'s server on ${port} said ${line}`);
+  return Date.now();
 }
 
 test.before(async () => {
@@ -50,11 +53,11 @@ test.before(async () => {
   copyFileSync(join(REPO_ROOT, 'models', 'load-balancer.yaml'), modelFile);
   model = loadModelFile(modelFile);
   scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmlb' });
-  controller = await startController(modelFile, scenario.hypervisorsJson, { apps: APPS });
   // the denied VIP's backend listens too: what stops its connections is the ACL, not a closed port
   const listeners = [...backendNames(model).map((name) => ({ name, port: BACKEND_PORT })), { name: 'app-a2', port: DENIED_PORT }];
-  // listening, before any client connects
+  // listening before the first health check (a refused one would take the backend out for a while) and any client
   await Promise.all(listeners.map(({ name, port }) => startServer(name, port)));
+  controller = await startController(modelFile, scenario.hypervisorsJson, { apps: APPS });
 });
 
 test.after.always(async () => {
@@ -86,7 +89,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
-Server((ip, port), Handler).serve_forever()
+server = Server((ip, port), Handler)
+print('listening', flush=True)
+server.serve_forever()
 `;
 
 /** New connections, one request each, from a client VM to VIP:80: who answered, and what failed. */
@@ -177,6 +182,7 @@ test.serial("distribution: 400 new connections from a client in each zone are sp
     for (const [name, n] of Object.entries(r.served)) total[name] = (total[name] ?? 0) + n;
   });
   const backends = ['app-a1', 'app-a2', 'app-b1', 'app-b2'];
+  t.deepEqual(healthChanges().filter((c) => c.state !== 'up'), [], 'the spread VIP is health-checked: every backend stayed in rotation');
   t.deepEqual(Object.keys(total).sort(), backends, "every backend served some, and only blue's");
   const equal = sum(total) / backends.length;
   for (const b of backends) t.true(Math.abs(total[b]! - equal) <= 0.2 * equal, `${b} served ${total[b]} of ${sum(total)}: within ±20 % of ${equal}`);
@@ -305,14 +311,16 @@ function startLoad(client: string, vip: string, opts: { rate: number; held: numb
   };
 }
 
-/** When the load balancer applied `backend`'s transition to `state` (after `since`), from the controller's log. */
+/** the backends' health transitions the load balancer applied, from the controller's log */
+const healthChanges = () =>
+  readFileSync(controller!.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('load-balancer backend health changed'))
+    .map((l) => JSON.parse(l) as { time: number; loadBalancer: string; backend: string; state: string; reason?: string });
+
+/** When the load balancer applied `backend`'s transition to `state` (after `since`). */
 async function healthChanged(backend: string, state: 'up' | 'down', since: number): Promise<number> {
-  const changes = async () =>
-    readFileSync(controller!.logFile, 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('load-balancer backend health changed'))
-      .map((l) => JSON.parse(l) as { time: number; loadBalancer: string; backend: string; state: string });
-  const found = await waitFor(`${backend} ${state}`, async () => (await changes()).find((c) => c.loadBalancer === 'spread' && c.backend === backend && c.state === state && c.time >= since), (c) => c !== undefined, { timeoutMs: 10_000, intervalMs: 50 });
+  const found = await waitFor(`${backend} ${state}`, async () => healthChanges().find((c) => c.loadBalancer === 'spread' && c.backend === backend && c.state === state && c.time >= since), (c) => c !== undefined, { timeoutMs: 10_000, intervalMs: 50 });
   return found!.time;
 }
 
@@ -345,8 +353,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
     const killedDown = (await healthChanged(VICTIM, 'down', killedAt)) - killedAt;
     await loadPast(killedAt + killedDown + 1000);
 
-    const restartedAt = Date.now();
-    await startServer(VICTIM, BACKEND_PORT);
+    const restartedAt = await startServer(VICTIM, BACKEND_PORT);
     const restartedIn = await backIn(restartedAt);
 
     // its VM silenced (eth0 down): each check times out
@@ -372,7 +379,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
       t.log(`${w.what}: down in ${detected} ms; ${failed.length} failed requests, the last started ${Math.round(last)} ms after (bound ${w.bound} ms)`);
       t.true(last <= w.bound, `${w.what}: no failed request started later than ${w.bound} ms after`);
     }
-    t.log(`back in rotation ${Math.round(restartedIn)} ms after the server's restart, ${Math.round(revivedIn)} ms after the VM's interface came up (bound ${upBound} ms)`);
+    t.log(`back in rotation ${Math.round(restartedIn)} ms after the restarted server listened, ${Math.round(revivedIn)} ms after the VM's interface came up (bound ${upBound} ms)`);
     t.true(restartedIn <= upBound, `restarted server serving within ${upBound} ms`);
     t.true(revivedIn <= upBound, `revived VM serving within ${upBound} ms`);
     // failures only where a failure was: none at steady state or after the restart
