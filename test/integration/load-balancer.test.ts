@@ -17,6 +17,7 @@ import { affinityCookie } from '../../src/apps/load-balancer';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import type { ChildProcess } from 'node:child_process';
 import { OVERLAY_APPS, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController, type TunnelFrame } from '../helpers/overlay';
+import { type Served, newConnections, startNameServer } from '../helpers/name-servers';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
@@ -38,14 +39,11 @@ let model: NetworkModel;
 /** the VMs that serve: every backend of a load balancer */
 const backendNames = (m: NetworkModel) => [...new Set(m.loadBalancers.flatMap((lb) => lb.backends.map((b) => b.port)))];
 
-/** Starts SERVER in a backend VM; resolves, once it listens, with when it said so. */
+/** Starts a name server in a backend VM; resolves, once it listens, with when it said so. */
 async function startServer(name: string, port: number): Promise<number> {
-  const vm = scenario!.state().vms[name]!;
-  const server = spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-c', SERVER, vm.ip, String(port), name], { stdio: ['ignore', 'pipe', 'ignore'] });
-  servers.set(`${name}:${port}`, server);
-  const [line] = (await once(createInterface({ input: server.stdout! }), 'line', { signal: AbortSignal.timeout(10_000) })) as string[];
-  if (line !== 'listening') throw new Error(`${name}'s server on ${port} said ${line}`);
-  return Date.now();
+  const server = await startNameServer(scenario!, name, port);
+  servers.set(`${name}:${port}`, server.process);
+  return server.listeningAt;
 }
 
 test.before(async () => {
@@ -69,57 +67,10 @@ test.after.always(async () => {
   }
 });
 
-/**
- * A backend: answers every GET with its name, a thread per connection, HTTP/1.1 (a client may keep
- * its connection for more requests), no log. Not http.server's CLI: it looks its address up in DNS before listening,
- * which in a VM with a default route and no resolver waits for the resolver's timeouts.
- */
-const SERVER = `
-import http.server, socketserver, sys
-ip, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *args):
-        pass
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-server = Server((ip, port), Handler)
-print('listening', flush=True)
-server.serve_forever()
-`;
-
-/** New connections, one request each, from a client VM to VIP:80: who answered, and what failed. */
-const CLIENT = `
-import http.client, json, sys
-vip, n, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-served, failures = {}, []
-for _ in range(n):
-    try:
-        c = http.client.HTTPConnection(vip, 80, timeout=timeout)
-        c.request('GET', '/name')
-        body = c.getresponse().read().decode()
-        c.close()
-        served[body] = served.get(body, 0) + 1
-    except Exception as e:
-        failures.append(repr(e))
-print(json.dumps({'served': served, 'failures': failures}))
-`;
-
-interface Served {
-  served: Record<string, number>;
-  failures: string[];
-}
-
-async function requests(client: string, vip: string, n: number, timeoutSeconds = 5): Promise<Served> {
-  const netns = scenario!.state().vms[client]!.netns;
-  const { stdout } = await run('ip', ['netns', 'exec', netns, 'python3', '-c', CLIENT, vip, String(n), String(timeoutSeconds)], { timeoutMs: 90_000 });
-  return JSON.parse(stdout) as Served;
+/** New connections from a client VM to VIP:80, one request each: who answered, and what failed. */
+async function requests(client: string, vip: string, n: number, timeoutSeconds = 5): Promise<Pick<Served, 'served' | 'failures'>> {
+  const { served, failures } = await newConnections(scenario!, client, [`${vip}:80`], n, timeoutSeconds);
+  return { served, failures };
 }
 
 const hvOf = (port: string) => model.hypervisors.find((h) => h.name === model.ports.find((p) => p.name === port)!.hypervisor)!;
