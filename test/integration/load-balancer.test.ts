@@ -1,24 +1,29 @@
 /**
  * Load balancers on real OVS (docs/load-balancers.md), on the multi-zone Mininet scenario with
- * models/load-balancer.yaml and the controller running the overlay apps plus load-balancer. VPC
- * blue's four backends (two per zone) each run a tiny HTTP server that answers its own name; VPC red
- * reuses blue's CIDRs and first VIP with a backend of its own. One scenario for every test; serial:
- * the affinity test restarts the controller and the last test edits the model.
+ * models/load-balancer.yaml and the controller running the overlay apps plus lb-health and
+ * load-balancer. VPC blue's four backends (two per zone) each run a tiny HTTP server that answers its
+ * own name; VPC red reuses blue's CIDRs and first VIP with a backend of its own. The spread VIP is
+ * health-checked every second: the failover test kills a backend's server, then silences its VM,
+ * under load. One scenario for every test; serial: the failover test restores the backend, the
+ * affinity test restarts the controller and the last test edits the model.
  */
 import test from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { parseDocument, isMap, isSeq } from 'yaml';
 import { affinityCookie } from '../../src/apps/load-balancer';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import type { ChildProcess } from 'node:child_process';
 import { OVERLAY_APPS, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController, type TunnelFrame } from '../helpers/overlay';
+import { type Served, newConnections, startNameServer } from '../helpers/name-servers';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
 const dir = join(TEST_STATE_DIR, 'load-balancer');
 const modelFile = join(dir, 'model.yaml');
-const APPS = [...OVERLAY_APPS, 'load-balancer'];
+const APPS = [...OVERLAY_APPS, 'lb-health', 'load-balancer'];
 const BACKEND_PORT = 8080;
 const VIP = { spread: '10.1.1.100', local: '10.1.1.101', sticky: '10.1.1.102', denied: '10.1.1.103' } as const;
 /** the denied VIP's backend port, which no ACL rule opens */
@@ -27,34 +32,34 @@ const REQUESTS = 400;
 
 let scenario: OverlayScenario | undefined;
 let controller: RunningController | undefined;
-const servers: ChildProcess[] = [];
+/** each backend's server, by `name:port` */
+const servers = new Map<string, ChildProcess>();
 let model: NetworkModel;
 
 /** the VMs that serve: every backend of a load balancer */
 const backendNames = (m: NetworkModel) => [...new Set(m.loadBalancers.flatMap((lb) => lb.backends.map((b) => b.port)))];
+
+/** Starts a name server in a backend VM; resolves, once it listens, with when it said so. */
+async function startServer(name: string, port: number): Promise<number> {
+  const server = await startNameServer(scenario!, name, port);
+  servers.set(`${name}:${port}`, server.process);
+  return server.listeningAt;
+}
 
 test.before(async () => {
   mkdirSync(dir, { recursive: true });
   copyFileSync(join(REPO_ROOT, 'models', 'load-balancer.yaml'), modelFile);
   model = loadModelFile(modelFile);
   scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmlb' });
-  controller = await startController(modelFile, scenario.hypervisorsJson, { apps: APPS });
-  const state = scenario.state();
   // the denied VIP's backend listens too: what stops its connections is the ACL, not a closed port
   const listeners = [...backendNames(model).map((name) => ({ name, port: BACKEND_PORT })), { name: 'app-a2', port: DENIED_PORT }];
-  for (const { name, port } of listeners) {
-    const vm = state.vms[name]!;
-    servers.push(spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-c', SERVER, vm.ip, String(port), name], { stdio: 'ignore' }));
-  }
-  for (const { name, port } of listeners) {
-    const vm = state.vms[name]!;
-    // listening, before any client connects
-    await waitFor(`${name}'s server on ${port}`, async () => (await run('ip', ['netns', 'exec', vm.netns, 'ss', '-Hltn', `sport = :${port}`])).stdout, (out) => out.includes(`${vm.ip}:${port}`), { timeoutMs: 10_000, intervalMs: 100 });
-  }
+  // listening before the first health check (a refused one would take the backend out for a while) and any client
+  await Promise.all(listeners.map(({ name, port }) => startServer(name, port)));
+  controller = await startController(modelFile, scenario.hypervisorsJson, { apps: APPS });
 });
 
 test.after.always(async () => {
-  for (const s of servers) s.kill('SIGKILL');
+  for (const s of servers.values()) s.kill('SIGKILL');
   try {
     await controller?.stop();
   } finally {
@@ -62,54 +67,10 @@ test.after.always(async () => {
   }
 });
 
-/**
- * A backend: answers every GET with its name, a thread per connection, HTTP/1.0 (one request per
- * connection), no log. Not http.server's CLI: it looks its address up in DNS before listening,
- * which in a VM with a default route and no resolver waits for the resolver's timeouts.
- */
-const SERVER = `
-import http.server, socketserver, sys
-ip, port, name = sys.argv[1], int(sys.argv[2]), sys.argv[3].encode()
-class Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header('Content-Length', str(len(name)))
-        self.end_headers()
-        self.wfile.write(name)
-    def log_message(self, *args):
-        pass
-class Server(socketserver.ThreadingTCPServer):
-    allow_reuse_address = True
-    daemon_threads = True
-Server((ip, port), Handler).serve_forever()
-`;
-
-/** New connections, one request each, from a client VM to VIP:80: who answered, and what failed. */
-const CLIENT = `
-import http.client, json, sys
-vip, n, timeout = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-served, failures = {}, []
-for _ in range(n):
-    try:
-        c = http.client.HTTPConnection(vip, 80, timeout=timeout)
-        c.request('GET', '/name')
-        body = c.getresponse().read().decode()
-        c.close()
-        served[body] = served.get(body, 0) + 1
-    except Exception as e:
-        failures.append(repr(e))
-print(json.dumps({'served': served, 'failures': failures}))
-`;
-
-interface Served {
-  served: Record<string, number>;
-  failures: string[];
-}
-
-async function requests(client: string, vip: string, n: number, timeoutSeconds = 5): Promise<Served> {
-  const netns = scenario!.state().vms[client]!.netns;
-  const { stdout } = await run('ip', ['netns', 'exec', netns, 'python3', '-c', CLIENT, vip, String(n), String(timeoutSeconds)], { timeoutMs: 90_000 });
-  return JSON.parse(stdout) as Served;
+/** New connections from a client VM to VIP:80, one request each: who answered, and what failed. */
+async function requests(client: string, vip: string, n: number, timeoutSeconds = 5): Promise<Pick<Served, 'served' | 'failures'>> {
+  const { served, failures } = await newConnections(scenario!, client, [`${vip}:80`], n, timeoutSeconds);
+  return { served, failures };
 }
 
 const hvOf = (port: string) => model.hypervisors.find((h) => h.name === model.ports.find((p) => p.name === port)!.hypervisor)!;
@@ -172,6 +133,7 @@ test.serial("distribution: 400 new connections from a client in each zone are sp
     for (const [name, n] of Object.entries(r.served)) total[name] = (total[name] ?? 0) + n;
   });
   const backends = ['app-a1', 'app-a2', 'app-b1', 'app-b2'];
+  t.deepEqual(healthChanges().filter((c) => c.state !== 'up'), [], 'the spread VIP is health-checked: every backend stayed in rotation');
   t.deepEqual(Object.keys(total).sort(), backends, "every backend served some, and only blue's");
   const equal = sum(total) / backends.length;
   for (const b of backends) t.true(Math.abs(total[b]! - equal) <= 0.2 * equal, `${b} served ${total[b]} of ${sum(total)}: within ±20 % of ${equal}`);
@@ -209,6 +171,187 @@ test.serial("ACLs apply after the translation: web may open app's 8080 only, so 
   t.deepEqual(r.served, {});
   t.is(r.failures.length, 2);
   for (const f of r.failures) t.regex(f, /timed out/, 'dropped (no reset from the listening backend): the ACL of the real port');
+});
+
+/**
+ * The failover client: first `held` HTTP/1.1 connections through the VIP to backends other than
+ * `avoid`, kept open; then a new connection every 1/rate s (one request, timeout 1 s, each in its
+ * own thread), while each held connection asks again every second, until stdin closes. One JSON
+ * line per event (times in seconds since the epoch).
+ */
+const LOAD = `
+import http.client, json, sys, threading, time
+vip, rate, held_count, avoid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+lock = threading.Lock()
+def emit(event):
+    with lock:
+        print(json.dumps(event), flush=True)
+def get(conn):
+    conn.request('GET', '/name')
+    return conn.getresponse().read().decode()
+held = []
+while len(held) < held_count:
+    conn = http.client.HTTPConnection(vip, 80, timeout=2)
+    name = get(conn)
+    if name == avoid:
+        conn.close()
+    else:
+        held.append((conn, name))
+emit({'kind': 'ready', 'held': [name for _, name in held]})
+stopping = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stopping.set()), daemon=True).start()
+def new_connection():
+    at = time.time()
+    try:
+        conn = http.client.HTTPConnection(vip, 80, timeout=1)
+        emit({'kind': 'new', 'at': at, 'served': get(conn)})
+        conn.close()
+    except Exception as e:
+        emit({'kind': 'new', 'at': at, 'error': repr(e)})
+def ask_held():
+    alive = list(enumerate(held))
+    while alive and not stopping.is_set():
+        for i, (conn, name) in list(alive):
+            at = time.time()
+            try:
+                emit({'kind': 'held', 'at': at, 'conn': i, 'backend': name, 'served': get(conn)})
+            except Exception as e:
+                emit({'kind': 'held', 'at': at, 'conn': i, 'backend': name, 'error': repr(e)})
+                alive.remove((i, (conn, name)))
+            stopping.wait(1 / len(held))
+asker = threading.Thread(target=ask_held)
+asker.start()
+workers, start = [], time.time()
+while not stopping.is_set():
+    worker = threading.Thread(target=new_connection)
+    worker.start()
+    workers.append(worker)
+    stopping.wait(max(0, start + len(workers) / rate - time.time()))
+for worker in workers + [asker]:
+    worker.join()
+`;
+
+type LoadEvent =
+  | { kind: 'ready'; held: string[] }
+  | { kind: 'new'; at: number; served?: string; error?: string }
+  | { kind: 'held'; at: number; conn: number; backend: string; served?: string; error?: string };
+type NewRequest = Extract<LoadEvent, { kind: 'new' }>;
+
+/** Runs LOAD in a client VM; `events` fills as they happen, times in ms. */
+function startLoad(client: string, vip: string, opts: { rate: number; held: number; avoid: string }) {
+  const netns = scenario!.state().vms[client]!.netns;
+  const child = spawnTracked('ip', ['netns', 'exec', netns, 'python3', '-c', LOAD, vip, String(opts.rate), String(opts.held), opts.avoid], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const events: LoadEvent[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const e = JSON.parse(line) as LoadEvent;
+    events.push(e.kind === 'ready' ? e : { ...e, at: e.at * 1000 });
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const exited = once(child, 'exit');
+  return {
+    events,
+    newRequests: () => events.filter((e): e is NewRequest => e.kind === 'new'),
+    get stderr() {
+      return stderr;
+    },
+    async stop(): Promise<void> {
+      child.stdin!.end();
+      await exited;
+    },
+  };
+}
+
+/** the backends' health transitions the load balancer applied, from the controller's log */
+const healthChanges = () =>
+  readFileSync(controller!.logFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.includes('load-balancer backend health changed'))
+    .map((l) => JSON.parse(l) as { time: number; loadBalancer: string; backend: string; state: string; reason?: string });
+
+/** When the load balancer applied `backend`'s transition to `state` (after `since`). */
+async function healthChanged(backend: string, state: 'up' | 'down', since: number): Promise<number> {
+  const found = await waitFor(`${backend} ${state}`, async () => healthChanges().find((c) => c.loadBalancer === 'spread' && c.backend === backend && c.state === state && c.time >= since), (c) => c !== undefined, { timeoutMs: 10_000, intervalMs: 50 });
+  return found!.time;
+}
+
+test.serial("failover under load: a backend's server killed, then its VM silenced: no failed request after interval × fall + 0.5 s (+ timeout when silent), back within interval × rise + 0.5 s, and no held connection to another backend reset", async (t) => {
+  const VICTIM = 'app-b1';
+  const CLIENT_TIMEOUT_MS = 1000;
+  const check = model.loadBalancers.find((lb) => lb.vpc === 'blue' && lb.name === 'spread')!.healthCheck!;
+  const downBound = check.intervalSeconds * 1000 * check.fall + 500;
+  // a silent VM is judged only when its checks time out
+  const silentBound = downBound + check.timeoutSeconds * 1000;
+  const upBound = check.intervalSeconds * 1000 * check.rise + 500;
+  const vm = scenario!.state().vms[VICTIM]!;
+  const inVm = (...cmd: string[]) => run('ip', ['netns', 'exec', vm.netns, ...cmd]);
+  const load = startLoad('client-a', VIP.spread, { rate: 50, held: 10, avoid: VICTIM });
+  /** waits until requests started after `at` have been answered or failed for a while */
+  const loadPast = (at: number) => waitFor(`requests after ${at}`, async () => load.newRequests().filter((r) => r.at > at).length, (n) => n >= 20, { timeoutMs: 10_000, intervalMs: 50 });
+  const servedBy = (backend: string, since: number) => load.newRequests().find((r) => r.served === backend && r.at >= since);
+  const backIn = async (since: number) => (await waitFor(`${VICTIM} serving again`, async () => servedBy(VICTIM, since), (r) => r !== undefined, { timeoutMs: 10_000, intervalMs: 50 }))!.at - since;
+  const windows: { what: string; at: number; bound: number }[] = [];
+  try {
+    const ready = await waitFor('the held connections', async () => load.events.find((e) => e.kind === 'ready') ?? load.stderr, (e) => typeof e !== 'string' || e.includes('Error'), { timeoutMs: 20_000, intervalMs: 50 });
+    if (typeof ready === 'string') throw new Error(`the load client failed: ${ready}`);
+    t.log(`held through ${VIP.spread}: ${JSON.stringify(ready)}`);
+    await waitFor(`${VICTIM} serving`, async () => servedBy(VICTIM, 0), (r) => r !== undefined, { timeoutMs: 10_000, intervalMs: 50 });
+
+    // its server killed: the VM refuses, so each check fails at once
+    const killedAt = Date.now();
+    servers.get(`${VICTIM}:${BACKEND_PORT}`)!.kill('SIGKILL');
+    windows.push({ what: 'server killed', at: killedAt, bound: downBound });
+    const killedDown = (await healthChanged(VICTIM, 'down', killedAt)) - killedAt;
+    await loadPast(killedAt + killedDown + 1000);
+
+    const restartedAt = await startServer(VICTIM, BACKEND_PORT);
+    const restartedIn = await backIn(restartedAt);
+
+    // its VM silenced (eth0 down): each check times out
+    const silencedAt = Date.now();
+    await inVm('ip', 'link', 'set', vm.iface, 'down');
+    windows.push({ what: 'VM silenced', at: silencedAt, bound: silentBound });
+    const silencedDown = (await healthChanged(VICTIM, 'down', silencedAt)) - silencedAt;
+    await loadPast(silencedAt + silencedDown + 1000);
+
+    const revivedAt = Date.now();
+    await inVm('ip', 'link', 'set', vm.iface, 'up');
+    // link down took its routes along
+    await inVm('ip', 'route', 'replace', 'default', 'via', vm.gateway);
+    const revivedIn = await backIn(revivedAt);
+    await load.stop();
+
+    const requests = load.newRequests();
+    for (const [i, w] of windows.entries()) {
+      const end = windows[i + 1]?.at ?? Infinity;
+      const failed = requests.filter((r) => r.error && r.at >= w.at - CLIENT_TIMEOUT_MS && r.at < end);
+      const last = failed.length ? Math.max(...failed.map((r) => r.at)) - w.at : 0;
+      const detected = w.what === 'server killed' ? killedDown : silencedDown;
+      t.log(`${w.what}: down in ${detected} ms; ${failed.length} failed requests, the last started ${Math.round(last)} ms after (bound ${w.bound} ms)`);
+      t.true(last <= w.bound, `${w.what}: no failed request started later than ${w.bound} ms after`);
+    }
+    t.log(`back in rotation ${Math.round(restartedIn)} ms after the restarted server listened, ${Math.round(revivedIn)} ms after the VM's interface came up (bound ${upBound} ms)`);
+    t.true(restartedIn <= upBound, `restarted server serving within ${upBound} ms`);
+    t.true(revivedIn <= upBound, `revived VM serving within ${upBound} ms`);
+    // failures only where a failure was: none at steady state or after the restart
+    const unexplained = requests.filter((r) => r.error && !windows.some((w) => r.at >= w.at - CLIENT_TIMEOUT_MS && r.at <= w.at + w.bound));
+    t.deepEqual(unexplained, [], 'no failed request outside the failover windows');
+    t.log(`${requests.length} new connections in ${Math.round((requests.at(-1)!.at - requests[0]!.at) / 1000)} s, ${requests.filter((r) => r.error).length} failed`);
+
+    const held = load.events.filter((e): e is Extract<LoadEvent, { kind: 'held' }> => e.kind === 'held');
+    t.deepEqual(held.filter((h) => h.error || h.served !== h.backend), [], 'every held connection answered by its own backend: none reset by a group change');
+    for (const [i, backend] of ready.held.entries()) {
+      const asked = held.filter((h) => h.conn === i).length;
+      t.true(asked >= 5, `held connection ${i} (${backend}) asked ${asked} times over the failovers`);
+    }
+  } finally {
+    await load.stop();
+    // the scenario as the next tests expect it
+    await inVm('ip', 'link', 'set', vm.iface, 'up');
+    await inVm('ip', 'route', 'replace', 'default', 'via', vm.gateway);
+    const server = servers.get(`${VICTIM}:${BACKEND_PORT}`)!;
+    if (server.exitCode !== null || server.signalCode !== null) await startServer(VICTIM, BACKEND_PORT);
+  }
 });
 
 /** `ovs-ofctl dump-flows` on a hypervisor's bridge of the flows carrying `cookie`, lines only */
