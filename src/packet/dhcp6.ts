@@ -55,8 +55,8 @@ const HARDWARE_ETHERNET = 1;
 export interface Dhcp6Options {
   clientId?: Buffer;
   serverId?: Buffer;
-  /** the IAIDs of the IA_NA, IA_TA and IA_PD options: what the client asks to be assigned (contents not decoded) */
-  identityAssociations?: { code: number; iaid: number }[];
+  /** IA_NA, IA_TA and IA_PD options: what the client asks to be assigned; the body (IAID first) is kept undecoded */
+  identityAssociations?: { code: number; body: Buffer }[];
   /** the option codes the client asks for */
   requestedOptions?: number[];
   /** hundredths of a second since the client began */
@@ -175,7 +175,7 @@ export function parseDhcp6(buf: Buffer): Dhcp6Message {
       case Dhcp6OptionCode.IA_TA:
       case Dhcp6OptionCode.IA_PD:
         need(len >= 4, 'an IA starts with a 4-byte IAID');
-        (o.identityAssociations ??= []).push({ code, iaid: data.readUInt32BE(0) });
+        (o.identityAssociations ??= []).push({ code, body: data });
         break;
       case Dhcp6OptionCode.ORO:
         need(len % 2 === 0, 'not a list of 2-byte codes');
@@ -208,7 +208,7 @@ export function parseDhcp6(buf: Buffer): Dhcp6Message {
   return { messageType, transactionId: buf.readUIntBE(1, 3), options: o };
 }
 
-/** Encodes a DHCPv6 message; options in the order servers conventionally send them, identifiers first. */
+/** Encodes a DHCPv6 message; options in ISC dhclient's order (identifiers, request, elapsed time, IAs), then the server's. */
 export function buildDhcp6(m: Dhcp6Message): Buffer {
   if (!Number.isInteger(m.transactionId) || m.transactionId < 0 || m.transactionId > 0xffffff) {
     throw new Dhcp6BuildError('transactionId', `${m.transactionId} is not a 24-bit number`);
@@ -226,11 +226,11 @@ export function buildDhcp6(m: Dhcp6Message): Buffer {
   const u16 = (n: number) => [(n >>> 8) & 0xff, n & 0xff];
   if (o.clientId) add(C.CLIENT_ID, o.clientId, 'clientId');
   if (o.serverId) add(C.SERVER_ID, o.serverId, 'serverId');
-  for (const { code, iaid } of o.identityAssociations ?? []) add(code, [iaid >>> 24, (iaid >>> 16) & 0xff, (iaid >>> 8) & 0xff, iaid & 0xff, ...(code === C.IA_TA ? [] : Array(8).fill(0))], 'identityAssociations');
-  if (o.status) add(C.STATUS_CODE, [...u16(o.status.code), ...Buffer.from(o.status.message, 'utf8')], 'status');
-  if (o.rapidCommit) add(C.RAPID_COMMIT, [], 'rapidCommit');
-  if (o.elapsedTime !== undefined) add(C.ELAPSED_TIME, u16(o.elapsedTime), 'elapsedTime');
   if (o.requestedOptions) add(C.ORO, o.requestedOptions.flatMap(u16), 'requestedOptions');
+  if (o.elapsedTime !== undefined) add(C.ELAPSED_TIME, u16(o.elapsedTime), 'elapsedTime');
+  for (const { code, body } of o.identityAssociations ?? []) add(code, body, 'identityAssociations');
+  if (o.rapidCommit) add(C.RAPID_COMMIT, [], 'rapidCommit');
+  if (o.status) add(C.STATUS_CODE, [...u16(o.status.code), ...Buffer.from(o.status.message, 'utf8')], 'status');
   if (o.dnsServers) {
     const addresses = o.dnsServers.map((ip) => {
       try {
