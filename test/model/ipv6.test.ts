@@ -91,7 +91,9 @@ test('IPv6 mistakes are reported with their model paths', (t) => {
 test('ipv6.dns takes 1 to 8 unicast IPv6 addresses, kept in RFC 5952 text', (t) => {
   const doc = dualStack();
   doc.vpcs[0].subnets[0].ipv6.dns = ['FD00:53:0::0053', '2001:4860:4860::8888'];
-  t.deepEqual(validateModel(doc, 'model.yaml').subnets[0]!.ipv6!.dns, ['fd00:53::53', '2001:4860:4860::8888']);
+  const model = validateModel(doc, 'model.yaml');
+  t.deepEqual(model.subnets[0]!.ipv6!.dns, ['fd00:53::53', '2001:4860:4860::8888']);
+  t.deepEqual(validateModel(documentOf(model), 'again').subnets[0]!.ipv6, model.subnets[0]!.ipv6, 'the document keeps them');
   for (const [dns, problem] of [
     [[], 'vpcs[0].subnets[0].ipv6.dns: must be a list of 1 to 8 IPv6 addresses'],
     [Array.from({ length: 9 }, (_, i) => `fd00::${i + 1}`), 'vpcs[0].subnets[0].ipv6.dns: must be a list of 1 to 8 IPv6 addresses'],
