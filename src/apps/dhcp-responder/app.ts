@@ -33,6 +33,7 @@ import {
   type AppContext,
   type AppSettings,
   type DhcpMessage,
+  type Dhcp6Message,
   type DhcpOptions,
   type EventCounter,
   type Flow,
@@ -321,7 +322,7 @@ export class DhcpResponderApp implements ZonemeshApp {
     const placed = clientPort(ctx.placement, pin, mac);
     if (typeof placed === 'string') return placed;
     const { subnet } = ctx.model.subnetOf(placed.port);
-    let request;
+    let request: Dhcp6Message;
     try {
       request = parseDhcp6(payload.data);
     } catch (e) {
