@@ -40,6 +40,7 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     ipv6: object(['prefix'], {
       prefix: str("IPv6 prefix, no host bits, not overlapping the VPC's others; a /64 with slaac"),
       slaac: { type: 'boolean', description: 'advertise the prefix for SLAAC; ports without ipv6 take EUI-64 from their MAC (default true)' },
+      dns: { type: 'array', minItems: 1, maxItems: 8, items: str('IPv6 address of a DNS server'), description: "handed out by stateless DHCPv6 with the subnet's domain as search list; the RA then sets O" },
     }),
   }),
   acls: {

@@ -1,4 +1,4 @@
-import { ipv6CidrContains, ipv6CidrsOverlap, linkLocalAddress, parseCidr, parseIpv6Address, parseIpv6Cidr, slaacAddress } from './addressing';
+import { formatIpv6Address, ipv6CidrContains, ipv6CidrsOverlap, linkLocalAddress, parseCidr, parseIpv6Address, parseIpv6Cidr, slaacAddress } from './addressing';
 import { unknownKeyProblem } from './suggest';
 import type { AclProtocol, Subnet, SubnetIpv6, VmPort } from './types';
 
@@ -21,11 +21,30 @@ export function routerLinkLocal(subnet: Pick<Subnet, 'routerMac'>): string {
   return linkLocalAddress(subnet.routerMac);
 }
 
-const SUBNET_IPV6_KEYS = ['prefix', 'slaac'] as const;
+const SUBNET_IPV6_KEYS = ['prefix', 'slaac', 'dns'] as const;
+/** what fits a DHCPv6 Reply many times over; resolvers use 3 (glibc MAXNS) */
+export const MAX_IPV6_DNS_SERVERS = 8;
 /** SLAAC builds a 64-bit interface id, so its prefix is a /64 (RFC 4862 §5.5.3) */
 const SLAAC_PREFIX_LENGTH = 64;
 
-/** A subnet's `ipv6: { prefix, slaac }`; undefined (with a problem reported) when absent or unusable. */
+/** `ipv6.dns`: 1..MAX_IPV6_DNS_SERVERS global IPv6 addresses, in RFC 5952 text; undefined when absent or unusable */
+function subnetIpv6Dns(value: unknown, path: string, report: Report): string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || value.length === 0 || value.length > MAX_IPV6_DNS_SERVERS) {
+    report(path, `must be a list of 1 to ${MAX_IPV6_DNS_SERVERS} IPv6 addresses`);
+    return undefined;
+  }
+  const addresses = value.map((ip, i) => {
+    const parsed = typeof ip === 'string' ? parseIpv6Address(ip) : undefined;
+    if (parsed === undefined) report(`${path}[${i}]`, `'${String(ip)}' is not an IPv6 address`);
+    // link-local is ambiguous off-link and multicast/unspecified is no server (RFC 3646 §3: unicast)
+    else if (parsed === 0n || parsed >> 120n === 0xffn || parsed >> 118n === 0x3fan) report(`${path}[${i}]`, `${String(ip)} is not a unicast address a VM can reach`);
+    return parsed;
+  });
+  return addresses.every((a) => a !== undefined) ? addresses.map(formatIpv6Address) : undefined;
+}
+
+/** A subnet's `ipv6: { prefix, slaac, dns }`; undefined (with a problem reported) when absent or unusable. */
 export function subnetIpv6(value: unknown, path: string, report: Report): SubnetIpv6 | undefined {
   if (value === undefined) return undefined;
   if (!value || typeof value !== 'object' || Array.isArray(value)) {
@@ -35,6 +54,7 @@ export function subnetIpv6(value: unknown, path: string, report: Report): Subnet
   const o = value as Record<string, unknown>;
   for (const key of Object.keys(o)) if (!(SUBNET_IPV6_KEYS as readonly string[]).includes(key)) report(`${path}.${key}`, unknownKeyProblem(key, SUBNET_IPV6_KEYS));
   const { prefix, slaac = true } = o;
+  const dns = subnetIpv6Dns(o.dns, `${path}.dns`, report);
   if (typeof slaac !== 'boolean') report(`${path}.slaac`, 'must be true or false');
   if (typeof prefix !== 'string') {
     report(`${path}.prefix`, prefix === undefined ? 'is required' : 'must be a string such as 2001:db8:1::/64');
@@ -46,7 +66,7 @@ export function subnetIpv6(value: unknown, path: string, report: Report): Subnet
     return undefined;
   }
   if (slaac === true && cidr.prefix !== SLAAC_PREFIX_LENGTH) report(`${path}.prefix`, `${prefix} is a /${cidr.prefix}: SLAAC needs a /64`);
-  return { prefix, slaac: slaac === true };
+  return { prefix, slaac: slaac === true, ...(dns && { dns }) };
 }
 
 /** IPv6 prefixes of one VPC's subnets must not overlap, as their IPv4 CIDRs must not */

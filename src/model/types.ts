@@ -53,6 +53,8 @@ export interface SubnetIpv6 {
   prefix: string;
   /** the router advertises the prefix for autoconfiguration, and ports without an `ipv6` take EUI-64 from their MAC */
   slaac: boolean;
+  /** DNS servers handed out by stateless DHCPv6 (with the subnet's `domain` as search list); the RA then sets O */
+  dns?: readonly string[];
 }
 
 export interface SubnetRoute {

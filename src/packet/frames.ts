@@ -106,6 +106,8 @@ export interface RouterAdvertisementParams {
   prefix: string;
   prefixLength: number;
   slaac: boolean;
+  /** the O flag with SLAAC: other configuration (DNS) from stateless DHCPv6 */
+  otherConfig?: boolean;
   mtu: number;
   /** seconds the router may be a default router */
   routerLifetime: number;
@@ -116,7 +118,7 @@ export interface RouterAdvertisementParams {
   curHopLimit?: number;
 }
 
-/** An RA with the router's link-layer address, its MTU and one prefix; M and O set when not SLAAC (DHCPv6). */
+/** An RA with the router's link-layer address, its MTU and one prefix; M and O set when not SLAAC (DHCPv6), O alone with otherConfig. */
 export function routerAdvertisement(p: RouterAdvertisementParams): Buffer {
   return buildPacket([
     { type: 'ethernet', dst: p.dstMac ?? ALL_NODES_MAC, src: p.routerMac },
@@ -126,7 +128,7 @@ export function routerAdvertisement(p: RouterAdvertisementParams): Buffer {
       type: 'ndp-ra',
       curHopLimit: p.curHopLimit ?? 0,
       managed: !p.slaac,
-      other: !p.slaac,
+      other: !p.slaac || p.otherConfig === true,
       routerLifetime: p.routerLifetime,
       options: [
         { type: 'source-lla', mac: p.routerMac },

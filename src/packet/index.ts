@@ -8,3 +8,4 @@ export * from './parse';
 export * from './build';
 export * from './frames';
 export * from './dhcp';
+export * from './dhcp6';

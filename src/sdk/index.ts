@@ -45,6 +45,7 @@ export { TUNNEL_OFPORT, conntrackZone, derivedKey } from '../model/derived';
 export type { ModelStore } from '../model/store';
 export { ModelValidationError } from '../model/errors';
 export { parseIpv4, parseCidr, cidrContains, prefixMask, floatingIpMac, type Ipv4Cidr } from '../model/addressing';
+export { routerLinkLocal } from '../model/ipv6';
 
 // the controller's events, as apps receive them on ctx.events
 export type { FlowRemovedEvent, PacketInEvent, PortStatusEvent, SwitchDownEvent, SwitchUpEvent } from '../controller/events';

@@ -6,8 +6,16 @@ import {
   BootpOp,
   BROADCAST_MAC,
   buildDhcp,
+  buildDhcp6,
   buildPacket,
   DhcpMessageType,
+  Dhcp6MessageType,
+  Dhcp6OptionCode,
+  Dhcp6Status,
+  duidFromMac,
+  parseDhcp6,
+  routerLinkLocal,
+  type Dhcp6Message,
   findLayer,
   OFPP,
   parseDhcp,
@@ -17,6 +25,7 @@ import {
   type PacketOut,
   type SimPacket,
 } from '../../src/sdk';
+import { linkLocalAddress } from '../../src/model';
 import { until } from '../controller/util';
 import { FakeSwitch, FlowTableSim, TestModelStore, fakePort, runApps } from '../../src/testing';
 
@@ -39,7 +48,10 @@ function modelDoc() {
         name: 'blue',
         vni: 7,
         subnets: [
-          { name: 'web', cidr: '10.1.1.0/24', gateway: GATEWAY, dns: ['10.0.0.2'], domain: 'blue.internal', leaseTime: 3600, routes: [{ cidr: '192.168.0.0/16', via: '10.1.1.254' }] },
+          {
+            name: 'web', cidr: '10.1.1.0/24', gateway: GATEWAY, dns: ['10.0.0.2'], domain: 'blue.internal', leaseTime: 3600, routes: [{ cidr: '192.168.0.0/16', via: '10.1.1.254' }],
+            ipv6: { prefix: 'fd00:7:1::/64', slaac: true, dns: ['fd00:53::53', 'fd00:53::54'] },
+          },
         ],
       },
     ],
@@ -260,4 +272,95 @@ test('listed after tunnel-mesh, its intercept table is still table 0, before cla
   t.teardown(() => running.stop());
   t.is(running.runtime.pipeline.tables[0]?.name, 'dhcp-responder.in');
   t.true(running.runtime.pipeline.tables.findIndex((tb) => tb.stage === 'classify') > 0);
+});
+
+const ROUTER_MAC = new TestModelStore(modelDoc()).current().subnets[0]!.routerMac;
+const CLIENT_DUID = Buffer.from('0003000102000000d601', 'hex');
+
+function client6(messageType: number, options: Dhcp6Message['options'] = {}): Dhcp6Message {
+  return { messageType, transactionId: ++xid & 0xffffff, options: { clientId: CLIENT_DUID, elapsedTime: 0, requestedOptions: [23, 24], ...options } };
+}
+
+/** what a DHCPv6 client sends: from its link-local address to All_DHCP_Relay_Agents_and_Servers */
+function client6Frame(m: Dhcp6Message, mac = WEB1.mac): Buffer {
+  return buildPacket([
+    { type: 'ethernet', dst: '33:33:00:01:00:02', src: mac },
+    { type: 'ipv6', src: linkLocalAddress(mac), dst: 'ff02::1:2', hopLimit: 1 },
+    { type: 'udp', srcPort: 546, dstPort: 547 },
+    { type: 'raw', data: buildDhcp6(m) },
+  ]);
+}
+
+test('DHCPv6 Information-Request → Reply from the router link-local: DNS servers, domain search list, DUID-LL of the router MAC', async (t) => {
+  const { app, packetIn, nextOut } = await dhcpOnly(t);
+  const request = client6(Dhcp6MessageType.INFORMATION_REQUEST);
+  const out = nextOut();
+  packetIn(client6Frame(request), 1);
+  const sent = await out;
+  t.is((sent.actions[0] as { port: number }).port, 1);
+  const packet = parsePacket(sent.data);
+  t.like(findLayer(packet, 'ethernet'), { src: ROUTER_MAC, dst: WEB1.mac });
+  t.like(findLayer(packet, 'ipv6'), { src: routerLinkLocal({ routerMac: ROUTER_MAC }), dst: linkLocalAddress(WEB1.mac) });
+  t.like(findLayer(packet, 'udp'), { srcPort: 547, dstPort: 546 });
+  t.deepEqual(parseDhcp6(findLayer(packet, 'raw')!.data), {
+    messageType: Dhcp6MessageType.REPLY,
+    transactionId: request.transactionId,
+    options: { clientId: CLIENT_DUID, serverId: duidFromMac(ROUTER_MAC), dnsServers: ['fd00:53::53', 'fd00:53::54'], domainList: ['blue.internal'] },
+  });
+  t.is(app.replies.get('reply6', 0x11n), 1);
+});
+
+test('DHCPv6 Solicit → Advertise with NoAddrsAvail; stateful messages, another server, an IA in an Information-Request, a misplaced MAC and garbage get nothing', async (t) => {
+  const { app, packetIn, nextOut } = await dhcpOnly(t);
+  let out = nextOut();
+  const solicit = client6(Dhcp6MessageType.SOLICIT, { identityAssociations: [{ code: Dhcp6OptionCode.IA_NA, body: Buffer.alloc(12) }] });
+  packetIn(client6Frame(solicit), 1);
+  const advertise = parseDhcp6(findLayer(parsePacket((await out).data), 'raw')!.data);
+  t.like(advertise, { messageType: Dhcp6MessageType.ADVERTISE, transactionId: solicit.transactionId });
+  t.is(advertise.options.status?.code, Dhcp6Status.NO_ADDRS_AVAIL);
+  t.is(advertise.options.identityAssociations, undefined, 'no address offered');
+
+  out = nextOut();
+  packetIn(client6Frame(client6(Dhcp6MessageType.REQUEST, { serverId: duidFromMac(ROUTER_MAC) })), 1);
+  packetIn(client6Frame(client6(Dhcp6MessageType.RENEW)), 1);
+  packetIn(client6Frame(client6(Dhcp6MessageType.INFORMATION_REQUEST, { serverId: duidFromMac('0a:00:00:00:00:99') })), 1);
+  packetIn(client6Frame(client6(Dhcp6MessageType.INFORMATION_REQUEST, { identityAssociations: [{ code: Dhcp6OptionCode.IA_NA, body: Buffer.alloc(12) }] })), 1);
+  packetIn(client6Frame(client6(Dhcp6MessageType.SOLICIT, { clientId: undefined })), 1);
+  packetIn(client6Frame(client6(Dhcp6MessageType.INFORMATION_REQUEST)), 2); // web1's MAC on web2's port
+  packetIn(client6Frame(client6(Dhcp6MessageType.INFORMATION_REQUEST), UNKNOWN_MAC), 1);
+  packetIn(client6Frame(client6(Dhcp6MessageType.INFORMATION_REQUEST)).subarray(0, 70), 1);
+  const good = client6(Dhcp6MessageType.INFORMATION_REQUEST, { serverId: duidFromMac(ROUTER_MAC) });
+  packetIn(client6Frame(good), 1);
+  t.is(parseDhcp6(findLayer(parsePacket((await out).data), 'raw')!.data).transactionId, good.transactionId, 'the first answer is the good request\'s');
+  t.is(app.unanswered.get('stateful'), 2);
+  t.is(app.unanswered.get('other_server'), 1);
+  t.is(app.unanswered.get('malformed'), 3, 'IA in an Information-Request, a Solicit without Client Identifier, a cut message');
+  t.is(app.unanswered.get('wrong_port'), 1);
+  t.is(app.unanswered.get('unknown_mac'), 1);
+  t.deepEqual([app.replies.get('advertise6'), app.replies.get('reply6')], [1, 1]);
+});
+
+test('with the overlay: DHCPv6 to ff02::1:2 reaches only the controller, any other DHCPv6 is dropped, none enters a tunnel (FlowTableSim)', async (t) => {
+  const apps = await runApps({
+    apps: { 'dhcp-responder': DhcpResponderApp, 'tunnel-mesh': APP_REGISTRY['tunnel-mesh']!, 'arp-responder': APP_REGISTRY['arp-responder']!, 'distributed-router': APP_REGISTRY['distributed-router']!, acl: APP_REGISTRY.acl! },
+    model: new TestModelStore(modelDoc()),
+    bindServices: bindAppServices,
+  });
+  t.teardown(() => apps.stop());
+  const sw = hv1();
+  t.teardown(() => sw.close());
+  t.like(await apps.connect(sw), { errors: 0 });
+  const sim = new FlowTableSim(sw.flowTable.flows());
+  const udp6 = (mac: string, dst: string, sport: number, dport: number): SimPacket => ({
+    eth_src: mac, eth_dst: '33:33:00:01:00:02', eth_type: 0x86dd, ip_proto: 17, ipv6_src: linkLocalAddress(mac), ipv6_dst: dst, udp_src: sport, udp_dst: dport, ip_ttl: 1,
+  });
+  const ports = (packet: SimPacket, inPort: number) => sim.inject(packet, inPort).outputs.map((o) => o.port);
+  t.deepEqual(ports(udp6(WEB1.mac, 'ff02::1:2', 546, 547), 1), [OFPP.CONTROLLER]);
+  t.deepEqual(ports(udp6(WEB1.mac, 'ff02::1:2', 546, 547), 2), [], "web1's MAC on web2's port");
+  t.deepEqual(ports(udp6(UNKNOWN_MAC, 'ff02::1:2', 546, 547), 1), [], 'unknown MAC');
+  t.deepEqual(ports({ ...udp6(WEB1.mac, 'ff02::1:2', 546, 547), tunnel_id: 0x7001n }, TUNNEL), [], 'out of a tunnel');
+  t.deepEqual(ports({ ...udp6(WEB2.mac, 'fd00:7:1::99', 546, 547), eth_dst: '02:00:00:01:01:0d' }, 2), [], 'unicast to a server elsewhere');
+  t.deepEqual(ports(udp6(WEB1.mac, 'fe80::ff:fe01:10c', 547, 546), 1), [], 'a VM playing DHCPv6 server');
+  // the same multicast on another UDP port goes on to the overlay, which floods it in the subnet: the test can tell
+  t.true(ports(udp6(WEB1.mac, 'ff02::1:2', 546, 1547), 1).includes(TUNNEL));
 });

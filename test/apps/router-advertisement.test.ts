@@ -1,6 +1,6 @@
 import test, { type ExecutionContext } from 'ava';
 import { DistributedRouterApp } from '../../src/apps/distributed-router';
-import { SolicitationLimiter } from '../../src/apps/distributed-router/ra';
+import { SolicitationLimiter, subnetRouterAdvertisement } from '../../src/apps/distributed-router/ra';
 import { bindAppServices } from '../../src/apps/registry';
 import { linkLocalAddress } from '../../src/model';
 import { buildPacket, findLayer, parsePacket, type PacketOut } from '../../src/sdk';
@@ -72,6 +72,13 @@ test('each dual-stack port hears its router on connect: prefix, SLAAC or DHCPv6 
   const appRa = findLayer(app!, 'ndp-ra')!;
   t.like(appRa, { managed: true, other: true });
   t.like(appRa.options[2], { prefix: 'fd00:7:2::', autonomous: false });
+});
+
+test('a SLAAC subnet with IPv6 DNS servers advertises O (other configuration by stateless DHCPv6) and not M', (t) => {
+  const withDns = { ...subnet('web'), ipv6: { ...subnet('web').ipv6!, dns: ['fd00:53::53'] } };
+  const advertised = findLayer(parsePacket(subnetRouterAdvertisement(withDns)!), 'ndp-ra')!;
+  t.like(advertised, { managed: false, other: true });
+  t.like(advertised.options[2], { autonomous: true });
 });
 
 test('an RS is answered with a unicast RA to the solicitor, at most once per 3 s per port; an IPv4-only port gets nothing', async (t) => {

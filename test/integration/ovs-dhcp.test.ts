@@ -2,7 +2,8 @@
  * dhcp-responder against a real Open vSwitch: `zonemesh run` with dhcp-responder and a model on
  * a netdev bridge with three namespaces. ISC dhclient and busybox udhcpc get the model's address,
  * mask, router and MTU 1400 (and udhcpc the classless routes); an unknown MAC, and a known MAC on
- * another port, get no lease, and /metrics counts each by reason. The clients configure the
+ * another port, get no lease, and /metrics counts each by reason. Then `dhclient -6 -S` (stateless
+ * DHCPv6) gets the subnet's IPv6 DNS servers and search domain. The clients configure the
  * interface through the scenario's script (mininet/zmnet/dhcp-client.sh), so nothing of the host
  * (resolv.conf) is touched.
  */
@@ -13,8 +14,9 @@ import { assertOvsRunning, vsctl } from '../helpers/ovs';
 import { samples, scrape } from '../helpers/metrics';
 import { waitFor } from '../helpers/overlay';
 import { REPO_ROOT } from '../helpers/paths';
-import { ControllerProcess, testDir } from '../helpers/restart';
-import { CommandError, freePort, run } from '../helpers/run';
+import { ControllerProcess, testDir, until } from '../helpers/restart';
+import { CommandError, freePort, run, spawnTracked } from '../helpers/run';
+import { linkLocalAddress, routerMac } from '../../src/model';
 
 const BRIDGE = 'zmd-dhcp';
 const DPID = '0x0000000000000d1c';
@@ -23,6 +25,7 @@ const veth = (i: number) => `zmd-v${i}`;
 const VM1 = { mac: '02:00:00:00:0d:01', ip: '10.9.0.11' };
 const VM2 = { mac: '02:00:00:00:0d:02', ip: '10.9.0.12' };
 const UNKNOWN_MAC = '02:00:00:00:0d:99';
+const DNS6 = ['fd00:9::53', 'fd00:9::54'];
 
 const MODEL = `
 zones: [{ name: lab, underlay: 172.16.9.0/24 }]
@@ -32,7 +35,7 @@ vpcs:
     vni: 9
     subnets:
       - { name: web, cidr: 10.9.0.0/24, gateway: 10.9.0.1, dns: [10.9.0.2], domain: blue.test, leaseTime: 600,
-          routes: [{ cidr: 192.168.50.0/24, via: 10.9.0.254 }] }
+          routes: [{ cidr: 192.168.50.0/24, via: 10.9.0.254 }], ipv6: { prefix: "fd00:9::/64", dns: ["${DNS6.join('", "')}"] } }
 ports:
   - { name: vm1, vpc: blue, subnet: web, mac: "${VM1.mac}", ip: ${VM1.ip}, hypervisor: hv1, interface: ${veth(1)}, ofport: 1 }
   - { name: vm2, vpc: blue, subnet: web, mac: "${VM2.mac}", ip: ${VM2.ip}, hypervisor: hv1, interface: ${veth(2)}, ofport: 2 }
@@ -109,9 +112,27 @@ function udhcpc(ns: string, dir: string, tries: number) {
   return run('ip', [...args, '-t', String(tries), '-T', '1', '-A', '1', '-O', 'mtu', '-O', 'staticroutes'], { timeoutMs: 60_000 });
 }
 
+/** the DHCPv6 server messages OVS sent to a VM's veth while `during` runs: type, source, destination, DNS servers */
+async function captured(dir: string, iface: string, during: () => Promise<unknown>): Promise<string[][]> {
+  const file = join(dir, `${iface}-dhcp6.pcap`);
+  const tcpdump = spawnTracked('tcpdump', ['-i', iface, '--immediate-mode', '-U', '-Z', 'root', '-w', file, 'udp dst port 546']);
+  let stderr = '';
+  tcpdump.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  await until(`tcpdump listening on ${iface}`, 10_000, () => /listening on/.test(stderr) || undefined);
+  try {
+    await during();
+  } finally {
+    tcpdump.kill('SIGTERM');
+    await new Promise((r) => tcpdump.once('exit', r));
+  }
+  const fields = ['dhcpv6.msgtype', 'ipv6.src', 'ipv6.dst', 'dhcpv6.dns_server'];
+  const { stdout } = await sh(['tshark', '-r', file, '-T', 'fields', '-E', 'separator=|', ...fields.flatMap((f) => ['-e', f])]);
+  return stdout.split('\n').filter((l) => l !== '').map((l) => l.split('|'));
+}
+
 test.before(assertOvsRunning);
 
-test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 1400; unknown or misplaced MACs get no lease', async (t) => {
+test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 1400; unknown or misplaced MACs get no lease; dhclient -6 -S gets the IPv6 DNS servers and domain', async (t) => {
   t.timeout(240_000);
   const dir = testDir('ovs-dhcp');
   const modelFile = join(dir, 'model.yaml');
@@ -178,5 +199,29 @@ test.serial('dhclient and udhcpc get the model\'s address, mask, router and MTU 
   );
   t.log(`dropped by the switch: unknown MAC ${drops.unknownMac}, wrong port ${drops.wrongPort}; offers ${drops.offers}`);
   t.true(drops.offers >= 2, 'OFFERs to dhclient and udhcpc');
+
+  // stateless DHCPv6: vm1 (IPv6 on, no DAD: its link-local is usable at once) asks with `dhclient -6 -S`
+  await inNs(c1, ['sysctl', '-qw', 'net.ipv6.conf.eth0.accept_dad=0', 'net.ipv6.conf.all.disable_ipv6=0', 'net.ipv6.conf.eth0.disable_ipv6=0']);
+  await until('vm1 has its link-local address', 10_000, async () => (await inNs(c1, ['ip', '-6', 'addr', 'show', 'dev', 'eth0', 'scope', 'link'])).stdout.includes('inet6 fe80::') || undefined);
+  const out6 = join(dir, `${c1}-v6`);
+  await sh(['mkdir', '-p', out6]);
+  const pidfile6 = join(dir, 'dhclient6.pid');
+  pidfiles.push(pidfile6);
+  const replies = await captured(dir, veth(1), async () => {
+    const inform = await run('ip', ['netns', 'exec', c1, 'dhclient', '-6', '-S', '-1', '-v', '-sf', CLIENT_SCRIPT, '-e', `ZM_DHCP_OUT=${out6}`, '-lf', join(dir, 'dhclient6.leases'), '-pf', pidfile6, 'eth0'], { timeoutMs: 60_000 });
+    t.log(inform.stderr.split('\n').filter((l) => /Reply|Info-Request/.test(l)).join('\n'));
+    // ISC dhclient 4.4 runs its script with reason RENEW6 for a stateless Reply
+    await until('dhclient -6 configured vm1', 20_000, () => existsSync(join(out6, 'RENEW6.env')) || undefined);
+  });
+  const inform6 = readFileSync(join(out6, 'RENEW6.env'), 'utf8');
+  t.regex(inform6, new RegExp(`new_dhcp6_name_servers='?${DNS6.join(' ')}`));
+  t.regex(inform6, /new_dhcp6_domain_search='?"?blue\.test\.?/);
+  // the server's DUID-LL (type 3, Ethernet) is the router MAC, as dhclient prints it: hex bytes without leading zeros
+  const duid = ['0', '3', '0', '1', ...routerMac('blue', 'web').split(':').map((b) => parseInt(b, 16).toString(16))].join(':');
+  t.true(inform6.includes(`new_dhcp6_server_id=${duid}`), `server DUID ${duid}: ${inform6}`);
+  // on the wire: one Reply (7), from the router's link-local address to vm1's, with both servers
+  t.deepEqual(replies, [['7', linkLocalAddress(routerMac('blue', 'web')), linkLocalAddress(VM1.mac), DNS6.join(',')]]);
+  const reply6 = await waitFor('the DHCPv6 Reply counted', async () => samples(await scrape(metricsPort), 'zonemesh_dhcp_replies_total', { type: 'reply6' }).reduce((n, s) => n + s.value, 0), (n) => n >= 1, { timeoutMs: 10_000, intervalMs: 500 });
+  t.is(reply6, 1);
   t.deepEqual(ctl.problems(), [], 'no warning or error logged');
 });

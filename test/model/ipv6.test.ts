@@ -78,7 +78,7 @@ test('IPv6 mistakes are reported with their model paths', (t) => {
   const issues = issuesOf(doc);
   const expected = [
     'vpcs[0].subnets[0].ipv6.prefix: 2001:db8:7::/56 is a /56: SLAAC needs a /64',
-    'vpcs[0].subnets[0].ipv6.slack: unknown key (known: prefix, slaac)',
+    'vpcs[0].subnets[0].ipv6.slack: unknown key (known: prefix, slaac, dns)',
     'vpcs[0].subnets[1].ipv6.prefix: 2001:db8:7:1::/64 overlaps 2001:db8:7::/56 (vpcs[0].subnets[0]) in the same VPC',
     "vpcs[0].subnets[2].ipv6.prefix: '2001:db8:7::1/64' is not an IPv6 prefix with no host bits",
     'ports[0].ipv6: 2001:db8:8::5 is outside subnet s (2001:db8:7::/56)',
@@ -86,6 +86,26 @@ test('IPv6 mistakes are reported with their model paths', (t) => {
     "ports[3].ipv6: 'not-an-address' is not an IPv6 address",
   ];
   for (const e of expected) t.true(issues.includes(e), `${e}\nnot in:\n${issues.join('\n')}`);
+});
+
+test('ipv6.dns takes 1 to 8 unicast IPv6 addresses, kept in RFC 5952 text', (t) => {
+  const doc = dualStack();
+  doc.vpcs[0].subnets[0].ipv6.dns = ['FD00:53:0::0053', '2001:4860:4860::8888'];
+  const model = validateModel(doc, 'model.yaml');
+  t.deepEqual(model.subnets[0]!.ipv6!.dns, ['fd00:53::53', '2001:4860:4860::8888']);
+  t.deepEqual(validateModel(documentOf(model), 'again').subnets[0]!.ipv6, model.subnets[0]!.ipv6, 'the document keeps them');
+  for (const [dns, problem] of [
+    [[], 'vpcs[0].subnets[0].ipv6.dns: must be a list of 1 to 8 IPv6 addresses'],
+    [Array.from({ length: 9 }, (_, i) => `fd00::${i + 1}`), 'vpcs[0].subnets[0].ipv6.dns: must be a list of 1 to 8 IPv6 addresses'],
+    ['fd00::53', 'vpcs[0].subnets[0].ipv6.dns: must be a list of 1 to 8 IPv6 addresses'],
+    [['10.0.0.53'], "vpcs[0].subnets[0].ipv6.dns[0]: '10.0.0.53' is not an IPv6 address"],
+    [['fe80::53'], 'vpcs[0].subnets[0].ipv6.dns[0]: fe80::53 is not a unicast address a VM can reach'],
+    [['ff02::fb'], 'vpcs[0].subnets[0].ipv6.dns[0]: ff02::fb is not a unicast address a VM can reach'],
+  ] as const) {
+    const bad = dualStack();
+    bad.vpcs[0].subnets[0].ipv6.dns = dns;
+    t.deepEqual(issuesOf(bad), [problem]);
+  }
 });
 
 test('two ports of a VPC with one IPv6 address are refused, a given address equal to another port\'s EUI-64 too', (t) => {

@@ -237,14 +237,18 @@ test("dhcp-responder's counts: replies by type and unanswered packets by reason,
 
   // what the switch itself dropped: the drop flows' counters, by priority
   const dropFlows = sw.flowTable.flows().filter((f) => f.tableId === dhcpTable && f.instructions.length === 0);
-  t.deepEqual(dropFlows.map((f) => f.priority).sort((a, b) => a - b), [90, 100, 150, 150], 'server from a VM, unknown MAC, wrong port (one per MAC of web1 and red1)');
+  t.deepEqual(
+    dropFlows.map((f) => f.priority).sort((a, b) => a - b),
+    [90, 90, 100, 100, 150, 150, 150, 150],
+    'for DHCPv4 and DHCPv6 each: server from a VM, unknown MAC, wrong port (one per MAC of web1 and red1)',
+  );
   for (const f of dropFlows) f.packetCount = BigInt(f.priority);
   await poll(runtime, HV1);
   const after = await scrape(metricsPort);
   const drop = (reason: string) => sampleValue(after, 'zonemesh_dropped_packets_total', { ...hv1, reason, table: 'dhcp-responder.in' });
-  t.is(drop('dhcp_wrong_port'), 300, 'two flows of 150');
-  t.is(drop('dhcp_unknown_mac'), 100);
-  t.is(drop('dhcp_from_vm_server'), 90);
+  t.is(drop('dhcp_wrong_port'), 600, 'four flows of 150');
+  t.is(drop('dhcp_unknown_mac'), 200);
+  t.is(drop('dhcp_from_vm_server'), 180);
 });
 
 test("lb-health: each decided backend's state, and the packets no check took by reason", async (t) => {

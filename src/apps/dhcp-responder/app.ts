@@ -6,7 +6,7 @@
  *   zonemesh run --apps dhcp-responder,tunnel-mesh,… --model FILE
  *
  * Its table is in the intercept stage, before classify and spoofguard: a DISCOVER is sent from
- * 0.0.0.0, which spoofguard would drop.
+ * 0.0.0.0, which spoofguard would drop. Dual-stack ports get stateless DHCPv6 too (dhcp6.ts).
  */
 import {
   AppSettingsError,
@@ -19,18 +19,21 @@ import {
   DHCP_SERVER_PORT,
   DhcpMessageType,
   DhcpParseError,
+  Dhcp6ParseError,
   EthType,
   findLayer,
   inject,
   injectable,
   IpProto,
   parseDhcp,
+  parseDhcp6,
   PipelineError,
   SwitchEventCounts,
   toController,
   type AppContext,
   type AppSettings,
   type DhcpMessage,
+  type Dhcp6Message,
   type DhcpOptions,
   type EventCounter,
   type Flow,
@@ -44,6 +47,7 @@ import {
   type TableSpec,
   type ZonemeshApp,
 } from '../../sdk';
+import { DHCP6_REPLY_TYPES, dhcp6Answer, dhcp6Flows, dhcp6ReplyFrame, type Dhcp6ReplyType } from './dhcp6';
 
 export const DHCP_RESPONDER_APP_ID = 20;
 export const DHCP_TABLE = 'dhcp-responder.in';
@@ -62,7 +66,7 @@ const DROP_REASONS: ReadonlyMap<number, string> = new Map([
 ]);
 
 export const DHCP_TABLES: readonly TableSpec[] = [
-  { name: DHCP_TABLE, stage: 'intercept', miss: 'next', matches: ['in_port', 'eth_src', 'eth_type', 'ip_proto', 'udp_src', 'udp_dst'] },
+  { name: DHCP_TABLE, stage: 'intercept', miss: 'next', matches: ['in_port', 'eth_src', 'eth_type', 'ip_proto', 'ipv6_dst', 'udp_src', 'udp_dst'] },
 ];
 
 /**
@@ -112,10 +116,10 @@ export function parseDhcpSettings(raw: unknown): DhcpResponderSettings {
  * unknown and misplaced MACs itself; 'unknown_mac' and 'wrong_port' here are packets that matched a
  * flow while the model or the ports were changing, or a `chaddr` other than the frame's source.)
  */
-export type DhcpIgnored = 'rate_limited' | 'malformed' | 'unknown_mac' | 'wrong_port' | 'other_server' | 'released' | 'declined' | 'not_a_request';
+export type DhcpIgnored = 'rate_limited' | 'malformed' | 'unknown_mac' | 'wrong_port' | 'other_server' | 'released' | 'declined' | 'not_a_request' | 'stateful';
 
-/** The replies the app sends, by DHCP message type. */
-export type DhcpReplyType = 'offer' | 'ack' | 'nak';
+/** The replies the app sends, by DHCP message type (DHCPv6's with a 6). */
+export type DhcpReplyType = 'offer' | 'ack' | 'nak' | Dhcp6ReplyType;
 const REPLY_TYPES: ReadonlyMap<number | undefined, DhcpReplyType> = new Map([
   [DhcpMessageType.OFFER, 'offer'],
   [DhcpMessageType.ACK, 'ack'],
@@ -244,10 +248,10 @@ export class DhcpResponderApp implements ZonemeshApp {
   /** packet-ins not answered, by reason, per switch */
   readonly unanswered = new SwitchEventCounts<DhcpIgnored>();
   readonly eventCounters: readonly EventCounter[] = [
-    { name: 'dhcp_replies', help: 'DHCP replies the dhcp-responder app sent, by type (offer, ack, nak).', label: 'type', read: () => this.replies.read() },
+    { name: 'dhcp_replies', help: 'DHCP replies the dhcp-responder app sent, by type (offer, ack, nak; DHCPv6 reply6, advertise6).', label: 'type', read: () => this.replies.read() },
     {
       name: 'dhcp_unanswered',
-      help: 'DHCP packets that reached the dhcp-responder app and got no answer, by reason (rate_limited, malformed, unknown_mac, wrong_port, other_server, released, declined, not_a_request).',
+      help: 'DHCP packets that reached the dhcp-responder app and got no answer, by reason (rate_limited, malformed, unknown_mac, wrong_port, other_server, released, declined, not_a_request, stateful).',
       label: 'reason',
       read: () => this.unanswered.read(),
     },
@@ -267,16 +271,18 @@ export class DhcpResponderApp implements ZonemeshApp {
       const now = new Set(ctx.model.current().hypervisors.map((h) => h.datapathId));
       for (const dpid of switches) if (!now.has(dpid)) Object.values(OWNER).forEach((owner) => ctx.setFlows(dpid, owner, []));
       for (const dpid of now) {
-        const { clients, drops } = dhcpFlows(ctx, placement.portsOn(dpid));
-        ctx.setFlows(dpid, OWNER.clients, clients);
-        ctx.setFlows(dpid, OWNER.drops, drops);
+        const ports = placement.portsOn(dpid);
+        const v4 = dhcpFlows(ctx, ports);
+        const v6 = dhcp6Flows(ctx, DHCP_TABLE, OWNER, ports, ({ port }) => ctx.model.subnetOf(port).subnet.ipv6 !== undefined);
+        ctx.setFlows(dpid, OWNER.clients, [...v4.clients, ...v6.clients]);
+        ctx.setFlows(dpid, OWNER.drops, [...v4.drops, ...v6.drops]);
       }
       switches = now;
     });
     ctx.on(ctx.events.packetIn$, (pin) => {
       if (pin.tableId !== ctx.pipeline.table(DHCP_TABLE).id) return; // another app's packet
-      const outcome = this.answer(ctx, pin);
-      if (typeof outcome !== 'string') this.replies.add(pin.dpid, REPLY_TYPES.get(outcome.options.messageType)!);
+      const outcome = pin.ethernet?.ethType === EthType.IPV6 ? this.answer6(ctx, pin) : this.answer(ctx, pin);
+      if (typeof outcome !== 'string') this.replies.add(pin.dpid, outcome.sent);
       else {
         this.unanswered.add(pin.dpid, outcome);
         ctx.log.debug({ dpid: pin.dpid.toString(16), inPort: pin.inPort, outcome }, 'DHCP packet not answered');
@@ -284,8 +290,8 @@ export class DhcpResponderApp implements ZonemeshApp {
     });
   }
 
-  /** the reply sent, or why there was none */
-  private answer(ctx: AppContext, pin: PacketIn): DhcpMessage | DhcpIgnored {
+  /** the type of the reply sent, or why there was none */
+  private answer(ctx: AppContext, pin: PacketIn): { sent: DhcpReplyType } | DhcpIgnored {
     if (!this.limiter.take(pin.dpid, pin.inPort)) return 'rate_limited';
     const payload = pin.packet && findLayer(pin.packet, 'raw');
     if (!payload || !findLayer(pin.packet, 'udp')) return 'malformed';
@@ -303,6 +309,29 @@ export class DhcpResponderApp implements ZonemeshApp {
     const reply = dhcpAnswer(request, placed, subnet);
     if (typeof reply === 'string') return reply;
     ctx.packetOut(pin.dpid, replyFrame(reply, subnet), { to: pin.inPort });
-    return reply;
+    return { sent: REPLY_TYPES.get(reply.options.messageType)! };
+  }
+
+  /** DHCPv6: the packet's source MAC must be the port's own on its own ofport (there is no chaddr) */
+  private answer6(ctx: AppContext, pin: PacketIn): { sent: DhcpReplyType } | DhcpIgnored {
+    if (!this.limiter.take(pin.dpid, pin.inPort)) return 'rate_limited';
+    const ip = pin.packet && findLayer(pin.packet, 'ipv6');
+    const payload = pin.packet && findLayer(pin.packet, 'raw');
+    if (!ip || !payload || !findLayer(pin.packet, 'udp')) return 'malformed';
+    const mac = pin.ethernet!.src;
+    const placed = clientPort(ctx.placement, pin, mac);
+    if (typeof placed === 'string') return placed;
+    const { subnet } = ctx.model.subnetOf(placed.port);
+    let request: Dhcp6Message;
+    try {
+      request = parseDhcp6(payload.data);
+    } catch (e) {
+      if (e instanceof Dhcp6ParseError) return 'malformed';
+      throw e;
+    }
+    const reply = dhcp6Answer(request, subnet);
+    if (typeof reply === 'string') return reply;
+    ctx.packetOut(pin.dpid, dhcp6ReplyFrame(reply, subnet, { mac, ip: ip.src }), { to: pin.inPort });
+    return { sent: DHCP6_REPLY_TYPES.get(reply.messageType)! };
   }
 }

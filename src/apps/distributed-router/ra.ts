@@ -6,7 +6,7 @@ import { OVERLAY_MTU } from '../../sdk/model';
  * The router's advertisements (RFC 4861 §6): sent by the controller as packet-outs, on each
  * dual-stack port of a switch when the port appears and every RA_INTERVAL_MS, and in answer to a
  * port's RS (sent up by l3.gateway). Prefix and flags from the model (SLAAC, else M and O for
- * DHCPv6), MTU 1400 (the overlay's), source the router's link-local address.
+ * DHCPv6; O with SLAAC when the subnet has IPv6 DNS servers, for stateless DHCPv6), MTU 1400 (the overlay's), source the router's link-local address.
  */
 
 /** RFC 4861 §6.2.1 MaxRtrAdvInterval is 4..1800 s (default 600); a new VM gets one at once anyway */
@@ -38,6 +38,7 @@ export function subnetRouterAdvertisement(subnet: Subnet, to?: Solicitor): Buffe
     prefix: formatIpv6Address(prefix.network),
     prefixLength: prefix.prefix,
     slaac: subnet.ipv6!.slaac,
+    otherConfig: subnet.ipv6!.dns !== undefined,
     mtu: OVERLAY_MTU,
     routerLifetime: ROUTER_LIFETIME_S,
     validLifetime: VALID_LIFETIME_S,
