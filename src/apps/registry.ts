@@ -5,7 +5,7 @@ import { ARP_RESPONDER_APP_ID, ArpResponderApp } from './arp-responder';
 import { DHCP_RESPONDER_APP_ID, DhcpResponderApp } from './dhcp-responder';
 import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-router';
 import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
-import { NORTH_SOUTH_APP_ID, NorthSouthApp } from './north-south';
+import { GATEWAY_PORTS, NORTH_SOUTH_APP_ID, NorthSouthApp, VsctlGatewayPorts } from './north-south';
 import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
 import { TUNNEL_MESH_APP_ID, TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
 import { TUNNEL_MONITOR_APP_ID, TunnelHealthBoard, TunnelMonitorApp } from './tunnel-monitor';
@@ -26,6 +26,7 @@ export const APP_REGISTRY: AppRegistry = {
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
 export function bindAppServices(container: Container): void {
   container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
+  container.bind(GATEWAY_PORTS).to(VsctlGatewayPorts);
   // empty unless tunnel-monitor runs, so readers (metrics, pages) need not know whether it does
   container.bind(TUNNEL_HEALTH).to(TunnelHealthBoard);
 }

@@ -1,13 +1,15 @@
 import type { Action, FieldRef, Instruction, OxmTlv } from '../openflow';
 import { OFPP, ValueKind, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import type { InstalledFlow } from './diff';
+import type { Group } from './group';
 import { canonicalField } from './match';
 
 /**
  * A fake multi-table switch that evaluates our flows, Faucet-style: for unit tests that ask
  * "where does this packet go?" without OVS. It covers what our apps use: match (with masks),
  * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack),
- * output. Anything else is an explicit SimUnsupportedError, never a silent guess.
+ * group (select and fast_failover: the first live bucket), output. Anything else is an explicit
+ * SimUnsupportedError, never a silent guess.
  */
 
 /** Packet header fields by canonical name ('eth_dst', 'ipv4_src', 'reg0', 'tunnel_id', 'tun_ipv4_dst', 'nw_ttl'…) */
@@ -34,6 +36,8 @@ export interface SimOptions {
    * decides, which gives a first packet trk|new like ofproto/trace's default.
    */
   ctState?: number;
+  /** ports whose liveness is down (BFD, carrier): a bucket watching one is never chosen */
+  deadPorts?: ReadonlySet<number>;
 }
 
 export interface SimResult {
@@ -125,7 +129,10 @@ export class FlowTableSim {
   /** committed connections: key → the direction that opened it */
   private readonly conntrack = new Map<string, boolean>();
 
-  constructor(flows: readonly InstalledFlow[]) {
+  private readonly groups = new Map<number, Group>();
+
+  constructor(flows: readonly InstalledFlow[], groups: readonly Group[] = []) {
+    for (const g of groups) this.groups.set(g.groupId, g);
     for (const f of flows) {
       const list = this.tables.get(f.tableId) ?? [];
       list.push(f);
@@ -216,6 +223,9 @@ export class FlowTableSim {
           this.runTable({ ...pkt }, table, result, depth + 1);
           break;
         }
+        case 'group':
+          this.runGroup(pkt, a.groupId, result, depth);
+          break;
         case 'ct':
           if (a.actions.length) throw new SimUnsupportedError('ct with nested actions (nat, exec)');
           {
@@ -232,6 +242,18 @@ export class FlowTableSim {
       }
     }
     return true;
+  }
+
+  /**
+   * OVS hashes a select group's packet over its live buckets; the sim takes the first live one, so
+   * a test sees a deterministic choice and, with `deadPorts`, the failover.
+   */
+  private runGroup(pkt: SimPacket, groupId: number, result: SimResult, depth: number): void {
+    const group = this.groups.get(groupId);
+    if (!group) throw new SimUnsupportedError(`group ${groupId} is not installed`);
+    if (group.groupType !== 'select' && group.groupType !== 'fast_failover') throw new SimUnsupportedError(`group type ${group.groupType}`);
+    const live = group.buckets.find((b) => !this.options.deadPorts?.has(b.watchPort));
+    if (live) this.runActions({ ...pkt }, live.actions, result, depth + 1);
   }
 
   /** the ct_state conntrack gives the packet; commits it when asked */

@@ -1,6 +1,17 @@
 import test from 'ava';
-import { NORTH_SOUTH_APP_ID, NotAGatewayError, gatewayBgpConfig, gatewayPrefixes, northSouthGroups } from '../../src/apps/north-south';
-import { TUNNEL_OFPORT } from '../../src/model';
+import {
+  GATEWAY_BFD_UDP_PORT,
+  NORTH_SOUTH_APP_ID,
+  NotAGatewayError,
+  bfdPeers,
+  gatewayBgpConfig,
+  gatewayPortName,
+  gatewayPortsCommand,
+  gatewayPrefixes,
+  gatewaysGroups,
+  northSouthGroups,
+} from '../../src/apps/north-south';
+import { type NetworkModel, TUNNEL_OFPORT } from '../../src/model';
 import { makeCookie } from '../../src/sdk/cookie';
 import { IncrementalCompiler } from '../../src/sdk/incremental';
 import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
@@ -14,7 +25,13 @@ const model = northSouth();
 const view = viewOf(model);
 const flows = switchFlows(view, PIPELINE, NORTH_SOUTH_COMPILERS);
 const hv = (name: string) => model.hypervisors.find((h) => h.name === name)!;
-const sim = (name: string) => new FlowTableSim(flows.get(hv(name).datapathId)!);
+/** the BFD ports to gateways, as a switch would number them: 100 + the peer's position in the model */
+const bfdOfport = (m: NetworkModel) => (_dpid: bigint, name: string) => {
+  const i = m.hypervisors.findIndex((h) => gatewayPortName(h) === name);
+  return i < 0 ? undefined : 100 + i;
+};
+const groupsOf = (m: NetworkModel, dpid: bigint) => [gatewaysGroups(NORTH_SOUTH_APP_ID, m, bfdOfport(m)).get(dpid)].filter((g) => g !== undefined);
+const sim = (name: string) => new FlowTableSim(flows.get(hv(name).datapathId)!, groupsOf(model, hv(name).datapathId));
 const port = (name: string) => view.vpcs.flatMap((v) => v.ports).find((p) => p.port.name === name)!;
 const FIP_WEB1 = '198.51.100.10';
 const INTERNET = '192.0.2.80';
@@ -40,8 +57,55 @@ test('outbound: a floating IP port leaves with its floating IP and MAC, tunnelle
   t.is(out.packet.eth_src, model.floatingIps[0]!.mac);
   t.is(out.packet.nw_ttl, 63);
   t.is(out.packet.tunnel_id, 101n);
-  const gateways = model.externalNetworks.find((e) => e.zone === 'zone-a')!.gateways.map((g) => hv(g.hypervisor).tunnelIp);
-  t.true(gateways.includes(String(out.packet.tun_ipv4_dst)), `${String(out.packet.tun_ipv4_dst)} is a zone-a gateway`);
+  // hv1 is a gateway itself: its VMs leave by the zone's other gateway
+  t.is(out.packet.tun_ipv4_dst, hv('hv2').tunnelIp);
+});
+
+/** the north-south model with hv5, a zone-a hypervisor that is no gateway, now holding web1 */
+const withHv5 = edit(model, (d) => {
+  d.hypervisors.push({ name: 'hv5', zone: 'zone-a', tunnelIp: '172.16.1.15', datapathId: '0x15' });
+  d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv5';
+});
+
+test('failover: a select group over the zone\'s gateways, each bucket watching its BFD port; a dead port\'s bucket is skipped', (t) => {
+  const hv5 = withHv5.hypervisors.find((h) => h.name === 'hv5')!;
+  const group = gatewaysGroups(NORTH_SOUTH_APP_ID, withHv5, bfdOfport(withHv5)).get(hv5.datapathId)!;
+  t.is(group.groupType, 'select');
+  t.deepEqual(group.buckets.map((b) => [b.watchPort, b.weight]), [[100, 100], [101, 100]], 'ECMP: one equal bucket per gateway, hv1 and hv2');
+  const v = viewOf(withHv5);
+  const s = (dead: number[]) => {
+    const sim5 = new FlowTableSim(switchFlows(v, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv5.datapathId)!, [group]);
+    const p = v.vpcs.flatMap((x) => x.ports).find((x) => x.port.name === 'web1')!;
+    const pkt = { eth_src: p.port.mac, eth_dst: p.routerMac, eth_type: 0x0800, ipv4_src: p.port.ip, ipv4_dst: INTERNET, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64 };
+    return sim5.inject(pkt, p.ofport!, { deadPorts: new Set(dead) }).outputs.map((o) => [o.port, o.packet.tun_ipv4_dst, o.packet.ipv4_src]);
+  };
+  t.deepEqual(s([]), [[TUNNEL_OFPORT, hv('hv1').tunnelIp, FIP_WEB1]]);
+  t.deepEqual(s([100]), [[TUNNEL_OFPORT, hv('hv2').tunnelIp, FIP_WEB1]], 'hv1\'s BFD down: hv2 carries it');
+  t.deepEqual(s([100, 101]), [], 'no live gateway: dropped, never sent to another zone');
+  // a gateway port the switch has not reported yet has no bucket
+  const half = gatewaysGroups(NORTH_SOUTH_APP_ID, withHv5, (_dpid, name) => (name === gatewayPortName(hv('hv2')) ? 7 : undefined)).get(hv5.datapathId)!;
+  t.deepEqual(half.buckets.map((b) => b.watchPort), [7]);
+});
+
+test('BFD peers: a hypervisor watches its zone\'s gateways; a gateway answers every hypervisor of its zone', (t) => {
+  const names = (h: string) => bfdPeers(withHv5, withHv5.hypervisors.find((x) => x.name === h)!).map((p) => p.name);
+  t.deepEqual(names('hv5'), ['hv1', 'hv2']);
+  t.deepEqual(names('hv1'), ['hv2', 'hv5']);
+  t.deepEqual(names('hv3'), ['hv4'], 'never a session into another zone');
+  t.is(gatewayPortName(hv('hv1')), 'zm-gw-ac10010b');
+});
+
+test('BFD ports: one ovs-vsctl transaction sets every peer\'s port and deletes ours to former peers only', (t) => {
+  const hv5 = { ...withHv5.hypervisors.find((h) => h.name === 'hv5')!, ovsdb: 'unix:/run/hv5/db.sock' };
+  const args = gatewayPortsCommand(hv5, [hv('hv1')], ['web1', 'zm-tun', 'zm-gw-ac10010b', 'zm-gw-ac10010c']);
+  t.deepEqual(args, [
+    '--db=unix:/run/hv5/db.sock',
+    '--timeout=10',
+    '--', '--if-exists', 'del-port', 'br-int', 'zm-gw-ac10010c',
+    '--', '--may-exist', 'add-port', 'br-int', 'zm-gw-ac10010b',
+    '--', 'set', 'interface', 'zm-gw-ac10010b', 'type=geneve', 'options:remote_ip=172.16.1.11', 'options:local_ip=172.16.1.15', `options:dst_port=${GATEWAY_BFD_UDP_PORT}`,
+    'bfd:enable=true', 'bfd:min_tx=100', 'bfd:min_rx=100', 'bfd:decay_min_rx=0',
+  ]);
 });
 
 test('inbound: a packet to the floating IP from a gateway reaches the VM with its own address', (t) => {
@@ -78,7 +142,7 @@ test('isolation: the same address in another VPC, or a VM without a floating IP,
 
 test('a VPC routes only its egress routes to the outside', (t) => {
   const limited = viewOf(edit(model, (d) => (d.vpcs[0].egress = { routes: ['192.0.2.0/24'], snat: [] })));
-  const s = new FlowTableSim(switchFlows(limited, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv1').datapathId)!);
+  const s = new FlowTableSim(switchFlows(limited, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv1').datapathId)!, groupsOf(limited.model, hv('hv1').datapathId));
   t.is(s.inject(fromVm('web1', INTERNET), port('web1').ofport!).outputs[0]?.packet.ipv4_src, FIP_WEB1);
   t.deepEqual(s.inject(fromVm('web1', '203.0.113.9'), port('web1').ofport!).outputs, []);
 });

@@ -1,15 +1,65 @@
-import { type AppContext, type ZonemeshApp, injectable, runIncremental } from '../../sdk';
+import { type AppContext, type Group, type Hypervisor, type ZonemeshApp, inject, injectable, runIncremental, sameBuckets } from '../../sdk';
+import { GATEWAY_PORTS, type GatewayPorts } from './gateway-ports';
+import { GATEWAYS_GROUP_KEY, bfdPeers, gatewayPortName, gatewaysGroups } from './gateways';
 import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES, northSouthGroups } from './flows';
 
-/** Floating IPs on the VMs' own hypervisors (docs/north-south.md); gateways and SNAT come later. */
+type Provisionable = Hypervisor & { ovsdb: string };
+
+/**
+ * Floating IPs on the VMs' own hypervisors, and the switch's choice of gateway: BFD ports to the
+ * zone's gateways and a select group over them (docs/north-south.md).
+ */
 @injectable()
 export class NorthSouthApp implements ZonemeshApp {
   readonly name = 'north-south';
   readonly appId = NORTH_SOUTH_APP_ID;
   readonly tables = NORTH_SOUTH_TABLES;
+  /** per hypervisor, the BFD ports last provisioned (or being provisioned), as their names and peers */
+  private readonly provisioned = new Map<string, string>();
+  /** per switch, the gateways group last handed to the runtime */
+  private readonly groups = new Map<bigint, Group>();
+  private stopped = false;
+  /** how long a failed provisioning waits before trying again */
+  retryMs = 5_000;
+
+  constructor(@inject(GATEWAY_PORTS) private readonly ports: GatewayPorts) {}
 
   start(ctx: AppContext): void {
+    ctx.stopped$.subscribe(() => (this.stopped = true));
     // placement emits on every model change too, so it is the one input
     runIncremental(ctx, ctx.placement.changes$, (placement) => northSouthGroups(ctx.pipeline, ctx.model.current(), (port) => placement.place(port)));
+    ctx.on(ctx.placement.changes$, (placement) => {
+      const model = ctx.model.current();
+      this.setGroups(ctx, gatewaysGroups(this.appId, model, (dpid, name) => placement.ofport(dpid, name)));
+      for (const hv of model.hypervisors) if (hv.ovsdb !== undefined) this.provision(ctx, { ...hv, ovsdb: hv.ovsdb }, bfdPeers(model, hv));
+    });
+  }
+
+  /** hands the runtime only groups that changed: placement changes with every port of every switch */
+  private setGroups(ctx: AppContext, wanted: Map<bigint, Group>): void {
+    for (const [dpid, group] of wanted) {
+      const before = this.groups.get(dpid);
+      if (before && before.groupType === group.groupType && sameBuckets(before.buckets, group.buckets)) continue;
+      this.groups.set(dpid, group);
+      ctx.setGroups(dpid, GATEWAYS_GROUP_KEY, [group]);
+    }
+    for (const dpid of [...this.groups.keys()].filter((d) => !wanted.has(d))) {
+      this.groups.delete(dpid);
+      ctx.setGroups(dpid, GATEWAYS_GROUP_KEY, []);
+    }
+  }
+
+  /** Hypervisors without an `ovsdb` target are provisioned by someone else; failures retry until they succeed or the peers change. */
+  private provision(ctx: AppContext, hv: Provisionable, peers: readonly Hypervisor[], retry = false): void {
+    const signature = JSON.stringify([hv.ovsdb, hv.bridge, hv.tunnelIp, peers.map((p) => [gatewayPortName(p), p.tunnelIp])]);
+    if (this.stopped || (!retry && this.provisioned.get(hv.name) === signature)) return;
+    this.provisioned.set(hv.name, signature);
+    this.ports.ensure(hv, peers).then(
+      () => ctx.log.info({ hypervisor: hv.name, peers: peers.map((p) => p.name) }, 'gateway BFD ports ready'),
+      (err: unknown) => {
+        ctx.log.error({ err, hypervisor: hv.name }, `gateway BFD ports not provisioned, retrying in ${this.retryMs} ms`);
+        setTimeout(() => this.provisioned.get(hv.name) === signature && this.provision(ctx, hv, peers, true), this.retryMs).unref();
+      },
+    );
   }
 }

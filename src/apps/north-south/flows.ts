@@ -5,15 +5,15 @@
  *
  * Outbound: a routed packet (to its subnet's router MAC) from the VM to one of its VPC's routes to
  * the outside, and not to one of the VPC's own subnets, leaves with the floating IP and MAC as
- * source, tunnelled in the VPC's VNI to a gateway of the VM's zone, which puts it on the external
- * segment. Inbound: a packet tunnelled from a gateway in the VPC's VNI to the floating IP gets the
- * VM's address, its router's MAC as source and the VM's MAC, and goes out of the VM's port.
+ * source, tunnelled in the VPC's VNI to a live gateway of the VM's zone (the switch's choice: see
+ * gateways.ts), which puts it on the external segment. Inbound: a packet tunnelled from a gateway
+ * in the VPC's VNI to the floating IP gets the VM's address, its router's MAC as source and the
+ * VM's MAC, and goes out of the VM's port.
  */
 import {
   type Flow,
   FlowBuilder,
   type FloatingIp,
-  type Hypervisor,
   type NetworkModel,
   type OwnerDef,
   type OwnerGroup,
@@ -25,9 +25,11 @@ import {
   TUNNEL_OFPORT,
   cidr,
   compileOwners,
+  groupIdOf,
   makeCookie,
   output,
 } from '../../sdk';
+import { GATEWAYS_GROUP_KEY, outboundGateways } from './gateways';
 
 export const NORTH_SOUTH_APP_ID = 30;
 export const NAT_INBOUND_TABLE = 'nat.inbound';
@@ -67,27 +69,12 @@ export function compileNorthSouth(pipeline: Pipeline, model: NetworkModel, place
   return compileOwners(northSouthGroups(pipeline, model, place));
 }
 
-/**
- * The gateway a port's outbound traffic goes to: one of its zone's, chosen by the port's name, so
- * the ports of a hypervisor spread over the gateways and every controller picks the same one.
- */
-export function gatewayFor(model: NetworkModel, port: VmPort, host: Hypervisor): Hypervisor | undefined {
-  const gateways = model.externalNetworks
-    .filter((e) => e.zone === host.zone)
-    .flatMap((e) => e.gateways.map((g) => model.hypervisors.find((h) => h.name === g.hypervisor)!));
-  if (gateways.length === 0) return undefined;
-  let hash = 0;
-  for (const ch of port.name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-  return gateways[hash % gateways.length];
-}
-
 function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string, fip: FloatingIp, placed: PlacedPort): Flow[] {
   const cookie = makeCookie(NORTH_SOUTH_APP_ID, owner);
   const f = (table: string) => new FlowBuilder(pipeline, pipeline.table(table), cookie);
   const { port, ofport, hypervisor } = placed;
   const vni = BigInt(model.vpcs.find((v) => v.name === port.vpc)!.vni);
   const subnet = model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!;
-  const gateway = gatewayFor(model, port, hypervisor);
   const routes = model.egress.find((e) => e.vpc === port.vpc)?.routes ?? DEFAULT_ROUTES;
   const routed = { in_port: ofport, eth_type: ETH_IP, eth_dst: subnet.routerMac };
 
@@ -101,8 +88,8 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
       output(ofport),
     )
     .build();
-  // validation guarantees the VM's zone has gateways; a model changing under us may not yet
-  if (!gateway) return [inbound];
+  // validation guarantees the VM's zone has gateways; a lone gateway's own VMs have none to go to
+  if (outboundGateways(model, hypervisor).length === 0) return [inbound];
   const inside = model.subnets
     .filter((s) => s.vpc === port.vpc)
     .map((s) => f(NAT_OUTBOUND_TABLE).priority(PRIORITY.inside).match({ ...routed, ipv4_dst: cidr(s.cidr) }).goto(nextOf(pipeline)).build());
@@ -115,8 +102,8 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
         { type: 'set_field', field: { field: 'eth_src', value: fip.mac } },
         { type: 'dec_nw_ttl' },
         { type: 'set_field', field: { field: 'tunnel_id', value: vni } },
-        { type: 'set_field', field: { field: 'tun_ipv4_dst', value: gateway.tunnelIp } },
-        output(TUNNEL_OFPORT),
+        // the switch picks a live gateway of the zone (gateways.ts)
+        { type: 'group', groupId: groupIdOf(NORTH_SOUTH_APP_ID, GATEWAYS_GROUP_KEY) },
       )
       .build(),
   );

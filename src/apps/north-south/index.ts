@@ -1,3 +1,5 @@
 export * from './flows';
+export * from './gateways';
+export * from './gateway-ports';
 export * from './app';
 export * from './bgp';
