@@ -1,16 +1,21 @@
 import test from 'ava';
 import {
+  BgpConfigError,
   GATEWAY_BFD_UDP_PORT,
   NORTH_SOUTH_APP_ID,
   NotAGatewayError,
   bfdPeers,
+  bgpNetworkCommands,
   gatewayBgpConfig,
   gatewayPortName,
   gatewayPortsCommand,
   gatewayPrefixes,
   gatewaysGroups,
   northSouthGroups,
+  parseBgpNetworks,
+  parseNorthSouthSettings,
 } from '../../src/apps/north-south';
+import { AppSettingsError } from '../../src/sdk';
 import { type NetworkModel, TUNNEL_OFPORT } from '../../src/model';
 import { makeCookie } from '../../src/sdk/cookie';
 import { IncrementalCompiler } from '../../src/sdk/incremental';
@@ -202,4 +207,44 @@ test("a gateway's BGP configuration announces its zone's floating IPs and SNAT a
   const moved = edit(model, (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv3'));
   t.deepEqual(gatewayPrefixes(moved, 'hv4'), ['198.51.100.10/32', '198.51.100.74/32', '198.51.100.84/32', '198.51.100.85/32']);
   t.throws(() => gatewayBgpConfig(model, 'nope', opts), { instanceOf: NotAGatewayError });
+});
+
+test("run time: bgpd's networks are read from its running configuration and changed by the difference only", (t) => {
+  const running = [
+    'frr version 8.4.4',
+    'router bgp 65001',
+    ' bgp router-id 198.51.100.2',
+    ' no bgp network import-check',
+    ' neighbor 198.51.100.1 bfd 3 100 100',
+    ' !',
+    ' address-family ipv4 unicast',
+    '  network 198.51.100.10/32',
+    '  network 198.51.100.20/32',
+    ' exit-address-family',
+    'exit',
+  ].join('\n');
+  const current = parseBgpNetworks(running);
+  t.deepEqual(current, { asn: 65001, networks: ['198.51.100.10/32', '198.51.100.20/32'] });
+  t.deepEqual(bgpNetworkCommands(current, ['198.51.100.20/32', '198.51.100.11/32']), [
+    'configure terminal',
+    'router bgp 65001',
+    'address-family ipv4 unicast',
+    'no network 198.51.100.10/32',
+    'network 198.51.100.11/32',
+  ]);
+  t.deepEqual(bgpNetworkCommands(current, ['198.51.100.20/32', '198.51.100.10/32']), [], 'same set: no vtysh run');
+  t.throws(() => parseBgpNetworks('frr version 8.4.4\n'), { instanceOf: BgpConfigError });
+});
+
+test('BFD with the edge router is one neighbor line in the gateway\'s bgpd configuration', (t) => {
+  const config = gatewayBgpConfig(model, 'hv1', { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3, bfd: { multiplier: 3, intervalMs: 100 } });
+  t.regex(config, /^ neighbor 198\.51\.100\.1 bfd 3 100 100$/m);
+});
+
+test('settings: the gateways whose bgpd the controller drives, checked', (t) => {
+  t.deepEqual(parseNorthSouthSettings(undefined), { bgpVtySockets: {} });
+  t.deepEqual(parseNorthSouthSettings({ bgpVtySockets: { hv1: '/run/frr/hv1' } }), { bgpVtySockets: { hv1: '/run/frr/hv1' } });
+  const err = t.throws(() => parseNorthSouthSettings({ bgpVtySockets: { hv1: 'relative' }, bgp: 1 }), { instanceOf: AppSettingsError });
+  t.regex(err!.message, /bgpVtySockets\.hv1/);
+  t.regex(err!.message, /bgp.*not a setting/);
 });

@@ -1,4 +1,6 @@
-import { type AppContext, type Group, type Hypervisor, type ZonemeshApp, inject, injectable, runIncremental, sameBuckets } from '../../sdk';
+import { APP_SETTINGS, type AppContext, type AppSettings, type Group, type Hypervisor, type NetworkModel, type ZonemeshApp, inject, injectable, runIncremental, sameBuckets } from '../../sdk';
+import { gatewayPrefixes } from './bgp';
+import { BGP_SPEAKERS, type BgpSpeakers, type NorthSouthSettings, parseNorthSouthSettings } from './bgp-speakers';
 import { GATEWAY_PORTS, type GatewayPorts } from './gateway-ports';
 import { GATEWAYS_GROUP_KEY, bfdPeers, gatewayPortName, gatewaysGroups } from './gateways';
 import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES, northSouthGroups } from './flows';
@@ -6,8 +8,8 @@ import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES, northSouthGroups } from './flow
 type Provisionable = Hypervisor & { ovsdb: string };
 
 /**
- * Floating IPs on the VMs' own hypervisors, and the switch's choice of gateway: BFD ports to the
- * zone's gateways and a select group over them (docs/north-south.md).
+ * Floating IPs on the VMs' own hypervisors, the switch's choice of gateway (BFD ports to the zone's
+ * gateways and a select group over them), and what each gateway's bgpd announces (docs/north-south.md).
  */
 @injectable()
 export class NorthSouthApp implements ZonemeshApp {
@@ -18,11 +20,20 @@ export class NorthSouthApp implements ZonemeshApp {
   private readonly provisioned = new Map<string, string>();
   /** per switch, the gateways group last handed to the runtime */
   private readonly groups = new Map<bigint, Group>();
+  /** per gateway with a bgpd to drive: the prefixes it must announce, and whether a vtysh run is under way */
+  private readonly announcements = new Map<string, { wanted: readonly string[]; running: boolean }>();
+  private readonly settings: NorthSouthSettings;
   private stopped = false;
-  /** how long a failed provisioning waits before trying again */
+  /** how long a failed provisioning or announcement waits before trying again */
   retryMs = 5_000;
 
-  constructor(@inject(GATEWAY_PORTS) private readonly ports: GatewayPorts) {}
+  constructor(
+    @inject(GATEWAY_PORTS) private readonly ports: GatewayPorts,
+    @inject(BGP_SPEAKERS) private readonly speakers: BgpSpeakers,
+    @inject(APP_SETTINGS) settings: AppSettings,
+  ) {
+    this.settings = parseNorthSouthSettings(settings[this.name]);
+  }
 
   start(ctx: AppContext): void {
     ctx.stopped$.subscribe(() => (this.stopped = true));
@@ -33,6 +44,30 @@ export class NorthSouthApp implements ZonemeshApp {
       this.setGroups(ctx, gatewaysGroups(this.appId, model, (dpid, name) => placement.ofport(dpid, name)));
       for (const hv of model.hypervisors) if (hv.ovsdb !== undefined) this.provision(ctx, { ...hv, ovsdb: hv.ovsdb }, bfdPeers(model, hv));
     });
+    ctx.on(ctx.model.changes$, (model) => {
+      for (const gateway of Object.keys(this.settings.bgpVtySockets)) this.announce(ctx, gateway, announced(model, gateway));
+    });
+  }
+
+  /** One vtysh run per gateway at a time; a change meanwhile is applied when it ends, a failure retried. */
+  private announce(ctx: AppContext, gateway: string, wanted: readonly string[], retry = false): void {
+    const state = this.announcements.get(gateway) ?? { wanted, running: false };
+    this.announcements.set(gateway, state);
+    state.wanted = wanted;
+    if (this.stopped || (state.running && !retry)) return;
+    state.running = true;
+    const dir = this.settings.bgpVtySockets[gateway]!;
+    this.speakers.announce(dir, wanted).then(
+      (changed) => {
+        if (changed) ctx.log.info({ gateway, prefixes: wanted }, 'gateway bgpd announces new prefixes');
+        if (state.wanted !== wanted) this.announce(ctx, gateway, state.wanted, true);
+        else state.running = false;
+      },
+      (err: unknown) => {
+        ctx.log.error({ err, gateway }, `gateway bgpd not updated, retrying in ${this.retryMs} ms`);
+        setTimeout(() => this.announce(ctx, gateway, state.wanted, true), this.retryMs).unref();
+      },
+    );
   }
 
   /** hands the runtime only groups that changed: placement changes with every port of every switch */
@@ -62,4 +97,9 @@ export class NorthSouthApp implements ZonemeshApp {
       },
     );
   }
+}
+
+/** What a gateway's bgpd must announce: nothing for a hypervisor the model no longer makes a gateway. */
+function announced(model: NetworkModel, gateway: string): readonly string[] {
+  return model.externalNetworks.some((e) => e.gateways.some((g) => g.hypervisor === gateway)) ? gatewayPrefixes(model, gateway) : [];
 }

@@ -3,3 +3,4 @@ export * from './gateways';
 export * from './gateway-ports';
 export * from './app';
 export * from './bgp';
+export * from './bgp-speakers';
