@@ -194,6 +194,8 @@ test("a gateway's BGP configuration announces its zone's floating IPs and SNAT a
       ' no bgp network import-check',
       ' neighbor 198.51.100.1 remote-as 65000',
       ' neighbor 198.51.100.1 timers 1 3',
+      ' neighbor 198.51.100.1 advertisement-interval 0',
+      ' neighbor 198.51.100.1 timers connect 1',
       ' address-family ipv4 unicast',
       '  network 198.51.100.10/32',
       '  network 198.51.100.20/32',

@@ -1,33 +1,44 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, spawnTracked } from './run';
 
 /** Debian's FRR (scripts/ensure-deps.sh); never the system service: every daemon here has its own files. */
-const BGPD = '/usr/lib/frr/bgpd';
+const FRR_DAEMONS = '/usr/lib/frr';
 
 /** One route of `show ip bgp json`: the next hops of its valid paths. */
 export type BgpRoutes = Record<string, string[]>;
 
 /**
- * A bgpd in a network namespace, without zebra (it only speaks BGP: nothing is installed in the
- * kernel), with its config, pid file, log and vty socket in `dir`. Tracked by spawnTracked, so a
- * crashed test cannot leave it running.
+ * A bgpd in a network namespace with its config, pid file, log and vty socket in `dir`. Alone (it
+ * only speaks BGP: nothing is installed in the kernel), or with `bfd`, behind a zebra and a bfdd of
+ * its own: bgpd reaches bfdd only through zebra, and zebra then installs the learned routes in the
+ * namespace's kernel. Every daemon is tracked by spawnTracked, so a crashed test cannot leave it running.
  */
 export class Bgpd {
   private constructor(
     readonly netns: string,
     readonly dir: string,
-    private readonly child: ChildProcess,
+    private readonly children: readonly ChildProcess[],
   ) {}
 
-  static start(netns: string, dir: string, config: string): Bgpd {
+  static async start(netns: string, dir: string, config: string, opts: { bfd?: boolean } = {}): Promise<Bgpd> {
     mkdirSync(dir, { recursive: true });
-    const conf = join(dir, 'bgpd.conf');
-    writeFileSync(conf, config);
-    const args = ['netns', 'exec', netns, BGPD, '-S', '-Z', '-P', '0', '-f', conf, '-i', join(dir, 'bgpd.pid'), '--vty_socket', dir, '--log', `file:${join(dir, 'bgpd.log')}`];
-    return new Bgpd(netns, dir, spawnTracked('ip', args));
+    const daemon = (name: string, extra: string[]) => {
+      const conf = join(dir, `${name}.conf`);
+      writeFileSync(conf, name === 'bgpd' ? config : '');
+      const args = [...extra, '-P', '0', '-f', conf, '-i', join(dir, `${name}.pid`), '--vty_socket', dir, '--log', `file:${join(dir, `${name}.log`)}`];
+      return spawnTracked('ip', ['netns', 'exec', netns, join(FRR_DAEMONS, name), ...args]);
+    };
+    if (!opts.bfd) return new Bgpd(netns, dir, [daemon('bgpd', ['-S', '-Z'])]);
+    // zebra and bfdd run as Debian's `frr` user (only bgpd has -S to skip it): their files must be its
+    await run('chown', ['frr:frr', dir]);
+    const zserv = ['-z', join(dir, 'zserv.api')];
+    const children = [daemon('zebra', zserv)];
+    await waitForFile(join(dir, 'zserv.api'));
+    children.push(daemon('bfdd', [...zserv, '--bfdctl', join(dir, 'bfdd.sock')]), daemon('bgpd', ['-S', ...zserv]));
+    return new Bgpd(netns, dir, children);
   }
 
   async vtysh(command: string): Promise<string> {
@@ -44,22 +55,44 @@ export class Bgpd {
     return out;
   }
 
-  /** SIGKILL, as a dying host would stop it; resolves once it is gone */
+  /** SIGKILL to every daemon, as a dying host would stop them; resolves once they are gone */
   async kill(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = once(this.child, 'exit');
-    this.child.kill('SIGKILL');
-    await exited;
+    const running = this.children.filter((c) => c.exitCode === null && c.signalCode === null);
+    const exited = running.map((c) => once(c, 'exit'));
+    for (const c of running) c.kill('SIGKILL');
+    await Promise.all(exited);
+  }
+}
+
+async function waitForFile(path: string, timeoutMs = 10_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !existsSync(path); ) {
+    if (Date.now() > deadline) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
   }
 }
 
 /** The edge router's bgpd: one eBGP neighbor per gateway, ECMP over up to `maximumPaths`. */
-export function edgeBgpConfig(opts: { localAs: number; routerId: string; gatewayAs: number; gateways: readonly string[]; keepaliveSeconds: number; holdSeconds: number; maximumPaths: number }): string {
+export function edgeBgpConfig(opts: {
+  localAs: number;
+  routerId: string;
+  gatewayAs: number;
+  gateways: readonly string[];
+  keepaliveSeconds: number;
+  holdSeconds: number;
+  maximumPaths: number;
+  bfd?: { multiplier: number; intervalMs: number };
+}): string {
+  const bfd = opts.bfd;
   return [
     `router bgp ${opts.localAs}`,
     ` bgp router-id ${opts.routerId}`,
     ' no bgp ebgp-requires-policy',
-    ...opts.gateways.flatMap((g) => [` neighbor ${g} remote-as ${opts.gatewayAs}`, ` neighbor ${g} timers ${opts.keepaliveSeconds} ${opts.holdSeconds}`]),
+    ...opts.gateways.flatMap((g) => [
+      ` neighbor ${g} remote-as ${opts.gatewayAs}`,
+      ` neighbor ${g} timers ${opts.keepaliveSeconds} ${opts.holdSeconds}`,
+      ` neighbor ${g} timers connect 1`,
+      ...(bfd ? [` neighbor ${g} bfd ${bfd.multiplier} ${bfd.intervalMs} ${bfd.intervalMs}`] : []),
+    ]),
     ' address-family ipv4 unicast',
     `  maximum-paths ${opts.maximumPaths}`,
     ' exit-address-family',

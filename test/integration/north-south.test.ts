@@ -134,10 +134,10 @@ test.serial('BGP: the edge router learns zone-a\'s floating IPs and SNAT address
       await inEdge('link', 'set', edgeEnd, 'master', 'zmns-ext-a', 'up');
       await run('ip', ['-n', netns, 'addr', 'add', `${g.ip}/${prefixLen}`, 'dev', gatewayEnd]);
       await run('ip', ['-n', netns, 'link', 'set', gatewayEnd, 'up']);
-      bgpds.push(Bgpd.start(netns, join(dir, 'frr', g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP)));
+      bgpds.push(await Bgpd.start(netns, join(dir, 'frr', g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP)));
     }
     const gatewayIps = ext.gateways.map((g) => g.ip).sort();
-    const edge = Bgpd.start(
+    const edge = await Bgpd.start(
       EDGE_NETNS,
       join(dir, 'frr', 'edge'),
       edgeBgpConfig({ localAs: BGP.edgeAs, routerId: ext.nextHop, gatewayAs: BGP.localAs, gateways: gatewayIps, keepaliveSeconds: BGP.keepaliveSeconds, holdSeconds: BGP.holdSeconds, maximumPaths: 2 }),

@@ -45,6 +45,10 @@ export function gatewayBgpConfig(model: NetworkModel, gateway: string, opts: Gat
     ...attachments.flatMap(({ net }) => [
       ` neighbor ${net.nextHop} remote-as ${opts.edgeAs}`,
       ` neighbor ${net.nextHop} timers ${opts.keepaliveSeconds} ${opts.holdSeconds}`,
+      // a rebinding reaches the edge router at once, not after a minimum route advertisement interval
+      ` neighbor ${net.nextHop} advertisement-interval 0`,
+      // a session BFD took down comes back within a second of the path, not FRR's default 120 s
+      ` neighbor ${net.nextHop} timers connect 1`,
       ...(opts.bfd ? [` neighbor ${net.nextHop} bfd ${opts.bfd.multiplier} ${opts.bfd.intervalMs} ${opts.bfd.intervalMs}`] : []),
     ]),
     ' address-family ipv4 unicast',

@@ -1,0 +1,264 @@
+/**
+ * Gateway failure and run-time BGP on real OVS and FRR (docs/north-south.md, Gateways and BGP), on
+ * one multi-zone Mininet scenario: models/north-south.yaml plus hv5, a zone-a hypervisor that is
+ * no gateway, holding web5 with a floating IP (so its traffic has two gateways to choose from).
+ * The controller runs the overlay apps plus north-south, which makes the BFD ports and the select
+ * group and drives every gateway's bgpd through vtysh. An edge router namespace sits on both zones'
+ * external segments; each gateway and the edge router run zebra, bfdd and bgpd (BFD 3 × 100 ms).
+ *
+ * A "silent" death is a blackhole (nftables drops everything the host sends and receives on that
+ * link); nothing is killed, so nothing closes a session. Serial: the tests break and heal gateways.
+ */
+import test from 'ava';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { isMap, isSeq, parseDocument } from 'yaml';
+import { GATEWAY_BFD_INTERVAL_MS, gatewayBgpConfig, gatewayPortName } from '../../src/apps/north-south';
+import { loadModelFile, type NetworkModel } from '../../src/model';
+import { OVERLAY_APPS, overlayUp, startController, waitFor, type OverlayScenario, type RunningController } from '../helpers/overlay';
+import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
+import { REPO_ROOT } from '../helpers/paths';
+import { NFT, TEST_STATE_DIR, run } from '../helpers/run';
+
+const PREFIX = 'zmnf';
+const dir = join(TEST_STATE_DIR, 'north-south-failover');
+const modelFile = join(dir, 'model.yaml');
+const INTERNET = '192.0.2.80';
+const EDGE_NETNS = `${PREFIX}edge`;
+const BFD = { multiplier: 3, intervalMs: 100 } as const;
+const BGP = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3, bfd: BFD } as const;
+
+let scenario: OverlayScenario | undefined;
+let controller: RunningController | undefined;
+const daemons: Bgpd[] = [];
+let edge: Bgpd | undefined;
+
+/** models/north-south.yaml with hv5 (zone-a, no gateway) holding web5, bound to the spare floating IP */
+function writeModel(): void {
+  const doc = parseDocument(readFileSync(join(REPO_ROOT, 'models', 'north-south.yaml'), 'utf8'));
+  (doc.get('hypervisors') as { add(v: unknown): void }).add({ name: 'hv5', zone: 'zone-a', tunnelIp: '172.16.1.15', datapathId: '0x15' });
+  (doc.get('ports') as { add(v: unknown): void }).add({ name: 'web5', vpc: 'blue', subnet: 'web', mac: '02:00:00:01:01:0f', ip: '10.1.1.15', hypervisor: 'hv5' });
+  setPort(doc, '198.51.100.11', 'web5');
+  writeFileSync(modelFile, doc.toString());
+}
+
+function setPort(doc: ReturnType<typeof parseDocument>, ip: string, port: string): void {
+  const fips = doc.get('floatingIps');
+  const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === ip) : undefined;
+  if (!isMap(entry)) throw new Error(`no floating IP ${ip} in the model`);
+  entry.set('port', port);
+}
+
+/** An edit of the watched model file, atomically (the controller watches it). */
+function editModel(change: (doc: ReturnType<typeof parseDocument>) => void): void {
+  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
+  change(doc);
+  writeFileSync(`${modelFile}.tmp`, doc.toString());
+  renameSync(`${modelFile}.tmp`, modelFile);
+}
+
+const vty = (hv: string) => join(dir, 'frr', hv);
+
+test.before(async () => {
+  mkdirSync(dir, { recursive: true });
+  writeModel();
+  const model = loadModelFile(modelFile);
+  scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: PREFIX });
+  await attachEdgeRouter(model);
+  controller = await startController(modelFile, scenario.hypervisorsJson, {
+    apps: [...OVERLAY_APPS, 'north-south'],
+    settings: { 'north-south': { bgpVtySockets: Object.fromEntries(model.externalNetworks.flatMap((e) => e.gateways.map((g) => [g.hypervisor, vty(g.hypervisor)]))) } },
+  });
+});
+
+test.after.always(async () => {
+  try {
+    await controller?.stop();
+  } finally {
+    for (const d of daemons) await d.kill();
+    // the veths go with the namespace; their gateway ends with it
+    await run('ip', ['netns', 'del', EDGE_NETNS]).catch(() => undefined);
+    await scenario?.down();
+  }
+});
+
+/**
+ * The edge router namespace: one bridge per external network, a veth from it into each gateway's
+ * namespace holding the gateway's address, and FRR on every end.
+ */
+async function attachEdgeRouter(model: NetworkModel): Promise<void> {
+  const state = scenario!.state();
+  await run('ip', ['netns', 'del', EDGE_NETNS]).catch(() => undefined);
+  await run('ip', ['netns', 'add', EDGE_NETNS]);
+  const inEdge = (...args: string[]) => run('ip', ['-n', EDGE_NETNS, ...args]);
+  await inEdge('link', 'set', 'lo', 'up');
+  for (const ext of model.externalNetworks) {
+    const prefixLen = ext.cidr.split('/')[1]!;
+    const bridge = `${PREFIX}-${ext.name}`;
+    await inEdge('link', 'add', bridge, 'type', 'bridge');
+    await inEdge('addr', 'add', `${ext.nextHop}/${prefixLen}`, 'dev', bridge);
+    await inEdge('link', 'set', bridge, 'up');
+    for (const g of ext.gateways) {
+      const netns = state.hypervisors[g.hypervisor]!.netns;
+      await inEdge('link', 'add', `${PREFIX}e-${g.hypervisor}`, 'type', 'veth', 'peer', 'name', externalLink(g.hypervisor), 'netns', netns);
+      await inEdge('link', 'set', `${PREFIX}e-${g.hypervisor}`, 'master', bridge, 'up');
+      await run('ip', ['-n', netns, 'addr', 'add', `${g.ip}/${prefixLen}`, 'dev', externalLink(g.hypervisor)]);
+      await run('ip', ['-n', netns, 'link', 'set', externalLink(g.hypervisor), 'up']);
+      daemons.push(await Bgpd.start(netns, vty(g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP), { bfd: true }));
+    }
+  }
+  const gateways = model.externalNetworks.flatMap((e) => e.gateways.map((g) => g.ip));
+  edge = await Bgpd.start(
+    EDGE_NETNS,
+    vty('edge'),
+    edgeBgpConfig({ localAs: BGP.edgeAs, routerId: model.externalNetworks[0]!.nextHop, gatewayAs: BGP.localAs, gateways, keepaliveSeconds: 1, holdSeconds: 3, maximumPaths: 2, bfd: BFD }),
+    { bfd: true },
+  );
+  daemons.push(edge);
+}
+
+/** a gateway's end of its veth on the external segment */
+const externalLink = (hv: string) => `${PREFIX}g-${hv}`;
+
+/** nftables, in a namespace, dropping everything in and out of one link: a host gone silent there, with nothing closed */
+async function blackhole(netns: string, link: string, family: 'netdev' | 'inet'): Promise<() => Promise<void>> {
+  const table = `${PREFIX}bh_${link.replace(/-/g, '_')}`;
+  const rules =
+    family === 'netdev'
+      ? `add table netdev ${table}; add chain netdev ${table} in { type filter hook ingress device "${link}" priority 0; policy drop; }; add chain netdev ${table} out { type filter hook egress device "${link}" priority 0; policy drop; }`
+      : `add table inet ${table}; add chain inet ${table} in { type filter hook input priority 0; iifname "${link}" drop; }; add chain inet ${table} out { type filter hook output priority 0; oifname "${link}" drop; }`;
+  await run('ip', ['netns', 'exec', netns, NFT, rules]);
+  return async () => void (await run('ip', ['netns', 'exec', netns, NFT, `delete table ${family} ${table}`]));
+}
+
+async function edgeRoutesUntil(done: (r: BgpRoutes) => boolean, what: string, timeoutMs = 30_000): Promise<BgpRoutes> {
+  return waitFor(what, () => edge!.routes().catch(() => ({}) as BgpRoutes), done, { timeoutMs, intervalMs: 20 });
+}
+
+const zoneGatewayIps = (model: NetworkModel, zone: string) =>
+  model.externalNetworks
+    .filter((e) => e.zone === zone)
+    .flatMap((e) => e.gateways.map((g) => g.ip))
+    .sort();
+
+test.serial('failover: a gateway gone silent leaves the select group by BFD, and its traffic moves to the other gateway within 1 s', async (t) => {
+  const model = loadModelFile(modelFile);
+  const state = scenario!.state();
+  const hv5 = state.hypervisors.hv5!;
+  const [gw1, gw2] = ['hv1', 'hv2'].map((n) => model.hypervisors.find((h) => h.name === n)!);
+  const vsctl = (...args: string[]) => run('ovs-vsctl', [`--db=${hv5.ovsdb}`, ...args]);
+  const forwarding = async (hv: typeof gw1) => (await vsctl('get', 'interface', gatewayPortName(hv!), 'bfd_status:forwarding').catch(() => ({ stdout: '' }))).stdout.trim().replaceAll('"', '');
+  await waitFor('BFD up from hv5 to both gateways', async () => [await forwarding(gw1), await forwarding(gw2)], (f) => f.every((x) => x === 'true'), { timeoutMs: 30_000, intervalMs: 200 });
+  const groups = (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-groups', `unix:${hv5.mgmt}`])).stdout;
+  t.is((groups.match(/bucket=/g) ?? []).length, 2, groups);
+  t.regex(groups, /type=select/);
+
+  const capture = await scenario!.startCapture('failover', { where: 'uplinks', filter: 'udp dst port 6081' });
+  const ping = scenario!.exec('web5', ['ping', '-q', '-c', '200', '-i', '0.02', INTERNET], 30_000).catch(() => undefined);
+  // which gateway the flow hashed to: the datapath flow's tunnel header says
+  const carrier = await waitFor(
+    'web5\'s datapath flow to a gateway',
+    async () => (await run('ovs-appctl', ['-t', hv5.unixctl, 'dpctl/dump-flows'])).stdout.match(/tnl_push\(.*?dst=(172\.16\.1\.1[12])/)?.[1],
+    (ip) => ip !== undefined,
+    { timeoutMs: 5_000, intervalMs: 100 },
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  const dead = [gw1, gw2].find((g) => g!.tunnelIp === carrier)!;
+  const survivor = [gw1, gw2].find((g) => g !== dead)!;
+  const silencedAt = Date.now() / 1000;
+  const heal = await blackhole(state.router.netns, state.router.uplinks[dead.name]!, 'netdev');
+  try {
+    await ping;
+    await capture.stop();
+  } finally {
+    await heal();
+  }
+  const pcap = capture.manifest.files.hv5!.pcap;
+  const frames = (await run('tshark', ['-r', pcap, '-T', 'fields', '-E', 'occurrence=f', '-e', 'frame.time_epoch', '-e', 'ip.src', '-e', 'ip.dst'])).stdout
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .filter(([, src]) => src === hv5.tunnelIp)
+    .map(([time, , dst]) => ({ time: Number(time), dst: dst! }));
+  const after = frames.filter((f) => f.time >= silencedAt);
+  const firstToSurvivor = after.find((f) => f.dst === survivor.tunnelIp);
+  t.truthy(firstToSurvivor, `frames after the blackhole: ${JSON.stringify(after.slice(0, 5))}`);
+  const gapMs = Math.round((firstToSurvivor!.time - silencedAt) * 1000);
+  const lost = after.filter((f) => f.dst === dead.tunnelIp).length;
+  t.log(`${dead.name} silenced: web5's packets reach ${survivor.name} after ${gapMs} ms (${lost} packets sent to the dead gateway meanwhile; BFD ${BFD.multiplier} × ${GATEWAY_BFD_INTERVAL_MS} ms)`);
+  t.true(gapMs <= 1000, `gap ${gapMs} ms`);
+  t.deepEqual(after.filter((f) => f.time > firstToSurvivor!.time && f.dst !== survivor.tunnelIp), [], 'once moved, nothing goes back to the dead gateway');
+  const zoneA = new Set(model.hypervisors.filter((h) => h.zone === 'zone-a').map((h) => h.tunnelIp));
+  t.deepEqual(frames.filter((f) => !zoneA.has(f.dst)), [], 'never to another zone');
+  await waitFor('BFD back up after healing', () => forwarding(dead), (f) => f === 'true', { timeoutMs: 10_000, intervalMs: 200 });
+});
+
+test.serial('BGP: each zone\'s prefixes by ECMP; a silent gateway withdrawn by BFD, then a dead zone\'s floating IPs leave the edge router\'s table', async (t) => {
+  const model = loadModelFile(modelFile);
+  const state = scenario!.state();
+  const zoneA = zoneGatewayIps(model, 'zone-a');
+  const zoneB = zoneGatewayIps(model, 'zone-b');
+  const prefixesA = ['198.51.100.10/32', '198.51.100.11/32', '198.51.100.20/32', '198.51.100.21/32'];
+  const prefixesB = ['198.51.100.74/32', '198.51.100.84/32', '198.51.100.85/32'];
+  const learned = await edgeRoutesUntil((r) => [...prefixesA, ...prefixesB].every((p) => r[p]?.length === 2), 'both zones learned by ECMP');
+  t.deepEqual(Object.keys(learned).sort(), [...prefixesA, ...prefixesB].sort());
+  for (const p of prefixesA) t.deepEqual(learned[p], zoneA, p);
+  for (const p of prefixesB) t.deepEqual(learned[p], zoneB, p);
+
+  const heals: (() => Promise<void>)[] = [];
+  try {
+    // one gateway of zone-a gone silent on its external segment
+    const silent = model.externalNetworks.find((e) => e.zone === 'zone-a')!.gateways[0]!;
+    let at = Date.now();
+    heals.push(await blackhole(state.hypervisors[silent.hypervisor]!.netns, externalLink(silent.hypervisor), 'inet'));
+    await edgeRoutesUntil((r) => prefixesA.every((p) => r[p]?.length === 1 && r[p]![0] !== silent.ip), 'the silent gateway withdrawn', 10_000);
+    const silentMs = Date.now() - at;
+    t.log(`${silent.hypervisor} silent: its paths withdrawn at the edge router after ${silentMs} ms (BFD ${BFD.multiplier} × ${BFD.intervalMs} ms, hold time ${BGP.holdSeconds} s, polled every 20 ms)`);
+    t.true(silentMs < 1000, `${silentMs} ms`);
+
+    // zone-b dies whole: both its gateways silent at once
+    at = Date.now();
+    for (const g of model.externalNetworks.find((e) => e.zone === 'zone-b')!.gateways) heals.push(await blackhole(state.hypervisors[g.hypervisor]!.netns, externalLink(g.hypervisor), 'inet'));
+    const after = await edgeRoutesUntil((r) => prefixesB.every((p) => r[p] === undefined), 'the dead zone withdrawn', 10_000);
+    const zoneMs = Date.now() - at;
+    t.log(`zone-b dead: its prefixes gone from the edge router after ${zoneMs} ms`);
+    t.true(zoneMs < 1000, `${zoneMs} ms`);
+    t.deepEqual(Object.keys(after).sort(), prefixesA, "zone-a's stay, by its surviving gateway");
+    const kernel = (await run('ip', ['-n', EDGE_NETNS, 'route', 'show', 'proto', 'bgp'])).stdout;
+    for (const p of prefixesB) t.notRegex(kernel, new RegExp(`^${p.replace('/32', '').replaceAll('.', '\\.')}\\b`, 'm'), `${p} not in the edge router's kernel table:\n${kernel}`);
+    for (const p of prefixesA) t.regex(kernel, new RegExp(`^${p.replace('/32', '').replaceAll('.', '\\.')} `, 'm'), kernel);
+  } finally {
+    for (const heal of heals) await heal();
+  }
+  await edgeRoutesUntil((r) => [...prefixesA, ...prefixesB].every((p) => r[p]?.length === 2), 'all paths back after healing');
+});
+
+test.serial('run time: a floating IP moved with its VM to another zone is announced from the new zone and withdrawn from the old', async (t) => {
+  const model = loadModelFile(modelFile);
+  const fip = '198.51.100.10/32';
+  const zoneB = zoneGatewayIps(model, 'zone-b');
+  const at = Date.now();
+  // web1 now on hv3 (zone-b), as the model says; the announcement follows the model, not the veth
+  editModel((doc) => {
+    const ports = doc.get('ports');
+    const web1 = isSeq(ports) ? ports.items.find((p) => isMap(p) && p.get('name') === 'web1') : undefined;
+    if (!isMap(web1)) throw new Error('no web1');
+    web1.set('hypervisor', 'hv3');
+  });
+  const routes = await edgeRoutesUntil((r) => JSON.stringify(r[fip]) === JSON.stringify(zoneB), `${fip} by zone-b's gateways only`, 10_000);
+  const doneAt = Date.now();
+  // the controller's file store waits for the edit to settle (debounce, two equal reads) before applying it
+  const applied = readFileSync(controller!.logFile, 'utf8')
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { time: number; msg: string })
+    .filter((l) => l.msg === 'model applied' && l.time >= at)
+    .at(0)?.time;
+  t.truthy(applied, 'the controller applied the edit');
+  t.log(`web1 moved to zone-b in the model: ${fip} by zone-b's gateways only at the edge router ${doneAt - applied!} ms after the controller applied the model (${doneAt - at} ms after the file was written)`);
+  t.deepEqual(routes[fip], zoneB);
+  t.true(doneAt - applied! <= 1000, `${doneAt - applied!} ms`);
+  const zoneAConfig = (await run('vtysh', ['--vty_socket', vty('hv1'), '-c', 'show running-config'])).stdout;
+  t.notRegex(zoneAConfig, /network 198\.51\.100\.10\/32/, 'hv1\'s bgpd no longer originates it');
+});
