@@ -214,7 +214,10 @@ test('north-south: a gateways group per switch, BFD ports to the zone\'s peers, 
   const model = withOvsdb(northSouth());
   const store = new FakeStore(model);
   // every switch reports a BFD port to each of its zone's peers (numbered 100 + the peer's position)
-  const numbers = new Map([...placeAll(model)].map(([dpid, ports]) => [dpid, new Map([...ports, ...model.hypervisors.map((h, i) => [gatewayPortName(h), 100 + i] as const)])]));
+  // and its segment port (the network's name) as 200
+  const numbers = new Map(
+    [...placeAll(model)].map(([dpid, ports]) => [dpid, new Map([...ports, ...model.hypervisors.map((h, i) => [gatewayPortName(h), 100 + i] as const), ['ext-a', 200], ['ext-b', 200]])]),
+  );
   const ports = new StubGatewayPorts();
   const speakers = new StubBgpSpeakers();
   const container = new Container({ defaultScope: 'Singleton', autobind: true });
@@ -240,6 +243,11 @@ test('north-south: a gateways group per switch, BFD ports to the zone\'s peers, 
   await tick();
   t.deepEqual(speakers.calls.slice(2), ['/frr/hv1: 198.51.100.20/32 198.51.100.21/32', '/frr/hv3: 198.51.100.10/32 198.51.100.74/32 198.51.100.84/32 198.51.100.85/32']);
   t.deepEqual(ports.calls.length, 4, 'the peers did not change: no provisioning');
+  // web1's floating IP is now zone-b's: its gateways announce it on their segment
+  t.deepEqual(
+    harness.sent.map((s) => [s.dpid, s.msg.type === 'PACKET_OUT' && s.msg.actions]),
+    [0x13n, 0x14n].map((dpid) => [dpid, [{ type: 'output', port: 200, maxLen: 0 }]]),
+  );
 });
 
 function tick(): Promise<void> {

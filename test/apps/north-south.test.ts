@@ -6,6 +6,7 @@ import {
   NotAGatewayError,
   bfdPeers,
   bgpNetworkCommands,
+  floatingIpAnnouncements,
   gatewayBgpConfig,
   gatewayPortName,
   gatewayPortsCommand,
@@ -249,4 +250,13 @@ test('settings: the gateways whose bgpd the controller drives, checked', (t) => 
   const err = t.throws(() => parseNorthSouthSettings({ bgpVtySockets: { hv1: 'relative' }, bgp: 1 }), { instanceOf: AppSettingsError });
   t.regex(err!.message, /bgpVtySockets\.hv1/);
   t.regex(err!.message, /bgp.*not a setting/);
+});
+
+test('gratuitous ARP: a rebound or moved floating IP is announced by every gateway now serving it, on its segments', (t) => {
+  const text = (m: NetworkModel) => floatingIpAnnouncements(model, m).map((a) => `${a.fip.ip} ${a.fip.mac} ${a.gateway.name} ${a.network.name}`);
+  t.deepEqual(text(model), [], 'nothing changed');
+  const mac = model.floatingIps.find((f) => f.ip === FIP_WEB1)!.mac;
+  t.deepEqual(text(edit(model, (d) => (d.floatingIps[0].port = 'app1'))), [`${FIP_WEB1} ${mac} hv1 ext-a`, `${FIP_WEB1} ${mac} hv2 ext-a`], 'rebound within zone-a');
+  t.deepEqual(text(edit(model, (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv3'))), [`${FIP_WEB1} ${mac} hv3 ext-b`, `${FIP_WEB1} ${mac} hv4 ext-b`], 'web1 moved to zone-b: zone-b\'s gateways, on ext-b');
+  t.deepEqual(text(edit(model, (d) => delete d.floatingIps[0].port)), [], 'unbound: nobody serves it');
 });

@@ -1,7 +1,22 @@
-import { APP_SETTINGS, type AppContext, type AppSettings, type Group, type Hypervisor, type NetworkModel, type ZonemeshApp, inject, injectable, runIncremental, sameBuckets } from '../../sdk';
+import { pairwise } from 'rxjs';
+import {
+  APP_SETTINGS,
+  type AppContext,
+  type AppSettings,
+  type Group,
+  type Hypervisor,
+  type NetworkModel,
+  type ZonemeshApp,
+  gratuitousArp,
+  inject,
+  injectable,
+  runIncremental,
+  sameBuckets,
+} from '../../sdk';
 import { gatewayPrefixes } from './bgp';
 import { BGP_SPEAKERS, type BgpSpeakers, type NorthSouthSettings, parseNorthSouthSettings } from './bgp-speakers';
 import { GATEWAY_PORTS, type GatewayPorts } from './gateway-ports';
+import { floatingIpAnnouncements, segmentPortName } from './garp';
 import { GATEWAYS_GROUP_KEY, bfdPeers, gatewayPortName, gatewaysGroups } from './gateways';
 import { NORTH_SOUTH_APP_ID, NORTH_SOUTH_TABLES, northSouthGroups } from './flows';
 
@@ -46,6 +61,13 @@ export class NorthSouthApp implements ZonemeshApp {
     });
     ctx.on(ctx.model.changes$, (model) => {
       for (const gateway of Object.keys(this.settings.bgpVtySockets)) this.announce(ctx, gateway, announced(model, gateway));
+    });
+    ctx.on(ctx.model.changes$.pipe(pairwise()), ([before, after]) => {
+      for (const { gateway, network, fip } of floatingIpAnnouncements(before, after)) {
+        const port = ctx.placement.ofport(gateway.datapathId, segmentPortName(network));
+        const sent = port !== undefined && ctx.packetOut(gateway.datapathId, gratuitousArp(fip.mac, fip.ip), { to: port });
+        ctx.log.info({ gateway: gateway.name, network: network.name, floatingIp: fip.ip, sent }, sent ? 'gratuitous ARP sent for a moved floating IP' : 'gratuitous ARP not sent: the gateway\'s segment port is not up');
+      }
     });
   }
 
