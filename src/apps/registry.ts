@@ -5,7 +5,7 @@ import { ARP_RESPONDER_APP_ID, ArpResponderApp } from './arp-responder';
 import { DHCP_RESPONDER_APP_ID, DhcpResponderApp } from './dhcp-responder';
 import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-router';
 import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
-import { BGP_SPEAKERS, GATEWAY_PORTS, NORTH_SOUTH_APP_ID, NorthSouthApp, VtyshBgpSpeakers, VsctlGatewayPorts } from './north-south';
+import { BGP_SPEAKERS, GATEWAY_PORTS, NORTH_SOUTH_APP_ID, NorthSouthApp, VtyBgpSpeakers, VsctlGatewayPorts } from './north-south';
 import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
 import { TUNNEL_MESH_APP_ID, TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
 import { TUNNEL_MONITOR_APP_ID, TunnelHealthBoard, TunnelMonitorApp } from './tunnel-monitor';
@@ -27,7 +27,7 @@ export const APP_REGISTRY: AppRegistry = {
 export function bindAppServices(container: Container): void {
   container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
   container.bind(GATEWAY_PORTS).to(VsctlGatewayPorts);
-  container.bind(BGP_SPEAKERS).to(VtyshBgpSpeakers);
+  container.bind(BGP_SPEAKERS).to(VtyBgpSpeakers);
   // empty unless tunnel-monitor runs, so readers (metrics, pages) need not know whether it does
   container.bind(TUNNEL_HEALTH).to(TunnelHealthBoard);
 }

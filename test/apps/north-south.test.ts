@@ -1,6 +1,11 @@
 import test from 'ava';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   BgpConfigError,
+  BgpVtyError,
   GATEWAY_BFD_UDP_PORT,
   NORTH_SOUTH_APP_ID,
   NotAGatewayError,
@@ -15,6 +20,7 @@ import {
   northSouthGroups,
   parseBgpNetworks,
   parseNorthSouthSettings,
+  VtyBgpSpeakers,
 } from '../../src/apps/north-south';
 import { AppSettingsError } from '../../src/sdk';
 import { type NetworkModel, TUNNEL_OFPORT } from '../../src/model';
@@ -235,7 +241,7 @@ test("run time: bgpd's networks are read from its running configuration and chan
     'no network 198.51.100.10/32',
     'network 198.51.100.11/32',
   ]);
-  t.deepEqual(bgpNetworkCommands(current, ['198.51.100.20/32', '198.51.100.10/32']), [], 'same set: no vtysh run');
+  t.deepEqual(bgpNetworkCommands(current, ['198.51.100.20/32', '198.51.100.10/32']), [], 'same set: nothing to send');
   t.throws(() => parseBgpNetworks('frr version 8.4.4\n'), { instanceOf: BgpConfigError });
 });
 
@@ -259,4 +265,52 @@ test('gratuitous ARP: a rebound or moved floating IP is announced by every gatew
   t.deepEqual(text(edit(model, (d) => (d.floatingIps[0].port = 'app1'))), [`${FIP_WEB1} ${mac} hv1 ext-a`, `${FIP_WEB1} ${mac} hv2 ext-a`], 'rebound within zone-a');
   t.deepEqual(text(edit(model, (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv3'))), [`${FIP_WEB1} ${mac} hv3 ext-b`, `${FIP_WEB1} ${mac} hv4 ext-b`], 'web1 moved to zone-b: zone-b\'s gateways, on ext-b');
   t.deepEqual(text(edit(model, (d) => delete d.floatingIps[0].port)), [], 'unbound: nobody serves it');
+});
+
+/** a fake bgpd vty socket in `dir`: answers each NUL-terminated command with `answer(command)` */
+async function fakeBgpdVty(dir: string, answer: (command: string) => Buffer): Promise<{ commands: string[]; close: () => void }> {
+  const commands: string[] = [];
+  const server = createServer((s) => {
+    let pending = '';
+    s.on('error', () => undefined); // the client hangs up on an endless reply: nothing to clean up
+    s.on('data', (d) => {
+      pending += d.toString();
+      for (let i = pending.indexOf('\0'); i >= 0; i = pending.indexOf('\0')) {
+        const c = pending.slice(0, i);
+        pending = pending.slice(i + 1);
+        commands.push(c);
+        s.write(answer(c));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(join(dir, 'bgpd.vty'), r));
+  return { commands, close: () => server.close() };
+}
+
+const reply = (text: string, status = 0) => Buffer.concat([Buffer.from(text), Buffer.from([0, 0, 0, status])]);
+
+test("bgpd's vty socket: read, diff, one command at a time; bgpd's refusal and an endless reply are typed errors", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-vty-'));
+  const running = 'router bgp 65001\n address-family ipv4 unicast\n  network 198.51.100.10/32\n exit-address-family\n';
+  let vty = await fakeBgpdVty(dir, (c) => reply(c === 'show running-config' ? running : ''));
+  try {
+    t.true(await new VtyBgpSpeakers().announce(dir, ['198.51.100.11/32']));
+    t.deepEqual(vty.commands, ['enable', 'show running-config', 'configure terminal', 'router bgp 65001', 'address-family ipv4 unicast', 'no network 198.51.100.10/32', 'network 198.51.100.11/32', 'end']);
+    t.false(await new VtyBgpSpeakers().announce(dir, ['198.51.100.10/32']), 'already announced: nothing changed');
+  } finally {
+    vty.close();
+  }
+  vty = await fakeBgpdVty(dir, (c) => (c.startsWith('network') ? reply('% Malformed prefix\n', 13) : reply(c === 'show running-config' ? running : '')));
+  try {
+    const err = await t.throwsAsync(new VtyBgpSpeakers().announce(dir, ['198.51.100.10/32', '198.51.100.99/32']), { instanceOf: BgpVtyError });
+    t.regex(err!.message, /'network 198\.51\.100\.99\/32' failed: % Malformed prefix/);
+  } finally {
+    vty.close();
+  }
+  vty = await fakeBgpdVty(dir, () => Buffer.alloc(2 << 20, 0x61));
+  try {
+    await t.throwsAsync(new VtyBgpSpeakers().announce(dir, []), { instanceOf: BgpVtyError, message: /more than/ });
+  } finally {
+    vty.close();
+  }
 });

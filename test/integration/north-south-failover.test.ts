@@ -10,15 +10,16 @@
  * link); nothing is killed, so nothing closes a session. Serial: the tests break and heal gateways.
  */
 import test from 'ava';
+import { once } from 'node:events';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
-import { GATEWAY_BFD_INTERVAL_MS, gatewayBgpConfig, gatewayPortName } from '../../src/apps/north-south';
+import { GATEWAY_BFD_INTERVAL_MS, gatewayBgpConfig, gatewayPortName, segmentPortName } from '../../src/apps/north-south';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import { OVERLAY_APPS, overlayUp, startController, waitFor, type OverlayScenario, type RunningController } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
-import { NFT, TEST_STATE_DIR, run } from '../helpers/run';
+import { NFT, TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
 const PREFIX = 'zmnf';
 const dir = join(TEST_STATE_DIR, 'north-south-failover');
@@ -104,6 +105,11 @@ async function attachEdgeRouter(model: NetworkModel): Promise<void> {
       await inEdge('link', 'set', `${PREFIX}e-${g.hypervisor}`, 'master', bridge, 'up');
       await run('ip', ['-n', netns, 'addr', 'add', `${g.ip}/${prefixLen}`, 'dev', externalLink(g.hypervisor)]);
       await run('ip', ['-n', netns, 'link', 'set', externalLink(g.hypervisor), 'up']);
+      // the segment on the gateway's bridge too, under the port name the app sends gratuitous ARPs from
+      await inEdge('link', 'add', `${PREFIX}s-${g.hypervisor}`, 'type', 'veth', 'peer', 'name', segmentPortName(ext), 'netns', netns);
+      await inEdge('link', 'set', `${PREFIX}s-${g.hypervisor}`, 'master', bridge, 'up');
+      await run('ip', ['-n', netns, 'link', 'set', segmentPortName(ext), 'up']);
+      await run('ovs-vsctl', [`--db=${state.hypervisors[g.hypervisor]!.ovsdb}`, 'add-port', 'br-int', segmentPortName(ext)]);
       daemons.push(await Bgpd.start(netns, vty(g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP), { bfd: true }));
     }
   }
@@ -233,10 +239,35 @@ test.serial('BGP: each zone\'s prefixes by ECMP; a silent gateway withdrawn by B
   await edgeRoutesUntil((r) => [...prefixesA, ...prefixesB].every((p) => r[p]?.length === 2), 'all paths back after healing');
 });
 
-test.serial('run time: a floating IP moved with its VM to another zone is announced from the new zone and withdrawn from the old', async (t) => {
+/** tcpdump's ARP lines on an edge router bridge as they come: time (s), source MAC, the ARP text */
+async function arpWatch(bridge: string): Promise<{ lines: { time: number; src: string; text: string }[]; stop: () => Promise<void> }> {
+  const child = spawnTracked('ip', ['netns', 'exec', EDGE_NETNS, 'tcpdump', '-l', '-n', '-e', '-tt', '-i', bridge, 'arp']);
+  const lines: { time: number; src: string; text: string }[] = [];
+  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => {
+    for (const l of chunk.split('\n')) {
+      const m = /^(\d+\.\d+) ([0-9a-f:]{17}) > .*?: (.*)$/.exec(l);
+      if (m) lines.push({ time: Number(m[1]), src: m[2]!, text: m[3]! });
+    }
+  });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+  await waitFor(`tcpdump on ${bridge} listening`, async () => stderr, (e) => e.includes('listening on'), { timeoutMs: 10_000, intervalMs: 50 });
+  return {
+    lines,
+    stop: async () => {
+      const exited = once(child, 'exit');
+      child.kill('SIGINT');
+      await exited;
+    },
+  };
+}
+
+test.serial('run time: a floating IP moved with its VM to another zone is announced from the new zone (BGP, gratuitous ARP) and withdrawn from the old', async (t) => {
   const model = loadModelFile(modelFile);
   const fip = '198.51.100.10/32';
   const zoneB = zoneGatewayIps(model, 'zone-b');
+  const segmentB = model.externalNetworks.find((e) => e.zone === 'zone-b')!;
+  const arps = await arpWatch(`${PREFIX}-${segmentB.name}`);
   const at = Date.now();
   // web1 now on hv3 (zone-b), as the model says; the announcement follows the model, not the veth
   editModel((doc) => {
@@ -259,6 +290,16 @@ test.serial('run time: a floating IP moved with its VM to another zone is announ
   t.log(`web1 moved to zone-b in the model: ${fip} by zone-b's gateways only at the edge router ${doneAt - applied!} ms after the controller applied the model (${doneAt - at} ms after the file was written)`);
   t.deepEqual(routes[fip], zoneB);
   t.true(doneAt - applied! <= 1000, `${doneAt - applied!} ms`);
+  const mac = model.floatingIps.find((f) => f.ip === '198.51.100.10')!.mac;
+  const garps = () => arps.lines.filter((l) => l.src === mac && l.text.includes('who-has 198.51.100.10') && l.text.includes('tell 198.51.100.10'));
+  try {
+    await waitFor('a gratuitous ARP from each zone-b gateway', async () => garps().length, (n) => n >= segmentB.gateways.length, { timeoutMs: 5_000, intervalMs: 50 });
+  } finally {
+    await arps.stop();
+  }
+  const garpMs = Math.round(garps()[0]!.time * 1000) - applied!;
+  t.log(`gratuitous ARPs for 198.51.100.10 from ${mac} on ${segmentB.name}: ${garps().length}, the first ${garpMs} ms after the controller applied the model`);
+  t.true(garpMs <= 1000, `${garpMs} ms`);
   const zoneAConfig = (await run('vtysh', ['--vty_socket', vty('hv1'), '-c', 'show running-config'])).stdout;
   t.notRegex(zoneAConfig, /network 198\.51\.100\.10\/32/, 'hv1\'s bgpd no longer originates it');
 });

@@ -35,7 +35,7 @@ export class NorthSouthApp implements ZonemeshApp {
   private readonly provisioned = new Map<string, string>();
   /** per switch, the gateways group last handed to the runtime */
   private readonly groups = new Map<bigint, Group>();
-  /** per gateway with a bgpd to drive: the prefixes it must announce, and whether a vtysh run is under way */
+  /** per gateway with a bgpd to drive: the prefixes it must announce, and whether an update is under way */
   private readonly announcements = new Map<string, { wanted: readonly string[]; running: boolean }>();
   private readonly settings: NorthSouthSettings;
   private stopped = false;
@@ -71,7 +71,7 @@ export class NorthSouthApp implements ZonemeshApp {
     });
   }
 
-  /** One vtysh run per gateway at a time; a change meanwhile is applied when it ends, a failure retried. */
+  /** One update per gateway at a time; a change meanwhile is applied when it ends, a failure retried. */
   private announce(ctx: AppContext, gateway: string, wanted: readonly string[], retry = false): void {
     const state = this.announcements.get(gateway) ?? { wanted, running: false };
     this.announcements.set(gateway, state);

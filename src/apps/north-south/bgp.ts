@@ -32,7 +32,7 @@ export function gatewayPrefixes(model: NetworkModel, gateway: string): string[] 
  * FRR's bgpd configuration for one gateway hypervisor (docs/north-south.md): one eBGP session to
  * the next hop of each external network it is a gateway of, announcing gatewayPrefixes. The prefixes
  * are announced without a route in a RIB (`no bgp network import-check`): the gateway's flows, not
- * its kernel, carry them. At run time BgpAnnouncer keeps the `network` lines equal to gatewayPrefixes.
+ * its kernel, carry them. At run time the north-south app keeps the `network` lines equal to gatewayPrefixes (BgpSpeakers).
  */
 export function gatewayBgpConfig(model: NetworkModel, gateway: string, opts: GatewayBgpOptions): string {
   const attachments = model.externalNetworks.flatMap((e) => e.gateways.filter((g) => g.hypervisor === gateway).map((g) => ({ net: e, self: g.ip })));
@@ -83,7 +83,7 @@ export function parseBgpNetworks(runningConfig: string): BgpNetworks {
   return { asn: Number(asn), networks };
 }
 
-/** vtysh `-c` commands that take bgpd from `current` networks to `wanted`; none when they are equal. */
+/** CLI commands that take bgpd from `current` networks to `wanted`; none when they are equal. */
 export function bgpNetworkCommands(current: BgpNetworks, wanted: readonly string[]): string[] {
   const want = new Set(wanted);
   const have = new Set(current.networks);
