@@ -14,10 +14,11 @@ import { once } from 'node:events';
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
-import { GATEWAY_BFD_INTERVAL_MS, gatewayBgpConfig, gatewayPortName, segmentPortName } from '../../src/apps/north-south';
+import { GATEWAY_BFD_INTERVAL_MS, gatewayBgpConfig, segmentPortName } from '../../src/apps/north-south';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import { OVERLAY_APPS, overlayUp, startController, waitFor, type OverlayScenario, type RunningController } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
+import { gatewaysUp } from '../helpers/gateways';
 import { REPO_ROOT } from '../helpers/paths';
 import { NFT, TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
@@ -152,9 +153,7 @@ test.serial('failover: a gateway gone silent leaves the select group by BFD, and
   const state = scenario!.state();
   const hv5 = state.hypervisors.hv5!;
   const [gw1, gw2] = ['hv1', 'hv2'].map((n) => model.hypervisors.find((h) => h.name === n)!);
-  const vsctl = (...args: string[]) => run('ovs-vsctl', [`--db=${hv5.ovsdb}`, ...args]);
-  const forwarding = async (hv: typeof gw1) => (await vsctl('get', 'interface', gatewayPortName(hv!), 'bfd_status:forwarding').catch(() => ({ stdout: '' }))).stdout.trim().replaceAll('"', '');
-  await waitFor('BFD up from hv5 to both gateways', async () => [await forwarding(gw1), await forwarding(gw2)], (f) => f.every((x) => x === 'true'), { timeoutMs: 30_000, intervalMs: 200 });
+  await gatewaysUp(state, model, 'hv5');
   const groups = (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-groups', `unix:${hv5.mgmt}`])).stdout;
   t.is((groups.match(/bucket=/g) ?? []).length, 2, groups);
   t.regex(groups, /type=select/);
@@ -196,7 +195,7 @@ test.serial('failover: a gateway gone silent leaves the select group by BFD, and
   t.deepEqual(after.filter((f) => f.time > firstToSurvivor!.time && f.dst !== survivor.tunnelIp), [], 'once moved, nothing goes back to the dead gateway');
   const zoneA = new Set(model.hypervisors.filter((h) => h.zone === 'zone-a').map((h) => h.tunnelIp));
   t.deepEqual(frames.filter((f) => !zoneA.has(f.dst)), [], 'never to another zone');
-  await waitFor('BFD back up after healing', () => forwarding(dead), (f) => f === 'true', { timeoutMs: 10_000, intervalMs: 200 });
+  await gatewaysUp(state, model, 'hv5', 10_000);
 });
 
 test.serial('BGP: each zone\'s prefixes by ECMP; a silent gateway withdrawn by BFD, then a dead zone\'s floating IPs leave the edge router\'s table', async (t) => {

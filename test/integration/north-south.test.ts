@@ -18,6 +18,7 @@ import { gatewayBgpConfig, outboundGateways } from '../../src/apps/north-south';
 import { TUNNEL_OFPORT, loadModelFile } from '../../src/model';
 import { OVERLAY_APPS, innerFlow, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
+import { gatewaysUp } from '../helpers/gateways';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
@@ -49,6 +50,7 @@ test.serial('outbound: a VM with a floating IP leaves translated, tunnelled to a
   const host = model.hypervisors.find((h) => h.name === web1.hypervisor)!;
   const gateways = outboundGateways(model, host).map((g) => g.tunnelIp);
   const fip = model.floatingIps.find((f) => f.port === 'web1')!;
+  await gatewaysUp(scenario!.state(), model, host.name);
   const capture = await scenario!.startCapture('fip-out', { where: 'uplinks' });
   // nothing answers yet (no gateway forwarding): the capture is the evidence
   await scenario!.ping('web1', INTERNET, 3);
@@ -184,6 +186,7 @@ test.serial('rebinding: the floating IP moves to the new port, on its hypervisor
     (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[hv]!.mgmt}`, `ip,nw_dst=${fip.ip}`])).stdout.split('\n').filter((l) => l.includes('tun_id='));
   await waitFor('the inbound translation on app1\'s hypervisor', () => natFlows(host.name), (f) => f.length === 1, { timeoutMs: 10_000, intervalMs: 100 });
   t.deepEqual(await natFlows('hv1'), [], 'gone from web1\'s hypervisor');
+  await gatewaysUp(state, model, host.name);
   const capture = await scenario!.startCapture('fip-rebound', { where: 'uplinks' });
   await scenario!.ping('app1', INTERNET, 3);
   await scenario!.ping('web1', INTERNET, 2);
