@@ -3,7 +3,8 @@ import { NX_CT_F_COMMIT, OFPP } from '../../src/openflow';
 import { makeCookie } from '../../src/sdk/cookie';
 import { FlowBuilder } from '../../src/sdk/flow';
 import { Pipeline } from '../../src/sdk/pipeline';
-import { CT_STATE, FlowTableSim } from '../../src/sdk/sim';
+import { bucket } from '../../src/sdk/group';
+import { CT_STATE, FlowTableSim, SimUnsupportedError } from '../../src/sdk/sim';
 
 const pipeline = new Pipeline([
   { name: 'in', stage: 'classify', miss: 'drop', matches: ['in_port', 'reg0', 'eth_type', 'nw_ttl'] },
@@ -56,4 +57,19 @@ test('ct: a forced ct_state (ofproto/trace --ct-next) wins over the simulated co
   t.deepEqual(r.outputs.map((o) => o.port), [2]);
   t.deepEqual(r.trace.map((s) => [s.tableId, s.priority, s.packet.ct_state]), [[0, 1, undefined], [1, 2, 0x22]]);
   t.is(r.trace[1]!.flow, established);
+});
+
+test('groups: select and fast_failover run their first live bucket, on a copy; a missing group or another type is unsupported', (t) => {
+  const watching = (port: number, actions: ReturnType<typeof out>[]) => ({ ...bucket(actions, 100), watchPort: port });
+  const groups = [
+    { groupId: 1, groupType: 'select' as const, buckets: [watching(7, [out(2)]), watching(8, [out(3)])] },
+    { groupId: 2, groupType: 'fast_failover' as const, buckets: [watching(7, [out(4)])] },
+    { groupId: 3, groupType: 'all' as const, buckets: [bucket([out(5)])] },
+  ];
+  const via = (id: number) => new FlowTableSim([b('in').priority(1).apply({ type: 'group', groupId: id }, out(6)).build()], groups);
+  t.deepEqual(via(1).inject(ip, 1).outputs.map((o) => o.port), [2, 6]);
+  t.deepEqual(via(1).inject(ip, 1, { deadPorts: new Set([7]) }).outputs.map((o) => o.port), [3, 6]);
+  t.deepEqual(via(2).inject(ip, 1, { deadPorts: new Set([7]) }).outputs.map((o) => o.port), [6], 'no live bucket: the group drops its copy');
+  t.throws(() => via(3).inject(ip, 1), { instanceOf: SimUnsupportedError });
+  t.throws(() => via(4).inject(ip, 1), { instanceOf: SimUnsupportedError, message: /not installed/ });
 });
