@@ -25,11 +25,10 @@ import {
   TUNNEL_OFPORT,
   cidr,
   compileOwners,
-  groupIdOf,
   makeCookie,
   output,
 } from '../../sdk';
-import { GATEWAYS_GROUP_KEY, outboundGateways } from './gateways';
+import { outboundGateways, toGateways } from './gateways';
 
 export const NORTH_SOUTH_APP_ID = 30;
 export const NAT_INBOUND_TABLE = 'nat.inbound';
@@ -101,9 +100,7 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
         { type: 'set_field', field: { field: 'ipv4_src', value: fip.ip } },
         { type: 'set_field', field: { field: 'eth_src', value: fip.mac } },
         { type: 'dec_nw_ttl' },
-        { type: 'set_field', field: { field: 'tunnel_id', value: vni } },
-        // the switch picks a live gateway of the zone (gateways.ts)
-        { type: 'group', groupId: groupIdOf(NORTH_SOUTH_APP_ID, GATEWAYS_GROUP_KEY) },
+        ...toGateways(NORTH_SOUTH_APP_ID, vni),
       )
       .build(),
   );

@@ -9,7 +9,7 @@
  * (a port with a fixed `remote_ip` on the data port would take over all traffic from that host).
  * The buckets send through the flow-based port with `tun_dst` set; the BFD port is their liveness.
  */
-import { type Group, type Hypervisor, type NetworkModel, TUNNEL_OFPORT, bucket, groupIdOf, output } from '../../sdk';
+import { type Action, type Group, type Hypervisor, type NetworkModel, TUNNEL_OFPORT, bucket, groupIdOf, output } from '../../sdk';
 
 /** Geneve's own port is 6081; BFD sessions to and from gateways use the next one */
 export const GATEWAY_BFD_UDP_PORT = 6082;
@@ -55,6 +55,14 @@ export function isGatewayPortName(name: string): boolean {
 
 /** The select group id of a hypervisor's gateways (one per switch, so one key). */
 export const GATEWAYS_GROUP_KEY = 'gateways';
+
+/** The actions that send a packet to a live gateway of the hypervisor's zone, in VPC `vni`: the switch picks. */
+export function toGateways(appId: number, vni: bigint): Action[] {
+  return [
+    { type: 'set_field', field: { field: 'tunnel_id', value: vni } },
+    { type: 'group', groupId: groupIdOf(appId, GATEWAYS_GROUP_KEY) },
+  ];
+}
 
 /**
  * The select group of `host`'s outbound gateways: one bucket per gateway whose BFD port the switch
