@@ -7,7 +7,8 @@
  * external segments; each gateway and the edge router run zebra, bfdd and bgpd (BFD 3 × 100 ms).
  *
  * A "silent" death is a blackhole (nftables drops everything the host sends and receives on that
- * link); nothing is killed, so nothing closes a session. Serial: the tests break and heal gateways.
+ * link); nothing is killed, so nothing closes a session. Serial: the tests break and heal gateways;
+ * the last one kills a gateway for good.
  */
 import test from 'ava';
 import { once } from 'node:events';
@@ -15,7 +16,7 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { GATEWAY_BFD_INTERVAL_MS, gatewayBgpConfig, segmentPortName } from '../../src/apps/north-south';
-import { loadModelFile, type NetworkModel } from '../../src/model';
+import { type Hypervisor, loadModelFile, type NetworkModel } from '../../src/model';
 import { OVERLAY_APPS, overlayUp, startController, waitFor, type OverlayScenario, type RunningController } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { gatewaysUp } from '../helpers/gateways';
@@ -148,36 +149,45 @@ const zoneGatewayIps = (model: NetworkModel, zone: string) =>
     .flatMap((e) => e.gateways.map((g) => g.ip))
     .sort();
 
-test.serial('failover: a gateway gone silent leaves the select group by BFD, and its traffic moves to the other gateway within 1 s', async (t) => {
+interface Failover {
+  dead: Hypervisor;
+  survivor: Hypervisor;
+  /** from the failure to web5's first packet toward the survivor */
+  gapMs: number;
+  /** web5's packets sent to the dead gateway meanwhile */
+  lost: number;
+  /** packets toward anywhere but the survivor after the first one toward it */
+  backToDead: number;
+  /** packets toward a hypervisor outside zone-a */
+  outOfZone: number;
+}
+
+/**
+ * web5 pings the outside at 50 pps; the gateway its flow hashed to fails (`fail`) mid-stream. What
+ * hv5 sent is read from its uplink's capture: when its packets turned to the other gateway.
+ */
+async function failOverDuring(name: string, fail: (dead: Hypervisor) => Promise<void>): Promise<Failover> {
   const model = loadModelFile(modelFile);
   const state = scenario!.state();
   const hv5 = state.hypervisors.hv5!;
-  const [gw1, gw2] = ['hv1', 'hv2'].map((n) => model.hypervisors.find((h) => h.name === n)!);
+  const gateways = ['hv1', 'hv2'].map((n) => model.hypervisors.find((h) => h.name === n)!);
   await gatewaysUp(state, model, 'hv5');
-  const groups = (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-groups', `unix:${hv5.mgmt}`])).stdout;
-  t.is((groups.match(/bucket=/g) ?? []).length, 2, groups);
-  t.regex(groups, /type=select/);
-
-  const capture = await scenario!.startCapture('failover', { where: 'uplinks', filter: 'udp dst port 6081' });
+  const capture = await scenario!.startCapture(name, { where: 'uplinks', filter: 'udp dst port 6081' });
   const ping = scenario!.exec('web5', ['ping', '-q', '-c', '200', '-i', '0.02', INTERNET], 30_000).catch(() => undefined);
   // which gateway the flow hashed to: the datapath flow's tunnel header says
   const carrier = await waitFor(
-    'web5\'s datapath flow to a gateway',
+    "web5's datapath flow to a gateway",
     async () => (await run('ovs-appctl', ['-t', hv5.unixctl, 'dpctl/dump-flows'])).stdout.match(/tnl_push\(.*?dst=(172\.16\.1\.1[12])/)?.[1],
     (ip) => ip !== undefined,
     { timeoutMs: 5_000, intervalMs: 100 },
   );
   await new Promise((r) => setTimeout(r, 500));
-  const dead = [gw1, gw2].find((g) => g!.tunnelIp === carrier)!;
-  const survivor = [gw1, gw2].find((g) => g !== dead)!;
-  const silencedAt = Date.now() / 1000;
-  const heal = await blackhole(state.router.netns, state.router.uplinks[dead.name]!, 'netdev');
-  try {
-    await ping;
-    await capture.stop();
-  } finally {
-    await heal();
-  }
+  const dead = gateways.find((g) => g.tunnelIp === carrier)!;
+  const survivor = gateways.find((g) => g !== dead)!;
+  const failedAt = Date.now() / 1000;
+  await fail(dead);
+  await ping;
+  await capture.stop();
   const pcap = capture.manifest.files.hv5!.pcap;
   const frames = (await run('tshark', ['-r', pcap, '-T', 'fields', '-E', 'occurrence=f', '-e', 'frame.time_epoch', '-e', 'ip.src', '-e', 'ip.dst'])).stdout
     .trim()
@@ -185,16 +195,37 @@ test.serial('failover: a gateway gone silent leaves the select group by BFD, and
     .map((l) => l.split('\t'))
     .filter(([, src]) => src === hv5.tunnelIp)
     .map(([time, , dst]) => ({ time: Number(time), dst: dst! }));
-  const after = frames.filter((f) => f.time >= silencedAt);
-  const firstToSurvivor = after.find((f) => f.dst === survivor.tunnelIp);
-  t.truthy(firstToSurvivor, `frames after the blackhole: ${JSON.stringify(after.slice(0, 5))}`);
-  const gapMs = Math.round((firstToSurvivor!.time - silencedAt) * 1000);
-  const lost = after.filter((f) => f.dst === dead.tunnelIp).length;
-  t.log(`${dead.name} silenced: web5's packets reach ${survivor.name} after ${gapMs} ms (${lost} packets sent to the dead gateway meanwhile; BFD ${BFD.multiplier} × ${GATEWAY_BFD_INTERVAL_MS} ms)`);
-  t.true(gapMs <= 1000, `gap ${gapMs} ms`);
-  t.deepEqual(after.filter((f) => f.time > firstToSurvivor!.time && f.dst !== survivor.tunnelIp), [], 'once moved, nothing goes back to the dead gateway');
+  const after = frames.filter((f) => f.time >= failedAt);
+  const first = after.find((f) => f.dst === survivor.tunnelIp);
+  if (!first) throw new Error(`${name}: no packet toward ${survivor.name} after ${dead.name} failed; after: ${JSON.stringify(after.slice(0, 5))}`);
   const zoneA = new Set(model.hypervisors.filter((h) => h.zone === 'zone-a').map((h) => h.tunnelIp));
-  t.deepEqual(frames.filter((f) => !zoneA.has(f.dst)), [], 'never to another zone');
+  return {
+    dead,
+    survivor,
+    gapMs: Math.round((first.time - failedAt) * 1000),
+    lost: after.filter((f) => f.dst === dead.tunnelIp).length,
+    backToDead: after.filter((f) => f.time > first.time && f.dst !== survivor.tunnelIp).length,
+    outOfZone: frames.filter((f) => !zoneA.has(f.dst)).length,
+  };
+}
+
+test.serial('failover: a gateway gone silent leaves the select group by BFD, and its traffic moves to the other gateway within 1 s', async (t) => {
+  const model = loadModelFile(modelFile);
+  const state = scenario!.state();
+  await gatewaysUp(state, model, 'hv5');
+  const groups = (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-groups', `unix:${state.hypervisors.hv5!.mgmt}`])).stdout;
+  t.is((groups.match(/bucket=/g) ?? []).length, 2, groups);
+  t.regex(groups, /type=select/);
+  const heals: (() => Promise<void>)[] = [];
+  try {
+    const r = await failOverDuring('failover-silent', async (dead) => void heals.push(await blackhole(state.router.netns, state.router.uplinks[dead.name]!, 'netdev')));
+    t.log(`${r.dead.name} silenced: web5's packets reach ${r.survivor.name} after ${r.gapMs} ms (${r.lost} packets sent to the dead gateway meanwhile; BFD ${BFD.multiplier} × ${GATEWAY_BFD_INTERVAL_MS} ms)`);
+    t.true(r.gapMs <= 1000, `gap ${r.gapMs} ms`);
+    t.is(r.backToDead, 0, 'once moved, nothing goes back to the dead gateway');
+    t.is(r.outOfZone, 0, 'never to another zone');
+  } finally {
+    for (const heal of heals) await heal();
+  }
   await gatewaysUp(state, model, 'hv5', 10_000);
 });
 
@@ -301,4 +332,23 @@ test.serial('run time: a floating IP moved with its VM to another zone is announ
   t.true(garpMs <= 1000, `${garpMs} ms`);
   const zoneAConfig = (await run('vtysh', ['--vty_socket', vty('hv1'), '-c', 'show running-config'])).stdout;
   t.notRegex(zoneAConfig, /network 198\.51\.100\.10\/32/, 'hv1\'s bgpd no longer originates it');
+});
+
+test.serial('a gateway killed (its OVS and its FRR): its traffic moves within 1 s, its routes leave the edge router', async (t) => {
+  const model = loadModelFile(modelFile);
+  const state = scenario!.state();
+  let withdrawn: Promise<number> | undefined;
+  const r = await failOverDuring('failover-killed', async (dead) => {
+    const ip = model.externalNetworks.flatMap((e) => e.gateways).find((g) => g.hypervisor === dead.name)?.ip;
+    const killedAt = Date.now();
+    await run('kill', ['-KILL', readFileSync(join(state.hypervisors[dead.name]!.rundir, 'ovs-vswitchd.pid'), 'utf8').trim()]);
+    await daemons.find((d) => d.netns === state.hypervisors[dead.name]!.netns)!.kill();
+    withdrawn = edgeRoutesUntil((routes) => Object.values(routes).every((hops) => !hops.includes(ip!)), `${dead.name}'s paths withdrawn`, 10_000).then(() => Date.now() - killedAt);
+  });
+  const withdrawnMs = await withdrawn!;
+  t.log(`${r.dead.name}'s ovs-vswitchd and FRR killed: web5's packets reach ${r.survivor.name} after ${r.gapMs} ms (${r.lost} packets lost); its paths gone from the edge router after ${withdrawnMs} ms`);
+  t.true(r.gapMs <= 1000, `gap ${r.gapMs} ms`);
+  t.is(r.backToDead, 0);
+  t.is(r.outOfZone, 0);
+  t.true(withdrawnMs < 1000, `${withdrawnMs} ms`);
 });
