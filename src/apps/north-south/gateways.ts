@@ -1,8 +1,9 @@
 /**
  * The choice of gateway, made by the switch (docs/north-south.md, Gateways): each hypervisor that is
- * not a gateway has one BFD-enabled Geneve port per gateway of its zone, and its outbound north-south flows output to a
- * `select` group with one bucket per gateway, each watching that gateway's BFD port. OVS takes a
- * bucket out as soon as BFD marks its port down, without the controller.
+ * not a gateway has one BFD-enabled Geneve port per gateway of its zone, and its outbound
+ * north-south flows output to a `select` group with one bucket per gateway, each watching that
+ * gateway's BFD port. OVS takes a bucket out as soon as BFD marks its port down, without the
+ * controller. A gateway's own VMs leave by its own segment port (flows.ts, `toOutside`).
  *
  * The BFD ports only carry BFD: they use their own UDP port (GATEWAY_BFD_UDP_PORT), so OVS's tunnel
  * lookup hands every data packet, from gateways too, to the one flow-based tunnel port as before
