@@ -20,7 +20,7 @@ fi
 # nftables: /usr/sbin/nft, the loss test/integration/tunnel-monitor.test.ts injects on an uplink, and
 #   the cut of an etcd member in test/integration/etcd-mastership.test.ts
 # chromium: /usr/bin/chromium, the browser test/integration/live-page.test.ts drives with puppeteer-core
-# frr: bgpd on the gateways, bgpd and zebra on the edge router of test/integration/north-south.test.ts
+# frr: bgpd (with zebra and bfdd) on the gateways and the edge router of test/integration/north-south*.test.ts
 # curl: the HTTP client of the VIP in test/integration/ovs-groups.test.ts and of north-south.test.ts
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump

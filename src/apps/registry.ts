@@ -7,7 +7,7 @@ import { DISTRIBUTED_ROUTER_APP_ID, DistributedRouterApp } from './distributed-r
 import { L2_LEARNING_APP_ID, L2LearningApp } from './l2-learning';
 import { BackendHealthBoard, LB_HEALTH_APP_ID, LbHealthApp } from './lb-health';
 import { LOAD_BALANCER_APP_ID, LoadBalancerApp } from './load-balancer';
-import { NORTH_SOUTH_APP_ID, NorthSouthApp } from './north-south';
+import { BGP_SPEAKERS, GATEWAY_PORTS, NORTH_SOUTH_APP_ID, NorthSouthApp, VtyBgpSpeakers, VsctlGatewayPorts } from './north-south';
 import { STATIC_FLOWS_APP_ID, StaticFlowsApp } from './static-flows';
 import { TUNNEL_MESH_APP_ID, TUNNEL_PORTS, TunnelMeshApp, VsctlTunnelPorts } from './tunnel-mesh';
 import { TUNNEL_MONITOR_APP_ID, TunnelHealthBoard, TunnelMonitorApp } from './tunnel-monitor';
@@ -30,6 +30,8 @@ export const APP_REGISTRY: AppRegistry = {
 /** Services the apps share; bound lazily, so only what an enabled app injects is built. */
 export function bindAppServices(container: Container): void {
   container.bind(TUNNEL_PORTS).to(VsctlTunnelPorts);
+  container.bind(GATEWAY_PORTS).to(VsctlGatewayPorts);
+  container.bind(BGP_SPEAKERS).to(VtyBgpSpeakers);
   // empty unless tunnel-monitor runs, so readers (metrics, pages) need not know whether it does
   container.bind(TUNNEL_HEALTH).to(TunnelHealthBoard);
   // empty and inactive unless lb-health runs: readers then count every backend healthy

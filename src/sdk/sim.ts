@@ -9,8 +9,8 @@ import { canonicalField } from './match';
  * A fake multi-table switch that evaluates our flows, Faucet-style: for unit tests that ask
  * "where does this packet go?" without OVS. It covers what our apps use: match (with masks),
  * goto, write_metadata, set_field, reg_move, reg_load, dec_ttl, resubmit, ct (a tiny conntrack, with
- * source and destination NAT), select and all groups, output. Anything else is an explicit SimUnsupportedError,
- * never a silent guess.
+ * source and destination NAT), select, fast_failover and all groups, output. Anything else is an
+ * explicit SimUnsupportedError, never a silent guess.
  */
 
 /** Packet header fields by canonical name ('eth_dst', 'ipv4_src', 'reg0', 'tunnel_id', 'tun_ipv4_dst', 'nw_ttl'…) */
@@ -43,6 +43,8 @@ export interface SimOptions {
    * (weights above 0 are not simulated).
    */
   selectBucket?: (group: Group, packet: SimPacket) => number;
+  /** ports whose liveness is down (BFD, carrier): a bucket watching one is never chosen */
+  deadPorts?: ReadonlySet<number>;
 }
 
 export interface SimResult {
@@ -293,7 +295,11 @@ export class FlowTableSim {
     return true;
   }
 
-  /** a select group takes one bucket (selectBucket, else by the packet's hash), an all group every one; each on a copy */
+  /**
+   * A select group takes one live bucket (selectBucket, else by the packet's hash), a fast_failover
+   * group its first live one, an all group every bucket; each on a copy. A bucket is live while its
+   * watch port is not in `deadPorts` (and, for select, its weight is above 0).
+   */
   private runGroup(pkt: SimPacket, groupId: number, result: SimResult, depth: number): void {
     const group = this.groups.get(groupId);
     if (!group) throw new SimUnsupportedError(`group ${groupId} is not in the simulated switch`);
@@ -301,10 +307,15 @@ export class FlowTableSim {
       for (const b of group.buckets) this.runActions({ ...pkt }, b.actions, result, depth + 1);
       return;
     }
-    if (group.groupType !== 'select') throw new SimUnsupportedError(`${group.groupType} group`);
-    const live = group.buckets.map((b, i) => ({ b, i })).filter(({ b }) => b.weight > 0);
-    if (live.length === 0) return; // an empty select group drops, as OVS does
-    const chosen = this.options.selectBucket ? this.options.selectBucket(group, pkt) : live[hashString(connKey(pkt, 0).key) % live.length]!.i;
+    const live = group.buckets.map((b, i) => ({ b, i })).filter(({ b }) => !this.options.deadPorts?.has(b.watchPort));
+    let chosen: number | undefined;
+    if (group.groupType === 'fast_failover') chosen = live[0]?.i;
+    else if (group.groupType === 'select') {
+      const weighted = live.filter(({ b }) => b.weight > 0);
+      // no live bucket: the group drops, as OVS does
+      if (weighted.length > 0) chosen = this.options.selectBucket ? this.options.selectBucket(group, pkt) : weighted[hashString(connKey(pkt, 0).key) % weighted.length]!.i;
+    } else throw new SimUnsupportedError(`${group.groupType} group`);
+    if (chosen === undefined) return;
     const bucket = group.buckets[chosen];
     if (!bucket) throw new SimUnsupportedError(`group ${groupId} has no bucket ${chosen}`);
     this.runActions({ ...pkt }, bucket.actions, result, depth + 1);

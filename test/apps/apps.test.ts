@@ -1,6 +1,6 @@
 import test from 'ava';
 import pino from 'pino';
-import { BehaviorSubject, Subject } from 'rxjs';
+import { BehaviorSubject, type Observable, Subject } from 'rxjs';
 import { AclApp } from '../../src/apps/acl';
 import { ArpResponderApp } from '../../src/apps/arp-responder';
 import { DistributedRouterApp } from '../../src/apps/distributed-router';
@@ -15,8 +15,10 @@ import { MODEL_STORE, type ZonemeshApp } from '../../src/sdk/app';
 import { makeCookie } from '../../src/sdk/cookie';
 import type { Flow } from '../../src/sdk/flow';
 import { type ContextHost, RuntimeAppContext } from '../../src/runtime';
-import { Container } from '../../src/sdk';
-import { COMPILERS, PIPELINE, edit, placeAll, twoZones, viewOf } from './helpers';
+import { Container, ModelPlacement, type Pipeline, StoreModelAccess } from '../../src/sdk';
+import { BGP_SPEAKERS, type BgpSpeakers, GATEWAY_PORTS, type GatewayPorts, NorthSouthApp, gatewayPortName } from '../../src/apps/north-south';
+import { APP_SETTINGS } from '../../src/sdk/app';
+import { COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, edit, northSouthWithHv5, placeAll, twoZones, viewOf } from './helpers';
 
 class FakeStore implements ModelStore {
   readonly subject: BehaviorSubject<NetworkModel>;
@@ -51,10 +53,15 @@ class Harness {
   /** (owner, switch) sets handed to the runtime */
   sets = 0;
   readonly ctx: RuntimeAppContext;
-  constructor(readonly app: ZonemeshApp) {
+  constructor(
+    readonly app: ZonemeshApp,
+    /** for apps that read ctx.model and ctx.placement, as the runtime gives them */
+    world?: { store: ModelStore; numbers: Observable<Placement>; pipeline: Pipeline },
+  ) {
     const none = new Subject<never>();
     const host: ContextHost = {
-      pipeline: PIPELINE,
+      pipeline: world?.pipeline ?? PIPELINE,
+      ...(world && { model: new StoreModelAccess(world.store), placement: new ModelPlacement(world.store.model$, world.numbers, this.stop) }),
       events: { switchUp$: none, switchDown$: none, packetIn$: none, portStatus$: none, flowRemoved$: none },
       desired: this.desired,
       stopped$: this.stop.asObservable(),
@@ -179,6 +186,68 @@ test('the tunnel port command creates or corrects the one flow-based Geneve port
   const [hv] = withOvsdb(twoZones()).hypervisors;
   t.deepEqual(tunnelPortCommand(hv as Hypervisor & { ovsdb: string }).join(' '),
     '--db=unix:/run/zm/hv1/db.sock --timeout=10 -- --may-exist add-port br-int zm-tun -- set interface zm-tun type=geneve options:remote_ip=flow options:key=flow options:local_ip=172.16.1.11 ofport_request=4000');
+});
+
+class StubGatewayPorts implements GatewayPorts {
+  readonly calls: string[] = [];
+  async ensure(hv: Hypervisor & { ovsdb: string }, peers: readonly Hypervisor[]): Promise<void> {
+    this.calls.push(`${hv.name}: ${peers.map((p) => p.name).join(' ')}`);
+  }
+}
+
+/** answers only once released, so a test sees announcements that arrive while one is under way */
+class StubBgpSpeakers implements BgpSpeakers {
+  readonly calls: string[] = [];
+  private release: (() => void)[] = [];
+  announce(dir: string, prefixes: readonly string[]): Promise<boolean> {
+    this.calls.push(`${dir}: ${prefixes.join(' ')}`);
+    return new Promise((r) => this.release.push(() => r(true)));
+  }
+  releaseAll(): void {
+    const pending = this.release;
+    this.release = [];
+    for (const r of pending) r();
+  }
+}
+
+test('north-south: a gateways group per switch, BFD ports to the zone\'s peers, and each gateway\'s bgpd told its prefixes, one run at a time', async (t) => {
+  const model = withOvsdb(northSouthWithHv5());
+  const store = new FakeStore(model);
+  // every switch reports its ports (placeAll: VMs, then segment ports) and a BFD port to each hypervisor (numbered 100 + its position)
+  const placed = placeAll(model);
+  const numbers = new Map(model.hypervisors.map((h) => [h.datapathId, new Map([...(placed.get(h.datapathId) ?? []), ...model.hypervisors.map((p, i) => [gatewayPortName(p), 100 + i] as const)])]));
+  const ports = new StubGatewayPorts();
+  const speakers = new StubBgpSpeakers();
+  const container = new Container({ defaultScope: 'Singleton', autobind: true });
+  container.bind(GATEWAY_PORTS).toConstantValue(ports);
+  container.bind(BGP_SPEAKERS).toConstantValue(speakers);
+  container.bind(APP_SETTINGS).toConstantValue({ 'north-south': { bgpVtySockets: { hv1: '/frr/hv1', hv3: '/frr/hv3' } } });
+  const app = container.get(NorthSouthApp);
+  const harness = new Harness(app, { store, numbers: new BehaviorSubject<Placement>(numbers), pipeline: NORTH_SOUTH_PIPELINE });
+  app.start(harness.ctx);
+  await tick();
+  // gateways send out of their own segment ports: only hv5 has a group, and BFD sessions run between it and its gateways
+  t.deepEqual(ports.calls, ['hv1: hv5', 'hv2: hv5', 'hv3: ', 'hv4: ', 'hv5: hv1 hv2']);
+  t.deepEqual(
+    model.hypervisors.map((h) => harness.desired.groups(h.datapathId).map((g) => g.buckets.map((b) => b.watchPort))),
+    [[], [], [], [], [[100, 101]]],
+  );
+  t.deepEqual(speakers.calls, ['/frr/hv1: 198.51.100.10/32 198.51.100.20/32 198.51.100.21/32', '/frr/hv3: 198.51.100.74/32 198.51.100.84/32 198.51.100.85/32']);
+  // web1 moves to zone-b twice while hv1's first run is under way: the last model is applied once it ends
+  const moved = edit(model, (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv3'));
+  store.subject.next(edit(model, (d) => d.ports.pop()));
+  store.subject.next(moved);
+  t.is(speakers.calls.length, 2, 'nothing more while a run is under way');
+  speakers.releaseAll();
+  await tick();
+  t.deepEqual(speakers.calls.slice(2), ['/frr/hv1: 198.51.100.20/32 198.51.100.21/32', '/frr/hv3: 198.51.100.10/32 198.51.100.74/32 198.51.100.84/32 198.51.100.85/32']);
+  t.deepEqual(ports.calls.length, 5, 'the peers did not change: no provisioning');
+  // web1's floating IP is now zone-b's: its gateways announce it out of their segment ports
+  const segmentPort = (hv: string) => numbers.get(model.hypervisors.find((h) => h.name === hv)!.datapathId)!.get(model.externalNetworks[1]!.gateways.find((g) => g.hypervisor === hv)!.interface);
+  t.deepEqual(
+    harness.sent.map((s) => [s.dpid, s.msg.type === 'PACKET_OUT' && s.msg.actions]),
+    (['hv3', 'hv4'] as const).map((hv, i) => [[0x13n, 0x14n][i], [{ type: 'output', port: segmentPort(hv), maxLen: 0 }]]),
+  );
 });
 
 function tick(): Promise<void> {

@@ -1,10 +1,12 @@
 import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { NORTH_SOUTH_APP_ID, gatewayPortName, gatewaysGroups } from '../../src/apps/north-south';
+import { formatBucket } from '../../src/openflow/text/multipart';
 import { tableMissFlows } from '../../src/sdk/flow';
 import { REPO_ROOT } from '../helpers/paths';
 import { compileAcl } from '../../src/apps/acl';
-import { COMPILERS, NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, flowText, ipv4Only, northSouth, ownersText, twoZones, viewOf, withRemoteFamilyRules } from './helpers';
+import { COMPILERS, NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, flowText, ipv4Only, northSouth, northSouthWithHv5, ownersText, twoZones, viewOf, withRemoteFamilyRules } from './helpers';
 
 /**
  * Every app's flows for the demo model (models/two-zones.yaml, dual-stack, ports numbered 1, 2, …
@@ -47,6 +49,17 @@ test('north-south: golden flows for the north-south model', (t) => {
   const m = northSouth();
   const name = (dpid: bigint) => m.hypervisors.find((h) => h.datapathId === dpid)!.name;
   const { expected, actual } = golden('north-south', ownersText(NORTH_SOUTH_COMPILERS['north-south']!(NORTH_SOUTH_PIPELINE, viewOf(m)), name, NORTH_SOUTH_PIPELINE));
+  t.is(actual, expected);
+});
+
+test('north-south: golden gateway groups for the north-south model with hv5, a hypervisor that is no gateway (the gateways have none)', (t) => {
+  const m = northSouthWithHv5();
+  // the BFD ports numbered 100 + the peer's position in the model
+  const ofport = (_dpid: bigint, port: string) => 100 + m.hypervisors.findIndex((h) => gatewayPortName(h) === port);
+  const text = [...gatewaysGroups(NORTH_SOUTH_APP_ID, m, ofport)]
+    .map(([dpid, g]) => `# ${m.hypervisors.find((h) => h.datapathId === dpid)!.name}\ngroup_id=0x${g.groupId.toString(16)},type=${g.groupType},${g.buckets.map(formatBucket).join(',')}`)
+    .join('\n');
+  const { expected, actual } = golden('north-south-gateway-groups', `${text}\n`);
   t.is(actual, expected);
 });
 

@@ -56,6 +56,11 @@ export function northSouth(): NetworkModel {
   return loadModelFile(join(REPO_ROOT, 'models', 'north-south.yaml'));
 }
 
+/** models/north-south.yaml plus hv5, a zone-a hypervisor that is no gateway: its traffic out goes to the zone's gateways group */
+export function northSouthWithHv5(): NetworkModel {
+  return edit(northSouth(), (d) => d.hypervisors.push({ name: 'hv5', zone: 'zone-a', tunnelIp: '172.16.1.15', datapathId: '0x15' }));
+}
+
 /** every port of the model present, numbered 1, 2, … per hypervisor in model order, then the gateways' segment ports */
 export function placeAll(model: NetworkModel): Placement {
   const byHv = new Map<bigint, Map<string, number>>();

@@ -1,11 +1,36 @@
 import test from 'ava';
-import { NORTH_SOUTH_APP_ID, NotAGatewayError, SNAT_BLOCK_SIZE, gatewayBgpConfig, gatewayPrefixes, northSouthGroups, snatBindings } from '../../src/apps/north-south';
-import { TUNNEL_OFPORT, floatingIpMac } from '../../src/model';
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  BgpConfigError,
+  BgpVtyError,
+  GATEWAY_BFD_UDP_PORT,
+  NORTH_SOUTH_APP_ID,
+  NotAGatewayError,
+  SNAT_BLOCK_SIZE,
+  bfdPeers,
+  bgpNetworkCommands,
+  floatingIpAnnouncements,
+  gatewayBgpConfig,
+  gatewayPortName,
+  gatewayPortsCommand,
+  gatewayPrefixes,
+  gatewaysGroups,
+  northSouthGroups,
+  parseBgpNetworks,
+  parseNorthSouthSettings,
+  snatBindings,
+  VtyBgpSpeakers,
+} from '../../src/apps/north-south';
+import { AppSettingsError } from '../../src/sdk';
+import { type NetworkModel, TUNNEL_OFPORT, floatingIpMac } from '../../src/model';
 import { OFPP } from '../../src/openflow';
 import { makeCookie } from '../../src/sdk/cookie';
 import { IncrementalCompiler } from '../../src/sdk/incremental';
 import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
-import { NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE as PIPELINE, edit, northSouth, placesIn, switchFlows, viewOf } from './helpers';
+import { NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE as PIPELINE, edit, northSouth, northSouthWithHv5, placesIn, switchFlows, viewOf } from './helpers';
 
 /**
  * Floating IPs through the whole compiled pipeline of a hypervisor (every overlay app plus
@@ -16,7 +41,13 @@ const model = northSouth();
 const view = viewOf(model);
 const flows = switchFlows(view, PIPELINE, NORTH_SOUTH_COMPILERS);
 const hv = (name: string) => model.hypervisors.find((h) => h.name === name)!;
-const sim = (name: string) => new FlowTableSim(flows.get(hv(name).datapathId)!);
+/** the BFD ports to gateways, as a switch would number them: 100 + the peer's position in the model */
+const bfdOfport = (m: NetworkModel) => (_dpid: bigint, name: string) => {
+  const i = m.hypervisors.findIndex((h) => gatewayPortName(h) === name);
+  return i < 0 ? undefined : 100 + i;
+};
+const groupsOf = (m: NetworkModel, dpid: bigint) => [gatewaysGroups(NORTH_SOUTH_APP_ID, m, bfdOfport(m)).get(dpid)].filter((g) => g !== undefined);
+const sim = (name: string) => new FlowTableSim(flows.get(hv(name).datapathId)!, groupsOf(model, hv(name).datapathId));
 const port = (name: string) => view.vpcs.flatMap((v) => v.ports).find((p) => p.port.name === name)!;
 const FIP_WEB1 = '198.51.100.10';
 const INTERNET = '192.0.2.80';
@@ -32,18 +63,65 @@ function fromGateway(vni: number, dst: string): SimPacket {
   return { tunnel_id: BigInt(vni), tun_ipv4_src: hv('hv2').tunnelIp, eth_src: '0e:00:00:00:00:01', eth_dst: '0e:00:00:00:00:02', eth_type: 0x0800, ipv4_src: INTERNET, ipv4_dst: dst, ip_proto: 6, tcp_src: 80, tcp_dst: 40000, nw_ttl: 60 };
 }
 
-test('outbound: a floating IP port leaves with its floating IP and MAC, tunnelled to a gateway of its own zone', (t) => {
+test('outbound: a floating IP port on a gateway leaves with its floating IP and MAC, straight out of the gateway\'s own segment port', (t) => {
   const { outputs } = sim('hv1').inject(fromVm('web1', INTERNET), port('web1').ofport!);
-  t.is(outputs.length, 1);
-  const out = outputs[0]!;
-  t.is(out.port, TUNNEL_OFPORT);
-  t.is(out.packet.ipv4_src, FIP_WEB1);
-  t.is(out.packet.ipv4_dst, INTERNET);
-  t.is(out.packet.eth_src, model.floatingIps[0]!.mac);
-  t.is(out.packet.nw_ttl, 63);
-  t.is(out.packet.tunnel_id, 101n);
-  const gateways = model.externalNetworks.find((e) => e.zone === 'zone-a')!.gateways.map((g) => hv(g.hypervisor).tunnelIp);
-  t.true(gateways.includes(String(out.packet.tun_ipv4_dst)), `${String(out.packet.tun_ipv4_dst)} is a zone-a gateway`);
+  t.deepEqual(outputs.map((o) => o.port), [uplink('hv1')]);
+  const out = outputs[0]!.packet;
+  t.deepEqual([out.ipv4_src, out.ipv4_dst, out.eth_src, out.eth_dst, out.nw_ttl], [FIP_WEB1, INTERNET, model.floatingIps[0]!.mac, EDGE_MAC, 63]);
+});
+
+/** the north-south model with hv5 (no gateway) holding web1 */
+const withHv5 = edit(northSouthWithHv5(), (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv5'));
+const hv5 = withHv5.hypervisors.find((h) => h.name === 'hv5')!;
+const view5 = viewOf(withHv5);
+const flows5 = switchFlows(view5, PIPELINE, NORTH_SOUTH_COMPILERS);
+const sim5 = (name: string) => {
+  const dpid = withHv5.hypervisors.find((h) => h.name === name)!.datapathId;
+  return new FlowTableSim(flows5.get(dpid)!, groupsOf(withHv5, dpid));
+};
+/** web1's packet to the outside at hv5, with the BFD ports `dead` (100: hv1's, 101: hv2's) down */
+const fromHv5 = (dead: number[]) => {
+  const p = view5.vpcs.flatMap((x) => x.ports).find((x) => x.port.name === 'web1')!;
+  const pkt = { eth_src: p.port.mac, eth_dst: p.routerMac, eth_type: 0x0800, ipv4_src: p.port.ip, ipv4_dst: INTERNET, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64 };
+  return sim5('hv5').inject(pkt, p.ofport!, { deadPorts: new Set(dead) }).outputs;
+};
+
+test('failover: a select group over the zone\'s gateways, each bucket watching its BFD port; a dead port\'s bucket is skipped', (t) => {
+  const group = gatewaysGroups(NORTH_SOUTH_APP_ID, withHv5, bfdOfport(withHv5)).get(hv5.datapathId)!;
+  t.is(group.groupType, 'select');
+  t.deepEqual(group.buckets.map((b) => [b.watchPort, b.weight]), [[100, 100], [101, 100]], 'ECMP: one equal bucket per gateway, hv1 and hv2');
+  const s = (dead: number[]) => fromHv5(dead).map((o) => [o.port, o.packet.tun_ipv4_dst, o.packet.tunnel_id, o.packet.ipv4_src, o.packet.eth_src]);
+  const zoneA = [hv('hv1').tunnelIp, hv('hv2').tunnelIp];
+  const both = s([]);
+  t.true(both.length === 1 && zoneA.includes(both[0]![1] as string), `to a gateway of zone-a: ${String(both[0]?.[1])}`);
+  t.deepEqual(s([100]), [[TUNNEL_OFPORT, hv('hv2').tunnelIp, 101n, FIP_WEB1, model.floatingIps[0]!.mac]], 'hv1\'s BFD down: hv2 carries it');
+  t.deepEqual(s([101]), [[TUNNEL_OFPORT, hv('hv1').tunnelIp, 101n, FIP_WEB1, model.floatingIps[0]!.mac]], 'hv2\'s BFD down: hv1 carries it');
+  t.deepEqual(s([100, 101]), [], 'no live gateway: dropped, never sent to another zone');
+  // a gateway port the switch has not reported yet has no bucket
+  const half = gatewaysGroups(NORTH_SOUTH_APP_ID, withHv5, (_dpid, name) => (name === gatewayPortName(hv('hv2')) ? 7 : undefined)).get(hv5.datapathId)!;
+  t.deepEqual(half.buckets.map((b) => b.watchPort), [7]);
+  t.deepEqual([...gatewaysGroups(NORTH_SOUTH_APP_ID, withHv5, bfdOfport(withHv5)).keys()], [hv5.datapathId], 'the gateways have no group: they send out of their own segment ports');
+});
+
+test('BFD peers: a hypervisor watches its zone\'s gateways; a gateway answers the hypervisors that send to it, not the other gateways', (t) => {
+  const names = (h: string) => bfdPeers(withHv5, withHv5.hypervisors.find((x) => x.name === h)!).map((p) => p.name);
+  t.deepEqual(names('hv5'), ['hv1', 'hv2']);
+  t.deepEqual(names('hv1'), ['hv5']);
+  t.deepEqual(names('hv3'), [], 'never a session into another zone');
+  t.is(gatewayPortName(hv('hv1')), 'zm-gw-ac10010b');
+});
+
+test('BFD ports: one ovs-vsctl transaction sets every peer\'s port and deletes ours to former peers only', (t) => {
+  const hv5 = { ...withHv5.hypervisors.find((h) => h.name === 'hv5')!, ovsdb: 'unix:/run/hv5/db.sock' };
+  const args = gatewayPortsCommand(hv5, [hv('hv1')], ['web1', 'zm-tun', 'zm-gw-ac10010b', 'zm-gw-ac10010c']);
+  t.deepEqual(args, [
+    '--db=unix:/run/hv5/db.sock',
+    '--timeout=10',
+    '--', '--if-exists', 'del-port', 'br-int', 'zm-gw-ac10010c',
+    '--', '--may-exist', 'add-port', 'br-int', 'zm-gw-ac10010b',
+    '--', 'set', 'interface', 'zm-gw-ac10010b', 'type=geneve', 'options:remote_ip=172.16.1.11', 'options:local_ip=172.16.1.15', `options:dst_port=${GATEWAY_BFD_UDP_PORT}`,
+    'bfd:enable=true', 'bfd:min_tx=100', 'bfd:min_rx=100', 'bfd:decay_min_rx=0',
+  ]);
 });
 
 test('inbound: a packet to the floating IP from a gateway reaches the VM with its own address', (t) => {
@@ -80,7 +158,7 @@ test('isolation: the same address in another VPC, or a VM without a floating IP,
 
 test('a VPC routes only its egress routes to the outside', (t) => {
   const limited = viewOf(edit(model, (d) => (d.vpcs[0].egress = { routes: ['192.0.2.0/24'], snat: [] })));
-  const s = new FlowTableSim(switchFlows(limited, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv1').datapathId)!);
+  const s = new FlowTableSim(switchFlows(limited, PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv1').datapathId)!, groupsOf(limited.model, hv('hv1').datapathId));
   t.is(s.inject(fromVm('web1', INTERNET), port('web1').ofport!).outputs[0]?.packet.ipv4_src, FIP_WEB1);
   t.deepEqual(s.inject(fromVm('web1', '203.0.113.9'), port('web1').ofport!).outputs, []);
 });
@@ -158,13 +236,13 @@ test('gateway inbound: a gateway that hosts the VM delivers to it directly', (t)
 });
 
 test('gateway outbound: from the tunnel, a floating IP\'s packet goes to the next hop on the segment', (t) => {
-  const out = sim('hv1').inject(fromVm('web1', INTERNET), port('web1').ofport!).outputs[0]!;
-  t.is(out.packet.tun_ipv4_dst, hv('hv2').tunnelIp, 'web1 leaves by hv2 (gatewayFor)');
-  const { outputs } = sim('hv2').inject({ ...out.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT);
+  const out = fromHv5([100])[0]!;
+  t.is(out.packet.tun_ipv4_dst, hv('hv2').tunnelIp);
+  const { outputs } = sim5('hv2').inject({ ...out.packet, tun_ipv4_src: hv5.tunnelIp }, TUNNEL_OFPORT);
   t.deepEqual(outputs.map((o) => o.port), [uplink('hv2')]);
   t.deepEqual([outputs[0]!.packet.eth_dst, outputs[0]!.packet.eth_src, outputs[0]!.packet.ipv4_src], [EDGE_MAC, model.floatingIps[0]!.mac, FIP_WEB1]);
   // the same packet in another VPC's VNI is not a floating IP's
-  t.deepEqual(sim('hv2').inject({ ...out.packet, tunnel_id: 70000n }, TUNNEL_OFPORT).outputs, []);
+  t.deepEqual(sim5('hv2').inject({ ...out.packet, tunnel_id: 70000n }, TUNNEL_OFPORT).outputs, []);
 });
 
 test('gateway outbound: a VM whose gateway is its own hypervisor leaves straight from the segment port', (t) => {
@@ -209,6 +287,8 @@ test("a gateway's BGP configuration announces its zone's floating IPs and SNAT a
       ' no bgp network import-check',
       ' neighbor 198.51.100.1 remote-as 65000',
       ' neighbor 198.51.100.1 timers 1 3',
+      ' neighbor 198.51.100.1 advertisement-interval 0',
+      ' neighbor 198.51.100.1 timers connect 1',
       ' address-family ipv4 unicast',
       '  network 198.51.100.10/32',
       '  network 198.51.100.20/32',
@@ -292,4 +372,101 @@ test('SNAT: nothing from outside reaches a VM without a floating IP; ICMP is not
   t.deepEqual(sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_dst: 80 }), uplink('hv1')).outputs, []);
   t.deepEqual(sim('hv1').inject(fromEdge(port('app1').port.ip), uplink('hv1')).outputs, []);
   t.deepEqual(sim('hv2').inject(fromVm('app1', INTERNET, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmp_type: 8, icmp_code: 0 }), port('app1').ofport!).outputs, []);
+});
+
+test("run time: bgpd's networks are read from its running configuration and changed by the difference only", (t) => {
+  const running = [
+    'frr version 8.4.4',
+    'router bgp 65001',
+    ' bgp router-id 198.51.100.2',
+    ' no bgp network import-check',
+    ' neighbor 198.51.100.1 bfd 3 100 100',
+    ' !',
+    ' address-family ipv4 unicast',
+    '  network 198.51.100.10/32',
+    '  network 198.51.100.20/32',
+    ' exit-address-family',
+    'exit',
+  ].join('\n');
+  const current = parseBgpNetworks(running);
+  t.deepEqual(current, { asn: 65001, networks: ['198.51.100.10/32', '198.51.100.20/32'] });
+  t.deepEqual(bgpNetworkCommands(current, ['198.51.100.20/32', '198.51.100.11/32']), [
+    'configure terminal',
+    'router bgp 65001',
+    'address-family ipv4 unicast',
+    'no network 198.51.100.10/32',
+    'network 198.51.100.11/32',
+  ]);
+  t.deepEqual(bgpNetworkCommands(current, ['198.51.100.20/32', '198.51.100.10/32']), [], 'same set: nothing to send');
+  t.throws(() => parseBgpNetworks('frr version 8.4.4\n'), { instanceOf: BgpConfigError });
+});
+
+test('BFD with the edge router is one neighbor line in the gateway\'s bgpd configuration', (t) => {
+  const config = gatewayBgpConfig(model, 'hv1', { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3, bfd: { multiplier: 3, intervalMs: 100 } });
+  t.regex(config, /^ neighbor 198\.51\.100\.1 bfd 3 100 100$/m);
+});
+
+test('settings: the gateways whose bgpd the controller drives, checked', (t) => {
+  t.deepEqual(parseNorthSouthSettings(undefined), { bgpVtySockets: {} });
+  t.deepEqual(parseNorthSouthSettings({ bgpVtySockets: { hv1: '/run/frr/hv1' } }), { bgpVtySockets: { hv1: '/run/frr/hv1' } });
+  const err = t.throws(() => parseNorthSouthSettings({ bgpVtySockets: { hv1: 'relative' }, bgp: 1 }), { instanceOf: AppSettingsError });
+  t.regex(err!.message, /bgpVtySockets\.hv1/);
+  t.regex(err!.message, /bgp.*not a setting/);
+});
+
+test('gratuitous ARP: a rebound or moved floating IP is announced by every gateway now serving it, on its segments', (t) => {
+  const text = (m: NetworkModel) => floatingIpAnnouncements(model, m).map((a) => `${a.fip.ip} ${a.fip.mac} ${a.gateway.name} ${a.network.name}`);
+  t.deepEqual(text(model), [], 'nothing changed');
+  const mac = model.floatingIps.find((f) => f.ip === FIP_WEB1)!.mac;
+  t.deepEqual(text(edit(model, (d) => (d.floatingIps[0].port = 'app1'))), [`${FIP_WEB1} ${mac} hv1 ext-a`, `${FIP_WEB1} ${mac} hv2 ext-a`], 'rebound within zone-a');
+  t.deepEqual(text(edit(model, (d) => (d.ports.find((p: { name: string }) => p.name === 'web1').hypervisor = 'hv3'))), [`${FIP_WEB1} ${mac} hv3 ext-b`, `${FIP_WEB1} ${mac} hv4 ext-b`], 'web1 moved to zone-b: zone-b\'s gateways, on ext-b');
+  t.deepEqual(text(edit(model, (d) => delete d.floatingIps[0].port)), [], 'unbound: nobody serves it');
+});
+
+/** a fake bgpd vty socket in `dir`: answers each NUL-terminated command with `answer(command)` */
+async function fakeBgpdVty(dir: string, answer: (command: string) => Buffer): Promise<{ commands: string[]; close: () => void }> {
+  const commands: string[] = [];
+  const server = createServer((s) => {
+    let pending = '';
+    s.on('error', () => undefined); // the client hangs up on an endless reply: nothing to clean up
+    s.on('data', (d) => {
+      pending += d.toString();
+      for (let i = pending.indexOf('\0'); i >= 0; i = pending.indexOf('\0')) {
+        const c = pending.slice(0, i);
+        pending = pending.slice(i + 1);
+        commands.push(c);
+        s.write(answer(c));
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(join(dir, 'bgpd.vty'), r));
+  return { commands, close: () => server.close() };
+}
+
+const reply = (text: string, status = 0) => Buffer.concat([Buffer.from(text), Buffer.from([0, 0, 0, status])]);
+
+test("bgpd's vty socket: read, diff, one command at a time; bgpd's refusal and an endless reply are typed errors", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-vty-'));
+  const running = 'router bgp 65001\n address-family ipv4 unicast\n  network 198.51.100.10/32\n exit-address-family\n';
+  let vty = await fakeBgpdVty(dir, (c) => reply(c === 'show running-config' ? running : ''));
+  try {
+    t.true(await new VtyBgpSpeakers().announce(dir, ['198.51.100.11/32']));
+    t.deepEqual(vty.commands, ['enable', 'show running-config', 'configure terminal', 'router bgp 65001', 'address-family ipv4 unicast', 'no network 198.51.100.10/32', 'network 198.51.100.11/32', 'end']);
+    t.false(await new VtyBgpSpeakers().announce(dir, ['198.51.100.10/32']), 'already announced: nothing changed');
+  } finally {
+    vty.close();
+  }
+  vty = await fakeBgpdVty(dir, (c) => (c.startsWith('network') ? reply('% Malformed prefix\n', 13) : reply(c === 'show running-config' ? running : '')));
+  try {
+    const err = await t.throwsAsync(new VtyBgpSpeakers().announce(dir, ['198.51.100.10/32', '198.51.100.99/32']), { instanceOf: BgpVtyError });
+    t.regex(err!.message, /'network 198\.51\.100\.99\/32' failed: % Malformed prefix/);
+  } finally {
+    vty.close();
+  }
+  vty = await fakeBgpdVty(dir, () => Buffer.alloc(2 << 20, 0x61));
+  try {
+    await t.throwsAsync(new VtyBgpSpeakers().announce(dir, []), { instanceOf: BgpVtyError, message: /more than/ });
+  } finally {
+    vty.close();
+  }
 });

@@ -1,23 +1,21 @@
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { chownSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { run, spawnTracked } from './run';
 
 /** Debian's FRR (scripts/ensure-deps.sh); never the system service: every daemon here has its own files. */
-const BGPD = '/usr/lib/frr/bgpd';
-const ZEBRA = '/usr/lib/frr/zebra';
-/** zebra drops root for FRR's own user, which must own the daemon's directory */
-const FRR_USER = 'frr';
+const FRR_DAEMONS = '/usr/lib/frr';
 
 /** One route of `show ip bgp json`: the next hops of its valid paths. */
 export type BgpRoutes = Record<string, string[]>;
 
 /**
- * A bgpd in a network namespace, with its config, pid file, log and vty socket in `dir`. Without
- * zebra it only speaks BGP (nothing is installed in the kernel); `withZebra` starts a zebra beside
- * it that installs the best paths (ECMP included) in the namespace's kernel. Tracked by
- * spawnTracked, so a crashed test cannot leave either running.
+ * A bgpd in a network namespace with its config, pid file, log and vty socket in `dir`. Alone it
+ * only speaks BGP (nothing is installed in the kernel); with `zebra`, a zebra of its own installs the
+ * best paths (ECMP included) in the namespace's kernel; with `bfd`, a bfdd of its own too, which
+ * bgpd reaches only through zebra (so `bfd` brings a zebra). Every daemon is tracked by
+ * spawnTracked, so a crashed test cannot leave it running.
  */
 export class Bgpd {
   private constructor(
@@ -26,20 +24,22 @@ export class Bgpd {
     private readonly children: readonly ChildProcess[],
   ) {}
 
-  static start(netns: string, dir: string, config: string, opts: { withZebra?: boolean } = {}): Bgpd {
+  static async start(netns: string, dir: string, config: string, opts: { zebra?: boolean; bfd?: boolean } = {}): Promise<Bgpd> {
     mkdirSync(dir, { recursive: true });
-    const conf = join(dir, 'bgpd.conf');
-    writeFileSync(conf, config);
-    const children: ChildProcess[] = [];
-    const zserv = join(dir, 'zserv.api');
-    if (opts.withZebra) {
-      const { uid, gid } = frrUser();
-      chownSync(dir, uid, gid);
-      const zebra = ['netns', 'exec', netns, ZEBRA, '-z', zserv, '-i', join(dir, 'zebra.pid'), '--vty_socket', dir, '-f', '/dev/null', '-P', '0', '--log', `file:${join(dir, 'zebra.log')}`];
-      children.push(spawnTracked('ip', zebra));
-    }
-    const args = ['netns', 'exec', netns, BGPD, '-S', ...(opts.withZebra ? ['-z', zserv] : ['-Z']), '-P', '0', '-f', conf, '-i', join(dir, 'bgpd.pid'), '--vty_socket', dir, '--log', `file:${join(dir, 'bgpd.log')}`];
-    children.push(spawnTracked('ip', args));
+    const daemon = (name: string, extra: string[]) => {
+      const conf = join(dir, `${name}.conf`);
+      writeFileSync(conf, name === 'bgpd' ? config : '');
+      const args = [...extra, '-P', '0', '-f', conf, '-i', join(dir, `${name}.pid`), '--vty_socket', dir, '--log', `file:${join(dir, `${name}.log`)}`];
+      return spawnTracked('ip', ['netns', 'exec', netns, join(FRR_DAEMONS, name), ...args]);
+    };
+    if (!opts.zebra && !opts.bfd) return new Bgpd(netns, dir, [daemon('bgpd', ['-S', '-Z'])]);
+    // zebra and bfdd run as Debian's `frr` user (only bgpd has -S to skip it): their files must be its
+    await run('chown', ['frr:frr', dir]);
+    const zserv = ['-z', join(dir, 'zserv.api')];
+    const children = [daemon('zebra', zserv)];
+    await waitForFile(join(dir, 'zserv.api'));
+    if (opts.bfd) children.push(daemon('bfdd', [...zserv, '--bfdctl', join(dir, 'bfdd.sock')]));
+    children.push(daemon('bgpd', ['-S', ...zserv]));
     return new Bgpd(netns, dir, children);
   }
 
@@ -57,31 +57,44 @@ export class Bgpd {
     return out;
   }
 
-  /** SIGKILL, as a dying host would stop it (bgpd first, then its zebra); resolves once they are gone */
+  /** SIGKILL to every daemon, as a dying host would stop them; resolves once they are gone */
   async kill(): Promise<void> {
-    for (const child of [...this.children].reverse()) {
-      if (child.exitCode !== null || child.signalCode !== null) continue;
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    }
+    const running = this.children.filter((c) => c.exitCode === null && c.signalCode === null);
+    const exited = running.map((c) => once(c, 'exit'));
+    for (const c of running) c.kill('SIGKILL');
+    await Promise.all(exited);
   }
 }
 
-function frrUser(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((l) => l.startsWith(`${FRR_USER}:`));
-  if (!line) throw new Error(`no user ${FRR_USER}: is Debian's frr installed (scripts/ensure-deps.sh)?`);
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
+async function waitForFile(path: string, timeoutMs = 10_000): Promise<void> {
+  for (const deadline = Date.now() + timeoutMs; !existsSync(path); ) {
+    if (Date.now() > deadline) throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }
 
 /** The edge router's bgpd: one eBGP neighbor per gateway, ECMP over up to `maximumPaths`. */
-export function edgeBgpConfig(opts: { localAs: number; routerId: string; gatewayAs: number; gateways: readonly string[]; keepaliveSeconds: number; holdSeconds: number; maximumPaths: number }): string {
+export function edgeBgpConfig(opts: {
+  localAs: number;
+  routerId: string;
+  gatewayAs: number;
+  gateways: readonly string[];
+  keepaliveSeconds: number;
+  holdSeconds: number;
+  maximumPaths: number;
+  bfd?: { multiplier: number; intervalMs: number };
+}): string {
+  const bfd = opts.bfd;
   return [
     `router bgp ${opts.localAs}`,
     ` bgp router-id ${opts.routerId}`,
     ' no bgp ebgp-requires-policy',
-    ...opts.gateways.flatMap((g) => [` neighbor ${g} remote-as ${opts.gatewayAs}`, ` neighbor ${g} timers ${opts.keepaliveSeconds} ${opts.holdSeconds}`]),
+    ...opts.gateways.flatMap((g) => [
+      ` neighbor ${g} remote-as ${opts.gatewayAs}`,
+      ` neighbor ${g} timers ${opts.keepaliveSeconds} ${opts.holdSeconds}`,
+      ` neighbor ${g} timers connect 1`,
+      ...(bfd ? [` neighbor ${g} bfd ${bfd.multiplier} ${bfd.intervalMs} ${bfd.intervalMs}`] : []),
+    ]),
     ' address-family ipv4 unicast',
     `  maximum-paths ${opts.maximumPaths}`,
     ' exit-address-family',

@@ -3,7 +3,8 @@ import { NX_CT_F_COMMIT, NX_NAT_F_SRC, OFPP } from '../../src/openflow';
 import { makeCookie } from '../../src/sdk/cookie';
 import { FlowBuilder } from '../../src/sdk/flow';
 import { Pipeline } from '../../src/sdk/pipeline';
-import { CT_STATE, FlowTableSim } from '../../src/sdk/sim';
+import { bucket } from '../../src/sdk/group';
+import { CT_STATE, FlowTableSim, SimUnsupportedError } from '../../src/sdk/sim';
 
 const pipeline = new Pipeline([
   { name: 'in', stage: 'classify', miss: 'drop', matches: ['in_port', 'reg0', 'eth_type', 'nw_ttl'] },
@@ -98,4 +99,21 @@ test('ct nat: a committed connection takes the lowest free port of its range, ke
   t.deepEqual([reply.ipv4_dst, reply.tcp_dst], [ip.ipv4_src, 1001]);
   const stranger = sim.inject({ ...ip, ipv4_src: ip.ipv4_dst, ipv4_dst: '192.0.2.9', tcp_src: 80, tcp_dst: 5007 }, 2).outputs[0]!.packet;
   t.is(stranger.ipv4_dst, '192.0.2.9', 'no connection: nothing to reverse');
+});
+
+test('groups: a bucket whose watch port is dead is never taken: select spreads over the live ones, fast_failover takes the first live; with none live the copy is dropped; an indirect group is unsupported', (t) => {
+  const watching = (port: number, actions: ReturnType<typeof out>[]) => ({ ...bucket(actions, 100), watchPort: port });
+  const groups = [
+    { groupId: 1, groupType: 'select' as const, buckets: [watching(7, [out(2)]), watching(8, [out(3)])] },
+    { groupId: 2, groupType: 'fast_failover' as const, buckets: [watching(7, [out(4)]), watching(8, [out(5)])] },
+  ];
+  const via = (id: number, dead: number[]) => new FlowTableSim([b('in').priority(1).apply({ type: 'group', groupId: id }, out(6)).build()], groups).inject(ip, 1, { deadPorts: new Set(dead) }).outputs.map((o) => o.port);
+  t.deepEqual(via(1, [7]), [3, 6]);
+  t.deepEqual(via(1, [8]), [2, 6]);
+  t.deepEqual(via(1, [7, 8]), [6], 'no live bucket: the group drops its copy');
+  t.deepEqual(via(2, []), [4, 6]);
+  t.deepEqual(via(2, [7]), [5, 6]);
+  t.deepEqual(via(2, [7, 8]), [6]);
+  const indirect = { groupId: 3, groupType: 'indirect' as const, buckets: [bucket([out(2)])] };
+  t.throws(() => new FlowTableSim([b('in').priority(1).apply({ type: 'group', groupId: 3 }).build()], [indirect]).inject(ip, 1), { instanceOf: SimUnsupportedError });
 });

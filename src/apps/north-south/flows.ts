@@ -5,7 +5,7 @@
  * address, so translating needs no connection state, and with none nothing is lost when a gateway
  * dies or the controller restarts. Outbound: a routed packet (to its subnet's router MAC) from the
  * VM to one of its VPC's routes to the outside, and not to one of the VPC's own subnets, leaves with
- * the floating IP and MAC as source, toward a gateway of the VM's zone (`toOutside`). Inbound: a
+ * the floating IP and MAC as source, toward a live gateway of the VM's zone (`toOutside`). Inbound: a
  * packet tunnelled from a gateway in the VPC's VNI to the floating IP gets the VM's address, its
  * router's MAC as source and the VM's MAC, and goes out of the VM's port.
  *
@@ -14,7 +14,7 @@
  * `nw_dst=floating IP` goes by tunnel in the VPC's VNI to the VM's hypervisor; from the tunnel,
  * `nw_src=floating IP` goes to the segment's next hop; ARP for a floating IP is answered with its
  * derived MAC; the gateway's own ARP and IP pass between the segment and LOCAL. Nothing on a
- * gateway depends on a connection.
+ * gateway depends on a connection, so any live gateway of the zone serves any packet.
  */
 import {
   type Action,
@@ -38,6 +38,7 @@ import {
   makeCookie,
   output,
 } from '../../sdk';
+import { isGateway, outboundGateways, toGateways } from './gateways';
 
 export const NORTH_SOUTH_APP_ID = 30;
 export const GATEWAY_TABLE = 'gw.external';
@@ -121,33 +122,21 @@ export function gatewayAttachments(model: NetworkModel, places: NorthSouthPlaces
 }
 
 /**
- * The gateway a port's outbound traffic goes to: one of its zone's, chosen by the port's name, so
- * the ports of a hypervisor spread over the gateways and every controller picks the same one.
- */
-export function gatewayFor(model: NetworkModel, port: VmPort, host: Hypervisor): Hypervisor | undefined {
-  const gateways = model.externalNetworks
-    .filter((e) => e.zone === host.zone)
-    .flatMap((e) => e.gateways.map((g) => model.hypervisors.find((h) => h.name === g.hypervisor)!));
-  if (gateways.length === 0) return undefined;
-  let hash = 0;
-  for (const ch of port.name) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
-  return gateways[hash % gateways.length];
-}
-
-/**
- * How a VM's translated packet leaves its hypervisor for the outside: the one place that picks the
- * gateway (`gatewayFor`). To another hypervisor by tunnel in the VPC's VNI; when the chosen gateway is
- * the VM's own hypervisor, straight out of its segment port. Undefined while there is no way out
- * (no gateway, its segment port not plugged in, or no next-hop MAC).
+ * How a VM's translated packet leaves its hypervisor for the outside, the one place that decides.
+ * From a gateway, straight out of its own segment port: its VMs need no tunnel, and no other gateway
+ * (a tunnel to its own address would loop back, and leaving by the zone's other gateways would cut
+ * them off when those die while this one, and so the VM, lives). From any other hypervisor,
+ * tunnelled in the VPC's VNI to a live gateway of its zone, which the switch picks (`toGateways`).
+ * Undefined while there is no way out (no gateway, or the gateway's segment port not plugged in or
+ * without a next-hop MAC).
  */
 export function toOutside(model: NetworkModel, placed: PlacedPort, vni: bigint, prefer: string, gateways: readonly GatewayAttachment[]): Action[] | undefined {
-  const gateway = gatewayFor(model, placed.port, placed.hypervisor);
-  if (!gateway) return undefined;
-  if (gateway.name !== placed.hypervisor.name) {
-    return [{ type: 'set_field', field: { field: 'tunnel_id', value: vni } }, { type: 'set_field', field: { field: 'tun_ipv4_dst', value: gateway.tunnelIp } }, output(TUNNEL_OFPORT)];
+  const host = placed.hypervisor;
+  if (isGateway(model, host)) {
+    const own = attachmentOn(gateways, host.name, prefer);
+    return own && toSegment(own);
   }
-  const own = attachmentOn(gateways, gateway.name, prefer);
-  return own && toSegment(own);
+  return outboundGateways(model, host).length === 0 ? undefined : toGateways(NORTH_SOUTH_APP_ID, vni);
 }
 
 /** out of a gateway's segment port to the next hop, or undefined without a next-hop MAC */
