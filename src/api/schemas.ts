@@ -85,7 +85,16 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     zone: str('the zone whose gateways attach to it'),
     cidr: str("the segment's IPv4 CIDR, overlapping no other external network"),
     nextHop: str("the edge router's address, in the CIDR", IPV4),
-    gateways: { type: 'array', minItems: 1, items: object(['hypervisor', 'ip'], { hypervisor: str('a hypervisor of the zone'), ip: str('its address on the segment', IPV4) }) },
+    nextHopMac: str("the edge router's lower-case MAC on the segment (gateways send nothing out without it)", { pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' }),
+    gateways: {
+      type: 'array',
+      minItems: 1,
+      items: object(['hypervisor', 'ip'], {
+        hypervisor: str('a hypervisor of the zone'),
+        ip: str('its address on the segment', IPV4),
+        interface: str("the gateway's OVS port on the segment (default: the network's name), at most 15 bytes"),
+      }),
+    },
   }),
   floatingIps: object(['ip', 'network'], {
     ip: str('the external address, on its network', IPV4),

@@ -375,7 +375,7 @@ test.serial('external networks and floating IPs: created, bound, rebound and unb
   t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/externalNetworks', { ...EXT_A, nextHop: '198.51.100.99' })), 'nextHop') ?? '', /outside 198.51.100.0\/26/);
   const net = await call('POST', '/v1/externalNetworks', EXT_A);
   t.is(net.status, 201, JSON.stringify(net.body));
-  t.deepEqual(net.body, { ...EXT_A, revision: net.body.revision });
+  t.deepEqual(net.body, { ...EXT_A, gateways: [{ ...EXT_A.gateways[0]!, interface: 'ext-a' }], revision: net.body.revision }, "a gateway's segment port defaults to the network's name");
   t.regex(errorAt(await refused(t, 422, () => call('POST', '/v1/externalNetworks', { ...EXT_A, name: 'ext-b', zone: 'zone-b', cidr: '198.51.100.0/24', gateways: [{ hypervisor: 'hv3', ip: '198.51.100.66' }] })), 'cidr') ?? '', /overlaps 198.51.100.0\/26 \(externalNetworks\/ext-a\)/);
 
   const fip = await call('POST', '/v1/floatingIps', { ip: '198.51.100.10', network: 'ext-a', port: 'web1' });
