@@ -494,11 +494,11 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     const name = c.str(o, 'name', p);
     const vpc = c.str(o, 'vpc', p);
     const subnetName = c.str(o, 'subnet', p);
-    const hypervisor = c.str(o, 'hypervisor', p);
     const subnet = subnetOf.get(`${vpc}\0${subnetName}`);
+    const ip = portIpv4(c, o, p, subnet);
+    const hypervisor = c.str(o, 'hypervisor', p);
     if (vpc && !vpcNames.has(vpc)) c.problem(`${p}.vpc`, `unknown VPC '${vpc}'`);
     else if (subnetName && !subnet) c.problem(`${p}.subnet`, `unknown subnet '${subnetName}' in VPC ${vpc}`);
-    const ip = portIpv4(c, o, p, subnet);
     if (subnet && !hasIpv4(subnet) && o.ipv6 === undefined && !subnet.ipv6?.slaac) {
       c.problem(`${p}.ipv6`, `is required: subnet ${subnetName} is IPv6-only without SLAAC, so the port would have no address`);
     }
