@@ -31,6 +31,7 @@ import { REPO_ROOT } from '../test/helpers/paths';
 import { TEST_STATE_DIR, freePort, spawnTracked } from '../test/helpers/run';
 import { HVS_PER_VPC, PORTS_PER_HV, generate, port, toDocument } from './overlay-model';
 import { Switches } from './switch-thread';
+import { ipv4Of } from '../src/testing';
 
 const { values } = parseArgs({
   options: {
@@ -232,7 +233,7 @@ async function main(): Promise<void> {
     ownMs.push(ownAt);
     allMs.push(all);
     switchesTouched.push(changedAt.size);
-    missing += await switches.ask({ op: 'missing', dpids: [...new Set([hv.datapathId, ...changedAt.keys()])], mac: p.mac, ip: p.ip });
+    missing += await switches.ask({ op: 'missing', dpids: [...new Set([hv.datapathId, ...changedAt.keys()])], mac: p.mac, ip: ipv4Of(p) });
   }
 
   console.log(`\n${done} port adds after ${WARMUP} not counted (of ${ADDS} asked${done < ADDS ? `; stopped at the ${values.seconds} s budget` : ''}), ${timeouts} without flows within ${ADD_TIMEOUT_MS / 1000} s; switches whose flows changed per add: ${summary(switchesTouched)} (p50 | p99 | max)`);

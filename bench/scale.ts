@@ -32,6 +32,7 @@ import type { Hypervisor, Vpc } from '../src/model';
 import type { ControllerHello, ControllerReply, ControllerRequest } from './scale-controller';
 import { HVS_PER_VPC, PORTS_PER_HV, generate, port } from './overlay-model';
 import { Switches } from './switch-thread';
+import { ipv4Of } from '../src/testing';
 
 const { values } = parseArgs({
   options: {
@@ -254,7 +255,7 @@ async function run(build: Build, workers: number): Promise<Run> {
       times.push(Math.max(...replies.map((r) => r.doneAt!)) - t);
       touched.push(replies.reduce((n, r) => n + r.switches, 0));
       const hosts = new Set([...vpcHosts(vpc), hv]);
-      missing += await sw.ask({ op: 'missing', dpids: [...hosts].map((h) => h.datapathId), mac: p.mac, ip: p.ip });
+      missing += await sw.ask({ op: 'missing', dpids: [...hosts].map((h) => h.datapathId), mac: p.mac, ip: ipv4Of(p) });
     };
     let warm = 0;
 

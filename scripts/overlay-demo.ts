@@ -44,6 +44,7 @@ import {
 import { REPO_ROOT } from '../test/helpers/paths';
 import { freePort } from '../test/helpers/run';
 import type { HttpSettings } from '../src/runtime';
+import { ipv4Of } from '../src/testing';
 
 /** Where a demo keeps its scenario and controller, and where it prints. */
 export interface DemoOptions {
@@ -367,9 +368,9 @@ async function vpcsApartCheck(scenario: OverlayScenario, model: NetworkModel, st
   const { from, owner, other } = picked.pick;
   const vpc = model.vpcs.find((v) => v.name === from.vpc)!;
   const capture = await scenario.startCapture('demo-vpcs', { filter: 'udp port 6081' });
-  const r = await scenario.ping(from.name, owner.ip, 3);
+  const r = await scenario.ping(from.name, ipv4Of(owner), 3);
   await capture.stop();
-  const flow = innerFlow(capture.tunnelFrames(), from.ip, owner.ip);
+  const flow = innerFlow(capture.tunnelFrames(), ipv4Of(from), ipv4Of(owner));
   const key = keyOf(owner, PORT_KEYS);
   const wrong = flow.filter((f) => f.vni !== vpc.vni || f.egressKey !== key || f.outerDst !== state.hypervisors[owner.hypervisor]!.tunnelIp);
   const atOther = other.hypervisor !== owner.hypervisor && other.hypervisor !== from.hypervisor ? flow.filter((f) => f.at === other.hypervisor) : [];

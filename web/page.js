@@ -191,7 +191,7 @@
   function vmItem(vm, hv) {
     const p = hv ? hv.ports.find((x) => x.vm === vm.name) : undefined;
     const traffic = !hv || hv.state === 'down' ? 'hypervisor down' : p ? `rx ${rate(p.rxPps)} · tx ${rate(p.txPps)}` : 'no counters yet';
-    const e = h('li', { 'data-vm': vm.name, 'data-state': hv ? hv.state : 'down' }, h('strong', {}, vm.name), ` ${vm.ip} on ${vm.hypervisor}`, h('span', { class: 'meta' }, ` · ${traffic}`));
+    const e = h('li', { 'data-vm': vm.name, 'data-state': hv ? hv.state : 'down' }, h('strong', {}, vm.name), ` ${vm.ip ?? vm.ipv6} on ${vm.hypervisor}`, h('span', { class: 'meta' }, ` · ${traffic}`));
     vmItems.set(vm.name, e);
     return e;
   }
@@ -210,7 +210,7 @@
             h(
               'div',
               { class: 'tier', 'data-tier': t.name },
-              h('h4', {}, t.name, ' ', h('small', {}, t.cidr)),
+              h('h4', {}, t.name, ' ', h('small', {}, t.cidr ?? t.ipv6)),
               h('ul', {}, t.vms.map((vm) => vmItem(vm, byName.get(vm.hypervisor)))),
             ),
           ),

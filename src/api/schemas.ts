@@ -33,10 +33,10 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
       snat: { type: 'array', items: object(['network', 'ip'], { network: str('an external network'), ip: str('the SNAT address on it, one per network', IPV4) }) },
     }),
   }),
-  subnets: object(['name', 'cidr', 'gateway'], {
+  subnets: object(['name'], {
     name: str('subnet name, unique in its VPC'),
-    cidr: str('IPv4 CIDR, not overlapping the VPC\'s others'),
-    gateway: str('gateway address, in the CIDR', IPV4),
+    cidr: str("IPv4 CIDR, not overlapping the VPC's others; with gateway, absent on an IPv6-only subnet (one with ipv6 only)"),
+    gateway: str('gateway address, in the CIDR; given exactly when cidr is', IPV4),
     ipv6: object(['prefix'], {
       prefix: str("IPv6 prefix, no host bits, not overlapping the VPC's others; a /64 with slaac"),
       slaac: { type: 'boolean', description: 'advertise the prefix for SLAAC; ports without ipv6 take EUI-64 from their MAC (default true)' },
@@ -101,12 +101,12 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
     network: str('the external network it is drawn from'),
     port: str('the VM port it is bound to (absent: unbound); rebinding is a PUT of another port with the revision read'),
   }),
-  ports: object(['name', 'vpc', 'subnet', 'mac', 'ip', 'hypervisor'], {
+  ports: object(['name', 'vpc', 'subnet', 'mac', 'hypervisor'], {
     name: str('port name'),
     vpc: str('its VPC'),
     subnet: str('its subnet in the VPC'),
     mac: str('lower-case MAC, unique in the VPC', { pattern: '^[0-9a-f]{2}(:[0-9a-f]{2}){5}$' }),
-    ip: str('IPv4 address in the subnet, unique in the VPC', IPV4),
+    ip: str('IPv4 address in the subnet, unique in the VPC; required on a subnet with cidr, refused on an IPv6-only one', IPV4),
     hypervisor: str('the hypervisor that hosts it'),
     interface: str('OVS interface name (default: the port name), at most 15 bytes'),
     ofport: int('OpenFlow port number, when pinned', 1, 0xfeff),

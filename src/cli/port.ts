@@ -20,7 +20,7 @@ export const portCommand = defineCommand({
   summary: "creates, moves, deletes or shows a port through the API of 'zonemesh api'",
   description: "Creates, moves to another hypervisor, deletes or shows a port through the API of 'zonemesh api'; prints the port as stored, or the problem.",
   subcommands: [
-    { usage: 'add NAME', summary: 'creates the port; needs --vpc, --subnet, --mac, --ip and --hypervisor, takes --interface' },
+    { usage: 'add NAME', summary: 'creates the port; needs --vpc, --subnet, --mac, --hypervisor and (unless the subnet is IPv6-only) --ip, takes --ipv6 and --interface' },
     { usage: 'move NAME', summary: 'moves the port to the hypervisor --hypervisor names' },
     { usage: 'rm NAME', summary: 'deletes the port' },
     { usage: 'show NAME', summary: 'prints the port' },
@@ -29,7 +29,8 @@ export const portCommand = defineCommand({
     { name: 'vpc', value: 'VPC', description: 'add: the VPC of the port', default: 'none' },
     { name: 'subnet', value: 'SUBNET', description: 'add: its subnet in the VPC', default: 'none' },
     { name: 'mac', value: 'MAC', description: 'add: its MAC address', default: 'none' },
-    { name: 'ip', value: 'IP', description: 'add: its IPv4 address in the subnet', default: 'none' },
+    { name: 'ip', value: 'IP', description: 'add: its IPv4 address in the subnet (none on an IPv6-only subnet)', default: 'none' },
+    { name: 'ipv6', value: 'IP6', description: "add: its IPv6 address in the subnet's prefix", default: 'EUI-64 of the MAC on a SLAAC subnet' },
     { name: 'hypervisor', value: 'HV', description: 'add, move: the hypervisor it is on', default: 'none' },
     { name: 'interface', value: 'IF', description: "add: its interface name on the hypervisor's bridge", default: 'the port NAME' },
     ...API_OPTIONS,
@@ -42,11 +43,13 @@ export const portCommand = defineCommand({
     const name = positionals[0]!;
     const api = new ApiClient(v.api ?? DEFAULT_API, v['token-file'], v.ca);
     const path = `/v1/ports/${encodeURIComponent(name)}`;
-    const portFields = ['vpc', 'subnet', 'mac', 'ip', 'hypervisor', 'interface'] as const;
+    const portFields = ['vpc', 'subnet', 'mac', 'ip', 'ipv6', 'hypervisor', 'interface'] as const;
+    // the model decides whether the subnet needs ip, and says so
+    const optional: readonly string[] = ['ip', 'ipv6', 'interface'];
     const given = portFields.filter((f) => v[f] !== undefined);
     let res: ApiResponse;
     if (action === 'add') {
-      const missing = portFields.filter((f) => f !== 'interface' && v[f] === undefined);
+      const missing = portFields.filter((f) => !optional.includes(f) && v[f] === undefined);
       if (missing.length) throw new UsageError(`port add needs ${missing.map((f) => `--${f}`).join(', ')}`);
       res = await api.call('POST', '/v1/ports', { name, ...Object.fromEntries(given.map((f) => [f, v[f]])) });
     } else {

@@ -5,7 +5,7 @@ import { DISTRIBUTED_ROUTER_APP_ID, DISTRIBUTED_ROUTER_COUNTERS, DISTRIBUTED_ROU
 import { type OverlayView, type PortView, buildOverlayView } from '../apps/overlay';
 import { BUILTIN_APP_IDS } from '../apps/registry';
 import { TUNNEL_MESH_APP_ID, TUNNEL_MESH_TABLES, tunnelMeshGroups } from '../apps/tunnel-mesh';
-import { TUNNEL_OFPORT, cidrContains, parseCidr, parseIpv4, type NetworkModel } from '../model';
+import { TUNNEL_OFPORT, cidrContains, hasIpv4, parseCidr, parseIpv4, portHasIpv4, type NetworkModel } from '../model';
 import { OFPP, formatInstructions, formatMatch } from '../openflow';
 import { PIPELINE_APP_ID, appOfCookie, makeCookie } from '../sdk/cookie';
 import type { FlowCount, FlowCounter } from '../sdk/counters';
@@ -225,12 +225,12 @@ class OwnerBook {
     if (rest === undefined) return undefined;
     if (kind === 'port') {
       const p = this.portNamed(rest);
-      return p && `port ${p.port.name}: VPC ${p.port.vpc}, subnet ${p.port.subnet}, ${p.port.ip} ${p.port.mac} on ${p.host.name}`;
+      return p && `port ${p.port.name}: VPC ${p.port.vpc}, subnet ${p.port.subnet}, ${p.port.ip ?? p.ipv6} ${p.port.mac} on ${p.host.name}`;
     }
     if (kind === 'vpc') return `VPC ${rest} (vni ${this.view.vpcByName.get(rest)?.vpc.vni})`;
     const [vpc, subnet] = rest.split('/');
     const s = this.view.vpcByName.get(vpc ?? '')?.subnetByName.get(subnet ?? '');
-    return s && `subnet ${subnet} of VPC ${vpc}: ${s.subnet.cidr}, gateway ${s.subnet.gateway}`;
+    return s && `subnet ${subnet} of VPC ${vpc}: ${hasIpv4(s.subnet) ? `${s.subnet.cidr}, gateway ${s.subnet.gateway}` : `${s.subnet.ipv6?.prefix} (IPv6 only)`}`;
   }
 
   private portNamed(name: string): PortView | undefined {
@@ -303,6 +303,8 @@ export class Tracer {
     const to = parseIpv4(query.to);
     if (to === undefined) throw new TraceError('bad_address', `'${query.to}' is not an IPv4 address`);
     const subnet = this.model.subnets.find((s) => s.vpc === src.vpc && s.name === src.subnet)!;
+    // traces are of IPv4 packets so far
+    if (!portHasIpv4(src) || !hasIpv4(subnet)) throw new TraceError('bad_address', `VM ${src.name} has no IPv4 address (subnet ${subnet.name} is IPv6-only): only IPv4 is traced`);
     const arp = (tpa: string): SimPacket => ({
       eth_src: src.mac,
       eth_dst: BROADCAST,

@@ -177,7 +177,7 @@ function sharedValuesOf(o: ModelObject): string[] {
       return [relation('external-ip', o.item.ip), ...(o.item.port ? [relation('bound-port', o.item.port)] : [])];
     case 'ports': {
       const p = o.item;
-      return [relation('ip', p.vpc, p.ip), relation('mac', p.vpc, p.mac), relation('interface', p.hypervisor, p.interface), relation('port-key', p.vpc, String(keyOf(p, PORT_KEYS)))];
+      return [...(p.ip === undefined ? [] : [relation('ip', p.vpc, p.ip)]), relation('mac', p.vpc, p.mac), relation('interface', p.hypervisor, p.interface), relation('port-key', p.vpc, String(keyOf(p, PORT_KEYS)))];
     }
     default:
       return [];

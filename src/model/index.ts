@@ -1,4 +1,5 @@
 export * from './types';
+export * from './families';
 export * from './errors';
 export * from './addressing';
 export * from './validate';

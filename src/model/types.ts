@@ -30,8 +30,10 @@ export interface HypervisorAccess {
 export interface Subnet {
   name: string;
   vpc: string;
-  cidr: string;
-  gateway: string;
+  /** the IPv4 side, 'A.B.C.D/N'; absent on an IPv6-only subnet (which has `ipv6`): test with hasIpv4 */
+  cidr?: string;
+  /** the router's IPv4 address in `cidr`, present with it */
+  gateway?: string;
   /** derived from (vpc, subnet) names, so restarts and failovers never change it */
   routerMac: string;
   /** the subnet's key (its tier in registers, its flood domain in tunnels), when pinned; otherwise derived from the name */
@@ -44,7 +46,7 @@ export interface Subnet {
   leaseTime?: number;
   /** static routes handed out by DHCP (option 121); `via` is on the subnet */
   routes?: readonly SubnetRoute[];
-  /** the subnet's IPv6 side, when it is dual-stack; the router's address on it is linkLocalAddress(routerMac) */
+  /** the subnet's IPv6 side, when it is dual-stack or IPv6-only; the router's address on it is linkLocalAddress(routerMac) */
   ipv6?: SubnetIpv6;
 }
 
@@ -74,7 +76,8 @@ export interface VmPort {
   vpc: string;
   subnet: string;
   mac: string;
-  ip: string;
+  /** IPv4 address in its subnet's `cidr`; absent on an IPv6-only subnet: test with portHasIpv4 */
+  ip?: string;
   hypervisor: string;
   /** OVS interface name on the hypervisor's integration bridge */
   interface: string;

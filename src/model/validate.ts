@@ -1,6 +1,7 @@
 import { IPV4_RE, MAC_RE, cidrContains, cidrsOverlap, derivedDatapathId, floatingIpMac, parseCidr, parseIpv4, routerMac } from './addressing';
 import { FLOOD_KEYS, type KeyRange, type Keyed, PORT_KEYS, TUNNEL_OFPORT, VNI_MAX, conntrackZone, keyCollisions } from './derived';
 import { ModelValidationError, type ModelIssue } from './errors';
+import { hasIpv4, portHasIpv4 } from './families';
 import { aclRemoteCidr, duplicateIpv6Addresses, overlappingIpv6Prefixes, portIpv6Address, subnetIpv6 } from './ipv6';
 import { unknownKeyProblem } from './suggest';
 import type { AclProtocol, AclRule, ExternalNetwork, FloatingIp, HealthCheck, Hypervisor, LoadBalancer, LoadBalancerBackend, NetworkModel, Subnet, VmPort, Vpc, VpcEgress, Zone } from './types';
@@ -105,11 +106,12 @@ class Checker {
     return v as T;
   }
 
-  unique<T>(items: readonly T[], key: (t: T) => string, path: (i: number) => string, what: string): void {
+  /** a key of '' or undefined (nothing to compare) is never a duplicate */
+  unique<T>(items: readonly T[], key: (t: T) => string | undefined, path: (i: number) => string, what: string): void {
     const seen = new Map<string, number>();
     items.forEach((t, i) => {
       const k = key(t);
-      if (k === '') return;
+      if (k === '' || k === undefined) return;
       const first = seen.get(k);
       if (first !== undefined) this.problem(path(i), `duplicate ${what} '${k}' (first at ${path(first)})`);
       else seen.set(k, i);
@@ -187,6 +189,32 @@ const LEASE_SECONDS = { min: 60, max: 365 * 24 * 3600 };
 const MAX_DNS_SERVERS = 63;
 const MAX_ROUTES = 28;
 
+/**
+ * A subnet's IPv4 side: `cidr` and `gateway`, both or neither. Neither makes an IPv6-only subnet,
+ * which needs `ipv6`; undefined then (and when the pair is unusable).
+ */
+function subnetIpv4(c: Checker, s: Obj, path: string, hasIpv6: boolean): { cidr: string; gateway: string } | undefined {
+  if (s.cidr === undefined && s.gateway === undefined) {
+    if (!hasIpv6) c.problem(path, 'needs an IPv4 cidr and gateway, an ipv6 prefix, or both');
+    return undefined;
+  }
+  const cidr = c.str(s, 'cidr', path);
+  const gateway = c.str(s, 'gateway', path, IPV4);
+  const pc = cidr ? parseCidr(cidr) : undefined;
+  if (cidr && !pc) c.problem(`${path}.cidr`, `'${cidr}' is not an IPv4 CIDR with no host bits`);
+  const gw = parseIpv4(gateway);
+  if (pc && gw !== undefined && !cidrContains(pc, gw)) c.problem(`${path}.gateway`, `${gateway} is outside ${cidr}`);
+  return { cidr, gateway };
+}
+
+const DHCP_KEYS = ['dns', 'domain', 'leaseTime', 'routes'] as const;
+
+/** An IPv6-only subnet has no DHCPv4 server, so none of its settings (no DHCPv6 yet). */
+function ipv6OnlyHasNoDhcp(c: Checker, s: Obj, path: string): Record<string, never> {
+  for (const key of DHCP_KEYS) if (s[key] !== undefined) c.problem(`${path}.${key}`, 'is a DHCPv4 setting, and this subnet is IPv6-only (no cidr): not supported');
+  return {};
+}
+
 /** A subnet's optional DHCP settings (dns, domain, leaseTime, routes); only those present are returned. */
 function subnetDhcpOptions(c: Checker, s: Obj, path: string, cidr: ReturnType<typeof parseCidr>): Pick<Subnet, 'dns' | 'domain' | 'leaseTime' | 'routes'> {
   const out: Pick<Subnet, 'dns' | 'domain' | 'leaseTime' | 'routes'> = {};
@@ -226,7 +254,8 @@ function loadBalancer(c: Checker, o: Obj, path: string, vpc: string, subnets: re
   const vip = c.str(o, 'vip', path, IPV4);
   const subnet = subnets.find((s) => s.name === subnetName);
   if (subnetName && !subnet) c.problem(`${path}.subnet`, `unknown subnet '${subnetName}' in VPC ${vpc}`);
-  const sc = subnet && parseCidr(subnet.cidr);
+  if (subnet && !hasIpv4(subnet)) c.problem(`${path}.subnet`, `subnet ${subnetName} is IPv6-only: load balancers are IPv4 only, an IPv6 VIP is not supported`);
+  const sc = subnet && hasIpv4(subnet) && parseCidr(subnet.cidr);
   const vipn = parseIpv4(vip);
   if (sc && vipn !== undefined) {
     if (!cidrContains(sc, vipn)) c.problem(`${path}.vip`, `${vip} is outside subnet ${subnetName} (${subnet!.cidr})`);
@@ -314,8 +343,9 @@ function loadBalancerPorts(c: Checker, lbs: readonly { lb: LoadBalancer; path: s
       const port = byName.get(b.port);
       if (b.port && !port) c.problem(`${path}.backends[${k}].port`, `unknown port '${b.port}'`);
       else if (port && port.vpc !== lb.vpc) c.problem(`${path}.backends[${k}].port`, `port ${b.port} is in VPC ${port.vpc}, not in ${lb.vpc}: backends must be in the load balancer's VPC`);
+      else if (port && !portHasIpv4(port)) c.problem(`${path}.backends[${k}].port`, `port ${b.port} has no IPv4 address (subnet ${port.subnet} is IPv6-only): load balancers are IPv4 only, an IPv6 backend is not supported`);
     });
-    const owner = ports.find((p) => p.vpc === lb.vpc && p.ip === lb.vip);
+    const owner = lb.vip ? ports.find((p) => p.vpc === lb.vpc && p.ip === lb.vip) : undefined;
     if (lb.vip && owner) c.problem(`${path}.vip`, `${lb.vip} is the address of port ${owner.name} in VPC ${lb.vpc}`);
   }
   // one VIP address, protocol and port can be one load balancer's only
@@ -382,26 +412,21 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     c.list(v, 'subnets', `${p}.`).forEach((s, j) => {
       const sp = `${p}.subnets[${j}]`;
       const name = c.str(s, 'name', sp);
-      const cidr = c.str(s, 'cidr', sp);
-      const gateway = c.str(s, 'gateway', sp, IPV4);
-      const pc = cidr ? parseCidr(cidr) : undefined;
-      if (cidr && !pc) c.problem(`${sp}.cidr`, `'${cidr}' is not an IPv4 CIDR with no host bits`);
-      const gw = parseIpv4(gateway);
-      if (pc && gw !== undefined && !cidrContains(pc, gw)) c.problem(`${sp}.gateway`, `${gateway} is outside ${cidr}`);
+      const ipv6 = subnetIpv6(s.ipv6, `${sp}.ipv6`, (path, problem) => c.problem(path, problem));
+      const ipv4 = subnetIpv4(c, s, sp, s.ipv6 !== undefined);
+      const pc = ipv4 && parseCidr(ipv4.cidr);
       for (const other of mine) {
-        const oc = parseCidr(other.s.cidr);
-        if (pc && oc && cidrsOverlap(pc, oc)) c.problem(`${sp}.cidr`, `${cidr} overlaps ${other.s.cidr} (${other.path}) in the same VPC`);
+        const oc = hasIpv4(other.s) && parseCidr(other.s.cidr);
+        if (pc && oc && cidrsOverlap(pc, oc)) c.problem(`${sp}.cidr`, `${ipv4.cidr} overlaps ${other.s.cidr} (${other.path}) in the same VPC`);
       }
       const tunnelKey = s.tunnelKey === undefined ? undefined : c.int(s, 'tunnelKey', sp, FLOOD_KEYS.min, FLOOD_KEYS.max);
-      const ipv6 = subnetIpv6(s.ipv6, `${sp}.ipv6`, (path, problem) => c.problem(path, problem));
-      const subnet = {
+      const subnet: Subnet = {
         name,
         vpc,
-        cidr,
-        gateway,
+        ...ipv4,
         routerMac: routerMac(vpc, name),
         ...(tunnelKey === undefined ? {} : { tunnelKey }),
-        ...subnetDhcpOptions(c, s, sp, pc),
+        ...(ipv4 ? subnetDhcpOptions(c, s, sp, pc) : ipv6OnlyHasNoDhcp(c, s, sp)),
         ...(ipv6 === undefined ? {} : { ipv6 }),
       };
       mine.push({ s: subnet, path: sp });
@@ -433,6 +458,12 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
           remote = { cidr: rc };
         }
       }
+      const tier = mine.find((m) => m.s.name === subnet)?.s;
+      if (tier && !hasIpv4(tier)) {
+        const why = `subnet ${subnet} is IPv6-only: an IPv4 rule would never match`;
+        if (protocol === 'icmp') c.problem(`${ap}.protocol`, `${why} (use icmp6)`);
+        if (remote && 'cidr' in remote && parseCidr(remote.cidr)) c.problem(`${ap}.remote.cidr`, `${remote.cidr} is IPv4: ${why}`);
+      }
       const port = c.optStr(a, 'port', ap);
       acls.push({
         name: c.optStr(a, 'name', ap) ?? `${vpc}-acl-${j}`,
@@ -463,15 +494,14 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     const name = c.str(o, 'name', p);
     const vpc = c.str(o, 'vpc', p);
     const subnetName = c.str(o, 'subnet', p);
-    const ip = c.str(o, 'ip', p, IPV4);
-    const hypervisor = c.str(o, 'hypervisor', p);
     const subnet = subnetOf.get(`${vpc}\0${subnetName}`);
+    const ip = portIpv4(c, o, p, subnet);
+    const hypervisor = c.str(o, 'hypervisor', p);
     if (vpc && !vpcNames.has(vpc)) c.problem(`${p}.vpc`, `unknown VPC '${vpc}'`);
     else if (subnetName && !subnet) c.problem(`${p}.subnet`, `unknown subnet '${subnetName}' in VPC ${vpc}`);
-    const sc = subnet && parseCidr(subnet.cidr);
-    const ipn = parseIpv4(ip);
-    if (sc && ipn !== undefined && !cidrContains(sc, ipn)) c.problem(`${p}.ip`, `${ip} is outside subnet ${subnetName} (${subnet!.cidr})`);
-    if (subnet && ip === subnet.gateway) c.problem(`${p}.ip`, `${ip} is the gateway of ${subnetName}`);
+    if (subnet && !hasIpv4(subnet) && o.ipv6 === undefined && !subnet.ipv6?.slaac) {
+      c.problem(`${p}.ipv6`, `is required: subnet ${subnetName} is IPv6-only without SLAAC, so the port would have no address`);
+    }
     if (hypervisor && !hypervisorNames.has(hypervisor)) c.problem(`${p}.hypervisor`, `unknown hypervisor '${hypervisor}'`);
     const ofport = o.ofport === undefined ? undefined : c.int(o, 'ofport', p, 1, 0xfeff);
     if (ofport === TUNNEL_OFPORT) c.problem(`${p}.ofport`, `${TUNNEL_OFPORT} is reserved for the tunnel port`);
@@ -485,7 +515,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
       vpc,
       subnet: subnetName,
       mac: c.str(o, 'mac', p, MAC),
-      ip,
+      ...(ip === undefined ? {} : { ip }),
       hypervisor,
       interface: iface,
       ...(ofport === undefined ? {} : { ofport }),
@@ -494,7 +524,7 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
     };
   });
   c.unique(ports, (p) => p.name, (i) => `ports[${i}].name`, 'port');
-  c.unique(ports, (p) => `${p.vpc}/${p.ip}`, (i) => `ports[${i}].ip`, 'IP in the VPC');
+  c.unique(ports, (p) => (p.ip === undefined ? undefined : `${p.vpc}/${p.ip}`), (i) => `ports[${i}].ip`, 'IP in the VPC');
   c.unique(ports, (p) => `${p.vpc}/${p.mac}`, (i) => `ports[${i}].mac`, 'MAC in the VPC');
   c.unique(ports, (p) => `${p.hypervisor}/${p.interface}`, (i) => `ports[${i}].interface`, 'interface on the hypervisor');
   duplicateIpv6Addresses(ports.map((port) => ({ port, subnet: subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet) })), (path, problem) => c.problem(path, problem));
@@ -521,6 +551,20 @@ export function validateModel(doc: unknown, source: string): NetworkModel {
   c.unknownKeys();
   if (c.issues.length) throw new ModelValidationError(source, c.issues);
   return { zones, hypervisors, vpcs, subnets, ports, acls, ...northSouth, loadBalancers: loadBalancers.map((x) => x.lb) };
+}
+
+/** A port's `ip`: required on a subnet with IPv4 (or an unknown one), refused on an IPv6-only one. */
+function portIpv4(c: Checker, o: Obj, p: string, subnet: Subnet | undefined): string | undefined {
+  if (subnet && !hasIpv4(subnet)) {
+    if (o.ip !== undefined) c.problem(`${p}.ip`, `subnet ${subnet.name} is IPv6-only (no cidr): a port of it has no IPv4 address`);
+    return undefined;
+  }
+  const ip = c.str(o, 'ip', p, IPV4);
+  const sc = subnet && parseCidr(subnet.cidr);
+  const ipn = parseIpv4(ip);
+  if (sc && ipn !== undefined && !cidrContains(sc, ipn)) c.problem(`${p}.ip`, `${ip} is outside subnet ${subnet!.name} (${subnet!.cidr})`);
+  if (subnet && ip === subnet.gateway) c.problem(`${p}.ip`, `${ip} is the gateway of ${subnet.name}`);
+  return ip;
 }
 
 /** an address that must lie on an external network: its network's CIDR, not its next hop */
@@ -608,6 +652,7 @@ function northSouthOf(
     const port = c.optStr(f, 'port', p);
     const vm = port === undefined ? undefined : m.ports.find((x) => x.name === port);
     if (port !== undefined && port !== '' && !vm) c.problem(`${p}.port`, `unknown port '${port}'`);
+    else if (vm && !portHasIpv4(vm)) c.problem(`${p}.port`, `port ${port} has no IPv4 address (subnet ${vm.subnet} is IPv6-only): floating IPs are IPv4 only, IPv6 is not supported`);
     const zone = vm && m.hypervisors.find((h) => h.name === vm.hypervisor)?.zone;
     // served by the gateways of the zone its VM is in (docs/north-south.md), wherever it was drawn from
     if (zone && !zoneHasGateways(zone)) c.problem(`${p}.port`, `${port} is in zone ${zone}, which has no external network to reach it through`);
@@ -632,6 +677,8 @@ function northSouthOf(
     }
     const e = c.track(doc as Obj, p);
     const vpc = m.vpcs[i]!.name;
+    const ipv6Only = m.subnets.find((s) => s.vpc === vpc && !hasIpv4(s));
+    if (ipv6Only) c.problem(p, `subnet ${ipv6Only.name} is IPv6-only: egress (SNAT) is IPv4 only, a VPC with an IPv6-only subnet cannot have it yet`);
     const routes =
       e.routes === undefined
         ? ['0.0.0.0/0']

@@ -8,7 +8,7 @@ import type { PortStats } from '../openflow';
 import { formatDpid } from '../controller/errors';
 import type { SwitchDownEvent, SwitchUpEvent } from '../controller/events';
 import type { SwitchSession } from '../controller/session';
-import { EMPTY_MODEL, type Hypervisor, type ModelStore, type NetworkModel } from '../model';
+import { EMPTY_MODEL, type Hypervisor, type ModelStore, type NetworkModel, portIpv6 } from '../model';
 import type { TunnelHealthSource, TunnelPairHealth, TunnelState } from '../sdk/tunnel-health';
 import type { DesiredChange } from './desired-state';
 import { ModelIndex, UNSUPPORTED_COUNTER } from './metrics';
@@ -81,9 +81,20 @@ export interface TunnelView {
 
 export interface VmView {
   readonly name: string;
-  readonly ip: string;
+  /** absent on an IPv6-only subnet */
+  readonly ip?: string;
+  /** given or by SLAAC; absent on an IPv4-only subnet */
+  readonly ipv6?: string;
   readonly mac: string;
   readonly hypervisor: string;
+}
+
+/** a VPC's subnet: its IPv4 CIDR, its IPv6 prefix or both */
+export interface TierView {
+  readonly name: string;
+  readonly cidr?: string;
+  readonly ipv6?: string;
+  readonly vms: readonly VmView[];
 }
 
 export interface TopologySnapshot {
@@ -94,7 +105,7 @@ export interface TopologySnapshot {
   readonly tunnelMonitor: boolean;
   readonly zones: readonly { readonly name: string; readonly underlay: string; readonly hypervisors: readonly string[] }[];
   /** the tiers are the VPC's subnets */
-  readonly vpcs: readonly { readonly name: string; readonly vni: number; readonly tiers: readonly { readonly name: string; readonly cidr: string; readonly vms: readonly VmView[] }[] }[];
+  readonly vpcs: readonly { readonly name: string; readonly vni: number; readonly tiers: readonly TierView[] }[];
   /** the model's hypervisors in model order, then the connected switches it does not name */
   readonly hypervisors: readonly HypervisorView[];
   /** the pairs the monitor measured; a pair missing here is unknown */
@@ -365,9 +376,16 @@ function layoutOf(model: NetworkModel): Pick<TopologySnapshot, 'zones' | 'vpcs'>
   const hypervisorsByZone = new Map<string, string[]>(model.zones.map((z) => [z.name, []]));
   for (const h of model.hypervisors) hypervisorsByZone.get(h.zone)?.push(h.name);
   const vmsByTier = new Map<string, VmView[]>(model.subnets.map((s) => [`${s.vpc}/${s.name}`, []]));
-  for (const p of model.ports) vmsByTier.get(`${p.vpc}/${p.subnet}`)?.push({ name: p.name, ip: p.ip, mac: p.mac, hypervisor: p.hypervisor });
-  const tiersByVpc = new Map<string, { name: string; cidr: string; vms: VmView[] }[]>(model.vpcs.map((v) => [v.name, []]));
-  for (const s of model.subnets) tiersByVpc.get(s.vpc)?.push({ name: s.name, cidr: s.cidr, vms: vmsByTier.get(`${s.vpc}/${s.name}`)! });
+  const subnets = new Map(model.subnets.map((s) => [`${s.vpc}/${s.name}`, s]));
+  for (const p of model.ports) {
+    const subnet = subnets.get(`${p.vpc}/${p.subnet}`);
+    const ipv6 = subnet && portIpv6(p, subnet);
+    vmsByTier.get(`${p.vpc}/${p.subnet}`)?.push({ name: p.name, ...(p.ip === undefined ? {} : { ip: p.ip }), ...(ipv6 === undefined ? {} : { ipv6 }), mac: p.mac, hypervisor: p.hypervisor });
+  }
+  const tiersByVpc = new Map<string, TierView[]>(model.vpcs.map((v) => [v.name, []]));
+  for (const s of model.subnets) {
+    tiersByVpc.get(s.vpc)?.push({ name: s.name, ...(s.cidr === undefined ? {} : { cidr: s.cidr }), ...(s.ipv6 ? { ipv6: s.ipv6.prefix } : {}), vms: vmsByTier.get(`${s.vpc}/${s.name}`)! });
+  }
   return {
     zones: model.zones.map((z) => ({ name: z.name, underlay: z.underlay, hypervisors: hypervisorsByZone.get(z.name)! })),
     vpcs: model.vpcs.map((v) => ({ name: v.name, vni: v.vni, tiers: tiersByVpc.get(v.name)! })),

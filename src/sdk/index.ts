@@ -41,6 +41,7 @@ export * from '../packet';
 export type { AclRule, ExternalGateway, ExternalNetwork, FloatingIp, Hypervisor, NetworkModel, SnatAddress, Subnet, Vpc, VpcEgress, VmPort, Zone } from '../model/types';
 export type { HealthCheck, LoadBalancer, LoadBalancerBackend } from '../model/types';
 export { EMPTY_MODEL } from '../model/types';
+export { hasIpv4, portHasIpv4, type WithIpv4Subnet, type WithIpv4Port } from '../model/families';
 export { TUNNEL_OFPORT, conntrackZone, derivedKey } from '../model/derived';
 export type { ModelStore } from '../model/store';
 export { ModelValidationError } from '../model/errors';

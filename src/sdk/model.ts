@@ -1,5 +1,6 @@
 import type { Observable } from 'rxjs';
 import { cidrContains, parseCidr, parseIpv4, prefixMask } from '../model/addressing';
+import { hasIpv4, type WithIpv4Subnet } from '../model/families';
 import type { Hypervisor, NetworkModel, Subnet, VmPort } from '../model/types';
 import type { ModelStore } from '../model/store';
 
@@ -8,12 +9,19 @@ function dottedQuad(n: number): string {
   return `${n >>> 24}.${(n >>> 16) & 0xff}.${(n >>> 8) & 0xff}.${n & 0xff}`;
 }
 
-/** A subnet with the numbers a DHCP or ARP answer needs, computed from its CIDR. */
 /** the MTU a VM of the overlay gets (DHCP option 26, the RA's MTU option): a VM's 1500-byte frames would not fit a Geneve packet on a 1500-byte underlay */
 export const OVERLAY_MTU = 1400;
 
+/** A subnet with the numbers a DHCP or ARP answer needs, computed from its CIDR. */
 export interface SubnetInfo {
   readonly subnet: Subnet;
+  /** the router's MAC on this subnet */
+  readonly routerMac: string;
+  /** the IPv4 side; absent on an IPv6-only subnet */
+  readonly ipv4?: Ipv4SubnetInfo;
+}
+
+export interface Ipv4SubnetInfo {
   /** '10.1.1.0' */
   readonly network: string;
   /** 24 */
@@ -24,8 +32,6 @@ export interface SubnetInfo {
   readonly broadcast: string;
   /** the subnet's router address, answered by the overlay's router */
   readonly gateway: string;
-  /** the router's MAC on this subnet */
-  readonly routerMac: string;
   contains(ip: string): boolean;
 }
 
@@ -65,25 +71,27 @@ export interface ModelAccess {
    * AmbiguousPortError when several ports match, so pass the VPC or the hypervisor a packet came from.
    */
   portByMac(mac: string, where?: { readonly vpc?: string; readonly hypervisor?: string }): VmPort | undefined;
-  /** a port's subnet, with mask and gateway */
+  /** a port's subnet, with its IPv4 mask and gateway when it has IPv4 */
   subnetOf(port: VmPort): SubnetInfo;
   subnet(vpc: string, name: string): SubnetInfo | undefined;
   hypervisor(name: string): Hypervisor | undefined;
 }
 
 export function subnetInfo(subnet: Subnet): SubnetInfo {
+  return { subnet, routerMac: subnet.routerMac, ...(hasIpv4(subnet) && { ipv4: ipv4SubnetInfo(subnet) }) };
+}
+
+function ipv4SubnetInfo(subnet: WithIpv4Subnet<Subnet>): Ipv4SubnetInfo {
   const cidr = parseCidr(subnet.cidr);
   // validated models only reach apps: a bad CIDR here is a bug in whoever built the model
   if (!cidr) throw new ModelLookupError(`subnet ${subnet.vpc}/${subnet.name}: '${subnet.cidr}' is not a CIDR`, `subnets[${subnet.name}].cidr`);
   const mask = prefixMask(cidr.prefix);
   return {
-    subnet,
     network: dottedQuad(cidr.network),
     prefix: cidr.prefix,
     mask: dottedQuad(mask),
     broadcast: dottedQuad((cidr.network | ~mask) >>> 0),
     gateway: subnet.gateway,
-    routerMac: subnet.routerMac,
     contains: (ip) => {
       const n = parseIpv4(ip);
       return n !== undefined && cidrContains(cidr, n);

@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { compileAcl, portRangeMasks } from '../../src/apps/acl';
 import type { SimPacket } from '../../src/sdk/sim';
 import { Fabric, PIPELINE, edit, twoZones, viewOf, withRemoteFamilyRules } from './helpers';
+import { ipv4Of } from '../../src/testing';
 
 test('port ranges become aligned blocks that cover the range exactly, at most 30 of them', (t) => {
   t.deepEqual(portRangeMasks(8000, 8080), [
@@ -43,7 +44,7 @@ test('rules get strictly decreasing priorities in list order: never two rules at
 function tcp(f: Fabric, from: string, to: string, dport: number, family: 4 | 6 = 4): SimPacket {
   const [src, dst] = [f.vm(from), f.vm(to)];
   const eth_dst = src.subnetKey === dst.subnetKey ? dst.port.mac : src.routerMac;
-  const ip: SimPacket = family === 4 ? { eth_type: 0x0800, ipv4_src: src.port.ip, ipv4_dst: dst.port.ip } : { eth_type: 0x86dd, ipv6_src: src.ipv6!, ipv6_dst: dst.ipv6! };
+  const ip: SimPacket = family === 4 ? { eth_type: 0x0800, ipv4_src: ipv4Of(src.port), ipv4_dst: ipv4Of(dst.port) } : { eth_type: 0x86dd, ipv6_src: src.ipv6!, ipv6_dst: dst.ipv6! };
   return { eth_src: src.port.mac, eth_dst, ...ip, nw_ttl: 64, ip_proto: 6, tcp_src: 40000, tcp_dst: dport };
 }
 

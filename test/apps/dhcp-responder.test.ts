@@ -85,10 +85,9 @@ function clientFrame(m: DhcpMessage, ethSrc = m.chaddr): Buffer {
   ]);
 }
 
-async function dhcpOnly(t: ExecutionContext, settings = {}) {
-  const apps = await runApps({ apps: { 'dhcp-responder': DhcpResponderApp }, model: new TestModelStore(modelDoc()), settings: { 'dhcp-responder': settings } });
+async function dhcpOnly(t: ExecutionContext, settings = {}, doc: object = modelDoc(), sw = hv1()) {
+  const apps = await runApps({ apps: { 'dhcp-responder': DhcpResponderApp }, model: new TestModelStore(doc), settings: { 'dhcp-responder': settings } });
   t.teardown(() => apps.stop());
-  const sw = hv1();
   t.teardown(() => sw.close());
   const report = await apps.connect(sw);
   const app = apps.runtime.apps[0] as DhcpResponderApp;
@@ -193,6 +192,25 @@ test('an unknown MAC, a known MAC on the wrong port, a chaddr that is not the se
   t.is(app.unanswered.get('malformed'), 1);
   t.is(app.unanswered.get('malformed', 0x11n), 1, 'counted for the switch it came from');
   t.is(app.replies.get('offer'), 1);
+});
+
+test('a port of an IPv6-only subnet gets no DHCPv4: its DHCP is dropped by the switch, and one that reaches the app anyway is counted no_ipv4', async (t) => {
+  const doc = modelDoc();
+  const v6a = { name: 'v6a', vpc: 'blue', subnet: 'v6', mac: '02:00:00:01:06:0a', hypervisor: 'hv1', ofport: 3 };
+  (doc.vpcs[0]!.subnets as object[]).push({ name: 'v6', ipv6: { prefix: 'fd00:7:6::/64', slaac: true } });
+  (doc.ports as object[]).push(v6a);
+  const sw = new FakeSwitch({ dpid: 0x11n, ports: [fakePort(1, 'web1'), fakePort(2, 'web2'), fakePort(3, 'v6a'), fakePort(TUNNEL, 'zm-tun')] });
+  const { app, packetIn, nextOut } = await dhcpOnly(t, {}, doc, sw);
+  const sim = new FlowTableSim(sw.flowTable.flows());
+  const discover = (mac: string, inPort: number) => sim.inject({ eth_src: mac, eth_dst: BROADCAST_MAC, eth_type: 0x0800, ip_proto: 17, ipv4_src: '0.0.0.0', ipv4_dst: '255.255.255.255', udp_src: 68, udp_dst: 67, ip_ttl: 64 }, inPort);
+  t.deepEqual(discover(WEB1.mac, 1).outputs.map((o) => o.port), [OFPP.CONTROLLER], 'web1 (dual-stack subnet) still goes up');
+  t.deepEqual(discover(v6a.mac, 3).outputs, [], "v6a's DHCP is dropped on the switch");
+  const out = nextOut();
+  packetIn(clientFrame(clientMessage(v6a.mac, DhcpMessageType.DISCOVER)), 3);
+  const good = clientMessage(WEB1.mac, DhcpMessageType.DISCOVER);
+  packetIn(clientFrame(good), 1);
+  t.is(answer(await out).dhcp.xid, good.xid, 'the first answer is web1\'s');
+  t.is(app.unanswered.get('no_ipv4'), 1);
 });
 
 test('each port is rate-limited by its own token bucket', async (t) => {

@@ -2,7 +2,7 @@ import test from 'ava';
 import { linkLocalAddress, routerLinkLocal } from '../../src/model';
 import { OFPP } from '../../src/openflow';
 import type { SimPacket } from '../../src/sdk/sim';
-import { type Delivery, Fabric, edit, ipv4Only, twoZones, viewOf } from './helpers';
+import { COMPILERS, type Delivery, Fabric, PIPELINE, edit, flowText, ipv4Only, twoZones, viewOf } from './helpers';
 
 /**
  * IPv6 through the whole overlay (FlowTableSim per hypervisor, tunnels between them): the demo's two
@@ -165,4 +165,70 @@ test('ACLs hold for IPv6: icmp6 and tcp rules between tiers, default deny, repli
   const reply = { ...tcp6(f, 'app1', 'web1', 40000, 8080) };
   t.is(f.send('app1', reply).length, 1, 'the reply of an allowed connection passes');
   t.deepEqual(where(f.send('app1', tcp6(f, 'app1', 'web1', 40001, 8080))), [], 'a new connection from app is not a reply');
+});
+
+/**
+ * An IPv6-only tier beside the dual-stack ones: blue's `v6` (fd00:1:6::/64, SLAAC, no cidr) with v6a
+ * on hv1 and v6b on hv3; app admits icmp6 from it, nothing else does.
+ */
+const v6Model = edit(twoZones(), (doc) => {
+  doc.vpcs[0].subnets.push({ name: 'v6', ipv6: { prefix: 'fd00:1:6::/64', slaac: true } });
+  doc.vpcs[0].acls.push({ name: 'v6-to-app-ping6', subnet: 'app', direction: 'ingress', action: 'allow', protocol: 'icmp6', remote: { subnet: 'v6' } });
+  doc.ports.push({ name: 'v6a', vpc: 'blue', subnet: 'v6', mac: '02:00:00:01:06:0a', hypervisor: 'hv1' });
+  doc.ports.push({ name: 'v6b', vpc: 'blue', subnet: 'v6', mac: '02:00:00:01:06:0b', hypervisor: 'hv3' });
+});
+
+test('an IPv6-only tier: NS answered on the local bridge for its VMs and its router, nothing tunnelled', (t) => {
+  const f = new Fabric(viewOf(v6Model));
+  const v6a = f.vm('v6a');
+  t.is(v6a.port.ip, undefined);
+  t.is(v6a.ipv6, 'fd00:1:6::ff:fe01:60a', 'SLAAC: EUI-64 of its MAC');
+  const asker = ns(f, 'v6a', ipv6Of(f, 'v6b'));
+  const out = f.send('v6a', asker);
+  t.deepEqual(where(out), [`hv1:${f.at('v6a').port}`]);
+  t.like(out[0]!.packet, { eth_src: f.vm('v6b').port.mac, icmpv6_type: 136, ipv6_nd_target: ipv6Of(f, 'v6b'), ipv6_nd_tll: f.vm('v6b').port.mac });
+  const router = routerOf(f, 'v6a');
+  const toRouter = f.send('v6a', ns(f, 'v6a', routerLinkLocal(router)));
+  t.deepEqual(where(toRouter), [`hv1:${f.at('v6a').port}`]);
+  t.like(toRouter[0]!.packet, { eth_src: router.routerMac, icmpv6_type: 136, ipv6_nd_target: routerLinkLocal(router) });
+  t.deepEqual(f.tunnelled, []);
+});
+
+test('an IPv6-only tier: routed IPv6 to a dual-stack tier goes once, straight, one hop less, as its ACLs allow; denied never tunnelled', (t) => {
+  const f = new Fabric(viewOf(v6Model));
+  const app1 = f.vm('app1');
+  const viaRouter = (to: string) => ({ mac: f.vm('v6a').routerMac, ip: ipv6Of(f, to) });
+  const out = f.send('v6a', ping6(f, 'v6a', viaRouter('app1')));
+  t.deepEqual(where(out), [`hv2:${app1.ofport}`], 'v6 → app icmp6 allowed (v6-to-app-ping6)');
+  t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv2', vni: 101n, egressKey: app1.key }]);
+  t.like(out[0]!.packet, { nw_ttl: 63, eth_src: app1.routerMac, eth_dst: app1.port.mac, ipv6_src: ipv6Of(f, 'v6a') });
+  t.deepEqual(where(f.send('v6a', ping6(f, 'v6a', viaRouter('db1')))), [], 'v6 → db: no rule, denied');
+  t.deepEqual(f.tunnelled, [], 'denied at the source');
+  t.deepEqual(where(f.send('v6a', tcp6(f, 'v6a', 'app1', 8080))), [], 'v6 → app tcp 8080: the web rule does not cover v6');
+  const g = new Fabric(viewOf(v6Model));
+  t.deepEqual(where(g.send('app1', ping6(g, 'app1', { mac: app1.routerMac, ip: ipv6Of(g, 'v6a') }))), [], 'app → v6: no rule, denied');
+  t.is(g.send('web1', ping6(g, 'web1', { mac: g.vm('web1').routerMac, ip: ipv6Of(g, 'v6b') })).length, 0, 'web → v6: no rule, denied');
+});
+
+test('an IPv6-only tier has no IPv4 at all: no IPv4 or ARP flow of its ports or subnet, and its IPv4 and ARP are dropped at the port', (t) => {
+  const view = viewOf(v6Model);
+  // the v6 tier's own flows, by the protocol shorthand dump-flows gives their match
+  const matches = Object.values(COMPILERS).flatMap((compile) =>
+    [...compile(PIPELINE, view)]
+      .filter(([owner]) => /^(port:v6[ab]|subnet:blue\/v6)$/.test(owner))
+      .flatMap(([owner, perSwitch]) => [...perSwitch.values()].flat().map((flow) => `${owner}: ${flowText(flow).split(' actions=')[0]}`)),
+  );
+  t.true(matches.filter((m) => /,(ipv6|icmp6|tcp6|udp6)(,|$)/.test(m)).length > 10, 'its IPv6 flows are there');
+  t.deepEqual(matches.filter((m) => /,(ip|arp|icmp|tcp|udp)(,|$)/.test(m)), [], 'and no IPv4 or ARP one');
+  const f = new Fabric(view);
+  const { mac } = f.vm('v6a').port;
+  const arp = { eth_src: mac, eth_dst: 'ff:ff:ff:ff:ff:ff', eth_type: 0x0806, arp_op: 1, arp_sha: mac, arp_spa: '10.1.6.5', arp_tha: '00:00:00:00:00:00', arp_tpa: '10.1.2.11' };
+  t.deepEqual(where(f.send('v6a', arp)), [], 'ARP from an IPv6-only port');
+  const ip4 = { eth_src: mac, eth_dst: f.vm('v6a').routerMac, eth_type: 0x0800, ipv4_src: '10.1.6.5', ipv4_dst: '10.1.2.11', nw_ttl: 64, ip_proto: 1, icmpv4_type: 8, icmpv4_code: 0 };
+  t.deepEqual(where(f.send('v6a', ip4)), [], 'IPv4 from an IPv6-only port');
+  t.deepEqual(f.tunnelled, []);
+  // the dual-stack tiers keep their IPv4: web1 still reaches app1 over IPv4
+  const web1 = f.vm('web1');
+  const ping = { eth_src: web1.port.mac, eth_dst: web1.routerMac, eth_type: 0x0800, ipv4_src: '10.1.1.11', ipv4_dst: '10.1.2.11', nw_ttl: 64, ip_proto: 1, icmpv4_type: 8, icmpv4_code: 0 };
+  t.deepEqual(where(f.send('web1', ping)), [`hv2:${f.vm('app1').ofport}`]);
 });

@@ -26,7 +26,7 @@ import { type LoadBalancer, type NetworkModel, TUNNEL_OFPORT, loadModelFile } fr
 import { type Action, type FlowMod, type GroupMod, formatActions } from '../../src/openflow';
 import { BACKEND_HEALTH, type Group, Pipeline, groupIdOf, makeCookie, type Container } from '../../src/sdk';
 import { FakeSwitch, FlowTableSim, TestModelStore, fakePort } from '../../src/testing';
-import { runApps } from '../../src/testing';
+import { ipv4Of, runApps } from '../../src/testing';
 import { REPO_ROOT } from '../helpers/paths';
 import { COMPILERS, Fabric, PIPELINE, ownersText, switchFlows, viewOf } from './helpers';
 
@@ -155,7 +155,7 @@ test("the VIP's ARP is answered on the client's hypervisor with its subnet's rou
   const fabric = new Fabric(viewOf(m));
   const routerMac = m.subnets.find((s) => s.vpc === 'blue' && s.name === 'web')!.routerMac;
   const ask = (from: string, ip: string) =>
-    fabric.send(from, { eth_type: 0x0806, eth_src: fabric.vm(from).port.mac, eth_dst: 'ff:ff:ff:ff:ff:ff', arp_op: 1, arp_spa: fabric.vm(from).port.ip, arp_sha: fabric.vm(from).port.mac, arp_tpa: ip });
+    fabric.send(from, { eth_type: 0x0806, eth_src: fabric.vm(from).port.mac, eth_dst: 'ff:ff:ff:ff:ff:ff', arp_op: 1, arp_spa: ipv4Of(fabric.vm(from).port), arp_sha: fabric.vm(from).port.mac, arp_tpa: ip });
   const [answer, ...more] = ask('client-a', '10.1.1.100');
   t.deepEqual(more, []);
   t.like(answer, { hv: 'hv1', packet: { arp_op: 2, arp_sha: routerMac, arp_spa: '10.1.1.100', eth_dst: fabric.vm('client-a').port.mac } });
@@ -248,23 +248,24 @@ test('simulated on hv1: a connection to the VIP is translated at the source, che
   const blue = view.vpcByName.get('blue')!;
   const client = blue.portByName.get('client-a')!;
   const routerMac = blue.subnetByName.get('web')!.subnet.routerMac;
-  const syn = { eth_type: 0x0800, eth_src: client.port.mac, eth_dst: routerMac, ipv4_src: client.port.ip, ipv4_dst: VIP_SPREAD, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64 };
+  const clientIp = ipv4Of(client.port);
+  const syn = { eth_type: 0x0800, eth_src: client.port.mac, eth_dst: routerMac, ipv4_src: clientIp, ipv4_dst: VIP_SPREAD, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64 };
   const bucketOf = (ip: string) => (g: Group) => g.buckets.findIndex((b) => natDst(b.actions) === `${ip}:8080`);
   // app-b1 on hv3: translated, routed, allowed (web -> app 8080), tunnelled straight to hv3
   const out = sim.inject(syn, client.ofport!, { selectBucket: bucketOf('10.1.2.13') });
   t.is(out.outputs.length, 1, JSON.stringify(out.trace.map((s) => s.flow?.tableId)));
-  t.like(out.outputs[0], { port: TUNNEL_OFPORT, packet: { ipv4_dst: '10.1.2.13', tcp_dst: 8080, ipv4_src: client.port.ip, tun_ipv4_dst: '172.16.2.13', tun_metadata0: blue.portByName.get('app-b1')!.key } });
+  t.like(out.outputs[0], { port: TUNNEL_OFPORT, packet: { ipv4_dst: '10.1.2.13', tcp_dst: 8080, ipv4_src: clientIp, tun_ipv4_dst: '172.16.2.13', tun_metadata0: blue.portByName.get('app-b1')!.key } });
   t.true(out.trace.some((s) => s.flow && LB_PIPELINE.tables[s.tableId]!.name === 'acl.rules' && s.flow.priority < 64_000), 'the ACL saw a new connection and decided by its rules');
   // the reply arrives by tunnel from hv3: un-NATed before delivery
-  const reply = { eth_type: 0x0800, eth_src: routerMac, eth_dst: client.port.mac, ipv4_src: '10.1.2.13', ipv4_dst: client.port.ip, ip_proto: 6, tcp_src: 8080, tcp_dst: 40000, nw_ttl: 63, tunnel_id: 101n, tun_metadata0: client.key };
+  const reply = { eth_type: 0x0800, eth_src: routerMac, eth_dst: client.port.mac, ipv4_src: '10.1.2.13', ipv4_dst: clientIp, ip_proto: 6, tcp_src: 8080, tcp_dst: 40000, nw_ttl: 63, tunnel_id: 101n, tun_metadata0: client.key };
   const back = sim.inject(reply, TUNNEL_OFPORT);
-  t.like(back.outputs, [{ port: client.ofport, packet: { ipv4_src: VIP_SPREAD, tcp_src: 80, ipv4_dst: client.port.ip } }]);
+  t.like(back.outputs, [{ port: client.ofport, packet: { ipv4_src: VIP_SPREAD, tcp_src: 80, ipv4_dst: clientIp } }]);
   // app-a1, local: delivered on hv1, its reply un-NATed on hv1 too
   const local = sim.inject({ ...syn, tcp_src: 40001 }, client.ofport!, { selectBucket: bucketOf('10.1.2.11') });
   const a1 = blue.portByName.get('app-a1')!;
   t.like(local.outputs, [{ port: a1.ofport, packet: { ipv4_dst: '10.1.2.11', tcp_dst: 8080, eth_dst: a1.port.mac } }]);
   const appRouter = blue.subnetByName.get('app')!.subnet.routerMac;
-  const localReply = sim.inject({ eth_type: 0x0800, eth_src: a1.port.mac, eth_dst: appRouter, ipv4_src: '10.1.2.11', ipv4_dst: client.port.ip, ip_proto: 6, tcp_src: 8080, tcp_dst: 40001, nw_ttl: 64 }, a1.ofport!);
+  const localReply = sim.inject({ eth_type: 0x0800, eth_src: a1.port.mac, eth_dst: appRouter, ipv4_src: '10.1.2.11', ipv4_dst: ipv4Of(client.port), ip_proto: 6, tcp_src: 8080, tcp_dst: 40001, nw_ttl: 64 }, a1.ofport!);
   t.like(localReply.outputs, [{ port: client.ofport, packet: { ipv4_src: VIP_SPREAD, tcp_src: 80 } }]);
 });
 
@@ -274,7 +275,7 @@ test('simulated: a VIP whose backend port no ACL rule opens is dropped at the so
   const blue = view.vpcByName.get('blue')!;
   const client = blue.portByName.get('client-a')!;
   const routerMac = blue.subnetByName.get('web')!.subnet.routerMac;
-  const out = sim.inject({ eth_type: 0x0800, eth_src: client.port.mac, eth_dst: routerMac, ipv4_src: client.port.ip, ipv4_dst: '10.1.1.103', ip_proto: 6, tcp_src: 40002, tcp_dst: 80, nw_ttl: 64 }, client.ofport!);
+  const out = sim.inject({ eth_type: 0x0800, eth_src: client.port.mac, eth_dst: routerMac, ipv4_src: ipv4Of(client.port), ipv4_dst: '10.1.1.103', ip_proto: 6, tcp_src: 40002, tcp_dst: 80, nw_ttl: 64 }, client.ofport!);
   t.deepEqual(out.outputs, []);
   t.is(LB_PIPELINE.tables[out.trace.at(-1)!.tableId]!.name, 'acl.rules', 'dropped by the ACL (default deny between tiers), after the translation to 9090');
   t.is(out.trace.at(-1)!.packet.tcp_dst, 9090);

@@ -31,6 +31,7 @@ import { makeCookie } from '../../src/sdk/cookie';
 import { IncrementalCompiler } from '../../src/sdk/incremental';
 import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
 import { NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE as PIPELINE, edit, northSouth, northSouthWithHv5, placesIn, switchFlows, viewOf } from './helpers';
+import { ipv4Of } from '../../src/testing';
 
 /**
  * Floating IPs through the whole compiled pipeline of a hypervisor (every overlay app plus
@@ -55,7 +56,7 @@ const INTERNET = '192.0.2.80';
 /** an IPv4 packet from a VM port, routed: to its subnet's router MAC */
 function fromVm(name: string, dst: string, extra: SimPacket = {}): SimPacket {
   const p = port(name);
-  return { eth_src: p.port.mac, eth_dst: p.routerMac, eth_type: 0x0800, ipv4_src: p.port.ip, ipv4_dst: dst, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64, ...extra };
+  return { eth_src: p.port.mac, eth_dst: p.routerMac, eth_type: 0x0800, ipv4_src: ipv4Of(p.port), ipv4_dst: dst, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64, ...extra };
 }
 
 /** an IPv4 packet arriving by tunnel from a gateway, in VPC `vni` */
@@ -82,7 +83,7 @@ const sim5 = (name: string) => {
 /** web1's packet to the outside at hv5, with the BFD ports `dead` (100: hv1's, 101: hv2's) down */
 const fromHv5 = (dead: number[]) => {
   const p = view5.vpcs.flatMap((x) => x.ports).find((x) => x.port.name === 'web1')!;
-  const pkt = { eth_src: p.port.mac, eth_dst: p.routerMac, eth_type: 0x0800, ipv4_src: p.port.ip, ipv4_dst: INTERNET, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64 };
+  const pkt = { eth_src: p.port.mac, eth_dst: p.routerMac, eth_type: 0x0800, ipv4_src: ipv4Of(p.port), ipv4_dst: INTERNET, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64 };
   return sim5('hv5').inject(pkt, p.ofport!, { deadPorts: new Set(dead) }).outputs;
 };
 
@@ -128,7 +129,7 @@ test('inbound: a packet to the floating IP from a gateway reaches the VM with it
   const { outputs } = sim('hv1').inject(fromGateway(101, FIP_WEB1), TUNNEL_OFPORT);
   t.deepEqual(outputs.map((o) => o.port), [port('web1').ofport]);
   const got = outputs[0]!.packet;
-  t.is(got.ipv4_dst, port('web1').port.ip);
+  t.is(got.ipv4_dst, ipv4Of(port('web1').port));
   t.is(got.eth_dst, port('web1').port.mac);
   t.is(got.eth_src, port('web1').routerMac);
   t.is(got.ipv4_src, INTERNET);
@@ -137,9 +138,9 @@ test('inbound: a packet to the floating IP from a gateway reaches the VM with it
 test("traffic inside the VPC is not translated: it is routed as before", (t) => {
   // routed to another tier, on the port the model's ACL allows
   const app1 = port('app1');
-  const { outputs } = sim('hv1').inject(fromVm('web1', app1.port.ip, { tcp_dst: 8080 }), port('web1').ofport!);
+  const { outputs } = sim('hv1').inject(fromVm('web1', ipv4Of(app1.port), { tcp_dst: 8080 }), port('web1').ofport!);
   t.is(outputs.length, 1);
-  t.is(outputs[0]!.packet.ipv4_src, port('web1').port.ip);
+  t.is(outputs[0]!.packet.ipv4_src, ipv4Of(port('web1').port));
   t.is(outputs[0]!.packet.tun_ipv4_dst, app1.host.tunnelIp);
   t.is(outputs[0]!.packet.eth_dst, app1.port.mac);
 });
@@ -370,7 +371,7 @@ test('SNAT: nothing from outside reaches a VM without a floating IP; ICMP is not
   t.deepEqual(sim('hv2').inject({ ...steered[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs, []);
   // outside every block, or to the VM's own address: no gateway lets it in
   t.deepEqual(sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_dst: 80 }), uplink('hv1')).outputs, []);
-  t.deepEqual(sim('hv1').inject(fromEdge(port('app1').port.ip), uplink('hv1')).outputs, []);
+  t.deepEqual(sim('hv1').inject(fromEdge(ipv4Of(port('app1').port)), uplink('hv1')).outputs, []);
   t.deepEqual(sim('hv2').inject(fromVm('app1', INTERNET, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmp_type: 8, icmp_code: 0 }), port('app1').ofport!).outputs, []);
 });
 

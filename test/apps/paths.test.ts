@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { SimPacket } from '../../src/sdk/sim';
 import { type Delivery, Fabric, edit, twoZones, viewOf } from './helpers';
+import { ipv4Of } from '../../src/testing';
 
 /**
  * "Where does this packet go?" across the whole overlay: every hypervisor's compiled pipeline in a
@@ -22,7 +23,7 @@ const BROADCAST = 'ff:ff:ff:ff:ff:ff';
 function ip(f: Fabric, from: string, to: string | { mac: string; ip: string }, extra: SimPacket = {}): SimPacket {
   const src = f.vm(from).port;
   const dst = typeof to === 'string' ? f.vm(to).port : to;
-  return { eth_src: src.mac, eth_dst: dst.mac, eth_type: 0x0800, ipv4_src: src.ip, ipv4_dst: dst.ip, nw_ttl: 64, ip_proto: 1, icmpv4_type: 8, icmpv4_code: 0, ...extra };
+  return { eth_src: src.mac, eth_dst: dst.mac, eth_type: 0x0800, ipv4_src: ipv4Of(src), ipv4_dst: typeof to === 'string' ? ipv4Of(f.vm(to).port) : to.ip, nw_ttl: 64, ip_proto: 1, icmpv4_type: 8, icmpv4_code: 0, ...extra };
 }
 
 function tcp(f: Fabric, from: string, to: string | { mac: string; ip: string }, dport: number, sport = 40000): SimPacket {
@@ -36,8 +37,8 @@ function routed(f: Fabric, from: string, to: string, extra: SimPacket = {}): Sim
 }
 
 function arpRequest(f: Fabric, from: string, targetIp: string, ethDst = BROADCAST): SimPacket {
-  const { mac, ip: spa } = f.vm(from).port;
-  return { eth_src: mac, eth_dst: ethDst, eth_type: 0x0806, arp_op: 1, arp_sha: mac, arp_spa: spa, arp_tha: '00:00:00:00:00:00', arp_tpa: targetIp };
+  const { port } = f.vm(from);
+  return { eth_src: port.mac, eth_dst: ethDst, eth_type: 0x0806, arp_op: 1, arp_sha: port.mac, arp_spa: ipv4Of(port), arp_tha: '00:00:00:00:00:00', arp_tpa: targetIp };
 }
 
 const where = (ds: Delivery[]) => ds.map((d) => `${d.hv}:${d.port}`);
@@ -104,7 +105,7 @@ test('ARP for a VM of the subnet, anywhere, is answered by the local bridge and 
   const f = fabric();
   const web1 = f.vm('web1').port;
   const web2 = f.vm('web2').port;
-  const out = f.send('web1', arpRequest(f, 'web1', web2.ip));
+  const out = f.send('web1', arpRequest(f, 'web1', ipv4Of(web2)));
   t.deepEqual(where(out), [`hv1:${f.vm('web1').ofport}`]);
   t.like(out[0]!.packet, { arp_op: 2, eth_src: web2.mac, eth_dst: web1.mac, arp_sha: web2.mac, arp_spa: web2.ip, arp_tha: web1.mac, arp_tpa: web1.ip });
   t.deepEqual(f.tunnelled, []);
@@ -129,7 +130,7 @@ test('ARP for unknown addresses, other tiers, or oneself is dropped, never flood
 test('unicast ARP (a cache refresh) reaches the owner through its tunnel', (t) => {
   const f = fabric();
   const web2 = f.vm('web2');
-  const out = f.send('web1', arpRequest(f, 'web1', web2.port.ip, web2.port.mac));
+  const out = f.send('web1', arpRequest(f, 'web1', ipv4Of(web2.port), web2.port.mac));
   t.deepEqual(where(out), [`hv3:${web2.ofport}`]);
 });
 
@@ -174,7 +175,7 @@ test('ACL: within a tier everything is allowed, IP or ARP', (t) => {
   const f = fabric();
   t.is(f.send('web1', tcp(f, 'web1', 'web2', 22)).length, 1);
   const web3 = f.vm('web3').port;
-  t.is(f.send('web1', arpRequest(f, 'web1', web3.ip, web3.mac)).length, 1);
+  t.is(f.send('web1', arpRequest(f, 'web1', ipv4Of(web3), web3.mac)).length, 1);
 });
 
 test('two VPCs with equal addresses never meet: lookup, ARP and tunnel keys carry the VPC', (t) => {
@@ -182,7 +183,7 @@ test('two VPCs with equal addresses never meet: lookup, ARP and tunnel keys carr
   const red2 = f.vm('red2');
   const web2 = f.vm('web2');
   t.is(red2.port.ip, web2.port.ip);
-  const arp = f.send('red1', arpRequest(f, 'red1', red2.port.ip));
+  const arp = f.send('red1', arpRequest(f, 'red1', ipv4Of(red2.port)));
   t.is(arp[0]!.packet.arp_sha, red2.port.mac);
   t.deepEqual(where(f.send('red1', ip(f, 'red1', 'red2'))), [`hv4:${red2.ofport}`]);
   t.deepEqual(f.tunnelled, [{ from: 'hv1', to: 'hv4', vni: 70_000n, egressKey: 5000 }], "red's vni and red2's pinned key, both above 12 bits");

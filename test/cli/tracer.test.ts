@@ -89,6 +89,15 @@ test('a routed packet: resolved to the router MAC, routed once at the source, tu
 test('bad input and missing switches are typed errors', (t) => {
   t.is(t.throws(() => trace({ from: 'nope', to: '10.1.1.1' }), { instanceOf: TraceError })!.kind, 'unknown_vm');
   t.is(t.throws(() => trace({ from: 'web1', to: '10.1.1.300' }), { instanceOf: TraceError })!.kind, 'bad_address');
+  const v6 = tracerFor(
+    edit(model, (doc) => {
+      doc.vpcs[0].subnets.push({ name: 'v6', ipv6: { prefix: 'fd00:1:6::/64' } });
+      doc.ports.push({ name: 'v6a', vpc: 'blue', subnet: 'v6', mac: '02:00:00:01:06:0a', hypervisor: 'hv1' });
+    }),
+  );
+  const ipv6Only = t.throws(() => v6.trace({ from: 'v6a', to: '10.1.2.11', proto: 'icmp', ct: 'new', ttl: 64 }), { instanceOf: TraceError })!;
+  t.is(ipv6Only.kind, 'bad_address');
+  t.regex(ipv6Only.message, /VM v6a has no IPv4 address \(subnet v6 is IPv6-only\): only IPv4 is traced/);
   const partial = tracerFor(model, ['hv1', 'hv2', 'hv3']);
   const e = t.throws(() => partial.trace({ from: 'web1', to: '10.1.2.12', proto: 'icmp', ct: 'new', ttl: 64 }), { instanceOf: TraceError })!;
   t.is(e.kind, 'not_connected');

@@ -5,6 +5,7 @@
 import test from 'ava';
 import { PORT_KEYS, keyOf, loadModelFile } from '../../src/model';
 import type { Layer } from '../../src/packet';
+import { ipv4Of } from '../../src/testing';
 import {
   TWO_ZONES_MODEL,
   analysePing,
@@ -19,7 +20,7 @@ const model = loadModelFile(TWO_ZONES_MODEL);
 const state = {
   hypervisors: Object.fromEntries(model.hypervisors.map((h) => [h.name, { tunnelIp: h.tunnelIp, zone: h.zone }])),
 } as unknown as OverlayState;
-const ip = (name: string) => model.ports.find((p) => p.name === name)!.ip;
+const ip = (name: string) => ipv4Of(model.ports.find((p) => p.name === name)!);
 const tip = (hv: string) => model.hypervisors.find((h) => h.name === hv)!.tunnelIp;
 const BLUE = 101;
 const keyOfVm = (name: string) => keyOf(model.ports.find((p) => p.name === name)!, PORT_KEYS);

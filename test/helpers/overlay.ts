@@ -31,6 +31,7 @@ import { queryControl, type HttpSettings, type MetricsSettings, type SwitchFlows
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
 import { CommandError, TEST_STATE_DIR, spawnTracked } from './run';
+import { ipv4InfoOf, ipv4Of } from '../../src/testing';
 
 export const OVERLAY_SCRIPT = join(REPO_ROOT, 'mininet', 'zonemesh_net.py');
 /** Mininet imports only under the Debian python */
@@ -655,7 +656,7 @@ function remoteMatches(model: NetworkModel, rule: AclRule, peer: VmPort, proto: 
     return cidr !== undefined && ip !== undefined && ipv6CidrContains(cidr, ip);
   }
   const cidr = parseCidr(remote.cidr);
-  const ip = parseIpv4(peer.ip);
+  const ip = parseIpv4(ipv4Of(peer));
   return cidr !== undefined && ip !== undefined && cidrContains(cidr, ip);
 }
 
@@ -780,8 +781,8 @@ export function slaacMismatches(model: NetworkModel, run: SlaacRun): string[] {
 export function dhcpMismatches(model: NetworkModel, run: DhcpRun): string[] {
   return Object.values(run.vms).flatMap((r) => {
     const port = modelPort(model, r.vm);
-    const subnet = subnetInfo(subnetOf(model, port));
-    const want = { inet: `${port.ip}/${subnet.prefix}`, mask: subnet.mask, router: subnet.gateway, mtu: OVERLAY_MTU };
+    const subnet = ipv4InfoOf(subnetInfo(subnetOf(model, port)));
+    const want = { inet: `${ipv4Of(port)}/${subnet.prefix}`, mask: subnet.mask, router: subnet.gateway, mtu: OVERLAY_MTU };
     const got = { inet: r.interface.inet, mask: r.lease?.mask, router: r.lease?.router, defaultVia: r.interface.defaultVia, mtu: r.interface.mtu };
     const problems = [
       !r.ok && `no lease (${r.client} exit ${r.exitCode} after ${r.elapsedMs} ms: ${r.output.slice(-2).join(' / ')})`,
@@ -915,7 +916,7 @@ export function directPathCheck(state: OverlayState, model: NetworkModel, frames
   const tip = (hv: string) => state.hypervisors[hv]!.tunnelIp;
   const problems: string[] = [];
   const summary: string[] = [];
-  const seen = echoes(frames, a.ip, b.ip, vni);
+  const seen = echoes(frames, ipv4Of(a), ipv4Of(b), vni);
   const legs = [
     { kind: 'request' as const, from: a, to: b, expected: ping.sent },
     { kind: 'reply' as const, from: b, to: a, expected: ping.received },
@@ -961,7 +962,7 @@ export function deniedInTunnels(model: NetworkModel, pairs: readonly { src: stri
   for (const pair of pairs) {
     const [a, b] = [modelPort(model, pair.src), modelPort(model, pair.dst)];
     const vni = model.vpcs.find((v) => v.name === a.vpc)!.vni;
-    const requests = echoes(frames, a.ip, b.ip, vni).filter((e) => e.kind === 'request' && innerLayer(e.frame, 'ipv4')!.src === a.ip);
+    const requests = echoes(frames, ipv4Of(a), ipv4Of(b), vni).filter((e) => e.kind === 'request' && innerLayer(e.frame, 'ipv4')!.src === a.ip);
     for (const e of requests) found.push(`${pair.src} -> ${pair.dst} echo request seq ${e.seq} at ${e.frame.at} (${e.frame.outerSrc} -> ${e.frame.outerDst})`);
   }
   return found;

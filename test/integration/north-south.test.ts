@@ -13,6 +13,7 @@ import { isMap, isSeq, parseDocument } from 'yaml';
 import { gatewayBgpConfig, gatewayPrefixes, snatBindings } from '../../src/apps/north-south';
 import { type NetworkModel, loadModelFile } from '../../src/model';
 import { findLayer } from '../../src/packet';
+import { ipv4Of } from '../../src/testing';
 import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, overlayUp, startController, waitFor } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
@@ -145,7 +146,7 @@ test.serial('reachability and locality: from the internet, ping and HTTP reach t
     const ext = plainFlow(external, fipOf(vm), internet.ip);
     t.log(`${vm}: ${tunnelled.length} tunnelled frames (${[...new Set(tunnelled.map((f) => `${f.outerSrc}->${f.outerDst}`))].join(', ')}), ${ext.length} on the external links (${[...new Set(ext.map((f) => f.at))].join(', ')})`);
     assertLocal(t, vm, tunnelled, ext);
-    const vmIp = model.ports.find((p) => p.name === vm)!.ip;
+    const vmIp = ipv4Of(model.ports.find((p) => p.name === vm)!);
     t.deepEqual(innerFlow(underlay.tunnelFrames(), vmIp, internet.ip, true), [], `${vm}'s own address never crosses the underlay toward the outside`);
   }
   // web1's hypervisor is a gateway: its outbound leaves by its own segment port, never by the underlay

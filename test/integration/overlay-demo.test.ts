@@ -36,7 +36,7 @@ function namesOf(m: NetworkModel): string[] {
       ...m.ports.flatMap((p) => [p.name, p.interface, p.ip, p.mac]),
       ...m.acls.map((a) => a.name),
     ]),
-  ];
+  ].filter((name): name is string => name !== undefined);
 }
 
 /** The names that occur in `text` as whole words ('web' in 'blue/web@hv1', not in 'webhook'; '10.1.1.1' not in '10.1.1.11'). */

@@ -46,6 +46,7 @@ import {
 } from '../helpers/overlay';
 import { pickDeniedPairs } from '../../scripts/overlay-demo';
 import { TEST_STATE_DIR } from '../helpers/run';
+import { ipv4Of } from '../../src/testing';
 
 const CONVERGE_MS = 30_000;
 
@@ -210,10 +211,10 @@ test('tunnelled packets go straight from the source hypervisor to the destinatio
     for (const r of m.pairs.filter((x) => x.ok && x.target === x.dst)) {
       const [a, b] = [port(model, r.src), port(model, r.dst)];
       if (a.hypervisor === b.hypervisor) {
-        t.is(innerFlow(frames, a.ip, b.ip, true).filter((f) => frameEnds(model, f)?.vpc === a.vpc).length, 0, `${r.src}<->${r.dst} on one hypervisor never tunnelled`);
+        t.is(innerFlow(frames, ipv4Of(a), ipv4Of(b), true).filter((f) => frameEnds(model, f)?.vpc === a.vpc).length, 0, `${r.src}<->${r.dst} on one hypervisor never tunnelled`);
         continue;
       }
-      const flow = innerFlow(frames, a.ip, b.ip).filter((f) => frameEnds(model, f)?.vpc === a.vpc);
+      const flow = innerFlow(frames, ipv4Of(a), ipv4Of(b)).filter((f) => frameEnds(model, f)?.vpc === a.vpc);
       t.true(flow.some((f) => f.at === a.hypervisor), `${r.src}->${r.dst} on ${a.hypervisor}'s uplink`);
       t.true(flow.some((f) => f.at === b.hypervisor), `${r.src}->${r.dst} on ${b.hypervisor}'s uplink`);
     }

@@ -10,6 +10,8 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { findLayer, IpProto } from '../../src/packet';
 import { derivedDatapathId, loadModelFile } from '../../src/model';
+import { subnetInfo } from '../../src/sdk';
+import { ipv4InfoOf } from '../../src/testing';
 import {
   MININET_PYTHON,
   OVERLAY_SCRIPT,
@@ -151,8 +153,8 @@ test('the two-zone scenario comes up from the model: namespaces, daemons, bridge
       const vm = s.vms[p.name]!;
       const link = await ns(vm.netns, ['ip', '-o', 'link', 'show', 'eth0']);
       t.regex(link, new RegExp(`mtu 1400 .* link/ether ${p.mac}`), `${p.name} link`);
-      const subnet = model.subnets.find((x) => x.vpc === p.vpc && x.name === p.subnet)!;
-      t.regex(await ns(vm.netns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']), new RegExp(`inet ${p.ip}/${subnet.cidr.split('/')[1]}`));
+      const subnet = ipv4InfoOf(subnetInfo(model.subnets.find((x) => x.vpc === p.vpc && x.name === p.subnet)!));
+      t.regex(await ns(vm.netns, ['ip', '-4', '-o', 'addr', 'show', 'dev', 'eth0']), new RegExp(`inet ${p.ip}/${subnet.prefix}`));
       t.regex(await ns(vm.netns, ['ip', 'route', 'show', 'default']), new RegExp(`default via ${subnet.gateway} dev eth0`));
       t.regex(await ns(vm.netns, ['ethtool', '-k', 'eth0']), /tx-checksumming: off/);
       const hv = s.hypervisors[p.hypervisor]!;

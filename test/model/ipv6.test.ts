@@ -3,9 +3,11 @@ import {
   documentOf,
   eui64InterfaceId,
   formatIpv6Address,
+  hasIpv4,
   linkLocalAddress,
   parseIpv6Address,
   parseIpv6Cidr,
+  portHasIpv4,
   portIpv6,
   routerLinkLocal,
   validateModel,
@@ -142,4 +144,68 @@ test('a rule without remote has none in the model (any address, both families), 
   t.false('remote' in m.acls[0]!);
   t.false('remote' in documentOf(m).vpcs[0]!.acls![0]!);
   t.deepEqual(validateModel(documentOf(m), 'again'), m);
+});
+
+/** the minimal model with a second, IPv6-only subnet `s6` (SLAAC) and its port p6 */
+function withIpv6Only() {
+  const doc = dualStack();
+  doc.vpcs[0].subnets.push({ name: 's6', ipv6: { prefix: '2001:db8:6::/64' } });
+  doc.ports.push({ name: 'p6', vpc: 'v', subnet: 's6', mac: '02:00:00:00:00:06', hypervisor: 'hv1' });
+  return doc;
+}
+
+test('an IPv6-only subnet has no cidr or gateway, and its ports no ip: their address is SLAAC or given; the document reads back the same', (t) => {
+  const doc = withIpv6Only();
+  doc.vpcs[0].subnets.push({ name: 's7', ipv6: { prefix: '2001:db8:7:1::/112', slaac: false } });
+  doc.ports.push({ name: 'p7', vpc: 'v', subnet: 's7', mac: '02:00:00:00:00:07', hypervisor: 'hv1', ipv6: '2001:db8:7:1::7' });
+  const m = validateModel(doc, 'model.yaml');
+  const [s6, s7] = [m.subnets[1]!, m.subnets[2]!];
+  t.false(hasIpv4(s6));
+  t.false('cidr' in s6 || 'gateway' in s6);
+  t.true(hasIpv4(m.subnets[0]!));
+  const [p6, p7] = [m.ports[2]!, m.ports[3]!];
+  t.false(portHasIpv4(p6));
+  t.false('ip' in p6);
+  t.is(portIpv6(p6, s6), '2001:db8:6::ff:fe00:6');
+  t.is(portIpv6(p7, s7), '2001:db8:7:1::7');
+  t.deepEqual(validateModel(documentOf(m), 'again'), m);
+});
+
+test('IPv6-only mistakes name their paths: no family at all, half an IPv4 side, an ip on an IPv6-only port, a port with no address, DHCPv4 settings, IPv4 rules', (t) => {
+  const doc = withIpv6Only();
+  doc.vpcs[0].subnets.push({ name: 'none' }, { name: 'half', cidr: '10.0.9.0/24', ipv6: { prefix: '2001:db8:9::/64' } });
+  doc.vpcs[0].subnets.push({ name: 'manual', ipv6: { prefix: '2001:db8:a::/64', slaac: false }, dns: ['10.0.0.53'] });
+  doc.ports.push({ name: 'p8', vpc: 'v', subnet: 's6', mac: '02:00:00:00:00:08', ip: '10.0.0.8', hypervisor: 'hv1' });
+  doc.ports.push({ name: 'p9', vpc: 'v', subnet: 'manual', mac: '02:00:00:00:00:09', hypervisor: 'hv1' });
+  doc.vpcs[0].acls = [
+    { subnet: 's6', direction: 'ingress', action: 'allow', protocol: 'icmp' },
+    { subnet: 's6', direction: 'ingress', action: 'allow', remote: { cidr: '10.0.0.0/8' } },
+    { subnet: 's6', direction: 'ingress', action: 'allow', protocol: 'icmp6', remote: { subnet: 's' } },
+  ];
+  t.deepEqual(issuesOf(doc).sort(), [
+    'ports[3].ip: subnet s6 is IPv6-only (no cidr): a port of it has no IPv4 address',
+    'ports[4].ipv6: is required: subnet manual is IPv6-only without SLAAC, so the port would have no address',
+    'vpcs[0].acls[0].protocol: subnet s6 is IPv6-only: an IPv4 rule would never match (use icmp6)',
+    'vpcs[0].acls[1].remote.cidr: 10.0.0.0/8 is IPv4: subnet s6 is IPv6-only: an IPv4 rule would never match',
+    'vpcs[0].subnets[2]: needs an IPv4 cidr and gateway, an ipv6 prefix, or both',
+    'vpcs[0].subnets[3].gateway: is required',
+    'vpcs[0].subnets[4].dns: is a DHCPv4 setting, and this subnet is IPv6-only (no cidr): not supported',
+  ]);
+});
+
+test('load balancers, floating IPs and SNAT are IPv4 only: on an IPv6-only subnet they are refused as not supported', (t) => {
+  const doc = withIpv6Only();
+  doc.vpcs[0].loadBalancers = [
+    { name: 'lb6', subnet: 's6', vip: '10.0.0.100', ports: 80, backends: [{ port: 'p1' }] },
+    { name: 'lb4', subnet: 's', vip: '10.0.0.101', ports: 80, backends: [{ port: 'p6' }] },
+  ];
+  doc.externalNetworks = [{ name: 'ext', zone: 'a', cidr: '198.51.100.0/28', nextHop: '198.51.100.1', gateways: [{ hypervisor: 'hv1', ip: '198.51.100.2' }] }];
+  doc.floatingIps = [{ ip: '198.51.100.10', network: 'ext', port: 'p6' }];
+  doc.vpcs[0].egress = { snat: [{ network: 'ext', ip: '198.51.100.11' }] };
+  t.deepEqual(issuesOf(doc).sort(), [
+    'floatingIps[0].port: port p6 has no IPv4 address (subnet s6 is IPv6-only): floating IPs are IPv4 only, IPv6 is not supported',
+    'vpcs[0].egress: subnet s6 is IPv6-only: egress (SNAT) is IPv4 only, a VPC with an IPv6-only subnet cannot have it yet',
+    'vpcs[0].loadBalancers[0].subnet: subnet s6 is IPv6-only: load balancers are IPv4 only, an IPv6 VIP is not supported',
+    'vpcs[0].loadBalancers[1].backends[0].port: port p6 has no IPv4 address (subnet s6 is IPv6-only): load balancers are IPv4 only, an IPv6 backend is not supported',
+  ]);
 });

@@ -17,7 +17,7 @@ import { runConfig } from '../../src/cli/run';
 import { ACL_APP_ID } from '../../src/apps/acl/flows';
 import { twoZones, edit } from '../apps/helpers';
 import { configProblems } from '../helpers/config';
-import { FakeSwitch, fakePort, type FakeFlow } from '../../src/testing';
+import { FakeSwitch, fakePort, ipv4Of, type FakeFlow } from '../../src/testing';
 import { declaredNames, sampleValue, samples, scrape } from '../helpers/metrics';
 import { OVERLAY_APPS, waitFor } from '../helpers/overlay';
 import { REPO_ROOT } from '../helpers/paths';
@@ -272,7 +272,7 @@ test("lb-health: each decided backend's state, and the packets no check took by 
   const blueWeb = withCheck.subnets.find((s) => s.vpc === 'blue' && s.name === 'web')!;
   const frame = buildPacket([
     { type: 'ethernet', dst: blueWeb.routerMac, src: web1.mac },
-    { type: 'ipv4', src: web1.ip, dst: blueWeb.gateway },
+    { type: 'ipv4', src: ipv4Of(web1), dst: blueWeb.gateway! },
     { type: 'tcp', srcPort: 80, dstPort: 0xc001, flags: 0x12 },
   ]);
   sw.send({ ...packetIn(), totalLen: frame.length, tableId: tableId(runtime, 'lb-health.answers'), data: frame });

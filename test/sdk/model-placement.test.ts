@@ -8,9 +8,9 @@ test('a subnet comes with its mask, network, broadcast and gateway', (t) => {
   const model = new StoreModelAccess(new TestModelStore(twoZones()));
   const web1 = model.port('web1')!;
   const web = model.subnetOf(web1);
-  t.like(web, { network: '10.1.1.0', prefix: 24, mask: '255.255.255.0', broadcast: '10.1.1.255', gateway: '10.1.1.1' });
-  t.true(web.contains('10.1.1.200'));
-  t.false(web.contains('10.1.2.1'));
+  t.like(web.ipv4, { network: '10.1.1.0', prefix: 24, mask: '255.255.255.0', broadcast: '10.1.1.255', gateway: '10.1.1.1' });
+  t.true(web.ipv4!.contains('10.1.1.200'));
+  t.false(web.ipv4!.contains('10.1.2.1'));
 });
 
 test('portByMac finds a port, and asks for the VPC or hypervisor when a MAC is ambiguous', (t) => {

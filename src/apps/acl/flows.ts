@@ -7,7 +7,7 @@ import type { Flow } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import { type MatchSpec, cidr } from '../../sdk/match';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
-import { ETH, IP_PROTO, type OverlayView, REG, type VpcView, ctCommit, ctTrack, nextTable, onHosts, ownerFlows, vpcGroups } from '../overlay';
+import { ETH, IP_PROTO, type OverlayView, REG, type VpcView, ctCommit, subnetFamilies, ctTrack, nextTable, onHosts, ownerFlows, vpcGroups } from '../overlay';
 
 /**
  * Stateful security between the tiers (subnets) of a VPC, enforced on the source hypervisor before
@@ -133,7 +133,7 @@ function vpcFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
   });
   for (const s of vpc.subnets) {
     const sameTier = { metadata, [REG.srcSubnet]: s.key, [REG.dstSubnet]: s.key };
-    for (const eth_type of s.subnet.ipv6 ? [ETH.ip, ETH.ipv6] : [ETH.ip]) {
+    for (const eth_type of subnetFamilies(s.subnet)) {
       flows.push(f('acl.rules').priority(PRIORITY.sameTierIp).match({ ...sameTier, eth_type }).apply(ctCommit(zone)).goto(pass).build());
     }
     flows.push(f('acl.rules').priority(PRIORITY.sameTier).match(sameTier).goto(pass).build());
@@ -149,7 +149,7 @@ function ruleMatches(vpc: VpcView, rule: AclRule): MatchSpec[] {
   const tier = vpc.subnetByName.get(rule.subnet)!;
   const port = rule.port === undefined ? undefined : vpc.portByName.get(rule.port)!.key;
   const ingress = rule.direction === 'ingress';
-  return ruleFamilies(rule, tier.subnet.ipv6 !== undefined).flatMap((eth_type) => {
+  return ruleFamilies(rule, subnetFamilies(tier.subnet)).flatMap((eth_type) => {
     const base: MatchSpec = { eth_type, [ingress ? REG.dstSubnet : REG.srcSubnet]: tier.key };
     if (port !== undefined) base[ingress ? REG.egress : REG.srcPort] = port;
     const { remote } = rule;
@@ -163,18 +163,19 @@ function ruleMatches(vpc: VpcView, rule: AclRule): MatchSpec[] {
   });
 }
 
-/** the IP versions a VPC carries: IPv6 once any of its subnets has a prefix */
+/** the IP versions a VPC carries: those of any of its subnets */
 function familiesOf(vpc: VpcView): number[] {
-  return vpc.subnets.some((s) => s.subnet.ipv6) ? [ETH.ip, ETH.ipv6] : [ETH.ip];
+  const carried = new Set(vpc.subnets.flatMap((s) => subnetFamilies(s.subnet)));
+  return [ETH.ip, ETH.ipv6].filter((t) => carried.has(t));
 }
 
 /**
  * The IP versions a rule applies to: a CIDR or icmp/icmp6 names one; otherwise (a tier remote or
- * none) both where the rule's tier is dual-stack, so one rule guards IPv4 and IPv6 alike.
+ * none) all its tier carries, so one rule guards IPv4 and IPv6 alike.
  */
-function ruleFamilies(rule: AclRule, dualStack: boolean): number[] {
+function ruleFamilies(rule: AclRule, tier: readonly number[]): number[] {
   if (rule.protocol === 'icmp') return [ETH.ip];
   if (rule.protocol === 'icmp6') return [ETH.ipv6];
   if (rule.remote && 'cidr' in rule.remote) return [rule.remote.cidr.includes(':') ? ETH.ipv6 : ETH.ip];
-  return dualStack ? [ETH.ip, ETH.ipv6] : [ETH.ip];
+  return [...tier];
 }

@@ -33,6 +33,8 @@ function announce(p: PortView, neighbours: readonly PortView[]): Announcement[] 
     ports.push(n.ofport);
     byHost.set(n.host.datapathId, ports);
   }
+  // a port of an IPv6-only subnet has no IPv4 address to announce (no unsolicited NA yet)
+  if (p.port.ip === undefined) return [];
   const data = gratuitousArp(p.port.mac, p.port.ip);
   return [...byHost].map(([dpid, ports]) => ({
     dpid,

@@ -3,7 +3,7 @@ import { arpAnswer } from '../../sdk/actions';
 import type { FlowCounter } from '../../sdk/counters';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
-import { linkLocalAddress, routerLinkLocal } from '../../model';
+import { hasIpv4, linkLocalAddress, routerLinkLocal } from '../../model';
 import { BROADCAST, ETH, ICMPV6, MULTICAST, type OverlayView, type PortView, REG, type SubnetView, type VpcView, onHosts, ownerFlows, vpcGroups } from '../overlay';
 import { ICMP6, ND_MATCH_FIELDS, ndAnswerActions, ndAnswerFinish, ndDropMatches, nsFor } from './nd';
 
@@ -94,15 +94,19 @@ function vipFlows(pipeline: Pipeline, owner: string, s: SubnetView, vip: string)
 /** Every hypervisor of the subnet answers for the port; its own stays silent when the port asks for itself (DAD, announcements). */
 function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]) {
   const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, `port:${p.port.name}`);
-  const request = { metadata: BigInt(p.vni), eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: p.port.ip };
-  const answer = f('arp.responder')
-    .priority(PRIORITY.answer)
-    .match({ ...request, [REG.srcSubnet]: p.subnetKey, eth_dst: BROADCAST })
-    .apply(...arpAnswer(p.port.mac, p.port.ip))
-    .build();
+  const ip = p.port.ip;
+  // a port of an IPv6-only subnet has no IPv4 address: no ARP answers, its ARP is dropped unanswered
+  const request = ip === undefined ? undefined : { metadata: BigInt(p.vni), eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: ip };
+  const arp = request && [
+    f('arp.responder')
+      .priority(PRIORITY.answer)
+      .match({ ...request, [REG.srcSubnet]: p.subnetKey, eth_dst: BROADCAST })
+      .apply(...arpAnswer(p.port.mac, request.arp_tpa))
+      .build(),
+  ];
   const addresses6 = p.ipv6 === undefined ? [] : [p.ipv6, linkLocalAddress(p.port.mac)];
   const answers = [
-    answer,
+    ...(arp ?? []),
     ...addresses6.flatMap((a) => [
       f('arp.responder')
         .priority(PRIORITY.answer)
@@ -115,7 +119,7 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
   if (p.ofport === undefined) return onHosts(hosts, answers);
   const own = { metadata: BigInt(p.vni), [REG.srcPort]: p.key };
   const ownAddress = [
-    f('arp.responder').priority(PRIORITY.ownAddress).match({ ...request, [REG.srcPort]: p.key }).build(),
+    ...(request ? [f('arp.responder').priority(PRIORITY.ownAddress).match({ ...request, [REG.srcPort]: p.key }).build()] : []),
     ...addresses6.map((a) => f('arp.responder').priority(PRIORITY.ownAddress).match({ ...own, ...ICMP6, icmpv6_type: ICMPV6.ns, ipv6_nd_target: a }).build()),
   ];
   return onHosts(hosts, answers, [[p.host.datapathId, [...ownAddress, ...answers]]]);
@@ -123,17 +127,21 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
 
 function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
   const f = ownerFlows(pipeline, ARP_RESPONDER_APP_ID, owner);
-  const { gateway, routerMac } = s.subnet;
-  const answer = f('arp.responder')
-    .priority(PRIORITY.answer)
-    .match({ metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: gateway })
-    .apply(...arpAnswer(routerMac, gateway))
-    .build();
-  if (!s.subnet.ipv6) return onHosts(s.hosts, [answer]);
+  const { routerMac } = s.subnet;
+  const answer = hasIpv4(s.subnet)
+    ? [
+        f('arp.responder')
+          .priority(PRIORITY.answer)
+          .match({ metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_type: ETH.arp, arp_op: ARP_REQUEST, arp_tpa: s.subnet.gateway })
+          .apply(...arpAnswer(routerMac, s.subnet.gateway))
+          .build(),
+      ]
+    : [];
+  if (!s.subnet.ipv6) return onHosts(s.hosts, answer);
   // the router has no owner port: its NS are answered whatever their destination MAC
   const linkLocal = routerLinkLocal(s.subnet);
   return onHosts(s.hosts, [
-    answer,
+    ...answer,
     f('arp.responder').priority(PRIORITY.answer).match(nsFor(s.vni, s.key, linkLocal)).apply(...ndAnswerActions(pipeline, routerMac, linkLocal, true)).build(),
     ndAnswerFinish(f('arp.responder'), PRIORITY.ndFinish, s.vni, routerMac, linkLocal),
   ]);

@@ -44,6 +44,10 @@ import {
   type PlacedPort,
   OVERLAY_MTU,
   type SubnetInfo,
+  type Ipv4SubnetInfo,
+  type VmPort,
+  type WithIpv4Port,
+  portHasIpv4,
   type TableSpec,
   type ZonemeshApp,
 } from '../../sdk';
@@ -53,6 +57,9 @@ export const DHCP_RESPONDER_APP_ID = 20;
 export const DHCP_TABLE = 'dhcp-responder.in';
 export const DEFAULT_LEASE_SECONDS = 86_400;
 const ZERO_IP = '0.0.0.0';
+
+/** what an answer needs of a subnet with IPv4: its numbers, DHCP options and router MAC */
+export type Ipv4Subnet = Ipv4SubnetInfo & Pick<SubnetInfo, 'subnet' | 'routerMac'>;
 const BROADCAST_IP = '255.255.255.255';
 
 const PRIORITY = { client: 200, wrongPort: 150, unknownMac: 100, fromServer: 90 } as const;
@@ -75,7 +82,9 @@ export const DHCP_TABLES: readonly TableSpec[] = [
  * other MAC: unknown here, or arriving from the tunnel), and so is any DHCP server packet from a
  * VM. Nothing DHCP goes on to the overlay. The drops are told apart by priority, for the metrics.
  */
-export function dhcpFlows(ctx: Pick<AppContext, 'flow'>, ports: readonly PlacedPort[]): { clients: Flow[]; drops: Flow[] } {
+export function dhcpFlows(ctx: Pick<AppContext, 'flow'>, placed: readonly PlacedPort[]): { clients: Flow[]; drops: Flow[] } {
+  // a port of an IPv6-only subnet has no DHCPv4 lease: its DHCP is dropped as an unknown MAC's
+  const ports = placed.filter(({ port }) => portHasIpv4(port));
   const fromClient = { ...DHCP_MATCH, udp_src: DHCP_CLIENT_PORT, udp_dst: DHCP_SERVER_PORT };
   const clients = ports.map(({ port, ofport }) =>
     ctx.flow(DHCP_TABLE, OWNER.clients).priority(PRIORITY.client).match({ in_port: ofport, eth_src: port.mac, ...fromClient }).apply(toController()).build(),
@@ -116,7 +125,7 @@ export function parseDhcpSettings(raw: unknown): DhcpResponderSettings {
  * unknown and misplaced MACs itself; 'unknown_mac' and 'wrong_port' here are packets that matched a
  * flow while the model or the ports were changing, or a `chaddr` other than the frame's source.)
  */
-export type DhcpIgnored = 'rate_limited' | 'malformed' | 'unknown_mac' | 'wrong_port' | 'other_server' | 'released' | 'declined' | 'not_a_request' | 'stateful';
+export type DhcpIgnored = 'rate_limited' | 'malformed' | 'unknown_mac' | 'wrong_port' | 'other_server' | 'released' | 'declined' | 'not_a_request' | 'stateful' | 'no_ipv4';
 
 /** The replies the app sends, by DHCP message type (DHCPv6's with a 6). */
 export type DhcpReplyType = 'offer' | 'ack' | 'nak' | Dhcp6ReplyType;
@@ -154,7 +163,7 @@ export class PortRateLimiter {
 }
 
 /** The options every OFFER and ACK carries, from the port's subnet in the model. */
-function subnetOptions(subnet: SubnetInfo): DhcpOptions {
+function subnetOptions(subnet: Ipv4Subnet): DhcpOptions {
   const { dns, domain, routes } = subnet.subnet;
   return {
     serverId: subnet.gateway,
@@ -168,13 +177,13 @@ function subnetOptions(subnet: SubnetInfo): DhcpOptions {
   };
 }
 
-function leaseOptions(subnet: SubnetInfo): DhcpOptions {
+function leaseOptions(subnet: Ipv4Subnet): DhcpOptions {
   const lease = subnet.subnet.leaseTime ?? DEFAULT_LEASE_SECONDS;
   return { leaseTime: lease, renewalTime: Math.floor(lease / 2), rebindingTime: Math.floor((lease * 7) / 8) };
 }
 
 /** What the server says to a client message from a port: a reply, or why there is none. */
-export function dhcpAnswer(request: DhcpMessage, { port }: PlacedPort, subnet: SubnetInfo): DhcpMessage | DhcpIgnored {
+export function dhcpAnswer(request: DhcpMessage, port: WithIpv4Port<VmPort>, subnet: Ipv4Subnet): DhcpMessage | DhcpIgnored {
   const reply = (messageType: number, yiaddr: string, options: DhcpOptions): DhcpMessage => ({
     ...request,
     op: BootpOp.REPLY,
@@ -207,7 +216,7 @@ export function dhcpAnswer(request: DhcpMessage, { port }: PlacedPort, subnet: S
 }
 
 /** The frame that carries `reply` to the client, from the subnet's router (RFC 2131 §4.1). */
-export function replyFrame(reply: DhcpMessage, subnet: SubnetInfo): Buffer {
+export function replyFrame(reply: DhcpMessage, subnet: Ipv4Subnet): Buffer {
   const toBroadcast = reply.options.messageType === DhcpMessageType.NAK || reply.broadcast;
   const ipDst = reply.ciaddr !== ZERO_IP ? reply.ciaddr : toBroadcast ? BROADCAST_IP : reply.yiaddr;
   return buildPacket([
@@ -251,7 +260,7 @@ export class DhcpResponderApp implements ZonemeshApp {
     { name: 'dhcp_replies', help: 'DHCP replies the dhcp-responder app sent, by type (offer, ack, nak; DHCPv6 reply6, advertise6).', label: 'type', read: () => this.replies.read() },
     {
       name: 'dhcp_unanswered',
-      help: 'DHCP packets that reached the dhcp-responder app and got no answer, by reason (rate_limited, malformed, unknown_mac, wrong_port, other_server, released, declined, not_a_request, stateful).',
+      help: 'DHCP packets that reached the dhcp-responder app and got no answer, by reason (rate_limited, malformed, unknown_mac, wrong_port, other_server, released, declined, not_a_request, stateful, no_ipv4).',
       label: 'reason',
       read: () => this.unanswered.read(),
     },
@@ -305,8 +314,11 @@ export class DhcpResponderApp implements ZonemeshApp {
     if (request.op !== BootpOp.REQUEST) return 'not_a_request';
     const placed = clientPort(ctx.placement, pin, request.chaddr);
     if (typeof placed === 'string') return placed;
-    const subnet = ctx.model.subnetOf(placed.port);
-    const reply = dhcpAnswer(request, placed, subnet);
+    const info = ctx.model.subnetOf(placed.port);
+    // no client flow sends these up (dhcpFlows): a packet of the moment the model changed
+    if (!info.ipv4 || !portHasIpv4(placed.port)) return 'no_ipv4';
+    const subnet = { ...info.ipv4, subnet: info.subnet, routerMac: info.routerMac };
+    const reply = dhcpAnswer(request, placed.port, subnet);
     if (typeof reply === 'string') return reply;
     ctx.packetOut(pin.dpid, replyFrame(reply, subnet), { to: pin.inPort });
     return { sent: REPLY_TYPES.get(reply.options.messageType)! };

@@ -1,7 +1,7 @@
 import type { Action } from '../../openflow';
 import { toController } from '../../sdk/actions';
 import { OFPP } from '../../openflow';
-import { type Hypervisor, routerLinkLocal } from '../../model';
+import { type Hypervisor, hasIpv4, routerLinkLocal } from '../../model';
 import type { FlowCounter } from '../../sdk/counters';
 import type { Flow, FlowBuilder } from '../../sdk/flow';
 import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
@@ -111,16 +111,20 @@ function* vpcOwners(pipeline: Pipeline, vpc: VpcView): Iterable<OwnerDef> {
 /** On the hypervisors hosting the subnet (its senders live there): ping the gateway, or route via it. */
 function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
   const f = ownerFlows(pipeline, DISTRIBUTED_ROUTER_APP_ID, owner);
-  const { gateway, routerMac } = s.subnet;
-  const toRouter = { metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_dst: routerMac, eth_type: ETH.ip };
-  const flows = [
-    f('l3.gateway')
-      .priority(PRIORITY.ping)
-      .match({ ...toRouter, ip_proto: IP_PROTO.icmp, ipv4_dst: gateway, icmpv4_type: ICMP_ECHO_REQUEST, icmpv4_code: 0 })
-      .apply(...echoReply(routerMac, gateway))
-      .build(),
-    f('l3.gateway').priority(PRIORITY.routed).match(toRouter).goto('l3.route').build(),
-  ];
+  const { routerMac } = s.subnet;
+  const toRouter = { metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_dst: routerMac };
+  const flows: Flow[] = [];
+  if (hasIpv4(s.subnet)) {
+    const toRouter4 = { ...toRouter, eth_type: ETH.ip };
+    flows.push(
+      f('l3.gateway')
+        .priority(PRIORITY.ping)
+        .match({ ...toRouter4, ip_proto: IP_PROTO.icmp, ipv4_dst: s.subnet.gateway, icmpv4_type: ICMP_ECHO_REQUEST, icmpv4_code: 0 })
+        .apply(...echoReply(routerMac, s.subnet.gateway))
+        .build(),
+      f('l3.gateway').priority(PRIORITY.routed).match(toRouter4).goto('l3.route').build(),
+    );
+  }
   if (s.subnet.ipv6) {
     const toRouter6 = { ...toRouter, eth_type: ETH.ipv6 };
     const linkLocal = routerLinkLocal(s.subnet);
@@ -152,7 +156,7 @@ function routeFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[
     DEC_TTL,
   ] as const satisfies readonly Action[];
   const route = (match: Parameters<FlowBuilder['match']>[0]) => f('l3.route').priority(PRIORITY.route).match(match).apply(...toPort).goto(nextTable(pipeline, 'l3.route')).build();
-  const routes = [route({ metadata, eth_type: ETH.ip, ipv4_dst: p.port.ip })];
+  const routes = p.port.ip === undefined ? [] : [route({ metadata, eth_type: ETH.ip, ipv4_dst: p.port.ip })];
   // only global addresses are routed: link-local ones never leave their link
   if (p.ipv6 !== undefined) routes.push(route({ metadata, eth_type: ETH.ipv6, ipv6_dst: p.ipv6 }));
   return onHosts(hosts, routes);

@@ -9,7 +9,7 @@
  * the VM; the flow, in the `intercept` stage, takes those answers before spoofguard and the router.
  */
 import { CHECK_PORT_BASE } from './checker';
-import { EthType, IpProto, toController, type AppContext, type Flow, type HealthCheck, type NetworkModel, type Placement, type TableSpec } from '../../sdk';
+import { EthType, IpProto, hasIpv4, portHasIpv4, toController, type AppContext, type Flow, type HealthCheck, type NetworkModel, type Placement, type TableSpec } from '../../sdk';
 
 export const LB_HEALTH_APP_ID = 36;
 export const CHECK_TABLE = 'lb-health.answers';
@@ -53,8 +53,8 @@ export function checkTargets(model: NetworkModel, placement: Placement): CheckTa
       const port = ports.get(backend.port);
       const subnet = port && subnets.get(`${port.vpc}/${port.subnet}`);
       const hv = port && hypervisors.get(port.hypervisor);
-      // validation guarantees all three; a model that lacks one has nothing to check here
-      if (!port || !subnet || !hv) continue;
+      // validation guarantees all three, and IPv4 (load balancers are IPv4 only); a model that lacks one has nothing to check here
+      if (!port || !subnet || !hv || !portHasIpv4(port) || !hasIpv4(subnet)) continue;
       targets.push({
         key: `${lb.vpc}/${lb.name}/${port.name}`,
         vpc: lb.vpc,

@@ -35,8 +35,10 @@ import {
   TUNNEL_OFPORT,
   arpAnswer,
   cidr,
+  hasIpv4,
   makeCookie,
   output,
+  portHasIpv4,
 } from '../../sdk';
 import { isGateway, outboundGateways, toGateways } from './gateways';
 
@@ -155,6 +157,7 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
   const cookie = makeCookie(NORTH_SOUTH_APP_ID, owner);
   const f = (table: string) => new FlowBuilder(pipeline, pipeline.table(table), cookie);
   const { port, ofport } = placed;
+  if (!portHasIpv4(port)) return new Map(); // validation refuses a floating IP on an IPv6-only subnet
   const vni = BigInt(model.vpcs.find((v) => v.name === port.vpc)!.vni);
   const subnet = model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!;
   const routes = model.egress.find((e) => e.vpc === port.vpc)?.routes ?? DEFAULT_ROUTES;
@@ -209,6 +212,7 @@ export function staysInside(pipeline: Pipeline, model: NetworkModel, cookie: big
   const routerMac = model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!.routerMac;
   return model.subnets
     .filter((s) => s.vpc === port.vpc)
+    .filter(hasIpv4)
     .map((s) =>
       new FlowBuilder(pipeline, pipeline.table(NAT_OUTBOUND_TABLE), cookie)
         .priority(PRIORITY.inside)

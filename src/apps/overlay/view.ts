@@ -1,5 +1,6 @@
 import type { AclRule, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc } from '../../model';
-import { FLOOD_KEYS, PORT_KEYS, assignKeys, portIpv6, sameData } from '../../model';
+import { FLOOD_KEYS, PORT_KEYS, assignKeys, hasIpv4, portIpv6, sameData } from '../../model';
+import { ETH } from './registers';
 import type { PortNumbers as Placement } from '../../sdk';
 
 /**
@@ -55,6 +56,18 @@ export interface OverlayView {
   readonly hypervisorByName: ReadonlyMap<string, Hypervisor>;
   readonly vpcs: readonly VpcView[];
   readonly vpcByName: ReadonlyMap<string, VpcView>;
+}
+
+type IpEthType = typeof ETH.ip | typeof ETH.ipv6;
+
+/** the IP versions a subnet carries, as ethertypes: IPv4 with a CIDR, IPv6 with a prefix */
+export function subnetFamilies(subnet: Subnet): IpEthType[] {
+  return [...(hasIpv4(subnet) ? [ETH.ip] : []), ...(subnet.ipv6 ? [ETH.ipv6] : [])];
+}
+
+/** the IP versions a port has an address of, as ethertypes */
+export function portFamilies(p: PortView): IpEthType[] {
+  return [...(p.port.ip === undefined ? [] : [ETH.ip]), ...(p.ipv6 === undefined ? [] : [ETH.ipv6])];
 }
 
 /** the model objects a VPC view was built from */

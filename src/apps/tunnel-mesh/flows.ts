@@ -20,6 +20,7 @@ import {
   onHosts,
   output,
   ownerFlows,
+  portFamilies,
   setReg,
   vpcGroups,
 } from '../overlay';
@@ -134,17 +135,21 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
       .apply(setReg(REG.srcSubnet, p.subnetKey), setReg(REG.srcPort, p.key))
       .goto('spoofguard')
       .build(),
-    f('spoofguard').priority(PRIORITY.exact).match({ in_port: port, eth_src: mac, eth_type: ETH.ip, ipv4_src: ip }).goto(nextTable(pipeline, 'spoofguard')).build(),
-    f('spoofguard')
-      .priority(PRIORITY.exact)
-      .match({ in_port: port, eth_src: mac, eth_type: ETH.arp, arp_spa: ip, arp_sha: mac })
-      .goto(nextTable(pipeline, 'spoofguard'))
-      .build(),
+    ...(ip === undefined
+      ? []
+      : [
+          f('spoofguard').priority(PRIORITY.exact).match({ in_port: port, eth_src: mac, eth_type: ETH.ip, ipv4_src: ip }).goto(nextTable(pipeline, 'spoofguard')).build(),
+          f('spoofguard')
+            .priority(PRIORITY.exact)
+            .match({ in_port: port, eth_src: mac, eth_type: ETH.arp, arp_spa: ip, arp_sha: mac })
+            .goto(nextTable(pipeline, 'spoofguard'))
+            .build(),
+        ]),
     ...ipv6Spoofguard(pipeline, () => f('spoofguard'), p),
     l2,
     f('output').priority(PRIORITY.exact).match({ metadata: vpc, [REG.egress]: p.key }).apply(output(port)).build(),
     // policy ran at the source; committing here lets the replies pass this hypervisor's conntrack
-    ...(p.ipv6 === undefined ? [ETH.ip] : [ETH.ip, ETH.ipv6]).map((eth_type) =>
+    ...portFamilies(p).map((eth_type) =>
       tunnelIn({ eth_type }).priority(PRIORITY.ipFirst).apply(ctCommit(conntrackZone(p.vni)), output(port)).build(),
     ),
     tunnelIn({}).priority(PRIORITY.other).apply(output(port)).build(),
