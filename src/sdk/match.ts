@@ -70,7 +70,8 @@ export function matchFromSpec(spec: MatchSpec): Match {
   if (fields.length > 1) fields.sort(inFieldOrder);
   for (const field of fields) {
     const raw = spec[field];
-    if (raw === undefined) continue;
+    // a field given as undefined (an absent address, say) would silently match everything
+    if (raw === undefined) throw new FlowBuildError(`match field ${field} is undefined: leave the field out to wildcard it`, { field });
     if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) {
       out.push(exactTlv(field, raw));
       continue;

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { flowKey } from '../../src/sdk';
+import { FlowBuildError, flowKey } from '../../src/sdk';
 import { matchFromSpec } from '../../src/sdk/match';
 
 // OVS reports a field masked with all ones as an exact match: the reconciler must see the same
@@ -13,4 +13,11 @@ test('an all-ones mask is an exact match, as OVS reports it back', (t) => {
   // a real mask stays
   t.not(key([{ field: 'tcp_dst', value: 8064, mask: 0xfff0 }]), key([{ field: 'tcp_dst', value: 8064 }]));
   t.deepEqual(matchFromSpec({ tcp_dst: { value: 8064, mask: 0xfff0 } }), [{ field: 'tcp_dst', value: 8064, mask: 0xfff0 }]);
+});
+
+test('a match field given as undefined is an error, not a wildcard', (t) => {
+  const absent: string | undefined = undefined;
+  const err = t.throws(() => matchFromSpec({ eth_type: 0x0800, ipv4_dst: absent }), { instanceOf: FlowBuildError });
+  t.regex(err!.message, /ipv4_dst is undefined/);
+  t.deepEqual(matchFromSpec({ eth_type: 0x0800 }).map((m) => m.field), ['eth_type']);
 });
