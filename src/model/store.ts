@@ -1,5 +1,6 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
 import { ModelValidationError } from './errors';
+import { internModel } from './intern';
 import { parseModel, parseModelInWorker } from './parse';
 import type { HypervisorAccess, NetworkModel } from './types';
 import { FileReadError, FileTooLargeError, WatchedDocument, readFileCapped } from './watch-file';
@@ -73,6 +74,15 @@ export function withHypervisorAccess(model: NetworkModel, access: Readonly<Recor
   return { ...model, hypervisors: model.hypervisors.map((h) => (Object.hasOwn(access, h.name) ? { ...h, ...access[h.name] } : h)) };
 }
 
+/**
+ * The version a store hands on after `previous`: the validated model read, access settings merged,
+ * and every object that did not change the previous version's very object (internModel), so that
+ * the runtime finds what changed by identity however the store read it.
+ */
+export function nextVersion(read: NetworkModel, previous: NetworkModel, access: Readonly<Record<string, HypervisorAccess>> | undefined): NetworkModel {
+  return internModel(withHypervisorAccess(read, access), previous);
+}
+
 export interface FileModelStoreOptions {
   /** hypervisor name → how this deployment reaches it, merged into every version of the model read */
   hypervisors?: Readonly<Record<string, HypervisorAccess>>;
@@ -110,7 +120,7 @@ export class FileModelStore implements ModelStore {
       current: loaded,
       ...(options.settleMs !== undefined && { settleMs: options.settleMs }),
     });
-    this.file.accepted$.subscribe((model) => this.subject.next(withHypervisorAccess(model, options.hypervisors)));
+    this.file.accepted$.subscribe((model) => this.subject.next(nextVersion(model, this.subject.value, options.hypervisors)));
     this.rejected$ = this.file.rejected$;
   }
 
