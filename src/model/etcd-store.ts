@@ -5,7 +5,7 @@ import { CURRENT_KEY, ETCD_ROOT } from './etcd-layout';
 import { StoredModel } from './etcd-model';
 import { sameData } from './equal';
 import type { ModelValidationError } from './errors';
-import { type ModelStore, nextVersion, withHypervisorAccess } from './store';
+import { type ModelStore, withHypervisorAccess } from './store';
 import type { HypervisorAccess, NetworkModel } from './types';
 
 /** What the store says about its connection (a pino logger fits). */
@@ -131,7 +131,7 @@ export class EtcdModelStore implements ModelStore {
 
   private publish(revision: number, model: NetworkModel): void {
     this.modelRevision = revision;
-    this.subject.next(nextVersion(model, this.subject.value, this.options.hypervisors));
+    this.subject.next(withHypervisorAccess(model, this.options.hypervisors));
   }
 
   /** The keys and model as of the last applied revision (etcd-writer.ts checks writes against it). */

@@ -1,26 +1,32 @@
-import type { NetworkModel } from './types';
+import { EMPTY_MODEL, type NetworkModel } from './types';
 
 /**
  * A string that is the same for two values exactly when `sameData` says they are equal: keys in
- * sorted order, absent and undefined alike, strings quoted, bigints marked.
+ * sorted order, absent and undefined alike, strings and key names prefixed by their length (no
+ * escaping, and no string can pass for structure), bigints marked apart from numbers.
  */
 export function contentKey(value: unknown): string {
   switch (typeof value) {
     case 'string':
-      return JSON.stringify(value);
+      return `${value.length}'${value}`;
     case 'number':
+      return `#${value}`;
     case 'boolean':
-      return String(value);
+      return value ? 'T' : 'F';
     case 'bigint':
       return `${value}n`;
     case 'undefined':
       return 'u';
     case 'object': {
-      if (value === null) return 'null';
-      if (Array.isArray(value)) return `[${value.map(contentKey).join(',')}]`;
+      if (value === null) return 'N';
+      if (Array.isArray(value)) {
+        let key = '[';
+        for (const v of value) key += `${contentKey(v)},`;
+        return `${key}]`;
+      }
       const o = value as Record<string, unknown>;
       let key = '{';
-      for (const k of Object.keys(o).sort()) if (o[k] !== undefined) key += `${k}:${contentKey(o[k])},`;
+      for (const k of Object.keys(o).sort()) if (o[k] !== undefined) key += `${k.length}'${k}${contentKey(o[k])}`;
       return `${key}}`;
     }
     default:
@@ -28,61 +34,104 @@ export function contentKey(value: unknown): string {
   }
 }
 
-/** a list's content keys, position by position, kept beside every list `internModel` returned or read */
-const keysOf = new WeakMap<readonly object[], readonly string[]>();
-/** a list's objects by content key (the first of equal ones) */
-const indexOf = new WeakMap<readonly object[], ReadonlyMap<string, object>>();
+/**
+ * Content keys of one list's objects, in order: one string and each key's length, which a worker
+ * thread receives or sends as two copies instead of thousands of strings.
+ */
+export interface ListKeys {
+  readonly text: string;
+  readonly lengths: Uint32Array;
+}
 
-function keyed(list: readonly object[]): { keys: readonly string[]; index: ReadonlyMap<string, object> } {
-  let keys = keysOf.get(list);
-  let index = indexOf.get(list);
-  if (!keys || !index) {
-    keys = list.map(contentKey);
-    const byKey = new Map<string, object>();
-    list.forEach((o, i) => byKey.has(keys![i]!) || byKey.set(keys![i]!, o));
-    keysOf.set(list, keys);
-    indexOf.set(list, (index = byKey));
-  }
-  return { keys, index };
+export type ContentKeys = Readonly<Record<keyof NetworkModel, ListKeys>>;
+
+/** one list of a version read afresh: its objects that the previous version lacks, and where each object comes from */
+export interface ListMatch {
+  readonly fresh: readonly object[];
+  /** per object, the index of the previous version's equal object, or -1 for the next of `fresh` */
+  readonly from: Int32Array;
+  readonly keys: ListKeys;
+}
+
+export type ModelMatch = Readonly<Record<keyof NetworkModel, ListMatch>>;
+
+const LISTS = Object.keys(EMPTY_MODEL) as (keyof NetworkModel)[];
+
+function listKeys(list: readonly object[]): ListKeys {
+  const keys = list.map(contentKey);
+  return { text: keys.join(''), lengths: Uint32Array.from(keys, (k) => k.length) };
+}
+
+function splitKeys({ text, lengths }: ListKeys): string[] {
+  const keys = new Array<string>(lengths.length);
+  let at = 0;
+  for (let i = 0; i < lengths.length; i++) keys[i] = text.slice(at, (at += lengths[i]!));
+  return keys;
+}
+
+/** each version's content keys, kept beside it for the next version's match */
+const keysOf = new WeakMap<NetworkModel, ContentKeys>();
+
+/** The content keys of a model's objects: kept when the model was assembled, else computed (once). */
+export function modelKeys(model: NetworkModel): ContentKeys {
+  let keys = keysOf.get(model);
+  if (!keys) keysOf.set(model, (keys = Object.fromEntries(LISTS.map((name) => [name, listKeys(model[name])])) as unknown as ContentKeys));
+  return keys;
 }
 
 /**
- * `next` with every object equal in content to one of `previous` replaced by that very object, and
- * every list that then holds the very same objects replaced by the previous list: whatever compares
- * a store's model versions (the overlay view) compares by identity, however the version was read.
- * A list with two equal objects is left as it is (interned, it would hold one object twice). Each
- * object's content key is computed once: the returned lists keep theirs.
+ * Where the parse is (a worker thread of the file store): each object of `read` matched by content
+ * key to an equal object of the previous version, whose keys are `previous`. Two equal objects of
+ * one list are never matched to the same previous object: the second counts as fresh.
  */
-export function internModel(next: NetworkModel, previous: NetworkModel): NetworkModel {
-  const out: Record<string, readonly object[]> = {};
-  for (const name of Object.keys(next) as (keyof NetworkModel)[]) out[name] = internList<object>(next[name], previous[name] ?? []);
-  return out as unknown as NetworkModel;
+export function matchModel(read: NetworkModel, previous: ContentKeys | undefined): ModelMatch {
+  const match: Partial<Record<keyof NetworkModel, ListMatch>> = {};
+  for (const name of LISTS) {
+    const list = read[name];
+    const keys = listKeys(list);
+    const indexOf = new Map<string, number>();
+    if (previous) splitKeys(previous[name]).forEach((k, i) => indexOf.has(k) || indexOf.set(k, i));
+    const from = new Int32Array(list.length);
+    const fresh: object[] = [];
+    const own = splitKeys(keys);
+    const seen = new Set<string>();
+    for (let i = 0; i < list.length; i++) {
+      const at = seen.has(own[i]!) ? undefined : indexOf.get(own[i]!);
+      seen.add(own[i]!);
+      from[i] = at ?? -1;
+      if (at === undefined) fresh.push(list[i]!);
+    }
+    match[name] = { fresh, from, keys };
+  }
+  return match as ModelMatch;
 }
 
-function internList<T extends object>(now: readonly T[], before: readonly T[]): readonly T[] {
-  if (now === before) return before;
-  const old = keyed(before);
-  const keys = new Array<string>(now.length);
-  const index = new Map<string, T>();
-  const list = new Array<T>(now.length);
-  let kept = now.length === before.length;
-  for (let i = 0; i < now.length; i++) {
-    const fresh = now[i]!;
-    // an object kept in place (an etcd store's unchanged one) has its key already
-    const key = fresh === before[i] ? old.keys[i]! : contentKey(fresh);
-    const item = (old.index.get(key) as T | undefined) ?? fresh;
-    keys[i] = key;
-    list[i] = item;
-    index.set(key, item);
-    kept &&= item === before[i];
+/**
+ * The version a match describes, made of the previous version's very objects wherever they are
+ * equal, and of the previous lists themselves where nothing changed: whatever compares versions
+ * (the overlay view) compares by identity, however the version was read.
+ */
+export function assembleModel(match: ModelMatch, previous: NetworkModel): NetworkModel {
+  const model: Partial<Record<keyof NetworkModel, readonly object[]>> = {};
+  for (const name of LISTS) {
+    const { fresh, from } = match[name];
+    const before: readonly object[] = previous[name];
+    const list = new Array<object>(from.length);
+    let kept = from.length === before.length;
+    let next = 0;
+    for (let i = 0; i < from.length; i++) {
+      const at = from[i]!;
+      list[i] = at < 0 ? fresh[next++]! : before[at]!;
+      kept &&= at === i;
+    }
+    model[name] = kept ? before : list;
   }
-  if (index.size < now.length) {
-    keysOf.set(now, keys);
-    indexOf.set(now, new Map(now.map((o, i) => [keys[i]!, o])));
-    return now;
-  }
-  if (kept) return before;
-  keysOf.set(list, keys);
-  indexOf.set(list, index);
-  return list;
+  const version = model as NetworkModel;
+  keysOf.set(version, Object.fromEntries(LISTS.map((name) => [name, match[name].keys])) as unknown as ContentKeys);
+  return version;
+}
+
+/** `read` interned against `previous` on this thread: matchModel then assembleModel. */
+export function internModel(read: NetworkModel, previous: NetworkModel): NetworkModel {
+  return assembleModel(matchModel(read, modelKeys(previous)), previous);
 }

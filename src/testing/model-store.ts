@@ -1,5 +1,5 @@
 import { BehaviorSubject, Subject } from 'rxjs';
-import { ModelValidationError, nextVersion, validateModel, type ModelStore, type NetworkModel } from '../model';
+import { ModelValidationError, internModel, validateModel, type ModelStore, type NetworkModel } from '../model';
 
 /**
  * A model store a test drives: `set` applies a model as an accepted edit would, `setDocument`
@@ -30,7 +30,7 @@ export class TestModelStore implements ModelStore {
   /** true when the document was a valid model and is now the current one */
   setDocument(doc: unknown, source = 'test model'): boolean {
     try {
-      this.subject.next(nextVersion(validateModel(doc, source), this.subject.value, undefined));
+      this.subject.next(internModel(validateModel(doc, source), this.subject.value));
       return true;
     } catch (e) {
       if (!(e instanceof ModelValidationError)) throw e;

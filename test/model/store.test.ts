@@ -109,7 +109,8 @@ test('a re-read file is handed on interned: unchanged objects and lists are the 
   t.is(after.ports[5]!.mac, '02:00:00:ff:ff:01');
   t.not(after.ports[5], before.ports[5]);
   after.ports.forEach((p, i) => i === 5 || t.is(p, before.ports[i], `ports[${i}]`));
-  t.is(after.hypervisors, before.hypervisors, 'hypervisors, the one with access merged included');
+  after.hypervisors.forEach((h, i) => t.is(h, before.hypervisors[i], `hypervisors[${i}], the one with access merged included`));
+  t.is(after.hypervisors[0]!.ovsdb, 'unix:/run/zm/hv1/db.sock');
   t.is(after.subnets, before.subnets);
 });
 
