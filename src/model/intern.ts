@@ -57,8 +57,7 @@ export type ModelMatch = Readonly<Record<keyof NetworkModel, ListMatch>>;
 
 const LISTS = Object.keys(EMPTY_MODEL) as (keyof NetworkModel)[];
 
-function listKeys(list: readonly object[]): ListKeys {
-  const keys = list.map(contentKey);
+function joined(keys: readonly string[]): ListKeys {
   return { text: keys.join(''), lengths: Uint32Array.from(keys, (k) => k.length) };
 }
 
@@ -75,7 +74,7 @@ const keysOf = new WeakMap<NetworkModel, ContentKeys>();
 /** The content keys of a model's objects: kept when the model was assembled, else computed (once). */
 export function modelKeys(model: NetworkModel): ContentKeys {
   let keys = keysOf.get(model);
-  if (!keys) keysOf.set(model, (keys = Object.fromEntries(LISTS.map((name) => [name, listKeys(model[name])])) as unknown as ContentKeys));
+  if (!keys) keysOf.set(model, (keys = Object.fromEntries(LISTS.map((name) => [name, joined(model[name].map(contentKey))])) as unknown as ContentKeys));
   return keys;
 }
 
@@ -88,12 +87,11 @@ export function matchModel(read: NetworkModel, previous: ContentKeys | undefined
   const match: Partial<Record<keyof NetworkModel, ListMatch>> = {};
   for (const name of LISTS) {
     const list = read[name];
-    const keys = listKeys(list);
+    const own = list.map(contentKey);
     const indexOf = new Map<string, number>();
     if (previous) splitKeys(previous[name]).forEach((k, i) => indexOf.has(k) || indexOf.set(k, i));
     const from = new Int32Array(list.length);
     const fresh: object[] = [];
-    const own = splitKeys(keys);
     const seen = new Set<string>();
     for (let i = 0; i < list.length; i++) {
       const at = seen.has(own[i]!) ? undefined : indexOf.get(own[i]!);
@@ -101,7 +99,7 @@ export function matchModel(read: NetworkModel, previous: ContentKeys | undefined
       from[i] = at ?? -1;
       if (at === undefined) fresh.push(list[i]!);
     }
-    match[name] = { fresh, from, keys };
+    match[name] = { fresh, from, keys: joined(own) };
   }
   return match as ModelMatch;
 }
