@@ -7,9 +7,14 @@
  * Model per size H (a multiple of 4): bench/overlay-model.ts (10 ports per hypervisor). Port adds go to
  * VPCs in turn, each on one of the VPC's hypervisors; after 20 unmeasured warm-up adds, each add is
  * timed from the new model to the FLOW_MODs: overlay view, the four engines, the runtime's
- * DesiredState, and diffFlows per changed (owner, switch) as the reconciler does it.
+ * DesiredState, and diffFlows per changed (owner, switch) as the reconciler does it. At the sizes
+ * in --reread the adds run again with every object of the model new, as a re-read file gives it,
+ * interned by the store (timed apart), then ten reloads of the model file itself (read, parse,
+ * validate, intern).
  */
-import { cpus, loadavg } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
@@ -21,7 +26,8 @@ import type { PortNumbers as Placement } from '../src/sdk';
 import { TUNNEL_MESH_APP_ID, TUNNEL_MESH_TABLES, tunnelMeshGroups } from '../src/apps/tunnel-mesh';
 import { DesiredState } from '../src/runtime/desired-state';
 import { diffFlows } from '../src/sdk/diff';
-import { type NetworkModel, validateModel } from '../src/model';
+import { stringify } from 'yaml';
+import { type NetworkModel, assembleModel, loadModelFile, matchModel, modelKeys, parseModelInWorker, validateModel } from '../src/model';
 import { makeCookie } from '../src/sdk/cookie';
 import { type FlowsChange, IncrementalCompiler, type OwnerGroup } from '../src/sdk/incremental';
 import { Pipeline } from '../src/sdk/pipeline';
@@ -42,6 +48,10 @@ const OWNED = new Set(APPS.map((a) => a.appId));
 const WARMUP = 20;
 
 const ms = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e6;
+const cpuMs = (since: NodeJS.CpuUsage) => {
+  const cpu = process.cpuUsage(since);
+  return (cpu.user + cpu.system) / 1000;
+};
 const mb = (n: number) => `${(n / 2 ** 20).toFixed(0)} MB`;
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 
@@ -129,7 +139,7 @@ function fullCompile(hvCount: number, rounds: number): { rt: Runtime; model: Net
   return { rt: { view, engines, desired }, model, placement };
 }
 
-function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean): void {
+async function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean): Promise<void> {
   const { rt, model: first, placement: firstPlacement } = fullCompile(hvCount, rounds);
   let model = first;
   let placement: Map<bigint, Map<string, number>> = firstPlacement;
@@ -141,7 +151,11 @@ function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean
   });
   const times: number[] = [];
   const cpuTimes: number[] = [];
+  const matchTimes: number[] = [];
+  const assembleTimes: number[] = [];
   const perAdd: number[] = [];
+  /** what the store holds: the last version it handed on */
+  let stored = model;
   const addedTo = new Map<string, number>();
   for (let i = 0; i < WARMUP + adds; i++) {
     const vpc = model.vpcs[(i * 7) % model.vpcs.length]!;
@@ -153,17 +167,29 @@ function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean
     const nextPlacement = new Map(placement);
     nextPlacement.set(hv.datapathId, new Map(placement.get(hv.datapathId)));
     plug(nextPlacement, hv, added);
-    // a re-read model file: every object new, equal ones included
+    // a re-read model file: every object new, equal ones included, then interned by the store
     const copy = <T extends object>(list: readonly T[]) => list.map((o) => ({ ...o }));
-    const input = reread ? { ...next, hypervisors: copy(next.hypervisors), vpcs: copy(next.vpcs), subnets: copy(next.subnets), ports: copy(next.ports), acls: copy(next.acls) } : next;
+    let input: NetworkModel = next;
+    if (reread) {
+      const read = { ...next, hypervisors: copy(next.hypervisors), vpcs: copy(next.vpcs), subnets: copy(next.subnets), ports: copy(next.ports), acls: copy(next.acls) };
+      let cpu0 = process.cpuUsage();
+      const match = matchModel(read, modelKeys(stored));
+      const matchMs = cpuMs(cpu0);
+      cpu0 = process.cpuUsage();
+      // structuredClone: what postMessage does to the match between the worker and this thread
+      stored = input = assembleModel(structuredClone(match), stored);
+      if (i >= WARMUP) {
+        matchTimes.push(matchMs);
+        assembleTimes.push(cpuMs(cpu0));
+      }
+    }
     mods = 0;
     const cpu0 = process.cpuUsage();
     const t0 = process.hrtime.bigint();
     apply(rt, input, nextPlacement);
     if (i >= WARMUP) {
       times.push(ms(t0));
-      const cpu = process.cpuUsage(cpu0);
-      cpuTimes.push((cpu.user + cpu.system) / 1000);
+      cpuTimes.push(cpuMs(cpu0));
       perAdd.push(mods);
     }
     model = next;
@@ -177,6 +203,62 @@ function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean
   // on a shared machine wall time includes waiting for a CPU; CPU time (all threads, GC helpers too) does not
   console.log(`  CPU time per add: p50 ${pct(cpuTimes, 50).toFixed(2)} ms, p99 ${pct(cpuTimes, 99).toFixed(2)} ms`);
   console.log(`  FLOW_MODs per add: p50 ${pct(perAdd, 50)}, max ${perAdd[perAdd.length - 1]}`);
+  if (!reread) return undefined;
+  matchTimes.sort((a, b) => a - b);
+  assembleTimes.sort((a, b) => a - b);
+  console.log(`  before that, in the store: content keys matched (the parse worker's part) CPU p50 ${pct(matchTimes, 50).toFixed(2)} ms, p99 ${pct(matchTimes, 99).toFixed(2)} ms;`);
+  console.log(`    the match copied over and the version assembled (this thread's part) CPU p50 ${pct(assembleTimes, 50).toFixed(2)} ms, p99 ${pct(assembleTimes, 99).toFixed(2)} ms`);
+  return readParseIntern(model, addedTo);
+}
+
+/** samples of a whole reload of the model file: read, then parse, validate and match in the store's worker, then assemble */
+const RELOADS = 10;
+
+async function readParseIntern(model: NetworkModel, addedTo: Map<string, number>): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'zm-compile-'));
+  const file = join(dir, 'model.yaml');
+  try {
+    // no aliases: the parser refuses many (an alias bomb)
+    const write = () => writeFileSync(file, stringify(toDocument(model), { aliasDuplicateObjects: false }));
+    write();
+    // the version the store holds, with its keys (made at startup)
+    let stored = loadModelFile(file);
+    modelKeys(stored);
+    const steps = { parse: [] as number[], match: [] as number[], assemble: [] as number[], wholeCopy: [] as number[], worker: [] as number[] };
+    for (let i = 0; i < RELOADS; i++) {
+      const vpc = model.vpcs[(i * 11) % model.vpcs.length]!;
+      const hv = model.hypervisors[(vpc.vni - 1) * 4]!;
+      const k = (addedTo.get(vpc.name) ?? 0) + i;
+      model = { ...model, ports: [...model.ports, port(vpc.name, vpc.vni, HVS_PER_VPC * (PORTS_PER_HV / 2) + k, hv, `${vpc.name}-file${k}`)] };
+      write();
+      // the store's path as it runs: the file read here, parse and match in a worker, assembled here
+      let t0 = process.hrtime.bigint();
+      const viaWorker = await parseModelInWorker(readFileSync(file), file, 1024, undefined, stored);
+      steps.worker.push(ms(t0));
+      // its steps one by one on this thread, for their CPU time
+      let cpu0 = process.cpuUsage();
+      const read = loadModelFile(file);
+      steps.parse.push(cpuMs(cpu0));
+      cpu0 = process.cpuUsage();
+      const match = matchModel(read, modelKeys(stored));
+      steps.match.push(cpuMs(cpu0));
+      cpu0 = process.cpuUsage();
+      const next = assembleModel(structuredClone(match), stored);
+      steps.assemble.push(cpuMs(cpu0));
+      // what this thread received before: the whole model from the worker
+      cpu0 = process.cpuUsage();
+      structuredClone(read);
+      steps.wholeCopy.push(cpuMs(cpu0));
+      if (next.ports[0] !== stored.ports[0] || viaWorker.ports[0] !== stored.ports[0] || next.ports.length !== read.ports.length) throw new Error('the reload was not interned');
+      stored = next;
+    }
+    for (const l of Object.values(steps)) l.sort((a, b) => a - b);
+    const p = (l: number[]) => `p50 ${pct(l, 50).toFixed(1)} / max ${l[l.length - 1]!.toFixed(1)} ms`;
+    console.log(`  ${RELOADS} reloads of the model file (${model.ports.length} ports), one port added each: read + parse + match in the worker + assemble, wall ${p(steps.worker)};`);
+    console.log(`    CPU of the steps (here on one thread): read + parse + validate ${p(steps.parse)}, content keys + match ${p(steps.match)}, copy of the match + assemble ${p(steps.assemble)} (a copy of the whole model, what crossed before: ${p(steps.wholeCopy)})`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 const { values } = parseArgs({
@@ -191,7 +273,9 @@ const { values } = parseArgs({
 const adds = Number(values.adds);
 const rounds = Number(values.rounds);
 console.log(`# zonemesh compile benchmark (node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ${cpus().length} CPUs)`);
-for (const size of values.sizes.split(',').map(Number)) {
-  portAdds(size, adds, rounds, false);
-  if (values.reread.split(',').map(Number).includes(size)) portAdds(size, adds, 1, true);
-}
+void (async () => {
+  for (const size of values.sizes.split(',').map(Number)) {
+    await portAdds(size, adds, rounds, false);
+    if (values.reread.split(',').map(Number).includes(size)) await portAdds(size, adds, 1, true);
+  }
+})();

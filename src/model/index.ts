@@ -8,6 +8,7 @@ export * from './parse';
 export * from './watch-file';
 export * from './derived';
 export * from './equal';
+export * from './intern';
 export { unknownKeyProblem } from './suggest';
 export * from './document';
 export * from './etcd-layout';

@@ -1,12 +1,13 @@
-/** The worker thread of `parseModelInWorker`: parses one document and answers once. */
+/** The worker thread of `parseModelInWorker`: parses one document, matches it against the previous version's keys, and answers once. */
 import { parentPort, workerData } from 'node:worker_threads';
 import { ModelValidationError } from './errors';
-import { parseModel, type ParseReply } from './parse';
+import { matchModel } from './intern';
+import { parseModel, type ParseReply, type ParseRequest } from './parse';
 
-const { bytes, source } = workerData as { bytes: Uint8Array; source: string };
+const { bytes, source, previous } = workerData as ParseRequest;
 let reply: ParseReply;
 try {
-  reply = { model: parseModel(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), source) };
+  reply = { match: matchModel(parseModel(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'), source), previous) };
 } catch (e) {
   if (!(e instanceof ModelValidationError)) throw e;
   reply = { issues: [...e.issues] };

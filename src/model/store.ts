@@ -1,7 +1,8 @@
 import { BehaviorSubject, type Observable } from 'rxjs';
 import { ModelValidationError } from './errors';
+import { modelKeys } from './intern';
 import { parseModel, parseModelInWorker } from './parse';
-import type { HypervisorAccess, NetworkModel } from './types';
+import type { Hypervisor, HypervisorAccess, NetworkModel } from './types';
 import { FileReadError, FileTooLargeError, WatchedDocument, readFileCapped } from './watch-file';
 
 /**
@@ -64,13 +65,25 @@ export function modelSize(model: NetworkModel): Record<keyof NetworkModel, numbe
   };
 }
 
+/** per access settings, each hypervisor as read → the same with them merged in */
+const mergedOf = new WeakMap<object, WeakMap<Hypervisor, Hypervisor>>();
+
 /**
  * The model with each hypervisor's access settings merged in (those of hypervisors the model does
- * not have wait until it does). Hypervisors that get nothing keep their object.
+ * not have wait until it does). Hypervisors that get nothing keep their object; one that does gets
+ * the same merged object in every version that has its very object as read (a store's unchanged
+ * one), so versions still compare by identity.
  */
 export function withHypervisorAccess(model: NetworkModel, access: Readonly<Record<string, HypervisorAccess>> | undefined): NetworkModel {
   if (!access || !model.hypervisors.some((h) => Object.hasOwn(access, h.name))) return model;
-  return { ...model, hypervisors: model.hypervisors.map((h) => (Object.hasOwn(access, h.name) ? { ...h, ...access[h.name] } : h)) };
+  let merged = mergedOf.get(access);
+  if (!merged) mergedOf.set(access, (merged = new WeakMap()));
+  const withAccess = (h: Hypervisor) => {
+    let m = merged!.get(h);
+    if (!m) merged!.set(h, (m = { ...h, ...access[h.name] }));
+    return m;
+  };
+  return { ...model, hypervisors: model.hypervisors.map((h) => (Object.hasOwn(access, h.name) ? withAccess(h) : h)) };
 }
 
 export interface FileModelStoreOptions {
@@ -86,11 +99,14 @@ export interface FileModelStoreOptions {
  * A model file, validated on load and on every change; invalid edits are rejected whole. The
  * first load (at startup, before any switch is served) parses on the calling thread; every reload
  * parses in a worker thread with a capped heap, so a large edit neither stalls the sessions nor
- * takes the process's memory.
+ * takes the process's memory. Each version is interned against the one before (internModel, the
+ * matching done in the worker): every unchanged object is the previous version's very object.
  */
 export class FileModelStore implements ModelStore {
   private readonly subject: BehaviorSubject<NetworkModel>;
   private readonly file: WatchedDocument<NetworkModel, ModelValidationError>;
+  /** the last version accepted, as read (before access settings are merged): the next one is matched against it */
+  private read: NetworkModel;
   readonly model$: Observable<NetworkModel>;
   readonly rejected$: Observable<ModelValidationError>;
 
@@ -101,16 +117,22 @@ export class FileModelStore implements ModelStore {
   ) {
     const maxBytes = options.maxBytes ?? DEFAULT_MODEL_MAX_BYTES;
     const loaded = readModelFile(path, maxBytes);
-    this.subject = new BehaviorSubject(withHypervisorAccess(parseModel(loaded.toString('utf8'), path), options.hypervisors));
+    this.read = parseModel(loaded.toString('utf8'), path);
+    // at startup, before any switch is served: the first reload then has the keys to match against
+    modelKeys(this.read);
+    this.subject = new BehaviorSubject(withHypervisorAccess(this.read, options.hypervisors));
     this.model$ = this.subject.asObservable();
     this.file = new WatchedDocument(path, {
-      parse: (bytes, signal) => parseModelInWorker(bytes, path, parseHeapMb(maxBytes), signal),
+      parse: (bytes, signal) => parseModelInWorker(bytes, path, parseHeapMb(maxBytes), signal, this.read),
       rejection: (e) => (e instanceof FileReadError ? modelReadError(e) : e instanceof ModelValidationError ? e : undefined),
       maxBytes,
       current: loaded,
       ...(options.settleMs !== undefined && { settleMs: options.settleMs }),
     });
-    this.file.accepted$.subscribe((model) => this.subject.next(withHypervisorAccess(model, options.hypervisors)));
+    this.file.accepted$.subscribe((model) => {
+      this.read = model;
+      this.subject.next(withHypervisorAccess(model, options.hypervisors));
+    });
     this.rejected$ = this.file.rejected$;
   }
 

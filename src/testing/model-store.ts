@@ -1,10 +1,11 @@
 import { BehaviorSubject, Subject } from 'rxjs';
-import { ModelValidationError, validateModel, type ModelStore, type NetworkModel } from '../model';
+import { ModelValidationError, internModel, validateModel, type ModelStore, type NetworkModel } from '../model';
 
 /**
  * A model store a test drives: `set` applies a model as an accepted edit would, `setDocument`
- * validates a document as a model file's content (YAML's parsed form) and applies it or reports
- * it on `rejected$` as a refused edit, leaving the model as it was.
+ * validates a document as a model file's content (YAML's parsed form) and applies it as the file
+ * store would (its unchanged objects the current model's) or reports it on `rejected$` as a
+ * refused edit, leaving the model as it was.
  */
 export class TestModelStore implements ModelStore {
   private readonly subject: BehaviorSubject<NetworkModel>;
@@ -29,7 +30,7 @@ export class TestModelStore implements ModelStore {
   /** true when the document was a valid model and is now the current one */
   setDocument(doc: unknown, source = 'test model'): boolean {
     try {
-      this.subject.next(validateModel(doc, source));
+      this.subject.next(internModel(validateModel(doc, source), this.subject.value));
       return true;
     } catch (e) {
       if (!(e instanceof ModelValidationError)) throw e;

@@ -19,6 +19,7 @@ import {
   assignKeys,
   conntrackZone,
   derivedKey,
+  internModel,
   keyCollisions,
   keyOf,
   validateModel,
@@ -129,9 +130,9 @@ test('validation: keys unique per VPC and in range, vni 24 bits, conntrack zones
   t.deepEqual(zones.issues, [{ path: 'vpcs[1].vni', problem: 'VPCs blue and red share conntrack zone 101 and hypervisor hv1 (zones are 16 bits: vnis 65,535 apart share one): choose another vni' }]);
 });
 
-test('views are interned: re-reading an unchanged model gives the very same view objects', (t) => {
+test('views are interned: re-reading an unchanged model, as a store hands it on, gives the very same view objects', (t) => {
   const first = viewOf(twoZones());
-  const again = buildOverlayView(twoZones(), first.placement, first);
+  const again = buildOverlayView(internModel(twoZones(), first.model), first.placement, first);
   t.not(again, first);
   t.is(again.hypervisors, first.hypervisors);
   again.vpcs.forEach((v, i) => t.is(v, first.vpcs[i]));
@@ -187,7 +188,10 @@ test('views: a change to any field of any model object is seen, without a list o
 test('views: a port added to one VPC leaves the other VPC and the untouched subnets as they were', (t) => {
   const m = twoZones();
   const first = viewOf(m);
-  const next = edit(m, (doc) => doc.ports.push({ name: 'db2', vpc: 'blue', subnet: 'db', mac: '02:00:00:01:03:0c', ip: '10.1.3.12', hypervisor: 'hv4' }));
+  const next = internModel(
+    edit(m, (doc) => doc.ports.push({ name: 'db2', vpc: 'blue', subnet: 'db', mac: '02:00:00:01:03:0c', ip: '10.1.3.12', hypervisor: 'hv4' })),
+    m,
+  );
   const second = viewOf(next, placeAll(next), first);
   const [blue1, red1] = first.vpcs;
   const [blue2, red2] = second.vpcs;

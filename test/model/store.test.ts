@@ -96,6 +96,24 @@ test('every bad model file is refused with its file, path and problem, and nothi
   t.is(store.current(), before);
 });
 
+test('a re-read file is handed on interned: unchanged objects and lists are the previous version\'s very objects, access merged or not', async (t) => {
+  const doc = generatedModel(100);
+  const file = modelFile(t, doc);
+  const store = new FileModelStore(file, { hypervisors: { [doc.hypervisors[0]!.name]: { ovsdb: 'unix:/run/zm/hv1/db.sock' } } });
+  t.teardown(() => store.close());
+  const before = store.current();
+  doc.ports[5]!.mac = '02:00:00:ff:ff:01';
+  writeFileSync(file, stringify(doc));
+  t.true(await store.reload());
+  const after = store.current();
+  t.is(after.ports[5]!.mac, '02:00:00:ff:ff:01');
+  t.not(after.ports[5], before.ports[5]);
+  after.ports.forEach((p, i) => i === 5 || t.is(p, before.ports[i], `ports[${i}]`));
+  after.hypervisors.forEach((h, i) => t.is(h, before.hypervisors[i], `hypervisors[${i}], the one with access merged included`));
+  t.is(after.hypervisors[0]!.ovsdb, 'unix:/run/zm/hv1/db.sock');
+  t.is(after.subnets, before.subnets);
+});
+
 test('a model file over the size cap is refused at startup too, before it is parsed', (t) => {
   const file = modelFile(t, generatedModel(50));
   const e = t.throws(() => new FileModelStore(file, { maxBytes: 1000 }), { instanceOf: ModelValidationError });

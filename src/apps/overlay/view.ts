@@ -1,13 +1,14 @@
 import type { AclRule, Hypervisor, LoadBalancer, NetworkModel, Subnet, VmPort, Vpc } from '../../model';
-import { FLOOD_KEYS, PORT_KEYS, assignKeys, hasIpv4, portIpv6, sameData } from '../../model';
+import { FLOOD_KEYS, PORT_KEYS, assignKeys, hasIpv4, portIpv6 } from '../../model';
 import { ETH } from './registers';
 import type { PortNumbers as Placement } from '../../sdk';
 
 /**
  * The model as the overlay apps compile it: grouped by VPC, with tunnel keys and placement resolved.
  * Views are interned across versions: a view object is reused whenever nothing it holds changed, so
- * `===` on views is the incremental engine's cheap change test (a YAML reload with one new port
- * leaves every other view identical).
+ * `===` on views is the incremental engine's cheap change test. Model objects compare by identity
+ * only: a store hands on every unchanged object as the previous version's very object (internModel
+ * in src/model/intern.ts), so a YAML reload with one new port leaves every other view identical.
  */
 
 export interface PortView {
@@ -182,13 +183,9 @@ function vpcsByHost(view: OverlayView): ReadonlyMap<string, readonly string[]> {
 }
 
 function internHypervisors(fresh: readonly Hypervisor[], previous: OverlayView | undefined) {
-  const hypervisorByName = new Map<string, Hypervisor>();
-  for (const h of fresh) {
-    const old = previous?.hypervisorByName.get(h.name);
-    hypervisorByName.set(h.name, old && sameData(old, h) ? old : h);
-  }
+  const hypervisorByName = new Map(fresh.map((h) => [h.name, h]));
   const hypervisors = interned([...hypervisorByName.values()], previous?.hypervisors);
-  // a re-read list of the very same hypervisors keeps the previous map: nothing downstream looks again
+  // a list of the very same hypervisors keeps the previous map: nothing downstream looks again
   return previous && hypervisors === previous.hypervisors ? previous : { hypervisors, hypervisorByName };
 }
 
@@ -244,7 +241,7 @@ function hypervisorsByDpid(hypervisors: readonly Hypervisor[]): ReadonlyMap<bigi
 
 /**
  * The model's objects by VPC. Lists are compared with the previous version's by their common head
- * and tail (the very same objects, or equal data when the model was re-read): only VPCs with an
+ * and tail (the very same objects): only VPCs with an
  * object in between are regrouped, every other VPC keeps its previous inputs. A regrouped VPC's
  * lists are the previous ones with the changed part spliced in where that is certain (an append,
  * an edit or removal of objects they hold), so a one-port edit costs a walk of the lists, no copy.
@@ -276,17 +273,16 @@ interface ListChange<T> {
 
 /**
  * The objects of either list outside their common head and tail, by VPC (all of them in `dirty`);
- * undefined when there are none. Objects compare by identity first; a re-read model's objects are
- * new, so equal data counts as the same.
+ * undefined when there are none. Objects compare by identity (a store interns a re-read model's).
  */
 function changedBetween<T extends object>(now: readonly T[], before: readonly T[], vpcOf: (item: T) => string, dirty: Set<string>): ListChange<T> | undefined {
   if (now === before) return undefined;
   const shorter = Math.min(now.length, before.length);
   let head = 0;
-  // identity inline: the scan of a one-port edit walks every port of the model
-  while (head < shorter && (now[head] === before[head] || sameData(now[head], before[head]))) head++;
+  // the scan of a one-port edit walks every port of the model
+  while (head < shorter && now[head] === before[head]) head++;
   let tail = 0;
-  while (tail < shorter - head && (now[now.length - 1 - tail] === before[before.length - 1 - tail] || sameData(now[now.length - 1 - tail], before[before.length - 1 - tail]))) tail++;
+  while (tail < shorter - head && now[now.length - 1 - tail] === before[before.length - 1 - tail]) tail++;
   if (head + tail === now.length && head + tail === before.length) return undefined;
   const byVpc = (list: readonly T[]) => {
     const out = new Map<string, T[]>();
@@ -362,16 +358,15 @@ function groupAll(model: NetworkModel, dirty: ReadonlySet<string> | undefined, p
 }
 
 function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>, placement: Placement, before?: VpcView): VpcView {
-  const vpc = before && sameData(before.vpc, input.vpc) ? before.vpc : input.vpc;
+  const vpc = input.vpc;
   const vni = vpc.vni;
   const subnetKeys = assignKeys(input.subnets, FLOOD_KEYS);
   const portKeys = assignKeys(input.ports, PORT_KEYS);
   const rawSubnets = new Map(input.subnets.map((s) => [s.name, s]));
 
   const portsBySubnet = new Map<string, PortView[]>(input.subnets.map((s) => [s.name, []]));
-  const ports = input.ports.map((raw) => {
-    const old = before?.portByName.get(raw.name);
-    const port = old && sameData(old.port, raw) ? old.port : raw;
+  const ports = input.ports.map((port) => {
+    const old = before?.portByName.get(port.name);
     const host = hypervisors.get(port.hypervisor)!;
     const fresh: PortView = {
       port,
@@ -392,7 +387,7 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
     const old = before?.subnetByName.get(subnet.name);
     const members = interned(portsBySubnet.get(subnet.name)!, old?.ports);
     const fresh: SubnetView = {
-      subnet: old && sameData(old.subnet, subnet) ? old.subnet : subnet,
+      subnet,
       vni,
       key: subnetKeys.get(subnet.name)!,
       ports: members,
@@ -401,20 +396,8 @@ function buildVpc(input: VpcInputs, hypervisors: ReadonlyMap<string, Hypervisor>
     return old && sameFields(old, fresh) ? old : fresh;
   });
 
-  const acls = interned(
-    input.acls.map((a, i) => {
-      const old = before?.acls[i];
-      return old && sameData(old, a) ? old : a;
-    }),
-    before?.acls,
-  );
-  const loadBalancers = interned(
-    input.loadBalancers.map((lb) => {
-      const old = before?.loadBalancers.find((b) => b.name === lb.name);
-      return old && sameData(old, lb) ? old : lb;
-    }),
-    before?.loadBalancers,
-  );
+  const acls = interned(input.acls, before?.acls);
+  const loadBalancers = interned(input.loadBalancers, before?.loadBalancers);
   const allPorts = interned(ports, before?.ports);
   const allSubnets = interned(subnets, before?.subnets);
   const hosts = interned(hostsOf(allPorts), before?.hosts);
