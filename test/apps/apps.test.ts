@@ -7,7 +7,7 @@ import { DistributedRouterApp } from '../../src/apps/distributed-router';
 import { OverlayViews } from '../../src/apps/overlay';
 import { PORT_PLACEMENT, type PortNumbers as Placement, type PortPlacement } from '../../src/sdk';
 import { TUNNEL_PORTS, TunnelMeshApp, type TunnelPorts, tunnelPortCommand } from '../../src/apps/tunnel-mesh';
-import type { Hypervisor, ModelStore, NetworkModel } from '../../src/model';
+import { type Hypervisor, type ModelStore, type NetworkModel, internModel } from '../../src/model';
 import type { OfMessage } from '../../src/openflow';
 import { LogLimiter, type SwitchSession } from '../../src/controller';
 import { DesiredState } from '../../src/runtime/desired-state';
@@ -160,8 +160,9 @@ test('tunnel ports are provisioned once per hypervisor with an ovsdb target, aga
     'hv3 unix:/run/zm/hv3/db.sock 172.16.2.13',
     'hv4 unix:/run/zm/hv4/db.sock 172.16.2.14',
   ]);
-  store.subject.next(edit(model, (doc) => doc.ports.pop()));
-  store.subject.next(edit(model, (doc) => (doc.hypervisors[1].tunnelIp = '172.16.1.22')));
+  // as the stores hand models on: unchanged objects are the previous version's (internModel)
+  store.subject.next(internModel(edit(model, (doc) => doc.ports.pop()), store.current()));
+  store.subject.next(internModel(edit(model, (doc) => (doc.hypervisors[1].tunnelIp = '172.16.1.22')), store.current()));
   await tick();
   t.deepEqual(tunnels.calls.slice(4), ['hv2 unix:/run/zm/hv2/db.sock 172.16.1.22']);
 });
