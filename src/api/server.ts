@@ -277,7 +277,8 @@ function asProblem(err: FastifyError | Error, log: Logger, req: FastifyRequest):
   if (err instanceof ModelValidationError) return new HttpProblem(422, 'the model would be invalid', { detail: `${err.issues.length} problem(s); nothing was written`, errors: err.issues });
   if (err instanceof RevisionConflictError) return new HttpProblem(409, 'stale revision', { detail: err.message, revision: err.current });
   if (err instanceof ObjectNotFoundError) return new HttpProblem(404, 'not found', { detail: err.message });
-  if (err instanceof WriteOutcomeUnknownError) return new HttpProblem(503, 'write outcome unknown', { detail: err.message }, { 'Retry-After': '1' });
+  // the same title as below: etcd is unavailable either way; the detail says the write may have landed
+  if (err instanceof WriteOutcomeUnknownError) return new HttpProblem(503, 'etcd unavailable', { detail: `${err.message}; etcd is unavailable (no quorum, or no member reachable)` }, { 'Retry-After': '1' });
   if (err instanceof EtcdRequestError) return new HttpProblem(503, 'etcd unavailable', { detail: `${err.message} (no quorum, or no member reachable); nothing was written` }, { 'Retry-After': '1' });
   if (err instanceof ModelContentionError) return new HttpProblem(503, 'busy', { detail: err.message }, { 'Retry-After': '1' });
   if (err instanceof StoredModelInvalidError) return new HttpProblem(500, 'the model in etcd is invalid', { detail: err.message, errors: err.issues });
