@@ -245,7 +245,8 @@ test("bad settings stop the app at start, naming the setting", (t) => {
   t.throws(() => new DhcpResponderApp({ 'dhcp-responder': { perSecond: 0 } }), { instanceOf: AppSettingsError, message: /perSecond: must be a number/ });
 });
 
-test('with the overlay: a DHCP broadcast from a VM reaches only the controller, never a tunnel or another port (FlowTableSim over the flows the switch got)', async (t) => {
+/** dhcp-responder with the overlay apps, hv1 connected and in sync */
+async function withOverlayOnHv1(t: ExecutionContext) {
   const apps = await runApps({
     apps: { 'dhcp-responder': DhcpResponderApp, 'tunnel-mesh': APP_REGISTRY['tunnel-mesh']!, 'arp-responder': APP_REGISTRY['arp-responder']!, 'distributed-router': APP_REGISTRY['distributed-router']!, acl: APP_REGISTRY.acl! },
     model: new TestModelStore(modelDoc()),
@@ -255,6 +256,11 @@ test('with the overlay: a DHCP broadcast from a VM reaches only the controller, 
   const sw = hv1();
   t.teardown(() => sw.close());
   t.like(await apps.connect(sw), { errors: 0 });
+  return { apps, sw };
+}
+
+test('with the overlay: a DHCP broadcast from a VM reaches only the controller, never a tunnel or another port (FlowTableSim over the flows the switch got)', async (t) => {
+  const { apps, sw } = await withOverlayOnHv1(t);
   t.is(apps.runtime.pipeline.tables[0]!.name, 'dhcp-responder.in');
   const sim = new FlowTableSim(sw.flowTable.flows());
   const udp = (src: string, ipSrc: string, sport: number, dport: number) => ({
@@ -359,15 +365,7 @@ test('DHCPv6 Solicit → Advertise with NoAddrsAvail; stateful messages, another
 });
 
 test('with the overlay: DHCPv6 to ff02::1:2 reaches only the controller, any other DHCPv6 is dropped, none enters a tunnel (FlowTableSim)', async (t) => {
-  const apps = await runApps({
-    apps: { 'dhcp-responder': DhcpResponderApp, 'tunnel-mesh': APP_REGISTRY['tunnel-mesh']!, 'arp-responder': APP_REGISTRY['arp-responder']!, 'distributed-router': APP_REGISTRY['distributed-router']!, acl: APP_REGISTRY.acl! },
-    model: new TestModelStore(modelDoc()),
-    bindServices: bindAppServices,
-  });
-  t.teardown(() => apps.stop());
-  const sw = hv1();
-  t.teardown(() => sw.close());
-  t.like(await apps.connect(sw), { errors: 0 });
+  const { sw } = await withOverlayOnHv1(t);
   const sim = new FlowTableSim(sw.flowTable.flows());
   const udp6 = (mac: string, dst: string, sport: number, dport: number): SimPacket => ({
     eth_src: mac, eth_dst: '33:33:00:01:00:02', eth_type: 0x86dd, ip_proto: 17, ipv6_src: linkLocalAddress(mac), ipv6_dst: dst, udp_src: sport, udp_dst: dport, ip_ttl: 1,

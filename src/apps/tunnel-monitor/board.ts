@@ -1,5 +1,4 @@
-import { Subject } from 'rxjs';
-import { injectable, type TunnelHealthSource, type TunnelPairHealth } from '../../sdk';
+import { HealthBoard, injectable, type TunnelPairHealth } from '../../sdk';
 
 /**
  * TUNNEL_HEALTH: the latest health of every monitored pair, and each measurement as it comes. The
@@ -7,24 +6,8 @@ import { injectable, type TunnelHealthSource, type TunnelPairHealth } from '../.
  * the monitor runs, so readers need no wiring of their own: without it the board stays empty.
  */
 @injectable()
-export class TunnelHealthBoard implements TunnelHealthSource {
-  private readonly latest = new Map<string, TunnelPairHealth>();
-  private readonly subject = new Subject<TunnelPairHealth>();
-  readonly health$ = this.subject.asObservable();
-  /** set by the monitor app while it runs */
-  active = false;
-
-  snapshot(): readonly TunnelPairHealth[] {
-    return [...this.latest.values()];
-  }
-
-  publish(health: TunnelPairHealth): void {
-    this.latest.set(`${health.from}/${health.to}`, health);
-    this.subject.next(health);
-  }
-
-  /** Pairs no longer monitored (the model dropped them) leave the snapshot. */
-  retain(keys: ReadonlySet<string>): void {
-    for (const key of this.latest.keys()) if (!keys.has(key)) this.latest.delete(key);
+export class TunnelHealthBoard extends HealthBoard<TunnelPairHealth> {
+  constructor() {
+    super((h) => `${h.from}/${h.to}`); // retain() takes keys of this form
   }
 }
