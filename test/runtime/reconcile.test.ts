@@ -87,19 +87,25 @@ interface Setup {
   nextReport(): Promise<SyncReport>;
 }
 
-async function setup(
-  t: ExecutionContext,
-  o: { bundles?: boolean; switch?: FakeSwitchOptions; installed?: Flow[]; reconciler?: Partial<ReconcilerOptions>; highWaterMarkBytes?: number } = {},
-): Promise<Setup> {
-  const { controller, port } = await startController(t, o.highWaterMarkBytes ? { highWaterMarkBytes: o.highWaterMarkBytes } : {});
+/** a started reconciler on a fresh controller, its reports and errors collected */
+async function startReconciler(t: ExecutionContext, options: Partial<ReconcilerOptions>, controllerOptions: Parameters<typeof startController>[1]) {
+  const { controller, port } = await startController(t, controllerOptions);
   const desired = new DesiredState();
-  const reconciler = new Reconciler(controller, desired, { ownedApps: new Set([1, APP_ID]), log: silentLogger(), ...o.reconciler });
+  const reconciler = new Reconciler(controller, desired, { ownedApps: new Set([1, APP_ID]), log: silentLogger(), ...options });
   reconciler.start();
   t.teardown(() => reconciler.stop());
   const reports: SyncReport[] = [];
   const errors: ReconcileError[] = [];
   reconciler.synced$.subscribe((r) => reports.push(r));
   reconciler.errors$.subscribe((e) => errors.push(e));
+  return { controller, port, desired, reconciler, reports, errors };
+}
+
+async function setup(
+  t: ExecutionContext,
+  o: { bundles?: boolean; switch?: FakeSwitchOptions; installed?: Flow[]; reconciler?: Partial<ReconcilerOptions>; highWaterMarkBytes?: number } = {},
+): Promise<Setup> {
+  const { controller, port, desired, reconciler, reports, errors } = await startReconciler(t, o.reconciler ?? {}, o.highWaterMarkBytes ? { highWaterMarkBytes: o.highWaterMarkBytes } : {});
   const sw = new FakeSwitch({ dpid: DPID, ...o.switch });
   t.teardown(() => sw.close());
   if (o.bundles === false) sw.errorFor = noBundles;
@@ -505,15 +511,7 @@ test('a group handed from one owner to another in one batch is modified, not add
  * full syncs' flow reads are held (recorded, not answered) until `answer` replies to them.
  */
 async function storm(t: ExecutionContext, n: number, options: Partial<ReconcilerOptions>, controllerOptions: { requestTimeoutMs?: number } = {}) {
-  const { controller, port } = await startController(t, controllerOptions);
-  const desired = new DesiredState();
-  const reconciler = new Reconciler(controller, desired, { ownedApps: new Set([1, APP_ID]), log: silentLogger(), bundles: false, ...options });
-  reconciler.start();
-  t.teardown(() => reconciler.stop());
-  const reports: SyncReport[] = [];
-  const errors: ReconcileError[] = [];
-  reconciler.synced$.subscribe((r) => reports.push(r));
-  reconciler.errors$.subscribe((e) => errors.push(e));
+  const { controller, port, desired, reconciler, reports, errors } = await startReconciler(t, { bundles: false, ...options }, controllerOptions);
   const switches = Array.from({ length: n }, (_, i) => new FakeSwitch({ dpid: BigInt(i + 1), errorFor: noBundles }));
   for (const sw of switches) {
     t.teardown(() => sw.close());
