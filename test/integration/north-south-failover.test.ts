@@ -23,6 +23,7 @@ import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { gatewaysUp } from '../helpers/gateways';
 import { REPO_ROOT } from '../helpers/paths';
 import { NFT, TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
+import { HeldSessions, longestSilenceMs, startEchoServer } from '../helpers/sessions';
 
 const PREFIX = 'zmnf';
 const dir = join(TEST_STATE_DIR, 'north-south-failover');
@@ -36,11 +37,12 @@ const daemons: Bgpd[] = [];
 let edge: Bgpd | undefined;
 let outside: OutsideState;
 
-/** models/north-south.yaml with hv5 (zone-a, no gateway) holding web5, bound to the spare floating IP */
+/** models/north-south.yaml with hv5 (zone-a, no gateway) holding web5, bound to the spare floating IP, and web6, without one (SNAT) */
 function writeModel(): void {
   const doc = parseDocument(readFileSync(join(REPO_ROOT, 'models', 'north-south.yaml'), 'utf8'));
   (doc.get('hypervisors') as { add(v: unknown): void }).add({ name: 'hv5', zone: 'zone-a', tunnelIp: '172.16.1.15', datapathId: '0x15' });
   (doc.get('ports') as { add(v: unknown): void }).add({ name: 'web5', vpc: 'blue', subnet: 'web', mac: '02:00:00:01:01:0f', ip: '10.1.1.15', hypervisor: 'hv5' });
+  (doc.get('ports') as { add(v: unknown): void }).add({ name: 'web6', vpc: 'blue', subnet: 'web', mac: '02:00:00:01:01:10', ip: '10.1.1.16', hypervisor: 'hv5' });
   setPort(doc, '198.51.100.11', 'web5');
   writeFileSync(modelFile, doc.toString());
 }
@@ -61,6 +63,7 @@ function editModel(change: (doc: ReturnType<typeof parseDocument>) => void): voi
 }
 
 const vty = (hv: string) => join(dir, 'frr', hv);
+const ICMP = 1;
 
 test.before(async () => {
   mkdirSync(dir, { recursive: true });
@@ -135,16 +138,47 @@ const zoneGatewayIps = (model: NetworkModel, zone: string) =>
 interface Failover {
   dead: Hypervisor;
   survivor: Hypervisor;
-  /** from the failure to web5's first packet toward the survivor */
+  /** seconds since the epoch */
+  failedAt: number;
+  /** from the failure to web5's first echo request toward the survivor */
   gapMs: number;
-  /** web5's packets sent to the dead gateway meanwhile */
+  /** web5's echo requests sent to the dead gateway meanwhile */
   lost: number;
-  /** packets toward anywhere but the survivor after the first one toward it */
+  /** echo requests toward anywhere but the survivor after the first one toward it */
   backToDead: number;
   /** packets toward a hypervisor outside zone-a */
   outOfZone: number;
   /** web5's ping to the internet server, both ways: replies and the longest time between two */
   ping: PingRun;
+  /** every Geneve frame on hv5's uplink, both ways */
+  frames: UplinkFrame[];
+}
+
+/** A Geneve frame on a hypervisor's uplink: outer addresses, and the inner packet's addresses, protocol and ports */
+interface UplinkFrame {
+  time: number;
+  outerSrc: string;
+  outerDst: string;
+  src: string;
+  dst: string;
+  proto: number;
+  srcPort?: number;
+  dstPort?: number;
+}
+
+async function uplinkFrames(pcap: string): Promise<UplinkFrame[]> {
+  const fields = ['frame.time_epoch', 'ip.src', 'ip.dst', 'ip.proto', 'tcp.srcport', 'tcp.dstport'];
+  const out = (await run('tshark', ['-r', pcap, '-T', 'fields', '-E', 'occurrence=a', '-E', 'aggregator=,', ...fields.flatMap((f) => ['-e', f])])).stdout;
+  return out
+    .trim()
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .filter(([, src]) => src?.includes(','))
+    .map(([time, src, dst, proto, srcPort, dstPort]) => {
+      const [outerSrc, inner] = src!.split(',');
+      const [outerDst, innerDst] = dst!.split(',');
+      return { time: Number(time), outerSrc: outerSrc!, outerDst: outerDst!, src: inner!, dst: innerDst!, proto: Number(proto!.split(',').at(-1)), ...(srcPort && { srcPort: Number(srcPort), dstPort: Number(dstPort) }) };
+    });
 }
 
 /**
@@ -176,25 +210,22 @@ async function failOverDuring(name: string, fail: (dead: Hypervisor) => Promise<
   await fail(dead);
   const pinged = analysePing(await ping, 'web5', outside.internet.ip, 20);
   await capture.stop();
-  const pcap = capture.manifest.files.hv5!.pcap;
-  const frames = (await run('tshark', ['-r', pcap, '-T', 'fields', '-E', 'occurrence=f', '-e', 'frame.time_epoch', '-e', 'ip.src', '-e', 'ip.dst'])).stdout
-    .trim()
-    .split('\n')
-    .map((l) => l.split('\t'))
-    .filter(([, src]) => src === hv5.tunnelIp)
-    .map(([time, , dst]) => ({ time: Number(time), dst: dst! }));
-  const after = frames.filter((f) => f.time >= failedAt);
-  const first = after.find((f) => f.dst === survivor.tunnelIp);
-  if (!first) throw new Error(`${name}: no packet toward ${survivor.name} after ${dead.name} failed; after: ${JSON.stringify(after.slice(0, 5))}`);
+  const frames = await uplinkFrames(capture.manifest.files.hv5!.pcap);
+  const sent = frames.filter((f) => f.outerSrc === hv5.tunnelIp);
+  const after = sent.filter((f) => f.time >= failedAt && f.proto === ICMP);
+  const first = after.find((f) => f.outerDst === survivor.tunnelIp);
+  if (!first) throw new Error(`${name}: no echo request toward ${survivor.name} after ${dead.name} failed; after: ${JSON.stringify(after.slice(0, 5))}`);
   const zoneA = new Set(model.hypervisors.filter((h) => h.zone === 'zone-a').map((h) => h.tunnelIp));
   return {
     dead,
     survivor,
+    failedAt,
     gapMs: Math.round((first.time - failedAt) * 1000),
-    lost: after.filter((f) => f.dst === dead.tunnelIp).length,
-    backToDead: after.filter((f) => f.time > first.time && f.dst !== survivor.tunnelIp).length,
-    outOfZone: frames.filter((f) => !zoneA.has(f.dst)).length,
+    lost: after.filter((f) => f.outerDst === dead.tunnelIp).length,
+    backToDead: after.filter((f) => f.time > first.time && f.outerDst !== survivor.tunnelIp).length,
+    outOfZone: sent.filter((f) => !zoneA.has(f.outerDst)).length,
     ping: pinged,
+    frames,
   };
 }
 
@@ -325,23 +356,84 @@ test.serial('run time: a floating IP moved with its VM to another zone is announ
   t.notRegex(zoneAConfig, /network 198\.51\.100\.10\/32/, 'hv1\'s bgpd no longer originates it');
 });
 
-test.serial('a gateway killed (its OVS and its FRR): its traffic moves within 1 s, its routes leave the edge router', async (t) => {
+/** the internet's echo server for the sessions held across a gateway's death */
+const ECHO_PORT = 7007;
+const TCP = 6;
+/** sessions per VM of hv5: web5's through its floating IP, web6's through SNAT */
+const SESSIONS: Record<string, number> = { web5: 10, web6: 10 };
+/** the sessions are judged this long after the kill, */
+const SESSIONS_SETTLE_S = 3;
+/** by the echoes of the second before (10 expected) */
+const SURVIVOR_ECHOES = 5;
+
+test.serial('a gateway killed (its OVS and its FRR): its traffic moves within 1 s, its routes leave the edge router, TCP sessions through it survive', async (t) => {
   const model = loadModelFile(modelFile);
   const state = scenario!.state();
-  let withdrawn: Promise<number> | undefined;
-  const r = await failOverDuring('failover-killed', async (dead) => {
-    const ip = model.externalNetworks.flatMap((e) => e.gateways).find((g) => g.hypervisor === dead.name)?.ip;
-    const killedAt = Date.now();
-    await run('kill', ['-KILL', readFileSync(join(state.hypervisors[dead.name]!.rundir, 'ovs-vswitchd.pid'), 'utf8').trim()]);
-    await daemons.find((d) => d.netns === state.hypervisors[dead.name]!.netns)!.kill();
-    withdrawn = edgeRoutesUntil((routes) => Object.values(routes).every((hops) => !hops.includes(ip!)), `${dead.name}'s paths withdrawn`, 10_000).then(() => Date.now() - killedAt);
-  });
-  const withdrawnMs = await withdrawn!;
-  t.log(`${r.dead.name}'s ovs-vswitchd and FRR killed: web5's packets reach ${r.survivor.name} after ${r.gapMs} ms (${r.lost} packets sent to it meanwhile); its paths gone from the edge router after ${withdrawnMs} ms`);
-  t.log(`web5's ping to the internet, both ways: ${r.ping.received}/${r.ping.sent} replies, longest gap ${r.ping.longestGapMs} ms (lost: ${r.ping.lost.join(' ')})`);
-  t.true(r.gapMs <= 1000, `gap ${r.gapMs} ms`);
-  t.true(r.ping.longestGapMs <= 1000, `ping gap ${r.ping.longestGapMs} ms`);
-  t.is(r.backToDead, 0);
-  t.is(r.outOfZone, 0);
-  t.true(withdrawnMs < 1000, `${withdrawnMs} ms`);
+  // as routers commonly do, the edge router hashes its ECMP routes by the 5-tuple: the sessions come back by both gateways
+  await run('ip', ['netns', 'exec', outside.edge.netns, 'sysctl', '-q', '-w', 'net.ipv4.fib_multipath_hash_policy=1']);
+  const server = await startEchoServer(outside.internet.netns, outside.internet.ip, ECHO_PORT);
+  const held: HeldSessions[] = [];
+  try {
+    await gatewaysUp(state, model, 'hv5');
+    for (const [vm, n] of Object.entries(SESSIONS)) held.push(await HeldSessions.start(state.vms[vm]!.netns, outside.internet.ip, ECHO_PORT, n, vm));
+    let withdrawn: Promise<number> | undefined;
+    const r = await failOverDuring('failover-killed', async (dead) => {
+      const ip = model.externalNetworks.flatMap((e) => e.gateways).find((g) => g.hypervisor === dead.name)?.ip;
+      const killedAt = Date.now();
+      await run('kill', ['-KILL', readFileSync(join(state.hypervisors[dead.name]!.rundir, 'ovs-vswitchd.pid'), 'utf8').trim()]);
+      await daemons.find((d) => d.netns === state.hypervisors[dead.name]!.netns)!.kill();
+      withdrawn = edgeRoutesUntil((routes) => Object.values(routes).every((hops) => !hops.includes(ip!)), `${dead.name}'s paths withdrawn`, 10_000).then(() => Date.now() - killedAt);
+    });
+    const withdrawnMs = await withdrawn!;
+    t.log(`${r.dead.name}'s ovs-vswitchd and FRR killed: web5's packets reach ${r.survivor.name} after ${r.gapMs} ms (${r.lost} packets sent to it meanwhile); its paths gone from the edge router after ${withdrawnMs} ms`);
+    t.log(`web5's ping to the internet, both ways: ${r.ping.received}/${r.ping.sent} replies, longest gap ${r.ping.longestGapMs} ms (lost: ${r.ping.lost.join(' ')})`);
+    t.true(r.gapMs <= 1000, `gap ${r.gapMs} ms`);
+    t.true(r.ping.longestGapMs <= 1000, `ping gap ${r.ping.longestGapMs} ms`);
+    t.is(r.backToDead, 0);
+    t.is(r.outOfZone, 0);
+    t.true(withdrawnMs < 1000, `${withdrawnMs} ms`);
+
+    // the sessions: which gateway carried each before the kill (hv5's uplink, by the address and port the server saw), and whether it still exchanges data
+    const settled = r.failedAt + SESSIONS_SETTLE_S;
+    await new Promise((res) => setTimeout(res, Math.max(0, settled * 1000 - Date.now())));
+    const stoppedAt = Date.now() / 1000;
+    const reports = (await Promise.all(held.map((h) => h.stop()))).flat();
+    const before = r.frames.filter((f) => f.time < r.failedAt && f.proto === TCP);
+    const sessions = reports.map((s) => {
+      const peer = server.peers.get(s.id);
+      if (!peer) throw new Error(`the server never saw session ${s.id}`);
+      const out = new Set(before.filter((f) => f.src === peer.ip && f.srcPort === peer.port).map((f) => f.outerDst));
+      const back = new Set(before.filter((f) => f.dst === peer.ip && f.dstPort === peer.port).map((f) => f.outerSrc));
+      return {
+        ...s,
+        out: out.has(r.dead.tunnelIp),
+        back: back.has(r.dead.tunnelIp),
+        seen: out.size > 0 && back.size > 0,
+        lastSecond: s.echoes.filter((at) => at > stoppedAt - 1).length,
+        silenceMs: longestSilenceMs(s.echoes, r.failedAt, stoppedAt),
+      };
+    });
+    const survived = sessions.filter((s) => s.error === null && s.lastSecond >= SURVIVOR_ECHOES);
+    const viaDead = sessions.filter((s) => s.out || s.back);
+    const silences = sessions.map((s) => s.silenceMs).sort((a, b) => a - b);
+    t.log(
+      `${reports.length} TCP sessions (${Object.entries(SESSIONS).map(([vm, n]) => `${n} from ${vm}`).join(', ')}, a line each way every 100 ms): ` +
+        `${viaDead.length} went through ${r.dead.name} before it died (${sessions.filter((s) => s.out).length} outbound, ${sessions.filter((s) => s.back).length} inbound); ` +
+        `${survived.length}/${reports.length} still exchange data ${Math.round((stoppedAt - r.failedAt) * 1000)} ms after the kill; longest silence per session: median ${silences[silences.length >> 1]} ms, max ${silences.at(-1)} ms`,
+    );
+    t.deepEqual(
+      sessions.filter((s) => !s.seen).map((s) => s.id),
+      [],
+      'every session seen both ways on hv5\'s uplink before the kill',
+    );
+    t.true(viaDead.length > 0, 'some sessions went through the killed gateway');
+    t.deepEqual(
+      sessions.filter((s) => !survived.includes(s)).map((s) => `${s.id}: ${s.error ?? `${s.lastSecond} echoes in the last second`}`),
+      [],
+      'every session survived',
+    );
+  } finally {
+    await Promise.allSettled(held.map((h) => h.stop()));
+    server.process.kill('SIGKILL');
+  }
 });
