@@ -22,10 +22,11 @@ fi
 # chromium: /usr/bin/chromium, the browser test/integration/live-page.test.ts drives with puppeteer-core
 # frr: bgpd (with zebra and bfdd) on the gateways and the edge router of test/integration/north-south*.test.ts
 # curl: the HTTP client of the VIP in test/integration/ovs-groups.test.ts and of north-south.test.ts
+# iperf: iperf 2, the throughput of bench/north-south.ts
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump
   python3-os-ken netcat-openbsd iproute2 iputils-ping ethtool python3-yaml etcd-server
-  isc-dhcp-client busybox nftables chromium frr curl
+  isc-dhcp-client busybox nftables chromium frr curl iperf
 )
 missing=()
 for p in "${apt_packages[@]}"; do
