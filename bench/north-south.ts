@@ -44,6 +44,8 @@ const MODEL = join(STATE, 'model.yaml');
 const IPERF_PORT = 5001;
 /** the connection server listens on this many ports, so that no SNAT port block (1,024 per destination) runs out while closed connections linger in conntrack */
 const CPS_PORTS = { first: 9000, count: 64 };
+/** connections to one destination, to find where a port block runs out (a VM's is 1,024 ports) */
+const BURST = 1500;
 
 /** zonemesh's side: VMs on hv1, a gateway of zone-a; its address on the segment is the edge router's next hop for them */
 const ZONEMESH = { gateway: 'hv1', fipVm: 'web1', fip: '198.51.100.10', snatVm: 'red1', snat: '198.51.100.21' } as const;
@@ -166,25 +168,52 @@ while True:
         conn.close()
 `;
 
-/** N connections to ip over the server's ports in turn, spread over P threads: connect, read its byte, close */
+/**
+ * N connections to ip over the server's first COUNT ports in turn, spread over P threads: connect,
+ * read its byte, close. With STOP=1, one thread that stops at the first failure.
+ */
 const CONNECTION_CLIENT = `
 import json, socket, sys, threading, time
-ip, first, count, n, parallel = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-failures = []
+ip, first, count, n, parallel, stop = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), sys.argv[6] == '1'
+failures, done = [], [0]
 def worker(k):
     for i in range(k, n, parallel):
         try:
             s = socket.create_connection((ip, first + i % count), timeout=5)
             s.recv(1)
             s.close()
+            done[0] += 1
         except OSError as e:
             failures.append(repr(e))
+            if stop:
+                return
 threads = [threading.Thread(target=worker, args=(k,)) for k in range(parallel)]
 start = time.monotonic()
 for t in threads: t.start()
 for t in threads: t.join()
-print(json.dumps({'seconds': time.monotonic() - start, 'failures': failures[:5], 'failed': len(failures)}))
+print(json.dumps({'seconds': time.monotonic() - start, 'done': done[0], 'failures': failures[:5], 'failed': len(failures)}))
 `;
+
+interface ConnectionRun {
+  seconds: number;
+  done: number;
+  failed: number;
+  failures: string[];
+}
+
+/** `n` new connections from `clientNs` to the internet's connection server (over `ports` of its ports), `parallel` at a time */
+async function connections(clientNs: string, internetIp: string, n: number, opts: { parallel: number; ports: number; stopAtFailure?: boolean }): Promise<ConnectionRun> {
+  const args = [internetIp, CPS_PORTS.first, opts.ports, n, opts.parallel, opts.stopAtFailure ? 1 : 0].map(String);
+  const { stdout } = await inNs(clientNs, ['python3', '-c', CONNECTION_CLIENT, ...args], 300_000);
+  return JSON.parse(stdout) as ConnectionRun;
+}
+
+/** connections per second, all of which must succeed */
+async function connectionRate(clientNs: string, internetIp: string, n: number, parallel: number): Promise<number> {
+  const r = await connections(clientNs, internetIp, n, { parallel, ports: CPS_PORTS.count });
+  if (r.failed > 0) throw new Error(`${clientNs}: ${r.failed} of ${n} connections failed: ${r.failures.join('; ')}`);
+  return n / r.seconds;
+}
 
 async function startServer(netns: string, command: readonly string[], ready: (out: string) => boolean): Promise<void> {
   const child = spawnTracked('ip', ['netns', 'exec', netns, ...command]);
@@ -201,14 +230,6 @@ async function throughput(clientNs: string, ip: string, seconds = SECONDS): Prom
   const bps = Number(stdout.trim().split('\n').at(-1)?.split(',').at(-1));
   if (!(bps > 0)) throw new Error(`iperf ${clientNs} -> ${ip}: ${stdout}`);
   return bps;
-}
-
-/** `n` new connections from `clientNs` to the internet's connection server, `parallel` at a time: per second */
-async function connectionRate(clientNs: string, internetIp: string, n: number, parallel: number): Promise<number> {
-  const { stdout } = await inNs(clientNs, ['python3', '-c', CONNECTION_CLIENT, internetIp, String(CPS_PORTS.first), String(CPS_PORTS.count), String(n), String(parallel)], 120_000);
-  const r = JSON.parse(stdout) as { seconds: number; failed: number; failures: string[] };
-  if (r.failed > 0) throw new Error(`${clientNs}: ${r.failed} of ${n} connections failed: ${r.failures.join('; ')}`);
-  return n / r.seconds;
 }
 
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
@@ -256,7 +277,10 @@ async function main(): Promise<void> {
     loads.push(load());
     console.log(`round ${round + 1}: load average ${load()}`);
   }
-  writeFileSync(join(STATE, 'results.json'), `${JSON.stringify({ loads, results: Object.fromEntries([...results].map(([k, m]) => [k, Object.fromEntries(m)])) }, null, 2)}\n`);
+  // last, since it fills a port block for conntrack's timeout: how many connections to one destination before the first fails
+  const burst: Record<string, ConnectionRun> = {};
+  for (const s of sides) burst[s.name] = await connections(s.snatNetns, internet.ip, BURST, { parallel: 1, ports: 1, stopAtFailure: true });
+  writeFileSync(join(STATE, 'results.json'), `${JSON.stringify({ loads, burst, results: Object.fromEntries([...results].map(([k, m]) => [k, Object.fromEntries(m)])) }, null, 2)}\n`);
   console.log(`load average ${load()} after the last round`);
   const fmt = (xs: readonly number[]) => xs.map((x) => x.toFixed(0)).join(', ');
   console.log('| measure | zonemesh per round | median | nft router per round | median | zonemesh ÷ nft |');
@@ -264,6 +288,9 @@ async function main(): Promise<void> {
   for (const kind of kinds) {
     const [zm, nft] = sides.map((s) => results.get(kind.name)!.get(s.name)!);
     console.log(`| ${kind.name}, ${kind.unit} | ${fmt(zm!)} | ${median(zm!).toFixed(0)} | ${fmt(nft!)} | ${median(nft!).toFixed(0)} | ${(median(zm!) / median(nft!)).toFixed(2)} |`);
+  }
+  for (const [side, r] of Object.entries(burst)) {
+    console.log(`${side}: ${BURST} connections to one destination (${internet.ip}:${CPS_PORTS.first}) back to back: ${r.done} succeeded${r.failed ? `, then one failed: ${r.failures[0]}` : ''} (${r.seconds.toFixed(1)} s)`);
   }
 }
 
