@@ -233,7 +233,11 @@ async function throughput(clientNs: string, ip: string, seconds = SECONDS): Prom
 }
 
 const load = () => loadavg().map((l) => l.toFixed(1)).join(' ');
-const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const median = (xs: readonly number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
 
 async function main(): Promise<void> {
   console.log(`# north-south: zonemesh against an nftables router (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}), load average ${load()} before the scenario`);
