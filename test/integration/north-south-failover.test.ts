@@ -9,7 +9,8 @@
  *
  * A "silent" death is a blackhole (nftables drops everything the host sends and receives on that
  * link); nothing is killed, so nothing closes a session. Serial: the tests break and heal gateways;
- * the last one kills a gateway for good.
+ * the last one kills a gateway for good, with 20 TCP sessions from hv5 (web5's floating IP, web6's
+ * SNAT) held across it.
  */
 import test from 'ava';
 import { once } from 'node:events';
