@@ -419,7 +419,8 @@ test.serial('a gateway killed (its OVS and its FRR): its traffic moves within 1 
     const silences = sessions.map((s) => s.silenceMs).sort((a, b) => a - b);
     t.log(
       `${reports.length} TCP sessions (${Object.entries(SESSIONS).map(([vm, n]) => `${n} from ${vm}`).join(', ')}, a line each way every 100 ms): ` +
-        `${viaDead.length} went through ${r.dead.name} before it died (${sessions.filter((s) => s.out).length} outbound, ${sessions.filter((s) => s.back).length} inbound); ` +
+        `${viaDead.length} went through ${r.dead.name} before it died (${Object.keys(SESSIONS).map((vm) => `${viaDead.filter((s) => s.id.startsWith(`${vm}-`)).length} of ${vm}'s`).join(', ')}; ` +
+        `${sessions.filter((s) => s.out).length} outbound, ${sessions.filter((s) => s.back).length} inbound); ` +
         `${survived.length}/${reports.length} still exchange data ${Math.round((stoppedAt - r.failedAt) * 1000)} ms after the kill; longest silence per session: median ${silences[silences.length >> 1]} ms, max ${silences.at(-1)} ms`,
     );
     t.deepEqual(
