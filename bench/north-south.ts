@@ -20,7 +20,6 @@ import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadModelFile } from '../src/model';
 import { OVERLAY_APPS, type OverlayScenario, type OverlayState, type RunningController, overlayDown, overlayUp, startController, waitFor } from '../test/helpers/overlay';
 import { REPO_ROOT } from '../test/helpers/paths';
 import { NFT, TEST_STATE_DIR, run, spawnTracked } from '../test/helpers/run';
@@ -68,10 +67,15 @@ const servers: ChildProcess[] = [];
 
 const inNs = (netns: string, args: readonly string[], timeoutMs?: number) => run('ip', ['netns', 'exec', netns, ...args], { timeoutMs });
 
+/** the baseline's namespaces (their veths go with them; its bridge goes with hv1's OVS) */
+async function removeBaseline(): Promise<void> {
+  for (const ns of [BASELINE.router.netns, BASELINE.fipVm.netns, BASELINE.snatVm.netns]) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+}
+
 async function teardown(): Promise<void> {
   for (const s of servers) s.kill('SIGKILL');
   await controller?.stop();
-  for (const ns of [BASELINE.router.netns, BASELINE.fipVm.netns, BASELINE.snatVm.netns]) await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+  await removeBaseline();
   await (scenario?.down() ?? overlayDown(join(STATE, 'net'), PREFIX));
 }
 
@@ -243,8 +247,7 @@ async function main(): Promise<void> {
   console.log(`# north-south: zonemesh against an nftables router (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}), load average ${load()} before the scenario`);
   mkdirSync(STATE, { recursive: true });
   copyFileSync(join(REPO_ROOT, 'models', 'north-south.yaml'), MODEL);
-  loadModelFile(MODEL);
-  await teardown();
+  await removeBaseline(); // what a crashed run left; overlayUp clears the scenario's
   scenario = await overlayUp(MODEL, { stateDir: join(STATE, 'net'), prefix: PREFIX });
   const state = scenario.state();
   controller = await startController(MODEL, scenario.hypervisorsJson, { apps: [...OVERLAY_APPS, 'north-south'] });
