@@ -17,13 +17,15 @@ import { ipv4Of } from '../../src/testing';
 import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, overlayUp, startController, waitFor } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
-import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
+import { type CommandError, TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
 const dir = join(TEST_STATE_DIR, 'north-south');
 const modelFile = join(dir, 'model.yaml');
 const BGP = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3 } as const;
 /** the VMs with a floating IP serve HTTP on this port */
 const VM_WEB_PORT = 8080;
+/** a second port the model's ACL opens to the outside (http-from-anywhere: 8080-8081) */
+const VM_OTHER_PORT = 8081;
 const FLOATING_VMS = ['web1', 'web2'] as const;
 
 let scenario: OverlayScenario | undefined;
@@ -157,6 +159,65 @@ test.serial('reachability and locality: from the internet, ping and HTTP reach t
   t.true(outbound.every((f) => findLayer(f.packet!, 'ethernet')?.src === model.floatingIps.find((x) => x.port === 'web1')!.mac), "from its floating IP's MAC");
 });
 
+/** An edit of the watched model file, atomically (the controller watches it). */
+function editModel(change: (doc: ReturnType<typeof parseDocument>) => void): void {
+  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
+  change(doc);
+  writeFileSync(`${modelFile}.tmp`, doc.toString());
+  renameSync(`${modelFile}.tmp`, modelFile);
+}
+
+/** VPC blue's ACL rules in a model document */
+function blueAcls(doc: ReturnType<typeof parseDocument>) {
+  const vpcs = doc.get('vpcs');
+  const blue = isSeq(vpcs) ? vpcs.items.find((v) => isMap(v) && v.get('name') === 'blue') : undefined;
+  const acls = isMap(blue) ? blue.get('acls') : undefined;
+  if (!isSeq(acls)) throw new Error(`no acls of VPC blue in ${modelFile}`);
+  return acls;
+}
+
+/** curl from the internet namespace: the HTTP status, or curl's exit code (28: timed out, 7: refused) */
+function httpFromInternet(url: string, timeoutSeconds: number): Promise<string> {
+  return inNetns(outside.internet.netns, 'curl', '-sS', '-m', String(timeoutSeconds), '-o', '/dev/null', '-w', '%{http_code}', url).then(
+    (r) => r.stdout,
+    (e: CommandError) => `exit ${String(e.details.code)}`,
+  );
+}
+
+test.serial("ACL: a rule applied at run time denies a floating IP's inbound port from the internet, while an allowed port answers, until it is removed", async (t) => {
+  const fip = fipOf('web1');
+  const web1 = model.ports.find((p) => p.name === 'web1')!;
+  const state = scenario!.state();
+  const { netns, ip } = state.vms['web1']!;
+  const other = spawnTracked('ip', ['netns', 'exec', netns, 'python3', '-m', 'http.server', String(VM_OTHER_PORT), '--bind', ip]);
+  webServers.push(other);
+  const rule = { name: 'no-8080-from-outside', subnet: 'web', port: 'web1', direction: 'ingress', action: 'deny', protocol: 'tcp', ports: VM_WEB_PORT, remote: { cidr: '0.0.0.0/0' } };
+  // the rule's flow on web1's hypervisor, where the ACL meets the translated packet
+  const denyFlows = async () =>
+    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[web1.hypervisor]!.mgmt}`, `tcp,tp_dst=${VM_WEB_PORT}`])).stdout.split('\n').filter((l) => l.includes('actions=drop'));
+  await waitFor(`web1's second web server`, () => inNetns(netns, 'ss', '-Hltn', `sport = :${VM_OTHER_PORT}`).then((r) => r.stdout.trim() !== ''), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
+  t.is(await httpFromInternet(`http://${fip}:${VM_OTHER_PORT}/`, 10), '200', 'the other port answers before the rule');
+  t.deepEqual(await denyFlows(), []);
+  editModel((doc) => blueAcls(doc).items.unshift(doc.createNode(rule)));
+  try {
+    await waitFor('the deny rule on web1\'s hypervisor', denyFlows, (f) => f.length === 1, { timeoutMs: 15_000, intervalMs: 100 });
+    const startedAt = Date.now();
+    t.is(await httpFromInternet(`http://${fip}:${VM_WEB_PORT}/`, 3), 'exit 28', `internet → ${fip}:${VM_WEB_PORT} denied: the SYN is dropped, curl times out`);
+    t.log(`denied connection attempt to ${fip}:${VM_WEB_PORT} gave up after ${Date.now() - startedAt} ms`);
+    t.is(await httpFromInternet(`http://${fip}:${VM_OTHER_PORT}/`, 10), '200', `internet → ${fip}:${VM_OTHER_PORT} still answers`);
+    const ping = await inNetns(outside.internet.netns, 'ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', fip).catch((e: Error) => ({ stdout: e.message }));
+    t.regex(ping.stdout, / 2 received/, 'ping, allowed by its own rule, answers');
+  } finally {
+    editModel((doc) => {
+      const acls = blueAcls(doc);
+      acls.items = acls.items.filter((a) => !(isMap(a) && a.get('name') === rule.name));
+    });
+    other.kill();
+  }
+  await waitFor('the deny rule gone', denyFlows, (f) => f.length === 0, { timeoutMs: 15_000, intervalMs: 100 });
+  t.is(await httpFromInternet(`http://${fip}:${VM_WEB_PORT}/`, 10), '200', 'the port answers again once the rule is removed');
+});
+
 /** A VM fetches `path` from the internet web server: the HTTP status and body. */
 async function fetchFromVm(vm: string, path: string): Promise<{ status: string; body: string; stderr: string }> {
   const r = await scenario!.exec(vm, ['curl', '-sS', '-m', '10', '-w', '\\n%{http_code}', `http://${outside.internet.ip}:${outside.internet.webPort}/${path}`]);
@@ -226,13 +287,12 @@ test.serial("BGP: a killed gateway's paths are withdrawn at the edge router, and
 
 /** Binds a floating IP to another port in the model file, atomically (the controller watches it). */
 function rebind(ip: string, port: string): void {
-  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
-  const fips = doc.get('floatingIps');
-  const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === ip) : undefined;
-  if (!isMap(entry)) throw new Error(`no floating IP ${ip} in ${modelFile}`);
-  entry.set('port', port);
-  writeFileSync(`${modelFile}.tmp`, doc.toString());
-  renameSync(`${modelFile}.tmp`, modelFile);
+  editModel((doc) => {
+    const fips = doc.get('floatingIps');
+    const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === ip) : undefined;
+    if (!isMap(entry)) throw new Error(`no floating IP ${ip} in ${modelFile}`);
+    entry.set('port', port);
+  });
 }
 
 test.serial('rebinding: the floating IP moves to the new port, on its hypervisor, and off the old one', async (t) => {

@@ -34,6 +34,8 @@ import {
   NAT_OUTBOUND_TABLE,
   NORTH_SOUTH_APP_ID,
   type NorthSouthPlaces,
+  TRACKED,
+  UNTRACKED,
   attachmentOn,
   staysInside,
   toDestinations,
@@ -55,9 +57,6 @@ const PROTOCOLS = [
 ] as const;
 /** a packet back from conntrack (+trk) is matched above the flows that sent it there, which match only untracked ones */
 const PRIORITY = { translate: 100, translated: 300 } as const;
-const TRK = 0x20;
-const UNTRACKED = { value: 0, mask: TRK };
-const TRACKED = { value: TRK, mask: TRK };
 
 /** A VM that reaches the outside through its zone's SNAT address, and its block of source ports there. */
 export interface SnatBinding {
