@@ -184,38 +184,43 @@ function httpFromInternet(url: string, timeoutSeconds: number): Promise<string> 
   );
 }
 
-test.serial("ACL: a rule applied at run time denies a floating IP's inbound port from the internet, while an allowed port answers, until it is removed", async (t) => {
-  const fip = fipOf('web1');
-  const web1 = model.ports.find((p) => p.name === 'web1')!;
+test.serial("ACL: a rule applied at run time denies the floating IPs' inbound port from the internet, while an allowed port answers, until it is removed", async (t) => {
   const state = scenario!.state();
-  const { netns, ip } = state.vms['web1']!;
-  const other = spawnTracked('ip', ['netns', 'exec', netns, 'python3', '-m', 'http.server', String(VM_OTHER_PORT), '--bind', ip]);
-  webServers.push(other);
-  const rule = { name: 'no-8080-from-outside', subnet: 'web', port: 'web1', direction: 'ingress', action: 'deny', protocol: 'tcp', ports: VM_WEB_PORT, remote: { cidr: '0.0.0.0/0' } };
-  // the rule's flow on web1's hypervisor, where the ACL meets the translated packet
-  const denyFlows = async () =>
-    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[web1.hypervisor]!.mgmt}`, `tcp,tp_dst=${VM_WEB_PORT}`])).stdout.split('\n').filter((l) => l.includes('actions=drop'));
-  await waitFor(`web1's second web server`, () => inNetns(netns, 'ss', '-Hltn', `sport = :${VM_OTHER_PORT}`).then((r) => r.stdout.trim() !== ''), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
-  t.is(await httpFromInternet(`http://${fip}:${VM_OTHER_PORT}/`, 10), '200', 'the other port answers before the rule');
-  t.deepEqual(await denyFlows(), []);
+  // web1 is reached on its own gateway (the segment straight into the pipeline), web2 by tunnel from its zone's other gateway
+  const vms = FLOATING_VMS.map((name) => ({ ...state.vms[name]!, name, fip: fipOf(name), hypervisor: model.ports.find((p) => p.name === name)!.hypervisor }));
+  const others = vms.map((vm) => spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-m', 'http.server', String(VM_OTHER_PORT), '--bind', vm.ip]));
+  webServers.push(...others);
+  const rule = { name: 'no-8080-from-outside', subnet: 'web', direction: 'ingress', action: 'deny', protocol: 'tcp', ports: VM_WEB_PORT, remote: { cidr: '0.0.0.0/0' } };
+  // the rule's flows on the VMs' hypervisors, where the ACL meets the translated packet
+  const denyFlows = async () => {
+    const dumps = await Promise.all(vms.map((vm) => run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[vm.hypervisor]!.mgmt}`, `tcp,tp_dst=${VM_WEB_PORT}`])));
+    return dumps.map((d) => d.stdout.split('\n').filter((l) => l.includes('actions=drop')).length);
+  };
+  for (const vm of vms) {
+    await waitFor(`${vm.name}'s second web server`, () => inNetns(vm.netns, 'ss', '-Hltn', `sport = :${VM_OTHER_PORT}`).then((r) => r.stdout.trim() !== ''), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
+    t.is(await httpFromInternet(`http://${vm.fip}:${VM_OTHER_PORT}/`, 10), '200', `${vm.name}'s other port answers before the rule`);
+  }
+  t.deepEqual(await denyFlows(), [0, 0]);
   editModel((doc) => blueAcls(doc).items.unshift(doc.createNode(rule)));
   try {
-    await waitFor('the deny rule on web1\'s hypervisor', denyFlows, (f) => f.length === 1, { timeoutMs: 15_000, intervalMs: 100 });
-    const startedAt = Date.now();
-    t.is(await httpFromInternet(`http://${fip}:${VM_WEB_PORT}/`, 3), 'exit 28', `internet → ${fip}:${VM_WEB_PORT} denied: the SYN is dropped, curl times out`);
-    t.log(`denied connection attempt to ${fip}:${VM_WEB_PORT} gave up after ${Date.now() - startedAt} ms`);
-    t.is(await httpFromInternet(`http://${fip}:${VM_OTHER_PORT}/`, 10), '200', `internet → ${fip}:${VM_OTHER_PORT} still answers`);
-    const ping = await inNetns(outside.internet.netns, 'ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', fip).catch((e: Error) => ({ stdout: e.message }));
-    t.regex(ping.stdout, / 2 received/, 'ping, allowed by its own rule, answers');
+    await waitFor("the deny rule on the VMs' hypervisors", denyFlows, (n) => n.every((x) => x === 1), { timeoutMs: 15_000, intervalMs: 100 });
+    for (const vm of vms) {
+      const startedAt = Date.now();
+      t.is(await httpFromInternet(`http://${vm.fip}:${VM_WEB_PORT}/`, 3), 'exit 28', `internet → ${vm.name} (${vm.fip}:${VM_WEB_PORT}) denied: the SYN is dropped, curl times out`);
+      t.log(`${vm.name}: the connection attempt to ${vm.fip}:${VM_WEB_PORT} gave up after ${Date.now() - startedAt} ms`);
+      t.is(await httpFromInternet(`http://${vm.fip}:${VM_OTHER_PORT}/`, 10), '200', `internet → ${vm.name} (${vm.fip}:${VM_OTHER_PORT}) still answers`);
+      const ping = await inNetns(outside.internet.netns, 'ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', vm.fip).catch((e: Error) => ({ stdout: e.message }));
+      t.regex(ping.stdout, / 2 received/, `ping to ${vm.name}, allowed by its own rule, answers`);
+    }
   } finally {
     editModel((doc) => {
       const acls = blueAcls(doc);
       acls.items = acls.items.filter((a) => !(isMap(a) && a.get('name') === rule.name));
     });
-    other.kill();
+    for (const o of others) o.kill();
   }
-  await waitFor('the deny rule gone', denyFlows, (f) => f.length === 0, { timeoutMs: 15_000, intervalMs: 100 });
-  t.is(await httpFromInternet(`http://${fip}:${VM_WEB_PORT}/`, 10), '200', 'the port answers again once the rule is removed');
+  await waitFor('the deny rule gone', denyFlows, (n) => n.every((x) => x === 0), { timeoutMs: 15_000, intervalMs: 100 });
+  for (const vm of vms) t.is(await httpFromInternet(`http://${vm.fip}:${VM_WEB_PORT}/`, 10), '200', `${vm.name}'s port answers again once the rule is removed`);
 });
 
 /** A VM fetches `path` from the internet web server: the HTTP status and body. */
