@@ -413,7 +413,7 @@ test('SNAT isolation: two VPCs with the same address on one hypervisor get their
   }
 });
 
-test('SNAT: nothing from outside reaches a VM without a floating IP; ICMP is not translated', (t) => {
+test('SNAT: nothing from outside reaches a VM without a floating IP', (t) => {
   const b = blockOf('app1');
   // in its block but no connection: conntrack has nothing to reverse
   const steered = sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_src: 80, tcp_dst: b.lo + 7 }), uplink('hv1')).outputs;
@@ -421,7 +421,33 @@ test('SNAT: nothing from outside reaches a VM without a floating IP; ICMP is not
   // outside every block, or to the VM's own address: no gateway lets it in
   t.deepEqual(sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_dst: 80 }), uplink('hv1')).outputs, []);
   t.deepEqual(sim('hv1').inject(fromEdge(ipv4Of(port('app1').port)), uplink('hv1')).outputs, []);
-  t.deepEqual(sim('hv2').inject(fromVm('app1', INTERNET, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmp_type: 8, icmp_code: 0 }), port('app1').ofport!).outputs, []);
+  // a ping to the SNAT address is copied to app1's hypervisor, where conntrack has nothing to reverse
+  const ping = { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmpv4_type: 8, icmpv4_code: 0 };
+  const copies = sim('hv1').inject(fromEdge(SNAT_BLUE_A, ping), uplink('hv1')).outputs;
+  t.deepEqual(copies.map((o) => o.packet.tun_ipv4_dst), [hv('hv2').tunnelIp]);
+  t.deepEqual(sim('hv2').inject({ ...copies[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs, []);
+  t.deepEqual(sim('hv2').inject(fromEdge(SNAT_BLUE_A, ping), uplink('hv2')).outputs, [], 'nor on the gateway that hosts app1');
+});
+
+test("SNAT ICMP: a VM's ping leaves as its zone's SNAT address; either gateway copies the reply to every hypervisor hosting a VM of that address, and only the pinging VM's gets it", (t) => {
+  // web1 without its floating IP: blue's zone-a SNAT address has VMs on hv1 (web1) and hv2 (app1)
+  const unbound = viewOf(edit(model, (d) => delete d.floatingIps[0].port));
+  const compiled = switchFlows(unbound, PIPELINE, NORTH_SOUTH_COMPILERS);
+  const at = (name: string) => new FlowTableSim(compiled.get(hv(name).datapathId)!);
+  const [hv1, hv2] = [at('hv1'), at('hv2')];
+  const echo = { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmpv4_type: 8, icmpv4_code: 0 };
+  const sent = hv2.inject(fromVm('app1', INTERNET, echo), port('app1').ofport!).outputs;
+  t.deepEqual(sent.map((o) => [o.port, o.packet.ipv4_src, o.packet.eth_src]), [[uplink('hv2'), SNAT_BLUE_A, floatingIpMac(SNAT_BLUE_A)]], "app1 on hv2, a gateway: out of hv2's segment port");
+  const reply = fromEdge(SNAT_BLUE_A, { ...echo, icmpv4_type: 0 });
+  // at hv1, the gateway that does not host app1: one copy to hv2, and its own (web1's) through conntrack, which has nothing
+  const fromHv1 = hv1.inject(reply, uplink('hv1')).outputs;
+  t.deepEqual(fromHv1.map((o) => [o.port, o.packet.tun_ipv4_dst, o.packet.tunnel_id]), [[TUNNEL_OFPORT, hv('hv2').tunnelIp, 101n]], 'no delivery to web1');
+  const delivered = hv2.inject({ ...fromHv1[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs;
+  t.deepEqual(delivered.map((o) => [o.port, o.packet.ipv4_dst, o.packet.eth_dst]), [[port('app1').ofport, port('app1').port.ip, port('app1').port.mac]]);
+  // at hv2, which hosts app1: delivered there, and a copy to hv1 that reaches nobody
+  const fromHv2 = hv2.inject(reply, uplink('hv2')).outputs;
+  t.deepEqual(fromHv2.map((o) => [o.port, o.port === TUNNEL_OFPORT ? o.packet.tun_ipv4_dst : o.packet.ipv4_dst]), [[TUNNEL_OFPORT, hv('hv1').tunnelIp], [port('app1').ofport, port('app1').port.ip]]);
+  t.deepEqual(hv1.inject({ ...fromHv2[0]!.packet, tun_ipv4_src: hv('hv2').tunnelIp }, TUNNEL_OFPORT).outputs, [], "hv1's conntrack has no such ping: web1 gets nothing");
 });
 
 test("run time: bgpd's networks are read from its running configuration and changed by the difference only", (t) => {
