@@ -236,7 +236,7 @@ function clientOf(marker: string): string | undefined {
   return line?.split(' ')[0];
 }
 
-test.serial("SNAT: each VM without a floating IP fetches a page from the internet as its zone's SNAT address, from a source port of its own block; nothing from outside reaches it", async (t) => {
+test.serial("SNAT: each VM without a floating IP fetches a page from the internet and pings it as its zone's SNAT address, from a source port of its own block; nothing from outside reaches it", async (t) => {
   const { bindings } = snatBindings(model);
   t.deepEqual(bindings.map((b) => b.port.name), ['app1', 'red1', 'red2']);
   const underlay = await scenario!.startCapture('ns-snat-underlay', { where: 'uplinks' });
@@ -246,6 +246,9 @@ test.serial("SNAT: each VM without a floating IP fetches a page from the interne
       const got = await fetchFromVm(b.port.name, `?from=${b.port.name}`);
       t.is(got.status, '200', `${b.port.name} → internet: ${got.stderr}`);
       t.is(clientOf(`?from=${b.port.name}`), b.address.ip, `the server saw ${b.port.name} as ${b.address.network}'s SNAT address of VPC ${b.port.vpc}`);
+      const ping = await scenario!.exec(b.port.name, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', outside.internet.ip]).catch((e: Error) => ({ stdout: e.message }));
+      t.regex(ping.stdout, / 3 received/, `${b.port.name} pings the internet: ${ping.stdout}`);
+      t.notRegex(ping.stdout, /DUP!/, 'each reply once');
     }
     // in app1's block, but no connection of app1's: conntrack has nothing to reverse
     const app1 = bindings[0]!;
@@ -269,6 +272,14 @@ test.serial("SNAT: each VM without a floating IP fetches a page from the interne
       return tcp ? [ip.src === b.address.ip ? tcp.srcPort : tcp.dstPort] : [];
     });
     t.log(`${b.port.name}: ${tunnelled.length} tunnelled frames, ${frames.length} on the external links as ${b.address.ip}, ports ${[...new Set(ports)].join(', ')} (block ${b.lo}-${b.hi})`);
+    const echoes = frames.flatMap((f) => {
+      const ip = findLayer(f.packet!, 'ipv4')!;
+      const echo = findLayer(f.packet!, 'icmp-echo');
+      return echo ? [`${ip.src === b.address.ip ? 'request' : 'reply'} id ${echo.identifier} at ${f.at}`] : [];
+    });
+    t.log(`${b.port.name}'s ping on the external links: ${[...new Set(echoes)].join(', ')}`);
+    t.true(echoes.some((e) => e.startsWith('request')) && echoes.some((e) => e.startsWith('reply')), `${b.port.name}'s echo requests and replies as ${b.address.ip}`);
+    t.deepEqual(plainFlow(external, ipv4Of(b.port), outside.internet.ip).map((f) => f.at), [], `${b.port.name}'s own address never on an external link`);
     t.true(ports.length > 0 && ports.every((p) => p >= b.lo && p <= b.hi), `${b.port.name}'s connection uses ports of its block`);
     const zone = zoneOf(b.port.name);
     const gateways = new Set(model.hypervisors.filter((h) => h.zone === zone).map((h) => h.name));
