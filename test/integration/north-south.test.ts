@@ -11,7 +11,7 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { gatewayBgpConfig, gatewayPrefixes, snatBindings } from '../../src/apps/north-south';
-import { type NetworkModel, loadModelFile } from '../../src/model';
+import { type NetworkModel, conntrackZone, loadModelFile } from '../../src/model';
 import { findLayer } from '../../src/packet';
 import { ipv4Of } from '../../src/testing';
 import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, overlayUp, startController, waitFor } from '../helpers/overlay';
@@ -249,6 +249,12 @@ test.serial("SNAT: each VM without a floating IP fetches a page from the interne
       const ping = await scenario!.exec(b.port.name, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', outside.internet.ip]).catch((e: Error) => ({ stdout: e.message }));
       t.regex(ping.stdout, / 3 received/, `${b.port.name} pings the internet: ${ping.stdout}`);
       t.notRegex(ping.stdout, /DUP!/, 'each reply once');
+      // the translation, as the VM's hypervisor holds it: whether conntrack kept the echo identifier
+      const vni = model.vpcs.find((v) => v.name === b.port.vpc)!.vni;
+      const conntrack = (await run('ovs-appctl', ['-t', scenario!.state().hypervisors[b.port.hypervisor]!.unixctl, 'dpctl/dump-conntrack', `zone=${conntrackZone(vni)}`])).stdout;
+      const entry = conntrack.split('\n').find((l) => l.startsWith('icmp,') && l.includes(`orig=(src=${b.port.ip},dst=${outside.internet.ip}`));
+      t.regex(entry ?? '', new RegExp(`reply=\\(src=${outside.internet.ip.replaceAll('.', '\\.')},dst=${b.address.ip.replaceAll('.', '\\.')},`), `${b.port.name}'s ping translated to ${b.address.ip} on ${b.port.hypervisor}: ${entry ?? conntrack}`);
+      t.log(`${b.port.name}'s ping in ${b.port.hypervisor}'s conntrack: ${entry}`);
     }
     // in app1's block, but no connection of app1's: conntrack has nothing to reverse
     const app1 = bindings[0]!;
