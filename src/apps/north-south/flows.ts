@@ -84,7 +84,7 @@ const TRK = 0x20;
 export const UNTRACKED = { value: 0, mask: TRK };
 export const TRACKED = { value: TRK, mask: TRK };
 /** where a packet from the outside, translated to a VM's address, joins the overlay (docs/pipeline.md, Entering a stage) */
-export const INBOUND_STAGE = 'l2';
+const INBOUND_STAGE = 'l2';
 /** the routes of a VPC that has a floating IP but no egress of its own */
 const DEFAULT_ROUTES: readonly string[] = ['0.0.0.0/0'];
 

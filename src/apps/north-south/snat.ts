@@ -108,19 +108,24 @@ export function snatBindings(model: NetworkModel): { bindings: SnatBinding[]; ex
   return { bindings, exhausted };
 }
 
-/** One owner per translated VM (its hypervisor and its zone's gateways), one per SNAT address (its network's gateways). */
+/** conntrack reverses the translation of a reply and hands it back to nat.inbound, addressed to the VM again */
+function untranslation(pipeline: Pipeline, zone: number): Action {
+  return { type: 'ct', flags: 0, zone, recircTable: pipeline.table(NAT_INBOUND_TABLE).id, alg: 0, actions: [{ type: 'nat', flags: 0 }] };
+}
+
+/**
+ * One owner per translated VM (its hypervisor and its zone's gateways), one per SNAT address (its
+ * network's gateways, and the hypervisors hosting its VMs).
+ */
 export function snatOwners(pipeline: Pipeline, model: NetworkModel, places: NorthSouthPlaces, attachments: readonly GatewayAttachment[]): OwnerDef[] {
-  const { bindings } = snatBindings(model);
-  const vms = bindings.flatMap((b): OwnerDef[] => {
-    const placed = places.place(b.port);
-    if (!placed) return [];
-    const key = `snat:${b.port.name}`;
-    const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
-    return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => snatVmFlows(pipeline, model, key, b, placed, gateways) }];
-  });
-  const placedBindings = bindings.flatMap((b) => {
+  const placedBindings = snatBindings(model).bindings.flatMap((b) => {
     const placed = places.place(b.port);
     return placed ? [{ b, placed }] : [];
+  });
+  const vms = placedBindings.map(({ b, placed }): OwnerDef => {
+    const key = `snat:${b.port.name}`;
+    const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
+    return { key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => snatVmFlows(pipeline, model, key, b, placed, gateways) };
   });
   const addresses = model.egress.flatMap((e) =>
     e.snat.flatMap((address): OwnerDef[] => {
@@ -145,8 +150,7 @@ function snatVmFlows(pipeline: Pipeline, model: NetworkModel, owner: string, b: 
   const routes = model.egress.find((e) => e.vpc === port.vpc)!.routes;
   const out = toOutside(model, placed, vni, b.network.name, gateways);
   const block = { value: b.lo, mask: 0xffff & ~(SNAT_BLOCK_SIZE - 1) };
-  // conntrack reverses the translation of a reply and hands it back to nat.inbound, addressed to the VM again
-  const untranslate: Action = { type: 'ct', flags: 0, zone, recircTable: pipeline.table(NAT_INBOUND_TABLE).id, alg: 0, actions: [{ type: 'nat', flags: 0 }] };
+  const untranslate = untranslation(pipeline, zone);
   const replies = (match: object) => PROTOCOLS.map((p) => ({ ...match, eth_type: ETH_IP, ip_proto: p.ip_proto, ipv4_dst: b.address.ip, [p.field]: block }));
 
   const host: Flow[] = [
@@ -205,7 +209,7 @@ function snatAddressFlows(pipeline: Pipeline, owner: string, address: SnatAddres
   const f = (table = GATEWAY_TABLE) => new FlowBuilder(pipeline, pipeline.table(table), makeCookie(NORTH_SOUTH_APP_ID, owner)).priority(PRIORITY.translate);
   const mac = floatingIpMac(address.ip);
   const zone = conntrackZone(Number(vni));
-  const untranslate: Action = { type: 'ct', flags: 0, zone, recircTable: pipeline.table(NAT_INBOUND_TABLE).id, alg: 0, actions: [{ type: 'nat', flags: 0 }] };
+  const untranslate = untranslation(pipeline, zone);
   const icmp = { eth_type: ETH_IP, ip_proto: ICMP, ipv4_dst: address.ip };
   const byDpid = new Map<bigint, Flow[]>(
     hosts.map((h) => [h.datapathId, [f(NAT_INBOUND_TABLE).match({ ...icmp, in_port: TUNNEL_OFPORT, tunnel_id: vni, ct_state: UNTRACKED }).apply(untranslate).build()]]),
