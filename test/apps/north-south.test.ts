@@ -421,12 +421,14 @@ test('SNAT: nothing from outside reaches a VM without a floating IP', (t) => {
   // outside every block, or to the VM's own address: no gateway lets it in
   t.deepEqual(sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_dst: 80 }), uplink('hv1')).outputs, []);
   t.deepEqual(sim('hv1').inject(fromEdge(ipv4Of(port('app1').port)), uplink('hv1')).outputs, []);
-  // a ping to the SNAT address is copied to app1's hypervisor, where conntrack has nothing to reverse
-  const ping = { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmpv4_type: 8, icmpv4_code: 0 };
-  const copies = sim('hv1').inject(fromEdge(SNAT_BLUE_A, ping), uplink('hv1')).outputs;
+  // a ping to the SNAT address is no answer to anyone: not copied; an echo reply nobody asked for is
+  // copied to app1's hypervisor, where conntrack has nothing to reverse
+  const icmp = (icmpv4_type: number) => fromEdge(SNAT_BLUE_A, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmpv4_type, icmpv4_code: 0 });
+  t.deepEqual(sim('hv1').inject(icmp(8), uplink('hv1')).outputs, [], 'echo request: dropped at the gateway');
+  const copies = sim('hv1').inject(icmp(0), uplink('hv1')).outputs;
   t.deepEqual(copies.map((o) => o.packet.tun_ipv4_dst), [hv('hv2').tunnelIp]);
   t.deepEqual(sim('hv2').inject({ ...copies[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs, []);
-  t.deepEqual(sim('hv2').inject(fromEdge(SNAT_BLUE_A, ping), uplink('hv2')).outputs, [], 'nor on the gateway that hosts app1');
+  t.deepEqual(sim('hv2').inject(icmp(0), uplink('hv2')).outputs, [], 'nor on the gateway that hosts app1');
 });
 
 test("SNAT ICMP: a VM's ping leaves as its zone's SNAT address; either gateway copies the reply to every hypervisor hosting a VM of that address, and only the pinging VM's gets it", (t) => {

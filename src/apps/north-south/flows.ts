@@ -58,7 +58,7 @@ export const NORTH_SOUTH_TABLES: readonly TableSpec[] = [
     name: GATEWAY_TABLE,
     stage: 'probe',
     miss: 'next',
-    matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_src', 'ipv4_dst', 'arp_op', 'arp_spa', 'arp_tpa', ...PORT_MATCHES],
+    matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_src', 'ipv4_dst', 'arp_op', 'arp_spa', 'arp_tpa', 'icmpv4_type', ...PORT_MATCHES],
     maskable: ['tcp_dst', 'udp_dst'],
   },
   // from the tunnel, before the overlay classifies it: its delivery knows VM ports, not floating IPs;

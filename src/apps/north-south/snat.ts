@@ -4,8 +4,8 @@
  * block of source ports that is the VM's alone on its zone's SNAT address. Gateways stay stateless:
  * a reply to the SNAT address whose destination port falls in a VM's block (one masked match) is
  * tunnelled to that VM's hypervisor, where `ct(nat)` reverses it. ICMP has no field OpenFlow can
- * steer by (its echo identifier is no match field), so a gateway copies ICMP to the SNAT address to
- * every hypervisor of its zone that hosts a VM translated to it: `ct(nat)` there reverses it where
+ * steer by (its echo identifier is no match field), so a gateway copies ICMP answers to the SNAT
+ * address to every hypervisor of its zone that hosts a VM translated to it: `ct(nat)` there reverses it where
  * the VM's conntrack entry is, and finds nothing (so delivers nothing) everywhere else.
  */
 import {
@@ -59,6 +59,12 @@ const PROTOCOLS = [
   { ip_proto: 17, field: 'udp_dst' },
 ] as const;
 const ICMP = 1;
+/**
+ * The ICMP types that can answer a VM (echo reply; destination unreachable, time exceeded and
+ * parameter problem about its connections): only these are copied, so a ping to the SNAT address
+ * from outside is not multiplied across the zone.
+ */
+const ICMP_ANSWERS = [0, 3, 11, 12] as const;
 /** a packet back from conntrack (+trk) is matched above the flows that sent it there, which match only untracked ones */
 const PRIORITY = { translate: 100, translated: 300 } as const;
 
@@ -222,7 +228,8 @@ function snatAddressFlows(pipeline: Pipeline, owner: string, address: SnatAddres
       // the copies leave before conntrack takes the local one: actions after ct(table=…) see the packet as it was
       const copies = hosts.filter((h) => h.name !== a.host.name).flatMap((h): Action[] => [{ type: 'set_field', field: { field: 'tun_ipv4_dst', value: h.tunnelIp } }, output(TUNNEL_OFPORT)]);
       const local = hosts.some((h) => h.name === a.host.name) ? [untranslate] : [];
-      flows.push(f().match({ ...icmp, in_port: a.uplink }).apply({ type: 'dec_nw_ttl' }, { type: 'set_field', field: { field: 'tunnel_id', value: vni } }, ...copies, ...local).build());
+      const actions: Action[] = [{ type: 'dec_nw_ttl' }, { type: 'set_field', field: { field: 'tunnel_id', value: vni } }, ...copies, ...local];
+      flows.push(...ICMP_ANSWERS.map((icmpv4_type) => f().match({ ...icmp, in_port: a.uplink, icmpv4_type }).apply(...actions).build()));
     }
     byDpid.set(a.host.datapathId, [...(byDpid.get(a.host.datapathId) ?? []), ...flows]);
   }
