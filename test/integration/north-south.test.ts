@@ -14,7 +14,7 @@ import { gatewayBgpConfig, gatewayPrefixes, snatBindings } from '../../src/apps/
 import { type NetworkModel, conntrackZone, loadModelFile } from '../../src/model';
 import { findLayer } from '../../src/packet';
 import { ipv4Of } from '../../src/testing';
-import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, overlayUp, startController, waitFor } from '../helpers/overlay';
+import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, innerLayer, overlayUp, startController, waitFor } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
 import { type CommandError, TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
@@ -347,4 +347,42 @@ test.serial('SNAT isolation: two VPCs with the same address on one hypervisor fe
     t.deepEqual([got[i]!.status, got[i]!.body], ['200', `a page for ${b.port.name} (${b.port.vpc})`], `${b.port.name}: ${got[i]!.stderr}`);
     t.is(clientOf(`for-${b.port.name}.txt`), b.address.ip, `the server saw ${b.port.name} as VPC ${b.port.vpc}'s SNAT address`);
   });
+});
+
+test.serial("SNAT ICMP: two VMs behind one SNAT address on different hypervisors ping the internet at once; the gateways copy each reply to both, and each VM gets its own replies once", async (t) => {
+  // unbinding the floating IP (now app1's) puts web1 (hv1) and app1 (hv2) both behind blue's zone-a SNAT address
+  const fip = fipOf('web1'); // the initial model's name for it
+  editModel((doc) => {
+    const fips = doc.get('floatingIps');
+    const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === fip) : undefined;
+    if (!isMap(entry)) throw new Error(`no floating IP ${fip} in ${modelFile}`);
+    entry.delete('port');
+  });
+  const unbound = loadModelFile(modelFile);
+  const pair = snatBindings(unbound).bindings.filter((b) => b.port.name === 'web1' || b.port.name === 'app1');
+  t.deepEqual(pair.map((b) => [b.port.name, b.port.hypervisor, b.address.ip]), [['app1', 'hv2', '198.51.100.20'], ['web1', 'hv1', '198.51.100.20']]);
+  const snat = pair[0]!.address.ip;
+  const state = scenario!.state();
+  const tunnelIp = (hv: string) => unbound.hypervisors.find((h) => h.name === hv)!.tunnelIp;
+  // each gateway copies echo replies to the other (and takes its own through conntrack)
+  const copiesTo = async (gw: string, other: string) =>
+    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[gw]!.mgmt}`, `icmp,nw_dst=${snat},icmp_type=0`])).stdout.includes(`set_field:${tunnelIp(other)}->tun_dst`);
+  await waitFor('the echo-reply copies on both gateways', async () => [await copiesTo('hv1', 'hv2'), await copiesTo('hv2', 'hv1')], (c) => c.every(Boolean), { timeoutMs: 15_000, intervalMs: 100 });
+  const underlay = await scenario!.startCapture('ns-snat-icmp', { where: 'uplinks' });
+  let pings: { stdout: string }[];
+  try {
+    pings = await Promise.all(pair.map((b) => scenario!.exec(b.port.name, ['ping', '-n', '-c', '5', '-i', '0.2', '-W', '2', outside.internet.ip]).catch((e: Error) => ({ stdout: e.message }))));
+  } finally {
+    await underlay.stop();
+  }
+  pair.forEach((b, i) => {
+    t.regex(pings[i]!.stdout, / 5 received/, `${b.port.name} (${b.port.hypervisor}): ${pings[i]!.stdout}`);
+    t.notRegex(pings[i]!.stdout, /DUP!/, `${b.port.name} gets each of its replies once`);
+  });
+  // the copies of the replies on the underlay, between the zone's two hypervisors: each reply entered at one gateway and went to the other
+  const copies = innerFlow(underlay.tunnelFrames(), outside.internet.ip, snat).filter((f) => innerLayer(f, 'icmp')?.icmpType === 0);
+  const byPath = [...new Set(copies.map((f) => `${f.outerSrc}->${f.outerDst}`))];
+  t.log(`echo replies to ${snat} copied over the underlay: ${copies.length} frames at the uplinks (${byPath.join(', ')}) for 10 replies`);
+  t.true(copies.length > 0, 'the replies are copied to the hypervisor that did not receive them');
+  t.deepEqual(byPath.filter((p) => ![`${tunnelIp('hv1')}->${tunnelIp('hv2')}`, `${tunnelIp('hv2')}->${tunnelIp('hv1')}`].includes(p)), [], 'within zone-a only');
 });
