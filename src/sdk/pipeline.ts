@@ -73,6 +73,20 @@ export class Pipeline {
     return this.byName.has(name);
   }
 
+  /**
+   * Where a packet handed to `stage` goes on: the first table of that stage, or of the first later
+   * stage that has one. An app continues a packet at another app's stage this way (north-south hands
+   * a floating IP's inbound packet to `l2`, so the ACLs see it), never by that app's table names. What
+   * the packet must carry on entry is the contract of the apps owning the stage (the overlay's:
+   * docs/pipeline.md, Entering a stage).
+   */
+  entryOf(stage: Stage): RealizedTable {
+    const from = STAGES.indexOf(stage);
+    const t = this.tables.find((x) => STAGES.indexOf(x.stage) >= from);
+    if (!t) throw new PipelineError(`no table at or after stage '${stage}' in the pipeline`);
+    return t;
+  }
+
   /** the table right after `t`, for 'next' miss behaviour */
   successor(t: RealizedTable): RealizedTable | undefined {
     return this.tables[this.tables.indexOf(t) + 1];

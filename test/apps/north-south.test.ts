@@ -59,9 +59,9 @@ function fromVm(name: string, dst: string, extra: SimPacket = {}): SimPacket {
   return { eth_src: p.port.mac, eth_dst: p.routerMac, eth_type: 0x0800, ipv4_src: ipv4Of(p.port), ipv4_dst: dst, ip_proto: 6, tcp_src: 40000, tcp_dst: 80, nw_ttl: 64, ...extra };
 }
 
-/** an IPv4 packet arriving by tunnel from a gateway, in VPC `vni` */
-function fromGateway(vni: number, dst: string): SimPacket {
-  return { tunnel_id: BigInt(vni), tun_ipv4_src: hv('hv2').tunnelIp, eth_src: '0e:00:00:00:00:01', eth_dst: '0e:00:00:00:00:02', eth_type: 0x0800, ipv4_src: INTERNET, ipv4_dst: dst, ip_proto: 6, tcp_src: 80, tcp_dst: 40000, nw_ttl: 60 };
+/** an IPv4 packet arriving by tunnel from a gateway, in VPC `vni`: a client's to the web server the model's ACL opens to the outside */
+function fromGateway(vni: number, dst: string, extra: SimPacket = {}): SimPacket {
+  return { tunnel_id: BigInt(vni), tun_ipv4_src: hv('hv2').tunnelIp, eth_src: '0e:00:00:00:00:01', eth_dst: '0e:00:00:00:00:02', eth_type: 0x0800, ipv4_src: INTERNET, ipv4_dst: dst, ip_proto: 6, tcp_src: 40000, tcp_dst: 8080, nw_ttl: 60, ...extra };
 }
 
 test('outbound: a floating IP port on a gateway leaves with its floating IP and MAC, straight out of the gateway\'s own segment port', (t) => {
@@ -204,7 +204,7 @@ test('a port plugged in under the same model gets its floating IP flows, on its 
   const name = (dpid: bigint) => model.hypervisors.find((h) => h.datapathId === dpid)!.name;
   t.true(changes.some((c) => c.owner === 'snat:red1' && name(c.dpid) === 'hv1'), "red1's SNAT on its hypervisor");
   t.deepEqual(changes.filter((c) => !c.owner.startsWith('snat')).map((c) => [c.owner, name(c.dpid), c.flows.length]), [
-    [`fip:${FIP_WEB1}`, 'hv1', 6],
+    [`fip:${FIP_WEB1}`, 'hv1', 7],
     [`fip:${FIP_WEB1}`, 'hv2', 3],
     ['gateway:ext-a/hv1', 'hv1', 4],
   ]);
@@ -221,7 +221,7 @@ function fromEdge(dst: string, extra: SimPacket = {}): SimPacket {
 }
 
 test('gateway inbound: from the segment to a floating IP, tunnelled to the VM\'s hypervisor, which delivers it translated', (t) => {
-  const atGateway = sim('hv2').inject(fromEdge(FIP_WEB1), uplink('hv2'));
+  const atGateway = sim('hv2').inject(fromEdge(FIP_WEB1, { tcp_dst: 8080 }), uplink('hv2'));
   t.deepEqual(atGateway.outputs.map((o) => o.port), [TUNNEL_OFPORT]);
   const tunnelled = atGateway.outputs[0]!.packet;
   t.deepEqual([tunnelled.tunnel_id, tunnelled.tun_ipv4_dst, tunnelled.nw_ttl], [101n, hv('hv1').tunnelIp, 59]);
@@ -231,9 +231,58 @@ test('gateway inbound: from the segment to a floating IP, tunnelled to the VM\'s
 });
 
 test('gateway inbound: a gateway that hosts the VM delivers to it directly', (t) => {
-  const { outputs } = sim('hv1').inject(fromEdge(FIP_WEB1), uplink('hv1'));
+  const { outputs } = sim('hv1').inject(fromEdge(FIP_WEB1, { tcp_dst: 8080 }), uplink('hv1'));
   t.deepEqual(outputs.map((o) => o.port), [port('web1').ofport]);
   t.deepEqual([outputs[0]!.packet.ipv4_dst, outputs[0]!.packet.eth_src, outputs[0]!.packet.eth_dst], [port('web1').port.ip, port('web1').routerMac, port('web1').port.mac]);
+});
+
+// ---- the VPC's ACLs on a floating IP's inbound traffic ----
+
+/** the model with, first in blue's rules, a deny of tcp/8080 from anywhere to web1 */
+const denying = edit(model, (d) =>
+  d.vpcs[0].acls.unshift({ name: 'no-8080-from-outside', subnet: 'web', port: 'web1', direction: 'ingress', action: 'deny', protocol: 'tcp', ports: 8080, remote: { cidr: '0.0.0.0/0' } }),
+);
+const denyingFlows = switchFlows(viewOf(denying), PIPELINE, NORTH_SOUTH_COMPILERS);
+/** hv1, which hosts web1 and is one of zone-a's gateways, with that model: one conntrack for a whole exchange */
+const denyingHv1 = () => new FlowTableSim(denyingFlows.get(hv('hv1').datapathId)!);
+const outputsOf = (r: { outputs: { port: number; packet: SimPacket }[] }) => r.outputs.map((o) => [o.port, o.packet.ipv4_src, o.packet.ipv4_dst, o.packet.tcp_src, o.packet.tcp_dst]);
+
+test("ACL: a SYN from the outside to a floating IP's denied port is dropped, an allowed port is delivered, and the VM's reply leaves as the floating IP", (t) => {
+  const s = denyingHv1();
+  const web1 = port('web1');
+  // by tunnel from the zone's other gateway, and from the segment of the gateway that hosts web1
+  t.deepEqual(s.inject(fromGateway(101, FIP_WEB1, { tcp_dst: 8080 }), TUNNEL_OFPORT).outputs, [], 'tcp/8080 denied (by tunnel)');
+  t.deepEqual(s.inject(fromEdge(FIP_WEB1, { tcp_src: 40001, tcp_dst: 8080 }), uplink('hv1')).outputs, [], 'tcp/8080 denied (from the segment)');
+  const syn = s.inject(fromGateway(101, FIP_WEB1, { tcp_dst: 8081 }), TUNNEL_OFPORT);
+  t.deepEqual(outputsOf(syn), [[web1.ofport, INTERNET, web1.port.ip, 40000, 8081]], 'tcp/8081 allowed: delivered to web1 at its own address');
+  t.deepEqual([syn.outputs[0]!.packet.eth_src, syn.outputs[0]!.packet.eth_dst], [web1.routerMac, web1.port.mac]);
+  t.deepEqual(outputsOf(s.inject(fromEdge(FIP_WEB1, { tcp_src: 40001, tcp_dst: 8081 }), uplink('hv1'))), [[web1.ofport, INTERNET, web1.port.ip, 40001, 8081]], 'tcp/8081 from the segment');
+  // web1's SYN-ACK: translated back to the floating IP, out of its gateway's segment port; the client's ACK then passes as established
+  const synAck = s.inject(fromVm('web1', INTERNET, { tcp_src: 8081, tcp_dst: 40000 }), web1.ofport!);
+  t.deepEqual(outputsOf(synAck), [[uplink('hv1'), FIP_WEB1, INTERNET, 8081, 40000]]);
+  t.deepEqual(outputsOf(s.inject(fromGateway(101, FIP_WEB1, { tcp_dst: 8081 }), TUNNEL_OFPORT)), [[web1.ofport, INTERNET, web1.port.ip, 40000, 8081]]);
+  // a port no rule opens is denied by default, as between tiers
+  t.deepEqual(s.inject(fromGateway(101, FIP_WEB1, { tcp_dst: 22 }), TUNNEL_OFPORT).outputs, [], 'tcp/22: no rule, denied');
+  // the rule names web1: web2's floating IP, on hv3, still serves 8080
+  const hv3 = new FlowTableSim(denyingFlows.get(hv('hv3').datapathId)!);
+  t.deepEqual(hv3.inject(fromGateway(101, '198.51.100.74', { tcp_dst: 8080 }), TUNNEL_OFPORT).outputs.map((o) => o.port), [port('web2').ofport]);
+});
+
+test("ACL: replies to the VM's own connections to the outside pass as established, though no rule opens their port", (t) => {
+  const s = denyingHv1();
+  const out = s.inject(fromVm('web1', INTERNET, { tcp_src: 40000, tcp_dst: 8080 }), port('web1').ofport!);
+  t.deepEqual(outputsOf(out), [[uplink('hv1'), FIP_WEB1, INTERNET, 40000, 8080]], 'leaves as the floating IP');
+  t.deepEqual(outputsOf(s.inject(fromGateway(101, FIP_WEB1, { tcp_src: 8080, tcp_dst: 40000 }), TUNNEL_OFPORT)), [[port('web1').ofport, INTERNET, port('web1').port.ip, 8080, 40000]]);
+  // the same reply with nothing sent before it is a new connection to port 40000: denied
+  t.deepEqual(denyingHv1().inject(fromGateway(101, FIP_WEB1, { tcp_src: 8080, tcp_dst: 40000 }), TUNNEL_OFPORT).outputs, []);
+});
+
+test("ACL: ping from the outside to a floating IP passes by its rule; without one it is dropped", (t) => {
+  const ping = fromGateway(101, FIP_WEB1, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmp_type: 8, icmp_code: 0 });
+  t.deepEqual(denyingHv1().inject(ping, TUNNEL_OFPORT).outputs.map((o) => o.port), [port('web1').ofport], 'ping-web-from-anywhere');
+  const noPing = edit(model, (d) => (d.vpcs[0].acls = d.vpcs[0].acls.filter((a: { protocol: string }) => a.protocol !== 'icmp')));
+  const s = new FlowTableSim(switchFlows(viewOf(noPing), PIPELINE, NORTH_SOUTH_COMPILERS).get(hv('hv1').datapathId)!);
+  t.deepEqual(s.inject(ping, TUNNEL_OFPORT).outputs, []);
 });
 
 test('gateway outbound: from the tunnel, a floating IP\'s packet goes to the next hop on the segment', (t) => {
@@ -364,7 +413,7 @@ test('SNAT isolation: two VPCs with the same address on one hypervisor get their
   }
 });
 
-test('SNAT: nothing from outside reaches a VM without a floating IP; ICMP is not translated', (t) => {
+test('SNAT: nothing from outside reaches a VM without a floating IP', (t) => {
   const b = blockOf('app1');
   // in its block but no connection: conntrack has nothing to reverse
   const steered = sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_src: 80, tcp_dst: b.lo + 7 }), uplink('hv1')).outputs;
@@ -372,7 +421,35 @@ test('SNAT: nothing from outside reaches a VM without a floating IP; ICMP is not
   // outside every block, or to the VM's own address: no gateway lets it in
   t.deepEqual(sim('hv1').inject(fromEdge(SNAT_BLUE_A, { tcp_dst: 80 }), uplink('hv1')).outputs, []);
   t.deepEqual(sim('hv1').inject(fromEdge(ipv4Of(port('app1').port)), uplink('hv1')).outputs, []);
-  t.deepEqual(sim('hv2').inject(fromVm('app1', INTERNET, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmp_type: 8, icmp_code: 0 }), port('app1').ofport!).outputs, []);
+  // a ping to the SNAT address is no answer to anyone: not copied; an echo reply nobody asked for is
+  // copied to app1's hypervisor, where conntrack has nothing to reverse
+  const icmp = (icmpv4_type: number) => fromEdge(SNAT_BLUE_A, { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmpv4_type, icmpv4_code: 0 });
+  t.deepEqual(sim('hv1').inject(icmp(8), uplink('hv1')).outputs, [], 'echo request: dropped at the gateway');
+  const copies = sim('hv1').inject(icmp(0), uplink('hv1')).outputs;
+  t.deepEqual(copies.map((o) => o.packet.tun_ipv4_dst), [hv('hv2').tunnelIp]);
+  t.deepEqual(sim('hv2').inject({ ...copies[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs, []);
+  t.deepEqual(sim('hv2').inject(icmp(0), uplink('hv2')).outputs, [], 'nor on the gateway that hosts app1');
+});
+
+test("SNAT ICMP: a VM's ping leaves as its zone's SNAT address; either gateway copies the reply to every hypervisor hosting a VM of that address, and only the pinging VM's gets it", (t) => {
+  // web1 without its floating IP: blue's zone-a SNAT address has VMs on hv1 (web1) and hv2 (app1)
+  const unbound = viewOf(edit(model, (d) => delete d.floatingIps[0].port));
+  const compiled = switchFlows(unbound, PIPELINE, NORTH_SOUTH_COMPILERS);
+  const at = (name: string) => new FlowTableSim(compiled.get(hv(name).datapathId)!);
+  const [hv1, hv2] = [at('hv1'), at('hv2')];
+  const echo = { ip_proto: 1, tcp_src: undefined as never, tcp_dst: undefined as never, icmpv4_type: 8, icmpv4_code: 0 };
+  const sent = hv2.inject(fromVm('app1', INTERNET, echo), port('app1').ofport!).outputs;
+  t.deepEqual(sent.map((o) => [o.port, o.packet.ipv4_src, o.packet.eth_src]), [[uplink('hv2'), SNAT_BLUE_A, floatingIpMac(SNAT_BLUE_A)]], "app1 on hv2, a gateway: out of hv2's segment port");
+  const reply = fromEdge(SNAT_BLUE_A, { ...echo, icmpv4_type: 0 });
+  // at hv1, the gateway that does not host app1: one copy to hv2, and its own (web1's) through conntrack, which has nothing
+  const fromHv1 = hv1.inject(reply, uplink('hv1')).outputs;
+  t.deepEqual(fromHv1.map((o) => [o.port, o.packet.tun_ipv4_dst, o.packet.tunnel_id]), [[TUNNEL_OFPORT, hv('hv2').tunnelIp, 101n]], 'no delivery to web1');
+  const delivered = hv2.inject({ ...fromHv1[0]!.packet, tun_ipv4_src: hv('hv1').tunnelIp }, TUNNEL_OFPORT).outputs;
+  t.deepEqual(delivered.map((o) => [o.port, o.packet.ipv4_dst, o.packet.eth_dst]), [[port('app1').ofport, port('app1').port.ip, port('app1').port.mac]]);
+  // at hv2, which hosts app1: delivered there, and a copy to hv1 that reaches nobody
+  const fromHv2 = hv2.inject(reply, uplink('hv2')).outputs;
+  t.deepEqual(fromHv2.map((o) => [o.port, o.port === TUNNEL_OFPORT ? o.packet.tun_ipv4_dst : o.packet.ipv4_dst]), [[TUNNEL_OFPORT, hv('hv1').tunnelIp], [port('app1').ofport, port('app1').port.ip]]);
+  t.deepEqual(hv1.inject({ ...fromHv2[0]!.packet, tun_ipv4_src: hv('hv2').tunnelIp }, TUNNEL_OFPORT).outputs, [], "hv1's conntrack has no such ping: web1 gets nothing");
 });
 
 test("run time: bgpd's networks are read from its running configuration and changed by the difference only", (t) => {

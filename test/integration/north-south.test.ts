@@ -11,19 +11,21 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from
 import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { gatewayBgpConfig, gatewayPrefixes, snatBindings } from '../../src/apps/north-south';
-import { type NetworkModel, loadModelFile } from '../../src/model';
+import { type NetworkModel, conntrackZone, loadModelFile } from '../../src/model';
 import { findLayer } from '../../src/packet';
 import { ipv4Of } from '../../src/testing';
-import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, overlayUp, startController, waitFor } from '../helpers/overlay';
+import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type TunnelFrame, type UnderlayCapture, innerFlow, innerLayer, overlayUp, startController, waitFor } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
 import { REPO_ROOT } from '../helpers/paths';
-import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
+import { type CommandError, TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
 const dir = join(TEST_STATE_DIR, 'north-south');
 const modelFile = join(dir, 'model.yaml');
 const BGP = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3 } as const;
 /** the VMs with a floating IP serve HTTP on this port */
 const VM_WEB_PORT = 8080;
+/** a second port the model's ACL opens to the outside (http-from-anywhere: 8080-8081) */
+const VM_OTHER_PORT = 8081;
 const FLOATING_VMS = ['web1', 'web2'] as const;
 
 let scenario: OverlayScenario | undefined;
@@ -157,6 +159,70 @@ test.serial('reachability and locality: from the internet, ping and HTTP reach t
   t.true(outbound.every((f) => findLayer(f.packet!, 'ethernet')?.src === model.floatingIps.find((x) => x.port === 'web1')!.mac), "from its floating IP's MAC");
 });
 
+/** An edit of the watched model file, atomically (the controller watches it). */
+function editModel(change: (doc: ReturnType<typeof parseDocument>) => void): void {
+  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
+  change(doc);
+  writeFileSync(`${modelFile}.tmp`, doc.toString());
+  renameSync(`${modelFile}.tmp`, modelFile);
+}
+
+/** VPC blue's ACL rules in a model document */
+function blueAcls(doc: ReturnType<typeof parseDocument>) {
+  const vpcs = doc.get('vpcs');
+  const blue = isSeq(vpcs) ? vpcs.items.find((v) => isMap(v) && v.get('name') === 'blue') : undefined;
+  const acls = isMap(blue) ? blue.get('acls') : undefined;
+  if (!isSeq(acls)) throw new Error(`no acls of VPC blue in ${modelFile}`);
+  return acls;
+}
+
+/** curl from the internet namespace: the HTTP status, or curl's exit code (28: timed out, 7: refused) */
+function httpFromInternet(url: string, timeoutSeconds: number): Promise<string> {
+  return inNetns(outside.internet.netns, 'curl', '-sS', '-m', String(timeoutSeconds), '-o', '/dev/null', '-w', '%{http_code}', url).then(
+    (r) => r.stdout,
+    (e: CommandError) => `exit ${String(e.details.code)}`,
+  );
+}
+
+test.serial("ACL: a rule applied at run time denies the floating IPs' inbound port from the internet, while an allowed port answers, until it is removed", async (t) => {
+  const state = scenario!.state();
+  // web1 is reached on its own gateway (the segment straight into the pipeline), web2 by tunnel from its zone's other gateway
+  const vms = FLOATING_VMS.map((name) => ({ ...state.vms[name]!, name, fip: fipOf(name), hypervisor: model.ports.find((p) => p.name === name)!.hypervisor }));
+  const others = vms.map((vm) => spawnTracked('ip', ['netns', 'exec', vm.netns, 'python3', '-m', 'http.server', String(VM_OTHER_PORT), '--bind', vm.ip]));
+  webServers.push(...others);
+  const rule = { name: 'no-8080-from-outside', subnet: 'web', direction: 'ingress', action: 'deny', protocol: 'tcp', ports: VM_WEB_PORT, remote: { cidr: '0.0.0.0/0' } };
+  // the rule's flows on the VMs' hypervisors, where the ACL meets the translated packet
+  const denyFlows = async () => {
+    const dumps = await Promise.all(vms.map((vm) => run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[vm.hypervisor]!.mgmt}`, `tcp,tp_dst=${VM_WEB_PORT}`])));
+    return dumps.map((d) => d.stdout.split('\n').filter((l) => l.includes('actions=drop')).length);
+  };
+  for (const vm of vms) {
+    await waitFor(`${vm.name}'s second web server`, () => inNetns(vm.netns, 'ss', '-Hltn', `sport = :${VM_OTHER_PORT}`).then((r) => r.stdout.trim() !== ''), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
+    t.is(await httpFromInternet(`http://${vm.fip}:${VM_OTHER_PORT}/`, 10), '200', `${vm.name}'s other port answers before the rule`);
+  }
+  t.deepEqual(await denyFlows(), [0, 0]);
+  editModel((doc) => blueAcls(doc).items.unshift(doc.createNode(rule)));
+  try {
+    await waitFor("the deny rule on the VMs' hypervisors", denyFlows, (n) => n.every((x) => x === 1), { timeoutMs: 15_000, intervalMs: 100 });
+    for (const vm of vms) {
+      const startedAt = Date.now();
+      t.is(await httpFromInternet(`http://${vm.fip}:${VM_WEB_PORT}/`, 3), 'exit 28', `internet → ${vm.name} (${vm.fip}:${VM_WEB_PORT}) denied: the SYN is dropped, curl times out`);
+      t.log(`${vm.name}: the connection attempt to ${vm.fip}:${VM_WEB_PORT} gave up after ${Date.now() - startedAt} ms`);
+      t.is(await httpFromInternet(`http://${vm.fip}:${VM_OTHER_PORT}/`, 10), '200', `internet → ${vm.name} (${vm.fip}:${VM_OTHER_PORT}) still answers`);
+      const ping = await inNetns(outside.internet.netns, 'ping', '-n', '-c', '2', '-i', '0.2', '-W', '2', vm.fip).catch((e: Error) => ({ stdout: e.message }));
+      t.regex(ping.stdout, / 2 received/, `ping to ${vm.name}, allowed by its own rule, answers`);
+    }
+  } finally {
+    editModel((doc) => {
+      const acls = blueAcls(doc);
+      acls.items = acls.items.filter((a) => !(isMap(a) && a.get('name') === rule.name));
+    });
+    for (const o of others) o.kill();
+  }
+  await waitFor('the deny rule gone', denyFlows, (n) => n.every((x) => x === 0), { timeoutMs: 15_000, intervalMs: 100 });
+  for (const vm of vms) t.is(await httpFromInternet(`http://${vm.fip}:${VM_WEB_PORT}/`, 10), '200', `${vm.name}'s port answers again once the rule is removed`);
+});
+
 /** A VM fetches `path` from the internet web server: the HTTP status and body. */
 async function fetchFromVm(vm: string, path: string): Promise<{ status: string; body: string; stderr: string }> {
   const r = await scenario!.exec(vm, ['curl', '-sS', '-m', '10', '-w', '\\n%{http_code}', `http://${outside.internet.ip}:${outside.internet.webPort}/${path}`]);
@@ -170,7 +236,7 @@ function clientOf(marker: string): string | undefined {
   return line?.split(' ')[0];
 }
 
-test.serial("SNAT: each VM without a floating IP fetches a page from the internet as its zone's SNAT address, from a source port of its own block; nothing from outside reaches it", async (t) => {
+test.serial("SNAT: each VM without a floating IP fetches a page from the internet and pings it as its zone's SNAT address, from a source port of its own block; nothing from outside reaches it", async (t) => {
   const { bindings } = snatBindings(model);
   t.deepEqual(bindings.map((b) => b.port.name), ['app1', 'red1', 'red2']);
   const underlay = await scenario!.startCapture('ns-snat-underlay', { where: 'uplinks' });
@@ -180,6 +246,15 @@ test.serial("SNAT: each VM without a floating IP fetches a page from the interne
       const got = await fetchFromVm(b.port.name, `?from=${b.port.name}`);
       t.is(got.status, '200', `${b.port.name} → internet: ${got.stderr}`);
       t.is(clientOf(`?from=${b.port.name}`), b.address.ip, `the server saw ${b.port.name} as ${b.address.network}'s SNAT address of VPC ${b.port.vpc}`);
+      const ping = await scenario!.exec(b.port.name, ['ping', '-n', '-c', '3', '-i', '0.2', '-W', '2', outside.internet.ip]).catch((e: Error) => ({ stdout: e.message }));
+      t.regex(ping.stdout, / 3 received/, `${b.port.name} pings the internet: ${ping.stdout}`);
+      t.notRegex(ping.stdout, /DUP!/, 'each reply once');
+      // the translation, as the VM's hypervisor holds it: whether conntrack kept the echo identifier
+      const vni = model.vpcs.find((v) => v.name === b.port.vpc)!.vni;
+      const conntrack = (await run('ovs-appctl', ['-t', scenario!.state().hypervisors[b.port.hypervisor]!.unixctl, 'dpctl/dump-conntrack', `zone=${conntrackZone(vni)}`])).stdout;
+      const entry = conntrack.split('\n').find((l) => l.startsWith('icmp,') && l.includes(`orig=(src=${b.port.ip},dst=${outside.internet.ip}`));
+      t.regex(entry ?? '', new RegExp(`reply=\\(src=${outside.internet.ip.replaceAll('.', '\\.')},dst=${b.address.ip.replaceAll('.', '\\.')},`), `${b.port.name}'s ping translated to ${b.address.ip} on ${b.port.hypervisor}: ${entry ?? conntrack}`);
+      t.log(`${b.port.name}'s ping in ${b.port.hypervisor}'s conntrack: ${entry}`);
     }
     // in app1's block, but no connection of app1's: conntrack has nothing to reverse
     const app1 = bindings[0]!;
@@ -203,6 +278,14 @@ test.serial("SNAT: each VM without a floating IP fetches a page from the interne
       return tcp ? [ip.src === b.address.ip ? tcp.srcPort : tcp.dstPort] : [];
     });
     t.log(`${b.port.name}: ${tunnelled.length} tunnelled frames, ${frames.length} on the external links as ${b.address.ip}, ports ${[...new Set(ports)].join(', ')} (block ${b.lo}-${b.hi})`);
+    const echoes = frames.flatMap((f) => {
+      const ip = findLayer(f.packet!, 'ipv4')!;
+      const echo = findLayer(f.packet!, 'icmp-echo');
+      return echo ? [`${ip.src === b.address.ip ? 'request' : 'reply'} id ${echo.identifier} at ${f.at}`] : [];
+    });
+    t.log(`${b.port.name}'s ping on the external links: ${[...new Set(echoes)].join(', ')}`);
+    t.true(echoes.some((e) => e.startsWith('request')) && echoes.some((e) => e.startsWith('reply')), `${b.port.name}'s echo requests and replies as ${b.address.ip}`);
+    t.deepEqual(plainFlow(external, ipv4Of(b.port), outside.internet.ip).map((f) => f.at), [], `${b.port.name}'s own address never on an external link`);
     t.true(ports.length > 0 && ports.every((p) => p >= b.lo && p <= b.hi), `${b.port.name}'s connection uses ports of its block`);
     const zone = zoneOf(b.port.name);
     const gateways = new Set(model.hypervisors.filter((h) => h.zone === zone).map((h) => h.name));
@@ -226,13 +309,12 @@ test.serial("BGP: a killed gateway's paths are withdrawn at the edge router, and
 
 /** Binds a floating IP to another port in the model file, atomically (the controller watches it). */
 function rebind(ip: string, port: string): void {
-  const doc = parseDocument(readFileSync(modelFile, 'utf8'));
-  const fips = doc.get('floatingIps');
-  const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === ip) : undefined;
-  if (!isMap(entry)) throw new Error(`no floating IP ${ip} in ${modelFile}`);
-  entry.set('port', port);
-  writeFileSync(`${modelFile}.tmp`, doc.toString());
-  renameSync(`${modelFile}.tmp`, modelFile);
+  editModel((doc) => {
+    const fips = doc.get('floatingIps');
+    const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === ip) : undefined;
+    if (!isMap(entry)) throw new Error(`no floating IP ${ip} in ${modelFile}`);
+    entry.set('port', port);
+  });
 }
 
 test.serial('rebinding: the floating IP moves to the new port, on its hypervisor, and off the old one', async (t) => {
@@ -265,4 +347,42 @@ test.serial('SNAT isolation: two VPCs with the same address on one hypervisor fe
     t.deepEqual([got[i]!.status, got[i]!.body], ['200', `a page for ${b.port.name} (${b.port.vpc})`], `${b.port.name}: ${got[i]!.stderr}`);
     t.is(clientOf(`for-${b.port.name}.txt`), b.address.ip, `the server saw ${b.port.name} as VPC ${b.port.vpc}'s SNAT address`);
   });
+});
+
+test.serial("SNAT ICMP: two VMs behind one SNAT address on different hypervisors ping the internet at once; the gateways copy each reply to both, and each VM gets its own replies once", async (t) => {
+  // unbinding the floating IP (now app1's) puts web1 (hv1) and app1 (hv2) both behind blue's zone-a SNAT address
+  const fip = fipOf('web1'); // the initial model's name for it
+  editModel((doc) => {
+    const fips = doc.get('floatingIps');
+    const entry = isSeq(fips) ? fips.items.find((item) => isMap(item) && item.get('ip') === fip) : undefined;
+    if (!isMap(entry)) throw new Error(`no floating IP ${fip} in ${modelFile}`);
+    entry.delete('port');
+  });
+  const unbound = loadModelFile(modelFile);
+  const pair = snatBindings(unbound).bindings.filter((b) => b.port.name === 'web1' || b.port.name === 'app1');
+  t.deepEqual(pair.map((b) => [b.port.name, b.port.hypervisor, b.address.ip]), [['app1', 'hv2', '198.51.100.20'], ['web1', 'hv1', '198.51.100.20']]);
+  const snat = pair[0]!.address.ip;
+  const state = scenario!.state();
+  const tunnelIp = (hv: string) => unbound.hypervisors.find((h) => h.name === hv)!.tunnelIp;
+  // each gateway copies echo replies to the other (and takes its own through conntrack)
+  const copiesTo = async (gw: string, other: string) =>
+    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[gw]!.mgmt}`, `icmp,nw_dst=${snat},icmp_type=0`])).stdout.includes(`set_field:${tunnelIp(other)}->tun_dst`);
+  await waitFor('the echo-reply copies on both gateways', async () => [await copiesTo('hv1', 'hv2'), await copiesTo('hv2', 'hv1')], (c) => c.every(Boolean), { timeoutMs: 15_000, intervalMs: 100 });
+  const underlay = await scenario!.startCapture('ns-snat-icmp', { where: 'uplinks' });
+  let pings: { stdout: string }[];
+  try {
+    pings = await Promise.all(pair.map((b) => scenario!.exec(b.port.name, ['ping', '-n', '-c', '5', '-i', '0.2', '-W', '2', outside.internet.ip]).catch((e: Error) => ({ stdout: e.message }))));
+  } finally {
+    await underlay.stop();
+  }
+  pair.forEach((b, i) => {
+    t.regex(pings[i]!.stdout, / 5 received/, `${b.port.name} (${b.port.hypervisor}): ${pings[i]!.stdout}`);
+    t.notRegex(pings[i]!.stdout, /DUP!/, `${b.port.name} gets each of its replies once`);
+  });
+  // the copies of the replies on the underlay, between the zone's two hypervisors: each reply entered at one gateway and went to the other
+  const copies = innerFlow(underlay.tunnelFrames(), outside.internet.ip, snat).filter((f) => innerLayer(f, 'icmp')?.icmpType === 0);
+  const byPath = [...new Set(copies.map((f) => `${f.outerSrc}->${f.outerDst}`))];
+  t.log(`echo replies to ${snat} copied over the underlay: ${copies.length} frames at the uplinks (${byPath.join(', ')}) for 10 replies`);
+  t.true(copies.length > 0, 'the replies are copied to the hypervisor that did not receive them');
+  t.deepEqual(byPath.filter((p) => ![`${tunnelIp('hv1')}->${tunnelIp('hv2')}`, `${tunnelIp('hv2')}->${tunnelIp('hv1')}`].includes(p)), [], 'within zone-a only');
 });

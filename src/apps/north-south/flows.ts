@@ -4,10 +4,12 @@
  * On the VM's own hypervisor, a floating IP is a 1:1 rewrite: a floating IP maps to one VM
  * address, so translating needs no connection state, and with none nothing is lost when a gateway
  * dies or the controller restarts. Outbound: a routed packet (to its subnet's router MAC) from the
- * VM to one of its VPC's routes to the outside, and not to one of the VPC's own subnets, leaves with
- * the floating IP and MAC as source, toward a live gateway of the VM's zone (`toOutside`). Inbound: a
- * packet tunnelled from a gateway in the VPC's VNI to the floating IP gets the VM's address, its
- * router's MAC as source and the VM's MAC, and goes out of the VM's port.
+ * VM to one of its VPC's routes to the outside, and not to one of the VPC's own subnets, is committed
+ * to conntrack in the VPC's zone (so the ACLs find replies and inbound connections established),
+ * then leaves with the floating IP and MAC as source, toward a live gateway of the VM's zone
+ * (`toOutside`). Inbound: a packet tunnelled from a gateway in the VPC's VNI to the floating IP gets
+ * the VM's address, its router's MAC as source and the VM's MAC, and is handed to the `l2` stage as
+ * a packet of the VPC from outside it (`intoVpc`): the VPC's ACLs decide whether it reaches the VM.
  *
  * On a gateway hypervisor, the external segment is a port of its bridge (`ExternalGateway.interface`)
  * and the gateway's own address (its BGP source) is on the bridge's LOCAL port. From the segment,
@@ -31,10 +33,12 @@ import {
   type PlacedPort,
   type TableSpec,
   type VmPort,
+  NX_CT_F_COMMIT,
   PipelineError,
   TUNNEL_OFPORT,
   arpAnswer,
   cidr,
+  conntrackZone,
   hasIpv4,
   makeCookie,
   output,
@@ -54,7 +58,7 @@ export const NORTH_SOUTH_TABLES: readonly TableSpec[] = [
     name: GATEWAY_TABLE,
     stage: 'probe',
     miss: 'next',
-    matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_src', 'ipv4_dst', 'arp_op', 'arp_spa', 'arp_tpa', ...PORT_MATCHES],
+    matches: ['in_port', 'tunnel_id', 'eth_type', 'ipv4_src', 'ipv4_dst', 'arp_op', 'arp_spa', 'arp_tpa', 'icmpv4_type', ...PORT_MATCHES],
     maskable: ['tcp_dst', 'udp_dst'],
   },
   // from the tunnel, before the overlay classifies it: its delivery knows VM ports, not floating IPs;
@@ -75,6 +79,12 @@ const ETH_ARP = 0x0806;
 const ARP_REQUEST = 1;
 /** the VPC's own subnets outrank its routes to the outside, whatever their prefix lengths */
 const PRIORITY = { inbound: 100, inside: 200, outside: 100, gatewayHost: 200, gatewayAddress: 100 } as const;
+/** ct_state: a packet not yet through conntrack, and one back from it */
+const TRK = 0x20;
+export const UNTRACKED = { value: 0, mask: TRK };
+export const TRACKED = { value: TRK, mask: TRK };
+/** where a packet from the outside, translated to a VM's address, joins the overlay (docs/pipeline.md, Entering a stage) */
+const INBOUND_STAGE = 'l2';
 /** the routes of a VPC that has a floating IP but no egress of its own */
 const DEFAULT_ROUTES: readonly string[] = ['0.0.0.0/0'];
 
@@ -162,27 +172,26 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
   const subnet = model.subnets.find((s) => s.vpc === port.vpc && s.name === port.subnet)!;
   const routes = model.egress.find((e) => e.vpc === port.vpc)?.routes ?? DEFAULT_ROUTES;
   const routed = { in_port: ofport, eth_type: ETH_IP, eth_dst: subnet.routerMac };
-  const toVm: Action[] = [
-    { type: 'set_field', field: { field: 'ipv4_dst', value: port.ip } },
-    { type: 'set_field', field: { field: 'eth_src', value: subnet.routerMac } },
-    { type: 'set_field', field: { field: 'eth_dst', value: port.mac } },
-    output(ofport),
-  ];
+  const toVm = (b: FlowBuilder, ...before: Action[]) => intoVpc(pipeline, b.apply(...before, { type: 'set_field', field: { field: 'ipv4_dst', value: port.ip } }), vni, port, subnet.routerMac);
 
   const byDpid = new Map<bigint, Flow[]>();
   const add = (dpid: bigint, flows: Flow[]) => byDpid.set(dpid, [...(byDpid.get(dpid) ?? []), ...flows]);
-  add(placed.dpid, [f(NAT_INBOUND_TABLE).priority(PRIORITY.inbound).match({ in_port: TUNNEL_OFPORT, tunnel_id: vni, eth_type: ETH_IP, ipv4_dst: fip.ip }).apply(...toVm).build()]);
+  add(placed.dpid, [toVm(f(NAT_INBOUND_TABLE).priority(PRIORITY.inbound).match({ in_port: TUNNEL_OFPORT, tunnel_id: vni, eth_type: ETH_IP, ipv4_dst: fip.ip }))]);
   // validation guarantees the VM's zone has gateways; a model changing under us may not yet
   const out = toOutside(model, placed, vni, fip.network, gateways);
   if (out) {
     const inside = staysInside(pipeline, model, cookie, placed);
-    const outside = routes.map((route) =>
+    // committed untranslated, in the zone the ACLs track the VPC in: a reply to an inbound connection
+    // the ACLs allowed, and a connection the VM opens whose replies the ACLs then find established
+    const commit: Action = { type: 'ct', flags: NX_CT_F_COMMIT, zone: conntrackZone(Number(vni)), recircTable: pipeline.table(NAT_OUTBOUND_TABLE).id, alg: 0, actions: [] };
+    const outside = routes.flatMap((route) => [
+      f(NAT_OUTBOUND_TABLE).priority(PRIORITY.outside).match({ ...routed, ct_state: UNTRACKED, ...toDestinations(route) }).apply(commit).build(),
       f(NAT_OUTBOUND_TABLE)
         .priority(PRIORITY.outside)
-        .match({ ...routed, ...toDestinations(route) })
+        .match({ ...routed, ct_state: TRACKED, ...toDestinations(route) })
         .apply({ type: 'set_field', field: { field: 'ipv4_src', value: fip.ip } }, { type: 'set_field', field: { field: 'eth_src', value: fip.mac } }, { type: 'dec_nw_ttl' }, ...out)
         .build(),
-    );
+    ]);
     add(placed.dpid, [...inside, ...outside]);
   }
 
@@ -192,11 +201,9 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
     const a = attachmentOn(gateways, host, fip.network)!;
     const flows = [
       f(GATEWAY_TABLE).priority(PRIORITY.gatewayAddress).match({ in_port: a.uplink, eth_type: ETH_ARP, arp_op: ARP_REQUEST, arp_tpa: fip.ip }).apply(...arpAnswer(fip.mac, fip.ip)).build(),
-      f(GATEWAY_TABLE)
-        .priority(PRIORITY.gatewayAddress)
-        .match({ in_port: a.uplink, eth_type: ETH_IP, ipv4_dst: fip.ip })
-        .apply({ type: 'dec_nw_ttl' }, ...(a.host.name === placed.hypervisor.name ? toVm : toHost))
-        .build(),
+      a.host.name === placed.hypervisor.name
+        ? toVm(f(GATEWAY_TABLE).priority(PRIORITY.gatewayAddress).match({ in_port: a.uplink, eth_type: ETH_IP, ipv4_dst: fip.ip }), { type: 'dec_nw_ttl' })
+        : f(GATEWAY_TABLE).priority(PRIORITY.gatewayAddress).match({ in_port: a.uplink, eth_type: ETH_IP, ipv4_dst: fip.ip }).apply({ type: 'dec_nw_ttl' }, ...toHost).build(),
     ];
     const segment = toSegment(a);
     if (segment && a.host.name !== placed.hypervisor.name) {
@@ -205,6 +212,21 @@ function floatingIpFlows(pipeline: Pipeline, model: NetworkModel, owner: string,
     add(a.host.datapathId, flows);
   }
   return byDpid;
+}
+
+/**
+ * A packet from the outside, already addressed to VM `port`, handed to the overlay as a routed packet
+ * of the VM's VPC (docs/pipeline.md, Entering a stage): the VPC in metadata, the router's MAC as source
+ * and the VM's as destination, on to the first table of INBOUND_STAGE. The overlay's registers stay
+ * as a packet from a port of ours never has them (zero: no source tier, no source port), so the VPC's
+ * ACLs see it as from outside the VPC and judge it by its source address (`remote: { cidr }`).
+ */
+function intoVpc(pipeline: Pipeline, b: FlowBuilder, vni: bigint, port: VmPort, routerMac: string): Flow {
+  return b
+    .apply({ type: 'set_field', field: { field: 'eth_src', value: routerMac } }, { type: 'set_field', field: { field: 'eth_dst', value: port.mac } })
+    .writeMetadata(vni)
+    .goto(pipeline.entryOf(INBOUND_STAGE).name)
+    .build();
 }
 
 /** A VM's routed packets to its own VPC's subnets go on to the router untranslated, whatever the VPC's routes to the outside. */

@@ -3,14 +3,17 @@
  * on the VM's own hypervisor, in its VPC's conntrack zone: `ct(commit,nat(src=SNAT:lo-hi))` with a
  * block of source ports that is the VM's alone on its zone's SNAT address. Gateways stay stateless:
  * a reply to the SNAT address whose destination port falls in a VM's block (one masked match) is
- * tunnelled to that VM's hypervisor, where `ct(nat)` reverses it. ICMP has no port a gateway could
- * steer by, so only TCP and UDP are translated.
+ * tunnelled to that VM's hypervisor, where `ct(nat)` reverses it. ICMP has no field OpenFlow can
+ * steer by (its echo identifier is no match field), so a gateway copies ICMP answers to the SNAT
+ * address to every hypervisor of its zone that hosts a VM translated to it: `ct(nat)` there reverses it where
+ * the VM's conntrack entry is, and finds nothing (so delivers nothing) everywhere else.
  */
 import {
   type Action,
   type ExternalNetwork,
   type Flow,
   FlowBuilder,
+  type Hypervisor,
   type NetworkModel,
   NX_CT_F_COMMIT,
   NX_NAT_F_SRC,
@@ -34,6 +37,8 @@ import {
   NAT_OUTBOUND_TABLE,
   NORTH_SOUTH_APP_ID,
   type NorthSouthPlaces,
+  TRACKED,
+  UNTRACKED,
   attachmentOn,
   staysInside,
   toDestinations,
@@ -53,11 +58,15 @@ const PROTOCOLS = [
   { ip_proto: 6, field: 'tcp_dst' },
   { ip_proto: 17, field: 'udp_dst' },
 ] as const;
+const ICMP = 1;
+/**
+ * The ICMP types that can answer a VM (echo reply; destination unreachable, time exceeded and
+ * parameter problem about its connections): only these are copied, so a ping to the SNAT address
+ * from outside is not multiplied across the zone.
+ */
+const ICMP_ANSWERS = [0, 3, 11, 12] as const;
 /** a packet back from conntrack (+trk) is matched above the flows that sent it there, which match only untracked ones */
 const PRIORITY = { translate: 100, translated: 300 } as const;
-const TRK = 0x20;
-const UNTRACKED = { value: 0, mask: TRK };
-const TRACKED = { value: TRK, mask: TRK };
 
 /** A VM that reaches the outside through its zone's SNAT address, and its block of source ports there. */
 export interface SnatBinding {
@@ -105,14 +114,24 @@ export function snatBindings(model: NetworkModel): { bindings: SnatBinding[]; ex
   return { bindings, exhausted };
 }
 
-/** One owner per translated VM (its hypervisor and its zone's gateways), one per SNAT address (its network's gateways). */
+/** conntrack reverses the translation of a reply and hands it back to nat.inbound, addressed to the VM again */
+function untranslation(pipeline: Pipeline, zone: number): Action {
+  return { type: 'ct', flags: 0, zone, recircTable: pipeline.table(NAT_INBOUND_TABLE).id, alg: 0, actions: [{ type: 'nat', flags: 0 }] };
+}
+
+/**
+ * One owner per translated VM (its hypervisor and its zone's gateways), one per SNAT address (its
+ * network's gateways, and the hypervisors hosting its VMs).
+ */
 export function snatOwners(pipeline: Pipeline, model: NetworkModel, places: NorthSouthPlaces, attachments: readonly GatewayAttachment[]): OwnerDef[] {
-  const vms = snatBindings(model).bindings.flatMap((b): OwnerDef[] => {
+  const placedBindings = snatBindings(model).bindings.flatMap((b) => {
     const placed = places.place(b.port);
-    if (!placed) return [];
+    return placed ? [{ b, placed }] : [];
+  });
+  const vms = placedBindings.map(({ b, placed }): OwnerDef => {
     const key = `snat:${b.port.name}`;
     const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
-    return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => snatVmFlows(pipeline, model, key, b, placed, gateways) }];
+    return { key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => snatVmFlows(pipeline, model, key, b, placed, gateways) };
   });
   const addresses = model.egress.flatMap((e) =>
     e.snat.flatMap((address): OwnerDef[] => {
@@ -120,7 +139,8 @@ export function snatOwners(pipeline: Pipeline, model: NetworkModel, places: Nort
       if (gateways.length === 0) return [];
       const key = `snat-address:${address.ip}`;
       const vni = BigInt(model.vpcs.find((v) => v.name === e.vpc)!.vni);
-      return [{ key, signature: [model, ...gateways.map((a) => a.uplink)], compile: () => snatAddressFlows(pipeline, key, address, vni, gateways) }];
+      const hosts = [...new Map(placedBindings.filter(({ b }) => b.address.ip === address.ip).map(({ placed }) => [placed.dpid, placed.hypervisor])).values()];
+      return [{ key, signature: [model, ...gateways.map((a) => a.uplink), ...hosts], compile: () => snatAddressFlows(pipeline, key, address, vni, gateways, hosts) }];
     }),
   );
   return [...vms, ...addresses];
@@ -136,8 +156,7 @@ function snatVmFlows(pipeline: Pipeline, model: NetworkModel, owner: string, b: 
   const routes = model.egress.find((e) => e.vpc === port.vpc)!.routes;
   const out = toOutside(model, placed, vni, b.network.name, gateways);
   const block = { value: b.lo, mask: 0xffff & ~(SNAT_BLOCK_SIZE - 1) };
-  // conntrack reverses the translation of a reply and hands it back to nat.inbound, addressed to the VM again
-  const untranslate: Action = { type: 'ct', flags: 0, zone, recircTable: pipeline.table(NAT_INBOUND_TABLE).id, alg: 0, actions: [{ type: 'nat', flags: 0 }] };
+  const untranslate = untranslation(pipeline, zone);
   const replies = (match: object) => PROTOCOLS.map((p) => ({ ...match, eth_type: ETH_IP, ip_proto: p.ip_proto, ipv4_dst: b.address.ip, [p.field]: block }));
 
   const host: Flow[] = [
@@ -149,18 +168,20 @@ function snatVmFlows(pipeline: Pipeline, model: NetworkModel, owner: string, b: 
       .build(),
   ];
   if (out) {
-    const translate: Action = {
+    // ICMP keeps its identifier: ports are TCP's and UDP's, and no gateway could steer by it anyway
+    const translate = (ports: boolean): Action => ({
       type: 'ct',
       flags: NX_CT_F_COMMIT,
       zone,
       recircTable: pipeline.table(NAT_OUTBOUND_TABLE).id,
       alg: 0,
-      actions: [{ type: 'nat', flags: NX_NAT_F_SRC, ipv4Min: b.address.ip, ipv4Max: b.address.ip, protoMin: b.lo, protoMax: b.hi }],
-    };
+      actions: [{ type: 'nat', flags: NX_NAT_F_SRC, ipv4Min: b.address.ip, ipv4Max: b.address.ip, ...(ports && { protoMin: b.lo, protoMax: b.hi }) }],
+    });
     const routed = { in_port: ofport, eth_type: ETH_IP, eth_dst: subnet.routerMac };
+    const protocols = [...PROTOCOLS.map((p) => ({ ip_proto: p.ip_proto, ports: true })), { ip_proto: ICMP, ports: false }];
     host.push(
       ...staysInside(pipeline, model, cookie, placed),
-      ...routes.flatMap((route) => PROTOCOLS.map((p) => f(NAT_OUTBOUND_TABLE).match({ ...routed, ct_state: UNTRACKED, ip_proto: p.ip_proto, ...toDestinations(route) }).apply(translate).build())),
+      ...routes.flatMap((route) => protocols.map((p) => f(NAT_OUTBOUND_TABLE).match({ ...routed, ct_state: UNTRACKED, ip_proto: p.ip_proto, ...toDestinations(route) }).apply(translate(p.ports)).build())),
       f(NAT_OUTBOUND_TABLE, PRIORITY.translated)
         .match({ ...routed, ct_state: TRACKED, ipv4_src: b.address.ip })
         .apply({ type: 'set_field', field: { field: 'eth_src', value: floatingIpMac(b.address.ip) } }, { type: 'dec_nw_ttl' }, ...out)
@@ -184,16 +205,33 @@ function snatVmFlows(pipeline: Pipeline, model: NetworkModel, owner: string, b: 
   return byDpid;
 }
 
-/** On each gateway of its network: ARP for the address answered, its VPC's translated packets out to the next hop. */
-function snatAddressFlows(pipeline: Pipeline, owner: string, address: SnatAddress, vni: bigint, gateways: readonly GatewayAttachment[]): Map<bigint, Flow[]> {
-  const f = () => new FlowBuilder(pipeline, pipeline.table(GATEWAY_TABLE), makeCookie(NORTH_SOUTH_APP_ID, owner)).priority(PRIORITY.translate);
+/**
+ * On each gateway of its network: ARP for the address answered, its VPC's translated packets out to
+ * the next hop, and ICMP to the address copied to every hypervisor in `hosts` (those hosting a VM
+ * translated to it). On each of those: ICMP from the tunnel to the address through `ct(nat)`, which
+ * un-NATs it where the VM's connection is (then nat.inbound's `+trk` flow of the VM delivers it).
+ */
+function snatAddressFlows(pipeline: Pipeline, owner: string, address: SnatAddress, vni: bigint, gateways: readonly GatewayAttachment[], hosts: readonly Hypervisor[]): Map<bigint, Flow[]> {
+  const f = (table = GATEWAY_TABLE) => new FlowBuilder(pipeline, pipeline.table(table), makeCookie(NORTH_SOUTH_APP_ID, owner)).priority(PRIORITY.translate);
   const mac = floatingIpMac(address.ip);
-  return new Map(
-    gateways.map((a) => {
-      const flows = [f().match({ in_port: a.uplink, eth_type: ETH_ARP, arp_op: ARP_REQUEST, arp_tpa: address.ip }).apply(...arpAnswer(mac, address.ip)).build()];
-      const segment = toSegment(a);
-      if (segment) flows.push(f().match({ in_port: TUNNEL_OFPORT, tunnel_id: vni, eth_type: ETH_IP, ipv4_src: address.ip }).apply(...segment).build());
-      return [a.host.datapathId, flows];
-    }),
+  const zone = conntrackZone(Number(vni));
+  const untranslate = untranslation(pipeline, zone);
+  const icmp = { eth_type: ETH_IP, ip_proto: ICMP, ipv4_dst: address.ip };
+  const byDpid = new Map<bigint, Flow[]>(
+    hosts.map((h) => [h.datapathId, [f(NAT_INBOUND_TABLE).match({ ...icmp, in_port: TUNNEL_OFPORT, tunnel_id: vni, ct_state: UNTRACKED }).apply(untranslate).build()]]),
   );
+  for (const a of gateways) {
+    const flows = [f().match({ in_port: a.uplink, eth_type: ETH_ARP, arp_op: ARP_REQUEST, arp_tpa: address.ip }).apply(...arpAnswer(mac, address.ip)).build()];
+    const segment = toSegment(a);
+    if (segment) flows.push(f().match({ in_port: TUNNEL_OFPORT, tunnel_id: vni, eth_type: ETH_IP, ipv4_src: address.ip }).apply(...segment).build());
+    if (hosts.length > 0) {
+      // the copies leave before conntrack takes the local one: actions after ct(table=…) see the packet as it was
+      const copies = hosts.filter((h) => h.name !== a.host.name).flatMap((h): Action[] => [{ type: 'set_field', field: { field: 'tun_ipv4_dst', value: h.tunnelIp } }, output(TUNNEL_OFPORT)]);
+      const local = hosts.some((h) => h.name === a.host.name) ? [untranslate] : [];
+      const actions: Action[] = [{ type: 'dec_nw_ttl' }, { type: 'set_field', field: { field: 'tunnel_id', value: vni } }, ...copies, ...local];
+      flows.push(...ICMP_ANSWERS.map((icmpv4_type) => f().match({ ...icmp, in_port: a.uplink, icmpv4_type }).apply(...actions).build()));
+    }
+    byDpid.set(a.host.datapathId, [...(byDpid.get(a.host.datapathId) ?? []), ...flows]);
+  }
+  return byDpid;
 }
