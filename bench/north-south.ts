@@ -16,7 +16,7 @@
  *   npx tsc -p . && npm run bench:ns     # -- --seconds 5 --rounds 3 --connections 300 --parallel 4 --prefix zmnp
  */
 import type { ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -246,7 +246,12 @@ const median = (xs: readonly number[]) => {
 async function main(): Promise<void> {
   console.log(`# north-south: zonemesh against an nftables router (node ${process.version}, ${cpus().length} × ${cpus()[0]?.model ?? '?'}), load average ${load()} before the scenario`);
   mkdirSync(STATE, { recursive: true });
-  copyFileSync(join(REPO_ROOT, 'models', 'north-south.yaml'), MODEL);
+  // floating IPs take only what an ACL allows from outside: open iperf's port on the web tier
+  const anchor = '      - { name: ping-web-from-anywhere,';
+  const model = readFileSync(join(REPO_ROOT, 'models', 'north-south.yaml'), 'utf8');
+  if (!model.includes(anchor)) throw new Error(`models/north-south.yaml has no line starting "${anchor.trim()}" to add the iperf rule after`);
+  const iperfRule = `      - { name: iperf-from-anywhere, subnet: web, direction: ingress, action: allow, protocol: tcp, ports: ${IPERF_PORT}, remote: { cidr: 0.0.0.0/0 } }\n`;
+  writeFileSync(MODEL, model.replace(anchor, iperfRule + anchor));
   await removeBaseline(); // what a crashed run left; overlayUp clears the scenario's
   scenario = await overlayUp(MODEL, { stateDir: join(STATE, 'net'), prefix: PREFIX });
   const state = scenario.state();
