@@ -45,7 +45,7 @@ import { REPO_ROOT } from '../test/helpers/paths';
 import { freePort } from '../test/helpers/run';
 import type { HttpSettings } from '../src/runtime';
 import { ipv4Of } from '../src/testing';
-import { loadBalancerChecks, type LbReport } from './demo-lb';
+import { loadBalancerChecks, startBackendServers, type LbReport } from './demo-lb';
 
 /** Where a demo keeps its scenario and controller, and where it prints. */
 export interface DemoOptions {
@@ -411,7 +411,7 @@ export async function runChecks(scenario: OverlayScenario, model: NetworkModel, 
   printVerdicts(p, 'Underlay check: tcpdump on every hypervisor uplink (router namespace), Geneve decapsulated with src/packet', verdicts);
   p.say();
   const lb = await loadBalancerChecks(scenario, model, { logFile: join(controllerDir(opts), 'zonemesh.log'), failover: run.lbFailover });
-  printVerdicts(p, "Load balancers: each backend VM serves its name; new connections from the model's clients to its VIPs", lb.verdicts);
+  printVerdicts(p, `Load balancers: each backend VM serves its name; new connections from the model's clients to its VIPs (${secs(lb.elapsedMs)})`, lb.verdicts);
   p.say();
   const underlayOk = verdicts.every((v) => v.status !== 'fail');
   const lbOk = lb.verdicts.every((v) => v.status !== 'fail');
@@ -535,6 +535,8 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   }
   say();
   const dhcpOk = printLeases(p, model, await scenario.dhcp({ client: 'dhclient' }));
+  // the load balancers' backends serve from now on: in rotation well before their checks below
+  await startBackendServers(scenario, model);
   const result = await runChecks(scenario, model, opts, { dhcpOk, lbFailover: true });
   printRunning(p, opts, model, ctl);
   return result;
