@@ -300,7 +300,7 @@ async function failoverCheck(scenario: OverlayScenario, model: NetworkModel, log
       backInMs: Math.round(backInMs),
       requests: requests.length,
     };
-    const zones = Object.keys(servedMeanwhile).map((name) => `${name} (${zoneOf(model, portOf(model, name))})`);
+    const zones = Object.entries(servedMeanwhile).map(([name, n]) => `${name} (${zoneOf(model, portOf(model, name))}) ${n}`);
     return {
       result,
       verdict: {
@@ -334,7 +334,7 @@ export async function loadBalancerChecks(scenario: OverlayScenario, model: Netwo
  * stops them. The demo starts them once the VMs have their addresses, so that the health checks
  * have them in rotation by the time the load-balancer checks run.
  */
-export async function startBackendServers(scenario: OverlayScenario, model: NetworkModel): Promise<string[]> {
+export async function startBackendServers(scenario: OverlayScenario, model: NetworkModel): Promise<{ servers: string[]; started: string[] }> {
   const servers = new Map(model.loadBalancers.flatMap((lb) => weighted(lb).map((b) => [`${b.port}:${targetPort(lb, b)}`, { vm: b.port, port: targetPort(lb, b) }])));
   const started: string[] = [];
   for (const [name, { vm, port }] of servers) {
@@ -342,18 +342,18 @@ export async function startBackendServers(scenario: OverlayScenario, model: Netw
     await startNameServer(scenario, vm, port, { detached: true });
     started.push(name);
   }
-  return started;
+  return { servers: [...servers.keys()], started };
 }
 
 async function sections(scenario: OverlayScenario, model: NetworkModel, opts: { logFile: string; failover: boolean }): Promise<Omit<LbReport, 'elapsedMs'>> {
   if (model.loadBalancers.length === 0) return { verdicts: [{ what: 'load balancers: skipped: the model has none', status: 'skip', detail: [] }] };
   const t0 = Date.now();
-  const started = await startBackendServers(scenario, model);
+  const { servers, started } = await startBackendServers(scenario, model);
   const notUp = await allInRotation(opts.logFile, model);
   const report: Omit<LbReport, 'elapsedMs'> = {
     verdicts: [
       {
-        what: `backends: a server answering its name in each backend VM (${started.length ? `started ${started.join(', ')}` : 'all listening already'}); ${notUp.length ? `not in rotation: ${notUp.join(', ')}` : `every health-checked backend in rotation (waited ${seconds(Date.now() - t0)})`}`,
+        what: `backends: a server answering its name listens in each backend VM (${servers.map((x) => (started.includes(x) ? `${x}, started now` : x)).join('; ')}); ${notUp.length ? `not in rotation: ${notUp.join(', ')}` : `every health-checked backend in rotation (waited ${seconds(Date.now() - t0)})`}`,
         status: passIf(notUp.length === 0),
         detail: [],
       },
