@@ -6,8 +6,8 @@
  * matrices, underlay, load balancers: scripts/demo-lb.ts), print what it found, tear down.
  *
  * Every pair a check probes is picked from the model in use, and every line printed is made from
- * that model: test/integration/overlay-demo.test.ts runs this same code on a second model
- * (models/three-zones.yaml), and test/scripts/overlay-demo.test.ts tests the pickers on both.
+ * that model: test/integration/overlay-demo.test.ts runs this same code on the default model, and
+ * test/scripts/overlay-demo.test.ts and demo-lb.test.ts test the pickers on both example models.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
