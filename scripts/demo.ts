@@ -12,7 +12,7 @@
  * default names (prefix zm, state /tmp/zm/zm; ZM_PREFIX and ZM_STATE change them) so that its
  * commands work without options. The demo itself is scripts/overlay-demo.ts.
  * Exit status: 0 when the leases, SLAAC and both ping matrices (IPv4, IPv6) match the model and no
- * underlay check fails.
+ * underlay or load-balancer check fails.
  */
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from '../test/helpers/paths';

@@ -1,13 +1,13 @@
 /**
  * What `npm run demo` does (scripts/demo.ts is only its command line): bring a model's scenario
- * up, start the controller (the overlay apps and dhcp-responder), let every VM take its address by
- * DHCP (Debian's dhclient) and, on dual-stack subnets, its IPv6 address by SLAAC from our router
- * advertisements, check the overlay against the model (IPv4 and IPv6 ping matrices, underlay),
- * print what it found, tear down.
+ * up, start the controller (the overlay apps, dhcp-responder, load-balancer and lb-health), let every
+ * VM take its address by DHCP (Debian's dhclient) and, on dual-stack subnets, its IPv6 address by
+ * SLAAC from our router advertisements, check the overlay against the model (IPv4 and IPv6 ping
+ * matrices, underlay, load balancers: scripts/demo-lb.ts), print what it found, tear down.
  *
  * Every pair a check probes is picked from the model in use, and every line printed is made from
- * that model: test/integration/overlay-demo.test.ts runs this same code on a second model
- * (models/three-zones.yaml), and test/scripts/overlay-demo.test.ts tests the pickers on both.
+ * that model: test/integration/overlay-demo.test.ts runs this same code on the default model, and
+ * test/scripts/overlay-demo.test.ts and demo-lb.test.ts test the pickers on both example models.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -45,6 +45,7 @@ import { REPO_ROOT } from '../test/helpers/paths';
 import { freePort } from '../test/helpers/run';
 import type { HttpSettings } from '../src/runtime';
 import { ipv4Of } from '../src/testing';
+import { loadBalancerChecks, startBackendServers, type LbReport } from './demo-lb';
 
 /** Where a demo keeps its scenario and controller, and where it prints. */
 export interface DemoOptions {
@@ -67,6 +68,8 @@ export interface DemoResult {
   /** the VMs' SLAAC and the IPv6 ping matrix against the model (undefined: no subnet has IPv6) */
   ipv6?: { slaacOk: boolean; matrixOk: boolean };
   verdicts: Verdict[];
+  /** the load-balancer section (scripts/demo-lb.ts; undefined: not run) */
+  lb?: LbReport;
 }
 
 export interface Verdict {
@@ -283,8 +286,8 @@ function printSlaac(p: Printer, model: NetworkModel, run: SlaacRun): boolean {
   return bad.length === 0;
 }
 
-function printVerdicts(p: Printer, verdicts: Verdict[]): void {
-  p.say(p.bold('Underlay check: tcpdump on every hypervisor uplink (router namespace), Geneve decapsulated with src/packet'));
+function printVerdicts(p: Printer, title: string, verdicts: Verdict[]): void {
+  p.say(p.bold(title));
   for (const v of verdicts) {
     const mark = v.status === 'pass' ? p.green('PASS') : v.status === 'fail' ? p.red('FAIL') : p.dim('SKIP');
     p.say(`  ${mark}  ${v.what}`);
@@ -391,7 +394,8 @@ export async function underlayChecks(scenario: OverlayScenario, model: NetworkMo
  * the IPv6 matrix likewise; then the underlay checks. Prints them all and the verdict (with the
  * leases' outcome, when given).
  */
-export async function runChecks(scenario: OverlayScenario, model: NetworkModel, opts: DemoOptions, dhcpOk?: boolean): Promise<DemoResult> {
+export async function runChecks(scenario: OverlayScenario, model: NetworkModel, opts: DemoOptions, run: { dhcpOk?: boolean; lbFailover: boolean }): Promise<DemoResult> {
+  const { dhcpOk } = run;
   const p = new Printer(opts);
   p.say();
   const matrixOk = printMatrix(p, model, await settledPingMatrix(scenario, model, { family: 4 }));
@@ -404,22 +408,27 @@ export async function runChecks(scenario: OverlayScenario, model: NetworkModel, 
   }
   p.say();
   const verdicts = await underlayChecks(scenario, model);
-  printVerdicts(p, verdicts);
+  printVerdicts(p, 'Underlay check: tcpdump on every hypervisor uplink (router namespace), Geneve decapsulated with src/packet', verdicts);
+  p.say();
+  const lb = await loadBalancerChecks(scenario, model, { logFile: join(controllerDir(opts), 'zonemesh.log'), failover: run.lbFailover });
+  printVerdicts(p, `Load balancers: each backend VM serves its name; new connections from the model's clients to its VIPs (${secs(lb.elapsedMs)})`, lb.verdicts);
   p.say();
   const underlayOk = verdicts.every((v) => v.status !== 'fail');
-  const ok = dhcpOk !== false && matrixOk && ipv6?.slaacOk !== false && ipv6?.matrixOk !== false && underlayOk;
-  const skipped = verdicts.filter((v) => v.status === 'skip').length;
+  const lbOk = lb.verdicts.every((v) => v.status !== 'fail');
+  const ok = dhcpOk !== false && matrixOk && ipv6?.slaacOk !== false && ipv6?.matrixOk !== false && underlayOk && lbOk;
+  const skipped = [...verdicts, ...lb.verdicts].filter((v) => v.status === 'skip').length;
   const failed = [
     dhcpOk === false && 'DHCP leases',
     !matrixOk && 'IPv4 ping matrix',
     ipv6?.slaacOk === false && 'SLAAC',
     ipv6?.matrixOk === false && 'IPv6 ping matrix',
     !underlayOk && 'underlay check',
+    !lbOk && 'load balancers',
   ]
     .filter(Boolean)
     .join(' and ');
   p.say(ok ? p.green(p.bold(`Verdict: PASS — the overlay does what the model says${skipped ? ` (${skipped} checks skipped: the model has no pair for them)` : ''}`)) : p.red(p.bold(`Verdict: FAIL — ${failed}`)));
-  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, ...(ipv6 && { ipv6 }), verdicts };
+  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, ...(ipv6 && { ipv6 }), verdicts, lb };
 }
 
 // ---- the demo's controller and scenario ----
@@ -486,8 +495,8 @@ function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: {
 }
 
 /** Scenario up, controller up (left running, detached), checks. */
-/** the overlay apps, DHCP for the VMs' addresses, and the tunnel monitor for the live page's mesh */
-const DEMO_APPS = [...DHCP_OVERLAY_APPS, 'tunnel-monitor'];
+/** the overlay apps, DHCP for the VMs' addresses, the model's load balancers and their health checks, and the tunnel monitor for the live page's mesh */
+const DEMO_APPS = [...DHCP_OVERLAY_APPS, 'load-balancer', 'lb-health', 'tunnel-monitor'];
 
 export async function demoUp(modelFile: string, opts: DemoOptions): Promise<DemoResult> {
   const p = new Printer(opts);
@@ -526,7 +535,9 @@ export async function demoUp(modelFile: string, opts: DemoOptions): Promise<Demo
   }
   say();
   const dhcpOk = printLeases(p, model, await scenario.dhcp({ client: 'dhclient' }));
-  const result = await runChecks(scenario, model, opts, dhcpOk);
+  // the load balancers' backends serve from now on: in rotation well before their checks below
+  await startBackendServers(scenario, model);
+  const result = await runChecks(scenario, model, opts, { dhcpOk, lbFailover: true });
   printRunning(p, opts, model, ctl);
   return result;
 }
@@ -545,7 +556,7 @@ export async function demoCheck(opts: DemoOptions): Promise<DemoResult> {
   const model = loadModelFile(config.model);
   const scenario = new OverlayScenario(opts.stateDir, opts.prefix, { stateDir: opts.stateDir, stateFile, hypervisorsJson: st.hypervisorsJson, controllerMode: st.controllerMode, hypervisors: readHypervisorsJson(st.hypervisorsJson), timings: {} });
   p.say(p.bold(`zonemesh demo: checking the running demo (controller pid ${pid}, model ${config.model})`));
-  const result = await runChecks(scenario, model, opts);
+  const result = await runChecks(scenario, model, opts, { lbFailover: false });
   printRunning(p, opts, model, { pid, logFile: join(controllerDir(opts), 'zonemesh.log'), controlSocket: join(controllerDir(opts), 'control.sock'), modelFile: config.model, configFile: join(controllerDir(opts), 'run.json') });
   return result;
 }

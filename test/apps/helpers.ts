@@ -6,7 +6,7 @@ import { NORTH_SOUTH_TABLES, compileNorthSouth } from '../../src/apps/north-sout
 import { type OverlayView, type PortView, buildOverlayView } from '../../src/apps/overlay';
 import type { PortNumbers as Placement } from '../../src/sdk';
 import { TUNNEL_MESH_TABLES, compileTunnelMesh } from '../../src/apps/tunnel-mesh';
-import { type NetworkModel, TUNNEL_OFPORT, type VmPort, floatingIpDoc, loadModelFile, validateModel } from '../../src/model';
+import { type NetworkModel, TUNNEL_OFPORT, type VmPort, floatingIpDoc, loadBalancerDoc, loadModelFile, validateModel } from '../../src/model';
 import { type FlowMod, OFPP, OFPTT_ALL, formatInstructions, formatMatch } from '../../src/openflow';
 import { type Flow, tableMissFlows } from '../../src/sdk/flow';
 import type { OwnerFlows } from '../../src/sdk/incremental';
@@ -121,6 +121,7 @@ export function toDoc(m: NetworkModel): any {
         .filter((a) => a.vpc === v.name)
         .map(({ vpc: _vpc, ports, ...a }) => ({ ...a, ...(ports ? { ports: `${ports.from}-${ports.to}` } : {}) })),
       ...egressOf(m, v.name),
+      loadBalancers: m.loadBalancers.filter((lb) => lb.vpc === v.name).map(loadBalancerDoc),
     })),
     ports: m.ports.map((p) => ({ ...p })),
     externalNetworks: m.externalNetworks.map((e) => ({ ...e, gateways: e.gateways.map((g) => ({ ...g })) })),

@@ -9,17 +9,15 @@
  */
 import test from 'ava';
 import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { once } from 'node:events';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { parseDocument, isMap, isSeq } from 'yaml';
 import { affinityCookie } from '../../src/apps/load-balancer';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import type { ChildProcess } from 'node:child_process';
 import { OVERLAY_APPS, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController, type TunnelFrame } from '../helpers/overlay';
-import { type Served, newConnections, startNameServer } from '../helpers/name-servers';
+import { type LoadEvent, type Served, newConnections, startLoad, startNameServer } from '../helpers/name-servers';
 import { REPO_ROOT } from '../helpers/paths';
-import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
+import { TEST_STATE_DIR, run } from '../helpers/run';
 
 const dir = join(TEST_STATE_DIR, 'load-balancer');
 const modelFile = join(dir, 'model.yaml');
@@ -173,95 +171,6 @@ test.serial("ACLs apply after the translation: web may open app's 8080 only, so 
   for (const f of r.failures) t.regex(f, /timed out/, 'dropped (no reset from the listening backend): the ACL of the real port');
 });
 
-/**
- * The failover client: first `held` HTTP/1.1 connections through the VIP to backends other than
- * `avoid`, kept open; then a new connection every 1/rate s (one request, timeout 1 s, each in its
- * own thread), while each held connection asks again every second, until stdin closes. One JSON
- * line per event (times in seconds since the epoch).
- */
-const LOAD = `
-import http.client, json, sys, threading, time
-vip, rate, held_count, avoid = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-lock = threading.Lock()
-def emit(event):
-    with lock:
-        print(json.dumps(event), flush=True)
-def get(conn):
-    conn.request('GET', '/name')
-    return conn.getresponse().read().decode()
-held = []
-while len(held) < held_count:
-    conn = http.client.HTTPConnection(vip, 80, timeout=2)
-    name = get(conn)
-    if name == avoid:
-        conn.close()
-    else:
-        held.append((conn, name))
-emit({'kind': 'ready', 'held': [name for _, name in held]})
-stopping = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stopping.set()), daemon=True).start()
-def new_connection():
-    at = time.time()
-    try:
-        conn = http.client.HTTPConnection(vip, 80, timeout=1)
-        emit({'kind': 'new', 'at': at, 'served': get(conn)})
-        conn.close()
-    except Exception as e:
-        emit({'kind': 'new', 'at': at, 'error': repr(e)})
-def ask_held():
-    alive = list(enumerate(held))
-    while alive and not stopping.is_set():
-        for i, (conn, name) in list(alive):
-            at = time.time()
-            try:
-                emit({'kind': 'held', 'at': at, 'conn': i, 'backend': name, 'served': get(conn)})
-            except Exception as e:
-                emit({'kind': 'held', 'at': at, 'conn': i, 'backend': name, 'error': repr(e)})
-                alive.remove((i, (conn, name)))
-            stopping.wait(1 / len(held))
-asker = threading.Thread(target=ask_held)
-asker.start()
-workers, start = [], time.time()
-while not stopping.is_set():
-    worker = threading.Thread(target=new_connection)
-    worker.start()
-    workers.append(worker)
-    stopping.wait(max(0, start + len(workers) / rate - time.time()))
-for worker in workers + [asker]:
-    worker.join()
-`;
-
-type LoadEvent =
-  | { kind: 'ready'; held: string[] }
-  | { kind: 'new'; at: number; served?: string; error?: string }
-  | { kind: 'held'; at: number; conn: number; backend: string; served?: string; error?: string };
-type NewRequest = Extract<LoadEvent, { kind: 'new' }>;
-
-/** Runs LOAD in a client VM; `events` fills as they happen, times in ms. */
-function startLoad(client: string, vip: string, opts: { rate: number; held: number; avoid: string }) {
-  const netns = scenario!.state().vms[client]!.netns;
-  const child = spawnTracked('ip', ['netns', 'exec', netns, 'python3', '-c', LOAD, vip, String(opts.rate), String(opts.held), opts.avoid], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const events: LoadEvent[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    const e = JSON.parse(line) as LoadEvent;
-    events.push(e.kind === 'ready' ? e : { ...e, at: e.at * 1000 });
-  });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const exited = once(child, 'exit');
-  return {
-    events,
-    newRequests: () => events.filter((e): e is NewRequest => e.kind === 'new'),
-    get stderr() {
-      return stderr;
-    },
-    async stop(): Promise<void> {
-      child.stdin!.end();
-      await exited;
-    },
-  };
-}
-
 /** the backends' health transitions the load balancer applied, from the controller's log */
 const healthChanges = () =>
   readFileSync(controller!.logFile, 'utf8')
@@ -285,7 +194,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
   const upBound = check.intervalSeconds * 1000 * check.rise + 500;
   const vm = scenario!.state().vms[VICTIM]!;
   const inVm = (...cmd: string[]) => run('ip', ['netns', 'exec', vm.netns, ...cmd]);
-  const load = startLoad('client-a', VIP.spread, { rate: 50, held: 10, avoid: VICTIM });
+  const load = startLoad(scenario!, 'client-a', `${VIP.spread}:80`, { rate: 50, held: 10, avoid: VICTIM });
   /** waits until requests started after `at` have been answered or failed for a while */
   const loadPast = (at: number) => waitFor(`requests after ${at}`, async () => load.newRequests().filter((r) => r.at > at).length, (n) => n >= 20, { timeoutMs: 10_000, intervalMs: 50 });
   const servedBy = (backend: string, since: number) => load.newRequests().find((r) => r.served === backend && r.at >= since);

@@ -1,23 +1,24 @@
 /**
- * `npm run demo` on the second example model (models/three-zones.yaml): the demo's own code
- * (scripts/overlay-demo.ts: demoUp, its checks and its output), brought up once for all the
- * tests here and torn down after them. The first model's overlay is tested in
- * overlay-scenario.test.ts; the pickers on both models in test/scripts/overlay-demo.test.ts.
+ * `npm run demo` on the default model (models/two-zones.yaml): the demo's own code
+ * (scripts/overlay-demo.ts: demoUp, its checks and its output, and its load-balancer section,
+ * scripts/demo-lb.ts), brought up once for all the tests here and torn down after them. The pickers
+ * on both example models are tested in test/scripts/overlay-demo.test.ts and demo-lb.test.ts.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import { demoCheck, demoDown, demoUp, pickOverlap, pickRoutedCrossZone, type DemoOptions, type DemoResult } from '../../scripts/overlay-demo';
+import { LB_REQUESTS, SPLIT_TOLERANCE, type AffinityResult, type SplitResult } from '../../scripts/demo-lb';
 import { MININET_PYTHON, THREE_ZONES_MODEL, TWO_ZONES_MODEL } from '../helpers/overlay';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
-const model = loadModelFile(THREE_ZONES_MODEL);
+const model = loadModelFile(TWO_ZONES_MODEL);
 const lines: string[] = [];
 const opts: DemoOptions = { stateDir: join(TEST_STATE_DIR, 'overlay-demo'), prefix: 'zmd', out: (line) => lines.push(line) };
 let demo: DemoResult | undefined;
 
 test.before(async () => {
-  demo = await demoUp(THREE_ZONES_MODEL, opts);
+  demo = await demoUp(TWO_ZONES_MODEL, opts);
 });
 
 test.after.always(async () => {
@@ -71,15 +72,60 @@ test('the demo ends "Verdict: PASS", every VM leased by DHCP and configured by S
   t.regex(demo!.verdicts[3]!.what, new RegExp(`^VPCs stay apart: ${from.name} .* reaches ${owner.name} on .* never ${other.name} `));
 });
 
-test("the demo's output names nothing of the default model, and this model's things", (t) => {
+test("the demo's output names nothing of the other model, and this model's things", (t) => {
   const text = lines.join('\n');
-  const defaults = namesOf(loadModelFile(TWO_ZONES_MODEL));
-  t.true(['blue', 'red', 'web1', 'hv1', '0x11', '10.1.1.0/24'].every((n) => defaults.includes(n)), 'the list comes from two-zones.yaml');
-  t.deepEqual(namesIn('VPCs blue and red share 10.1.1.0/24 | exec web1 ping -c3 10.1.2.12 [--dpid 0x11]', defaults).sort(), ['0x11', '10.1.1.0/24', '10.1.2.12', 'blue', 'red', 'web1'].sort(), 'the search finds them');
-  t.deepEqual(namesIn(text, defaults), [], 'names from models/two-zones.yaml in the output');
+  // 'metrics' is one of its subnets, and the label of the demo's metrics URL
+  const others = namesOf(loadModelFile(THREE_ZONES_MODEL)).filter((n) => n !== 'metrics');
+  t.true(['shop', 'lab', 'front1', 'n1', '0x21', '10.20.1.0/24'].every((n) => others.includes(n)), 'the list comes from three-zones.yaml');
+  t.deepEqual(namesIn('VPCs shop and lab share 10.20.1.0/24 | exec front1 ping -c3 10.20.2.12 [--dpid 0x21]', others).sort(), ['0x21', '10.20.1.0/24', '10.20.2.12', 'front1', 'lab', 'shop'].sort(), 'the search finds them');
+  t.deepEqual(namesIn(text, others), [], 'names from models/three-zones.yaml in the output');
   const ours = namesOf(model).filter((n) => model.vpcs.some((v) => v.name === n) || model.hypervisors.some((h) => h.name === n) || model.ports.some((p) => p.name === n));
   t.deepEqual(ours.filter((n) => !namesIn(text, [n]).length), [], 'every VPC, hypervisor and VM of the model appears');
-  t.regex(text, /VPCs shop and lab share 10\.20\.1\.0\/24/);
+  t.regex(text, /VPCs blue and red share 10\.1\.1\.0\/24/);
+});
+
+const zoneOf = (port: string) => model.hypervisors.find((h) => h.name === model.ports.find((p) => p.name === port)!.hypervisor)!.zone;
+const loadBalancer = (name: string) => model.loadBalancers.find((lb) => lb.name === name)!;
+
+/** Every backend of the VIP served some, each within ±20 % of its share, none failed, from a client in each zone. */
+function assertSplit(t: ExecutionContext, split: SplitResult | undefined): void {
+  if (!split) return void t.fail('no split measured');
+  const backends = loadBalancer(split.lb).backends.map((b) => b.port);
+  t.deepEqual(split.clients.map((c) => c.zone).sort(), [...new Set(model.hypervisors.map((h) => h.zone))].sort(), 'a client in each zone');
+  t.deepEqual(split.clients.map((c) => c.failures), split.clients.map(() => 0), 'every request answered');
+  t.deepEqual(Object.keys(split.served).sort(), [...backends].sort(), 'every backend served some, and only they');
+  const share = (LB_REQUESTS * split.clients.length) / backends.length;
+  for (const b of backends) t.true(Math.abs(split.served[b]! - share) <= SPLIT_TOLERANCE * share, `${b} served ${split.served[b]}: within ±20 % of ${share}`);
+}
+
+/** With zone affinity every request from each client answered in its zone. */
+function assertAffinity(t: ExecutionContext, affinity: AffinityResult | undefined): void {
+  if (!affinity) return void t.fail('no zone affinity measured');
+  t.true(loadBalancer(affinity.lb).zoneAffinity);
+  t.is(affinity.clients.length, 2, 'a client in each zone');
+  for (const c of affinity.clients) {
+    t.is(c.failures, 0);
+    t.is(Object.values(c.served).reduce((a, b) => a + b, 0), LB_REQUESTS, `${c.client}: every request answered`);
+    t.deepEqual(Object.keys(c.served).filter((b) => zoneOf(b) !== c.zone), [], `${c.client} (${c.zone}): answered in its zone only: ${JSON.stringify(c.served)}`);
+  }
+}
+
+test("the load balancers: the split over both zones' backends within ±20 %, all in the client's zone with zone affinity, a stopped server out of rotation within interval × fall + 0.5 s with no request failing after that, back within interval × rise + 0.5 s", (t) => {
+  const lb = demo!.lb;
+  if (!lb) return t.fail('no load-balancer section');
+  t.log(lb.verdicts.map((v) => `${v.status} ${v.what}`).join('\n'));
+  t.deepEqual(lb.verdicts.map((v) => v.status), ['pass', 'pass', 'pass', 'pass'], 'backends in rotation, split, zone affinity, failover');
+  assertSplit(t, lb.split);
+  assertAffinity(t, lb.affinity);
+  const f = lb.failover;
+  if (!f) return t.fail('no failover measured');
+  const check = loadBalancer(f.lb).healthCheck!;
+  const [downBound, upBound] = [check.intervalSeconds * 1000 * check.fall + 500, check.intervalSeconds * 1000 * check.rise + 500];
+  t.true(f.outOfRotationMs <= downBound, `out of rotation after ${f.outOfRotationMs} ms, within ${downBound} ms`);
+  t.is(f.failedOutsideBound, 0, `no request failed later than ${downBound} ms after the stop (${f.failed} before, the last ${f.lastFailedMs} ms after)`);
+  t.true(f.lastFailedMs <= downBound);
+  t.deepEqual(Object.keys(f.servedMeanwhile).map(zoneOf), [zoneOf(loadBalancer(f.lb).backends.find((b) => b.port !== f.victim)!.port)], `meanwhile answered by the other zone's backend: ${JSON.stringify(f.servedMeanwhile)}`);
+  t.true(f.backInMs <= upBound, `serving again ${f.backInMs} ms after its server listened, within ${upBound} ms`);
 });
 
 test('the commands the demo prints for exploring work on this model', async (t) => {
@@ -97,11 +143,15 @@ test('the commands the demo prints for exploring work on this model', async (t) 
   }
 });
 
-test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices and the underlay again, PASS', async (t) => {
+test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices, the underlay, the load balancers\' split and zone affinity again, PASS', async (t) => {
   const out: string[] = [];
   const again = await demoCheck({ ...opts, out: (line) => out.push(line) });
   t.log(out.filter((l) => /SLAAC: |matrix: |Verdict/.test(l)).join('\n'));
   t.true(again.ok, out.filter((l) => /MISMATCH|FAIL|differ/.test(l)).join('\n'));
   t.deepEqual(again.ipv6, { slaacOk: true, matrixOk: true });
   t.true(again.matrixOk);
+  t.log(again.lb?.verdicts.map((v) => `${v.status} ${v.what}`).join('\n'));
+  assertSplit(t, again.lb?.split);
+  assertAffinity(t, again.lb?.affinity);
+  t.is(again.lb?.failover, undefined, 'no failover in check');
 });
