@@ -27,7 +27,15 @@ export class FrrStartError extends Error {
   }
 }
 
-/** Every step of a start together; generous because daemons start slowly on a loaded host, and a step done returns at once. */
+/** What Bgpd.start takes: where it runs, its files, bgpd's configuration and the daemons beside it. */
+export interface BgpdSpec {
+  netns: string;
+  dir: string;
+  config: string;
+  opts?: { zebra?: boolean; bfd?: boolean };
+}
+
+/** The bound on a whole start: generous, since daemons start slowly on a loaded host and a start returns as soon as it is done. */
 const START_TIMEOUT_MS = 30_000;
 
 /**
@@ -51,7 +59,7 @@ export class Bgpd {
     private readonly children: Map<FrrDaemon, ChildProcess>,
   ) {}
 
-  static async start(netns: string, dir: string, config: string, opts: { zebra?: boolean; bfd?: boolean } = {}): Promise<Bgpd> {
+  static async start(netns: string, dir: string, config: string, opts: BgpdSpec['opts'] = {}): Promise<Bgpd> {
     mkdirSync(dir, { recursive: true });
     const bgpd = new Bgpd(netns, dir, new Map());
     try {
@@ -61,6 +69,16 @@ export class Bgpd {
       throw e;
     }
     return bgpd;
+  }
+
+  /** Starts several at once, each waiting on its own daemons only; if one fails, the started ones are killed and its error thrown. */
+  static async startAll(routers: readonly BgpdSpec[]): Promise<Bgpd[]> {
+    const started = await Promise.allSettled(routers.map((r) => Bgpd.start(r.netns, r.dir, r.config, r.opts)));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    const running = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    if (!failed) return running;
+    for (const b of running) await b.kill();
+    throw failed.reason;
   }
 
   private async startDaemons(config: string, mode: 'alone' | 'zebra' | 'bfd'): Promise<void> {
