@@ -91,17 +91,15 @@ test.after.always(async () => {
 /** zebra, bfdd and bgpd on every gateway and on the edge router */
 async function startFrr(model: NetworkModel): Promise<void> {
   const state = scenario!.state();
-  for (const g of outside.gateways) {
-    daemons.push(await Bgpd.start(state.hypervisors[g.hypervisor]!.netns, vty(g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP), { bfd: true }));
-  }
   const gateways = outside.gateways.map((g) => g.ip);
-  edge = await Bgpd.start(
-    outside.edge.netns,
-    vty('edge'),
-    edgeBgpConfig({ localAs: BGP.edgeAs, routerId: model.externalNetworks[0]!.nextHop, gatewayAs: BGP.localAs, gateways, keepaliveSeconds: 1, holdSeconds: 3, maximumPaths: 2, bfd: BFD }),
-    { bfd: true },
+  const edgeConfig = edgeBgpConfig({ localAs: BGP.edgeAs, routerId: model.externalNetworks[0]!.nextHop, gatewayAs: BGP.localAs, gateways, keepaliveSeconds: 1, holdSeconds: 3, maximumPaths: 2, bfd: BFD });
+  daemons.push(
+    ...(await Bgpd.startAll([
+      ...outside.gateways.map((g) => ({ netns: state.hypervisors[g.hypervisor]!.netns, dir: vty(g.hypervisor), config: gatewayBgpConfig(model, g.hypervisor, BGP), opts: { bfd: true } })),
+      { netns: outside.edge.netns, dir: vty('edge'), config: edgeConfig, opts: { bfd: true } },
+    ])),
   );
-  daemons.push(edge);
+  edge = daemons.at(-1);
 }
 
 /** a gateway's end of its link on the external segment, in the edge router's namespace */

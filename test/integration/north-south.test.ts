@@ -51,12 +51,14 @@ test.before(async () => {
     const { netns, ip } = state.vms[vm]!;
     webServers.push(spawnTracked('ip', ['netns', 'exec', netns, 'python3', '-m', 'http.server', String(VM_WEB_PORT), '--bind', ip]));
   }
-  for (const g of outside.gateways) {
-    bgpds.set(g.hypervisor, await Bgpd.start(state.hypervisors[g.hypervisor]!.netns, join(dir, 'frr', g.hypervisor), gatewayBgpConfig(model, g.hypervisor, BGP)));
-  }
   const routerId = Object.values(outside.edge.segments)[0]!.ip;
   const edgeConfig = edgeBgpConfig({ localAs: BGP.edgeAs, routerId, gatewayAs: BGP.localAs, gateways: outside.gateways.map((g) => g.ip), keepaliveSeconds: BGP.keepaliveSeconds, holdSeconds: BGP.holdSeconds, maximumPaths: 2 });
-  bgpds.set('edge', await Bgpd.start(outside.edge.netns, join(dir, 'frr', 'edge'), edgeConfig, { zebra: true }));
+  const routers = [
+    ...outside.gateways.map((g) => ({ name: g.hypervisor, netns: state.hypervisors[g.hypervisor]!.netns, config: gatewayBgpConfig(model, g.hypervisor, BGP) })),
+    { name: 'edge', netns: outside.edge.netns, config: edgeConfig, opts: { zebra: true } },
+  ];
+  const started = await Bgpd.startAll(routers.map((r) => ({ ...r, dir: join(dir, 'frr', r.name) })));
+  routers.forEach((r, i) => bgpds.set(r.name, started[i]!));
   const listening = (vm: string) => inNetns(state.vms[vm]!.netns, 'ss', '-Hltn', `sport = :${VM_WEB_PORT}`).then((r) => r.stdout.trim() !== '');
   for (const vm of FLOATING_VMS) await waitFor(`${vm}'s web server`, () => listening(vm), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
   await waitFor('the internet web server', () => inNetns(outside.internet.netns, 'ss', '-Hltn', `sport = :${outside.internet.webPort}`).then((r) => r.stdout.trim() !== ''), (up) => up, { timeoutMs: 30_000, intervalMs: 200 });
