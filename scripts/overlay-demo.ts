@@ -45,6 +45,7 @@ import { REPO_ROOT } from '../test/helpers/paths';
 import { freePort } from '../test/helpers/run';
 import type { HttpSettings } from '../src/runtime';
 import { ipv4Of } from '../src/testing';
+import { northSouthChecks, northSouthCommands, type NorthSouthResult } from './demo-north-south';
 
 /** Where a demo keeps its scenario and controller, and where it prints. */
 export interface DemoOptions {
@@ -67,6 +68,8 @@ export interface DemoResult {
   /** the VMs' SLAAC and the IPv6 ping matrix against the model (undefined: no subnet has IPv6) */
   ipv6?: { slaacOk: boolean; matrixOk: boolean };
   verdicts: Verdict[];
+  /** reach, egress and locality of the outside (undefined: the model has no external networks) */
+  northSouth?: NorthSouthResult;
 }
 
 export interface Verdict {
@@ -407,7 +410,9 @@ export async function runChecks(scenario: OverlayScenario, model: NetworkModel, 
   printVerdicts(p, verdicts);
   p.say();
   const underlayOk = verdicts.every((v) => v.status !== 'fail');
-  const ok = dhcpOk !== false && matrixOk && ipv6?.slaacOk !== false && ipv6?.matrixOk !== false && underlayOk;
+  const northSouth = await northSouthChecks(scenario, model, p, join(opts.stateDir, 'north-south'));
+  p.say();
+  const ok = dhcpOk !== false && matrixOk && ipv6?.slaacOk !== false && ipv6?.matrixOk !== false && underlayOk && northSouth?.ok !== false;
   const skipped = verdicts.filter((v) => v.status === 'skip').length;
   const failed = [
     dhcpOk === false && 'DHCP leases',
@@ -415,11 +420,12 @@ export async function runChecks(scenario: OverlayScenario, model: NetworkModel, 
     ipv6?.slaacOk === false && 'SLAAC',
     ipv6?.matrixOk === false && 'IPv6 ping matrix',
     !underlayOk && 'underlay check',
+    northSouth?.ok === false && 'north-south',
   ]
     .filter(Boolean)
     .join(' and ');
   p.say(ok ? p.green(p.bold(`Verdict: PASS — the overlay does what the model says${skipped ? ` (${skipped} checks skipped: the model has no pair for them)` : ''}`)) : p.red(p.bold(`Verdict: FAIL — ${failed}`)));
-  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, ...(ipv6 && { ipv6 }), verdicts };
+  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, ...(ipv6 && { ipv6 }), verdicts, ...(northSouth && { northSouth }) };
 }
 
 // ---- the demo's controller and scenario ----
@@ -481,13 +487,15 @@ function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: {
   p.say(`  flows        node ${here(ZONEMESH_MAIN)} flows --control unix:${ctl.controlSocket}${hv ? ` ${p.dim(`[--dpid 0x${hv.datapathId.toString(16)}]`)}` : ''}`);
   p.say(`  pings        ${net} pingmatrix${a && b ? `   ${p.dim('|')}   ${net} exec ${a.name} ping -c3 ${b.ip}` : ''}`);
   if (hv) p.say(`  a hypervisor ${net} exec ${hv.name} ovs-ofctl -O OpenFlow13 dump-flows ${hv.bridge}`);
+  const outside = northSouthCommands(model, opts.stateDir, net);
+  if (outside?.length) p.say(`  outside      ${outside.join(`   ${p.dim('|')}   `)}`);
   p.say(`  checks again ${npm} check`);
   p.say(p.bold(`Tear down:     ${npm} down`) + p.dim(`   (stops the controller and the hypervisors' OVS instances, deletes the demo's ${opts.prefix}* namespaces)`));
 }
 
 /** Scenario up, controller up (left running, detached), checks. */
-/** the overlay apps, DHCP for the VMs' addresses, and the tunnel monitor for the live page's mesh */
-const DEMO_APPS = [...DHCP_OVERLAY_APPS, 'tunnel-monitor'];
+/** the overlay apps, DHCP for the VMs' addresses, the tunnel monitor for the live page's mesh, floating IPs and SNAT */
+const DEMO_APPS = [...DHCP_OVERLAY_APPS, 'tunnel-monitor', 'north-south'];
 
 export async function demoUp(modelFile: string, opts: DemoOptions): Promise<DemoResult> {
   const p = new Printer(opts);

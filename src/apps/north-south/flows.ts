@@ -76,7 +76,7 @@ const ARP_REQUEST = 1;
 /** the VPC's own subnets outrank its routes to the outside, whatever their prefix lengths */
 const PRIORITY = { inbound: 100, inside: 200, outside: 100, gatewayHost: 200, gatewayAddress: 100 } as const;
 /** the routes of a VPC that has a floating IP but no egress of its own */
-const DEFAULT_ROUTES: readonly string[] = ['0.0.0.0/0'];
+export const DEFAULT_ROUTES: readonly string[] = ['0.0.0.0/0'];
 
 /** The switches' view the compiler needs: where a VM port is plugged in, and a gateway's segment port. */
 export interface NorthSouthPlaces {
