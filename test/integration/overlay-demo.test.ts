@@ -1,8 +1,9 @@
 /**
- * `npm run demo` on the second example model (models/three-zones.yaml): the demo's own code
- * (scripts/overlay-demo.ts: demoUp, its checks and its output), brought up once for all the
- * tests here and torn down after them. The first model's overlay is tested in
- * overlay-scenario.test.ts; the pickers on both models in test/scripts/overlay-demo.test.ts.
+ * `npm run demo` on the model users run (models/two-zones.yaml): the demo's own code
+ * (scripts/overlay-demo.ts: demoUp, its checks and its output; scripts/demo-north-south.ts: the
+ * outside), brought up once for all the tests here and torn down after them. The second model's
+ * overlay is tested in overlay-scenario.test.ts; the pickers on both models in
+ * test/scripts/overlay-demo.test.ts.
  */
 import test from 'ava';
 import { join } from 'node:path';
@@ -11,13 +12,13 @@ import { demoCheck, demoDown, demoUp, pickOverlap, pickRoutedCrossZone, type Dem
 import { MININET_PYTHON, THREE_ZONES_MODEL, TWO_ZONES_MODEL } from '../helpers/overlay';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
-const model = loadModelFile(THREE_ZONES_MODEL);
+const model = loadModelFile(TWO_ZONES_MODEL);
 const lines: string[] = [];
 const opts: DemoOptions = { stateDir: join(TEST_STATE_DIR, 'overlay-demo'), prefix: 'zmd', out: (line) => lines.push(line) };
 let demo: DemoResult | undefined;
 
 test.before(async () => {
-  demo = await demoUp(THREE_ZONES_MODEL, opts);
+  demo = await demoUp(TWO_ZONES_MODEL, opts);
 });
 
 test.after.always(async () => {
@@ -71,15 +72,16 @@ test('the demo ends "Verdict: PASS", every VM leased by DHCP and configured by S
   t.regex(demo!.verdicts[3]!.what, new RegExp(`^VPCs stay apart: ${from.name} .* reaches ${owner.name} on .* never ${other.name} `));
 });
 
-test("the demo's output names nothing of the default model, and this model's things", (t) => {
+test("the demo's output names nothing of the other example model, and this model's things", (t) => {
   const text = lines.join('\n');
-  const defaults = namesOf(loadModelFile(TWO_ZONES_MODEL));
-  t.true(['blue', 'red', 'web1', 'hv1', '0x11', '10.1.1.0/24'].every((n) => defaults.includes(n)), 'the list comes from two-zones.yaml');
-  t.deepEqual(namesIn('VPCs blue and red share 10.1.1.0/24 | exec web1 ping -c3 10.1.2.12 [--dpid 0x11]', defaults).sort(), ['0x11', '10.1.1.0/24', '10.1.2.12', 'blue', 'red', 'web1'].sort(), 'the search finds them');
-  t.deepEqual(namesIn(text, defaults), [], 'names from models/two-zones.yaml in the output');
+  const others = namesOf(loadModelFile(THREE_ZONES_MODEL));
+  t.true(['shop', 'lab', 'front1', 'n1', '0x21', '10.20.1.0/24'].every((n) => others.includes(n)), 'the list comes from three-zones.yaml');
+  t.deepEqual(namesIn('VPCs shop and lab share 10.20.1.0/24 | exec front1 ping -c3 10.20.2.12 [--dpid 0x21]', others).sort(), ['0x21', '10.20.1.0/24', '10.20.2.12', 'front1', 'lab', 'shop'].sort(), 'the search finds them');
+  // 'metrics' is a tier there, and the label of the demo's metrics URL
+  t.deepEqual(namesIn(text, others.filter((n) => n !== 'metrics')), [], 'names from models/three-zones.yaml in the output');
   const ours = namesOf(model).filter((n) => model.vpcs.some((v) => v.name === n) || model.hypervisors.some((h) => h.name === n) || model.ports.some((p) => p.name === n));
   t.deepEqual(ours.filter((n) => !namesIn(text, [n]).length), [], 'every VPC, hypervisor and VM of the model appears');
-  t.regex(text, /VPCs shop and lab share 10\.20\.1\.0\/24/);
+  t.regex(text, /VPCs blue and red share 10\.1\.1\.0\/24/);
 });
 
 test('the commands the demo prints for exploring work on this model', async (t) => {
@@ -87,21 +89,57 @@ test('the commands the demo prints for exploring work on this model', async (t) 
     .filter((l) => / exec \S+ /.test(l))
     .flatMap((l) => l.split('|'))
     .filter((c) => c.includes(' exec '))
-    .map((c) => c.trim().replace(/^(pings|a hypervisor)\s+/, '').split(/\s+/));
-  t.is(commands.length, 2, 'a ping between two VMs and a flow dump on a hypervisor');
+    .map((c) => c.trim().replace(/^(pings|a hypervisor|outside)\s+/, '').split(/\s+/));
+  t.is(commands.length, 4, 'a ping between two VMs, a flow dump on a hypervisor, a ping from the internet to a floating IP and a VM fetching from the internet');
+  t.true(commands.some((c) => c.includes('internet') && c.includes('ping')) && commands.some((c) => c.includes('curl')));
   for (const [python, ...args] of commands) {
     t.is(python, MININET_PYTHON);
     const { stdout } = await run(python!, args);
     if (args.includes('ping')) t.regex(stdout, / 0% packet loss/, args.join(' '));
+    else if (args.includes('curl')) t.regex(stdout, /^HTTP\/1\.[01] 200 /, args.join(' '));
     else t.regex(stdout, /cookie=0x/, args.join(' '));
   }
 });
 
-test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices and the underlay again, PASS', async (t) => {
+/** What models/two-zones.yaml says, written out: each VM's address outside and its zone's hypervisors (all gateways). */
+const OUTSIDE = {
+  egress: { web1: '198.51.100.10', web2: '198.51.100.74', app1: '198.51.100.20', app2: '198.51.100.84', db1: '198.51.100.84', red1: '198.51.100.21', red2: '198.51.100.85' },
+  zones: { 'zone-a': ['hv1', 'hv2'], 'zone-b': ['hv3', 'hv4'] } as Record<string, string[]>,
+};
+
+test("north-south: from the internet, ping and HTTP reach web1 and web2 by their floating IPs; every VM leaves as its floating IP or its VPC's SNAT address in its zone; each VM's traffic stays in its zone", (t) => {
+  const ns = demo!.northSouth;
+  if (!ns) return t.fail('the demo has no north-south section');
+  t.log(lines.slice(lines.findIndex((l) => l.startsWith('North-south')), lines.findIndex((l) => l.startsWith('  north-south: ')) + 1).join('\n'));
+  t.deepEqual(
+    ns.reach.map((r) => [r.ip, r.vm, `${r.ping.received}/${r.ping.sent}`, r.http.status, r.http.body]),
+    [
+      ['198.51.100.10', 'web1', '3/3', '200', 'web1'],
+      ['198.51.100.74', 'web2', '3/3', '200', 'web2'],
+    ],
+    'each floating IP answers 3 pings, and its own VM serves the page',
+  );
+  t.deepEqual(Object.fromEntries(ns.egress.map((e) => [e.vm, e.seen])), OUTSIDE.egress, 'the addresses the internet server logged');
+  t.deepEqual(ns.locality.map((l) => l.vm).sort(), Object.keys(OUTSIDE.egress).sort(), 'every VM has a locality verdict');
+  for (const l of ns.locality) {
+    const zone = OUTSIDE.zones[l.zone]!;
+    t.deepEqual(l.stray, [], `${l.vm}: no frame outside ${l.zone}, none untranslated`);
+    t.true(l.outbound > 0 && l.inbound > 0, `${l.vm}: both ways on the segment links (${l.outbound} out, ${l.inbound} in)`);
+    t.true(l.segments.length > 0 && l.segments.every((hv) => zone.includes(hv)), `${l.vm}: by ${l.zone}'s gateways (${l.segments.join(', ')})`);
+    t.true(l.tunnels.every((hop) => hop.split('->').every((hv) => zone.includes(hv))), `${l.vm}: tunnelled within ${l.zone} (${l.tunnels.join(', ')})`);
+  }
+  t.true(ns.ok);
+  t.true(lines.some((l) => /^ {2}north-south: 2\/2 floating IPs reached from the internet, 7\/7 VMs out as the model says, 7\/7 VMs' north-south traffic in their own zone \(/.test(l)));
+  t.true(lines.includes('    web1 blue/web@hv1 zone-a  seen as 198.51.100.10    expected 198.51.100.10 (its floating IP)  ok'));
+});
+
+test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices, the underlay and north-south again, PASS', async (t) => {
   const out: string[] = [];
   const again = await demoCheck({ ...opts, out: (line) => out.push(line) });
   t.log(out.filter((l) => /SLAAC: |matrix: |Verdict/.test(l)).join('\n'));
   t.true(again.ok, out.filter((l) => /MISMATCH|FAIL|differ/.test(l)).join('\n'));
   t.deepEqual(again.ipv6, { slaacOk: true, matrixOk: true });
   t.true(again.matrixOk);
+  t.deepEqual(Object.fromEntries(again.northSouth?.egress.map((e) => [e.vm, e.seen]) ?? []), OUTSIDE.egress, 'north-south again');
+  t.true(again.northSouth?.ok);
 });
