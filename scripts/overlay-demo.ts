@@ -2,12 +2,13 @@
  * What `npm run demo` does (scripts/demo.ts is only its command line): bring a model's scenario
  * up, start the controller (the overlay apps and dhcp-responder), let every VM take its address by
  * DHCP (Debian's dhclient) and, on dual-stack subnets, its IPv6 address by SLAAC from our router
- * advertisements, check the overlay against the model (IPv4 and IPv6 ping matrices, underlay),
- * print what it found, tear down.
+ * advertisements, check the overlay against the model (IPv4 and IPv6 ping matrices, underlay,
+ * north-south), print what it found, tear down.
  *
  * Every pair a check probes is picked from the model in use, and every line printed is made from
- * that model: test/integration/overlay-demo.test.ts runs this same code on a second model
- * (models/three-zones.yaml), and test/scripts/overlay-demo.test.ts tests the pickers on both.
+ * that model: test/integration/overlay-demo.test.ts runs this code on the default model, and
+ * test/scripts/overlay-demo.test.ts tests the pickers on both example models. On a model with
+ * external networks, scripts/demo-north-south.ts adds the outside: floating IPs, SNAT, locality.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
