@@ -103,11 +103,12 @@ export async function httpGet(netns: string, url: string): Promise<HttpGet> {
   return { status: lines.pop() || '000', body: lines.join('\n'), error: r.stderr.trim() };
 }
 
-/** The client address the internet web server logged for a request of `path`. */
+/** The client address the internet web server logged for the latest request of `path`. */
 export function clientOf(outside: OutsideState, path: string): string | undefined {
   const line = readFileSync(outside.internet.webLog, 'utf8')
     .split('\n')
-    .find((l) => l.includes(`"GET ${path} `));
+    .filter((l) => l.includes(`"GET ${path} `))
+    .pop();
   return line?.split(' ')[0];
 }
 
