@@ -5,11 +5,12 @@
  * VPC's key, no ARP crosses a tunnel, ACLs hold (denied traffic never enters a tunnel), VPCs with
  * overlapping addresses stay apart, and the overlay follows a VM that moves.
  *
- * Each test copies the model into its own directory (the VM-move test edits it), brings the
- * scenario up, starts the real controller process on the copy with startController
+ * A scenario is a copy of the model in its own directory (the VM-move test edits it), the
+ * scenario up, the real controller process on the copy started with startController
  * (test/helpers/overlay.ts: it dials every br-int.mgmt, hands over each hypervisor's OVSDB socket
- * and waits until every switch is in sync), waits until the ping matrix matches the model,
- * probes, and tears everything down.
+ * and waits until every switch is in sync), and the ping matrix matching the model. The tests that
+ * leave it as they found it (matrix, direct path, ARP, ACL) share one, serially; the DHCP and
+ * VM-move tests each bring up their own, and every scenario is torn down after its last test.
  *
  * Expectations come from the model through `allowed` (test/helpers/overlay.ts): same VPC only; the
  * VPC's rules in list order, and the first that matches decides, ingress or egress; no match:
@@ -76,12 +77,17 @@ interface Ctx {
   dhcp?: { run: DhcpRun; onUnderlay: string[] };
 }
 
+interface Opened {
+  ctx: Ctx;
+  close(): Promise<void>;
+}
+
 /**
- * The scenario and the controller on a copy of the model. With addressing 'dhcp' the VMs come up
- * with nothing and the controller runs dhcp-responder too: every VM runs dhclient at once, under
- * a capture of every uplink, before the ping matrix has to converge.
+ * The scenario and the controller on a copy of the model, once the ping matrix matches it. With
+ * addressing 'dhcp' the VMs come up with nothing and the controller runs dhcp-responder too: every
+ * VM runs dhclient at once, under a capture of every uplink, before the ping matrix has to converge.
  */
-async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>, addressing: Addressing = 'static'): Promise<void> {
+async function openOverlay(name: string, addressing: Addressing = 'static'): Promise<Opened> {
   const dir = join(TEST_STATE_DIR, name);
   mkdirSync(dir, { recursive: true });
   const modelFile = join(dir, 'model.yaml');
@@ -89,6 +95,13 @@ async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>, addres
   const model = loadModelFile(modelFile);
   const scenario = await overlayUp(modelFile, { stateDir: join(dir, 'net'), prefix: 'zmo', addressing });
   let controller: RunningController | undefined;
+  const close = async () => {
+    try {
+      await controller?.stop();
+    } finally {
+      await scenario.down();
+    }
+  };
   try {
     controller = await startController(modelFile, scenario.hypervisorsJson, addressing === 'dhcp' ? { apps: DHCP_OVERLAY_APPS } : {});
     let dhcp: Ctx['dhcp'];
@@ -102,15 +115,39 @@ async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>, addres
       if (unleased.length) throw new Error(`DHCP: ${unleased.join('; ')}`);
     }
     await converged(scenario, model);
-    await fn({ scenario, state: scenario.state(), modelFile, model, controller, ...(dhcp && { dhcp }) });
-  } finally {
-    try {
-      await controller?.stop();
-    } finally {
-      await scenario.down();
-    }
+    return { ctx: { scenario, state: scenario.state(), modelFile, model, controller, ...(dhcp && { dhcp }) }, close };
+  } catch (e) {
+    await close();
+    throw e;
   }
 }
+
+/** A scenario of its own for a test that changes it (addresses, placement); the shared one goes down first (one prefix). */
+async function withOverlay(name: string, fn: (ctx: Ctx) => Promise<void>, addressing: Addressing = 'static'): Promise<void> {
+  await closeShared();
+  const opened = await openOverlay(name, addressing);
+  try {
+    await fn(opened.ctx);
+  } finally {
+    await opened.close();
+  }
+}
+
+/** The static scenario that the serial tests which leave it as they found it share: brought up by the first of them. */
+let shared: Promise<Opened> | undefined;
+
+async function onShared(fn: (ctx: Ctx) => Promise<void>): Promise<void> {
+  shared ??= openOverlay('overlay-shared');
+  await fn((await shared).ctx);
+}
+
+async function closeShared(): Promise<void> {
+  const opened = shared;
+  shared = undefined;
+  await (await opened?.catch(() => undefined))?.close();
+}
+
+test.after.always(closeShared);
 
 /** Moves a port to another hypervisor in the model file, atomically (the controller watches the file). */
 function setPortHypervisor(modelFile: string, portName: string, hypervisor: string): void {
@@ -157,8 +194,8 @@ function describeFrame(f: TunnelFrame): string {
 
 // ---- the tests ----
 
-test('the ping matrix matches the model: VPC isolation, tiers, ACLs', async (t) => {
-  await withOverlay('overlay-matrix', async ({ scenario, model }) => {
+test.serial('the ping matrix matches the model: VPC isolation, tiers, ACLs', async (t) => {
+  await onShared(async ({ scenario, model }) => {
     const m = await scenario.pingMatrix({ count: 3 });
     t.deepEqual(matrixMismatches(model, m), []);
     // the model has both kinds of pair, so the matrix proves something either way
@@ -175,8 +212,8 @@ test('the ping matrix matches the model: VPC isolation, tiers, ACLs', async (t) 
   });
 });
 
-test('tunnelled packets go straight from the source hypervisor to the destination, in the VPC key', async (t) => {
-  await withOverlay('overlay-direct', async ({ scenario, state, model }) => {
+test.serial('tunnelled packets go straight from the source hypervisor to the destination, in the VPC key', async (t) => {
+  await onShared(async ({ scenario, state, model }) => {
     // a routed cross-zone ping alone first: front1 (front, n1, north) -> api2 (api, e1, east)
     t.not(state.hypervisors[port(model, 'front1').hypervisor]!.zone, state.hypervisors[port(model, 'api2').hypervisor]!.zone);
     const routed = await scenario.startCapture('routed', { filter: 'udp port 6081' });
@@ -226,8 +263,8 @@ test('tunnelled packets go straight from the source hypervisor to the destinatio
   });
 });
 
-test('no ARP crosses a tunnel: neighbours are answered on the local hypervisor', async (t) => {
-  await withOverlay('overlay-noarp', async ({ scenario, state, model }) => {
+test.serial('no ARP crosses a tunnel: neighbours are answered on the local hypervisor', async (t) => {
+  await onShared(async ({ scenario, state, model }) => {
     for (const vm of Object.keys(state.vms)) {
       const r = await scenario.exec(vm, ['ip', 'neigh', 'flush', 'all']);
       t.is(r.code, 0, r.stderr);
@@ -248,8 +285,8 @@ test('no ARP crosses a tunnel: neighbours are answered on the local hypervisor',
   });
 });
 
-test('ACL: allowed TCP connects, denied TCP is dropped before it enters a tunnel', async (t) => {
-  await withOverlay('overlay-acl', async ({ scenario, state, model }) => {
+test.serial('ACL: allowed TCP connects, denied TCP is dropped before it enters a tunnel', async (t) => {
+  await onShared(async ({ scenario, state, model }) => {
     const checks: { src: string; dst: string; port: number }[] = [
       { src: 'front1', dst: 'api1', port: 8443 }, // front-to-api-https
       { src: 'front1', dst: 'api2', port: 8443 }, // ... across zones
@@ -297,7 +334,7 @@ test('ACL: allowed TCP connects, denied TCP is dropped before it enters a tunnel
   });
 });
 
-test('VPCs that reuse addresses: every VM gets its own lease by DHCP (dhclient and udhcpc), unknown and misplaced MACs get none, no DHCP in a tunnel; lab reaches lab, never shop', async (t) => {
+test.serial('VPCs that reuse addresses: every VM gets its own lease by DHCP (dhclient and udhcpc), unknown and misplaced MACs get none, no DHCP in a tunnel; lab reaches lab, never shop', async (t) => {
   await withOverlay(
     'overlay-vpcs',
     async ({ scenario, state, model, dhcp }) => {
@@ -348,7 +385,7 @@ test('VPCs that reuse addresses: every VM gets its own lease by DHCP (dhclient a
   );
 });
 
-test('VM move: the overlay follows a VM to another hypervisor when the model says so', async (t) => {
+test.serial('VM move: the overlay follows a VM to another hypervisor when the model says so', async (t) => {
   await withOverlay('overlay-move', async ({ scenario, modelFile, controller }) => {
     const before = scenario.state();
     t.is(before.vms.api2!.hypervisor, 'e1');
