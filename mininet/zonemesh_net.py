@@ -23,7 +23,7 @@ Debian python (/usr/bin/python3: Mininet imports only there).
   ping SRC VM|IP [--count 3]
   capture start NAME [--where uplinks|zones|outside] [--filter BPF]  /  capture stop NAME
   nc listen VM PORT  /  nc check SRC VM|IP PORT [--timeout 2]  /  nc stop [VM [PORT]]
-  exec NODE CMD...                       run CMD in a hypervisor's, VM's or the router's namespace
+  exec NODE CMD...                       run CMD in a hypervisor's, VM's, the router's (or edge's, internet's) namespace
 
 The state directory (default $ZM_STATE or /tmp/zm/PREFIX) holds state.json, hypervisors.json,
 hv/HV/ (each hypervisor's OVS: conf.db, db.sock, br-int.mgmt, pidfiles, logs) and captures/.
@@ -175,8 +175,10 @@ def cmd_exec(args) -> int:
         ns = layout['vms'][args.node]['netns']
     elif args.node == 'router':
         ns = layout['router']['netns']
+    elif args.node in ('edge', 'internet') and layout.get('outside'):
+        ns = layout['outside'][args.node]['netns']
     else:
-        raise RuntimeError(f'unknown node {args.node!r}: a hypervisor, a VM (port) or router')
+        raise RuntimeError(f'unknown node {args.node!r}: a hypervisor, a VM (port), router, or edge and internet (with external networks)')
     os.execvp('ip', sysutil.nsexec(ns, env + args.command))
     return 127
 

@@ -4,18 +4,20 @@
 #   npm run demo                      install what is missing, build, bring the scenario up, start the
 #                                     controller, wait for sync, print the DHCP leases, the SLAAC
 #                                     addresses, the IPv4 and IPv6 ping matrices (expected vs actual
-#                                     per pair), the underlay check and the load balancers (split,
-#                                     zone affinity, failover); scenario and controller stay
-#                                     up for exploring (the output says how to tear down)
+#                                     per pair), the underlay check, north-south (floating IPs from
+#                                     the internet, each VM's egress address, locality) and the load
+#                                     balancers (split, zone affinity, failover); scenario and
+#                                     controller stay up for exploring (the output says how to tear down)
 #   npm run demo -- --model FILE      the same on another model
-#   npm run demo -- check             SLAAC, the matrices, underlay check, split and zone affinity again
+#   npm run demo -- check             SLAAC, the matrices, underlay check, north-south, split and
+#                                     zone affinity again, on the running demo
 #   npm run demo -- down              stop the controller, tear the scenario down
 #
 # ZM_PREFIX (default zm) and ZM_STATE (default /tmp/zm/$ZM_PREFIX) name the demo's namespaces and
 # state directory; `check` and `down` need the same ones. The demo itself: scripts/overlay-demo.ts.
 #
-# Exit status: 0 when the leases, SLAAC and both ping matrices match the model and no underlay or
-# load-balancer check fails (a check the model has no pair for is skipped).
+# Exit status: 0 when the leases, SLAAC, both ping matrices and north-south match the model and no
+# underlay or load-balancer check fails (a check the model has no pair for is skipped).
 # Needs root (network namespaces, tcpdump). The scenario runs one private ovsdb-server and
 # ovs-vswitchd (userspace datapath) per hypervisor, so the system Open vSwitch is neither
 # needed nor touched; `npm run demo:l2` uses it.

@@ -11,8 +11,8 @@
  * The scenario is mininet/zonemesh_net.py's (one netns with its own OVS per hypervisor), with its
  * default names (prefix zm, state /tmp/zm/zm; ZM_PREFIX and ZM_STATE change them) so that its
  * commands work without options. The demo itself is scripts/overlay-demo.ts.
- * Exit status: 0 when the leases, SLAAC and both ping matrices (IPv4, IPv6) match the model and no
- * underlay or load-balancer check fails.
+ * Exit status: 0 when the leases, SLAAC, both ping matrices (IPv4, IPv6) and north-south (on a
+ * model with external networks) match the model and no underlay or load-balancer check fails.
  */
 import { join, resolve } from 'node:path';
 import { REPO_ROOT } from '../test/helpers/paths';

@@ -21,7 +21,7 @@ fi
 #   the cut of an etcd member in test/integration/etcd-mastership.test.ts
 # chromium: /usr/bin/chromium, the browser test/integration/live-page.test.ts drives with puppeteer-core
 # frr: bgpd (with zebra and bfdd) on the gateways and the edge router of test/integration/north-south*.test.ts
-# curl: the HTTP client of the VIP in test/integration/ovs-groups.test.ts and of north-south.test.ts
+# curl: the HTTP client of the VIP in test/integration/ovs-groups.test.ts, of north-south.test.ts and of the demo's north-south section
 # iperf: iperf 2, the throughput of bench/north-south.ts
 apt_packages=(
   openvswitch-switch openvswitch-testcontroller mininet tshark tcpdump

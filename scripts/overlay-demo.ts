@@ -1,13 +1,15 @@
 /**
  * What `npm run demo` does (scripts/demo.ts is only its command line): bring a model's scenario
- * up, start the controller (the overlay apps, dhcp-responder, load-balancer and lb-health), let every
- * VM take its address by DHCP (Debian's dhclient) and, on dual-stack subnets, its IPv6 address by
- * SLAAC from our router advertisements, check the overlay against the model (IPv4 and IPv6 ping
- * matrices, underlay, load balancers: scripts/demo-lb.ts), print what it found, tear down.
+ * up, start the controller (the overlay apps, dhcp-responder, north-south, load-balancer and
+ * lb-health), let every VM take its address by DHCP (Debian's dhclient) and, on dual-stack subnets,
+ * its IPv6 address by SLAAC from our router advertisements, check the overlay against the model
+ * (IPv4 and IPv6 ping matrices, underlay, north-south, load balancers), print what it found, tear down.
  *
  * Every pair a check probes is picked from the model in use, and every line printed is made from
- * that model: test/integration/overlay-demo.test.ts runs this same code on the default model, and
+ * that model: test/integration/overlay-demo.test.ts runs this code on the default model, and
  * test/scripts/overlay-demo.test.ts and demo-lb.test.ts test the pickers on both example models.
+ * On a model with external networks, scripts/demo-north-south.ts adds the outside (floating IPs,
+ * SNAT, locality); on one with load balancers, scripts/demo-lb.ts adds split, affinity, failover.
  */
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -46,6 +48,7 @@ import { freePort } from '../test/helpers/run';
 import type { HttpSettings } from '../src/runtime';
 import { ipv4Of } from '../src/testing';
 import { loadBalancerChecks, startBackendServers, type LbReport } from './demo-lb';
+import { northSouthChecks, northSouthCommands, type NorthSouthResult } from './demo-north-south';
 
 /** Where a demo keeps its scenario and controller, and where it prints. */
 export interface DemoOptions {
@@ -70,6 +73,8 @@ export interface DemoResult {
   verdicts: Verdict[];
   /** the load-balancer section (scripts/demo-lb.ts; undefined: not run) */
   lb?: LbReport;
+  /** reach, egress and locality of the outside (undefined: the model has no external networks) */
+  northSouth?: NorthSouthResult;
 }
 
 export interface Verdict {
@@ -410,12 +415,14 @@ export async function runChecks(scenario: OverlayScenario, model: NetworkModel, 
   const verdicts = await underlayChecks(scenario, model);
   printVerdicts(p, 'Underlay check: tcpdump on every hypervisor uplink (router namespace), Geneve decapsulated with src/packet', verdicts);
   p.say();
+  const northSouth = await northSouthChecks(scenario, model, p, join(opts.stateDir, 'north-south'));
+  p.say();
   const lb = await loadBalancerChecks(scenario, model, { logFile: join(controllerDir(opts), 'zonemesh.log'), failover: run.lbFailover });
   printVerdicts(p, `Load balancers: each backend VM serves its name; new connections from the model's clients to its VIPs (${secs(lb.elapsedMs)})`, lb.verdicts);
   p.say();
   const underlayOk = verdicts.every((v) => v.status !== 'fail');
   const lbOk = lb.verdicts.every((v) => v.status !== 'fail');
-  const ok = dhcpOk !== false && matrixOk && ipv6?.slaacOk !== false && ipv6?.matrixOk !== false && underlayOk && lbOk;
+  const ok = dhcpOk !== false && matrixOk && ipv6?.slaacOk !== false && ipv6?.matrixOk !== false && underlayOk && northSouth?.ok !== false && lbOk;
   const skipped = [...verdicts, ...lb.verdicts].filter((v) => v.status === 'skip').length;
   const failed = [
     dhcpOk === false && 'DHCP leases',
@@ -423,12 +430,13 @@ export async function runChecks(scenario: OverlayScenario, model: NetworkModel, 
     ipv6?.slaacOk === false && 'SLAAC',
     ipv6?.matrixOk === false && 'IPv6 ping matrix',
     !underlayOk && 'underlay check',
+    northSouth?.ok === false && 'north-south',
     !lbOk && 'load balancers',
   ]
     .filter(Boolean)
     .join(' and ');
   p.say(ok ? p.green(p.bold(`Verdict: PASS — the overlay does what the model says${skipped ? ` (${skipped} checks skipped: the model has no pair for them)` : ''}`)) : p.red(p.bold(`Verdict: FAIL — ${failed}`)));
-  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, ...(ipv6 && { ipv6 }), verdicts, lb };
+  return { ok, ...(dhcpOk !== undefined && { dhcpOk }), matrixOk, ...(ipv6 && { ipv6 }), verdicts, ...(northSouth && { northSouth }), lb };
 }
 
 // ---- the demo's controller and scenario ----
@@ -490,13 +498,15 @@ function printRunning(p: Printer, opts: DemoOptions, model: NetworkModel, ctl: {
   p.say(`  flows        node ${here(ZONEMESH_MAIN)} flows --control unix:${ctl.controlSocket}${hv ? ` ${p.dim(`[--dpid 0x${hv.datapathId.toString(16)}]`)}` : ''}`);
   p.say(`  pings        ${net} pingmatrix${a && b ? `   ${p.dim('|')}   ${net} exec ${a.name} ping -c3 ${b.ip}` : ''}`);
   if (hv) p.say(`  a hypervisor ${net} exec ${hv.name} ovs-ofctl -O OpenFlow13 dump-flows ${hv.bridge}`);
+  const outside = northSouthCommands(model, opts.stateDir, net);
+  if (outside?.length) p.say(`  outside      ${outside.join(`   ${p.dim('|')}   `)}`);
   p.say(`  checks again ${npm} check`);
   p.say(p.bold(`Tear down:     ${npm} down`) + p.dim(`   (stops the controller and the hypervisors' OVS instances, deletes the demo's ${opts.prefix}* namespaces)`));
 }
 
 /** Scenario up, controller up (left running, detached), checks. */
-/** the overlay apps, DHCP for the VMs' addresses, the model's load balancers and their health checks, and the tunnel monitor for the live page's mesh */
-const DEMO_APPS = [...DHCP_OVERLAY_APPS, 'load-balancer', 'lb-health', 'tunnel-monitor'];
+/** the overlay apps, DHCP for the VMs' addresses, the tunnel monitor for the live page's mesh, floating IPs and SNAT, the model's load balancers and their health checks */
+const DEMO_APPS = [...DHCP_OVERLAY_APPS, 'tunnel-monitor', 'north-south', 'load-balancer', 'lb-health'];
 
 export async function demoUp(modelFile: string, opts: DemoOptions): Promise<DemoResult> {
   const p = new Printer(opts);

@@ -172,6 +172,7 @@ test('ACLs hold for IPv6: icmp6 and tcp rules between tiers, default deny, repli
  * on hv1 and v6b on hv3; app admits icmp6 from it, nothing else does.
  */
 const v6Model = edit(twoZones(), (doc) => {
+  delete doc.vpcs[0].egress; // SNAT is IPv4 only: a VPC with an IPv6-only tier has none
   doc.vpcs[0].subnets.push({ name: 'v6', ipv6: { prefix: 'fd00:1:6::/64', slaac: true } });
   doc.vpcs[0].acls.push({ name: 'v6-to-app-ping6', subnet: 'app', direction: 'ingress', action: 'allow', protocol: 'icmp6', remote: { subnet: 'v6' } });
   doc.ports.push({ name: 'v6a', vpc: 'blue', subnet: 'v6', mac: '02:00:00:01:06:0a', hypervisor: 'hv1' });

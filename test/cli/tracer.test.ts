@@ -91,6 +91,7 @@ test('bad input and missing switches are typed errors', (t) => {
   t.is(t.throws(() => trace({ from: 'web1', to: '10.1.1.300' }), { instanceOf: TraceError })!.kind, 'bad_address');
   const v6 = tracerFor(
     edit(model, (doc) => {
+      delete doc.vpcs[0].egress; // SNAT is IPv4 only: a VPC with an IPv6-only tier has none
       doc.vpcs[0].subnets.push({ name: 'v6', ipv6: { prefix: 'fd00:1:6::/64' } });
       doc.ports.push({ name: 'v6a', vpc: 'blue', subnet: 'v6', mac: '02:00:00:01:06:0a', hypervisor: 'hv1' });
     }),

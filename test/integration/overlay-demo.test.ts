@@ -1,8 +1,9 @@
 /**
- * `npm run demo` on the default model (models/two-zones.yaml): the demo's own code
- * (scripts/overlay-demo.ts: demoUp, its checks and its output, and its load-balancer section,
- * scripts/demo-lb.ts), brought up once for all the tests here and torn down after them. The pickers
- * on both example models are tested in test/scripts/overlay-demo.test.ts and demo-lb.test.ts.
+ * `npm run demo` on the model users run (models/two-zones.yaml): the demo's own code
+ * (scripts/overlay-demo.ts: demoUp, its checks and its output; scripts/demo-north-south.ts: the
+ * outside; scripts/demo-lb.ts: the load balancers), brought up once for all the tests here and torn
+ * down after them. The second model's overlay is tested in overlay-scenario.test.ts; the pickers on
+ * both example models in test/scripts/overlay-demo.test.ts and demo-lb.test.ts.
  */
 import test, { type ExecutionContext } from 'ava';
 import { join } from 'node:path';
@@ -133,17 +134,51 @@ test('the commands the demo prints for exploring work on this model', async (t) 
     .filter((l) => / exec \S+ /.test(l))
     .flatMap((l) => l.split('|'))
     .filter((c) => c.includes(' exec '))
-    .map((c) => c.trim().replace(/^(pings|a hypervisor)\s+/, '').split(/\s+/));
-  t.is(commands.length, 2, 'a ping between two VMs and a flow dump on a hypervisor');
+    .map((c) => c.trim().replace(/^(pings|a hypervisor|outside)\s+/, '').split(/\s+/));
+  t.is(commands.length, 4, 'a ping between two VMs, a flow dump on a hypervisor, a ping from the internet to a floating IP and a VM fetching from the internet');
+  t.true(commands.some((c) => c.includes('internet') && c.includes('ping')) && commands.some((c) => c.includes('curl')));
   for (const [python, ...args] of commands) {
     t.is(python, MININET_PYTHON);
     const { stdout } = await run(python!, args);
     if (args.includes('ping')) t.regex(stdout, / 0% packet loss/, args.join(' '));
+    else if (args.includes('curl')) t.regex(stdout, /^HTTP\/1\.[01] 200 /, args.join(' '));
     else t.regex(stdout, /cookie=0x/, args.join(' '));
   }
 });
 
-test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices, the underlay, the load balancers\' split and zone affinity again, PASS', async (t) => {
+/** What models/two-zones.yaml says, written out: each VM's address outside and its zone's hypervisors (all gateways). */
+const OUTSIDE = {
+  egress: { web1: '198.51.100.10', web2: '198.51.100.74', app1: '198.51.100.20', app2: '198.51.100.84', db1: '198.51.100.84', red1: '198.51.100.21', red2: '198.51.100.85' },
+  zones: { 'zone-a': ['hv1', 'hv2'], 'zone-b': ['hv3', 'hv4'] } as Record<string, string[]>,
+};
+
+test("north-south: from the internet, ping and HTTP reach web1 and web2 by their floating IPs; every VM leaves as its floating IP or its VPC's SNAT address in its zone; each VM's traffic stays in its zone", (t) => {
+  const ns = demo!.northSouth;
+  if (!ns) return t.fail('the demo has no north-south section');
+  t.log(lines.slice(lines.findIndex((l) => l.startsWith('North-south')), lines.findIndex((l) => l.startsWith('  north-south: ')) + 1).join('\n'));
+  t.deepEqual(
+    ns.reach.map((r) => [r.ip, r.vm, `${r.ping.received}/${r.ping.sent}`, r.http.status, r.http.body]),
+    [
+      ['198.51.100.10', 'web1', '3/3', '200', 'web1'],
+      ['198.51.100.74', 'web2', '3/3', '200', 'web2'],
+    ],
+    'each floating IP answers 3 pings, and its own VM serves the page',
+  );
+  t.deepEqual(Object.fromEntries(ns.egress.map((e) => [e.vm, e.seen])), OUTSIDE.egress, 'the addresses the internet server logged');
+  t.deepEqual(ns.locality.map((l) => l.vm).sort(), Object.keys(OUTSIDE.egress).sort(), 'every VM has a locality verdict');
+  for (const l of ns.locality) {
+    const zone = OUTSIDE.zones[l.zone]!;
+    t.deepEqual(l.stray, [], `${l.vm}: no frame outside ${l.zone}, none untranslated`);
+    t.true(l.outbound > 0 && l.inbound > 0, `${l.vm}: both ways on the segment links (${l.outbound} out, ${l.inbound} in)`);
+    t.true(l.segments.length > 0 && l.segments.every((hv) => zone.includes(hv)), `${l.vm}: by ${l.zone}'s gateways (${l.segments.join(', ')})`);
+    t.true(l.tunnels.every((hop) => hop.split('->').every((hv) => zone.includes(hv))), `${l.vm}: tunnelled within ${l.zone} (${l.tunnels.join(', ')})`);
+  }
+  t.true(ns.ok);
+  t.true(lines.some((l) => /^ {2}north-south: 2\/2 floating IPs reached from the internet, 7\/7 VMs out as the model says, 7\/7 VMs' north-south traffic in their own zone \(/.test(l)));
+  t.true(lines.includes('    web1 blue/web@hv1 zone-a  seen as 198.51.100.10    expected 198.51.100.10 (its floating IP)  ok'));
+});
+
+test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'s MTU kept), both matrices, the underlay, north-south, the load balancers\' split and zone affinity again, PASS', async (t) => {
   const out: string[] = [];
   const again = await demoCheck({ ...opts, out: (line) => out.push(line) });
   t.log(out.filter((l) => /SLAAC: |matrix: |Verdict/.test(l)).join('\n'));
@@ -154,4 +189,6 @@ test('`npm run demo -- check` on the running demo: SLAAC (only checked, the RA\'
   assertSplit(t, again.lb?.split);
   assertAffinity(t, again.lb?.affinity);
   t.is(again.lb?.failover, undefined, 'no failover in check');
+  t.deepEqual(Object.fromEntries(again.northSouth?.egress.map((e) => [e.vm, e.seen]) ?? []), OUTSIDE.egress, 'north-south again');
+  t.true(again.northSouth?.ok);
 });

@@ -60,7 +60,8 @@ function ns(netns: string, args: readonly string[]): Promise<string> {
 }
 
 function scenarioNamespaces(s: OverlayState): string[] {
-  return [s.router.netns, ...Object.values(s.hypervisors).map((h) => h.netns), ...Object.values(s.vms).map((v) => v.netns)];
+  const outside = s.outside ? [s.outside.edge.netns, s.outside.internet.netns] : [];
+  return [s.router.netns, ...Object.values(s.hypervisors).map((h) => h.netns), ...Object.values(s.vms).map((v) => v.netns), ...outside];
 }
 
 /** Brings the scenario up for one test and always tears it down; asserts that nothing is left. */
@@ -132,9 +133,10 @@ test('the two-zone scenario comes up from the model: namespaces, daemons, bridge
       t.is(await ovsVsctl(ep.ovsdb, ['get', 'bridge', 'br-int', 'other_config:disable-in-band']), '"true"');
       t.is(await ovsVsctl(ep.ovsdb, ['get', 'bridge', 'br-int', 'datapath_id']), `"${ep.datapathId.slice(2)}"`);
       t.is(await ovsVsctl(ep.ovsdb, ['get', 'bridge', 'br-int', 'controller']), '[]');
-      const vmPorts = model.ports.filter((p) => p.hypervisor === hv.name).map((p) => p.interface).sort();
-      // no tunnel port: the controller's tunnel-mesh app creates it
-      t.deepEqual((await ovsVsctl(ep.ovsdb, ['list-ports', 'br-int'])).split('\n').filter(Boolean).sort(), vmPorts);
+      const vmPorts = model.ports.filter((p) => p.hypervisor === hv.name).map((p) => p.interface);
+      const segmentPorts = model.externalNetworks.flatMap((e) => e.gateways.filter((g) => g.hypervisor === hv.name).map((g) => g.interface));
+      // the VMs' ports and, on a gateway, its external segment's; no tunnel port: the controller's tunnel-mesh app creates it
+      t.deepEqual((await ovsVsctl(ep.ovsdb, ['list-ports', 'br-int'])).split('\n').filter(Boolean).sort(), [...vmPorts, ...segmentPorts].sort());
       // no flows either, and the OpenFlow endpoint answers with the model's datapath id
       const show = (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'show', ep.openflow])).stdout;
       t.regex(show, new RegExp(`dpid:${ep.datapathId.slice(2)}`));

@@ -86,7 +86,7 @@ export const TRACKED = { value: TRK, mask: TRK };
 /** where a packet from the outside, translated to a VM's address, joins the overlay (docs/pipeline.md, Entering a stage) */
 const INBOUND_STAGE = 'l2';
 /** the routes of a VPC that has a floating IP but no egress of its own */
-const DEFAULT_ROUTES: readonly string[] = ['0.0.0.0/0'];
+export const DEFAULT_ROUTES: readonly string[] = ['0.0.0.0/0'];
 
 /** The switches' view the compiler needs: where a VM port is plugged in, and a gateway's segment port. */
 export interface NorthSouthPlaces {
