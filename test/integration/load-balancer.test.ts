@@ -275,13 +275,12 @@ async function healthChanged(backend: string, state: 'up' | 'down', since: numbe
   return found!.time;
 }
 
-test.serial("failover under load: a backend's server killed, then its VM silenced: no failed request after interval × fall + 0.5 s (+ timeout when silent), back within interval × rise + 0.5 s, and no held connection to another backend reset", async (t) => {
+test.serial("failover under load: a backend's server killed, then its VM silenced: no failed request after interval × fall + 0.5 s either way, back within interval × rise + 0.5 s, and no held connection to another backend reset", async (t) => {
   const VICTIM = 'app-b1';
   const CLIENT_TIMEOUT_MS = 1000;
   const check = model.loadBalancers.find((lb) => lb.vpc === 'blue' && lb.name === 'spread')!.healthCheck!;
+  // issue 12's bound, for a refusing and a silent backend alike: the model's timeout (0.3 s) leaves the rest of the 0.5 s to apply the change
   const downBound = check.intervalSeconds * 1000 * check.fall + 500;
-  // a silent VM is judged only when its checks time out
-  const silentBound = downBound + check.timeoutSeconds * 1000;
   const upBound = check.intervalSeconds * 1000 * check.rise + 500;
   const vm = scenario!.state().vms[VICTIM]!;
   const inVm = (...cmd: string[]) => run('ip', ['netns', 'exec', vm.netns, ...cmd]);
@@ -310,7 +309,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
     // its VM silenced (eth0 down): each check times out
     const silencedAt = Date.now();
     await inVm('ip', 'link', 'set', vm.iface, 'down');
-    windows.push({ what: 'VM silenced', at: silencedAt, bound: silentBound });
+    windows.push({ what: 'VM silenced', at: silencedAt, bound: downBound });
     const silencedDown = (await healthChanged(VICTIM, 'down', silencedAt)) - silencedAt;
     await loadPast(silencedAt + silencedDown + 1000);
 
@@ -329,6 +328,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
       const detected = w.what === 'server killed' ? killedDown : silencedDown;
       t.log(`${w.what}: down in ${detected} ms; ${failed.length} failed requests, the last started ${Math.round(last)} ms after (bound ${w.bound} ms)`);
       t.true(last <= w.bound, `${w.what}: no failed request started later than ${w.bound} ms after`);
+      t.true(detected <= w.bound, `${w.what}: out of rotation within ${w.bound} ms (${detected} ms)`);
     }
     t.log(`back in rotation ${Math.round(restartedIn)} ms after the restarted server listened, ${Math.round(revivedIn)} ms after the VM's interface came up (bound ${upBound} ms)`);
     t.true(restartedIn <= upBound, `restarted server serving within ${upBound} ms`);
