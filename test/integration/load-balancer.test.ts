@@ -14,11 +14,13 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseDocument, isMap, isSeq } from 'yaml';
 import { affinityCookie } from '../../src/apps/load-balancer';
+import type { TraceResult } from '../../src/cli/tracer';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import type { ChildProcess } from 'node:child_process';
 import { OVERLAY_APPS, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController, type TunnelFrame } from '../helpers/overlay';
 import { type Served, newConnections, startNameServer } from '../helpers/name-servers';
 import { REPO_ROOT } from '../helpers/paths';
+import { runCliAsync } from '../cli/run-cli';
 import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 
 const dir = join(TEST_STATE_DIR, 'load-balancer');
@@ -171,6 +173,24 @@ test.serial("ACLs apply after the translation: web may open app's 8080 only, so 
   t.deepEqual(r.served, {});
   t.is(r.failures.length, 2);
   for (const f of r.failures) t.regex(f, /timed out/, 'dropped (no reset from the listening backend): the ACL of the real port');
+});
+
+test.serial("zonemesh trace to a VIP runs the select group read from the switch: its four buckets, the one taken, delivered to that backend translated", async (t) => {
+  const r = await runCliAsync('trace', '--from', 'client-a', '--to', `${VIP.spread}:80`, '--json', '--control', controller!.controlSocket);
+  t.is(r.status, 0, r.stderr);
+  const trace = JSON.parse(r.stdout) as TraceResult;
+  const vipStep = trace.hops[0]!.steps.find((s) => s.tableName === 'lb.vip');
+  const group = vipStep?.groups?.[0];
+  if (!group) return t.fail(`no group in lb.vip: ${JSON.stringify(trace.hops[0]!.steps.map((s) => s.tableName))}`);
+  t.like(group, { type: 'select', owner: 'vip:blue/spread:tcp:80' });
+  const natDst = (actions: string) => /nat\(dst=([\d.]+):8080\)/.exec(actions)?.[1];
+  const spread = model.loadBalancers.find((lb) => lb.vpc === 'blue' && lb.name === 'spread')!;
+  t.deepEqual(group.buckets.map((b) => natDst(b.actions)).sort(), spread.backends.map((b) => model.ports.find((p) => p.name === b.port)!.ip).sort(), 'one bucket per backend, as OVS holds them');
+  const taken = group.buckets.filter((b) => b.taken);
+  t.is(taken.length, 1);
+  const backend = model.ports.find((p) => p.vpc === 'blue' && p.ip === natDst(taken[0]!.actions))!;
+  t.is(trace.verdict.result, 'delivered');
+  t.like(trace.verdict.deliveries[0], { vm: backend.name, hypervisor: backend.hypervisor, packet: { ipv4_dst: backend.ip, tcp_dst: BACKEND_PORT } });
 });
 
 /**
