@@ -440,7 +440,7 @@ async function main(): Promise<void> {
     }
   }
   if (runs.length > 1) {
-    const p = (xs: number[], q: number) => (xs.length ? pct([...xs].sort((a, b) => a - b), q).toFixed(1) : "-");
+    const p = (xs: number[], q: number) => (xs.length ? pct([...xs].sort((a, b) => a - b), q).toFixed(1) : '-');
     console.log('\n## side by side\n\n| build | controller processes | add p50 / p99 ms | join p50 / p99 ms | storm s (synced, failed) | its controller CPU s | storm, 10 % damaged s (synced, failed) | its controller CPU s | RSS total |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     const storm = (x: Storm) => `${(x.ms / 1000).toFixed(2)} (${x.synced}, ${x.failed})`;
     for (const r of runs) {
