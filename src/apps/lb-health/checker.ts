@@ -245,7 +245,7 @@ function intervalMs(target: CheckTarget): number {
   return msOf(target.check.intervalSeconds);
 }
 
-/** the model's seconds are whole or fractional to the millisecond: 0.3 s is 300 ms, not 300.00000000000006 */
+/** the model's seconds are whole or fractional to the millisecond: 1.005 s is 1005 ms, not 1004.9999999999999 */
 const msOf = (seconds: number): number => Math.round(seconds * 1000);
 
 /** 'HTTP/1.1 503 …' → 503; undefined until the status code is in */
