@@ -82,3 +82,51 @@ export function toDocument(m: NetworkModel): unknown {
     ports: m.ports,
   };
 }
+
+/** the health check of the generated load balancers: docs/load-balancers.md's recommended timings */
+const LB_HEALTH = { type: 'tcp', intervalSeconds: 1, timeoutSeconds: 0.3, rise: 2, fall: 2 } as const;
+/** backends of each VPC's load balancer (app-tier ports) and of the wide VPC's (spread over its hypervisors) */
+export const LB_BACKENDS = 4;
+export const WIDE_LB_BACKENDS = 8;
+export const WIDE_VPC = 'wide';
+
+/**
+ * The generated model with load balancers (bench/scale.ts --lb): in every VPC one VIP in the web
+ * tier in front of LB_BACKENDS app ports, whose groups are on the VPC's 8 hypervisors; and VPC
+ * `wide` with one port on each of the first `wideHosts` hypervisors, whose VIP (in front of
+ * WIDE_LB_BACKENDS of them, spread over the zones) has its group on every one of them. Each
+ * hypervisor holds a flow or more per port of the wide VPC, so it costs `wideHosts` × ports flows.
+ */
+export function withLoadBalancers(model: NetworkModel, placement: Map<bigint, Map<string, number>>, wideHosts: number): NetworkModel {
+  const lb = (vpc: string, subnet: string, vip: string, backends: readonly VmPort[]) => ({
+    name: 'lb',
+    vpc,
+    subnet,
+    vip,
+    protocol: 'tcp' as const,
+    ports: [80],
+    backends: backends.map((p) => ({ port: p.name, targetPort: 8080, weight: 1 })),
+    healthCheck: LB_HEALTH,
+    zoneAffinity: false,
+  });
+  const appPorts = new Map<string, VmPort[]>();
+  for (const p of model.ports) if (p.subnet === 'app') appPorts.set(p.vpc, [...(appPorts.get(p.vpc) ?? []), p]);
+  const loadBalancers = model.vpcs.map((v) => lb(v.name, 'web', '10.0.1.250', appPorts.get(v.name)!.slice(0, LB_BACKENDS)));
+  if (wideHosts === 0) return { ...model, loadBalancers };
+  const vni = model.vpcs.length + 1;
+  const subnet: Subnet = { name: 'web', vpc: WIDE_VPC, cidr: '10.1.0.0/20', gateway: '10.1.0.1', routerMac: routerMac(WIDE_VPC, 'web') };
+  const ports = model.hypervisors.slice(0, wideHosts).map((hv, i): VmPort => {
+    const host = i + 10;
+    const p = { name: `${WIDE_VPC}-p${i}`, vpc: WIDE_VPC, subnet: 'web', mac: `02:${hex2(vni >> 8)}:${hex2(vni)}:00:${hex2(host >> 8)}:${hex2(host)}`, ip: `10.1.${host >> 8}.${host & 0xff}`, hypervisor: hv.name, interface: `${WIDE_VPC}-p${i}` };
+    plug(placement, hv, p);
+    return p;
+  });
+  const spread = Array.from({ length: WIDE_LB_BACKENDS }, (_, k) => ports[Math.floor((k * ports.length) / WIDE_LB_BACKENDS)]!);
+  return {
+    ...model,
+    vpcs: [...model.vpcs, { name: WIDE_VPC, vni }],
+    subnets: [...model.subnets, subnet],
+    ports: [...model.ports, ...ports],
+    loadBalancers: [...loadBalancers, lb(WIDE_VPC, 'web', '10.1.0.250', spread)],
+  };
+}

@@ -3,23 +3,30 @@
  * model (bench/overlay-model.ts), held in memory and edited object by object as an incremental
  * store would (unchanged objects shared). With `--workers N` the bench forks N of these, and each
  * compiles the whole model and serves the switches dealt to it, as `zonemesh run --workers N` does.
+ * With a second argument W (bench/scale.ts --lb) the model has load balancers
+ * (bench/overlay-model.ts withLoadBalancers, the wide VPC on W hypervisors), the load-balancer app
+ * runs too, and the bench marks backends down and up on BACKEND_HEALTH as lb-health would.
  * The bench asks over the IPC channel (advanced serialization: bigints pass); times are
  * `performance.timeOrigin + performance.now()`, comparable between processes.
  */
 import { performance } from 'node:perf_hooks';
 import { filter, firstValueFrom } from 'rxjs';
 import { BUILTIN_APPS } from '../src/apps/registry';
+import type { BackendHealthBoard } from '../src/apps/lb-health';
 import { silentLogger } from '../src/controller';
 import type { NetworkModel, VmPort } from '../src/model';
 import { Runtime } from '../src/runtime';
 import { ReconcileError } from '../src/runtime/reconciler';
+import { BACKEND_HEALTH, type BackendHealth } from '../src/sdk/backend-health';
 import { PORT_PLACEMENT, type PortPlacement } from '../src/sdk/placement';
 import { TestModelStore } from '../src/testing/model-store';
-import { generate } from './overlay-model';
+import { generate, withLoadBalancers } from './overlay-model';
 
 export type ControllerRequest =
   /** adds a port to the model; answers once every changed switch served here has barrier-replied its batch */
   | { op: 'add'; port: VmPort }
+  /** publishes a backend's health as lb-health would; answers like `add` */
+  | { op: 'health'; health: Pick<BackendHealth, 'vpc' | 'loadBalancer' | 'port' | 'state'> }
   /** answers once the interface is in this process's port placement, or not after ADD_TIMEOUT_MS */
   | { op: 'placed'; dpid: bigint; name: string }
   /** starts counting full syncs (connect, reconnect) afresh */
@@ -29,12 +36,19 @@ export type ControllerRequest =
   | { op: 'memory' };
 
 export type ControllerReply =
-  | { op: 'add'; doneAt: number | undefined; switches: number }
+  | ({ op: 'add' } & Settled)
+  | ({ op: 'health' } & Settled)
   | { op: 'placed'; ok: boolean }
   | { op: 'mark-full' }
   /** `count` below the one asked for: the syncs stalled */
   | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number; up?: number; controllerErrors?: Record<string, number> }
   | { op: 'memory'; rss: number; heapUsed: number };
+
+/** when the last switch a change touched barrier-replied (undefined: not within ADD_TIMEOUT_MS), and how many it touched */
+export interface Settled {
+  doneAt: number | undefined;
+  switches: number;
+}
 
 export type ControllerHello = { op: 'ready'; ofPort: number; startMs: number };
 
@@ -48,11 +62,13 @@ const now = () => performance.timeOrigin + performance.now();
 
 async function main(): Promise<void> {
   const hypervisors = Number(process.argv[2]);
+  const wideHosts = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
   const t0 = now();
-  let model: NetworkModel = generate(hypervisors).model;
+  const generated = generate(hypervisors);
+  let model: NetworkModel = wideHosts === undefined ? generated.model : withLoadBalancers(generated.model, generated.placement, wideHosts);
   const store = new TestModelStore(model);
   const runtime = await Runtime.create({
-    config: { apps: ['tunnel-mesh', 'arp-responder', 'distributed-router', 'acl'], listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }], dial: [], logLevel: 'silent', settings: {} },
+    config: { apps: ['tunnel-mesh', 'arp-responder', 'distributed-router', 'acl', ...(wideHosts === undefined ? [] : ['load-balancer'])], listen: [{ transport: 'tcp', host: '127.0.0.1', port: 0 }], dial: [], logLevel: 'silent', settings: {} },
     ...BUILTIN_APPS,
     logger: silentLogger(),
     modelStore: store,
@@ -60,6 +76,9 @@ async function main(): Promise<void> {
   });
   await runtime.start();
   const placement$ = (runtime.container.get(PORT_PLACEMENT) as PortPlacement).placement$;
+  const health = runtime.container.get<BackendHealthBoard>(BACKEND_HEALTH);
+  // as lb-health's start() does: the load balancer now takes the board's states
+  health.active = true;
 
   // when each switch's desired flows last changed, and when its last incremental batch was acknowledged
   const changedAt = new Map<bigint, number>();
@@ -92,27 +111,38 @@ async function main(): Promise<void> {
   });
   const allAcked = () => [...changedAt].every(([dpid, at]) => (ackedAt.get(dpid) ?? 0) >= at);
 
+  /** makes a change; when every switch served here whose desired state it changed has barrier-replied, and how many those were */
+  const timed = async (change: () => void): Promise<Settled> => {
+    changedAt.clear();
+    const settled = new Promise<number | undefined>((resolve) => {
+      const timer = setTimeout(() => resolve(undefined), ADD_TIMEOUT_MS);
+      onAck = () => {
+        if (!allAcked()) return;
+        clearTimeout(timer);
+        resolve(Math.max(...[...changedAt.keys()].map((dpid) => ackedAt.get(dpid)!)));
+      };
+    });
+    change();
+    await new Promise((r) => setImmediate(r)); // the apps have compiled it: changedAt is complete
+    if (changedAt.size === 0) return { doneAt: 0, switches: 0 };
+    onAck!();
+    const doneAt = await settled;
+    onAck = undefined;
+    return { doneAt, switches: changedAt.size };
+  };
+
   const handle = async (req: ControllerRequest): Promise<ControllerReply> => {
     switch (req.op) {
-      case 'add': {
-        changedAt.clear();
-        const settled = new Promise<number | undefined>((resolve) => {
-          const timer = setTimeout(() => resolve(undefined), ADD_TIMEOUT_MS);
-          onAck = () => {
-            if (!allAcked()) return;
-            clearTimeout(timer);
-            resolve(Math.max(...[...changedAt.keys()].map((dpid) => ackedAt.get(dpid)!)));
-          };
-        });
-        model = { ...model, ports: [...model.ports, req.port] };
-        store.set(model);
-        await new Promise((r) => setImmediate(r)); // the apps have compiled it: changedAt is complete
-        if (changedAt.size === 0) return { op: 'add', doneAt: 0, switches: 0 };
-        onAck!();
-        const doneAt = await settled;
-        onAck = undefined;
-        return { op: 'add', doneAt, switches: changedAt.size };
-      }
+      case 'add':
+        return {
+          op: 'add',
+          ...(await timed(() => {
+            model = { ...model, ports: [...model.ports, req.port] };
+            store.set(model);
+          })),
+        };
+      case 'health':
+        return { op: 'health', ...(await timed(() => health.publish({ ...req.health, reason: req.health.state === 'down' ? 'bench' : undefined, at: Date.now() }))) };
       case 'placed': {
         // a switch whose session went (a failed sync under load) never reports the interface
         const placed = firstValueFrom(placement$.pipe(filter((m) => m.get(req.dpid)?.has(req.name) === true))).then(() => true);

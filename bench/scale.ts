@@ -12,6 +12,11 @@
  *  - reconnect storm: every switch drops its connection and reconnects at once, holding its flows;
  *    time until every switch's full sync (flow dump, diff) is done, and the flow-mods it sent;
  *    then the same with 10 % of the switches missing half their flows;
+ *  - with `--lb-transitions N` (issue 12), on the model with load balancers (bench/overlay-model.ts
+ *    withLoadBalancers: a VIP per VPC, and VPC `wide` on `--lb-wide-hosts` hypervisors, default all)
+ *    and the load-balancer app: N backends of the wide VIP and N of VPCs' VIPs marked down on
+ *    BACKEND_HEALTH as lb-health would, each then up again; each transition timed until every
+ *    switch whose group it changed has barrier-replied its group-mod;
  *  - each controller process's RSS with every session up;
  *  - per phase, the CPU of the generator (this process: the fake switches' threads) and of the
  *    controller processes, and how busy the busiest switch thread was: a phase whose generator
@@ -28,9 +33,9 @@ import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import type { Hypervisor, Vpc } from '../src/model';
+import type { Hypervisor, LoadBalancer, Vpc } from '../src/model';
 import type { ControllerHello, ControllerReply, ControllerRequest } from './scale-controller';
-import { HVS_PER_VPC, PORTS_PER_HV, generate, port } from './overlay-model';
+import { HVS_PER_VPC, PORTS_PER_HV, WIDE_VPC, generate, port, withLoadBalancers } from './overlay-model';
 import { Switches } from './switch-thread';
 import { ipv4Of } from '../src/testing';
 
@@ -52,6 +57,10 @@ const { values } = parseArgs({
     'skip-storms': { type: 'boolean', default: false },
     /** node options for the controller processes, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" */
     'controller-node-args': { type: 'string', default: '' },
+    /** backend transitions per kind (wide VIP, a VPC's VIP), each down then up; 0: no load balancers */
+    'lb-transitions': { type: 'string', default: '0' },
+    /** hypervisors of the wide VPC (default all): each holds a few flows per port of it */
+    'lb-wide-hosts': { type: 'string' },
   },
 });
 const H = Number(values.hypervisors);
@@ -62,6 +71,8 @@ const SWITCH_THREADS = Number(values['switch-threads']);
 const CONTROLLER_NODE_ARGS = values['controller-node-args'].split(' ').filter((a) => a !== '');
 /** share of the switches that lose half their flows in the second storm */
 const DAMAGED_SHARE = 10;
+const LB_TRANSITIONS = Number(values['lb-transitions']);
+const LB_WIDE_HOSTS = values['lb-wide-hosts'] === undefined ? H : Number(values['lb-wide-hosts']);
 
 const now = () => performance.timeOrigin + performance.now();
 const mb = (bytes: number) => `${(bytes / 2 ** 20).toFixed(0)} MB`;
@@ -103,7 +114,7 @@ class Controller {
   }
 
   static async start(script: string): Promise<Controller> {
-    const child = fork(script, [String(H)], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: CONTROLLER_NODE_ARGS });
+    const child = fork(script, [String(H), ...(LB_TRANSITIONS ? [String(LB_WIDE_HOSTS)] : [])], { serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: CONTROLLER_NODE_ARGS });
     const hello = await new Promise<ControllerHello>((resolve, reject) => {
       child.once('message', (m: ControllerHello) => resolve(m));
       child.once('exit', (code) => reject(new Error(`controller process exited with ${code} before it was ready`)));
@@ -151,10 +162,19 @@ interface Storm {
   up: number | undefined;
 }
 
+/** backend transitions of one kind of load balancer: ms to the last barrier reply, and switches changed */
+interface Transitions {
+  down: number[];
+  up: number[];
+  switches: number[];
+  /** transitions with a switch that did not barrier-reply within 3 s (scale-controller's ADD_TIMEOUT_MS) */
+  lost: number;
+}
+
 interface Run {
   build: string;
   workers: number;
-  cpu: Record<'connect' | 'adds' | 'joins' | 'storm' | 'damaged', PhaseCpu>;
+  cpu: Record<'connect' | 'adds' | 'joins' | 'lb' | 'storm' | 'damaged', PhaseCpu>;
   startMs: number;
   syncMs: number;
   /** switches whose first full sync was reported */
@@ -168,12 +188,15 @@ interface Run {
   joinSwitches: number[];
   lost: number;
   missing: number;
+  lb: { wide: Transitions; vpc: Transitions };
   storm: Storm;
   damaged: Storm & { cut: number; restored: boolean };
 }
 
 async function run(build: Build, workers: number): Promise<Run> {
-  const { model, placement } = generate(H);
+  const generated = generate(H);
+  const { placement } = generated;
+  const model = LB_TRANSITIONS ? withLoadBalancers(generated.model, placement, LB_WIDE_HOSTS) : generated.model;
   const controllers: Controller[] = [];
   let switches: Switches | undefined;
   try {
@@ -259,11 +282,13 @@ async function run(build: Build, workers: number): Promise<Run> {
     };
     let warm = 0;
 
+    // ports go to the generated VPCs, not to the load balancers' wide one (addressed otherwise)
+    const vpcs = generated.model.vpcs;
     const adds: number[] = [];
     const addSwitches: number[] = [];
     phase = measure();
     while (adds.length < ADDS) {
-      const vpc = model.vpcs[Math.floor(Math.random() * model.vpcs.length)]!;
+      const vpc = vpcs[Math.floor(Math.random() * vpcs.length)]!;
       const hosts = vpcHosts(vpc);
       await addPort(vpc, hosts[Math.floor(Math.random() * hosts.length)]!, adds, addSwitches);
       if (lost > ADDS) throw new Error(`${lost} adds lost: the controller does not keep up`);
@@ -274,7 +299,7 @@ async function run(build: Build, workers: number): Promise<Run> {
     warm = 0;
     phase = measure();
     while (joins.length < ADDS) {
-      const vpc = model.vpcs[Math.floor(Math.random() * model.vpcs.length)]!;
+      const vpc = vpcs[Math.floor(Math.random() * vpcs.length)]!;
       const hosts = new Set(vpcHosts(vpc));
       let hv: Hypervisor;
       do hv = model.hypervisors[Math.floor(Math.random() * H)]!;
@@ -284,6 +309,34 @@ async function run(build: Build, workers: number): Promise<Run> {
     }
 
     cpu.joins = phase();
+
+    /** a backend down, then up, on BACKEND_HEALTH of every controller process, each timed to the last barrier reply */
+    const transition = async (lb: LoadBalancer, backend: string, into: Transitions, counted: boolean): Promise<void> => {
+      for (const state of ['down', 'up'] as const) {
+        const t = now();
+        const replies = await Promise.all(controllers.map((c) => c.ask<Extract<ControllerReply, { op: 'health' }>>({ op: 'health', health: { vpc: lb.vpc, loadBalancer: lb.name, port: backend, state } })));
+        if (!counted) continue;
+        if (replies.some((r) => r.doneAt === undefined)) {
+          into.lost++;
+          continue;
+        }
+        into[state].push(Math.max(...replies.map((r) => r.doneAt!)) - t);
+        if (state === 'down') into.switches.push(replies.reduce((n, r) => n + r.switches, 0));
+      }
+    };
+    const lbRun: Run['lb'] = { wide: { down: [], up: [], switches: [], lost: 0 }, vpc: { down: [], up: [], switches: [], lost: 0 } };
+    phase = measure();
+    if (LB_TRANSITIONS) {
+      const wide = model.loadBalancers.find((lb) => lb.vpc === WIDE_VPC)!;
+      const perVpc = model.loadBalancers.filter((lb) => lb.vpc !== WIDE_VPC);
+      for (let i = 0; i < WARMUP + LB_TRANSITIONS; i++) {
+        await transition(wide, wide.backends[i % wide.backends.length]!.port, lbRun.wide, i >= WARMUP);
+        const lb = perVpc[Math.floor(Math.random() * perVpc.length)]!;
+        await transition(lb, lb.backends[Math.floor(Math.random() * lb.backends.length)]!.port, lbRun.vpc, i >= WARMUP);
+        if (i % 20 === 19) console.error(`  … ${i + 1} backend transitions of each kind (load average ${load()})`);
+      }
+    }
+    cpu.lb = phase();
     const noStorm: Storm = { ms: 0, synced: 0, failed: 0, sent: 0, errors: 0, up: 0, controllerErrors: {} };
     const storm = async (): Promise<Storm> => {
       if (values['skip-storms']) return noStorm;
@@ -333,6 +386,7 @@ async function run(build: Build, workers: number): Promise<Run> {
       joinSwitches,
       lost,
       missing,
+      lb: lbRun,
       storm: whole,
       damaged: { ...repaired, cut, restored: after === before },
     };
@@ -370,6 +424,13 @@ async function main(): Promise<void> {
       console.log('\n| measure | p50 / p99 / max ms | switches changed p50 / max |\n|---|---:|---:|');
       console.log(`| port add → every changed switch barrier-replied (${r.adds.length}) | ${summary(r.adds)} | ${medianMax(r.addSwitches)} |`);
       console.log(`| hypervisor joins a VPC → every changed switch barrier-replied (${r.joins.length}) | ${summary(r.joins)} | ${medianMax(r.joinSwitches)} |`);
+      if (LB_TRANSITIONS) {
+        for (const [what, x] of [[`the wide VIP (VPC on ${LB_WIDE_HOSTS} hypervisors)`, r.lb.wide], ["a VPC's VIP", r.lb.vpc]] as const) {
+          console.log(`| backend of ${what} down → every changed switch barrier-replied its group-mod (${x.down.length}) | ${summary(x.down)} | ${medianMax(x.switches)} |`);
+          console.log(`| … and up again (${x.up.length}) | ${summary(x.up)} | |`);
+        }
+        console.log(`\nbackend transitions with a switch that did not barrier-reply within 3 s: wide ${r.lb.wide.lost}, VPC ${r.lb.vpc.lost}`);
+      }
       console.log(`\nreconnect storm, all ${H} holding their flows: ${r.storm.synced} in sync after ${(r.storm.ms / 1000).toFixed(2)} s (${r.storm.failed} full syncs failed), ${r.storm.sent} flow-mods sent, ${r.storm.errors} errors; sessions up ${r.storm.up ?? '?'}; controller errors ${errorsText(r.storm)}`);
       console.log(
         `reconnect storm, ${H / DAMAGED_SHARE} of them missing half their flows (${r.damaged.cut.toLocaleString('en')} flows): ${r.damaged.synced} in sync after ${(r.damaged.ms / 1000).toFixed(2)} s (${r.damaged.failed} full syncs failed), ${r.damaged.sent.toLocaleString('en')} flow-mods sent, ${r.damaged.errors} errors; sessions up ${r.damaged.up ?? '?'}; controller errors ${errorsText(r.damaged)}; every flow back: ${r.damaged.restored}`,
@@ -379,7 +440,7 @@ async function main(): Promise<void> {
     }
   }
   if (runs.length > 1) {
-    const p = (xs: number[], q: number) => pct([...xs].sort((a, b) => a - b), q).toFixed(1);
+    const p = (xs: number[], q: number) => (xs.length ? pct([...xs].sort((a, b) => a - b), q).toFixed(1) : '-');
     console.log('\n## side by side\n\n| build | controller processes | add p50 / p99 ms | join p50 / p99 ms | storm s (synced, failed) | its controller CPU s | storm, 10 % damaged s (synced, failed) | its controller CPU s | RSS total |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     const storm = (x: Storm) => `${(x.ms / 1000).toFixed(2)} (${x.synced}, ${x.failed})`;
     for (const r of runs) {

@@ -4,13 +4,15 @@
  * the model's own validator (validateModel) is what checks a body, so that the API refuses exactly
  * what a model file would, with the same problem texts.
  */
-import { PORT_KEYS, VNI_MAX } from '../model';
+import { LB_LIMITS, PORT_KEYS, VNI_MAX } from '../model';
 import type { ObjectKind } from '../model/etcd-writer';
 
 type Schema = Record<string, unknown>;
 
 const str = (description: string, extra: Schema = {}): Schema => ({ type: 'string', minLength: 1, description, ...extra });
 const int = (description: string, minimum: number, maximum: number): Schema => ({ type: 'integer', minimum, maximum, description });
+/** whole or fractional seconds; the model takes them to the millisecond */
+const seconds = (description: string, minimum: number, maximum: number): Schema => ({ type: 'number', minimum, maximum, description: `${description}; seconds, to the millisecond` });
 const IPV4 = { format: 'ipv4' };
 const object = (required: string[], properties: Record<string, Schema>): Schema => ({ type: 'object', required, properties, additionalProperties: false });
 
@@ -72,8 +74,8 @@ export const OBJECT_SCHEMAS: Record<ObjectKind, Schema> = {
       type: { enum: ['tcp', 'http'] },
       path: str("http: the GET's path (default /)"),
       expectStatus: int('http: the status it must answer (default 200)', 100, 599),
-      intervalSeconds: int('default 5', 1, 3600),
-      timeoutSeconds: int('default min(3, interval)', 1, 3600),
+      intervalSeconds: seconds('between two checks of a backend (default 5)', LB_LIMITS.minIntervalSeconds, LB_LIMITS.intervalSeconds),
+      timeoutSeconds: seconds('a check unanswered this long fails; at most the interval (default min(3, interval))', LB_LIMITS.minTimeoutSeconds, LB_LIMITS.intervalSeconds),
       rise: int('successes that bring a backend back (default 2)', 1, 10),
       fall: int('failures that take it out (default 3)', 1, 10),
     }),

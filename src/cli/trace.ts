@@ -106,12 +106,17 @@ export function tracerOf(installed: Extract<InstalledResponse, { ok: true }>): T
   return new Tracer(validateModel(installed.model, "the controller's model"), pipelineOf(installed.switches[0].tables), snapshotsOf(installed));
 }
 
-/** A switch's answer decoded: its flows from the OFPMP_FLOW messages, its ports by name. */
+/** A switch's answer decoded: its flows and groups from the OFPMP_FLOW and OFPMP_GROUP_DESC messages, its ports by name. */
 function snapshotOf(s: InstalledSwitch): InstalledSnapshot {
   const dpid = parseDpid(s.dpid);
   if (dpid === undefined) throw new CliError(`the controller answered a switch '${s.dpid}' that is not a datapath id`);
-  const parts = s.flowStats.map((h) => decodeMessageOrThrow(Buffer.from(h, 'hex')) as MultipartReply);
-  const body = parts.length ? mergeMultipartReplies(parts).body : undefined;
-  const flows: FlowStats[] = body?.mpType === 'FLOW' ? body.flows : [];
-  return { dpid, flows, ports: new Map(s.ports.map((p) => [p.name, p.portNo])) };
+  const bodyOf = (hex: readonly string[]) => {
+    const parts = hex.map((h) => decodeMessageOrThrow(Buffer.from(h, 'hex')) as MultipartReply);
+    return parts.length ? mergeMultipartReplies(parts).body : undefined;
+  };
+  const flowBody = bodyOf(s.flowStats);
+  const flows: FlowStats[] = flowBody?.mpType === 'FLOW' ? flowBody.flows : [];
+  const groupBody = s.groupDesc && bodyOf(s.groupDesc);
+  const groups = groupBody?.mpType === 'GROUP_DESC' ? groupBody.groups : undefined;
+  return { dpid, flows, ...(groups && { groups }), ports: new Map(s.ports.map((p) => [p.name, p.portNo])) };
 }

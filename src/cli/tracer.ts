@@ -2,17 +2,19 @@ import { ACL_APP_ID, ACL_TABLES, aclCounter, aclGroups } from '../apps/acl';
 import { ARP_RESPONDER_APP_ID, ARP_RESPONDER_COUNTERS, ARP_RESPONDER_TABLES, arpResponderGroups } from '../apps/arp-responder';
 import { DHCP_TABLES } from '../apps/dhcp-responder';
 import { DISTRIBUTED_ROUTER_APP_ID, DISTRIBUTED_ROUTER_COUNTERS, DISTRIBUTED_ROUTER_TABLES, distributedRouterGroups } from '../apps/distributed-router';
+import { LOAD_BALANCER_APP_ID, LOAD_BALANCER_TABLES, loadBalancerGroups, vipGroupKey } from '../apps/load-balancer';
 import { type OverlayView, type PortView, buildOverlayView } from '../apps/overlay';
 import { BUILTIN_APP_IDS } from '../apps/registry';
 import { TUNNEL_MESH_APP_ID, TUNNEL_MESH_TABLES, tunnelMeshGroups } from '../apps/tunnel-mesh';
 import { TUNNEL_OFPORT, cidrContains, hasIpv4, parseCidr, parseIpv4, portHasIpv4, type NetworkModel } from '../model';
-import { OFPP, formatInstructions, formatMatch } from '../openflow';
+import { OFPP, formatActions, formatInstructions, formatMatch, type GroupType } from '../openflow';
 import { PIPELINE_APP_ID, appOfCookie, makeCookie } from '../sdk/cookie';
 import type { FlowCount, FlowCounter } from '../sdk/counters';
 import type { InstalledFlow } from '../sdk/diff';
+import { type Group, groupIdOf } from '../sdk/group';
 import type { OwnerGroup } from '../sdk/incremental';
 import { Pipeline, type TableSpec } from '../sdk/pipeline';
-import { CT_STATE, FlowTableSim, type SimPacket, type SimStep } from '../sdk/sim';
+import { CT_STATE, FlowTableSim, type SimGroupStep, type SimPacket, type SimStep } from '../sdk/sim';
 
 /**
  * `zonemesh trace`: follows one packet through the flows installed on the switches (not the desired
@@ -37,11 +39,13 @@ export interface TraceQuery {
   ttl: number;
 }
 
-/** One switch as read from it: its flows (OFPMP_FLOW) and its ports by name. */
+/** One switch as read from it: its flows (OFPMP_FLOW), its groups (OFPMP_GROUP_DESC) and its ports by name. */
 export interface InstalledSnapshot {
   dpid: bigint;
   /** with their packet counters when read from a switch */
   flows: readonly (InstalledFlow & { readonly packetCount?: bigint })[];
+  /** none read (a switch that does not describe its groups, an older controller): a flow's group is then a pipeline error */
+  groups?: readonly Group[];
   ports: ReadonlyMap<string, number>;
 }
 
@@ -78,6 +82,18 @@ export interface TraceStep {
   counts?: FlowCount;
   /** --live: packets the flow counted while the marked packet went through (-1: the flow went away) */
   live?: number;
+  /** the groups the flow ran (a load balancer's select group), with the bucket taken */
+  groups?: TraceGroup[];
+}
+
+export interface TraceGroup {
+  /** as the flow's group action shows it */
+  groupId: number;
+  type: GroupType;
+  /** the owner's key ('vip:blue/spread:tcp:80'), or 'unknown' when no model object has the id */
+  owner: string;
+  about?: string;
+  buckets: { weight: number; actions: string; taken: boolean }[];
 }
 
 export interface TraceHop {
@@ -135,7 +151,7 @@ export interface TraceResult {
 
 /** Every built-in app's tables: the specs behind the names the controller reports. */
 const KNOWN_TABLES: ReadonlyMap<string, TableSpec> = new Map(
-  [...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES, ...DHCP_TABLES].map((t) => [t.name, t]),
+  [...TUNNEL_MESH_TABLES, ...ARP_RESPONDER_TABLES, ...DISTRIBUTED_ROUTER_TABLES, ...ACL_TABLES, ...DHCP_TABLES, ...LOAD_BALANCER_TABLES].map((t) => [t.name, t]),
 );
 
 /**
@@ -172,6 +188,7 @@ const OVERLAY_APPS: readonly AppInfo[] = [
   { id: ARP_RESPONDER_APP_ID, groups: arpResponderGroups, tables: ARP_RESPONDER_TABLES, counters: () => ARP_RESPONDER_COUNTERS },
   { id: DISTRIBUTED_ROUTER_APP_ID, groups: distributedRouterGroups, tables: DISTRIBUTED_ROUTER_TABLES, counters: () => DISTRIBUTED_ROUTER_COUNTERS },
   { id: ACL_APP_ID, groups: aclGroups, tables: ACL_TABLES, counters: (view) => [aclCounter(() => view)] },
+  { id: LOAD_BALANCER_APP_ID, groups: loadBalancerGroups, tables: LOAD_BALANCER_TABLES, counters: () => [] },
 ];
 
 const hex = (v: bigint) => `0x${v.toString(16)}`;
@@ -179,6 +196,8 @@ const hex = (v: bigint) => `0x${v.toString(16)}`;
 /** Names cookies: the owner keys every app has for this model, hashed as the apps hash them. */
 class OwnerBook {
   private readonly owners = new Map<bigint, string>();
+  /** group id → its owner's key and the model object behind it */
+  private readonly groupOwners = new Map<number, { key: string; about: string }>();
   private readonly counters: { appId: number; counter: FlowCounter }[] = [];
 
   constructor(
@@ -190,6 +209,12 @@ class OwnerBook {
       if (!app.tables.every((t) => pipeline.has(t.name))) continue; // not running
       for (const group of app.groups(pipeline, view)) for (const def of group.owners()) this.owners.set(makeCookie(app.id, def.key), def.key);
       for (const counter of app.counters(view)) this.counters.push({ appId: app.id, counter });
+    }
+    for (const lb of view.vpcs.flatMap((v) => v.loadBalancers)) {
+      for (const port of lb.ports) {
+        const key = vipGroupKey(lb, port);
+        this.groupOwners.set(groupIdOf(LOAD_BALANCER_APP_ID, key), { key, about: `load balancer ${lb.name} of VPC ${lb.vpc}: VIP ${lb.vip} ${lb.protocol} port ${port}` });
+      }
     }
   }
 
@@ -211,6 +236,18 @@ class OwnerBook {
       owner,
       ...(about && { about }),
       ...(counts && { counts }),
+      ...(s.groups && { groups: s.groups.map((g) => this.group(g)) }),
+    };
+  }
+
+  private group({ group, taken }: SimGroupStep): TraceGroup {
+    const owner = this.groupOwners.get(group.groupId);
+    return {
+      groupId: group.groupId,
+      type: group.groupType,
+      owner: owner?.key ?? 'unknown',
+      ...(owner && { about: owner.about }),
+      buckets: group.buckets.map((b, i) => ({ weight: b.weight, actions: this.named(formatActions(b.actions)) || 'drop', taken: taken.includes(i) })),
     };
   }
 
@@ -356,9 +393,9 @@ export class Tracer {
   }
 
   private simOf(hvName: string, snapshot: InstalledSnapshot): FlowTableSim {
-    if (!this.options.keepConntrack) return new FlowTableSim(snapshot.flows);
+    if (!this.options.keepConntrack) return new FlowTableSim(snapshot.flows, snapshot.groups);
     let sim = this.kept.get(hvName);
-    if (!sim) this.kept.set(hvName, (sim = new FlowTableSim(snapshot.flows)));
+    if (!sim) this.kept.set(hvName, (sim = new FlowTableSim(snapshot.flows, snapshot.groups)));
     return sim;
   }
 
@@ -432,6 +469,12 @@ export function formatTrace(r: TraceResult): string {
       lines.push(`     actions: ${s.actions}`);
       const counted = s.counts ? (s.counts.kind === 'acl_rule' ? `; ACL rule ${s.counts.rule} of VPC ${s.counts.vpc}` : `; counts drops: ${s.counts.reason}`) : '';
       lines.push(`     owner: ${s.app} ${s.owner}${s.about ? ` (${s.about})` : ''}${counted}`);
+      for (const g of s.groups ?? []) {
+        const taken = g.buckets.flatMap((b, i) => (b.taken ? [i] : []));
+        const took = taken.length === 0 ? 'no bucket live: dropped' : g.type === 'all' ? 'every bucket taken' : `bucket ${taken.join(', ')} of ${g.buckets.length} taken`;
+        lines.push(`     group ${g.groupId} ${g.type}, ${g.owner}${g.about ? ` (${g.about})` : ''}: ${took}`);
+        for (const [i, b] of g.buckets.entries()) lines.push(`     ${b.taken ? '*' : ' '} bucket ${i}${g.type === 'select' ? ` weight ${b.weight}` : ''}: ${b.actions}`);
+      }
       if (s.live !== undefined) lines.push(`     live: ${s.live > 0 ? `seen (n_packets +${s.live})` : s.live === 0 ? 'NOT seen' : 'the flow is gone'}`);
     }
   }

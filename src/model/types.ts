@@ -194,7 +194,9 @@ export interface HealthCheck {
   /** http: the path of the GET, and the status it must answer */
   path?: string;
   expectStatus?: number;
+  /** between two checks of a backend; whole or fractional seconds, to the millisecond */
   intervalSeconds: number;
+  /** a check unanswered this long fails (at most the interval); to the millisecond */
   timeoutSeconds: number;
   /** consecutive successes that bring a backend back, failures that take it out */
   rise: number;

@@ -86,6 +86,16 @@ class Checker {
     return v;
   }
 
+  /** a duration in seconds, whole or fractional to the millisecond (0.25 is 250 ms) */
+  seconds(o: Obj, key: string, path: string, min: number, max: number): number {
+    const v = o[key];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || Math.abs(v * 1000 - Math.round(v * 1000)) > 1e-6) {
+      this.problem(`${path}.${key}`, v === undefined ? 'is required' : `must be a number of seconds in ${min}..${max}, to the millisecond`);
+      return min;
+    }
+    return v;
+  }
+
   bool(o: Obj, key: string, path: string, fallback: boolean): boolean {
     const v = o[key];
     if (v === undefined) return fallback;
@@ -245,8 +255,11 @@ function subnetDhcpOptions(c: Checker, s: Obj, path: string, cidr: ReturnType<ty
   return out;
 }
 
-/** the longest health check interval and affinity timeout, and the most ports and backends of one load balancer */
-const LB_LIMITS = { intervalSeconds: 3600, affinitySeconds: 86_400, ports: 64, backends: 1024, weight: 1000, count: 10 };
+/**
+ * The shortest and longest health check interval and timeout (a check is judged on a 20 ms tick, so
+ * shorter would be noise), the longest affinity timeout, and the most ports and backends of one load balancer.
+ */
+export const LB_LIMITS = { minIntervalSeconds: 0.1, minTimeoutSeconds: 0.05, intervalSeconds: 3600, affinitySeconds: 86_400, ports: 64, backends: 1024, weight: 1000, count: 10 };
 
 /** A load balancer of VPC `vpc` (under `vpcs[i].loadBalancers[j]`), checked against the VPC's subnets; its backends are checked with the ports. */
 function loadBalancer(c: Checker, o: Obj, path: string, vpc: string, subnets: readonly Subnet[]): LoadBalancer {
@@ -312,8 +325,8 @@ function lbPorts(c: Checker, o: Obj, path: string): number[] {
 
 function health(c: Checker, h: Obj, path: string): HealthCheck {
   const type = c.oneOf(h, 'type', path, ['tcp', 'http'] as const);
-  const intervalSeconds = h.intervalSeconds === undefined ? 5 : c.int(h, 'intervalSeconds', path, 1, LB_LIMITS.intervalSeconds);
-  const timeoutSeconds = h.timeoutSeconds === undefined ? Math.min(3, intervalSeconds) : c.int(h, 'timeoutSeconds', path, 1, LB_LIMITS.intervalSeconds);
+  const intervalSeconds = h.intervalSeconds === undefined ? 5 : c.seconds(h, 'intervalSeconds', path, LB_LIMITS.minIntervalSeconds, LB_LIMITS.intervalSeconds);
+  const timeoutSeconds = h.timeoutSeconds === undefined ? Math.min(3, intervalSeconds) : c.seconds(h, 'timeoutSeconds', path, LB_LIMITS.minTimeoutSeconds, LB_LIMITS.intervalSeconds);
   if (timeoutSeconds > intervalSeconds) c.problem(`${path}.timeoutSeconds`, `${timeoutSeconds} s is longer than the interval (${intervalSeconds} s): checks would overlap`);
   const httpOnly = (key: string) => h[key] !== undefined && type !== 'http' && c.problem(`${path}.${key}`, `is for type http, not ${type}`);
   httpOnly('path');

@@ -3,10 +3,10 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
-import { formatDpid, removeStaleSocket, type SwitchSession } from '../controller';
+import { OfSwitchError, formatDpid, removeStaleSocket, type SwitchSession } from '../controller';
 import type { DesiredState } from './desired-state';
 import { diffFlows } from '../sdk/diff';
-import { readInstalledFlows } from './reconciler';
+import { readInstalledFlows, readInstalledGroups } from './reconciler';
 import { OFPFF_SEND_FLOW_REM, OFPP, OFP_NO_BUFFER, encodeMessage, formatInstructions, formatMatch, splitMultipartReply, type FlowStats, type MultipartReply } from '../openflow';
 import { documentOf, type ModelDocument, type NetworkModel } from '../model';
 import type { Flow } from '../sdk/flow';
@@ -54,6 +54,11 @@ export interface InstalledSwitch {
    * 64 KiB, hex): the wire format is the one serialisation of flows every reader already decodes.
    */
   flowStats: string[];
+  /**
+   * Its groups as the OFPMP_GROUP_DESC reply, encoded likewise (empty when the switch does not
+   * describe its groups); absent from a controller older than this field.
+   */
+  groupDesc?: string[];
 }
 
 export type InstalledResponse = { ok: true; model: ModelDocument | null; switches: InstalledSwitch[] } | { ok: false; error: string };
@@ -206,15 +211,27 @@ export function localInstalled(source: ControlSource): Promise<InstalledSwitch[]
   const tables = source.pipeline.describe().split('\n').filter(Boolean);
   return Promise.all(
     [...source.switches.entries()].map(async ([dpid, session]) => {
-      const reply: MultipartReply = { type: 'MULTIPART_REPLY', xid: 0, flags: 0, body: { mpType: 'FLOW', flows: await readInstalledFlows(session) } };
+      const encoded = (body: MultipartReply['body']) => splitMultipartReply({ type: 'MULTIPART_REPLY', xid: 0, flags: 0, body }).map((m) => encodeMessage(m).toString('hex'));
+      const [flows, groups] = await Promise.all([readInstalledFlows(session), readGroupsIfDescribed(session)]);
       return {
         dpid: formatDpid(dpid),
         tables,
         ports: [...session.ports.values()].map((p) => ({ name: p.name, portNo: p.portNo })),
-        flowStats: splitMultipartReply(reply).map((m) => encodeMessage(m).toString('hex')),
+        flowStats: encoded({ mpType: 'FLOW', flows }),
+        groupDesc: encoded({ mpType: 'GROUP_DESC', groups }),
       };
     }),
   );
+}
+
+/** the switch's groups; none when it refuses OFPMP_GROUP_DESC, as the reconciler then syncs flows only */
+async function readGroupsIfDescribed(session: SwitchSession) {
+  try {
+    return await readInstalledGroups(session);
+  } catch (e) {
+    if (e instanceof OfSwitchError) return [];
+    throw e;
+  }
 }
 
 /** The answer to an `installed` request from one runtime. */

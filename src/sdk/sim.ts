@@ -28,6 +28,15 @@ export interface SimStep {
   flow?: InstalledFlow;
   /** the packet as the table matched it (registers, metadata, ct_state included) */
   packet: SimPacket;
+  /** the groups the flow's actions ran, in order */
+  groups?: SimGroupStep[];
+}
+
+/** A group a flow ran: its buckets, and which it took. */
+export interface SimGroupStep {
+  group: Group;
+  /** indexes of the buckets taken: every one of an all group; one of a select or fast_failover group, none when no bucket is live */
+  taken: number[];
 }
 
 export interface SimOptions {
@@ -210,20 +219,21 @@ export class FlowTableSim {
   private runTable(pkt: SimPacket, tableId: number, result: SimResult, depth: number): boolean {
     if (depth > MAX_RESUBMIT_DEPTH) throw new SimUnsupportedError('resubmit depth exceeded (a loop?)');
     const flow = this.lookup(pkt, tableId);
-    result.trace.push({ tableId, priority: flow?.priority, ...(flow && { flow }), packet: { ...pkt } });
+    const step: SimStep = { tableId, priority: flow?.priority, ...(flow && { flow }), packet: { ...pkt } };
+    result.trace.push(step);
     if (!flow) {
       result.end = 'miss';
       return false;
     }
-    return this.runInstructions(pkt, flow.instructions, result, depth);
+    return this.runInstructions(pkt, flow.instructions, result, depth, step);
   }
 
-  private runInstructions(pkt: SimPacket, insts: readonly Instruction[], result: SimResult, depth: number): boolean {
+  private runInstructions(pkt: SimPacket, insts: readonly Instruction[], result: SimResult, depth: number, step: SimStep): boolean {
     let next: number | undefined;
     for (const inst of insts) {
       switch (inst.type) {
         case 'apply_actions':
-          if (!this.runActions(pkt, inst.actions, result, depth)) return false;
+          if (!this.runActions(pkt, inst.actions, result, depth, step)) return false;
           break;
         case 'write_metadata':
           pkt.metadata = ((pkt.metadata as bigint) & ~inst.metadataMask) | (inst.metadata & inst.metadataMask);
@@ -238,7 +248,8 @@ export class FlowTableSim {
     return next === undefined ? true : this.runTable(pkt, next, result, depth + 1);
   }
 
-  private runActions(pkt: SimPacket, actions: readonly Action[], result: SimResult, depth: number): boolean {
+  /** `step`: the table step whose flow runs these actions, which records the groups they run */
+  private runActions(pkt: SimPacket, actions: readonly Action[], result: SimResult, depth: number, step: SimStep): boolean {
     for (const a of actions) {
       switch (a.type) {
         case 'output':
@@ -275,7 +286,7 @@ export class FlowTableSim {
           break;
         }
         case 'group':
-          this.runGroup(pkt, a.groupId, result, depth);
+          this.runGroup(pkt, a.groupId, result, depth, step);
           break;
         case 'ct':
           if (a.actions.some((n) => n.type !== 'nat')) throw new SimUnsupportedError('ct with nested actions other than nat');
@@ -300,11 +311,14 @@ export class FlowTableSim {
    * group its first live one, an all group every bucket; each on a copy. A bucket is live while its
    * watch port is not in `deadPorts` (and, for select, its weight is above 0).
    */
-  private runGroup(pkt: SimPacket, groupId: number, result: SimResult, depth: number): void {
+  private runGroup(pkt: SimPacket, groupId: number, result: SimResult, depth: number, step: SimStep): void {
     const group = this.groups.get(groupId);
     if (!group) throw new SimUnsupportedError(`group ${groupId} is not in the simulated switch`);
+    const ran: SimGroupStep = { group, taken: [] };
+    (step.groups ??= []).push(ran);
     if (group.groupType === 'all') {
-      for (const b of group.buckets) this.runActions({ ...pkt }, b.actions, result, depth + 1);
+      ran.taken = group.buckets.map((_, i) => i);
+      for (const b of group.buckets) this.runActions({ ...pkt }, b.actions, result, depth + 1, step);
       return;
     }
     const live = group.buckets.map((b, i) => ({ b, i })).filter(({ b }) => !this.options.deadPorts?.has(b.watchPort));
@@ -318,7 +332,8 @@ export class FlowTableSim {
     if (chosen === undefined) return;
     const bucket = group.buckets[chosen];
     if (!bucket) throw new SimUnsupportedError(`group ${groupId} has no bucket ${chosen}`);
-    this.runActions({ ...pkt }, bucket.actions, result, depth + 1);
+    ran.taken = [chosen];
+    this.runActions({ ...pkt }, bucket.actions, result, depth + 1, step);
   }
 
   /**

@@ -6,4 +6,4 @@ export * from './fake-switch';
 export * from './model-store';
 export * from './run-apps';
 export * from './addresses';
-export { CT_STATE, FlowTableSim, SimUnsupportedError, type SimOptions, type SimOutput, type SimPacket, type SimResult, type SimStep } from '../sdk/sim';
+export { CT_STATE, FlowTableSim, SimUnsupportedError, type SimOptions, type SimOutput, type SimPacket, type SimGroupStep, type SimResult, type SimStep } from '../sdk/sim';

@@ -234,6 +234,36 @@ test('silence: each check times out; down after fall checks, within interval × 
   t.true(transitions[0]!.at <= 3 * 1_000 + 20, `down at ${transitions[0]!.at} ms`);
 });
 
+test('sub-second timeout: a backend silent from any moment is down within interval × fall + timeout + a tick, under the issue\'s interval × fall + 0.5 s', (t) => {
+  // the recommended settings (docs/load-balancers.md): interval 1 s, timeout 0.3 s, fall 2
+  const check = { intervalSeconds: 1, timeoutSeconds: 0.3, rise: 1, fall: 2 };
+  const target = targetsOf(model(modelDoc({ tcp: check }))).find((x) => x.key === 'blue/tcp-lb/web2')!;
+  t.is(target.check.timeoutSeconds, 0.3);
+  let seed = 12345;
+  // deterministic jitter: a linear congruential generator
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const worst: number[] = [];
+  for (let silentAt = 3_000; silentAt < 4_000; silentAt += 37) {
+    const c = new BackendChecker(random);
+    c.setTargets([target], 0);
+    c.switchUp(target.dpid);
+    const r = recorder();
+    let down: BackendHealth | undefined;
+    for (let now = 0; now <= 10_000 && !down; now += 20) {
+      const sent = r.sent.length;
+      down = c.tick(now, r.transmit).find((h) => h.state === 'down');
+      // the VM answers at once while it is alive
+      if (r.sent.length > sent && now < silentAt) c.receive(target.dpid, 5, answer(target, r, TcpFlag.SYN | TcpFlag.ACK), now, r.transmit);
+    }
+    t.like(down, { reason: 'timeout: no answer to SYN' });
+    worst.push(down!.at - silentAt);
+  }
+  const bound = check.intervalSeconds * 1000 * check.fall + check.timeoutSeconds * 1000 + 20;
+  t.log(`silent → down: ${Math.min(...worst)}..${Math.max(...worst)} ms over ${worst.length} moments (bound ${bound} ms)`);
+  t.true(Math.max(...worst) <= bound, `at most ${bound} ms`);
+  t.true(bound <= check.intervalSeconds * 1000 * check.fall + 500 - 150, "leaves the issue's bound 150 ms for the group change to reach the switches");
+});
+
 test('jitter: backends with one interval start spread over it, and each is checked again within 0.9 to 1 interval', (t) => {
   const m = model();
   const many = Array.from({ length: 50 }, (_, i) => ({ ...targetsOf(m)[0]!, key: `blue/web-lb/b${i}`, port: `b${i}`, tcpPort: 10_000 + i }));

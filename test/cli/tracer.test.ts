@@ -2,8 +2,10 @@ import test from 'ava';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { TraceError, Tracer, formatTrace, pipelineOf, type InstalledSnapshot, type TraceQuery, type TraceResult } from '../../src/cli/tracer';
-import type { NetworkModel } from '../../src/model';
-import { PIPELINE, edit, placeAll, switchFlows, twoZones, viewOf } from '../apps/helpers';
+import { ALL_HEALTHY, LOAD_BALANCER_TABLES, compileLoadBalancer, lbGroups } from '../../src/apps/load-balancer';
+import { loadModelFile, type NetworkModel } from '../../src/model';
+import { Pipeline } from '../../src/sdk';
+import { COMPILERS, PIPELINE, edit, placeAll, switchFlows, twoZones, viewOf } from '../apps/helpers';
 import { REPO_ROOT } from '../helpers/paths';
 import { LIVE_DSCP, frameOf } from '../../src/cli/trace-live';
 import { findLayer, parsePacket } from '../../src/packet';
@@ -18,15 +20,22 @@ const model = edit(twoZones(), (doc) => {
   doc.vpcs[0].acls.push({ name: 'web-no-telnet', subnet: 'web', direction: 'ingress', action: 'deny', protocol: 'tcp', ports: 23, remote: { subnet: 'web' } });
 });
 
-function tracerFor(m: NetworkModel, connected = m.hypervisors.map((h) => h.name)): Tracer {
+/** the overlay with the load balancer, as `zonemesh run` with load-balancer among its apps */
+const LB_PIPELINE = new Pipeline([...PIPELINE.tables, ...LOAD_BALANCER_TABLES]);
+
+/** Each switch as `installed` reads it: the compiled flows, and with `lb` the load balancer's flows and groups too. */
+function tracerFor(m: NetworkModel, connected = m.hypervisors.map((h) => h.name), lb?: { groups: boolean }): Tracer {
   const view = viewOf(m);
-  const flows = switchFlows(view);
+  const pipeline = lb ? LB_PIPELINE : PIPELINE;
+  const flows = lb ? switchFlows(view, pipeline, { ...COMPILERS, 'load-balancer': compileLoadBalancer }) : switchFlows(view);
+  const groupsOf = (dpid: bigint) => view.vpcs.flatMap((vpc) => vpc.loadBalancers.flatMap((l) => lbGroups(pipeline, vpc, l, ALL_HEALTHY).get(dpid) ?? []));
   const placement = placeAll(m);
   const switches = new Map<bigint, InstalledSnapshot>();
   for (const h of m.hypervisors.filter((h) => connected.includes(h.name))) {
-    switches.set(h.datapathId, { dpid: h.datapathId, flows: flows.get(h.datapathId)!, ports: new Map([...(placement.get(h.datapathId) ?? [])].concat([['zm-tun', 4000]])) });
+    const ports = new Map([...(placement.get(h.datapathId) ?? [])].concat([['zm-tun', 4000]]));
+    switches.set(h.datapathId, { dpid: h.datapathId, flows: flows.get(h.datapathId)!, ...(lb?.groups && { groups: groupsOf(h.datapathId) }), ports });
   }
-  return new Tracer(m, pipelineOf(PIPELINE.describe().split('\n')), switches);
+  return new Tracer(m, pipelineOf(pipeline.describe().split('\n')), switches);
 }
 
 const tracer = tracerFor(model);
@@ -84,6 +93,36 @@ test('a routed packet: resolved to the router MAC, routed once at the source, tu
   t.deepEqual(dst!.steps.map((s) => `${s.tableName}/${s.owner}`), ['classify/global', 'tunnel.in/port:app2']);
   t.is(r.verdict.deliveries[0]!.packet.nw_ttl, 63);
   t.notThrows(() => JSON.parse(JSON.stringify(r)), 'JSON as --json prints it');
+});
+
+test("a trace to a VIP runs the switch's select group: every bucket shown, the one taken translating to its backend, delivered there", (t) => {
+  const m = loadModelFile(join(REPO_ROOT, 'models', 'load-balancer.yaml'));
+  const r = tracerFor(m, undefined, { groups: true }).trace({ from: 'client-a', to: '10.1.1.100', port: 80, proto: 'tcp', ct: 'new', ttl: 64 });
+  const blue = viewOf(m).vpcByName.get('blue')!;
+  t.deepEqual(r.resolved, { ip: '10.1.1.100', mac: blue.subnetByName.get('web')!.subnet.routerMac }, "the VIP's ARP answered by the bridge");
+  const vip = r.hops[0]!.steps.find((s) => s.tableName === 'lb.vip')!;
+  t.deepEqual([vip.app, vip.owner], ['load-balancer', 'lb:blue/spread']);
+  const [group] = vip.groups!;
+  t.is(vip.actions, `group:${group!.groupId}`);
+  t.like(group, { type: 'select', owner: 'vip:blue/spread:tcp:80', about: 'load balancer spread of VPC blue: VIP 10.1.1.100 tcp port 80' });
+  const backends = ['10.1.2.11', '10.1.2.12', '10.1.2.13', '10.1.2.14'];
+  t.deepEqual(
+    group!.buckets.map((b) => /nat\(dst=([\d.]+):8080\)/.exec(b.actions)?.[1]).sort(),
+    backends,
+    'a bucket per backend, each translating to it',
+  );
+  const taken = group!.buckets.filter((b) => b.taken);
+  t.is(taken.length, 1);
+  const backend = /nat\(dst=([\d.]+):8080\)/.exec(taken[0]!.actions)![1]!;
+  const vm = m.ports.find((p) => p.vpc === 'blue' && p.ip === backend)!;
+  t.is(r.verdict.result, 'delivered');
+  t.like(r.verdict.deliveries[0], { vm: vm.name, hypervisor: vm.hypervisor, packet: { ipv4_dst: backend, tcp_dst: 8080, ipv4_src: '10.1.1.11' } });
+  const text = formatTrace(r);
+  t.regex(text, /group \d+ select, vip:blue\/spread:tcp:80 \(load balancer spread of VPC blue: VIP 10\.1\.1\.100 tcp port 80\): bucket \d of 4 taken/);
+  t.regex(text, new RegExp(`\\* bucket \\d weight 1: ct\\(commit,table=l3\\.gateway,zone=101,nat\\(dst=${backend.replaceAll('.', '\\.')}:8080\\)\\)`));
+  // without the switch's groups (a controller that does not send them) the simulator says so
+  const noGroups = tracerFor(m, undefined, { groups: false });
+  t.throws(() => noGroups.trace({ from: 'client-a', to: '10.1.1.100', port: 80, proto: 'tcp', ct: 'new', ttl: 64 }), { message: /group \d+ is not in the simulated switch/ });
 });
 
 test('bad input and missing switches are typed errors', (t) => {

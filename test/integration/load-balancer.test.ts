@@ -12,11 +12,13 @@ import { copyFileSync, mkdirSync, readFileSync, renameSync, writeFileSync } from
 import { join } from 'node:path';
 import { parseDocument, isMap, isSeq } from 'yaml';
 import { affinityCookie } from '../../src/apps/load-balancer';
+import type { TraceResult } from '../../src/cli/tracer';
 import { loadModelFile, type NetworkModel } from '../../src/model';
 import type { ChildProcess } from 'node:child_process';
 import { OVERLAY_APPS, innerLayer, overlayUp, startController, waitFor, type OverlayScenario, type RunningController, type TunnelFrame } from '../helpers/overlay';
 import { type LoadEvent, type Served, newConnections, startLoad, startNameServer } from '../helpers/name-servers';
 import { REPO_ROOT } from '../helpers/paths';
+import { runCliAsync } from '../cli/run-cli';
 import { TEST_STATE_DIR, run } from '../helpers/run';
 
 const dir = join(TEST_STATE_DIR, 'load-balancer');
@@ -171,6 +173,24 @@ test.serial("ACLs apply after the translation: web may open app's 8080 only, so 
   for (const f of r.failures) t.regex(f, /timed out/, 'dropped (no reset from the listening backend): the ACL of the real port');
 });
 
+test.serial("zonemesh trace to a VIP runs the select group read from the switch: its four buckets, the one taken, delivered to that backend translated", async (t) => {
+  const r = await runCliAsync('trace', '--from', 'client-a', '--to', `${VIP.spread}:80`, '--json', '--control', controller!.controlSocket);
+  t.is(r.status, 0, r.stderr);
+  const trace = JSON.parse(r.stdout) as TraceResult;
+  const vipStep = trace.hops[0]!.steps.find((s) => s.tableName === 'lb.vip');
+  const group = vipStep?.groups?.[0];
+  if (!group) return t.fail(`no group in lb.vip: ${JSON.stringify(trace.hops[0]!.steps.map((s) => s.tableName))}`);
+  t.like(group, { type: 'select', owner: 'vip:blue/spread:tcp:80' });
+  const natDst = (actions: string) => /nat\(dst=([\d.]+):8080\)/.exec(actions)?.[1];
+  const spread = model.loadBalancers.find((lb) => lb.vpc === 'blue' && lb.name === 'spread')!;
+  t.deepEqual(group.buckets.map((b) => natDst(b.actions)).sort(), spread.backends.map((b) => model.ports.find((p) => p.name === b.port)!.ip).sort(), 'one bucket per backend, as OVS holds them');
+  const taken = group.buckets.filter((b) => b.taken);
+  t.is(taken.length, 1);
+  const backend = model.ports.find((p) => p.vpc === 'blue' && p.ip === natDst(taken[0]!.actions))!;
+  t.is(trace.verdict.result, 'delivered');
+  t.like(trace.verdict.deliveries[0], { vm: backend.name, hypervisor: backend.hypervisor, packet: { ipv4_dst: backend.ip, tcp_dst: BACKEND_PORT } });
+});
+
 /** the backends' health transitions the load balancer applied, from the controller's log */
 const healthChanges = () =>
   readFileSync(controller!.logFile, 'utf8')
@@ -184,13 +204,12 @@ async function healthChanged(backend: string, state: 'up' | 'down', since: numbe
   return found!.time;
 }
 
-test.serial("failover under load: a backend's server killed, then its VM silenced: no failed request after interval × fall + 0.5 s (+ timeout when silent), back within interval × rise + 0.5 s, and no held connection to another backend reset", async (t) => {
+test.serial("failover under load: a backend's server killed, then its VM silenced: no failed request after interval × fall + 0.5 s either way, back within interval × rise + 0.5 s, and no held connection to another backend reset", async (t) => {
   const VICTIM = 'app-b1';
   const CLIENT_TIMEOUT_MS = 1000;
   const check = model.loadBalancers.find((lb) => lb.vpc === 'blue' && lb.name === 'spread')!.healthCheck!;
+  // issue 12's bound, for a refusing and a silent backend alike: the model's timeout (0.3 s) leaves the rest of the 0.5 s to apply the change
   const downBound = check.intervalSeconds * 1000 * check.fall + 500;
-  // a silent VM is judged only when its checks time out
-  const silentBound = downBound + check.timeoutSeconds * 1000;
   const upBound = check.intervalSeconds * 1000 * check.rise + 500;
   const vm = scenario!.state().vms[VICTIM]!;
   const inVm = (...cmd: string[]) => run('ip', ['netns', 'exec', vm.netns, ...cmd]);
@@ -219,7 +238,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
     // its VM silenced (eth0 down): each check times out
     const silencedAt = Date.now();
     await inVm('ip', 'link', 'set', vm.iface, 'down');
-    windows.push({ what: 'VM silenced', at: silencedAt, bound: silentBound });
+    windows.push({ what: 'VM silenced', at: silencedAt, bound: downBound });
     const silencedDown = (await healthChanged(VICTIM, 'down', silencedAt)) - silencedAt;
     await loadPast(silencedAt + silencedDown + 1000);
 
@@ -238,6 +257,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
       const detected = w.what === 'server killed' ? killedDown : silencedDown;
       t.log(`${w.what}: down in ${detected} ms; ${failed.length} failed requests, the last started ${Math.round(last)} ms after (bound ${w.bound} ms)`);
       t.true(last <= w.bound, `${w.what}: no failed request started later than ${w.bound} ms after`);
+      t.true(detected <= w.bound, `${w.what}: out of rotation within ${w.bound} ms (${detected} ms)`);
     }
     t.log(`back in rotation ${Math.round(restartedIn)} ms after the restarted server listened, ${Math.round(revivedIn)} ms after the VM's interface came up (bound ${upBound} ms)`);
     t.true(restartedIn <= upBound, `restarted server serving within ${upBound} ms`);

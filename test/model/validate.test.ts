@@ -179,6 +179,22 @@ test('a load balancer is kept with its defaults: tcp, weight 1, health check tim
   t.deepEqual(issuesOf(twin), []);
 });
 
+test('health check timings in whole or fractional seconds, to the millisecond: existing whole-second files read as before', (t) => {
+  const timings = (healthCheck: Record<string, unknown>) => validateModel(lbModel({ healthCheck: { type: 'tcp', ...healthCheck } }), 'model.yaml').loadBalancers[0]!.healthCheck;
+  t.like(timings({ intervalSeconds: 2, timeoutSeconds: 1 }), { intervalSeconds: 2, timeoutSeconds: 1 });
+  t.like(timings({ intervalSeconds: 1, timeoutSeconds: 0.3 }), { intervalSeconds: 1, timeoutSeconds: 0.3 });
+  t.like(timings({ intervalSeconds: 0.5, timeoutSeconds: 0.125 }), { intervalSeconds: 0.5, timeoutSeconds: 0.125 });
+  t.like(timings({ intervalSeconds: 0.4 }), { intervalSeconds: 0.4, timeoutSeconds: 0.4 }, 'the default timeout is at most the interval');
+  const m = validateModel(lbModel({ healthCheck: { type: 'tcp', intervalSeconds: 1.5, timeoutSeconds: 0.25 } }), 'model.yaml');
+  t.deepEqual(validateModel(JSON.parse(JSON.stringify(documentOf(m))), 'again.yaml'), m, 'fractional seconds survive the document');
+  const problems = (healthCheck: Record<string, unknown>) => issuesOf(lbModel({ healthCheck: { type: 'tcp', ...healthCheck } }));
+  t.deepEqual(problems({ intervalSeconds: 1, timeoutSeconds: 0.0005 }), ['vpcs[0].loadBalancers[0].healthCheck.timeoutSeconds: must be a number of seconds in 0.05..3600, to the millisecond']);
+  t.deepEqual(problems({ intervalSeconds: 1, timeoutSeconds: 0.3001 }), ['vpcs[0].loadBalancers[0].healthCheck.timeoutSeconds: must be a number of seconds in 0.05..3600, to the millisecond']);
+  t.deepEqual(problems({ intervalSeconds: 0.05 }), ['vpcs[0].loadBalancers[0].healthCheck.intervalSeconds: must be a number of seconds in 0.1..3600, to the millisecond']);
+  t.deepEqual(problems({ intervalSeconds: '1s' }), ['vpcs[0].loadBalancers[0].healthCheck.intervalSeconds: must be a number of seconds in 0.1..3600, to the millisecond']);
+  t.deepEqual(problems({ intervalSeconds: 0.5, timeoutSeconds: 0.75 }), ['vpcs[0].loadBalancers[0].healthCheck.timeoutSeconds: 0.75 s is longer than the interval (0.5 s): checks would overlap']);
+});
+
 test('bad load balancers are refused whole, each problem at its path', (t) => {
   const issuesFor = (lb: Record<string, unknown>, edit?: (doc: any) => void) => {
     const doc = lbModel(lb);

@@ -71,6 +71,24 @@ test('select groups: one bucket per connection (the same for its every packet), 
   t.throws(() => new FlowTableSim(flows).inject(ip, 1), { message: /group 7 is not in the simulated switch/ });
 });
 
+test("each step records the groups its flow ran and the buckets taken: the output's for select, every one for all, none when no bucket is live", (t) => {
+  const groups = [
+    { groupId: 1, groupType: 'select' as const, buckets: [bucket([out(2)], 1), bucket([out(3)], 1)] },
+    { groupId: 2, groupType: 'all' as const, buckets: [bucket([out(4)]), bucket([out(5)])] },
+    { groupId: 3, groupType: 'select' as const, buckets: [bucket([out(6)], 0)] },
+  ];
+  const flows = [b('in').priority(1).apply({ type: 'group', groupId: 1 }, { type: 'group', groupId: 2 }, { type: 'group', groupId: 3 }).build()];
+  const r = new FlowTableSim(flows, groups).inject(ip, 1);
+  const [step] = r.trace;
+  t.deepEqual(step!.groups!.map((g) => [g.group.groupId, g.taken]), [
+    [1, [r.outputs[0]!.port - 2]],
+    [2, [0, 1]],
+    [3, []],
+  ]);
+  t.deepEqual(r.outputs.map((o) => o.port).slice(1), [4, 5]);
+  t.is(new FlowTableSim([b('in').priority(1).apply(out(2)).build()]).inject(ip, 1).trace[0]!.groups, undefined, 'a flow without groups records none');
+});
+
 test('ct nat: the opening direction is translated to the destination, the reply back to the original; a packet tracked in the zone keeps its state', (t) => {
   const natTo = { type: 'ct' as const, flags: NX_CT_F_COMMIT, zone: 5, recircTable: pipeline.table('track').id, alg: 0, actions: [{ type: 'nat' as const, flags: 2, ipv4Min: '10.0.0.9', protoMin: 8080 }] };
   const unNat = { type: 'ct' as const, flags: 0, zone: 5, recircTable: pipeline.table('track').id, alg: 0, actions: [{ type: 'nat' as const, flags: 0 }] };

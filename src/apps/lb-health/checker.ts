@@ -188,7 +188,7 @@ export class BackendChecker {
     const srcPort = this.allocatePort();
     const isn = Math.floor(this.random() * 2 ** 32) >>> 0;
     // a check ends by the next one's start at the latest (the timeout may equal the interval, which the jitter shortens)
-    const probe: Probe = { srcPort, isn, deadline: Math.min(now + target.check.timeoutSeconds * 1000, s.nextAt), phase: 'syn', packetIns: 0, peerNext: 0, ourNext: (isn + 1) >>> 0, response: Buffer.alloc(0) };
+    const probe: Probe = { srcPort, isn, deadline: Math.min(now + msOf(target.check.timeoutSeconds), s.nextAt), phase: 'syn', packetIns: 0, peerNext: 0, ourNext: (isn + 1) >>> 0, response: Buffer.alloc(0) };
     // not sent (this controller is not the switch's master, its queue is full): no sample
     if (!transmit(target.dpid, target.ofport, this.segment(target, probe, TcpFlag.SYN, isn, 0))) return;
     s.probe = probe;
@@ -242,8 +242,11 @@ export class BackendChecker {
 }
 
 function intervalMs(target: CheckTarget): number {
-  return target.check.intervalSeconds * 1000;
+  return msOf(target.check.intervalSeconds);
 }
+
+/** the model's seconds are whole or fractional to the millisecond: 1.005 s is 1005 ms, not 1004.9999999999999 */
+const msOf = (seconds: number): number => Math.round(seconds * 1000);
 
 /** 'HTTP/1.1 503 …' → 503; undefined until the status code is in */
 export function statusOf(response: Buffer): number | undefined {
