@@ -60,15 +60,19 @@ export function sameInstructions(a: readonly Instruction[], b: readonly Instruct
  * thousand switches compares each with what a switch reports without encoding it again.
  */
 interface FlowForms {
+  readonly flow: Flow;
   /** its OpenFlow identity by meaning (flowKey) */
   readonly slot: string;
-  /** its ofp_match as we encode it (latin1, padding left out); undefined when it cannot be encoded */
-  readonly match: string | undefined;
+  /** its ofp_match as we encode it (padding left out), and wireHash of it; undefined when it cannot be encoded */
+  readonly match: Buffer | undefined;
+  readonly matchHash: number;
   /** its instructions as we encode them; undefined when they cannot be encoded */
   readonly instructions: Buffer | undefined;
   /** the same match and instructions as a switch reported them, when that differed (learnt on a decode) */
-  echoedMatch: string | undefined;
+  echoedMatch: Buffer | undefined;
   echoedInstructions: Buffer | undefined;
+  /** the diff that last found it installed (see diffWith) */
+  seenBy: number;
 }
 
 const formsByFlow = new WeakMap<Flow, FlowForms>();
@@ -84,71 +88,94 @@ function encoded(encode: (w: Writer) => void): Buffer | undefined {
   return Buffer.from(w.finish());
 }
 
+/** FNV-1a of a flow's table, priority and match bytes: the flow dump's entries are looked up by it */
+function wireHash(tableId: number, priority: number, buf: Buffer, start: number, end: number): number {
+  let h = Math.imul(0x811c9dc5 ^ tableId, 0x01000193);
+  h = Math.imul(h ^ priority, 0x01000193);
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+/** `b` holds exactly `buf[start, end)` (a loop: Buffer.compare's argument checks cost more for these few bytes) */
+function sameBytes(b: Buffer | undefined, buf: Buffer, start: number, end: number): boolean {
+  if (b === undefined || b.length !== end - start) return false;
+  for (let i = 0; i < b.length; i++) if (b[i] !== buf[start + i]) return false;
+  return true;
+}
+
 function formsOf(f: Flow): FlowForms {
   let forms = formsByFlow.get(f);
   if (!forms) {
-    const match = encoded((w) => encodeMatch(w, f.match));
+    const padded = encoded((w) => encodeMatch(w, f.match));
+    const match = padded?.subarray(0, padded.readUInt16BE(2));
     forms = {
+      flow: f,
       slot: flowKey(f),
-      match: match?.toString('latin1', 0, match.readUInt16BE(2)),
+      match,
+      matchHash: match ? wireHash(f.tableId, f.priority, match, 0, match.length) : 0,
       instructions: encoded((w) => encodeInstructions(w, f.instructions)),
       echoedMatch: undefined,
       echoedInstructions: undefined,
+      seenBy: 0,
     };
     formsByFlow.set(f, forms);
   }
   return forms;
 }
 
-const slotOf = (f: InstalledFlow): string => formsByFlow.get(f as Flow)?.slot ?? flowKey(f);
-
 /** The desired flows by slot, the winner of each (the later of two in one slot), with the conflicts. */
 interface Wanted {
-  readonly bySlot: Map<string, Flow>;
+  readonly bySlot: Map<string, FlowForms>;
   readonly cookies: Set<bigint>;
   readonly conflicts: SlotConflict[];
 }
 
 function wanted(desired: readonly Flow[]): Wanted {
-  const bySlot = new Map<string, Flow>();
+  const bySlot = new Map<string, FlowForms>();
   const cookies = new Set<bigint>();
   const conflicts: SlotConflict[] = [];
   for (const f of desired) {
-    const key = formsOf(f).slot;
-    const earlier = bySlot.get(key);
-    if (earlier) conflicts.push({ earlier, later: f });
-    bySlot.set(key, f);
+    const forms = formsOf(f);
+    const earlier = bySlot.get(forms.slot);
+    if (earlier) conflicts.push({ earlier: earlier.flow, later: f });
+    bySlot.set(forms.slot, forms);
     cookies.add(f.cookie);
   }
   return { bySlot, cookies, conflicts };
 }
 
+type InstalledHeader = Pick<InstalledFlow, 'cookie' | 'idleTimeout' | 'hardTimeout' | 'flags'>;
+
 /** How the diff reads one kind of installed entry. */
-interface InstalledReader<I extends Pick<InstalledFlow, 'cookie' | 'idleTimeout' | 'hardTimeout' | 'flags'>> {
+interface InstalledReader<I extends InstalledHeader> {
   /** the desired flow in the entry's slot */
-  desiredFor(entry: I): Flow | undefined;
-  sameInstructions(desired: Flow, entry: I): boolean;
+  desiredFor(entry: I): FlowForms | undefined;
+  sameInstructions(desired: FlowForms, entry: I): boolean;
   /** the entry as flow data (for a per-flow delete) */
   flow(entry: I): InstalledFlow;
 }
+
+let diffs = 0;
 
 /**
  * The diff itself. Installed flows that are not ours (app id 0 or not in `ownedApps`) and
  * ephemeral (reactive, idle-timed) flows are left alone. When every installed flow of a cookie is
  * stale, one delete by cookie replaces the per-flow deletes.
  */
-function diffWith<I extends Pick<InstalledFlow, 'cookie' | 'idleTimeout' | 'hardTimeout' | 'flags'>>(want: Wanted, installed: readonly I[], ownedApps: ReadonlySet<number>, reader: InstalledReader<I>): FlowDiff {
+function diffWith<I extends InstalledHeader>(want: Wanted, installed: readonly I[], ownedApps: ReadonlySet<number>, reader: InstalledReader<I>): FlowDiff {
   const diff: FlowDiff = { deletes: [], modifies: [], adds: [], conflicts: want.conflicts };
   const staleByCookie = new Map<bigint, I[]>();
-  const present = new Set<Flow>();
+  // a desired flow found installed is marked with this diff's number (diffs run to the end one at a time)
+  const id = ++diffs;
 
   for (const f of installed) {
-    const d = reader.desiredFor(f);
-    if (d) {
-      present.add(d);
+    const forms = reader.desiredFor(f);
+    if (forms) {
+      forms.seenBy = id;
+      const d = forms.flow;
       if (d.cookie !== f.cookie || d.idleTimeout !== f.idleTimeout || d.hardTimeout !== f.hardTimeout || d.flags !== f.flags) {
         diff.adds.push(flowMod('add', d));
-      } else if (!reader.sameInstructions(d, f)) {
+      } else if (!reader.sameInstructions(forms, f)) {
         diff.modifies.push(flowMod('modify_strict', d));
       }
       continue;
@@ -165,7 +192,7 @@ function diffWith<I extends Pick<InstalledFlow, 'cookie' | 'idleTimeout' | 'hard
       diff.deletes.push(deleteByCookie(cookie));
     }
   }
-  for (const d of want.bySlot.values()) if (!present.has(d)) diff.adds.push(flowMod('add', d));
+  for (const forms of want.bySlot.values()) if (forms.seenBy !== id) diff.adds.push(flowMod('add', forms.flow));
   return diff;
 }
 
@@ -177,11 +204,10 @@ function diffWith<I extends Pick<InstalledFlow, 'cookie' | 'idleTimeout' | 'hard
 export function diffFlows(desired: readonly Flow[], installed: readonly InstalledFlow[], ownedApps: ReadonlySet<number>): FlowDiff {
   const want = wanted(desired);
   return diffWith(want, installed, ownedApps, {
-    desiredFor: (f) => want.bySlot.get(slotOf(f)),
+    desiredFor: (f) => want.bySlot.get(formsByFlow.get(f as Flow)?.slot ?? flowKey(f)),
     sameInstructions: (d, f) => {
-      const mine = formsOf(d).instructions;
       const theirs = formsByFlow.get(f as Flow)?.instructions;
-      return (mine !== undefined && theirs !== undefined && mine.equals(theirs)) || sameInstructions(d.instructions, f.instructions);
+      return (d.instructions !== undefined && theirs !== undefined && d.instructions.equals(theirs)) || sameInstructions(d.flow.instructions, f.instructions);
     },
     flow: (f) => f,
   });
@@ -193,8 +219,6 @@ export interface WireFlowDiff extends FlowDiff {
   decoded: number;
 }
 
-const sameBytes = (b: Buffer | undefined, buf: Buffer, start: number, end: number): boolean => b !== undefined && b.length === end - start && b.compare(buf, start, end) === 0;
-
 /**
  * diffFlows against a flow dump as the switch sent it (wireFlowStats): an entry whose match and
  * instructions are the bytes of a desired flow is that flow, with nothing decoded; any other entry
@@ -205,20 +229,21 @@ const sameBytes = (b: Buffer | undefined, buf: Buffer, start: number, end: numbe
  */
 export function diffWireFlows(desired: readonly Flow[], installed: readonly WireFlowStats[], ownedApps: ReadonlySet<number>): WireFlowDiff {
   const want = wanted(desired);
-  // table and priority → match bytes → the desired flow (both the bytes we encode and those echoed)
-  const byWire = new Map<number, Map<string, Flow>>();
-  const index = (slot: number, match: string | undefined, d: Flow): void => {
-    if (match === undefined) return;
-    let byMatch = byWire.get(slot);
-    if (!byMatch) byWire.set(slot, (byMatch = new Map()));
-    byMatch.set(match, d);
+  // wireHash → the desired flows with those match bytes (ours or as echoed), one or, on a collision, several
+  const byHash = new Map<number, FlowForms | FlowForms[]>();
+  const index = (hash: number, forms: FlowForms): void => {
+    const there = byHash.get(hash);
+    if (there === undefined) byHash.set(hash, forms);
+    else if (Array.isArray(there)) there.push(forms);
+    else byHash.set(hash, [there, forms]);
   };
-  for (const d of want.bySlot.values()) {
-    const forms = formsOf(d);
-    const slot = d.tableId * 0x10000 + d.priority;
-    index(slot, forms.match, d);
-    if (forms.echoedMatch !== undefined) index(slot, forms.echoedMatch, d);
+  for (const forms of want.bySlot.values()) {
+    if (forms.match) index(forms.matchHash, forms);
+    const echoed = forms.echoedMatch;
+    if (echoed) index(wireHash(forms.flow.tableId, forms.flow.priority, echoed, 0, echoed.length), forms);
   }
+  const isEntry = (forms: FlowForms, e: WireFlowStats): boolean =>
+    forms.flow.tableId === e.tableId && forms.flow.priority === e.priority && (sameBytes(forms.match, e.buf, e.matchStart, e.matchEnd) || sameBytes(forms.echoedMatch, e.buf, e.matchStart, e.matchEnd));
   const decodedEntries = new Map<WireFlowStats, InstalledFlow>();
   const decode = (e: WireFlowStats): InstalledFlow => {
     let f = decodedEntries.get(e);
@@ -227,19 +252,18 @@ export function diffWireFlows(desired: readonly Flow[], installed: readonly Wire
   };
   const diff = diffWith(want, installed, ownedApps, {
     desiredFor: (e) => {
-      const match = e.buf.toString('latin1', e.matchStart, e.matchEnd);
-      const d = byWire.get(e.tableId * 0x10000 + e.priority)?.get(match);
-      if (d) return d;
+      const there = byHash.get(wireHash(e.tableId, e.priority, e.buf, e.matchStart, e.matchEnd));
+      const byBytes = there === undefined ? undefined : Array.isArray(there) ? there.find((forms) => isEntry(forms, e)) : isEntry(there, e) ? there : undefined;
+      if (byBytes) return byBytes;
       const found = want.bySlot.get(flowKey(decode(e)));
-      if (found) formsOf(found).echoedMatch = match;
+      if (found) found.echoedMatch = Buffer.from(e.buf.subarray(e.matchStart, e.matchEnd));
       return found;
     },
     sameInstructions: (d, e) => {
-      const forms = formsOf(d);
       const end = e.at + e.length;
-      if (sameBytes(forms.instructions, e.buf, e.instructionsStart, end) || sameBytes(forms.echoedInstructions, e.buf, e.instructionsStart, end)) return true;
-      const same = sameInstructions(d.instructions, decode(e).instructions);
-      if (same) forms.echoedInstructions = Buffer.from(e.buf.subarray(e.instructionsStart, end));
+      if (sameBytes(d.instructions, e.buf, e.instructionsStart, end) || sameBytes(d.echoedInstructions, e.buf, e.instructionsStart, end)) return true;
+      const same = sameInstructions(d.flow.instructions, decode(e).instructions);
+      if (same) d.echoedInstructions = Buffer.from(e.buf.subarray(e.instructionsStart, end));
       return same;
     },
     flow: decode,
