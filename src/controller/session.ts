@@ -187,6 +187,19 @@ const MULTIPART_REPLY_CODE = OFPT.MULTIPART_REPLY;
 /** ofp_multipart_reply's header: type, flags, pad */
 const MULTIPART_HEADER_LEN = 16;
 
+/**
+ * A frame kept past its dispatch. Sockets hand over a fresh chunk per read (see Framer), so a frame
+ * that is most of its chunk is kept as a view of it, nothing allocated or copied (a flow dump of a
+ * thousand switches is tens of MB); a smaller one is copied, so that what is held stays within
+ * twice the bytes the multipart budgets count.
+ */
+function heldFrame(buf: Buffer, at: number, length: number): Buffer {
+  if (2 * length >= buf.length) return buf.subarray(at, at + length);
+  const copy = Buffer.allocUnsafe(length);
+  buf.copy(copy, 0, at, at + length);
+  return copy;
+}
+
 let nextSessionId = 1;
 
 /**
@@ -619,7 +632,7 @@ export class SwitchSession {
     } else if (held.multipartBytes + length > maxTotalMultipartBytes) {
       this.overBudget('maxTotalMultipartBytes', maxTotalMultipartBytes, held.multipartBytes + length, xid, 'MULTIPART_REPLY');
     } else {
-      (p.parts ??= []).push(Buffer.from(buf.subarray(at, at + length)));
+      (p.parts ??= []).push(heldFrame(buf, at, length));
       p.partBytes += length;
       this.multipartBytes += length;
       held.multipartBytes += length;
@@ -636,7 +649,7 @@ export class SwitchSession {
     if (!p?.raw || p.mpCode !== buf.readUInt16BE(at + 8)) return false;
     this.takePending(xid);
     const frames = p.parts ?? [];
-    frames.push(Buffer.from(buf.subarray(at, at + length)));
+    frames.push(heldFrame(buf, at, length));
     (p.resolve as unknown as (frames: Buffer[]) => void)(frames);
     return true;
   }
