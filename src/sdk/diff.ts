@@ -63,14 +63,18 @@ interface FlowForms {
   readonly flow: Flow;
   /** its OpenFlow identity by meaning (flowKey) */
   readonly slot: string;
-  /** its ofp_match as we encode it (padding left out), and wireHash of it; undefined when it cannot be encoded */
-  readonly match: Buffer | undefined;
+  /**
+   * its ofp_match as we encode it (padding left out), and wireHash of it; undefined when it cannot be
+   * encoded. Bytes are kept as latin1 strings: a Buffer object costs about 100 bytes more, per flow.
+   */
+  readonly match: string | undefined;
   readonly matchHash: number;
   /** its instructions as we encode them; undefined when they cannot be encoded */
-  readonly instructions: Buffer | undefined;
-  /** the same match and instructions as a switch reported them, when that differed (learnt on a decode) */
-  echoedMatch: Buffer | undefined;
-  echoedInstructions: Buffer | undefined;
+  readonly instructions: string | undefined;
+  /** the same match (and its wireHash) and instructions as a switch reported them, when that differed (learnt on a decode) */
+  echoedMatch: string | undefined;
+  echoedMatchHash: number;
+  echoedInstructions: string | undefined;
   /** the diff that last found it installed (see diffWith) */
   seenBy: number;
 }
@@ -85,36 +89,37 @@ function encoded(encode: (w: Writer) => void): Buffer | undefined {
     if (e instanceof OfEncodeError) return undefined; // sent anyway, where the send reports it
     throw e;
   }
-  return Buffer.from(w.finish());
+  return w.finish();
 }
 
-/** FNV-1a of a flow's table, priority and match bytes: the flow dump's entries are looked up by it */
+/** FNV-1a of a flow's table, priority and match bytes, in 30 bits (a small integer to V8): the flow dump's entries are looked up by it */
 function wireHash(tableId: number, priority: number, buf: Buffer, start: number, end: number): number {
   let h = Math.imul(0x811c9dc5 ^ tableId, 0x01000193);
   h = Math.imul(h ^ priority, 0x01000193);
   for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  return h >>> 0;
+  return h & 0x3fffffff;
 }
 
-/** `b` holds exactly `buf[start, end)` (a loop: Buffer.compare's argument checks cost more for these few bytes) */
-function sameBytes(b: Buffer | undefined, buf: Buffer, start: number, end: number): boolean {
-  if (b === undefined || b.length !== end - start) return false;
-  for (let i = 0; i < b.length; i++) if (b[i] !== buf[start + i]) return false;
+/** `bytes` (latin1) are exactly `buf[start, end)`, compared in place */
+function sameBytes(bytes: string | undefined, buf: Buffer, start: number, end: number): boolean {
+  if (bytes === undefined || bytes.length !== end - start) return false;
+  for (let i = 0; i < bytes.length; i++) if (bytes.charCodeAt(i) !== buf[start + i]) return false;
   return true;
 }
 
 function formsOf(f: Flow): FlowForms {
   let forms = formsByFlow.get(f);
   if (!forms) {
-    const padded = encoded((w) => encodeMatch(w, f.match));
-    const match = padded?.subarray(0, padded.readUInt16BE(2));
+    const match = encoded((w) => encodeMatch(w, f.match));
+    const matchEnd = match?.readUInt16BE(2) ?? 0;
     forms = {
       flow: f,
       slot: flowKey(f),
-      match,
-      matchHash: match ? wireHash(f.tableId, f.priority, match, 0, match.length) : 0,
-      instructions: encoded((w) => encodeInstructions(w, f.instructions)),
+      match: match?.toString('latin1', 0, matchEnd),
+      matchHash: match ? wireHash(f.tableId, f.priority, match, 0, matchEnd) : 0,
+      instructions: encoded((w) => encodeInstructions(w, f.instructions))?.toString('latin1'),
       echoedMatch: undefined,
+      echoedMatchHash: 0,
       echoedInstructions: undefined,
       seenBy: 0,
     };
@@ -207,7 +212,7 @@ export function diffFlows(desired: readonly Flow[], installed: readonly Installe
     desiredFor: (f) => want.bySlot.get(formsByFlow.get(f as Flow)?.slot ?? flowKey(f)),
     sameInstructions: (d, f) => {
       const theirs = formsByFlow.get(f as Flow)?.instructions;
-      return (d.instructions !== undefined && theirs !== undefined && d.instructions.equals(theirs)) || sameInstructions(d.flow.instructions, f.instructions);
+      return (d.instructions !== undefined && d.instructions === theirs) || sameInstructions(d.flow.instructions, f.instructions);
     },
     flow: (f) => f,
   });
@@ -239,8 +244,7 @@ export function diffWireFlows(desired: readonly Flow[], installed: readonly Wire
   };
   for (const forms of want.bySlot.values()) {
     if (forms.match) index(forms.matchHash, forms);
-    const echoed = forms.echoedMatch;
-    if (echoed) index(wireHash(forms.flow.tableId, forms.flow.priority, echoed, 0, echoed.length), forms);
+    if (forms.echoedMatch) index(forms.echoedMatchHash, forms);
   }
   const isEntry = (forms: FlowForms, e: WireFlowStats): boolean =>
     forms.flow.tableId === e.tableId && forms.flow.priority === e.priority && (sameBytes(forms.match, e.buf, e.matchStart, e.matchEnd) || sameBytes(forms.echoedMatch, e.buf, e.matchStart, e.matchEnd));
@@ -252,18 +256,22 @@ export function diffWireFlows(desired: readonly Flow[], installed: readonly Wire
   };
   const diff = diffWith(want, installed, ownedApps, {
     desiredFor: (e) => {
-      const there = byHash.get(wireHash(e.tableId, e.priority, e.buf, e.matchStart, e.matchEnd));
+      const hash = wireHash(e.tableId, e.priority, e.buf, e.matchStart, e.matchEnd);
+      const there = byHash.get(hash);
       const byBytes = there === undefined ? undefined : Array.isArray(there) ? there.find((forms) => isEntry(forms, e)) : isEntry(there, e) ? there : undefined;
       if (byBytes) return byBytes;
       const found = want.bySlot.get(flowKey(decode(e)));
-      if (found) found.echoedMatch = Buffer.from(e.buf.subarray(e.matchStart, e.matchEnd));
+      if (found) {
+        found.echoedMatch = e.buf.toString('latin1', e.matchStart, e.matchEnd);
+        found.echoedMatchHash = hash;
+      }
       return found;
     },
     sameInstructions: (d, e) => {
       const end = e.at + e.length;
       if (sameBytes(d.instructions, e.buf, e.instructionsStart, end) || sameBytes(d.echoedInstructions, e.buf, e.instructionsStart, end)) return true;
       const same = sameInstructions(d.flow.instructions, decode(e).instructions);
-      if (same) d.echoedInstructions = Buffer.from(e.buf.subarray(e.instructionsStart, end));
+      if (same) d.echoedInstructions = e.buf.toString('latin1', e.instructionsStart, end);
       return same;
     },
     flow: decode,
