@@ -4,7 +4,8 @@
  * store would (unchanged objects shared). With `--workers N` the bench forks N of these, and each
  * compiles the whole model and serves the switches dealt to it, as `zonemesh run --workers N` does.
  * The bench asks over the IPC channel (advanced serialization: bigints pass); times are
- * `performance.timeOrigin + performance.now()`, comparable between processes.
+ * `performance.timeOrigin + performance.now()`, comparable between processes to a few milliseconds
+ * (each process reads its origin at its start): an add is timed within the controller process.
  */
 import { performance } from 'node:perf_hooks';
 import { filter, firstValueFrom } from 'rxjs';
@@ -29,7 +30,8 @@ export type ControllerRequest =
   | { op: 'memory' };
 
 export type ControllerReply =
-  | { op: 'add'; doneAt: number | undefined; switches: number }
+  /** `ms` from the request's arrival to the last barrier reply, on this process's clock (undefined: not within ADD_TIMEOUT_MS) */
+  | { op: 'add'; ms: number | undefined; switches: number }
   | { op: 'placed'; ok: boolean }
   | { op: 'mark-full' }
   /** `count` below the one asked for: the syncs stalled */
@@ -95,6 +97,9 @@ async function main(): Promise<void> {
   const handle = async (req: ControllerRequest): Promise<ControllerReply> => {
     switch (req.op) {
       case 'add': {
+        // timed here, on one clock: each process's performance.timeOrigin is read at its start, and
+        // under load the processes' origins differ by milliseconds (add times came out negative)
+        const received = now();
         changedAt.clear();
         const settled = new Promise<number | undefined>((resolve) => {
           const timer = setTimeout(() => resolve(undefined), ADD_TIMEOUT_MS);
@@ -107,11 +112,11 @@ async function main(): Promise<void> {
         model = { ...model, ports: [...model.ports, req.port] };
         store.set(model);
         await new Promise((r) => setImmediate(r)); // the apps have compiled it: changedAt is complete
-        if (changedAt.size === 0) return { op: 'add', doneAt: 0, switches: 0 };
+        if (changedAt.size === 0) return { op: 'add', ms: 0, switches: 0 };
         onAck!();
         const doneAt = await settled;
         onAck = undefined;
-        return { op: 'add', doneAt, switches: changedAt.size };
+        return { op: 'add', ms: doneAt === undefined ? undefined : doneAt - received, switches: changedAt.size };
       }
       case 'placed': {
         // a switch whose session went (a failed sync under load) never reports the interface

@@ -244,15 +244,14 @@ async function run(build: Build, workers: number): Promise<Run> {
         lost++;
         return;
       }
-      const t = now();
       const replies = await Promise.all(controllers.map((c) => c.ask<Extract<ControllerReply, { op: 'add' }>>({ op: 'add', port: p })));
-      if (replies.some((r) => r.doneAt === undefined)) {
+      if (replies.some((r) => r.ms === undefined)) {
         lost++;
         return;
       }
       if ((times.length + lost) % 50 === 49) console.error(`  … ${times.length} timed, ${lost} lost (load average ${load()})`);
       if (times.length === 0 && warm++ < WARMUP) return;
-      times.push(Math.max(...replies.map((r) => r.doneAt!)) - t);
+      times.push(Math.max(...replies.map((r) => r.ms!)));
       touched.push(replies.reduce((n, r) => n + r.switches, 0));
       const hosts = new Set([...vpcHosts(vpc), hv]);
       missing += await sw.ask({ op: 'missing', dpids: [...hosts].map((h) => h.datapathId), mac: p.mac, ip: ipv4Of(p) });
