@@ -1,4 +1,5 @@
 import test from 'ava';
+import fc from 'fast-check';
 import { OFPMPF_REPLY_MORE, OFPP, OfDecodeError, decodeWireFlowStats, encodeMessage, type Instruction, type Match, type WireFlowStats, fieldRef, fieldRefFromHeader, wireFlowStats } from '../../src/openflow';
 import { makeCookie } from '../../src/sdk/cookie';
 import { diffFlows, diffWireFlows, sameInstructions } from '../../src/sdk/diff';
@@ -104,4 +105,23 @@ test('a malformed dump is an OfDecodeError: its framing at once, an entry that m
   bad.writeUInt16BE(4, entry!.instructionsStart + 2);
   const [badEntry] = wireFlowStats([bad]);
   t.throws(() => diffWireFlows([desiredFlow('a', 10, [{ field: 'in_port', value: 1 }], toPort(3))], [badEntry!], OWNED), { instanceOf: OfDecodeError });
+});
+
+test('a flow dump with any bytes changed gives a diff or an OfDecodeError, nothing else (fast-check)', (t) => {
+  const desired = [desiredFlow('a', 10, [{ field: 'in_port', value: 1 }], toPort(2)), desiredFlow('arp', 300, arpMatch(), reflect(0x80000806, 0x80000606), 1)];
+  const [frame] = dumped([...desired, desiredFlow('stale', 5, [{ field: 'in_port', value: 3 }], toPort(1))]).map((e) => e.buf);
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.nat(frame!.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), (edits) => {
+      const bytes = Buffer.from(frame!);
+      for (const [at, value] of edits) bytes[at] = value;
+      bytes.writeUInt16BE(bytes.length, 2); // the framer has checked the message length
+      try {
+        diffWireFlows(desired, wireFlowStats([bytes]), OWNED);
+      } catch (e) {
+        if (!(e instanceof OfDecodeError)) throw e;
+      }
+    }),
+    { numRuns: 3000 },
+  );
+  t.pass();
 });
