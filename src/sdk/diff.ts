@@ -65,7 +65,7 @@ interface FlowForms {
   readonly slot: string;
   /**
    * its ofp_match as we encode it (padding left out), and wireHash of it; undefined when it cannot be
-   * encoded. Bytes are kept as latin1 strings: a Buffer object costs about 100 bytes more, per flow.
+   * encoded. Bytes are kept as latin1 strings, compared with a dump's bytes in place (sameBytes).
    */
   readonly match: string | undefined;
   readonly matchHash: number;
@@ -81,6 +81,7 @@ interface FlowForms {
 
 const formsByFlow = new WeakMap<Flow, FlowForms>();
 
+/** What `encode` writes, as a view of its writer (read it at once); undefined when it cannot be encoded. */
 function encoded(encode: (w: Writer) => void): Buffer | undefined {
   const w = new Writer(64);
   try {
