@@ -7,7 +7,8 @@
  * (bench/overlay-model.ts withLoadBalancers, the wide VPC on W hypervisors), the load-balancer app
  * runs too, and the bench marks backends down and up on BACKEND_HEALTH as lb-health would.
  * The bench asks over the IPC channel (advanced serialization: bigints pass); times are
- * `performance.timeOrigin + performance.now()`, comparable between processes.
+ * `performance.timeOrigin + performance.now()`, comparable between processes to a few milliseconds
+ * (each process reads its origin at its start): an add is timed within the controller process.
  */
 import { performance } from 'node:perf_hooks';
 import { filter, firstValueFrom } from 'rxjs';
@@ -44,9 +45,12 @@ export type ControllerReply =
   | { op: 'expect-full'; count: number; lastAt: number; sent: number; errors: number; failed: number; up?: number; controllerErrors?: Record<string, number> }
   | { op: 'memory'; rss: number; heapUsed: number };
 
-/** when the last switch a change touched barrier-replied (undefined: not within ADD_TIMEOUT_MS), and how many it touched */
+/**
+ * `ms` from the request's arrival to the last barrier reply of a switch the change touched, on this
+ * process's clock (undefined: not within ADD_TIMEOUT_MS), and how many switches it touched
+ */
 export interface Settled {
-  doneAt: number | undefined;
+  ms: number | undefined;
   switches: number;
 }
 
@@ -113,6 +117,9 @@ async function main(): Promise<void> {
 
   /** makes a change; when every switch served here whose desired state it changed has barrier-replied, and how many those were */
   const timed = async (change: () => void): Promise<Settled> => {
+    // timed here, on one clock: each process's performance.timeOrigin is read at its start, and
+    // under load the processes' origins differ by milliseconds (add times came out negative)
+    const received = now();
     changedAt.clear();
     const settled = new Promise<number | undefined>((resolve) => {
       const timer = setTimeout(() => resolve(undefined), ADD_TIMEOUT_MS);
@@ -124,11 +131,11 @@ async function main(): Promise<void> {
     });
     change();
     await new Promise((r) => setImmediate(r)); // the apps have compiled it: changedAt is complete
-    if (changedAt.size === 0) return { doneAt: 0, switches: 0 };
+    if (changedAt.size === 0) return { ms: 0, switches: 0 };
     onAck!();
     const doneAt = await settled;
     onAck = undefined;
-    return { doneAt, switches: changedAt.size };
+    return { ms: doneAt === undefined ? undefined : doneAt - received, switches: changedAt.size };
   };
 
   const handle = async (req: ControllerRequest): Promise<ControllerReply> => {

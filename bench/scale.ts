@@ -267,15 +267,14 @@ async function run(build: Build, workers: number): Promise<Run> {
         lost++;
         return;
       }
-      const t = now();
       const replies = await Promise.all(controllers.map((c) => c.ask<Extract<ControllerReply, { op: 'add' }>>({ op: 'add', port: p })));
-      if (replies.some((r) => r.doneAt === undefined)) {
+      if (replies.some((r) => r.ms === undefined)) {
         lost++;
         return;
       }
       if ((times.length + lost) % 50 === 49) console.error(`  … ${times.length} timed, ${lost} lost (load average ${load()})`);
       if (times.length === 0 && warm++ < WARMUP) return;
-      times.push(Math.max(...replies.map((r) => r.doneAt!)) - t);
+      times.push(Math.max(...replies.map((r) => r.ms!)));
       touched.push(replies.reduce((n, r) => n + r.switches, 0));
       const hosts = new Set([...vpcHosts(vpc), hv]);
       missing += await sw.ask({ op: 'missing', dpids: [...hosts].map((h) => h.datapathId), mac: p.mac, ip: ipv4Of(p) });
@@ -313,14 +312,13 @@ async function run(build: Build, workers: number): Promise<Run> {
     /** a backend down, then up, on BACKEND_HEALTH of every controller process, each timed to the last barrier reply */
     const transition = async (lb: LoadBalancer, backend: string, into: Transitions, counted: boolean): Promise<void> => {
       for (const state of ['down', 'up'] as const) {
-        const t = now();
         const replies = await Promise.all(controllers.map((c) => c.ask<Extract<ControllerReply, { op: 'health' }>>({ op: 'health', health: { vpc: lb.vpc, loadBalancer: lb.name, port: backend, state } })));
         if (!counted) continue;
-        if (replies.some((r) => r.doneAt === undefined)) {
+        if (replies.some((r) => r.ms === undefined)) {
           into.lost++;
           continue;
         }
-        into[state].push(Math.max(...replies.map((r) => r.doneAt!)) - t);
+        into[state].push(Math.max(...replies.map((r) => r.ms!)));
         if (state === 'down') into.switches.push(replies.reduce((n, r) => n + r.switches, 0));
       }
     };

@@ -144,6 +144,8 @@ interface PendingRequest {
   readonly timer: NodeJS.Timeout;
   readonly resolve: (reply: OfMessage) => void;
   readonly reject: (error: Error) => void;
+  /** the reply is handed over as its messages' wire bytes, undecoded (multipartFrames) */
+  readonly raw: boolean;
   /** REPLY_MORE parts received so far, as their wire bytes (a decoded part takes about 5 times as much) */
   parts: Buffer[] | undefined;
   partBytes: number;
@@ -184,6 +186,19 @@ const PACKET_IN_CODE = OFPT.PACKET_IN;
 const MULTIPART_REPLY_CODE = OFPT.MULTIPART_REPLY;
 /** ofp_multipart_reply's header: type, flags, pad */
 const MULTIPART_HEADER_LEN = 16;
+
+/**
+ * A frame kept past its dispatch. Sockets hand over a fresh chunk per read (see Framer), so a frame
+ * that is most of its chunk is kept as a view of it, nothing allocated or copied (a flow dump of a
+ * thousand switches is tens of MB); a smaller one is copied, so that what is held stays within
+ * twice the bytes the multipart budgets count.
+ */
+function heldFrame(buf: Buffer, at: number, length: number): Buffer {
+  if (2 * length >= buf.length) return buf.subarray(at, at + length);
+  const copy = Buffer.allocUnsafe(length);
+  buf.copy(copy, 0, at, at + length);
+  return copy;
+}
 
 let nextSessionId = 1;
 
@@ -334,6 +349,16 @@ export class SwitchSession {
   }
 
   /**
+   * `multipart`, the reply left undecoded: resolves with its messages' wire bytes (whole
+   * MULTIPART_REPLYs, REPLY_MORE on all but the last), for a caller that reads them in place.
+   */
+  multipartFrames(body: MultipartRequestBody, options: RequestOptions = {}): Promise<Buffer[]> {
+    return new Promise<Buffer[]>((resolve, reject) =>
+      this.startRequest({ type: 'MULTIPART_REQUEST', xid: 0, flags: 0, body }, options, resolve as unknown as (reply: OfMessage) => void, reject, true),
+    );
+  }
+
+  /**
    * Sends BARRIER_REQUEST; resolves once the switch has processed everything sent before it,
    * with the OFPT_ERRORs that arrived meanwhile for messages not awaited through `request`
    * (for a batch sent right before the barrier: exactly that batch's errors).
@@ -454,7 +479,8 @@ export class SwitchSession {
     if (this.roles.role === 'slave' && isWrite(msg)) throw new NotMasterError(this.context(msg.xid || undefined, msg.type));
   }
 
-  private startRequest(msg: RequestMessage, options: RequestOptions, resolve: (reply: OfMessage) => void, reject: (e: Error) => void): void {
+  /** `resolve` gets the decoded reply, or with `raw` the reply's wire bytes (a Buffer[]; see tookRaw) */
+  private startRequest(msg: RequestMessage, options: RequestOptions, resolve: (reply: OfMessage) => void, reject: (e: Error) => void, raw = false): void {
     const xid = msg.xid === 0 ? this.nextXid() : msg.xid;
     if (this.pending.has(xid)) return reject(new XidInUseError(this.context(xid, msg.type)));
     const { maxPendingRequests, maxTotalPendingRequests } = this.host.config;
@@ -481,6 +507,7 @@ export class SwitchSession {
       timer: setTimeout(this.onRequestTimeout, timeoutMs, xid),
       resolve,
       reject,
+      raw,
       parts: undefined,
       partBytes: 0,
     };
@@ -576,7 +603,7 @@ export class SwitchSession {
   private dispatch(buf: Buffer, at: number, length: number): void {
     this.stats.messagesReceived++;
     if (this._state === 'HELLO') return this.onHello(buf.subarray(at, at + length));
-    if (buf[at + 1] === MULTIPART_REPLY_CODE && this.heldAsPart(buf, at, length)) return;
+    if (buf[at + 1] === MULTIPART_REPLY_CODE && (this.heldAsPart(buf, at, length) || this.tookRaw(buf, at, length))) return;
     const res = decodeMessage(buf, at);
     if (!res.ok) return this.onMalformed(res.error, buf.subarray(at, at + length));
     const msg = res.message;
@@ -605,12 +632,25 @@ export class SwitchSession {
     } else if (held.multipartBytes + length > maxTotalMultipartBytes) {
       this.overBudget('maxTotalMultipartBytes', maxTotalMultipartBytes, held.multipartBytes + length, xid, 'MULTIPART_REPLY');
     } else {
-      (p.parts ??= []).push(Buffer.from(buf.subarray(at, at + length)));
+      (p.parts ??= []).push(heldFrame(buf, at, length));
       p.partBytes += length;
       this.multipartBytes += length;
       held.multipartBytes += length;
       p.timer.refresh(); // a long reply that keeps coming is not timed out
     }
+    return true;
+  }
+
+  /** The last part of a reply awaited undecoded (multipartFrames): handed over with the parts held before it. */
+  private tookRaw(buf: Buffer, at: number, length: number): boolean {
+    if (length < MULTIPART_HEADER_LEN) return false;
+    const xid = buf.readUInt32BE(at + 4);
+    const p = this.pending.get(xid);
+    if (!p?.raw || p.mpCode !== buf.readUInt16BE(at + 8)) return false;
+    this.takePending(xid);
+    const frames = p.parts ?? [];
+    frames.push(heldFrame(buf, at, length));
+    (p.resolve as unknown as (frames: Buffer[]) => void)(frames);
     return true;
   }
 

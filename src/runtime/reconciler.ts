@@ -6,6 +6,7 @@ import {
   OFPG_ANY,
   OFPP,
   OFPTT_ALL,
+  OfDecodeError,
   OfEncodeError,
   bundleAdd,
   bundleControl,
@@ -14,12 +15,15 @@ import {
   type BundleCtrlType,
   type FlowMod,
   type FlowStats,
+  type FlowStatsRequestBody,
   type GroupDesc,
   type GroupMod,
   type OfMessage,
+  type WireFlowStats,
+  wireFlowStats,
 } from '../openflow';
 import type { ControllerConfig } from '../controller/config';
-import { ControllerError, OfSwitchError, RequestTimeoutError, SessionClosedError, formatDpid } from '../controller/errors';
+import { ControllerError, MalformedMessageError, OfSwitchError, RequestTimeoutError, SessionClosedError, formatDpid } from '../controller/errors';
 import { NotMasterError, isSlaveError } from '../controller/role';
 import { errorFields } from '../controller/log-limiter';
 import type { SwitchDownEvent, SwitchUpEvent } from '../controller/events';
@@ -28,7 +32,7 @@ import type { DesiredChange, DesiredState } from './desired-state';
 import type { WriteGate, WriteGateChange } from './mastership';
 import { appOfCookie } from '../sdk/cookie';
 import { flowMod } from '../sdk/flow';
-import { diffFlows, type FlowDiff, type SlotConflict } from '../sdk/diff';
+import { diffFlows, diffWireFlows, type FlowDiff, type SlotConflict, type WireFlowDiff } from '../sdk/diff';
 import { diffGroups, groupMod, type Group, type GroupConflict, type GroupDiff } from '../sdk/group';
 import type { Flow } from '../sdk/flow';
 
@@ -182,10 +186,24 @@ interface SwitchSync {
   backoff: NodeJS.Timeout | undefined;
 }
 
+/** every flow of every table */
+const FLOW_DUMP: FlowStatsRequestBody = { mpType: 'FLOW', tableId: OFPTT_ALL, outPort: OFPP.ANY, outGroup: OFPG_ANY, cookie: 0n, cookieMask: 0n, match: [] };
+
 /** Every flow of every table, with its counters: what a full sync compares with. */
 export async function readInstalledFlows(session: SwitchSession): Promise<FlowStats[]> {
-  const reply = await session.multipart({ mpType: 'FLOW', tableId: OFPTT_ALL, outPort: OFPP.ANY, outGroup: OFPG_ANY, cookie: 0n, cookieMask: 0n, match: [] });
+  const reply = await session.multipart(FLOW_DUMP);
   return reply.flows;
+}
+
+/** The same flow dump, read in place: what a full sync compares with, decoding only what differs. */
+export async function readInstalledWireFlows(session: SwitchSession): Promise<WireFlowStats[]> {
+  const frames = await session.multipartFrames(FLOW_DUMP);
+  try {
+    return wireFlowStats(frames);
+  } catch (e) {
+    if (!(e instanceof OfDecodeError)) throw e;
+    throw new MalformedMessageError(e, false, { dpid: session.dpid, remote: session.remote, msgType: 'MULTIPART_REPLY' });
+  }
 }
 
 /** Every group with its buckets (OFPMP_GROUP_DESC): what a full sync compares the desired groups with. */
@@ -460,15 +478,21 @@ export class Reconciler {
 
   /** Reads the switch's flows and groups, diffs them with everything desired for it, sends the difference. */
   private async fullSync(sync: SwitchSync, session: SwitchSession): Promise<void> {
-    const installed = await readInstalledFlows(session);
+    const installed = await readInstalledWireFlows(session);
     const installedGroups = await this.readGroups(sync, session);
     if (sync.session !== session) throw new SessionClosedError('replaced', { dpid: sync.dpid });
     // Snapshot now: every change so far is in it, every later one comes as an incremental diff.
     sync.full = false;
     clearPending(sync);
-    const diff = diffFlows(this.desired.flows(sync.dpid), installed, this.options.ownedApps);
+    let diff: WireFlowDiff;
+    try {
+      diff = diffWireFlows(this.desired.flows(sync.dpid), installed, this.options.ownedApps);
+    } catch (e) {
+      if (!(e instanceof OfDecodeError)) throw e;
+      throw new MalformedMessageError(e, false, { dpid: sync.dpid, remote: session.remote, msgType: 'MULTIPART_REPLY' });
+    }
     const groupDiff = diffGroups(this.desired.groups(sync.dpid), installedGroups, this.options.ownedApps);
-    await this.apply(sync, session, 'full', diff, groupDiff, installed.length);
+    await this.apply(sync, session, 'full', diff, groupDiff, { installed: installed.length, decoded: diff.decoded });
   }
 
   /**
@@ -508,7 +532,8 @@ export class Reconciler {
     await this.apply(sync, session, 'incremental', diff, handedOver(groupDiff));
   }
 
-  private async apply(sync: SwitchSync, session: SwitchSession, kind: SyncKind, diff: FlowDiff, groupDiff: GroupDiff, installedCount?: number): Promise<void> {
+  /** `read`: for a full sync, the flows the switch reported and how many of them were decoded */
+  private async apply(sync: SwitchSync, session: SwitchSession, kind: SyncKind, diff: FlowDiff, groupDiff: GroupDiff, read?: { installed: number; decoded: number }): Promise<void> {
     const started = Date.now();
     for (const c of diff.conflicts) this.report(new FlowSlotConflictError(kind, c, sync.dpid));
     for (const c of groupDiff.conflicts) this.report(new GroupIdConflictError(kind, c, sync.dpid));
@@ -517,7 +542,7 @@ export class Reconciler {
     const mods: Mod[] = [...groupDiff.adds, ...groupDiff.modifies, ...diff.deletes, ...diff.modifies, ...diff.adds, ...groupDiff.deletes];
     const groupMods = groupDiff.adds.length + groupDiff.modifies.length + groupDiff.deletes.length;
     const counts = { deletes: diff.deletes.length, modifies: diff.modifies.length, adds: diff.adds.length, groupMods };
-    const logContext = { dpid: formatDpid(sync.dpid), kind, ...counts, ...(installedCount !== undefined && { installed: installedCount }) };
+    const logContext = { dpid: formatDpid(sync.dpid), kind, ...counts, ...read };
     if (mods.length === 0) {
       this.log[kind === 'full' ? 'info' : 'debug'](logContext, 'in sync; nothing to send');
       this.settle(sync, 0);

@@ -5,7 +5,11 @@ import {
   OFPP,
   OFPG_ANY,
   OFPTT_ALL,
+  OFPMPF_REPLY_MORE,
+  decodeWireFlowStats,
+  wireFlowStats,
   type FlowMod,
+  type FlowStats,
 } from '../../src/openflow';
 import {
   ConnectionError,
@@ -100,6 +104,14 @@ test('multipart replies split with REPLY_MORE are reassembled into one reply', a
   });
   t.is(flows.flows.length, 25);
   t.is(sw.flowTable.size, 25);
+
+  // the same reply undecoded: every part's bytes, in order, read in place to the same flows
+  const frames = await session.multipartFrames({ mpType: 'FLOW', tableId: OFPTT_ALL, outPort: OFPP.ANY, outGroup: OFPG_ANY, cookie: 0n, cookieMask: 0n, match: [] });
+  t.true(frames.length > 1, `${frames.length} parts`);
+  t.deepEqual(frames.map((f) => (f.readUInt16BE(10) & OFPMPF_REPLY_MORE) !== 0), frames.map((_, i) => i < frames.length - 1));
+  const timeless = ({ durationSec: _s, durationNsec: _n, ...f }: FlowStats) => f;
+  t.deepEqual(wireFlowStats(frames).map(decodeWireFlowStats).map(timeless), flows.flows.map(timeless));
+  t.is(controller.totals.multipartBytes, 0, 'the parts held are released');
 });
 
 test('a multipart reply that grows past maxMultipartBytes closes the session with SessionBudgetError', async (t) => {

@@ -1,8 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
 import { DesiredState } from '../../src/runtime/desired-state';
 import { FlowSlotConflictError, GroupIdConflictError, ReconcileError, Reconciler, type ReconcilerOptions, type SyncReport } from '../../src/runtime/reconciler';
-import { silentLogger } from '../../src/controller';
-import { OFPBRC, OFPET, OfDecodeError, bundleControl, decodeBundle, type FlowMod, type GroupMod, type OfMessage } from '../../src/openflow';
+import { MalformedMessageError, silentLogger } from '../../src/controller';
+import { OFPBRC, OFPET, OfDecodeError, bundleControl, encodeMessage, decodeBundle, type FlowMod, type GroupMod, type OfMessage } from '../../src/openflow';
 import { FlowBuilder, Pipeline, appOfGroup, bucket, flowKey, flowMod, groupIdOf, makeCookie, type Flow, type Group, type MatchSpec } from '../../src/sdk';
 import { FakeSwitch, type FakeSwitchOptions } from '../../src/testing';
 import { delay, next, startController, until } from '../controller/util';
@@ -258,6 +258,26 @@ test('changes made while a full sync reads the switch are part of it, not sent t
   await s.reconciler.settled(DPID);
   t.is(s.reports.length, 1, 'no incremental batch followed');
   t.is(flowModsReceived(s.sw).length, 3);
+});
+
+test('a flow dump that does not decode fails the full sync with a MalformedMessageError naming the switch; the retry syncs', async (t) => {
+  const s = await setup(t, { reconciler: { retryInitialMs: 50 } });
+  s.desired.set(DPID, A1.cookie, [A1, A2]);
+  s.holdFlowReads(true);
+  const report = s.connect();
+  await until(() => s.sw.received.some((m) => m.type === 'MULTIPART_REQUEST' && m.body.mpType === 'FLOW'));
+  const read = s.sw.received.find((m) => m.type === 'MULTIPART_REQUEST' && m.body.mpType === 'FLOW')!;
+  // one flow stats entry whose length (200) runs past the message
+  const reply = encodeMessage({ type: 'MULTIPART_REPLY', xid: read.xid, flags: 0, body: { mpType: 'FLOW', flows: [{ ...A1, durationSec: 0, durationNsec: 0, packetCount: 0n, byteCount: 0n }] } });
+  reply.writeUInt16BE(200, 16);
+  s.holdFlowReads(false);
+  s.sw.sendRaw(reply);
+  t.like(await report, { kind: 'full', adds: 2, errors: 0 });
+  t.is(s.errors.length, 1);
+  const cause = s.errors[0]!.cause;
+  t.true(cause instanceof MalformedMessageError, String(cause));
+  t.like(cause, { dpid: DPID, msgType: 'MULTIPART_REPLY' });
+  t.regex(s.errors[0]!.message, /full sync failed \(retrying with a full sync in 50 ms\).*ofp_flow_stats: length 200/);
 });
 
 test('a switch without bundles gets pipelined flow-mods and a barrier; the probe happens once per session', async (t) => {

@@ -3,7 +3,7 @@ import type { AnyMessageCodec, MessageCodec } from '../codec';
 import { OFP_HEADER_LEN, OFP_MAX_MESSAGE_LEN, OFPMP, OFPMPF_REPLY_MORE } from '../constants';
 import { OfDecodeError, OfEncodeError } from '../errors';
 import { decodeInstructions, encodeInstructions, type Instruction } from '../instructions';
-import { decodeMatch, decodeOxm, encodeMatch, encodeOxm, type Match } from '../oxm';
+import { OFPMT_OXM, decodeMatch, decodeOxm, encodeMatch, encodeOxm, type Match } from '../oxm';
 import { decodePort, encodePort, OFP_PORT_LEN, type Port } from '../port';
 import { Reader, Writer } from '../wire';
 import { expectBodyLength, expectMinBodyLength } from './basic';
@@ -286,6 +286,78 @@ function decodeFlowStats(r: Reader): FlowStats {
     tableId, durationSec, durationNsec, priority, idleTimeout, hardTimeout, flags, cookie, packetCount, byteCount,
     match, instructions,
   };
+}
+
+/**
+ * One ofp_flow_stats entry read in place from a FLOW reply: its header fields, and where its match
+ * and instructions lie in `buf`, for comparing them as bytes. `decodeWireFlowStats` decodes the rest.
+ */
+export interface WireFlowStats {
+  readonly buf: Buffer;
+  /** the entry's first byte in `buf`, and its length */
+  readonly at: number;
+  readonly length: number;
+  readonly tableId: number;
+  readonly priority: number;
+  readonly idleTimeout: number;
+  readonly hardTimeout: number;
+  readonly flags: number;
+  readonly cookie: bigint;
+  /** the ofp_match, header included, padding not: [matchStart, matchEnd) */
+  readonly matchStart: number;
+  readonly matchEnd: number;
+  /** the instructions: [instructionsStart, at + length) */
+  readonly instructionsStart: number;
+}
+
+/** ofp_match's header: type and length */
+const MATCH_HEADER_LEN = 4;
+
+/**
+ * The flow stats entries of a FLOW reply's messages (each a whole MULTIPART_REPLY, as a session's
+ * `multipartFrames` hands them over), read in place: only the framing is checked (message and
+ * entry lengths, the match's type and length), so an entry decodes or fails in `decodeWireFlowStats`.
+ */
+export function wireFlowStats(frames: readonly Buffer[]): WireFlowStats[] {
+  const out: WireFlowStats[] = [];
+  for (const buf of frames) {
+    if (buf.length < OFP_HEADER_LEN + OFP_MULTIPART_HEADER_LEN || buf.readUInt16BE(2) !== buf.length) {
+      throw new OfDecodeError('bad_length', `FLOW reply message of ${buf.length} bytes has length field ${buf.length >= 4 ? buf.readUInt16BE(2) : 'missing'}`);
+    }
+    const mpType = buf.readUInt16BE(OFP_HEADER_LEN);
+    if (mpType !== OFPMP.FLOW) throw new OfDecodeError('bad_value', `multipart reply type ${mpType} in a FLOW reply`, { offset: OFP_HEADER_LEN });
+    for (let at = OFP_HEADER_LEN + OFP_MULTIPART_HEADER_LEN; at < buf.length; ) {
+      const length = at + 2 <= buf.length ? buf.readUInt16BE(at) : 0;
+      if (length < OFP_FLOW_STATS_FIXED_LEN + MATCH_HEADER_LEN || at + length > buf.length) {
+        throw new OfDecodeError('bad_length', `ofp_flow_stats: length ${length} with ${buf.length - at} bytes left`, { offset: at });
+      }
+      const matchStart = at + OFP_FLOW_STATS_FIXED_LEN;
+      const matchLength = buf.readUInt16BE(matchStart + 2);
+      const instructionsStart = matchStart + ((matchLength + 7) & ~7);
+      if (buf.readUInt16BE(matchStart) !== OFPMT_OXM || matchLength < MATCH_HEADER_LEN || instructionsStart > at + length) {
+        throw new OfDecodeError('bad_oxm', `ofp_flow_stats: match of type ${buf.readUInt16BE(matchStart)} and length ${matchLength} in an entry of ${length} bytes`, { offset: matchStart });
+      }
+      out.push({
+        buf, at, length,
+        tableId: buf[at + 2]!,
+        priority: buf.readUInt16BE(at + 12),
+        idleTimeout: buf.readUInt16BE(at + 14),
+        hardTimeout: buf.readUInt16BE(at + 16),
+        flags: buf.readUInt16BE(at + 18),
+        cookie: buf.readBigUInt64BE(at + 24),
+        matchStart,
+        matchEnd: matchStart + matchLength,
+        instructionsStart,
+      });
+      at += length;
+    }
+  }
+  return out;
+}
+
+/** The whole entry, decoded (OfDecodeError when its match or instructions are malformed). */
+export function decodeWireFlowStats(e: WireFlowStats): FlowStats {
+  return decodeFlowStats(new Reader(e.buf, e.at, e.at + e.length));
 }
 
 function encodeFlowStats(w: Writer, f: FlowStats): void {
