@@ -21,6 +21,7 @@ import {
   TUNNEL_OFPORT,
   type VmPort,
   arpAnswer,
+  bySwitch,
   conntrackZone,
   derivedKey,
   floatingIpMac,
@@ -112,7 +113,7 @@ export function snatOwners(pipeline: Pipeline, model: NetworkModel, places: Nort
     if (!placed) return [];
     const key = `snat:${b.port.name}`;
     const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
-    return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => snatVmFlows(pipeline, model, key, b, placed, gateways) }];
+    return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => bySwitch(snatVmFlows(pipeline, model, key, b, placed, gateways)) }];
   });
   const addresses = model.egress.flatMap((e) =>
     e.snat.flatMap((address): OwnerDef[] => {
@@ -120,7 +121,7 @@ export function snatOwners(pipeline: Pipeline, model: NetworkModel, places: Nort
       if (gateways.length === 0) return [];
       const key = `snat-address:${address.ip}`;
       const vni = BigInt(model.vpcs.find((v) => v.name === e.vpc)!.vni);
-      return [{ key, signature: [model, ...gateways.map((a) => a.uplink)], compile: () => snatAddressFlows(pipeline, key, address, vni, gateways) }];
+      return [{ key, signature: [model, ...gateways.map((a) => a.uplink)], compile: () => bySwitch(snatAddressFlows(pipeline, key, address, vni, gateways)) }];
     }),
   );
   return [...vms, ...addresses];
