@@ -65,6 +65,7 @@ export function bySwitch(lists: ReadonlyMap<bigint, readonly Flow[]>): OwnerFlow
 }
 
 interface OwnerState {
+  key: string;
   signature: readonly unknown[];
   flows: OwnerFlows;
 }
@@ -96,9 +97,9 @@ export class IncrementalCompiler {
     const lastTokens = this.lastTokens;
     const changes: FlowsChange[] = [];
     const changedGroups = new Map<string, GroupState>();
-    const compiled = new Map<string, OwnerState>();
+    // a list, not a map: keys are unique within an app, and a full compile makes 100,000s of them
+    const compiled: OwnerState[] = [];
     const orphans = new Set<string>();
-    const current = new Set<string>();
     /** positions whose group is not the last input's */
     const moved: number[] = [];
     let known = 0;
@@ -118,11 +119,10 @@ export class IncrementalCompiler {
       const keys: string[] = [];
       for (const def of g.owners()) {
         keys.push(def.key);
-        current.add(def.key);
         const old = this.owners.get(def.key);
         if (old && sameSignature(old.signature, def.signature)) continue;
         const flows = def.compile();
-        compiled.set(def.key, { signature: def.signature, flows });
+        compiled.push({ key: def.key, signature: def.signature, flows });
         diffOwner(def.key, old?.flows ?? NO_FLOWS, flows, changes);
       }
       changedGroups.set(g.key, { token: g.token, owners: keys });
@@ -130,12 +130,14 @@ export class IncrementalCompiler {
     const removed = known === this.groups.size ? [] : removedGroups(this.groups, list);
     for (const key of removed) for (const k of this.groups.get(key)!.owners) orphans.add(k);
     // nothing below throws: commit
+    // an orphan that a changed group now has moved there; other groups' owners did not change
+    const current = orphans.size ? new Set([...changedGroups.values()].flatMap((g) => g.owners)) : undefined;
     for (const k of orphans) {
-      if (current.has(k)) continue;
+      if (current!.has(k)) continue;
       diffOwner(k, this.owners.get(k)!.flows, NO_FLOWS, changes);
       this.owners.delete(k);
     }
-    for (const [k, state] of compiled) this.owners.set(k, state);
+    for (const state of compiled) this.owners.set(state.key, state);
     for (const key of removed) this.groups.delete(key);
     for (const [key, state] of changedGroups) this.groups.set(key, state);
     if (list.length === last.length) for (const i of moved) lastTokens[i] = list[i]!.token;

@@ -48,9 +48,14 @@ export function onHosts(hosts: readonly Hypervisor[], flows: readonly Flow[], ov
   return out;
 }
 
+/** one commit action per zone (16 bits: the map is bounded), shared by the flows of its VPC */
+const commits = new Map<number, Action>();
+
 /** commit the connection in the VPC's conntrack zone; the packet goes on */
 export function ctCommit(zone: number): Action {
-  return { type: 'ct', flags: NX_CT_F_COMMIT, zone, recircTable: NX_CT_RECIRC_NONE, alg: 0, actions: [] };
+  let commit = commits.get(zone);
+  if (!commit) commits.set(zone, (commit = { type: 'ct', flags: NX_CT_F_COMMIT, zone, recircTable: NX_CT_RECIRC_NONE, alg: 0, actions: [] }));
+  return commit;
 }
 
 /** send the packet through conntrack in `zone` and continue it, tracked, in table `tableId` */

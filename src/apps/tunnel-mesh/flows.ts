@@ -103,8 +103,13 @@ function fromTunnel(vni: number, egressKey: number) {
 
 const TO_TUNNEL = output(TUNNEL_OFPORT);
 
-function toHost(remote: Hypervisor): Action[] {
-  return [{ type: 'set_field', field: { field: 'tun_ipv4_dst', value: remote.tunnelIp } }, TO_TUNNEL];
+const toHostActions = new WeakMap<Hypervisor, readonly Action[]>();
+
+/** set the tunnel's destination and send: one list per hypervisor, shared by every flow tunnelling there */
+function toHost(remote: Hypervisor): readonly Action[] {
+  let actions = toHostActions.get(remote);
+  if (!actions) toHostActions.set(remote, (actions = [{ type: 'set_field', field: { field: 'tun_ipv4_dst', value: remote.tunnelIp } }, TO_TUNNEL]));
+  return actions;
 }
 
 /**
