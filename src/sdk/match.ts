@@ -65,21 +65,21 @@ const inFieldOrder = (a: string, b: string): number => FIELD_ORDER.get(a)! - FIE
  * parses a match, so `arp_op` before `eth_type` is refused (OFPBMC_BAD_PREREQ).
  */
 export function matchFromSpec(spec: MatchSpec): Match {
-  const out: OxmTlv[] = [];
   const fields = Object.keys(spec) as OxmFieldName[];
   if (fields.length > 1) fields.sort(inFieldOrder);
-  for (const field of fields) {
+  let wildcards = 0;
+  // map, not push: the array is exactly as long as the match (push leaves spare slots, and a region keeps 100,000s of matches)
+  const out = fields.map((field) => {
     const raw = spec[field];
     // a field given as undefined (an absent address, say) would silently match everything
     if (raw === undefined) throw new FlowBuildError(`match field ${field} is undefined: leave the field out to wildcard it`, { field });
-    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) {
-      out.push(exactTlv(field, raw));
-      continue;
-    }
+    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) return exactTlv(field, raw);
     const pair = canonicalPair(field, raw.value, raw.mask);
-    if (pair) out.push({ field, ...pair } as OxmTlv);
-  }
-  return out;
+    if (pair) return { field, ...pair } as OxmTlv;
+    wildcards++;
+    return undefined;
+  });
+  return wildcards ? out.filter((tlv) => tlv !== undefined) : (out as OxmTlv[]);
 }
 
 function scalarText(v: unknown): string {

@@ -43,9 +43,9 @@ export function onHosts(hosts: readonly Hypervisor[], flows: readonly Flow[], ov
     if (!rest) d.without.set(own, (rest = d.all.filter((dpid) => dpid !== own)));
     dpids = rest;
   } else if (overrides.length) dpids = d.all.filter((dpid) => !overrides.some(([own]) => own === dpid));
-  const out: SwitchFlows[] = dpids.length ? [{ dpids, flows }] : [];
-  for (const [dpid, own] of overrides) out.push({ dpids: [dpid], flows: own });
-  return out;
+  if (!overrides.length) return dpids.length ? [{ dpids, flows }] : [];
+  const own = overrides.map(([dpid, list]): SwitchFlows => ({ dpids: [dpid], flows: list }));
+  return dpids.length ? [{ dpids, flows }].concat(own) : own;
 }
 
 /** one commit action per zone (16 bits: the map is bounded), shared by the flows of its VPC */
