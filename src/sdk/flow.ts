@@ -59,6 +59,16 @@ export function deleteByCookie(cookie: bigint): FlowMod {
   return flowMod('delete', everywhere, 0xffffffffffffffffn);
 }
 
+/** the items that are there, in an array exactly as long (push or filter would leave spare slots in every flow a region keeps) */
+function present<T>(items: readonly (T | undefined)[]): T[] {
+  let count = 0;
+  for (const item of items) if (item !== undefined) count++;
+  const out = new Array<T>(count);
+  let n = 0;
+  for (const item of items) if (item !== undefined) out[n++] = item;
+  return out;
+}
+
 const NO_MATCH: MatchSpec = Object.freeze({});
 const NO_ACTIONS: readonly Action[] = Object.freeze([]);
 
@@ -147,16 +157,17 @@ export class FlowBuilder {
     this.checkTimeout('idle_timeout', this.idle);
     this.checkTimeout('hard_timeout', this.hard);
 
-    const instructions: Instruction[] = [];
-    if (this.applied.length) instructions.push({ type: 'apply_actions', actions: this.applied.map(sharedAction) });
-    if (this.written.length) instructions.push({ type: 'write_actions', actions: this.written.map(sharedAction) });
-    if (this.metadata) instructions.push({ type: 'write_metadata', metadata: this.metadata.value, metadataMask: this.metadata.mask });
+    const apply: Instruction | undefined = this.applied.length ? { type: 'apply_actions', actions: this.applied.map(sharedAction) } : undefined;
+    const write: Instruction | undefined = this.written.length ? { type: 'write_actions', actions: this.written.map(sharedAction) } : undefined;
+    const metadata: Instruction | undefined = this.metadata && { type: 'write_metadata', metadata: this.metadata.value, metadataMask: this.metadata.mask };
+    let goto: Instruction | undefined;
     if (this.gotoName !== undefined) {
       const next = this.pipeline.table(this.gotoName);
       if (next.id <= t.id) throw this.error(`goto ${next.name} (id ${next.id}) is not a later table`);
       if (t.next && !t.next.includes(next.name)) throw this.error(`goto ${next.name} is not among the table's next tables (${t.next.join(', ')})`);
-      instructions.push(gotoTable(next.id));
+      goto = gotoTable(next.id);
     }
+    const instructions = present([apply, write, metadata, goto]);
     return {
       tableId: t.id,
       table: t.name,

@@ -12,8 +12,18 @@ import { type Flow, flowKey } from './flow';
  * their identity while unchanged (see src/apps/overlay/view.ts).
  */
 
-/** The flows one owner wants, per switch (dpid). Arrays may be shared between switches. */
-export type OwnerFlows = ReadonlyMap<bigint, readonly Flow[]>;
+/** One flow list on a set of switches (dpids). */
+export interface SwitchFlows {
+  readonly dpids: readonly bigint[];
+  readonly flows: readonly Flow[];
+}
+
+/**
+ * The flows one owner wants: lists on disjoint sets of switches, so a list every remote hypervisor
+ * gets is one entry, not one per switch (a region's compiled state is mostly these). Lists and
+ * dpid arrays may be shared between owners.
+ */
+export type OwnerFlows = readonly SwitchFlows[];
 
 export interface OwnerDef {
   /** unique within the app; the cookie's owner part */
@@ -30,14 +40,32 @@ export interface OwnerGroup {
   owners(): Iterable<OwnerDef>;
 }
 
-/** `flows` replaces what `owner` wanted on `dpid`; empty clears it. */
+/** `flows` replaces what `owner` wanted on each of `dpids`; empty clears it. */
 export interface FlowsChange {
   readonly owner: string;
-  readonly dpid: bigint;
+  readonly dpids: readonly bigint[];
   readonly flows: readonly Flow[];
 }
 
+/** what an owner wants on one switch */
+export function flowsOn(owner: OwnerFlows | undefined, dpid: bigint): readonly Flow[] {
+  for (const { dpids, flows } of owner ?? []) if (dpids.includes(dpid)) return flows;
+  return [];
+}
+
+/** per-switch lists (a list shared by several switches stays one entry) */
+export function bySwitch(lists: ReadonlyMap<bigint, readonly Flow[]>): OwnerFlows {
+  const out: { dpids: bigint[]; flows: readonly Flow[] }[] = [];
+  for (const [dpid, flows] of lists) {
+    const same = out.find((e) => e.flows === flows);
+    if (same) same.dpids.push(dpid);
+    else out.push({ dpids: [dpid], flows });
+  }
+  return out;
+}
+
 interface OwnerState {
+  key: string;
   signature: readonly unknown[];
   flows: OwnerFlows;
 }
@@ -47,7 +75,8 @@ interface GroupState {
   owners: readonly string[];
 }
 
-const NO_FLOWS: OwnerFlows = new Map();
+const NO_FLOWS: OwnerFlows = [];
+const NONE: readonly Flow[] = [];
 
 export class IncrementalCompiler {
   private readonly groups = new Map<string, GroupState>();
@@ -68,9 +97,9 @@ export class IncrementalCompiler {
     const lastTokens = this.lastTokens;
     const changes: FlowsChange[] = [];
     const changedGroups = new Map<string, GroupState>();
-    const compiled = new Map<string, OwnerState>();
+    // a list, not a map: keys are unique within an app, and a full compile makes 100,000s of them
+    const compiled: OwnerState[] = [];
     const orphans = new Set<string>();
-    const current = new Set<string>();
     /** positions whose group is not the last input's */
     const moved: number[] = [];
     let known = 0;
@@ -90,11 +119,10 @@ export class IncrementalCompiler {
       const keys: string[] = [];
       for (const def of g.owners()) {
         keys.push(def.key);
-        current.add(def.key);
         const old = this.owners.get(def.key);
         if (old && sameSignature(old.signature, def.signature)) continue;
         const flows = def.compile();
-        compiled.set(def.key, { signature: def.signature, flows });
+        compiled.push({ key: def.key, signature: def.signature, flows });
         diffOwner(def.key, old?.flows ?? NO_FLOWS, flows, changes);
       }
       changedGroups.set(g.key, { token: g.token, owners: keys });
@@ -102,12 +130,14 @@ export class IncrementalCompiler {
     const removed = known === this.groups.size ? [] : removedGroups(this.groups, list);
     for (const key of removed) for (const k of this.groups.get(key)!.owners) orphans.add(k);
     // nothing below throws: commit
+    // an orphan that a changed group now has moved there; other groups' owners did not change
+    const current = orphans.size ? new Set([...changedGroups.values()].flatMap((g) => g.owners)) : undefined;
     for (const k of orphans) {
-      if (current.has(k)) continue;
+      if (current!.has(k)) continue;
       diffOwner(k, this.owners.get(k)!.flows, NO_FLOWS, changes);
       this.owners.delete(k);
     }
-    for (const [k, state] of compiled) this.owners.set(k, state);
+    for (const state of compiled) this.owners.set(state.key, state);
     for (const key of removed) this.groups.delete(key);
     for (const [key, state] of changedGroups) this.groups.set(key, state);
     if (list.length === last.length) for (const i of moved) lastTokens[i] = list[i]!.token;
@@ -133,7 +163,7 @@ export function compileOwners(groups: Iterable<OwnerGroup>): Map<string, OwnerFl
 export function runIncremental<I>(ctx: AppContext, input$: Observable<I>, groupsOf: (input: I) => Iterable<OwnerGroup>): void {
   const engine = new IncrementalCompiler();
   ctx.on(input$, (input) => {
-    for (const c of engine.update(groupsOf(input))) ctx.setFlows(c.dpid, c.owner, c.flows);
+    for (const c of engine.update(groupsOf(input))) for (const dpid of c.dpids) ctx.setFlows(dpid, c.owner, c.flows);
   });
 }
 
@@ -148,20 +178,49 @@ function sameSignature(a: readonly unknown[], b: readonly unknown[]): boolean {
 }
 
 function diffOwner(owner: string, before: OwnerFlows, after: OwnerFlows, changes: FlowsChange[]): void {
-  // switches share flow arrays (one list for every remote host): compare each pair of arrays once
-  let equalOld: readonly Flow[] | undefined;
-  let equalNew: readonly Flow[] | undefined;
-  for (const [dpid, flows] of after) {
-    const old = before.get(dpid);
-    if (old && old === equalOld && flows === equalNew) continue;
-    if (old && sameFlows(old, flows)) {
-      equalOld = old;
-      equalNew = flows;
-    } else {
-      changes.push({ owner, dpid, flows });
+  if (sameSwitchSets(before, after)) {
+    // the usual recompile (and every first compile): list against list, one change per list that differs
+    for (let i = 0; i < after.length; i++) {
+      const { dpids, flows } = after[i]!;
+      if (!sameFlows(before[i]!.flows, flows)) changes.push({ owner, dpids, flows });
     }
+    return;
   }
-  for (const dpid of before.keys()) if (!after.has(dpid)) changes.push({ owner, dpid, flows: [] });
+  if (before.length === 0) {
+    for (const { dpids, flows } of after) changes.push({ owner, dpids, flows });
+    return;
+  }
+  const old = new Map<bigint, readonly Flow[]>();
+  for (const { dpids, flows } of before) for (const dpid of dpids) old.set(dpid, flows);
+  for (const { dpids, flows } of after) {
+    // switches share flow lists: compare each pair of lists once
+    const equal = new Set<readonly Flow[]>();
+    const differ = new Set<readonly Flow[]>();
+    const changed = dpids.filter((dpid) => {
+      const was = old.get(dpid) ?? NONE;
+      old.delete(dpid);
+      if (equal.has(was)) return false;
+      if (differ.has(was)) return true;
+      const same = sameFlows(was, flows);
+      (same ? equal : differ).add(was);
+      return !same;
+    });
+    if (changed.length) changes.push({ owner, dpids: changed.length === dpids.length ? dpids : changed, flows });
+  }
+  if (old.size) changes.push({ owner, dpids: [...old.keys()], flows: NONE });
+}
+
+/** the same switches in the same entries */
+function sameSwitchSets(a: OwnerFlows, b: OwnerFlows): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i]!.dpids;
+    const y = b[i]!.dpids;
+    if (x === y) continue;
+    if (x.length !== y.length) return false;
+    for (let k = 0; k < x.length; k++) if (x[k] !== y[k]) return false;
+  }
+  return true;
 }
 
 /** Whether two lists hold the same flows in the same order: what a switch would hold is the same. */

@@ -43,10 +43,21 @@ const setFields = new Table<Action>();
 const outputs = new Table<Action>();
 const gotos = new Map<number, Instruction>();
 
-/** The shared exact-match TLV for (field, value), or a new one for a value that is not a number. */
+/** per field, the last address TLV made: one object's flows repeat its addresses in a row (one entry per field) */
+const lastAddress = new Map<string, { field: string; value: string }>();
+
+/**
+ * The shared exact-match TLV for (field, value); an address (a string) is shared with the previous
+ * flow that matched it, when that was the last address matched in this field.
+ */
 export function exactTlv(field: string, value: unknown): OxmTlv {
-  if (!isPrimitive(value)) return { field, value } as OxmTlv;
-  return tlvs.get(field, value) ?? tlvs.add(field, value, { field, value } as OxmTlv);
+  if (isPrimitive(value)) return tlvs.get(field, value) ?? tlvs.add(field, value, { field, value } as OxmTlv);
+  if (typeof value !== 'string') return { field, value } as OxmTlv;
+  const last = lastAddress.get(field);
+  if (last?.value === value) return last as OxmTlv;
+  const tlv = { field, value };
+  lastAddress.set(field, tlv);
+  return tlv as OxmTlv;
 }
 
 /** The shared equal action for a set_field of a number or an output without maxLen; any other action as it is. */

@@ -60,26 +60,33 @@ function canonicalPair(field: string, value: Scalar, mask: Scalar | undefined): 
 const FIELD_ORDER = new Map(allFieldSpecs().map((s, i) => [s.name as string, i]));
 const inFieldOrder = (a: string, b: string): number => FIELD_ORDER.get(a)! - FIELD_ORDER.get(b)!;
 
+/** whether `items` are already in order: most are, and a sort allocates even then */
+function sorted<T>(items: readonly T[], order: (a: T, b: T) => number): boolean {
+  for (let i = 1; i < items.length; i++) if (order(items[i - 1]!, items[i]!) > 0) return false;
+  return true;
+}
+const inTextOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
 /**
  * Match TLVs from a spec, canonical as above, in registry order: OVS checks prerequisites while it
  * parses a match, so `arp_op` before `eth_type` is refused (OFPBMC_BAD_PREREQ).
  */
 export function matchFromSpec(spec: MatchSpec): Match {
-  const out: OxmTlv[] = [];
   const fields = Object.keys(spec) as OxmFieldName[];
-  if (fields.length > 1) fields.sort(inFieldOrder);
-  for (const field of fields) {
+  if (!sorted(fields, inFieldOrder)) fields.sort(inFieldOrder);
+  let wildcards = 0;
+  // map, not push: the array is exactly as long as the match (push leaves spare slots, and a region keeps 100,000s of matches)
+  const out = fields.map((field) => {
     const raw = spec[field];
     // a field given as undefined (an absent address, say) would silently match everything
     if (raw === undefined) throw new FlowBuildError(`match field ${field} is undefined: leave the field out to wildcard it`, { field });
-    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) {
-      out.push(exactTlv(field, raw));
-      continue;
-    }
+    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) return exactTlv(field, raw);
     const pair = canonicalPair(field, raw.value, raw.mask);
-    if (pair) out.push({ field, ...pair } as OxmTlv);
-  }
-  return out;
+    if (pair) return { field, ...pair } as OxmTlv;
+    wildcards++;
+    return undefined;
+  });
+  return wildcards ? out.filter((tlv) => tlv !== undefined) : (out as OxmTlv[]);
 }
 
 function scalarText(v: unknown): string {
@@ -99,7 +106,7 @@ export function matchKey(m: Match): string {
     if (!pair) continue;
     parts.push(pair.mask === undefined ? `${tlv.field}=${scalarText(pair.value)}` : `${tlv.field}=${scalarText(pair.value)}/${scalarText(pair.mask)}`);
   }
-  return parts.sort().join(',');
+  return (sorted(parts, inTextOrder) ? parts : parts.sort()).join(',');
 }
 
 /** value of a field in a match, if matched exactly */

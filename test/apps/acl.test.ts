@@ -33,7 +33,7 @@ test('rules get strictly decreasing priorities in list order: never two rules at
   const m = edit(twoZones(), (doc) => {
     doc.vpcs[0].acls.unshift({ name: 'range', subnet: 'app', direction: 'ingress', action: 'deny', protocol: 'udp', ports: '1000-1100', remote: { subnet: 'web' } });
   });
-  const flows = [...compileAcl(PIPELINE, viewOf(m)).get('vpc:blue')!.values()][0]!.filter((f) => f.priority > 1000 && f.priority < 64000);
+  const flows = compileAcl(PIPELINE, viewOf(m)).get('vpc:blue')![0]!.flows.filter((f) => f.priority > 1000 && f.priority < 64000);
   const byPriority = new Map<number, Set<string>>();
   for (const f of flows) byPriority.set(f.priority, (byPriority.get(f.priority) ?? new Set()).add(JSON.stringify(f.instructions, (_k, v) => (typeof v === 'bigint' ? String(v) : v))));
   t.deepEqual([...byPriority.keys()], m.acls.filter((a) => a.vpc === 'blue').map((_, i) => 60000 - i));

@@ -18,7 +18,7 @@ import { type ContextHost, RuntimeAppContext } from '../../src/runtime';
 import { Container, ModelPlacement, type Pipeline, StoreModelAccess } from '../../src/sdk';
 import { BGP_SPEAKERS, type BgpSpeakers, GATEWAY_PORTS, type GatewayPorts, NorthSouthApp, gatewayPortName } from '../../src/apps/north-south';
 import { APP_SETTINGS } from '../../src/sdk/app';
-import { COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, edit, northSouthWithHv5, placeAll, twoZones, viewOf } from './helpers';
+import { COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, edit, northSouthWithHv5, perSwitch, placeAll, twoZones, viewOf } from './helpers';
 
 class FakeStore implements ModelStore {
   readonly subject: BehaviorSubject<NetworkModel>;
@@ -112,8 +112,8 @@ test('on start each app hands the runtime exactly its full compile, owner by own
   const view = viewOf(model);
   for (const { name, harness } of started) {
     let count = 0;
-    for (const [owner, perSwitch] of COMPILERS[name](PIPELINE, view)) {
-      for (const [dpid, flows] of perSwitch) {
+    for (const [owner, lists] of COMPILERS[name](PIPELINE, view)) {
+      for (const [dpid, flows] of perSwitch(lists)) {
         t.deepEqual(harness.flows(owner, dpid), flows, `${name} ${owner}`);
         count += flows.length;
       }

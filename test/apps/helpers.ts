@@ -144,11 +144,16 @@ export function flowText(f: Pick<Flow, 'table' | 'priority' | 'match' | 'instruc
   return `table=${f.table}, priority=${f.priority}${match ? `,${match}` : ''} actions=${actions}`;
 }
 
+/** an owner's flows by switch */
+export function perSwitch(owner: OwnerFlows): Map<bigint, readonly Flow[]> {
+  return new Map(owner.flatMap(({ dpids, flows }) => dpids.map((dpid) => [dpid, flows] as const)));
+}
+
 /** an app's compiled owners as text: one block per owner and switch, in a stable order */
 export function ownersText(owners: ReadonlyMap<string, OwnerFlows>, hvName: (dpid: bigint) => string, pipeline = PIPELINE): string {
   const blocks: string[] = [];
-  for (const [owner, perSwitch] of [...owners].sort(([a], [b]) => (a < b ? -1 : 1))) {
-    for (const [dpid, flows] of [...perSwitch].sort(([a], [b]) => (hvName(a) < hvName(b) ? -1 : 1))) {
+  for (const [owner, lists] of [...owners].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    for (const [dpid, flows] of [...perSwitch(lists)].sort(([a], [b]) => (hvName(a) < hvName(b) ? -1 : 1))) {
       blocks.push(`# ${owner} @ ${hvName(dpid)}\n${flows.map((f) => flowText(f, pipeline)).join('\n')}`);
     }
   }
@@ -159,7 +164,7 @@ export function ownersText(owners: ReadonlyMap<string, OwnerFlows>, hvName: (dpi
 export function switchFlows(view: OverlayView, pipeline = PIPELINE, compilers: Compilers = COMPILERS): Map<bigint, Flow[]> {
   const out = new Map<bigint, Flow[]>(view.hypervisors.map((h) => [h.datapathId, [...tableMissFlows(pipeline)]]));
   for (const compile of Object.values(compilers)) {
-    for (const perSwitch of compile(pipeline, view).values()) for (const [dpid, flows] of perSwitch) out.get(dpid)!.push(...flows);
+    for (const owner of compile(pipeline, view).values()) for (const { dpids, flows } of owner) for (const dpid of dpids) out.get(dpid)!.push(...flows);
   }
   return out;
 }

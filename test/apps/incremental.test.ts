@@ -8,9 +8,10 @@ import { TUNNEL_MESH_APP_ID, tunnelMeshGroups } from '../../src/apps/tunnel-mesh
 import { diffFlows } from '../../src/sdk/diff';
 import { ModelValidationError, type NetworkModel, VNI_MAX } from '../../src/model';
 import { formatMessage } from '../../src/openflow';
-import { type FlowsChange, IncrementalCompiler, type OwnerGroup, compileOwners } from '../../src/sdk/incremental';
+import type { Flow } from '../../src/sdk/flow';
+import { IncrementalCompiler, type OwnerGroup, compileOwners, flowsOn } from '../../src/sdk/incremental';
 import type { Pipeline } from '../../src/sdk/pipeline';
-import { PIPELINE, edit, flowModText, ipv4Only, placeAll, twoZones, viewOf } from './helpers';
+import { PIPELINE, edit, flowModText, ipv4Only, perSwitch, placeAll, twoZones, viewOf } from './helpers';
 
 /** the edited model, or undefined when validation refuses it */
 function editOrRefused(m: NetworkModel, change: (doc: any) => void): NetworkModel | undefined {
@@ -34,13 +35,16 @@ class Overlay {
   readonly engines = APPS.map(() => new IncrementalCompiler());
   view?: OverlayView;
 
-  update(model: NetworkModel, placement = placeAll(model)): { app: string; appId: number; change: FlowsChange }[] {
+  /** the changes, one per (owner, switch) */
+  update(model: NetworkModel, placement = placeAll(model)): { app: string; appId: number; change: { owner: string; dpid: bigint; flows: readonly Flow[] } }[] {
     this.view = viewOf(model, placement, this.view);
-    return APPS.flatMap(([app, appId, groups], i) => this.engines[i]!.update(groups(PIPELINE, this.view!)).map((change) => ({ app, appId, change })));
+    return APPS.flatMap(([app, appId, groups], i) =>
+      this.engines[i]!.update(groups(PIPELINE, this.view!)).flatMap(({ owner, dpids, flows }) => dpids.map((dpid) => ({ app, appId, change: { owner, dpid, flows } }))),
+    );
   }
 
   flows(i: number, owner: string, dpid: bigint) {
-    return this.engines[i]!.snapshot().get(owner)?.get(dpid) ?? [];
+    return flowsOn(this.engines[i]!.snapshot().get(owner), dpid);
   }
 }
 
@@ -53,7 +57,7 @@ function flowMods(before: Overlay, model: NetworkModel): string[] {
   const snapshots = before.engines.map((e) => e.snapshot());
   return before.update(model).flatMap(({ app, appId, change }) => {
     const i = APPS.findIndex(([name]) => name === app);
-    const old = snapshots[i]!.get(change.owner)?.get(change.dpid) ?? [];
+    const old = flowsOn(snapshots[i]!.get(change.owner), change.dpid);
     const d = diffFlows(change.flows, old.map(({ table: _t, ...f }) => f), new Set([appId]));
     return [...d.deletes, ...d.modifies, ...d.adds].map((fm) => `${app} ${change.owner} @${hvName(model, change.dpid)}: ${flowModText(fm)}`);
   });
@@ -84,7 +88,11 @@ test('one port add touches only the flows it owns, on the switches it affects: t
     'move:NXM_OF_ARP_SPA[]->NXM_OF_ARP_TPA[],set_field:02:00:00:01:01:0e->arp_sha,set_field:10.1.1.14->arp_spa,IN_PORT';
   const route = (hv: string) =>
     `distributed-router port:web4 @${hv}: add table=l3.route, priority=100,ip,metadata=0x65,nw_dst=10.1.1.14 actions=set_field:0a:11:d6:e3:6c:06->eth_src,set_field:02:00:00:01:01:0e->eth_dst,dec_ttl,goto_table:l2.lookup`;
+  // the list every other hypervisor shares comes first, then the port's own hypervisor's
   t.deepEqual(mods, [
+    ...remote('hv2'),
+    ...remote('hv3'),
+    ...remote('hv4'),
     `tunnel-mesh port:web4 @hv1: add table=classify, priority=100,in_port=3 actions=set_field:0x${web}->reg5,set_field:0x${key}->reg6,write_metadata:0x65,goto_table:spoofguard`,
     'tunnel-mesh port:web4 @hv1: add table=spoofguard, priority=100,ip,in_port=3,dl_src=02:00:00:01:01:0e,nw_src=10.1.1.14 actions=goto_table:arp.responder',
     'tunnel-mesh port:web4 @hv1: add table=spoofguard, priority=100,arp,in_port=3,dl_src=02:00:00:01:01:0e,arp_spa=10.1.1.14,arp_sha=02:00:00:01:01:0e actions=goto_table:arp.responder',
@@ -92,14 +100,11 @@ test('one port add touches only the flows it owns, on the switches it affects: t
     `tunnel-mesh port:web4 @hv1: add table=output, priority=100,reg7=0x${key},metadata=0x65 actions=output:3`,
     `tunnel-mesh port:web4 @hv1: add table=tunnel.in, priority=100,ip,tun_id=0x65,tun_metadata0=0x${key} actions=ct(commit,zone=101),output:3`,
     `tunnel-mesh port:web4 @hv1: add table=tunnel.in, priority=90,tun_id=0x65,tun_metadata0=0x${key} actions=output:3`,
-    ...remote('hv2'),
-    ...remote('hv3'),
-    ...remote('hv4'),
     `tunnel-mesh flood:blue/web @hv1: modify_strict table=output, priority=100,reg7=0x${web},metadata=0x65 actions=output:1,output:3,set_field:0x65->tun_id,set_field:0x${web}->tun_metadata0,set_field:172.16.2.13->tun_dst,output:4000`,
     `tunnel-mesh flood:blue/web @hv1: modify_strict table=tunnel.in, priority=100,tun_id=0x65,tun_metadata0=0x${web} actions=output:1,output:3`,
+    `arp-responder port:web4 @hv3: add ${answer}`,
     'arp-responder port:web4 @hv1: add table=arp.responder, priority=300,arp,reg6=0x' + key + ',metadata=0x65,arp_tpa=10.1.1.14,arp_op=1 actions=drop',
     `arp-responder port:web4 @hv1: add ${answer}`,
-    `arp-responder port:web4 @hv3: add ${answer}`,
     route('hv1'),
     route('hv2'),
     route('hv3'),
@@ -214,7 +219,7 @@ test('incremental state always equals a full compile, and keys never move, over 
           const full = compileOwners(groups(PIPELINE, viewOf(m)));
           const incremental = overlay.engines[k]!.snapshot();
           t.deepEqual([...incremental.keys()].sort(), [...full.keys()].sort());
-          for (const [owner, perSwitch] of full) t.deepEqual(incremental.get(owner), perSwitch, owner);
+          for (const [owner, flows] of full) t.deepEqual(perSwitch(incremental.get(owner)!), perSwitch(flows), owner);
         });
       }
     }),

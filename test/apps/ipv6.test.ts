@@ -217,7 +217,7 @@ test('an IPv6-only tier has no IPv4 at all: no IPv4 or ARP flow of its ports or 
   const matches = Object.values(COMPILERS).flatMap((compile) =>
     [...compile(PIPELINE, view)]
       .filter(([owner]) => /^(port:v6[ab]|subnet:blue\/v6)$/.test(owner))
-      .flatMap(([owner, perSwitch]) => [...perSwitch.values()].flat().map((flow) => `${owner}: ${flowText(flow).split(' actions=')[0]}`)),
+      .flatMap(([owner, lists]) => lists.flatMap((l) => l.flows).map((flow) => `${owner}: ${flowText(flow).split(' actions=')[0]}`)),
   );
   t.true(matches.filter((m) => /,(ipv6|icmp6|tcp6|udp6)(,|$)/.test(m)).length > 10, 'its IPv6 flows are there');
   t.deepEqual(matches.filter((m) => /,(ip|arp|icmp|tcp|udp)(,|$)/.test(m)), [], 'and no IPv4 or ARP one');

@@ -24,7 +24,7 @@ import { DistributedRouterApp } from '../../src/apps/distributed-router';
 import { AclApp } from '../../src/apps/acl';
 import { type LoadBalancer, type NetworkModel, TUNNEL_OFPORT, loadModelFile } from '../../src/model';
 import { type Action, type FlowMod, type GroupMod, formatActions } from '../../src/openflow';
-import { BACKEND_HEALTH, type Group, Pipeline, groupIdOf, makeCookie, type Container } from '../../src/sdk';
+import { BACKEND_HEALTH, type Group, Pipeline, flowsOn, groupIdOf, makeCookie, type Container } from '../../src/sdk';
 import { FakeSwitch, FlowTableSim, TestModelStore, fakePort } from '../../src/testing';
 import { ipv4Of, runApps } from '../../src/testing';
 import { REPO_ROOT } from '../helpers/paths';
@@ -140,7 +140,7 @@ test('session affinity: buckets bind the client to a backend through lb.backend,
   const [g] = lbGroups(LB_PIPELINE, vpc, lb, ALL_HEALTHY).get(0x11n)!;
   const keyOf = (port: string) => vpc.portByName.get(port)!.key;
   t.deepEqual(backendsOf(g!), ['app-a1', 'app-a2', 'app-b1', 'app-b2'].map((p) => `reg2=${keyOf(p)}*1`));
-  const flows = compileLoadBalancer(LB_PIPELINE, viewOf(m)).get('lb:blue/sticky')!.get(0x11n)!;
+  const flows = flowsOn(compileLoadBalancer(LB_PIPELINE, viewOf(m)).get('lb:blue/sticky'), 0x11n);
   const bound = flows.filter((f) => f.table === LB_BACKEND_TABLE && f.priority === 200);
   t.is(bound.length, 4);
   const learn = bound[0]!.instructions[0]!.type === 'apply_actions' ? bound[0]!.instructions[0]!.actions.find((a) => a.type === 'learn') : undefined;

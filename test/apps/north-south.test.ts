@@ -169,7 +169,7 @@ test('rebinding a floating IP moves its flows in one change of its owner: off th
   engine.update(northSouthGroups(PIPELINE, model, placesIn(view)));
   const rebound = edit(model, (d) => (d.floatingIps[0].port = 'app1'));
   const changes = engine.update(northSouthGroups(PIPELINE, rebound, placesIn(viewOf(rebound))));
-  const tables = (hv: string) => new Set(changes.find((c) => c.owner.startsWith('fip:') && c.dpid === model.hypervisors.find((h) => h.name === hv)!.datapathId)!.flows.map((f) => f.table));
+  const tables = (hv: string) => new Set(changes.find((c) => c.owner.startsWith('fip:') && c.dpids.includes(model.hypervisors.find((h) => h.name === hv)!.datapathId))!.flows.map((f) => f.table));
   t.deepEqual(changes.filter((c) => c.owner.startsWith('fip:')).map((c) => c.owner), [`fip:${FIP_WEB1}`, `fip:${FIP_WEB1}`]);
   t.deepEqual([...new Set(changes.filter((c) => c.owner.startsWith('snat:')).map((c) => `${c.owner}${c.flows.length ? '' : ' cleared'}`))].sort(), ['snat:app1 cleared', 'snat:web1'], 'web1 now leaves by SNAT, app1 by the floating IP');
   t.true(tables('hv2').has('nat.inbound'), "the translation is on app1's hypervisor");
@@ -202,8 +202,8 @@ test('a port plugged in under the same model gets its floating IP flows, on its 
   engine.update(northSouthGroups(PIPELINE, model, placesIn(viewOf(model, unplugged))));
   const changes = engine.update(northSouthGroups(PIPELINE, model, placesIn(view)));
   const name = (dpid: bigint) => model.hypervisors.find((h) => h.datapathId === dpid)!.name;
-  t.true(changes.some((c) => c.owner === 'snat:red1' && name(c.dpid) === 'hv1'), "red1's SNAT on its hypervisor");
-  t.deepEqual(changes.filter((c) => !c.owner.startsWith('snat')).map((c) => [c.owner, name(c.dpid), c.flows.length]), [
+  t.true(changes.some((c) => c.owner === 'snat:red1' && c.dpids.some((d) => name(d) === 'hv1')), "red1's SNAT on its hypervisor");
+  t.deepEqual(changes.filter((c) => !c.owner.startsWith('snat')).flatMap((c) => c.dpids.map((d) => [c.owner, name(d), c.flows.length])), [
     [`fip:${FIP_WEB1}`, 'hv1', 7],
     [`fip:${FIP_WEB1}`, 'hv2', 3],
     ['gateway:ext-a/hv1', 'hv1', 4],

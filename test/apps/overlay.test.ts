@@ -1,7 +1,9 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { Subject } from 'rxjs';
-import { type OverlayView, buildOverlayView } from '../../src/apps/overlay';
+import { runInNewContext } from 'node:vm';
+import { setFlagsFromString } from 'node:v8';
+import { type OverlayView, buildOverlayView, viewPatch } from '../../src/apps/overlay';
 import type { PortNumbers as Placement } from '../../src/sdk';
 import { SwitchPortPlacement } from '../../src/runtime';
 import type { PortStatusEvent, SwitchUpEvent } from '../../src/controller';
@@ -12,6 +14,7 @@ import {
   type Keyed,
   MAC_RE,
   ModelValidationError,
+  type NetworkModel,
   PORT_KEYS,
   TUNNEL_OFPORT,
   TunnelKeyError,
@@ -25,6 +28,8 @@ import {
   validateModel,
 } from '../../src/model';
 import { edit, placeAll, toDoc, twoZones, viewOf } from './helpers';
+
+setFlagsFromString('--expose_gc');
 
 test('keys: pinned kept, others a hash of the name into their range, whatever the order or the other objects', (t) => {
   fc.assert(
@@ -201,6 +206,30 @@ test('views: a port added to one VPC leaves the other VPC and the untouched subn
   t.is(blue2!.subnetByName.get('web'), blue1!.subnetByName.get('web'));
   t.not(blue2!.subnetByName.get('db'), blue1!.subnetByName.get('db'));
   for (const name of ['web1', 'web2', 'app1', 'app2', 'db1']) t.is(blue2!.portByName.get(name), blue1!.portByName.get(name), name);
+});
+
+test('views: a view patched from the previous one keeps that one, not every version before it', async (t) => {
+  const gc = runInNewContext('gc') as () => void;
+  const added = (m: NetworkModel, i: number) =>
+    internModel(edit(m, (doc) => doc.ports.push({ name: `new-db${i}`, vpc: 'blue', subnet: 'db', mac: `02:00:00:01:03:${(0x10 + i).toString(16)}`, ip: `10.1.3.${20 + i}`, hypervisor: 'hv4' })), m);
+  let m = twoZones();
+  let view = viewOf(m);
+  const versions: WeakRef<OverlayView>[] = [];
+  for (let i = 0; i < 4; i++) {
+    const previous = view;
+    m = added(m, i);
+    view = viewOf(m, placeAll(m), previous);
+    t.is(viewPatch(view)?.previous, previous, 'consumers patch from the view before');
+    versions.push(new WeakRef(view));
+  }
+  // a WeakRef holds its target until the current job ends
+  await new Promise(setImmediate);
+  gc();
+  t.deepEqual(
+    versions.map((v) => v.deref() !== undefined),
+    [false, false, true, true],
+    'the newest view and the one it was patched from',
+  );
 });
 
 test('views: placement of one hypervisor only touches the VPCs it hosts', (t) => {

@@ -37,6 +37,7 @@ import {
   PipelineError,
   TUNNEL_OFPORT,
   arpAnswer,
+  bySwitch,
   cidr,
   conntrackZone,
   hasIpv4,
@@ -110,7 +111,7 @@ export function floatingIpOwners(pipeline: Pipeline, model: NetworkModel, places
     if (!placed) return [];
     const key = `fip:${fip.ip}`;
     const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
-    return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => floatingIpFlows(pipeline, model, key, fip, placed, gateways) }];
+    return [{ key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => bySwitch(floatingIpFlows(pipeline, model, key, fip, placed, gateways)) }];
   });
 }
 
@@ -118,7 +119,7 @@ export function floatingIpOwners(pipeline: Pipeline, model: NetworkModel, places
 export function gatewayHostOwners(pipeline: Pipeline, model: NetworkModel, attachments: readonly GatewayAttachment[]): OwnerDef[] {
   return attachments.map((a) => {
     const key = `gateway:${a.network.name}/${a.host.name}`;
-    return { key, signature: [model, a.uplink], compile: () => new Map([[a.host.datapathId, gatewayHostFlows(pipeline, key, a)]]) };
+    return { key, signature: [model, a.uplink], compile: () => [{ dpids: [a.host.datapathId], flows: gatewayHostFlows(pipeline, key, a) }] };
   });
 }
 

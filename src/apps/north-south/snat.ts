@@ -24,6 +24,7 @@ import {
   TUNNEL_OFPORT,
   type VmPort,
   arpAnswer,
+  bySwitch,
   conntrackZone,
   derivedKey,
   floatingIpMac,
@@ -131,7 +132,7 @@ export function snatOwners(pipeline: Pipeline, model: NetworkModel, places: Nort
   const vms = placedBindings.map(({ b, placed }): OwnerDef => {
     const key = `snat:${b.port.name}`;
     const gateways = attachments.filter((a) => a.host.zone === placed.hypervisor.zone);
-    return { key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => snatVmFlows(pipeline, model, key, b, placed, gateways) };
+    return { key, signature: [model, placed.dpid, placed.ofport, ...gateways.map((a) => a.uplink)], compile: () => bySwitch(snatVmFlows(pipeline, model, key, b, placed, gateways)) };
   });
   const addresses = model.egress.flatMap((e) =>
     e.snat.flatMap((address): OwnerDef[] => {
@@ -140,7 +141,7 @@ export function snatOwners(pipeline: Pipeline, model: NetworkModel, places: Nort
       const key = `snat-address:${address.ip}`;
       const vni = BigInt(model.vpcs.find((v) => v.name === e.vpc)!.vni);
       const hosts = [...new Map(placedBindings.filter(({ b }) => b.address.ip === address.ip).map(({ placed }) => [placed.dpid, placed.hypervisor])).values()];
-      return [{ key, signature: [model, ...gateways.map((a) => a.uplink), ...hosts], compile: () => snatAddressFlows(pipeline, key, address, vni, gateways, hosts) }];
+      return [{ key, signature: [model, ...gateways.map((a) => a.uplink), ...hosts], compile: () => bySwitch(snatAddressFlows(pipeline, key, address, vni, gateways, hosts)) }];
     }),
   );
   return [...vms, ...addresses];

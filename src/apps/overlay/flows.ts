@@ -4,7 +4,7 @@ import type { Hypervisor } from '../../model';
 import { makeCookie } from '../../sdk/cookie';
 import { PipelineError } from '../../sdk/errors';
 import { type Flow, FlowBuilder } from '../../sdk/flow';
-import type { OwnerDef, OwnerFlows, OwnerGroup } from '../../sdk/incremental';
+import type { OwnerDef, OwnerFlows, OwnerGroup, SwitchFlows } from '../../sdk/incremental';
 import type { Pipeline } from '../../sdk/pipeline';
 import { type OverlayView, type VpcView, viewPatch } from './view';
 
@@ -24,17 +24,38 @@ export function nextTable(pipeline: Pipeline, table: string): string {
   return next.name;
 }
 
-/** one flow list on every hypervisor of `hosts` (shared, not copied), then per-switch lists that replace it */
-export function onHosts(hosts: readonly Hypervisor[], flows: readonly Flow[], overrides: readonly [bigint, readonly Flow[]][] = []): OwnerFlows {
-  const out = new Map<bigint, readonly Flow[]>();
-  for (const h of hosts) out.set(h.datapathId, flows);
-  for (const [dpid, own] of overrides) out.set(dpid, own);
-  return out;
+/** each host list's dpids, and its dpids but one's (the one with its own flows), made once per list */
+const dpidsOf = new WeakMap<readonly Hypervisor[], { all: readonly bigint[]; without: Map<bigint, readonly bigint[]> }>();
+
+function hostDpids(hosts: readonly Hypervisor[]) {
+  let d = dpidsOf.get(hosts);
+  if (!d) dpidsOf.set(hosts, (d = { all: hosts.map((h) => h.datapathId), without: new Map() }));
+  return d;
 }
+
+/** one flow list on every hypervisor of `hosts` (shared, not copied), but for the switches of `overrides`, which get their own */
+export function onHosts(hosts: readonly Hypervisor[], flows: readonly Flow[], overrides: readonly [bigint, readonly Flow[]][] = []): OwnerFlows {
+  const d = hostDpids(hosts);
+  let dpids = d.all;
+  if (overrides.length === 1) {
+    const [own] = overrides[0]!;
+    let rest = d.without.get(own);
+    if (!rest) d.without.set(own, (rest = d.all.filter((dpid) => dpid !== own)));
+    dpids = rest;
+  } else if (overrides.length) dpids = d.all.filter((dpid) => !overrides.some(([own]) => own === dpid));
+  if (!overrides.length) return dpids.length ? [{ dpids, flows }] : [];
+  const own = overrides.map(([dpid, list]): SwitchFlows => ({ dpids: [dpid], flows: list }));
+  return dpids.length ? [{ dpids, flows }].concat(own) : own;
+}
+
+/** one commit action per zone (16 bits: the map is bounded), shared by the flows of its VPC */
+const commits = new Map<number, Action>();
 
 /** commit the connection in the VPC's conntrack zone; the packet goes on */
 export function ctCommit(zone: number): Action {
-  return { type: 'ct', flags: NX_CT_F_COMMIT, zone, recircTable: NX_CT_RECIRC_NONE, alg: 0, actions: [] };
+  let commit = commits.get(zone);
+  if (!commit) commits.set(zone, (commit = { type: 'ct', flags: NX_CT_F_COMMIT, zone, recircTable: NX_CT_RECIRC_NONE, alg: 0, actions: [] }));
+  return commit;
 }
 
 /** send the packet through conntrack in `zone` and continue it, tracked, in table `tableId` */

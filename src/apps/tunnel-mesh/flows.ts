@@ -2,7 +2,7 @@ import type { Action } from '../../openflow';
 import type { Hypervisor } from '../../model';
 import { TUNNEL_OFPORT, conntrackZone, linkLocalAddress } from '../../model';
 import type { Flow, FlowBuilder } from '../../sdk/flow';
-import { type OwnerDef, type OwnerGroup, compileOwners } from '../../sdk/incremental';
+import { type OwnerDef, type OwnerGroup, type SwitchFlows, compileOwners } from '../../sdk/incremental';
 import type { Pipeline, TableSpec } from '../../sdk/pipeline';
 import {
   ETH,
@@ -103,8 +103,13 @@ function fromTunnel(vni: number, egressKey: number) {
 
 const TO_TUNNEL = output(TUNNEL_OFPORT);
 
-function toHost(remote: Hypervisor): Action[] {
-  return [{ type: 'set_field', field: { field: 'tun_ipv4_dst', value: remote.tunnelIp } }, TO_TUNNEL];
+const toHostActions = new WeakMap<Hypervisor, readonly Action[]>();
+
+/** set the tunnel's destination and send: one list per hypervisor, shared by every flow tunnelling there */
+function toHost(remote: Hypervisor): readonly Action[] {
+  let actions = toHostActions.get(remote);
+  if (!actions) toHostActions.set(remote, (actions = [{ type: 'set_field', field: { field: 'tun_ipv4_dst', value: remote.tunnelIp } }, TO_TUNNEL]));
+  return actions;
 }
 
 /**
@@ -163,20 +168,18 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
  */
 function floodFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
   const f = ownerFlows(pipeline, TUNNEL_MESH_APP_ID, owner);
-  const out = new Map<bigint, Flow[]>();
+  const out: SwitchFlows[] = [];
   for (const host of s.hosts) {
     const local = s.ports.filter((p) => p.host === host && p.ofport !== undefined).map((p) => output(p.ofport!));
     if (local.length === 0) continue;
     const others = s.hosts.filter((h) => h !== host);
     const copies = others.length ? toTunnel(s.vni, s.key, others[0]!).concat(others.slice(1).flatMap(toHost)) : [];
-    out.set(host.datapathId, [
-      f('output')
-        .priority(PRIORITY.exact)
-        .match({ metadata: BigInt(s.vni), [REG.egress]: s.key })
-        .apply(...local, ...copies)
-        .build(),
-      f('tunnel.in').priority(PRIORITY.exact).match(fromTunnel(s.vni, s.key)).apply(...local).build(),
-    ]);
+    const flood = f('output')
+      .priority(PRIORITY.exact)
+      .match({ metadata: BigInt(s.vni), [REG.egress]: s.key })
+      .apply(...local, ...copies)
+      .build();
+    out.push({ dpids: [host.datapathId], flows: [flood, f('tunnel.in').priority(PRIORITY.exact).match(fromTunnel(s.vni, s.key)).apply(...local).build()] });
   }
   return out;
 }
