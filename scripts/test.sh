@@ -3,11 +3,13 @@
 # start the system Open vSwitch if it is down, run every test, then clean up whatever the
 # tests left on the machine. Needs root for the OVS, netns and Mininet tests.
 #
-# Tests run in two ava invocations:
-#   1. unit tests, files in parallel;
-#   2. system tests (files under test/integration/ and files named ovs-*.test.ts), which share
-#      the one system OVS and the zm* names, with --serial: one file, one test at a time.
-# scripts/test-files.sh unit|system lists the files of each.
+# Tests run in three ava invocations:
+#   - system tests (files under test/integration/ and files named ovs-*.test.ts), which share
+#     the one system OVS and the zm* names, with --serial: one file, one test at a time;
+#   - beside them, at the lowest CPU priority: unit tests, files in parallel, then clone tests
+#     (clone-*.test.ts, which run the unit phase again in a clone). The system tests mostly
+#     wait on OVS, etcd, daemons and timers; niced, the others take only the CPU they leave idle.
+# scripts/test-files.sh unit|system|clone lists the files of each.
 # Processes that tests start must leave a pidfile anywhere under $ZONEMESH_TEST_STATE
 # (test/helpers/run.ts spawnTracked does it); they are killed by pid at the end.
 set -uo pipefail
@@ -112,14 +114,22 @@ else
 fi
 
 mapfile -t unit < <(bash scripts/test-files.sh unit)
+mapfile -t clone < <(bash scripts/test-files.sh clone)
 mapfile -t system < <(bash scripts/test-files.sh system)
 
-passed=0 failed=0 skipped=0 known=0 ava_failed=
+# One ava invocation: its output to LOG (and to stdout), its exit status to LOG.rc, the pid of
+# its `timeout` in LOG.pid, by which an interrupted run stops it (clean_machine).
 run_ava() {
-  local log=$1 rc fails
+  local log=$1
   shift
-  timeout --kill-after=30s "$AVA_TIME_LIMIT" npx ava "$@" 2>&1 | tee "$log"
-  rc=${PIPESTATUS[0]}
+  sh -c 'echo $$ >"$0" && exec "$@"' "$log.pid" timeout --kill-after=30s "$AVA_TIME_LIMIT" npx ava "$@" 2>&1 | tee "$log"
+  echo "${PIPESTATUS[0]}" >"$log.rc"
+}
+
+passed=0 failed=0 skipped=0 known=0 ava_failed=
+count_log() {
+  local log=$1 rc fails
+  rc=$(cat "$log.rc" 2>/dev/null || echo 1)
   # Count the default reporter's per-test lines: its closing summary omits the passed
   # count whenever something failed.
   passed=$((passed + $(grep -c '^  ✔ ' "$log")))
@@ -127,18 +137,36 @@ run_ava() {
   if [ "$rc" -ne 0 ]; then
     ava_failed=1
     # a crash or timeout outside any test still counts as a failure
-    [ "$fails" -eq 0 ] && { echo "test.sh: ava exited with status $rc outside any test (see above)"; fails=1; }
+    [ "$fails" -eq 0 ] && { echo "test.sh: ava ($log) exited with status $rc outside any test"; fails=1; }
   fi
   failed=$((failed + fails))
   skipped=$((skipped + $(grep -c '^  - \[skip\]' "$log")))
   known=$((known + $(grep -c '^  ✔ \[expected fail\]' "$log")))
 }
 
-[ ${#unit[@]} -gt 0 ] && run_ava "$ZONEMESH_TEST_STATE/ava-unit.log" "${unit[@]}"
+unit_log=$ZONEMESH_TEST_STATE/ava-unit.log
+clone_log=$ZONEMESH_TEST_STATE/ava-clone.log
+system_log=$ZONEMESH_TEST_STATE/ava-system.log
+(
+  renice -n 19 -p "$BASHPID" >/dev/null
+  [ ${#unit[@]} -eq 0 ] || run_ava "$unit_log" "${unit[@]}"
+  [ ${#clone[@]} -eq 0 ] || run_ava "$clone_log" "${clone[@]}"
+) >/dev/null &
+niced=$!
 if [ ${#system[@]} -gt 0 ]; then
   echo "test.sh: system tests, one at a time: ${system[*]#dist/}"
-  run_ava "$ZONEMESH_TEST_STATE/ava-system.log" --serial "${system[@]}"
+  echo "test.sh: unit and clone tests run beside them at low CPU priority; their output follows"
+  run_ava "$system_log" --serial "${system[@]}"
 fi
+wait "$niced"
+for log in "$unit_log" "$clone_log"; do
+  [ -f "$log" ] || continue
+  echo "test.sh: ${log##*/}:"
+  cat "$log"
+done
+for log in "$system_log" "$unit_log" "$clone_log"; do
+  [ -f "$log" ] && count_log "$log"
+done
 
 cleanup
 
