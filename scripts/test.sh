@@ -82,9 +82,12 @@ mkdir -p "$ZONEMESH_TEST_STATE"
 started_ovs=
 ovs_was_down=
 cleaned=
+niced=
 cleanup() {
   [ -n "$cleaned" ] && return
   cleaned=1
+  # an interrupted run: the niced tests start nothing more (clean_machine stops what runs)
+  [ -n "$niced" ] && kill "$niced" 2>/dev/null
   clean_machine
   if [ -n "$started_ovs" ]; then
     "$OVS_CTL" stop >"$ZONEMESH_TEST_STATE/ovs-stop.log" 2>&1 || cat "$ZONEMESH_TEST_STATE/ovs-stop.log"
