@@ -162,6 +162,7 @@ if [ ${#system[@]} -gt 0 ]; then
   run_ava "$system_log" --serial "${system[@]}"
 fi
 wait "$niced"
+niced=
 for log in "$unit_log" "$clone_log"; do
   [ -f "$log" ] || continue
   echo "test.sh: ${log##*/}:"
