@@ -6,9 +6,10 @@
 # Tests run in three ava invocations:
 #   - system tests (files under test/integration/ and files named ovs-*.test.ts), which share
 #     the one system OVS and the zm* names, with --serial: one file, one test at a time;
-#   - beside them, at the lowest CPU priority: unit tests, files in parallel, then clone tests
-#     (clone-*.test.ts, which run the unit phase again in a clone). The system tests mostly
-#     wait on OVS, etcd, daemons and timers; niced, the others take only the CPU they leave idle.
+#   - beside them: unit tests, files in parallel, then clone tests (clone-*.test.ts, which run
+#     the unit phase again in a clone). The system tests mostly wait on OVS, etcd, daemons and
+#     timers, and they run at a higher CPU priority (nice -10): the tests beside them take the
+#     CPU they leave idle, and still their fair share against anything else on the machine.
 # scripts/test-files.sh unit|system|clone lists the files of each.
 # Processes that tests start must leave a pidfile anywhere under $ZONEMESH_TEST_STATE
 # (test/helpers/run.ts spawnTracked does it); they are killed by pid at the end.
@@ -82,12 +83,12 @@ mkdir -p "$ZONEMESH_TEST_STATE"
 started_ovs=
 ovs_was_down=
 cleaned=
-niced=
+beside=
 cleanup() {
   [ -n "$cleaned" ] && return
   cleaned=1
-  # an interrupted run: the niced tests start nothing more (clean_machine stops what runs)
-  [ -n "$niced" ] && kill "$niced" 2>/dev/null
+  # an interrupted run: the tests beside the system tests start nothing more (clean_machine stops what runs)
+  [ -n "$beside" ] && kill "$beside" 2>/dev/null
   clean_machine
   if [ -n "$started_ovs" ]; then
     "$OVS_CTL" stop >"$ZONEMESH_TEST_STATE/ovs-stop.log" 2>&1 || cat "$ZONEMESH_TEST_STATE/ovs-stop.log"
@@ -151,18 +152,20 @@ unit_log=$ZONEMESH_TEST_STATE/ava-unit.log
 clone_log=$ZONEMESH_TEST_STATE/ava-clone.log
 system_log=$ZONEMESH_TEST_STATE/ava-system.log
 (
-  renice -n 19 -p "$BASHPID" >/dev/null
   [ ${#unit[@]} -eq 0 ] || run_ava "$unit_log" "${unit[@]}"
   [ ${#clone[@]} -eq 0 ] || run_ava "$clone_log" "${clone[@]}"
 ) >/dev/null &
-niced=$!
+beside=$!
+# from here on (the system tests and what they start) at the higher priority; without the
+# privilege for it, at the same priority as the tests beside them
+renice -n -10 -p $$ >/dev/null 2>&1
 if [ ${#system[@]} -gt 0 ]; then
   echo "test.sh: system tests, one at a time: ${system[*]#dist/}"
-  echo "test.sh: unit and clone tests run beside them at low CPU priority; their output follows"
+  echo "test.sh: unit and clone tests run beside them; their output follows"
   run_ava "$system_log" --serial "${system[@]}"
 fi
-wait "$niced"
-niced=
+wait "$beside"
+beside=
 for log in "$unit_log" "$clone_log"; do
   [ -f "$log" ] || continue
   echo "test.sh: ${log##*/}:"
