@@ -3,14 +3,11 @@
 # start the system Open vSwitch if it is down, run every test, then clean up whatever the
 # tests left on the machine. Needs root for the OVS, netns and Mininet tests.
 #
-# Tests run in three ava invocations:
-#   - system tests (files under test/integration/ and files named ovs-*.test.ts), which share
-#     the one system OVS and the zm* names, with --serial: one file, one test at a time;
-#   - beside them: unit tests, files in parallel, then clone tests (clone-*.test.ts, which run
-#     the unit phase again in a clone). The system tests mostly wait on OVS, etcd, daemons and
-#     timers, and they run at a higher CPU priority (nice -10): the tests beside them take the
-#     CPU they leave idle, and still their fair share against anything else on the machine.
-# scripts/test-files.sh unit|system|clone lists the files of each.
+# Tests run in two ava invocations:
+#   1. unit tests, files in parallel;
+#   2. system tests (files under test/integration/ and files named ovs-*.test.ts), which share
+#      the one system OVS and the zm* names, with --serial: one file, one test at a time.
+# scripts/test-files.sh unit|system lists the files of each.
 # Processes that tests start must leave a pidfile anywhere under $ZONEMESH_TEST_STATE
 # (test/helpers/run.ts spawnTracked does it); they are killed by pid at the end.
 set -uo pipefail
@@ -83,12 +80,9 @@ mkdir -p "$ZONEMESH_TEST_STATE"
 started_ovs=
 ovs_was_down=
 cleaned=
-beside=
 cleanup() {
   [ -n "$cleaned" ] && return
   cleaned=1
-  # an interrupted run: the tests beside the system tests start nothing more (clean_machine stops what runs)
-  [ -n "$beside" ] && kill "$beside" 2>/dev/null
   clean_machine
   if [ -n "$started_ovs" ]; then
     "$OVS_CTL" stop >"$ZONEMESH_TEST_STATE/ovs-stop.log" 2>&1 || cat "$ZONEMESH_TEST_STATE/ovs-stop.log"
@@ -118,22 +112,14 @@ else
 fi
 
 mapfile -t unit < <(bash scripts/test-files.sh unit)
-mapfile -t clone < <(bash scripts/test-files.sh clone)
 mapfile -t system < <(bash scripts/test-files.sh system)
 
-# One ava invocation: its output to LOG (and to stdout), its exit status to LOG.rc, the pid of
-# its `timeout` in LOG.pid, by which an interrupted run stops it (clean_machine).
-run_ava() {
-  local log=$1
-  shift
-  sh -c 'echo $$ >"$0" && exec "$@"' "$log.pid" timeout --kill-after=30s "$AVA_TIME_LIMIT" npx ava "$@" 2>&1 | tee "$log"
-  echo "${PIPESTATUS[0]}" >"$log.rc"
-}
-
 passed=0 failed=0 skipped=0 known=0 ava_failed=
-count_log() {
+run_ava() {
   local log=$1 rc fails
-  rc=$(cat "$log.rc" 2>/dev/null || echo 1)
+  shift
+  timeout --kill-after=30s "$AVA_TIME_LIMIT" npx ava "$@" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
   # Count the default reporter's per-test lines: its closing summary omits the passed
   # count whenever something failed.
   passed=$((passed + $(grep -c '^  ✔ ' "$log")))
@@ -141,39 +127,18 @@ count_log() {
   if [ "$rc" -ne 0 ]; then
     ava_failed=1
     # a crash or timeout outside any test still counts as a failure
-    [ "$fails" -eq 0 ] && { echo "test.sh: ava ($log) exited with status $rc outside any test"; fails=1; }
+    [ "$fails" -eq 0 ] && { echo "test.sh: ava exited with status $rc outside any test (see above)"; fails=1; }
   fi
   failed=$((failed + fails))
   skipped=$((skipped + $(grep -c '^  - \[skip\]' "$log")))
   known=$((known + $(grep -c '^  ✔ \[expected fail\]' "$log")))
 }
 
-unit_log=$ZONEMESH_TEST_STATE/ava-unit.log
-clone_log=$ZONEMESH_TEST_STATE/ava-clone.log
-system_log=$ZONEMESH_TEST_STATE/ava-system.log
-(
-  [ ${#unit[@]} -eq 0 ] || run_ava "$unit_log" "${unit[@]}"
-  [ ${#clone[@]} -eq 0 ] || run_ava "$clone_log" "${clone[@]}"
-) >/dev/null &
-beside=$!
-# from here on (the system tests and what they start) at the higher priority; without the
-# privilege for it, at the same priority as the tests beside them
-renice -n -10 -p $$ >/dev/null 2>&1
+[ ${#unit[@]} -gt 0 ] && run_ava "$ZONEMESH_TEST_STATE/ava-unit.log" "${unit[@]}"
 if [ ${#system[@]} -gt 0 ]; then
   echo "test.sh: system tests, one at a time: ${system[*]#dist/}"
-  echo "test.sh: unit and clone tests run beside them; their output follows"
-  run_ava "$system_log" --serial "${system[@]}"
+  run_ava "$ZONEMESH_TEST_STATE/ava-system.log" --serial "${system[@]}"
 fi
-wait "$beside"
-beside=
-for log in "$unit_log" "$clone_log"; do
-  [ -f "$log" ] || continue
-  echo "test.sh: ${log##*/}:"
-  cat "$log"
-done
-for log in "$system_log" "$unit_log" "$clone_log"; do
-  [ -f "$log" ] && count_log "$log"
-done
 
 cleanup
 
