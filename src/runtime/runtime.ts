@@ -19,6 +19,8 @@ import { TUNNEL_HEALTH, type TunnelHealthSource } from '../sdk/tunnel-health';
 import { BACKEND_HEALTH, type BackendHealthSource } from '../sdk/backend-health';
 import { ModelPlacement, PORT_PLACEMENT, type PortPlacement } from '../sdk/placement';
 import { SwitchPortPlacement } from './placement';
+import { VSCTL } from '../sdk/vsctl';
+import { ExecVsctl } from './vsctl';
 import { RuntimeAppContext, type ContextHost } from './context';
 import { ControlServer, type ControlSource } from './control';
 import { Container, type Newable } from '../sdk/di';
@@ -183,6 +185,8 @@ export class Runtime {
       options.bindServices?.(container);
       // tests may bring their own port numbers; otherwise the switches say
       if (!container.isBound(PORT_PLACEMENT)) container.bind(PORT_PLACEMENT).toConstantValue(new SwitchPortPlacement(this.controller));
+      // the apps' ovs-vsctl (tunnel and BFD ports); tests may bring their own
+      if (!container.isBound(VSCTL)) container.bind(VSCTL).toConstantValue(new ExecVsctl());
       this.container = container;
 
       this.apps = this.resolveApps(config.apps);

@@ -21,6 +21,7 @@ export * from './mac-table';
 export * from './health-source';
 export * from './tunnel-health';
 export * from './backend-health';
+export * from './vsctl';
 
 // OpenFlow: the reserved ports and constants flows and packet-outs use, and the message types apps send
 export { OFPP, OFP_NO_BUFFER, OFPCML_NO_BUFFER, OFPTT_ALL, OFPFF_SEND_FLOW_REM } from '../openflow/constants';

@@ -6,7 +6,7 @@ import { ArpResponderApp } from '../../src/apps/arp-responder';
 import { DistributedRouterApp } from '../../src/apps/distributed-router';
 import { OverlayViews } from '../../src/apps/overlay';
 import { PORT_PLACEMENT, type PortNumbers as Placement, type PortPlacement } from '../../src/sdk';
-import { TUNNEL_PORTS, TunnelMeshApp, type TunnelPorts, tunnelPortCommand } from '../../src/apps/tunnel-mesh';
+import { TUNNEL_PORTS, TunnelMeshApp, type TunnelPorts, VsctlTunnelPorts, tunnelPortCommand } from '../../src/apps/tunnel-mesh';
 import { type Hypervisor, type ModelStore, type NetworkModel, internModel } from '../../src/model';
 import type { OfMessage } from '../../src/openflow';
 import { LogLimiter, type SwitchSession } from '../../src/controller';
@@ -15,8 +15,8 @@ import { MODEL_STORE, type ZonemeshApp } from '../../src/sdk/app';
 import { makeCookie } from '../../src/sdk/cookie';
 import type { Flow } from '../../src/sdk/flow';
 import { type ContextHost, RuntimeAppContext } from '../../src/runtime';
-import { Container, ModelPlacement, type Pipeline, StoreModelAccess } from '../../src/sdk';
-import { BGP_SPEAKERS, type BgpSpeakers, GATEWAY_PORTS, type GatewayPorts, NorthSouthApp, gatewayPortName } from '../../src/apps/north-south';
+import { Container, ModelPlacement, type Pipeline, StoreModelAccess, VSCTL, type Vsctl } from '../../src/sdk';
+import { BGP_SPEAKERS, type BgpSpeakers, GATEWAY_PORTS, type GatewayPorts, NorthSouthApp, VsctlGatewayPorts, gatewayPortName, gatewayPortsCommand } from '../../src/apps/north-south';
 import { APP_SETTINGS } from '../../src/sdk/app';
 import { COMPILERS, NORTH_SOUTH_PIPELINE, PIPELINE, edit, northSouthWithHv5, perSwitch, placeAll, twoZones, viewOf } from './helpers';
 
@@ -185,8 +185,31 @@ test('a failed tunnel port provisioning is retried', async (t) => {
 
 test('the tunnel port command creates or corrects the one flow-based Geneve port in one transaction', (t) => {
   const [hv] = withOvsdb(twoZones()).hypervisors;
-  t.deepEqual(tunnelPortCommand(hv as Hypervisor & { ovsdb: string }).join(' '),
-    '--db=unix:/run/zm/hv1/db.sock --timeout=10 -- --may-exist add-port br-int zm-tun -- set interface zm-tun type=geneve options:remote_ip=flow options:key=flow options:local_ip=172.16.1.11 ofport_request=4000');
+  t.deepEqual(tunnelPortCommand(hv!).join(' '),
+    '-- --may-exist add-port br-int zm-tun -- set interface zm-tun type=geneve options:remote_ip=flow options:key=flow options:local_ip=172.16.1.11 ofport_request=4000');
+});
+
+test('the tunnel and BFD port provisioners run ovs-vsctl through the runtime\'s VSCTL, on the hypervisor\'s OVSDB', async (t) => {
+  const [hv, peer] = withOvsdb(twoZones()).hypervisors as (Hypervisor & { ovsdb: string })[];
+  const present = ['web1', 'zm-tun', 'zm-gw-0a0a0a0a'];
+  const runs: [string, readonly string[]][] = [];
+  const vsctl: Vsctl = {
+    run: async (target, args) => {
+      runs.push([`${target.name} ${target.ovsdb}`, args]);
+      return args[0] === 'list-ports' ? present.map((p) => `${p}\n`).join('') : '';
+    },
+  };
+  const container = new Container({ defaultScope: 'Singleton', autobind: true });
+  container.bind(VSCTL).toConstantValue(vsctl);
+  await container.get(VsctlTunnelPorts).ensure(hv!);
+  await container.get(VsctlGatewayPorts).ensure(hv!, [peer!]);
+  const at = 'hv1 unix:/run/zm/hv1/db.sock';
+  t.deepEqual(runs, [
+    [at, tunnelPortCommand(hv!)],
+    [at, ['list-ports', 'br-int']],
+    [at, gatewayPortsCommand(hv!, [peer!], present)],
+  ]);
+  t.true(runs[2]![1].includes('zm-gw-0a0a0a0a'), 'the stale BFD port is deleted');
 });
 
 class StubGatewayPorts implements GatewayPorts {

@@ -113,11 +113,9 @@ test('BFD peers: a hypervisor watches its zone\'s gateways; a gateway answers th
 });
 
 test('BFD ports: one ovs-vsctl transaction sets every peer\'s port and deletes ours to former peers only', (t) => {
-  const hv5 = { ...withHv5.hypervisors.find((h) => h.name === 'hv5')!, ovsdb: 'unix:/run/hv5/db.sock' };
+  const hv5 = withHv5.hypervisors.find((h) => h.name === 'hv5')!;
   const args = gatewayPortsCommand(hv5, [hv('hv1')], ['web1', 'zm-tun', 'zm-gw-ac10010b', 'zm-gw-ac10010c']);
   t.deepEqual(args, [
-    '--db=unix:/run/hv5/db.sock',
-    '--timeout=10',
     '--', '--if-exists', 'del-port', 'br-int', 'zm-gw-ac10010c',
     '--', '--may-exist', 'add-port', 'br-int', 'zm-gw-ac10010b',
     '--', 'set', 'interface', 'zm-gw-ac10010b', 'type=geneve', 'options:remote_ip=172.16.1.11', 'options:local_ip=172.16.1.15', `options:dst_port=${GATEWAY_BFD_UDP_PORT}`,

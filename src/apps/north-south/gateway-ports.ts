@@ -1,5 +1,4 @@
-import { execFile } from 'node:child_process';
-import { type Hypervisor, injectable } from '../../sdk';
+import { type Hypervisor, VSCTL, type Vsctl, inject, injectable } from '../../sdk';
 import { GATEWAY_BFD_INTERVAL_MS, GATEWAY_BFD_UDP_PORT, gatewayPortName, isGatewayPortName } from './gateways';
 
 /** Makes a hypervisor's BFD ports to its peers exactly `peers` (a side effect, kept out of the compile). */
@@ -10,29 +9,16 @@ export interface GatewayPorts {
 /** DI token for GatewayPorts; tests bind a stub. */
 export const GATEWAY_PORTS = Symbol.for('zonemesh.gatewayPorts');
 
-export class GatewayPortError extends Error {
-  override readonly name = 'GatewayPortError';
-  constructor(
-    readonly hypervisor: string,
-    readonly command: readonly string[],
-    readonly stderr: string,
-  ) {
-    super(`hypervisor ${hypervisor}: ${command.join(' ')} failed: ${stderr.trim()}`);
-  }
-}
-
 /**
- * ovs-vsctl arguments, one transaction: every peer's port created if missing and all its columns set
+ * One ovs-vsctl transaction: every peer's port created if missing and all its columns set
  * (may-exist alone would keep a stale port's options), and our ports to hypervisors that are no
- * longer peers (`present`: the bridge's ports now) deleted.
+ * longer peers (`present`: the bridge's ports now) deleted. Empty when there is nothing to do.
  */
-export function gatewayPortsCommand(hv: Hypervisor & { ovsdb: string }, peers: readonly Hypervisor[], present: readonly string[], timeoutSeconds = 10): string[] {
+export function gatewayPortsCommand(hv: Hypervisor, peers: readonly Hypervisor[], present: readonly string[]): string[] {
   const wanted = new Set(peers.map(gatewayPortName));
   const stale = present.filter((p) => isGatewayPortName(p) && !wanted.has(p));
   const interval = String(GATEWAY_BFD_INTERVAL_MS);
   return [
-    `--db=${hv.ovsdb}`,
-    `--timeout=${timeoutSeconds}`,
     ...stale.flatMap((p) => ['--', '--if-exists', 'del-port', hv.bridge, p]),
     ...peers.flatMap((peer) => {
       const name = gatewayPortName(peer);
@@ -59,21 +45,14 @@ export function gatewayPortsCommand(hv: Hypervisor & { ovsdb: string }, peers: r
   ];
 }
 
-function vsctl(hv: string, args: readonly string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile('ovs-vsctl', args, { timeout: 15_000 }, (err, stdout, stderr) => {
-      if (err) reject(new GatewayPortError(hv, ['ovs-vsctl', ...args], stderr || err.message));
-      else resolve(stdout);
-    });
-  });
-}
-
-/** GatewayPorts through the ovs-vsctl client, as the tunnel port is provisioned (docs/pipeline.md). */
+/** GatewayPorts through the runtime's ovs-vsctl, as the tunnel port is provisioned (docs/pipeline.md). */
 @injectable()
 export class VsctlGatewayPorts implements GatewayPorts {
+  constructor(@inject(VSCTL) private readonly vsctl: Vsctl) {}
+
   async ensure(hv: Hypervisor & { ovsdb: string }, peers: readonly Hypervisor[]): Promise<void> {
-    const present = (await vsctl(hv.name, [`--db=${hv.ovsdb}`, '--timeout=10', 'list-ports', hv.bridge])).split('\n').filter(Boolean);
+    const present = (await this.vsctl.run(hv, ['list-ports', hv.bridge])).split('\n').filter(Boolean);
     const args = gatewayPortsCommand(hv, peers, present);
-    if (args.length > 2) await vsctl(hv.name, args);
+    if (args.length > 0) await this.vsctl.run(hv, args);
   }
 }

@@ -1,7 +1,7 @@
-import { execFile } from 'node:child_process';
 import type { Hypervisor } from '../../model';
 import { TUNNEL_OFPORT } from '../../model';
-import { injectable } from '../../sdk/di';
+import { inject, injectable } from '../../sdk/di';
+import { VSCTL, type Vsctl } from '../../sdk/vsctl';
 
 /** The one flow-based Geneve port of every integration bridge. */
 export const TUNNEL_PORT_NAME = 'zm-tun';
@@ -14,25 +14,12 @@ export interface TunnelPorts {
 /** DI token for TunnelPorts; tests bind a stub. */
 export const TUNNEL_PORTS = Symbol.for('zonemesh.tunnelPorts');
 
-export class TunnelPortError extends Error {
-  override readonly name = 'TunnelPortError';
-  constructor(
-    readonly hypervisor: string,
-    readonly command: readonly string[],
-    readonly stderr: string,
-  ) {
-    super(`hypervisor ${hypervisor}: ${command.join(' ')} failed: ${stderr.trim()}`);
-  }
-}
-
 /**
- * ovs-vsctl arguments that create the port if it is missing and, either way, set every column we
- * rely on (may-exist alone would leave a stale port's options as they were). One transaction.
+ * The ovs-vsctl transaction that creates the port if it is missing and, either way, sets every
+ * column we rely on (may-exist alone would leave a stale port's options as they were).
  */
-export function tunnelPortCommand(hv: Hypervisor & { ovsdb: string }, timeoutSeconds = 10): string[] {
+export function tunnelPortCommand(hv: Hypervisor): string[] {
   return [
-    `--db=${hv.ovsdb}`,
-    `--timeout=${timeoutSeconds}`,
     '--',
     '--may-exist',
     'add-port',
@@ -50,16 +37,12 @@ export function tunnelPortCommand(hv: Hypervisor & { ovsdb: string }, timeoutSec
   ];
 }
 
-/** TunnelPorts through the ovs-vsctl client (see docs/pipeline.md for why not our own OVSDB client). */
+/** TunnelPorts through the runtime's ovs-vsctl (see docs/pipeline.md for why not our own OVSDB client). */
 @injectable()
 export class VsctlTunnelPorts implements TunnelPorts {
-  ensure(hv: Hypervisor & { ovsdb: string }): Promise<void> {
-    const args = tunnelPortCommand(hv);
-    return new Promise((resolve, reject) => {
-      execFile('ovs-vsctl', args, { timeout: 15_000 }, (err, _stdout, stderr) => {
-        if (err) reject(new TunnelPortError(hv.name, ['ovs-vsctl', ...args], stderr || err.message));
-        else resolve();
-      });
-    });
+  constructor(@inject(VSCTL) private readonly vsctl: Vsctl) {}
+
+  async ensure(hv: Hypervisor & { ovsdb: string }): Promise<void> {
+    await this.vsctl.run(hv, tunnelPortCommand(hv));
   }
 }
