@@ -34,8 +34,8 @@ const logged = captureLog('info');
 test.before(async () => {
   cluster = await startEtcd(1);
   client = connectEtcd(cluster.endpoints);
-  // the default model without its way out: the north-south tests below build one through the API
-  await importModel(client, { ...loadModelFile(join(REPO_ROOT, 'models/two-zones.yaml')), externalNetworks: [], floatingIps: [], egress: [] });
+  // the default model without its way out and its load balancers: the tests below build them through the API
+  await importModel(client, { ...loadModelFile(join(REPO_ROOT, 'models/two-zones.yaml')), externalNetworks: [], floatingIps: [], egress: [], loadBalancers: [] });
   api = await startApi({ client, host: '127.0.0.1', port: 0, token: TOKEN, log: logged.log, requestTimeoutMs: 2000 });
 });
 
@@ -281,7 +281,7 @@ test.serial("ACL rules: a VPC's ordered list, read and replaced whole with its r
   const blue = await call('GET', '/v1/vpcs/blue/acls', undefined, { token: null });
   t.is(blue.status, 200);
   t.is(blue.body.vpc, 'blue');
-  t.deepEqual(blue.body.rules.map((r: Json) => r.name), ['web-to-app-http', 'web-to-app-ping', 'web-to-app-ping6', 'app-to-db-sql', 'app-to-db-ping', 'app-to-db-ping6']);
+  t.deepEqual(blue.body.rules.map((r: Json) => r.name), ['web-to-app-http', 'web-to-app-ping', 'web-to-app-ping6', 'app-to-db-sql', 'app-to-db-ping', 'app-to-db-ping6', 'http-from-anywhere', 'ping-web-from-anywhere']);
   const reordered = [...blue.body.rules].reverse();
   const put = await call('PUT', '/v1/vpcs/blue/acls', { rules: reordered, revision: blue.body.revision });
   t.is(put.status, 200, JSON.stringify(put.body));

@@ -103,7 +103,7 @@ function putOnce(client: Etcd3, key: string, value: string, modRevision: number)
 test('import, then the store loads what loadModelFile reads; run --store serves it; export round-trips through import', async (t) => {
   await withEtcd(1, async (cluster, client) => {
     const result = await importModel(client, loadModelFile(TWO_ZONES));
-    t.is(result.keys, 24); // 2 zones, 4 hypervisors, 2 VPCs (with their egress), 4 subnets, 1 ACL list, 7 ports, 2 external networks, 2 floating IPs
+    t.is(result.keys, 26); // 2 zones, 4 hypervisors, 2 VPCs (with their egress), 4 subnets, 1 ACL list, 7 ports, 2 external networks, 2 floating IPs, 2 load balancers
 
     const store = await EtcdModelStore.open(cluster.endpoints);
     t.teardown(() => store.close());
