@@ -189,12 +189,13 @@ const MULTIPART_HEADER_LEN = 16;
 
 /**
  * A frame kept past its dispatch. Sockets hand over a fresh chunk per read (see Framer), so a frame
- * that is most of its chunk is kept as a view of it, nothing allocated or copied (a flow dump of a
- * thousand switches is tens of MB); a smaller one is copied, so that what is held stays within
- * twice the bytes the multipart budgets count.
+ * that is its whole chunk is kept as a view of it, nothing allocated or copied; any other is copied,
+ * so that what is held is exactly the bytes the multipart budgets count. (Views of frames that were
+ * most of their chunk held up to twice that: a multipart bomb then took the controller past the RSS
+ * bound of test/integration/hostile-controller.test.ts.)
  */
 function heldFrame(buf: Buffer, at: number, length: number): Buffer {
-  if (2 * length >= buf.length) return buf.subarray(at, at + length);
+  if (length === buf.length) return buf;
   const copy = Buffer.allocUnsafe(length);
   buf.copy(copy, 0, at, at + length);
   return copy;
