@@ -400,12 +400,7 @@ export class OverlayScenario {
     const st = this.state();
     const vm = st.vms[src];
     if (!vm) throw new Error(`no VM ${src}`);
-    const ip = st.vms[target]?.ip ?? target;
-    const child = spawnTracked('ip', ['netns', 'exec', vm.netns, 'ping', '-n', '-D', '-i', String(intervalMs / 1000), ip]);
-    const ping = new ContinuousPing(child, src, ip, intervalMs);
-    const deadline = Date.now() + 5_000;
-    while (ping.received === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    return ping;
+    return startPingIn(vm.netns, src, st.vms[target]?.ip ?? target, intervalMs);
   }
 
   /** Runs a command in a node's namespace (a hypervisor gets OVS_RUNDIR of its own OVS). */
@@ -543,6 +538,16 @@ export function tunnelPortsReady(logFile: string): string[] {
     }
   }
   return [...ready].sort();
+}
+
+/** When (ms since the epoch) the controller's log first says 'model applied' at or after `since`. */
+export function modelAppliedAt(logFile: string, since: number): number | undefined {
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"model applied"')) continue;
+    const { time } = JSON.parse(line) as { time: number };
+    if (time >= since) return time;
+  }
+  return undefined;
 }
 
 /**
@@ -837,7 +842,19 @@ export function analysePing(output: string, src: string, ip: string, intervalMs:
   return { src, ip, intervalMs, sent, received: replies.size, longestGapMs: Math.round(longest), lost, ...(gap && { gap }) };
 }
 
-/** A ping running in a VM until stopped (SIGINT), then analysed. */
+/**
+ * Starts `ping -D -i intervalMs` in a namespace (`src` names it in the results) and resolves once the
+ * first reply is in (or after 5 s); stop() it to get the longest gap between replies.
+ */
+export async function startPingIn(netns: string, src: string, ip: string, intervalMs = 50): Promise<ContinuousPing> {
+  const child = spawnTracked('ip', ['netns', 'exec', netns, 'ping', '-n', '-D', '-i', String(intervalMs / 1000), ip]);
+  const ping = new ContinuousPing(child, src, ip, intervalMs);
+  const deadline = Date.now() + 5_000;
+  while (ping.received === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return ping;
+}
+
+/** A ping running in a namespace until stopped (SIGINT), then analysed. */
 export class ContinuousPing {
   private output = '';
   private readonly done: Promise<void>;
