@@ -30,7 +30,7 @@ import { OVERLAY_MTU, subnetInfo } from '../../src/sdk';
 import { queryControl, type HttpSettings, type MetricsSettings, type SwitchFlows } from '../../src/runtime';
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
-import { CommandError, TEST_STATE_DIR, spawnTracked } from './run';
+import { CommandError, TEST_STATE_DIR, run, spawnTracked } from './run';
 import { ipv4InfoOf, ipv4Of } from '../../src/testing';
 
 export const OVERLAY_SCRIPT = join(REPO_ROOT, 'mininet', 'zonemesh_net.py');
@@ -852,6 +852,14 @@ export async function startPingIn(netns: string, src: string, ip: string, interv
   const deadline = Date.now() + 5_000;
   while (ping.received === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   return ping;
+}
+
+/** The ICMP echo requests a namespace's kernel has received (/proc/net/snmp is per namespace). */
+export async function echoRequestsReceived(netns: string): Promise<number> {
+  const [names, values] = (await run('ip', ['netns', 'exec', netns, 'cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Icmp:'));
+  const at = names?.split(' ').indexOf('InEchos') ?? -1;
+  if (at < 0 || !values) throw new Error(`no Icmp InEchos in ${netns}'s /proc/net/snmp`);
+  return Number(values.split(' ')[at]);
 }
 
 /** A ping running in a namespace until stopped (SIGINT), then analysed. */

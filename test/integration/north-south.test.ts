@@ -13,8 +13,9 @@ import { gatewayBgpConfig, gatewayPrefixes, snatBindings } from '../../src/apps/
 import { type NetworkModel, conntrackZone, loadModelFile } from '../../src/model';
 import { findLayer } from '../../src/packet';
 import { ipv4Of } from '../../src/testing';
-import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type PingRun, type RunningController, type UnderlayCapture, innerFlow, innerLayer, modelAppliedAt, overlayUp, startController, startPingIn, waitFor } from '../helpers/overlay';
+import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type PingRun, type RunningController, type UnderlayCapture, echoRequestsReceived, innerFlow, innerLayer, modelAppliedAt, overlayUp, startController, startPingIn, waitFor } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
+import { floatingIpTranslations } from '../helpers/gateways';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 import { VM_WEB_PORT, VmWebServers, clientOf, httpGet, inNetns, listening, localityOf, pingFromInternet } from '../../scripts/demo-north-south';
@@ -283,14 +284,14 @@ test.serial('rebinding: the floating IP moves to the new port, on its hypervisor
   const fip = fipOf('web1');
   const ping = await startPingIn(outside.internet.netns, 'internet', fip, OUTSIDE_PING_INTERVAL_MS);
   t.true(ping.received > 0, `the internet pings web1's floating IP before the rebinding: ${ping.text}`);
+  const state = scenario!.state();
+  const app1Echoes = await echoRequestsReceived(state.vms.app1!.netns);
   const writtenAt = Date.now();
   rebind(fip, 'app1');
   const rebound = loadModelFile(modelFile);
-  const state = scenario!.state();
   const app1 = rebound.ports.find((p) => p.name === 'app1')!;
   const host = rebound.hypervisors.find((h) => h.name === app1.hypervisor)!;
-  const natFlows = async (hv: string) =>
-    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[hv]!.mgmt}`, `ip,nw_dst=${fip}`])).stdout.split('\n').filter((l) => l.includes('actions=set_field:') && l.includes('->ip_dst'));
+  const natFlows = (hv: string) => floatingIpTranslations(state, hv, fip);
   let pinged: PingRun;
   let answeredAgain = false;
   try {
@@ -309,6 +310,7 @@ test.serial('rebinding: the floating IP moves to the new port, on its hypervisor
     await ping.stop();
   }
   t.true(answeredAgain, `${OUTSIDE_PING_AFTER} replies once app1's translation is in`);
+  t.true((await echoRequestsReceived(state.vms.app1!.netns)) - app1Echoes >= OUTSIDE_PING_AFTER, 'app1 got the echo requests since');
   t.true(pinged.longestGapMs <= 1000, `longest gap ${pinged.longestGapMs} ms`);
   t.deepEqual(await natFlows('hv1'), [], "gone from web1's hypervisor");
   const out = await fetchFromVm('app1', '/?from=app1');
