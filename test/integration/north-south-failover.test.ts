@@ -350,8 +350,9 @@ test.serial('run time: a floating IP moved with its VM to another zone is announ
     flowsAt = await translating;
     routes = await edgeRoutesUntil((r) => JSON.stringify(r[fip]) === JSON.stringify(zoneB), `${fip} by zone-b's gateways only`, 10_000);
     doneAt = Date.now();
-    const before = ping.received;
+    // the counter first: every reply counted after `before` answers an echo it counts
     const echoesBefore = await echoRequestsReceived(web1Netns);
+    const before = ping.received;
     answeredAgain = await waitFor('the outside ping answered again', async () => ping.received, (n) => n >= before + OUTSIDE_PING_AFTER, { timeoutMs: 5_000, intervalMs: 50 }).then(() => true, () => false);
     web1Echoes = (await echoRequestsReceived(web1Netns)) - echoesBefore;
   } finally {
