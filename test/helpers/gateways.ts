@@ -21,3 +21,9 @@ export async function gatewayBfd(state: OverlayState, model: NetworkModel, hv: s
 export async function gatewaysUp(state: OverlayState, model: NetworkModel, hv: string, timeoutMs = 30_000): Promise<void> {
   await waitFor(`BFD from ${hv} to its gateways`, () => gatewayBfd(state, model, hv), (up) => Object.values(up).length > 0 && Object.values(up).every(Boolean), { timeoutMs, intervalMs: 200 });
 }
+
+/** A hypervisor's OpenFlow flows that translate inbound traffic to a floating IP (…,set_field:VM->ip_dst,…). */
+export async function floatingIpTranslations(state: OverlayState, hv: string, fip: string): Promise<string[]> {
+  const flows = (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[hv]!.mgmt}`, `ip,nw_dst=${fip}`])).stdout;
+  return flows.split('\n').filter((l) => l.includes('->ip_dst'));
+}

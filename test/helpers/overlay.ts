@@ -30,7 +30,7 @@ import { OVERLAY_MTU, subnetInfo } from '../../src/sdk';
 import { queryControl, type HttpSettings, type MetricsSettings, type SwitchFlows } from '../../src/runtime';
 import { readPcapFrames } from '../packet/helpers';
 import { REPO_ROOT } from './paths';
-import { CommandError, TEST_STATE_DIR, spawnTracked } from './run';
+import { CommandError, TEST_STATE_DIR, run, spawnTracked } from './run';
 import { ipv4InfoOf, ipv4Of } from '../../src/testing';
 
 export const OVERLAY_SCRIPT = join(REPO_ROOT, 'mininet', 'zonemesh_net.py');
@@ -400,12 +400,7 @@ export class OverlayScenario {
     const st = this.state();
     const vm = st.vms[src];
     if (!vm) throw new Error(`no VM ${src}`);
-    const ip = st.vms[target]?.ip ?? target;
-    const child = spawnTracked('ip', ['netns', 'exec', vm.netns, 'ping', '-n', '-D', '-i', String(intervalMs / 1000), ip]);
-    const ping = new ContinuousPing(child, src, ip, intervalMs);
-    const deadline = Date.now() + 5_000;
-    while (ping.received === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    return ping;
+    return startPingIn(vm.netns, src, st.vms[target]?.ip ?? target, intervalMs);
   }
 
   /** Runs a command in a node's namespace (a hypervisor gets OVS_RUNDIR of its own OVS). */
@@ -543,6 +538,16 @@ export function tunnelPortsReady(logFile: string): string[] {
     }
   }
   return [...ready].sort();
+}
+
+/** When (ms since the epoch) the controller's log first says 'model applied' at or after `since`. */
+export function modelAppliedAt(logFile: string, since: number): number | undefined {
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('"model applied"')) continue;
+    const { time } = JSON.parse(line) as { time: number };
+    if (time >= since) return time;
+  }
+  return undefined;
 }
 
 /**
@@ -837,7 +842,27 @@ export function analysePing(output: string, src: string, ip: string, intervalMs:
   return { src, ip, intervalMs, sent, received: replies.size, longestGapMs: Math.round(longest), lost, ...(gap && { gap }) };
 }
 
-/** A ping running in a VM until stopped (SIGINT), then analysed. */
+/**
+ * Starts `ping -D -i intervalMs` in a namespace (`src` names it in the results) and resolves once the
+ * first reply is in (or after 5 s); stop() it to get the longest gap between replies.
+ */
+export async function startPingIn(netns: string, src: string, ip: string, intervalMs = 50): Promise<ContinuousPing> {
+  const child = spawnTracked('ip', ['netns', 'exec', netns, 'ping', '-n', '-D', '-i', String(intervalMs / 1000), ip]);
+  const ping = new ContinuousPing(child, src, ip, intervalMs);
+  const deadline = Date.now() + 5_000;
+  while (ping.received === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return ping;
+}
+
+/** The ICMP echo requests a namespace's kernel has received (/proc/net/snmp is per namespace). */
+export async function echoRequestsReceived(netns: string): Promise<number> {
+  const [names, values] = (await run('ip', ['netns', 'exec', netns, 'cat', '/proc/net/snmp'])).stdout.split('\n').filter((l) => l.startsWith('Icmp:'));
+  const at = names?.split(' ').indexOf('InEchos') ?? -1;
+  if (at < 0 || !values) throw new Error(`no Icmp InEchos in ${netns}'s /proc/net/snmp`);
+  return Number(values.split(' ')[at]);
+}
+
+/** A ping running in a namespace until stopped (SIGINT), then analysed. */
 export class ContinuousPing {
   private output = '';
   private readonly done: Promise<void>;

@@ -19,9 +19,9 @@ import { join } from 'node:path';
 import { isMap, isSeq, parseDocument } from 'yaml';
 import { GATEWAY_BFD_INTERVAL_MS, gatewayBgpConfig } from '../../src/apps/north-south';
 import { type Hypervisor, loadModelFile, type NetworkModel } from '../../src/model';
-import { OVERLAY_APPS, analysePing, overlayUp, startController, waitFor, type OutsideState, type OverlayScenario, type PingRun, type RunningController } from '../helpers/overlay';
+import { OVERLAY_APPS, analysePing, echoRequestsReceived, modelAppliedAt, overlayUp, startController, startPingIn, waitFor, type OutsideState, type OverlayScenario, type PingRun, type RunningController } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
-import { gatewaysUp } from '../helpers/gateways';
+import { floatingIpTranslations, gatewaysUp } from '../helpers/gateways';
 import { REPO_ROOT } from '../helpers/paths';
 import { NFT, TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 import { HeldSessions, longestSilenceMs, startEchoServer } from '../helpers/sessions';
@@ -65,6 +65,9 @@ function editModel(change: (doc: ReturnType<typeof parseDocument>) => void): voi
 
 const vty = (hv: string) => join(dir, 'frr', hv);
 const ICMP = 1;
+/** the outside ping across the move: its interval, and the replies it waits for once zone-b announces the floating IP */
+const OUTSIDE_PING_INTERVAL_MS = 50;
+const OUTSIDE_PING_AFTER = 10;
 
 test.before(async () => {
   mkdirSync(dir, { recursive: true });
@@ -316,34 +319,61 @@ async function arpWatch(bridge: string): Promise<{ lines: { time: number; src: s
   };
 }
 
-test.serial('run time: a floating IP moved with its VM to another zone is announced from the new zone (BGP, gratuitous ARP) and withdrawn from the old', async (t) => {
+test.serial('run time: a floating IP moved with its VM to another zone is announced from the new zone (BGP, gratuitous ARP) and withdrawn from the old, with an outside ping across the move answered again within 1 s', async (t) => {
   const model = loadModelFile(modelFile);
   const fip = '198.51.100.10/32';
   const zoneB = zoneGatewayIps(model, 'zone-b');
   const segmentB = model.externalNetworks.find((e) => e.zone === 'zone-b')!;
   const arps = await arpWatch(outside.edge.segments[segmentB.name]!.bridge);
+  const ping = await startPingIn(outside.internet.netns, 'internet', '198.51.100.10', OUTSIDE_PING_INTERVAL_MS);
+  t.true(ping.received > 0, `the internet pings web1's floating IP before the move: ${ping.text}`);
+  let pinged: PingRun;
+  let answeredAgain = false;
   const at = Date.now();
-  // web1 now on hv3 (zone-b), as the model says; the announcement follows the model, not the veth
-  editModel((doc) => {
-    const ports = doc.get('ports');
-    const web1 = isSeq(ports) ? ports.items.find((p) => isMap(p) && p.get('name') === 'web1') : undefined;
-    if (!isMap(web1)) throw new Error('no web1');
-    web1.set('hypervisor', 'hv3');
-  });
-  const routes = await edgeRoutesUntil((r) => JSON.stringify(r[fip]) === JSON.stringify(zoneB), `${fip} by zone-b's gateways only`, 10_000);
-  const doneAt = Date.now();
+  let routes: BgpRoutes;
+  let movedMs: number;
+  let doneAt: number;
+  let flowsAt: number;
+  let web1Echoes = 0;
+  const web1Netns = scenario!.state().vms.web1!.netns;
+  try {
+    // web1's veth moves from hv1 (zone-a) to hv3 (zone-b) while the model says so
+    const moved = scenario!.move('web1', 'hv3').then((r) => ((movedMs = Date.now() - at), r));
+    const translating = waitFor("web1's inbound translation on hv3", () => floatingIpTranslations(scenario!.state(), 'hv3', '198.51.100.10'), (f) => f.length > 0, { timeoutMs: 10_000, intervalMs: 20 }).then(() => Date.now());
+    editModel((doc) => {
+      const ports = doc.get('ports');
+      const web1 = isSeq(ports) ? ports.items.find((p) => isMap(p) && p.get('name') === 'web1') : undefined;
+      if (!isMap(web1)) throw new Error('no web1');
+      web1.set('hypervisor', 'hv3');
+    });
+    t.deepEqual(await moved, { port: 'web1', from: 'hv1', to: 'hv3', moved: true });
+    flowsAt = await translating;
+    routes = await edgeRoutesUntil((r) => JSON.stringify(r[fip]) === JSON.stringify(zoneB), `${fip} by zone-b's gateways only`, 10_000);
+    doneAt = Date.now();
+    // the counter first: every reply counted after `before` answers an echo it counts
+    const echoesBefore = await echoRequestsReceived(web1Netns);
+    const before = ping.received;
+    answeredAgain = await waitFor('the outside ping answered again', async () => ping.received, (n) => n >= before + OUTSIDE_PING_AFTER, { timeoutMs: 5_000, intervalMs: 50 }).then(() => true, () => false);
+    web1Echoes = (await echoRequestsReceived(web1Netns)) - echoesBefore;
+  } finally {
+    pinged = await ping.stop();
+  }
   // the controller's file store waits for the edit to settle (debounce, two equal reads) before applying it
-  const applied = readFileSync(controller!.logFile, 'utf8')
-    .trim()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { time: number; msg: string })
-    .filter((l) => l.msg === 'model applied' && l.time >= at)
-    .at(0)?.time;
+  const applied = modelAppliedAt(controller!.logFile, at);
   t.truthy(applied, 'the controller applied the edit');
-  t.log(`web1 moved to zone-b in the model: ${fip} by zone-b's gateways only at the edge router ${doneAt - applied!} ms after the controller applied the model (${doneAt - at} ms after the file was written)`);
+  t.log(
+    `web1 moved to hv3: its veth moved ${movedMs!} ms after the start (the file written at 0 ms); the model applied at ${applied! - at} ms (file store debounce + settle), ` +
+      `its inbound translation on hv3 seen at ${flowsAt! - at} ms, ${fip} by zone-b's gateways only at the edge router at ${doneAt! - at} ms (${doneAt! - applied!} ms after the model applied)`,
+  );
+  t.log(
+    `the internet's ping to ${fip} across the move: ${pinged.received}/${pinged.sent} replies, longest gap ${pinged.longestGapMs} ms` +
+      `${pinged.gap ? ` (${Math.round(pinged.gap.from * 1000) - at} to ${Math.round(pinged.gap.to * 1000) - at} ms after the start)` : ''}, lost ${pinged.lost.join(' ') || 'none'}`,
+  );
   t.deepEqual(routes[fip], zoneB);
-  t.true(doneAt - applied! <= 1000, `${doneAt - applied!} ms`);
+  t.true(doneAt! - applied! <= 1000, `${doneAt! - applied!} ms`);
+  t.true(answeredAgain, `${OUTSIDE_PING_AFTER} replies once zone-b announces it`);
+  t.true(web1Echoes >= OUTSIDE_PING_AFTER, `web1, on hv3 now, got the echo requests since: ${web1Echoes}`);
+  t.true(pinged.longestGapMs <= 1000, `longest gap ${pinged.longestGapMs} ms`);
   const mac = model.floatingIps.find((f) => f.ip === '198.51.100.10')!.mac;
   const garps = () => arps.lines.filter((l) => l.src === mac && l.text.includes('who-has 198.51.100.10') && l.text.includes('tell 198.51.100.10'));
   try {

@@ -13,8 +13,9 @@ import { gatewayBgpConfig, gatewayPrefixes, snatBindings } from '../../src/apps/
 import { type NetworkModel, conntrackZone, loadModelFile } from '../../src/model';
 import { findLayer } from '../../src/packet';
 import { ipv4Of } from '../../src/testing';
-import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type RunningController, type UnderlayCapture, innerFlow, innerLayer, overlayUp, startController, waitFor } from '../helpers/overlay';
+import { OVERLAY_APPS, type OutsideState, type OverlayScenario, type PingRun, type RunningController, type UnderlayCapture, echoRequestsReceived, innerFlow, innerLayer, modelAppliedAt, overlayUp, startController, startPingIn, waitFor } from '../helpers/overlay';
 import { Bgpd, type BgpRoutes, edgeBgpConfig } from '../helpers/frr';
+import { floatingIpTranslations } from '../helpers/gateways';
 import { REPO_ROOT } from '../helpers/paths';
 import { TEST_STATE_DIR, run, spawnTracked } from '../helpers/run';
 import { VM_WEB_PORT, VmWebServers, clientOf, httpGet, inNetns, listening, localityOf, pingFromInternet } from '../../scripts/demo-north-south';
@@ -25,6 +26,9 @@ const BGP = { localAs: 65001, edgeAs: 65000, keepaliveSeconds: 1, holdSeconds: 3
 /** a second port the model's ACL opens to the outside (http-from-anywhere: 8080-8081) */
 const VM_OTHER_PORT = 8081;
 const FLOATING_VMS = ['web1', 'web2'] as const;
+/** the outside ping across a rebinding or a move: its interval, and the replies it waits for once the new flows are in */
+const OUTSIDE_PING_INTERVAL_MS = 50;
+const OUTSIDE_PING_AFTER = 10;
 
 let scenario: OverlayScenario | undefined;
 let controller: RunningController | undefined;
@@ -276,16 +280,38 @@ function rebind(ip: string, port: string): void {
   });
 }
 
-test.serial('rebinding: the floating IP moves to the new port, on its hypervisor, and off the old one', async (t) => {
+test.serial('rebinding: the floating IP moves to the new port, on its hypervisor, and off the old one, with an outside ping across it answered again within 1 s', async (t) => {
   const fip = fipOf('web1');
+  const ping = await startPingIn(outside.internet.netns, 'internet', fip, OUTSIDE_PING_INTERVAL_MS);
+  t.true(ping.received > 0, `the internet pings web1's floating IP before the rebinding: ${ping.text}`);
+  const state = scenario!.state();
+  const app1Echoes = await echoRequestsReceived(state.vms.app1!.netns);
+  const writtenAt = Date.now();
   rebind(fip, 'app1');
   const rebound = loadModelFile(modelFile);
-  const state = scenario!.state();
   const app1 = rebound.ports.find((p) => p.name === 'app1')!;
   const host = rebound.hypervisors.find((h) => h.name === app1.hypervisor)!;
-  const natFlows = async (hv: string) =>
-    (await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-flows', `unix:${state.hypervisors[hv]!.mgmt}`, `ip,nw_dst=${fip}`])).stdout.split('\n').filter((l) => l.includes('actions=set_field:') && l.includes('->ip_dst'));
-  await waitFor("the inbound translation on app1's hypervisor", () => natFlows(host.name), (f) => f.length >= 1, { timeoutMs: 10_000, intervalMs: 100 });
+  const natFlows = (hv: string) => floatingIpTranslations(state, hv, fip);
+  let pinged: PingRun;
+  let answeredAgain = false;
+  try {
+    await waitFor("the inbound translation on app1's hypervisor", () => natFlows(host.name), (f) => f.length >= 1, { timeoutMs: 10_000, intervalMs: 100 });
+    const flowsAt = Date.now();
+    const before = ping.received;
+    answeredAgain = await waitFor('the outside ping answered again', async () => ping.received, (n) => n >= before + OUTSIDE_PING_AFTER, { timeoutMs: 5_000, intervalMs: 50 }).then(() => true, () => false);
+    pinged = await ping.stop();
+    const applied = modelAppliedAt(controller!.logFile, writtenAt);
+    t.truthy(applied, 'the controller applied the edit');
+    t.log(
+      `rebinding ${fip} from web1 to app1: the controller applied the model ${applied! - writtenAt} ms after the file was written (file store debounce + settle), app1's translation seen ${flowsAt - applied!} ms after that; ` +
+        `the internet's ping: ${pinged.received}/${pinged.sent} replies, longest gap ${pinged.longestGapMs} ms${pinged.gap ? ` (${Math.round(pinged.gap.from * 1000) - writtenAt} to ${Math.round(pinged.gap.to * 1000) - writtenAt} ms after the write)` : ''}, lost ${pinged.lost.join(' ') || 'none'}`,
+    );
+  } finally {
+    await ping.stop();
+  }
+  t.true(answeredAgain, `${OUTSIDE_PING_AFTER} replies once app1's translation is in`);
+  t.true((await echoRequestsReceived(state.vms.app1!.netns)) - app1Echoes >= OUTSIDE_PING_AFTER, 'app1 got the echo requests since');
+  t.true(pinged.longestGapMs <= 1000, `longest gap ${pinged.longestGapMs} ms`);
   t.deepEqual(await natFlows('hv1'), [], "gone from web1's hypervisor");
   const out = await fetchFromVm('app1', '/?from=app1');
   t.is(out.status, '200', `app1 → internet: ${out.error}`);
