@@ -68,6 +68,8 @@ const ICMP = 1;
 /** the outside ping across the move: its interval, and the replies it waits for once zone-b announces the floating IP */
 const OUTSIDE_PING_INTERVAL_MS = 50;
 const OUTSIDE_PING_AFTER = 10;
+/** zone-a's floating IPs, pinged from the internet while zone-b dies: web1's (on a gateway) and web5's (behind both gateways) */
+const SURVIVING_FIPS = ['198.51.100.10', '198.51.100.11'];
 
 test.before(async () => {
   mkdirSync(dir, { recursive: true });
@@ -256,7 +258,7 @@ test.serial('failover: a gateway gone silent leaves the select group by BFD, and
   await gatewaysUp(state, model, 'hv5', 10_000);
 });
 
-test.serial('BGP: each zone\'s prefixes by ECMP; a silent gateway withdrawn by BFD, then a dead zone\'s floating IPs leave the edge router\'s table', async (t) => {
+test.serial('BGP: each zone\'s prefixes by ECMP; a silent gateway withdrawn by BFD, then a dead zone\'s floating IPs leave the edge router\'s table while the surviving zone\'s answer the internet without loss', async (t) => {
   const model = loadModelFile(modelFile);
   const zoneA = zoneGatewayIps(model, 'zone-a');
   const zoneB = zoneGatewayIps(model, 'zone-b');
@@ -279,14 +281,22 @@ test.serial('BGP: each zone\'s prefixes by ECMP; a silent gateway withdrawn by B
     t.log(`${silent.hypervisor} silent: its paths withdrawn at the edge router after ${silentMs} ms (BFD ${BFD.multiplier} × ${BFD.intervalMs} ms, hold time ${BGP.holdSeconds} s, polled every 20 ms)`);
     t.true(silentMs < 1000, `${silentMs} ms`);
 
-    // zone-b dies whole: both its gateways silent at once
+    // zone-a whole again before zone-b dies, so that a loss in zone-a could only be zone-b's doing
+    await heals.pop()!();
+    await edgeRoutesUntil((r) => prefixesA.every((p) => r[p]?.length === 2), "zone-a's gateway back", 10_000);
+    // zone-b dies whole: both its gateways silent at once, while the internet pings zone-a's floating IPs
+    const survivors = await Promise.all(SURVIVING_FIPS.map((ip) => startPingIn(outside.internet.netns, 'internet', ip, OUTSIDE_PING_INTERVAL_MS)));
     at = Date.now();
     for (const g of model.externalNetworks.find((e) => e.zone === 'zone-b')!.gateways) heals.push(await blackhole(outside.edge.netns, externalLink(g.hypervisor)));
     const after = await edgeRoutesUntil((r) => prefixesB.every((p) => r[p] === undefined), 'the dead zone withdrawn', 10_000);
     const zoneMs = Date.now() - at;
+    await new Promise((r) => setTimeout(r, 500)); // and a while after the withdrawal
+    const pinged = await Promise.all(survivors.map((p) => p.stop()));
     t.log(`zone-b dead: its prefixes gone from the edge router after ${zoneMs} ms`);
+    for (const p of pinged) t.log(`the internet's ping to ${p.ip} (zone-a) meanwhile: ${p.received}/${p.sent} replies, lost ${JSON.stringify(p.lost)}, longest gap ${p.longestGapMs} ms`);
     t.true(zoneMs < 1000, `${zoneMs} ms`);
-    t.deepEqual(Object.keys(after).sort(), prefixesA, "zone-a's stay, by its surviving gateway");
+    t.deepEqual(Object.keys(after).sort(), prefixesA, "zone-a's stay, by both its gateways");
+    for (const p of pinged) t.deepEqual(p.lost, [], `${p.ip} in the surviving zone: no loss while zone-b died (${p.received}/${p.sent})`);
     const kernel = (await run('ip', ['-n', outside.edge.netns, 'route', 'show', 'proto', 'bgp'])).stdout;
     for (const p of prefixesB) t.notRegex(kernel, new RegExp(`^${p.replace('/32', '').replaceAll('.', '\\.')}\\b`, 'm'), `${p} not in the edge router's kernel table:\n${kernel}`);
     for (const p of prefixesA) t.regex(kernel, new RegExp(`^${p.replace('/32', '').replaceAll('.', '\\.')} `, 'm'), kernel);
