@@ -121,12 +121,17 @@ async function transition(logFile: string, lb: LoadBalancer, backend: string, st
   return found!.time;
 }
 
-/** Every health-checked backend's last transition is up (the controller's first decisions came while the servers were still down). */
+/**
+ * Every health-checked backend in rotation: the load balancer takes a backend as up until lb-health
+ * says otherwise and logs only changes, so one is out while its last logged transition is down. (A
+ * server that is up at lb-health's first checks is never logged at all; by the time this runs, after
+ * the matrices, a server that is not up has had its fall checks and been logged down.)
+ */
 async function allInRotation(logFile: string, model: NetworkModel): Promise<string[]> {
   const wanted = model.loadBalancers.filter((lb) => lb.healthCheck).flatMap((lb) => weighted(lb).map((b) => ({ lb, backend: b.port })));
   const notUp = () => {
     const last = new Map(healthChanges(logFile).map((c) => [`${c.vpc}/${c.loadBalancer}/${c.backend}`, c.state]));
-    return wanted.filter(({ lb, backend }) => last.get(`${lb.vpc}/${lb.name}/${backend}`) !== 'up').map(({ lb, backend }) => `${lb.name}/${backend}`);
+    return wanted.filter(({ lb, backend }) => last.get(`${lb.vpc}/${lb.name}/${backend}`) === 'down').map(({ lb, backend }) => `${lb.name}/${backend}`);
   };
   return waitFor('every backend in rotation', async () => notUp(), (left) => left.length === 0, { timeoutMs: 15_000, intervalMs: 100 }).catch(() => notUp());
 }
