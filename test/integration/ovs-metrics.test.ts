@@ -40,10 +40,12 @@ test.serial('port rx/tx packet counters on /metrics rise by at least the pings s
     tx2: sampleValue(text, 'zonemesh_port_transmit_packets_total', veth(2)),
   });
   const polls = (text: string) => samples(text, 'zonemesh_stats_poll_duration_seconds_count')[0]?.value ?? 0;
-  // a first poll, so "before" is the switch's counters and not a series still missing
-  let text = await until('a first stats poll', 30_000, async () => {
+  // a poll begun after the sync (one in flight at its end may report the switch before its flows),
+  // so "before" is the switch's counters and not a series still missing
+  const pollsAtSync = polls(await scrape(metricsPort));
+  let text = await until('a stats poll begun after the sync', 30_000, async () => {
     const s = await scrape(metricsPort);
-    return polls(s) > 0 && samples(s, 'zonemesh_port_receive_packets_total', veth(1)).length === 1 ? s : undefined;
+    return polls(s) >= pollsAtSync + 2 && samples(s, 'zonemesh_port_receive_packets_total', veth(1)).length === 1 ? s : undefined;
   });
   const flows = BASE_FLOWS.length + 1;
   t.is(sampleValue(text, 'zonemesh_switch_flows_installed'), flows, 'OFPMP_AGGREGATE_STATS: the static flows and the table-miss flow');
