@@ -153,6 +153,7 @@ async function portAdds(hvCount: number, adds: number, rounds: number, reread: b
     const d = diffFlows(c.after, c.before, OWNED);
     mods += d.deletes.length + d.modifies.length + d.adds.length;
   });
+  if (adds === 0) return undefined;
   const times: number[] = [];
   const cpuTimes: number[] = [];
   const matchTimes: number[] = [];

@@ -1,11 +1,12 @@
-import type { Action, Instruction, OxmTlv } from '../openflow';
+import type { Action, Instruction, Match, OxmTlv } from '../openflow';
 
 /**
  * Flows are immutable data, and a region's flows repeat the same small parts (a VPC's metadata
- * match, a register load, an output to port 3) hundreds of thousands of times. One shared object
- * per value keeps the compiled state small, which is what a large compile spends its time on: the
- * garbage collector copies and marks every object that survives. Only parts with a number value
- * are shared. Bounded: a table that fills up starts over (sharing is lost, nothing else).
+ * match, a register load, an output to port 3, "apply output 3" on every hypervisor) hundreds of
+ * thousands of times. One shared object per value keeps the compiled state small, which is what a
+ * large compile spends its time on: the garbage collector copies and marks every object that
+ * survives. Only parts with a number value, and lists made of shared parts, are shared. Bounded: a
+ * table that fills up starts over (sharing is lost, nothing else).
  */
 const LIMIT = 1 << 16;
 
@@ -13,16 +14,48 @@ type Primitive = number | bigint;
 // strings (addresses) are left out: most are one port's, and would only fill the tables
 const isPrimitive = (v: unknown): v is Primitive => typeof v === 'number' || typeof v === 'bigint';
 
+const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** a Map looks a bigint up about twice as slowly as a number; a field's values all have one type */
-const keyOf = (value: Primitive): Primitive => (typeof value === 'bigint' && value <= Number.MAX_SAFE_INTEGER && value >= 0n ? Number(value) : value);
+const keyOf = (value: Primitive): Primitive => (typeof value === 'bigint' && value <= SAFE && value >= 0n ? Number(value) : value);
+
+/** values below this are found by index, the rest in a Map: ports, register values, tunnel keys are mostly small */
+const SMALL = 4096;
+
+/** one name's values, with the last one looked up: an owner's flows repeat their values in a row */
+class Values<T> {
+  readonly small: (T | undefined)[] = [];
+  readonly byValue = new Map<Primitive, T>();
+  lastValue: Primitive | undefined = undefined;
+  last: T | undefined = undefined;
+
+  find(value: Primitive): T | undefined {
+    return typeof value === 'number' && value >= 0 && value < SMALL && Number.isInteger(value) ? this.small[value] : this.byValue.get(keyOf(value));
+  }
+
+  put(value: Primitive, item: T): void {
+    if (typeof value === 'number' && value >= 0 && value < SMALL && Number.isInteger(value)) {
+      // filled up to the index first: an array with holes is a slower kind in V8
+      while (this.small.length < value) this.small.push(undefined);
+      this.small[value] = item;
+    } else this.byValue.set(keyOf(value), item);
+  }
+}
 
 /** one object per (name, value): the name is a field or action type */
 class Table<T> {
-  private readonly byName = new Map<string, Map<Primitive, T>>();
+  private readonly byName = new Map<string, Values<T>>();
   private size = 0;
 
   get(name: string, value: Primitive): T | undefined {
-    return this.byName.get(name)?.get(keyOf(value));
+    const values = this.byName.get(name);
+    if (values === undefined) return undefined;
+    if (values.lastValue === value) return values.last;
+    const item = values.find(value);
+    if (item !== undefined) {
+      values.lastValue = value;
+      values.last = item;
+    }
+    return item;
   }
 
   add(name: string, value: Primitive, item: T): T {
@@ -30,9 +63,11 @@ class Table<T> {
       this.byName.clear();
       this.size = 0;
     }
-    let byValue = this.byName.get(name);
-    if (!byValue) this.byName.set(name, (byValue = new Map()));
-    byValue.set(keyOf(value), item);
+    let values = this.byName.get(name);
+    if (!values) this.byName.set(name, (values = new Values()));
+    values.put(value, item);
+    values.lastValue = value;
+    values.last = item;
     this.size++;
     return item;
   }
@@ -41,6 +76,7 @@ class Table<T> {
 const tlvs = new Table<OxmTlv>();
 const setFields = new Table<Action>();
 const outputs = new Table<Action>();
+const metadataWrites = new Table<Instruction>();
 const gotos = new Map<number, Instruction>();
 
 /** per field, the last address TLV made: one object's flows repeat its addresses in a row (one entry per field) */
@@ -77,4 +113,93 @@ export function gotoTable(tableId: number): Instruction {
   let g = gotos.get(tableId);
   if (!g) gotos.set(tableId, (g = { type: 'goto_table', tableId }));
   return g;
+}
+
+const ALL_ONES = 0xffffffffffffffffn;
+
+/** The shared write_metadata instruction for a value under the full mask; any other as it is. */
+export function metadataWrite(metadata: bigint, metadataMask: bigint): Instruction {
+  if (metadataMask !== ALL_ONES) return { type: 'write_metadata', metadata, metadataMask };
+  return metadataWrites.get('metadata', metadata) ?? metadataWrites.add('metadata', metadata, { type: 'write_metadata', metadata, metadataMask });
+}
+
+/**
+ * Instruction lists of the forms that repeat on every hypervisor ("apply output 3", "apply ct
+ * commit, output 3", "go to table 4", nothing), shared by identity of their parts. Only lists of
+ * actions that are themselves shared (sharedAction) or usually are (a ct without nested actions,
+ * which apps make once per zone) are looked up: a list of one flow's own actions would only fill
+ * the table. Any other list is made as it is.
+ */
+class InstructionLists {
+  private readonly none: Instruction[] = [];
+  private readonly gotoOnly = new Map<Instruction, Instruction[]>();
+  /** by the first action: the list of it alone, it then a goto, it then a second action */
+  private readonly byFirst = new Map<Action, { alone?: Instruction[]; thenGoto?: Map<Instruction, Instruction[]>; pairs?: Map<Action, Instruction[]> }>();
+  private size = 0;
+
+  get(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
+    if (apply.length === 0) {
+      if (goto === undefined) return this.none;
+      let list = this.gotoOnly.get(goto);
+      if (!list) this.gotoOnly.set(goto, (list = [goto]));
+      return list;
+    }
+    if (apply.length > 2 || (apply.length === 2 && goto !== undefined) || !apply.every(repeats)) return make(apply, goto);
+    if (this.size >= LIMIT) {
+      this.byFirst.clear();
+      this.size = 0;
+    }
+    const first = apply[0]!;
+    let entry = this.byFirst.get(first);
+    if (!entry) this.byFirst.set(first, (entry = {}));
+    let list: Instruction[] | undefined;
+    if (apply.length === 2) {
+      const pairs = (entry.pairs ??= new Map());
+      list = pairs.get(apply[1]!);
+      if (!list) pairs.set(apply[1]!, (list = this.made(apply, goto)));
+    } else if (goto !== undefined) {
+      const thenGoto = (entry.thenGoto ??= new Map());
+      list = thenGoto.get(goto);
+      if (!list) thenGoto.set(goto, (list = this.made(apply, goto)));
+    } else list = entry.alone ??= this.made(apply, goto);
+    return list;
+  }
+
+  /** a new list, counted against the bound */
+  private made(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
+    this.size++;
+    return make(apply, goto);
+  }
+}
+
+/** the actions sharedAction shares, and ct without nested actions */
+const repeats = (a: Action): boolean =>
+  a.type === 'output' || (a.type === 'set_field' && a.field.field !== 'unknown' && a.field.mask === undefined && isPrimitive(a.field.value)) || (a.type === 'ct' && a.actions.length === 0);
+
+function make(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
+  const instruction: Instruction = { type: 'apply_actions', actions: apply as Action[] };
+  return goto === undefined ? [instruction] : [instruction, goto];
+}
+
+const instructionLists = new InstructionLists();
+
+/** The shared instruction list of `apply` (shared actions, an array the caller gives up) and an optional goto_table. */
+export function sharedInstructions(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
+  return instructionLists.get(apply, goto);
+}
+
+const singleTlvMatches = new Map<OxmTlv, Match>();
+const NO_MATCH: Match = [];
+
+/** The shared match of one shared TLV (an in_port, say), or of none; any other list as it is. */
+export function sharedMatch(tlvs: Match): Match {
+  if (tlvs.length === 0) return NO_MATCH;
+  const tlv = tlvs[0]!;
+  if (tlvs.length > 1 || tlv.field === 'unknown' || tlv.mask !== undefined || !isPrimitive(tlv.value)) return tlvs;
+  let match = singleTlvMatches.get(tlv);
+  if (!match) {
+    if (singleTlvMatches.size >= LIMIT) singleTlvMatches.clear();
+    singleTlvMatches.set(tlv, (match = tlvs));
+  }
+  return match;
 }

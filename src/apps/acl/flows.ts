@@ -134,7 +134,7 @@ function vpcFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
   for (const s of vpc.subnets) {
     const sameTier = { metadata, [REG.srcSubnet]: s.key, [REG.dstSubnet]: s.key };
     for (const eth_type of subnetFamilies(s.subnet)) {
-      flows.push(f('acl.rules').priority(PRIORITY.sameTierIp).match({ ...sameTier, eth_type }).apply(ctCommit(zone)).goto(pass).build());
+      flows.push(f('acl.rules').priority(PRIORITY.sameTierIp).match({ eth_type, ...sameTier }).apply(ctCommit(zone)).goto(pass).build());
     }
     flows.push(f('acl.rules').priority(PRIORITY.sameTier).match(sameTier).goto(pass).build());
   }
@@ -159,7 +159,7 @@ function ruleMatches(vpc: VpcView, rule: AclRule): MatchSpec[] {
     base.ip_proto = IP_PROTO[rule.protocol];
     if (!rule.ports || rule.protocol === 'icmp' || rule.protocol === 'icmp6') return [base];
     const field = rule.protocol === 'tcp' ? 'tcp_dst' : 'udp_dst';
-    return portRangeMasks(rule.ports.from, rule.ports.to).map((block) => ({ ...base, [field]: block }));
+    return portRangeMasks(rule.ports.from, rule.ports.to).map((block) => ({ [field]: block, ...base }));
   });
 }
 

@@ -100,7 +100,7 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
   const arp = request && [
     f('arp.responder')
       .priority(PRIORITY.answer)
-      .match({ ...request, [REG.srcSubnet]: p.subnetKey, eth_dst: BROADCAST })
+      .match({ [REG.srcSubnet]: p.subnetKey, eth_dst: BROADCAST, ...request })
       .apply(...arpAnswer(p.port.mac, request.arp_tpa))
       .build(),
   ];
@@ -110,17 +110,17 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
     ...addresses6.flatMap((a) => [
       f('arp.responder')
         .priority(PRIORITY.answer)
-        .match({ ...nsFor(p.vni, p.subnetKey, a), eth_dst: MULTICAST })
+        .match({ eth_dst: MULTICAST, ...nsFor(p.vni, p.subnetKey, a) })
         .apply(...ndAnswerActions(pipeline, p.port.mac, a, false))
         .build(),
       ndAnswerFinish(f('arp.responder'), PRIORITY.ndFinish, p.vni, p.port.mac, a),
     ]),
   ];
   if (p.ofport === undefined) return onHosts(hosts, answers);
-  const own = { metadata: BigInt(p.vni), [REG.srcPort]: p.key };
+  const ownIcmp6 = { metadata: BigInt(p.vni), ...ICMP6 };
   const ownAddress = [
-    ...(request ? [f('arp.responder').priority(PRIORITY.ownAddress).match({ ...request, [REG.srcPort]: p.key }).build()] : []),
-    ...addresses6.map((a) => f('arp.responder').priority(PRIORITY.ownAddress).match({ ...own, ...ICMP6, icmpv6_type: ICMPV6.ns, ipv6_nd_target: a }).build()),
+    ...(request ? [f('arp.responder').priority(PRIORITY.ownAddress).match({ [REG.srcPort]: p.key, ...request }).build()] : []),
+    ...addresses6.map((a) => f('arp.responder').priority(PRIORITY.ownAddress).match({ [REG.srcPort]: p.key, icmpv6_type: ICMPV6.ns, ipv6_nd_target: a, ...ownIcmp6 }).build()),
   ];
   return onHosts(hosts, answers, [[p.host.datapathId, [...ownAddress, ...answers]]]);
 }

@@ -47,14 +47,14 @@ export function ndAnswerActions(pipeline: Pipeline, mac: string, target: string,
 
 /** the NS for `target` that pass 1 answers, asked from subnet `subnetKey` of VPC `vni` */
 export function nsFor(vni: number, subnetKey: number, target: string): MatchSpec {
-  return { metadata: BigInt(vni), [REG.srcSubnet]: subnetKey, ...ICMP6, icmpv6_type: ICMPV6.ns, ipv6_nd_target: target };
+  return { metadata: BigInt(vni), [REG.srcSubnet]: subnetKey, icmpv6_type: ICMPV6.ns, ipv6_nd_target: target, ...ICMP6 };
 }
 
 /** Pass 2: the NA pass 1 made for `target` gets the target's MAC in its TLL option and goes back. */
 export function ndAnswerFinish(f: FlowBuilder, priority: number, vni: number, mac: string, target: string) {
   return f
     .priority(priority)
-    .match({ metadata: BigInt(vni), [REG.ndAnswer]: ANSWERING, ...ICMP6, icmpv6_type: ICMPV6.na, ipv6_nd_target: target })
+    .match({ metadata: BigInt(vni), [REG.ndAnswer]: ANSWERING, icmpv6_type: ICMPV6.na, ipv6_nd_target: target, ...ICMP6 })
     .apply({ type: 'set_field', field: { field: 'ipv6_nd_tll', value: mac } }, output(OFPP.IN_PORT))
     .build();
 }

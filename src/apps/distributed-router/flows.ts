@@ -115,18 +115,18 @@ function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
   const toRouter = { metadata: BigInt(s.vni), [REG.srcSubnet]: s.key, eth_dst: routerMac };
   const flows: Flow[] = [];
   if (hasIpv4(s.subnet)) {
-    const toRouter4 = { ...toRouter, eth_type: ETH.ip };
+    const toRouter4 = { eth_type: ETH.ip, ...toRouter };
     flows.push(
       f('l3.gateway')
         .priority(PRIORITY.ping)
-        .match({ ...toRouter4, ip_proto: IP_PROTO.icmp, ipv4_dst: s.subnet.gateway, icmpv4_type: ICMP_ECHO_REQUEST, icmpv4_code: 0 })
+        .match({ ip_proto: IP_PROTO.icmp, ipv4_dst: s.subnet.gateway, icmpv4_type: ICMP_ECHO_REQUEST, icmpv4_code: 0, ...toRouter4 })
         .apply(...echoReply(routerMac, s.subnet.gateway))
         .build(),
       f('l3.gateway').priority(PRIORITY.routed).match(toRouter4).goto('l3.route').build(),
     );
   }
   if (s.subnet.ipv6) {
-    const toRouter6 = { ...toRouter, eth_type: ETH.ipv6 };
+    const toRouter6 = { eth_type: ETH.ipv6, ...toRouter };
     const linkLocal = routerLinkLocal(s.subnet);
     flows.push(
       // an RS goes up to the app, which answers with the subnet's RA (ra.ts); it never goes on to L2
@@ -137,7 +137,7 @@ function gatewayFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
         .build(),
       f('l3.gateway')
         .priority(PRIORITY.ping)
-        .match({ ...toRouter6, ip_proto: IP_PROTO.icmp6, ipv6_dst: linkLocal, icmpv6_type: ICMPV6_ECHO.request, icmpv6_code: 0 })
+        .match({ ip_proto: IP_PROTO.icmp6, ipv6_dst: linkLocal, icmpv6_type: ICMPV6_ECHO.request, icmpv6_code: 0, ...toRouter6 })
         .apply(...echo6Reply(routerMac, linkLocal))
         .build(),
       f('l3.gateway').priority(PRIORITY.routed).match(toRouter6).goto('l3.route').build(),

@@ -131,7 +131,8 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
 
   const { mac, ip } = p.port;
   const port = p.ofport;
-  const tunnelIn = (match: { eth_type?: number }) => f('tunnel.in').match({ ...fromTunnel(p.vni, p.key), ...match });
+  const tunnelIn = (eth_type?: number) =>
+    f('tunnel.in').match(eth_type === undefined ? fromTunnel(p.vni, p.key) : { eth_type, tunnel_id: vpc, [EGRESS_KEY_FIELD]: p.key });
   const local: Flow[] = [
     f('classify')
       .priority(PRIORITY.exact)
@@ -155,9 +156,9 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
     f('output').priority(PRIORITY.exact).match({ metadata: vpc, [REG.egress]: p.key }).apply(output(port)).build(),
     // policy ran at the source; committing here lets the replies pass this hypervisor's conntrack
     ...portFamilies(p).map((eth_type) =>
-      tunnelIn({ eth_type }).priority(PRIORITY.ipFirst).apply(ctCommit(conntrackZone(p.vni)), output(port)).build(),
+      tunnelIn(eth_type).priority(PRIORITY.ipFirst).apply(ctCommit(conntrackZone(p.vni)), output(port)).build(),
     ),
-    tunnelIn({}).priority(PRIORITY.other).apply(output(port)).build(),
+    tunnelIn().priority(PRIORITY.other).apply(output(port)).build(),
   ];
   return onHosts(hosts, remote, [[p.host.datapathId, local]]);
 }
@@ -172,8 +173,9 @@ function floodFlows(pipeline: Pipeline, owner: string, s: SubnetView) {
   for (const host of s.hosts) {
     const local = s.ports.filter((p) => p.host === host && p.ofport !== undefined).map((p) => output(p.ofport!));
     if (local.length === 0) continue;
-    const others = s.hosts.filter((h) => h !== host);
-    const copies = others.length ? toTunnel(s.vni, s.key, others[0]!).concat(others.slice(1).flatMap(toHost)) : [];
+    // one copy per other host; the tunnel key is set once, before the first
+    const copies: Action[] = [];
+    for (const other of s.hosts) if (other !== host) copies.push(...(copies.length ? toHost(other) : toTunnel(s.vni, s.key, other)));
     const flood = f('output')
       .priority(PRIORITY.exact)
       .match({ metadata: BigInt(s.vni), [REG.egress]: s.key })
@@ -193,15 +195,15 @@ function ipv6Spoofguard(pipeline: Pipeline, guard: () => FlowBuilder, p: PortVie
   if (p.ipv6 === undefined) return [];
   const pass = nextTable(pipeline, 'spoofguard');
   const port = { in_port: p.ofport!, eth_src: p.port.mac };
-  const icmp6 = { ...port, eth_type: ETH.ipv6, ip_proto: IP_PROTO.icmp6 };
+  const icmp6 = { eth_type: ETH.ipv6, ip_proto: IP_PROTO.icmp6, ...port };
   const own = [p.ipv6, linkLocalAddress(p.port.mac)];
   return [
-    ...own.map((ipv6_src) => guard().priority(PRIORITY.exact).match({ ...port, eth_type: ETH.ipv6, ipv6_src }).goto(pass).build()),
-    ...[ICMPV6.ns, ICMPV6.rs].map((icmpv6_type) => guard().priority(PRIORITY.exact).match({ ...icmp6, ipv6_src: '::', icmpv6_type }).goto(pass).build()),
-    guard().priority(PRIORITY.ndRefused).match({ ...icmp6, icmpv6_type: ICMPV6.ra }).build(),
-    guard().priority(PRIORITY.ndRefused).match({ ...icmp6, icmpv6_type: ICMPV6.na }).build(),
+    ...own.map((ipv6_src) => guard().priority(PRIORITY.exact).match({ eth_type: ETH.ipv6, ipv6_src, ...port }).goto(pass).build()),
+    ...[ICMPV6.ns, ICMPV6.rs].map((icmpv6_type) => guard().priority(PRIORITY.exact).match({ ipv6_src: '::', icmpv6_type, ...icmp6 }).goto(pass).build()),
+    guard().priority(PRIORITY.ndRefused).match({ icmpv6_type: ICMPV6.ra, ...icmp6 }).build(),
+    guard().priority(PRIORITY.ndRefused).match({ icmpv6_type: ICMPV6.na, ...icmp6 }).build(),
     ...own.flatMap((ipv6_src) =>
-      own.map((ipv6_nd_target) => guard().priority(PRIORITY.ndOwn).match({ ...icmp6, ipv6_src, icmpv6_type: ICMPV6.na, ipv6_nd_target }).goto(pass).build()),
+      own.map((ipv6_nd_target) => guard().priority(PRIORITY.ndOwn).match({ ipv6_src, icmpv6_type: ICMPV6.na, ipv6_nd_target, ...icmp6 }).goto(pass).build()),
     ),
   ];
 }

@@ -1,0 +1,83 @@
+import test from 'ava';
+import type { Action } from '../../src/openflow';
+import { FlowBuilder } from '../../src/sdk/flow';
+import { exactTlv, gotoTable, metadataWrite, sharedAction, sharedInstructions, sharedMatch } from '../../src/sdk/intern';
+import { Pipeline } from '../../src/sdk/pipeline';
+
+const pipeline = new Pipeline([
+  { name: 'first', stage: 'classify', miss: 'drop', matches: ['in_port', 'metadata', 'eth_dst', 'reg0'] },
+  { name: 'second', stage: 'l2', miss: 'drop', matches: ['in_port'] },
+]);
+const build = (f: (b: FlowBuilder) => FlowBuilder) => f(new FlowBuilder(pipeline, pipeline.table('first'), 7n)).build();
+
+test('equal number parts are one object: TLVs (small, large and bigint values), set_fields, outputs, metadata writes', (t) => {
+  for (const value of [3, 5000, 0x86dd, 2 ** 40]) t.is(exactTlv('reg0', value), exactTlv('reg0', value));
+  t.is(exactTlv('metadata', 9n), exactTlv('metadata', 9n));
+  t.not(exactTlv('reg0', 3), exactTlv('reg1', 3), 'the field is part of the identity');
+  t.not(exactTlv('reg0', 3), exactTlv('reg0', 4));
+  const setReg = (value: number): Action => ({ type: 'set_field', field: { field: 'reg0', value } });
+  t.is(sharedAction(setReg(1)), sharedAction(setReg(1)));
+  t.is(sharedAction({ type: 'output', port: 3, maxLen: 0 }), sharedAction({ type: 'output', port: 3, maxLen: 0 }));
+  t.is(metadataWrite(4n, 0xffffffffffffffffn), metadataWrite(4n, 0xffffffffffffffffn));
+  t.not(metadataWrite(4n, 0xffn), metadataWrite(4n, 0xffn), 'a masked write is made as it is');
+  t.deepEqual(metadataWrite(4n, 0xffn), { type: 'write_metadata', metadata: 4n, metadataMask: 0xffn });
+});
+
+test('instruction lists of shared parts are shared; a list of one flow own actions is made as it is', (t) => {
+  const out3 = sharedAction({ type: 'output', port: 3, maxLen: 0 });
+  const out4 = sharedAction({ type: 'output', port: 4, maxLen: 0 });
+  const goto = gotoTable(5);
+  t.is(sharedInstructions([out3], undefined), sharedInstructions([out3], undefined));
+  t.is(sharedInstructions([out3], goto), sharedInstructions([out3], goto));
+  t.is(sharedInstructions([out3, out4], undefined), sharedInstructions([out3, out4], undefined));
+  t.is(sharedInstructions([], goto), sharedInstructions([], goto));
+  t.not(sharedInstructions([out3, out4], undefined), sharedInstructions([out4, out3], undefined), 'order is part of the list');
+  t.deepEqual(sharedInstructions([out3], goto), [{ type: 'apply_actions', actions: [out3] }, goto]);
+  t.deepEqual(sharedInstructions([], undefined), []);
+  // a set_field of an address is one port's: not looked up
+  const mac: Action = { type: 'set_field', field: { field: 'eth_src', value: '02:00:00:00:00:01' } };
+  t.not(sharedInstructions([mac], undefined), sharedInstructions([mac], undefined));
+  // three actions, or two and a goto: made as they are
+  t.not(sharedInstructions([out3, out4, out3], undefined), sharedInstructions([out3, out4, out3], undefined));
+  t.not(sharedInstructions([out3, out4], goto), sharedInstructions([out3, out4], goto));
+});
+
+test('a match of one number field is shared; one of an address or a mask is not', (t) => {
+  t.is(sharedMatch([exactTlv('in_port', 2)]), sharedMatch([exactTlv('in_port', 2)]));
+  t.is(sharedMatch([]), sharedMatch([]));
+  const mac = () => sharedMatch([exactTlv('eth_dst', '02:00:00:00:00:09')]);
+  t.not(mac(), mac());
+  const masked = () => sharedMatch([{ field: 'reg0', value: 1, mask: 1 }]);
+  t.not(masked(), masked());
+});
+
+test('built flows share their parts and still read as their own data', (t) => {
+  const local = (port: number) => build((b) => b.priority(10).match({ in_port: port }).apply({ type: 'output', port, maxLen: 0 }).goto('second'));
+  const a = local(3);
+  const b = local(3);
+  t.not(a, b);
+  t.is(a.match, b.match);
+  t.is(a.instructions, b.instructions);
+  t.deepEqual(local(4).match, [{ field: 'in_port', value: 4 }]);
+  t.deepEqual(local(4).instructions, [{ type: 'apply_actions', actions: [{ type: 'output', port: 4, maxLen: 0 }] }, { type: 'goto_table', tableId: 1 }]);
+  // write_metadata stays in OpenFlow's instruction order, after apply
+  const classify = build((b) => b.match({ in_port: 1 }).writeMetadata(6n).apply({ type: 'set_field', field: { field: 'reg0', value: 2 } }).goto('second'));
+  t.deepEqual(
+    classify.instructions.map((i) => i.type),
+    ['apply_actions', 'write_metadata', 'goto_table'],
+  );
+  // two match calls merge, the later field winning
+  t.deepEqual(build((b) => b.match({ in_port: 1, reg0: 1 }).match({ reg0: 2 })).match, [
+    { field: 'in_port', value: 1 },
+    { field: 'reg0', value: 2 },
+  ]);
+});
+
+test('the tables are bounded: past 65,536 values sharing starts over and every value still reads back', (t) => {
+  const first = exactTlv('reg0', 70_000);
+  for (let v = 0; v < 70_000; v++) t.deepEqual(exactTlv('reg1', v * 2 + 1), { field: 'reg1', value: v * 2 + 1 });
+  const again = exactTlv('reg0', 70_000);
+  t.deepEqual(again, first);
+  t.not(again, first, 'the table started over');
+  t.is(exactTlv('reg0', 70_000), again);
+});
