@@ -18,8 +18,10 @@ const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 /** a Map looks a bigint up about twice as slowly as a number; a field's values all have one type */
 const keyOf = (value: Primitive): Primitive => (typeof value === 'bigint' && value <= SAFE && value >= 0n ? Number(value) : value);
 
-/** values below this are found by index, the rest in a Map: ports, register values, tunnel keys are mostly small */
+/** values below this are found by index, the rest in a Map: ports, ethertypes of IPv4 and ARP, zones are small */
 const SMALL = 4096;
+/** values in one name's Map, at most */
+const PER_NAME = 1 << 14;
 
 /** one name's values, with the last one looked up: an owner's flows repeat their values in a row */
 class Values<T> {
@@ -37,14 +39,20 @@ class Values<T> {
       // filled up to the index first: an array with holes is a slower kind in V8
       while (this.small.length < value) this.small.push(undefined);
       this.small[value] = item;
-    } else this.byValue.set(keyOf(value), item);
+      return;
+    }
+    if (this.byValue.size >= PER_NAME) this.byValue.clear();
+    this.byValue.set(keyOf(value), item);
   }
 }
 
-/** one object per (name, value): the name is a field or action type */
+/**
+ * One object per (name, value): the name is a field or action type. Bounded per name: a name whose
+ * values are one port's each (port keys are 31-bit hashes) starts over alone, and every other
+ * name keeps sharing.
+ */
 class Table<T> {
   private readonly byName = new Map<string, Values<T>>();
-  private size = 0;
 
   get(name: string, value: Primitive): T | undefined {
     const values = this.byName.get(name);
@@ -59,16 +67,11 @@ class Table<T> {
   }
 
   add(name: string, value: Primitive, item: T): T {
-    if (this.size >= LIMIT) {
-      this.byName.clear();
-      this.size = 0;
-    }
     let values = this.byName.get(name);
     if (!values) this.byName.set(name, (values = new Values()));
     values.put(value, item);
     values.lastValue = value;
     values.last = item;
-    this.size++;
     return item;
   }
 }

@@ -58,7 +58,24 @@ function canonicalPair(field: string, value: Scalar, mask: Scalar | undefined): 
 
 /** Registry order is OXM field-number order, which puts every prerequisite (eth_type, ip_proto) first. */
 const FIELD_ORDER = new Map(allFieldSpecs().map((s, i) => [s.name as string, i]));
-const inFieldOrder = (a: string, b: string): number => FIELD_ORDER.get(a)! - FIELD_ORDER.get(b)!;
+/** each field's rank, looked up once per field: a scratch array, as the sort runs for every flow built */
+const ranks: number[] = [];
+
+/** an insertion sort by registry order, in place: specs are short, and most are in order already */
+function sortInFieldOrder(fields: string[]): void {
+  for (let i = 0; i < fields.length; i++) ranks[i] = FIELD_ORDER.get(fields[i]!) ?? Number.MAX_SAFE_INTEGER;
+  for (let i = 1; i < fields.length; i++) {
+    const field = fields[i]!;
+    const rank = ranks[i]!;
+    let j = i - 1;
+    for (; j >= 0 && ranks[j]! > rank; j--) {
+      fields[j + 1] = fields[j]!;
+      ranks[j + 1] = ranks[j]!;
+    }
+    fields[j + 1] = field;
+    ranks[j + 1] = rank;
+  }
+}
 
 /** whether `items` are already in order: most are, and a sort allocates even then */
 function sorted<T>(items: readonly T[], order: (a: T, b: T) => number): boolean {
@@ -73,7 +90,7 @@ const inTextOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 
  */
 export function matchFromSpec(spec: MatchSpec): Match {
   const fields = Object.keys(spec) as OxmFieldName[];
-  if (!sorted(fields, inFieldOrder)) fields.sort(inFieldOrder);
+  sortInFieldOrder(fields);
   let wildcards = 0;
   // map, not push: the array is exactly as long as the match (push leaves spare slots, and a region keeps 100,000s of matches)
   const out = fields.map((field) => {
