@@ -71,7 +71,6 @@ function present<T>(items: readonly (T | undefined)[]): T[] {
 
 const NO_MATCH: MatchSpec = Object.freeze({});
 const NO_ACTIONS: readonly Action[] = Object.freeze([]);
-const NO_SHARED_ACTIONS: Action[] = [];
 
 /**
  * Builds one flow and checks it against its table's schema when `build()` is called:
@@ -166,13 +165,12 @@ export class FlowBuilder {
       if (t.next && !t.next.includes(next.name)) throw this.error(`goto ${next.name} is not among the table's next tables (${t.next.join(', ')})`);
       goto = gotoTable(next.id);
     }
-    const applied = this.applied.length ? this.applied.map(sharedAction) : NO_SHARED_ACTIONS;
     // the usual lists (apply, then perhaps a goto) are shared with equal ones; the rest made here, in order
     const instructions =
       this.written.length === 0 && this.metadata === undefined
-        ? sharedInstructions(applied, goto)
+        ? sharedInstructions(this.applied, goto)
         : present<Instruction>([
-            applied.length ? { type: 'apply_actions', actions: applied } : undefined,
+            this.applied.length ? { type: 'apply_actions', actions: this.applied.map(sharedAction) } : undefined,
             this.written.length ? { type: 'write_actions', actions: this.written.map(sharedAction) } : undefined,
             this.metadata && metadataWrite(this.metadata.value, this.metadata.mask),
             goto,

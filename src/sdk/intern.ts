@@ -140,38 +140,41 @@ class InstructionLists {
   private readonly byFirst = new Map<Action, { alone?: Instruction[]; thenGoto?: Map<Instruction, Instruction[]>; pairs?: Map<Action, Instruction[]> }>();
   private size = 0;
 
-  get(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
-    if (apply.length === 0) {
+  /** `actions` as given (made shared here); nothing is allocated when the list exists */
+  get(actions: readonly Action[], goto: Instruction | undefined): Instruction[] {
+    if (actions.length === 0) {
       if (goto === undefined) return this.none;
       let list = this.gotoOnly.get(goto);
       if (!list) this.gotoOnly.set(goto, (list = [goto]));
       return list;
     }
-    if (apply.length > 2 || (apply.length === 2 && goto !== undefined) || !apply.every(repeats)) return make(apply, goto);
+    if (actions.length > 2 || (actions.length === 2 && goto !== undefined)) return make(actions.map(sharedAction), goto);
+    const first = sharedAction(actions[0]!);
+    const second = actions.length === 2 ? sharedAction(actions[1]!) : undefined;
+    if (!repeats(first) || (second !== undefined && !repeats(second))) return make(second === undefined ? [first] : [first, second], goto);
     if (this.size >= LIMIT) {
       this.byFirst.clear();
       this.size = 0;
     }
-    const first = apply[0]!;
     let entry = this.byFirst.get(first);
     if (!entry) this.byFirst.set(first, (entry = {}));
     let list: Instruction[] | undefined;
-    if (apply.length === 2) {
+    if (second !== undefined) {
       const pairs = (entry.pairs ??= new Map());
-      list = pairs.get(apply[1]!);
-      if (!list) pairs.set(apply[1]!, (list = this.made(apply, goto)));
+      list = pairs.get(second);
+      if (!list) pairs.set(second, (list = this.made([first, second], goto)));
     } else if (goto !== undefined) {
       const thenGoto = (entry.thenGoto ??= new Map());
       list = thenGoto.get(goto);
-      if (!list) thenGoto.set(goto, (list = this.made(apply, goto)));
-    } else list = entry.alone ??= this.made(apply, goto);
+      if (!list) thenGoto.set(goto, (list = this.made([first], goto)));
+    } else list = entry.alone ??= this.made([first], goto);
     return list;
   }
 
   /** a new list, counted against the bound */
-  private made(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
+  private made(actions: Action[], goto: Instruction | undefined): Instruction[] {
     this.size++;
-    return make(apply, goto);
+    return make(actions, goto);
   }
 }
 
@@ -179,16 +182,16 @@ class InstructionLists {
 const repeats = (a: Action): boolean =>
   a.type === 'output' || (a.type === 'set_field' && a.field.field !== 'unknown' && a.field.mask === undefined && isPrimitive(a.field.value)) || (a.type === 'ct' && a.actions.length === 0);
 
-function make(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
-  const instruction: Instruction = { type: 'apply_actions', actions: apply as Action[] };
+function make(actions: Action[], goto: Instruction | undefined): Instruction[] {
+  const instruction: Instruction = { type: 'apply_actions', actions };
   return goto === undefined ? [instruction] : [instruction, goto];
 }
 
 const instructionLists = new InstructionLists();
 
-/** The shared instruction list of `apply` (shared actions, an array the caller gives up) and an optional goto_table. */
-export function sharedInstructions(apply: readonly Action[], goto: Instruction | undefined): Instruction[] {
-  return instructionLists.get(apply, goto);
+/** The instruction list "apply `actions` (each made shared: sharedAction), then the goto if any", shared with equal ones where it repeats. */
+export function sharedInstructions(actions: readonly Action[], goto: Instruction | undefined): Instruction[] {
+  return instructionLists.get(actions, goto);
 }
 
 const singleTlvMatches = new Map<OxmTlv, Match>();

@@ -58,13 +58,18 @@ function canonicalPair(field: string, value: Scalar, mask: Scalar | undefined): 
 
 /** Registry order is OXM field-number order, which puts every prerequisite (eth_type, ip_proto) first. */
 const FIELD_ORDER = new Map(allFieldSpecs().map((s, i) => [s.name as string, i]));
-/** each field's rank, looked up once per field: a scratch array, as the sort runs for every flow built */
+/**
+ * Scratch space of matchFromSpec (it calls nothing that builds a match): a spec's fields and their
+ * ranks. A flow is built per port and per packet-in; what it leaves behind besides itself makes the
+ * young generation's pages sparse, and sparse pages are copied object by object, not promoted whole.
+ */
+const fields: string[] = [];
 const ranks: number[] = [];
 
-/** an insertion sort by registry order, in place: specs are short, and most are in order already */
-function sortInFieldOrder(fields: string[]): void {
-  for (let i = 0; i < fields.length; i++) ranks[i] = FIELD_ORDER.get(fields[i]!) ?? Number.MAX_SAFE_INTEGER;
-  for (let i = 1; i < fields.length; i++) {
+/** `fields[0..n)` in registry order: an insertion sort, as specs are short and most nearly in order */
+function sortInFieldOrder(n: number): void {
+  for (let i = 0; i < n; i++) ranks[i] = FIELD_ORDER.get(fields[i]!) ?? Number.MAX_SAFE_INTEGER;
+  for (let i = 1; i < n; i++) {
     const field = fields[i]!;
     const rank = ranks[i]!;
     let j = i - 1;
@@ -89,21 +94,27 @@ const inTextOrder = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 
  * parses a match, so `arp_op` before `eth_type` is refused (OFPBMC_BAD_PREREQ).
  */
 export function matchFromSpec(spec: MatchSpec): Match {
-  const fields = Object.keys(spec) as OxmFieldName[];
-  sortInFieldOrder(fields);
-  let wildcards = 0;
-  // map, not push: the array is exactly as long as the match (push leaves spare slots, and a region keeps 100,000s of matches)
-  const out = fields.map((field) => {
+  let n = 0;
+  // for-in reads V8's enum cache; Object.keys would copy it into a new array
+  for (const field in spec) fields[n++] = field;
+  sortInFieldOrder(n);
+  // exactly as long as the match (push leaves spare slots, and a region keeps 100,000s of matches)
+  let out = new Array<OxmTlv>(n);
+  let kept = 0;
+  for (let i = 0; i < n; i++) {
+    const field = fields[i] as OxmFieldName;
     const raw = spec[field];
     // a field given as undefined (an absent address, say) would silently match everything
     if (raw === undefined) throw new FlowBuildError(`match field ${field} is undefined: leave the field out to wildcard it`, { field });
-    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) return exactTlv(field, raw);
-    const pair = canonicalPair(field, raw.value, raw.mask);
-    if (pair) return { field, ...pair } as OxmTlv;
-    wildcards++;
-    return undefined;
-  });
-  return wildcards ? out.filter((tlv) => tlv !== undefined) : (out as OxmTlv[]);
+    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) out[kept++] = exactTlv(field, raw);
+    else {
+      const pair = canonicalPair(field, raw.value, raw.mask);
+      // an all-zero mask matches everything: no TLV
+      if (pair) out[kept++] = { field, ...pair } as OxmTlv;
+    }
+  }
+  if (kept < n) out = out.slice(0, kept);
+  return out;
 }
 
 function scalarText(v: unknown): string {
