@@ -256,6 +256,9 @@ test.serial("failover under load: a backend's server killed, then its VM silence
       const last = failed.length ? Math.max(...failed.map((r) => r.at)) - w.at : 0;
       const detected = w.what === 'server killed' ? killedDown : silencedDown;
       t.log(`${w.what}: down in ${detected} ms; ${failed.length} failed requests, the last started ${Math.round(last)} ms after (bound ${w.bound} ms)`);
+      // what a late failure was (a timeout: sent to a backend that did not answer; a reset or refusal: one that did), to tell why
+      const late = failed.filter((r) => r.at - w.at > w.bound).map((r) => `${Math.round(r.at - w.at)} ms: ${r.error}`);
+      if (late.length) t.log(`${w.what}: failed after the bound (the VM revived ${Math.round(revivedAt - silencedAt)} ms after its silencing): ${late.join('; ')}`);
       t.true(last <= w.bound, `${w.what}: no failed request started later than ${w.bound} ms after`);
       t.true(detected <= w.bound, `${w.what}: out of rotation within ${w.bound} ms (${detected} ms)`);
     }
