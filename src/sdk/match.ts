@@ -59,12 +59,14 @@ function canonicalPair(field: string, value: Scalar, mask: Scalar | undefined): 
 /** Registry order is OXM field-number order, which puts every prerequisite (eth_type, ip_proto) first. */
 const FIELD_ORDER = new Map(allFieldSpecs().map((s, i) => [s.name as string, i]));
 /**
- * Scratch space of matchFromSpec (it calls nothing that builds a match): a spec's fields and their
- * ranks. A flow is built per port and per packet-in; what it leaves behind besides itself makes the
- * young generation's pages sparse, and sparse pages are copied object by object, not promoted whole.
+ * Scratch space of matchFromSpec (it calls nothing that builds a match): a spec's fields, their
+ * ranks and TLVs. A flow is built per port and per packet-in; what it leaves behind besides
+ * itself makes the young generation's pages sparse, and sparse pages are copied object by object,
+ * not promoted whole.
  */
 const fields: string[] = [];
 const ranks: number[] = [];
+const tlvs: OxmTlv[] = [];
 
 /** `fields[0..n)` in registry order: an insertion sort, as specs are short and most nearly in order */
 function sortInFieldOrder(n: number): void {
@@ -98,23 +100,21 @@ export function matchFromSpec(spec: MatchSpec): Match {
   // for-in reads V8's enum cache; Object.keys would copy it into a new array
   for (const field in spec) fields[n++] = field;
   sortInFieldOrder(n);
-  // exactly as long as the match (push leaves spare slots, and a region keeps 100,000s of matches)
-  let out = new Array<OxmTlv>(n);
   let kept = 0;
   for (let i = 0; i < n; i++) {
     const field = fields[i] as OxmFieldName;
     const raw = spec[field];
     // a field given as undefined (an absent address, say) would silently match everything
     if (raw === undefined) throw new FlowBuildError(`match field ${field} is undefined: leave the field out to wildcard it`, { field });
-    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) out[kept++] = exactTlv(field, raw);
+    if (!(typeof raw === 'object' && raw !== null && 'mask' in raw)) tlvs[kept++] = exactTlv(field, raw);
     else {
       const pair = canonicalPair(field, raw.value, raw.mask);
       // an all-zero mask matches everything: no TLV
-      if (pair) out[kept++] = { field, ...pair } as OxmTlv;
+      if (pair) tlvs[kept++] = { field, ...pair } as OxmTlv;
     }
   }
-  if (kept < n) out = out.slice(0, kept);
-  return out;
+  // a copy exactly as long as the match, of V8's packed kind (push leaves spare slots, and a region keeps 100,000s of matches)
+  return tlvs.slice(0, kept);
 }
 
 function scalarText(v: unknown): string {
