@@ -258,7 +258,14 @@ test.serial("failover under load: a backend's server killed, then its VM silence
       t.log(`${w.what}: down in ${detected} ms; ${failed.length} failed requests, the last started ${Math.round(last)} ms after (bound ${w.bound} ms)`);
       // what a late failure was (a timeout: sent to a backend that did not answer; a reset or refusal: one that did), to tell why
       const late = failed.filter((r) => r.at - w.at > w.bound).map((r) => `${Math.round(r.at - w.at)} ms: ${r.error}`);
-      if (late.length) t.log(`${w.what}: failed after the bound (the VM revived ${Math.round(revivedAt - silencedAt)} ms after its silencing): ${late.join('; ')}`);
+      if (late.length) {
+        t.log(`${w.what}: failed after the bound (the VM revived ${Math.round(revivedAt - silencedAt)} ms after its silencing): ${late.join('; ')}`);
+        // the client's hypervisor's connections to the victim, and its groups: a stale NAT entry (a reused client port) or a stale bucket
+        const clientHv = scenario!.state().hypervisors[scenario!.state().vms['client-a']!.hypervisor]!;
+        const conntrack = (await run('ovs-appctl', ['-t', clientHv.unixctl, 'dpctl/dump-conntrack'])).stdout.split('\n').filter((l) => l.includes(vm.ip));
+        t.log(`client-a's hypervisor: ${conntrack.length} conntrack entries with ${vm.ip}: ${conntrack.slice(0, 40).join(' | ')}`);
+        t.log((await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-groups', `unix:${clientHv.mgmt}`])).stdout);
+      }
       t.true(last <= w.bound, `${w.what}: no failed request started later than ${w.bound} ms after`);
       t.true(detected <= w.bound, `${w.what}: out of rotation within ${w.bound} ms (${detected} ms)`);
     }
