@@ -5,7 +5,7 @@ import { OFP_NO_BUFFER, OFPFF_SEND_FLOW_REM, OFPG_ANY, OFPP, OFPTT_ALL } from '.
 import { toController } from './actions';
 import { PIPELINE_APP_ID, makeCookie } from './cookie';
 import { FlowBuildError } from './errors';
-import { gotoTable, metadataWrite, sharedAction, sharedInstructions, sharedMatch } from './intern';
+import { gotoTable, metadataWrite, sharedAction, sharedInstructions } from './intern';
 import { type MatchSpec, matchFromSpec, matchKey } from './match';
 import type { Pipeline, RealizedTable } from './pipeline';
 import { missingPrerequisite } from './prerequisites';
@@ -146,7 +146,7 @@ export class FlowBuilder {
 
   build(): Flow {
     const t = this.table;
-    const match = sharedMatch(matchFromSpec(this.matchSpec));
+    const match = matchFromSpec(this.matchSpec);
     for (const tlv of match) {
       if (!t.matches.includes(tlv.field as never)) throw this.error(`field ${tlv.field} is not in the table's schema`, tlv.field);
       if (tlv.field !== 'unknown' && tlv.mask !== undefined && !(t.maskable ?? []).includes(tlv.field)) {

@@ -20,6 +20,7 @@ const keyOf = (value: Primitive): Primitive => (typeof value === 'bigint' && val
 
 /** values below this are found by index, the rest in a Map: ports, ethertypes of IPv4 and ARP, zones are small */
 const SMALL = 4096;
+const isSmall = (value: Primitive): value is number => typeof value === 'number' && value >= 0 && value < SMALL && Number.isInteger(value);
 /** values in one name's Map, at most */
 const PER_NAME = 1 << 14;
 
@@ -31,11 +32,11 @@ class Values<T> {
   last: T | undefined = undefined;
 
   find(value: Primitive): T | undefined {
-    return typeof value === 'number' && value >= 0 && value < SMALL && Number.isInteger(value) ? this.small[value] : this.byValue.get(keyOf(value));
+    return isSmall(value) ? this.small[value] : this.byValue.get(keyOf(value));
   }
 
   put(value: Primitive, item: T): void {
-    if (typeof value === 'number' && value >= 0 && value < SMALL && Number.isInteger(value)) {
+    if (isSmall(value)) {
       // filled up to the index first: an array with holes is a slower kind in V8
       while (this.small.length < value) this.small.push(undefined);
       this.small[value] = item;
@@ -197,15 +198,18 @@ export function sharedInstructions(actions: readonly Action[], goto: Instruction
 const singleTlvMatches = new Map<OxmTlv, Match>();
 const NO_MATCH: Match = [];
 
-/** The shared match of one shared TLV (an in_port, say), or of none; any other list as it is. */
-export function sharedMatch(tlvs: Match): Match {
-  if (tlvs.length === 0) return NO_MATCH;
+/**
+ * The first `count` TLVs of `tlvs` (scratch space the caller reuses) as a match: the shared one
+ * when that is one TLV of a number value (an in_port, say) or none, else an exact-length copy.
+ */
+export function sharedMatch(tlvs: readonly OxmTlv[], count: number): Match {
+  if (count === 0) return NO_MATCH;
   const tlv = tlvs[0]!;
-  if (tlvs.length > 1 || tlv.field === 'unknown' || tlv.mask !== undefined || !isPrimitive(tlv.value)) return tlvs;
+  if (count > 1 || tlv.field === 'unknown' || tlv.mask !== undefined || !isPrimitive(tlv.value)) return tlvs.slice(0, count);
   let match = singleTlvMatches.get(tlv);
   if (!match) {
     if (singleTlvMatches.size >= LIMIT) singleTlvMatches.clear();
-    singleTlvMatches.set(tlv, (match = tlvs));
+    singleTlvMatches.set(tlv, (match = [tlv]));
   }
   return match;
 }

@@ -1,7 +1,7 @@
 import type { Match, OxmFieldName, OxmTlv, OxmValueTypes } from '../openflow';
 import { allFieldSpecs, fieldSpec, formatIpv4, formatIpv6, formatMac, parseIpv4, parseIpv6, parseMac } from '../openflow';
 import { FlowBuildError } from './errors';
-import { exactTlv } from './intern';
+import { exactTlv, sharedMatch } from './intern';
 
 export type Masked<V> = { value: V; mask: V };
 /** Ergonomic match input: `{ eth_type: 0x0800, ipv4_dst: cidr('10.0.1.0/24') }` */
@@ -113,8 +113,9 @@ export function matchFromSpec(spec: MatchSpec): Match {
       if (pair) tlvs[kept++] = { field, ...pair } as OxmTlv;
     }
   }
-  // a copy exactly as long as the match, of V8's packed kind (push leaves spare slots, and a region keeps 100,000s of matches)
-  return tlvs.slice(0, kept);
+  // a copy exactly as long as the match, of V8's packed kind (push leaves spare slots, and a
+  // region keeps 100,000s of matches), or a shared one
+  return sharedMatch(tlvs, kept);
 }
 
 function scalarText(v: unknown): string {

@@ -43,12 +43,17 @@ test('instruction lists of shared parts are shared; a list of one flow own actio
 });
 
 test('a match of one number field is shared; one of an address or a mask is not', (t) => {
-  t.is(sharedMatch([exactTlv('in_port', 2)]), sharedMatch([exactTlv('in_port', 2)]));
-  t.is(sharedMatch([]), sharedMatch([]));
-  const mac = () => sharedMatch([exactTlv('eth_dst', '02:00:00:00:00:09')]);
+  t.is(sharedMatch([exactTlv('in_port', 2)], 1), sharedMatch([exactTlv('in_port', 2)], 1));
+  t.is(sharedMatch([], 0), sharedMatch([exactTlv('in_port', 2)], 0));
+  const mac = () => sharedMatch([exactTlv('eth_dst', '02:00:00:00:00:09')], 1);
   t.not(mac(), mac());
-  const masked = () => sharedMatch([{ field: 'reg0', value: 1, mask: 1 }]);
+  const masked = () => sharedMatch([{ field: 'reg0', value: 1, mask: 1 }], 1);
   t.not(masked(), masked());
+  // from scratch space: an exact-length copy, never the scratch itself
+  const scratch = [exactTlv('in_port', 2), exactTlv('reg0', 3), exactTlv('reg1', 4)];
+  const two = sharedMatch(scratch, 2);
+  t.not(two, scratch);
+  t.deepEqual(two, scratch.slice(0, 2));
 });
 
 test('built flows share their parts and still read as their own data', (t) => {

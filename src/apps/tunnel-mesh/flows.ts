@@ -131,8 +131,8 @@ function portFlows(pipeline: Pipeline, p: PortView, hosts: readonly Hypervisor[]
 
   const { mac, ip } = p.port;
   const port = p.ofport;
-  const tunnelIn = (eth_type?: number) =>
-    f('tunnel.in').match(eth_type === undefined ? fromTunnel(p.vni, p.key) : { eth_type, tunnel_id: vpc, [EGRESS_KEY_FIELD]: p.key });
+  // the spread last: a spread followed by more properties is V8's slow path (docs/writing-apps.md)
+  const tunnelIn = (eth_type?: number) => f('tunnel.in').match(eth_type === undefined ? fromTunnel(p.vni, p.key) : { eth_type, ...fromTunnel(p.vni, p.key) });
   const local: Flow[] = [
     f('classify')
       .priority(PRIORITY.exact)
