@@ -1,4 +1,4 @@
-import { OFPBRC, OFPCR_ROLE, OFPET, OFPRRFC, isBundle, type OfMessage, type RoleReply, type RoleStatus } from '../openflow';
+import { OFPBRC, OFPCR_ROLE, OFPET, OFPRRFC, isBundle, isCtFlush, type OfMessage, type RoleReply, type RoleStatus } from '../openflow';
 import { ControllerError, formatDpid, type OfSwitchError, type SessionErrorContext } from './errors';
 
 /**
@@ -63,8 +63,9 @@ export class NotMasterError extends ControllerError {
 /** What OVS refuses from a SLAVE with OFPBRC_IS_SLAVE (ofproto's reject_slave_controller). */
 const WRITES: ReadonlySet<OfMessage['type']> = new Set(['FLOW_MOD', 'GROUP_MOD', 'PORT_MOD', 'TABLE_MOD', 'METER_MOD', 'PACKET_OUT']);
 
+/** Those, bundles, and a conntrack flush, which changes the switch's state: only a master sends them. */
 export function isWrite(msg: OfMessage): boolean {
-  return WRITES.has(msg.type) || (msg.type === 'EXPERIMENTER' && isBundle(msg));
+  return WRITES.has(msg.type) || (msg.type === 'EXPERIMENTER' && (isBundle(msg) || isCtFlush(msg)));
 }
 
 /** OFPBRC_IS_SLAVE: the switch refused a write because this connection is SLAVE. */

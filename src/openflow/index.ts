@@ -18,6 +18,7 @@ export { Reader, Writer } from './wire';
 export * from './messages/bundle';
 export * from './messages/role';
 export * from './messages/tlv-table';
+export * from './messages/ct-flush';
 export * from './messages/error-reply';
 export * from './text/messages';
 export * from './text/match';

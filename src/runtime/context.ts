@@ -27,6 +27,8 @@ export interface ContextHost {
   /** for lines an app's traffic can repeat per message */
   readonly logLimiter: LogLimiter;
   session(dpid: bigint): SwitchSession | undefined;
+  /** the reconciler's: nothing being sent to the switch */
+  settled(dpid: bigint): Promise<void>;
   /** this controller may write to the switch (its master, or EQUAL without an election) */
   writable(dpid: bigint, session: SwitchSession): boolean;
   handlerFailed(error: AppHandlerError): void;
@@ -114,6 +116,11 @@ export class RuntimeAppContext implements AppContext {
       this.host.logLimiter.log(this.log, 'warn', dpid, 'message dropped', { ...errorFields(e), dpid: formatDpid(dpid), msgType: msg.type });
       return false;
     }
+  }
+
+  settled(dpid: bigint): Promise<void> {
+    // a failed sync is the reconciler's to report and retry: the app only waits
+    return this.host.settled(dpid).catch(() => undefined);
   }
 
   packetOut(dpid: bigint, frame: Buffer, options: PacketOutOptions): boolean {

@@ -305,6 +305,7 @@ export class Runtime {
       placement: new ModelPlacement(this.modelStore?.model$ ?? of(EMPTY_MODEL), portNumbers, stopped$),
       logLimiter: this.controller.config.logLimiter,
       session: (dpid) => this.controller.session(dpid),
+      settled: (dpid) => this.reconciler.settled(dpid),
       writable: (dpid, session) => this.roles.writable(dpid, session),
       handlerFailed: (error) => {
         // a bug in an app, so with its stack; but it may throw for every packet-in

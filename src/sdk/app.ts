@@ -72,6 +72,12 @@ export interface AppContext {
    * (floods, refreshes) until sends return true again.
    */
   send(dpid: bigint, msg: OfMessage): boolean;
+  /**
+   * Resolves once nothing set for `dpid` (flows, groups) is still being sent: what the app set before
+   * the call is on the switch, or its sync failed and the switch is re-read later. For a message that
+   * must follow a change, as a conntrack flush follows the group change that stops new connections.
+   */
+  settled(dpid: bigint): Promise<void>;
   /** Sends `frame` (a whole Ethernet frame) out of port `to` of switch `dpid`, as `send` does. */
   packetOut(dpid: bigint, frame: Buffer, options: PacketOutOptions): boolean;
   /**

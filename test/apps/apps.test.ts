@@ -67,6 +67,8 @@ class Harness {
       stopped$: this.stop.asObservable(),
       logLimiter: new LogLimiter(),
       session: (dpid) => ({ send: (msg: OfMessage) => this.sent.push({ dpid, msg }) }) as unknown as SwitchSession,
+      // the desired state is the switch here
+      settled: async () => undefined,
       writable: () => true,
       handlerFailed: (e) => {
         throw e;

@@ -15,6 +15,7 @@ import {
   ALL_HEALTHY,
   affinityCookie,
   compileLoadBalancer,
+  deadBackendFlushes,
   lbGroups,
   vipGroupKey,
   type Healthy,
@@ -23,7 +24,7 @@ import { TunnelMeshApp } from '../../src/apps/tunnel-mesh';
 import { DistributedRouterApp } from '../../src/apps/distributed-router';
 import { AclApp } from '../../src/apps/acl';
 import { type LoadBalancer, type NetworkModel, TUNNEL_OFPORT, loadModelFile } from '../../src/model';
-import { type Action, type FlowMod, type GroupMod, formatActions } from '../../src/openflow';
+import { type Action, type Experimenter, type FlowMod, type GroupMod, decodeCtFlush, formatActions, isCtFlush } from '../../src/openflow';
 import { BACKEND_HEALTH, type Group, Pipeline, flowsOn, groupIdOf, makeCookie, type Container } from '../../src/sdk';
 import { FakeSwitch, FlowTableSim, TestModelStore, fakePort } from '../../src/testing';
 import { ipv4Of, runApps } from '../../src/testing';
@@ -199,6 +200,25 @@ test('a health transition modifies that load balancer\'s groups, touches no flow
   );
   t.is(sent.filter((x) => x.type === 'GROUP_MOD').length, 1, "the other load balancers' groups are untouched");
   t.not(affinityCookie(sticky, 'app-b1'), makeCookie(LOAD_BALANCER_APP_ID, 'lb:blue/sticky'));
+  const flushAt = sent.findIndex((x) => x.type === 'EXPERIMENTER' && isCtFlush(x));
+  t.true(flushAt > sent.indexOf(mod), 'after the group change: no new connection commits to app-b1 once its connections are flushed');
+  t.deepEqual(decodeCtFlush(sent[flushAt] as Experimenter), {
+    zone: 101,
+    ipProto: 6,
+    orig: { dst: sticky.vip, dstPort: 80 },
+    reply: { src: m.ports.find((p) => p.name === 'app-b1')!.ip, srcPort: 8080 },
+  }, "app-b1's translated connections of the sticky VIP, and only those");
+});
+
+test("a dead backend's translated connections are flushed where it left the rotation: not where it still serves (fail open)", (t) => {
+  const m = model();
+  const vpc = vpcOf(m, 'blue');
+  const spread = lbOf(m, 'blue', 'spread');
+  const flushes = deadBackendFlushes(vpc, spread, 'app-b1', (_lb, port) => port !== 'app-b1');
+  t.deepEqual([...flushes.keys()].sort(), vpc.hosts.map((h) => h.datapathId).sort(), 'every hypervisor of the VPC');
+  t.deepEqual(flushes.get(0x11n), [{ zone: 101, ipProto: 6, orig: { dst: spread.vip, dstPort: 80 }, reply: { src: '10.1.2.13', srcPort: 8080 } }]);
+  t.deepEqual(deadBackendFlushes(vpc, spread, 'app-b1', () => false).size, 0, 'nobody healthy: every backend stays in rotation, and its connections');
+  t.deepEqual(deadBackendFlushes(vpc, spread, 'client-a', () => false).size, 0, 'not a backend of this load balancer');
 });
 
 test('a load balancer added to a running model: its groups go with its flows in one batch, before them; removed, after them', async (t) => {

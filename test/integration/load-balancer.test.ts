@@ -218,6 +218,15 @@ test.serial("failover under load: a backend's server killed, then its VM silence
   const loadPast = (at: number) => waitFor(`requests after ${at}`, async () => load.newRequests().filter((r) => r.at > at).length, (n) => n >= 20, { timeoutMs: 10_000, intervalMs: 50 });
   const servedBy = (backend: string, since: number) => load.newRequests().find((r) => r.served === backend && r.at >= since);
   const backIn = async (since: number) => (await waitFor(`${VICTIM} serving again`, async () => servedBy(VICTIM, since), (r) => r !== undefined, { timeoutMs: 10_000, intervalMs: 50 }))!.at - since;
+  const clientHv = scenario!.state().hypervisors[scenario!.state().vms['client-a']!.hypervisor]!;
+  /** client-a's hypervisor's conntrack entries of the VIP translated to the victim */
+  const translatedToVictim = async () =>
+    (await run('ovs-appctl', ['-t', clientHv.unixctl, 'dpctl/dump-conntrack'])).stdout.split('\n').filter((l) => l.includes(`dst=${VIP.spread},`) && l.includes(`reply=(src=${vm.ip},`));
+  /** A dead backend's connections through the VIP are flushed once it is out of rotation: left, a reused client port would meet it again. */
+  const flushed = async (what: string) => {
+    const left = await waitFor(`${what}: no connection to ${VICTIM} left`, translatedToVictim, (l) => l.length === 0, { timeoutMs: 1_000, intervalMs: 100 }).catch(() => undefined);
+    t.truthy(left, `${what}: client-a's hypervisor holds no connection to ${VIP.spread} translated to ${VICTIM} a second after it left the rotation`);
+  };
   const windows: { what: string; at: number; bound: number }[] = [];
   try {
     const ready = await waitFor('the held connections', async () => load.events.find((e) => e.kind === 'ready') ?? load.stderr, (e) => typeof e !== 'string' || e.includes('Error'), { timeoutMs: 20_000, intervalMs: 50 });
@@ -230,6 +239,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
     servers.get(`${VICTIM}:${BACKEND_PORT}`)!.kill('SIGKILL');
     windows.push({ what: 'server killed', at: killedAt, bound: downBound });
     const killedDown = (await healthChanged(VICTIM, 'down', killedAt)) - killedAt;
+    await flushed('server killed');
     await loadPast(killedAt + killedDown + 1000);
 
     const restartedAt = await startServer(VICTIM, BACKEND_PORT);
@@ -240,6 +250,7 @@ test.serial("failover under load: a backend's server killed, then its VM silence
     await inVm('ip', 'link', 'set', vm.iface, 'down');
     windows.push({ what: 'VM silenced', at: silencedAt, bound: downBound });
     const silencedDown = (await healthChanged(VICTIM, 'down', silencedAt)) - silencedAt;
+    await flushed('VM silenced');
     await loadPast(silencedAt + silencedDown + 1000);
 
     const revivedAt = Date.now();
@@ -261,9 +272,8 @@ test.serial("failover under load: a backend's server killed, then its VM silence
       if (late.length) {
         t.log(`${w.what}: failed after the bound (the VM revived ${Math.round(revivedAt - silencedAt)} ms after its silencing): ${late.join('; ')}`);
         // the client's hypervisor's connections to the victim, and its groups: a stale NAT entry (a reused client port) or a stale bucket
-        const clientHv = scenario!.state().hypervisors[scenario!.state().vms['client-a']!.hypervisor]!;
-        const conntrack = (await run('ovs-appctl', ['-t', clientHv.unixctl, 'dpctl/dump-conntrack'])).stdout.split('\n').filter((l) => l.includes(vm.ip));
-        t.log(`client-a's hypervisor: ${conntrack.length} conntrack entries with ${vm.ip}: ${conntrack.slice(0, 40).join(' | ')}`);
+        const conntrack = await translatedToVictim();
+        t.log(`client-a's hypervisor: ${conntrack.length} conntrack entries of the VIP translated to ${vm.ip}: ${conntrack.slice(0, 40).join(' | ')}`);
         t.log((await run('ovs-ofctl', ['-O', 'OpenFlow13', 'dump-groups', `unix:${clientHv.mgmt}`])).stdout);
       }
       t.true(last <= w.bound, `${w.what}: no failed request started later than ${w.bound} ms after`);

@@ -24,6 +24,7 @@ test('a flood of sends switches cannot take logs 10 "message dropped" per switch
     stopped$: none,
     logLimiter: limiter,
     session: full,
+    settled: async () => undefined,
     writable: () => true,
     handlerFailed: () => undefined,
   };

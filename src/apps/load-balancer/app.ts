@@ -1,4 +1,5 @@
 import type { LoadBalancer } from '../../model';
+import { ctFlush } from '../../openflow';
 import type { AppContext, ZonemeshApp } from '../../sdk/app';
 import { type BackendHealth, type BackendHealthSource, BACKEND_HEALTH } from '../../sdk/backend-health';
 import { inject, injectable, optional } from '../../sdk/di';
@@ -6,7 +7,7 @@ import { deleteByCookie } from '../../sdk/flow';
 import { type Group, sameBuckets } from '../../sdk/group';
 import { runIncremental } from '../../sdk/incremental';
 import { OverlayViews, type OverlayView, type VpcView } from '../overlay';
-import { LOAD_BALANCER_APP_ID, LOAD_BALANCER_TABLES, type Healthy, affinityCookie, lbGroups, lbOwnerKey, loadBalancerGroups } from './flows';
+import { LOAD_BALANCER_APP_ID, LOAD_BALANCER_TABLES, type Healthy, affinityCookie, deadBackendFlushes, lbGroups, lbOwnerKey, loadBalancerGroups } from './flows';
 
 const healthKey = (vpc: string, lb: string, port: string): string => `${vpc}/${lb}/${port}`;
 
@@ -21,7 +22,8 @@ interface Placed {
  * The load-balancer app: flows compiled incrementally from the overlay view (flows.ts), groups per
  * load balancer recomputed when its model objects change or one of its backends' health does. A
  * health transition touches that load balancer's groups only (group modifies, no flow), and a
- * backend going down also loses its clients' affinity bindings. Without a health checker
+ * backend going down also loses its clients' affinity bindings and, where it is out of rotation, its
+ * translated connections. Without a health checker
  * (BACKEND_HEALTH unbound or inactive) every backend counts as healthy.
  */
 @injectable()
@@ -111,8 +113,15 @@ export class LoadBalancerApp implements ZonemeshApp {
     ctx.log.info({ vpc: h.vpc, loadBalancer: h.loadBalancer, backend: h.port, state: h.state, reason: h.reason }, 'load-balancer backend health changed');
     if (!placed) return;
     this.placed.set(key, this.place(ctx, key, placed.lb, placed.vpc, placed));
+    if (h.state !== 'down') return;
     // clients bound to a dead backend pick again at their next connection
-    if (h.state === 'down') this.unbind(ctx, placed, [h.port]);
+    this.unbind(ctx, placed, [h.port]);
+    // its translated connections forgotten once the switch no longer gives it new ones (flows.ts)
+    for (const [dpid, flushes] of deadBackendFlushes(placed.vpc, placed.lb, h.port, this.healthy)) {
+      void ctx.settled(dpid).then(() => {
+        for (const flush of flushes) ctx.send(dpid, ctFlush(0, flush));
+      });
+    }
   }
 }
 

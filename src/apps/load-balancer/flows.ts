@@ -1,4 +1,4 @@
-import type { Action, LearnSpec } from '../../openflow';
+import type { Action, CtFlush, LearnSpec } from '../../openflow';
 import { NX_CT_F_COMMIT, NX_NAT_F_DST, NX_PORT_IN_PORT, fieldRef } from '../../openflow';
 import { type Hypervisor, type LoadBalancer, TUNNEL_OFPORT, conntrackZone } from '../../model';
 import { makeCookie } from '../../sdk/cookie';
@@ -199,10 +199,7 @@ function replyFlows(pipeline: Pipeline, owner: string, vpc: VpcView): Flow[] {
 
 /**
  * A load balancer's select groups, one per VIP port, on every hypervisor of its VPC: one bucket per
- * backend in rotation, weighted. In rotation: healthy and of weight > 0; with zone affinity, only
- * those of the hypervisor's zone while one of them is healthy. When no backend is healthy, every
- * backend of weight > 0 is (fail open: a checker that cannot reach the backends does not blackhole
- * the VIP).
+ * backend in rotation there (`rotation`), weighted.
  */
 export function lbGroups(pipeline: Pipeline, vpc: VpcView, lb: LoadBalancer, healthy: Healthy): Map<bigint, Group[]> {
   const zone = conntrackZone(vpc.vpc.vni);
@@ -210,19 +207,49 @@ export function lbGroups(pipeline: Pipeline, vpc: VpcView, lb: LoadBalancer, hea
   for (const host of vpc.hosts) {
     out.set(
       host.datapathId,
-      lb.ports.map((port) => {
-        const weighted = targets(vpc, lb, port).filter((t) => t.weight > 0);
-        const up = weighted.filter((t) => healthy(lb, t.view.port.name));
-        const inRotation = up.length ? up : weighted;
-        const local = lb.zoneAffinity ? inRotation.filter((t) => t.view.host.zone === host.zone && up.includes(t)) : [];
-        const chosen = local.length ? local : inRotation;
-        return {
-          groupId: groupIdOf(LOAD_BALANCER_APP_ID, vipGroupKey(lb, port)),
-          groupType: 'select',
-          buckets: chosen.map((t) => bucket(lb.sessionAffinity ? bindTo(pipeline, t) : [natTo(pipeline, zone, t)], t.weight)),
-        };
-      }),
+      lb.ports.map((port) => ({
+        groupId: groupIdOf(LOAD_BALANCER_APP_ID, vipGroupKey(lb, port)),
+        groupType: 'select',
+        buckets: rotation(vpc, lb, port, host, healthy).map((t) => bucket(lb.sessionAffinity ? bindTo(pipeline, t) : [natTo(pipeline, zone, t)], t.weight)),
+      })),
     );
+  }
+  return out;
+}
+
+/**
+ * The backends a VIP port sends new connections to from `host`: healthy and of weight > 0; with zone
+ * affinity, only those of the host's zone while one of them is healthy. When no backend is healthy,
+ * every backend of weight > 0 is (fail open: a checker that cannot reach the backends does not
+ * blackhole the VIP).
+ */
+function rotation(vpc: VpcView, lb: LoadBalancer, port: number, host: Hypervisor, healthy: Healthy): Target[] {
+  const weighted = targets(vpc, lb, port).filter((t) => t.weight > 0);
+  const up = weighted.filter((t) => healthy(lb, t.view.port.name));
+  const inRotation = up.length ? up : weighted;
+  const local = lb.zoneAffinity ? inRotation.filter((t) => t.view.host.zone === host.zone && up.includes(t)) : [];
+  return local.length ? local : inRotation;
+}
+
+/**
+ * The conntrack flushes, per hypervisor, that forget the connections a dead backend was given through
+ * the VIP, wherever it is out of rotation now. Unanswered ones (SYN_SENT) would keep their NAT for
+ * OVS's 30 s, and a client that reuses such a source port meets the dead backend again, its new SYN
+ * outside the old entry's window: a timeout long after the failover. A client retransmitting an old
+ * SYN after the flush is balanced afresh. Only the VIP's translations are flushed (original
+ * destination the VIP and port, reply source the backend and its port): connections made to the
+ * backend directly stay.
+ */
+export function deadBackendFlushes(vpc: VpcView, lb: LoadBalancer, backend: string, healthy: Healthy): Map<bigint, CtFlush[]> {
+  const zone = conntrackZone(vpc.vpc.vni);
+  const out = new Map<bigint, CtFlush[]>();
+  for (const host of vpc.hosts) {
+    const flushes = lb.ports.flatMap((port) => {
+      const dead = targets(vpc, lb, port).find((t) => t.view.port.name === backend);
+      if (!dead || rotation(vpc, lb, port, host, healthy).some((t) => t.view === dead.view)) return [];
+      return [{ zone, ipProto: IP_PROTO[lb.protocol], orig: { dst: lb.vip, dstPort: port }, reply: { src: dead.view.port.ip, srcPort: dead.port } }];
+    });
+    if (flushes.length) out.set(host.datapathId, flushes);
   }
   return out;
 }
