@@ -15,6 +15,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver, type PerformanceEntry, constants as perf } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
@@ -97,7 +98,34 @@ function compileOnce(model: NetworkModel, placement: Placement): Compiled {
   return { view, engines, changes, ms: total, line: `${total.toFixed(0)} ms (CPU ${cpuMs.toFixed(0)} ms) = ${parts.join(' + ')}` };
 }
 
-function fullCompile(hvCount: number, rounds: number): { rt: Runtime; model: NetworkModel; placement: Map<bigint, Map<string, number>> } {
+/** Node's GC entries, each queued on the event loop after its collection */
+const gcEntries: PerformanceEntry[] = [];
+const gcObserver = new PerformanceObserver((list) => gcEntries.push(...list.getEntries()));
+gcObserver.observe({ entryTypes: ['gc'] });
+/** every collection so far in gcEntries: the queued entries, without waiting for the observer's callback */
+async function gcEntriesSoFar(): Promise<number> {
+  await new Promise(setImmediate);
+  gcEntries.push(...gcObserver.takeRecords());
+  return gcEntries.length;
+}
+
+/** The collections since entry `from`: young-generation scavenges, and mark-compacts (each with its incremental marking) */
+function gcSummary(from: number): string {
+  const kinds = [
+    { name: 'scavenges', kind: perf.NODE_PERFORMANCE_GC_MINOR },
+    { name: 'mark-compacts', kind: perf.NODE_PERFORMANCE_GC_MAJOR },
+    { name: 'incremental marking pauses', kind: perf.NODE_PERFORMANCE_GC_INCREMENTAL },
+  ];
+  const entries = gcEntries.slice(from);
+  return kinds
+    .map(({ name, kind }) => {
+      const of = entries.filter((e) => (e as PerformanceEntry & { detail: { kind: number } }).detail.kind === kind);
+      return `${of.length} ${name} ${of.reduce((n, e) => n + e.duration, 0).toFixed(0)} ms`;
+    })
+    .join(', ');
+}
+
+async function fullCompile(hvCount: number, rounds: number): Promise<{ rt: Runtime; model: NetworkModel; placement: Map<bigint, Map<string, number>> }> {
   const { model, placement } = generate(hvCount);
   let t0 = process.hrtime.bigint();
   validateModel(toDocument(model), `generated-${hvCount}`);
@@ -106,12 +134,16 @@ function fullCompile(hvCount: number, rounds: number): { rt: Runtime; model: Net
   const times: number[] = [];
   let last: Compiled | undefined;
   let before = process.memoryUsage();
+  let gcLine = '';
   for (let r = 0; r < rounds; r++) {
     last = undefined; // the previous round's state goes before memory is measured
     gc();
     before = process.memoryUsage();
+    const gcFrom = await gcEntriesSoFar();
     last = compileOnce(model, placement);
     times.push(last.ms);
+    await gcEntriesSoFar();
+    gcLine = gcSummary(gcFrom);
   }
   gc();
   const after = process.memoryUsage();
@@ -137,6 +169,7 @@ function fullCompile(hvCount: number, rounds: number): { rt: Runtime; model: Net
   console.log(`\n## ${hvCount} hypervisors, ${ports} ports, ${model.vpcs.length} VPCs`);
   console.log(`model validation (not part of compile): ${validateMs.toFixed(0)} ms`);
   console.log(`full compile, best of ${rounds}: ${times[0]!.toFixed(0)} ms (median ${pct(times, 50).toFixed(0)} ms); last round ${line}`);
+  console.log(`  garbage collection in the last round (pauses on the compiling thread): ${gcLine}`);
   console.log(`  ${flows.toLocaleString('en')} flows on ${hvCount} switches (${(flows / hvCount).toFixed(0)} per switch), ${sets.toLocaleString('en')} (owner, switch) sets in ${changes.toLocaleString('en')} changes`);
   console.log(`  into the runtime's DesiredState: ${desiredMs.toFixed(0)} ms`);
   console.log(`  memory held by the compiled state: heapUsed +${mb(after.heapUsed - before.heapUsed)}, rss ${mb(after.rss)}, peak rss so far ${mb(process.resourceUsage().maxRSS * 1024)}`);
@@ -144,7 +177,7 @@ function fullCompile(hvCount: number, rounds: number): { rt: Runtime; model: Net
 }
 
 async function portAdds(hvCount: number, adds: number, rounds: number, reread: boolean): Promise<void> {
-  const { rt, model: first, placement: firstPlacement } = fullCompile(hvCount, rounds);
+  const { rt, model: first, placement: firstPlacement } = await fullCompile(hvCount, rounds);
   let model = first;
   let placement: Map<bigint, Map<string, number>> = firstPlacement;
   let mods = 0;
@@ -285,7 +318,7 @@ const { values } = parseArgs({
 });
 const adds = Number(values.adds);
 const rounds = Number(values.rounds);
-console.log(`# zonemesh compile benchmark (node ${process.version}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ${cpus().length} CPUs)`);
+console.log(`# zonemesh compile benchmark (node ${process.version} ${process.execArgv.join(' ') || 'with V8 defaults'}, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}, ${cpus().length} CPUs)`);
 void (async () => {
   for (const size of values.sizes.split(',').map(Number)) {
     await portAdds(size, adds, rounds, false);
