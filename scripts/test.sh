@@ -79,6 +79,9 @@ fi
 clean_machine
 rm -rf "$ZONEMESH_TEST_STATE"
 mkdir -p "$ZONEMESH_TEST_STATE"
+# what the tests leave in the temporary folder is looked for after the run (test/helpers/run.ts tempDir removes its own)
+tmp_before=$(mktemp "$ZONEMESH_TEST_STATE/tmp-before.XXXXXX")
+ls -A /tmp >"$tmp_before"
 
 started_ovs=
 ovs_was_down=
@@ -168,7 +171,10 @@ fi
 
 cleanup
 
+# new entries of /tmp named as the tests name theirs, besides the state folder and its lock
+left=$(ls -A /tmp | grep -vxFf "$tmp_before" | grep -E '^(zm|zonemesh)' | grep -vxF -e "$(basename "$ZONEMESH_TEST_STATE")" -e "$(basename "$ZONEMESH_TEST_STATE").lock")
 status=0
+[ -n "$left" ] && { echo "test.sh: the tests left these in /tmp: $(echo "$left" | tr '\n' ' ')"; status=1; }
 [ -n "$tsc_failed" ] && { echo "test.sh: tsc reported type errors (see above)"; status=1; }
 [ -n "$ava_failed" ] && status=1
 [ $((passed + failed)) -eq 0 ] && { echo "test.sh: no test ran"; status=1; }

@@ -1,7 +1,5 @@
 import test from 'ava';
-import { mkdtempSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   BgpConfigError,
@@ -32,6 +30,7 @@ import { IncrementalCompiler } from '../../src/sdk/incremental';
 import { FlowTableSim, type SimPacket } from '../../src/sdk/sim';
 import { NORTH_SOUTH_COMPILERS, NORTH_SOUTH_PIPELINE as PIPELINE, edit, northSouth, northSouthWithHv5, placesIn, switchFlows, viewOf } from './helpers';
 import { ipv4Of } from '../../src/testing';
+import { tempDir } from '../helpers/run';
 
 /**
  * Floating IPs through the whole compiled pipeline of a hypervisor (every overlay app plus
@@ -522,7 +521,7 @@ async function fakeBgpdVty(dir: string, answer: (command: string) => Buffer): Pr
 const reply = (text: string, status = 0) => Buffer.concat([Buffer.from(text), Buffer.from([0, 0, 0, status])]);
 
 test("bgpd's vty socket: read, diff, one command at a time; bgpd's refusal and an endless reply are typed errors", async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-vty-'));
+  const dir = tempDir(t, 'zm-vty-');
   const running = 'router bgp 65001\n address-family ipv4 unicast\n  network 198.51.100.10/32\n exit-address-family\n';
   let vty = await fakeBgpdVty(dir, (c) => reply(c === 'show running-config' ? running : ''));
   try {

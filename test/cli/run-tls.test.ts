@@ -11,7 +11,7 @@ import { until } from '../controller/util';
 import { FakeSwitch } from '../../src/testing';
 import { makePkiFiles, type PkiFiles } from '../helpers/pki';
 import {  } from '../helpers/restart';
-import { freePort, spawnTracked } from '../helpers/run';
+import { freePort, spawnTracked, tempDir } from '../helpers/run';
 import { CLI, runCliAsync } from './run-cli';
 
 /** `zonemesh run --listen tls:…` as a user runs it, with fake switches connecting over TLS. */
@@ -71,7 +71,7 @@ test.after.always(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Starts `zonemesh run --apps l2-learning ARGS --control …` and waits for 'running'; killed (workers too) when the test ends. */
 async function startRun(t: ExecutionContext, args: string[]): Promise<{ run: Run; control: string }> {
-  const control = join(mkdtempSync(join(tmpdir(), 'zm-run-tls-ctl-')), 'control.sock');
+  const control = join(tempDir(t, 'zm-run-tls-ctl-'), 'control.sock');
   const child = spawnTracked(process.execPath, [CLI, 'run', '--apps', 'l2-learning', '--control', `unix:${control}`, ...args]);
   const run = new Run(child);
   t.teardown(() => {

@@ -1,9 +1,8 @@
 import test, { type ExecutionContext } from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mergeFlows, mergeInstalled, type WorkerReply } from '../../src/cli/workers';
 import { OFPP } from '../../src/openflow';
@@ -11,7 +10,7 @@ import { queryControl, type SwitchFlows } from '../../src/runtime';
 import { until } from '../controller/util';
 import { FakeSwitch, type FakeConnectTarget } from '../../src/testing';
 import { writeAtomically } from '../helpers/restart';
-import { freePort, spawnTracked } from '../helpers/run';
+import { freePort, spawnTracked, tempDir } from '../helpers/run';
 import { CLI, runCliAsync } from './run-cli';
 
 /** `zonemesh run --workers N` as a user runs it: a primary, N worker processes, fake switches. */
@@ -105,7 +104,7 @@ class Cluster {
 
 /** Starts `zonemesh run --workers 2 ARGS`; the primary and every worker it forked are killed when the test ends. */
 async function startCluster(t: ExecutionContext, args: string[], { waitRunning = true } = {}): Promise<Cluster> {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-workers-'));
+  const dir = tempDir(t, 'zm-workers-');
   const control = join(dir, 'control.sock');
   const child = spawnTracked(process.execPath, [CLI, 'run', '--workers', '2', '--control', `unix:${control}`, ...args]);
   const cluster = new Cluster(child, control, dir);
@@ -257,7 +256,7 @@ test('a silent worker: a list says which worker did not answer; a switch of anot
 
 test("edits of the config file's settings reach every worker", async (t) => {
   const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'zm-workers-'));
+  const dir = tempDir(t, 'zm-workers-');
   const config = join(dir, 'run.yaml');
   const flow = (name: string, inPort: number) => `{ name: ${name}, priority: 100, match: { in_port: ${inPort} }, actions: [{ output: ${3 - inPort} }] }`;
   const yaml = (...flows: string[]) => `apps: [static-flows]\nsettings:\n  static-flows:\n    flows: [${flows.join(', ')}]\n`;
@@ -297,7 +296,7 @@ test('dial targets are shared out: target i is dialed by worker i % N only', asy
 });
 
 test('a unix listen socket is shared by the workers too (a stale one replaced first)', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-workers-unix-'));
+  const dir = tempDir(t, 'zm-workers-unix-');
   const path = join(dir, 'of.sock');
   // a socket file left by a controller that died: the primary replaces it
   const stale = spawnTracked(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(path)}, () => process.kill(process.pid, 'SIGKILL'))`]);
@@ -328,7 +327,7 @@ test('a worker that cannot start stops the cluster: exit 3 with its error, no wo
 });
 
 test('--workers 1 is the one process of old: no primary, no worker', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-workers-'));
+  const dir = tempDir(t, 'zm-workers-');
   const child = spawnTracked(process.execPath, [CLI, 'run', '--workers', '1', '--listen', '127.0.0.1:0', '--control', `unix:${join(dir, 'control.sock')}`]);
   const cluster = new Cluster(child, join(dir, 'control.sock'), dir);
   t.teardown(() => void (cluster.exited || child.kill('SIGKILL')));
@@ -349,7 +348,7 @@ test('bad --workers values are refused with the reason', async (t) => {
     t.is(r.status, 2, `${value}: a malformed flag is bad usage`);
     t.is(r.stderr.trim(), `zonemesh run: command line: ${problem}; try 'zonemesh run --help'`);
   }
-  const dir = mkdtempSync(join(tmpdir(), 'zm-workers-'));
+  const dir = tempDir(t, 'zm-workers-');
   writeFileSync(join(dir, 'run.yaml'), 'workers: 1.5\n');
   const file = await runCliAsync('run', '--config', join(dir, 'run.yaml'));
   t.is(file.status, 3, 'a bad config file: the command failed');

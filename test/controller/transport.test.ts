@@ -1,18 +1,12 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { lstatSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Controller, ConnectionError, ControllerConfigError, forSwitch, parseDialTarget, silentLogger } from '../../src/controller';
 import { FakeSwitch } from '../../src/testing';
 import { makePkiFiles } from '../helpers/pki';
+import { tempDir } from '../helpers/run';
 import { next, nextWhere } from './util';
-
-function tempDir(t: { teardown(fn: () => void): void }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'zonemesh-ctl-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
-}
 
 function newController(t: { teardown(fn: () => Promise<void>): void }): Controller {
   const controller = new Controller({ logger: silentLogger() });

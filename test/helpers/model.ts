@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { filter, firstValueFrom, timeout, type Observable } from 'rxjs';
 import { ModelValidationError, validateModel } from '../../src/model';
@@ -59,13 +58,6 @@ export function generatedModel(ports: number) {
       return { name: `p${i}`, vpc: `vpc${v}`, subnet: `s${s}`, mac, ip: `10.0.${s}.${host}`, hypervisor: `hv${Math.floor(i / PORTS_PER_HYPERVISOR)}` };
     }),
   };
-}
-
-/** A fresh temporary directory, removed when `teardown` runs it. */
-export function tempDir(teardown: (f: () => void) => void): string {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-model-'));
-  teardown(() => rmSync(dir, { recursive: true, force: true }));
-  return dir;
 }
 
 /**

@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** A command that failed to start, exited non-zero, was killed, or ran past its timeout. */
@@ -80,6 +81,15 @@ export function run(command: string, args: readonly string[], opts: RunOptions =
 
 /** nftables by its path: under npm and npx, node_modules/.bin comes first in PATH, and @vercel/nft has a bin named nft */
 export const NFT = '/usr/sbin/nft';
+
+/** A fresh directory in the OS's temporary folder, removed when the test (or, given `test`, the file) ends. */
+export function tempDir(t: { teardown(fn: () => void): void } | { after: { always(fn: () => void): void } }, prefix = 'zm-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const remove = () => rmSync(dir, { recursive: true, force: true });
+  if ('teardown' in t) t.teardown(remove);
+  else t.after.always(remove);
+  return dir;
+}
 
 /** Directory whose *.pid files scripts/test.sh kills at cleanup, whatever way the tests ended. */
 export const TEST_STATE_DIR = process.env.ZONEMESH_TEST_STATE ?? '/tmp/zonemesh-test';

@@ -5,10 +5,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { firstValueFrom } from 'rxjs';
 import { parse, stringify } from 'yaml';
 import { FileModelStore, ModelValidationError, validateModel, type FileModelStoreOptions, type NetworkModel } from '../../src/model';
-import { configMapVolume, firstMatching, generatedModel, minimalModel, tempDir } from '../helpers/model';
+import { configMapVolume, firstMatching, generatedModel, minimalModel } from '../helpers/model';
+import { tempDir } from '../helpers/run';
 
 function modelFile(t: ExecutionContext, doc: unknown = minimalModel()): string {
-  const file = join(tempDir((f) => t.teardown(f)), 'model.yaml');
+  const file = join(tempDir(t), 'model.yaml');
   writeFileSync(file, stringify(doc));
   return file;
 }
@@ -161,7 +162,7 @@ test('a half-written file that happens to be valid is not applied: only the fini
 
 const configMapModel = test.macro({
   async exec(t, path: string) {
-    const dir = tempDir((f) => t.teardown(f));
+    const dir = tempDir(t);
     const publish = configMapVolume(dir, { 'model.yaml': stringify(minimalModel()) });
     const store = watchedStore(t, join(dir, path));
     for (const ip of ['10.0.0.6', '10.0.0.7']) {

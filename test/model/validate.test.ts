@@ -1,10 +1,10 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ModelValidationError, documentOf, entriesOf, loadModelFile, routerMac, validateModel } from '../../src/model';
 import { issuesOf, minimalModel } from '../helpers/model';
 import { REPO_ROOT } from '../helpers/paths';
+import { tempDir } from '../helpers/run';
 
 const DEFAULT_MODEL = join(REPO_ROOT, 'models', 'two-zones.yaml');
 
@@ -64,7 +64,7 @@ test('duplicate IPs in one VPC are rejected', (t) => {
 });
 
 test('syntax errors and missing files name the file', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-model-'));
+  const dir = tempDir(t, 'zm-model-');
   const bad = join(dir, 'bad.yaml');
   writeFileSync(bad, 'zones: [\n');
   const e = t.throws(() => loadModelFile(bad), { instanceOf: ModelValidationError });

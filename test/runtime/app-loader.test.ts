@@ -1,18 +1,18 @@
 import test from 'ava';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BUILTIN_APPS } from '../../src/apps/registry';
 import { silentLogger } from '../../src/controller';
 import { AppLoadError, AppWiringError, Runtime, loadRunConfig, type AppRef } from '../../src/runtime';
 import { runCli } from '../cli/run-cli';
 import { REPO_ROOT } from '../helpers/paths';
+import { tempDir } from '../helpers/run';
 
 /** '2, 3, 16, …': every built-in app's id, as the refusals list them */
 const BUILTIN_IDS = [...BUILTIN_APPS.reservedAppIds.keys()].sort((a, b) => a - b).join(', ');
 
 const SDK = JSON.stringify(join(REPO_ROOT, 'dist', 'src', 'sdk'));
-const dir = mkdtempSync(join(tmpdir(), 'zm-app-loader-'));
+const dir = tempDir(test, 'zm-app-loader-');
 
 /** a CommonJS app module in `dir`: `body` is the class body after name and appId */
 function appModule(

@@ -1,13 +1,12 @@
 import test, { type ExecutionContext } from 'ava';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { flowMod, makeCookie } from '../../src/sdk';
 import { runCliAsync, startRun } from '../cli/run-cli';
 import { FakeSwitch } from '../../src/testing';
-import { freePort } from '../helpers/run';
+import { freePort, tempDir } from '../helpers/run';
 import { until } from '../controller/util';
 
 /** `zonemesh run` and `zonemesh flows` as a user runs them, against a fake switch. */
@@ -27,7 +26,7 @@ settings:
 
 
 async function runController(t: ExecutionContext): Promise<{ child: ChildProcess; port: number; control: string; log: () => string }> {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-cli-'));
+  const dir = tempDir(t, 'zm-cli-');
   writeFileSync(join(dir, 'run.yaml'), CONFIG);
   const port = await freePort();
   const control = join(dir, 'control.sock');
@@ -65,7 +64,7 @@ test('zonemesh flows prints desired and installed flows of each switch, ovs-ofct
 });
 
 test('zonemesh flows shows the role at each switch and its generation id, as the switch last told them', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-cli-'));
+  const dir = tempDir(t, 'zm-cli-');
   writeFileSync(join(dir, 'run.yaml'), `${CONFIG}generationId: 7\n`);
   const port = await freePort();
   const control = join(dir, 'control.sock');

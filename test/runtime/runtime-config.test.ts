@@ -1,17 +1,18 @@
 import test from 'ava';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseStaticFlowsSettings } from '../../src/apps/static-flows';
 import { runConfig } from '../../src/cli/run';
 import { RunConfigError, RunConfigFile, loadRunConfig, parseDpid, parseListenTarget, validateRunConfig } from '../../src/runtime';
 import { configProblems } from '../helpers/config';
-import { configMapVolume, firstMatching, tempDir } from '../helpers/model';
+import { configMapVolume, firstMatching } from '../helpers/model';
+import { tempDir } from '../helpers/run';
 import { OFPP } from '../../src/openflow';
 
 
 test('a run config file is read, checked and completed with defaults', (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'zm-config-'));
+  const dir = tempDir(t, 'zm-config-');
   const path = join(dir, 'run.yaml');
   writeFileSync(path, "apps: [l2-learning]\nlisten: ['tcp:127.0.0.1:6653', ':6633', 'unix:/run/zm.sock', '[::1]:6653']\ndial: ['unix:/var/run/openvswitch/br0.mgmt']\n");
   t.deepEqual(loadRunConfig(path), {
@@ -168,7 +169,7 @@ test('modelMaxBytes: bytes, or KiB, MiB or GiB, in the file or as --model-max-by
 });
 
 test("a watched run config file is followed through a ConfigMap volume's atomic ..data swap, as the model is", async (t) => {
-  const dir = tempDir((f) => t.teardown(f));
+  const dir = tempDir(t);
   const publish = configMapVolume(dir, { 'run.yaml': 'settings: { static-flows: { miss: drop } }\n' });
   const file = new RunConfigFile(join(dir, 'run.yaml')).watch(20);
   t.teardown(() => file.close());
