@@ -33,19 +33,33 @@ function hostDpids(hosts: readonly Hypervisor[]) {
   return d;
 }
 
+/** one `[dpid]` per switch, for the switch of an owner with flows of its own (bounded: a region has fewer switches) */
+const singles = new Map<bigint, readonly bigint[]>();
+
+function only(dpid: bigint): readonly bigint[] {
+  let list = singles.get(dpid);
+  if (!list) {
+    if (singles.size >= 1 << 16) singles.clear();
+    singles.set(dpid, (list = [dpid]));
+  }
+  return list;
+}
+
 /** one flow list on every hypervisor of `hosts` (shared, not copied), but for the switches of `overrides`, which get their own */
 export function onHosts(hosts: readonly Hypervisor[], flows: readonly Flow[], overrides: readonly [bigint, readonly Flow[]][] = []): OwnerFlows {
   const d = hostDpids(hosts);
-  let dpids = d.all;
+  if (overrides.length === 0) return d.all.length ? [{ dpids: d.all, flows }] : [];
   if (overrides.length === 1) {
-    const [own] = overrides[0]!;
+    // a port's owner: its own hypervisor's list and everyone else's, the usual case by far
+    const [own, list] = overrides[0]!;
     let rest = d.without.get(own);
     if (!rest) d.without.set(own, (rest = d.all.filter((dpid) => dpid !== own)));
-    dpids = rest;
-  } else if (overrides.length) dpids = d.all.filter((dpid) => !overrides.some(([own]) => own === dpid));
-  if (!overrides.length) return dpids.length ? [{ dpids, flows }] : [];
-  const own = overrides.map(([dpid, list]): SwitchFlows => ({ dpids: [dpid], flows: list }));
-  return dpids.length ? [{ dpids, flows }].concat(own) : own;
+    const mine: SwitchFlows = { dpids: only(own), flows: list };
+    return rest.length ? [{ dpids: rest, flows }, mine] : [mine];
+  }
+  const dpids = d.all.filter((dpid) => !overrides.some(([own]) => own === dpid));
+  const own = overrides.map(([dpid, list]): SwitchFlows => ({ dpids: only(dpid), flows: list }));
+  return dpids.length ? [{ dpids, flows }, ...own] : own;
 }
 
 /** one commit action per zone (16 bits: the map is bounded), shared by the flows of its VPC */
