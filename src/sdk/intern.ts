@@ -24,15 +24,28 @@ const isSmall = (value: Primitive): value is number => typeof value === 'number'
 /** values in one name's Map, at most */
 const PER_NAME = 1 << 14;
 
-/** one name's values, with the last one looked up: an owner's flows repeat their values in a row */
+/**
+ * One name's values, with the last one looked up: an owner's flows repeat their values in a row.
+ * A name whose Map fills up with values it was hardly ever asked for again (port keys: one port's
+ * each, repeated only by that port's own flows, in a row) stops keeping its large values: a lookup
+ * in a Map that never answers costs a hash, and the Map was cleared every 16,384 values anyway.
+ */
 class Values<T> {
   readonly small: (T | undefined)[] = [];
   readonly byValue = new Map<Primitive, T>();
   lastValue: Primitive | undefined = undefined;
   last: T | undefined = undefined;
+  /** answers from byValue since it was last cleared */
+  private found = 0;
+  /** large values are not kept: the last filling was answered for less than one value in ten */
+  private unshared = false;
 
   find(value: Primitive): T | undefined {
-    return isSmall(value) ? this.small[value] : this.byValue.get(keyOf(value));
+    if (isSmall(value)) return this.small[value];
+    if (this.unshared) return undefined;
+    const item = this.byValue.get(keyOf(value));
+    if (item !== undefined) this.found++;
+    return item;
   }
 
   put(value: Primitive, item: T): void {
@@ -42,7 +55,13 @@ class Values<T> {
       this.small[value] = item;
       return;
     }
-    if (this.byValue.size >= PER_NAME) this.byValue.clear();
+    if (this.unshared) return;
+    if (this.byValue.size >= PER_NAME) {
+      this.unshared = this.found < PER_NAME / 10;
+      this.byValue.clear();
+      this.found = 0;
+      if (this.unshared) return;
+    }
     this.byValue.set(keyOf(value), item);
   }
 }

@@ -89,3 +89,27 @@ test('bounded per name: past 16,384 large values one name starts over, and the o
   t.is(exactTlv('reg0', 70_000), again);
   t.is(exactTlv('reg1', 70_000), other, 'reg1 kept its values');
 });
+
+test("a name whose large values are asked for again keeps them past its bound; one whose values never are keeps only the last (and its small ones)", (t) => {
+  const X = 900_000;
+  for (let v = 0; v < 20_000; v++) {
+    // each value asked for again once another was: answered by the name's Map
+    const made = exactTlv('reg2', 300_000 + v);
+    exactTlv('reg2', X);
+    t.is(exactTlv('reg2', 300_000 + v), made);
+  }
+  const kept = exactTlv('reg2', 500_000);
+  exactTlv('reg2', X);
+  t.is(exactTlv('reg2', 500_000), kept, 'reg2 shares past its first 16,384 values');
+
+  // port keys: one port's each, asked for again only by that port's flows, in a row
+  for (let v = 0; v < 20_000; v++) t.is(exactTlv('reg3', 600_000 + v), exactTlv('reg3', 600_000 + v));
+  const once = exactTlv('reg3', 800_000);
+  exactTlv('reg3', X);
+  const twice = exactTlv('reg3', 800_000);
+  t.not(twice, once, 'reg3 keeps no large value but the last');
+  t.deepEqual(twice, once);
+  t.is(exactTlv('reg3', 5), exactTlv('reg3', 5), 'its small values are still by index');
+  exactTlv('reg3', 6);
+  t.is(exactTlv('reg3', 5), exactTlv('reg3', 5));
+});
