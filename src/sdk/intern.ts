@@ -40,6 +40,11 @@ class Values<T> {
   /** large values are not kept: the last filling was answered for less than one value in ten */
   private unshared = false;
 
+  /** whether an equal value is found again: kept by index or in the Map */
+  keeps(value: Primitive): boolean {
+    return isSmall(value) || !this.unshared;
+  }
+
   find(value: Primitive): T | undefined {
     if (isSmall(value)) return this.small[value];
     if (this.unshared) return undefined;
@@ -84,6 +89,11 @@ class Table<T> {
       values.last = item;
     }
     return item;
+  }
+
+  /** whether (name, value) is one object for every caller (a name not seen yet: it will be) */
+  keeps(name: string, value: Primitive): boolean {
+    return this.byName.get(name)?.keeps(value) ?? true;
   }
 
   add(name: string, value: Primitive, item: T): T {
@@ -198,9 +208,15 @@ class InstructionLists {
   }
 }
 
-/** the actions sharedAction shares, and ct without nested actions */
+/**
+ * The actions sharedAction shares, and ct without nested actions. Not a set_field of a value its
+ * field no longer keeps (a port key): a list keyed by it would be one flow's, an entry in the table
+ * that only fills it.
+ */
 const repeats = (a: Action): boolean =>
-  a.type === 'output' || (a.type === 'set_field' && a.field.field !== 'unknown' && a.field.mask === undefined && isPrimitive(a.field.value)) || (a.type === 'ct' && a.actions.length === 0);
+  a.type === 'output' ||
+  (a.type === 'set_field' && a.field.field !== 'unknown' && a.field.mask === undefined && isPrimitive(a.field.value) && setFields.keeps(a.field.field, a.field.value)) ||
+  (a.type === 'ct' && a.actions.length === 0);
 
 function make(actions: Action[], goto: Instruction | undefined): Instruction[] {
   const instruction: Instruction = { type: 'apply_actions', actions };
