@@ -106,7 +106,7 @@ class Table<T> {
   }
 }
 
-const tlvs = new Table<OxmTlv>();
+const tlvTable = new Table<OxmTlv>();
 const setFields = new Table<Action>();
 const outputs = new Table<Action>();
 const metadataWrites = new Table<Instruction>();
@@ -120,7 +120,7 @@ const lastAddress = new Map<string, { field: string; value: string }>();
  * flow that matched it, when that was the last address matched in this field.
  */
 export function exactTlv(field: string, value: unknown): OxmTlv {
-  if (isPrimitive(value)) return tlvs.get(field, value) ?? tlvs.add(field, value, { field, value } as OxmTlv);
+  if (isPrimitive(value)) return tlvTable.get(field, value) ?? tlvTable.add(field, value, { field, value } as OxmTlv);
   if (typeof value !== 'string') return { field, value } as OxmTlv;
   const last = lastAddress.get(field);
   if (last?.value === value) return last as OxmTlv;
@@ -235,12 +235,12 @@ const NO_MATCH: Match = [];
 
 /**
  * The first `count` TLVs of `tlvs` (scratch space the caller reuses) as a match: the shared one
- * when that is one TLV of a number value (an in_port, say) or none, else an exact-length copy.
+ * when that is one TLV of a number value its field keeps (an in_port, say; not a port key) or none, else an exact-length copy.
  */
 export function sharedMatch(tlvs: readonly OxmTlv[], count: number): Match {
   if (count === 0) return NO_MATCH;
   const tlv = tlvs[0]!;
-  if (count > 1 || tlv.field === 'unknown' || tlv.mask !== undefined || !isPrimitive(tlv.value)) return tlvs.slice(0, count);
+  if (count > 1 || tlv.field === 'unknown' || tlv.mask !== undefined || !isPrimitive(tlv.value) || !tlvTable.keeps(tlv.field, tlv.value)) return tlvs.slice(0, count);
   let match = singleTlvMatches.get(tlv);
   if (!match) {
     if (singleTlvMatches.size >= LIMIT) singleTlvMatches.clear();

@@ -1,5 +1,5 @@
 import test from 'ava';
-import type { Action } from '../../src/openflow';
+import type { Action, OxmTlv } from '../../src/openflow';
 import { FlowBuilder } from '../../src/sdk/flow';
 import { exactTlv, gotoTable, metadataWrite, sharedAction, sharedInstructions, sharedMatch } from '../../src/sdk/intern';
 import { Pipeline } from '../../src/sdk/pipeline';
@@ -112,4 +112,12 @@ test("a name whose large values are asked for again keeps them past its bound; o
   t.is(exactTlv('reg3', 5), exactTlv('reg3', 5), 'its small values are still by index');
   exactTlv('reg3', 6);
   t.is(exactTlv('reg3', 5), exactTlv('reg3', 5));
+  // nor is a list made of such a value looked up: it would be one flow's, and only fill the table
+  const large = exactTlv('reg3', 800_001);
+  t.not(sharedMatch([large], 1), sharedMatch([large], 1));
+  t.is(sharedMatch([exactTlv('reg2', 500_000)], 1), sharedMatch([exactTlv('reg2', 500_000)], 1), "reg2's are");
+  const setReg4 = (value: number): Action => ({ type: 'set_field', field: { field: 'reg4', value } as OxmTlv });
+  for (let v = 0; v < 20_000; v++) sharedAction(setReg4(600_000 + v));
+  t.not(sharedInstructions([setReg4(800_000)], undefined), sharedInstructions([setReg4(800_000)], undefined));
+  t.is(sharedInstructions([setReg4(7)], undefined), sharedInstructions([setReg4(7)], undefined), 'a small value of it is shared, and its list');
 });
