@@ -25,7 +25,7 @@ export const fipCommand = defineCommand({
     let res = await api.call('GET', path);
     if (res.status === 200 && action !== 'show') {
       const { port: _, ...fip } = res.body as Record<string, unknown>;
-      res = await api.call('PUT', path, action === 'bind' ? { ...fip, port: v.port } : fip);
+      res = await api.write('PUT', path, action === 'bind' ? { ...fip, port: v.port } : fip, {}, (stored) => stored.port === (action === 'bind' ? v.port : undefined));
     }
     return reported('fip', res);
   },

@@ -5,6 +5,12 @@ import { CliError, EXIT, UsageError, defineCommand } from './command';
 
 export const DEFAULT_API = 'http://127.0.0.1:8181';
 const TIMEOUT_MS = 10_000;
+/**
+ * How often a write the API answered 503 to is sent, in all, its Retry-After apart (1 s, at most 5):
+ * etcd answers again once it has elected a leader, which after a member's loss takes about a second.
+ */
+const WRITE_ATTEMPTS = 5;
+const MAX_RETRY_AFTER_S = 5;
 
 /** The options of every command that calls the API. */
 export const API_OPTIONS = [
@@ -51,17 +57,19 @@ export const portCommand = defineCommand({
     if (action === 'add') {
       const missing = portFields.filter((f) => !optional.includes(f) && v[f] === undefined);
       if (missing.length) throw new UsageError(`port add needs ${missing.map((f) => `--${f}`).join(', ')}`);
-      res = await api.call('POST', '/v1/ports', { name, ...Object.fromEntries(given.map((f) => [f, v[f]])) });
+      const asked: Record<string, unknown> = { name, ...Object.fromEntries(given.map((f) => [f, v[f]])) };
+      // a resend that meets the port already there: it is ours if it is what was asked
+      res = await api.write('POST', '/v1/ports', asked, {}, (stored) => Object.entries(asked).every(([k, x]) => stored[k] === x), path);
     } else {
       if (action === 'move' && (v.hypervisor === undefined || given.length > 1)) throw new UsageError('port move takes --hypervisor HV (and nothing else of the port)');
       if (action !== 'move' && given.length) throw new UsageError(`port ${action} takes no --${given[0]}`);
       res = await api.call('GET', path);
       if (res.status === 200 && action === 'move') {
         // the revision read goes with the write: a change made meanwhile gets 409, not overwritten
-        res = await api.call('PUT', path, { ...(res.body as Record<string, unknown>), hypervisor: v.hypervisor });
+        res = await api.write('PUT', path, { ...(res.body as Record<string, unknown>), hypervisor: v.hypervisor }, {}, (stored) => stored.hypervisor === v.hypervisor);
       } else if (res.status === 200 && action === 'rm') {
         const revision = (res.body as { revision: number }).revision;
-        res = await api.call('DELETE', path, undefined, { 'If-Match': `"${revision}"` });
+        res = await api.write('DELETE', path, undefined, { 'If-Match': `"${revision}"` }, undefined);
         if (res.status === 204) console.log(`deleted port ${name} (was at revision ${revision})`);
       }
     }
@@ -86,7 +94,14 @@ export function reported(command: string, res: ApiResponse): number {
 export interface ApiResponse {
   status: number;
   body: unknown;
+  /** the Retry-After header's seconds, on a 503 */
+  retryAfter?: number;
 }
+
+/** Whether what is stored now (the object read) is the result of the write sent. */
+export type OwnWrite = (stored: Record<string, unknown>) => boolean;
+
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** A minimal client of the API: JSON in and out, the bearer token, and a CA for https. */
 export class ApiClient {
@@ -110,6 +125,26 @@ export class ApiClient {
     };
     this.token = tokenFile === undefined ? undefined : read('token-file', tokenFile).trim();
     this.ca = caFile === undefined ? undefined : read('ca', caFile);
+  }
+
+  /**
+   * Sends a write, and sends it again while the API answers 503 (etcd unavailable, or busy), each
+   * time after its Retry-After, WRITE_ATTEMPTS times in all. A 503 can hide a write that went
+   * through with its answer lost: a resend then meets its result and is refused (409: the object is
+   * there, or its revision moved on; 404: it is gone). Only then is the object read again: when
+   * `own` says it is this write's result (a delete's is the object's absence: `own` undefined), that
+   * read is the answer, as if the first had arrived.
+   */
+  async write(method: string, path: string, body: unknown, headers: Record<string, string>, own: OwnWrite | undefined, readPath = path): Promise<ApiResponse> {
+    let res = await this.call(method, path, body, headers);
+    for (let attempt = 1; attempt < WRITE_ATTEMPTS && res.status === 503; attempt++) {
+      await pause(Math.min(res.retryAfter ?? 1, MAX_RETRY_AFTER_S) * 1000);
+      res = await this.call(method, path, body, headers);
+      if (res.status !== 409 && res.status !== 404) continue;
+      const now = await this.call('GET', readPath);
+      if (own === undefined ? now.status === 404 : now.status === 200 && own(now.body as Record<string, unknown>)) return own === undefined ? { status: 204, body: undefined } : now;
+    }
+    return res;
   }
 
   call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse> {
@@ -141,7 +176,8 @@ export class ApiClient {
             } catch {
               parsed = { title: text.slice(0, 200) };
             }
-            resolve({ status: res.statusCode ?? 0, body: parsed });
+            const retryAfter = Number(res.headers['retry-after']);
+            resolve({ status: res.statusCode ?? 0, body: parsed, ...(Number.isFinite(retryAfter) && retryAfter >= 0 && { retryAfter }) });
           });
           res.on('error', reject);
         },
