@@ -1,11 +1,11 @@
 // Switch-level messages: handshake, keepalive, configuration, role and async.
 import { parseMac, formatMac } from '../addr';
 import type { AnyMessageCodec, MessageCodec } from '../codec';
-import { OFPET } from '../constants';
+import { NX_VENDOR_ID, OFP_HEADER_LEN, OFPET } from '../constants';
 import { OfDecodeError, OfEncodeError } from '../errors';
 import type { OfMessageOf, OfMessageType } from '../message';
 import type { MacAddr } from '../oxm';
-import type { Reader, Writer } from '../wire';
+import { Reader, type Writer } from '../wire';
 
 /** OFPHET_VERSIONBITMAP elements are decoded; other hello elements are kept raw. */
 export type HelloElement =
@@ -28,6 +28,19 @@ export interface ErrorMsg {
 export interface EchoRequest { type: 'ECHO_REQUEST'; xid: number; data: Buffer }
 export interface EchoReply { type: 'ECHO_REPLY'; xid: number; data: Buffer }
 export interface Experimenter { type: 'EXPERIMENTER'; xid: number; experimenter: number; expType: number; data: Buffer }
+
+/** where an EXPERIMENTER's body starts in the whole message: after the header, experimenter and exp_type */
+const EXPERIMENTER_BODY_OFFSET = OFP_HEADER_LEN + 8;
+
+/** A reader over an EXPERIMENTER's body whose offsets, for errors, count from the start of the whole message. */
+export function experimenterBody(exp: Experimenter): Reader {
+  return new Reader(exp.data, 0, exp.data.length, -EXPERIMENTER_BODY_OFFSET);
+}
+
+/** An Open vSwitch extension message (Nicira experimenter) of `subtype` carrying `data`. */
+export function niciraMessage(xid: number, subtype: number, data: Buffer): Experimenter {
+  return { type: 'EXPERIMENTER', xid, experimenter: NX_VENDOR_ID, expType: subtype, data };
+}
 export interface BarrierRequest { type: 'BARRIER_REQUEST'; xid: number }
 export interface BarrierReply { type: 'BARRIER_REPLY'; xid: number }
 export interface FeaturesRequest { type: 'FEATURES_REQUEST'; xid: number }

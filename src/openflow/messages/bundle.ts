@@ -4,8 +4,8 @@ import { decodeMessage, encodeMessage } from '../codec';
 import { OFP_HEADER_LEN, OFPET, OFPT, ONF_VENDOR_ID } from '../constants';
 import { OfDecodeError, OfEncodeError } from '../errors';
 import type { OfMessage } from '../message';
-import { Reader, Writer } from '../wire';
-import type { ErrorMsg, Experimenter } from './basic';
+import { Writer } from '../wire';
+import { type ErrorMsg, type Experimenter, experimenterBody } from './basic';
 
 export const ONFT_BUNDLE_CONTROL = 2300;
 export const ONFT_BUNDLE_ADD_MESSAGE = 2301;
@@ -50,8 +50,6 @@ const ONFERR_BUNDLE_BASE = 2300;
 
 /** bundle_id u32, type (control) or pad (add) u16, flags u16 */
 export const BUNDLE_FIXED_LEN = 8;
-/** where the experimenter body starts inside the whole EXPERIMENTER message, for error offsets */
-const EXPERIMENTER_BODY_OFFSET = OFP_HEADER_LEN + 8;
 
 /** The message types OVS accepts inside a bundle; anything else fails with OFPBFC_MSG_UNSUP. */
 const BUNDLABLE: ReadonlySet<string> = new Set(['FLOW_MOD', 'GROUP_MOD', 'PORT_MOD', 'PACKET_OUT']);
@@ -131,8 +129,7 @@ function decodeBundleBody(exp: Experimenter): Bundle {
       { offset: OFP_HEADER_LEN },
     );
   }
-  // A negative base makes `offset` count from the start of the enclosing EXPERIMENTER message.
-  const r = new Reader(exp.data, 0, exp.data.length, -EXPERIMENTER_BODY_OFFSET);
+  const r = experimenterBody(exp);
   if (r.remaining < BUNDLE_FIXED_LEN) {
     throw new OfDecodeError('bad_length', `bundle: body is ${r.remaining} bytes, need at least ${BUNDLE_FIXED_LEN}`, { offset: r.offset });
   }

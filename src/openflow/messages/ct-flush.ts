@@ -7,7 +7,7 @@ import { NX_VENDOR_ID, OFP_HEADER_LEN, OFPT } from '../constants';
 import { formatIpv4, formatIpv6, parseIpv4, parseIpv6 } from '../addr';
 import { OfDecodeError, OfEncodeError } from '../errors';
 import { Reader, Writer } from '../wire';
-import type { Experimenter } from './basic';
+import { type Experimenter, experimenterBody, niciraMessage } from './basic';
 
 export const NXT_CT_FLUSH = 32;
 
@@ -35,7 +35,6 @@ const PROP_HEADER_LEN = 4;
 const FLUSH_FIXED_LEN = 8;
 /** an IPv4 address travels IPv4-mapped: ::ffff:a.b.c.d */
 const V4_MAPPED_PREFIX = Buffer.from('00000000000000000000ffff', 'hex');
-const EXPERIMENTER_BODY_OFFSET = OFP_HEADER_LEN + 8;
 
 function address(s: string, field: string): Buffer {
   try {
@@ -59,8 +58,7 @@ function property(w: Writer, type: number, value: (w: Writer) => void): void {
 }
 
 function tuple(w: Writer, type: number, t: CtTuple, which: string): void {
-  const fields = Object.keys(t).filter((k) => t[k as keyof CtTuple] !== undefined);
-  if (fields.length === 0) return;
+  if (t.src === undefined && t.dst === undefined && t.srcPort === undefined && t.dstPort === undefined) return;
   property(w, type, () => {
     w.zeros(4);
     if (t.src !== undefined) property(w, TUPLE_PROP.src, () => w.bytes(address(t.src!, `${which}.src`)));
@@ -77,7 +75,7 @@ export function ctFlush(xid: number, flush: CtFlush): Experimenter {
   if (flush.orig) tuple(w, PROP.orig, flush.orig, 'orig');
   if (flush.reply) tuple(w, PROP.reply, flush.reply, 'reply');
   if (flush.zone !== undefined) property(w, PROP.zone, () => w.u16(flush.zone!).zeros(2));
-  return { type: 'EXPERIMENTER', xid, experimenter: NX_VENDOR_ID, expType: NXT_CT_FLUSH, data: Buffer.from(w.finish()) };
+  return niciraMessage(xid, NXT_CT_FLUSH, Buffer.from(w.finish()));
 }
 
 export function isCtFlush(exp: Experimenter): boolean {
@@ -116,7 +114,7 @@ export function decodeCtFlush(exp: Experimenter): CtFlush | OfDecodeError {
     return new OfDecodeError('unknown_type', `experimenter 0x${exp.experimenter.toString(16)} exp_type ${exp.expType} is not NXT_CT_FLUSH`, { ...context, offset: OFP_HEADER_LEN });
   }
   try {
-    const r = new Reader(exp.data, 0, exp.data.length, -EXPERIMENTER_BODY_OFFSET);
+    const r = experimenterBody(exp);
     r.need(FLUSH_FIXED_LEN, 'nx_ct_flush');
     const flush: CtFlush = { ipProto: r.u8() };
     r.skip(7);

@@ -3,8 +3,8 @@
 // carrying OF1.4's ofp_role_status body. OF1.3 itself has no role status.
 import { OFP_HEADER_LEN, OFPT, ONF_VENDOR_ID } from '../constants';
 import { OfDecodeError, OfEncodeError } from '../errors';
-import { Reader, Writer } from '../wire';
-import type { Experimenter } from './basic';
+import { Writer } from '../wire';
+import { type Experimenter, experimenterBody } from './basic';
 
 /** ofp_controller_role */
 export enum OFPCR_ROLE {
@@ -34,8 +34,6 @@ export const ONFT_ROLE_STATUS = 1911;
 
 /** role u32, reason u8, pad 3, generation_id u64 */
 export const ROLE_STATUS_FIXED_LEN = 16;
-/** where the experimenter body starts inside the whole EXPERIMENTER message, for error offsets */
-const EXPERIMENTER_BODY_OFFSET = OFP_HEADER_LEN + 8;
 const U64_MAX = (1n << 64n) - 1n;
 
 export interface RoleStatus {
@@ -68,7 +66,7 @@ export function decodeRoleStatus(exp: Experimenter): RoleStatus | OfDecodeError 
   if (!isRoleStatus(exp)) {
     return new OfDecodeError('unknown_type', `experimenter 0x${exp.experimenter.toString(16)} exp_type ${exp.expType} is not ONFT_ROLE_STATUS`, { ...ctx, offset: OFP_HEADER_LEN });
   }
-  const r = new Reader(exp.data, 0, exp.data.length, -EXPERIMENTER_BODY_OFFSET);
+  const r = experimenterBody(exp);
   if (r.remaining < ROLE_STATUS_FIXED_LEN) {
     return new OfDecodeError('bad_length', `role status: body is ${r.remaining} bytes, need at least ${ROLE_STATUS_FIXED_LEN}`, { ...ctx, offset: r.offset });
   }

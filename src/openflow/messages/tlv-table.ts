@@ -3,8 +3,8 @@
 // Layouts follow OVS include/openflow/nicira-ext.h (nx_tlv_table_mod, nx_tlv_table_reply, nx_tlv_map).
 import { NX_VENDOR_ID, OFP_HEADER_LEN, OFPT } from '../constants';
 import { OfDecodeError, OfEncodeError } from '../errors';
-import { Reader, Writer } from '../wire';
-import type { Experimenter } from './basic';
+import { Writer } from '../wire';
+import { type Experimenter, experimenterBody, niciraMessage } from './basic';
 
 export const NXT_TLV_TABLE_MOD = 24;
 export const NXT_TLV_TABLE_REQUEST = 25;
@@ -35,8 +35,6 @@ const TABLE_MOD_FIXED_LEN = 8;
 const TABLE_REPLY_FIXED_LEN = 16;
 /** the largest option OVS maps (tun_metadata fields are 124 bytes) */
 const MAX_OPTION_LENGTH = 124;
-/** where the experimenter body starts inside the whole EXPERIMENTER message, for error offsets */
-const EXPERIMENTER_BODY_OFFSET = OFP_HEADER_LEN + 8;
 
 function checkMapping(m: TlvMapping): void {
   const bad = (field: keyof TlvMapping, why: string) => new OfEncodeError(`TLV mapping ${field} ${String(m[field])} ${why}`, { field });
@@ -48,10 +46,6 @@ function checkMapping(m: TlvMapping): void {
   if (!Number.isInteger(m.index) || m.index < 0 || m.index > 0xffff) throw bad('index', 'is not a u16');
 }
 
-function nicira(xid: number, subtype: number, data: Buffer): Experimenter {
-  return { type: 'EXPERIMENTER', xid, experimenter: NX_VENDOR_ID, expType: subtype, data };
-}
-
 /** NXT_TLV_TABLE_MOD: add, delete (by index) or clear the bridge's mappings. OVS refuses to add an index that is already mapped. */
 export function tlvTableMod(xid: number, command: TlvTableCommand, mappings: readonly TlvMapping[]): Experimenter {
   const w = new Writer(TABLE_MOD_FIXED_LEN + mappings.length * TLV_MAP_LEN).u16(COMMANDS.indexOf(command)).zeros(6);
@@ -59,12 +53,12 @@ export function tlvTableMod(xid: number, command: TlvTableCommand, mappings: rea
     checkMapping(m);
     w.u16(m.optionClass).u8(m.optionType).u8(m.optionLength).u16(m.index).zeros(2);
   }
-  return nicira(xid, NXT_TLV_TABLE_MOD, Buffer.from(w.finish()));
+  return niciraMessage(xid, NXT_TLV_TABLE_MOD, Buffer.from(w.finish()));
 }
 
 /** NXT_TLV_TABLE_REQUEST: answered by NXT_TLV_TABLE_REPLY with the same xid */
 export function tlvTableRequest(xid: number): Experimenter {
-  return nicira(xid, NXT_TLV_TABLE_REQUEST, Buffer.alloc(0));
+  return niciraMessage(xid, NXT_TLV_TABLE_REQUEST, Buffer.alloc(0));
 }
 
 /** Decodes NXT_TLV_TABLE_REPLY; offsets in errors count from the start of the EXPERIMENTER message. */
@@ -76,7 +70,7 @@ export function decodeTlvTableReply(exp: Experimenter): TlvTableReply | OfDecode
       offset: OFP_HEADER_LEN,
     });
   }
-  const r = new Reader(exp.data, 0, exp.data.length, -EXPERIMENTER_BODY_OFFSET);
+  const r = experimenterBody(exp);
   if (r.remaining < TABLE_REPLY_FIXED_LEN || (r.remaining - TABLE_REPLY_FIXED_LEN) % TLV_MAP_LEN !== 0) {
     return new OfDecodeError('bad_length', `TLV table reply: body of ${r.remaining} bytes is not ${TABLE_REPLY_FIXED_LEN} + n × ${TLV_MAP_LEN}`, {
       ...ctx,
